@@ -1,0 +1,275 @@
+//! Types and constants shared by the XDP fast path (`dhcp-ebpf`) and the controller (`dhcp-user`).
+//!
+//! Every map key and value is `#[repr(C)]`, `Copy`, made of fixed-width integers and byte arrays
+//! with explicit padding, so that the kernel, the controller and `bpftool map dump` (through BTF)
+//! all see the same layout. No `bool`, `Option` or enums cross the boundary.
+#![no_std]
+
+pub mod dhcpv6;
+
+/// Longest client DUID the fast path keys on. DUID-LLT (14), DUID-LL (10), DUID-UUID (18) and
+/// nearly every DUID-EN fit; a client with a longer DUID is served by the controller alone.
+pub const FAST_DUID_MAX: usize = 32;
+/// Longest server DUID the fast path can put in a Server Identifier option.
+pub const FAST_SERVER_DUID_MAX: usize = 32;
+/// Longest encoded option body (DNS servers, domain search list) the fast path copies.
+pub const FAST_OPTION_MAX: usize = 128;
+/// Longest Interface-ID option body from a relay the fast path echoes.
+pub const FAST_INTERFACE_ID_MAX: usize = 32;
+/// Number of subnets the fast path knows about (index into `SUBNETS`).
+pub const MAX_SUBNETS: u32 = 256;
+/// Number of interfaces the fast path serves (entries in `IFACES`).
+pub const MAX_IFACES: u32 = 64;
+/// Default capacity of the binding map.
+pub const DEFAULT_MAX_BINDINGS: u32 = 1 << 20;
+
+/// Key of the binding map: the client DUID, zero padded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BindingKey {
+    /// Length of `duid` that is significant (1..=FAST_DUID_MAX).
+    pub duid_len: u8,
+    pub _pad: [u8; 3],
+    pub duid: [u8; FAST_DUID_MAX],
+}
+
+impl BindingKey {
+    /// The key for `duid`, or `None` when the DUID is too long or empty for the fast path.
+    pub fn new(duid: &[u8]) -> Option<Self> {
+        if duid.is_empty() || duid.len() > FAST_DUID_MAX {
+            return None;
+        }
+        let mut key = BindingKey { duid_len: duid.len() as u8, _pad: [0; 3], duid: [0; FAST_DUID_MAX] };
+        key.duid[..duid.len()].copy_from_slice(duid);
+        Some(key)
+    }
+
+    pub fn duid(&self) -> &[u8] {
+        &self.duid[..(self.duid_len as usize).min(FAST_DUID_MAX)]
+    }
+}
+
+/// `BindingValue::flags`: the binding holds an IA_NA with one address.
+pub const BINDING_HAS_NA: u8 = 1;
+/// `BindingValue::flags`: the binding holds an IA_PD with one prefix.
+pub const BINDING_HAS_PD: u8 = 2;
+
+/// A client's binding as the fast path needs it: at most one IA_NA with one address and one
+/// IA_PD with one prefix (the shape of nearly every CPE and host). Clients with more IAs, or
+/// more than one address per IA, are served by the controller alone and have no entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingValue {
+    /// Unix seconds at which the earliest valid lifetime of the binding ends.
+    pub expires: u64,
+    pub na_iaid: u32,
+    pub pd_iaid: u32,
+    pub na_addr: [u8; 16],
+    pub pd_prefix: [u8; 16],
+    /// Index into `SUBNETS`: the subnet the binding was granted on.
+    pub subnet: u16,
+    /// `BINDING_HAS_NA` | `BINDING_HAS_PD`.
+    pub flags: u8,
+    pub pd_len: u8,
+    pub _pad: [u8; 4],
+}
+
+/// Per-subnet settings the fast path answers with. Written by the controller.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SubnetConfig {
+    pub preferred_lifetime: u32,
+    pub valid_lifetime: u32,
+    pub t1: u32,
+    pub t2: u32,
+    pub info_refresh_time: u32,
+    /// 1 when the subnet is configured (0 entries are never answered from).
+    pub enabled: u8,
+    /// 1 when a Solicit with Rapid Commit gets a Reply straight away.
+    pub rapid_commit: u8,
+    /// 1 when an Advertise carries a Preference option with `preference`.
+    pub send_preference: u8,
+    pub preference: u8,
+    /// Body of OPTION_DNS_SERVERS (23), 0 when none is configured.
+    pub dns_len: u16,
+    /// Body of OPTION_DOMAIN_LIST (24), already in DNS wire format, 0 when none.
+    pub domain_len: u16,
+    pub dns: [u8; FAST_OPTION_MAX],
+    pub domain: [u8; FAST_OPTION_MAX],
+}
+
+/// Settings of one served interface, keyed by ifindex in `IFACES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct IfaceConfig {
+    pub mac: [u8; 6],
+    /// Index into `SUBNETS` used for clients talking to us directly on this link.
+    pub subnet: u16,
+    /// The interface's link-local address: the source of direct replies.
+    pub link_local: [u8; 16],
+    /// 1 when the fast path answers on this interface.
+    pub enabled: u8,
+    /// 1 when `subnet` is valid (a link with no subnet of its own only serves relays).
+    pub has_subnet: u8,
+    pub _pad: [u8; 6],
+}
+
+/// Global runtime settings, entry 0 of the one-entry `CONFIG` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct GlobalConfig {
+    /// Added to `bpf_ktime_get_boot_ns()` to get Unix time in nanoseconds.
+    pub boot_to_unix_ns: u64,
+    /// 1 when the fast path answers at all (0: everything goes to the controller).
+    pub enabled: u8,
+    pub server_duid_len: u8,
+    pub _pad: [u8; 2],
+    /// Per-CPU budget of packets passed on per second (0: unlimited). See `PASS_BUDGET`.
+    pub pass_rate_per_cpu: u32,
+    pub server_duid: [u8; FAST_SERVER_DUID_MAX],
+}
+
+/// Key of the `LINKS` LPM trie: relayed traffic picks its subnet by the Relay-Forw link-address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LinkKey {
+    pub prefix_len: u32,
+    pub addr: [u8; 16],
+}
+
+/// What the fast path tells the controller about each exchange it answered (ring buffer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RenewalEvent {
+    /// New expiry (Unix seconds) now in the binding map.
+    pub expires: u64,
+    /// Unix time the reply was sent, nanoseconds.
+    pub at_ns: u64,
+    pub key: BindingKey,
+    pub ifindex: u32,
+    /// DHCPv6 message type answered (Renew, Rebind, Solicit).
+    pub msg_type: u8,
+    /// 1 when the request came through a relay.
+    pub relayed: u8,
+    pub _pad: [u8; 6],
+}
+
+/// Per-CPU token bucket limiting what is passed on to the controller.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassBudget {
+    pub window_start_ns: u64,
+    pub passed: u32,
+    pub _pad: u32,
+}
+
+/// Verdict/reason counters: index into the per-CPU `STATS` array.
+pub mod stat {
+    pub const TX_RENEW: u32 = 0;
+    pub const TX_REBIND: u32 = 1;
+    pub const TX_SOLICIT_ADVERTISE: u32 = 2;
+    pub const TX_SOLICIT_REPLY: u32 = 3;
+    pub const TX_INFORMATION_REQUEST: u32 = 4;
+    pub const PASS_NOT_DHCP: u32 = 5;
+    pub const PASS_DISABLED: u32 = 6;
+    pub const PASS_MALFORMED: u32 = 7;
+    pub const PASS_MSG_TYPE: u32 = 8;
+    pub const PASS_UNKNOWN_DUID: u32 = 9;
+    pub const PASS_DUID_TOO_LONG: u32 = 10;
+    pub const PASS_IA_MISMATCH: u32 = 11;
+    pub const PASS_SERVER_ID: u32 = 12;
+    pub const PASS_EXPIRED: u32 = 13;
+    pub const PASS_WRONG_LINK: u32 = 14;
+    pub const PASS_UNSUPPORTED: u32 = 15;
+    pub const PASS_TOO_BIG: u32 = 16;
+    pub const PASS_NO_ROOM: u32 = 17;
+    pub const DROP_RATE_LIMIT: u32 = 18;
+    pub const ABORTED: u32 = 19;
+    pub const COUNT: u32 = 20;
+
+    /// Names in index order, as the controller and bench print them.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "tx_renew",
+        "tx_rebind",
+        "tx_solicit_advertise",
+        "tx_solicit_reply",
+        "tx_information_request",
+        "pass_not_dhcp",
+        "pass_disabled",
+        "pass_malformed",
+        "pass_msg_type",
+        "pass_unknown_duid",
+        "pass_duid_too_long",
+        "pass_ia_mismatch",
+        "pass_server_id",
+        "pass_expired",
+        "pass_wrong_link",
+        "pass_unsupported",
+        "pass_too_big",
+        "pass_no_room",
+        "drop_rate_limit",
+        "aborted",
+    ];
+}
+
+/// One per-CPU counter cell.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StatCounter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Names of the maps, as pinned under `/sys/fs/bpf/dhcp-ebpf/<iface>/`.
+pub mod maps {
+    pub const BINDINGS: &str = "BINDINGS";
+    pub const SUBNETS: &str = "SUBNETS";
+    pub const IFACES: &str = "IFACES";
+    pub const CONFIG: &str = "CONFIG";
+    pub const LINKS: &str = "LINKS";
+    pub const STATS: &str = "STATS";
+    pub const EVENTS: &str = "EVENTS";
+    pub const PASS_BUDGET: &str = "PASS_BUDGET";
+    pub const SCRATCH: &str = "SCRATCH";
+    /// Name of the XDP program in the object.
+    pub const PROGRAM: &str = "dhcp_xdp";
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for BindingKey {}
+    unsafe impl aya::Pod for BindingValue {}
+    unsafe impl aya::Pod for SubnetConfig {}
+    unsafe impl aya::Pod for IfaceConfig {}
+    unsafe impl aya::Pod for GlobalConfig {}
+    unsafe impl aya::Pod for LinkKey {}
+    unsafe impl aya::Pod for RenewalEvent {}
+    unsafe impl aya::Pod for PassBudget {}
+    unsafe impl aya::Pod for StatCounter {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_hidden_padding() {
+        assert_eq!(size_of::<BindingKey>(), 36);
+        assert_eq!(size_of::<BindingValue>(), 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4);
+        assert_eq!(size_of::<IfaceConfig>(), 6 + 2 + 16 + 1 + 1 + 6);
+        assert_eq!(size_of::<GlobalConfig>(), 8 + 1 + 1 + 2 + 4 + FAST_SERVER_DUID_MAX);
+        assert_eq!(size_of::<RenewalEvent>(), 8 + 8 + 36 + 4 + 1 + 1 + 6);
+        assert_eq!(size_of::<SubnetConfig>(), 5 * 4 + 4 + 2 + 2 + 2 * FAST_OPTION_MAX);
+    }
+
+    #[test]
+    fn binding_key_rejects_long_duids() {
+        assert!(BindingKey::new(&[0u8; FAST_DUID_MAX + 1]).is_none());
+        assert!(BindingKey::new(&[]).is_none());
+        let k = BindingKey::new(&[0, 1, 2]).unwrap();
+        assert_eq!(k.duid(), &[0, 1, 2]);
+    }
+}

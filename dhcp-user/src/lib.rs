@@ -1,0 +1,13 @@
+//! dhcp-user: the controller of the DHCPv6 server.
+//!
+//! Pipeline (see `server`): decode (`proto`) → classify → decide → encode → persist (`store`)
+//! → reply; the XDP fast path (`fastpath`) answers renewals of bindings pushed into its maps.
+
+pub mod config;
+pub mod control;
+pub mod fastpath;
+pub mod lab;
+pub mod leasequery;
+pub mod proto;
+pub mod server;
+pub mod store;
