@@ -8,9 +8,15 @@
 //! Reads go straight to the store (`LeaseStore` methods are synchronous and cheap: indexed
 //! point lookups, or one bounded page of a keyset scan); writes go through the [`StoreWriter`].
 
+mod sqlite;
+mod writer;
+
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+pub use sqlite::{SqliteStore, SCHEMA_VERSION};
+pub use writer::{StoreWriter, WriterConfig};
 
 /// Meta key under which the server's own DUID is kept.
 pub const META_SERVER_DUID: &str = "server_duid";
@@ -363,6 +369,9 @@ pub enum StoreError {
     /// The batch this change was grouped in failed; nothing of it was written.
     #[error("lease batch commit failed: {0}")]
     Batch(Arc<StoreError>),
+    /// `submit` refused a report: the writer's queue is full (the disk is not keeping up).
+    #[error("lease store writer backlog is full; report dropped")]
+    Backlog,
     /// The writer thread is gone (shut down or panicked).
     #[error("lease store writer has stopped")]
     WriterStopped,

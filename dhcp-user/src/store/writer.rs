@@ -1,0 +1,263 @@
+//! The batching writer: one thread owns the writes, many tasks wait on them.
+//!
+//! Each fsync costs milliseconds, so commits that arrive together share one transaction (group
+//! commit): the thread takes the first request, gathers what else arrives within `linger` (or
+//! `submit_delay` while only unawaited reports are waiting) up to `max_batch` changes, commits
+//! once, and then wakes every waiter. A caller's changes are never split across transactions.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+
+use super::{CommitReceipt, LeaseChange, LeaseStore, StoreError};
+
+/// Tuning of the [`StoreWriter`].
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// A batch closes once it holds this many changes (one request is never split).
+    pub max_batch: usize,
+    /// How long an awaited commit waits for others to join its transaction.
+    pub linger: Duration,
+    /// How long unawaited `submit` reports wait for company; bounds their time to durability.
+    pub submit_delay: Duration,
+    /// Change history older than this is pruned; `None` keeps it all.
+    pub history_retention: Option<Duration>,
+    /// How often the history is pruned when a retention is set.
+    pub prune_interval: Duration,
+    /// `submit` refuses new reports while this many changes are queued (overload guard).
+    pub max_queued_changes: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            max_batch: 2048,
+            linger: Duration::from_millis(1),
+            submit_delay: Duration::from_millis(200),
+            history_retention: Some(Duration::from_secs(24 * 3600)),
+            prune_interval: Duration::from_secs(60),
+            max_queued_changes: 1_000_000,
+        }
+    }
+}
+
+struct Request {
+    changes: Vec<LeaseChange>,
+    /// `None` for a `submit`: nobody waits, failures are logged and counted.
+    reply: Option<oneshot::Sender<Result<CommitReceipt, StoreError>>>,
+}
+
+/// Async front of a [`LeaseStore`]: batched durable commits; clones share one writer thread.
+///
+/// The thread ends once every clone is dropped, after committing what was queued; call
+/// [`StoreWriter::flush`] before exiting to know the queue is on disk.
+#[derive(Clone)]
+pub struct StoreWriter {
+    requests: Sender<Request>,
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
+    store: Arc<dyn LeaseStore>,
+}
+
+impl StoreWriter {
+    /// Starts the writer thread for `store`.
+    pub fn spawn(store: Arc<dyn LeaseStore>, config: WriterConfig) -> std::io::Result<Self> {
+        let (requests, inbox) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let max_queued = config.max_queued_changes;
+        let thread_store = Arc::clone(&store);
+        let thread_queued = Arc::clone(&queued);
+        std::thread::Builder::new()
+            .name("lease-writer".to_owned())
+            .spawn(move || run(inbox, thread_store, config, thread_queued))?;
+        Ok(StoreWriter {
+            requests,
+            queued,
+            max_queued,
+            store,
+        })
+    }
+
+    /// The store behind this writer, for reads.
+    pub fn store(&self) -> &Arc<dyn LeaseStore> {
+        &self.store
+    }
+
+    /// Commits `changes` atomically; returns once the transaction holding them is on disk.
+    pub async fn commit(&self, changes: Vec<LeaseChange>) -> Result<CommitReceipt, StoreError> {
+        for change in &changes {
+            change.validate()?;
+        }
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Request {
+            changes,
+            reply: Some(reply),
+        })?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Queues `changes` without waiting (fast-path renewals); durable within `submit_delay` plus one commit.
+    pub fn submit(&self, changes: Vec<LeaseChange>) -> Result<(), StoreError> {
+        for change in &changes {
+            change.validate()?;
+        }
+        if self.queued.load(Ordering::Relaxed) >= self.max_queued {
+            metrics::counter!("dhcp_store_submit_dropped_total").increment(changes.len() as u64);
+            return Err(StoreError::Backlog);
+        }
+        self.enqueue(Request {
+            changes,
+            reply: None,
+        })
+    }
+
+    /// Returns once everything queued before the call is durable.
+    pub async fn flush(&self) -> Result<CommitReceipt, StoreError> {
+        self.commit(Vec::new()).await
+    }
+
+    fn enqueue(&self, request: Request) -> Result<(), StoreError> {
+        let count = request.changes.len();
+        self.queued.fetch_add(count, Ordering::Relaxed);
+        self.requests.send(request).map_err(|_| {
+            self.queued.fetch_sub(count, Ordering::Relaxed);
+            StoreError::WriterStopped
+        })
+    }
+}
+
+/// The writer thread: gather a batch, commit it, answer it, prune now and then.
+fn run(
+    inbox: Receiver<Request>,
+    store: Arc<dyn LeaseStore>,
+    config: WriterConfig,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut next_prune = Instant::now();
+    loop {
+        if let Some(retention) = config.history_retention {
+            if Instant::now() >= next_prune {
+                prune(store.as_ref(), retention);
+                next_prune = Instant::now() + config.prune_interval;
+            }
+        }
+        let first = match config.history_retention {
+            Some(_) => {
+                match inbox.recv_timeout(next_prune.saturating_duration_since(Instant::now())) {
+                    Ok(request) => request,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            None => match inbox.recv() {
+                Ok(request) => request,
+                Err(_) => break,
+            },
+        };
+        let (batch, senders_gone) = gather(&inbox, first, &config);
+        let change_count: usize = batch.iter().map(|request| request.changes.len()).sum();
+        commit_batch(store.as_ref(), batch, change_count);
+        queued.fetch_sub(change_count, Ordering::Relaxed);
+        if senders_gone {
+            break;
+        }
+    }
+    tracing::debug!("lease writer stopped: every handle was dropped");
+}
+
+/// Collects requests after `first` until the deadline or `max_batch`; also says if the channel closed.
+fn gather(
+    inbox: &Receiver<Request>,
+    first: Request,
+    config: &WriterConfig,
+) -> (Vec<Request>, bool) {
+    let started = Instant::now();
+    let mut deadline = started
+        + if first.reply.is_some() {
+            config.linger
+        } else {
+            config.submit_delay
+        };
+    let mut changes = first.changes.len();
+    let mut batch = vec![first];
+    while changes < config.max_batch {
+        // Whatever is already queued joins at once (it arrived during the previous fsync).
+        let next = match inbox.try_recv() {
+            Ok(request) => request,
+            Err(TryRecvError::Disconnected) => return (batch, true),
+            Err(TryRecvError::Empty) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                match inbox.recv_timeout(deadline - now) {
+                    Ok(request) => request,
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return (batch, true),
+                }
+            }
+        };
+        if next.reply.is_some() {
+            // Someone is waiting now: do not hold them for the slower submit deadline.
+            deadline = deadline.min(Instant::now() + config.linger);
+        }
+        changes += next.changes.len();
+        batch.push(next);
+    }
+    (batch, false)
+}
+
+fn commit_batch(store: &dyn LeaseStore, batch: Vec<Request>, change_count: usize) {
+    let mut changes = Vec::with_capacity(change_count);
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut unawaited = 0usize;
+    for request in batch {
+        match request.reply {
+            Some(reply) => replies.push(reply),
+            None => unawaited += request.changes.len(),
+        }
+        changes.extend(request.changes);
+    }
+    let result = store.commit(&changes, unix_now());
+    metrics::counter!("dhcp_store_commits_total").increment(1);
+    metrics::histogram!("dhcp_store_batch_changes").record(change_count as f64);
+    match result {
+        Ok(receipt) => {
+            for reply in replies {
+                // A waiter that gave up (dropped its future) needs no answer.
+                let _ = reply.send(Ok(receipt));
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, changes = change_count, "lease batch commit failed");
+            metrics::counter!("dhcp_store_commit_failures_total").increment(1);
+            if unawaited > 0 {
+                metrics::counter!("dhcp_store_submit_lost_total").increment(unawaited as u64);
+            }
+            let shared = Arc::new(err);
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Batch(Arc::clone(&shared))));
+            }
+        }
+    }
+}
+
+fn prune(store: &dyn LeaseStore, retention: Duration) {
+    let cutoff = unix_now().saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
+    match store.prune_changes(cutoff) {
+        Ok(0) => {}
+        Ok(removed) => tracing::debug!(removed, cutoff, "pruned lease change history"),
+        Err(err) => tracing::warn!(error = %err, "pruning lease change history failed"),
+    }
+}
+
+/// Current unix time in seconds (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
