@@ -11,6 +11,9 @@
 mod sqlite;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
