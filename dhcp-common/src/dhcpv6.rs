@@ -3,7 +3,8 @@
 pub const CLIENT_PORT: u16 = 546;
 pub const SERVER_PORT: u16 = 547;
 /// All_DHCP_Relay_Agents_and_Servers (ff02::1:2).
-pub const ALL_RELAYS_AND_SERVERS: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x02];
+pub const ALL_RELAYS_AND_SERVERS: [u8; 16] =
+    [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x02];
 
 // Message types.
 pub const MSG_SOLICIT: u8 = 1;

@@ -39,7 +39,11 @@ impl BindingKey {
         if duid.is_empty() || duid.len() > FAST_DUID_MAX {
             return None;
         }
-        let mut key = BindingKey { duid_len: duid.len() as u8, _pad: [0; 3], duid: [0; FAST_DUID_MAX] };
+        let mut key = BindingKey {
+            duid_len: duid.len() as u8,
+            _pad: [0; 3],
+            duid: [0; FAST_DUID_MAX],
+        };
         key.duid[..duid.len()].copy_from_slice(duid);
         Some(key)
     }
@@ -258,11 +262,20 @@ mod tests {
     #[test]
     fn layouts_have_no_hidden_padding() {
         assert_eq!(size_of::<BindingKey>(), 36);
-        assert_eq!(size_of::<BindingValue>(), 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4);
+        assert_eq!(
+            size_of::<BindingValue>(),
+            8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4
+        );
         assert_eq!(size_of::<IfaceConfig>(), 6 + 2 + 16 + 1 + 1 + 6);
-        assert_eq!(size_of::<GlobalConfig>(), 8 + 1 + 1 + 2 + 4 + FAST_SERVER_DUID_MAX);
+        assert_eq!(
+            size_of::<GlobalConfig>(),
+            8 + 1 + 1 + 2 + 4 + FAST_SERVER_DUID_MAX
+        );
         assert_eq!(size_of::<RenewalEvent>(), 8 + 8 + 36 + 4 + 1 + 1 + 6);
-        assert_eq!(size_of::<SubnetConfig>(), 5 * 4 + 4 + 2 + 2 + 2 * FAST_OPTION_MAX);
+        assert_eq!(
+            size_of::<SubnetConfig>(),
+            5 * 4 + 4 + 2 + 2 + 2 * FAST_OPTION_MAX
+        );
     }
 
     #[test]

@@ -1,5 +1,369 @@
 //! The XDP fast path as the controller sees it: the embedded object, loading and attaching it,
-//! and the maps it answers from.
+//! pinning, and typed access to the maps it answers from.
+//!
+//! One program instance and one set of maps serve every interface (a relayed client may arrive
+//! on any uplink). Maps are pinned under `<pin-root>/` and each interface's XDP link under
+//! `<pin-root>/link-<iface>`, so program and maps outlive a controller restart: renewals keep
+//! being answered while the controller is down.
+
+// encode
+// sync
+
+use std::{
+    net::Ipv6Addr,
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use aya::{
+    maps::{lpm_trie::Key, Array, HashMap as BpfHashMap, LpmTrie, MapData, PerCpuArray},
+    programs::{
+        links::{FdLink, PinnedLink},
+        xdp::XdpLinkId,
+        TestRun, TestRunOptions, Xdp, XdpMode,
+    },
+    Ebpf, EbpfLoader,
+};
+use dhcp_common::{
+    maps as names, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, StatCounter,
+    SubnetConfig,
+};
+use thiserror::Error;
 
 /// The XDP program built from `dhcp-ebpf` (see build.rs), embedded so the binary is self-contained.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("DHCP_EBPF_OBJECT"));
+
+/// Where maps and links are pinned by default.
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/dhcp-ebpf";
+
+#[derive(Debug, Error)]
+pub enum FastPathError {
+    #[error("loading the XDP program: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("the XDP program: {0}")]
+    Program(#[from] aya::programs::ProgramError),
+    #[error("BPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("pinning {path}: {source}")]
+    Pin {
+        path: PathBuf,
+        source: aya::pin::PinError,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("interface {0} not found")]
+    NoInterface(String),
+    #[error("the object has no map {0}")]
+    MissingMap(&'static str),
+}
+
+/// How the program attaches to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachMode {
+    /// Native (driver) mode where the driver supports it, generic otherwise.
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+/// The result of one BPF_PROG_TEST_RUN.
+#[derive(Debug, Clone)]
+pub struct TestRunOutcome {
+    /// XDP verdict (`XDP_PASS` = 2, `XDP_TX` = 3, `XDP_DROP` = 1).
+    pub verdict: u32,
+    /// The frame as the program left it.
+    pub frame: Vec<u8>,
+    /// Kernel-measured time per run.
+    pub duration: Duration,
+}
+
+pub const XDP_ABORTED: u32 = 0;
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+
+/// The loaded fast path.
+pub struct FastPath {
+    ebpf: Ebpf,
+    pin_root: Option<PathBuf>,
+    /// Links this process attached and did not pin (detached on drop).
+    links: Vec<(String, XdpLinkId)>,
+}
+
+impl FastPath {
+    /// Loads the embedded program. With `pin_root`, maps already pinned there (by an earlier
+    /// controller) are reused, and new ones are pinned there.
+    pub fn load(pin_root: Option<&Path>) -> Result<Self, FastPathError> {
+        let mut loader = EbpfLoader::new();
+        if let Some(root) = pin_root {
+            std::fs::create_dir_all(root).map_err(|source| FastPathError::Io {
+                path: root.into(),
+                source,
+            })?;
+            for name in PINNED_MAPS {
+                loader.map_pin_path(name, root.join(name));
+            }
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT)?;
+        let program: &mut Xdp = ebpf
+            .program_mut(names::PROGRAM)
+            .ok_or(FastPathError::MissingMap(names::PROGRAM))?
+            .try_into()?;
+        program.load()?;
+        Ok(FastPath {
+            ebpf,
+            pin_root: pin_root.map(Path::to_path_buf),
+            links: Vec::new(),
+        })
+    }
+
+    /// The program's file descriptor (for BPF_PROG_TEST_RUN from benches).
+    pub fn program(&self) -> Result<&Xdp, FastPathError> {
+        Ok(self
+            .ebpf
+            .program(names::PROGRAM)
+            .ok_or(FastPathError::MissingMap(names::PROGRAM))?
+            .try_into()?)
+    }
+
+    /// Attaches to `iface`. `Auto` tries native mode, then generic. With a pin root, the link is
+    /// pinned (replacing a stale pin) so the program keeps running when this process exits.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<XdpMode, FastPathError> {
+        let ifindex = ifindex(iface)?;
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(names::PROGRAM)
+            .ok_or(FastPathError::MissingMap(names::PROGRAM))?
+            .try_into()?;
+        // A pinned link from an earlier controller keeps the old program attached: replace it.
+        if let Some(root) = &self.pin_root {
+            let pin = root.join(format!("link-{iface}"));
+            if pin.exists() {
+                // Unpinning drops the last reference: the old program detaches as ours attaches.
+                if let Ok(old) = PinnedLink::from_pin(&pin) {
+                    let old_link: FdLink = old.unpin().map_err(|source| FastPathError::Io {
+                        path: pin.clone(),
+                        source,
+                    })?;
+                    drop(old_link);
+                }
+                let _ = std::fs::remove_file(&pin);
+            }
+        }
+        let tries: &[XdpMode] = match mode {
+            AttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
+            AttachMode::Native => &[XdpMode::Driver],
+            AttachMode::Generic => &[XdpMode::Skb],
+        };
+        let mut last_err = None;
+        for &try_mode in tries {
+            match program.attach_to_if_index(ifindex, try_mode) {
+                Ok(link_id) => {
+                    if let Some(root) = &self.pin_root {
+                        let pin = root.join(format!("link-{iface}"));
+                        let link = program.take_link(link_id)?;
+                        let fd_link: FdLink = link.try_into().map_err(|_| {
+                            FastPathError::Program(aya::programs::ProgramError::AlreadyAttached)
+                        })?;
+                        fd_link
+                            .pin(&pin)
+                            .map_err(|source| FastPathError::Pin { path: pin, source })?;
+                    } else {
+                        self.links.push((iface.to_string(), link_id));
+                    }
+                    return Ok(try_mode);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.expect("at least one mode tried").into())
+    }
+
+    /// Detaches from `iface` and removes its pinned link.
+    pub fn detach(&mut self, iface: &str) -> Result<(), FastPathError> {
+        if let Some(root) = &self.pin_root {
+            let pin = root.join(format!("link-{iface}"));
+            if let Ok(link) = PinnedLink::from_pin(&pin) {
+                let _ = link.unpin();
+            }
+        }
+        if let Some(pos) = self.links.iter().position(|(name, _)| name == iface) {
+            let (_, id) = self.links.remove(pos);
+            let program: &mut Xdp = self
+                .ebpf
+                .program_mut(names::PROGRAM)
+                .ok_or(FastPathError::MissingMap(names::PROGRAM))?
+                .try_into()?;
+            program.detach(id)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every pin under the pin root (maps and links): the operator's "unload".
+    pub fn unpin_all(root: &Path) -> std::io::Result<()> {
+        if root.exists() {
+            std::fs::remove_dir_all(root)?;
+        }
+        Ok(())
+    }
+
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, FastPathError> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or(FastPathError::MissingMap(name))
+    }
+
+    fn map(&self, name: &'static str) -> Result<&aya::maps::Map, FastPathError> {
+        self.ebpf.map(name).ok_or(FastPathError::MissingMap(name))
+    }
+
+    pub fn set_global(&mut self, cfg: &GlobalConfig) -> Result<(), FastPathError> {
+        let mut array: Array<&mut MapData, GlobalConfig> =
+            Array::try_from(self.map_mut(names::CONFIG)?).map_err(map_err(names::CONFIG))?;
+        array.set(0, cfg, 0).map_err(map_err(names::CONFIG))
+    }
+
+    pub fn global(&self) -> Result<GlobalConfig, FastPathError> {
+        let array: Array<&MapData, GlobalConfig> =
+            Array::try_from(self.map(names::CONFIG)?).map_err(map_err(names::CONFIG))?;
+        array.get(&0, 0).map_err(map_err(names::CONFIG))
+    }
+
+    pub fn set_subnet(&mut self, index: u16, cfg: &SubnetConfig) -> Result<(), FastPathError> {
+        let mut array: Array<&mut MapData, SubnetConfig> =
+            Array::try_from(self.map_mut(names::SUBNETS)?).map_err(map_err(names::SUBNETS))?;
+        array
+            .set(index as u32, cfg, 0)
+            .map_err(map_err(names::SUBNETS))
+    }
+
+    pub fn set_iface(&mut self, ifindex: u32, cfg: &IfaceConfig) -> Result<(), FastPathError> {
+        let mut map: BpfHashMap<&mut MapData, u32, IfaceConfig> =
+            BpfHashMap::try_from(self.map_mut(names::IFACES)?).map_err(map_err(names::IFACES))?;
+        map.insert(ifindex, cfg, 0).map_err(map_err(names::IFACES))
+    }
+
+    /// Relayed requests whose link-address falls in `prefix/len` are on subnet `index`.
+    pub fn set_link(&mut self, prefix: Ipv6Addr, len: u8, index: u16) -> Result<(), FastPathError> {
+        let mut trie: LpmTrie<&mut MapData, [u8; 16], u16> =
+            LpmTrie::try_from(self.map_mut(names::LINKS)?).map_err(map_err(names::LINKS))?;
+        trie.insert(&Key::new(len as u32, prefix.octets()), index, 0)
+            .map_err(map_err(names::LINKS))
+    }
+
+    /// The binding map, for bulk work (sync, benches).
+    pub fn bindings_mut(
+        &mut self,
+    ) -> Result<BpfHashMap<&mut MapData, BindingKey, BindingValue>, FastPathError> {
+        BpfHashMap::try_from(self.map_mut(names::BINDINGS)?).map_err(map_err(names::BINDINGS))
+    }
+
+    pub fn bindings(
+        &self,
+    ) -> Result<BpfHashMap<&MapData, BindingKey, BindingValue>, FastPathError> {
+        BpfHashMap::try_from(self.map(names::BINDINGS)?).map_err(map_err(names::BINDINGS))
+    }
+
+    /// Takes the renewal ring buffer out of the object (the controller's reader owns it).
+    pub fn take_events(&mut self) -> Result<aya::maps::RingBuf<MapData>, FastPathError> {
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .ok_or(FastPathError::MissingMap(names::EVENTS))?;
+        aya::maps::RingBuf::try_from(map).map_err(map_err(names::EVENTS))
+    }
+
+    /// Counters summed over CPUs, indexed by `dhcp_common::stat`.
+    pub fn stats(&self) -> Result<Vec<StatCounter>, FastPathError> {
+        let array: PerCpuArray<&MapData, StatCounter> =
+            PerCpuArray::try_from(self.map(names::STATS)?).map_err(map_err(names::STATS))?;
+        let mut totals = vec![StatCounter::default(); stat::COUNT as usize];
+        for (index, total) in totals.iter_mut().enumerate() {
+            let per_cpu = array
+                .get(&(index as u32), 0)
+                .map_err(map_err(names::STATS))?;
+            for c in per_cpu.iter() {
+                total.packets += c.packets;
+                total.bytes += c.bytes;
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Runs the program once on `frame` as if it arrived on `ifindex` (BPF_PROG_TEST_RUN).
+    pub fn test_run(
+        &self,
+        frame: &[u8],
+        ifindex: u32,
+        repeat: u32,
+    ) -> Result<TestRunOutcome, FastPathError> {
+        test_run(self.program()?, frame, ifindex, repeat)
+    }
+
+    /// The whole object, for tools that need more (benches).
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+/// Maps pinned under the pin root (the scratch and budget maps are per-run state and are not).
+pub const PINNED_MAPS: [&str; 7] = [
+    names::BINDINGS,
+    names::SUBNETS,
+    names::IFACES,
+    names::CONFIG,
+    names::LINKS,
+    names::STATS,
+    names::EVENTS,
+];
+
+fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> FastPathError {
+    move |source| FastPathError::Map { name, source }
+}
+
+/// BPF_PROG_TEST_RUN of any XDP program on `frame`, with `ingress_ifindex` set in the context.
+pub fn test_run(
+    program: &Xdp,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+) -> Result<TestRunOutcome, FastPathError> {
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    let mut out = vec![0u8; 4096];
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(frame);
+    opts.data_out = Some(&mut out);
+    opts.ctx_in = Some(&ctx);
+    opts.repeat = repeat.max(1);
+    let result = program.test_run(opts)?;
+    out.truncate(result.data_size_out as usize);
+    let _ = program.fd()?.as_fd();
+    Ok(TestRunOutcome {
+        verdict: result.return_value,
+        frame: out,
+        duration: result.duration,
+    })
+}
+
+/// The kernel's index of `iface` in the current network namespace.
+pub fn ifindex(iface: &str) -> Result<u32, FastPathError> {
+    let name =
+        std::ffi::CString::new(iface).map_err(|_| FastPathError::NoInterface(iface.into()))?;
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(FastPathError::NoInterface(iface.into()));
+    }
+    Ok(index)
+}
