@@ -385,7 +385,8 @@ pub enum StoreError {
 /// Every method is synchronous; reads are cheap (an index lookup or one bounded page), the
 /// commit waits for fsync, so async code writes through [`StoreWriter`].
 pub trait LeaseStore: Send + Sync {
-    /// Applies all `changes` in one durable transaction stamped `at`, recording each in the history.
+    /// Applies all `changes` in one durable transaction stamped `at` (raised to the last
+    /// commit's time if the clock stepped back), recording each in the history.
     fn commit(&self, changes: &[LeaseChange], at: i64) -> Result<CommitReceipt, StoreError>;
     /// The lease with exactly this key.
     fn get(&self, key: &LeaseKey) -> Result<Option<Lease>, StoreError>;

@@ -244,6 +244,13 @@ impl LeaseStore for SqliteStore {
         }
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // History times never go backwards, so time cursors can seek by index: a wall clock
+        // that stepped back stamps with the last time used instead.
+        let last_at: Option<i64> = tx
+            .prepare_cached("SELECT at FROM lease_changes ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let at = last_at.map_or(at, |last| at.max(last));
         {
             let mut upsert = tx.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO lease6 ({LEASE_COLUMNS}) VALUES ({LEASE_PLACEHOLDERS})"
@@ -382,7 +389,7 @@ impl LeaseStore for SqliteStore {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {LEASE_COLUMNS} FROM lease6 WHERE state = ?1 AND expire < ?2 \
-                 ORDER BY expire, lease_type, address, prefix_len LIMIT ?3"
+                 ORDER BY expire LIMIT ?3"
             ))?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = stmt
@@ -418,7 +425,12 @@ impl LeaseStore for SqliteStore {
     ) -> Result<Vec<ChangeRecord>, StoreError> {
         let (condition, bound) = match from {
             ChangeCursor::AfterSeq(seq) => ("seq > ?1", i64::try_from(seq).unwrap_or(i64::MAX)),
-            ChangeCursor::SinceTime(at) => ("at >= ?1", at),
+            // Commit times never decrease along seq (see `commit`), so the first entry at or
+            // after the time, found on the `at` index, starts the run: no scan of older history.
+            ChangeCursor::SinceTime(at) => (
+                "seq >= (SELECT seq FROM lease_changes WHERE at >= ?1 ORDER BY at, seq LIMIT 1)",
+                at,
+            ),
         };
         let sql = format!(
             "SELECT seq, at, kind, {LEASE_COLUMNS} FROM lease_changes \
