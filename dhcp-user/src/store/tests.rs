@@ -192,12 +192,12 @@ fn lookups_by_every_key() {
     let mut leases = Vec::new();
     for n in 0..20u32 {
         let mut lease = na(n);
-        lease.relay_id = Some(if n % 2 == 0 {
+        lease.relay_id = Some(if n.is_multiple_of(2) {
             relay_a.clone()
         } else {
             relay_b.clone()
         });
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             lease.remote_id = Some(remote.clone());
             lease.link_address = link;
         }
@@ -369,7 +369,10 @@ fn lookups_use_indexes() {
         assert!(plan.contains(index), "{sql}\n  plan: {plan}");
         // Every lookup is an index seek: no full scan, no sort of the whole selection.
         assert!(!plan.contains("SCAN"), "{sql}\n  plan: {plan}");
-        assert!(!plan.contains("USE TEMP B-TREE FOR ORDER BY"), "{sql}\n  plan: {plan}");
+        assert!(
+            !plan.contains("USE TEMP B-TREE FOR ORDER BY"),
+            "{sql}\n  plan: {plan}"
+        );
     }
 }
 
@@ -382,7 +385,7 @@ fn pagination_returns_every_lease_once_in_order() {
     let mut leases: Vec<Lease> = (0..total)
         .map(|i| {
             let n = i.wrapping_mul(7919) % total;
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 let mut lease = pd("2001:db8::", 64, n);
                 lease.address = Ipv6Addr::from(0x2001_0db8_8000_u128 << 80 | u128::from(n) << 64);
                 lease
@@ -570,8 +573,16 @@ fn change_history_records_every_commit() {
     );
     // A clock that stepped back does not make history time go backwards.
     let stepped_back = store.commit(&upserts([na(6)]), NOW + 250).unwrap();
-    assert_eq!(stepped_back, CommitReceipt { at: NOW + 300, last_seq: 6 });
-    let since = store.changes_since(ChangeCursor::SinceTime(NOW + 300), 10).unwrap();
+    assert_eq!(
+        stepped_back,
+        CommitReceipt {
+            at: NOW + 300,
+            last_seq: 6
+        }
+    );
+    let since = store
+        .changes_since(ChangeCursor::SinceTime(NOW + 300), 10)
+        .unwrap();
     assert_eq!(since.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![5, 6]);
 }
 
