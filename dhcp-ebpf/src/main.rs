@@ -650,7 +650,8 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
     // L2: destination = the request's source, source = our MAC, VLAN tags kept.
     copy_fixed::<6>(out, 0, req, 6);
     copy_fixed::<6>(out, 6, iface.mac.as_ptr(), 0);
-    copy_fixed::<8>(out, 12, req, 12);
+    // Tags and ethertype (up to 10 bytes; the excess is overwritten by the IPv6 header below).
+    copy_fixed::<12>(out, 12, req, 12);
     let o_l4 = l3 + IPV6_HLEN;
     let mut o = o_l4 + UDP_HLEN;
     let mut relay_msg_len_off = 0;

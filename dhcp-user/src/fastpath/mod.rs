@@ -6,8 +6,7 @@
 //! `<pin-root>/link-<iface>`, so program and maps outlive a controller restart: renewals keep
 //! being answered while the controller is down.
 
-// encode
-// sync
+pub mod frame;
 
 use std::{
     net::Ipv6Addr,
@@ -366,4 +365,22 @@ pub fn ifindex(iface: &str) -> Result<u32, FastPathError> {
         return Err(FastPathError::NoInterface(iface.into()));
     }
     Ok(index)
+}
+
+/// Nanoseconds to add to CLOCK_BOOTTIME (`bpf_ktime_get_boot_ns`) to get Unix time: the fast path
+/// stores expiries in Unix seconds, as the lease store does. The controller refreshes it
+/// periodically, so a wall-clock step is followed within seconds.
+pub fn boot_to_unix_ns() -> u64 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec we own.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+    };
+    let boot = read(libc::CLOCK_BOOTTIME);
+    let real = read(libc::CLOCK_REALTIME);
+    (real - boot).max(0) as u64
 }
