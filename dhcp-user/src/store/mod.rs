@@ -238,6 +238,21 @@ pub enum LeaseChange {
     Upsert(Lease),
     /// Remove the lease with this key (no-op, and no history entry, if absent).
     Delete(LeaseKey),
+    /// A renewal answered by the fast path: new times for a lease that is still assigned.
+    ///
+    /// Applied atomically in the commit, and only if the lease exists, is `Assigned` and its
+    /// stored `cltt` is not newer; otherwise a no-op without history. So a late report can
+    /// neither resurrect a released or reclaimed lease nor undo a newer transaction.
+    Renew {
+        /// The lease renewed.
+        key: LeaseKey,
+        /// Time of the renewal, unix seconds.
+        cltt: i64,
+        /// Preferred lifetime the reply carried.
+        preferred_lifetime: u32,
+        /// Valid lifetime the reply carried.
+        valid_lifetime: u32,
+    },
 }
 
 impl LeaseChange {
@@ -245,19 +260,27 @@ impl LeaseChange {
     pub fn key(&self) -> LeaseKey {
         match self {
             LeaseChange::Upsert(lease) => lease.key(),
-            LeaseChange::Delete(key) => *key,
+            LeaseChange::Delete(key) | LeaseChange::Renew { key, .. } => *key,
         }
     }
 
     /// Checks the change can be written (see [`Lease::validate`]).
     pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |key: &LeaseKey, reason| Err(StoreError::InvalidLease { key: *key, reason });
         match self {
             LeaseChange::Upsert(lease) => lease.validate(),
-            LeaseChange::Delete(key) if key.prefix_len > 128 => Err(StoreError::InvalidLease {
-                key: *key,
-                reason: "prefix_len is over 128",
-            }),
-            LeaseChange::Delete(_) => Ok(()),
+            LeaseChange::Delete(key) | LeaseChange::Renew { key, .. } if key.prefix_len > 128 => {
+                bad(key, "prefix_len is over 128")
+            }
+            LeaseChange::Renew {
+                key,
+                preferred_lifetime,
+                valid_lifetime,
+                ..
+            } if preferred_lifetime > valid_lifetime => {
+                bad(key, "preferred lifetime exceeds valid lifetime")
+            }
+            LeaseChange::Delete(_) | LeaseChange::Renew { .. } => Ok(()),
         }
     }
 }

@@ -259,6 +259,14 @@ impl LeaseStore for SqliteStore {
                 "DELETE FROM lease6 WHERE lease_type = ?1 AND address = ?2 AND prefix_len = ?3 \
                  RETURNING {LEASE_COLUMNS}"
             ))?;
+            let mut renew = tx.prepare_cached(&format!(
+                "UPDATE lease6 SET cltt = ?4, pref_lifetime = ?5, valid_lifetime = ?6, \
+                 expire = ?4 + ?6 \
+                 WHERE lease_type = ?1 AND address = ?2 AND prefix_len = ?3 \
+                 AND state = {assigned} AND cltt <= ?4 \
+                 RETURNING {LEASE_COLUMNS}",
+                assigned = LeaseState::Assigned.code()
+            ))?;
             let mut record = tx.prepare_cached(&format!(
                 "INSERT INTO lease_changes (at, kind, {LEASE_COLUMNS}) \
                  VALUES (?18, ?19, {LEASE_PLACEHOLDERS})"
@@ -270,6 +278,32 @@ impl LeaseStore for SqliteStore {
                         let mut values = lease_values(lease);
                         values.extend([Value::Integer(at), Value::Integer(KIND_UPSERT)]);
                         record.execute(rusqlite::params_from_iter(values))?;
+                    }
+                    LeaseChange::Renew {
+                        key,
+                        cltt,
+                        preferred_lifetime,
+                        valid_lifetime,
+                    } => {
+                        let (lease_type, address, prefix_len) = key_params(key);
+                        let renewed = renew
+                            .query_row(
+                                params![
+                                    lease_type,
+                                    address,
+                                    prefix_len,
+                                    cltt,
+                                    preferred_lifetime,
+                                    valid_lifetime
+                                ],
+                                |row| lease_from_row(row, 0),
+                            )
+                            .optional()?;
+                        if let Some(lease) = renewed {
+                            let mut values = lease_values(&lease);
+                            values.extend([Value::Integer(at), Value::Integer(KIND_UPSERT)]);
+                            record.execute(rusqlite::params_from_iter(values))?;
+                        }
                     }
                     LeaseChange::Delete(key) => {
                         let removed = delete

@@ -1098,3 +1098,63 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn renewals_apply_only_to_assigned_leases_and_never_go_back() {
+    let scratch = Scratch::new("renew");
+    let store = open(&scratch);
+    let mut released = na(2);
+    released.state = LeaseState::Released;
+    store
+        .commit(&upserts([na(1), released.clone()]), NOW)
+        .unwrap();
+    let renew = |n: u32, cltt: i64| LeaseChange::Renew {
+        key: na(n).key(),
+        cltt,
+        preferred_lifetime: 900,
+        valid_lifetime: 1200,
+    };
+    store
+        .commit(
+            &[
+                renew(1, NOW + 500),
+                renew(2, NOW + 500),
+                renew(3, NOW + 500),
+            ],
+            NOW + 500,
+        )
+        .unwrap();
+    let mut expected = na(1);
+    expected.assign(NOW + 500, 900, 1200);
+    assert_eq!(store.get(&na(1).key()).unwrap(), Some(expected.clone()));
+    assert_eq!(
+        store.get(&na(2).key()).unwrap(),
+        Some(released),
+        "a released lease stays released"
+    );
+    assert_eq!(
+        store.get(&na(3).key()).unwrap(),
+        None,
+        "a renewal creates nothing"
+    );
+    // A late report older than the stored transaction changes nothing.
+    store.commit(&[renew(1, NOW + 100)], NOW + 600).unwrap();
+    assert_eq!(store.get(&na(1).key()).unwrap(), Some(expected.clone()));
+    // Only the applied renewal is in the history, with the full lease.
+    let history = store.changes_since(ChangeCursor::AfterSeq(2), 10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].kind, &history[0].lease),
+        (ChangeKind::Upsert, &expected)
+    );
+    let backwards = LeaseChange::Renew {
+        key: na(1).key(),
+        cltt: NOW,
+        preferred_lifetime: 10,
+        valid_lifetime: 5,
+    };
+    assert!(matches!(
+        store.commit(&[backwards], NOW),
+        Err(StoreError::InvalidLease { .. })
+    ));
+}
