@@ -7,6 +7,15 @@
 //!
 //! Reads go straight to the store (`LeaseStore` methods are synchronous and cheap: indexed
 //! point lookups, or one bounded page of a keyset scan); writes go through the [`StoreWriter`].
+//!
+//! ```text
+//! let store = Arc::new(SqliteStore::open("/var/lib/dhcp/leases.db")?);
+//! let writer = StoreWriter::spawn(store.clone(), WriterConfig::default())?;
+//! writer.commit(vec![LeaseChange::Upsert(lease)]).await?; // durable: now send the Reply
+//! writer.submit(vec![LeaseChange::Renew { .. }])?;        // fast-path report, durable ≤ 1 s
+//! let lease = store.get_by_address(address)?;             // reads go to the store directly
+//! for lease in LeasePages::new(&*store, LeaseFilter::RelayId(relay), 1000) { .. } // bulk LQ
+//! ```
 
 mod sqlite;
 mod writer;
