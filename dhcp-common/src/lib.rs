@@ -237,6 +237,10 @@ pub mod maps {
     pub const SCRATCH: &str = "SCRATCH";
     /// Name of the XDP program in the object.
     pub const PROGRAM: &str = "dhcp_xdp";
+    /// The trivial XDP_PASS program shipped beside it (the benchmark's floor).
+    pub const TRIVIAL_PROGRAM: &str = "xdp_pass";
+    /// Load-time global: restore the request after answering (benchmark only).
+    pub const BENCH_RESTORE_REQUEST: &str = "BENCH_RESTORE_REQUEST";
 }
 
 #[cfg(feature = "user")]

@@ -246,7 +246,12 @@ struct Lab {
 }
 
 fn setup() -> Lab {
-    let mut fp = FastPath::load(None).expect("load the XDP program (needs root and BPF)");
+    setup_with(false)
+}
+
+fn setup_with(bench: bool) -> Lab {
+    let mut fp =
+        FastPath::load_with(None, bench).expect("load the XDP program (needs root and BPF)");
     let mut server_duid = [0u8; FAST_SERVER_DUID_MAX];
     server_duid[..SERVER_DUID.len()].copy_from_slice(SERVER_DUID);
     fp.set_global(&GlobalConfig {
@@ -755,4 +760,22 @@ fn disabled_fast_path_passes_everything() {
     let input = direct(renew()).encode();
     let out = lab.fp.test_run(&input, LO, 1).unwrap();
     assert_eq!((out.verdict, out.frame), (XDP_PASS, input));
+}
+
+/// With the benchmark switch on, `repeat` runs the whole fast path every time (the request is
+/// put back after each answer), and the trivial program is there to compare against.
+#[test]
+fn bench_mode_repeats_the_full_answer() {
+    let lab = setup_with(true);
+    let input = direct(renew()).encode();
+    let out = lab.fp.test_run(&input, LO, 1000).unwrap();
+    assert_eq!(out.verdict, XDP_TX);
+    assert_eq!(
+        out.frame, input,
+        "the request is restored after each answer"
+    );
+    assert_eq!(lab.counter(stat::TX_RENEW), 1000);
+    let trivial = lab.fp.trivial_program().unwrap();
+    let floor = dhcp_user::fastpath::test_run(trivial, &input, LO, 1000).unwrap();
+    assert_eq!(floor.verdict, XDP_PASS);
 }

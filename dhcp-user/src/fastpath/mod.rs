@@ -102,6 +102,12 @@ impl FastPath {
     /// Loads the embedded program. With `pin_root`, maps already pinned there (by an earlier
     /// controller) are reused, and new ones are pinned there.
     pub fn load(pin_root: Option<&Path>) -> Result<Self, FastPathError> {
+        Self::load_with(pin_root, false)
+    }
+
+    /// As `load`; `bench` also loads the trivial XDP_PASS program and sets the load-time switch
+    /// that restores each request after answering it (for BPF_PROG_TEST_RUN `repeat`).
+    pub fn load_with(pin_root: Option<&Path>, bench: bool) -> Result<Self, FastPathError> {
         let mut loader = EbpfLoader::new();
         if let Some(root) = pin_root {
             std::fs::create_dir_all(root).map_err(|source| FastPathError::Io {
@@ -112,17 +118,35 @@ impl FastPath {
                 loader.map_pin_path(name, root.join(name));
             }
         }
+        let bench_switch = bench as u8;
+        loader.override_global(names::BENCH_RESTORE_REQUEST, &bench_switch, true);
         let mut ebpf = loader.load(EBPF_OBJECT)?;
-        let program: &mut Xdp = ebpf
-            .program_mut(names::PROGRAM)
-            .ok_or(FastPathError::MissingMap(names::PROGRAM))?
-            .try_into()?;
-        program.load()?;
+        let programs: &[&str] = if bench {
+            &[names::PROGRAM, names::TRIVIAL_PROGRAM]
+        } else {
+            &[names::PROGRAM]
+        };
+        for name in programs {
+            let program: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(FastPathError::MissingMap(names::PROGRAM))?
+                .try_into()?;
+            program.load()?;
+        }
         Ok(FastPath {
             ebpf,
             pin_root: pin_root.map(Path::to_path_buf),
             links: Vec::new(),
         })
+    }
+
+    /// The trivial XDP_PASS program (loaded by `load_with(.., true)` only).
+    pub fn trivial_program(&self) -> Result<&Xdp, FastPathError> {
+        Ok(self
+            .ebpf
+            .program(names::TRIVIAL_PROGRAM)
+            .ok_or(FastPathError::MissingMap(names::TRIVIAL_PROGRAM))?
+            .try_into()?)
     }
 
     /// The program's file descriptor (for BPF_PROG_TEST_RUN from benches).
