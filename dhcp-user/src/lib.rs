@@ -3,6 +3,7 @@
 //! Pipeline (see `server`): decode (`proto`) → classify → decide → encode → persist (`store`)
 //! → reply; the XDP fast path (`fastpath`) answers renewals of bindings pushed into its maps.
 
+pub mod bench;
 pub mod config;
 pub mod control;
 pub mod fastpath;

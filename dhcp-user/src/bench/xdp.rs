@@ -1,0 +1,564 @@
+//! The fast path measured without a network: BPF_PROG_TEST_RUN of the XDP program, next to the
+//! trivial XDP_PASS program in the same run, and the binding map filled to scale.
+//!
+//! The program is loaded in bench mode (`FastPath::load_with(None, true)`): after answering, it
+//! puts the request back, so `repeat` runs the full answer every time. The restore costs a copy
+//! of the frame, so the figures are a slight upper bound on a live answer.
+
+use std::{
+    net::Ipv6Addr,
+    os::fd::{AsFd, AsRawFd},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, Context, Result};
+use aya::maps::IterableMap;
+use dhcp_common::{
+    dhcpv6::*, BindingKey, BindingValue, GlobalConfig, IfaceConfig, SubnetConfig, BINDING_HAS_NA,
+    BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
+};
+
+use super::wire::{self, elapsed, ia_na, ia_pd, msg, opt, oro};
+use crate::fastpath::{frame::Udp6Frame, test_run, FastPath, XDP_PASS, XDP_TX};
+
+/// Loopback: BPF_PROG_TEST_RUN frames "arrive" on it.
+pub const LO: u32 = 1;
+pub const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x2a, 0x2b, 0x2c, 0x2d, 2, 0x53, 0, 0, 0, 1];
+/// The measured client: a DUID none of the fill clients has.
+pub const CLIENT_DUID: &[u8] = &[0, 3, 0, 1, 2, 0xc1, 0, 0, 0, 1];
+pub const SUBNET: u16 = 3;
+pub const NA_IAID: u32 = 0x0a0b0c0d;
+pub const PD_IAID: u32 = 7;
+pub const PREFERRED: u32 = 3000;
+pub const VALID: u32 = 4000;
+pub const T1: u32 = 1500;
+pub const T2: u32 = 2400;
+pub const INFO_REFRESH: u32 = 86400;
+const XID: u32 = 0x123456;
+const SERVER_MAC: [u8; 6] = [0x02, 0x53, 0, 0, 0, 1];
+const CLIENT_MAC: [u8; 6] = [0x02, 0xc1, 0, 0, 0, 1];
+const RELAY_MAC: [u8; 6] = [0x02, 0x4e, 0, 0, 0, 1];
+
+pub fn link_prefix() -> Ipv6Addr {
+    "2001:db8:1::".parse().unwrap()
+}
+fn server_ll() -> Ipv6Addr {
+    "fe80::53".parse().unwrap()
+}
+fn client_ll() -> Ipv6Addr {
+    "fe80::c1".parse().unwrap()
+}
+fn relay_addr() -> Ipv6Addr {
+    "2001:db8:99::1".parse().unwrap()
+}
+fn server_global() -> Ipv6Addr {
+    "2001:db8:99::547".parse().unwrap()
+}
+fn dns() -> Ipv6Addr {
+    "2001:db8:1::53".parse().unwrap()
+}
+fn domain_wire() -> Vec<u8> {
+    b"\x03lab\x07example\x00".to_vec()
+}
+
+/// The address of fill client `index` (the measured client is index `u32::MAX`).
+pub fn na_addr(index: u32) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(link_prefix()) | 0x1_0000_0000 | index as u128)
+}
+/// The /56 delegated to client `index`, from 2001:db8:8000::/33.
+pub fn pd_prefix(index: u32) -> Ipv6Addr {
+    let base: u128 = u128::from("2001:db8:8000::".parse::<Ipv6Addr>().unwrap());
+    Ipv6Addr::from(base | (((index & 0x7f_ffff) as u128) << 72))
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The binding of a client with address `na` and prefix `pd`, valid for another `for_secs`.
+pub fn binding(na: Ipv6Addr, pd: Ipv6Addr, for_secs: u64) -> BindingValue {
+    BindingValue {
+        expires: now_unix() + for_secs,
+        na_iaid: NA_IAID,
+        pd_iaid: PD_IAID,
+        na_addr: na.octets(),
+        pd_prefix: pd.octets(),
+        subnet: SUBNET,
+        flags: BINDING_HAS_NA | BINDING_HAS_PD,
+        pd_len: 56,
+        _pad: [0; 4],
+    }
+}
+
+/// Who the server is on the interface the program runs on.
+pub struct ServerSide {
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub link_local: Ipv6Addr,
+    pub duid: Vec<u8>,
+}
+
+/// Fills the configuration maps as the controller would for one interface on subnet `SUBNET`.
+pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
+    let mut server_duid = [0u8; FAST_SERVER_DUID_MAX];
+    server_duid[..side.duid.len()].copy_from_slice(&side.duid);
+    fp.set_global(&GlobalConfig {
+        boot_to_unix_ns: crate::fastpath::boot_to_unix_ns(),
+        enabled: 1,
+        server_duid_len: side.duid.len() as u8,
+        _pad: [0; 2],
+        pass_rate_per_cpu: 0,
+        server_duid,
+    })?;
+    fp.set_iface(
+        side.ifindex,
+        &IfaceConfig {
+            mac: side.mac,
+            subnet: SUBNET,
+            link_local: side.link_local.octets(),
+            enabled: 1,
+            has_subnet: 1,
+            _pad: [0; 6],
+        },
+    )?;
+    let mut dns_bytes = [0u8; FAST_OPTION_MAX];
+    dns_bytes[..16].copy_from_slice(&dns().octets());
+    let mut domain = [0u8; FAST_OPTION_MAX];
+    domain[..domain_wire().len()].copy_from_slice(&domain_wire());
+    fp.set_subnet(
+        SUBNET,
+        &SubnetConfig {
+            preferred_lifetime: PREFERRED,
+            valid_lifetime: VALID,
+            t1: T1,
+            t2: T2,
+            info_refresh_time: INFO_REFRESH,
+            enabled: 1,
+            rapid_commit: 1,
+            send_preference: 1,
+            preference: 200,
+            dns_len: 16,
+            domain_len: domain_wire().len() as u16,
+            dns: dns_bytes,
+            domain,
+        },
+    )?;
+    fp.set_link(link_prefix(), 64, SUBNET)?;
+    Ok(())
+}
+
+/// A Renew from `duid` for its NA and PD (the shape every CPE sends).
+pub fn renew(xid: u32, duid: &[u8], server_duid: &[u8], na: Ipv6Addr, pd: Ipv6Addr) -> Vec<u8> {
+    msg(
+        MSG_RENEW,
+        xid,
+        &[
+            opt(OPT_CLIENTID, duid),
+            opt(OPT_SERVERID, server_duid),
+            elapsed(),
+            ia_na(NA_IAID, 0, 0, Some((na, 0, 0))),
+            ia_pd(PD_IAID, 0, 0, Some((pd, 56, 0, 0))),
+            oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
+        ],
+    )
+}
+
+fn measured_na() -> Ipv6Addr {
+    na_addr(u32::MAX)
+}
+fn measured_pd() -> Ipv6Addr {
+    pd_prefix(0x7f_ffff)
+}
+
+/// The request payloads measured, by name.
+fn requests() -> Vec<(&'static str, Vec<u8>)> {
+    let client = || opt(OPT_CLIENTID, CLIENT_DUID);
+    let na_req = || ia_na(NA_IAID, 0, 0, Some((measured_na(), 0, 0)));
+    let pd_req = || ia_pd(PD_IAID, 0, 0, Some((measured_pd(), 56, 0, 0)));
+    vec![
+        (
+            "renew",
+            renew(XID, CLIENT_DUID, SERVER_DUID, measured_na(), measured_pd()),
+        ),
+        (
+            "rebind",
+            msg(MSG_REBIND, XID, &[client(), elapsed(), na_req(), pd_req()]),
+        ),
+        (
+            "solicit_known",
+            msg(
+                MSG_SOLICIT,
+                XID,
+                &[
+                    client(),
+                    elapsed(),
+                    ia_na(NA_IAID, 0, 0, None),
+                    ia_pd(PD_IAID, 0, 0, None),
+                    oro(&[OPT_DNS_SERVERS]),
+                ],
+            ),
+        ),
+        (
+            "information_request",
+            msg(
+                MSG_INFORMATION_REQUEST,
+                XID,
+                &[
+                    client(),
+                    elapsed(),
+                    oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
+                ],
+            ),
+        ),
+    ]
+}
+
+fn direct(payload: Vec<u8>) -> Udp6Frame {
+    Udp6Frame {
+        dst_mac: [0x33, 0x33, 0, 1, 0, 2],
+        src_mac: CLIENT_MAC,
+        vlans: vec![],
+        src_ip: client_ll(),
+        dst_ip: ALL_RELAYS_AND_SERVERS.into(),
+        hop_limit: 1,
+        flow: 0,
+        src_port: CLIENT_PORT,
+        dst_port: SERVER_PORT,
+        payload,
+    }
+}
+
+fn relayed(inner: &[u8]) -> Udp6Frame {
+    Udp6Frame {
+        dst_mac: SERVER_MAC,
+        src_mac: RELAY_MAC,
+        vlans: vec![],
+        src_ip: relay_addr(),
+        dst_ip: server_global(),
+        hop_limit: 64,
+        flow: 0,
+        src_port: SERVER_PORT,
+        dst_port: SERVER_PORT,
+        payload: wire::relay_forw(inner, link_prefix(), client_ll(), Some(b"eth0/1/2:vlan100")),
+    }
+}
+
+/// One case: its name, the frame in, the frame measured.
+pub struct Case {
+    pub name: String,
+    pub frame: Vec<u8>,
+}
+
+/// Every request, direct and relayed.
+pub fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for (name, payload) in requests() {
+        out.push(Case {
+            name: format!("{name}_direct"),
+            frame: direct(payload.clone()).encode(),
+        });
+        out.push(Case {
+            name: format!("{name}_relayed"),
+            frame: relayed(&payload).encode(),
+        });
+    }
+    out
+}
+
+/// The fast path loaded in bench mode and configured for the measured client.
+pub struct Bench {
+    pub fp: FastPath,
+}
+
+impl Bench {
+    pub fn load() -> Result<Self> {
+        let mut fp = FastPath::load_with(None, true)
+            .context("loading the XDP program in bench mode (needs root and BPF)")?;
+        configure(
+            &mut fp,
+            &ServerSide {
+                ifindex: LO,
+                mac: SERVER_MAC,
+                link_local: server_ll(),
+                duid: SERVER_DUID.to_vec(),
+            },
+        )?;
+        fp.bindings_mut()?
+            .insert(
+                BindingKey::new(CLIENT_DUID).context("client DUID")?,
+                binding(measured_na(), measured_pd(), 1_000_000),
+                0,
+            )
+            .context("inserting the measured client's binding")?;
+        Ok(Bench { fp })
+    }
+
+    /// Checks that `frame` is answered (XDP_TX and, in bench mode, the request restored).
+    pub fn check_answered(&self, name: &str, frame: &[u8]) -> Result<()> {
+        let out = self.fp.test_run(frame, LO, 1)?;
+        if out.verdict != XDP_TX {
+            bail!(
+                "{name}: the fast path did not answer (verdict {}, expected XDP_TX)",
+                out.verdict
+            );
+        }
+        if out.frame != frame {
+            bail!("{name}: bench mode should restore the request after answering");
+        }
+        Ok(())
+    }
+
+    /// Kernel-measured ns per run of the fast path on `frame`, `repeat` times.
+    pub fn fast_ns(&self, frame: &[u8], repeat: u32) -> Result<f64> {
+        let out = self.fp.test_run(frame, LO, repeat)?;
+        if out.verdict != XDP_TX {
+            bail!("fast path verdict {} during the run", out.verdict);
+        }
+        Ok(duration_ns(out.duration))
+    }
+
+    /// The same for the trivial XDP_PASS program.
+    pub fn trivial_ns(&self, frame: &[u8], repeat: u32) -> Result<f64> {
+        let out = test_run(self.fp.trivial_program()?, frame, LO, repeat)?;
+        if out.verdict != XDP_PASS {
+            bail!("trivial program verdict {}", out.verdict);
+        }
+        Ok(duration_ns(out.duration))
+    }
+}
+
+fn duration_ns(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e9
+}
+
+/// Median of `values` (which must not be empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// One measured case: medians over rounds, and every round.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub fast_ns: f64,
+    pub trivial_ns: f64,
+    pub ratio: f64,
+    pub fast_rounds: Vec<f64>,
+    pub trivial_rounds: Vec<f64>,
+}
+
+/// Measures `frame`: `rounds` alternations of trivial and fast path, `repeat` runs each.
+pub fn measure(
+    bench: &Bench,
+    name: &str,
+    frame: &[u8],
+    repeat: u32,
+    rounds: usize,
+) -> Result<CaseResult> {
+    bench.check_answered(name, frame)?;
+    let mut fast = Vec::with_capacity(rounds);
+    let mut trivial = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        trivial.push(bench.trivial_ns(frame, repeat)?);
+        fast.push(bench.fast_ns(frame, repeat)?);
+    }
+    let fast_ns = median(&fast);
+    let trivial_ns = median(&trivial);
+    Ok(CaseResult {
+        name: name.to_string(),
+        fast_ns,
+        trivial_ns,
+        ratio: fast_ns / trivial_ns.max(1.0),
+        fast_rounds: fast,
+        trivial_rounds: trivial,
+    })
+}
+
+/// Key of fill client `index`.
+pub fn fill_key(index: u32) -> BindingKey {
+    BindingKey::new(&wire::client_duid(index)).expect("a 10-byte DUID fits the key")
+}
+
+/// Pushes fill clients `0..count` into the binding map one BPF_MAP_UPDATE_ELEM at a time (what a
+/// controller doing `insert` per binding costs). Calls `progress` every 65 536 entries.
+pub fn fill_one_by_one(
+    fp: &mut FastPath,
+    count: u32,
+    mut progress: impl FnMut(u32),
+) -> Result<Duration> {
+    let mut map = fp.bindings_mut()?;
+    let start = Instant::now();
+    for index in 0..count {
+        map.insert(
+            fill_key(index),
+            binding(na_addr(index), pd_prefix(index), 1_000_000),
+            0,
+        )
+        .with_context(|| format!("inserting binding {index}"))?;
+        if index & 0xffff == 0 {
+            progress(index);
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Removes fill clients `0..count` (between the two fill methods).
+pub fn clear_fill(fp: &mut FastPath, count: u32) -> Result<()> {
+    let mut map = fp.bindings_mut()?;
+    for index in 0..count {
+        map.remove(&fill_key(index))
+            .with_context(|| format!("removing binding {index}"))?;
+    }
+    Ok(())
+}
+
+/// `union bpf_attr` for the BPF_MAP_*_BATCH commands.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+
+/// Pushes fill clients `0..count` with BPF_MAP_UPDATE_BATCH, `chunk` per syscall (aya 0.14 has
+/// no batch API; the kernel has had it for hash maps since 5.6).
+pub fn fill_batched(fp: &mut FastPath, count: u32, chunk: u32) -> Result<Duration> {
+    let map = fp.bindings_mut()?;
+    let fd = map.map().fd().as_fd().as_raw_fd();
+    let start = Instant::now();
+    let mut keys = Vec::with_capacity(chunk as usize);
+    let mut values = Vec::with_capacity(chunk as usize);
+    let mut next = 0u32;
+    while next < count {
+        let end = count.min(next.saturating_add(chunk));
+        keys.clear();
+        values.clear();
+        for index in next..end {
+            keys.push(fill_key(index));
+            values.push(binding(na_addr(index), pd_prefix(index), 1_000_000));
+        }
+        let mut attr = BatchAttr {
+            keys: keys.as_ptr() as u64,
+            values: values.as_ptr() as u64,
+            count: keys.len() as u32,
+            map_fd: fd as u32,
+            ..Default::default()
+        };
+        // SAFETY: attr points at `keys`/`values`, which live across the call and hold `count`
+        // entries of exactly the map's key and value sizes (both are the map's #[repr(C)] types).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>() as u32,
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            bail!(
+                "BPF_MAP_UPDATE_BATCH at binding {next}: {err} ({} of {} written)",
+                attr.count,
+                keys.len()
+            );
+        }
+        next = end;
+    }
+    Ok(start.elapsed())
+}
+
+/// What the kernel says about the binding map (`/proc/self/fdinfo/<fd>`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MapMemory {
+    pub memlock_bytes: u64,
+    pub max_entries: u64,
+    pub key_size: u64,
+    pub value_size: u64,
+    pub map_flags: u64,
+}
+
+pub fn map_memory(fp: &mut FastPath) -> Result<MapMemory> {
+    let map = fp.bindings_mut()?;
+    let fd = map.map().fd().as_fd().as_raw_fd();
+    let path = format!("/proc/self/fdinfo/{fd}");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let field = |name: &str| -> Result<u64> {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .with_context(|| format!("{path} has no {name}"))?;
+        let value = line.trim();
+        if let Some(hex) = value.strip_prefix("0x") {
+            Ok(u64::from_str_radix(hex, 16)?)
+        } else {
+            Ok(value.parse()?)
+        }
+    };
+    Ok(MapMemory {
+        memlock_bytes: field("memlock:")?,
+        max_entries: field("max_entries:")?,
+        key_size: field("key_size:")?,
+        value_size: field("value_size:")?,
+        map_flags: field("map_flags:")?,
+    })
+}
+
+/// The kernel's preallocated hash map layout (kernel/bpf/hashtab.c, 6.x): every entry is a
+/// `struct htab_elem` header (hash-list node 16 B, free-list/LRU union 24 B, hash 4 B, padded to
+/// 48 B) followed by the key and the value, each rounded up to 8 bytes; every bucket is a list
+/// head plus a lock (16 B), one bucket per entry rounded up to a power of two.
+pub fn htab_entry_bytes(key_size: u64, value_size: u64) -> (u64, u64) {
+    let round8 = |v: u64| v.div_ceil(8) * 8;
+    (48 + round8(key_size) + round8(value_size), 16)
+}
+
+/// Ns per run with `repeat` = 1 over `frames` (one syscall each): the per-run timer overhead is
+/// included, the same for both programs, so the difference is what the fast path costs when its
+/// binding is not in cache.
+pub fn single_runs(bench: &Bench, frames: &[Vec<u8>], trivial: bool) -> Result<f64> {
+    let mut total = 0.0;
+    for frame in frames {
+        total += if trivial {
+            bench.trivial_ns(frame, 1)?
+        } else {
+            bench.fast_ns(frame, 1)?
+        };
+    }
+    Ok(total / frames.len().max(1) as f64)
+}
+
+/// Renew frames of `count` fill clients spread over `0..population`, direct.
+pub fn fill_client_renews(count: u32, population: u32) -> Vec<Vec<u8>> {
+    let step = (population / count.max(1)).max(1);
+    (0..count)
+        .map(|i| {
+            let index = (i.wrapping_mul(step).wrapping_add(i / 7)) % population.max(1);
+            direct(renew(
+                XID,
+                &wire::client_duid(index),
+                SERVER_DUID,
+                na_addr(index),
+                pd_prefix(index),
+            ))
+            .encode()
+        })
+        .collect()
+}
