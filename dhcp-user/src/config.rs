@@ -1,1 +1,1052 @@
-//! (being written)
+//! Server configuration: a TOML file with kebab-case keys, checked as a whole before use.
+//!
+//! Parse errors (bad syntax, wrong types, unknown keys, unparsable addresses) name the file, the
+//! line and column and the key; semantic errors (a pool outside its subnet, overlapping pools,
+//! a duplicate reservation, ...) name the file, the key path (`subnet[0].pools[1].low`) and the
+//! line of the offending value.
+//!
+//! ```toml
+//! server-duid = "000100012c3b5f6e020000000001"   # optional; else generated once and kept
+//! state-dir = "/var/lib/dhcp-user"
+//! interfaces = ["eth1"]
+//! interface-client-limit = 1000                   # optional
+//! grace-period = 3600                              # default 3600 s
+//! max-lease-time = 86400                           # optional cap on every lifetime
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9547"
+//!
+//! [leasequery]
+//! allow = ["2001:db8:1::/64"]
+//!
+//! [[subnet]]
+//! id = 1
+//! prefix = "2001:db8:1::/64"
+//! interface = "eth1"
+//! pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]
+//! pd-pools = [{ prefix = "2001:db8:8000::/40", delegated-length = 56 }]
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::Ipv6Net;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// Default directory of the lease database and the control socket.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/dhcp-user";
+/// Default grace period (seconds) before a released or expired lease goes to another client.
+pub const DEFAULT_GRACE_PERIOD: u32 = 3600;
+/// Default time (seconds) a declined address is kept out of use.
+pub const DEFAULT_DECLINE_PROBATION: u32 = 86400;
+/// Default preferred lifetime of a subnet (seconds).
+pub const DEFAULT_PREFERRED_LIFETIME: u32 = 3600;
+/// Default valid lifetime of a subnet (seconds).
+pub const DEFAULT_VALID_LIFETIME: u32 = 7200;
+
+/// An error in a configuration file, naming where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, a wrong type, an unknown key or a value that does not parse.
+    #[error("config file {path}{}: {}{message}{}", at(*.line, *.column), key_part(.key), snippet(*.line, .text))]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// 1-based column, when known.
+        column: Option<usize>,
+        /// The key the value belongs to, when it can be told.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+        /// The offending line's text.
+        text: Option<String>,
+    },
+    /// A value that parses but does not make sense with the rest.
+    #[error("config file {path}{}: key `{key}`: {message}", at(*.line, None))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending value, when known.
+        line: Option<usize>,
+        /// Path of the key (`subnet[0].pools[1].low`).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!(", line {line}, column {column}"),
+        (Some(line), None) => format!(", line {line}"),
+        _ => String::new(),
+    }
+}
+
+fn key_part(key: &Option<String>) -> String {
+    key.as_ref()
+        .map(|key| format!("key `{key}`: "))
+        .unwrap_or_default()
+}
+
+fn snippet(line: Option<usize>, text: &Option<String>) -> String {
+    match (line, text) {
+        (Some(line), Some(text)) => format!("\n  {line} | {text}"),
+        _ => String::new(),
+    }
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The server DUID from the file; `None`: generate one once and keep it in the store.
+    pub server_duid: Option<Vec<u8>>,
+    /// Lease database and control socket directory.
+    pub state_dir: PathBuf,
+    /// Interfaces served (UDP 547 on each).
+    pub interfaces: Vec<String>,
+    /// New clients per interface beyond this are refused (existing ones keep renewing).
+    pub interface_client_limit: Option<u32>,
+    /// Seconds after expiry (or release) before a lease's address/prefix goes to another client.
+    pub grace_period: u32,
+    /// Cap on every preferred/valid lifetime handed out, seconds.
+    pub max_lease_time: Option<u32>,
+    /// Seconds a declined address stays out of use.
+    pub decline_probation: u32,
+    /// Prometheus listener.
+    pub metrics: Option<MetricsConfig>,
+    /// Leasequery access (RFC 5007/5460).
+    pub leasequery: LeasequeryConfig,
+    /// The subnets, in file order.
+    pub subnets: Vec<Subnet>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus HTTP listener.
+    pub listen: SocketAddr,
+}
+
+/// `[leasequery]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeasequeryConfig {
+    /// Requesters allowed to query (by source address).
+    pub allow: Vec<Ipv6Net>,
+}
+
+/// One `[[subnet]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subnet {
+    /// Stable number, kept on every lease (`subnet_id`).
+    pub id: u32,
+    /// The link's prefix.
+    pub prefix: Ipv6Net,
+    /// The interface whose direct clients use this subnet (else matched by interface address).
+    pub interface: Option<String>,
+    /// IA_NA address ranges.
+    pub pools: Vec<AddressPool>,
+    /// IA_PD pools.
+    pub pd_pools: Vec<PdPool>,
+    /// Preferred lifetime handed out, seconds (already capped by `max-lease-time`).
+    pub preferred_lifetime: u32,
+    /// Valid lifetime handed out, seconds (already capped by `max-lease-time`).
+    pub valid_lifetime: u32,
+    /// T1, seconds.
+    pub renew_timer: u32,
+    /// T2, seconds.
+    pub rebind_timer: u32,
+    /// A Solicit with Rapid Commit gets a committed Reply straight away.
+    pub rapid_commit: bool,
+    /// Preference option value in Advertise, when set.
+    pub preference: Option<u8>,
+    /// OPTION_DNS_SERVERS.
+    pub dns_servers: Vec<Ipv6Addr>,
+    /// OPTION_DOMAIN_LIST, as written (validated domain names).
+    pub domain_search: Vec<String>,
+    /// OPTION_INFORMATION_REFRESH_TIME in replies to Information-Request.
+    pub information_refresh_time: Option<u32>,
+    /// Host reservations by DUID.
+    pub reservations: Vec<Reservation>,
+}
+
+/// An IA_NA range, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPool {
+    /// First address.
+    pub low: Ipv6Addr,
+    /// Last address.
+    pub high: Ipv6Addr,
+}
+
+impl AddressPool {
+    /// Number of addresses in the range.
+    pub fn size(&self) -> u128 {
+        (u128::from(self.high) - u128::from(self.low)).saturating_add(1)
+    }
+
+    /// True if `address` is in the range.
+    pub fn contains(&self, address: Ipv6Addr) -> bool {
+        self.low <= address && address <= self.high
+    }
+}
+
+/// An IA_PD pool: `prefix` cut into `/delegated_length` pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PdPool {
+    /// The pool.
+    pub prefix: Ipv6Net,
+    /// Length of each delegated prefix.
+    pub delegated_length: u8,
+}
+
+impl PdPool {
+    /// Number of delegable prefixes.
+    pub fn size(&self) -> u128 {
+        let bits = u32::from(self.delegated_length - self.prefix.prefix_len());
+        1u128.checked_shl(bits).unwrap_or(u128::MAX)
+    }
+
+    /// True if `prefix/len` is one of this pool's delegable prefixes.
+    pub fn holds(&self, prefix: Ipv6Addr, len: u8) -> bool {
+        len == self.delegated_length
+            && self.prefix.contains(&prefix)
+            && crate::store::mask(prefix, len) == prefix
+    }
+}
+
+/// A host reservation: this DUID always gets this address and/or prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The client DUID.
+    pub duid: Vec<u8>,
+    /// Its IA_NA address.
+    pub address: Option<Ipv6Addr>,
+    /// Its IA_PD prefix.
+    pub prefix: Option<Ipv6Net>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` names it in errors.
+    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let raw: RawConfig = toml::from_str(text).map_err(|err| parse_error(path, text, &err))?;
+        Validator { path, text }.validate(raw)
+    }
+
+    /// The subnet with this id.
+    pub fn subnet(&self, id: u32) -> Option<&Subnet> {
+        self.subnets.iter().find(|subnet| subnet.id == id)
+    }
+}
+
+fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
+    let (line, column, key, line_text) = match err.span() {
+        Some(span) => {
+            let (line, column) = line_col(text, span.start);
+            (
+                Some(line),
+                Some(column),
+                key_before(text, span.start),
+                text.lines().nth(line - 1).map(str::to_string),
+            )
+        }
+        None => (None, None, None, None),
+    };
+    ConfigError::Parse {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key,
+        message: err.message().trim_end().to_string(),
+        text: line_text,
+    }
+}
+
+/// 1-based (line, column) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    (line, column)
+}
+
+/// The key whose value starts at `offset` (`key = value`), or the key at `offset` itself (an
+/// unknown key is reported with the span of the key).
+fn key_before(text: &str, offset: usize) -> Option<String> {
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let head = text.get(..offset)?;
+    let trimmed = head.trim_end_matches([' ', '\t']);
+    if let Some(before_eq) = trimmed.strip_suffix('=') {
+        let before_eq = before_eq.trim_end_matches([' ', '\t']);
+        let start = before_eq
+            .rfind(|c: char| !is_key_char(c) && c != '.' && c != '"')
+            .map_or(0, |p| p + 1);
+        let key = before_eq[start..].trim_matches('"');
+        return (!key.is_empty()).then(|| key.to_string());
+    }
+    let rest = text.get(offset..)?;
+    let end = rest.find(|c: char| !is_key_char(c)).unwrap_or(rest.len());
+    (end > 0).then(|| rest[..end].to_string())
+}
+
+// ---- raw, as written ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawConfig {
+    server_duid: Option<Spanned<HexBytes>>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    interfaces: Vec<String>,
+    interface_client_limit: Option<u32>,
+    grace_period: Option<u32>,
+    max_lease_time: Option<Spanned<u32>>,
+    decline_probation: Option<u32>,
+    metrics: Option<RawMetrics>,
+    leasequery: Option<RawLeasequery>,
+    #[serde(default)]
+    subnet: Vec<RawSubnet>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawMetrics {
+    listen: SocketAddr,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawLeasequery {
+    #[serde(default)]
+    allow: Vec<Prefix>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawSubnet {
+    id: Option<Spanned<u32>>,
+    prefix: Spanned<Prefix>,
+    interface: Option<String>,
+    #[serde(default)]
+    pools: Vec<RawPool>,
+    #[serde(default)]
+    pd_pools: Vec<RawPdPool>,
+    preferred_lifetime: Option<Spanned<u32>>,
+    valid_lifetime: Option<Spanned<u32>>,
+    renew_timer: Option<Spanned<u32>>,
+    rebind_timer: Option<Spanned<u32>>,
+    #[serde(default)]
+    rapid_commit: bool,
+    preference: Option<u8>,
+    #[serde(default)]
+    dns_servers: Vec<Ipv6Addr>,
+    #[serde(default)]
+    domain_search: Vec<Spanned<String>>,
+    information_refresh_time: Option<u32>,
+    #[serde(default)]
+    reservations: Vec<RawReservation>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawPool {
+    low: Spanned<Ipv6Addr>,
+    high: Spanned<Ipv6Addr>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawPdPool {
+    prefix: Spanned<Prefix>,
+    delegated_length: Spanned<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawReservation {
+    duid: Spanned<HexBytes>,
+    address: Option<Spanned<Ipv6Addr>>,
+    prefix: Option<Spanned<Prefix>>,
+}
+
+/// Hex bytes, optionally separated by `:` or `-` (`00:01:00:01:...` as DUIDs are often printed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HexBytes(Vec<u8>);
+
+impl<'de> Deserialize<'de> for HexBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_hex(&text)
+            .map(HexBytes)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses hex bytes, allowing `:`/`-` separators; used for DUIDs in the config and the CLI.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | ' '))
+        .collect();
+    let bytes = hex::decode(&digits).map_err(|err| format!("`{text}` is not hex bytes: {err}"))?;
+    if bytes.is_empty() {
+        return Err("a DUID may not be empty".into());
+    }
+    if bytes.len() > 130 {
+        return Err(format!(
+            "a DUID is at most 130 bytes (RFC 8415 §11.1), this one has {}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// An IPv6 prefix without host bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Prefix(Ipv6Net);
+
+impl<'de> Deserialize<'de> for Prefix {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_prefix(&text)
+            .map(Prefix)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `addr/len`, refusing host bits (they are almost always a typo).
+pub fn parse_prefix(text: &str) -> Result<Ipv6Net, String> {
+    let net = Ipv6Net::from_str(text)
+        .map_err(|_| format!("`{text}` is not an IPv6 prefix (address/length)"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "`{text}` has host bits set (the prefix is {})",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+// ---- validation ----
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, span: Option<Range<usize>>, key: String, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: span.map(|span| line_col(self.text, span.start).0),
+            key,
+            message,
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let max_lease_time = raw.max_lease_time.as_ref().map(|m| *m.get_ref());
+        if let Some(max) = &raw.max_lease_time {
+            if *max.get_ref() == 0 {
+                return Err(self.invalid(
+                    Some(max.span()),
+                    "max-lease-time".into(),
+                    "must be more than 0".into(),
+                ));
+            }
+        }
+        let mut subnets = Vec::with_capacity(raw.subnet.len());
+        let mut spans = Vec::with_capacity(raw.subnet.len());
+        for (index, subnet) in raw.subnet.into_iter().enumerate() {
+            let (subnet, subnet_spans) = self.subnet(index, subnet, max_lease_time)?;
+            subnets.push(subnet);
+            spans.push(subnet_spans);
+        }
+        self.check_across_subnets(&subnets, &spans)?;
+        Ok(Config {
+            server_duid: raw.server_duid.map(|d| d.into_inner().0),
+            state_dir: raw
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            interfaces: raw.interfaces,
+            interface_client_limit: raw.interface_client_limit,
+            grace_period: raw.grace_period.unwrap_or(DEFAULT_GRACE_PERIOD),
+            max_lease_time,
+            decline_probation: raw.decline_probation.unwrap_or(DEFAULT_DECLINE_PROBATION),
+            metrics: raw.metrics.map(|m| MetricsConfig { listen: m.listen }),
+            leasequery: LeasequeryConfig {
+                allow: raw
+                    .leasequery
+                    .map(|lq| lq.allow.into_iter().map(|p| p.0).collect())
+                    .unwrap_or_default(),
+            },
+            subnets,
+        })
+    }
+
+    fn subnet(
+        &self,
+        index: usize,
+        raw: RawSubnet,
+        max_lease_time: Option<u32>,
+    ) -> Result<(Subnet, SubnetSpans), ConfigError> {
+        let key = |rest: &str| format!("subnet[{index}].{rest}");
+        let prefix = raw.prefix.get_ref().0;
+        let id = match &raw.id {
+            Some(id) if *id.get_ref() == 0 => {
+                return Err(self.invalid(
+                    Some(id.span()),
+                    key("id"),
+                    "subnet ids start at 1".into(),
+                ))
+            }
+            Some(id) => *id.get_ref(),
+            None => u32::try_from(index + 1).unwrap_or(u32::MAX),
+        };
+
+        let cap = |value: u32| max_lease_time.map_or(value, |max| value.min(max));
+        let preferred = cap(raw
+            .preferred_lifetime
+            .as_ref()
+            .map_or(DEFAULT_PREFERRED_LIFETIME, |v| *v.get_ref()));
+        let valid = cap(raw
+            .valid_lifetime
+            .as_ref()
+            .map_or(DEFAULT_VALID_LIFETIME.max(preferred), |v| *v.get_ref()));
+        if preferred > valid {
+            return Err(self.invalid(
+                raw.preferred_lifetime.as_ref().map(Spanned::span),
+                key("preferred-lifetime"),
+                format!("preferred lifetime {preferred} exceeds the valid lifetime {valid}"),
+            ));
+        }
+        if valid == 0 {
+            return Err(self.invalid(
+                raw.valid_lifetime.as_ref().map(Spanned::span),
+                key("valid-lifetime"),
+                "must be more than 0".into(),
+            ));
+        }
+        let renew = raw
+            .renew_timer
+            .as_ref()
+            .map_or(preferred / 2, |v| *v.get_ref());
+        let rebind = raw
+            .rebind_timer
+            .as_ref()
+            .map_or((u64::from(preferred) * 4 / 5) as u32, |v| *v.get_ref());
+        if renew > rebind {
+            return Err(self.invalid(
+                raw.renew_timer.as_ref().map(Spanned::span),
+                key("renew-timer"),
+                format!("renew-timer (T1) {renew} exceeds rebind-timer (T2) {rebind}"),
+            ));
+        }
+        if rebind > valid {
+            return Err(self.invalid(
+                raw.rebind_timer.as_ref().map(Spanned::span),
+                key("rebind-timer"),
+                format!("rebind-timer (T2) {rebind} exceeds the valid lifetime {valid}"),
+            ));
+        }
+
+        let mut pools = Vec::new();
+        for (i, pool) in raw.pools.iter().enumerate() {
+            let (low, high) = (*pool.low.get_ref(), *pool.high.get_ref());
+            for (name, value, span) in [
+                ("low", low, pool.low.span()),
+                ("high", high, pool.high.span()),
+            ] {
+                if !prefix.contains(&value) {
+                    return Err(self.invalid(
+                        Some(span),
+                        key(&format!("pools[{i}].{name}")),
+                        format!("{value} is outside the subnet {prefix}"),
+                    ));
+                }
+            }
+            if low > high {
+                return Err(self.invalid(
+                    Some(pool.low.span()),
+                    key(&format!("pools[{i}].low")),
+                    format!("low {low} is above high {high}"),
+                ));
+            }
+            pools.push(AddressPool { low, high });
+        }
+
+        let mut pd_pools = Vec::new();
+        for (i, pool) in raw.pd_pools.iter().enumerate() {
+            let pool_prefix = pool.prefix.get_ref().0;
+            let length = *pool.delegated_length.get_ref();
+            if length < pool_prefix.prefix_len() || length > 128 {
+                return Err(self.invalid(
+                    Some(pool.delegated_length.span()),
+                    key(&format!("pd-pools[{i}].delegated-length")),
+                    format!(
+                        "delegated length /{length} must be between the pool's /{} and /128",
+                        pool_prefix.prefix_len()
+                    ),
+                ));
+            }
+            pd_pools.push(PdPool {
+                prefix: pool_prefix,
+                delegated_length: length,
+            });
+        }
+
+        let mut domain_search = Vec::new();
+        for (i, name) in raw.domain_search.iter().enumerate() {
+            if let Err(message) = check_domain_name(name.get_ref()) {
+                return Err(self.invalid(
+                    Some(name.span()),
+                    key(&format!("domain-search[{i}]")),
+                    message,
+                ));
+            }
+            domain_search.push(name.get_ref().trim_end_matches('.').to_string());
+        }
+
+        let mut reservations = Vec::new();
+        let mut seen_duids: HashMap<Vec<u8>, usize> = HashMap::new();
+        for (i, res) in raw.reservations.iter().enumerate() {
+            let duid = res.duid.get_ref().0.clone();
+            if let Some(first) = seen_duids.insert(duid.clone(), i) {
+                return Err(self.invalid(
+                    Some(res.duid.span()),
+                    key(&format!("reservations[{i}].duid")),
+                    format!("DUID already reserved in reservations[{first}]"),
+                ));
+            }
+            if let Some(address) = &res.address {
+                if !prefix.contains(address.get_ref()) {
+                    return Err(self.invalid(
+                        Some(address.span()),
+                        key(&format!("reservations[{i}].address")),
+                        format!("{} is outside the subnet {prefix}", address.get_ref()),
+                    ));
+                }
+            }
+            if res.address.is_none() && res.prefix.is_none() {
+                return Err(self.invalid(
+                    Some(res.duid.span()),
+                    key(&format!("reservations[{i}]")),
+                    "a reservation needs an address or a prefix".into(),
+                ));
+            }
+            reservations.push(Reservation {
+                duid,
+                address: res.address.as_ref().map(|a| *a.get_ref()),
+                prefix: res.prefix.as_ref().map(|p| p.get_ref().0),
+            });
+        }
+        let spans = SubnetSpans {
+            prefix: raw.prefix.span(),
+            pools: raw.pools.iter().map(|p| p.low.span()).collect(),
+            pd_pools: raw.pd_pools.iter().map(|p| p.prefix.span()).collect(),
+            reservations: raw
+                .reservations
+                .iter()
+                .map(|r| {
+                    (
+                        r.address.as_ref().map(Spanned::span),
+                        r.prefix.as_ref().map(Spanned::span),
+                    )
+                })
+                .collect(),
+            id: raw.id.as_ref().map(Spanned::span),
+        };
+        let subnet = Subnet {
+            id,
+            prefix,
+            interface: raw.interface,
+            pools,
+            pd_pools,
+            preferred_lifetime: preferred,
+            valid_lifetime: valid,
+            renew_timer: renew,
+            rebind_timer: rebind,
+            rapid_commit: raw.rapid_commit,
+            preference: raw.preference,
+            dns_servers: raw.dns_servers,
+            domain_search,
+            information_refresh_time: raw.information_refresh_time,
+            reservations,
+        };
+        Ok((subnet, spans))
+    }
+
+    /// Overlaps and duplicates between subnets, pools and reservations.
+    fn check_across_subnets(
+        &self,
+        subnets: &[Subnet],
+        spans: &[SubnetSpans],
+    ) -> Result<(), ConfigError> {
+        let span_of = |i: usize, pick: &dyn Fn(&SubnetSpans) -> Option<Range<usize>>| {
+            spans.get(i).and_then(pick)
+        };
+        let mut ids: HashMap<u32, usize> = HashMap::new();
+        for (i, subnet) in subnets.iter().enumerate() {
+            if let Some(first) = ids.insert(subnet.id, i) {
+                return Err(self.invalid(
+                    span_of(i, &|s| s.id.clone()),
+                    format!("subnet[{i}].id"),
+                    format!("id {} is already used by subnet[{first}]", subnet.id),
+                ));
+            }
+            for (j, other) in subnets.iter().enumerate().take(i) {
+                if nets_overlap(subnet.prefix, other.prefix) {
+                    return Err(self.invalid(
+                        span_of(i, &|s| Some(s.prefix.clone())),
+                        format!("subnet[{i}].prefix"),
+                        format!(
+                            "{} overlaps subnet[{j}].prefix {}",
+                            subnet.prefix, other.prefix
+                        ),
+                    ));
+                }
+            }
+        }
+        // Address pools: sorted sweep over every range of every subnet.
+        let mut ranges: Vec<(u128, u128, usize, usize)> = Vec::new();
+        for (i, subnet) in subnets.iter().enumerate() {
+            for (p, pool) in subnet.pools.iter().enumerate() {
+                ranges.push((pool.low.into(), pool.high.into(), i, p));
+            }
+        }
+        ranges.sort();
+        for pair in ranges.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if b.0 <= a.1 {
+                return Err(self.invalid(
+                    span_of(b.2, &|s| s.pools.get(b.3).cloned()),
+                    format!("subnet[{}].pools[{}]", b.2, b.3),
+                    format!("overlaps subnet[{}].pools[{}]", a.2, a.3),
+                ));
+            }
+        }
+        let mut pd: Vec<(Ipv6Net, usize, usize)> = Vec::new();
+        for (i, subnet) in subnets.iter().enumerate() {
+            for (p, pool) in subnet.pd_pools.iter().enumerate() {
+                if let Some(&(_, oi, op)) = pd
+                    .iter()
+                    .find(|(net, _, _)| nets_overlap(*net, pool.prefix))
+                {
+                    return Err(self.invalid(
+                        span_of(i, &|s| s.pd_pools.get(p).cloned()),
+                        format!("subnet[{i}].pd-pools[{p}].prefix"),
+                        format!("{} overlaps subnet[{oi}].pd-pools[{op}]", pool.prefix),
+                    ));
+                }
+                pd.push((pool.prefix, i, p));
+            }
+        }
+        let mut reserved_addresses: HashMap<Ipv6Addr, (usize, usize)> = HashMap::new();
+        let mut reserved_prefixes: Vec<(Ipv6Net, usize, usize)> = Vec::new();
+        for (i, subnet) in subnets.iter().enumerate() {
+            for (r, res) in subnet.reservations.iter().enumerate() {
+                if let Some(address) = res.address {
+                    if let Some((oi, or)) = reserved_addresses.insert(address, (i, r)) {
+                        return Err(self.invalid(
+                            span_of(i, &|s| s.reservations.get(r).and_then(|x| x.0.clone())),
+                            format!("subnet[{i}].reservations[{r}].address"),
+                            format!(
+                                "{address} is already reserved by subnet[{oi}].reservations[{or}]"
+                            ),
+                        ));
+                    }
+                }
+                if let Some(prefix) = res.prefix {
+                    if let Some(&(_, oi, or)) = reserved_prefixes
+                        .iter()
+                        .find(|(net, _, _)| nets_overlap(*net, prefix))
+                    {
+                        return Err(self.invalid(
+                            span_of(i, &|s| s.reservations.get(r).and_then(|x| x.1.clone())),
+                            format!("subnet[{i}].reservations[{r}].prefix"),
+                            format!("{prefix} overlaps the prefix reserved by subnet[{oi}].reservations[{or}]"),
+                        ));
+                    }
+                    reserved_prefixes.push((prefix, i, r));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Spans of a subnet's values, kept from parsing for errors found across subnets.
+struct SubnetSpans {
+    prefix: Range<usize>,
+    pools: Vec<Range<usize>>,
+    pd_pools: Vec<Range<usize>>,
+    reservations: Vec<(Option<Range<usize>>, Option<Range<usize>>)>,
+    id: Option<Range<usize>>,
+}
+
+/// True if the two prefixes share any address.
+pub fn nets_overlap(a: Ipv6Net, b: Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn check_domain_name(name: &str) -> Result<(), String> {
+    let trimmed = name.trim_end_matches('.');
+    if trimmed.is_empty() {
+        return Err("a domain name may not be empty".into());
+    }
+    if trimmed.len() > 253 {
+        return Err(format!("`{name}` is longer than 253 characters"));
+    }
+    for label in trimmed.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!(
+                "`{name}` has a label that is empty or over 63 bytes"
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "`{name}` has a character not allowed in a host name"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `names` in DNS wire format (RFC 1035 §3.1, uncompressed), the body of OPTION_DOMAIN_LIST.
+pub fn encode_domain_list(names: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in names {
+        for label in name.trim_end_matches('.').split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+    }
+    out
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "subnet {} ({})", self.id, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+state-dir = "/tmp/x"
+interfaces = ["eth1"]
+
+[leasequery]
+allow = ["2001:db8:1::/64"]
+
+[[subnet]]
+prefix = "2001:db8:1::/64"
+interface = "eth1"
+pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]
+pd-pools = [{ prefix = "2001:db8:8000::/40", delegated-length = 56 }]
+preferred-lifetime = 1000
+valid-lifetime = 2000
+dns-servers = ["2001:db8:1::53"]
+domain-search = ["lab.example"]
+reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1::42" }]
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "test.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_a_good_config_with_defaults() {
+        let config = Config::parse(GOOD, "test.toml").unwrap();
+        assert_eq!(config.grace_period, DEFAULT_GRACE_PERIOD);
+        let subnet = &config.subnets[0];
+        assert_eq!(subnet.id, 1);
+        assert_eq!(subnet.renew_timer, 500);
+        assert_eq!(subnet.rebind_timer, 800);
+        assert_eq!(subnet.pd_pools[0].size(), 1 << 16);
+        assert_eq!(subnet.pools[0].size(), 0xf000);
+        assert_eq!(
+            subnet.reservations[0].duid,
+            vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(config.leasequery.allow.len(), 1);
+    }
+
+    #[test]
+    fn the_example_lab_config_is_valid() {
+        let config = Config::parse(include_str!("../../examples/lab.toml"), "lab.toml").unwrap();
+        assert!(config.subnets[0].rapid_commit);
+        assert_eq!(config.subnets[0].pd_pools[0].delegated_length, 56);
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let e = err("interfaces = [\"eth1\"]\n[[subnet]]\nprefix = \n");
+        assert!(e.contains("test.toml"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_names_line_and_key() {
+        let text = GOOD.replace("2001:db8:1::ffff\"", "2001:db8:1::fffz\"");
+        let e = err(&text);
+        assert!(e.contains("line 11"), "{e}");
+        assert!(e.contains("key `high`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = GOOD.replace("valid-lifetime", "valid-lifetme");
+        let e = err(&text);
+        assert!(e.contains("line 14"), "{e}");
+        assert!(e.contains("valid-lifetme"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let e = err("grace-period = \"long\"\n");
+        assert!(e.contains("line 1") && e.contains("grace-period"), "{e}");
+    }
+
+    #[test]
+    fn pool_outside_subnet() {
+        let text = GOOD.replace("2001:db8:1::1000", "2001:db8:2::1000");
+        let e = err(&text);
+        assert!(e.contains("subnet[0].pools[0].low"), "{e}");
+        assert!(e.contains("line 11"), "{e}");
+        assert!(e.contains("outside"), "{e}");
+    }
+
+    #[test]
+    fn low_above_high() {
+        let text = GOOD.replace("2001:db8:1::1000", "2001:db8:1::ffff:0");
+        let e = err(&text);
+        assert!(
+            e.contains("subnet[0].pools[0].low") && e.contains("above"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn delegated_length_shorter_than_pool() {
+        let text = GOOD.replace("delegated-length = 56", "delegated-length = 32");
+        let e = err(&text);
+        assert!(e.contains("subnet[0].pd-pools[0].delegated-length"), "{e}");
+        assert!(e.contains("line 12"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_pools_across_subnets() {
+        let text = format!(
+            "{GOOD}\n[[subnet]]\nprefix = \"2001:db8:2::/64\"\npd-pools = [{{ prefix = \"2001:db8:8000:100::/56\", delegated-length = 60 }}]\n"
+        );
+        let e = err(&text);
+        assert!(e.contains("subnet[1].pd-pools[0].prefix"), "{e}");
+        assert!(e.contains("overlaps"), "{e}");
+        assert!(e.contains("line 21"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_address_ranges() {
+        let text = GOOD.replace(
+            "pools = [{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::ffff\" }]",
+            "pools = [{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::ffff\" },\n { low = \"2001:db8:1::2000\", high = \"2001:db8:1::2fff\" }]",
+        );
+        let e = err(&text);
+        assert!(
+            e.contains("subnet[0].pools[1]") && e.contains("overlaps"),
+            "{e}"
+        );
+        assert!(e.contains("line 12"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_reservation() {
+        let text = GOOD.replace(
+            "address = \"2001:db8:1::42\" }]",
+            "address = \"2001:db8:1::42\" },\n  { duid = \"000300010200000000 01\", address = \"2001:db8:1::43\" }]",
+        );
+        let e = err(&text);
+        assert!(e.contains("subnet[0].reservations[1].duid"), "{e}");
+        assert!(e.contains("line 18"), "{e}");
+    }
+
+    #[test]
+    fn host_bits_in_prefix_refused() {
+        let e = err("[[subnet]]\nprefix = \"2001:db8:1::1/64\"\n");
+        assert!(
+            e.contains("line 2") && e.contains("prefix") && e.contains("host bits"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn timers_checked() {
+        let e = err(
+            "[[subnet]]\nprefix = \"2001:db8:1::/64\"\nrenew-timer = 900\nrebind-timer = 100\n",
+        );
+        assert!(
+            e.contains("subnet[0].renew-timer") && e.contains("line 3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn max_lease_time_caps_lifetimes() {
+        let config = Config::parse(
+            "max-lease-time = 600\n[[subnet]]\nprefix = \"2001:db8:1::/64\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.subnets[0].valid_lifetime, 600);
+        assert_eq!(config.subnets[0].preferred_lifetime, 600);
+        assert!(config.subnets[0].rebind_timer <= 600);
+    }
+
+    #[test]
+    fn domain_list_wire_format() {
+        assert_eq!(
+            encode_domain_list(&["lab.example".into()]),
+            b"\x03lab\x07example\x00".to_vec()
+        );
+    }
+}
