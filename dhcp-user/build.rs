@@ -60,7 +60,12 @@ fn build_ebpf(ebpf_dir: &Path) -> PathBuf {
         .env("RUSTC", EBPF_RUSTC)
         // aya-ebpf gates `asm_experimental_arch`; rustc-web is a stable compiler.
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf")
+        // Misaligned loads/stores let the program move 8 bytes at a time (x86 and arm64 handle them;
+        // the verifier allows them on map values, where all of its byte work happens).
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            "-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Clink-arg=--cpu-features=+allows-misaligned-mem-access",
+        )
         .env("CARGO_TARGET_DIR", &target_dir)
         .args(["build", "--release", "--target", "bpfel-unknown-none", "--quiet"]);
     let status = cmd.status().expect("running Debian's cargo for the eBPF crate");

@@ -62,6 +62,7 @@ pub struct Scratch {
     out: [u8; BUF],
     /// The binding key of the request (a map value may serve as a lookup key; the stack is small).
     key: BindingKey,
+    link_key: Key<[u8; 16]>,
     st: State,
 }
 
@@ -208,11 +209,6 @@ fn opaque(mut v: usize) -> usize {
     v
 }
 
-/// All ones when `i < len`, else zero, without a branch (a branch per byte is a verifier path).
-#[inline(always)]
-fn below(i: usize, len: usize) -> usize {
-    opaque(((i as isize).wrapping_sub(len as isize) >> 63) as usize)
-}
 #[inline(always)]
 fn rd8(b: *const u8, off: usize) -> u8 {
     // SAFETY: `off & MASK` < BUF.
@@ -220,11 +216,13 @@ fn rd8(b: *const u8, off: usize) -> u8 {
 }
 #[inline(always)]
 fn rd16(b: *const u8, off: usize) -> u16 {
-    ((rd8(b, off) as u16) << 8) | rd8(b, off + 1) as u16
+    // SAFETY: `off & MASK` + 2 < BUF; unaligned loads are allowed (see `rd64`).
+    u16::from_be(unsafe { core::ptr::read_unaligned(b.add(opaque(off) & MASK) as *const u16) })
 }
 #[inline(always)]
 fn rd32(b: *const u8, off: usize) -> u32 {
-    ((rd16(b, off) as u32) << 16) | rd16(b, off + 2) as u32
+    // SAFETY: as `rd16`.
+    u32::from_be(unsafe { core::ptr::read_unaligned(b.add(opaque(off) & MASK) as *const u32) })
 }
 #[inline(always)]
 fn wr8(b: *mut u8, off: usize, v: u8) {
@@ -233,13 +231,13 @@ fn wr8(b: *mut u8, off: usize, v: u8) {
 }
 #[inline(always)]
 fn wr16(b: *mut u8, off: usize, v: u16) {
-    wr8(b, off, (v >> 8) as u8);
-    wr8(b, off + 1, v as u8);
+    // SAFETY: as `rd16`.
+    unsafe { core::ptr::write_unaligned(b.add(opaque(off) & MASK) as *mut u16, v.to_be()) }
 }
 #[inline(always)]
 fn wr32(b: *mut u8, off: usize, v: u32) {
-    wr16(b, off, (v >> 16) as u16);
-    wr16(b, off + 2, v as u16);
+    // SAFETY: as `rd16`.
+    unsafe { core::ptr::write_unaligned(b.add(opaque(off) & MASK) as *mut u32, v.to_be()) }
 }
 /// Copies exactly `N` bytes (a fixed size the verifier can see); callers advance by the real
 /// length, and later writes overwrite the excess.
@@ -254,12 +252,28 @@ fn copy_fixed<const N: usize>(dst: *mut u8, doff: usize, src: *const u8, soff: u
         )
     }
 }
+/// An unaligned 8-byte load (the program is built with misaligned access allowed: x86 and arm64
+/// handle it, and the verifier permits it for map values).
+#[inline(always)]
+fn rd64(b: *const u8, off: usize) -> u64 {
+    // SAFETY: `off & MASK` + 8 < BUF.
+    unsafe { core::ptr::read_unaligned(b.add(opaque(off) & MASK) as *const u64) }
+}
+/// Mask keeping the first `n` bytes (0..=8) of a little-endian 8-byte load, without a branch.
+#[inline(always)]
+fn keep_bytes(n: usize) -> u64 {
+    let n = if n > 8 { 8 } else { n };
+    // (1 << 64) is not a thing: build it from two shifts of at most 32 each.
+    let bits = (n * 8) as u64;
+    let half = bits / 2;
+    ((1u64 << half) << (bits - half)).wrapping_sub(1)
+}
 #[inline(always)]
 fn eq_fixed<const N: usize>(a: *const u8, aoff: usize, b: *const u8, boff: usize) -> bool {
-    // Accumulated through `opaque` so LLVM cannot turn it into N branches (N verifier paths).
+    // Word by word, accumulated through `opaque` so LLVM cannot turn it into a branch per word.
     let mut diff = 0usize;
-    for i in 0..N {
-        diff = opaque(diff | (rd8(a, aoff + i) ^ rd8(b, boff + i)) as usize);
+    for w in 0..N / 8 {
+        diff = opaque(diff | (rd64(a, aoff + w * 8) ^ rd64(b, boff + w * 8)) as usize);
     }
     diff == 0
 }
@@ -273,9 +287,9 @@ fn eq_prefix<const N: usize>(
     len: usize,
 ) -> bool {
     let mut diff = 0usize;
-    for i in 0..N {
-        let d = (rd8(a, aoff + i) ^ rd8(b, boff + i)) as usize;
-        diff = opaque(diff | (d & below(i, len)));
+    for w in 0..N / 8 {
+        let keep = keep_bytes(len.saturating_sub(w * 8));
+        diff = opaque(diff | ((rd64(a, aoff + w * 8) ^ rd64(b, boff + w * 8)) & keep) as usize);
     }
     diff == 0
 }
@@ -528,9 +542,11 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
     let dhcp_end = st.r.end;
     if rd8(req, dhcp) == MSG_RELAY_FORW {
         parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
-        let mut key = Key::new(128, [0u8; 16]);
+        // The key lives in scratch: an unaligned 8-byte copy into the stack would be refused.
+        let key = unsafe { &mut (*sc).link_key };
+        key.prefix_len = 128;
         copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, dhcp + 2);
-        st.subnet_index = *LINKS.get(&key).ok_or(stat::PASS_WRONG_LINK)? as u32;
+        st.subnet_index = *LINKS.get(key).ok_or(stat::PASS_WRONG_LINK)? as u32;
         st.relayed = 1;
         st.msg = st.r.start;
     } else {
@@ -635,8 +651,12 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
     let key = unsafe { &mut (*sc).key };
     key.duid_len = r.client_id_len as u8;
     key._pad = [0; 3];
-    for i in 0..FAST_DUID_MAX {
-        key.duid[i] = (rd8(req, r.client_id_off + i) as usize & below(i, r.client_id_len)) as u8;
+    let key_words = key.duid.as_mut_ptr();
+    for w in 0..FAST_DUID_MAX / 8 {
+        let word =
+            rd64(req, r.client_id_off + w * 8) & keep_bytes(r.client_id_len.saturating_sub(w * 8));
+        // SAFETY: the key's DUID array is FAST_DUID_MAX bytes long, a multiple of 8.
+        unsafe { core::ptr::write_unaligned(key_words.add(w * 8) as *mut u64, word) };
     }
     let binding = BINDINGS.get_ptr_mut(&*key).ok_or(stat::PASS_UNKNOWN_DUID)?;
     let b = unsafe { &mut *binding };
