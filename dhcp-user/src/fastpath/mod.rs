@@ -7,6 +7,7 @@
 //! being answered while the controller is down.
 
 pub mod frame;
+pub mod sync;
 
 use std::{
     net::Ipv6Addr,

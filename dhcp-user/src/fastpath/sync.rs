@@ -1,0 +1,702 @@
+//! Keeping the fast path's maps true to the controller: configuration, bindings pushed on every
+//! lease change, a bulk re-sync from the store on start, and the renewals the program answered
+//! read back from its ring buffer and made durable.
+
+use std::{
+    collections::HashMap,
+    net::Ipv6Addr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use dhcp_common::{
+    BindingKey, BindingValue, GlobalConfig, IfaceConfig, RenewalEvent, SubnetConfig,
+    BINDING_HAS_NA, BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX, MAX_SUBNETS,
+};
+use tokio::{io::unix::AsyncFd, sync::broadcast};
+use tracing::{debug, info, warn};
+
+use super::{FastPath, FastPathError};
+use crate::{
+    config::{encode_domain_list, Config, Subnet},
+    server::events::{LeaseEvent, LeaseEventKind},
+    store::{
+        Lease, LeaseChange, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType,
+        StoreWriter,
+    },
+};
+
+/// Where each configured subnet sits in the `SUBNETS` array (its position in the config).
+#[derive(Clone, Debug, Default)]
+pub struct SubnetIndex {
+    by_id: HashMap<u32, (u16, u32, u32)>,
+}
+
+impl SubnetIndex {
+    pub fn new(config: &Config) -> Self {
+        let by_id = config
+            .subnets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (*i as u32) < MAX_SUBNETS)
+            .map(|(i, s)| (s.id, (i as u16, s.preferred_lifetime, s.valid_lifetime)))
+            .collect();
+        SubnetIndex { by_id }
+    }
+
+    /// The array index of subnet `id`.
+    pub fn index(&self, id: u32) -> Option<u16> {
+        self.by_id.get(&id).map(|(i, _, _)| *i)
+    }
+
+    /// (preferred, valid) lifetimes of subnet `id`.
+    pub fn lifetimes(&self, id: u32) -> Option<(u32, u32)> {
+        self.by_id.get(&id).map(|(_, p, v)| (*p, *v))
+    }
+}
+
+/// The subnet's settings as the fast path answers with them. A subnet whose DNS or domain options
+/// do not fit the fixed-size fields is marked disabled: the controller answers for it.
+pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
+    let dns: Vec<u8> = subnet.dns_servers.iter().flat_map(|a| a.octets()).collect();
+    let domain = encode_domain_list(&subnet.domain_search);
+    let fits = dns.len() <= FAST_OPTION_MAX && domain.len() <= FAST_OPTION_MAX;
+    let mut cfg = SubnetConfig {
+        preferred_lifetime: subnet.preferred_lifetime,
+        valid_lifetime: subnet.valid_lifetime,
+        t1: subnet.renew_timer,
+        t2: subnet.rebind_timer,
+        info_refresh_time: subnet.information_refresh_time.unwrap_or(0),
+        enabled: fits as u8,
+        rapid_commit: subnet.rapid_commit as u8,
+        send_preference: subnet.preference.is_some() as u8,
+        preference: subnet.preference.unwrap_or(0),
+        dns_len: 0,
+        domain_len: 0,
+        dns: [0; FAST_OPTION_MAX],
+        domain: [0; FAST_OPTION_MAX],
+    };
+    if fits {
+        cfg.dns_len = dns.len() as u16;
+        cfg.dns[..dns.len()].copy_from_slice(&dns);
+        cfg.domain_len = domain.len() as u16;
+        cfg.domain[..domain.len()].copy_from_slice(&domain);
+    }
+    cfg
+}
+
+/// The global entry; a server DUID too long for the fast path disables it.
+pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) -> GlobalConfig {
+    let fits = !server_duid.is_empty() && server_duid.len() <= FAST_SERVER_DUID_MAX;
+    let mut duid = [0u8; FAST_SERVER_DUID_MAX];
+    if fits {
+        duid[..server_duid.len()].copy_from_slice(server_duid);
+    }
+    GlobalConfig {
+        boot_to_unix_ns: super::boot_to_unix_ns(),
+        enabled: (enabled && fits) as u8,
+        server_duid_len: if fits { server_duid.len() as u8 } else { 0 },
+        _pad: [0; 2],
+        pass_rate_per_cpu,
+        server_duid: duid,
+    }
+}
+
+/// What the controller knows of a served interface.
+#[derive(Clone, Debug)]
+pub struct IfaceInfo {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub link_local: Ipv6Addr,
+    /// Its global addresses (to find the subnet of directly attached clients).
+    pub addresses: Vec<(Ipv6Addr, u8)>,
+}
+
+impl IfaceInfo {
+    /// Reads the interface's index, MAC and addresses from the kernel.
+    pub fn discover(name: &str) -> Result<IfaceInfo, FastPathError> {
+        let ifindex = super::ifindex(name)?;
+        let mut info = IfaceInfo {
+            name: name.to_string(),
+            ifindex,
+            mac: [0; 6],
+            link_local: Ipv6Addr::UNSPECIFIED,
+            addresses: Vec::new(),
+        };
+        let addrs = nix::ifaddrs::getifaddrs().map_err(|e| FastPathError::Io {
+            path: "getifaddrs".into(),
+            source: e.into(),
+        })?;
+        for ifa in addrs.filter(|a| a.interface_name == name) {
+            let Some(addr) = ifa.address else { continue };
+            if let Some(link) = addr.as_link_addr() {
+                if let Some(mac) = link.addr() {
+                    info.mac = mac;
+                }
+            } else if let Some(sin6) = addr.as_sockaddr_in6() {
+                let ip = sin6.ip();
+                let len = ifa
+                    .netmask
+                    .and_then(|m| {
+                        m.as_sockaddr_in6()
+                            .map(|m| u128::from(m.ip()).count_ones() as u8)
+                    })
+                    .unwrap_or(128);
+                if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                    info.link_local = ip;
+                } else {
+                    info.addresses.push((ip, len));
+                }
+            }
+        }
+        Ok(info)
+    }
+}
+
+/// The subnet serving clients attached directly to `iface`: named by `interface`, else the one
+/// whose prefix holds one of the interface's addresses.
+pub fn subnet_for_iface<'a>(config: &'a Config, iface: &IfaceInfo) -> Option<(usize, &'a Subnet)> {
+    config
+        .subnets
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.interface.as_deref() == Some(iface.name.as_str()))
+        .or_else(|| {
+            config.subnets.iter().enumerate().find(|(_, s)| {
+                s.interface.is_none() && iface.addresses.iter().any(|(a, _)| s.prefix.contains(a))
+            })
+        })
+}
+
+/// Writes the whole configuration into the maps: global entry, subnets, relay links, interfaces.
+pub fn configure(
+    fp: &mut FastPath,
+    config: &Config,
+    server_duid: &[u8],
+    ifaces: &[IfaceInfo],
+    pass_rate_per_cpu: u32,
+) -> Result<(), FastPathError> {
+    for (i, subnet) in config.subnets.iter().enumerate().take(MAX_SUBNETS as usize) {
+        fp.set_subnet(i as u16, &subnet_config(subnet))?;
+        fp.set_link(
+            subnet.prefix.network(),
+            subnet.prefix.prefix_len(),
+            i as u16,
+        )?;
+    }
+    for iface in ifaces {
+        let subnet = subnet_for_iface(config, iface);
+        fp.set_iface(
+            iface.ifindex,
+            &IfaceConfig {
+                mac: iface.mac,
+                subnet: subnet.map(|(i, _)| i as u16).unwrap_or(0),
+                link_local: iface.link_local.octets(),
+                enabled: (!iface.link_local.is_unspecified()) as u8,
+                has_subnet: subnet.is_some() as u8,
+                _pad: [0; 6],
+            },
+        )?;
+    }
+    fp.set_global(&global_config(server_duid, true, pass_rate_per_cpu))
+}
+
+/// The fast-path binding for one client's leases, or `None` when the controller alone must serve
+/// it: DUID too long, more than one address or prefix, leases on different subnets, nothing
+/// active.
+pub fn binding_for(
+    leases: &[Lease],
+    now: i64,
+    index: &SubnetIndex,
+) -> Option<(BindingKey, BindingValue)> {
+    let active: Vec<&Lease> = leases
+        .iter()
+        .filter(|l| l.state == LeaseState::Assigned && l.expire > now)
+        .collect();
+    let first = active.first()?;
+    let key = BindingKey::new(&first.duid)?;
+    let mut value = BindingValue {
+        expires: u64::MAX,
+        na_iaid: 0,
+        pd_iaid: 0,
+        na_addr: [0; 16],
+        pd_prefix: [0; 16],
+        subnet: index.index(first.subnet_id)?,
+        flags: 0,
+        pd_len: 0,
+        _pad: [0; 4],
+    };
+    for lease in &active {
+        if lease.duid != first.duid || lease.subnet_id != first.subnet_id {
+            return None;
+        }
+        match lease.lease_type {
+            LeaseType::Na => {
+                if value.flags & BINDING_HAS_NA != 0 {
+                    return None;
+                }
+                value.flags |= BINDING_HAS_NA;
+                value.na_iaid = lease.iaid;
+                value.na_addr = lease.address.octets();
+            }
+            LeaseType::Pd => {
+                if value.flags & BINDING_HAS_PD != 0 {
+                    return None;
+                }
+                value.flags |= BINDING_HAS_PD;
+                value.pd_iaid = lease.iaid;
+                value.pd_prefix = lease.address.octets();
+                value.pd_len = lease.prefix_len;
+            }
+        }
+        value.expires = value.expires.min(lease.expire.max(0) as u64);
+    }
+    Some((key, value))
+}
+
+/// Counts of one bulk re-sync.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResyncReport {
+    pub clients: u64,
+    pub pushed: u64,
+    /// Entries the pinned map held with a later expiry than the store (renewals answered while the
+    /// controller was down): kept, and written back to the store.
+    pub kept_later_expiry: u64,
+    pub removed: u64,
+    pub controller_only: u64,
+}
+
+/// Pushes every active binding in the store into the map, merging with what a surviving pinned map
+/// holds (an expiry never moves backwards), and removes map entries the store does not back.
+/// Returns the store changes that carry the map's later expiries back.
+pub fn resync(
+    fp: &mut FastPath,
+    store: &dyn LeaseStore,
+    index: &SubnetIndex,
+    now: i64,
+) -> Result<(ResyncReport, Vec<LeaseChange>), anyhow::Error> {
+    let started = Instant::now();
+    let mut by_duid: HashMap<Vec<u8>, Vec<Lease>> = HashMap::new();
+    for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
+        let lease = lease?;
+        if lease.state == LeaseState::Assigned && lease.expire > now {
+            by_duid.entry(lease.duid.clone()).or_default().push(lease);
+        }
+    }
+    let mut report = ResyncReport {
+        clients: by_duid.len() as u64,
+        ..Default::default()
+    };
+    let mut writes_back = Vec::new();
+    let mut wanted: HashMap<BindingKey, ()> = HashMap::with_capacity(by_duid.len());
+    let mut map = fp.bindings_mut()?;
+    let total = by_duid.len();
+    for (n, leases) in by_duid.values().enumerate() {
+        let Some((key, mut value)) = binding_for(leases, now, index) else {
+            report.controller_only += 1;
+            continue;
+        };
+        if let Ok(existing) = map.get(&key, 0) {
+            let same = existing.na_addr == value.na_addr
+                && existing.pd_prefix == value.pd_prefix
+                && existing.flags == value.flags
+                && existing.na_iaid == value.na_iaid
+                && existing.pd_iaid == value.pd_iaid;
+            if same && existing.expires > value.expires {
+                value.expires = existing.expires;
+                report.kept_later_expiry += 1;
+                writes_back.extend(renewals_for(leases, existing.expires as i64, index));
+            }
+        }
+        map.insert(key, value, 0)?;
+        wanted.insert(key, ());
+        report.pushed += 1;
+        if total >= 100_000 && (n + 1) % 100_000 == 0 {
+            info!(
+                "fast path re-sync: {} / {} clients pushed ({:.1}s)",
+                n + 1,
+                total,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let stale: Vec<BindingKey> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !wanted.contains_key(k))
+        .collect();
+    for key in stale {
+        let _ = map.remove(&key);
+        report.removed += 1;
+    }
+    info!(
+        "fast path re-sync: {} bindings pushed, {} controller-only, {} kept a later expiry, {} stale removed in {:.2}s",
+        report.pushed,
+        report.controller_only,
+        report.kept_later_expiry,
+        report.removed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok((report, writes_back))
+}
+
+/// Store changes renewing `leases` so they expire at `expires` (as the fast path told the client).
+fn renewals_for(leases: &[Lease], expires: i64, index: &SubnetIndex) -> Vec<LeaseChange> {
+    leases
+        .iter()
+        .filter_map(|lease| {
+            let (preferred, valid) = index.lifetimes(lease.subnet_id)?;
+            Some(LeaseChange::Renew {
+                key: lease.key(),
+                cltt: expires - valid as i64,
+                preferred_lifetime: preferred,
+                valid_lifetime: valid,
+            })
+        })
+        .collect()
+}
+
+/// The running sync: owns the shared fast path and follows lease events and the ring buffer.
+pub struct MapSync {
+    fp: Arc<Mutex<FastPath>>,
+    index: SubnetIndex,
+    store: Arc<dyn LeaseStore>,
+}
+
+impl MapSync {
+    pub fn new(fp: Arc<Mutex<FastPath>>, index: SubnetIndex, store: Arc<dyn LeaseStore>) -> Self {
+        MapSync { fp, index, store }
+    }
+
+    /// Re-computes `duid`'s binding from the store and writes or removes its map entry.
+    pub fn refresh_client(&self, duid: &[u8], now: i64) -> Result<(), anyhow::Error> {
+        let Some(key) = BindingKey::new(duid) else {
+            return Ok(());
+        };
+        let leases = self.store.find(
+            &LeaseFilter::Duid {
+                duid: duid.to_vec(),
+                iaid: None,
+            },
+            None,
+            64,
+        )?;
+        let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = fp.bindings_mut()?;
+        match binding_for(&leases, now, &self.index) {
+            Some((key, mut value)) => {
+                // The program may have moved the expiry on since the store last heard of it.
+                if let Ok(existing) = map.get(&key, 0) {
+                    if existing.na_addr == value.na_addr && existing.pd_prefix == value.pd_prefix {
+                        value.expires = value.expires.max(existing.expires);
+                    }
+                }
+                map.insert(key, value, 0)?;
+            }
+            None => {
+                let _ = map.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows lease events until the channel closes: every grant, renewal, release, decline,
+    /// expiry and clear is reflected in the map. A lag (events lost) triggers a full re-sync.
+    pub async fn follow_events(self: Arc<Self>, mut events: broadcast::Receiver<LeaseEvent>) {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    let now = now_unix();
+                    if let Err(e) = self.refresh_client(&event.lease.duid, now) {
+                        warn!("fast path: updating the binding of a client failed: {e:#}");
+                    }
+                    debug!("fast path: {} {}", event.kind.name(), event.lease.address);
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!("fast path: {n} lease events missed; re-syncing the map from the store");
+                    let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = resync(&mut fp, self.store.as_ref(), &self.index, now_unix()) {
+                        warn!("fast path: re-sync failed: {e:#}");
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// Reads the renewals the program answered and makes them durable (batched; within a second),
+/// then publishes a `Renewed` event for each lease so active leasequery sees them too.
+pub async fn follow_renewals(
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    fp: Arc<Mutex<FastPath>>,
+    index: SubnetIndex,
+    writer: StoreWriter,
+    events: broadcast::Sender<LeaseEvent>,
+) -> Result<(), anyhow::Error> {
+    // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns the ring buffer.
+    let mut ring = unsafe { AsyncFd::register(ring) }
+        .map_err(|e| anyhow::anyhow!("watching the fast path's ring buffer: {e}"))?;
+    loop {
+        let mut guard = ring.readable_mut().await?;
+        let mut renewals: Vec<RenewalEvent> = Vec::new();
+        while let Some(item) = guard.get_inner_mut().next() {
+            if item.len() >= std::mem::size_of::<RenewalEvent>() {
+                // SAFETY: the program writes whole RenewalEvents; read_unaligned copes with any
+                // alignment of the ring's bytes.
+                renewals.push(unsafe {
+                    std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent)
+                });
+            }
+        }
+        guard.clear_ready();
+        if renewals.is_empty() {
+            continue;
+        }
+        // Gather for up to 200 ms so a burst of renewals becomes one durable transaction.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Some(item) = ring.get_mut().next() {
+            if item.len() >= std::mem::size_of::<RenewalEvent>() {
+                renewals.push(unsafe {
+                    std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent)
+                });
+            }
+        }
+        let mut changes = Vec::new();
+        let mut keys = Vec::new();
+        {
+            let fp = fp.lock().unwrap_or_else(|e| e.into_inner());
+            let map = fp.bindings()?;
+            for renewal in &renewals {
+                let Ok(binding) = map.get(&renewal.key, 0) else {
+                    continue;
+                };
+                let subnet_id = index
+                    .by_id
+                    .iter()
+                    .find(|(_, (i, _, _))| *i == binding.subnet)
+                    .map(|(id, _)| *id);
+                let Some((preferred, valid)) = subnet_id.and_then(|id| index.lifetimes(id)) else {
+                    continue;
+                };
+                let cltt = renewal.expires as i64 - valid as i64;
+                let mut push = |key: LeaseKey| {
+                    keys.push(key);
+                    changes.push(LeaseChange::Renew {
+                        key,
+                        cltt,
+                        preferred_lifetime: preferred,
+                        valid_lifetime: valid,
+                    });
+                };
+                if binding.flags & BINDING_HAS_NA != 0 {
+                    push(LeaseKey::na(Ipv6Addr::from(binding.na_addr)));
+                }
+                if binding.flags & BINDING_HAS_PD != 0 {
+                    push(LeaseKey::pd(
+                        Ipv6Addr::from(binding.pd_prefix),
+                        binding.pd_len,
+                    ));
+                }
+            }
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        writer.commit(changes).await?;
+        for key in keys {
+            if let Ok(Some(lease)) = writer.store().get(&key) {
+                let _ = events.send(LeaseEvent {
+                    kind: LeaseEventKind::Renewed,
+                    lease,
+                });
+            }
+        }
+        debug!("fast path: {} renewals made durable", renewals.len());
+    }
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(duid: &[u8], lease_type: LeaseType, address: &str, len: u8, expire: i64) -> Lease {
+        Lease {
+            address: address.parse().unwrap(),
+            prefix_len: len,
+            lease_type,
+            duid: duid.to_vec(),
+            iaid: if lease_type == LeaseType::Na { 1 } else { 2 },
+            subnet_id: 7,
+            preferred_lifetime: 100,
+            valid_lifetime: 200,
+            cltt: expire - 200,
+            expire,
+            state: LeaseState::Assigned,
+            interface: String::new(),
+            link_address: Ipv6Addr::UNSPECIFIED,
+            relay_id: None,
+            remote_id: None,
+            relay_info: Vec::new(),
+            hostname: String::new(),
+        }
+    }
+
+    fn index() -> SubnetIndex {
+        let mut by_id = HashMap::new();
+        by_id.insert(7, (3u16, 100, 200));
+        SubnetIndex { by_id }
+    }
+
+    #[test]
+    fn one_address_and_one_prefix_make_a_binding() {
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let leases = vec![
+            lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000),
+            lease(&duid, LeaseType::Pd, "2001:db8:100::", 56, 900),
+        ];
+        let (key, value) = binding_for(&leases, 10, &index()).unwrap();
+        assert_eq!(key.duid(), &duid);
+        assert_eq!(value.flags, BINDING_HAS_NA | BINDING_HAS_PD);
+        assert_eq!(value.expires, 900, "the earliest expiry of the IAs");
+        assert_eq!(
+            (value.na_iaid, value.pd_iaid, value.pd_len, value.subnet),
+            (1, 2, 56, 3)
+        );
+    }
+
+    #[test]
+    fn shapes_the_fast_path_cannot_serve_are_left_to_the_controller() {
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let two_addresses = vec![
+            lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000),
+            lease(&duid, LeaseType::Na, "2001:db8::6", 128, 1000),
+        ];
+        assert!(binding_for(&two_addresses, 10, &index()).is_none());
+        let long = vec![lease(&[9u8; 40], LeaseType::Na, "2001:db8::5", 128, 1000)];
+        assert!(binding_for(&long, 10, &index()).is_none());
+        let expired = vec![lease(&duid, LeaseType::Na, "2001:db8::5", 128, 5)];
+        assert!(binding_for(&expired, 10, &index()).is_none());
+        let mut released = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
+        released.state = LeaseState::Released;
+        assert!(binding_for(&[released], 10, &index()).is_none());
+    }
+
+    #[test]
+    fn oversized_options_disable_the_subnet_for_the_fast_path() {
+        let config = Config::parse(
+            r#"
+state-dir = "/tmp/x"
+interfaces = ["eth1"]
+[[subnet]]
+prefix = "2001:db8:1::/64"
+pools = [{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }]
+dns-servers = ["2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4", "2001:db8::5", "2001:db8::6", "2001:db8::7", "2001:db8::8", "2001:db8::9"]
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(subnet_config(&config.subnets[0]).enabled, 0);
+        let mut small = config.subnets[0].clone();
+        small.dns_servers.truncate(2);
+        let cfg = subnet_config(&small);
+        assert_eq!((cfg.enabled, cfg.dns_len), (1, 32));
+    }
+
+    #[test]
+    fn long_server_duid_disables_the_fast_path() {
+        assert_eq!(global_config(&[1u8; 40], true, 0).enabled, 0);
+        assert_eq!(global_config(&[1u8; 14], true, 0).enabled, 1);
+    }
+}
+
+/// How the controller runs the fast path.
+#[derive(Clone, Debug)]
+pub struct FastPathSettings {
+    pub mode: super::AttachMode,
+    /// Where maps and links are pinned (`None`: nothing pinned; the program goes with the process).
+    pub pin_root: Option<std::path::PathBuf>,
+    /// Per-CPU budget of DHCPv6 packets passed on to the controller per second (0: unlimited).
+    pub pass_rate_per_cpu: u32,
+}
+
+/// The running fast path, shared with the controller's tasks.
+pub struct FastPathHandle {
+    pub fast_path: Arc<Mutex<FastPath>>,
+    pub sync: Arc<MapSync>,
+    pub report: ResyncReport,
+}
+
+/// Loads (reusing pinned maps), configures and attaches the fast path on `ifaces`, re-syncs the
+/// binding map from the store, and starts following lease events and the program's renewals.
+pub async fn start(
+    settings: &FastPathSettings,
+    config: &Config,
+    server_duid: &[u8],
+    ifaces: &[String],
+    writer: StoreWriter,
+    events: broadcast::Sender<LeaseEvent>,
+) -> Result<FastPathHandle, anyhow::Error> {
+    let mut fp = FastPath::load(settings.pin_root.as_deref())?;
+    let infos = ifaces
+        .iter()
+        .map(|name| IfaceInfo::discover(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    configure(
+        &mut fp,
+        config,
+        server_duid,
+        &infos,
+        settings.pass_rate_per_cpu,
+    )?;
+    let index = SubnetIndex::new(config);
+    // Renewals the program answered while no controller was reading come first, then the store.
+    let ring = fp.take_events()?;
+    let (report, writes_back) = resync(&mut fp, writer.store().as_ref(), &index, now_unix())?;
+    if !writes_back.is_empty() {
+        writer.commit(writes_back).await?;
+    }
+    for info in &infos {
+        let mode = fp.attach(&info.name, settings.mode)?;
+        info!("fast path attached to {} ({:?} mode)", info.name, mode);
+    }
+    let fast_path = Arc::new(Mutex::new(fp));
+    let sync = Arc::new(MapSync::new(
+        fast_path.clone(),
+        index.clone(),
+        writer.store().clone(),
+    ));
+    tokio::spawn(sync.clone().follow_events(events.subscribe()));
+    let renewals_fp = fast_path.clone();
+    tokio::spawn(async move {
+        if let Err(e) = follow_renewals(ring, renewals_fp, index, writer, events).await {
+            warn!("fast path: reading renewals stopped: {e:#}");
+        }
+    });
+    // Keep the Unix-time offset true across wall-clock steps.
+    let clock_fp = fast_path.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let mut fp = clock_fp.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(mut global) = fp.global() {
+                global.boot_to_unix_ns = super::boot_to_unix_ns();
+                let _ = fp.set_global(&global);
+            }
+        }
+    });
+    Ok(FastPathHandle {
+        fast_path,
+        sync,
+        report,
+    })
+}
