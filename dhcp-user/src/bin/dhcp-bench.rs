@@ -44,6 +44,7 @@ fn main() -> Result<()> {
     report.describe_machine();
     bench::run_fastpath_and_scale(&opts, &mut report)?;
     bench::run_store(&opts, &mut report)?;
+    bench::run_lab(&opts, &mut report);
     bench::run_leasequery(&mut report);
     report.progress_done();
     report.write_json(&opts.out)?;

@@ -1,0 +1,668 @@
+//! Our own DHCPv6 load generator: primes N bindings with 4-way exchanges (or takes them as given
+//! when the bindings were pushed straight into the fast path), then blasts valid Renews from those
+//! N clients over one non-blocking UDP socket with sendmmsg/recvmmsg, checks every Reply
+//! (transaction id, client and server DUIDs, IA contents) and reports renewals answered per
+//! second, drops, invalid replies and latency percentiles.
+//!
+//! Runs on the client side of a lab veth pair: the socket must be opened inside the client
+//! namespace (see `netns::in_netns`). Every loop is bounded in count and in time.
+
+use std::{
+    collections::BTreeMap,
+    net::Ipv6Addr,
+    os::fd::AsRawFd,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use dhcp_common::dhcpv6::*;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::wire::{self, elapsed, find, ia_na, ia_pd, msg, opt, options, oro, parse_ia};
+
+const BATCH: usize = 64;
+const MAX_PACKET: usize = 1500;
+
+/// One simulated client and the binding it holds.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub duid: Vec<u8>,
+    pub na_iaid: u32,
+    pub na: Option<Ipv6Addr>,
+    pub pd_iaid: u32,
+    pub pd: Option<(Ipv6Addr, u8)>,
+}
+
+/// The UDP socket of all simulated clients: bound to port 546, sending to ff02::1:2 on `iface`.
+pub struct ClientSocket {
+    socket: Socket,
+    dest: SockAddr,
+}
+
+impl ClientSocket {
+    /// Opens the socket in the calling thread's namespace.
+    pub fn open(iface: &str) -> Result<Self> {
+        let ifindex = crate::fastpath::ifindex(iface)?;
+        let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_only_v6(true)?;
+        socket.set_reuse_address(true)?;
+        let _ = socket.set_recv_buffer_size(32 << 20);
+        let _ = socket.set_send_buffer_size(8 << 20);
+        force_buffers(&socket);
+        socket.set_multicast_if_v6(ifindex)?;
+        socket.set_multicast_hops_v6(1)?;
+        socket.set_nonblocking(true)?;
+        let bind = std::net::SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, CLIENT_PORT, 0, 0);
+        socket
+            .bind(&bind.into())
+            .context("binding the load generator to [::]:546")?;
+        let dest =
+            std::net::SocketAddrV6::new(ALL_RELAYS_AND_SERVERS.into(), SERVER_PORT, 0, ifindex);
+        Ok(ClientSocket {
+            socket,
+            dest: dest.into(),
+        })
+    }
+
+    /// Sends `packets` with as few sendmmsg calls as the socket takes; returns how many left.
+    fn send(&self, packets: &[&[u8]]) -> usize {
+        let mut iovs: Vec<libc::iovec> = packets
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            })
+            .collect();
+        // SAFETY: zeroed msghdr is a valid empty header; we fill the fields we use.
+        let mut hdrs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_name = self.dest.as_ptr() as *mut libc::c_void;
+                h.msg_hdr.msg_namelen = self.dest.len();
+                h.msg_hdr.msg_iov = iov as *mut libc::iovec;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        let mut done = 0usize;
+        while done < hdrs.len() {
+            // SAFETY: hdrs[done..] point at iovecs and buffers that outlive the call.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    self.socket.as_raw_fd(),
+                    hdrs[done..].as_mut_ptr(),
+                    (hdrs.len() - done) as u32,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if rc <= 0 {
+                break;
+            }
+            done += rc as usize;
+        }
+        done
+    }
+
+    /// Receives up to BATCH datagrams without blocking; returns their lengths in `bufs` order.
+    fn recv(&self, bufs: &mut [[u8; MAX_PACKET]], lens: &mut Vec<usize>) -> usize {
+        lens.clear();
+        let mut iovs: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                iov_len: MAX_PACKET,
+            })
+            .collect();
+        let mut hdrs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: as in `send`.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_iov = iov as *mut libc::iovec;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        // SAFETY: every header points at a buffer of MAX_PACKET bytes we own.
+        let rc = unsafe {
+            libc::recvmmsg(
+                self.socket.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                hdrs.len() as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc <= 0 {
+            return 0;
+        }
+        for h in &hdrs[..rc as usize] {
+            lens.push(h.msg_len as usize);
+        }
+        rc as usize
+    }
+
+    /// Waits up to `timeout` for something to read.
+    fn wait_readable(&self, timeout: Duration) {
+        let mut pfd = libc::pollfd {
+            fd: self.socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd we own.
+        unsafe { libc::poll(&mut pfd, 1, timeout.as_millis().max(1) as i32) };
+    }
+
+    /// Reads and discards whatever arrives until `quiet` passes with nothing (at most `limit`).
+    pub fn drain(&self, quiet: Duration, limit: Duration) -> u64 {
+        let mut bufs = vec![[0u8; MAX_PACKET]; BATCH];
+        let mut lens = Vec::new();
+        let start = Instant::now();
+        let mut last = Instant::now();
+        let mut count = 0u64;
+        while start.elapsed() < limit && last.elapsed() < quiet {
+            let n = self.recv(&mut bufs, &mut lens);
+            if n == 0 {
+                self.wait_readable(Duration::from_millis(5));
+            } else {
+                count += n as u64;
+                last = Instant::now();
+            }
+        }
+        count
+    }
+}
+
+fn force_buffers(socket: &Socket) {
+    // As root, SO_*BUFFORCE lifts the per-namespace rmem_max/wmem_max caps.
+    for (opt, size) in [
+        (libc::SO_RCVBUFFORCE, 32 << 20),
+        (libc::SO_SNDBUFFORCE, 8 << 20),
+    ] {
+        let v: libc::c_int = size;
+        // SAFETY: setsockopt with an int we own.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+    }
+}
+
+fn xid_of(packet: &[u8]) -> u32 {
+    u32::from_be_bytes([0, packet[1], packet[2], packet[3]])
+}
+
+/// Outcome of priming.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PrimeResult {
+    pub clients: usize,
+    pub bound: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub exchanges_per_second: f64,
+}
+
+/// Runs Solicit/Advertise/Request/Reply for every client (IA_NA, and IA_PD when `with_pd`),
+/// up to `window` exchanges in flight, 4 tries per step; fills in each client's binding and
+/// returns the server DUID learned. Bounded by `deadline`.
+pub fn prime(
+    socket: &ClientSocket,
+    clients: &mut [Client],
+    with_pd: bool,
+    window: usize,
+    deadline: Duration,
+) -> Result<(Vec<u8>, PrimeResult)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Stage {
+        Idle,
+        Solicit,
+        Request,
+        Done,
+        Failed,
+    }
+    let n = clients.len();
+    if n >= 1 << 23 {
+        bail!("at most 8 M clients (24-bit transaction ids)");
+    }
+    let mut stage = vec![Stage::Idle; n];
+    let mut sent_at = vec![Instant::now(); n];
+    let mut tries = vec![0u8; n];
+    let mut server_duid: Option<Vec<u8>> = None;
+    let mut advertised: Vec<Option<(Vec<u8>, Option<Ipv6Addr>, Option<(Ipv6Addr, u8)>)>> =
+        vec![None; n];
+    let solicit = |i: usize, c: &Client| {
+        let mut o = vec![
+            opt(OPT_CLIENTID, &c.duid),
+            elapsed(),
+            ia_na(c.na_iaid, 0, 0, None),
+        ];
+        if with_pd {
+            o.push(ia_pd(c.pd_iaid, 0, 0, None));
+        }
+        o.push(oro(&[OPT_DNS_SERVERS]));
+        msg(MSG_SOLICIT, i as u32, &o)
+    };
+    let request =
+        |i: usize, c: &Client, adv: &(Vec<u8>, Option<Ipv6Addr>, Option<(Ipv6Addr, u8)>)| {
+            let mut o = vec![
+                opt(OPT_CLIENTID, &c.duid),
+                opt(OPT_SERVERID, &adv.0),
+                elapsed(),
+                ia_na(c.na_iaid, 0, 0, adv.1.map(|a| (a, 0, 0))),
+            ];
+            if with_pd {
+                o.push(ia_pd(c.pd_iaid, 0, 0, adv.2.map(|(p, l)| (p, l, 0, 0))));
+            }
+            o.push(oro(&[OPT_DNS_SERVERS]));
+            msg(MSG_REQUEST, (i as u32) | (1 << 23), &o)
+        };
+    let start = Instant::now();
+    let mut next = 0usize;
+    let mut in_flight = 0usize;
+    let mut finished = 0usize;
+    let mut bufs = vec![[0u8; MAX_PACKET]; BATCH];
+    let mut lens = Vec::new();
+    let retry = Duration::from_millis(1000);
+    let mut scan_from = 0usize;
+    while finished < n && start.elapsed() < deadline {
+        // Start new exchanges up to the window.
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        while in_flight < window && next < n {
+            out.push(solicit(next, &clients[next]));
+            stage[next] = Stage::Solicit;
+            sent_at[next] = Instant::now();
+            tries[next] = 1;
+            next += 1;
+            in_flight += 1;
+        }
+        // Retransmit what timed out (scan a bounded slice per turn).
+        let now = Instant::now();
+        for _ in 0..n.min(4096) {
+            let i = scan_from;
+            scan_from = (scan_from + 1) % n.max(1);
+            if matches!(stage[i], Stage::Solicit | Stage::Request)
+                && now.duration_since(sent_at[i]) > retry
+            {
+                if tries[i] >= 4 {
+                    stage[i] = Stage::Failed;
+                    in_flight -= 1;
+                    finished += 1;
+                    continue;
+                }
+                tries[i] += 1;
+                sent_at[i] = now;
+                out.push(if stage[i] == Stage::Solicit {
+                    solicit(i, &clients[i])
+                } else {
+                    request(i, &clients[i], advertised[i].as_ref().expect("advertised"))
+                });
+            }
+        }
+        let refs: Vec<&[u8]> = out.iter().map(|p| p.as_slice()).collect();
+        for chunk in refs.chunks(BATCH) {
+            socket.send(chunk);
+        }
+        let got = socket.recv(&mut bufs, &mut lens);
+        if got == 0 {
+            socket.wait_readable(Duration::from_millis(2));
+            continue;
+        }
+        let mut replies_out: Vec<Vec<u8>> = Vec::new();
+        for (buf, &len) in bufs.iter().zip(lens.iter()) {
+            let p = &buf[..len];
+            if p.len() < 4 {
+                continue;
+            }
+            let xid = xid_of(p);
+            let i = (xid & 0x7f_ffff) as usize;
+            if i >= n {
+                continue;
+            }
+            let Some(opts) = options(&p[4..]) else {
+                continue;
+            };
+            if find(&opts, OPT_CLIENTID) != Some(&clients[i].duid[..]) {
+                continue;
+            }
+            let na = find(&opts, OPT_IA_NA)
+                .and_then(|b| parse_ia(b, false))
+                .and_then(|ia| ia.leases.first().map(|l| l.0));
+            let pd = find(&opts, OPT_IA_PD)
+                .and_then(|b| parse_ia(b, true))
+                .and_then(|ia| ia.leases.first().map(|l| (l.0, l.1)));
+            let sid = find(&opts, OPT_SERVERID).map(<[u8]>::to_vec);
+            match (p[0], stage[i], xid >> 23) {
+                (MSG_ADVERTISE, Stage::Solicit, 0) => {
+                    let Some(sid) = sid else { continue };
+                    if na.is_none() || (with_pd && pd.is_none()) {
+                        continue;
+                    }
+                    let adv = (sid, na, pd);
+                    replies_out.push(request(i, &clients[i], &adv));
+                    advertised[i] = Some(adv);
+                    stage[i] = Stage::Request;
+                    sent_at[i] = Instant::now();
+                    tries[i] = 1;
+                }
+                (MSG_REPLY, Stage::Request, 1) => {
+                    if na.is_none() || (with_pd && pd.is_none()) {
+                        continue;
+                    }
+                    clients[i].na = na;
+                    clients[i].pd = if with_pd { pd } else { None };
+                    if server_duid.is_none() {
+                        server_duid = sid;
+                    }
+                    stage[i] = Stage::Done;
+                    in_flight -= 1;
+                    finished += 1;
+                }
+                _ => {}
+            }
+        }
+        let refs: Vec<&[u8]> = replies_out.iter().map(|p| p.as_slice()).collect();
+        for chunk in refs.chunks(BATCH) {
+            socket.send(chunk);
+        }
+    }
+    let bound = stage.iter().filter(|s| **s == Stage::Done).count();
+    let seconds = start.elapsed().as_secs_f64();
+    let server_duid = server_duid.context("no client got a Reply: the server did not answer")?;
+    Ok((
+        server_duid,
+        PrimeResult {
+            clients: n,
+            bound,
+            failed: n - bound,
+            seconds,
+            exchanges_per_second: bound as f64 / seconds.max(1e-9),
+        },
+    ))
+}
+
+/// One offered-rate step of Renews.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepResult {
+    pub offered_per_second: f64,
+    pub seconds: f64,
+    pub sent: u64,
+    pub sent_per_second: f64,
+    pub valid_replies: u64,
+    pub renewals_per_second: f64,
+    pub drops: u64,
+    pub drop_ratio: f64,
+    pub invalid_replies: u64,
+    pub invalid_reasons: BTreeMap<String, u64>,
+    pub latency_p50_us: Option<f64>,
+    pub latency_p99_us: Option<f64>,
+    pub latency_max_us: Option<f64>,
+}
+
+/// The Renew each bound client sends (xid patched per send).
+fn renew_templates(clients: &[Client], server_duid: &[u8]) -> Vec<Vec<u8>> {
+    clients
+        .iter()
+        .map(|c| {
+            let mut o = vec![
+                opt(OPT_CLIENTID, &c.duid),
+                opt(OPT_SERVERID, server_duid),
+                elapsed(),
+            ];
+            if let Some(na) = c.na {
+                o.push(ia_na(c.na_iaid, 0, 0, Some((na, 0, 0))));
+            }
+            if let Some((pd, len)) = c.pd {
+                o.push(ia_pd(c.pd_iaid, 0, 0, Some((pd, len, 0, 0))));
+            }
+            o.push(oro(&[OPT_DNS_SERVERS]));
+            msg(MSG_RENEW, 0, &o)
+        })
+        .collect()
+}
+
+/// Why a Reply to a Renew is not the right one, `None` when it is.
+fn check_reply(p: &[u8], client: &Client, server_duid: &[u8]) -> Option<&'static str> {
+    if p[0] != MSG_REPLY {
+        return Some("not a Reply");
+    }
+    let Some(opts) = options(&p[4..]) else {
+        return Some("malformed options");
+    };
+    if find(&opts, OPT_CLIENTID) != Some(&client.duid[..]) {
+        return Some("wrong client DUID");
+    }
+    if find(&opts, OPT_SERVERID) != Some(server_duid) {
+        return Some("wrong server DUID");
+    }
+    if let Some(status) = find(&opts, OPT_STATUS_CODE) {
+        if status.len() >= 2 && u16::from_be_bytes([status[0], status[1]]) != STATUS_SUCCESS {
+            return Some("status code not success");
+        }
+    }
+    if let Some(na) = client.na {
+        let Some(ia) = find(&opts, OPT_IA_NA).and_then(|b| parse_ia(b, false)) else {
+            return Some("no IA_NA");
+        };
+        if ia.iaid != client.na_iaid || ia.status.is_some_and(|s| s != STATUS_SUCCESS) {
+            return Some("IA_NA iaid or status");
+        }
+        if !ia.leases.iter().any(|l| l.0 == na && l.3 > 0) {
+            return Some("IA_NA without the address renewed");
+        }
+    }
+    if let Some((pd, len)) = client.pd {
+        let Some(ia) = find(&opts, OPT_IA_PD).and_then(|b| parse_ia(b, true)) else {
+            return Some("no IA_PD");
+        };
+        if ia.iaid != client.pd_iaid || ia.status.is_some_and(|s| s != STATUS_SUCCESS) {
+            return Some("IA_PD iaid or status");
+        }
+        if !ia.leases.iter().any(|l| l.0 == pd && l.1 == len && l.3 > 0) {
+            return Some("IA_PD without the prefix renewed");
+        }
+    }
+    None
+}
+
+/// Sends Renews round-robin from `clients` at `rate` per second for `duration`, checking every
+/// Reply; waits up to `drain` after the last send for late replies. `step` varies the xids
+/// between steps so a straggler of an earlier step never matches.
+pub fn renew_step(
+    socket: &ClientSocket,
+    clients: &[Client],
+    server_duid: &[u8],
+    rate: f64,
+    duration: Duration,
+    drain: Duration,
+    step: u32,
+) -> Result<StepResult> {
+    if clients.is_empty() {
+        bail!("no bound clients to renew");
+    }
+    let mut templates = renew_templates(clients, server_duid);
+    let max_sends = ((rate * duration.as_secs_f64()) as usize + BATCH).min((1 << 24) - 1);
+    let offset = step.wrapping_mul(0x40_0000) & 0xff_ffff;
+    // Send time per sequence number (ns since start); u64::MAX once answered.
+    let mut sent_ns: Vec<u64> = Vec::with_capacity(max_sends);
+    let mut latencies: Vec<u64> = Vec::with_capacity(max_sends);
+    let mut invalid: BTreeMap<String, u64> = BTreeMap::new();
+    let mut valid = 0u64;
+    let mut bufs = vec![[0u8; MAX_PACKET]; BATCH];
+    let mut lens = Vec::new();
+    let n = clients.len();
+    let start = Instant::now();
+    let mut sending_done_at: Option<Instant> = None;
+    let mut last_reply = Instant::now();
+    loop {
+        let now = start.elapsed();
+        if sending_done_at.is_none() {
+            if now >= duration || sent_ns.len() >= max_sends {
+                sending_done_at = Some(Instant::now());
+            } else {
+                let due = ((rate * now.as_secs_f64()) as usize)
+                    .min(max_sends)
+                    .saturating_sub(sent_ns.len());
+                if due > 0 {
+                    let count = due.min(BATCH);
+                    let first = sent_ns.len();
+                    let mut idx = Vec::with_capacity(count);
+                    for k in 0..count {
+                        let seq = first + k;
+                        let c = seq % n;
+                        let xid = ((seq as u32).wrapping_add(offset) & 0xff_ffff).to_be_bytes();
+                        templates[c][1..4].copy_from_slice(&xid[1..4]);
+                        idx.push(c);
+                    }
+                    // Clients repeat within a batch only when n < BATCH; patch-then-send keeps
+                    // each datagram's xid right because send copies before the next patch.
+                    let at = start.elapsed().as_nanos() as u64;
+                    let sent = if n >= BATCH {
+                        let refs: Vec<&[u8]> =
+                            idx.iter().map(|&c| templates[c].as_slice()).collect();
+                        socket.send(&refs)
+                    } else {
+                        let mut ok = 0;
+                        for (k, &c) in idx.iter().enumerate() {
+                            let xid = (((first + k) as u32).wrapping_add(offset) & 0xff_ffff)
+                                .to_be_bytes();
+                            templates[c][1..4].copy_from_slice(&xid[1..4]);
+                            if socket.send(&[templates[c].as_slice()]) == 1 {
+                                ok += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        ok
+                    };
+                    for _ in 0..sent {
+                        sent_ns.push(at);
+                    }
+                }
+            }
+        } else if sending_done_at.is_some_and(|t| t.elapsed() >= drain)
+            || (valid as usize == sent_ns.len() && last_reply.elapsed() > Duration::from_millis(50))
+        {
+            break;
+        }
+        let got = socket.recv(&mut bufs, &mut lens);
+        if got == 0 {
+            if sending_done_at.is_some() {
+                socket.wait_readable(Duration::from_millis(5));
+            }
+            continue;
+        }
+        let at = start.elapsed().as_nanos() as u64;
+        last_reply = Instant::now();
+        for (buf, &len) in bufs.iter().zip(lens.iter()) {
+            let p = &buf[..len];
+            if p.len() < 4 {
+                *invalid.entry("short".into()).or_default() += 1;
+                continue;
+            }
+            let seq = (xid_of(p).wrapping_sub(offset) & 0xff_ffff) as usize;
+            if seq >= sent_ns.len() {
+                *invalid.entry("unknown transaction id".into()).or_default() += 1;
+                continue;
+            }
+            if sent_ns[seq] == u64::MAX {
+                *invalid.entry("duplicate reply".into()).or_default() += 1;
+                continue;
+            }
+            match check_reply(p, &clients[seq % n], server_duid) {
+                None => {
+                    valid += 1;
+                    latencies.push(at.saturating_sub(sent_ns[seq]));
+                    sent_ns[seq] = u64::MAX;
+                }
+                Some(reason) => *invalid.entry(reason.into()).or_default() += 1,
+            }
+        }
+    }
+    let seconds = duration.as_secs_f64();
+    let sent = sent_ns.len() as u64;
+    latencies.sort_unstable();
+    let pct = |q: f64| -> Option<f64> {
+        if latencies.is_empty() {
+            None
+        } else {
+            let i = ((latencies.len() - 1) as f64 * q).round() as usize;
+            Some(latencies[i] as f64 / 1000.0)
+        }
+    };
+    let invalid_count = invalid.values().sum();
+    Ok(StepResult {
+        offered_per_second: rate,
+        seconds,
+        sent,
+        sent_per_second: sent as f64 / seconds,
+        valid_replies: valid,
+        renewals_per_second: valid as f64 / seconds,
+        drops: sent.saturating_sub(valid),
+        drop_ratio: if sent == 0 {
+            0.0
+        } else {
+            sent.saturating_sub(valid) as f64 / sent as f64
+        },
+        invalid_replies: invalid_count,
+        invalid_reasons: invalid,
+        latency_p50_us: pct(0.50),
+        latency_p99_us: pct(0.99),
+        latency_max_us: pct(1.0),
+    })
+}
+
+/// Steps the offered rate up through `rates` until drops reach 1 % or the generator cannot
+/// send the rate; returns every step and the index of the knee (best rate under 1 % drops).
+pub fn find_knee(
+    socket: &ClientSocket,
+    clients: &[Client],
+    server_duid: &[u8],
+    rates: &[f64],
+    duration: Duration,
+    mut progress: impl FnMut(&StepResult),
+) -> Result<(Vec<StepResult>, Option<usize>)> {
+    let mut steps = Vec::new();
+    let mut knee: Option<usize> = None;
+    for (k, &rate) in rates.iter().enumerate() {
+        socket.drain(Duration::from_millis(100), Duration::from_secs(1));
+        let step = renew_step(
+            socket,
+            clients,
+            server_duid,
+            rate,
+            duration,
+            Duration::from_millis(500),
+            k as u32 + 1,
+        )?;
+        progress(&step);
+        let ok = step.drop_ratio < 0.01 && step.invalid_replies == 0;
+        let generator_limited = step.sent_per_second < 0.9 * rate;
+        steps.push(step);
+        if ok {
+            knee = Some(k);
+        }
+        if !ok || generator_limited {
+            break;
+        }
+    }
+    Ok((steps, knee))
+}
+
+/// Clients `0..n` with the benchmark's DUIDs and IAIDs, bindings unknown yet.
+pub fn new_clients(n: u32, na_iaid: u32, pd_iaid: u32) -> Vec<Client> {
+    (0..n)
+        .map(|i| Client {
+            duid: wire::client_duid(i).to_vec(),
+            na_iaid,
+            na: None,
+            pd_iaid,
+            pd: None,
+        })
+        .collect()
+}
