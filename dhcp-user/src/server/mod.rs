@@ -1,1 +1,782 @@
-//! (being written)
+//! The DHCPv6 server: decode → classify → decide → persist → encode → reply.
+//!
+//! [`Server`] owns the decision state (allocator, commits in flight, client counts), the lease
+//! store and its batching writer, the counters and the lease event channel. [`io`] feeds it
+//! datagrams from one UDP socket per interface; [`handler`] holds the pipeline's pure parts.
+//!
+//! ```text
+//! let server = Server::open(config, &interfaces)?;            // store, DUID, client counts
+//! let mut events = server.subscribe();                         // fast-path map sync, leasequery
+//! tokio::spawn(server.clone().run(interfaces, shutdown));      // sockets + reclaim timer
+//! server.apply_fast_path_renewal(&duid, expires_unix)?;        // XDP answered a renewal
+//! ```
+//!
+//! Concurrency: a decision runs under one short lock (no await inside), so two requests never
+//! pick the same address; its lease changes are then entered in an in-flight overlay that later
+//! decisions see, and the lock is released while the writer makes them durable (grouped with
+//! other requests' changes into one transaction). Only then is the reply sent and the overlay
+//! entry dropped.
+
+pub mod allocator;
+pub mod events;
+pub mod handler;
+pub mod io;
+pub mod stats;
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::proto::Duid;
+use crate::store::{
+    Lease, LeaseChange, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType,
+    SqliteStore, StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
+};
+
+use allocator::{Allocator, LeaseView};
+use events::{LeaseEvent, LeaseEventKind};
+use handler::{classify, decide, wrap_reply, ClientLimit, DecideInput, Inbound};
+use stats::Stats;
+
+/// Reclaim timer period.
+pub const RECLAIM_INTERVAL: Duration = Duration::from_secs(2);
+/// Leases reclaimed per tick at most (the rest wait for the next tick).
+pub const RECLAIM_BATCH: usize = 2000;
+/// File name of the lease database in the state directory.
+pub const LEASE_DB_FILE: &str = "leases.db";
+/// Leases of one client considered at most (a client with more is served from the first ones).
+const MAX_LEASES_PER_CLIENT: usize = 256;
+
+/// Errors of the server outside the per-packet path.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The lease store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server DUID (configured or stored) is not a valid DUID.
+    #[error("server DUID: {0}")]
+    Duid(String),
+}
+
+/// What `clear` removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClearSelector {
+    /// Every lease of this client.
+    Duid(Vec<u8>),
+    /// The lease of this address, or the delegated prefixes containing it.
+    Address(Ipv6Addr),
+    /// Every lease.
+    All,
+}
+
+/// Active leases against pool size, per subnet and type.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PoolUsage {
+    /// The subnet's id.
+    pub subnet_id: u32,
+    /// The subnet's prefix.
+    pub prefix: String,
+    /// "na" or "pd".
+    pub kind: String,
+    /// Assigned, unexpired leases.
+    pub active: u64,
+    /// Addresses (or delegable prefixes) in the subnet's pools (saturating).
+    pub size: u128,
+}
+
+/// A commit in flight: what the lease will be once durable (`None`: deleted).
+struct Pending {
+    generation: u64,
+    lease: Option<Lease>,
+}
+
+/// Clients per interface (`interface-client-limit`).
+struct ClientTable {
+    limit: Option<u32>,
+    per_interface: HashMap<String, HashSet<Vec<u8>>>,
+}
+
+impl ClientLimit for ClientTable {
+    fn is_known(&self, interface: &str, duid: &[u8]) -> bool {
+        self.per_interface
+            .get(interface)
+            .is_some_and(|clients| clients.contains(duid))
+    }
+
+    fn is_full(&self, interface: &str) -> bool {
+        let Some(limit) = self.limit else {
+            return false;
+        };
+        let count = self.per_interface.get(interface).map_or(0, HashSet::len);
+        count >= limit as usize
+    }
+}
+
+struct DecisionState {
+    allocator: Allocator,
+    pending: HashMap<LeaseKey, Pending>,
+    next_generation: u64,
+    clients: ClientTable,
+}
+
+impl DecisionState {
+    /// Enters `changes` in the in-flight overlay; returns the generation to retire them with.
+    fn begin(&mut self, changes: &[LeaseChange]) -> u64 {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        for change in changes {
+            let lease = match change {
+                LeaseChange::Upsert(lease) => Some(lease.clone()),
+                LeaseChange::Delete(_) => None,
+                LeaseChange::Renew { .. } => continue,
+            };
+            self.pending
+                .insert(change.key(), Pending { generation, lease });
+        }
+        generation
+    }
+
+    /// Drops the overlay entries of `generation` (a later commit of the same key stays).
+    fn finish(&mut self, changes: &[LeaseChange], generation: u64) {
+        for change in changes {
+            let key = change.key();
+            if self
+                .pending
+                .get(&key)
+                .is_some_and(|p| p.generation == generation)
+            {
+                self.pending.remove(&key);
+            }
+        }
+    }
+}
+
+/// The store seen through the commits in flight.
+struct OverlayView<'a> {
+    store: &'a dyn LeaseStore,
+    pending: &'a HashMap<LeaseKey, Pending>,
+}
+
+impl LeaseView for OverlayView<'_> {
+    fn get(&self, key: &LeaseKey) -> Result<Option<Lease>, StoreError> {
+        match self.pending.get(key) {
+            Some(pending) => Ok(pending.lease.clone()),
+            None => self.store.get(key),
+        }
+    }
+
+    fn scan_after(&self, after: Option<&LeaseKey>, limit: usize) -> Result<Vec<Lease>, StoreError> {
+        // Rows only: the allocator checks each candidate with `get`, which sees the overlay.
+        self.store.find(&LeaseFilter::All, after, limit)
+    }
+
+    fn by_duid(&self, duid: &[u8]) -> Result<Vec<Lease>, StoreError> {
+        let filter = LeaseFilter::Duid {
+            duid: duid.to_vec(),
+            iaid: None,
+        };
+        let mut leases: Vec<Lease> = self
+            .store
+            .find(&filter, None, MAX_LEASES_PER_CLIENT)?
+            .into_iter()
+            .filter(|lease| !self.pending.contains_key(&lease.key()))
+            .collect();
+        leases.extend(
+            self.pending
+                .values()
+                .filter_map(|p| p.lease.as_ref())
+                .filter(|lease| lease.duid == duid)
+                .cloned(),
+        );
+        Ok(leases)
+    }
+}
+
+/// The DHCPv6 server. Share it as `Arc<Server>`.
+pub struct Server {
+    config: Arc<Config>,
+    server_duid: Duid,
+    store: Arc<dyn LeaseStore>,
+    writer: StoreWriter,
+    events: broadcast::Sender<LeaseEvent>,
+    state: Mutex<DecisionState>,
+    stats: Stats,
+    /// Interface name → index of the subnet of its direct clients.
+    direct_subnets: RwLock<HashMap<String, usize>>,
+}
+
+impl Server {
+    /// Opens the lease database in `config.state_dir`, loads (or creates and keeps) the server
+    /// DUID, counts the clients per interface and starts the store writer.
+    ///
+    /// `interfaces` are the interfaces to be served; the first one's MAC seeds a generated DUID.
+    pub fn open(config: Config, interfaces: &[String]) -> Result<Arc<Server>, ServerError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| ServerError::Io {
+            context: format!("creating state directory {}", config.state_dir.display()),
+            source,
+        })?;
+        let path: PathBuf = config.state_dir.join(LEASE_DB_FILE);
+        let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(&path)?);
+        Server::with_store(config, store, interfaces)
+    }
+
+    /// A server over an already open store.
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn LeaseStore>,
+        interfaces: &[String],
+    ) -> Result<Arc<Server>, ServerError> {
+        let server_duid = load_server_duid(&config, store.as_ref(), interfaces)?;
+        let writer =
+            StoreWriter::spawn(store.clone(), WriterConfig::default()).map_err(|source| {
+                ServerError::Io {
+                    context: "starting the lease store writer".into(),
+                    source,
+                }
+            })?;
+        let mut clients = ClientTable {
+            limit: config.interface_client_limit,
+            per_interface: HashMap::new(),
+        };
+        if clients.limit.is_some() {
+            let now = unix_now();
+            for lease in LeasePages::new(store.as_ref(), LeaseFilter::All, 10_000) {
+                let lease = lease?;
+                if lease.is_active(now) {
+                    clients
+                        .per_interface
+                        .entry(lease.interface.clone())
+                        .or_default()
+                        .insert(lease.duid.clone());
+                }
+            }
+        }
+        let state = DecisionState {
+            allocator: Allocator::new(&config),
+            pending: HashMap::new(),
+            next_generation: 0,
+            clients,
+        };
+        info!(server_duid = %hex::encode(server_duid.as_bytes()), "server DUID");
+        Ok(Arc::new(Server {
+            config: Arc::new(config),
+            server_duid,
+            store,
+            writer,
+            events: events::channel(),
+            state: Mutex::new(state),
+            stats: Stats::new(),
+            direct_subnets: RwLock::new(HashMap::new()),
+        }))
+    }
+
+    /// The configuration served.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Our DUID (Server Identifier).
+    pub fn server_duid(&self) -> &Duid {
+        &self.server_duid
+    }
+
+    /// The lease store (reads).
+    pub fn store(&self) -> &Arc<dyn LeaseStore> {
+        &self.store
+    }
+
+    /// The batching writer in front of the store.
+    pub fn writer(&self) -> &StoreWriter {
+        &self.writer
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// A new subscription to lease events (each published once durable).
+    pub fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        self.events.subscribe()
+    }
+
+    /// The sending side of the event channel (to hand to components that subscribe later).
+    pub fn events(&self) -> &broadcast::Sender<LeaseEvent> {
+        &self.events
+    }
+
+    /// Records that clients directly on `interface` belong to subnet index `subnet`.
+    pub fn set_direct_subnet(&self, interface: &str, subnet: Option<usize>) {
+        let mut map = self
+            .direct_subnets
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match subnet {
+            Some(index) => {
+                map.insert(interface.to_string(), index);
+            }
+            None => {
+                map.remove(interface);
+            }
+        }
+    }
+
+    fn direct_subnet(&self, interface: &str) -> Option<usize> {
+        self.direct_subnets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(interface)
+            .copied()
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, DecisionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Handles one datagram; returns the reply to send to `inbound.source`, if any.
+    ///
+    /// A reply that grants, extends, releases or declines a lease is returned only after the
+    /// change is durable.
+    pub async fn handle(&self, inbound: &Inbound) -> Option<Vec<u8>> {
+        let direct = self.direct_subnet(&inbound.interface);
+        let request = match classify(&self.config, inbound, direct) {
+            Ok(request) => request,
+            Err(rejected) => {
+                if let Some(&msg_type) = inbound.bytes.first() {
+                    self.stats.received(msg_type);
+                }
+                debug!(from = %inbound.source, reason = rejected.reason(), "dropped");
+                self.stats.dropped(rejected.reason());
+                return None;
+            }
+        };
+        let msg_type = request.message().msg_type;
+        self.stats.received(msg_type);
+        debug!(
+            from = %inbound.source,
+            interface = %inbound.interface,
+            msg = stats::message_type_name(msg_type),
+            relayed = request.relayed(),
+            subnet = ?request.subnet,
+            "received"
+        );
+        let now = unix_now();
+        let (decision, generation) = {
+            let mut guard = self.lock_state();
+            let DecisionState {
+                allocator,
+                pending,
+                clients,
+                ..
+            } = &mut *guard;
+            let view = OverlayView {
+                store: self.store.as_ref(),
+                pending,
+            };
+            let input = DecideInput {
+                config: &self.config,
+                server_duid: &self.server_duid,
+                view: &view,
+                clients,
+                now,
+            };
+            let decision = match decide(&input, allocator, &request) {
+                Ok(decision) => decision,
+                Err(err) => {
+                    drop(guard);
+                    warn!(error = %err, "lease store read failed; request dropped");
+                    self.stats.dropped("store_error");
+                    return None;
+                }
+            };
+            let generation = guard.begin(&decision.changes);
+            (decision, generation)
+        };
+        if !decision.changes.is_empty() {
+            let result = self.writer.commit(decision.changes.clone()).await;
+            self.lock_state().finish(&decision.changes, generation);
+            if let Err(err) = result {
+                warn!(error = %err, "lease commit failed; no reply sent");
+                self.stats.dropped("store_error");
+                return None;
+            }
+            self.publish(decision.events);
+        }
+        let reply = match decision.outcome {
+            Ok(reply) => reply,
+            Err(reason) => {
+                debug!(from = %inbound.source, reason, "dropped");
+                self.stats.dropped(reason);
+                return None;
+            }
+        };
+        let reply_type = reply.msg_type;
+        match wrap_reply(&request, reply) {
+            Ok(bytes) => {
+                self.stats.sent(reply_type);
+                debug!(
+                    to = %inbound.source,
+                    msg = stats::message_type_name(reply_type),
+                    len = bytes.len(),
+                    "reply"
+                );
+                Some(bytes)
+            }
+            Err(err) => {
+                warn!(error = %err, "reply does not encode");
+                self.stats.dropped("encode_error");
+                None
+            }
+        }
+    }
+
+    /// Logs, counts and broadcasts durable lease events; keeps the client table in step.
+    fn publish(&self, events: Vec<LeaseEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let now = unix_now();
+        let mut gone: Vec<(String, Vec<u8>)> = Vec::new();
+        {
+            let mut state = self.lock_state();
+            for event in &events {
+                let lease = &event.lease;
+                match event.kind {
+                    LeaseEventKind::Granted | LeaseEventKind::Renewed => {
+                        if state.clients.limit.is_some() {
+                            state
+                                .clients
+                                .per_interface
+                                .entry(lease.interface.clone())
+                                .or_default()
+                                .insert(lease.duid.clone());
+                        }
+                    }
+                    _ => gone.push((lease.interface.clone(), lease.duid.clone())),
+                }
+            }
+        }
+        // A client stops counting against its interface once it has no active lease there.
+        let limit_on = self.config.interface_client_limit.is_some();
+        for (interface, duid) in gone.into_iter().filter(|_| limit_on) {
+            let filter = LeaseFilter::Duid {
+                duid: duid.clone(),
+                iaid: None,
+            };
+            let still_active = self
+                .store
+                .find(&filter, None, MAX_LEASES_PER_CLIENT)
+                .map(|leases| {
+                    leases
+                        .iter()
+                        .any(|l| l.is_active(now) && l.interface == interface)
+                })
+                .unwrap_or(true);
+            if !still_active {
+                let mut state = self.lock_state();
+                if let Some(set) = state.clients.per_interface.get_mut(&interface) {
+                    set.remove(&duid);
+                }
+            }
+        }
+        for event in events {
+            let lease = &event.lease;
+            info!(
+                event = event.kind.name(),
+                duid = %hex::encode(&lease.duid),
+                iaid = lease.iaid,
+                lease = %format_lease(lease),
+                expires = lease.expire,
+                interface = %lease.interface,
+                "lease"
+            );
+            metrics::counter!("dhcp_lease_events_total", "kind" => event.kind.name()).increment(1);
+            // No subscribers is fine: the channel is a broadcast, not a queue.
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// The XDP fast path answered a renewal for `duid`: extend that client's assigned leases
+    /// to `expires_unix` (with the lifetimes of their subnets), persist through the writer's
+    /// batched `submit` (durable within about a second, not awaited), publish `Renewed`.
+    ///
+    /// Returns how many leases were extended.
+    pub fn apply_fast_path_renewal(
+        &self,
+        duid: &[u8],
+        expires_unix: i64,
+    ) -> Result<usize, ServerError> {
+        let filter = LeaseFilter::Duid {
+            duid: duid.to_vec(),
+            iaid: None,
+        };
+        let leases = self.store.find(&filter, None, MAX_LEASES_PER_CLIENT)?;
+        let mut changes = Vec::new();
+        let mut events = Vec::new();
+        for lease in leases {
+            if lease.state != LeaseState::Assigned {
+                continue;
+            }
+            let Some(subnet) = self.config.subnet(lease.subnet_id) else {
+                continue;
+            };
+            let cltt = expires_unix - i64::from(subnet.valid_lifetime);
+            if cltt <= lease.cltt {
+                continue;
+            }
+            changes.push(LeaseChange::Renew {
+                key: lease.key(),
+                cltt,
+                preferred_lifetime: subnet.preferred_lifetime,
+                valid_lifetime: subnet.valid_lifetime,
+            });
+            let mut renewed = lease;
+            renewed.assign(cltt, subnet.preferred_lifetime, subnet.valid_lifetime);
+            events.push(LeaseEvent {
+                kind: LeaseEventKind::Renewed,
+                lease: renewed,
+            });
+        }
+        let count = changes.len();
+        if count > 0 {
+            self.writer.submit(changes)?;
+            for event in events {
+                debug!(duid = %hex::encode(&event.lease.duid), lease = %format_lease(&event.lease), "fast-path renewal");
+                let _ = self.events.send(event);
+            }
+        }
+        Ok(count)
+    }
+
+    /// Reclaims up to `limit` leases whose valid lifetime ended before `now`: they become
+    /// `ExpiredReclaimed` (kept for the client's return, given to others after the grace period).
+    pub async fn reclaim_expired(&self, now: i64, limit: usize) -> Result<usize, ServerError> {
+        let expired = self.store.expired_before(now, limit)?;
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let (changes, events, generation) = {
+            let mut state = self.lock_state();
+            let mut changes = Vec::new();
+            let mut events = Vec::new();
+            for mut lease in expired {
+                // A request deciding about this lease right now wins; the next tick rechecks.
+                if state.pending.contains_key(&lease.key()) {
+                    continue;
+                }
+                lease.state = LeaseState::ExpiredReclaimed;
+                changes.push(LeaseChange::Upsert(lease.clone()));
+                events.push(LeaseEvent {
+                    kind: LeaseEventKind::Expired,
+                    lease,
+                });
+            }
+            let generation = state.begin(&changes);
+            (changes, events, generation)
+        };
+        let count = changes.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let result = self.writer.commit(changes.clone()).await;
+        self.lock_state().finish(&changes, generation);
+        result?;
+        self.publish(events);
+        Ok(count)
+    }
+
+    /// Removes leases (operator `clear`); publishes `Cleared` for each. Returns how many.
+    pub async fn clear(&self, selector: &ClearSelector) -> Result<usize, ServerError> {
+        let mut total = 0;
+        loop {
+            let batch: Vec<Lease> = match selector {
+                ClearSelector::Duid(duid) => self.store.find(
+                    &LeaseFilter::Duid {
+                        duid: duid.clone(),
+                        iaid: None,
+                    },
+                    None,
+                    1000,
+                )?,
+                ClearSelector::Address(address) => {
+                    let mut leases: Vec<Lease> =
+                        self.store.get_by_address(*address)?.into_iter().collect();
+                    leases.extend(self.store.find_prefixes_containing(*address)?);
+                    leases
+                }
+                ClearSelector::All => self.store.find(&LeaseFilter::All, None, 1000)?,
+            };
+            if batch.is_empty() {
+                return Ok(total);
+            }
+            let changes: Vec<LeaseChange> = batch
+                .iter()
+                .map(|lease| LeaseChange::Delete(lease.key()))
+                .collect();
+            let generation = self.lock_state().begin(&changes);
+            let result = self.writer.commit(changes.clone()).await;
+            {
+                let mut state = self.lock_state();
+                state.finish(&changes, generation);
+                for lease in &batch {
+                    state.allocator.drop_offer(&lease.key());
+                }
+            }
+            result?;
+            total += batch.len();
+            self.publish(
+                batch
+                    .into_iter()
+                    .map(|lease| LeaseEvent {
+                        kind: LeaseEventKind::Cleared,
+                        lease,
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    /// Active leases per subnet and type against the pools' sizes.
+    pub fn pool_usage(&self) -> Result<Vec<PoolUsage>, ServerError> {
+        let counts = self.store.active_counts(unix_now())?;
+        let mut usage = Vec::new();
+        for subnet in &self.config.subnets {
+            for (lease_type, kind, size) in [
+                (
+                    LeaseType::Na,
+                    "na",
+                    subnet
+                        .pools
+                        .iter()
+                        .fold(0u128, |sum, p| sum.saturating_add(p.size())),
+                ),
+                (
+                    LeaseType::Pd,
+                    "pd",
+                    subnet
+                        .pd_pools
+                        .iter()
+                        .fold(0u128, |sum, p| sum.saturating_add(p.size())),
+                ),
+            ] {
+                if size == 0 {
+                    continue;
+                }
+                let active = counts
+                    .iter()
+                    .find(|c| c.subnet_id == subnet.id && c.lease_type == lease_type)
+                    .map_or(0, |c| c.active);
+                usage.push(PoolUsage {
+                    subnet_id: subnet.id,
+                    prefix: subnet.prefix.to_string(),
+                    kind: kind.into(),
+                    active,
+                    size,
+                });
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Runs the timers: expired-lease reclaim and offer purge every [`RECLAIM_INTERVAL`], pool
+    /// gauges every tick. Ends when `shutdown` resolves.
+    pub async fn run_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(RECLAIM_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = unix_now();
+            match self.reclaim_expired(now, RECLAIM_BATCH).await {
+                Ok(0) => {}
+                Ok(count) => debug!(count, "reclaimed expired leases"),
+                Err(err) => warn!(error = %err, "reclaiming expired leases failed"),
+            }
+            self.lock_state().allocator.purge_offers(now);
+            if let Ok(usage) = self.pool_usage() {
+                for pool in usage {
+                    let labels = [
+                        ("subnet", pool.subnet_id.to_string()),
+                        ("kind", pool.kind.clone()),
+                    ];
+                    metrics::gauge!("dhcp_pool_active", &labels).set(pool.active as f64);
+                    metrics::gauge!("dhcp_pool_size", &labels).set(pool.size as f64);
+                    let ratio = if pool.size == 0 {
+                        0.0
+                    } else {
+                        pool.active as f64 / pool.size as f64
+                    };
+                    metrics::gauge!("dhcp_pool_utilization", &labels).set(ratio);
+                }
+            }
+        }
+    }
+}
+
+/// `addr` for an address lease, `prefix/len` for a delegated prefix.
+pub fn format_lease(lease: &Lease) -> String {
+    match lease.lease_type {
+        LeaseType::Na => lease.address.to_string(),
+        LeaseType::Pd => format!("{}/{}", lease.address, lease.prefix_len),
+    }
+}
+
+/// The configured DUID; else the one kept in the store; else a new one (DUID-LLT from the
+/// first interface's MAC, or DUID-UUID when there is none), stored so it survives restarts.
+fn load_server_duid(
+    config: &Config,
+    store: &dyn LeaseStore,
+    interfaces: &[String],
+) -> Result<Duid, ServerError> {
+    if let Some(bytes) = &config.server_duid {
+        return Duid::new(bytes.clone()).map_err(|err| ServerError::Duid(err.to_string()));
+    }
+    if let Some(bytes) = store.get_meta(META_SERVER_DUID)? {
+        return Duid::new(bytes).map_err(|err| ServerError::Duid(err.to_string()));
+    }
+    let mac = interfaces.iter().find_map(|iface| interface_mac(iface));
+    let duid = match mac {
+        // DUID time: seconds since 2000-01-01 UTC, modulo 2^32.
+        Some(mac) => Duid::llt(1, (unix_now() - 946_684_800) as u32, &mac)
+            .map_err(|err| ServerError::Duid(err.to_string()))?,
+        None => Duid::uuid(rand::random()),
+    };
+    store.set_meta(META_SERVER_DUID, duid.as_bytes())?;
+    Ok(duid)
+}
+
+/// The MAC address of `iface` from sysfs, when it has a non-zero one.
+fn interface_mac(iface: &str) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).ok()?;
+    let mac: Vec<u8> = text
+        .trim()
+        .split(':')
+        .map(|byte| u8::from_str_radix(byte, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (mac.len() == 6 && mac.iter().any(|&b| b != 0)).then_some(mac)
+}
+
+/// Current unix time, seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

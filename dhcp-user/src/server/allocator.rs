@@ -1,0 +1,700 @@
+//! Address and prefix selection.
+//!
+//! Never scans a pool address by address: each pool keeps a cursor (the slot after the last one
+//! handed out), and a search walks the lease table from the cursor in key order, one page of
+//! rows at a time; the first gap between rows (or a row that may be reused) is the answer. In a
+//! pool that is filling up sequentially the first probe succeeds; in a fragmented one each page
+//! skips a run of taken slots. A search that finds nothing within [`MAX_ROWS_PER_SEARCH`] rows
+//! gives up (the next search resumes where it stopped), so the hot path stays bounded.
+//!
+//! A slot is free for a client when it is not reserved for another DUID, not offered to another
+//! client in a pending Advertise, and either has no lease row, or a row of this client, or a row
+//! whose `expire + grace-period` has passed (a declined row: whose quarantine `expire` has passed).
+
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
+
+use crate::config::{Config, Subnet};
+use crate::store::{mask, Lease, LeaseKey, LeaseState, LeaseType, StoreError};
+
+/// Rows fetched per page when skipping taken slots.
+pub const PAGE_ROWS: usize = 256;
+/// Rows and candidates examined by one search before it gives up.
+pub const MAX_ROWS_PER_SEARCH: usize = 16 * 1024;
+/// How long an address offered in an Advertise is kept for that client (seconds).
+pub const OFFER_HOLD_SECS: i64 = 60;
+/// Offers remembered at most (oldest are dropped first when a purge finds too many).
+pub const MAX_OFFERS: usize = 1 << 20;
+
+/// Read access to the leases as the server currently sees them (durable rows plus commits in
+/// flight). Implemented over the store; tests use a `BTreeMap`.
+pub trait LeaseView {
+    /// The lease with exactly this key.
+    fn get(&self, key: &LeaseKey) -> Result<Option<Lease>, StoreError>;
+    /// Up to `limit` lease rows with key greater than `after`, in key order.
+    fn scan_after(&self, after: Option<&LeaseKey>, limit: usize) -> Result<Vec<Lease>, StoreError>;
+    /// Every lease of this client (any state, any IA).
+    fn by_duid(&self, duid: &[u8]) -> Result<Vec<Lease>, StoreError>;
+}
+
+impl LeaseView for std::collections::BTreeMap<LeaseKey, Lease> {
+    fn get(&self, key: &LeaseKey) -> Result<Option<Lease>, StoreError> {
+        Ok(std::collections::BTreeMap::get(self, key).cloned())
+    }
+
+    fn scan_after(&self, after: Option<&LeaseKey>, limit: usize) -> Result<Vec<Lease>, StoreError> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, |key| Bound::Excluded(*key));
+        Ok(self
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, lease)| lease.clone())
+            .collect())
+    }
+
+    fn by_duid(&self, duid: &[u8]) -> Result<Vec<Lease>, StoreError> {
+        Ok(self.values().filter(|l| l.duid == duid).cloned().collect())
+    }
+}
+
+/// The slots of one pool: slot `i` is `base + (i << shift)` with prefix length `prefix_len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slots {
+    lease_type: LeaseType,
+    base: u128,
+    shift: u32,
+    count: u128,
+    prefix_len: u8,
+}
+
+impl Slots {
+    fn key(&self, index: u128) -> LeaseKey {
+        let offset = index.checked_shl(self.shift).unwrap_or(0);
+        LeaseKey {
+            lease_type: self.lease_type,
+            address: Ipv6Addr::from(self.base + offset),
+            prefix_len: self.prefix_len,
+        }
+    }
+
+    /// The slot a row falls in, `None` when it is outside the pool (or of the other type).
+    fn index_of(&self, key: &LeaseKey) -> Option<u128> {
+        if key.lease_type != self.lease_type {
+            return None;
+        }
+        let offset = u128::from(key.address).checked_sub(self.base)?;
+        let index = offset.checked_shr(self.shift).unwrap_or(0);
+        (index < self.count).then_some(index)
+    }
+}
+
+/// Identity of a pool for its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PoolId {
+    subnet: u32,
+    lease_type: LeaseType,
+    index: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Offer {
+    duid: Vec<u8>,
+    until: i64,
+}
+
+/// Chooses addresses and prefixes; owned by the server's decision state (one at a time).
+#[derive(Debug)]
+pub struct Allocator {
+    grace_period: i64,
+    cursors: HashMap<PoolId, u128>,
+    offers: HashMap<LeaseKey, Offer>,
+    /// Reserved address/prefix → the DUID it is reserved for (all subnets).
+    reserved: HashMap<LeaseKey, Vec<u8>>,
+}
+
+/// Why a search found nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exhausted {
+    /// The subnet has no pool of this type.
+    NoPool,
+    /// Every slot examined is taken.
+    Full,
+}
+
+impl Allocator {
+    /// An allocator for `config`'s pools and reservations.
+    pub fn new(config: &Config) -> Self {
+        let mut reserved = HashMap::new();
+        for subnet in &config.subnets {
+            for reservation in &subnet.reservations {
+                if let Some(address) = reservation.address {
+                    reserved.insert(LeaseKey::na(address), reservation.duid.clone());
+                }
+                if let Some(prefix) = reservation.prefix {
+                    reserved.insert(
+                        LeaseKey::pd(prefix.network(), prefix.prefix_len()),
+                        reservation.duid.clone(),
+                    );
+                }
+            }
+        }
+        Allocator {
+            grace_period: i64::from(config.grace_period),
+            cursors: HashMap::new(),
+            offers: HashMap::new(),
+            reserved,
+        }
+    }
+
+    /// True if `lease` (a row of another client) may be handed to someone else at `now`.
+    pub fn reusable(&self, lease: &Lease, now: i64) -> bool {
+        match lease.state {
+            // The quarantine is the declined row's own expiry.
+            LeaseState::Declined => now >= lease.expire,
+            _ => now >= lease.expire.saturating_add(self.grace_period),
+        }
+    }
+
+    /// True if `key` may be given to `duid` at `now`.
+    pub fn is_free_for(
+        &self,
+        view: &dyn LeaseView,
+        key: &LeaseKey,
+        duid: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if self.reserved.get(key).is_some_and(|owner| owner != duid) {
+            return Ok(false);
+        }
+        if self
+            .offers
+            .get(key)
+            .is_some_and(|offer| offer.duid != duid && offer.until > now)
+        {
+            return Ok(false);
+        }
+        Ok(match view.get(key)? {
+            None => true,
+            Some(lease) if lease.state == LeaseState::Declined => self.reusable(&lease, now),
+            Some(lease) => lease.duid == duid || self.reusable(&lease, now),
+        })
+    }
+
+    /// Keeps `key` for `duid` for a while after an Advertise, so that a second client soliciting
+    /// at the same moment is offered something else.
+    pub fn hold_offer(&mut self, key: LeaseKey, duid: &[u8], now: i64) {
+        self.offers.insert(
+            key,
+            Offer {
+                duid: duid.to_vec(),
+                until: now + OFFER_HOLD_SECS,
+            },
+        );
+    }
+
+    /// Drops the hold on `key` (the client took it, or released it).
+    pub fn drop_offer(&mut self, key: &LeaseKey) {
+        self.offers.remove(key);
+    }
+
+    /// Forgets offers that ran out (called from the reclaim timer); bounds the table.
+    pub fn purge_offers(&mut self, now: i64) {
+        self.offers.retain(|_, offer| offer.until > now);
+        if self.offers.len() > MAX_OFFERS {
+            let mut untils: Vec<i64> = self.offers.values().map(|o| o.until).collect();
+            let cut = untils.len() - MAX_OFFERS;
+            untils.select_nth_unstable(cut);
+            let threshold = untils[cut];
+            self.offers.retain(|_, offer| offer.until > threshold);
+        }
+    }
+
+    /// Number of offers held (for tests and stats).
+    pub fn offers_held(&self) -> usize {
+        self.offers.len()
+    }
+
+    /// The reservation of `duid` in `subnet` for this lease type, as a key.
+    pub fn reservation(subnet: &Subnet, lease_type: LeaseType, duid: &[u8]) -> Option<LeaseKey> {
+        let reservation = subnet.reservations.iter().find(|r| r.duid == duid)?;
+        match lease_type {
+            LeaseType::Na => reservation.address.map(LeaseKey::na),
+            LeaseType::Pd => reservation
+                .prefix
+                .map(|p| LeaseKey::pd(p.network(), p.prefix_len())),
+        }
+    }
+
+    /// True if `key` may be handed out in `subnet` at all: inside one of its pools, or the
+    /// subnet's reservation for `duid`.
+    pub fn in_subnet_pools(subnet: &Subnet, key: &LeaseKey, duid: &[u8]) -> bool {
+        if Allocator::reservation(subnet, key.lease_type, duid) == Some(*key) {
+            return true;
+        }
+        match key.lease_type {
+            LeaseType::Na => subnet.pools.iter().any(|p| p.contains(key.address)),
+            LeaseType::Pd => subnet
+                .pd_pools
+                .iter()
+                .any(|p| p.holds(key.address, key.prefix_len)),
+        }
+    }
+
+    /// Chooses a new address (NA) or prefix (PD) for `duid` in `subnet`: its reservation,
+    /// else the client's hint when it is in a pool and free, else the next free slot.
+    pub fn pick(
+        &mut self,
+        view: &dyn LeaseView,
+        subnet: &Subnet,
+        lease_type: LeaseType,
+        duid: &[u8],
+        hint: Option<(Ipv6Addr, u8)>,
+        now: i64,
+    ) -> Result<Result<LeaseKey, Exhausted>, StoreError> {
+        if let Some(key) = Allocator::reservation(subnet, lease_type, duid) {
+            if self.is_free_for(view, &key, duid, now)? {
+                return Ok(Ok(key));
+            }
+        }
+        if let Some(key) = hint.and_then(|hint| hint_key(subnet, lease_type, hint)) {
+            if self.is_free_for(view, &key, duid, now)? {
+                return Ok(Ok(key));
+            }
+        }
+        let slots: Vec<(PoolId, Slots)> = match lease_type {
+            LeaseType::Na => subnet
+                .pools
+                .iter()
+                .enumerate()
+                .map(|(index, pool)| {
+                    let slots = Slots {
+                        lease_type,
+                        base: u128::from(pool.low),
+                        shift: 0,
+                        count: pool.size(),
+                        prefix_len: 128,
+                    };
+                    (pool_id(subnet, lease_type, index), slots)
+                })
+                .collect(),
+            LeaseType::Pd => subnet
+                .pd_pools
+                .iter()
+                .enumerate()
+                .map(|(index, pool)| {
+                    let slots = Slots {
+                        lease_type,
+                        base: u128::from(pool.prefix.network()),
+                        shift: 128 - u32::from(pool.delegated_length),
+                        count: pool.size(),
+                        prefix_len: pool.delegated_length,
+                    };
+                    (pool_id(subnet, lease_type, index), slots)
+                })
+                .collect(),
+        };
+        if slots.is_empty() {
+            return Ok(Err(Exhausted::NoPool));
+        }
+        let mut budget = MAX_ROWS_PER_SEARCH;
+        for (id, slots) in slots {
+            if let Some(key) = self.scan_pool(view, id, slots, duid, now, &mut budget)? {
+                return Ok(Ok(key));
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        Ok(Err(Exhausted::Full))
+    }
+
+    /// Walks one pool from its cursor, wrapping once, until a free slot or the budget ends.
+    fn scan_pool(
+        &mut self,
+        view: &dyn LeaseView,
+        id: PoolId,
+        slots: Slots,
+        duid: &[u8],
+        now: i64,
+        budget: &mut usize,
+    ) -> Result<Option<LeaseKey>, StoreError> {
+        let start = self.cursors.get(&id).copied().unwrap_or(0) % slots.count;
+        for (first, end) in [(start, slots.count), (0, start)] {
+            let mut next = first;
+            while next < end {
+                if *budget == 0 {
+                    self.cursors.insert(id, next);
+                    return Ok(None);
+                }
+                let after = key_before(&slots.key(next));
+                let page = view.scan_after(after.as_ref(), PAGE_ROWS)?;
+                let mut rows_end = page.len() < PAGE_ROWS;
+                for lease in &page {
+                    *budget = budget.saturating_sub(1);
+                    let index = match slots.index_of(&lease.key()) {
+                        Some(index) if index < end => index,
+                        _ => {
+                            rows_end = true;
+                            break;
+                        }
+                    };
+                    if index < next {
+                        continue;
+                    }
+                    // Slots between rows have no lease; only holds and reservations can bar them.
+                    if let Some(key) =
+                        self.first_free(view, id, slots, next, index, duid, now, budget)?
+                    {
+                        return Ok(Some(key));
+                    }
+                    next = index + 1;
+                    let key = slots.key(index);
+                    if key == lease.key() && self.is_free_for(view, &key, duid, now)? {
+                        self.cursors.insert(id, (index + 1) % slots.count);
+                        return Ok(Some(key));
+                    }
+                    if *budget == 0 {
+                        break;
+                    }
+                }
+                if rows_end {
+                    let found = self.first_free(view, id, slots, next, end, duid, now, budget)?;
+                    if let Some(key) = found {
+                        return Ok(Some(key));
+                    }
+                    next = end;
+                }
+            }
+        }
+        self.cursors.insert(id, start);
+        Ok(None)
+    }
+
+    /// The first free slot in `from..to` (slots with no row of their own), within the budget;
+    /// moves the pool's cursor past it.
+    #[allow(clippy::too_many_arguments)]
+    fn first_free(
+        &mut self,
+        view: &dyn LeaseView,
+        id: PoolId,
+        slots: Slots,
+        from: u128,
+        to: u128,
+        duid: &[u8],
+        now: i64,
+        budget: &mut usize,
+    ) -> Result<Option<LeaseKey>, StoreError> {
+        let mut index = from;
+        while index < to && *budget > 0 {
+            *budget -= 1;
+            let key = slots.key(index);
+            if self.is_free_for(view, &key, duid, now)? {
+                self.cursors.insert(id, (index + 1) % slots.count);
+                return Ok(Some(key));
+            }
+            index += 1;
+        }
+        Ok(None)
+    }
+}
+
+fn pool_id(subnet: &Subnet, lease_type: LeaseType, index: usize) -> PoolId {
+    PoolId {
+        subnet: subnet.id,
+        lease_type,
+        index,
+    }
+}
+
+/// The key just below every key of `key`'s address: a scan after it starts at that address.
+fn key_before(key: &LeaseKey) -> Option<LeaseKey> {
+    match u128::from(key.address).checked_sub(1) {
+        Some(below) => Some(LeaseKey {
+            lease_type: key.lease_type,
+            address: Ipv6Addr::from(below),
+            prefix_len: u8::MAX,
+        }),
+        None if key.lease_type == LeaseType::Pd => Some(LeaseKey {
+            lease_type: LeaseType::Na,
+            address: Ipv6Addr::from(u128::MAX),
+            prefix_len: u8::MAX,
+        }),
+        None => None,
+    }
+}
+
+/// The slot a client's hint asks for, when it is one the subnet's pools hand out.
+fn hint_key(subnet: &Subnet, lease_type: LeaseType, hint: (Ipv6Addr, u8)) -> Option<LeaseKey> {
+    let (address, len) = hint;
+    if address.is_unspecified() {
+        return None;
+    }
+    match lease_type {
+        LeaseType::Na => subnet
+            .pools
+            .iter()
+            .any(|pool| pool.contains(address))
+            .then(|| LeaseKey::na(address)),
+        LeaseType::Pd => subnet.pd_pools.iter().find_map(|pool| {
+            // A hint of another length still names where the client would like to be.
+            let _ = len;
+            let prefix = mask(address, pool.delegated_length);
+            pool.holds(prefix, pool.delegated_length)
+                .then(|| LeaseKey::pd(prefix, pool.delegated_length))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LeaseType;
+    use std::collections::BTreeMap;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "grace-period = 100\n[[subnet]]\nprefix = \"2001:db8:1::/64\"\n\
+             pools = [{{ low = \"2001:db8:1::10\", high = \"2001:db8:1::1f\" }}]\n\
+             pd-pools = [{{ prefix = \"2001:db8:8000::/48\", delegated-length = 56 }}]\n{extra}"
+        );
+        Config::parse(&text, "t").unwrap()
+    }
+
+    fn addr(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn lease(key: LeaseKey, duid: &[u8], expire: i64, state: LeaseState) -> Lease {
+        Lease {
+            address: key.address,
+            prefix_len: key.prefix_len,
+            lease_type: key.lease_type,
+            duid: duid.to_vec(),
+            iaid: 1,
+            subnet_id: 1,
+            preferred_lifetime: 0,
+            valid_lifetime: 0,
+            cltt: expire,
+            expire,
+            state,
+            interface: String::new(),
+            link_address: Ipv6Addr::UNSPECIFIED,
+            relay_id: None,
+            remote_id: None,
+            relay_info: Vec::new(),
+            hostname: String::new(),
+        }
+    }
+
+    fn pick(
+        alloc: &mut Allocator,
+        view: &BTreeMap<LeaseKey, Lease>,
+        config: &Config,
+        lease_type: LeaseType,
+        duid: &[u8],
+        hint: Option<(Ipv6Addr, u8)>,
+    ) -> Result<LeaseKey, Exhausted> {
+        alloc
+            .pick(view, &config.subnets[0], lease_type, duid, hint, 1000)
+            .unwrap()
+    }
+
+    #[test]
+    fn hands_out_sequentially_and_skips_taken() {
+        let config = config("");
+        let mut alloc = Allocator::new(&config);
+        let mut view = BTreeMap::new();
+        for a in ["2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::13"] {
+            let key = LeaseKey::na(addr(a));
+            view.insert(key, lease(key, b"other", 5000, LeaseState::Assigned));
+        }
+        let first = pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None).unwrap();
+        assert_eq!(first.address, addr("2001:db8:1::12"));
+        view.insert(first, lease(first, b"me", 5000, LeaseState::Assigned));
+        let second = pick(&mut alloc, &view, &config, LeaseType::Na, b"you", None).unwrap();
+        assert_eq!(second.address, addr("2001:db8:1::14"));
+    }
+
+    #[test]
+    fn honours_a_free_hint_in_a_pool_only() {
+        let config = config("");
+        let mut alloc = Allocator::new(&config);
+        let mut view = BTreeMap::new();
+        let hinted = pick(
+            &mut alloc,
+            &view,
+            &config,
+            LeaseType::Na,
+            b"me",
+            Some((addr("2001:db8:1::1c"), 128)),
+        )
+        .unwrap();
+        assert_eq!(hinted.address, addr("2001:db8:1::1c"));
+        // Outside every pool: ignored.
+        let other = pick(
+            &mut alloc,
+            &view,
+            &config,
+            LeaseType::Na,
+            b"me",
+            Some((addr("2001:db8:1::99"), 128)),
+        )
+        .unwrap();
+        assert_eq!(other.address, addr("2001:db8:1::10"));
+        // Taken by another client: ignored.
+        view.insert(hinted, lease(hinted, b"other", 5000, LeaseState::Assigned));
+        let again = pick(
+            &mut alloc,
+            &view,
+            &config,
+            LeaseType::Na,
+            b"me",
+            Some((addr("2001:db8:1::1c"), 128)),
+        )
+        .unwrap();
+        assert_ne!(again.address, addr("2001:db8:1::1c"));
+    }
+
+    #[test]
+    fn reservations_come_first_and_are_kept_from_others() {
+        let config = config(
+            "reservations = [{ duid = \"aabb\", address = \"2001:db8:1::10\", prefix = \"2001:db8:9::/56\" }]",
+        );
+        let mut alloc = Allocator::new(&config);
+        let view = BTreeMap::new();
+        let other = pick(&mut alloc, &view, &config, LeaseType::Na, b"zz", None).unwrap();
+        assert_eq!(other.address, addr("2001:db8:1::11"));
+        let owner = pick(
+            &mut alloc,
+            &view,
+            &config,
+            LeaseType::Na,
+            &[0xaa, 0xbb],
+            None,
+        )
+        .unwrap();
+        assert_eq!(owner.address, addr("2001:db8:1::10"));
+        let prefix = pick(
+            &mut alloc,
+            &view,
+            &config,
+            LeaseType::Pd,
+            &[0xaa, 0xbb],
+            None,
+        )
+        .unwrap();
+        assert_eq!(prefix, LeaseKey::pd(addr("2001:db8:9::"), 56));
+    }
+
+    #[test]
+    fn grace_period_and_decline_quarantine() {
+        let config = config("");
+        let mut alloc = Allocator::new(&config);
+        let mut view = BTreeMap::new();
+        // Expired at 950: still in grace (until 1050) at now = 1000.
+        let in_grace = LeaseKey::na(addr("2001:db8:1::10"));
+        view.insert(
+            in_grace,
+            lease(in_grace, b"old", 950, LeaseState::ExpiredReclaimed),
+        );
+        // Released long ago: reusable.
+        let stale = LeaseKey::na(addr("2001:db8:1::11"));
+        view.insert(stale, lease(stale, b"old", 800, LeaseState::Released));
+        let got = pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None).unwrap();
+        assert_eq!(got, stale);
+        // The client whose lease is in grace gets it back.
+        assert!(alloc.is_free_for(&view, &in_grace, b"old", 1000).unwrap());
+        // Declined: quarantined until its expiry, even for the client that declined it.
+        let declined = LeaseKey::na(addr("2001:db8:1::12"));
+        view.insert(declined, lease(declined, b"me", 1500, LeaseState::Declined));
+        assert!(!alloc.is_free_for(&view, &declined, b"me", 1000).unwrap());
+        assert!(alloc.is_free_for(&view, &declined, b"me", 1500).unwrap());
+    }
+
+    #[test]
+    fn offers_hold_an_address_for_a_minute() {
+        let config = config("");
+        let mut alloc = Allocator::new(&config);
+        let view = BTreeMap::new();
+        let first = pick(&mut alloc, &view, &config, LeaseType::Na, b"a", None).unwrap();
+        alloc.hold_offer(first, b"a", 1000);
+        assert!(!alloc.is_free_for(&view, &first, b"b", 1000).unwrap());
+        assert!(alloc.is_free_for(&view, &first, b"a", 1000).unwrap());
+        alloc.purge_offers(1000 + OFFER_HOLD_SECS);
+        assert_eq!(alloc.offers_held(), 0);
+    }
+
+    #[test]
+    fn full_pool_is_exhausted_and_wraps() {
+        let config = config("");
+        let mut alloc = Allocator::new(&config);
+        let mut view = BTreeMap::new();
+        for i in 0..16u128 {
+            let key = LeaseKey::na(Ipv6Addr::from(u128::from(addr("2001:db8:1::10")) + i));
+            view.insert(key, lease(key, b"other", 5000, LeaseState::Assigned));
+        }
+        assert_eq!(
+            pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None),
+            Err(Exhausted::Full)
+        );
+        // One frees up behind the cursor: found by wrapping.
+        view.remove(&LeaseKey::na(addr("2001:db8:1::13")));
+        let got = pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None).unwrap();
+        assert_eq!(got.address, addr("2001:db8:1::13"));
+    }
+
+    #[test]
+    fn prefixes_from_pd_pool_with_hint() {
+        let config = config("");
+        let mut alloc = Allocator::new(&config);
+        let mut view = BTreeMap::new();
+        let first = pick(&mut alloc, &view, &config, LeaseType::Pd, b"a", None).unwrap();
+        assert_eq!(first, LeaseKey::pd(addr("2001:db8:8000::"), 56));
+        view.insert(first, lease(first, b"a", 5000, LeaseState::Assigned));
+        let second = pick(&mut alloc, &view, &config, LeaseType::Pd, b"b", None).unwrap();
+        assert_eq!(second, LeaseKey::pd(addr("2001:db8:8000:100::"), 56));
+        let hinted = pick(
+            &mut alloc,
+            &view,
+            &config,
+            LeaseType::Pd,
+            b"c",
+            Some((addr("2001:db8:8000:ab00::"), 56)),
+        )
+        .unwrap();
+        assert_eq!(hinted, LeaseKey::pd(addr("2001:db8:8000:ab00::"), 56));
+        assert_eq!(
+            pick(&mut alloc, &view, &config, LeaseType::Na, b"c", None).map(|k| k.lease_type),
+            Ok(LeaseType::Na)
+        );
+    }
+
+    #[test]
+    fn large_dense_pool_allocates_without_visiting_every_slot() {
+        let text = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\npools = [{ low = \"2001:db8:1::\", high = \"2001:db8:1::ffff:ffff\" }]\n";
+        let config = Config::parse(text, "t").unwrap();
+        let mut alloc = Allocator::new(&config);
+        let mut view = BTreeMap::new();
+        // 200k taken addresses in a row, then a restart (cursor at 0): found via page skips.
+        let base = u128::from(addr("2001:db8:1::"));
+        for i in 0..200_000u128 {
+            let key = LeaseKey::na(Ipv6Addr::from(base + i));
+            view.insert(key, lease(key, b"other", 5000, LeaseState::Assigned));
+        }
+        let mut found = None;
+        // A search gives up after its budget; the next ones resume from where it stopped.
+        for _ in 0..40 {
+            if let Ok(key) = pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None) {
+                found = Some(key);
+                break;
+            }
+        }
+        assert_eq!(found.unwrap().address, Ipv6Addr::from(base + 200_000));
+        view.insert(
+            found.unwrap(),
+            lease(found.unwrap(), b"me", 5000, LeaseState::Assigned),
+        );
+        let next = pick(&mut alloc, &view, &config, LeaseType::Na, b"you", None).unwrap();
+        assert_eq!(next.address, Ipv6Addr::from(base + 200_001));
+    }
+}

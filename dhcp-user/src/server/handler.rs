@@ -1,0 +1,922 @@
+//! The request pipeline, top to bottom: [`classify`] (direct or relayed, which subnet) →
+//! [`decide`] (a function of the request, the current leases, the config and the time, giving
+//! the reply and the lease changes) → the server persists the changes (durably, before any
+//! Reply that grants or extends a lease is sent) → [`wrap_reply`] encodes it back through
+//! every relay hop.
+//!
+//! The reply layout is the canonical encoding of docs/fastpath.md: Server ID, Client ID, the IAs
+//! in request order (each with its address/prefix first), a message-level Status Code when there
+//! is one, Preference (Advertise), Rapid Commit (Reply to Solicit), then DNS servers, domain
+//! search list and (Information-Request) Information Refresh Time when asked for in the ORO.
+
+use std::net::{Ipv6Addr, SocketAddrV6};
+
+use dhcp_common::dhcpv6::*;
+
+use crate::config::{Config, Subnet};
+use crate::proto::{
+    DecodeError, DhcpOption, Duid, IaAddr, IaNa, IaPd, IaPrefix, Message, OptionList, Packet,
+    RelayMessage, StatusCode,
+};
+use crate::store::{Lease, LeaseChange, LeaseKey, LeaseState, LeaseType, StoreError};
+
+use super::allocator::{Allocator, LeaseView};
+use super::events::{LeaseEvent, LeaseEventKind};
+
+/// A datagram as received on a served interface.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// The UDP payload.
+    pub bytes: Vec<u8>,
+    /// Sender (client, or the relay closest to us).
+    pub source: SocketAddrV6,
+    /// The address the datagram was sent to (ff02::1:2, or one of ours when unicast).
+    pub destination: Ipv6Addr,
+    /// Receiving interface index.
+    pub ifindex: u32,
+    /// Receiving interface name.
+    pub interface: String,
+}
+
+/// A request ready for a decision: its client message, relay chain and subnet.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    /// The decoded datagram.
+    pub packet: Packet,
+    /// The client's message at the core of the relay chain.
+    pub message: Message,
+    /// The receiving interface.
+    pub interface: String,
+    /// Sender of the datagram.
+    pub source: SocketAddrV6,
+    /// True when the datagram came to a unicast address of ours straight from a client.
+    pub unicast: bool,
+    /// Index into `config.subnets` of the subnet serving the client, if any.
+    pub subnet: Option<usize>,
+    /// Link-address of the innermost relay (`::` when direct).
+    pub link_address: Ipv6Addr,
+    /// Relay-ID (53) DUID of the relay closest to the server.
+    pub relay_id: Option<Vec<u8>>,
+    /// Remote-ID (37) of the relay closest to the client: enterprise number then the id.
+    pub remote_id: Option<Vec<u8>>,
+    /// The relay chain as received (the outermost Relay-Forw), empty when direct.
+    pub relay_info: Vec<u8>,
+}
+
+impl Classified {
+    /// The client's message at the core of the relay chain.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Relay layers, outermost first.
+    pub fn relays(&self) -> Vec<&RelayMessage> {
+        self.packet.unwrap_relays().0
+    }
+
+    /// True if the request came through at least one relay.
+    pub fn relayed(&self) -> bool {
+        matches!(self.packet, Packet::Relay(_))
+    }
+}
+
+/// Why a datagram was not classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// The codec refused it.
+    Decode(DecodeError),
+    /// Decoded, but not something a server accepts; the label is the drop reason.
+    Drop(&'static str),
+}
+
+impl Rejected {
+    /// The drop counter label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejected::Decode(err) => err.reason(),
+            Rejected::Drop(reason) => reason,
+        }
+    }
+}
+
+/// Decodes `inbound` and works out who it is from and which subnet serves it.
+///
+/// `direct_subnet` is the subnet of clients directly on the receiving interface (by the
+/// subnet's `interface` key or the interface's addresses), resolved by the caller.
+pub fn classify(
+    config: &Config,
+    inbound: &Inbound,
+    direct_subnet: Option<usize>,
+) -> Result<Classified, Rejected> {
+    let packet = crate::proto::decode(&inbound.bytes).map_err(Rejected::Decode)?;
+    let (relays, message) = packet.unwrap_relays();
+    if let Some(outer) = relays.first() {
+        if outer.msg_type != MSG_RELAY_FORW {
+            return Err(Rejected::Drop("relay_reply_received"));
+        }
+    }
+    if relays.iter().any(|relay| relay.msg_type != MSG_RELAY_FORW) {
+        return Err(Rejected::Drop("relay_reply_received"));
+    }
+    let Some(message) = message else {
+        return Err(Rejected::Drop("relay_without_message"));
+    };
+    if !matches!(
+        message.msg_type,
+        MSG_SOLICIT
+            | MSG_REQUEST
+            | MSG_CONFIRM
+            | MSG_RENEW
+            | MSG_REBIND
+            | MSG_RELEASE
+            | MSG_DECLINE
+            | MSG_INFORMATION_REQUEST
+    ) {
+        return Err(Rejected::Drop(if message.msg_type == MSG_LEASEQUERY {
+            "leasequery_not_served_here"
+        } else {
+            "not_a_client_message"
+        }));
+    }
+
+    let (subnet, link_address, relay_id, remote_id, relay_info) = if relays.is_empty() {
+        (direct_subnet, Ipv6Addr::UNSPECIFIED, None, None, Vec::new())
+    } else {
+        let innermost = relays[relays.len() - 1];
+        // The innermost relay's link-address names the client's link; when it is unspecified
+        // (a relay without a global address) the other hops' addresses are tried, inside out.
+        let mut candidates = vec![innermost.link_address];
+        for relay in relays.iter().rev() {
+            candidates.push(relay.link_address);
+            candidates.push(relay.peer_address);
+        }
+        let subnet = candidates
+            .into_iter()
+            .filter(|address| !address.is_unspecified() && !is_link_local(address))
+            .find_map(|address| subnet_containing(config, address));
+        let relay_id = relays[0].relay_id().map(|duid| duid.as_bytes().to_vec());
+        let remote_id = innermost.remote_id().map(|remote| {
+            let mut body = remote.enterprise.to_be_bytes().to_vec();
+            body.extend_from_slice(&remote.remote_id);
+            body
+        });
+        (
+            subnet,
+            innermost.link_address,
+            relay_id,
+            remote_id,
+            inbound.bytes.clone(),
+        )
+    };
+    let unicast = relays.is_empty() && !inbound.destination.is_multicast();
+    let message = message.clone();
+    Ok(Classified {
+        packet,
+        message,
+        interface: inbound.interface.clone(),
+        source: inbound.source,
+        unicast,
+        subnet,
+        link_address,
+        relay_id,
+        remote_id,
+        relay_info,
+    })
+}
+
+/// Index of the subnet whose prefix contains `address`.
+pub fn subnet_containing(config: &Config, address: Ipv6Addr) -> Option<usize> {
+    config
+        .subnets
+        .iter()
+        .position(|subnet| subnet.prefix.contains(&address))
+}
+
+fn is_link_local(address: &Ipv6Addr) -> bool {
+    address.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// Clients per interface, for `interface-client-limit`.
+pub trait ClientLimit {
+    /// True if `duid` already counts as a client on `interface`.
+    fn is_known(&self, interface: &str, duid: &[u8]) -> bool;
+    /// True if `interface` is at its limit of clients.
+    fn is_full(&self, interface: &str) -> bool;
+}
+
+/// What the server should do with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The client message to send back (before relay wrapping), or the drop reason.
+    pub outcome: Result<Message, &'static str>,
+    /// Lease changes to make durable before the reply goes out.
+    pub changes: Vec<LeaseChange>,
+    /// Events to publish once the changes are durable.
+    pub events: Vec<LeaseEvent>,
+    /// Offers to hold for this client (Advertise).
+    pub offers: Vec<LeaseKey>,
+}
+
+impl Decision {
+    fn drop(reason: &'static str) -> Self {
+        Decision {
+            outcome: Err(reason),
+            changes: Vec::new(),
+            events: Vec::new(),
+            offers: Vec::new(),
+        }
+    }
+}
+
+/// Everything a decision depends on besides the request.
+pub struct DecideInput<'a> {
+    /// The configuration.
+    pub config: &'a Config,
+    /// Our DUID.
+    pub server_duid: &'a Duid,
+    /// The current leases (durable plus in flight).
+    pub view: &'a dyn LeaseView,
+    /// Per-interface client counts.
+    pub clients: &'a dyn ClientLimit,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// One IA of the request.
+enum IaRequest {
+    Na {
+        iaid: u32,
+        hints: Vec<Ipv6Addr>,
+    },
+    Pd {
+        iaid: u32,
+        hints: Vec<(Ipv6Addr, u8)>,
+    },
+    Ta {
+        iaid: u32,
+    },
+}
+
+fn ia_requests(message: &Message) -> Vec<IaRequest> {
+    message
+        .options
+        .iter()
+        .filter_map(|option| match option {
+            DhcpOption::IaNa(ia) => Some(IaRequest::Na {
+                iaid: ia.iaid,
+                hints: ia.ia_addrs().map(|a| a.addr).collect(),
+            }),
+            DhcpOption::IaPd(ia) => Some(IaRequest::Pd {
+                iaid: ia.iaid,
+                hints: ia.ia_prefixes().map(|p| (p.prefix, p.prefix_len)).collect(),
+            }),
+            DhcpOption::IaTa(ia) => Some(IaRequest::Ta { iaid: ia.iaid }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The decision for one classified request (RFC 8415 §16 validation, §18.3 processing).
+pub fn decide(
+    input: &DecideInput<'_>,
+    allocator: &mut Allocator,
+    request: &Classified,
+) -> Result<Decision, StoreError> {
+    let message = request.message();
+    let client_id = message.client_id();
+    let server_id = message.server_id();
+    let ours = |id: Option<&Duid>| id.is_some_and(|id| id == input.server_duid);
+
+    // §16: what each message type must and must not carry.
+    match message.msg_type {
+        MSG_SOLICIT | MSG_CONFIRM | MSG_REBIND => {
+            if client_id.is_none() {
+                return Ok(Decision::drop("missing_client_id"));
+            }
+            if server_id.is_some() {
+                return Ok(Decision::drop("unexpected_server_id"));
+            }
+        }
+        MSG_REQUEST | MSG_RENEW | MSG_RELEASE | MSG_DECLINE => {
+            if client_id.is_none() {
+                return Ok(Decision::drop("missing_client_id"));
+            }
+            if server_id.is_none() {
+                return Ok(Decision::drop("missing_server_id"));
+            }
+            if !ours(server_id) {
+                return Ok(Decision::drop("not_our_server_id"));
+            }
+        }
+        MSG_INFORMATION_REQUEST => {
+            if server_id.is_some() && !ours(server_id) {
+                return Ok(Decision::drop("not_our_server_id"));
+            }
+            if message.count(OPT_IA_NA) + message.count(OPT_IA_TA) + message.count(OPT_IA_PD) > 0 {
+                return Ok(Decision::drop("ia_in_information_request"));
+            }
+        }
+        _ => return Ok(Decision::drop("not_a_client_message")),
+    }
+
+    // §18.4: a unicast message from a client we never gave a Server Unicast option.
+    if request.unicast
+        && matches!(
+            message.msg_type,
+            MSG_REQUEST | MSG_RENEW | MSG_RELEASE | MSG_DECLINE
+        )
+    {
+        let mut reply = reply_header(MSG_REPLY, message, input.server_duid);
+        reply.push(status(STATUS_USE_MULTICAST, "use multicast"));
+        return Ok(Decision {
+            outcome: Ok(reply),
+            changes: Vec::new(),
+            events: Vec::new(),
+            offers: Vec::new(),
+        });
+    }
+
+    let subnet = request.subnet.map(|index| &input.config.subnets[index]);
+    if message.msg_type == MSG_INFORMATION_REQUEST {
+        return Ok(information_reply(input, message, subnet));
+    }
+    let Some(subnet) = subnet else {
+        return Ok(Decision::drop("no_subnet_for_link"));
+    };
+    let duid = client_id.map(|d| d.as_bytes()).unwrap_or_default();
+
+    let mut ctx = Ctx {
+        input,
+        allocator,
+        request,
+        subnet,
+        duid,
+        decision: Decision::drop(""),
+        replies: Vec::new(),
+    };
+    match message.msg_type {
+        MSG_SOLICIT => ctx.solicit(message)?,
+        MSG_REQUEST => ctx.request(message)?,
+        MSG_RENEW | MSG_REBIND => ctx.renew(message)?,
+        MSG_RELEASE | MSG_DECLINE => ctx.release_or_decline(message)?,
+        MSG_CONFIRM => ctx.confirm(message),
+        _ => {}
+    }
+    Ok(ctx.decision)
+}
+
+struct Ctx<'a, 'b> {
+    input: &'a DecideInput<'b>,
+    allocator: &'a mut Allocator,
+    request: &'a Classified,
+    subnet: &'a Subnet,
+    duid: &'a [u8],
+    decision: Decision,
+    /// The IA options of the reply, in request order.
+    replies: Vec<DhcpOption>,
+}
+
+/// What happens to one IA.
+enum IaOutcome {
+    /// Leases to report, each with the lifetimes to put in the reply.
+    Leases(Vec<(LeaseKey, u32, u32)>),
+    /// A status inside the IA.
+    Status(u16, &'static str),
+}
+
+impl Ctx<'_, '_> {
+    fn now(&self) -> i64 {
+        self.input.now
+    }
+
+    /// The client's leases of one IA in this subnet that it may still use: the active one
+    /// first, else the most recent one no one else took meanwhile.
+    fn binding(&self, lease_type: LeaseType, iaid: u32) -> Result<Option<Lease>, StoreError> {
+        let mut mine: Vec<Lease> = self
+            .input
+            .view
+            .by_duid(self.duid)?
+            .into_iter()
+            .filter(|l| l.lease_type == lease_type && l.iaid == iaid)
+            .filter(|l| l.state != LeaseState::Declined)
+            .filter(|l| Allocator::in_subnet_pools(self.subnet, &l.key(), self.duid))
+            .collect();
+        mine.sort_by_key(|l| (l.is_active(self.now()), l.cltt));
+        while let Some(lease) = mine.pop() {
+            if self
+                .allocator
+                .is_free_for(self.input.view, &lease.key(), self.duid, self.now())?
+            {
+                return Ok(Some(lease));
+            }
+        }
+        Ok(None)
+    }
+
+    /// True if a new binding for this client would be beyond the interface's client limit.
+    fn over_client_limit(&self) -> Result<bool, StoreError> {
+        let clients = self.input.clients;
+        if !clients.is_full(&self.request.interface)
+            || clients.is_known(&self.request.interface, self.duid)
+        {
+            return Ok(false);
+        }
+        let now = self.now();
+        let active = self
+            .input
+            .view
+            .by_duid(self.duid)?
+            .iter()
+            .any(|l| l.is_active(now) && l.interface == self.request.interface);
+        Ok(!active)
+    }
+
+    /// A lease of this request for `key`, assigned now with the subnet's lifetimes.
+    fn lease(&self, key: LeaseKey, iaid: u32, previous: Option<&Lease>) -> Lease {
+        let mut lease = Lease {
+            address: key.address,
+            prefix_len: key.prefix_len,
+            lease_type: key.lease_type,
+            duid: self.duid.to_vec(),
+            iaid,
+            subnet_id: self.subnet.id,
+            preferred_lifetime: 0,
+            valid_lifetime: 0,
+            cltt: 0,
+            expire: 0,
+            state: LeaseState::Assigned,
+            interface: self.request.interface.clone(),
+            link_address: self.request.link_address,
+            relay_id: self.request.relay_id.clone(),
+            remote_id: self.request.remote_id.clone(),
+            relay_info: self.request.relay_info.clone(),
+            hostname: previous.map(|p| p.hostname.clone()).unwrap_or_default(),
+        };
+        lease.assign(
+            self.now(),
+            self.subnet.preferred_lifetime,
+            self.subnet.valid_lifetime,
+        );
+        lease
+    }
+
+    /// Commits `key` to the client (new, or its existing binding extended).
+    fn grant(&mut self, key: LeaseKey, iaid: u32, previous: Option<&Lease>) {
+        let lease = self.lease(key, iaid, previous);
+        let kind = match previous {
+            Some(p) if p.key() == key && p.is_active(self.now()) => LeaseEventKind::Renewed,
+            _ => LeaseEventKind::Granted,
+        };
+        self.allocator.drop_offer(&key);
+        self.decision
+            .changes
+            .push(LeaseChange::Upsert(lease.clone()));
+        self.decision.events.push(LeaseEvent { kind, lease });
+    }
+
+    /// Binding, else reservation/hint/pool: the lease for one IA of a Solicit or Request.
+    fn choose(
+        &mut self,
+        lease_type: LeaseType,
+        iaid: u32,
+        hints: &[(Ipv6Addr, u8)],
+    ) -> Result<(Option<LeaseKey>, Option<Lease>), StoreError> {
+        let existing = self.binding(lease_type, iaid)?;
+        if let Some(lease) = &existing {
+            // A reservation made since the lease was granted wins over the old lease.
+            let reserved = Allocator::reservation(self.subnet, lease_type, self.duid);
+            if reserved.is_none() || reserved == Some(lease.key()) {
+                return Ok((Some(lease.key()), existing));
+            }
+        }
+        let picked = self.allocator.pick(
+            self.input.view,
+            self.subnet,
+            lease_type,
+            self.duid,
+            hints.first().copied(),
+            self.now(),
+        )?;
+        Ok((picked.ok(), existing))
+    }
+
+    fn solicit(&mut self, message: &Message) -> Result<(), StoreError> {
+        let rapid = message.has_rapid_commit() && self.subnet.rapid_commit;
+        let ias = ia_requests(message);
+        if !ias.is_empty() && self.over_client_limit()? {
+            self.decision = Decision::drop("interface_client_limit");
+            return Ok(());
+        }
+        for ia in &ias {
+            let outcome = match ia {
+                IaRequest::Na { iaid, hints } => {
+                    let hints: Vec<_> = hints.iter().map(|a| (*a, 128)).collect();
+                    self.offer_or_commit(LeaseType::Na, *iaid, &hints, rapid)?
+                }
+                IaRequest::Pd { iaid, hints } => {
+                    self.offer_or_commit(LeaseType::Pd, *iaid, hints, rapid)?
+                }
+                IaRequest::Ta { .. } => {
+                    IaOutcome::Status(STATUS_NO_ADDRS_AVAIL, "temporary addresses are not served")
+                }
+            };
+            self.push_ia(ia, outcome);
+        }
+        let msg_type = if rapid { MSG_REPLY } else { MSG_ADVERTISE };
+        let mut reply = reply_header(msg_type, message, self.input.server_duid);
+        reply.options.append(&mut self.replies);
+        if !rapid {
+            if let Some(preference) = self.subnet.preference {
+                reply.push(DhcpOption::Preference(preference));
+            }
+        } else {
+            reply.push(DhcpOption::RapidCommit);
+        }
+        push_requested_options(&mut reply, message, Some(self.subnet), false);
+        self.decision.outcome = Ok(reply);
+        Ok(())
+    }
+
+    fn offer_or_commit(
+        &mut self,
+        lease_type: LeaseType,
+        iaid: u32,
+        hints: &[(Ipv6Addr, u8)],
+        commit: bool,
+    ) -> Result<IaOutcome, StoreError> {
+        let (key, existing) = self.choose(lease_type, iaid, hints)?;
+        let Some(key) = key else {
+            return Ok(no_avail(lease_type));
+        };
+        if commit {
+            self.grant(key, iaid, existing.as_ref());
+        } else {
+            self.allocator.hold_offer(key, self.duid, self.now());
+            self.decision.offers.push(key);
+        }
+        Ok(IaOutcome::Leases(vec![(
+            key,
+            self.subnet.preferred_lifetime,
+            self.subnet.valid_lifetime,
+        )]))
+    }
+
+    fn request(&mut self, message: &Message) -> Result<(), StoreError> {
+        let ias = ia_requests(message);
+        if !ias.is_empty() && self.over_client_limit()? {
+            self.decision = Decision::drop("interface_client_limit");
+            return Ok(());
+        }
+        for ia in &ias {
+            let outcome = match ia {
+                IaRequest::Na { iaid, hints } => {
+                    if hints.iter().any(|a| !self.subnet.prefix.contains(a)) {
+                        // §18.3.2: an address not appropriate for the link.
+                        IaOutcome::Status(STATUS_NOT_ON_LINK, "address not on this link")
+                    } else {
+                        let hints: Vec<_> = hints.iter().map(|a| (*a, 128)).collect();
+                        self.offer_or_commit(LeaseType::Na, *iaid, &hints, true)?
+                    }
+                }
+                IaRequest::Pd { iaid, hints } => {
+                    self.offer_or_commit(LeaseType::Pd, *iaid, hints, true)?
+                }
+                IaRequest::Ta { .. } => {
+                    IaOutcome::Status(STATUS_NO_ADDRS_AVAIL, "temporary addresses are not served")
+                }
+            };
+            self.push_ia(ia, outcome);
+        }
+        let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
+        reply.options.append(&mut self.replies);
+        push_requested_options(&mut reply, message, Some(self.subnet), false);
+        self.decision.outcome = Ok(reply);
+        Ok(())
+    }
+
+    /// Renew and Rebind (§18.3.4, §18.3.5): extend the bindings; addresses the client lists
+    /// that are not (or no longer) its own come back with lifetimes 0.
+    fn renew(&mut self, message: &Message) -> Result<(), StoreError> {
+        let rebind = message.msg_type == MSG_REBIND;
+        for ia in &ia_requests(message) {
+            let outcome = match ia {
+                IaRequest::Na { iaid, hints } => {
+                    let hints: Vec<_> = hints.iter().map(|a| (*a, 128)).collect();
+                    self.extend(LeaseType::Na, *iaid, &hints, rebind)?
+                }
+                IaRequest::Pd { iaid, hints } => {
+                    self.extend(LeaseType::Pd, *iaid, hints, rebind)?
+                }
+                IaRequest::Ta { .. } => IaOutcome::Status(STATUS_NO_BINDING, "no binding"),
+            };
+            self.push_ia(ia, outcome);
+        }
+        let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
+        reply.options.append(&mut self.replies);
+        push_requested_options(&mut reply, message, Some(self.subnet), false);
+        self.decision.outcome = Ok(reply);
+        Ok(())
+    }
+
+    fn extend(
+        &mut self,
+        lease_type: LeaseType,
+        iaid: u32,
+        hints: &[(Ipv6Addr, u8)],
+        rebind: bool,
+    ) -> Result<IaOutcome, StoreError> {
+        let (pref, valid) = (self.subnet.preferred_lifetime, self.subnet.valid_lifetime);
+        let listed_keys: Vec<LeaseKey> = hints
+            .iter()
+            .map(|&(a, len)| match lease_type {
+                LeaseType::Na => LeaseKey::na(a),
+                LeaseType::Pd => LeaseKey::pd(a, len),
+            })
+            .collect();
+        let key = match self.binding(lease_type, iaid)? {
+            Some(lease) => {
+                self.grant(lease.key(), iaid, Some(&lease));
+                lease.key()
+            }
+            None => {
+                // No binding (e.g. the lease was lost or cleared): give back what the client
+                // lists when it is ours to hand out and free, as a Request would.
+                let mut recovered = None;
+                if !listed_keys.is_empty() && !self.over_client_limit()? {
+                    for key in &listed_keys {
+                        if Allocator::in_subnet_pools(self.subnet, key, self.duid)
+                            && self.allocator.is_free_for(
+                                self.input.view,
+                                key,
+                                self.duid,
+                                self.now(),
+                            )?
+                        {
+                            recovered = Some(*key);
+                            break;
+                        }
+                    }
+                }
+                match recovered {
+                    Some(key) => {
+                        self.grant(key, iaid, None);
+                        key
+                    }
+                    None => {
+                        let wrong_link: Vec<(LeaseKey, u32, u32)> = listed_keys
+                            .iter()
+                            .filter(|k| {
+                                k.lease_type == LeaseType::Na
+                                    && !self.subnet.prefix.contains(&k.address)
+                            })
+                            .map(|k| (*k, 0, 0))
+                            .collect();
+                        if rebind && !wrong_link.is_empty() {
+                            // §18.3.5: not appropriate for the link: lifetimes 0.
+                            return Ok(IaOutcome::Leases(wrong_link));
+                        }
+                        return Ok(IaOutcome::Status(STATUS_NO_BINDING, "no binding"));
+                    }
+                }
+            }
+        };
+        let mut leases = vec![(key, pref, valid)];
+        leases.extend(
+            listed_keys
+                .iter()
+                .filter(|k| **k != key)
+                .map(|k| (*k, 0, 0)),
+        );
+        Ok(IaOutcome::Leases(leases))
+    }
+
+    /// Release (§18.3.7) and Decline (§18.3.8).
+    fn release_or_decline(&mut self, message: &Message) -> Result<(), StoreError> {
+        let decline = message.msg_type == MSG_DECLINE;
+        let now = self.now();
+        let mine = self.input.view.by_duid(self.duid)?;
+        let mut no_binding = Vec::new();
+        for ia in ia_requests(message) {
+            let (lease_type, iaid, listed): (LeaseType, u32, Vec<LeaseKey>) = match &ia {
+                IaRequest::Na { iaid, hints } => (
+                    LeaseType::Na,
+                    *iaid,
+                    hints.iter().map(|a| LeaseKey::na(*a)).collect(),
+                ),
+                IaRequest::Pd { iaid, hints } => (
+                    LeaseType::Pd,
+                    *iaid,
+                    hints.iter().map(|(a, l)| LeaseKey::pd(*a, *l)).collect(),
+                ),
+                IaRequest::Ta { .. } => {
+                    no_binding.push(ia);
+                    continue;
+                }
+            };
+            // The IA's assigned leases the client names (all of them when it names none).
+            let targets: Vec<&Lease> = mine
+                .iter()
+                .filter(|l| {
+                    l.lease_type == lease_type
+                        && l.iaid == iaid
+                        && l.state == LeaseState::Assigned
+                        && (listed.is_empty() || listed.contains(&l.key()))
+                })
+                .collect();
+            if targets.is_empty() {
+                no_binding.push(ia);
+                continue;
+            }
+            for lease in targets {
+                let mut changed = lease.clone();
+                let kind = if decline {
+                    // Quarantine: the row's expiry becomes the end of the probation.
+                    changed.assign(now, 0, self.input.config.decline_probation);
+                    changed.state = LeaseState::Declined;
+                    LeaseEventKind::Declined
+                } else {
+                    changed.state = LeaseState::Released;
+                    LeaseEventKind::Released
+                };
+                self.decision
+                    .changes
+                    .push(LeaseChange::Upsert(changed.clone()));
+                self.decision.events.push(LeaseEvent {
+                    kind,
+                    lease: changed,
+                });
+            }
+        }
+        for ia in &no_binding {
+            self.push_ia(ia, IaOutcome::Status(STATUS_NO_BINDING, "no binding"));
+        }
+        let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
+        reply.options.append(&mut self.replies);
+        reply.push(status(
+            STATUS_SUCCESS,
+            if decline {
+                "decline received"
+            } else {
+                "release received"
+            },
+        ));
+        self.decision.outcome = Ok(reply);
+        Ok(())
+    }
+
+    /// Confirm (§18.3.3): are the client's addresses on this link?
+    fn confirm(&mut self, message: &Message) {
+        let addresses: Vec<Ipv6Addr> = message
+            .ia_nas()
+            .flat_map(|ia| ia.ia_addrs().map(|a| a.addr))
+            .collect();
+        if addresses.is_empty() {
+            self.decision = Decision::drop("confirm_without_addresses");
+            return;
+        }
+        let on_link = addresses.iter().all(|a| self.subnet.prefix.contains(a));
+        let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
+        reply.push(if on_link {
+            status(STATUS_SUCCESS, "all addresses on link")
+        } else {
+            status(STATUS_NOT_ON_LINK, "addresses not on link")
+        });
+        self.decision.outcome = Ok(reply);
+    }
+
+    fn push_ia(&mut self, ia: &IaRequest, outcome: IaOutcome) {
+        let (t1, t2) = (self.subnet.renew_timer, self.subnet.rebind_timer);
+        let option = match (ia, outcome) {
+            (IaRequest::Na { iaid, .. }, IaOutcome::Leases(leases)) => DhcpOption::IaNa(IaNa {
+                iaid: *iaid,
+                t1,
+                t2,
+                options: leases
+                    .into_iter()
+                    .map(|(key, preferred, valid)| {
+                        DhcpOption::IaAddr(IaAddr {
+                            addr: key.address,
+                            preferred,
+                            valid,
+                            options: Vec::new(),
+                        })
+                    })
+                    .collect(),
+            }),
+            (IaRequest::Pd { iaid, .. }, IaOutcome::Leases(leases)) => DhcpOption::IaPd(IaPd {
+                iaid: *iaid,
+                t1,
+                t2,
+                options: leases
+                    .into_iter()
+                    .map(|(key, preferred, valid)| {
+                        DhcpOption::IaPrefix(IaPrefix {
+                            preferred,
+                            valid,
+                            prefix_len: key.prefix_len,
+                            prefix: key.address,
+                            options: Vec::new(),
+                        })
+                    })
+                    .collect(),
+            }),
+            (IaRequest::Na { iaid, .. }, IaOutcome::Status(code, text)) => DhcpOption::IaNa(IaNa {
+                iaid: *iaid,
+                t1: 0,
+                t2: 0,
+                options: vec![status(code, text)],
+            }),
+            (IaRequest::Pd { iaid, .. }, IaOutcome::Status(code, text)) => DhcpOption::IaPd(IaPd {
+                iaid: *iaid,
+                t1: 0,
+                t2: 0,
+                options: vec![status(code, text)],
+            }),
+            (IaRequest::Ta { iaid }, outcome) => {
+                let options = match outcome {
+                    IaOutcome::Status(code, text) => vec![status(code, text)],
+                    IaOutcome::Leases(_) => Vec::new(),
+                };
+                DhcpOption::IaTa(crate::proto::IaTa {
+                    iaid: *iaid,
+                    options,
+                })
+            }
+        };
+        self.replies.push(option);
+    }
+}
+
+fn no_avail(lease_type: LeaseType) -> IaOutcome {
+    match lease_type {
+        LeaseType::Na => IaOutcome::Status(STATUS_NO_ADDRS_AVAIL, "no addresses available"),
+        LeaseType::Pd => IaOutcome::Status(STATUS_NO_PREFIX_AVAIL, "no prefixes available"),
+    }
+}
+
+fn status(code: u16, message: &str) -> DhcpOption {
+    DhcpOption::StatusCode(StatusCode {
+        code,
+        message: message.to_string(),
+    })
+}
+
+/// Server ID, then the client's Client ID as received (when it sent one).
+fn reply_header(msg_type: u8, request: &Message, server_duid: &Duid) -> Message {
+    let mut reply = Message::new(msg_type, request.transaction_id)
+        .with_option(DhcpOption::ServerId(server_duid.clone()));
+    if let Some(client) = request.client_id() {
+        reply.push(DhcpOption::ClientId(client.clone()));
+    }
+    reply
+}
+
+/// DNS servers, domain search list (and for Information-Request the refresh time), each only
+/// when the client's ORO asks for it and the subnet has it.
+fn push_requested_options(
+    reply: &mut Message,
+    request: &Message,
+    subnet: Option<&Subnet>,
+    information: bool,
+) {
+    let Some(subnet) = subnet else { return };
+    if request.requests_option(OPT_DNS_SERVERS) && !subnet.dns_servers.is_empty() {
+        reply.push(DhcpOption::DnsServers(subnet.dns_servers.clone()));
+    }
+    if request.requests_option(OPT_DOMAIN_LIST) && !subnet.domain_search.is_empty() {
+        reply.push(DhcpOption::DomainList(subnet.domain_search.clone()));
+    }
+    if information && request.requests_option(OPT_INFORMATION_REFRESH_TIME) {
+        if let Some(refresh) = subnet.information_refresh_time {
+            reply.push(DhcpOption::InformationRefreshTime(refresh));
+        }
+    }
+}
+
+fn information_reply(
+    input: &DecideInput<'_>,
+    message: &Message,
+    subnet: Option<&Subnet>,
+) -> Decision {
+    let mut reply = reply_header(MSG_REPLY, message, input.server_duid);
+    push_requested_options(&mut reply, message, subnet, true);
+    Decision {
+        outcome: Ok(reply),
+        changes: Vec::new(),
+        events: Vec::new(),
+        offers: Vec::new(),
+    }
+}
+
+/// The reply as sent: `reply` wrapped in a Relay-Repl for every Relay-Forw hop of the request,
+/// innermost first (each echoing its hop's Interface-ID), then encoded.
+pub fn wrap_reply(
+    request: &Classified,
+    reply: Message,
+) -> Result<Vec<u8>, crate::proto::EncodeError> {
+    let mut packet = Packet::Message(reply);
+    for relay in request.relays().into_iter().rev() {
+        packet = Packet::Relay(relay.reply_with(packet));
+    }
+    packet.encode()
+}

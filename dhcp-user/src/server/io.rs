@@ -1,0 +1,296 @@
+//! UDP I/O: one socket per served interface on [::]:547, bound to the device, joined to
+//! All_DHCP_Relay_Agents_and_Servers (ff02::1:2) there, with IPV6_RECVPKTINFO to learn where a
+//! datagram was sent. Replies leave with hop limit 64, traffic class 0 and flow label 0 (auto
+//! flow labels off) so the IPv6 header is the one the XDP fast path writes; a reply to a unicast
+//! request is sent from the address it was sent to, else the kernel picks the link-local one.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{Ipv6Addr, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use dhcp_common::dhcpv6::{ALL_RELAYS_AND_SERVERS, SERVER_PORT};
+use nix::sys::socket::{
+    recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+
+use super::handler::{subnet_containing, Inbound};
+use super::{Server, ServerError};
+
+/// Largest datagram read (a DHCPv6 message is far smaller; jumbo relays still fit).
+const MAX_DATAGRAM: usize = 65_535;
+/// Requests being processed at once (awaiting their commit) before new ones are dropped.
+pub const MAX_IN_FLIGHT: usize = 8192;
+
+/// A served interface's socket.
+pub struct InterfaceSocket {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub ifindex: u32,
+    fd: AsyncFd<Socket>,
+}
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> ServerError {
+    move |source| ServerError::Io { context, source }
+}
+
+fn set_int_option(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
+    // SAFETY: a valid socket fd, a pointer to a live c_int and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+impl InterfaceSocket {
+    /// Opens and configures the server socket of `name` (needs CAP_NET_RAW for the device bind
+    /// and CAP_NET_BIND_SERVICE for port 547).
+    pub fn open(name: &str) -> Result<InterfaceSocket, ServerError> {
+        let ifindex = nix::net::if_::if_nametoindex(name).map_err(|errno| ServerError::Io {
+            context: format!("interface {name}"),
+            source: std::io::Error::from(errno),
+        })?;
+        let ctx = |what: &str| format!("{what} on {name}");
+        let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(io_error(ctx("creating the UDP socket")))?;
+        socket
+            .set_only_v6(true)
+            .map_err(io_error(ctx("IPV6_V6ONLY")))?;
+        socket
+            .set_reuse_address(true)
+            .map_err(io_error(ctx("SO_REUSEADDR")))?;
+        socket
+            .bind_device(Some(name.as_bytes()))
+            .map_err(io_error(ctx("SO_BINDTODEVICE")))?;
+        socket
+            .set_unicast_hops_v6(64)
+            .map_err(io_error(ctx("IPV6_UNICAST_HOPS")))?;
+        socket
+            .set_multicast_hops_v6(64)
+            .map_err(io_error(ctx("IPV6_MULTICAST_HOPS")))?;
+        set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)
+            .map_err(io_error(ctx("IPV6_RECVPKTINFO")))?;
+        set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_AUTOFLOWLABEL, 0)
+            .map_err(io_error(ctx("IPV6_AUTOFLOWLABEL")))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(io_error(ctx("O_NONBLOCK")))?;
+        let bind = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, SERVER_PORT, 0, 0);
+        socket
+            .bind(&bind.into())
+            .map_err(io_error(ctx("binding [::]:547")))?;
+        socket
+            .join_multicast_v6(&Ipv6Addr::from(ALL_RELAYS_AND_SERVERS), ifindex)
+            .map_err(io_error(ctx("joining ff02::1:2")))?;
+        // SAFETY: the AsyncFd owns the socket, so the fd stays open as long as it is registered.
+        let fd = unsafe { AsyncFd::register(socket) }
+            .map_err(io_error(ctx("registering the socket")))?;
+        Ok(InterfaceSocket {
+            name: name.to_string(),
+            ifindex,
+            fd,
+        })
+    }
+
+    /// Waits for the next datagram.
+    pub async fn recv(&self) -> std::io::Result<Inbound> {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let result = guard.try_io(|inner| {
+                let fd = inner.get_ref().as_raw_fd();
+                let mut iov = [IoSliceMut::new(&mut buf)];
+                let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
+                let msg = recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
+                    .map_err(std::io::Error::from)?;
+                let mut destination = Ipv6Addr::UNSPECIFIED;
+                let mut ifindex = self.ifindex;
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for cmsg in cmsgs {
+                        if let ControlMessageOwned::Ipv6PacketInfo(info) = cmsg {
+                            destination = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                            ifindex = info.ipi6_ifindex;
+                        }
+                    }
+                }
+                let source = msg
+                    .address
+                    .map(|a| SocketAddrV6::new(a.ip(), a.port(), a.flowinfo(), a.scope_id()))
+                    .unwrap_or_else(|| SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0));
+                Ok((msg.bytes, source, destination, ifindex))
+            });
+            match result {
+                Ok(Ok((len, source, destination, ifindex))) => {
+                    return Ok(Inbound {
+                        bytes: buf[..len].to_vec(),
+                        source,
+                        destination,
+                        ifindex,
+                        interface: self.name.clone(),
+                    })
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends `bytes` to `to`, from `from` when it is a unicast address of ours.
+    pub async fn send(
+        &self,
+        bytes: &[u8],
+        to: SocketAddrV6,
+        from: Ipv6Addr,
+    ) -> std::io::Result<()> {
+        let scope = if to.scope_id() == 0 && is_link_scoped(to.ip()) {
+            self.ifindex
+        } else {
+            to.scope_id()
+        };
+        let to = SockaddrIn6::from(SocketAddrV6::new(*to.ip(), to.port(), 0, scope));
+        let source = if from.is_multicast() {
+            Ipv6Addr::UNSPECIFIED
+        } else {
+            from
+        };
+        let info = libc::in6_pktinfo {
+            ipi6_addr: libc::in6_addr {
+                s6_addr: source.octets(),
+            },
+            ipi6_ifindex: self.ifindex,
+        };
+        self.fd
+            .async_io(Interest::WRITABLE, |inner| {
+                let iov = [IoSlice::new(bytes)];
+                let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
+                sendmsg(
+                    inner.as_raw_fd(),
+                    &iov,
+                    &cmsgs,
+                    MsgFlags::empty(),
+                    Some(&to),
+                )
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+            })
+            .await
+    }
+}
+
+fn is_link_scoped(address: &Ipv6Addr) -> bool {
+    address.segments()[0] & 0xffc0 == 0xfe80 || address.is_multicast()
+}
+
+/// The subnet of clients directly on `iface`: the subnet naming it in `interface`, else the one
+/// containing one of the interface's addresses.
+pub fn interface_subnet(config: &Config, iface: &str) -> Option<usize> {
+    if let Some(index) = config
+        .subnets
+        .iter()
+        .position(|s| s.interface.as_deref() == Some(iface))
+    {
+        return Some(index);
+    }
+    let addresses = nix::ifaddrs::getifaddrs().ok()?;
+    addresses
+        .filter(|a| a.interface_name == iface)
+        .filter_map(|a| a.address.and_then(|s| s.as_sockaddr_in6().map(|s| s.ip())))
+        .find_map(|address| subnet_containing(config, address))
+}
+
+/// Serves `interfaces` until `shutdown` turns true: opens every socket first (any failure is
+/// returned before anything is served), then reads each in its own task, handling every
+/// datagram in a task of its own so commits of concurrent requests share a transaction.
+pub async fn serve(
+    server: Arc<Server>,
+    interfaces: &[String],
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    let mut sockets = Vec::new();
+    for name in interfaces {
+        let socket = InterfaceSocket::open(name)?;
+        let subnet = interface_subnet(server.config(), name);
+        match subnet {
+            Some(index) => info!(
+                interface = %name,
+                subnet = %server.config().subnets[index],
+                "serving"
+            ),
+            None => {
+                info!(interface = %name, "serving relayed clients only (no subnet on the link)")
+            }
+        }
+        server.set_direct_subnet(name, subnet);
+        sockets.push(Arc::new(socket));
+    }
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    for socket in sockets {
+        let server = server.clone();
+        let in_flight = in_flight.clone();
+        let mut shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                let inbound = tokio::select! {
+                    received = socket.recv() => received,
+                    _ = shutdown.changed() => return,
+                };
+                let inbound = match inbound {
+                    Ok(inbound) => inbound,
+                    Err(err) => {
+                        warn!(interface = %socket.name, error = %err, "receive failed");
+                        continue;
+                    }
+                };
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    server.stats().dropped("overload");
+                    continue;
+                };
+                let server = server.clone();
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Some(reply) = server.handle(&inbound).await {
+                        if let Err(err) = socket
+                            .send(&reply, inbound.source, inbound.destination)
+                            .await
+                        {
+                            debug!(to = %inbound.source, error = %err, "send failed");
+                            server.stats().dropped("send_failed");
+                        }
+                    }
+                });
+            }
+        });
+    }
+    tasks.spawn(server.clone().run_timers(shutdown.clone()));
+    while tasks.join_next().await.is_some() {}
+    // Everything answered is durable already; this waits for fast-path reports still queued.
+    if let Err(err) = server.writer().flush().await {
+        warn!(error = %err, "flushing the lease store on shutdown failed");
+    }
+    Ok(())
+}
