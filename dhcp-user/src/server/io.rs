@@ -107,7 +107,7 @@ impl InterfaceSocket {
             .map_err(io_error(ctx("joining ff02::1:2")))?;
         // SAFETY: the AsyncFd owns the socket, so the fd stays open as long as it is registered.
         let fd = unsafe { AsyncFd::register(socket) }
-            .map_err(io_error(ctx("registering the socket")))?;
+            .map_err(|err| io_error(ctx("registering the socket"))(err.into_parts().1))?;
         Ok(InterfaceSocket {
             name: name.to_string(),
             ifindex,
