@@ -252,6 +252,61 @@ fn copy_fixed<const N: usize>(dst: *mut u8, doff: usize, src: *const u8, soff: u
         )
     }
 }
+/// A pointer to `off` in a scratch buffer. Fields around it are then reached at constant
+/// offsets (one masked add per region instead of one per field); the slack after `MASK` covers
+/// any constant offset used below 1 KiB.
+#[inline(always)]
+fn at(b: *mut u8, off: usize) -> *mut u8 {
+    // SAFETY: `off & MASK` < BUF.
+    unsafe { b.add(opaque(off) & MASK) }
+}
+#[inline(always)]
+fn put8(p: *mut u8, k: usize, v: u8) {
+    // SAFETY: `p` comes from `at`, `k` is a small constant.
+    unsafe { *p.add(k) = v }
+}
+#[inline(always)]
+fn put16(p: *mut u8, k: usize, v: u16) {
+    // SAFETY: as `put8`; unaligned stores are allowed (see `rd64`).
+    unsafe { core::ptr::write_unaligned(p.add(k) as *mut u16, v.to_be()) }
+}
+#[inline(always)]
+fn put32(p: *mut u8, k: usize, v: u32) {
+    // SAFETY: as `put16`.
+    unsafe { core::ptr::write_unaligned(p.add(k) as *mut u32, v.to_be()) }
+}
+#[inline(always)]
+fn get16(p: *const u8, k: usize) -> u16 {
+    // SAFETY: as `put16`.
+    u16::from_be(unsafe { core::ptr::read_unaligned(p.add(k) as *const u16) })
+}
+#[inline(always)]
+fn get32(p: *const u8, k: usize) -> u32 {
+    // SAFETY: as `put16`.
+    u32::from_be(unsafe { core::ptr::read_unaligned(p.add(k) as *const u32) })
+}
+/// Copies `N` bytes between two such pointers.
+#[inline(always)]
+fn copy<const N: usize>(dst: *mut u8, src: *const u8) {
+    // SAFETY: both pointers come from `at` (or are map-value fields at least N long).
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, N) }
+}
+/// Copies `len` (≤ N) bytes, 8 at a time; at most 7 bytes past `len` are written and later
+/// overwritten or left beyond the frame's end.
+#[inline(always)]
+fn copy_upto<const N: usize>(dst: *mut u8, src: *const u8, len: usize) {
+    for w in 0..N / 8 {
+        if w * 8 >= len {
+            break;
+        }
+        // SAFETY: w * 8 + 8 ≤ N, within both buffers.
+        unsafe {
+            let word = core::ptr::read_unaligned(src.add(w * 8) as *const u64);
+            core::ptr::write_unaligned(dst.add(w * 8) as *mut u64, word);
+        }
+    }
+}
+
 /// An unaligned 8-byte load (the program is built with misaligned access allowed: x86 and arm64
 /// handle it, and the verifier permits it for map values).
 #[inline(always)]
@@ -696,41 +751,47 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
     let l3 = st.l3;
     let r = &st.r;
 
-    // L2: destination = the request's source, source = our MAC, VLAN tags kept.
-    copy_fixed::<6>(out, 0, req, 6);
-    copy_fixed::<6>(out, 6, iface.mac.as_ptr(), 0);
-    // Tags and ethertype (up to 10 bytes; the excess is overwritten by the IPv6 header below).
-    copy_fixed::<12>(out, 12, req, 12);
+    // L2: destination = the request's source, source = our MAC, VLAN tags kept. The tags and
+    // ethertype take up to 10 bytes; the excess copied is overwritten by the IPv6 header below.
+    copy::<6>(out, req.wrapping_add(6));
+    copy::<6>(out.wrapping_add(6), iface.mac.as_ptr());
+    copy::<12>(out.wrapping_add(12), req.wrapping_add(12));
     let o_l4 = l3 + IPV6_HLEN;
     let mut o = o_l4 + UDP_HLEN;
     let mut relay_msg_len_off = 0;
     if st.relayed == 1 {
-        wr8(out, o, MSG_RELAY_REPL);
-        copy_fixed::<33>(out, o + 1, req, st.relay.off + 1);
+        let p = at(out, o);
+        put8(p, 0, MSG_RELAY_REPL);
+        copy::<33>(p.wrapping_add(1), at(req, st.relay.off + 1));
         o += RELAY_HLEN;
         if st.relay.has_interface_id == 1 {
-            wr16(out, o, OPT_INTERFACE_ID);
-            wr16(out, o + 2, st.relay.interface_id_len as u16);
-            copy_fixed::<FAST_INTERFACE_ID_MAX>(out, o + 4, req, st.relay.interface_id_off);
+            let p = at(out, o);
+            put16(p, 0, OPT_INTERFACE_ID);
+            put16(p, 2, st.relay.interface_id_len as u16);
+            copy_upto::<FAST_INTERFACE_ID_MAX>(p.wrapping_add(4), at(req, st.relay.interface_id_off), st.relay.interface_id_len);
             o += 4 + st.relay.interface_id_len;
         }
-        wr16(out, o, OPT_RELAY_MSG);
+        put16(at(out, o), 0, OPT_RELAY_MSG);
         relay_msg_len_off = o + 2;
         o += 4;
     }
     let o_msg = o;
-    wr8(out, o, st.reply_type);
-    copy_fixed::<3>(out, o + 1, req, r.start + 1);
-    o += 4;
     let sd_len = (cfg.server_duid_len as usize) & (FAST_SERVER_DUID_MAX * 2 - 1);
-    wr16(out, o, OPT_SERVERID);
-    wr16(out, o + 2, sd_len as u16);
-    copy_fixed::<FAST_SERVER_DUID_MAX>(out, o + 4, cfg.server_duid.as_ptr(), 0);
-    o += 4 + sd_len;
+    {
+        // Header, Server ID, Client ID.
+        let p = at(out, o);
+        put8(p, 0, st.reply_type);
+        copy::<3>(p.wrapping_add(1), at(req, r.start + 1));
+        put16(p, 4, OPT_SERVERID);
+        put16(p, 6, sd_len as u16);
+        copy_upto::<FAST_SERVER_DUID_MAX>(p.wrapping_add(8), cfg.server_duid.as_ptr(), sd_len);
+        o += 8 + sd_len;
+    }
     if r.client_ids == 1 {
-        wr16(out, o, OPT_CLIENTID);
-        wr16(out, o + 2, r.client_id_len as u16);
-        copy_fixed::<FAST_DUID_MAX>(out, o + 4, req, r.client_id_off);
+        let p = at(out, o);
+        put16(p, 0, OPT_CLIENTID);
+        put16(p, 2, r.client_id_len as u16);
+        copy_upto::<FAST_DUID_MAX>(p.wrapping_add(4), at(req, r.client_id_off), r.client_id_len);
         o += 4 + r.client_id_len;
     }
     if st.has_binding == 1 {
@@ -744,71 +805,76 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
         }
     }
     if st.reply_type == MSG_ADVERTISE && subnet.send_preference == 1 {
-        wr16(out, o, OPT_PREFERENCE);
-        wr16(out, o + 2, 1);
-        wr8(out, o + 4, subnet.preference);
+        let p = at(out, o);
+        put16(p, 0, OPT_PREFERENCE);
+        put16(p, 2, 1);
+        put8(p, 4, subnet.preference);
         o += 5;
     }
     if r.msg_type == MSG_SOLICIT && st.reply_type == MSG_REPLY {
-        wr16(out, o, OPT_RAPID_COMMIT);
-        wr16(out, o + 2, 0);
+        let p = at(out, o);
+        put16(p, 0, OPT_RAPID_COMMIT);
+        put16(p, 2, 0);
         o += 4;
     }
     if st.want_dns == 1 && subnet.dns_len != 0 {
         let len = (subnet.dns_len as usize) & (FAST_OPTION_MAX * 2 - 1);
-        wr16(out, o, OPT_DNS_SERVERS);
-        wr16(out, o + 2, len as u16);
-        copy_fixed::<FAST_OPTION_MAX>(out, o + 4, subnet.dns.as_ptr(), 0);
+        let p = at(out, o);
+        put16(p, 0, OPT_DNS_SERVERS);
+        put16(p, 2, len as u16);
+        copy_upto::<FAST_OPTION_MAX>(p.wrapping_add(4), subnet.dns.as_ptr(), len);
         o += 4 + len;
     }
     if st.want_domain == 1 && subnet.domain_len != 0 {
         let len = (subnet.domain_len as usize) & (FAST_OPTION_MAX * 2 - 1);
-        wr16(out, o, OPT_DOMAIN_LIST);
-        wr16(out, o + 2, len as u16);
-        copy_fixed::<FAST_OPTION_MAX>(out, o + 4, subnet.domain.as_ptr(), 0);
+        let p = at(out, o);
+        put16(p, 0, OPT_DOMAIN_LIST);
+        put16(p, 2, len as u16);
+        copy_upto::<FAST_OPTION_MAX>(p.wrapping_add(4), subnet.domain.as_ptr(), len);
         o += 4 + len;
     }
-    if r.msg_type == MSG_INFORMATION_REQUEST
-        && st.want_refresh == 1
-        && subnet.info_refresh_time != 0
-    {
-        wr16(out, o, OPT_INFORMATION_REFRESH_TIME);
-        wr16(out, o + 2, 4);
-        wr32(out, o + 4, subnet.info_refresh_time);
+    if r.msg_type == MSG_INFORMATION_REQUEST && st.want_refresh == 1 && subnet.info_refresh_time != 0 {
+        let p = at(out, o);
+        put16(p, 0, OPT_INFORMATION_REFRESH_TIME);
+        put16(p, 2, 4);
+        put32(p, 4, subnet.info_refresh_time);
         o += 8;
     }
     if st.relayed == 1 {
-        wr16(out, relay_msg_len_off, (o - o_msg) as u16);
+        put16(at(out, relay_msg_len_off), 0, (o - o_msg) as u16);
     }
     if o > FRAME_MAX {
         return Err(stat::PASS_TOO_BIG);
     }
     st.new_len = o;
     let out_udp_len = o - o_l4;
-    // IPv6 header: version 6, traffic class 0, flow label 0 (the controller's socket matches).
-    wr32(out, l3, 0x6000_0000);
-    wr16(out, l3 + 4, out_udp_len as u16);
-    wr8(out, l3 + 6, IPPROTO_UDP);
-    wr8(out, l3 + 7, REPLY_HOP_LIMIT);
-    // Source: where the request went (relayed, unicast) or our link-local (direct, multicast).
+    // IPv6 header: version 6, traffic class 0, flow label 0 (the controller's socket matches);
+    // source: where the request went (relayed, unicast) or our link-local (direct, multicast).
+    let ip = at(out, l3);
+    let ip_in = at(req, l3);
+    put32(ip, 0, 0x6000_0000);
+    put16(ip, 4, out_udp_len as u16);
+    put8(ip, 6, IPPROTO_UDP);
+    put8(ip, 7, REPLY_HOP_LIMIT);
     if st.relayed == 1 {
-        copy_fixed::<16>(out, l3 + 8, req, l3 + 24);
+        copy::<16>(ip.wrapping_add(8), ip_in.wrapping_add(24));
     } else {
-        copy_fixed::<16>(out, l3 + 8, iface.link_local.as_ptr(), 0);
+        copy::<16>(ip.wrapping_add(8), iface.link_local.as_ptr());
     }
-    copy_fixed::<16>(out, l3 + 24, req, l3 + 8);
+    copy::<16>(ip.wrapping_add(24), ip_in.wrapping_add(8));
     // UDP: from 547 to whatever port the request came from.
-    wr16(out, o_l4, SERVER_PORT);
-    copy_fixed::<2>(out, o_l4 + 2, req, st.l4);
-    wr16(out, o_l4 + 4, out_udp_len as u16);
-    wr16(out, o_l4 + 6, 0);
-    wr32(out, o, 0);
+    let udp = at(out, o_l4);
+    put16(udp, 0, SERVER_PORT);
+    copy::<2>(udp.wrapping_add(2), at(req, st.l4));
+    put16(udp, 4, out_udp_len as u16);
+    put16(udp, 6, 0);
+    put32(at(out, o), 0, 0);
     let mut csum = udp_csum(out, l3, o_l4, out_udp_len);
     if csum == 0 {
         csum = 0xffff;
     }
     // The fold produced the sum in memory order already: store it as is.
-    unsafe { core::ptr::write_unaligned(out.add(opaque(o_l4 + 6) & MASK) as *mut u16, csum) };
+    unsafe { core::ptr::write_unaligned(at(out, o_l4 + 6) as *mut u16, csum) };
     Ok(())
 }
 
@@ -917,8 +983,9 @@ fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
     if o + 4 > end {
         return OPTION_ERROR + stat::PASS_MALFORMED as usize;
     }
-    let code = rd16(req, o);
-    let len = rd16(req, o + 2) as usize;
+    let p = at(req as *mut u8, o);
+    let code = get16(p, 0);
+    let len = get16(p, 2) as usize;
     let body = o + 4;
     if body + len > end {
         return OPTION_ERROR + stat::PASS_MALFORMED as usize;
@@ -941,8 +1008,8 @@ fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
         }
         OPT_IA_NA => {
             if len == IA_NA_WITH_ADDR
-                && rd16(req, body + 12) == OPT_IAADDR
-                && rd16(req, body + 14) == 24
+                && get16(p, 16) == OPT_IAADDR
+                && get16(p, 18) == 24
             {
                 r.na_has_addr = 1;
                 r.na_addr_off = body + 16;
@@ -953,21 +1020,22 @@ fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
                 r.na_first = 1;
             }
             r.na_count += 1;
-            r.na_iaid = rd32(req, body);
+            r.na_iaid = get32(p, 4);
         }
         OPT_IA_PD => {
             if len == IA_PD_WITH_PREFIX
-                && rd16(req, body + 12) == OPT_IAPREFIX
-                && rd16(req, body + 14) == 25
+                && get16(p, 16) == OPT_IAPREFIX
+                && get16(p, 18) == 25
             {
                 r.pd_has_prefix = 1;
-                r.pd_len = rd8(req, body + 16 + 8);
+                // SAFETY: as `get16`.
+                r.pd_len = unsafe { *p.add(4 + 16 + 8) };
                 r.pd_prefix_off = body + 16 + 9;
             } else if len != IA_PD_BARE {
                 return OPTION_ERROR + stat::PASS_UNSUPPORTED as usize;
             }
             r.pd_count += 1;
-            r.pd_iaid = rd32(req, body);
+            r.pd_iaid = get32(p, 4);
         }
         OPT_RAPID_COMMIT => {
             if len != 0 {
@@ -1041,16 +1109,17 @@ fn put_ia_na(out: *mut u8, o: usize, r: &Request, b: &BindingValue, s: &SubnetCo
     if b.flags & BINDING_HAS_NA == 0 {
         return o;
     }
-    wr16(out, o, OPT_IA_NA);
-    wr16(out, o + 2, IA_NA_WITH_ADDR as u16);
-    wr32(out, o + 4, r.na_iaid);
-    wr32(out, o + 8, s.t1);
-    wr32(out, o + 12, s.t2);
-    wr16(out, o + 16, OPT_IAADDR);
-    wr16(out, o + 18, 24);
-    copy_fixed::<16>(out, o + 20, b.na_addr.as_ptr(), 0);
-    wr32(out, o + 36, s.preferred_lifetime);
-    wr32(out, o + 40, s.valid_lifetime);
+    let p = at(out, o);
+    put16(p, 0, OPT_IA_NA);
+    put16(p, 2, IA_NA_WITH_ADDR as u16);
+    put32(p, 4, r.na_iaid);
+    put32(p, 8, s.t1);
+    put32(p, 12, s.t2);
+    put16(p, 16, OPT_IAADDR);
+    put16(p, 18, 24);
+    copy::<16>(p.wrapping_add(20), b.na_addr.as_ptr());
+    put32(p, 36, s.preferred_lifetime);
+    put32(p, 40, s.valid_lifetime);
     o + 4 + IA_NA_WITH_ADDR
 }
 
@@ -1059,17 +1128,18 @@ fn put_ia_pd(out: *mut u8, o: usize, r: &Request, b: &BindingValue, s: &SubnetCo
     if b.flags & BINDING_HAS_PD == 0 {
         return o;
     }
-    wr16(out, o, OPT_IA_PD);
-    wr16(out, o + 2, IA_PD_WITH_PREFIX as u16);
-    wr32(out, o + 4, r.pd_iaid);
-    wr32(out, o + 8, s.t1);
-    wr32(out, o + 12, s.t2);
-    wr16(out, o + 16, OPT_IAPREFIX);
-    wr16(out, o + 18, 25);
-    wr32(out, o + 20, s.preferred_lifetime);
-    wr32(out, o + 24, s.valid_lifetime);
-    wr8(out, o + 28, b.pd_len);
-    copy_fixed::<16>(out, o + 29, b.pd_prefix.as_ptr(), 0);
+    let p = at(out, o);
+    put16(p, 0, OPT_IA_PD);
+    put16(p, 2, IA_PD_WITH_PREFIX as u16);
+    put32(p, 4, r.pd_iaid);
+    put32(p, 8, s.t1);
+    put32(p, 12, s.t2);
+    put16(p, 16, OPT_IAPREFIX);
+    put16(p, 18, 25);
+    put32(p, 20, s.preferred_lifetime);
+    put32(p, 24, s.valid_lifetime);
+    put8(p, 28, b.pd_len);
+    copy::<16>(p.wrapping_add(29), b.pd_prefix.as_ptr());
     o + 4 + IA_PD_WITH_PREFIX
 }
 
