@@ -209,7 +209,15 @@ fn debian_packages(ws: &Workspace) -> Result<()> {
     let mut install = Command::new("apt-get");
     install
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["-q", "-y", "--no-install-recommends", "install"])
+        // Wait for a dpkg lock held by another apt (unattended upgrades) rather than fail.
+        .args([
+            "-q",
+            "-y",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "--no-install-recommends",
+            "install",
+        ])
         .args(&missing);
     logged(&mut install, &log_file, &log).and_then(|ok| {
         ok.then_some(()).with_context(|| {
