@@ -1,3 +1,5 @@
+//! The `dhcp-user` binary: see `dhcp_user::control` for the commands.
+
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("dhcp-user: the command line is being written")
+    dhcp_user::control::cli_main(std::env::args_os())
 }

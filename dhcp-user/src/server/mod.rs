@@ -18,6 +18,7 @@
 //! entry dropped.
 
 pub mod allocator;
+pub mod demo;
 pub mod events;
 pub mod handler;
 pub mod io;

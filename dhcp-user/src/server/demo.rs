@@ -1,0 +1,228 @@
+//! `dhcp-user demo`: a self-contained lab. A server namespace and a client namespace joined by
+//! a veth; `dhcp-user serve` with examples/lab.toml on the server side; `dhclient -6` (an
+//! address) then `dhclient -6 -P` (a delegated prefix) on the client side; the binding table
+//! after each step; then it keeps running (dhclient renews) until Ctrl-C, and cleans up.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::control::{format_bindings, request, ControlRequest, ControlResponse};
+use crate::lab::{Lab, Namespace};
+
+/// The demo's configuration (also the documented example).
+pub const LAB_CONFIG: &str = include_str!("../../../examples/lab.toml");
+/// The server's address on the lab link (inside the lab subnet).
+pub const LAB_SERVER_ADDRESS: &str = "2001:db8:1::1/64";
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+fn install_stop_handler() -> anyhow::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_stop_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { sigaction(signal, &action) }.context("installing a signal handler")?;
+    }
+    Ok(())
+}
+
+/// Runs the demo until Ctrl-C. `config` replaces the embedded examples/lab.toml.
+pub fn run(config: Option<&Path>) -> anyhow::Result<()> {
+    install_stop_handler()?;
+    let config_text = match config {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => LAB_CONFIG.to_string(),
+    };
+    // Check it here, so a broken config fails before any namespace exists.
+    crate::config::Config::parse(
+        &config_text,
+        config.unwrap_or(Path::new("examples/lab.toml")),
+    )?;
+
+    let state_dir = std::env::temp_dir().join(format!("dhcp-user-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let result = run_lab(&config_text, &state_dir);
+    let _ = std::fs::remove_dir_all(&state_dir);
+    println!("[demo] cleaned up");
+    result
+}
+
+fn step(text: &str) {
+    println!("\n[demo] {text}");
+}
+
+fn run_lab(config_text: &str, state_dir: &Path) -> anyhow::Result<()> {
+    let lab = Lab::new();
+    let server_ns = lab.namespace("srv")?;
+    let client_ns = lab.namespace("cli")?;
+    let link = lab.link(&server_ns, Some(LAB_SERVER_ADDRESS), &client_ns, None)?;
+    step(&format!(
+        "lab up: server namespace {} ({} = {}), client namespace {} ({})",
+        server_ns.name(),
+        link.a.ifname,
+        LAB_SERVER_ADDRESS,
+        client_ns.name(),
+        link.b.ifname
+    ));
+
+    let config_path = state_dir.join("lab.toml");
+    std::fs::write(&config_path, config_text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let exe = std::env::current_exe().context("locating the dhcp-user binary")?;
+    step(&format!(
+        "starting: dhcp-user serve --config {} --iface {} --state-dir {}",
+        config_path.display(),
+        link.a.ifname,
+        state_dir.display()
+    ));
+    let mut server = server_ns
+        .command(&exe)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--iface", &link.a.ifname])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting dhcp-user serve in the server namespace")?;
+    let outcome = drive(&client_ns, &link.b.ifname, state_dir, &mut server);
+    let _ = server.kill();
+    let _ = server.wait();
+    outcome
+}
+
+fn drive(
+    client_ns: &Namespace,
+    ifname: &str,
+    state_dir: &Path,
+    server: &mut Child,
+) -> anyhow::Result<()> {
+    wait_for_server(state_dir, server)?;
+    step("the server answers on its control socket");
+
+    step(&format!("dhclient -6 on {ifname}: asking for an address"));
+    let mut address_client = dhclient(client_ns, ifname, state_dir, "na", &[])?;
+    wait_child(&mut address_client, Duration::from_secs(30), "dhclient -6")?;
+    print_bindings(state_dir)?;
+    println!(
+        "{}",
+        client_ns
+            .exec(
+                "ip",
+                ["-6", "addr", "show", "dev", ifname, "scope", "global"]
+            )
+            .unwrap_or_default()
+    );
+
+    step(&format!(
+        "dhclient -6 -P on {ifname}: asking for a delegated prefix"
+    ));
+    let mut prefix_client = dhclient(client_ns, ifname, state_dir, "pd", &["-P"])?;
+    wait_child(
+        &mut prefix_client,
+        Duration::from_secs(30),
+        "dhclient -6 -P",
+    )?;
+    print_bindings(state_dir)?;
+
+    step("running: dhclient keeps renewing; `dhcp-user bindings --state-dir` shows the table. Ctrl-C stops and cleans up.");
+    println!("[demo] state directory: {}", state_dir.display());
+    while !interrupted() {
+        if let Some(status) = server.try_wait()? {
+            bail!("the server exited ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    step("stopping");
+    Ok(())
+}
+
+fn dhclient(
+    ns: &Namespace,
+    ifname: &str,
+    state_dir: &Path,
+    tag: &str,
+    extra: &[&str],
+) -> anyhow::Result<Child> {
+    let leases: PathBuf = state_dir.join(format!("dhclient-{tag}.leases"));
+    let pid: PathBuf = state_dir.join(format!("dhclient-{tag}.pid"));
+    ns.command("dhclient")
+        .arg("-6")
+        .args(extra)
+        .args(["-1", "-v"])
+        .arg("-lf")
+        .arg(&leases)
+        .arg("-pf")
+        .arg(&pid)
+        .arg(ifname)
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting dhclient (is isc-dhcp-client installed?)")
+}
+
+fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{what} failed ({status})");
+            }
+            return Ok(());
+        }
+        if interrupted() {
+            let _ = child.kill();
+            bail!("interrupted");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_for_server(state_dir: &Path, server: &mut Child) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if request(state_dir, &ControlRequest::Bindings).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = server.try_wait()? {
+            bail!("the server exited ({status})");
+        }
+        if interrupted() {
+            bail!("interrupted");
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not open its control socket within 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn print_bindings(state_dir: &Path) -> anyhow::Result<()> {
+    if let ControlResponse::Bindings(rows) = request(state_dir, &ControlRequest::Bindings)? {
+        print!("{}", format_bindings(&rows));
+    }
+    Ok(())
+}
