@@ -190,7 +190,7 @@ fn decode_option(
             })
         }
         OPT_ORO => {
-            if data.len() % 2 != 0 {
+            if !data.len().is_multiple_of(2) {
                 return Err(bad_len());
             }
             DhcpOption::Oro(
@@ -306,7 +306,7 @@ fn decode_duid(code: u16, data: &[u8]) -> Result<Duid, DecodeError> {
 }
 
 fn decode_addresses(code: u16, data: &[u8]) -> Result<Vec<Ipv6Addr>, DecodeError> {
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return Err(DecodeError::BadOptionLength {
             code,
             len: data.len(),
