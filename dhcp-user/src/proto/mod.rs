@@ -251,6 +251,40 @@ impl RelayMessage {
         wire::encode_relay(self, buf, 0)
     }
 
+    /// This relay chain with the innermost Relay Message option (the one holding the client's
+    /// message rather than another relay message) removed: the form LQ_RELAY_DATA carries
+    /// (RFC 5007 §4.1.2.4). Every other option stays, in order.
+    pub fn without_client_message(&self) -> RelayMessage {
+        let options = self
+            .options
+            .iter()
+            .filter_map(|option| match option {
+                DhcpOption::RelayMsg(inner) => match inner.as_ref() {
+                    Packet::Relay(relay) => Some(DhcpOption::RelayMsg(Box::new(Packet::Relay(
+                        relay.without_client_message(),
+                    )))),
+                    Packet::Message(_) => None,
+                },
+                other => Some(other.clone()),
+            })
+            .collect();
+        RelayMessage {
+            options,
+            ..self.clone_header()
+        }
+    }
+
+    /// The header fields with no options.
+    fn clone_header(&self) -> RelayMessage {
+        RelayMessage {
+            msg_type: self.msg_type,
+            hop_count: self.hop_count,
+            link_address: self.link_address,
+            peer_address: self.peer_address,
+            options: Vec::new(),
+        }
+    }
+
     /// The Relay-Repl answering this Relay-Forw (RFC 8415 §19.3): same hop-count, link-address
     /// and peer-address; the Interface-ID option copied verbatim when this message has one;
     /// then the Relay Message option holding `reply`.
@@ -262,10 +296,8 @@ impl RelayMessage {
         options.push(DhcpOption::RelayMsg(Box::new(reply)));
         RelayMessage {
             msg_type: MSG_RELAY_REPL,
-            hop_count: self.hop_count,
-            link_address: self.link_address,
-            peer_address: self.peer_address,
             options,
+            ..self.clone_header()
         }
     }
 }

@@ -4,7 +4,7 @@ use std::net::Ipv6Addr;
 
 use dhcp_common::dhcpv6::*;
 
-use super::{DecodeError, Duid, Packet};
+use super::{DecodeError, Duid, EncodeError, Packet, RelayMessage};
 
 /// One DHCPv6 option. Options the codec does not model are kept as `Unknown` and re-encoded
 /// verbatim (RFC 8415 §16: a server does not fail a message over an option it does not know).
@@ -160,13 +160,27 @@ pub struct LqQuery {
 /// LQ_RELAY_DATA body (RFC 5007 §4.1.2.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LqRelayData {
-    /// Address of the relay closest to the client.
+    /// Address of the relay agent the server received the relayed message from (the IPv6
+    /// source of that datagram).
     pub peer_address: Ipv6Addr,
-    /// The outermost Relay-Forw message as the server received it (raw bytes).
+    /// The last complete (perhaps multi-hop) Relay-Forw received for the client, as received,
+    /// except that the innermost Relay Message option, the one holding the client's own
+    /// message, is removed (RFC 5007 §4.1.2.4: MUST have been removed). Raw bytes.
     pub relay_message: Vec<u8>,
 }
 
 impl LqRelayData {
+    /// Builds the option from the relay chain a client's message arrived in: drops the
+    /// innermost Relay Message option (see [`RelayMessage::without_client_message`]) and
+    /// encodes the rest, which for a decoded chain reproduces the received bytes minus that
+    /// option.
+    pub fn new(peer_address: Ipv6Addr, received: &RelayMessage) -> Result<Self, EncodeError> {
+        Ok(LqRelayData {
+            peer_address,
+            relay_message: received.without_client_message().encode()?,
+        })
+    }
+
     /// Decodes the carried relay message.
     pub fn decode_relay_message(&self) -> Result<Packet, DecodeError> {
         Packet::decode(&self.relay_message)

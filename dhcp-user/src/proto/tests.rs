@@ -260,11 +260,11 @@ fn golden_leasequery_by_address() {
     assert_eq!(query.ia_addrs().next().unwrap().addr, ip("2001:db8:1::10"));
 }
 
-/// LEASEQUERY-REPLY (RFC 5007 §4.1.2.2-4): CLIENT_DATA{Client ID, IAADDR, CLT_TIME},
-/// LQ_RELAY_DATA{peer, the one-hop Relay-Forw as received}.
+/// A one-hop Relay-Forw carrying a Remote-ID and a Request; `with_client_message` false drops
+/// the Relay Message option, as LQ_RELAY_DATA carries it (RFC 5007 §4.1.2.4).
 #[rustfmt::skip]
-fn leasequery_reply_bytes() -> (Vec<u8>, Vec<u8>) {
-    let relayed = vec![
+fn relay_forw_with_remote_id(with_client_message: bool) -> Vec<u8> {
+    let mut relayed = vec![
         0x0c, 0x00,                             // Relay-Forw, hop 0
         0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0x00, 0x00, // link 2001:db8:1::1
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
@@ -273,9 +273,21 @@ fn leasequery_reply_bytes() -> (Vec<u8>, Vec<u8>) {
         0x00, 0x25, 0x00, 0x07,                 // Remote-ID, len 7
         0x00, 0x00, 0x0d, 0xe9,                 // enterprise 3561
         b'p', b'1', b'7',
-        0x00, 0x09, 0x00, 0x04,                 // Relay Message, len 4
-        0x03, 0x01, 0x02, 0x03,                 // Request, xid 010203, no options
     ];
+    if with_client_message {
+        relayed.extend_from_slice(&[
+            0x00, 0x09, 0x00, 0x04,             // Relay Message, len 4
+            0x03, 0x01, 0x02, 0x03,             // Request, xid 010203, no options
+        ]);
+    }
+    relayed
+}
+
+/// LEASEQUERY-REPLY (RFC 5007 §4.1.2.2-4): CLIENT_DATA{Client ID, IAADDR, CLT_TIME},
+/// LQ_RELAY_DATA{peer, the Relay-Forw as received minus the client's message}.
+#[rustfmt::skip]
+fn leasequery_reply_bytes() -> (Vec<u8>, Vec<u8>) {
+    let relayed = relay_forw_with_remote_id(false);
     let mut b = vec![
         0x0f, 0x11, 0x22, 0x33,                 // LEASEQUERY-REPLY, xid 112233
         0x00, 0x02, 0x00, 0x0a,                 // Server ID
@@ -345,8 +357,35 @@ fn golden_leasequery_reply() {
             remote_id: b"p17".to_vec()
         })
     );
-    // The relay chain re-encodes to the bytes received, as LQ_RELAY_DATA needs.
-    assert_eq!(carried.encode().unwrap(), relayed);
+    assert_eq!(carried.relay_msg(), None);
+}
+
+#[test]
+fn lq_relay_data_is_the_received_chain_without_the_client_message() {
+    // RFC 5007 §4.1.2.4: the innermost OPTION_RELAY_MSG holding the client's message MUST have
+    // been removed; everything else is the chain as received.
+    let Packet::Relay(received) = decode_ok(&relay_forw_with_remote_id(true)) else {
+        panic!("relay")
+    };
+    let data = LqRelayData::new(ip("2001:db8:ffff::1"), &received).unwrap();
+    assert_eq!(data.relay_message, relay_forw_with_remote_id(false));
+    assert_eq!(data.peer_address, ip("2001:db8:ffff::1"));
+
+    // Two hops: only the inner relay loses its Relay Message option; Interface-ID stays.
+    let Packet::Relay(two_hop) = decode_ok(&two_hop_relay_bytes()) else {
+        panic!("relay")
+    };
+    let stripped = two_hop.without_client_message();
+    let stripped_packet = Packet::Relay(stripped.clone());
+    let (relays, core) = stripped_packet.unwrap_relays();
+    assert_eq!(relays.len(), 2);
+    assert_eq!(core, None);
+    assert_eq!(
+        relays[1].options,
+        vec![DhcpOption::InterfaceId(b"eth0".to_vec())]
+    );
+    let expected_len = two_hop_relay_bytes().len() - 4 - solicit_bytes().len();
+    assert_eq!(stripped.encode().unwrap().len(), expected_len);
 }
 
 fn reason(bytes: &[u8]) -> &'static str {
