@@ -452,7 +452,10 @@ fn test(ws: &Workspace) -> Result<u8> {
         totals.passed, totals.failed
     );
     if !status.success() && totals.failed == 0 {
-        bail!("cargo test failed before every test ran (see the errors above)");
+        bail!(
+            "cargo test failed without a failing test: a build or doctest compile error stopped it \
+             (see the errors above)"
+        );
     }
     Ok(if status.success() && totals.failed == 0 {
         0
