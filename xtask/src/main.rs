@@ -562,6 +562,21 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_install_shows_one_sentence_and_the_end_of_its_log() {
+        let log = env::temp_dir().join(format!("xtask-failure-{}.log", std::process::id()));
+        let text: String = (1..=300).map(|i| format!("log line {i}\n")).collect();
+        std::fs::write(&log, text).unwrap();
+        let message = failure(&log, "installing X failed: do Y");
+        std::fs::remove_file(&log).unwrap();
+        assert!(message.starts_with("installing X failed: do Y.\n"));
+        assert!(message.contains("log line 286\n"));
+        assert!(message.contains("log line 300\n"));
+        assert!(!message.contains("log line 285\n"));
+        assert!(message.contains(&format!("full log: {}", log.display())));
+        assert!(message.lines().count() <= LOG_TAIL_LINES + 3);
+    }
+
+    #[test]
     fn cli_parses_run_arguments_after_double_dash() {
         let cli = Cli::try_parse_from([
             "xtask",
