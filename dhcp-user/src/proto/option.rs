@@ -181,6 +181,13 @@ impl LqRelayData {
         })
     }
 
+    /// [`new`](Self::new) from the bytes of a relayed datagram as received (what the server
+    /// keeps per lease); `None` when they are not a well-formed relay message.
+    pub fn from_received(peer_address: Ipv6Addr, received: &[u8]) -> Option<Self> {
+        let relay = RelayMessage::decode(received).ok()?;
+        LqRelayData::new(peer_address, &relay).ok()
+    }
+
     /// Decodes the carried relay message.
     pub fn decode_relay_message(&self) -> Result<Packet, DecodeError> {
         Packet::decode(&self.relay_message)

@@ -370,6 +370,15 @@ fn lq_relay_data_is_the_received_chain_without_the_client_message() {
     let data = LqRelayData::new(ip("2001:db8:ffff::1"), &received).unwrap();
     assert_eq!(data.relay_message, relay_forw_with_remote_id(false));
     assert_eq!(data.peer_address, ip("2001:db8:ffff::1"));
+    assert_eq!(
+        LqRelayData::from_received(ip("2001:db8:ffff::1"), &relay_forw_with_remote_id(true)),
+        Some(data)
+    );
+    assert_eq!(
+        LqRelayData::from_received(ip("::1"), &solicit_bytes()),
+        None
+    );
+    assert_eq!(LqRelayData::from_received(ip("::1"), &[12, 0, 1]), None);
 
     // Two hops: only the inner relay loses its Relay Message option; Interface-ID stays.
     let Packet::Relay(two_hop) = decode_ok(&two_hop_relay_bytes()) else {
