@@ -986,9 +986,8 @@ mod properties {
         })
     }
 
+    // Default config: 256 cases, PROPTEST_CASES=N for a longer run.
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
         #[test]
         fn decode_inverts_encode(packet in packet()) {
             let bytes = packet.encode().unwrap();
