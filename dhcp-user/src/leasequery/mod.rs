@@ -1,1 +1,122 @@
-//! (being written)
+//! Leasequery: individual (RFC 5007, UDP), bulk (RFC 5460, TCP) and active (RFC 7653, TCP),
+//! server side and requestor side, plus peer redundancy over active leasequery.
+//!
+//! Server side:
+//! - [`answer_udp`] is a pure function from a LEASEQUERY message to its LEASEQUERY-REPLY; the UDP
+//!   server calls it for message type 14 (see its docs for the wiring).
+//! - [`serve_tcp`] is the TCP 547 listener task: one task per connection, several bulk queries
+//!   in sequence per connection, or one active query that keeps the connection open.
+//!
+//! Requestor side: [`client`] queries any RFC 5007/5460/7653 server and parses the bindings.
+//! Redundancy: [`peer`] keeps an active leasequery to a peer server and installs its bindings.
+//!
+//! Policy ([`LeasequerySettings`]): an allow-list of requestor prefixes (empty: nobody), the
+//! restricted-requestor mode (a requestor sees only bindings whose Relay-ID equals the Relay-ID
+//! option it sends), at most `max_connections` TCP sessions, an idle timeout (keepalives of an
+//! active query at half of it), and an I/O timeout bounding every frame read and every write.
+
+mod binding;
+pub mod client;
+pub mod peer;
+mod query;
+mod stats;
+mod tcp;
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use ipnet::Ipv6Net;
+
+use crate::config::Config;
+
+pub use binding::{client_data, relay_peer_address, LeaseUpdate};
+pub use query::{answer_udp, parse_query, ParsedQuery, QueryError, QueryKind};
+pub use stats::LeasequeryStats;
+pub use tcp::{serve_tcp, LeasequeryContext, SubscribeFn};
+
+/// Policy and limits of the leasequery service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasequerySettings {
+    /// Requestors allowed to query, by source address; empty means nobody.
+    pub allow: Vec<Ipv6Net>,
+    /// Restricted-requestor mode: a requestor must send a Relay-ID option (53) and sees only the
+    /// bindings learnt through the relay with that Relay-ID.
+    pub restricted_requestors: bool,
+    /// Whether ACTIVELEASEQUERY is served (else it is answered with NotSupported).
+    pub active_enabled: bool,
+    /// Concurrent TCP sessions at most; further connections are closed at once (and counted).
+    pub max_connections: usize,
+    /// A TCP session without a query for this long is closed; an active session gets a
+    /// keepalive after half of it without other traffic.
+    pub idle_timeout: Duration,
+    /// A started frame must arrive completely, and each write must complete, within this time;
+    /// else the peer is considered stuck and dropped.
+    pub io_timeout: Duration,
+    /// Leases fetched per store page in bulk scans.
+    pub page_size: usize,
+    /// Links the server is configured for (subnet prefixes): a query naming another
+    /// link-address, or an address in none of `links`/`delegated`, gets NotConfigured.
+    pub links: Vec<Ipv6Net>,
+    /// Prefix-delegation pools: addresses inside them are in the server's address space.
+    pub delegated: Vec<Ipv6Net>,
+}
+
+impl Default for LeasequerySettings {
+    fn default() -> Self {
+        LeasequerySettings {
+            allow: Vec::new(),
+            restricted_requestors: false,
+            active_enabled: true,
+            max_connections: 32,
+            idle_timeout: Duration::from_secs(120),
+            io_timeout: Duration::from_secs(10),
+            page_size: 1000,
+            links: Vec::new(),
+            delegated: Vec::new(),
+        }
+    }
+}
+
+impl LeasequerySettings {
+    /// Settings from the configuration: `[leasequery] allow`, the subnets' prefixes as links and
+    /// their PD pools as delegated space; every other key at its default (see the fields).
+    pub fn from_config(config: &Config) -> Self {
+        LeasequerySettings {
+            allow: config.leasequery.allow.clone(),
+            links: config.subnets.iter().map(|s| s.prefix).collect(),
+            delegated: config
+                .subnets
+                .iter()
+                .flat_map(|s| s.pd_pools.iter().map(|p| p.prefix))
+                .collect(),
+            ..LeasequerySettings::default()
+        }
+    }
+
+    /// Whether a requestor at `source` may query.
+    pub fn is_allowed(&self, source: Ipv6Addr) -> bool {
+        self.allow.iter().any(|net| net.contains(&source))
+    }
+
+    /// Whether `link` is a link the server serves.
+    pub fn serves_link(&self, link: Ipv6Addr) -> bool {
+        self.links.iter().any(|net| net.contains(&link))
+    }
+
+    /// Whether `address` is in the server's address space (a link or a delegated pool).
+    pub fn serves_address(&self, address: Ipv6Addr) -> bool {
+        self.serves_link(address) || self.delegated.iter().any(|net| net.contains(&address))
+    }
+}
+
+/// Current unix time, seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Unix seconds as the 32-bit value of LQ_BASE_TIME (saturating, never negative).
+pub(crate) fn wire_time(unix: i64) -> u32 {
+    u32::try_from(unix.max(0)).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,372 @@
+//! Peer redundancy over active leasequery: each server of a pair follows the other's bindings
+//! and installs them in its own store (publishing lease events, so the fast-path map follows),
+//! so either can answer the other's clients' renewals.
+//!
+//! Pool split: the two peers serve the same subnets (same `id`s and prefixes) but each is
+//! configured with its own, disjoint `pools`/`pd-pools` ranges, so they never grant the same
+//! address; a binding from the peer is installed under the subnet whose prefix (or PD pool)
+//! holds it. Bindings in no configured subnet are skipped and counted.
+//!
+//! Sync: on first contact (nothing recorded) a bulk query for every link fetches all of the
+//! peer's bindings; then an active query with LQ_START_TIME (the last LQ_BASE_TIME received, as
+//! recorded in the store's meta table, minus a second of overlap) catches up and stays live.
+//! DataMissing falls back to a full bulk sync. A binding is installed only if it differs from
+//! what the store holds and is not older (by client last-transaction time), so a binding
+//! echoed back by the peer stops there.
+
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::Ipv6Net;
+use tokio::sync::{broadcast, watch};
+use tracing::{debug, info, warn};
+
+use super::client::{
+    ActiveEvent, ActiveLeasequery, Binding, BindingState, ClientError, LeasequeryConnection, Query,
+    QueryOptions,
+};
+use super::{unix_now, LeasequeryStats};
+use crate::config::Config;
+use crate::proto::Duid;
+use crate::server::events::{LeaseEvent, LeaseEventKind};
+use crate::store::{
+    Lease, LeaseChange, LeaseKey, LeaseState, LeaseStore, LeaseType, StoreError, StoreWriter,
+};
+
+/// Overlap when resuming, seconds: times are whole seconds, repeats are harmless.
+const RESUME_OVERLAP_SECS: u32 = 1;
+
+/// Where and how to follow a peer.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    /// The peer's leasequery TCP address.
+    pub peer: SocketAddr,
+    /// Our DUID, sent as the requestor's Client ID.
+    pub requestor: Duid,
+    /// Pause between reconnection attempts.
+    pub retry: Duration,
+    /// Per-operation timeout of the connection.
+    pub io_timeout: Duration,
+    /// No message at all from the peer for this long (it sends keepalives at half its idle
+    /// timeout) means the connection is dead: reconnect.
+    pub silence_timeout: Duration,
+}
+
+impl PeerSettings {
+    /// Defaults: retry every 2 s, 10 s I/O timeout, 150 s silence (peer idle timeout 120 s).
+    pub fn new(peer: SocketAddr, requestor: Duid) -> Self {
+        PeerSettings {
+            peer,
+            requestor,
+            retry: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(10),
+            silence_timeout: Duration::from_secs(150),
+        }
+    }
+}
+
+/// Where installed bindings go.
+#[derive(Clone)]
+pub struct PeerSink {
+    /// Our store (reads, and the resume time in `meta`).
+    pub store: Arc<dyn LeaseStore>,
+    /// Our writer (durable installs).
+    pub writer: StoreWriter,
+    /// Our lease event channel: installs are published like any other change.
+    pub events: Option<broadcast::Sender<LeaseEvent>>,
+    /// Subnet id per prefix (subnet prefixes and PD pools).
+    pub subnets: Vec<(Ipv6Net, u32)>,
+    /// Counters (`peer_installed`, `peer_skipped_no_subnet`, `peer_full_syncs`, ...).
+    pub stats: Arc<LeasequeryStats>,
+}
+
+impl PeerSink {
+    /// The subnet map from the configuration.
+    pub fn subnets_from_config(config: &Config) -> Vec<(Ipv6Net, u32)> {
+        let mut map = Vec::new();
+        for subnet in &config.subnets {
+            map.push((subnet.prefix, subnet.id));
+            map.extend(subnet.pd_pools.iter().map(|p| (p.prefix, subnet.id)));
+        }
+        map
+    }
+
+    fn subnet_of(&self, address: Ipv6Addr) -> Option<u32> {
+        self.subnets
+            .iter()
+            .filter(|(net, _)| net.contains(&address))
+            .max_by_key(|(net, _)| net.prefix_len())
+            .map(|(_, id)| *id)
+    }
+
+    fn meta_key(peer: SocketAddr) -> String {
+        format!("leasequery_peer_resume:{peer}")
+    }
+
+    fn resume_time(&self, peer: SocketAddr) -> Option<u32> {
+        let bytes = self.store.get_meta(&Self::meta_key(peer)).ok()??;
+        let text = String::from_utf8(bytes).ok()?;
+        text.parse().ok()
+    }
+
+    fn record_resume_time(&self, peer: SocketAddr, time: u32) {
+        if let Err(err) = self
+            .store
+            .set_meta(&Self::meta_key(peer), time.to_string().as_bytes())
+        {
+            warn!(error = %err, "peer sync: recording the resume time failed");
+        }
+    }
+
+    /// Installs what `binding` says, where it is new to us. Returns how many were written.
+    pub async fn install(&self, binding: &Binding) -> Result<usize, StoreError> {
+        let now = unix_now();
+        let mut changes = Vec::new();
+        let mut events = Vec::new();
+        for state in binding.states() {
+            let Some((lease, kind)) = self.lease_for(&state, binding, now)? else {
+                continue;
+            };
+            changes.push(LeaseChange::Upsert(lease.clone()));
+            events.push(LeaseEvent { kind, lease });
+        }
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let count = changes.len();
+        self.writer.commit(changes).await?;
+        self.stats.add("peer_installed", count as u64);
+        if let Some(sender) = &self.events {
+            for event in events {
+                let _ = sender.send(event);
+            }
+        }
+        Ok(count)
+    }
+
+    /// The lease to write for `state`, or `None` when ours is the same or newer.
+    fn lease_for(
+        &self,
+        state: &BindingState,
+        binding: &Binding,
+        now: i64,
+    ) -> Result<Option<(Lease, LeaseEventKind)>, StoreError> {
+        let lease_type = if state.prefix_len == 128
+            && binding.addresses.iter().any(|a| a.address == state.address)
+        {
+            LeaseType::Na
+        } else {
+            LeaseType::Pd
+        };
+        let key = LeaseKey {
+            lease_type,
+            address: state.address,
+            prefix_len: state.prefix_len,
+        };
+        let existing = self.store.get(&key)?;
+        let Some(duid) = parse_duid(&state.client_id) else {
+            self.stats.bump("peer_skipped_bad_duid");
+            return Ok(None);
+        };
+        let cltt = state.cltt.unwrap_or(now);
+        if let Some(ours) = &existing {
+            if ours.cltt > cltt {
+                return Ok(None);
+            }
+        }
+        let lease = match state.expire {
+            Some(expire) => {
+                let Some(subnet_id) = self.subnet_of(state.address) else {
+                    self.stats.bump("peer_skipped_no_subnet");
+                    return Ok(None);
+                };
+                let valid = u32::try_from((expire - cltt).max(0)).unwrap_or(u32::MAX);
+                let preferred_end = state.preferred_end.unwrap_or(expire);
+                let preferred = u32::try_from((preferred_end - cltt).max(0))
+                    .unwrap_or(u32::MAX)
+                    .min(valid);
+                let mut lease = existing.clone().unwrap_or_else(|| Lease {
+                    address: state.address,
+                    prefix_len: state.prefix_len,
+                    lease_type,
+                    duid: duid.clone(),
+                    iaid: 0,
+                    subnet_id,
+                    preferred_lifetime: 0,
+                    valid_lifetime: 0,
+                    cltt,
+                    expire: cltt,
+                    state: LeaseState::Assigned,
+                    interface: String::new(),
+                    link_address: Ipv6Addr::UNSPECIFIED,
+                    relay_id: None,
+                    remote_id: None,
+                    relay_info: Vec::new(),
+                    hostname: String::new(),
+                });
+                lease.duid = duid;
+                lease.subnet_id = subnet_id;
+                lease.assign(cltt, preferred, valid);
+                if let Some(relay) = &binding.relay_data {
+                    if let Ok(bytes) = hex::decode(&relay.relay_message) {
+                        lease.relay_info = bytes;
+                    }
+                }
+                lease
+            }
+            None => {
+                // Gone at the peer: only a binding we hold as assigned has anything to change.
+                let Some(mut lease) = existing.clone() else {
+                    return Ok(None);
+                };
+                if lease.state != LeaseState::Assigned {
+                    return Ok(None);
+                }
+                lease.state = LeaseState::Released;
+                lease
+            }
+        };
+        if existing.as_ref() == Some(&lease) {
+            return Ok(None);
+        }
+        let kind = match (&existing, lease.state) {
+            (_, LeaseState::Released) => LeaseEventKind::Released,
+            (Some(ours), _) if ours.state == LeaseState::Assigned && ours.duid == lease.duid => {
+                LeaseEventKind::Renewed
+            }
+            _ => LeaseEventKind::Granted,
+        };
+        Ok(Some((lease, kind)))
+    }
+}
+
+fn parse_duid(text: &str) -> Option<Vec<u8>> {
+    text.split(':')
+        .map(|byte| u8::from_str_radix(byte, 16).ok())
+        .collect::<Option<Vec<u8>>>()
+        .filter(|bytes| !bytes.is_empty())
+}
+
+/// Follows the peer until `shutdown`: full sync when needed, then active leasequery, and
+/// reconnects after `retry` whenever the connection ends.
+pub async fn follow_peer(
+    settings: PeerSettings,
+    sink: PeerSink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    info!(peer = %settings.peer, "peer sync: following");
+    loop {
+        let session = sync_once(&settings, &sink);
+        tokio::select! {
+            result = session => match result {
+                Ok(()) => debug!(peer = %settings.peer, "peer sync: connection ended"),
+                Err(err) => {
+                    sink.stats.bump("peer_connection_errors");
+                    debug!(peer = %settings.peer, error = %err, "peer sync: connection failed");
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.retry) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Errors of one sync session.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("peer refused the query: status {0} {1}")]
+    Refused(u16, String),
+}
+
+/// Full sync by bulk query; returns the reply's base time.
+async fn full_sync(settings: &PeerSettings, sink: &PeerSink) -> Result<Option<u32>, PeerError> {
+    let mut connection = LeasequeryConnection::connect(settings.peer, settings.io_timeout).await?;
+    let answer = connection
+        .bulk(
+            &settings.requestor,
+            &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
+            &QueryOptions::default(),
+        )
+        .await?;
+    if answer.status != dhcp_common::dhcpv6::STATUS_SUCCESS {
+        return Err(PeerError::Refused(answer.status, answer.status_message));
+    }
+    for binding in &answer.bindings {
+        sink.install(binding).await?;
+    }
+    sink.stats.bump("peer_full_syncs");
+    info!(peer = %settings.peer, bindings = answer.bindings.len(), "peer sync: full sync done");
+    Ok(answer.base_time)
+}
+
+/// Seconds between recordings of the resume time (each is a durable write).
+const RECORD_EVERY_SECS: u32 = 5;
+
+/// One connection's worth of following.
+async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerError> {
+    let mut resume = sink.resume_time(settings.peer);
+    if resume.is_none() {
+        resume = full_sync(settings, sink).await?;
+        if let Some(time) = resume {
+            sink.record_resume_time(settings.peer, time);
+        }
+    }
+    let options = QueryOptions {
+        start_time: resume.map(|t| t.saturating_sub(RESUME_OVERLAP_SECS)),
+        ..QueryOptions::default()
+    };
+    let (active, answer) = ActiveLeasequery::start(
+        settings.peer,
+        &settings.requestor,
+        &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
+        &options,
+        settings.io_timeout,
+    )
+    .await?;
+    let Some(mut active) = active else {
+        return Err(PeerError::Refused(answer.status, answer.status_message));
+    };
+    if answer.status == dhcp_common::dhcpv6::STATUS_DATA_MISSING {
+        // The history does not reach back: take everything, while the active query is
+        // already subscribed (so nothing in between is lost).
+        warn!(peer = %settings.peer, "peer sync: history missing; full sync");
+        full_sync(settings, sink).await?;
+    }
+    let mut recorded = resume.unwrap_or(0);
+    loop {
+        let event = active.next(settings.silence_timeout).await?;
+        let ended = matches!(event, ActiveEvent::Done(_) | ActiveEvent::Closed);
+        match event {
+            ActiveEvent::Update(binding) => {
+                sink.install(&binding).await?;
+            }
+            ActiveEvent::CatchUpComplete { .. } => {
+                sink.stats.bump("peer_catch_ups");
+                info!(peer = %settings.peer, "peer sync: caught up");
+            }
+            ActiveEvent::Keepalive { .. } | ActiveEvent::Done(_) | ActiveEvent::Closed => {}
+        }
+        // Everything up to this message is installed (installs are awaited): safe to resume
+        // from its base time.
+        if let Some(time) = active.last_base_time {
+            if ended || time >= recorded.saturating_add(RECORD_EVERY_SECS) {
+                sink.record_resume_time(settings.peer, time);
+                recorded = time;
+            }
+        }
+        if ended {
+            return Ok(());
+        }
+    }
+}
