@@ -19,11 +19,8 @@ use tracing::{debug, info, warn};
 use super::{FastPath, FastPathError};
 use crate::{
     config::{encode_domain_list, Config, Subnet},
-    server::events::{LeaseEvent, LeaseEventKind},
-    store::{
-        Lease, LeaseChange, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType,
-        StoreWriter,
-    },
+    server::{events::LeaseEvent, Server},
+    store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType},
 };
 
 /// Where each configured subnet sits in the `SUBNETS` array (its position in the config).
@@ -269,13 +266,13 @@ pub struct ResyncReport {
 
 /// Pushes every active binding in the store into the map, merging with what a surviving pinned map
 /// holds (an expiry never moves backwards), and removes map entries the store does not back.
-/// Returns the store changes that carry the map's later expiries back.
+/// Returns the (client DUID, expiry) pairs the map holds later than the store.
 pub fn resync(
     fp: &mut FastPath,
     store: &dyn LeaseStore,
     index: &SubnetIndex,
     now: i64,
-) -> Result<(ResyncReport, Vec<LeaseChange>), anyhow::Error> {
+) -> Result<(ResyncReport, Vec<(Vec<u8>, i64)>), anyhow::Error> {
     let started = Instant::now();
     let mut by_duid: HashMap<Vec<u8>, Vec<Lease>> = HashMap::new();
     for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
@@ -306,7 +303,7 @@ pub fn resync(
             if same && existing.expires > value.expires {
                 value.expires = existing.expires;
                 report.kept_later_expiry += 1;
-                writes_back.extend(renewals_for(leases, existing.expires as i64, index));
+                writes_back.push((leases[0].duid.clone(), existing.expires as i64));
             }
         }
         map.insert(key, value, 0)?;
@@ -339,22 +336,6 @@ pub fn resync(
         started.elapsed().as_secs_f64()
     );
     Ok((report, writes_back))
-}
-
-/// Store changes renewing `leases` so they expire at `expires` (as the fast path told the client).
-fn renewals_for(leases: &[Lease], expires: i64, index: &SubnetIndex) -> Vec<LeaseChange> {
-    leases
-        .iter()
-        .filter_map(|lease| {
-            let (preferred, valid) = index.lifetimes(lease.subnet_id)?;
-            Some(LeaseChange::Renew {
-                key: lease.key(),
-                cltt: expires - valid as i64,
-                preferred_lifetime: preferred,
-                valid_lifetime: valid,
-            })
-        })
-        .collect()
 }
 
 /// The running sync: owns the shared fast path and follows lease events and the ring buffer.
@@ -426,94 +407,36 @@ impl MapSync {
     }
 }
 
-/// Reads the renewals the program answered and makes them durable (batched; within a second),
-/// then publishes a `Renewed` event for each lease so active leasequery sees them too.
+/// Reads the renewals the program answered and hands each to the server, which extends the
+/// client's leases durably within a second and publishes `Renewed` (active leasequery sees them).
 pub async fn follow_renewals(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
-    fp: Arc<Mutex<FastPath>>,
-    index: SubnetIndex,
-    writer: StoreWriter,
-    events: broadcast::Sender<LeaseEvent>,
+    server: Arc<Server>,
 ) -> Result<(), anyhow::Error> {
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns the ring buffer.
     let mut ring = unsafe { AsyncFd::register(ring) }
         .map_err(|e| anyhow::anyhow!("watching the fast path's ring buffer: {e}"))?;
     loop {
         let mut guard = ring.readable_mut().await?;
-        let mut renewals: Vec<RenewalEvent> = Vec::new();
+        let mut renewals = 0usize;
         while let Some(item) = guard.get_inner_mut().next() {
-            if item.len() >= std::mem::size_of::<RenewalEvent>() {
-                // SAFETY: the program writes whole RenewalEvents; read_unaligned copes with any
-                // alignment of the ring's bytes.
-                renewals.push(unsafe {
-                    std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent)
-                });
+            if item.len() < std::mem::size_of::<RenewalEvent>() {
+                continue;
+            }
+            // SAFETY: the program writes whole RenewalEvents; read_unaligned copes with any
+            // alignment of the ring's bytes.
+            let renewal = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent) };
+            renewals += 1;
+            if let Err(e) =
+                server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64)
+            {
+                warn!("fast path: recording a renewal failed: {e}");
             }
         }
         guard.clear_ready();
-        if renewals.is_empty() {
-            continue;
+        if renewals > 0 {
+            debug!("fast path: {renewals} renewals reported");
         }
-        // Gather for up to 200 ms so a burst of renewals becomes one durable transaction.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        while let Some(item) = ring.get_mut().next() {
-            if item.len() >= std::mem::size_of::<RenewalEvent>() {
-                renewals.push(unsafe {
-                    std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent)
-                });
-            }
-        }
-        let mut changes = Vec::new();
-        let mut keys = Vec::new();
-        {
-            let fp = fp.lock().unwrap_or_else(|e| e.into_inner());
-            let map = fp.bindings()?;
-            for renewal in &renewals {
-                let Ok(binding) = map.get(&renewal.key, 0) else {
-                    continue;
-                };
-                let subnet_id = index
-                    .by_id
-                    .iter()
-                    .find(|(_, (i, _, _))| *i == binding.subnet)
-                    .map(|(id, _)| *id);
-                let Some((preferred, valid)) = subnet_id.and_then(|id| index.lifetimes(id)) else {
-                    continue;
-                };
-                let cltt = renewal.expires as i64 - valid as i64;
-                let mut push = |key: LeaseKey| {
-                    keys.push(key);
-                    changes.push(LeaseChange::Renew {
-                        key,
-                        cltt,
-                        preferred_lifetime: preferred,
-                        valid_lifetime: valid,
-                    });
-                };
-                if binding.flags & BINDING_HAS_NA != 0 {
-                    push(LeaseKey::na(Ipv6Addr::from(binding.na_addr)));
-                }
-                if binding.flags & BINDING_HAS_PD != 0 {
-                    push(LeaseKey::pd(
-                        Ipv6Addr::from(binding.pd_prefix),
-                        binding.pd_len,
-                    ));
-                }
-            }
-        }
-        if changes.is_empty() {
-            continue;
-        }
-        writer.commit(changes).await?;
-        for key in keys {
-            if let Ok(Some(lease)) = writer.store().get(&key) {
-                let _ = events.send(LeaseEvent {
-                    kind: LeaseEventKind::Renewed,
-                    lease,
-                });
-            }
-        }
-        debug!("fast path: {} renewals made durable", renewals.len());
     }
 }
 
@@ -639,12 +562,10 @@ pub struct FastPathHandle {
 /// binding map from the store, and starts following lease events and the program's renewals.
 pub async fn start(
     settings: &FastPathSettings,
-    config: &Config,
-    server_duid: &[u8],
+    server: &Arc<Server>,
     ifaces: &[String],
-    writer: StoreWriter,
-    events: broadcast::Sender<LeaseEvent>,
 ) -> Result<FastPathHandle, anyhow::Error> {
+    let config = server.config();
     let mut fp = FastPath::load(settings.pin_root.as_deref())?;
     let infos = ifaces
         .iter()
@@ -653,16 +574,17 @@ pub async fn start(
     configure(
         &mut fp,
         config,
-        server_duid,
+        server.server_duid().as_bytes(),
         &infos,
         settings.pass_rate_per_cpu,
     )?;
     let index = SubnetIndex::new(config);
-    // Renewals the program answered while no controller was reading come first, then the store.
     let ring = fp.take_events()?;
-    let (report, writes_back) = resync(&mut fp, writer.store().as_ref(), &index, now_unix())?;
-    if !writes_back.is_empty() {
-        writer.commit(writes_back).await?;
+    // The map may hold renewals the program answered while no controller was reading: the
+    // re-sync keeps those later expiries and carries them back to the store.
+    let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, now_unix())?;
+    for (duid, expires) in later_expiries {
+        server.apply_fast_path_renewal(&duid, expires)?;
     }
     for info in &infos {
         let mode = fp.attach(&info.name, settings.mode)?;
@@ -671,13 +593,13 @@ pub async fn start(
     let fast_path = Arc::new(Mutex::new(fp));
     let sync = Arc::new(MapSync::new(
         fast_path.clone(),
-        index.clone(),
-        writer.store().clone(),
+        index,
+        server.store().clone(),
     ));
-    tokio::spawn(sync.clone().follow_events(events.subscribe()));
-    let renewals_fp = fast_path.clone();
+    tokio::spawn(sync.clone().follow_events(server.subscribe()));
+    let renewals_server = server.clone();
     tokio::spawn(async move {
-        if let Err(e) = follow_renewals(ring, renewals_fp, index, writer, events).await {
+        if let Err(e) = follow_renewals(ring, renewals_server).await {
             warn!("fast path: reading renewals stopped: {e:#}");
         }
     });
