@@ -26,7 +26,7 @@ use crate::{
 /// Where each configured subnet sits in the `SUBNETS` array (its position in the config).
 #[derive(Clone, Debug, Default)]
 pub struct SubnetIndex {
-    by_id: HashMap<u32, (u16, u32, u32)>,
+    by_id: HashMap<u32, u16>,
 }
 
 impl SubnetIndex {
@@ -36,19 +36,14 @@ impl SubnetIndex {
             .iter()
             .enumerate()
             .filter(|(i, _)| (*i as u32) < MAX_SUBNETS)
-            .map(|(i, s)| (s.id, (i as u16, s.preferred_lifetime, s.valid_lifetime)))
+            .map(|(i, s)| (s.id, i as u16))
             .collect();
         SubnetIndex { by_id }
     }
 
     /// The array index of subnet `id`.
     pub fn index(&self, id: u32) -> Option<u16> {
-        self.by_id.get(&id).map(|(i, _, _)| *i)
-    }
-
-    /// (preferred, valid) lifetimes of subnet `id`.
-    pub fn lifetimes(&self, id: u32) -> Option<(u32, u32)> {
-        self.by_id.get(&id).map(|(_, p, v)| (*p, *v))
+        self.by_id.get(&id).copied()
     }
 }
 
@@ -475,7 +470,7 @@ mod tests {
 
     fn index() -> SubnetIndex {
         let mut by_id = HashMap::new();
-        by_id.insert(7, (3u16, 100, 200));
+        by_id.insert(7, 3u16);
         SubnetIndex { by_id }
     }
 
