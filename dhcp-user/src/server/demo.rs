@@ -18,6 +18,41 @@ pub const LAB_CONFIG: &str = include_str!("../../../examples/lab.toml");
 /// The server's address on the lab link (inside the lab subnet).
 pub const LAB_SERVER_ADDRESS: &str = "2001:db8:1::1/64";
 
+/// The dhclient script of the lab: applies the address to the client's interface (inside its
+/// namespace) and does nothing else. Debian's dhclient-script would also rewrite
+/// /etc/resolv.conf, which network namespaces share with the host.
+pub const LAB_DHCLIENT_SCRIPT: &str = r#"#!/bin/sh
+# dhcp-user lab: configure the leased address on the interface only; never touch /etc.
+case "$reason" in
+  BOUND6|RENEW6|REBIND6|REBOOT6)
+    if [ -n "$new_ip6_address" ]; then
+      ip -6 addr replace "$new_ip6_address/128" dev "$interface" \
+        valid_lft "${new_max_life:-forever}" preferred_lft "${new_preferred_life:-forever}"
+    fi
+    if [ -n "$new_ip6_prefix" ]; then
+      echo "dhclient: delegated prefix $new_ip6_prefix on $interface"
+    fi
+    ;;
+  RELEASE6|EXPIRE6|STOP6)
+    if [ -n "$old_ip6_address" ]; then
+      ip -6 addr del "$old_ip6_address/128" dev "$interface" 2>/dev/null
+    fi
+    ;;
+esac
+exit 0
+"#;
+
+/// Writes [`LAB_DHCLIENT_SCRIPT`] into `dir` and returns its path.
+pub fn write_dhclient_script(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("dhclient-script");
+    std::fs::write(&path, LAB_DHCLIENT_SCRIPT)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("making {} executable", path.display()))?;
+    Ok(path)
+}
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
@@ -166,10 +201,13 @@ fn dhclient(
 ) -> anyhow::Result<Child> {
     let leases: PathBuf = state_dir.join(format!("dhclient-{tag}.leases"));
     let pid: PathBuf = state_dir.join(format!("dhclient-{tag}.pid"));
+    let script = write_dhclient_script(state_dir)?;
     ns.command("dhclient")
         .arg("-6")
         .args(extra)
         .args(["-1", "-v"])
+        .arg("-sf")
+        .arg(&script)
         .arg("-lf")
         .arg(&leases)
         .arg("-pf")

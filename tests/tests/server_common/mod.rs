@@ -1,0 +1,270 @@
+//! A lab with the `dhcp-user` server running as a process in a server namespace and clients in
+//! a client namespace, shared by the tests/tests/server_*.rs tests.
+
+#![allow(dead_code)]
+
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dhcp_user::control::{request, Binding, ControlRequest, ControlResponse, StatsReply};
+use dhcp_user::lab::{Lab, Namespace, VethPair};
+
+/// The lab config (examples/lab.toml) the tests start from.
+pub const LAB_CONFIG: &str = include_str!("../../../examples/lab.toml");
+pub const SERVER_ADDRESS: &str = "2001:db8:1::1";
+pub const CLIENT_ADDRESS: &str = "2001:db8:1::2";
+
+/// The `dhcp-user` binary next to this test binary (target/<profile>/dhcp-user), which
+/// `cargo test --workspace` builds because dhcp-user has integration tests of its own.
+pub fn dhcp_user_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    for dir in exe.ancestors().skip(1) {
+        let candidate = dir.join("dhcp-user");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "no dhcp-user binary above {}: build it first (`cargo build -p dhcp-user`, or run \
+         `cargo xtask test`, which builds the whole workspace)",
+        exe.display()
+    );
+}
+
+/// `lab.toml` with some keys of the subnet replaced (`key = value` lines) and lines appended
+/// at the end of the subnet.
+pub fn lab_config(replace: &[(&str, &str)], append: &str) -> String {
+    let mut text = String::new();
+    for line in LAB_CONFIG.lines() {
+        let key = line.split('=').next().unwrap_or("").trim();
+        match replace.iter().find(|(k, _)| *k == key) {
+            Some((k, v)) => text.push_str(&format!("{k} = {v}\n")),
+            None => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    text.push_str(append);
+    text
+}
+
+/// Server namespace + client namespace + the server process.
+pub struct LabServer {
+    pub server_ns: Namespace,
+    pub client_ns: Namespace,
+    pub link: VethPair,
+    pub state_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub server: Option<Child>,
+    _lab: Lab,
+}
+
+impl LabServer {
+    /// Starts the lab and the server with `config` (TOML text).
+    pub fn start(name: &str, config: &str) -> LabServer {
+        let lab = Lab::new();
+        let server_ns = lab.namespace("srv").expect("server namespace");
+        let client_ns = lab.namespace("cli").expect("client namespace");
+        let link = lab
+            .link(
+                &server_ns,
+                Some(&format!("{SERVER_ADDRESS}/64")),
+                &client_ns,
+                Some(&format!("{CLIENT_ADDRESS}/64")),
+            )
+            .expect("veth pair");
+        let state_dir =
+            std::env::temp_dir().join(format!("dhcp-user-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let config_path = state_dir.join("server.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut lab_server = LabServer {
+            server_ns,
+            client_ns,
+            link,
+            state_dir,
+            config_path,
+            server: None,
+            _lab: lab,
+        };
+        lab_server.start_server();
+        lab_server
+    }
+
+    /// (Re)starts the server process and waits for its control socket.
+    pub fn start_server(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state_dir.join("server.log"))
+            .unwrap();
+        let child = self
+            .server_ns
+            .command(dhcp_user_binary())
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["--iface", &self.link.a.ifname])
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting dhcp-user serve");
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while request(&self.state_dir, &ControlRequest::Stats).is_err() {
+            if let Some(status) = self.server.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the server exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not come up:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL the server (`ip netns exec` execs, so the child is the server itself).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = Command::new("kill")
+                .args(["-9", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn bindings(&self) -> Vec<Binding> {
+        match request(&self.state_dir, &ControlRequest::Bindings).expect("bindings") {
+            ControlResponse::Bindings(rows) => rows,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    pub fn stats(&self) -> StatsReply {
+        match request(&self.state_dir, &ControlRequest::Stats).expect("stats") {
+            ControlResponse::Stats(stats) => stats,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    /// Runs the CLI (`dhcp-user <args> --state-dir <ours>`) and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(dhcp_user_binary())
+            .args(args)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .output()
+            .expect("running dhcp-user");
+        assert!(
+            out.status.success(),
+            "dhcp-user {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls `check` every 200 ms until it holds or `timeout` passes.
+    pub fn wait_until(&self, timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; server log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A UDP socket in the client namespace bound to `port` on the client's global address.
+    pub fn client_socket(&self, port: u16) -> UdpSocket {
+        let addr = SocketAddrV6::new(CLIENT_ADDRESS.parse().unwrap(), port, 0, 0);
+        let socket = self
+            .client_ns
+            .run_in(move || UdpSocket::bind(addr))
+            .expect("entering the client namespace")
+            .expect("binding a client socket");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        socket
+    }
+
+    /// ff02::1:2 on the client's interface, port 547.
+    pub fn all_servers(&self) -> SocketAddrV6 {
+        SocketAddrV6::new(
+            Ipv6Addr::from(dhcp_common::dhcpv6::ALL_RELAYS_AND_SERVERS),
+            547,
+            0,
+            self.link.b.ifindex,
+        )
+    }
+
+    /// The server's global address, port 547.
+    pub fn server_unicast(&self) -> SocketAddrV6 {
+        SocketAddrV6::new(SERVER_ADDRESS.parse().unwrap(), 547, 0, 0)
+    }
+
+    /// The lease database file.
+    pub fn lease_db(&self) -> PathBuf {
+        self.state_dir.join("leases.db")
+    }
+}
+
+impl Drop for LabServer {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("server log ({}):\n{}", self.state_dir.display(), self.log());
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+impl LabServer {
+    /// Runs `dhclient -6 <extra> -1 -v` in the client namespace with its lease and pid files
+    /// (tagged `tag`) in the state directory and the lab's script (which never touches /etc),
+    /// waiting for it to finish (after binding, dhclient leaves a daemon behind that renews).
+    pub fn dhclient(&self, tag: &str, extra: &[&str]) -> std::process::Output {
+        let dir = &self.state_dir;
+        let script = dhcp_user::server::demo::write_dhclient_script(dir).unwrap();
+        let (leases, pid) = dhclient_files(dir, tag);
+        self.client_ns
+            .command("timeout")
+            .args(["30", "dhclient", "-6"])
+            .args(extra)
+            .arg("-v")
+            .arg("-sf")
+            .arg(&script)
+            .arg("-lf")
+            .arg(&leases)
+            .arg("-pf")
+            .arg(&pid)
+            .arg(&self.link.b.ifname)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running dhclient")
+    }
+}
+
+/// Paths of a dhclient instance's lease and pid files in `dir`.
+pub fn dhclient_files(dir: &Path, tag: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("dhclient-{tag}.leases")),
+        dir.join(format!("dhclient-{tag}.pid")),
+    )
+}
