@@ -8,6 +8,7 @@ use dhcp_common::{
     dhcpv6::*, BindingKey, BindingValue, GlobalConfig, IfaceConfig, SubnetConfig, BINDING_HAS_NA,
     BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
 };
+#[allow(unused_imports)]
 pub use dhcp_user::bench::wire::{self, be32, elapsed, ia_na, ia_pd, opt, oro};
 use dhcp_user::fastpath::{frame::Udp6Frame, FastPath};
 
