@@ -142,9 +142,11 @@ impl LabServer {
         }
     }
 
-    /// The server's log so far.
+    /// The last 60 lines of the server's log.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default()
+        let text = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
     pub fn bindings(&self) -> Vec<Binding> {
