@@ -325,6 +325,23 @@ pub struct ServeArgs {
     /// State directory (replaces the config's `state-dir`).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// The XDP fast path: `auto` (native where the driver supports it, else generic),
+    /// `native`, `generic`, or `off` (the controller answers everything).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic", "off"])]
+    pub xdp: String,
+    /// Where the fast path's maps and links are pinned (default: under /sys/fs/bpf/dhcp-ebpf/,
+    /// named after the state directory). Pinned, they keep answering renewals while the
+    /// controller is stopped or upgraded.
+    #[arg(long)]
+    pub pin_root: Option<PathBuf>,
+    /// Detach the fast path and remove its pins when the server stops (demo and tests; by
+    /// default it stays, answering renewals, until the next controller takes it over).
+    #[arg(long)]
+    pub detach_on_exit: bool,
+    /// Per-CPU budget of DHCPv6 packets per second the fast path passes on to the controller;
+    /// beyond it they are dropped and counted (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub pass_rate_per_cpu: u32,
 }
 
 /// Where to find the running server.
@@ -492,9 +509,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::open(config, &interfaces)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    // The XDP fast path attaches here: it takes `server.subscribe()` for the binding map sync,
-    // `server.writer()`/`server.events()` (or `server.apply_fast_path_renewal`) for the renewals
-    // it answered, and `server.server_duid()`/`server.config()` for its configuration maps.
+    let fast_path = start_fast_path(&args, &server, &interfaces).await?;
 
     let control_task = tokio::spawn(serve_control(server.clone(), control, shutdown_rx.clone()));
     let signals = tokio::spawn(async move {
@@ -505,8 +520,70 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let served = crate::server::io::serve(server.clone(), &interfaces, shutdown_rx).await;
     signals.abort();
     let _ = control_task.await;
+    if let (Some(handle), true) = (fast_path, args.detach_on_exit) {
+        let mut fp = handle.fast_path.lock().unwrap_or_else(|e| e.into_inner());
+        for iface in &interfaces {
+            let _ = fp.detach(iface);
+        }
+        if let Some(root) = fp.pin_root().map(Path::to_path_buf) {
+            drop(fp);
+            let _ = crate::fastpath::FastPath::unpin_all(&root);
+        }
+        info!("fast path detached");
+    }
     served?;
     Ok(())
+}
+
+/// Loads, configures and attaches the XDP fast path for `serve` (unless `--xdp off`).
+async fn start_fast_path(
+    args: &ServeArgs,
+    server: &Arc<Server>,
+    interfaces: &[String],
+) -> anyhow::Result<Option<crate::fastpath::sync::FastPathHandle>> {
+    use crate::fastpath::{sync, AttachMode};
+    let mode = match args.xdp.as_str() {
+        "off" => {
+            info!("fast path off: the controller answers everything");
+            return Ok(None);
+        }
+        "native" => AttachMode::Native,
+        "generic" => AttachMode::Generic,
+        _ => AttachMode::Auto,
+    };
+    let pin_root = args.pin_root.clone().unwrap_or_else(|| {
+        let state = server
+            .config()
+            .state_dir
+            .to_string_lossy()
+            .trim_matches('/')
+            .replace('/', "-");
+        Path::new(crate::fastpath::DEFAULT_PIN_ROOT).join(if state.is_empty() {
+            "root".into()
+        } else {
+            state
+        })
+    });
+    let settings = sync::FastPathSettings {
+        mode,
+        pin_root: Some(pin_root.clone()),
+        pass_rate_per_cpu: args.pass_rate_per_cpu,
+    };
+    let handle = sync::start(&settings, server, interfaces)
+        .await
+        .with_context(|| {
+            format!(
+                "starting the XDP fast path (pins under {}; --xdp off runs without it)",
+                pin_root.display()
+            )
+        })?;
+    info!(
+        pinned = %pin_root.display(),
+        bindings = handle.report.pushed,
+        controller_only = handle.report.controller_only,
+        "fast path ready"
+    );
+    Ok(Some(handle))
 }
 
 async fn wait_for_stop_signal() {

@@ -150,6 +150,11 @@ impl FastPath {
             .try_into()?)
     }
 
+    /// Where maps and links are pinned, if anywhere.
+    pub fn pin_root(&self) -> Option<&Path> {
+        self.pin_root.as_deref()
+    }
+
     /// The program's file descriptor (for BPF_PROG_TEST_RUN from benches).
     pub fn program(&self) -> Result<&Xdp, FastPathError> {
         Ok(self
