@@ -132,11 +132,9 @@ pub fn classify(
             | MSG_DECLINE
             | MSG_INFORMATION_REQUEST
     ) {
-        return Err(Rejected::Drop(if message.msg_type == MSG_LEASEQUERY {
-            "leasequery_not_served_here"
-        } else {
-            "not_a_client_message"
-        }));
+        // (A LEASEQUERY reaches the server before classification; inside a relay it is not
+        // something a client sends.)
+        return Err(Rejected::Drop("not_a_client_message"));
     }
 
     let (subnet, link_address, relay_id, remote_id, relay_info) = if relays.is_empty() {

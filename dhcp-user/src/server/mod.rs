@@ -219,6 +219,8 @@ pub struct Server {
     stats: Stats,
     /// Interface name → index of the subnet of its direct clients.
     direct_subnets: RwLock<HashMap<String, usize>>,
+    /// Who may send individual LEASEQUERY messages (RFC 5007) to UDP 547, and what we serve.
+    leasequery: crate::leasequery::LeasequerySettings,
 }
 
 impl Server {
@@ -275,7 +277,6 @@ impl Server {
         };
         info!(server_duid = %hex::encode(server_duid.as_bytes()), "server DUID");
         Ok(Arc::new(Server {
-            config: Arc::new(config),
             server_duid,
             store,
             writer,
@@ -283,6 +284,8 @@ impl Server {
             state: Mutex::new(state),
             stats: Stats::new(),
             direct_subnets: RwLock::new(HashMap::new()),
+            leasequery: crate::leasequery::LeasequerySettings::from_config(&config),
+            config: Arc::new(config),
         }))
     }
 
@@ -354,6 +357,9 @@ impl Server {
     /// A reply that grants, extends, releases or declines a lease is returned only after the
     /// change is durable.
     pub async fn handle(&self, inbound: &Inbound) -> Option<Vec<u8>> {
+        if inbound.bytes.first() == Some(&dhcp_common::dhcpv6::MSG_LEASEQUERY) {
+            return self.answer_leasequery(inbound);
+        }
         let direct = self.direct_subnet(&inbound.interface);
         let request = match classify(&self.config, inbound, direct) {
             Ok(request) => request,
@@ -440,6 +446,44 @@ impl Server {
             }
             Err(err) => {
                 warn!(error = %err, "reply does not encode");
+                self.stats.dropped("encode_error");
+                None
+            }
+        }
+    }
+
+    /// An individual LEASEQUERY (RFC 5007) over UDP: answered from the store by the
+    /// leasequery module (which applies `[leasequery] allow`), straight back to the requestor.
+    fn answer_leasequery(&self, inbound: &Inbound) -> Option<Vec<u8>> {
+        let query = match crate::proto::Message::decode(&inbound.bytes) {
+            Ok(query) => query,
+            Err(err) => {
+                self.stats.received(dhcp_common::dhcpv6::MSG_LEASEQUERY);
+                self.stats.dropped(err.reason());
+                return None;
+            }
+        };
+        self.stats.received(query.msg_type);
+        let reply = crate::leasequery::answer_udp(
+            &query,
+            *inbound.source.ip(),
+            self.store.as_ref(),
+            &self.leasequery,
+            &self.server_duid,
+            unix_now(),
+        );
+        let Some(reply) = reply else {
+            self.stats.dropped("leasequery_for_another_server");
+            return None;
+        };
+        match reply.encode() {
+            Ok(bytes) => {
+                self.stats.sent(reply.msg_type);
+                debug!(to = %inbound.source, "leasequery reply");
+                Some(bytes)
+            }
+            Err(err) => {
+                warn!(error = %err, "leasequery reply does not encode");
                 self.stats.dropped("encode_error");
                 None
             }

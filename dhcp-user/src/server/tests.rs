@@ -914,3 +914,37 @@ async fn reclaim_clear_and_fast_path_renewal() {
     assert_eq!(events.recv().await.unwrap().kind, LeaseEventKind::Cleared);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn leasequery_over_udp_is_answered_by_the_leasequery_module() {
+    let dir = temp_dir("leasequery");
+    let server = open_server(&dir);
+    let query = Message::new(MSG_LEASEQUERY, [7, 7, 7])
+        .with_option(DhcpOption::ClientId(client(50)))
+        .with_option(DhcpOption::LqQuery(crate::proto::LqQuery {
+            query_type: QUERY_BY_ADDRESS,
+            link_address: Ipv6Addr::UNSPECIFIED,
+            options: vec![DhcpOption::IaAddr(IaAddr {
+                addr: addr("2001:db8:1::100"),
+                preferred: 0,
+                valid: 0,
+                options: Vec::new(),
+            })],
+        }));
+    let reply = handle_bytes(&server, query)
+        .await
+        .expect("a LEASEQUERY-REPLY");
+    let reply = decode(&reply).unwrap();
+    let reply = reply.as_message().unwrap();
+    assert_eq!(reply.msg_type, MSG_LEASEQUERY_REPLY);
+    assert_eq!(reply.transaction_id, [7, 7, 7]);
+    // The test config allows nobody: the module refuses, inside a proper reply.
+    assert_eq!(
+        reply.status_code().map(|s| s.code),
+        Some(STATUS_NOT_ALLOWED)
+    );
+    let snapshot = server.stats().snapshot();
+    assert_eq!(snapshot.received["leasequery"], 1);
+    assert_eq!(snapshot.sent["leasequery-reply"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
