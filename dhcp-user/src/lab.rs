@@ -276,10 +276,16 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        teardown_namespace(&self.name);
-        LIVE.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|n| n != &self.name);
+        // Not in LIVE any more: `teardown_all` already removed it.
+        let live = {
+            let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+            let before = live.len();
+            live.retain(|n| n != &self.name);
+            live.len() != before
+        };
+        if live {
+            teardown_namespace(&self.name);
+        }
     }
 }
 
