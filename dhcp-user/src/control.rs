@@ -123,6 +123,9 @@ pub struct StatsReply {
     pub counters: StatsSnapshot,
     /// Pool utilisation per subnet.
     pub pools: Vec<PoolUsage>,
+    /// The XDP fast path's verdict counters (packets), read by the CLI from the pinned map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_path: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A response on the control socket.
@@ -162,6 +165,7 @@ pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse
             Ok(pools) => ControlResponse::Stats(StatsReply {
                 counters: server.stats().snapshot(),
                 pools,
+                fast_path: None,
             }),
             Err(err) => ControlResponse::Error(err.to_string()),
         },
@@ -342,6 +346,10 @@ pub struct ServeArgs {
     /// beyond it they are dropped and counted (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub pass_rate_per_cpu: u32,
+    /// Capacity of the fast path's binding map (preallocated, about 160 bytes of kernel memory
+    /// per binding); clients beyond it are served by the controller alone.
+    #[arg(long, default_value_t = dhcp_common::DEFAULT_MAX_BINDINGS)]
+    pub max_bindings: u32,
 }
 
 /// Where to find the running server.
@@ -376,6 +384,10 @@ pub struct QueryArgs {
     /// JSON output for scripts.
     #[arg(long)]
     pub json: bool,
+    /// Where the server pinned its fast path (`stats` reads the XDP counters there); default:
+    /// derived from the state directory, as `serve` does.
+    #[arg(long)]
+    pub pin_root: Option<PathBuf>,
 }
 
 /// `clear` options.
@@ -435,10 +447,24 @@ where
             Ok(())
         }
         Command::Stats(args) => {
-            let response = request(&args.locate.state_dir()?, &ControlRequest::Stats)?;
-            let ControlResponse::Stats(stats) = response else {
+            let state_dir = args.locate.state_dir()?;
+            let response = request(&state_dir, &ControlRequest::Stats)?;
+            let ControlResponse::Stats(mut stats) = response else {
                 bail!("unexpected answer to stats");
             };
+            // The fast path counts in the kernel: read its pinned counters directly.
+            let pin_root = args
+                .pin_root
+                .clone()
+                .unwrap_or_else(|| crate::fastpath::default_pin_root(&state_dir));
+            if let Ok(Some(counters)) = crate::fastpath::pinned_stats(&pin_root) {
+                stats.fast_path = Some(
+                    counters
+                        .into_iter()
+                        .map(|(name, c)| (name.to_string(), c.packets))
+                        .collect(),
+                );
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&stats)?);
             } else {
@@ -568,6 +594,7 @@ async fn start_fast_path(
         mode,
         pin_root: Some(pin_root.clone()),
         pass_rate_per_cpu: args.pass_rate_per_cpu,
+        max_bindings: args.max_bindings,
     };
     let handle = sync::start(&settings, server, interfaces)
         .await
@@ -637,6 +664,12 @@ pub fn format_stats(stats: &StatsReply) -> String {
             "  subnet {} {} {:<3} {} / {}\n",
             pool.subnet_id, pool.prefix, pool.kind, pool.active, pool.size
         ));
+    }
+    if let Some(fast_path) = &stats.fast_path {
+        out.push_str("fast path (XDP, packets):\n");
+        for (name, count) in fast_path.iter().filter(|(_, count)| **count > 0) {
+            out.push_str(&format!("  {name:<24} {count}\n"));
+        }
     }
     out
 }

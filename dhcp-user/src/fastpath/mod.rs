@@ -109,7 +109,18 @@ impl FastPath {
     /// As `load`; `bench` also loads the trivial XDP_PASS program and sets the load-time switch
     /// that restores each request after answering it (for BPF_PROG_TEST_RUN `repeat`).
     pub fn load_with(pin_root: Option<&Path>, bench: bool) -> Result<Self, FastPathError> {
+        Self::load_sized(pin_root, bench, dhcp_common::DEFAULT_MAX_BINDINGS)
+    }
+
+    /// As `load_with`, with room for `max_bindings` clients in the binding map (preallocated:
+    /// about 160 bytes of kernel memory each). A map already pinned keeps its own size.
+    pub fn load_sized(
+        pin_root: Option<&Path>,
+        bench: bool,
+        max_bindings: u32,
+    ) -> Result<Self, FastPathError> {
         let mut loader = EbpfLoader::new();
+        loader.map_max_entries(names::BINDINGS, max_bindings.max(1));
         if let Some(root) = pin_root {
             std::fs::create_dir_all(root).map_err(|source| FastPathError::Io {
                 path: root.into(),
@@ -384,6 +395,47 @@ pub fn test_run(
         frame: out,
         duration: result.duration,
     })
+}
+
+/// The default pin root of a server whose state directory is `state_dir`: one per server, so
+/// several servers (or test runs) on a host never share maps by accident.
+pub fn default_pin_root(state_dir: &Path) -> PathBuf {
+    let name = state_dir
+        .to_string_lossy()
+        .trim_matches('/')
+        .replace('/', "-");
+    Path::new(DEFAULT_PIN_ROOT).join(if name.is_empty() {
+        "root".to_string()
+    } else {
+        name
+    })
+}
+
+/// The fast path's counters (summed over CPUs) read from its pinned `STATS` map, by name; `None`
+/// when nothing is pinned under `pin_root` (fast path off, or never started).
+pub fn pinned_stats(
+    pin_root: &Path,
+) -> Result<Option<Vec<(&'static str, StatCounter)>>, FastPathError> {
+    let path = pin_root.join(names::STATS);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let data = MapData::from_pin(&path).map_err(map_err(names::STATS))?;
+    let array: PerCpuArray<MapData, StatCounter> =
+        PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data)).map_err(map_err(names::STATS))?;
+    let mut out = Vec::with_capacity(stat::COUNT as usize);
+    for (index, name) in stat::NAMES.iter().enumerate() {
+        let per_cpu = array
+            .get(&(index as u32), 0)
+            .map_err(map_err(names::STATS))?;
+        let mut total = StatCounter::default();
+        for c in per_cpu.iter() {
+            total.packets += c.packets;
+            total.bytes += c.bytes;
+        }
+        out.push((*name, total));
+    }
+    Ok(Some(out))
 }
 
 /// The kernel's index of `iface` in the current network namespace.

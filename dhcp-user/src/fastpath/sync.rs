@@ -544,6 +544,8 @@ pub struct FastPathSettings {
     pub pin_root: Option<std::path::PathBuf>,
     /// Per-CPU budget of DHCPv6 packets passed on to the controller per second (0: unlimited).
     pub pass_rate_per_cpu: u32,
+    /// Capacity of the binding map (clients beyond it are served by the controller alone).
+    pub max_bindings: u32,
 }
 
 /// The running fast path, shared with the controller's tasks.
@@ -561,7 +563,7 @@ pub async fn start(
     ifaces: &[String],
 ) -> Result<FastPathHandle, anyhow::Error> {
     let config = server.config();
-    let mut fp = FastPath::load(settings.pin_root.as_deref())?;
+    let mut fp = FastPath::load_sized(settings.pin_root.as_deref(), false, settings.max_bindings)?;
     let infos = ifaces
         .iter()
         .map(|name| IfaceInfo::discover(name))
