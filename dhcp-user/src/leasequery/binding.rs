@@ -24,15 +24,17 @@ impl LeaseUpdate {
     }
 }
 
-/// The address of the relay closest to the client in a stored relay chain (the innermost
-/// Relay-Forw's peer-address), `None` when the chain is empty or does not decode.
+/// The peer-address of LQ_RELAY_DATA for a stored relay chain: RFC 5007 wants the address the
+/// server received the relayed message from, which the lease store does not keep; the
+/// outermost relay's link-address (an address of that relay) stands in for it. `None` when the
+/// chain is empty or does not decode.
 pub fn relay_peer_address(relay_info: &[u8]) -> Option<Ipv6Addr> {
     if relay_info.is_empty() {
         return None;
     }
     let packet = Packet::decode(relay_info).ok()?;
     let (relays, _) = packet.unwrap_relays();
-    relays.last().map(|relay| relay.peer_address)
+    relays.first().map(|relay| relay.link_address)
 }
 
 /// OPTION_CLIENT_DATA for one client's bindings, with times relative to `base_time` (unix
@@ -87,11 +89,11 @@ pub fn client_data(
     let clt = base_time.saturating_sub(newest.lease.cltt).max(0);
     options.push(DhcpOption::CltTime(u32::try_from(clt).unwrap_or(u32::MAX)));
     if relay_data {
-        if let Some(peer_address) = relay_peer_address(&newest.lease.relay_info) {
-            options.push(DhcpOption::LqRelayData(LqRelayData {
-                peer_address,
-                relay_message: newest.lease.relay_info.clone(),
-            }));
+        // The stored datagram minus the client's own message (RFC 5007 §4.1.2.4).
+        let relay = relay_peer_address(&newest.lease.relay_info)
+            .and_then(|peer| LqRelayData::from_received(peer, &newest.lease.relay_info));
+        if let Some(relay) = relay {
+            options.push(DhcpOption::LqRelayData(relay));
         }
     }
     Some(DhcpOption::ClientData(options))

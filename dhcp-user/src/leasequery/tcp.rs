@@ -299,12 +299,13 @@ impl Session {
         let mut shutdown = self.shutdown.clone();
         loop {
             let chunk = tokio::select! {
-                chunk = rx.recv() => chunk,
+                biased;
                 _ = wait_shutdown(&mut shutdown) => {
                     drop(rx);
                     self.terminate(&query).await?;
                     return Ok(Flow::Close);
                 }
+                chunk = rx.recv() => chunk,
             };
             match chunk {
                 Some(bytes) => self.write(&bytes).await?,
