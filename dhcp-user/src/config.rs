@@ -62,20 +62,12 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// TOML syntax, a wrong type, an unknown key or a value that does not parse.
-    #[error("config file {path}{}: {}{message}{}", at(*.line, *.column), key_part(.key), snippet(*.line, .text))]
+    #[error("config file {path}{}: {}{}{}", at(.location.line, .location.column), key_part(&.location.key), .location.message, snippet(.location.line, &.location.text))]
     Parse {
         /// The file.
         path: PathBuf,
-        /// 1-based line, when known.
-        line: Option<usize>,
-        /// 1-based column, when known.
-        column: Option<usize>,
-        /// The key the value belongs to, when it can be told.
-        key: Option<String>,
-        /// What is wrong.
-        message: String,
-        /// The offending line's text.
-        text: Option<String>,
+        /// Where and what.
+        location: Box<ParseLocation>,
     },
     /// A value that parses but does not make sense with the rest.
     #[error("config file {path}{}: key `{key}`: {message}", at(*.line, None))]
@@ -89,6 +81,21 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Where a parse error is and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseLocation {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// The key the value belongs to, when it can be told.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// The offending line's text.
+    pub text: Option<String>,
 }
 
 fn at(line: Option<usize>, column: Option<usize>) -> String {
@@ -281,11 +288,13 @@ fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
     };
     ConfigError::Parse {
         path: path.to_path_buf(),
-        line,
-        column,
-        key,
-        message: err.message().trim_end().to_string(),
-        text: line_text,
+        location: Box::new(ParseLocation {
+            line,
+            column,
+            key,
+            message: err.message().trim_end().to_string(),
+            text: line_text,
+        }),
     }
 }
 
@@ -813,9 +822,12 @@ struct SubnetSpans {
     prefix: Range<usize>,
     pools: Vec<Range<usize>>,
     pd_pools: Vec<Range<usize>>,
-    reservations: Vec<(Option<Range<usize>>, Option<Range<usize>>)>,
+    /// (address, prefix) spans of each reservation.
+    reservations: Vec<ReservationSpans>,
     id: Option<Range<usize>>,
 }
+
+type ReservationSpans = (Option<Range<usize>>, Option<Range<usize>>);
 
 /// True if the two prefixes share any address.
 pub fn nets_overlap(a: Ipv6Net, b: Ipv6Net) -> bool {

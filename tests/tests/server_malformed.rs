@@ -50,7 +50,7 @@ fn hostile_inputs() -> Vec<(&'static str, Vec<u8>)> {
     huge_duid.extend_from_slice(&1u16.to_be_bytes());
     huge_duid.extend_from_slice(&300u16.to_be_bytes());
     huge_duid.extend_from_slice(&[0, 3, 0, 1]);
-    huge_duid.extend(std::iter::repeat(0xab).take(296));
+    huge_duid.extend(std::iter::repeat_n(0xab, 296));
     let mut past_end = solicit(1);
     let len = past_end.len();
     past_end[len - 14] = 0xff; // the IA_NA's length
