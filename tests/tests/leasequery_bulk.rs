@@ -30,7 +30,7 @@ async fn fixture() -> (Fixture, i64) {
         leases.push(l);
     }
     // Client 1 also has a prefix through R1.
-    let mut p = pd(addr("2001:db8:8000:1::"), 56, 1, LINK_A, t0);
+    let mut p = pd(addr("2001:db8:8000:100::"), 56, 1, LINK_A, t0);
     p.relay_id = Some(R1.to_vec());
     leases.push(p);
     let mut l4 = na(addr("2001:db8:2::4"), 4, LINK_B, t0);
@@ -60,7 +60,7 @@ fn check_client(data: &[(u16, Vec<u8>)], n: u32, base: u32, t0: i64) {
         assert_eq!(
             prefixes,
             vec![(
-                addr("2001:db8:8000:1::"),
+                addr("2001:db8:8000:100::"),
                 56,
                 3600 - elapsed,
                 7200 - elapsed
@@ -159,7 +159,7 @@ async fn every_query_type_in_sequence_on_one_connection() {
         [0, 0, 6],
         1,
         any,
-        &iaaddr_opt(addr("2001:db8:8000:1:2::")),
+        &iaaddr_opt(addr("2001:db8:8000:1ff:2::")),
         &[],
     );
     assert_eq!(

@@ -63,7 +63,7 @@ async fn requestor_queries_of_every_kind() {
     a.relay_id = Some(vec![0, 2, 0, 0, 0, 1, 0xa]);
     a.remote_id = Some(vec![0, 0, 0, 9, b'x']);
     let b = na(addr("2001:db8:2::b"), 1, LINK_B, t);
-    let p = pd(addr("2001:db8:8000:1::"), 56, 2, LINK_A, t);
+    let p = pd(addr("2001:db8:8000:100::"), 56, 2, LINK_A, t);
     f.store
         .commit(
             &[
@@ -113,7 +113,7 @@ async fn requestor_queries_of_every_kind() {
     let answer = query_udp(
         udp,
         &me(),
-        &Query::Address(addr("2001:db8:8000:1::77")),
+        &Query::Address(addr("2001:db8:8000:1ab::77")),
         &none,
         WAIT,
     )
@@ -121,7 +121,7 @@ async fn requestor_queries_of_every_kind() {
     .unwrap();
     assert_eq!(
         answer.bindings[0].prefixes[0].prefix,
-        addr("2001:db8:8000:1::")
+        addr("2001:db8:8000:100::")
     );
     assert_eq!(answer.bindings[0].prefixes[0].prefix_len, 56);
 
