@@ -508,7 +508,13 @@ impl VethPair {
             ifname: a_name.clone(),
             armed: true,
         };
-        let pass_link = b.run_in(|| attach_pass_xdp(&b_name))??;
+        // The client side sends what a host behind a real NIC sends: complete UDP checksums (over
+        // veth the kernel would leave them to offload, and the fast path rightly refuses a frame
+        // whose checksum does not verify).
+        let pass_link = b.run_in(|| -> Result<OwnedFd, LabError> {
+            tx_checksum_offload_off(&b_name)?;
+            attach_pass_xdp(&b_name)
+        })??;
         for (ns, name, addr) in [(a, &a_name, a_addr), (b, &b_name, b_addr)] {
             if let Some(addr) = addr {
                 let mut args = vec!["-n", &ns.name, "addr", "add", addr, "dev", name];
@@ -713,6 +719,88 @@ fn pass_program() -> Result<Arc<OwnedFd>, LabError> {
 }
 
 /// Attaches the pass-through program to `ifname` in the calling thread's namespace.
+/// Where lab servers pin their fast path: a bpffs mounted outside /sys (`ip netns exec` mounts a
+/// fresh /sys, hiding /sys/fs/bpf, while /run stays the host's), so pins made inside a lab
+/// namespace are the host's and outlive the server process, as on a real box.
+pub const LAB_BPFFS: &str = "/run/dhcp-user-lab/bpf";
+
+/// Mounts the lab's bpffs at [`LAB_BPFFS`] unless it is there already; returns its path.
+pub fn lab_bpffs() -> Result<std::path::PathBuf, LabError> {
+    let dir = std::path::PathBuf::from(LAB_BPFFS);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(io_err("reading /proc/self/mountinfo"))?;
+    let mounted = mounts.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(4) == Some(&LAB_BPFFS) && line.contains(" - bpf ")
+    });
+    if !mounted {
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {LAB_BPFFS}")))?;
+        let status = Command::new("mount")
+            .args(["-t", "bpf", "bpf", LAB_BPFFS])
+            .status()
+            .map_err(io_err("running mount"))?;
+        if !status.success() {
+            return Err(LabError::Command {
+                command: format!("mount -t bpf bpf {LAB_BPFFS}"),
+                detail: status.to_string(),
+            });
+        }
+    }
+    Ok(dir)
+}
+
+/// `ethtool -K <dev> tx off` through the ethtool ioctl (ETHTOOL_STXCSUM), in the calling thread's
+/// namespace: the device then hands out frames with complete checksums.
+pub fn tx_checksum_offload_off(dev: &str) -> Result<(), LabError> {
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        data: *mut EthtoolValue,
+        _pad: [u8; 16],
+    }
+    if dev.len() >= libc::IFNAMSIZ {
+        return Err(LabError::Invalid(format!(
+            "interface name {dev} is too long"
+        )));
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data: &mut value,
+        _pad: [0; 16],
+    };
+    req.name[..dev.len()].copy_from_slice(dev.as_bytes());
+    // SAFETY: a datagram socket only to carry the ioctl; closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if fd < 0 {
+        return Err(LabError::Io {
+            what: "socket for SIOCETHTOOL".into(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: SIOCETHTOOL reads the ifreq and the ethtool_value it points at, both ours.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &mut req as *mut IfReq) };
+    let err = io::Error::last_os_error();
+    // SAFETY: closing the socket opened above.
+    unsafe { libc::close(fd) };
+    if rc != 0 {
+        return Err(LabError::Io {
+            what: format!("turning off tx checksum offload on {dev}"),
+            source: err,
+        });
+    }
+    Ok(())
+}
+
 fn attach_pass_xdp(ifname: &str) -> Result<OwnedFd, LabError> {
     let program = pass_program()?;
     let c_name = CString::new(ifname).map_err(|_| LabError::Invalid(ifname.into()))?;

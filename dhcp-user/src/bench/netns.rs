@@ -90,7 +90,7 @@ impl NetnsPair {
         // XDP hook it is not final yet and the fast path rightly refuses it. Real clients behind
         // a NIC send complete checksums: switch the offload off so ours do too.
         for (ns, dev) in [(&pair.client, CLIENT_IF), (&pair.server, SERVER_IF)] {
-            in_netns(ns, || tx_checksum_offload_off(dev))??;
+            in_netns(ns, || crate::lab::tx_checksum_offload_off(dev))??;
         }
         ip(&["-n", &pair.server, "link", "set", SERVER_IF, "up"])?;
         ip(&["-n", &pair.client, "link", "set", CLIENT_IF, "up"])?;
@@ -158,48 +158,4 @@ pub fn in_netns<T>(ns: &str, f: impl FnOnce() -> T) -> Result<T> {
         bail!("setns back from {ns}: {}", std::io::Error::last_os_error());
     }
     Ok(out)
-}
-
-/// `ethtool -K <dev> tx off` through the ethtool ioctl (ETHTOOL_STXCSUM), in the calling thread's
-/// namespace.
-fn tx_checksum_offload_off(dev: &str) -> Result<()> {
-    const ETHTOOL_STXCSUM: u32 = 0x17;
-    #[repr(C)]
-    struct EthtoolValue {
-        cmd: u32,
-        data: u32,
-    }
-    #[repr(C)]
-    struct IfReq {
-        name: [u8; libc::IFNAMSIZ],
-        data: *mut EthtoolValue,
-        _pad: [u8; 16],
-    }
-    if dev.len() >= libc::IFNAMSIZ {
-        bail!("interface name {dev} is too long");
-    }
-    let mut value = EthtoolValue {
-        cmd: ETHTOOL_STXCSUM,
-        data: 0,
-    };
-    let mut req = IfReq {
-        name: [0; libc::IFNAMSIZ],
-        data: &mut value,
-        _pad: [0; 16],
-    };
-    req.name[..dev.len()].copy_from_slice(dev.as_bytes());
-    // SAFETY: a datagram socket only to carry the ioctl; closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
-    if fd < 0 {
-        bail!("socket: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: SIOCETHTOOL reads the ifreq and the ethtool_value it points at, both ours.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &mut req as *mut IfReq) };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: closing the socket opened above.
-    unsafe { libc::close(fd) };
-    if rc != 0 {
-        bail!("turning off tx checksum offload on {dev}: {err}");
-    }
-    Ok(())
 }

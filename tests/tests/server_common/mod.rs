@@ -59,12 +59,20 @@ pub struct LabServer {
     pub state_dir: PathBuf,
     pub config_path: PathBuf,
     pub server: Option<Child>,
+    /// Run with the XDP fast path (pinned under `pin_root`); off, the controller answers all.
+    pub fast_path: bool,
     _lab: Lab,
 }
 
 impl LabServer {
-    /// Starts the lab and the server with `config` (TOML text).
+    /// Starts the lab and the server with `config` (TOML text), fast path off: these tests are
+    /// about what the controller answers.
     pub fn start(name: &str, config: &str) -> LabServer {
+        LabServer::start_with(name, config, false)
+    }
+
+    /// As `start`; with `fast_path` the server attaches the XDP program to its interface.
+    pub fn start_with(name: &str, config: &str, fast_path: bool) -> LabServer {
         let lab = Lab::new();
         let server_ns = lab.namespace("srv").expect("server namespace");
         let client_ns = lab.namespace("cli").expect("client namespace");
@@ -89,6 +97,7 @@ impl LabServer {
             state_dir,
             config_path,
             server: None,
+            fast_path,
             _lab: lab,
         };
         lab_server.start_server();
@@ -111,6 +120,10 @@ impl LabServer {
             .args(["--iface", &self.link.a.ifname])
             .arg("--state-dir")
             .arg(&self.state_dir)
+            .args(["--xdp", if self.fast_path { "auto" } else { "off" }])
+            .arg("--pin-root")
+            .arg(self.pin_root())
+            .args(["--max-bindings", "65536"])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -130,6 +143,20 @@ impl LabServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Where the server pins its fast path (removed when the test ends): on the lab's bpffs, which
+    /// a server inside `ip netns exec` shares with the host.
+    pub fn pin_root(&self) -> PathBuf {
+        let name = self
+            .state_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        dhcp_user::lab::lab_bpffs()
+            .expect("the lab's bpffs")
+            .join(name)
     }
 
     /// SIGKILL the server (`ip netns exec` execs, so the child is the server itself).
@@ -230,6 +257,8 @@ impl LabServer {
 impl Drop for LabServer {
     fn drop(&mut self) {
         self.kill9();
+        // A killed server leaves its pinned program and maps behind, as it should in production.
+        let _ = dhcp_user::fastpath::FastPath::unpin_all(&self.pin_root());
         if std::thread::panicking() {
             eprintln!("server log ({}):\n{}", self.state_dir.display(), self.log());
         }

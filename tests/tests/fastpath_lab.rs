@@ -1,0 +1,115 @@
+//! The fast path in a lab with a real client: ISC dhclient gets its lease from the controller,
+//! then its renewals are answered by the XDP program (the controller's socket never sees them)
+//! while the store's expiry moves on; with the controller killed, renewals keep being answered,
+//! and the restarted controller takes the pinned maps over.
+
+mod server_common;
+
+use std::time::Duration;
+
+use dhcp_common::stat;
+use server_common::{lab_config, LabServer};
+
+fn short_lifetimes() -> String {
+    lab_config(
+        &[
+            ("preferred-lifetime", "8"),
+            ("valid-lifetime", "16"),
+            ("renew-timer", "2"),
+            ("rebind-timer", "4"),
+        ],
+        "",
+    )
+}
+
+/// Packets the fast path answered with a Reply to a Renew, read from its pinned counters.
+fn xdp_renewals(lab: &LabServer) -> u64 {
+    dhcp_user::fastpath::pinned_stats(&lab.pin_root())
+        .expect("pinned counters")
+        .expect("the fast path is pinned")[stat::TX_RENEW as usize]
+        .1
+        .packets
+}
+
+fn controller_renews(lab: &LabServer) -> u64 {
+    lab.stats()
+        .counters
+        .received
+        .get("renew")
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn dhclient_renewals_are_answered_in_the_kernel() {
+    let mut lab = LabServer::start_with("xdp-renew", &short_lifetimes(), true);
+    let out = lab.dhclient("xdp", &["-1"]);
+    assert!(
+        out.status.success(),
+        "dhclient -6 failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = lab.bindings();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let lease = first[0].clone();
+
+    // T1 = 2 s: the running dhclient renews; the program answers, the controller sees nothing,
+    // and the renewal it reported moves the store's expiry on.
+    lab.wait_until(
+        Duration::from_secs(30),
+        "two renewals answered by XDP",
+        || xdp_renewals(&lab) >= 2,
+    );
+    assert_eq!(
+        controller_renews(&lab),
+        0,
+        "the controller's socket must not see a renewal"
+    );
+    lab.wait_until(
+        Duration::from_secs(10),
+        "the store's expiry to move on",
+        || {
+            lab.bindings()
+                .iter()
+                .any(|b| b.lease == lease.lease && b.expires > lease.expires)
+        },
+    );
+    let pin_root = lab.pin_root();
+    let table = lab.cli(&["stats", "--pin-root", pin_root.to_str().unwrap()]);
+    assert!(
+        table.contains("fast path") && table.contains("tx_renew"),
+        "{table}"
+    );
+
+    // kill -9 the controller: the pinned program keeps answering renewals.
+    lab.kill9();
+    let before = xdp_renewals(&lab);
+    std::thread::sleep(Duration::from_secs(7));
+    let during = xdp_renewals(&lab);
+    assert!(
+        during >= before + 2,
+        "renewals answered while the controller was down: {before} -> {during}"
+    );
+
+    // The restarted controller takes the pinned maps over: the binding is still answered and the
+    // store catches up with the renewals answered while it was down.
+    lab.start_server();
+    let now = dhcp_user::fastpath::sync::now_unix();
+    lab.wait_until(Duration::from_secs(15), "the store to catch up", || {
+        lab.bindings()
+            .iter()
+            .any(|b| b.lease == lease.lease && b.expires >= now + 8)
+    });
+    let after_restart = xdp_renewals(&lab);
+    lab.wait_until(
+        Duration::from_secs(15),
+        "renewals answered after the restart",
+        || xdp_renewals(&lab) >= after_restart + 1,
+    );
+    assert_eq!(
+        controller_renews(&lab),
+        0,
+        "after the restart too, renewals stay in the kernel"
+    );
+    let _ = lab.dhclient("xdp", &["-r"]);
+}
