@@ -537,13 +537,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let fast_path = start_fast_path(&args, &server, &interfaces).await?;
 
+    // The sockets open before the control socket answers: a client that sees the server
+    // answer there can send requests at once.
+    let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
     let control_task = tokio::spawn(serve_control(server.clone(), control, shutdown_rx.clone()));
     let signals = tokio::spawn(async move {
         wait_for_stop_signal().await;
         info!("stopping");
         let _ = shutdown_tx.send(true);
     });
-    let served = crate::server::io::serve(server.clone(), &interfaces, shutdown_rx).await;
+    let served = crate::server::io::serve_sockets(server.clone(), sockets, shutdown_rx).await;
     signals.abort();
     let _ = control_task.await;
     if let (Some(handle), true) = (fast_path, args.detach_on_exit) {

@@ -73,11 +73,16 @@ fn dhclient_gets_renews_and_releases_an_address() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    lab.wait_until(Duration::from_secs(10), "the release", || {
-        lab.bindings()
-            .iter()
-            .any(|r| r.lease == first.lease && r.state == "released")
-    });
+    let release_log = String::from_utf8_lossy(&out.stderr).into_owned();
+    lab.wait_until(
+        Duration::from_secs(10),
+        &format!("the release ({release_log})"),
+        || {
+            lab.bindings()
+                .iter()
+                .any(|r| r.lease == first.lease && r.state == "released")
+        },
+    );
     let json = lab.cli(&["bindings", "--json"]);
     assert!(json.contains("\"released\""), "{json}");
     let stats = lab.stats().counters;

@@ -221,14 +221,22 @@ pub fn interface_subnet(config: &Config, iface: &str) -> Option<usize> {
         .find_map(|address| subnet_containing(config, address))
 }
 
-/// Serves `interfaces` until `shutdown` turns true: opens every socket first (any failure is
-/// returned before anything is served), then reads each in its own task, handling every
-/// datagram in a task of its own so commits of concurrent requests share a transaction.
+/// Serves `interfaces` until `shutdown` turns true: [`open_sockets`], then [`serve_sockets`].
 pub async fn serve(
     server: Arc<Server>,
     interfaces: &[String],
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
+    let sockets = open_sockets(&server, interfaces)?;
+    serve_sockets(server, sockets, shutdown).await
+}
+
+/// Opens every interface's socket (any failure is returned before anything is served) and
+/// records each interface's direct subnet. Once this returns, requests queue in the sockets.
+pub fn open_sockets(
+    server: &Server,
+    interfaces: &[String],
+) -> Result<Vec<Arc<InterfaceSocket>>, ServerError> {
     let mut sockets = Vec::new();
     for name in interfaces {
         let socket = InterfaceSocket::open(name)?;
@@ -246,6 +254,16 @@ pub async fn serve(
         server.set_direct_subnet(name, subnet);
         sockets.push(Arc::new(socket));
     }
+    Ok(sockets)
+}
+
+/// Reads each socket in its own task, handling every datagram in a task of its own so commits
+/// of concurrent requests share a transaction; runs the timers; ends when `shutdown` turns true.
+pub async fn serve_sockets(
+    server: Arc<Server>,
+    sockets: Vec<Arc<InterfaceSocket>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ServerError> {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();
     for socket in sockets {
