@@ -176,11 +176,17 @@ impl Namespace {
         &self.role
     }
 
-    /// `ip netns exec <name> <program>`: add arguments, stdio, environment as usual. Processes
-    /// started this way are killed when the namespace is dropped.
+    /// `nsenter --net=/run/netns/<name> -- <program>`: add arguments, stdio, environment as
+    /// usual. Processes started this way are killed when the namespace is dropped.
+    ///
+    /// Only the network namespace changes. (`ip netns exec` would also mount a fresh /sys, on
+    /// which /sys/fs/bpf is no BPF filesystem, so a server started with it could not pin maps.)
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.name]).arg(program);
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={NETNS_DIR}/{}", self.name))
+            .arg("--")
+            .arg(program);
         command
     }
 

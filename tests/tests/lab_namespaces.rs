@@ -98,6 +98,16 @@ fn processes_started_in_a_namespace_die_with_it() {
 }
 
 #[test]
+fn processes_in_a_namespace_see_the_bpf_filesystem() {
+    // A server started in the lab pins its maps under /sys/fs/bpf (`cargo xtask test` mounts
+    // the BPF filesystem there first).
+    let lab = Lab::new();
+    let ns = lab.namespace("bpffs").unwrap();
+    let fs_type = ns.exec("stat", ["-f", "-c", "%T", "/sys/fs/bpf"]).unwrap();
+    assert_eq!(fs_type.trim(), "bpf_fs");
+}
+
+#[test]
 fn parallel_labs_do_not_collide() {
     let workers: Vec<_> = (0..4)
         .map(|i| {
