@@ -284,10 +284,10 @@ async fn peers_install_each_others_bindings_and_catch_up_after_a_restart() {
     let t = now();
     let from_a = na(addr("2001:db8:1::1:1"), 1, LINK_A, t);
     a.fixture
-        .change(LeaseEventKind::Granted, &[from_a.clone()], t);
+        .change(LeaseEventKind::Granted, std::slice::from_ref(&from_a), t);
     let from_b = na(addr("2001:db8:1::2:1"), 2, LINK_A, t);
     b.fixture
-        .change(LeaseEventKind::Granted, &[from_b.clone()], t);
+        .change(LeaseEventKind::Granted, std::slice::from_ref(&from_b), t);
     eventually(WAIT, || a.table().len() == 2 && b.table().len() == 2).await;
     assert_eq!(a.table(), b.table());
     let installed = b

@@ -16,6 +16,7 @@
 //! active query at half of it), and an I/O timeout bounding every frame read and every write.
 
 mod binding;
+pub mod cli;
 pub mod client;
 pub mod peer;
 mod query;

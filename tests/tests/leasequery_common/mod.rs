@@ -315,7 +315,7 @@ pub fn iaprefix(body: &[u8]) -> (Ipv6Addr, u8, u32, u32) {
     )
 }
 
-pub fn find<'a>(options: &'a [(u16, Vec<u8>)], code: u16) -> Vec<&'a [u8]> {
+pub fn find(options: &[(u16, Vec<u8>)], code: u16) -> Vec<&[u8]> {
     options
         .iter()
         .filter(|(c, _)| *c == code)
