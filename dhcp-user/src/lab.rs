@@ -13,8 +13,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Everything is torn down by `Drop` (also while a test panics): processes in a namespace are
-//! killed, then the namespace is deleted, which deletes its veth ends. A process that is killed
+//! Everything is torn down by `Drop` (also while a test panics): processes in a namespace get
+//! SIGTERM, then SIGKILL after [`TERM_GRACE`], then the namespace is deleted, which deletes its veth ends. A process that is killed
 //! outright leaves its namespaces behind; the next process to create one sweeps the namespaces
 //! of dead processes (names carry the creator's pid). Interactive users (the demo, benches) call
 //! [`install_signal_teardown`] so Ctrl-C tears down before exiting.
@@ -52,6 +52,8 @@ pub const MAX_ROLE_LEN: usize = 10;
 const IFNAME_MAX: usize = 15;
 /// How long addresses may take to become usable (no longer tentative).
 const ADDRESS_READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long processes in a namespace being deleted get between SIGTERM and SIGKILL.
+pub const TERM_GRACE: Duration = Duration::from_secs(2);
 /// How long killed processes may take to leave a namespace.
 const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -177,7 +179,7 @@ impl Namespace {
     }
 
     /// `nsenter --net=/run/netns/<name> -- <program>`: add arguments, stdio, environment as
-    /// usual. Processes started this way are killed when the namespace is dropped.
+    /// usual. Processes started this way are stopped when the namespace is dropped.
     ///
     /// Only the network namespace changes. (`ip netns exec` would also mount a fresh /sys, on
     /// which /sys/fs/bpf is no BPF filesystem, so a server started with it could not pin maps.)
@@ -190,7 +192,7 @@ impl Namespace {
         command
     }
 
-    /// Starts `program args` in the namespace (stdin closed); killed when the namespace drops.
+    /// Starts `program args` in the namespace (stdin closed); stopped when the namespace drops.
     pub fn spawn<I, S>(&self, program: &str, args: I) -> Result<Child, LabError>
     where
         I: IntoIterator<Item = S>,
@@ -314,10 +316,12 @@ fn namespace_pids(name: &str) -> Result<Vec<u32>, LabError> {
         .collect())
 }
 
-/// Kills what runs in `name`, then deletes it. Errors are logged: this runs from Drop.
+/// Stops what runs in `name` (SIGTERM, so servers can detach and unpin; SIGKILL for what is
+/// still there after [`TERM_GRACE`]), then deletes it. Errors are logged: this runs from Drop.
 fn teardown_namespace(name: &str) {
     let me = std::process::id();
-    let deadline = Instant::now() + KILL_TIMEOUT;
+    let started = Instant::now();
+    let mut signalled_term = false;
     loop {
         let pids: Vec<u32> = match namespace_pids(name) {
             Ok(pids) => pids.into_iter().filter(|&p| p != me).collect(),
@@ -329,7 +333,8 @@ fn teardown_namespace(name: &str) {
         if pids.is_empty() {
             break;
         }
-        if Instant::now() > deadline {
+        let elapsed = started.elapsed();
+        if elapsed > TERM_GRACE + KILL_TIMEOUT {
             warn!(
                 namespace = name,
                 ?pids,
@@ -337,9 +342,21 @@ fn teardown_namespace(name: &str) {
             );
             break;
         }
-        for pid in pids {
-            // SAFETY: kill has no memory effects; a pid that just exited gives ESRCH.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        let signal = if elapsed < TERM_GRACE {
+            if signalled_term {
+                None
+            } else {
+                signalled_term = true;
+                Some(libc::SIGTERM)
+            }
+        } else {
+            Some(libc::SIGKILL)
+        };
+        if let Some(signal) = signal {
+            for &pid in &pids {
+                // SAFETY: kill has no memory effects; a pid that just exited gives ESRCH.
+                unsafe { libc::kill(pid as libc::pid_t, signal) };
+            }
         }
         thread::sleep(Duration::from_millis(20));
     }

@@ -98,6 +98,27 @@ fn processes_started_in_a_namespace_die_with_it() {
 }
 
 #[test]
+fn processes_that_ignore_sigterm_are_killed() {
+    let lab = Lab::new();
+    let ns = lab.namespace("stubborn").unwrap();
+    // `trap "" TERM` is inherited by the sleep: neither exits on SIGTERM.
+    let mut child = ns
+        .spawn("sh", ["-c", "trap '' TERM; sleep 600 & wait"])
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ns.pids().unwrap().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "sleep never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let name = ns.name().to_string();
+    let started = std::time::Instant::now();
+    drop(ns);
+    assert!(started.elapsed() >= dhcp_user::lab::TERM_GRACE);
+    assert!(!child.wait().unwrap().success());
+    assert!(!netns_exists(&name));
+}
+
+#[test]
 fn processes_in_a_namespace_see_the_bpf_filesystem() {
     // A server started in the lab pins its maps under /sys/fs/bpf (`cargo xtask test` mounts
     // the BPF filesystem there first).
