@@ -14,8 +14,8 @@
 //! ```
 //!
 //! Everything is torn down by `Drop` (also while a test panics): processes in a namespace get
-//! SIGTERM, then SIGKILL after [`TERM_GRACE`], then the namespace is deleted, which deletes its veth ends. A process that is killed
-//! outright leaves its namespaces behind; the next process to create one sweeps the namespaces
+//! SIGTERM, then SIGKILL after [`TERM_GRACE`], then the namespace is deleted, which deletes its
+//! veth ends. A process that is killed outright leaves its namespaces behind; the next process to create one sweeps the namespaces
 //! of dead processes (names carry the creator's pid). Interactive users (the demo, benches) call
 //! [`install_signal_teardown`] so Ctrl-C tears down before exiting.
 //!
