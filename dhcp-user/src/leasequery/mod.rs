@@ -33,7 +33,7 @@ use crate::config::Config;
 pub use binding::{client_data, relay_peer_address, LeaseUpdate};
 pub use query::{answer_udp, parse_query, ParsedQuery, QueryError, QueryKind};
 pub use stats::LeasequeryStats;
-pub use tcp::{serve_tcp, LeasequeryContext, SubscribeFn};
+pub use tcp::{serve_tcp, spawn_tcp, LeasequeryContext, SubscribeFn};
 
 /// Policy and limits of the leasequery service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,6 +92,17 @@ impl PeerSink {
         map
     }
 
+    /// The sink of the running server: its store, writer, event channel and subnets.
+    pub fn for_server(server: &crate::server::Server, stats: Arc<LeasequeryStats>) -> Self {
+        PeerSink {
+            store: server.store().clone(),
+            writer: server.writer().clone(),
+            events: Some(server.events().clone()),
+            subnets: PeerSink::subnets_from_config(server.config()),
+            stats,
+        }
+    }
+
     fn subnet_of(&self, address: Ipv6Addr) -> Option<u32> {
         self.subnets
             .iter()

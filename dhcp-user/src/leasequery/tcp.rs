@@ -77,6 +77,42 @@ pub struct LeasequeryContext {
     pub stats: Arc<LeasequeryStats>,
 }
 
+impl LeasequeryContext {
+    /// The context for the running server: its store, lease events, DUID, and `settings`.
+    pub fn for_server(
+        server: &Arc<crate::server::Server>,
+        settings: LeasequerySettings,
+        stats: Arc<LeasequeryStats>,
+    ) -> Self {
+        let events = server.clone();
+        LeasequeryContext {
+            store: server.store().clone(),
+            subscribe: Arc::new(move || events.subscribe()),
+            server_duid: server.server_duid().clone(),
+            settings,
+            stats,
+        }
+    }
+}
+
+/// Binds `listen` (e.g. `[::]:547`) and spawns [`serve_tcp`] for `server`; returns the task
+/// and the counters. Fails only if the address cannot be bound.
+pub async fn spawn_tcp(
+    server: &Arc<crate::server::Server>,
+    listen: SocketAddr,
+    settings: LeasequerySettings,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(tokio::task::JoinHandle<()>, Arc<LeasequeryStats>)> {
+    let listener = TcpListener::bind(listen).await?;
+    let stats = Arc::new(LeasequeryStats::new());
+    let ctx = Arc::new(LeasequeryContext::for_server(
+        server,
+        settings,
+        stats.clone(),
+    ));
+    Ok((tokio::spawn(serve_tcp(listener, ctx, shutdown)), stats))
+}
+
 /// Serves leasequery on `listener` until `shutdown` turns true (or its sender is dropped).
 /// Spawn it as a task; it returns once the listener is closed. Sessions in progress end with
 /// QueryTerminated on the same signal.
