@@ -66,6 +66,10 @@ pub const BINDING_HAS_PD: u8 = 2;
 pub struct BindingValue {
     /// Unix seconds at which the earliest valid lifetime of the binding ends.
     pub expires: u64,
+    /// Unix seconds until which the lease store is sure to keep the binding's addresses for this
+    /// client (its durable expiry plus the grace period). The fast path never tells a client a
+    /// lifetime reaching past it, so a crash before a renewal is durable can give nothing away.
+    pub durable_until: u64,
     pub na_iaid: u32,
     pub pd_iaid: u32,
     pub na_addr: [u8; 16],
@@ -189,7 +193,8 @@ pub mod stat {
     pub const PASS_NO_ROOM: u32 = 17;
     pub const DROP_RATE_LIMIT: u32 = 18;
     pub const ABORTED: u32 = 19;
-    pub const COUNT: u32 = 20;
+    pub const PASS_NOT_DURABLE: u32 = 20;
+    pub const COUNT: u32 = 21;
 
     /// Names in index order, as the controller and bench print them.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -213,6 +218,7 @@ pub mod stat {
         "pass_no_room",
         "drop_rate_limit",
         "aborted",
+        "pass_not_durable",
     ];
 }
 
@@ -268,7 +274,7 @@ mod tests {
         assert_eq!(size_of::<BindingKey>(), 36);
         assert_eq!(
             size_of::<BindingValue>(),
-            8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4
+            8 + 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4
         );
         assert_eq!(size_of::<IfaceConfig>(), 6 + 2 + 16 + 1 + 1 + 6);
         assert_eq!(

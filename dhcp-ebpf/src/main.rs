@@ -729,6 +729,11 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
     st.has_binding = 1;
     if commits == 1 {
         st.new_expires = now + subnet.valid_lifetime as u64;
+        // Only promise what the store is sure to honour if this box dies before the renewal is
+        // durable; beyond that the controller answers (after making it durable).
+        if st.new_expires > b.durable_until {
+            return Err(stat::PASS_NOT_DURABLE);
+        }
         b.expires = st.new_expires;
     }
     Ok(())
@@ -768,7 +773,11 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
             let p = at(out, o);
             put16(p, 0, OPT_INTERFACE_ID);
             put16(p, 2, st.relay.interface_id_len as u16);
-            copy_upto::<FAST_INTERFACE_ID_MAX>(p.wrapping_add(4), at(req, st.relay.interface_id_off), st.relay.interface_id_len);
+            copy_upto::<FAST_INTERFACE_ID_MAX>(
+                p.wrapping_add(4),
+                at(req, st.relay.interface_id_off),
+                st.relay.interface_id_len,
+            );
             o += 4 + st.relay.interface_id_len;
         }
         put16(at(out, o), 0, OPT_RELAY_MSG);
@@ -833,7 +842,10 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
         copy_upto::<FAST_OPTION_MAX>(p.wrapping_add(4), subnet.domain.as_ptr(), len);
         o += 4 + len;
     }
-    if r.msg_type == MSG_INFORMATION_REQUEST && st.want_refresh == 1 && subnet.info_refresh_time != 0 {
+    if r.msg_type == MSG_INFORMATION_REQUEST
+        && st.want_refresh == 1
+        && subnet.info_refresh_time != 0
+    {
         let p = at(out, o);
         put16(p, 0, OPT_INFORMATION_REFRESH_TIME);
         put16(p, 2, 4);
@@ -1007,10 +1019,7 @@ fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
             r.oro_len = len;
         }
         OPT_IA_NA => {
-            if len == IA_NA_WITH_ADDR
-                && get16(p, 16) == OPT_IAADDR
-                && get16(p, 18) == 24
-            {
+            if len == IA_NA_WITH_ADDR && get16(p, 16) == OPT_IAADDR && get16(p, 18) == 24 {
                 r.na_has_addr = 1;
                 r.na_addr_off = body + 16;
             } else if len != IA_NA_BARE {
@@ -1023,10 +1032,7 @@ fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
             r.na_iaid = get32(p, 4);
         }
         OPT_IA_PD => {
-            if len == IA_PD_WITH_PREFIX
-                && get16(p, 16) == OPT_IAPREFIX
-                && get16(p, 18) == 25
-            {
+            if len == IA_PD_WITH_PREFIX && get16(p, 16) == OPT_IAPREFIX && get16(p, 18) == 25 {
                 r.pd_has_prefix = 1;
                 // SAFETY: as `get16`.
                 r.pd_len = unsafe { *p.add(4 + 16 + 8) };

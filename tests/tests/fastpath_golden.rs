@@ -422,6 +422,40 @@ fn expired_binding_is_passed_on() {
     assert_eq!(lab.counter(stat::PASS_EXPIRED), 1);
 }
 
+/// A renewal reaching past what the store is sure to keep for the client (its durable expiry plus
+/// the grace period) is left to the controller, which makes it durable before answering.
+#[test]
+fn renewal_beyond_the_durable_horizon_is_passed_on() {
+    let mut lab = setup();
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let mut binding = lab.fp.bindings().unwrap().get(&key, 0).unwrap();
+    binding.durable_until = now_unix() + VALID as u64 - 10;
+    lab.fp
+        .bindings_mut()
+        .unwrap()
+        .insert(key, binding, 0)
+        .unwrap();
+    let input = direct(renew()).encode();
+    let out = lab.fp.test_run(&input, LO, 1).unwrap();
+    assert_eq!((out.verdict, &out.frame), (XDP_PASS, &input));
+    assert_eq!(lab.counter(stat::PASS_NOT_DURABLE), 1);
+    assert_eq!(
+        lab.expires(),
+        binding.expires,
+        "nothing promised, nothing moved"
+    );
+    // An Advertise promises nothing: still answered.
+    let solicit = direct(msg(
+        MSG_SOLICIT,
+        &[
+            client_id(),
+            ia_na(NA_IAID, 0, 0, None),
+            ia_pd(PD_IAID, 0, 0, None),
+        ],
+    ));
+    assert_eq!(lab.run(&solicit).0, XDP_TX);
+}
+
 #[test]
 fn disabled_fast_path_passes_everything() {
     let mut lab = setup();

@@ -82,6 +82,7 @@ pub fn now_unix() -> u64 {
 pub fn binding(na: Ipv6Addr, pd: Ipv6Addr, for_secs: u64) -> BindingValue {
     BindingValue {
         expires: now_unix() + for_secs,
+        durable_until: now_unix() + 2 * for_secs,
         na_iaid: NA_IAID,
         pd_iaid: PD_IAID,
         na_addr: na.octets(),

@@ -425,9 +425,12 @@ pub fn pinned_stats(
         PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data)).map_err(map_err(names::STATS))?;
     let mut out = Vec::with_capacity(stat::COUNT as usize);
     for (index, name) in stat::NAMES.iter().enumerate() {
-        let per_cpu = array
-            .get(&(index as u32), 0)
-            .map_err(map_err(names::STATS))?;
+        let per_cpu = match array.get(&(index as u32), 0) {
+            Ok(per_cpu) => per_cpu,
+            // A map pinned by an older program has fewer counters.
+            Err(aya::maps::MapError::OutOfBounds { .. }) => break,
+            Err(e) => return Err(map_err(names::STATS)(e)),
+        };
         let mut total = StatCounter::default();
         for c in per_cpu.iter() {
             total.packets += c.packets;

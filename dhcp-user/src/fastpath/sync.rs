@@ -27,6 +27,8 @@ use crate::{
 #[derive(Clone, Debug, Default)]
 pub struct SubnetIndex {
     by_id: HashMap<u32, u16>,
+    /// The config's `grace-period`: how long after expiry the store keeps an address for its client.
+    pub grace_period: u32,
 }
 
 impl SubnetIndex {
@@ -38,7 +40,10 @@ impl SubnetIndex {
             .filter(|(i, _)| (*i as u32) < MAX_SUBNETS)
             .map(|(i, s)| (s.id, i as u16))
             .collect();
-        SubnetIndex { by_id }
+        SubnetIndex {
+            by_id,
+            grace_period: config.grace_period,
+        }
     }
 
     /// The array index of subnet `id`.
@@ -202,6 +207,7 @@ pub fn binding_for(
     now: i64,
     index: &SubnetIndex,
 ) -> Option<(BindingKey, BindingValue)> {
+    let grace = index.grace_period as u64;
     let active: Vec<&Lease> = leases
         .iter()
         .filter(|l| l.state == LeaseState::Assigned && l.expire > now)
@@ -210,6 +216,7 @@ pub fn binding_for(
     let key = BindingKey::new(&first.duid)?;
     let mut value = BindingValue {
         expires: u64::MAX,
+        durable_until: 0,
         na_iaid: 0,
         pd_iaid: 0,
         na_addr: [0; 16],
@@ -244,6 +251,7 @@ pub fn binding_for(
         }
         value.expires = value.expires.min(lease.expire.max(0) as u64);
     }
+    value.durable_until = value.expires + grace;
     Some((key, value))
 }
 
@@ -407,13 +415,14 @@ impl MapSync {
 pub async fn follow_renewals(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
     server: Arc<Server>,
+    sync: Arc<MapSync>,
 ) -> Result<(), anyhow::Error> {
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns the ring buffer.
     let mut ring = unsafe { AsyncFd::register(ring) }
         .map_err(|e| anyhow::anyhow!("watching the fast path's ring buffer: {e}"))?;
     loop {
         let mut guard = ring.readable_mut().await?;
-        let mut renewals = 0usize;
+        let mut renewed: Vec<Vec<u8>> = Vec::new();
         while let Some(item) = guard.get_inner_mut().next() {
             if item.len() < std::mem::size_of::<RenewalEvent>() {
                 continue;
@@ -421,17 +430,26 @@ pub async fn follow_renewals(
             // SAFETY: the program writes whole RenewalEvents; read_unaligned copes with any
             // alignment of the ring's bytes.
             let renewal = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent) };
-            renewals += 1;
-            if let Err(e) =
-                server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64)
-            {
-                warn!("fast path: recording a renewal failed: {e}");
+            match server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64) {
+                Ok(_) => renewed.push(renewal.key.duid().to_vec()),
+                Err(e) => warn!("fast path: recording a renewal failed: {e}"),
             }
         }
         guard.clear_ready();
-        if renewals > 0 {
-            debug!("fast path: {renewals} renewals reported");
+        if renewed.is_empty() {
+            continue;
         }
+        // Once durable, the map learns how far the store now vouches for these clients.
+        server.writer().flush().await?;
+        let now = now_unix();
+        renewed.sort();
+        renewed.dedup();
+        for duid in &renewed {
+            if let Err(e) = sync.refresh_client(duid, now) {
+                warn!("fast path: refreshing a binding failed: {e:#}");
+            }
+        }
+        debug!("fast path: {} renewals durable", renewed.len());
     }
 }
 
@@ -471,7 +489,10 @@ mod tests {
     fn index() -> SubnetIndex {
         let mut by_id = HashMap::new();
         by_id.insert(7, 3u16);
-        SubnetIndex { by_id }
+        SubnetIndex {
+            by_id,
+            grace_period: 50,
+        }
     }
 
     #[test]
@@ -485,6 +506,10 @@ mod tests {
         assert_eq!(key.duid(), &duid);
         assert_eq!(value.flags, BINDING_HAS_NA | BINDING_HAS_PD);
         assert_eq!(value.expires, 900, "the earliest expiry of the IAs");
+        assert_eq!(
+            value.durable_until, 950,
+            "what the store keeps: expiry plus grace"
+        );
         assert_eq!(
             (value.na_iaid, value.pd_iaid, value.pd_len, value.subnet),
             (1, 2, 56, 3)
@@ -595,8 +620,9 @@ pub async fn start(
     ));
     tokio::spawn(sync.clone().follow_events(server.subscribe()));
     let renewals_server = server.clone();
+    let renewals_sync = sync.clone();
     tokio::spawn(async move {
-        if let Err(e) = follow_renewals(ring, renewals_server).await {
+        if let Err(e) = follow_renewals(ring, renewals_server, renewals_sync).await {
             warn!("fast path: reading renewals stopped: {e:#}");
         }
     });

@@ -266,6 +266,7 @@ pub fn setup_with(bench: bool) -> Lab {
             key,
             BindingValue {
                 expires: now_unix() + 1000,
+                durable_until: now_unix() + 1000 + 3600,
                 na_iaid: NA_IAID,
                 pd_iaid: PD_IAID,
                 na_addr: na_addr().octets(),
