@@ -152,6 +152,10 @@ async fn requestor_outside_the_allow_list_gets_not_allowed() {
     );
     assert_eq!(reply.get(45), None);
     assert_eq!(f.stats.get("status_not_allowed"), 1);
+    assert!(
+        read_frame(&mut s, Duration::from_secs(5)).await.is_none(),
+        "and disconnected"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

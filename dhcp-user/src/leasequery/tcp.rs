@@ -56,6 +56,8 @@ const HISTORY_PAGE: usize = 10_000;
 /// After a catch-up, live events are checked against what the catch-up sent for this long
 /// (an event published just after its commit may repeat a binding the catch-up already sent).
 const DEDUPE_GRACE: Duration = Duration::from_secs(3);
+/// Upper bound on remembering a catch-up's updates while it is being sent.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(3600);
 /// On a lagged event subscription the history is re-read from this far before the last moment
 /// the subscription was known complete (commit and publish are not one instant).
 const LAG_MARGIN_SECS: i64 = 5;
@@ -287,6 +289,17 @@ impl Session {
         self.write(&bytes).await
     }
 
+    /// Refuses a query; a requestor outside the allow-list is then disconnected (RFC 5460
+    /// lets the server close), anyone else may send another query.
+    async fn refuse_query(&mut self, query: &Message, err: &QueryError) -> Result<Flow, Abort> {
+        self.refuse(query, err).await?;
+        if self.ctx.settings.is_allowed(self.requestor) {
+            Ok(Flow::Continue)
+        } else {
+            Ok(Flow::Close)
+        }
+    }
+
     /// A LEASEQUERY-REPLY carrying only `status` (and LQ_BASE_TIME).
     async fn refuse(&mut self, query: &Message, err: &QueryError) -> Result<(), Abort> {
         debug!(peer = %self.peer, error = %err, "leasequery refused");
@@ -322,8 +335,7 @@ impl Session {
         let (parsed, selector) = match self.prepare(&query) {
             Ok(prepared) => prepared,
             Err(err) => {
-                self.refuse(&query, &err).await?;
-                return Ok(Flow::Continue);
+                return self.refuse_query(&query, &err).await;
             }
         };
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNK_QUEUE);
@@ -373,20 +385,17 @@ impl Session {
         self.ctx.stats.bump("active_queries");
         if !self.ctx.settings.active_enabled {
             let err = QueryError::NotSupported("active leasequery is disabled on this server");
-            self.refuse(&query, &err).await?;
-            return Ok(Flow::Continue);
+            return self.refuse_query(&query, &err).await;
         }
         let (parsed, mut selector) = match self.prepare(&query) {
             Ok(prepared) => prepared,
             Err(err) => {
-                self.refuse(&query, &err).await?;
-                return Ok(Flow::Continue);
+                return self.refuse_query(&query, &err).await;
             }
         };
         if matches!(parsed.kind, QueryKind::Address(_) | QueryKind::ClientId(_)) {
             let err = QueryError::UnknownQueryType(parsed.query_type);
-            self.refuse(&query, &err).await?;
-            return Ok(Flow::Continue);
+            return self.refuse_query(&query, &err).await;
         }
         selector.include_inactive = true;
         let selector = Arc::new(selector);
@@ -407,8 +416,7 @@ impl Session {
                     Ok(updates) => Some(updates),
                     Err(QueryError::DataMissing) => None,
                     Err(err) => {
-                        self.refuse(&query, &err).await?;
-                        return Ok(Flow::Continue);
+                        return self.refuse_query(&query, &err).await;
                     }
                 }
             }
@@ -429,6 +437,8 @@ impl Session {
             sent: 0,
         };
         if let Some(updates) = catch_up {
+            // Remember what the catch-up sends until the grace period after it ends.
+            stream.dedupe_until = Some(Instant::now() + CATCH_UP_LIMIT);
             for update in updates {
                 stream.send_update(self, update).await?;
             }
@@ -490,9 +500,11 @@ impl Session {
                             .await
                             .map_err(|err| Abort::new("internal_error", err.to_string()))?
                             .map_err(|err| Abort::new("store_error", err.to_string()))?;
+                        stream.dedupe_until = Some(Instant::now() + CATCH_UP_LIMIT);
                         for update in updates {
                             stream.send_update(self, update).await?;
                         }
+                        stream.dedupe_until = Some(Instant::now() + DEDUPE_GRACE);
                         next_keepalive = Instant::now() + keepalive;
                     }
                     Err(broadcast::error::RecvError::Closed) => {
@@ -555,7 +567,10 @@ impl ActiveStream {
             .with_option(DhcpOption::LqBaseTime(wire_time(now)))
             .with_option(data);
         session.send(&message).await?;
-        if self.dedupe_until.is_none_or(|until| Instant::now() < until) {
+        if self
+            .dedupe_until
+            .is_some_and(|until| Instant::now() < until)
+        {
             self.dedupe.insert(key, update);
         }
         self.sent += 1;
