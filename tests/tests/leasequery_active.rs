@@ -401,3 +401,20 @@ async fn reconnect_with_start_time_has_no_gaps_or_duplicates() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_an_active_query_with_query_terminated() {
+    let f = Fixture::start(settings()).await;
+    let mut s = f.connect().await;
+    send(&mut s, &active_all([8, 0, 8], &[])).await;
+    assert_eq!(read_msg(&mut s).await.msg_type, 15);
+    f.shutdown.send(true).unwrap();
+    let done = read_msg(&mut s).await;
+    assert_eq!(
+        (done.msg_type, done.xid),
+        (16, [8, 0, 8]),
+        "LEASEQUERY-DONE"
+    );
+    assert_eq!(done.status().0, 11, "QueryTerminated");
+    assert!(read_frame(&mut s, Duration::from_secs(5)).await.is_none());
+}
