@@ -159,7 +159,9 @@ pub struct RenewalEvent {
     pub msg_type: u8,
     /// 1 when the request came through a relay.
     pub relayed: u8,
-    pub _pad: [u8; 6],
+    /// Which of the binding's IAs the reply extended: `BINDING_HAS_NA` | `BINDING_HAS_PD`.
+    pub ias: u8,
+    pub _pad: [u8; 5],
 }
 
 /// Per-CPU token bucket limiting what is passed on to the controller.
@@ -281,7 +283,7 @@ mod tests {
             size_of::<GlobalConfig>(),
             8 + 1 + 1 + 2 + 4 + FAST_SERVER_DUID_MAX
         );
-        assert_eq!(size_of::<RenewalEvent>(), 8 + 8 + 36 + 4 + 1 + 1 + 6);
+        assert_eq!(size_of::<RenewalEvent>(), 8 + 8 + 36 + 4 + 1 + 1 + 1 + 5);
         assert_eq!(
             size_of::<SubnetConfig>(),
             5 * 4 + 4 + 2 + 2 + 2 * FAST_OPTION_MAX

@@ -410,6 +410,7 @@ pub struct State {
     want_domain: u8,
     want_refresh: u8,
     reason: u8,
+    renewed_ias: u8,
 }
 
 /// Stage result meaning "carry on" (every other value is a `stat` reason).
@@ -486,7 +487,8 @@ fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
                 ifindex: st.ifindex,
                 msg_type: st.r.msg_type,
                 relayed: st.relayed,
-                _pad: [0; 6],
+                ias: st.renewed_ias,
+                _pad: [0; 5],
             });
             entry.submit(0);
         }
@@ -734,7 +736,13 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
         if st.new_expires > b.durable_until {
             return Err(stat::PASS_NOT_DURABLE);
         }
-        b.expires = st.new_expires;
+        st.renewed_ias = (if r.na_count == 1 { BINDING_HAS_NA } else { 0 })
+            | (if r.pd_count == 1 { BINDING_HAS_PD } else { 0 });
+        // The map's expiry is the earliest of the binding's IAs: it moves on only when all of
+        // them were renewed (the controller re-reads the store once the renewal is durable).
+        if st.renewed_ias == b.flags {
+            b.expires = st.new_expires;
+        }
     }
     Ok(())
 }
@@ -1078,10 +1086,12 @@ fn server_id_matches(req: *const u8, r: &Request, cfg: &GlobalConfig) -> bool {
 fn ias_match(req: *const u8, r: &Request, b: &BindingValue, need_addr: bool) -> bool {
     let has_na = b.flags & BINDING_HAS_NA != 0;
     let has_pd = b.flags & BINDING_HAS_PD != 0;
-    if (r.na_count == 1) != has_na || (r.pd_count == 1) != has_pd {
+    // Every IA asked about must be one of the binding's (a client may renew them separately).
+    if r.na_count + r.pd_count == 0 || (r.na_count == 1 && !has_na) || (r.pd_count == 1 && !has_pd)
+    {
         return false;
     }
-    if has_na {
+    if r.na_count == 1 {
         if r.na_iaid != b.na_iaid {
             return false;
         }
@@ -1093,7 +1103,7 @@ fn ias_match(req: *const u8, r: &Request, b: &BindingValue, need_addr: bool) -> 
             return false;
         }
     }
-    if has_pd {
+    if r.pd_count == 1 {
         if r.pd_iaid != b.pd_iaid {
             return false;
         }
@@ -1112,7 +1122,7 @@ fn ias_match(req: *const u8, r: &Request, b: &BindingValue, need_addr: bool) -> 
 
 #[inline(always)]
 fn put_ia_na(out: *mut u8, o: usize, r: &Request, b: &BindingValue, s: &SubnetConfig) -> usize {
-    if b.flags & BINDING_HAS_NA == 0 {
+    if r.na_count == 0 || b.flags & BINDING_HAS_NA == 0 {
         return o;
     }
     let p = at(out, o);
@@ -1131,7 +1141,7 @@ fn put_ia_na(out: *mut u8, o: usize, r: &Request, b: &BindingValue, s: &SubnetCo
 
 #[inline(always)]
 fn put_ia_pd(out: *mut u8, o: usize, r: &Request, b: &BindingValue, s: &SubnetConfig) -> usize {
-    if b.flags & BINDING_HAS_PD == 0 {
+    if r.pd_count == 0 || b.flags & BINDING_HAS_PD == 0 {
         return o;
     }
     let p = at(out, o);

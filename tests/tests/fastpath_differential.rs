@@ -211,6 +211,18 @@ async fn fast_path_replies_are_the_controllers_replies() {
         MSG_REBIND,
         &[client_id(), elapsed(), p.bound_pd(), p.bound_na()],
     );
+    // A client may renew its IAs separately (ISC dhclient runs one process per IA type).
+    let renew_na = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            elapsed(),
+            p.bound_na(),
+            dns_and_domain.clone(),
+        ],
+    );
+    let rebind_pd = msg(MSG_REBIND, &[client_id(), elapsed(), p.bound_pd()]);
     let solicit = msg(
         MSG_SOLICIT,
         &[
@@ -245,6 +257,8 @@ async fn fast_path_replies_are_the_controllers_replies() {
             &[(0x88a8, 10), (0x8100, 100)],
         ),
         ("rebind, PD first", rebind.clone(), false, &[]),
+        ("renew of the address alone", renew_na.clone(), false, &[]),
+        ("rebind of the prefix alone", rebind_pd.clone(), false, &[]),
         ("solicit from a known client", solicit.clone(), false, &[]),
         ("solicit with rapid commit", rapid.clone(), false, &[]),
         ("information-request", info.clone(), false, &[]),

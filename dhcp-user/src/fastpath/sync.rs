@@ -430,7 +430,15 @@ pub async fn follow_renewals(
             // SAFETY: the program writes whole RenewalEvents; read_unaligned copes with any
             // alignment of the ring's bytes.
             let renewal = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent) };
-            match server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64) {
+            let mut types = Vec::with_capacity(2);
+            if renewal.ias & BINDING_HAS_NA != 0 {
+                types.push(LeaseType::Na);
+            }
+            if renewal.ias & BINDING_HAS_PD != 0 {
+                types.push(LeaseType::Pd);
+            }
+            match server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64, &types)
+            {
                 Ok(_) => renewed.push(renewal.key.duid().to_vec()),
                 Err(e) => warn!("fast path: recording a renewal failed: {e}"),
             }
@@ -606,7 +614,7 @@ pub async fn start(
     // re-sync keeps those later expiries and carries them back to the store.
     let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, now_unix())?;
     for (duid, expires) in later_expiries {
-        server.apply_fast_path_renewal(&duid, expires)?;
+        server.apply_fast_path_renewal(&duid, expires, &[LeaseType::Na, LeaseType::Pd])?;
     }
     for info in &infos {
         let mode = fp.attach(&info.name, settings.mode)?;

@@ -78,13 +78,42 @@ fn install_stop_handler() -> anyhow::Result<()> {
 }
 
 /// Runs the demo until Ctrl-C. `config` replaces the embedded examples/lab.toml.
+/// Lifetimes the demo uses instead of lab.toml's, so that renewals come every few seconds.
+const DEMO_LIFETIMES: [(&str, u32); 4] = [
+    ("preferred-lifetime", 60),
+    ("valid-lifetime", 120),
+    ("renew-timer", 10),
+    ("rebind-timer", 40),
+];
+
+/// `config` with the subnet lifetime keys set to `lifetimes`.
+fn with_lifetimes(config: &str, lifetimes: &[(&str, u32)]) -> String {
+    config
+        .lines()
+        .map(|line| {
+            let key = line.split('=').next().unwrap_or("").trim();
+            match lifetimes.iter().find(|(k, _)| *k == key) {
+                Some((k, v)) => format!("{k} = {v}\n"),
+                None => format!("{line}\n"),
+            }
+        })
+        .collect()
+}
+
 pub fn run(config: Option<&Path>) -> anyhow::Result<()> {
     install_stop_handler()?;
     let config_text = match config {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
         }
-        None => LAB_CONFIG.to_string(),
+        None => {
+            println!(
+                "[demo] examples/lab.toml, with lifetimes shortened (preferred {}s, valid {}s, T1 {}s, \
+                 T2 {}s) so renewals happen while you watch",
+                DEMO_LIFETIMES[0].1, DEMO_LIFETIMES[1].1, DEMO_LIFETIMES[2].1, DEMO_LIFETIMES[3].1
+            );
+            with_lifetimes(LAB_CONFIG, &DEMO_LIFETIMES)
+        }
     };
     // Check it here, so a broken config fails before any namespace exists.
     crate::config::Config::parse(
@@ -129,6 +158,13 @@ fn run_lab(config_text: &str, state_dir: &Path) -> anyhow::Result<()> {
         link.a.ifname,
         state_dir.display()
     ));
+    // The fast path pins on the lab's bpffs (inside `ip netns exec` /sys/fs/bpf is not the host's).
+    let pin_root = crate::lab::lab_bpffs()?.join(format!("demo-{}", std::process::id()));
+    step(&format!(
+        "the XDP fast path attaches to {} and pins under {}",
+        link.a.ifname,
+        pin_root.display()
+    ));
     let mut server = server_ns
         .command(&exe)
         .arg("serve")
@@ -137,19 +173,70 @@ fn run_lab(config_text: &str, state_dir: &Path) -> anyhow::Result<()> {
         .args(["--iface", &link.a.ifname])
         .arg("--state-dir")
         .arg(state_dir)
+        .arg("--pin-root")
+        .arg(&pin_root)
+        .args(["--detach-on-exit", "--max-bindings", "65536"])
         .stdin(Stdio::null())
         .spawn()
         .context("starting dhcp-user serve in the server namespace")?;
-    let outcome = drive(&client_ns, &link.b.ifname, state_dir, &mut server);
+    let outcome = drive(
+        &client_ns,
+        &link.b.ifname,
+        state_dir,
+        &pin_root,
+        &mut server,
+    );
+    stop_server(&mut server);
+    // Whatever the server did not remove (it was killed, or failed), goes now.
+    let _ = crate::fastpath::FastPath::unpin_all(&pin_root);
+    outcome
+}
+
+/// SIGTERM, then up to 5 s for the server to detach and exit, then SIGKILL.
+fn stop_server(server: &mut Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = server.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = server.kill();
     let _ = server.wait();
-    outcome
+}
+
+/// One line on who answered the renewals: the XDP program (in the kernel) or the controller.
+fn print_renewals(state_dir: &Path, pin_root: &Path) {
+    let in_kernel = crate::fastpath::pinned_stats(pin_root)
+        .ok()
+        .flatten()
+        .map(|counters| {
+            counters
+                .iter()
+                .filter(|(name, _)| name.starts_with("tx_"))
+                .map(|(_, c)| c.packets)
+                .sum::<u64>()
+        })
+        .unwrap_or(0);
+    let by_controller = match request(state_dir, &ControlRequest::Stats) {
+        Ok(ControlResponse::Stats(stats)) => ["renew", "rebind"]
+            .iter()
+            .filter_map(|k| stats.counters.received.get(*k))
+            .sum::<u64>(),
+        _ => 0,
+    };
+    println!("[demo] answered in the kernel by XDP: {in_kernel}; renewals seen by the controller: {by_controller}");
 }
 
 fn drive(
     client_ns: &Namespace,
     ifname: &str,
     state_dir: &Path,
+    pin_root: &Path,
     server: &mut Child,
 ) -> anyhow::Result<()> {
     wait_for_server(state_dir, server)?;
@@ -182,9 +269,14 @@ fn drive(
 
     step("running: dhclient keeps renewing; `dhcp-user bindings --state-dir` shows the table. Ctrl-C stops and cleans up.");
     println!("[demo] state directory: {}", state_dir.display());
+    let mut last_report = std::time::Instant::now();
     while !interrupted() {
         if let Some(status) = server.try_wait()? {
             bail!("the server exited ({status})");
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            print_renewals(state_dir, pin_root);
+            last_report = std::time::Instant::now();
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -8,7 +8,7 @@
 //! let server = Server::open(config, &interfaces)?;            // store, DUID, client counts
 //! let mut events = server.subscribe();                         // fast-path map sync, leasequery
 //! tokio::spawn(server.clone().run(interfaces, shutdown));      // sockets + reclaim timer
-//! server.apply_fast_path_renewal(&duid, expires_unix)?;        // XDP answered a renewal
+//! server.apply_fast_path_renewal(&duid, expires_unix, &[LeaseType::Na])?; // XDP answered a renewal
 //! ```
 //!
 //! Concurrency: a decision runs under one short lock (no await inside), so two requests never
@@ -556,8 +556,8 @@ impl Server {
         }
     }
 
-    /// The XDP fast path answered a renewal for `duid`: extend that client's assigned leases
-    /// to `expires_unix` (with the lifetimes of their subnets), persist through the writer's
+    /// The XDP fast path answered a renewal for `duid`: extend that client's assigned leases of
+    /// the given `types` (the IAs the reply covered) to `expires_unix` (with the lifetimes of their subnets), persist through the writer's
     /// batched `submit` (durable within about a second, not awaited), publish `Renewed`.
     ///
     /// Returns how many leases were extended.
@@ -565,6 +565,7 @@ impl Server {
         &self,
         duid: &[u8],
         expires_unix: i64,
+        types: &[LeaseType],
     ) -> Result<usize, ServerError> {
         let filter = LeaseFilter::Duid {
             duid: duid.to_vec(),
@@ -574,7 +575,7 @@ impl Server {
         let mut changes = Vec::new();
         let mut events = Vec::new();
         for lease in leases {
-            if lease.state != LeaseState::Assigned {
+            if lease.state != LeaseState::Assigned || !types.contains(&lease.lease_type) {
                 continue;
             }
             let Some(subnet) = self.config.subnet(lease.subnet_id) else {

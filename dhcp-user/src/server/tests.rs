@@ -885,7 +885,11 @@ async fn reclaim_clear_and_fast_path_renewal() {
     let expires = lease.expire + 100;
     assert_eq!(
         server
-            .apply_fast_path_renewal(&lease.duid, expires)
+            .apply_fast_path_renewal(
+                &lease.duid,
+                expires,
+                &[crate::store::LeaseType::Na, crate::store::LeaseType::Pd]
+            )
             .unwrap(),
         1
     );
