@@ -87,14 +87,7 @@ fn main() -> ExitCode {
             }
             Task::Run { release, args } => run(&ws, release, args),
             Task::Test => test(&ws),
-            Task::Bench { quick } => {
-                bootstrap(&ws)?;
-                let mode = if quick { " --quick" } else { "" };
-                bail!(
-                    "cargo xtask bench{mode}: the benchmark suite is added by a later issue; \
-                     nothing is measured yet"
-                )
-            }
+            Task::Bench { quick } => bench(&ws, quick),
         }
     })();
     match result {
@@ -461,6 +454,57 @@ fn test(ws: &Workspace) -> Result<u8> {
         0
     } else {
         1
+    })
+}
+
+/// Builds `dhcp-bench` and `dhcp-user` in release (the benchmark starts the server binary that
+/// sits next to it) and runs the benchmark as root; its exit status is ours.
+fn bench(ws: &Workspace, quick: bool) -> Result<u8> {
+    if !is_root() {
+        bail!(
+            "cargo xtask bench needs root (the benchmark loads XDP programs and creates network \
+             namespaces): run it as root, e.g. `sudo -E cargo xtask bench`"
+        );
+    }
+    bootstrap(ws)?;
+    check_privileges()?;
+    let status = ws
+        .cargo()
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "dhcp-user",
+            "--bin",
+            "dhcp-bench",
+            "--bin",
+            "dhcp-user",
+        ])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p dhcp-user --bin dhcp-bench failed (see the errors above)");
+    }
+    let binary = ws.target.join("release").join("dhcp-bench");
+    let mut command = Command::new(&binary);
+    command.current_dir(&ws.root);
+    if quick {
+        command.arg("--quick");
+    }
+    println!(
+        "[bench] {}{}",
+        binary.display(),
+        if quick { " --quick" } else { "" }
+    );
+    std::io::stdout().flush()?;
+    let status = command
+        .status()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(signal)) => 128u8.saturating_add(signal as u8),
+        (None, None) => 1,
     })
 }
 
