@@ -1,35 +1,75 @@
-//! End to end in the benchmark's own namespaces: the XDP fast path attached to a veth and Kea
-//! (`kea-dhcp6`, memfile with persist on), driven by our load generator and by perfdhcp, with
-//! the offered rate stepped to find each knee (< 1 % drops).
+//! End to end in the lab (`crate::lab`: a server namespace and a client namespace joined by one
+//! veth): the XDP fast path alone (bindings pushed into the map), our server (`dhcp-user serve`,
+//! with the fast path and with `--xdp off`) and Kea (`kea-dhcp6`, memfile with persist on), the
+//! same pools and lifetimes, driven by our load generator and by perfdhcp, with the offered rate
+//! stepped to find each knee (< 1 % drops).
 
 use std::{
     collections::BTreeMap,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
-use aya::programs::{Xdp, XdpMode};
-use dhcp_common::maps::TRIVIAL_PROGRAM;
 use serde_json::{json, Value};
 
 use super::{
     loadgen::{self, Client, ClientSocket, StepResult},
-    netns::{in_netns, NetnsPair, CLIENT_IF, SERVER_IF},
     xdp, Options, Report,
 };
-use crate::fastpath::{AttachMode, FastPath};
+use crate::{
+    control::{request, ControlRequest},
+    fastpath::{AttachMode, FastPath},
+    lab::{Lab, Namespace, VethPair},
+};
+
+/// The server's address on the lab link (the subnet of examples/lab.toml is matched by it).
+const SERVER_ADDRESS: &str = "2001:db8:1::1/64";
+const CLIENT_ADDRESS: &str = "2001:db8:1::2/64";
+/// Our server's configuration: the lab's (same pools, lifetimes and options as Kea's below).
+const LAB_CONFIG: &str = include_str!("../../../examples/lab.toml");
+
+/// The lab: a server and a client namespace and the veth between them (client side with the
+/// pass-through XDP program and without tx checksum offload). Torn down on drop.
+pub struct LabNet {
+    // Drop order: the link before the namespaces.
+    pub link: VethPair,
+    pub server: Namespace,
+    pub client: Namespace,
+    _lab: Lab,
+}
+
+impl LabNet {
+    pub fn create() -> Result<Self> {
+        let lab = Lab::new();
+        let server = lab.namespace("bsrv")?;
+        let client = lab.namespace("bcli")?;
+        let link = lab.link(&server, Some(SERVER_ADDRESS), &client, Some(CLIENT_ADDRESS))?;
+        Ok(LabNet {
+            link,
+            server,
+            client,
+            _lab: lab,
+        })
+    }
+
+    /// The load generator's socket, in the client namespace.
+    pub fn client_socket(&self) -> Result<ClientSocket> {
+        let iface = self.link.b.ifname.clone();
+        self.client.run_in(move || ClientSocket::open(&iface))?
+    }
+}
 
 /// IAIDs the load generator's clients use against Kea.
 const NA_IAID: u32 = 1;
 const PD_IAID: u32 = 2;
 
 /// Kea's configuration: the pools, lifetimes and options of examples/lab.toml.
-fn kea_config(dir: &Path) -> Value {
+fn kea_config(dir: &Path, iface: &str) -> Value {
     json!({
         "Dhcp6": {
-            "interfaces-config": { "interfaces": [SERVER_IF] },
+            "interfaces-config": { "interfaces": [iface] },
             "server-id": { "type": "LLT", "persist": false },
             "lease-database": {
                 "type": "memfile",
@@ -48,7 +88,7 @@ fn kea_config(dir: &Path) -> Value {
             "subnet6": [{
                 "id": 1,
                 "subnet": "2001:db8:1::/64",
-                "interface": SERVER_IF,
+                "interface": iface,
                 "rapid-commit": true,
                 "pools": [{ "pool": "2001:db8:1::1000 - 2001:db8:1::ffff" }],
                 "pd-pools": [{ "prefix": "2001:db8:8000::", "prefix-len": 40, "delegated-len": 56 }],
@@ -68,12 +108,17 @@ struct Kea {
 }
 
 impl Kea {
-    fn start(pair: &NetnsPair, dir: &Path) -> Result<Self> {
+    fn start(net: &LabNet, dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let _ = std::fs::remove_file(dir.join("kea-leases6.csv"));
         let config = dir.join("kea-dhcp6.json");
-        std::fs::write(&config, serde_json::to_string_pretty(&kea_config(dir))?)?;
-        let child = NetnsPair::command(&pair.server, "kea-dhcp6")
+        std::fs::write(
+            &config,
+            serde_json::to_string_pretty(&kea_config(dir, &net.link.a.ifname))?,
+        )?;
+        let child = net
+            .server
+            .command("kea-dhcp6")
             .arg("-c")
             .arg(&config)
             .env("KEA_PIDFILE_DIR", dir)
@@ -91,7 +136,7 @@ impl Kea {
 
 impl Drop for Kea {
     fn drop(&mut self) {
-        // `ip netns exec` execs kea-dhcp6 in place, so this pid is Kea's.
+        // nsenter execs kea-dhcp6 in place, so this pid is Kea's.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -112,19 +157,19 @@ pub struct PerfdhcpRun {
 }
 
 fn perfdhcp(
-    pair: &NetnsPair,
+    net: &LabNet,
     rate: u32,
     renew_rate: Option<u32>,
     seconds: u32,
     clients: u32,
 ) -> Result<PerfdhcpRun> {
-    let mut cmd = NetnsPair::command(&pair.client, "timeout");
+    let mut cmd = net.client.command("timeout");
     cmd.args([
         &format!("{}", seconds + 20),
         "perfdhcp",
         "-6",
         "-l",
-        CLIENT_IF,
+        &net.link.b.ifname,
         "-e",
         "address-and-prefix",
         "-r",
@@ -215,25 +260,6 @@ fn perfdhcp(
     })
 }
 
-/// Attaches the trivial XDP_PASS program to the client-side veth: on veth, frames sent back with
-/// XDP_TX by the server side reach the peer only when the peer has an XDP program.
-fn attach_client_pass(pair: &NetnsPair) -> Result<FastPath> {
-    let mut holder = FastPath::load_with(None, true)?;
-    in_netns(&pair.client, || -> Result<()> {
-        let ifindex = crate::fastpath::ifindex(CLIENT_IF)?;
-        let program: &mut Xdp = holder
-            .ebpf_mut()
-            .program_mut(TRIVIAL_PROGRAM)
-            .context("the trivial program")?
-            .try_into()?;
-        program
-            .attach_to_if_index(ifindex, XdpMode::Driver)
-            .or_else(|_| program.attach_to_if_index(ifindex, XdpMode::Skb))?;
-        Ok(())
-    })??;
-    Ok(holder)
-}
-
 fn step_row(
     report: &mut Report,
     section: &str,
@@ -286,30 +312,364 @@ fn knee_rate(steps: &[StepResult], knee: Option<usize>) -> Option<f64> {
     knee.map(|k| steps[k].renewals_per_second)
 }
 
+/// Our server (`dhcp-user serve`, the binary next to `dhcp-bench`) in the lab's server
+/// namespace, with its state directory under the work dir and its pins on the lab's bpffs.
+/// Killed, unpinned and removed on drop.
+struct OurServer {
+    child: Option<Child>,
+    binary: PathBuf,
+    state_dir: PathBuf,
+    pin_root: PathBuf,
+    iface: String,
+    fast_path: bool,
+    max_bindings: u32,
+}
+
+/// How long a server start may take until its control socket answers.
+const SERVER_START_LIMIT: Duration = Duration::from_secs(30);
+
+impl OurServer {
+    /// Starts a fresh server (empty state, nothing pinned); also returns its start-up time.
+    fn start(
+        net: &LabNet,
+        work_dir: &Path,
+        tag: &str,
+        fast_path: bool,
+        max_bindings: u32,
+    ) -> Result<(Self, Duration)> {
+        let binary = std::env::current_exe()
+            .context("locating dhcp-bench")?
+            .with_file_name("dhcp-user");
+        if !binary.is_file() {
+            bail!(
+                "{} is missing: build it next to dhcp-bench (`cargo build --release -p dhcp-user`; \
+                 `cargo xtask bench` does)",
+                binary.display()
+            );
+        }
+        let state_dir = work_dir.join(format!("ours-{tag}"));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir)
+            .with_context(|| format!("creating {}", state_dir.display()))?;
+        std::fs::write(state_dir.join("server.toml"), LAB_CONFIG)?;
+        let pin_root =
+            crate::lab::lab_bpffs()?.join(format!("dhcp-bench-{}-{tag}", std::process::id()));
+        FastPath::unpin_all(&pin_root)
+            .with_context(|| format!("removing stale pins under {}", pin_root.display()))?;
+        let mut server = OurServer {
+            child: None,
+            binary,
+            state_dir,
+            pin_root,
+            iface: net.link.a.ifname.clone(),
+            fast_path,
+            max_bindings,
+        };
+        let up = server.spawn(net)?;
+        Ok((server, up))
+    }
+
+    /// Starts the process (state and pins kept); returns the time until its control socket
+    /// answers, which it does only once its DHCP sockets are open.
+    fn spawn(&mut self, net: &LabNet) -> Result<Duration> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state_dir.join("server.log"))?;
+        let started = Instant::now();
+        let child = net
+            .server
+            .command(&self.binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(self.state_dir.join("server.toml"))
+            .args(["--iface", &self.iface])
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--pin-root")
+            .arg(&self.pin_root)
+            .arg("--detach-on-exit")
+            .args(["--max-bindings", &self.max_bindings.to_string()])
+            .args(["--xdp", if self.fast_path { "auto" } else { "off" }])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting dhcp-user serve")?;
+        self.child = Some(child);
+        loop {
+            if request(&self.state_dir, &ControlRequest::Stats).is_ok() {
+                return Ok(started.elapsed());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!("dhcp-user serve exited ({status}):\n{}", self.log_tail());
+                }
+            }
+            if started.elapsed() > SERVER_START_LIMIT {
+                bail!(
+                    "dhcp-user serve did not answer on its control socket within {:?}:\n{}",
+                    SERVER_START_LIMIT,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL (nsenter execs the server in place, so the child is the server itself).
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The server's resident set size.
+    fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
+    /// Renewals the pinned fast path has answered so far.
+    fn xdp_renewals(&self) -> Option<u64> {
+        crate::fastpath::pinned_stats(&self.pin_root)
+            .ok()
+            .flatten()?
+            .get(dhcp_common::stat::TX_RENEW as usize)
+            .map(|(_, c)| c.packets)
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for OurServer {
+    fn drop(&mut self) {
+        self.kill9();
+        // A killed server leaves its program and maps pinned, as it should on a real box.
+        if let Err(e) = FastPath::unpin_all(&self.pin_root) {
+            tracing::warn!(pin_root = %self.pin_root.display(), error = %e, "unpinning");
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Our server measured with our load generator: priming (4-way), RSS, the renewal knee.
+#[derive(Debug, Clone, serde::Serialize)]
+struct OursRun {
+    fast_path: bool,
+    startup_seconds: f64,
+    prime: loadgen::PrimeResult,
+    controller_rss_bytes_after_priming: Option<u64>,
+    steps: Vec<StepResult>,
+    knee_step: Option<usize>,
+    renewals_per_second: Option<f64>,
+    xdp_renewals_answered: Option<u64>,
+}
+
+/// Starts our server, primes `clients_n` clients, measures RSS and the renewal knee. Returns the
+/// server still running (for the restart measurement), the bound clients and its DUID.
+#[allow(clippy::too_many_arguments)]
+fn measure_ours(
+    net: &LabNet,
+    socket: &ClientSocket,
+    opts: &Options,
+    report: &Report,
+    fast_path: bool,
+    clients_n: u32,
+    rates: &[f64],
+    step_secs: Duration,
+) -> Result<(OursRun, OurServer, Vec<Client>, Vec<u8>)> {
+    let label = if fast_path { "ours" } else { "ours --xdp off" };
+    report.progress("lab", &format!("{label}: starting dhcp-user serve"));
+    let tag = if fast_path { "xdp" } else { "noxdp" };
+    let (server, up) = OurServer::start(
+        net,
+        &opts.work_dir,
+        tag,
+        fast_path,
+        (clients_n * 2).next_power_of_two().max(65_536),
+    )?;
+    let mut clients = loadgen::new_clients(clients_n, NA_IAID, PD_IAID);
+    report.progress(
+        "lab",
+        &format!("{label}: priming {clients_n} clients (4-way)"),
+    );
+    let (duid, prime) = loadgen::prime(
+        socket,
+        &mut clients,
+        true,
+        64,
+        Duration::from_secs(if opts.quick { 20 } else { 120 }),
+    )?;
+    let rss = server.rss_bytes();
+    let bound: Vec<Client> = clients.into_iter().filter(|c| c.na.is_some()).collect();
+    let before = server.xdp_renewals().unwrap_or(0);
+    let (steps, knee) = loadgen::find_knee(socket, &bound, &duid, rates, step_secs, |s| {
+        report.progress(
+            "lab",
+            &format!(
+                "{label}: offered {:.0}/s -> {:.0} valid/s",
+                s.offered_per_second, s.renewals_per_second
+            ),
+        )
+    })?;
+    let xdp_answered = server.xdp_renewals().map(|n| n - before.min(n));
+    let run = OursRun {
+        fast_path,
+        startup_seconds: up.as_secs_f64(),
+        prime,
+        controller_rss_bytes_after_priming: rss,
+        renewals_per_second: knee_rate(&steps, knee),
+        steps,
+        knee_step: knee,
+        xdp_renewals_answered: xdp_answered,
+    };
+    Ok((run, server, bound, duid))
+}
+
+/// kill -9 the server in the middle of a steady Renew load, start it again, and measure: when
+/// the fast path answered a Renew after the kill, how many it answered while the controller was
+/// down, how long until the controller answered again, and the drops over the whole window.
+fn measure_restart(
+    net: &LabNet,
+    server: &mut OurServer,
+    socket: &ClientSocket,
+    clients: &[Client],
+    duid: &[u8],
+    quick: bool,
+) -> Result<Value> {
+    let rate = 2_000.0;
+    let window = Duration::from_secs(if quick { 4 } else { 8 });
+    socket.drain(Duration::from_millis(100), Duration::from_secs(1));
+    std::thread::scope(|scope| -> Result<Value> {
+        let blast = scope.spawn(|| {
+            loadgen::renew_step(
+                socket,
+                clients,
+                duid,
+                rate,
+                window,
+                Duration::from_millis(500),
+                99,
+            )
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let at_kill = server.xdp_renewals().unwrap_or(0);
+        let killed = Instant::now();
+        server.kill9();
+        // Poll the pinned counter (bounded) until the fast path answers a Renew again.
+        let mut fast_path_again = None;
+        while killed.elapsed() < Duration::from_secs(2) {
+            if server.xdp_renewals().unwrap_or(0) > at_kill {
+                fast_path_again = Some(killed.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let spawned = server.spawn(net);
+        let controller_again = killed.elapsed();
+        let during = server.xdp_renewals().unwrap_or(0).saturating_sub(at_kill);
+        let step = blast
+            .join()
+            .map_err(|_| anyhow::anyhow!("the load generator thread panicked"))??;
+        let startup = spawned?;
+        Ok(json!({
+            "offered_renewals_per_second": rate,
+            "window_seconds": window.as_secs_f64(),
+            "fast_path_answered_after_kill_seconds": fast_path_again.map(|d| d.as_secs_f64()),
+            "renewals_answered_by_xdp_while_controller_down": during,
+            "controller_down_seconds": controller_again.as_secs_f64(),
+            "controller_startup_seconds": startup.as_secs_f64(),
+            "step": step,
+            "method": "kill -9 one second into a steady Renew load; the restarted server finds program and maps pinned; 'controller down' is from the kill until the new process answers on its control socket (its DHCP sockets are open by then)",
+        }))
+    })
+}
+
+/// perfdhcp stepped through `rates` (4-way, or renewing with `renew`), each step against a fresh
+/// server from `start`; stops at the first step with >= 1 % drops. Returns the runs and the best
+/// rate under 1 % drops.
+fn perfdhcp_steps<G>(
+    net: &LabNet,
+    report: &Report,
+    label: &str,
+    rates: &[u32],
+    renew: bool,
+    seconds: u32,
+    mut start: impl FnMut() -> Result<G>,
+) -> Result<(Vec<PerfdhcpRun>, Option<f64>)> {
+    let mut runs = Vec::new();
+    let mut best: Option<f64> = None;
+    for &rate in rates {
+        let _server = start()?;
+        let what = if renew { "renew" } else { "4-way" };
+        report.progress("lab", &format!("perfdhcp -> {label}: {what} at {rate}/s"));
+        let run = perfdhcp(net, rate, renew.then_some(rate), seconds, 50_000)?;
+        let ok = run.drop_ratio < 0.01;
+        if ok {
+            let figure = if renew {
+                run.renewals_per_second
+            } else {
+                run.four_way_per_second
+            };
+            best = max_of(best, figure);
+        }
+        runs.push(run);
+        if !ok {
+            break;
+        }
+    }
+    Ok((runs, best))
+}
+
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> Option<f64> {
+    match (ours, theirs) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn rate_or(value: Option<f64>, unit: &str) -> String {
+    value
+        .map(|v| format!("{v:.0} {unit}"))
+        .unwrap_or_else(|| "no step under 1 % drops".into())
+}
+
 /// Runs the lab section into `report`.
 pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let step_secs = Duration::from_secs(if opts.quick { 1 } else { 3 });
     report.progress("lab", "creating namespaces");
-    let pair = NetnsPair::create("e2e")?;
-    let _client_pass = attach_client_pass(&pair)?;
-    let server_ll = pair.link_local(&pair.server, SERVER_IF)?;
+    let net = LabNet::create()?;
 
     // The fast path alone: bindings pushed into the map, XDP answers on the server veth.
     let fp_clients_n: u32 = if opts.quick { 10_000 } else { 100_000 };
-    report.progress("lab", "fast path: loading and attaching");
+    report.progress("lab", "fast path alone: loading and attaching");
     let mut fp = FastPath::load(None)?;
-    let mode = in_netns(&pair.server, || -> Result<_> {
-        let ifindex = crate::fastpath::ifindex(SERVER_IF)?;
-        xdp::configure(
-            &mut fp,
-            &xdp::ServerSide {
-                ifindex,
-                mac: [0x02, 0x53, 0, 0, 0, 1],
-                link_local: server_ll,
-                duid: xdp::SERVER_DUID.to_vec(),
-            },
-        )?;
-        Ok(fp.attach(SERVER_IF, AttachMode::Auto)?)
+    let side = xdp::ServerSide {
+        ifindex: net.link.a.ifindex,
+        mac: net.link.a.mac,
+        link_local: net.link.a.link_local,
+        duid: xdp::SERVER_DUID.to_vec(),
+    };
+    let server_if = net.link.a.ifname.clone();
+    let mode = net.server.run_in(|| -> Result<_> {
+        xdp::configure(&mut fp, &side)?;
+        Ok(fp.attach(&server_if, AttachMode::Auto)?)
     })??;
     xdp::fill_batched(&mut fp, fp_clients_n, 10_000)?;
     let fp_clients: Vec<Client> = (0..fp_clients_n)
@@ -336,7 +696,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             1_200_000.0,
         ]
     };
-    let socket = in_netns(&pair.client, || ClientSocket::open(CLIENT_IF))??;
+    let socket = net.client_socket()?;
     let (fp_steps, fp_knee) = loadgen::find_knee(
         &socket,
         &fp_clients,
@@ -347,7 +707,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             report.progress(
                 "lab",
                 &format!(
-                    "fast path: offered {:.0}/s -> {:.0} valid/s",
+                    "fast path alone: offered {:.0}/s -> {:.0} valid/s",
                     s.offered_per_second, s.renewals_per_second
                 ),
             )
@@ -361,7 +721,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         .filter(|(_, c)| c.packets > 0)
         .map(|(i, c)| (dhcp_common::stat::NAMES[i], c.packets))
         .collect();
-    fp.detach(SERVER_IF)?;
+    net.server
+        .run_in(|| fp.detach(&server_if))?
+        .context("detaching the fast path")?;
     drop(fp);
     step_row(
         report,
@@ -386,24 +748,101 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     );
     report.set("lab_fastpath_renewals_per_second", json!(fp_rate));
 
-    // Kea: prime with 4-way exchanges, then renew.
-    let kea_dir = opts.work_dir.join("kea");
-    let kea_clients_n: u32 = if opts.quick { 2_000 } else { 20_000 };
-    report.progress("lab", "kea: starting");
-    let kea_rates: Vec<f64> = if opts.quick {
-        vec![500.0, 2_000.0, 8_000.0, 16_000.0]
+    // Our server, the same clients count and rate steps as Kea's below (and the fast path's
+    // higher steps where it goes further).
+    let clients_n: u32 = if opts.quick { 2_000 } else { 20_000 };
+    let controller_rates: Vec<f64> = if opts.quick {
+        vec![2_000.0, 8_000.0, 16_000.0, 32_000.0]
     } else {
         vec![
             500.0, 1_000.0, 2_000.0, 4_000.0, 8_000.0, 12_000.0, 16_000.0, 24_000.0, 32_000.0,
+            48_000.0, 64_000.0,
         ]
     };
+    let (ours, restart) = {
+        let (ours, mut server, bound, duid) = measure_ours(
+            &net, &socket, opts, report, true, clients_n, &fp_rates, step_secs,
+        )?;
+        report.progress("lab", "ours: kill -9 and restart under Renew load");
+        let restart = measure_restart(&net, &mut server, &socket, &bound, &duid, opts.quick)?;
+        (ours, restart)
+    };
+    let (ours_noxdp, _, _, _) = measure_ours(
+        &net,
+        &socket,
+        opts,
+        report,
+        false,
+        clients_n,
+        &controller_rates,
+        step_secs,
+    )?;
+    step_row(
+        report,
+        "lab: renewals, own load generator",
+        "our server (XDP fast path + controller)",
+        &ours.steps,
+        ours.knee_step,
+    );
+    step_row(
+        report,
+        "lab: renewals, own load generator",
+        "our server, --xdp off (controller alone)",
+        &ours_noxdp.steps,
+        ours_noxdp.knee_step,
+    );
+    report.set(
+        "controller_rss_bytes",
+        json!(ours.controller_rss_bytes_after_priming),
+    );
+    report.row(
+        "lab: our server",
+        &format!("controller RSS after priming {} clients", ours.prime.bound),
+        ours.controller_rss_bytes_after_priming
+            .map(|b| format!("{:.1} MB", b as f64 / 1e6))
+            .unwrap_or_else(|| "not read".into()),
+        "VmRSS of dhcp-user serve",
+    );
+    report.set(
+        "restart_to_fastpath_seconds",
+        restart["fast_path_answered_after_kill_seconds"].clone(),
+    );
+    report.set(
+        "restart_controller_seconds",
+        restart["controller_down_seconds"].clone(),
+    );
+    let restart_drops = restart["step"]["drop_ratio"].as_f64().unwrap_or(1.0);
+    report.row(
+        "lab: our server",
+        "kill -9 and restart under 2 000 Renews/s",
+        format!(
+            "fast path answered {} after the kill; {} renewals answered by XDP while the controller was down ({:.2} s)",
+            restart["fast_path_answered_after_kill_seconds"]
+                .as_f64()
+                .map(|s| format!("{:.1} ms", s * 1e3))
+                .unwrap_or_else(|| "nothing".into()),
+            restart["renewals_answered_by_xdp_while_controller_down"],
+            restart["controller_down_seconds"].as_f64().unwrap_or(0.0),
+        ),
+        &format!("{:.2} % drops over the window", restart_drops * 100.0),
+    );
+    report.row(
+        "lab: new leases",
+        "our server, own load generator (4-way, 64 in flight)",
+        format!(
+            "{:.0} exchanges/s ({} of {} bound)",
+            ours.prime.exchanges_per_second, ours.prime.bound, ours.prime.clients
+        ),
+        "priming run, not stepped; every lease durable before the Reply",
+    );
+
+    // Kea: prime with 4-way exchanges, then renew.
+    let kea_dir = opts.work_dir.join("kea");
+    report.progress("lab", "kea: starting");
     let (kea_prime, kea_steps, kea_knee) = {
-        let _kea = Kea::start(&pair, &kea_dir)?;
-        let mut clients = loadgen::new_clients(kea_clients_n, NA_IAID, PD_IAID);
-        report.progress(
-            "lab",
-            &format!("kea: priming {kea_clients_n} clients (4-way)"),
-        );
+        let _kea = Kea::start(&net, &kea_dir)?;
+        let mut clients = loadgen::new_clients(clients_n, NA_IAID, PD_IAID);
+        report.progress("lab", &format!("kea: priming {clients_n} clients (4-way)"));
         let (kea_duid, prime) = loadgen::prime(
             &socket,
             &mut clients,
@@ -412,8 +851,13 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             Duration::from_secs(if opts.quick { 20 } else { 120 }),
         )?;
         let bound: Vec<Client> = clients.into_iter().filter(|c| c.na.is_some()).collect();
-        let (steps, knee) =
-            loadgen::find_knee(&socket, &bound, &kea_duid, &kea_rates, step_secs, |s| {
+        let (steps, knee) = loadgen::find_knee(
+            &socket,
+            &bound,
+            &kea_duid,
+            &controller_rates,
+            step_secs,
+            |s| {
                 report.progress(
                     "lab",
                     &format!(
@@ -421,7 +865,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
                         s.offered_per_second, s.renewals_per_second
                     ),
                 )
-            })?;
+            },
+        )?;
         (prime, steps, knee)
     };
     drop(socket);
@@ -442,129 +887,170 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         "priming run, not stepped",
     );
     let kea_rate = knee_rate(&kea_steps, kea_knee);
-    let fp_vs_kea = match (fp_rate, kea_rate) {
-        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-        _ => None,
-    };
+    let e2e_renew_ratio = ratio(ours.renewals_per_second, kea_rate);
+    let noxdp_ratio = ratio(ours_noxdp.renewals_per_second, kea_rate);
     report.set(
         "lab_kea_loadgen",
         json!({ "prime": kea_prime, "steps": kea_steps, "knee_step": kea_knee, "renewals_per_second": kea_rate }),
     );
-    report.set("lab_fastpath_renew_ratio_vs_kea", json!(fp_vs_kea));
-    if let Some(r) = fp_vs_kea {
+    report.set("lab_ours_loadgen", json!(ours));
+    report.set("lab_ours_xdp_off_loadgen", json!(ours_noxdp));
+    report.set("lab_ours_restart", restart);
+    report.set("e2e_renew_ratio_vs_kea", json!(e2e_renew_ratio));
+    report.set("e2e_renew_ratio_vs_kea_xdp_off", json!(noxdp_ratio));
+    report.set(
+        "lab_fastpath_renew_ratio_vs_kea",
+        json!(ratio(fp_rate, kea_rate)),
+    );
+    report.set(
+        "e2e_own_generator_new_lease_ratio_vs_kea",
+        json!(ratio(
+            Some(ours.prime.exchanges_per_second),
+            Some(kea_prime.exchanges_per_second)
+        )),
+    );
+    for (what, r) in [
+        ("our server / Kea", e2e_renew_ratio),
+        ("our server --xdp off / Kea", noxdp_ratio),
+        ("XDP fast path alone / Kea", ratio(fp_rate, kea_rate)),
+    ] {
         report.row(
             "lab: renewals, own load generator",
-            "XDP fast path alone / Kea",
-            format!("{r:.1}x"),
-            "target for our server end to end: >= 50x",
+            what,
+            r.map(|r| format!("{r:.1}x"))
+                .unwrap_or_else(|| "no ratio (a side had no step under 1 % drops)".into()),
+            if what == "our server / Kea" {
+                "target >= 50x"
+            } else {
+                ""
+            },
         );
     }
 
-    // perfdhcp against Kea: new leases (4-way) and renewals, stepped; and its own ceiling.
+    // perfdhcp against Kea and against our server: new leases (4-way) and renewals, stepped;
+    // and perfdhcp's own ceiling.
     let pd_secs = if opts.quick { 2 } else { 4 };
     let new_rates: &[u32] = if opts.quick {
         &[500, 2_000]
     } else {
-        &[500, 1_000, 2_000, 4_000, 8_000]
+        &[500, 1_000, 2_000, 4_000, 8_000, 16_000]
     };
-    let mut new_runs = Vec::new();
-    let mut renew_runs = Vec::new();
-    let ceiling;
-    {
-        let mut best_new: Option<f64> = None;
-        for &rate in new_rates {
-            let _kea = Kea::start(&pair, &kea_dir)?;
-            report.progress("lab", &format!("perfdhcp -> kea: 4-way at {rate}/s"));
-            let run = perfdhcp(&pair, rate, None, pd_secs, 50_000)?;
-            let ok = run.drop_ratio < 0.01;
-            if ok {
-                best_new = max_of(best_new, run.four_way_per_second);
+    let renew_rates: &[u32] = if opts.quick {
+        &[500, 2_000]
+    } else {
+        &[500, 1_000, 2_000, 4_000, 8_000, 16_000, 24_000]
+    };
+    let kea_start = || Kea::start(&net, &kea_dir);
+    let (kea_new_runs, kea_new) =
+        perfdhcp_steps(&net, report, "kea", new_rates, false, pd_secs, kea_start)?;
+    let (kea_renew_runs, kea_renew) =
+        perfdhcp_steps(&net, report, "kea", renew_rates, true, pd_secs, kea_start)?;
+    let ours_start = || -> Result<OurServer> {
+        Ok(OurServer::start(&net, &opts.work_dir, "perfdhcp", true, 131_072)?.0)
+    };
+    let (ours_new_runs, ours_new) =
+        perfdhcp_steps(&net, report, "ours", new_rates, false, pd_secs, ours_start)?;
+    let (ours_renew_runs, ours_renew) =
+        perfdhcp_steps(&net, report, "ours", renew_rates, true, pd_secs, ours_start)?;
+    let ceiling = {
+        let _kea = Kea::start(&net, &kea_dir)?;
+        report.progress("lab", "perfdhcp: its own ceiling (unbounded rate)");
+        perfdhcp(&net, 1_000_000, None, 2, 50_000).ok()
+    };
+    let new_ratio = ratio(ours_new, kea_new);
+    let perfdhcp_renew_ratio = ratio(ours_renew, kea_renew);
+    report.set("e2e_new_lease_ratio_vs_kea", json!(new_ratio));
+    report.set("perfdhcp_renew_ratio_vs_kea", json!(perfdhcp_renew_ratio));
+    report.row(
+        "lab: new leases",
+        "perfdhcp 4-way, < 1 % drops: ours vs Kea",
+        format!(
+            "{} vs {}",
+            rate_or(ours_new, "exchanges/s"),
+            rate_or(kea_new, "exchanges/s")
+        ),
+        &format!(
+            "{} (target >= 3x){}",
+            new_ratio
+                .map(|r| format!("{r:.2}x"))
+                .unwrap_or_else(|| "no ratio".into()),
+            if ours_new_runs.last().is_some_and(|r| r.drop_ratio < 0.01) {
+                "; ours never dropped 1 %: the top step is a floor"
+            } else {
+                ""
             }
-            new_runs.push(run);
-            if !ok {
-                break;
+        ),
+    );
+    report.row(
+        "lab: renewals, perfdhcp",
+        "perfdhcp renew, < 1 % drops: ours vs Kea",
+        format!(
+            "{} vs {}",
+            rate_or(ours_renew, "renewals/s"),
+            rate_or(kea_renew, "renewals/s")
+        ),
+        &format!(
+            "{}; perfdhcp renews leases it got in the same run (-r R -f R){}",
+            perfdhcp_renew_ratio
+                .map(|r| format!("{r:.2}x"))
+                .unwrap_or_else(|| "no ratio".into()),
+            if ours_renew_runs.last().is_some_and(|r| r.drop_ratio < 0.01) {
+                "; ours never dropped 1 %: limited by the steps / perfdhcp"
+            } else {
+                ""
             }
-        }
-        let mut best_renew: Option<f64> = None;
-        for &rate in new_rates {
-            let _kea = Kea::start(&pair, &kea_dir)?;
-            report.progress("lab", &format!("perfdhcp -> kea: renew at {rate}/s"));
-            let run = perfdhcp(&pair, rate, Some(rate), pd_secs, 50_000)?;
-            let ok = run.drop_ratio < 0.01;
-            if ok {
-                best_renew = max_of(best_renew, run.renewals_per_second);
-            }
-            renew_runs.push(run);
-            if !ok {
-                break;
-            }
-        }
-        {
-            let _kea = Kea::start(&pair, &kea_dir)?;
-            report.progress("lab", "perfdhcp: its own ceiling (unbounded rate)");
-            ceiling = perfdhcp(&pair, 1_000_000, None, 2, 50_000).ok();
-        }
+        ),
+    );
+    if let Some(c) = &ceiling {
         report.row(
-            "lab: new leases",
-            "Kea, perfdhcp 4-way, < 1 % drops",
-            best_new
-                .map(|v| format!("{v:.0} exchanges/s"))
-                .unwrap_or_else(|| "no step under 1 % drops".into()),
-            "",
+            "lab: perfdhcp",
+            "perfdhcp's own ceiling",
+            format!("{:.0} packets/s sent", c.sent_packets_per_second),
+            "-r 1000000 against Kea; perfdhcp cannot offer more",
         );
-        report.row(
-            "lab: renewals, perfdhcp",
-            "Kea, perfdhcp renew, < 1 % drops",
-            best_renew
-                .map(|v| format!("{v:.0} renewals/s"))
-                .unwrap_or_else(|| "no step under 1 % drops".into()),
-            "perfdhcp renews leases it got in the same run (-r R -f R)",
-        );
-        if let Some(c) = &ceiling {
-            report.row(
-                "lab: perfdhcp",
-                "perfdhcp's own ceiling",
-                format!("{:.0} packets/s sent", c.sent_packets_per_second),
-                "-r 1000000 against Kea; perfdhcp cannot offer more",
-            );
-        }
-        report.set("lab_kea_perfdhcp_new_leases_per_second", json!(best_new));
-        report.set("lab_kea_perfdhcp_renewals_per_second", json!(best_renew));
-        // Validation: our generator and perfdhcp against the same Kea at a rate both reach.
-        let agree = renew_runs
-            .iter()
-            .filter(|r| r.drop_ratio < 0.01)
-            .filter_map(|r| {
-                let ours = kea_steps.iter().find(|s| s.offered_per_second == r.rate as f64 && s.drop_ratio < 0.01)?;
-                let theirs = r.renewals_per_second?;
-                Some(json!({
-                    "rate": r.rate,
-                    "perfdhcp_renewals_per_second": theirs,
-                    "loadgen_renewals_per_second": ours.renewals_per_second,
-                    "relative_difference": (ours.renewals_per_second - theirs).abs() / theirs.max(1.0),
-                }))
-            })
-            .collect::<Vec<_>>();
-        if let Some(last) = agree.last() {
-            report.row(
-                "lab: load generator validation",
-                &format!("Kea renewals at {}/s", last["rate"]),
-                format!(
-                    "ours {:.0}/s vs perfdhcp {:.0}/s ({:.1} % apart)",
-                    last["loadgen_renewals_per_second"].as_f64().unwrap_or(0.0),
-                    last["perfdhcp_renewals_per_second"].as_f64().unwrap_or(0.0),
-                    last["relative_difference"].as_f64().unwrap_or(0.0) * 100.0
-                ),
-                "both under 1 % drops",
-            );
-        }
-        report.set("loadgen_validation_vs_perfdhcp", json!(agree));
     }
+    report.set("lab_kea_perfdhcp_new_leases_per_second", json!(kea_new));
+    report.set("lab_kea_perfdhcp_renewals_per_second", json!(kea_renew));
+    report.set("lab_ours_perfdhcp_new_leases_per_second", json!(ours_new));
+    report.set("lab_ours_perfdhcp_renewals_per_second", json!(ours_renew));
+    // Validation: our generator and perfdhcp against the same Kea at a rate both reach.
+    let agree = kea_renew_runs
+        .iter()
+        .filter(|r| r.drop_ratio < 0.01)
+        .filter_map(|r| {
+            let ours = kea_steps
+                .iter()
+                .find(|s| s.offered_per_second == r.rate as f64 && s.drop_ratio < 0.01)?;
+            let theirs = r.renewals_per_second?;
+            Some(json!({
+                "rate": r.rate,
+                "perfdhcp_renewals_per_second": theirs,
+                "loadgen_renewals_per_second": ours.renewals_per_second,
+                "relative_difference": (ours.renewals_per_second - theirs).abs() / theirs.max(1.0),
+            }))
+        })
+        .collect::<Vec<_>>();
+    if let Some(last) = agree.last() {
+        report.row(
+            "lab: load generator validation",
+            &format!("Kea renewals at {}/s", last["rate"]),
+            format!(
+                "ours {:.0}/s vs perfdhcp {:.0}/s ({:.1} % apart)",
+                last["loadgen_renewals_per_second"].as_f64().unwrap_or(0.0),
+                last["perfdhcp_renewals_per_second"].as_f64().unwrap_or(0.0),
+                last["relative_difference"].as_f64().unwrap_or(0.0) * 100.0
+            ),
+            "both under 1 % drops",
+        );
+    }
+    report.set("loadgen_validation_vs_perfdhcp", json!(agree));
     report.set(
         "lab_perfdhcp",
         json!({
-            "new_lease_runs": new_runs,
-            "renew_runs": renew_runs,
+            "kea_new_lease_runs": kea_new_runs,
+            "kea_renew_runs": kea_renew_runs,
+            "ours_new_lease_runs": ours_new_runs,
+            "ours_renew_runs": ours_renew_runs,
             "ceiling_run": ceiling,
             "ceiling_packets_per_second": ceiling.as_ref().map(|c| c.sent_packets_per_second),
         }),

@@ -5,7 +5,7 @@
 //! second, drops, invalid replies and latency percentiles.
 //!
 //! Runs on the client side of a lab veth pair: the socket must be opened inside the client
-//! namespace (see `netns::in_netns`). Every loop is bounded in count and in time.
+//! namespace (see `crate::lab::Namespace::run_in`). Every loop is bounded in count and in time.
 
 use std::{
     collections::BTreeMap,
