@@ -7,7 +7,8 @@
 //! Shape: the entry copies the frame into a per-CPU scratch buffer (`bpf_xdp_load_bytes`), parses
 //! and builds the reply there with masked offsets (every access is in bounds by construction, so
 //! the verifier needs no per-access proof), then resizes the frame and writes the reply back
-//! (`bpf_xdp_adjust_tail` + `bpf_xdp_store_bytes`). One exit counts every verdict by reason.
+//! (`bpf_xdp_adjust_head`/`_tail` + `bpf_xdp_store_bytes`). One exit counts every verdict by
+//! reason.
 #![no_std]
 #![no_main]
 // For `opaque`: an empty asm statement is the only way to hide a value's range from LLVM.
@@ -17,8 +18,8 @@ use aya_ebpf::{
     bindings::xdp_action,
     btf_maps::{lpm_trie::Key, Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
     helpers::{
-        bpf_csum_diff, bpf_ktime_get_boot_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
-        bpf_xdp_store_bytes,
+        bpf_csum_diff, bpf_ktime_get_boot_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+        bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     macros::{btf_map, xdp},
     programs::XdpContext,
@@ -461,9 +462,16 @@ fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     }
     let st = unsafe { &mut (*sc).st };
     let new_len = st.new_len;
-    // Resize the frame and write the reply over it.
+    // Resize the frame and write the reply over it. A longer reply grows at the front: every
+    // driver guarantees XDP_PACKET_HEADROOM (256 bytes) there, while the tailroom of a frame can
+    // be next to nothing (a veth peer's small skb). A shorter one is trimmed at the tail.
     let delta = new_len as i32 - frame_len as i32;
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+    let resized = if delta > 0 {
+        unsafe { bpf_xdp_adjust_head(ctx.ctx, -delta) }
+    } else {
+        unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) }
+    };
+    if resized != 0 {
         return Err(stat::PASS_NO_ROOM);
     }
     if new_len < ETH_HLEN + IPV6_HLEN + UDP_HLEN + 4 || new_len > FRAME_MAX {
@@ -495,8 +503,12 @@ fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     }
     // SAFETY: a plain read of a load-time constant.
     if unsafe { core::ptr::read_volatile(&BENCH_RESTORE_REQUEST) } != 0 {
-        let back = frame_len as i32 - new_len as i32;
-        if unsafe { bpf_xdp_adjust_tail(ctx.ctx, back) } != 0
+        let back = if delta > 0 {
+            unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) }
+        } else {
+            unsafe { bpf_xdp_adjust_tail(ctx.ctx, -delta) }
+        };
+        if back != 0
             || unsafe {
                 bpf_xdp_store_bytes(
                     ctx.ctx,

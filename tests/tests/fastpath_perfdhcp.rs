@@ -1,0 +1,113 @@
+//! perfdhcp renewing through the fast path, and the controller killed in the middle of the run:
+//! the renewals keep being answered (by the pinned XDP program): perfdhcp counts every Renew it
+//! sent answered, and the program's counters show answers after the kill.
+
+mod server_common;
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use dhcp_common::stat;
+use server_common::{lab_config, LabServer};
+
+fn xdp_counter(lab: &LabServer, index: u32) -> u64 {
+    dhcp_user::fastpath::pinned_stats(&lab.pin_root())
+        .expect("pinned counters")
+        .expect("the fast path is pinned")[index as usize]
+        .1
+        .packets
+}
+
+/// The fast path's non-zero counters, for failure messages.
+fn counters(lab: &LabServer) -> String {
+    dhcp_user::fastpath::pinned_stats(&lab.pin_root())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .iter()
+        .filter(|(_, c)| c.packets > 0)
+        .map(|(name, c)| format!("{name}={}", c.packets))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn renewals_keep_being_answered_while_the_controller_is_killed() {
+    let mut lab = LabServer::start_with("xdp-perfdhcp", &lab_config(&[], ""), true);
+    // 300 clients, 300 exchanges/s for 12 s (bounded by -p and the timeout), up to 250/s of them
+    // Renews (perfdhcp renews each lease it obtained).
+    let mut perfdhcp = lab
+        .client_ns
+        .command("timeout")
+        .args(["40", "perfdhcp", "-6", "-l", &lab.link.b.ifname])
+        .args([
+            "-r", "300", "-R", "300", "-f", "250", "-p", "12", "-W", "2000000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running perfdhcp (kea-admin package)");
+
+    // Let it bind clients and start renewing through the fast path.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while xdp_counter(&lab, stat::TX_RENEW) < 100 {
+        if Instant::now() > deadline {
+            let _ = perfdhcp.kill();
+            let out = perfdhcp.wait_with_output().unwrap();
+            panic!(
+                "no renewals answered by XDP; counters: {}; controller: {:?}; perfdhcp:\n{}{}",
+                counters(&lab),
+                lab.stats().counters.received,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.kill9();
+    let at_kill = xdp_counter(&lab, stat::TX_RENEW);
+    let out = perfdhcp.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    let after = xdp_counter(&lab, stat::TX_RENEW);
+    eprintln!(
+        "renewals answered by XDP after the kill: {}; counters: {}",
+        after - at_kill,
+        counters(&lab)
+    );
+    assert!(
+        after > at_kill,
+        "renewals answered after the controller was killed; counters: {}",
+        counters(&lab)
+    );
+    // perfdhcp's own account of the Renew-Reply exchanges over the whole run, kill included:
+    // every Renew it sent was answered.
+    let (sent, received) =
+        renew_exchanges(&text).unwrap_or_else(|| panic!("perfdhcp's renew statistics:\n{text}"));
+    assert!(sent > 0, "perfdhcp sent renews:\n{text}");
+    assert!(
+        received * 100 >= sent * 99,
+        "Renew-Reply: {received} of {sent} answered:\n{text}"
+    );
+}
+
+/// (sent, received) packets of perfdhcp's "Renew-Reply" exchange statistics.
+fn renew_exchanges(text: &str) -> Option<(u64, u64)> {
+    let section = &text[text.find("RENEW-REPLY")?..];
+    let number = |label: &str| -> Option<u64> {
+        let at = section.find(label)? + label.len();
+        section[at..]
+            .trim_start_matches([':', ' '])
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((number("sent packets")?, number("received packets")?))
+}
