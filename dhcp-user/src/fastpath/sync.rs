@@ -634,16 +634,23 @@ pub async fn start(
             warn!("fast path: reading renewals stopped: {e:#}");
         }
     });
-    // Keep the Unix-time offset true across wall-clock steps.
+    // Every few seconds: keep the Unix-time offset true across wall-clock steps, and export the
+    // program's counters to Prometheus (dhcp_fastpath_packets_total{verdict=...}).
     let clock_fp = fast_path.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
             let mut fp = clock_fp.lock().unwrap_or_else(|e| e.into_inner());
             if let Ok(mut global) = fp.global() {
                 global.boot_to_unix_ns = super::boot_to_unix_ns();
                 let _ = fp.set_global(&global);
+            }
+            if let Ok(counters) = fp.stats() {
+                for (name, counter) in dhcp_common::stat::NAMES.iter().zip(counters) {
+                    metrics::counter!("dhcp_fastpath_packets_total", "verdict" => *name)
+                        .absolute(counter.packets);
+                }
             }
         }
     });
