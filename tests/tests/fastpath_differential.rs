@@ -247,7 +247,9 @@ async fn fast_path_replies_are_the_controllers_replies() {
         &[client_id(), elapsed(), oro(&[23, 24, 32])],
     );
     let iface_id: &[u8] = b"ge-0/0/1.100";
-    let cases: Vec<(&str, Vec<u8>, bool, &[(u16, u16)])> = vec![
+    // (what, request, through a relay, VLAN tags)
+    type Case<'a> = (&'a str, Vec<u8>, bool, &'a [(u16, u16)]);
+    let cases: Vec<Case> = vec![
         ("renew", renew.clone(), false, &[]),
         ("renew, 802.1Q", renew.clone(), false, &[(0x8100, 100)]),
         (

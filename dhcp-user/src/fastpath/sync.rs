@@ -267,15 +267,19 @@ pub struct ResyncReport {
     pub controller_only: u64,
 }
 
+/// A client (DUID) whose binding the pinned map holds with a later expiry than the store: a
+/// renewal the program answered while no controller was there to record it.
+pub type LaterExpiry = (Vec<u8>, i64);
+
 /// Pushes every active binding in the store into the map, merging with what a surviving pinned map
 /// holds (an expiry never moves backwards), and removes map entries the store does not back.
-/// Returns the (client DUID, expiry) pairs the map holds later than the store.
+/// Returns the clients whose map expiry is later than the store's.
 pub fn resync(
     fp: &mut FastPath,
     store: &dyn LeaseStore,
     index: &SubnetIndex,
     now: i64,
-) -> Result<(ResyncReport, Vec<(Vec<u8>, i64)>), anyhow::Error> {
+) -> Result<(ResyncReport, Vec<LaterExpiry>), anyhow::Error> {
     let started = Instant::now();
     let mut by_duid: HashMap<Vec<u8>, Vec<Lease>> = HashMap::new();
     for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
