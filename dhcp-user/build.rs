@@ -17,7 +17,12 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
     let ebpf_dir = root.join("dhcp-ebpf");
-    for watched in ["dhcp-ebpf/src", "dhcp-ebpf/Cargo.toml", "dhcp-common/src", "dhcp-common/Cargo.toml"] {
+    for watched in [
+        "dhcp-ebpf/src",
+        "dhcp-ebpf/Cargo.toml",
+        "dhcp-common/src",
+        "dhcp-common/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=DHCP_EBPF_OBJECT");
@@ -50,7 +55,12 @@ fn build_ebpf(ebpf_dir: &Path) -> PathBuf {
         if (key.starts_with("CARGO_") && key != "CARGO_HOME")
             || matches!(
                 key.as_str(),
-                "RUSTC" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTFLAGS" | "RUSTDOC" | "RUSTUP_TOOLCHAIN"
+                "RUSTC"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "RUSTFLAGS"
+                    | "RUSTDOC"
+                    | "RUSTUP_TOOLCHAIN"
             )
         {
             cmd.env_remove(&key);
@@ -68,7 +78,9 @@ fn build_ebpf(ebpf_dir: &Path) -> PathBuf {
         )
         .env("CARGO_TARGET_DIR", &target_dir)
         .args(["build", "--release", "--target", "bpfel-unknown-none", "--quiet"]);
-    let status = cmd.status().expect("running Debian's cargo for the eBPF crate");
+    let status = cmd
+        .status()
+        .expect("running Debian's cargo for the eBPF crate");
     if !status.success() {
         panic!("building dhcp-ebpf for bpfel-unknown-none failed (see the errors above)");
     }
