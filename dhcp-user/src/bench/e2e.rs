@@ -192,7 +192,22 @@ fn perfdhcp(
         .stdin(Stdio::null())
         .output()
         .context("running perfdhcp")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_perfdhcp(&text, rate, renew_rate, seconds).with_context(|| {
+        format!(
+            "perfdhcp printed no statistics: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })
+}
+
+/// Parses perfdhcp's report; `None` when it holds no per-exchange statistics.
+fn parse_perfdhcp(
+    text: &str,
+    rate: u32,
+    renew_rate: Option<u32>,
+    seconds: u32,
+) -> Option<PerfdhcpRun> {
     let mut exchanges: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     let mut current: Option<String> = None;
     let mut four_way = None;
@@ -224,10 +239,7 @@ fn perfdhcp(
         }
     }
     if exchanges.is_empty() {
-        bail!(
-            "perfdhcp printed no statistics: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        return None;
     }
     let get = |ex: &str, key: &str| exchanges.get(ex).and_then(|m| m.get(key)).copied();
     let renewals = get("RENEW-REPLY", "received packets").map(|r| r / seconds as f64);
@@ -260,7 +272,7 @@ fn perfdhcp(
     // perfdhcp's own "Rate:" divides by the whole run including its exit wait (-W), so the
     // 4-way figure is taken from the completed Request/Reply exchanges over the sending time.
     let completed_four_way = get("REQUEST-REPLY", "received packets").map(|r| r / seconds as f64);
-    Ok(PerfdhcpRun {
+    Some(PerfdhcpRun {
         rate,
         renew_rate,
         seconds,
@@ -1085,4 +1097,64 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         }),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of perfdhcp 2.2's report (-6 -r 500 -f 500 -p 2).
+    const RENEW_REPORT: &str = "\
+***Rate statistics***
+Rate: 399.534 4-way exchanges/second, expected rate: 500
+
+***Statistics for: SOLICIT-ADVERTISE***
+sent packets: 999
+received packets: 999
+drops: 0
+drops ratio: 0 %
+orphans: 0
+
+***Statistics for: REQUEST-REPLY***
+sent packets: 999
+received packets: 990
+drops: 9
+drops ratio: 0.9 %
+
+***Statistics for: RENEW-REPLY***
+sent packets: 996
+received packets: 994
+drops: 2
+drops ratio: 0.2 %
+";
+
+    #[test]
+    fn a_renewing_run_is_judged_on_its_renews_and_four_way_rate_is_from_completed_requests() {
+        let run = parse_perfdhcp(RENEW_REPORT, 500, Some(500), 2).expect("statistics");
+        assert_eq!(run.perfdhcp_rate_line, Some(399.534));
+        assert_eq!(run.four_way_per_second, Some(495.0));
+        assert_eq!(run.renewals_per_second, Some(497.0));
+        assert!((run.drop_ratio - 2.0 / 996.0).abs() < 1e-12);
+        assert!((run.four_way_drop_ratio - 9.0 / 1998.0).abs() < 1e-12);
+        assert_eq!(run.exchanges["RENEW-REPLY"]["sent packets"], 996.0);
+    }
+
+    #[test]
+    fn a_four_way_run_is_judged_on_solicit_and_request() {
+        let run = parse_perfdhcp(RENEW_REPORT, 500, None, 2).expect("statistics");
+        assert!((run.drop_ratio - 9.0 / 1998.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn output_without_statistics_is_no_run() {
+        assert!(parse_perfdhcp("ERROR: parsing command line options", 1, None, 1).is_none());
+    }
+
+    #[test]
+    fn ratios_need_both_sides() {
+        assert_eq!(ratio(Some(10.0), Some(2.0)), Some(5.0));
+        assert_eq!(ratio(Some(10.0), None), None);
+        assert_eq!(ratio(None, Some(2.0)), None);
+        assert_eq!(ratio(Some(1.0), Some(0.0)), None);
+    }
 }
