@@ -198,6 +198,9 @@ fn xid_of(packet: &[u8]) -> u32 {
     u32::from_be_bytes([0, packet[1], packet[2], packet[3]])
 }
 
+/// What an Advertise offered one client: the server's DUID, the address, the prefix.
+type Advertised = (Vec<u8>, Option<Ipv6Addr>, Option<(Ipv6Addr, u8)>);
+
 /// Outcome of priming.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PrimeResult {
@@ -234,8 +237,7 @@ pub fn prime(
     let mut sent_at = vec![Instant::now(); n];
     let mut tries = vec![0u8; n];
     let mut server_duid: Option<Vec<u8>> = None;
-    let mut advertised: Vec<Option<(Vec<u8>, Option<Ipv6Addr>, Option<(Ipv6Addr, u8)>)>> =
-        vec![None; n];
+    let mut advertised: Vec<Option<Advertised>> = vec![None; n];
     let solicit = |i: usize, c: &Client| {
         let mut o = vec![
             opt(OPT_CLIENTID, &c.duid),
