@@ -621,6 +621,14 @@ mod tests {
     }
 
     #[test]
+    fn cli_parses_bench_quick() {
+        let cli = Cli::try_parse_from(["xtask", "bench", "--quick"]).unwrap();
+        assert!(matches!(cli.command, Task::Bench { quick: true }));
+        let cli = Cli::try_parse_from(["xtask", "bench"]).unwrap();
+        assert!(matches!(cli.command, Task::Bench { quick: false }));
+    }
+
+    #[test]
     fn cli_parses_run_arguments_after_double_dash() {
         let cli = Cli::try_parse_from([
             "xtask",
