@@ -18,6 +18,9 @@
 //!
 //! [leasequery]
 //! allow = ["2001:db8:1::/64"]
+//! listen = ["[::]:547"]                           # TCP (bulk/active); default [::]:547
+//! peers = ["[2001:db8:1::3]:547"]                 # redundancy: follow this server's bindings
+//! pool-half = "lower"                              # with peers: allocate from this half only
 //!
 //! [[subnet]]
 //! id = 1
@@ -152,10 +155,84 @@ pub struct MetricsConfig {
 }
 
 /// `[leasequery]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeasequeryConfig {
-    /// Requesters allowed to query (by source address).
+    /// Requesters allowed to query (by source address); empty means nobody.
     pub allow: Vec<Ipv6Net>,
+    /// Restricted-requestor mode: a requestor sees only bindings whose Relay-ID is its own.
+    pub restricted_requestors: bool,
+    /// Whether ACTIVELEASEQUERY is served (else NotSupported).
+    pub active: bool,
+    /// Concurrent TCP sessions at most.
+    pub max_connections: usize,
+    /// Seconds a TCP session may stay without a query (keepalives at half of it).
+    pub idle_timeout: u32,
+    /// Seconds a started frame may take to arrive, and a write to complete.
+    pub io_timeout: u32,
+    /// TCP listeners (bulk and active leasequery). Opened only when someone may use them
+    /// (`allow` or `peers` not empty).
+    pub listen: Vec<SocketAddr>,
+    /// Peer servers whose bindings this server follows by active leasequery (redundancy).
+    pub peers: Vec<SocketAddr>,
+    /// With peers: the half of every pool this server allocates from, so that the two never
+    /// grant the same address (both keep serving renewals of the whole pool).
+    pub pool_half: Option<PoolHalf>,
+}
+
+impl Default for LeasequeryConfig {
+    fn default() -> Self {
+        LeasequeryConfig {
+            allow: Vec::new(),
+            restricted_requestors: false,
+            active: true,
+            max_connections: DEFAULT_LQ_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_LQ_IDLE_TIMEOUT,
+            io_timeout: DEFAULT_LQ_IO_TIMEOUT,
+            listen: vec![default_lq_listen()],
+            peers: Vec::new(),
+            pool_half: None,
+        }
+    }
+}
+
+impl LeasequeryConfig {
+    /// Whether the TCP listeners open: someone may query, or a peer follows us.
+    pub fn serves_tcp(&self) -> bool {
+        !self.allow.is_empty() || !self.peers.is_empty()
+    }
+}
+
+/// Which half of every pool (address ranges and PD pools) a server of a redundant pair
+/// allocates new leases from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolHalf {
+    /// The first half of the slots (rounded up).
+    Lower,
+    /// The rest.
+    Upper,
+}
+
+impl PoolHalf {
+    /// The slots `first..first + count` of a pool of `size` slots that this half owns.
+    pub fn slots(self, size: u128) -> (u128, u128) {
+        let lower = size - size / 2;
+        match self {
+            PoolHalf::Lower => (0, lower),
+            PoolHalf::Upper => (lower, size - lower),
+        }
+    }
+}
+
+/// Concurrent leasequery TCP sessions by default.
+pub const DEFAULT_LQ_MAX_CONNECTIONS: usize = 32;
+/// Leasequery idle timeout by default, seconds.
+pub const DEFAULT_LQ_IDLE_TIMEOUT: u32 = 120;
+/// Leasequery I/O timeout by default, seconds.
+pub const DEFAULT_LQ_IO_TIMEOUT: u32 = 10;
+
+fn default_lq_listen() -> SocketAddr {
+    SocketAddr::from((Ipv6Addr::UNSPECIFIED, 547))
 }
 
 /// One `[[subnet]]`.
@@ -361,6 +438,39 @@ struct RawMetrics {
 struct RawLeasequery {
     #[serde(default)]
     allow: Vec<Prefix>,
+    #[serde(default)]
+    restricted_requestors: bool,
+    active: Option<bool>,
+    max_connections: Option<Spanned<usize>>,
+    idle_timeout: Option<Spanned<u32>>,
+    io_timeout: Option<Spanned<u32>>,
+    listen: Option<Vec<PeerAddress>>,
+    peers: Option<Spanned<Vec<PeerAddress>>>,
+    pool_half: Option<PoolHalf>,
+}
+
+/// A leasequery server address: `[address]:port`, or a bare IPv6 address (port 547).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PeerAddress(SocketAddr);
+
+impl<'de> Deserialize<'de> for PeerAddress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_server_address(&text)
+            .map(PeerAddress)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a DHCPv6 server address: `[address]:port`, `address` (port 547) or `[address]`.
+pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = SocketAddr::from_str(text) {
+        return Ok(addr);
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    Ipv6Addr::from_str(bare)
+        .map(|ip| SocketAddr::from((ip, 547)))
+        .map_err(|_| format!("`{text}` is not an IPv6 address or [address]:port"))
 }
 
 #[derive(Deserialize)]
@@ -516,13 +626,71 @@ impl Validator<'_> {
             max_lease_time,
             decline_probation: raw.decline_probation.unwrap_or(DEFAULT_DECLINE_PROBATION),
             metrics: raw.metrics.map(|m| MetricsConfig { listen: m.listen }),
-            leasequery: LeasequeryConfig {
-                allow: raw
-                    .leasequery
-                    .map(|lq| lq.allow.into_iter().map(|p| p.0).collect())
-                    .unwrap_or_default(),
-            },
+            leasequery: self.leasequery(raw.leasequery)?,
             subnets,
+        })
+    }
+
+    fn leasequery(&self, raw: Option<RawLeasequery>) -> Result<LeasequeryConfig, ConfigError> {
+        let defaults = LeasequeryConfig::default();
+        let Some(raw) = raw else {
+            return Ok(defaults);
+        };
+        let positive = |value: &Option<Spanned<u32>>, key: &str, default: u32| match value {
+            Some(v) if *v.get_ref() == 0 => Err(self.invalid(
+                Some(v.span()),
+                format!("leasequery.{key}"),
+                "must be at least 1 second".into(),
+            )),
+            Some(v) => Ok(*v.get_ref()),
+            None => Ok(default),
+        };
+        let idle_timeout = positive(&raw.idle_timeout, "idle-timeout", defaults.idle_timeout)?;
+        let io_timeout = positive(&raw.io_timeout, "io-timeout", defaults.io_timeout)?;
+        let max_connections = match &raw.max_connections {
+            Some(v) if *v.get_ref() == 0 => {
+                return Err(self.invalid(
+                    Some(v.span()),
+                    "leasequery.max-connections".into(),
+                    "must be at least 1 (leave `allow` empty to serve nobody)".into(),
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => defaults.max_connections,
+        };
+        let (peers, peers_span) = match raw.peers {
+            Some(peers) => {
+                let span = peers.span();
+                (
+                    peers.into_inner().into_iter().map(|p| p.0).collect(),
+                    Some(span),
+                )
+            }
+            None => (Vec::new(), None),
+        };
+        if !peers.is_empty() && raw.pool_half.is_none() {
+            return Err(self.invalid(
+                peers_span,
+                "leasequery.peers".into(),
+                "a server with peers must say which half of every pool it allocates from: \
+                 `pool-half = \"lower\"` here and `\"upper\"` on the peer (same subnets and \
+                 pools on both), so the two never grant the same address"
+                    .into(),
+            ));
+        }
+        Ok(LeasequeryConfig {
+            allow: raw.allow.into_iter().map(|p| p.0).collect(),
+            restricted_requestors: raw.restricted_requestors,
+            active: raw.active.unwrap_or(defaults.active),
+            max_connections,
+            idle_timeout,
+            io_timeout,
+            listen: raw
+                .listen
+                .map(|l| l.into_iter().map(|p| p.0).collect())
+                .unwrap_or(defaults.listen),
+            peers,
+            pool_half: raw.pool_half,
         })
     }
 
@@ -928,6 +1096,65 @@ reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1:
         let config = Config::parse(include_str!("../../examples/lab.toml"), "lab.toml").unwrap();
         assert!(config.subnets[0].rapid_commit);
         assert_eq!(config.subnets[0].pd_pools[0].delegated_length, 56);
+    }
+
+    #[test]
+    fn leasequery_keys_parse_with_defaults() {
+        let base = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+        let config = Config::parse(base, "x.toml").unwrap();
+        assert_eq!(config.leasequery, LeasequeryConfig::default());
+        assert!(!config.leasequery.serves_tcp());
+        let text = format!(
+            "[leasequery]\nallow = [\"2001:db8:1::/64\"]\nrestricted-requestors = true\n\
+             active = false\nmax-connections = 4\nidle-timeout = 30\nio-timeout = 2\n\
+             listen = [\"[2001:db8:1::1]:5547\"]\npeers = [\"2001:db8:1::3\", \"[2001:db8:1::4]:1547\"]\n\
+             pool-half = \"upper\"\n{base}"
+        );
+        let lq = Config::parse(&text, "x.toml").unwrap().leasequery;
+        assert!(lq.restricted_requestors && !lq.active && lq.serves_tcp());
+        assert_eq!(
+            (lq.max_connections, lq.idle_timeout, lq.io_timeout),
+            (4, 30, 2)
+        );
+        assert_eq!(lq.listen, vec!["[2001:db8:1::1]:5547".parse().unwrap()]);
+        assert_eq!(
+            lq.peers,
+            vec![
+                "[2001:db8:1::3]:547".parse().unwrap(),
+                "[2001:db8:1::4]:1547".parse().unwrap()
+            ]
+        );
+        assert_eq!(lq.pool_half, Some(PoolHalf::Upper));
+    }
+
+    #[test]
+    fn peers_need_a_pool_half_and_timeouts_are_positive() {
+        let e = err("[leasequery]\nallow = []\npeers = [\"2001:db8:1::3\"]\n");
+        assert!(e.contains("test.toml") && e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("leasequery.peers") && e.contains("pool-half"),
+            "{e}"
+        );
+        let e = err("[leasequery]\nidle-timeout = 0\n");
+        assert!(
+            e.contains("leasequery.idle-timeout") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = err("[leasequery]\npeers = [\"nonsense\"]\npool-half = \"lower\"\n");
+        assert!(e.contains("peers") && e.contains("nonsense"), "{e}");
+        let e = err("[leasequery]\npool-half = \"middle\"\n");
+        assert!(e.contains("pool-half"), "{e}");
+    }
+
+    #[test]
+    fn pool_halves_split_every_pool_without_overlap() {
+        for size in [1u128, 2, 3, 256, 1 << 16] {
+            let (lo_first, lo_count) = PoolHalf::Lower.slots(size);
+            let (up_first, up_count) = PoolHalf::Upper.slots(size);
+            assert_eq!(lo_first, 0);
+            assert_eq!(lo_first + lo_count, up_first);
+            assert_eq!(up_first + up_count, size);
+        }
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct StatsReply {
     /// The XDP fast path's verdict counters (packets), read by the CLI from the pinned map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_path: Option<std::collections::BTreeMap<String, u64>>,
+    /// Leasequery TCP service and peer-sync counters (events that happened at least once).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub leasequery: std::collections::BTreeMap<String, u64>,
 }
 
 /// A response on the control socket.
@@ -166,6 +169,7 @@ pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse
                 counters: server.stats().snapshot(),
                 pools,
                 fast_path: None,
+                leasequery: server.leasequery_stats().snapshot(),
             }),
             Err(err) => ControlResponse::Error(err.to_string()),
         },
@@ -315,6 +319,8 @@ pub enum Command {
     Clear(ClearArgs),
     /// A self-contained lab: server and dhclient in network namespaces, until Ctrl-C.
     Demo(DemoArgs),
+    /// Ask a DHCPv6 server (ours or any RFC 5007/5460/7653 one) about its bindings.
+    Leasequery(crate::leasequery::cli::LeasequeryArgs),
 }
 
 /// `serve` options.
@@ -493,6 +499,13 @@ where
             init_tracing();
             crate::server::demo::run(args.config.as_deref())
         }
+        Command::Leasequery(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(crate::leasequery::cli::run(&args))
+        }
     }
 }
 
@@ -540,6 +553,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The sockets open before the control socket answers: a client that sees the server
     // answer there can send requests at once.
     let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
+    let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;
     let control_task = tokio::spawn(serve_control(server.clone(), control, shutdown_rx.clone()));
     let signals = tokio::spawn(async move {
         wait_for_stop_signal().await;
@@ -549,6 +563,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let served = crate::server::io::serve_sockets(server.clone(), sockets, shutdown_rx).await;
     signals.abort();
     let _ = control_task.await;
+    for task in leasequery_tasks {
+        // Sessions in progress end with QueryTerminated; a stuck peer cannot hold us up.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     if let (Some(handle), true) = (fast_path, args.detach_on_exit) {
         let mut fp = handle.fast_path.lock().unwrap_or_else(|e| e.into_inner());
         for iface in &interfaces {
@@ -562,6 +580,62 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     served?;
     Ok(())
+}
+
+/// Opens the leasequery TCP listeners (`[leasequery] listen`, when anyone may use them) and
+/// starts following every configured peer; returns their tasks, which end on `shutdown`.
+async fn start_leasequery(
+    server: &Arc<Server>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use crate::leasequery::{peer, serve_tcp, LeasequeryContext};
+    let config = server.config().leasequery.clone();
+    let stats = server.leasequery_stats().clone();
+    let mut tasks = Vec::new();
+    if config.serves_tcp() {
+        let context = Arc::new(LeasequeryContext::for_server(
+            server,
+            server.leasequery_settings().clone(),
+            stats.clone(),
+        ));
+        for listen in &config.listen {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| {
+                    format!("binding the leasequery TCP listener {listen} ([leasequery] listen)")
+                })?;
+            tasks.push(tokio::spawn(serve_tcp(
+                listener,
+                context.clone(),
+                shutdown.clone(),
+            )));
+        }
+    }
+    for address in &config.peers {
+        let peer_allowed = match address.ip() {
+            std::net::IpAddr::V6(ip) => config.allow.iter().any(|net| net.contains(&ip)),
+            std::net::IpAddr::V4(_) => false,
+        };
+        if !peer_allowed {
+            warn!(
+                peer = %address,
+                "[leasequery] allow does not hold this peer's address: it follows us only \
+                 if it queries from an address that allow holds"
+            );
+        }
+        let mut settings = peer::PeerSettings::new(*address, server.server_duid().clone());
+        settings.io_timeout = std::time::Duration::from_secs(u64::from(config.io_timeout));
+        settings.silence_timeout = std::time::Duration::from_secs(
+            u64::from(config.idle_timeout) + u64::from(config.idle_timeout) / 4 + 5,
+        );
+        let sink = peer::PeerSink::for_server(server, stats.clone());
+        tasks.push(tokio::spawn(peer::follow_peer(
+            settings,
+            sink,
+            shutdown.clone(),
+        )));
+    }
+    Ok(tasks)
 }
 
 /// Loads, configures and attaches the XDP fast path for `serve` (unless `--xdp off`).
@@ -667,6 +741,12 @@ pub fn format_stats(stats: &StatsReply) -> String {
             "  subnet {} {} {:<3} {} / {}\n",
             pool.subnet_id, pool.prefix, pool.kind, pool.active, pool.size
         ));
+    }
+    if !stats.leasequery.is_empty() {
+        out.push_str("leasequery (TCP and peers):\n");
+        for (name, count) in &stats.leasequery {
+            out.push_str(&format!("  {name:<24} {count}\n"));
+        }
     }
     if let Some(fast_path) = &stats.fast_path {
         out.push_str("fast path (XDP, packets):\n");

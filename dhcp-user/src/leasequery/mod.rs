@@ -79,11 +79,17 @@ impl Default for LeasequerySettings {
 }
 
 impl LeasequerySettings {
-    /// Settings from the configuration: `[leasequery] allow`, the subnets' prefixes as links and
-    /// their PD pools as delegated space; every other key at its default (see the fields).
+    /// Settings from the configuration: the `[leasequery]` keys, the subnets' prefixes as links
+    /// and their PD pools as delegated space.
     pub fn from_config(config: &Config) -> Self {
+        let lq = &config.leasequery;
         LeasequerySettings {
-            allow: config.leasequery.allow.clone(),
+            allow: lq.allow.clone(),
+            restricted_requestors: lq.restricted_requestors,
+            active_enabled: lq.active,
+            max_connections: lq.max_connections,
+            idle_timeout: Duration::from_secs(u64::from(lq.idle_timeout)),
+            io_timeout: Duration::from_secs(u64::from(lq.io_timeout)),
             links: config.subnets.iter().map(|s| s.prefix).collect(),
             delegated: config
                 .subnets

@@ -182,6 +182,17 @@ impl PeerSink {
         };
         let cltt = state.cltt.unwrap_or(now);
         if let Some(ours) = &existing {
+            if ours.duid != duid && ours.state == LeaseState::Assigned && ours.expire > now {
+                // Another client holds it here: the pools overlap (`pool-half` set the same on
+                // both?) or the peer is out of date. Never hand an address to a second client.
+                self.stats.bump("peer_conflicts");
+                warn!(
+                    address = %state.address,
+                    "peer sync: the peer reports a binding of an address another client holds \
+                     here; kept ours (check that the peers have opposite pool-half settings)"
+                );
+                return Ok(None);
+            }
             if ours.cltt > cltt {
                 return Ok(None);
             }
@@ -231,7 +242,7 @@ impl PeerSink {
                 let Some(mut lease) = existing.clone() else {
                     return Ok(None);
                 };
-                if lease.state != LeaseState::Assigned {
+                if lease.state != LeaseState::Assigned || lease.duid != duid {
                     return Ok(None);
                 }
                 lease.state = LeaseState::Released;

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
 
-use crate::config::{Config, Subnet};
+use crate::config::{Config, PoolHalf, Subnet};
 use crate::store::{mask, Lease, LeaseKey, LeaseState, LeaseType, StoreError};
 
 /// Rows fetched per page when skipping taken slots.
@@ -110,6 +110,9 @@ pub struct Allocator {
     offers: HashMap<LeaseKey, Offer>,
     /// Reserved address/prefix → the DUID it is reserved for (all subnets).
     reserved: HashMap<LeaseKey, Vec<u8>>,
+    /// In a redundant pair, the half of every pool new leases come from (`[leasequery]
+    /// pool-half`); renewals of leases in the other half (granted by the peer) still work.
+    half: Option<PoolHalf>,
 }
 
 /// Why a search found nothing.
@@ -143,6 +146,7 @@ impl Allocator {
             cursors: HashMap::new(),
             offers: HashMap::new(),
             reserved,
+            half: config.leasequery.pool_half,
         }
     }
 
@@ -240,6 +244,33 @@ impl Allocator {
         }
     }
 
+    /// True if this server may grant `key` to a client that does not hold it yet: inside its
+    /// share of one of `subnet`'s pools (all of them without `pool-half`). Reservations are
+    /// the caller's to check.
+    pub fn owns(&self, subnet: &Subnet, key: &LeaseKey) -> bool {
+        pool_slots(subnet, key.lease_type)
+            .into_iter()
+            .any(|(_, slots)| {
+                let share = self.own_share(slots);
+                share
+                    .index_of(key)
+                    .is_some_and(|index| share.key(index) == *key)
+            })
+    }
+
+    /// The part of a pool's slots this server allocates from.
+    fn own_share(&self, slots: Slots) -> Slots {
+        let Some(half) = self.half else {
+            return slots;
+        };
+        let (first, count) = half.slots(slots.count);
+        Slots {
+            base: slots.base + first.checked_shl(slots.shift).unwrap_or(0),
+            count,
+            ..slots
+        }
+    }
+
     /// Chooses a new address (NA) or prefix (PD) for `duid` in `subnet`: its reservation,
     /// else the client's hint when it is in a pool and free, else the next free slot.
     pub fn pick(
@@ -257,42 +288,15 @@ impl Allocator {
             }
         }
         if let Some(key) = hint.and_then(|hint| hint_key(subnet, lease_type, hint)) {
-            if self.is_free_for(view, &key, duid, now)? {
+            if self.owns(subnet, &key) && self.is_free_for(view, &key, duid, now)? {
                 return Ok(Ok(key));
             }
         }
-        let slots: Vec<(PoolId, Slots)> = match lease_type {
-            LeaseType::Na => subnet
-                .pools
-                .iter()
-                .enumerate()
-                .map(|(index, pool)| {
-                    let slots = Slots {
-                        lease_type,
-                        base: u128::from(pool.low),
-                        shift: 0,
-                        count: pool.size(),
-                        prefix_len: 128,
-                    };
-                    (pool_id(subnet, lease_type, index), slots)
-                })
-                .collect(),
-            LeaseType::Pd => subnet
-                .pd_pools
-                .iter()
-                .enumerate()
-                .map(|(index, pool)| {
-                    let slots = Slots {
-                        lease_type,
-                        base: u128::from(pool.prefix.network()),
-                        shift: 128 - u32::from(pool.delegated_length),
-                        count: pool.size(),
-                        prefix_len: pool.delegated_length,
-                    };
-                    (pool_id(subnet, lease_type, index), slots)
-                })
-                .collect(),
-        };
+        let slots: Vec<(PoolId, Slots)> = pool_slots(subnet, lease_type)
+            .into_iter()
+            .map(|(id, slots)| (id, self.own_share(slots)))
+            .filter(|(_, slots)| slots.count > 0)
+            .collect();
         if slots.is_empty() {
             return Ok(Err(Exhausted::NoPool));
         }
@@ -395,6 +399,42 @@ impl Allocator {
             index += 1;
         }
         Ok(None)
+    }
+}
+
+/// Every pool of `lease_type` in `subnet` as slots.
+fn pool_slots(subnet: &Subnet, lease_type: LeaseType) -> Vec<(PoolId, Slots)> {
+    match lease_type {
+        LeaseType::Na => subnet
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(index, pool)| {
+                let slots = Slots {
+                    lease_type,
+                    base: u128::from(pool.low),
+                    shift: 0,
+                    count: pool.size(),
+                    prefix_len: 128,
+                };
+                (pool_id(subnet, lease_type, index), slots)
+            })
+            .collect(),
+        LeaseType::Pd => subnet
+            .pd_pools
+            .iter()
+            .enumerate()
+            .map(|(index, pool)| {
+                let slots = Slots {
+                    lease_type,
+                    base: u128::from(pool.prefix.network()),
+                    shift: 128 - u32::from(pool.delegated_length),
+                    count: pool.size(),
+                    prefix_len: pool.delegated_length,
+                };
+                (pool_id(subnet, lease_type, index), slots)
+            })
+            .collect(),
     }
 }
 
@@ -513,6 +553,63 @@ mod tests {
         view.insert(first, lease(first, b"me", 5000, LeaseState::Assigned));
         let second = pick(&mut alloc, &view, &config, LeaseType::Na, b"you", None).unwrap();
         assert_eq!(second.address, addr("2001:db8:1::14"));
+    }
+
+    #[test]
+    fn pool_halves_of_a_redundant_pair_never_meet() {
+        let lower_config = config("[leasequery]\npool-half = \"lower\"\n");
+        let upper_config = config("[leasequery]\npool-half = \"upper\"\n");
+        let mut lower = Allocator::new(&lower_config);
+        let mut upper = Allocator::new(&upper_config);
+        // Each fills only its own store: neither sees what the other granted.
+        for lease_type in [LeaseType::Na, LeaseType::Pd] {
+            let (mut lower_view, mut upper_view) = (BTreeMap::new(), BTreeMap::new());
+            let mut granted = std::collections::HashSet::new();
+            for n in 0u32.. {
+                let duid = n.to_be_bytes();
+                let picks = [
+                    (&mut lower, &lower_config, &mut lower_view),
+                    (&mut upper, &upper_config, &mut upper_view),
+                ];
+                let mut any = false;
+                for (alloc, config, view) in picks {
+                    if let Ok(key) = pick(alloc, view, config, lease_type, &duid, None) {
+                        assert!(granted.insert(key), "{key:?} granted twice");
+                        view.insert(key, lease(key, &duid, 5000, LeaseState::Assigned));
+                        any = true;
+                    }
+                }
+                if !any {
+                    break;
+                }
+            }
+            let total = if lease_type == LeaseType::Na { 16 } else { 256 };
+            assert_eq!(granted.len(), total, "{lease_type:?}: every slot, once");
+        }
+        // A hint into the peer's half is not ours to grant; one into ours is.
+        let view = BTreeMap::new();
+        let theirs = addr("2001:db8:1::1f");
+        let got = pick(
+            &mut lower,
+            &view,
+            &lower_config,
+            LeaseType::Na,
+            b"x",
+            Some((theirs, 128)),
+        );
+        assert_ne!(got.unwrap().address, theirs);
+        assert!(upper.owns(&upper_config.subnets[0], &LeaseKey::na(theirs)));
+        assert!(!lower.owns(&lower_config.subnets[0], &LeaseKey::na(theirs)));
+        let mine = addr("2001:db8:1::15");
+        let got = pick(
+            &mut lower,
+            &view,
+            &lower_config,
+            LeaseType::Na,
+            b"x",
+            Some((mine, 128)),
+        );
+        assert_eq!(got.unwrap().address, mine);
     }
 
     #[test]

@@ -642,7 +642,21 @@ impl Ctx<'_, '_> {
                 let mut recovered = None;
                 if !listed_keys.is_empty() && !self.over_client_limit()? {
                     for key in &listed_keys {
-                        if Allocator::in_subnet_pools(self.subnet, key, self.duid)
+                        // Ours to give back: the client's own row (a peer's grant installed
+                        // by leasequery carries no IAID), its reservation, or a slot of our
+                        // own share of the pools (in a redundant pair the peer may have
+                        // granted the other share's addresses meanwhile).
+                        let its_own = self
+                            .input
+                            .view
+                            .get(key)?
+                            .is_some_and(|row| row.duid == self.duid);
+                        let ours = its_own
+                            || Allocator::reservation(self.subnet, key.lease_type, self.duid)
+                                == Some(*key)
+                            || self.allocator.owns(self.subnet, key);
+                        if ours
+                            && Allocator::in_subnet_pools(self.subnet, key, self.duid)
                             && self.allocator.is_free_for(
                                 self.input.view,
                                 key,

@@ -221,6 +221,8 @@ pub struct Server {
     direct_subnets: RwLock<HashMap<String, usize>>,
     /// Who may send individual LEASEQUERY messages (RFC 5007) to UDP 547, and what we serve.
     leasequery: crate::leasequery::LeasequerySettings,
+    /// Counters of the leasequery TCP service and peer sync (shown by `stats`).
+    leasequery_stats: Arc<crate::leasequery::LeasequeryStats>,
 }
 
 impl Server {
@@ -285,6 +287,7 @@ impl Server {
             stats: Stats::new(),
             direct_subnets: RwLock::new(HashMap::new()),
             leasequery: crate::leasequery::LeasequerySettings::from_config(&config),
+            leasequery_stats: Arc::new(crate::leasequery::LeasequeryStats::new()),
             config: Arc::new(config),
         }))
     }
@@ -292,6 +295,16 @@ impl Server {
     /// The configuration served.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// The leasequery settings from the configuration.
+    pub fn leasequery_settings(&self) -> &crate::leasequery::LeasequerySettings {
+        &self.leasequery
+    }
+
+    /// Counters of the leasequery TCP service and of peer sync.
+    pub fn leasequery_stats(&self) -> &Arc<crate::leasequery::LeasequeryStats> {
+        &self.leasequery_stats
     }
 
     /// Our DUID (Server Identifier).

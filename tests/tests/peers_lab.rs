@@ -1,0 +1,475 @@
+//! Peer redundancy in the lab: two servers on one link (a bridge in the client namespace), each
+//! following the other by active leasequery, pools split by `pool-half`. A real dhclient gets
+//! an address and a prefix from server A; B installs them. A dies (kill -9 and its link down,
+//! as a whole box would: its pinned fast path must not keep answering); the client's Rebind is
+//! answered by B; A comes back, catches up on what B renewed meanwhile, and both binding tables
+//! are equal. The `dhcp-user leasequery` command queries both, as an operator would.
+
+mod server_common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dhcp_user::control::{request, Binding, ControlRequest, ControlResponse, StatsReply};
+use dhcp_user::lab::{Lab, Namespace, VethPair};
+use server_common::{dhclient_files, dhcp_user_binary};
+
+const A_ADDRESS: &str = "2001:db8:1::1";
+const B_ADDRESS: &str = "2001:db8:1::3";
+const CLIENT_ADDRESS: &str = "2001:db8:1::2";
+
+/// One server of the pair: its namespace, link, state directory and process.
+struct PeerServer {
+    name: &'static str,
+    ns: Namespace,
+    link: VethPair,
+    state_dir: PathBuf,
+    process: Option<Child>,
+}
+
+impl PeerServer {
+    fn new(name: &'static str, ns: Namespace, link: VethPair, peer: &str, half: &str) -> Self {
+        let state_dir =
+            std::env::temp_dir().join(format!("dhcp-user-peer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        // Same subnet and pools on both; only the half each allocates from differs. Short
+        // timers: T1 3 s, T2 6 s, so a client of a dead server rebinds within seconds.
+        let config = format!(
+            "state-dir = \"{dir}\"\ninterfaces = [\"{iface}\"]\ngrace-period = 60\n\
+             [leasequery]\nallow = [\"2001:db8:1::/64\"]\npeers = [\"[{peer}]:547\"]\n\
+             pool-half = \"{half}\"\nidle-timeout = 10\nio-timeout = 3\n\
+             [[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\n\
+             pools = [{{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::1fff\" }}]\n\
+             pd-pools = [{{ prefix = \"2001:db8:8000::/40\", delegated-length = 56 }}]\n\
+             preferred-lifetime = 40\nvalid-lifetime = 60\nrenew-timer = 3\nrebind-timer = 6\n",
+            dir = state_dir.display(),
+            iface = link.a.ifname,
+        );
+        std::fs::write(state_dir.join("server.toml"), config).unwrap();
+        // Its static addresses survive the link going down and up (crash and revival).
+        let ifname = link.a.ifname.clone();
+        ns.run_in(move || {
+            std::fs::write(
+                format!("/proc/sys/net/ipv6/conf/{ifname}/keep_addr_on_down"),
+                "1",
+            )
+        })
+        .unwrap()
+        .unwrap();
+        PeerServer {
+            name,
+            ns,
+            link,
+            state_dir,
+            process: None,
+        }
+    }
+
+    fn pin_root(&self) -> PathBuf {
+        dhcp_user::lab::lab_bpffs()
+            .expect("the lab's bpffs")
+            .join(self.state_dir.file_name().unwrap())
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state_dir.join("server.log"))
+            .unwrap();
+        let child = self
+            .ns
+            .command(dhcp_user_binary())
+            .arg("serve")
+            .arg("--config")
+            .arg(self.state_dir.join("server.toml"))
+            .arg("--pin-root")
+            .arg(self.pin_root())
+            .args(["--max-bindings", "4096"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting dhcp-user serve");
+        self.process = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while request(&self.state_dir, &ControlRequest::Stats).is_err() {
+            if let Some(status) = self.process.as_mut().unwrap().try_wait().unwrap() {
+                panic!("server {} exited ({status}):\n{}", self.name, self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server {} did not come up:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The whole box dies: the process is killed and its link goes down (a pinned fast path
+    /// left on a live link would go on answering, which is the upgrade story, not this one).
+    fn crash(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = Command::new("kill")
+                .args(["-9", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+        self.ns
+            .exec("ip", ["link", "set", &self.link.a.ifname, "down"])
+            .expect("link down");
+    }
+
+    fn revive(&mut self) {
+        self.ns
+            .exec("ip", ["link", "set", &self.link.a.ifname, "up"])
+            .expect("link up");
+        // Addresses come back with the link (DAD is off in lab namespaces).
+        std::thread::sleep(Duration::from_millis(300));
+        self.start();
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        match request(&self.state_dir, &ControlRequest::Bindings).expect("bindings") {
+            ControlResponse::Bindings(rows) => rows,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    fn stats(&self) -> StatsReply {
+        match request(&self.state_dir, &ControlRequest::Stats).expect("stats") {
+            ControlResponse::Stats(stats) => stats,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    /// The assigned bindings as (DUID, IA type, lease, expires).
+    fn assigned(&self) -> Vec<(String, String, String, i64)> {
+        let mut rows: Vec<_> = self
+            .bindings()
+            .into_iter()
+            .filter(|b| b.state == "assigned")
+            .map(|b| (b.duid, b.ia, b.lease, b.expires))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// XDP verdict counters read from the pinned stats map.
+    fn fast_path_answers(&self) -> u64 {
+        dhcp_user::fastpath::pinned_stats(&self.pin_root())
+            .ok()
+            .flatten()
+            .map(|counters| {
+                counters
+                    .into_iter()
+                    .filter(|(name, _)| name.starts_with("tx_"))
+                    .map(|(_, c)| c.packets)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = dhcp_user::fastpath::FastPath::unpin_all(&self.pin_root());
+        if std::thread::panicking() {
+            eprintln!("server {} log:\n{}", self.name, self.log());
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+fn wait_until(
+    what: &str,
+    timeout: Duration,
+    servers: &[&PeerServer],
+    mut check: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = servers
+                .iter()
+                .map(|s| format!("--- server {} ---\n{}", s.name, s.log()))
+                .collect();
+            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Tables equal: the same assigned bindings, expiries within a second (times travel in whole
+/// seconds relative to LQ_BASE_TIME).
+fn same_tables(a: &[(String, String, String, i64)], b: &[(String, String, String, i64)]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (&x.0, &x.1, &x.2) == (&y.0, &y.1, &y.2) && (x.3 - y.3).abs() <= 1)
+}
+
+#[test]
+fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
+    let lab = Lab::new();
+    let a_ns = lab.namespace("srva").unwrap();
+    let b_ns = lab.namespace("srvb").unwrap();
+    let client = lab.namespace("cli").unwrap();
+    let a_link = lab
+        .link(&a_ns, Some(&format!("{A_ADDRESS}/64")), &client, None)
+        .unwrap();
+    let b_link = lab
+        .link(&b_ns, Some(&format!("{B_ADDRESS}/64")), &client, None)
+        .unwrap();
+    // One broadcast domain: both servers' veths bridged in the client namespace.
+    client
+        .exec(
+            "ip",
+            [
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+        )
+        .unwrap();
+    for port in [&a_link.b.ifname, &b_link.b.ifname] {
+        client
+            .exec("ip", ["link", "set", port, "master", "br0"])
+            .unwrap();
+    }
+    client
+        .exec(
+            "ip",
+            [
+                "addr",
+                "add",
+                &format!("{CLIENT_ADDRESS}/64"),
+                "dev",
+                "br0",
+                "nodad",
+            ],
+        )
+        .unwrap();
+    client.exec("ip", ["link", "set", "br0", "up"]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut a = PeerServer::new("a", a_ns, a_link, B_ADDRESS, "lower");
+    let mut b = PeerServer::new("b", b_ns, b_link, A_ADDRESS, "upper");
+    a.start();
+
+    // The client binds while only A runs.
+    let script = dhcp_user::server::demo::write_dhclient_script(&a.state_dir).unwrap();
+    let (leases, pid) = dhclient_files(&a.state_dir, "peer");
+    let out = client
+        .command("timeout")
+        .args(["30", "dhclient", "-6", "-N", "-P", "-1", "-v", "-sf"])
+        .arg(&script)
+        .arg("-lf")
+        .arg(&leases)
+        .arg("-pf")
+        .arg(&pid)
+        .arg("br0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running dhclient");
+    assert!(
+        out.status.success(),
+        "dhclient: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // B starts: a full sync by bulk query, then an active query each way.
+    b.start();
+    wait_until(
+        "both peers following",
+        Duration::from_secs(20),
+        &[&a, &b],
+        || {
+            a.stats()
+                .leasequery
+                .get("active_queries")
+                .copied()
+                .unwrap_or(0)
+                > 0
+                && b.stats()
+                    .leasequery
+                    .get("active_queries")
+                    .copied()
+                    .unwrap_or(0)
+                    > 0
+        },
+    );
+
+    let granted = a.assigned();
+    assert_eq!(
+        granted.len(),
+        2,
+        "an address and a prefix from A: {granted:?}"
+    );
+    let address = granted
+        .iter()
+        .find(|r| r.1 == "na")
+        .expect("an address")
+        .2
+        .clone();
+    let prefix = granted
+        .iter()
+        .find(|r| r.1 == "pd")
+        .expect("a prefix")
+        .2
+        .clone();
+    // A allocates from the lower half of each pool.
+    assert_eq!(address, "2001:db8:1::1000");
+    assert_eq!(prefix, "2001:db8:8000::/56");
+
+    // B installs what A granted (store and binding table).
+    wait_until(
+        "B to install A's grants",
+        Duration::from_secs(10),
+        &[&a, &b],
+        || {
+            b.assigned()
+                .iter()
+                .map(|r| (&r.0, &r.2))
+                .collect::<Vec<_>>()
+                == granted.iter().map(|r| (&r.0, &r.2)).collect::<Vec<_>>()
+        },
+    );
+
+    // The operator's view: `dhcp-user leasequery` against both servers, from the client's link.
+    for server in [A_ADDRESS, B_ADDRESS] {
+        let out = client
+            .command(dhcp_user_binary())
+            .args([
+                "leasequery",
+                "--server",
+                server,
+                "--json",
+                "address",
+                &address,
+            ])
+            .output()
+            .expect("dhcp-user leasequery");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "leasequery {server}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&address), "address query to {server}: {text}");
+        let out = client
+            .command(dhcp_user_binary())
+            .args(["leasequery", "--server", server, "link", "::"])
+            .output()
+            .expect("dhcp-user leasequery link");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "bulk {server}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&address) && text.contains("2001:db8:8000::"),
+            "bulk from {server}: {text}"
+        );
+    }
+
+    // A dies. The client's Renews (to A) go unanswered; at T2 it rebinds and B answers.
+    let at_crash = b.assigned();
+    let b_before = b.stats();
+    let b_xdp_before = b.fast_path_answers();
+    a.crash();
+    wait_until(
+        "B to answer the client's Rebind",
+        Duration::from_secs(30),
+        &[&a, &b],
+        || {
+            let now = b.stats();
+            let rebinds = |s: &StatsReply| s.counters.received.get("rebind").copied().unwrap_or(0);
+            rebinds(&now) > rebinds(&b_before) || b.fast_path_answers() > b_xdp_before
+        },
+    );
+    // B's table shows the client's bindings moved on (renewed by B past what A granted).
+    wait_until(
+        "B to extend the client's bindings",
+        Duration::from_secs(30),
+        &[&a, &b],
+        || {
+            let rows = b.assigned();
+            rows.len() == 2
+                && rows
+                    .iter()
+                    .all(|r| at_crash.iter().any(|c| c.2 == r.2 && r.3 > c.3 + 1))
+        },
+    );
+    // And it goes on serving them: more renewals answered by B (Renew now names B).
+    let b_mid = b.stats();
+    let b_xdp_mid = b.fast_path_answers();
+    wait_until(
+        "B to answer a later renewal",
+        Duration::from_secs(20),
+        &[&a, &b],
+        || {
+            let now = b.stats();
+            let renews = |s: &StatsReply| {
+                s.counters.received.get("renew").copied().unwrap_or(0)
+                    + s.counters.received.get("rebind").copied().unwrap_or(0)
+            };
+            renews(&now) > renews(&b_mid) || b.fast_path_answers() > b_xdp_mid
+        },
+    );
+
+    // A comes back, catches up from B, and both tables are equal.
+    a.revive();
+    wait_until(
+        "A to catch up with B",
+        Duration::from_secs(30),
+        &[&a, &b],
+        || same_tables(&a.assigned(), &b.assigned()),
+    );
+    let caught_up = a
+        .stats()
+        .leasequery
+        .get("peer_catch_ups")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        caught_up >= 1,
+        "A caught up by active leasequery: {:?}",
+        a.stats().leasequery
+    );
+    assert_eq!(a.stats().leasequery.get("peer_conflicts"), None);
+    assert_eq!(b.stats().leasequery.get("peer_conflicts"), None);
+
+    let b_stats = b.stats();
+    eprintln!(
+        "B: received {:?}; fast path answers {}; leasequery {:?}\nA: leasequery {:?}",
+        b_stats.counters.received,
+        b.fast_path_answers(),
+        b_stats.leasequery,
+        a.stats().leasequery
+    );
+    let _ = client
+        .command("dhclient")
+        .args(["-6", "-x", "-pf"])
+        .arg(&pid)
+        .status();
+}
