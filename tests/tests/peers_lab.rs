@@ -392,6 +392,27 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
         );
     }
 
+    // A's renewals are answered by its XDP fast path (the controller never sees them); the
+    // ring-buffer report reaches A's store, its active leasequery, and B's table.
+    wait_until(
+        "B to follow A's fast-path renewals",
+        Duration::from_secs(20),
+        &[&a, &b],
+        || {
+            let rows = a.assigned();
+            a.fast_path_answers() > 0
+                && rows
+                    .iter()
+                    .all(|r| granted.iter().any(|g| g.2 == r.2 && r.3 > g.3))
+                && same_tables(&rows, &b.assigned())
+        },
+    );
+    assert_eq!(
+        a.stats().counters.received.get("renew"),
+        None,
+        "A's controller saw no Renew: XDP answered them"
+    );
+
     // A dies. The client's Renews (to A) go unanswered; at T2 it rebinds and B answers.
     let at_crash = b.assigned();
     let b_before = b.stats();

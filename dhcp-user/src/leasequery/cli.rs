@@ -133,9 +133,13 @@ pub async fn run(args: &LeasequeryArgs) -> anyhow::Result<()> {
     }
     let over_udp = matches!(query, Query::Address(_) | Query::ClientId(_)) && !args.tcp;
     let answer = if over_udp {
-        query_udp(server, &me, &query, &options, wait).await?
+        query_udp(server, &me, &query, &options, wait)
+            .await
+            .with_context(|| format!("leasequery to {server} over UDP"))?
     } else {
-        query_bulk(server, &me, &query, &options, wait).await?
+        query_bulk(server, &me, &query, &options, wait)
+            .await
+            .with_context(|| format!("bulk leasequery to {server} over TCP"))?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
