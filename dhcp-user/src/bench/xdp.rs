@@ -276,7 +276,12 @@ pub struct Bench {
 
 impl Bench {
     pub fn load() -> Result<Self> {
-        let mut fp = FastPath::load_with(None, true)
+        Bench::load_sized(dhcp_common::DEFAULT_MAX_BINDINGS)
+    }
+
+    /// As `load`, with a binding map of `max_bindings` entries.
+    pub fn load_sized(max_bindings: u32) -> Result<Self> {
+        let mut fp = FastPath::load_sized(None, true, max_bindings)
             .context("loading the XDP program in bench mode (needs root and BPF)")?;
         configure(
             &mut fp,
