@@ -349,6 +349,7 @@ struct OurServer {
     iface: String,
     fast_path: bool,
     max_bindings: u32,
+    start_limit: Duration,
 }
 
 /// How long a server start may take until its control socket answers.
@@ -362,6 +363,28 @@ impl OurServer {
         tag: &str,
         fast_path: bool,
         max_bindings: u32,
+    ) -> Result<(Self, Duration)> {
+        OurServer::start_prepared(
+            net,
+            work_dir,
+            tag,
+            fast_path,
+            max_bindings,
+            SERVER_START_LIMIT,
+            |_| Ok(()),
+        )
+    }
+
+    /// As `start`, with `prepare` run on the fresh state directory before the process starts
+    /// (e.g. to fill its lease database), and `start_limit` for this and later starts.
+    fn start_prepared(
+        net: &LabNet,
+        work_dir: &Path,
+        tag: &str,
+        fast_path: bool,
+        max_bindings: u32,
+        start_limit: Duration,
+        prepare: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<(Self, Duration)> {
         let binary = std::env::current_exe()
             .context("locating dhcp-bench")?
@@ -378,6 +401,7 @@ impl OurServer {
         std::fs::create_dir_all(&state_dir)
             .with_context(|| format!("creating {}", state_dir.display()))?;
         std::fs::write(state_dir.join("server.toml"), LAB_CONFIG)?;
+        prepare(&state_dir)?;
         let pin_root =
             crate::lab::lab_bpffs()?.join(format!("dhcp-bench-{}-{tag}", std::process::id()));
         FastPath::unpin_all(&pin_root)
@@ -390,6 +414,7 @@ impl OurServer {
             iface: net.link.a.ifname.clone(),
             fast_path,
             max_bindings,
+            start_limit,
         };
         let up = server.spawn(net)?;
         Ok((server, up))
@@ -433,10 +458,10 @@ impl OurServer {
                     bail!("dhcp-user serve exited ({status}):\n{}", self.log_tail());
                 }
             }
-            if started.elapsed() > SERVER_START_LIMIT {
+            if started.elapsed() > self.start_limit {
                 bail!(
                     "dhcp-user serve did not answer on its control socket within {:?}:\n{}",
-                    SERVER_START_LIMIT,
+                    self.start_limit,
                     self.log_tail()
                 );
             }
@@ -628,6 +653,89 @@ fn measure_restart(
             "method": "kill -9 one second into a steady Renew load; the restarted server finds program and maps pinned; 'controller down' is from the kill until the new process answers on its control socket (its DHCP sockets are open by then)",
         }))
     })
+}
+
+/// The controller at scale: a lease database of `count` bindings, our server started on it
+/// with nothing pinned (cold: the map filled from the store), then killed and started again
+/// with program and maps pinned (warm: the fast path never stopped; the map is re-synced and
+/// merged). Times are until the control socket answers, which happens after the fast path is
+/// attached and filled and the DHCP sockets are open. Also the RSS and the database size.
+pub fn run_startup(opts: &Options, report: &mut Report) -> Result<()> {
+    let count: u32 = if opts.quick { 100_000 } else { 1_000_000 };
+    let net = LabNet::create()?;
+    report.progress("startup", &format!("storing {count} bindings"));
+    let progress = report.progress_handle("startup", count as u64);
+    let fill = |dir: &Path| -> Result<()> {
+        let store = crate::store::SqliteStore::open(dir.join("leases.db"))?;
+        let cltt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64
+            - 10;
+        super::leasequery::fill_store(&store, count, cltt, &progress)
+    };
+    let max_bindings = (count + count / 4).max(dhcp_common::DEFAULT_MAX_BINDINGS);
+    report.progress(
+        "startup",
+        &format!("starting on {count} stored bindings (cold)"),
+    );
+    // A 1 M-lease re-sync is not a 30 s job on every machine.
+    let (mut server, cold) = OurServer::start_prepared(
+        &net,
+        &opts.work_dir,
+        "startup",
+        true,
+        max_bindings,
+        Duration::from_secs(600),
+        fill,
+    )?;
+    let rss = server.rss_bytes();
+    let db_bytes: u64 = ["leases.db", "leases.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(server.state_dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    let pushed = crate::fastpath::pinned_binding_count(&server.pin_root).ok();
+    report.progress("startup", "kill -9 and start again (maps pinned)");
+    server.kill9();
+    let warm = server.spawn(&net)?;
+    let rss_warm = server.rss_bytes();
+    report.set(
+        "startup",
+        json!({
+            "bindings_stored": count,
+            "scaled": opts.quick,
+            "cold_start_seconds": cold.as_secs_f64(),
+            "warm_restart_seconds": warm.as_secs_f64(),
+            "bindings_in_map_after_cold_start": pushed,
+            "controller_rss_bytes_cold": rss,
+            "controller_rss_bytes_warm": rss_warm,
+            "store_bytes_on_disk": db_bytes,
+            "store_bytes_per_lease": db_bytes as f64 / f64::from(count),
+            "method": "SqliteStore filled directly; dhcp-user serve --xdp auto in the lab's server namespace; time from spawn until the control socket answers (the fast path is attached and filled, the DHCP sockets open); then kill -9 and the same again with the program and maps still pinned",
+        }),
+    );
+    report.row(
+        "startup",
+        &format!("controller start on {count} stored bindings"),
+        format!(
+            "cold {:.2} s (map filled from the store), warm {:.2} s (maps pinned, fast path answering throughout)",
+            cold.as_secs_f64(),
+            warm.as_secs_f64()
+        ),
+        "until the control socket answers",
+    );
+    report.row(
+        "startup",
+        &format!("controller RSS / store on disk, {count} bindings"),
+        format!(
+            "{} / {:.0} MB ({:.0} B per lease)",
+            rss.map_or("?".to_string(), |b| format!("{:.0} MB", b as f64 / 1e6)),
+            db_bytes as f64 / 1e6,
+            db_bytes as f64 / f64::from(count)
+        ),
+        "",
+    );
+    Ok(())
 }
 
 /// perfdhcp stepped through `rates` (4-way, or renewing with `renew`), each step against a fresh

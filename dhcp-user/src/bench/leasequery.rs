@@ -68,6 +68,27 @@ fn lease(i: u32, cltt: i64) -> Lease {
     }
 }
 
+/// Commits `count` address bindings (client `i` holds 2001:db8:1::1:0 + i on link
+/// 2001:db8:1::/64, valid from `cltt` for an hour) in chunks; `progress` gets the count so far.
+pub fn fill_store(
+    store: &SqliteStore,
+    count: u32,
+    cltt: i64,
+    progress: impl Fn(u64),
+) -> Result<()> {
+    let mut next = 0;
+    while next < count {
+        let end = (next + FILL_CHUNK).min(count);
+        let changes: Vec<LeaseChange> = (next..end)
+            .map(|i| LeaseChange::Upsert(lease(i, cltt)))
+            .collect();
+        store.commit(&changes, cltt)?;
+        next = end;
+        progress(next as u64);
+    }
+    Ok(())
+}
+
 /// Fills a fresh store in `dir` with `count` bindings, serves leasequery on [::1] and runs one
 /// bulk query-by-link over every link; `progress` gets the bindings stored so far.
 pub fn run(dir: &Path, count: u32, progress: impl Fn(u64)) -> Result<LeasequeryResult> {
@@ -79,16 +100,7 @@ pub fn run(dir: &Path, count: u32, progress: impl Fn(u64)) -> Result<LeasequeryR
         .as_secs() as i64
         - 10;
     let fill_start = Instant::now();
-    let mut next = 0;
-    while next < count {
-        let end = (next + FILL_CHUNK).min(count);
-        let changes: Vec<LeaseChange> = (next..end)
-            .map(|i| LeaseChange::Upsert(lease(i, cltt)))
-            .collect();
-        store.commit(&changes, cltt)?;
-        next = end;
-        progress(next as u64);
-    }
+    fill_store(&store, count, cltt, progress)?;
     let fill_seconds = fill_start.elapsed().as_secs_f64();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -395,6 +395,21 @@ pub fn run_store(opts: &Options, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// Runs the startup section into `report`: the controller started on a large lease database,
+/// cold and with the fast path pinned.
+pub fn run_startup(opts: &Options, report: &mut Report) {
+    if let Err(err) = e2e::run_startup(opts, report) {
+        let reason = format!("the startup run failed: {err:#}");
+        report.set("startup_error", json!(reason));
+        report.row(
+            "startup",
+            "controller start at scale",
+            "failed".to_string(),
+            &reason,
+        );
+    }
+}
+
 /// Runs the bulk leasequery section into `report`: bindings/s over TCP on loopback.
 pub fn run_leasequery(opts: &Options, report: &mut Report) -> Result<()> {
     let count = opts.leasequery_bindings();

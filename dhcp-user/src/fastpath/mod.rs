@@ -441,6 +441,16 @@ pub fn pinned_stats(
     Ok(Some(out))
 }
 
+/// How many bindings the pinned `BINDINGS` map under `pin_root` holds (walks its keys).
+pub fn pinned_binding_count(pin_root: &Path) -> Result<usize, FastPathError> {
+    let path = pin_root.join(names::BINDINGS);
+    let data = MapData::from_pin(&path).map_err(map_err(names::BINDINGS))?;
+    let map: aya::maps::HashMap<MapData, BindingKey, BindingValue> =
+        aya::maps::HashMap::try_from(aya::maps::Map::HashMap(data))
+            .map_err(map_err(names::BINDINGS))?;
+    Ok(map.keys().filter(Result::is_ok).count())
+}
+
 /// The kernel's index of `iface` in the current network namespace.
 pub fn ifindex(iface: &str) -> Result<u32, FastPathError> {
     let name =

@@ -207,33 +207,67 @@ pub fn binding_for(
     now: i64,
     index: &SubnetIndex,
 ) -> Option<(BindingKey, BindingValue)> {
-    let grace = index.grace_period as u64;
-    let active: Vec<&Lease> = leases
+    let mut active = leases
         .iter()
-        .filter(|l| l.state == LeaseState::Assigned && l.expire > now)
-        .collect();
-    let first = active.first()?;
+        .filter(|l| l.state == LeaseState::Assigned && l.expire > now);
+    let first = active.next()?;
     let key = BindingKey::new(&first.duid)?;
-    let mut value = BindingValue {
-        expires: u64::MAX,
-        durable_until: 0,
-        na_iaid: 0,
-        pd_iaid: 0,
-        na_addr: [0; 16],
-        pd_prefix: [0; 16],
-        subnet: index.index(first.subnet_id)?,
-        flags: 0,
-        pd_len: 0,
-        _pad: [0; 4],
-    };
-    for lease in &active {
-        if lease.duid != first.duid || lease.subnet_id != first.subnet_id {
+    let mut builder = BindingBuilder::start(first, index);
+    builder.add(first);
+    for lease in active {
+        if lease.duid != first.duid {
             return None;
         }
+        builder.add(lease);
+    }
+    builder.finish(index.grace_period).map(|value| (key, value))
+}
+
+/// One client's binding built lease by lease (the active leases of one DUID, in any order), so
+/// that a bulk re-sync can stream the store instead of holding every lease in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingBuilder {
+    subnet_id: u32,
+    value: BindingValue,
+    /// Set when the leases cannot be one fast-path binding (see [`binding_for`]).
+    refused: bool,
+}
+
+impl BindingBuilder {
+    /// A binding started from the client's first active lease (which `add` must then be given
+    /// too, like every other).
+    pub fn start(first: &Lease, index: &SubnetIndex) -> Self {
+        let subnet = index.index(first.subnet_id);
+        BindingBuilder {
+            subnet_id: first.subnet_id,
+            value: BindingValue {
+                expires: u64::MAX,
+                durable_until: 0,
+                na_iaid: 0,
+                pd_iaid: 0,
+                na_addr: [0; 16],
+                pd_prefix: [0; 16],
+                subnet: subnet.unwrap_or(0),
+                flags: 0,
+                pd_len: 0,
+                _pad: [0; 4],
+            },
+            refused: subnet.is_none(),
+        }
+    }
+
+    /// Adds one active lease of the client.
+    pub fn add(&mut self, lease: &Lease) {
+        if lease.subnet_id != self.subnet_id {
+            self.refused = true;
+            return;
+        }
+        let value = &mut self.value;
         match lease.lease_type {
             LeaseType::Na => {
                 if value.flags & BINDING_HAS_NA != 0 {
-                    return None;
+                    self.refused = true;
+                    return;
                 }
                 value.flags |= BINDING_HAS_NA;
                 value.na_iaid = lease.iaid;
@@ -241,7 +275,8 @@ pub fn binding_for(
             }
             LeaseType::Pd => {
                 if value.flags & BINDING_HAS_PD != 0 {
-                    return None;
+                    self.refused = true;
+                    return;
                 }
                 value.flags |= BINDING_HAS_PD;
                 value.pd_iaid = lease.iaid;
@@ -251,8 +286,16 @@ pub fn binding_for(
         }
         value.expires = value.expires.min(lease.expire.max(0) as u64);
     }
-    value.durable_until = value.expires + grace;
-    Some((key, value))
+
+    /// The map value, or `None` when the controller alone must serve this client.
+    pub fn finish(self, grace_period: u32) -> Option<BindingValue> {
+        if self.refused {
+            return None;
+        }
+        let mut value = self.value;
+        value.durable_until = value.expires + u64::from(grace_period);
+        Some(value)
+    }
 }
 
 /// Counts of one bulk re-sync.
@@ -281,23 +324,37 @@ pub fn resync(
     now: i64,
 ) -> Result<(ResyncReport, Vec<LaterExpiry>), anyhow::Error> {
     let started = Instant::now();
-    let mut by_duid: HashMap<Vec<u8>, Vec<Lease>> = HashMap::new();
+    // Streamed: one small builder per client (about 110 bytes), never every lease at once.
+    let mut builders: HashMap<BindingKey, BindingBuilder> = HashMap::new();
+    let mut too_long: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
         let lease = lease?;
-        if lease.state == LeaseState::Assigned && lease.expire > now {
-            by_duid.entry(lease.duid.clone()).or_default().push(lease);
+        if lease.state != LeaseState::Assigned || lease.expire <= now {
+            continue;
+        }
+        match BindingKey::new(&lease.duid) {
+            Some(key) => builders
+                .entry(key)
+                .or_insert_with(|| BindingBuilder::start(&lease, index))
+                .add(&lease),
+            None => {
+                too_long.insert(lease.duid);
+            }
         }
     }
     let mut report = ResyncReport {
-        clients: by_duid.len() as u64,
+        clients: (builders.len() + too_long.len()) as u64,
+        controller_only: too_long.len() as u64,
         ..Default::default()
     };
+    drop(too_long);
     let mut writes_back = Vec::new();
-    let mut wanted: HashMap<BindingKey, ()> = HashMap::with_capacity(by_duid.len());
     let mut map = fp.bindings_mut()?;
-    let total = by_duid.len();
-    for (n, leases) in by_duid.values().enumerate() {
-        let Some((key, mut value)) = binding_for(leases, now, index) else {
+    let total = builders.len();
+    let mut wanted: std::collections::HashSet<BindingKey> =
+        std::collections::HashSet::with_capacity(total);
+    for (n, (key, builder)) in builders.drain().enumerate() {
+        let Some(mut value) = builder.finish(index.grace_period) else {
             report.controller_only += 1;
             continue;
         };
@@ -310,11 +367,11 @@ pub fn resync(
             if same && existing.expires > value.expires {
                 value.expires = existing.expires;
                 report.kept_later_expiry += 1;
-                writes_back.push((leases[0].duid.clone(), existing.expires as i64));
+                writes_back.push((key.duid().to_vec(), existing.expires as i64));
             }
         }
         map.insert(key, value, 0)?;
-        wanted.insert(key, ());
+        wanted.insert(key);
         report.pushed += 1;
         if total >= 100_000 && (n + 1) % 100_000 == 0 {
             info!(
@@ -328,7 +385,7 @@ pub fn resync(
     let stale: Vec<BindingKey> = map
         .keys()
         .filter_map(Result::ok)
-        .filter(|k| !wanted.contains_key(k))
+        .filter(|k| !wanted.contains(k))
         .collect();
     for key in stale {
         let _ = map.remove(&key);
@@ -543,6 +600,35 @@ mod tests {
         let mut released = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
         released.state = LeaseState::Released;
         assert!(binding_for(&[released], 10, &index()).is_none());
+    }
+
+    #[test]
+    fn the_streamed_builder_agrees_with_binding_for_in_any_order() {
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let na = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
+        let pd = lease(&duid, LeaseType::Pd, "2001:db8:100::", 56, 900);
+        let mut other_subnet = pd.clone();
+        other_subnet.subnet_id = 8;
+        let na2 = lease(&duid, LeaseType::Na, "2001:db8::6", 128, 1000);
+        for leases in [
+            vec![na.clone(), pd.clone()],
+            vec![pd.clone(), na.clone()],
+            vec![na.clone(), other_subnet],
+            vec![na.clone(), na2],
+            vec![pd],
+        ] {
+            let whole = binding_for(&leases, 10, &index()).map(|(_, v)| v);
+            let mut builder = BindingBuilder::start(&leases[0], &index());
+            for l in &leases {
+                builder.add(l);
+            }
+            let streamed = builder.finish(index().grace_period);
+            assert_eq!(
+                whole.map(|v| format!("{v:?}")),
+                streamed.map(|v| format!("{v:?}")),
+                "{leases:?}"
+            );
+        }
     }
 
     #[test]
