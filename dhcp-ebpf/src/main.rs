@@ -350,6 +350,14 @@ fn eq_prefix<const N: usize>(
     diff == 0
 }
 
+/// Stores a zero byte. Adjacent plain stores of zero are merged into a `memset` call, which the BPF
+/// target turns into a byte-wise loop in a subprogram; a volatile store stays one instruction.
+#[inline(always)]
+fn zero(v: &mut u8) {
+    // SAFETY: a plain store through a valid reference.
+    unsafe { core::ptr::write_volatile(v, 0) }
+}
+
 // ---- checksum --------------------------------------------------------------------------------
 
 /// Ones-complement sum of `len` (≤ 1023) bytes of `b` from `off`, chained onto `seed`. Bytes after
@@ -394,6 +402,9 @@ pub struct State {
     relay: Relay,
     /// Copy of the client's binding (when `has_binding`).
     binding: BindingValue,
+    /// The interface's MAC and link-local address (copied so the build needs no second lookup).
+    mac: [u8; 8],
+    link_local: [u8; 16],
     frame_len: usize,
     l3: usize,
     l4: usize,
@@ -488,16 +499,20 @@ fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
         // The map's expiry moved on in `stage_decide`; tell the controller so the store follows.
         // A full ring only delays durability of this renewal until the controller's next resync.
         if let Some(mut entry) = EVENTS.reserve(0) {
-            entry.write(RenewalEvent {
-                expires: st.new_expires,
-                at_ns: st.now_ns,
-                key: unsafe { (*sc).key },
-                ifindex: st.ifindex,
-                msg_type: st.r.msg_type,
-                relayed: st.relayed,
-                ias: st.renewed_ias,
-                _pad: [0; 5],
-            });
+            let ev = entry.as_mut_ptr();
+            // Field by field: a whole-struct write zeroes `_pad` with a byte-wise `memset` call.
+            // SAFETY: `ev` is a reserved, 8-byte aligned `RenewalEvent`.
+            unsafe {
+                (*ev).expires = st.new_expires;
+                (*ev).at_ns = st.now_ns;
+                core::ptr::copy_nonoverlapping(&(*sc).key, &mut (*ev).key, 1);
+                (*ev).ifindex = st.ifindex;
+                // `msg_type`, `relayed`, `ias` and the five padding bytes in one store.
+                core::ptr::write_volatile(
+                    core::ptr::addr_of_mut!((*ev).msg_type) as *mut u64,
+                    st.r.msg_type as u64 | (st.relayed as u64) << 8 | (st.renewed_ias as u64) << 16,
+                );
+            }
             entry.submit(0);
         }
     }
@@ -606,6 +621,8 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
     if iface.enabled == 0 {
         return Err(stat::PASS_DISABLED);
     }
+    copy::<6>(st.mac.as_mut_ptr(), iface.mac.as_ptr());
+    copy::<16>(st.link_local.as_mut_ptr(), iface.link_local.as_ptr());
 
     let dhcp = st.msg;
     let dhcp_end = st.r.end;
@@ -718,8 +735,11 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
         return Err(stat::PASS_DUID_TOO_LONG);
     }
     let key = unsafe { &mut (*sc).key };
-    key.duid_len = r.client_id_len as u8;
-    key._pad = [0; 3];
+    // `duid_len` and the three padding bytes in one store (see `zero`).
+    // SAFETY: the key starts with `duid_len: u8, _pad: [u8; 3]`, 4-byte aligned.
+    unsafe {
+        core::ptr::write_volatile(key as *mut BindingKey as *mut u32, r.client_id_len as u32)
+    };
     let key_words = key.duid.as_mut_ptr();
     for w in 0..FAST_DUID_MAX / 8 {
         let word =
@@ -739,7 +759,9 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
     if !ias_match(req, r, b, r.msg_type != MSG_SOLICIT) {
         return Err(stat::PASS_IA_MISMATCH);
     }
-    st.binding = *b;
+    // SAFETY: a map value and a scratch field, both `BindingValue`s, never the same memory (a
+    // plain assignment would compile to a byte-wise `memmove` call).
+    unsafe { core::ptr::copy_nonoverlapping(b as *const BindingValue, &mut st.binding, 1) };
     st.has_binding = 1;
     if commits == 1 {
         st.new_expires = now + subnet.valid_lifetime as u64;
@@ -771,7 +793,6 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
     let out = unsafe { (*sc).out.as_mut_ptr() };
     let st = unsafe { &mut (*sc).st };
     let cfg = unsafe { &*CONFIG.get_ptr(0).ok_or(stat::ABORTED)? };
-    let iface = unsafe { &*IFACES.get_ptr(st.ifindex).ok_or(stat::ABORTED)? };
     let subnet = unsafe { &*SUBNETS.get_ptr(st.subnet_index).ok_or(stat::ABORTED)? };
     let l3 = st.l3;
     let r = &st.r;
@@ -779,7 +800,7 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
     // L2: destination = the request's source, source = our MAC, VLAN tags kept. The tags and
     // ethertype take up to 10 bytes; the excess copied is overwritten by the IPv6 header below.
     copy::<6>(out, req.wrapping_add(6));
-    copy::<6>(out.wrapping_add(6), iface.mac.as_ptr());
+    copy::<6>(out.wrapping_add(6), st.mac.as_ptr());
     copy::<12>(out.wrapping_add(12), req.wrapping_add(12));
     let o_l4 = l3 + IPV6_HLEN;
     let mut o = o_l4 + UDP_HLEN;
@@ -891,7 +912,7 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
     if st.relayed == 1 {
         copy::<16>(ip.wrapping_add(8), ip_in.wrapping_add(24));
     } else {
-        copy::<16>(ip.wrapping_add(8), iface.link_local.as_ptr());
+        copy::<16>(ip.wrapping_add(8), st.link_local.as_ptr());
     }
     copy::<16>(ip.wrapping_add(24), ip_in.wrapping_add(8));
     // UDP: from 547 to whatever port the request came from.
@@ -977,15 +998,15 @@ fn parse_message(req: *const u8, r: &mut Request) -> Result<(), Reason> {
         return Err(stat::PASS_MALFORMED);
     }
     r.msg_type = rd8(req, off);
-    r.client_ids = 0;
-    r.server_ids = 0;
-    r.oros = 0;
-    r.na_count = 0;
-    r.pd_count = 0;
-    r.na_has_addr = 0;
-    r.pd_has_prefix = 0;
-    r.na_first = 0;
-    r.rapid_commit = 0;
+    zero(&mut r.client_ids);
+    zero(&mut r.server_ids);
+    zero(&mut r.oros);
+    zero(&mut r.na_count);
+    zero(&mut r.pd_count);
+    zero(&mut r.na_has_addr);
+    zero(&mut r.pd_has_prefix);
+    zero(&mut r.na_first);
+    zero(&mut r.rapid_commit);
     let mut o = off + 4;
     for _ in 0..MAX_OPTIONS {
         if o >= end {
