@@ -179,6 +179,12 @@ fn run_lab(config_text: &str, state_dir: &Path) -> anyhow::Result<()> {
         .stdin(Stdio::null())
         .spawn()
         .context("starting dhcp-user serve in the server namespace")?;
+    step(&format!(
+        "leasequery (RFC 5007/5460) from another terminal: ip netns exec {} {} leasequery --server {} link ::",
+        server_ns.name(),
+        exe.display(),
+        LAB_SERVER_ADDRESS.split('/').next().unwrap_or(LAB_SERVER_ADDRESS)
+    ));
     let outcome = drive(
         &client_ns,
         &link.b.ifname,
