@@ -360,19 +360,22 @@ fn zero(v: &mut u8) {
 
 // ---- checksum --------------------------------------------------------------------------------
 
-/// Ones-complement sum of `len` (≤ 1023) bytes of `b` from `off`, chained onto `seed`. Bytes after
-/// the end up to the next multiple of 4 must be zero (callers zero them).
+/// Ones-complement sum of `len` (≤ 1023 + 32) bytes of `b` from `off`, chained onto `seed`. Bytes
+/// after the end up to the next multiple of 4 must be zero (callers zero them). One helper call
+/// when the (padded) range fits the helper's 512-byte limit, two otherwise.
 #[inline(always)]
 fn csum_add(b: *mut u8, off: usize, len: usize, seed: u32) -> u32 {
     let padded = (len + 3) & !3;
-    let first = if padded > 512 { 512 } else { padded };
-    let rest = (padded - first) & 511;
-    // SAFETY: masked offsets; sizes ≤ 512; the buffer has BUF - MASK - 1 ≥ 1024 bytes of slack.
+    // SAFETY: masked offsets; sizes ≤ 512 (the second ≤ 1023 - 512 + 32 + 3, masked to < 1024
+    // and a multiple of 4); the buffer has BUF - MASK - 1 ≥ 1024 bytes of slack.
     unsafe {
         let p = b.add(opaque(off) & MASK) as *mut u32;
-        let s = bpf_csum_diff(core::ptr::null_mut(), 0, p, (first & 1023) as u32, seed);
-        let p2 = b.add(opaque(off + first) & MASK) as *mut u32;
-        bpf_csum_diff(core::ptr::null_mut(), 0, p2, rest as u32, s as u32) as u32
+        if padded <= 512 {
+            return bpf_csum_diff(core::ptr::null_mut(), 0, p, (padded & 1020) as u32, seed) as u32;
+        }
+        let s = bpf_csum_diff(core::ptr::null_mut(), 0, p, 512, seed);
+        let p2 = b.add(opaque(off + 512) & MASK) as *mut u32;
+        bpf_csum_diff(core::ptr::null_mut(), 0, p2, ((padded - 512) & 508) as u32, s as u32) as u32
     }
 }
 #[inline(always)]
@@ -384,10 +387,14 @@ fn csum_fold(mut sum: u32) -> u16 {
 /// IPv6 UDP pseudo-header (addresses at `ip_off + 8`) plus the UDP segment at `udp_off`.
 #[inline(always)]
 fn udp_csum(b: *mut u8, ip_off: usize, udp_off: usize, udp_len: usize) -> u16 {
-    let mut tail = [0u32; 2];
-    tail[0] = (udp_len as u32).to_be();
-    tail[1] = (IPPROTO_UDP as u32).to_be();
-    let seed = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, tail.as_mut_ptr(), 8, 0) } as u32;
+    // The rest of the pseudo-header (upper-layer length, next header) as two 32-bit words in
+    // memory order, summed with the end-around carry: no helper call needed.
+    let tail = (udp_len as u32).to_be() as u64 + (IPPROTO_UDP as u32).to_be() as u64;
+    let seed = ((tail & 0xffff_ffff) + (tail >> 32)) as u32;
+    if udp_off == ip_off + IPV6_HLEN {
+        // Addresses and segment are contiguous: one range.
+        return csum_fold(csum_add(b, ip_off + 8, 32 + udp_len, seed));
+    }
     let seed = csum_add(b, ip_off + 8, 32, seed);
     csum_fold(csum_add(b, udp_off, udp_len, seed))
 }
