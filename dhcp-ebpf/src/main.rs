@@ -245,13 +245,7 @@ fn wr32(b: *mut u8, off: usize, v: u32) {
 #[inline(always)]
 fn copy_fixed<const N: usize>(dst: *mut u8, doff: usize, src: *const u8, soff: usize) {
     // SAFETY: both masked offsets plus N (≤ BUF - MASK - 1) stay inside their buffers.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            src.add(opaque(soff) & MASK),
-            dst.add(opaque(doff) & MASK),
-            N,
-        )
-    }
+    unsafe { copy::<N>(dst.add(opaque(doff) & MASK), src.add(opaque(soff) & MASK)) }
 }
 /// A pointer to `off` in a scratch buffer. Fields around it are then reached at constant
 /// offsets (one masked add per region instead of one per field); the slack after `MASK` covers
@@ -286,11 +280,44 @@ fn get32(p: *const u8, k: usize) -> u32 {
     // SAFETY: as `put16`.
     u32::from_be(unsafe { core::ptr::read_unaligned(p.add(k) as *const u32) })
 }
-/// Copies `N` bytes between two such pointers.
+/// Copies one `T` at byte `k`, unaligned.
+#[inline(always)]
+fn mv<T>(dst: *mut u8, src: *const u8, k: usize) {
+    // SAFETY: callers keep `k + size_of::<T>()` within both regions; unaligned access is allowed.
+    unsafe {
+        core::ptr::write_unaligned(
+            dst.add(k) as *mut T,
+            core::ptr::read_unaligned(src.add(k) as *const T),
+        )
+    }
+}
+/// Copies `N` bytes between two such pointers (non-overlapping), in 8-, 4- and 2-byte moves: a
+/// `copy_nonoverlapping` of a byte array becomes one load and one store per byte on this
+/// target, whatever the CPU allows. A tail shorter than the word is copied by a last move that
+/// overlaps the previous one (same bytes, written twice).
 #[inline(always)]
 fn copy<const N: usize>(dst: *mut u8, src: *const u8) {
-    // SAFETY: both pointers come from `at` (or are map-value fields at least N long).
-    unsafe { core::ptr::copy_nonoverlapping(src, dst, N) }
+    // Both pointers come from `at` (or are map-value fields at least N long); every move below
+    // stays within the first N bytes.
+    let mut k = 0;
+    while k + 8 <= N {
+        mv::<u64>(dst, src, k);
+        k += 8;
+    }
+    if k == N {
+        return;
+    }
+    if N >= 8 {
+        mv::<u64>(dst, src, N - 8);
+    } else if N >= 4 {
+        mv::<u32>(dst, src, 0);
+        mv::<u32>(dst, src, N - 4);
+    } else if N >= 2 {
+        mv::<u16>(dst, src, 0);
+        mv::<u16>(dst, src, N - 2);
+    } else {
+        mv::<u8>(dst, src, 0);
+    }
 }
 /// Copies `len` (≤ N) bytes, 8 at a time; at most 7 bytes past `len` are written and later
 /// overwritten or left beyond the frame's end.
@@ -375,7 +402,13 @@ fn csum_add(b: *mut u8, off: usize, len: usize, seed: u32) -> u32 {
         }
         let s = bpf_csum_diff(core::ptr::null_mut(), 0, p, 512, seed);
         let p2 = b.add(opaque(off + 512) & MASK) as *mut u32;
-        bpf_csum_diff(core::ptr::null_mut(), 0, p2, ((padded - 512) & 508) as u32, s as u32) as u32
+        bpf_csum_diff(
+            core::ptr::null_mut(),
+            0,
+            p2,
+            ((padded - 512) & 508) as u32,
+            s as u32,
+        ) as u32
     }
 }
 #[inline(always)]
@@ -512,7 +545,10 @@ fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
             unsafe {
                 (*ev).expires = st.new_expires;
                 (*ev).at_ns = st.now_ns;
-                core::ptr::copy_nonoverlapping(&(*sc).key, &mut (*ev).key, 1);
+                copy::<{ core::mem::size_of::<BindingKey>() }>(
+                    core::ptr::addr_of_mut!((*ev).key) as *mut u8,
+                    core::ptr::addr_of!((*sc).key) as *const u8,
+                );
                 (*ev).ifindex = st.ifindex;
                 // `msg_type`, `relayed`, `ias` and the five padding bytes in one store.
                 core::ptr::write_volatile(
