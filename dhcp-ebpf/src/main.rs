@@ -210,6 +210,14 @@ fn opaque(mut v: usize) -> usize {
     v
 }
 
+/// A compiler barrier: LLVM must assume any memory changed, so values derived from memory are
+/// stored before it and reloaded after.
+#[inline(always)]
+fn clobber() {
+    // SAFETY: an empty asm block.
+    unsafe { core::arch::asm!("", options(nostack, preserves_flags)) };
+}
+
 #[inline(always)]
 fn rd8(b: *const u8, off: usize) -> u8 {
     // SAFETY: `off & MASK` < BUF.
@@ -1055,6 +1063,8 @@ fn parse_message(req: *const u8, r: &mut Request) -> Result<(), Reason> {
         if o >= end {
             break;
         }
+        // The Request fields go through memory between options (see `parse_option`).
+        clobber();
         let next = parse_option(req, r, o);
         if next >= OPTION_ERROR {
             return Err((next - OPTION_ERROR) as Reason);
@@ -1070,10 +1080,11 @@ fn parse_message(req: *const u8, r: &mut Request) -> Result<(), Reason> {
 /// `parse_option` returns the next option's offset, or this plus a `stat` reason.
 const OPTION_ERROR: usize = 0x1_0000;
 
-/// One option of the client message at `o`. A function of its own (not inlined) so the Request
-/// fields live in memory: kept in registers across the option loop, every combination of their
-/// values would be a separate verifier state.
-#[inline(never)]
+/// One option of the client message at `o`. The Request fields must live in memory across the
+/// option loop: kept in registers, every combination of their values would be a separate
+/// verifier state. Inlined (a bpf-to-bpf call per option costs more than the option), with a
+/// `clobber` before each option so LLVM writes the fields back and reloads them.
+#[inline(always)]
 fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
     let end = r.end;
     if o + 4 > end {
