@@ -13,21 +13,25 @@
 //!
 //! Concurrency: a decision runs under one short lock (no await inside), so two requests never
 //! pick the same address; its lease changes are then entered in an in-flight overlay that later
-//! decisions see, and the lock is released while the writer makes them durable (grouped with
-//! other requests' changes into one transaction). Only then is the reply sent and the overlay
-//! entry dropped.
+//! decisions see and queued to the writer (still under the lock, so commits are made durable in
+//! the order they were decided), and the lock is released while the writer makes them durable
+//! (grouped with other requests' changes into one transaction). Only then is the reply sent and
+//! the overlay entry dropped. Decisions read leases from an in-memory copy of the durable rows
+//! ([`mirror`]), which the writer updates as each transaction reaches the disk; SQLite is read
+//! once, when the server opens the store.
 
 pub mod allocator;
 pub mod demo;
 pub mod events;
 pub mod handler;
 pub mod io;
+pub mod mirror;
 pub mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -36,13 +40,14 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::proto::Duid;
 use crate::store::{
-    Lease, LeaseChange, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType,
-    SqliteStore, StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
+    Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, SqliteStore,
+    StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
 };
 
 use allocator::{Allocator, LeaseView};
 use events::{LeaseEvent, LeaseEventKind};
 use handler::{classify, decide, wrap_reply, ClientLimit, DecideInput, Inbound};
+use mirror::LeaseMirror;
 use stats::Stats;
 
 /// Reclaim timer period.
@@ -130,6 +135,8 @@ impl ClientLimit for ClientTable {
 
 struct DecisionState {
     allocator: Allocator,
+    /// The durable lease rows (kept by the writer's durable hook).
+    mirror: LeaseMirror,
     pending: HashMap<LeaseKey, Pending>,
     next_generation: u64,
     clients: ClientTable,
@@ -167,9 +174,9 @@ impl DecisionState {
     }
 }
 
-/// The store seen through the commits in flight.
+/// The durable rows seen through the commits in flight.
 struct OverlayView<'a> {
-    store: &'a dyn LeaseStore,
+    mirror: &'a LeaseMirror,
     pending: &'a HashMap<LeaseKey, Pending>,
 }
 
@@ -177,24 +184,30 @@ impl LeaseView for OverlayView<'_> {
     fn get(&self, key: &LeaseKey) -> Result<Option<Lease>, StoreError> {
         match self.pending.get(key) {
             Some(pending) => Ok(pending.lease.clone()),
-            None => self.store.get(key),
+            None => Ok(self.mirror.get(key)),
         }
     }
 
     fn scan_after(&self, after: Option<&LeaseKey>, limit: usize) -> Result<Vec<Lease>, StoreError> {
         // Rows only: the allocator checks each candidate with `get`, which sees the overlay.
-        self.store.find(&LeaseFilter::All, after, limit)
+        // The allocator walks one pool of one lease type and a row of the other type ends its
+        // walk, so the page stops after the first such row (a short page also ends the walk).
+        let mut page = Vec::new();
+        let first_type = after.map(|key| key.lease_type);
+        for lease in self.mirror.range_after(after).take(limit) {
+            let other_type = first_type.is_some_and(|t| t != lease.lease_type);
+            page.push(lease);
+            if other_type {
+                break;
+            }
+        }
+        Ok(page)
     }
 
     fn by_duid(&self, duid: &[u8]) -> Result<Vec<Lease>, StoreError> {
-        let filter = LeaseFilter::Duid {
-            duid: duid.to_vec(),
-            iaid: None,
-        };
         let mut leases: Vec<Lease> = self
-            .store
-            .find(&filter, None, MAX_LEASES_PER_CLIENT)?
-            .into_iter()
+            .mirror
+            .by_duid(duid, MAX_LEASES_PER_CLIENT)
             .filter(|lease| !self.pending.contains_key(&lease.key()))
             .collect();
         leases.extend(
@@ -215,7 +228,7 @@ pub struct Server {
     store: Arc<dyn LeaseStore>,
     writer: StoreWriter,
     events: broadcast::Sender<LeaseEvent>,
-    state: Mutex<DecisionState>,
+    state: Arc<Mutex<DecisionState>>,
     stats: Stats,
     /// Interface name → index of the subnet of its direct clients.
     direct_subnets: RwLock<HashMap<String, usize>>,
@@ -247,21 +260,14 @@ impl Server {
         interfaces: &[String],
     ) -> Result<Arc<Server>, ServerError> {
         let server_duid = load_server_duid(&config, store.as_ref(), interfaces)?;
-        let writer =
-            StoreWriter::spawn(store.clone(), WriterConfig::default()).map_err(|source| {
-                ServerError::Io {
-                    context: "starting the lease store writer".into(),
-                    source,
-                }
-            })?;
+        let mirror = LeaseMirror::load(store.as_ref())?;
         let mut clients = ClientTable {
             limit: config.interface_client_limit,
             per_interface: HashMap::new(),
         };
         if clients.limit.is_some() {
             let now = unix_now();
-            for lease in LeasePages::new(store.as_ref(), LeaseFilter::All, 10_000) {
-                let lease = lease?;
+            for lease in mirror.range_after(None) {
                 if lease.is_active(now) {
                     clients
                         .per_interface
@@ -271,19 +277,30 @@ impl Server {
                 }
             }
         }
-        let state = DecisionState {
+        let state = Arc::new(Mutex::new(DecisionState {
             allocator: Allocator::new(&config),
+            mirror,
             pending: HashMap::new(),
             next_generation: 0,
             clients,
-        };
+        }));
+        let hook_state = Arc::clone(&state);
+        let hook: crate::store::DurableHook = Box::new(move |changes: &[LeaseChange]| {
+            lock(&hook_state).mirror.apply(changes);
+        });
+        let writer =
+            StoreWriter::spawn_with_hook(store.clone(), WriterConfig::default(), Some(hook))
+                .map_err(|source| ServerError::Io {
+                    context: "starting the lease store writer".into(),
+                    source,
+                })?;
         info!(server_duid = %hex::encode(server_duid.as_bytes()), "server DUID");
         Ok(Arc::new(Server {
             server_duid,
             store,
             writer,
             events: events::channel(),
-            state: Mutex::new(state),
+            state,
             stats: Stats::new(),
             direct_subnets: RwLock::new(HashMap::new()),
             leasequery: crate::leasequery::LeasequerySettings::from_config(&config),
@@ -361,8 +378,8 @@ impl Server {
             .copied()
     }
 
-    fn lock_state(&self) -> std::sync::MutexGuard<'_, DecisionState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_state(&self) -> MutexGuard<'_, DecisionState> {
+        lock(&self.state)
     }
 
     /// Handles one datagram; returns the reply to send to `inbound.source`, if any.
@@ -396,18 +413,16 @@ impl Server {
             "received"
         );
         let now = unix_now();
-        let (decision, generation) = {
+        let (decision, generation, commit) = {
             let mut guard = self.lock_state();
             let DecisionState {
                 allocator,
+                mirror,
                 pending,
                 clients,
                 ..
             } = &mut *guard;
-            let view = OverlayView {
-                store: self.store.as_ref(),
-                pending,
-            };
+            let view = OverlayView { mirror, pending };
             let input = DecideInput {
                 config: &self.config,
                 server_duid: &self.server_duid,
@@ -425,10 +440,12 @@ impl Server {
                 }
             };
             let generation = guard.begin(&decision.changes);
-            (decision, generation)
+            let commit = (!decision.changes.is_empty())
+                .then(|| self.writer.start_commit(decision.changes.clone()));
+            (decision, generation, commit)
         };
-        if !decision.changes.is_empty() {
-            let result = self.writer.commit(decision.changes.clone()).await;
+        if let Some(commit) = commit {
+            let result = commit.wait().await;
             self.lock_state().finish(&decision.changes, generation);
             if let Err(err) = result {
                 warn!(error = %err, "lease commit failed; no reply sent");
@@ -532,21 +549,12 @@ impl Server {
         // A client stops counting against its interface once it has no active lease there.
         let limit_on = self.config.interface_client_limit.is_some();
         for (interface, duid) in gone.into_iter().filter(|_| limit_on) {
-            let filter = LeaseFilter::Duid {
-                duid: duid.clone(),
-                iaid: None,
-            };
-            let still_active = self
-                .store
-                .find(&filter, None, MAX_LEASES_PER_CLIENT)
-                .map(|leases| {
-                    leases
-                        .iter()
-                        .any(|l| l.is_active(now) && l.interface == interface)
-                })
-                .unwrap_or(true);
+            let mut state = self.lock_state();
+            let still_active = state
+                .mirror
+                .by_duid(&duid, MAX_LEASES_PER_CLIENT)
+                .any(|l| l.is_active(now) && l.interface == interface);
             if !still_active {
-                let mut state = self.lock_state();
                 if let Some(set) = state.clients.per_interface.get_mut(&interface) {
                     set.remove(&duid);
                 }
@@ -580,11 +588,11 @@ impl Server {
         expires_unix: i64,
         types: &[LeaseType],
     ) -> Result<usize, ServerError> {
-        let filter = LeaseFilter::Duid {
-            duid: duid.to_vec(),
-            iaid: None,
-        };
-        let leases = self.store.find(&filter, None, MAX_LEASES_PER_CLIENT)?;
+        let leases: Vec<Lease> = self
+            .lock_state()
+            .mirror
+            .by_duid(duid, MAX_LEASES_PER_CLIENT)
+            .collect();
         let mut changes = Vec::new();
         let mut events = Vec::new();
         for lease in leases {
@@ -629,7 +637,7 @@ impl Server {
         if expired.is_empty() {
             return Ok(0);
         }
-        let (changes, events, generation) = {
+        let (changes, events, generation, commit) = {
             let mut state = self.lock_state();
             let mut changes = Vec::new();
             let mut events = Vec::new();
@@ -645,14 +653,15 @@ impl Server {
                     lease,
                 });
             }
+            if changes.is_empty() {
+                return Ok(0);
+            }
             let generation = state.begin(&changes);
-            (changes, events, generation)
+            let commit = self.writer.start_commit(changes.clone());
+            (changes, events, generation, commit)
         };
         let count = changes.len();
-        if count == 0 {
-            return Ok(0);
-        }
-        let result = self.writer.commit(changes.clone()).await;
+        let result = commit.wait().await;
         self.lock_state().finish(&changes, generation);
         result?;
         self.publish(events);
@@ -687,8 +696,12 @@ impl Server {
                 .iter()
                 .map(|lease| LeaseChange::Delete(lease.key()))
                 .collect();
-            let generation = self.lock_state().begin(&changes);
-            let result = self.writer.commit(changes.clone()).await;
+            let (generation, commit) = {
+                let mut state = self.lock_state();
+                let generation = state.begin(&changes);
+                (generation, self.writer.start_commit(changes.clone()))
+            };
+            let result = commit.wait().await;
             {
                 let mut state = self.lock_state();
                 state.finish(&changes, generation);
@@ -787,6 +800,11 @@ impl Server {
             }
         }
     }
+}
+
+/// Locks a mutex, taking over a poisoned one.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `addr` for an address lease, `prefix/len` for a delegated prefix.

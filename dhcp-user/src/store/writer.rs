@@ -44,6 +44,10 @@ impl Default for WriterConfig {
     }
 }
 
+/// Called by the writer thread with each batch's changes once they are durable, in commit order,
+/// before any waiter of that batch is woken (the server keeps its in-memory lease copy with it).
+pub type DurableHook = Box<dyn FnMut(&[LeaseChange]) + Send>;
+
 struct Request {
     changes: Vec<LeaseChange>,
     /// `None` for a `submit`: nobody waits, failures are logged and counted.
@@ -65,6 +69,15 @@ pub struct StoreWriter {
 impl StoreWriter {
     /// Starts the writer thread for `store`.
     pub fn spawn(store: Arc<dyn LeaseStore>, config: WriterConfig) -> std::io::Result<Self> {
+        Self::spawn_with_hook(store, config, None)
+    }
+
+    /// Starts the writer thread for `store`; `hook` sees every durable batch (see [`DurableHook`]).
+    pub fn spawn_with_hook(
+        store: Arc<dyn LeaseStore>,
+        config: WriterConfig,
+        hook: Option<DurableHook>,
+    ) -> std::io::Result<Self> {
         let (requests, inbox) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let max_queued = config.max_queued_changes;
@@ -72,7 +85,7 @@ impl StoreWriter {
         let thread_queued = Arc::clone(&queued);
         std::thread::Builder::new()
             .name("lease-writer".to_owned())
-            .spawn(move || run(inbox, thread_store, config, thread_queued))?;
+            .spawn(move || run(inbox, thread_store, config, thread_queued, hook))?;
         Ok(StoreWriter {
             requests,
             queued,
@@ -88,15 +101,24 @@ impl StoreWriter {
 
     /// Commits `changes` atomically; returns once the transaction holding them is on disk.
     pub async fn commit(&self, changes: Vec<LeaseChange>) -> Result<CommitReceipt, StoreError> {
-        for change in &changes {
-            change.validate()?;
-        }
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(Request {
-            changes,
-            reply: Some(reply),
-        })?;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
+        self.start_commit(changes).wait().await
+    }
+
+    /// Queues `changes` now (so that commits started one after another are made durable in that
+    /// order) and returns the wait for their transaction; [`StoreWriter::commit`] in two halves.
+    pub fn start_commit(&self, changes: Vec<LeaseChange>) -> PendingCommit {
+        let queued = (|| {
+            for change in &changes {
+                change.validate()?;
+            }
+            let (reply, answer) = oneshot::channel();
+            self.enqueue(Request {
+                changes,
+                reply: Some(reply),
+            })?;
+            Ok(answer)
+        })();
+        PendingCommit { queued }
     }
 
     /// Queues `changes` without waiting (fast-path renewals); durable within `submit_delay` plus one commit.
@@ -129,12 +151,26 @@ impl StoreWriter {
     }
 }
 
+/// A commit queued by [`StoreWriter::start_commit`].
+#[must_use = "the changes are durable only once `wait` returns Ok"]
+pub struct PendingCommit {
+    queued: Result<oneshot::Receiver<Result<CommitReceipt, StoreError>>, StoreError>,
+}
+
+impl PendingCommit {
+    /// Returns once the transaction holding the changes is on disk.
+    pub async fn wait(self) -> Result<CommitReceipt, StoreError> {
+        self.queued?.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
 /// The writer thread: gather a batch, commit it, answer it, prune now and then.
 fn run(
     inbox: Receiver<Request>,
     store: Arc<dyn LeaseStore>,
     config: WriterConfig,
     queued: Arc<AtomicUsize>,
+    mut hook: Option<DurableHook>,
 ) {
     let mut next_prune = Instant::now();
     loop {
@@ -159,7 +195,7 @@ fn run(
         };
         let (batch, senders_gone) = gather(&inbox, first, &config);
         let change_count: usize = batch.iter().map(|request| request.changes.len()).sum();
-        commit_batch(store.as_ref(), batch, change_count);
+        commit_batch(store.as_ref(), batch, change_count, &mut hook);
         queued.fetch_sub(change_count, Ordering::Relaxed);
         if senders_gone {
             break;
@@ -210,7 +246,12 @@ fn gather(
     (batch, false)
 }
 
-fn commit_batch(store: &dyn LeaseStore, batch: Vec<Request>, change_count: usize) {
+fn commit_batch(
+    store: &dyn LeaseStore,
+    batch: Vec<Request>,
+    change_count: usize,
+    hook: &mut Option<DurableHook>,
+) {
     let mut changes = Vec::with_capacity(change_count);
     let mut replies = Vec::with_capacity(batch.len());
     let mut unawaited = 0usize;
@@ -226,6 +267,9 @@ fn commit_batch(store: &dyn LeaseStore, batch: Vec<Request>, change_count: usize
     metrics::histogram!("dhcp_store_batch_changes").record(change_count as f64);
     match result {
         Ok(receipt) => {
+            if let Some(hook) = hook.as_mut() {
+                hook(&changes);
+            }
             for reply in replies {
                 // A waiter that gave up (dropped its future) needs no answer.
                 let _ = reply.send(Ok(receipt));
