@@ -507,14 +507,17 @@ fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
         return Err(stat::ABORTED);
     }
     unsafe { (*sc).st.frame_len = frame_len };
+    clobber();
     let c = stage_headers(sc);
     if c != GO_ON {
         return Err(c);
     }
+    clobber();
     let c = stage_decide(ctx.ctx, sc);
     if c != GO_ON {
         return Err(c);
     }
+    clobber();
     let c = stage_build(sc);
     if c != GO_ON {
         return Err(c);
@@ -592,7 +595,7 @@ fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
 
 /// Ethernet (two VLAN tags at most), IPv6 (bounded extension headers), UDP to port 547 with a
 /// valid checksum. Fills `l3`, `l4`, `msg` bounds.
-#[inline(never)]
+#[inline(always)]
 fn stage_headers(sc: *mut Scratch) -> u32 {
     code(headers(sc))
 }
@@ -654,7 +657,7 @@ fn headers(sc: *mut Scratch) -> Result<(), Reason> {
 }
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.
-#[inline(never)]
+#[inline(always)]
 fn stage_decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> u32 {
     code(decide(ctx, sc))
 }
@@ -833,7 +836,7 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
 }
 
 /// Writes the whole reply frame into `out` and its length into `new_len`.
-#[inline(never)]
+#[inline(always)]
 fn stage_build(sc: *mut Scratch) -> u32 {
     code(build(sc))
 }
