@@ -476,3 +476,67 @@ fn bench_mode_repeats_the_full_answer() {
     let floor = dhcp_user::fastpath::test_run(trivial, &input, LO, 1000).unwrap();
     assert_eq!(floor.verdict, XDP_PASS);
 }
+
+/// The checksum paths the cases above do not take: a UDP payload over 512 bytes (the program
+/// sums it in two helper calls) and an IPv6 Hop-by-Hop header between IPv6 and UDP. Each is
+/// answered exactly as without it; with the UDP checksum off by one bit, each is passed on.
+#[test]
+fn long_payloads_and_extension_headers_keep_the_checksums_right() {
+    let lab = setup();
+    let long_renew = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            elapsed(),
+            ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+            ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+            oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
+            opt(OPT_VENDOR_CLASS, &[0xab; 600]),
+        ],
+    );
+    assert!(long_renew.len() > 600);
+    let long = direct(long_renew).encode();
+    let expected = direct_reply(renew_reply()).encode();
+    let (verdict, out) = lab
+        .fp
+        .test_run(&long, LO, 1)
+        .map(|o| (o.verdict, o.frame))
+        .unwrap();
+    assert_eq!(verdict, XDP_TX, "long renew: verdict");
+    assert_eq!(out, expected, "long renew: reply bytes");
+
+    // Hop-by-Hop (8 bytes: next header UDP, PadN) after the fixed IPv6 header.
+    let plain = direct(renew()).encode();
+    let mut hbh = plain.clone();
+    let ip = 14;
+    hbh[ip + 6] = 0; // next header: Hop-by-Hop
+    let payload_len = u16::from_be_bytes([hbh[ip + 4], hbh[ip + 5]]) + 8;
+    hbh[ip + 4..ip + 6].copy_from_slice(&payload_len.to_be_bytes());
+    hbh.splice(ip + 40..ip + 40, [17, 0, 1, 4, 0, 0, 0, 0]);
+    let (verdict, out) = lab
+        .fp
+        .test_run(&hbh, LO, 1)
+        .map(|o| (o.verdict, o.frame))
+        .unwrap();
+    assert_eq!(verdict, XDP_TX, "renew behind hop-by-hop: verdict");
+    assert_eq!(out, expected, "renew behind hop-by-hop: reply bytes");
+
+    for (what, frame, udp) in [("long", long, 14 + 40), ("hop-by-hop", hbh, 14 + 48)] {
+        let mut bad = frame.clone();
+        bad[udp + 7] ^= 1;
+        let before = lab.counter(stat::PASS_MALFORMED);
+        let (verdict, out) = lab
+            .fp
+            .test_run(&bad, LO, 1)
+            .map(|o| (o.verdict, o.frame))
+            .unwrap();
+        assert_eq!(verdict, XDP_PASS, "{what} with a bad checksum: verdict");
+        assert_eq!(out, bad, "{what} with a bad checksum: unchanged");
+        assert_eq!(
+            lab.counter(stat::PASS_MALFORMED),
+            before + 1,
+            "{what}: counted"
+        );
+    }
+}
