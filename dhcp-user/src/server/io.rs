@@ -118,11 +118,17 @@ impl InterfaceSocket {
     /// Waits for the next datagram.
     pub async fn recv(&self) -> std::io::Result<Inbound> {
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        self.recv_into(&mut buf).await
+    }
+
+    /// Waits for the next datagram, read into `buf` (kept by the caller from one datagram to
+    /// the next, so no 64 KiB buffer is allocated and zeroed per packet).
+    pub async fn recv_into(&self, buf: &mut [u8]) -> std::io::Result<Inbound> {
         loop {
             let mut guard = self.fd.readable().await?;
             let result = guard.try_io(|inner| {
                 let fd = inner.get_ref().as_raw_fd();
-                let mut iov = [IoSliceMut::new(&mut buf)];
+                let mut iov = [IoSliceMut::new(&mut *buf)];
                 let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
                 let msg = recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
                     .map_err(std::io::Error::from)?;
@@ -271,9 +277,10 @@ pub async fn serve_sockets(
         let in_flight = in_flight.clone();
         let mut shutdown = shutdown.clone();
         tasks.spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
             loop {
                 let inbound = tokio::select! {
-                    received = socket.recv() => received,
+                    received = socket.recv_into(&mut buf) => received,
                     _ = shutdown.changed() => return,
                 };
                 let inbound = match inbound {
