@@ -483,18 +483,7 @@ fn bench_mode_repeats_the_full_answer() {
 #[test]
 fn long_payloads_and_extension_headers_keep_the_checksums_right() {
     let lab = setup();
-    let long_renew = msg(
-        MSG_RENEW,
-        &[
-            client_id(),
-            server_id(),
-            elapsed(),
-            ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
-            ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
-            oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
-            opt(OPT_VENDOR_CLASS, &[0xab; 600]),
-        ],
-    );
+    let long_renew = renew_with(&[opt(OPT_VENDOR_CLASS, &[0xab; 600])]);
     assert!(long_renew.len() > 600);
     let long = direct(long_renew).encode();
     let expected = direct_reply(renew_reply()).encode();

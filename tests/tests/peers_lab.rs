@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dhcp_user::control::{request, Binding, ControlRequest, ControlResponse, StatsReply};
 use dhcp_user::lab::{Lab, Namespace, VethPair};
-use server_common::{dhclient_files, dhcp_user_binary};
+use server_common::{dhclient_files, dhcp_user_binary, log_tail, spawn_server};
 
 const A_ADDRESS: &str = "2001:db8:1::1";
 const B_ADDRESS: &str = "2001:db8:1::3";
@@ -74,40 +74,15 @@ impl PeerServer {
     }
 
     fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.state_dir.join("server.log"))
-            .unwrap();
-        let child = self
-            .ns
-            .command(dhcp_user_binary())
-            .arg("serve")
-            .arg("--config")
-            .arg(self.state_dir.join("server.toml"))
-            .arg("--pin-root")
-            .arg(self.pin_root())
-            .args(["--max-bindings", "4096"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dhcp-user serve");
-        self.process = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while request(&self.state_dir, &ControlRequest::Stats).is_err() {
-            if let Some(status) = self.process.as_mut().unwrap().try_wait().unwrap() {
-                panic!("server {} exited ({status}):\n{}", self.name, self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server {} did not come up:\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let args: Vec<std::ffi::OsString> = vec![
+            "--config".into(),
+            self.state_dir.join("server.toml").into(),
+            "--pin-root".into(),
+            self.pin_root().into(),
+            "--max-bindings".into(),
+            "4096".into(),
+        ];
+        self.process = Some(spawn_server(&self.ns, &args, &self.state_dir));
     }
 
     /// The whole box dies: the process is killed and its link goes down (a pinned fast path
@@ -134,9 +109,7 @@ impl PeerServer {
     }
 
     fn log(&self) -> String {
-        let text = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(80)..].join("\n")
+        log_tail(&self.state_dir, 80)
     }
 
     fn bindings(&self) -> Vec<Binding> {

@@ -175,17 +175,20 @@ pub fn domain_opt() -> Vec<u8> {
 }
 
 pub fn renew() -> Vec<u8> {
-    msg(
-        MSG_RENEW,
-        &[
-            client_id(),
-            server_id(),
-            elapsed(),
-            ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
-            ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
-            oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
-        ],
-    )
+    renew_with(&[])
+}
+/// The Renew of `renew()` with `extra` options after its own.
+pub fn renew_with(extra: &[Vec<u8>]) -> Vec<u8> {
+    let mut options = vec![
+        client_id(),
+        server_id(),
+        elapsed(),
+        ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+        ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+        oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
+    ];
+    options.extend_from_slice(extra);
+    msg(MSG_RENEW, &options)
 }
 pub fn renew_reply() -> Vec<u8> {
     msg(

@@ -106,43 +106,22 @@ impl LabServer {
 
     /// (Re)starts the server process and waits for its control socket.
     pub fn start_server(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.state_dir.join("server.log"))
-            .unwrap();
-        let child = self
-            .server_ns
-            .command(dhcp_user_binary())
-            .arg("serve")
-            .arg("--config")
-            .arg(&self.config_path)
-            .args(["--iface", &self.link.a.ifname])
-            .arg("--state-dir")
-            .arg(&self.state_dir)
-            .args(["--xdp", if self.fast_path { "auto" } else { "off" }])
-            .arg("--pin-root")
-            .arg(self.pin_root())
-            .args(["--max-bindings", "65536"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dhcp-user serve");
-        self.server = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while request(&self.state_dir, &ControlRequest::Stats).is_err() {
-            if let Some(status) = self.server.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the server exited ({status}):\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not come up:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let pin_root = self.pin_root();
+        let args: Vec<std::ffi::OsString> = vec![
+            "--config".into(),
+            self.config_path.clone().into(),
+            "--iface".into(),
+            self.link.a.ifname.clone().into(),
+            "--state-dir".into(),
+            self.state_dir.clone().into(),
+            "--xdp".into(),
+            (if self.fast_path { "auto" } else { "off" }).into(),
+            "--pin-root".into(),
+            pin_root.into(),
+            "--max-bindings".into(),
+            "65536".into(),
+        ];
+        self.server = Some(spawn_server(&self.server_ns, &args, &self.state_dir));
     }
 
     /// Where the server pins its fast path (removed when the test ends): on the lab's bpffs, which
@@ -171,9 +150,7 @@ impl LabServer {
 
     /// The last 60 lines of the server's log.
     pub fn log(&self) -> String {
-        let text = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        log_tail(&self.state_dir, 60)
     }
 
     pub fn bindings(&self) -> Vec<Binding> {
@@ -290,6 +267,52 @@ impl LabServer {
             .output()
             .expect("running dhclient")
     }
+}
+
+/// Starts `dhcp-user serve <args>` in `ns` (RUST_LOG=info, output appended to
+/// `<state_dir>/server.log`) and waits up to 20 s for its control socket in `state_dir`; panics
+/// with the end of the log if it exits or does not come up.
+pub fn spawn_server(ns: &Namespace, args: &[std::ffi::OsString], state_dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir.join("server.log"))
+        .unwrap();
+    let mut child = ns
+        .command(dhcp_user_binary())
+        .arg("serve")
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting dhcp-user serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while request(state_dir, &ControlRequest::Stats).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the server in {} exited ({status}):\n{}",
+                state_dir.display(),
+                log_tail(state_dir, 60)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server in {} did not come up:\n{}",
+            state_dir.display(),
+            log_tail(state_dir, 60)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// The last `lines` lines of `<state_dir>/server.log`.
+pub fn log_tail(state_dir: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(state_dir.join("server.log")).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Paths of a dhclient instance's lease and pid files in `dir`.
