@@ -111,6 +111,63 @@ struct Pending {
     lease: Option<Lease>,
 }
 
+/// The commits in flight by lease key, with the keys of each client (DUID) among them, so a
+/// decision finds a client's in-flight leases without walking every commit in flight.
+#[derive(Default)]
+struct Overlay {
+    entries: HashMap<LeaseKey, Pending>,
+    by_duid: HashMap<Vec<u8>, Vec<LeaseKey>>,
+}
+
+impl Overlay {
+    fn get(&self, key: &LeaseKey) -> Option<&Pending> {
+        self.entries.get(key)
+    }
+
+    fn contains_key(&self, key: &LeaseKey) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    fn insert(&mut self, key: LeaseKey, pending: Pending) {
+        if let Some(lease) = &pending.lease {
+            self.by_duid
+                .entry(lease.duid.clone())
+                .or_default()
+                .push(key);
+        }
+        if let Some(old) = self.entries.insert(key, pending) {
+            self.unindex(&key, old.lease.as_ref());
+        }
+    }
+
+    fn remove(&mut self, key: &LeaseKey) {
+        if let Some(old) = self.entries.remove(key) {
+            self.unindex(key, old.lease.as_ref());
+        }
+    }
+
+    /// Drops one index entry of `key` under the DUID of `lease` (it was entered once per insert).
+    fn unindex(&mut self, key: &LeaseKey, lease: Option<&Lease>) {
+        let Some(lease) = lease else { return };
+        if let Some(keys) = self.by_duid.get_mut(lease.duid.as_slice()) {
+            if let Some(at) = keys.iter().position(|k| k == key) {
+                keys.swap_remove(at);
+            }
+            if keys.is_empty() {
+                self.by_duid.remove(lease.duid.as_slice());
+            }
+        }
+    }
+
+    /// The in-flight leases of `duid` (deletions excluded).
+    fn of_duid<'a>(&'a self, duid: &[u8]) -> impl Iterator<Item = &'a Lease> + 'a {
+        // Each key is listed once, under the DUID of the lease it is pending as.
+        let keys = self.by_duid.get(duid).map(Vec::as_slice).unwrap_or(&[]);
+        keys.iter()
+            .filter_map(|key| self.entries.get(key)?.lease.as_ref())
+    }
+}
+
 /// Clients per interface (`interface-client-limit`).
 struct ClientTable {
     limit: Option<u32>,
@@ -137,7 +194,7 @@ struct DecisionState {
     allocator: Allocator,
     /// The durable lease rows (kept by the writer's durable hook).
     mirror: LeaseMirror,
-    pending: HashMap<LeaseKey, Pending>,
+    pending: Overlay,
     next_generation: u64,
     clients: ClientTable,
 }
@@ -177,7 +234,7 @@ impl DecisionState {
 /// The durable rows seen through the commits in flight.
 struct OverlayView<'a> {
     mirror: &'a LeaseMirror,
-    pending: &'a HashMap<LeaseKey, Pending>,
+    pending: &'a Overlay,
 }
 
 impl LeaseView for OverlayView<'_> {
@@ -210,13 +267,7 @@ impl LeaseView for OverlayView<'_> {
             .by_duid(duid, MAX_LEASES_PER_CLIENT)
             .filter(|lease| !self.pending.contains_key(&lease.key()))
             .collect();
-        leases.extend(
-            self.pending
-                .values()
-                .filter_map(|p| p.lease.as_ref())
-                .filter(|lease| lease.duid == duid)
-                .cloned(),
-        );
+        leases.extend(self.pending.of_duid(duid).cloned());
         Ok(leases)
     }
 }
@@ -280,7 +331,7 @@ impl Server {
         let state = Arc::new(Mutex::new(DecisionState {
             allocator: Allocator::new(&config),
             mirror,
-            pending: HashMap::new(),
+            pending: Overlay::default(),
             next_generation: 0,
             clients,
         }));
