@@ -58,6 +58,13 @@ pub enum FastPathError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{0} is not on a BPF filesystem, so the fast path's maps cannot be pinned there: mount \
+         one with `mount -t bpf bpf /sys/fs/bpf` (`ip netns exec` gives the command a fresh /sys \
+         without it; `nsenter --net=/run/netns/NAME` keeps the host's), pass --pin-root on a \
+         BPF filesystem, or run with --xdp off"
+    )]
+    NotBpfFs(PathBuf),
     #[error("interface {0} not found")]
     NoInterface(String),
     #[error("the object has no map {0}")]
@@ -122,6 +129,9 @@ impl FastPath {
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(names::BINDINGS, max_bindings.max(1));
         if let Some(root) = pin_root {
+            if !on_bpf_fs(root) {
+                return Err(FastPathError::NotBpfFs(root.into()));
+            }
             std::fs::create_dir_all(root).map_err(|source| FastPathError::Io {
                 path: root.into(),
                 source,
@@ -397,6 +407,16 @@ pub fn test_run(
     })
 }
 
+/// Whether `path`, or the nearest ancestor of it that exists, lies on a BPF filesystem (pins
+/// can only be made there; anywhere else the kernel's error is a bare ENOENT or EPERM).
+fn on_bpf_fs(path: &Path) -> bool {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let Some(existing) = path.ancestors().find(|dir| dir.exists()) else {
+        return false;
+    };
+    nix::sys::statfs::statfs(existing).is_ok_and(|fs| fs.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+}
+
 /// The default pin root of a server whose state directory is `state_dir`: one per server, so
 /// several servers (or test runs) on a host never share maps by accident.
 pub fn default_pin_root(state_dir: &Path) -> PathBuf {
@@ -478,4 +498,23 @@ pub fn boot_to_unix_ns() -> u64 {
     let boot = read(libc::CLOCK_BOOTTIME);
     let real = read(libc::CLOCK_REALTIME);
     (real - boot).max(0) as u64
+}
+
+#[cfg(test)]
+mod pin_root_tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_root_off_the_bpf_filesystem_is_refused_with_how_to_fix_it() {
+        let dir = std::env::temp_dir().join("dhcp-user-not-bpffs/maps");
+        assert!(!on_bpf_fs(&dir));
+        let message = FastPathError::NotBpfFs(dir).to_string();
+        assert!(message.contains("mount -t bpf bpf /sys/fs/bpf"), "{message}");
+    }
+
+    #[test]
+    fn a_pin_root_not_yet_made_under_the_bpf_filesystem_is_accepted() {
+        // `cargo xtask test` mounts the BPF filesystem on /sys/fs/bpf before the tests run.
+        assert!(on_bpf_fs(Path::new("/sys/fs/bpf/dhcp-user-test-not-made/deeper")));
+    }
 }
