@@ -509,12 +509,17 @@ mod pin_root_tests {
         let dir = std::env::temp_dir().join("dhcp-user-not-bpffs/maps");
         assert!(!on_bpf_fs(&dir));
         let message = FastPathError::NotBpfFs(dir).to_string();
-        assert!(message.contains("mount -t bpf bpf /sys/fs/bpf"), "{message}");
+        assert!(
+            message.contains("mount -t bpf bpf /sys/fs/bpf"),
+            "{message}"
+        );
     }
 
     #[test]
     fn a_pin_root_not_yet_made_under_the_bpf_filesystem_is_accepted() {
         // `cargo xtask test` mounts the BPF filesystem on /sys/fs/bpf before the tests run.
-        assert!(on_bpf_fs(Path::new("/sys/fs/bpf/dhcp-user-test-not-made/deeper")));
+        assert!(on_bpf_fs(Path::new(
+            "/sys/fs/bpf/dhcp-user-test-not-made/deeper"
+        )));
     }
 }

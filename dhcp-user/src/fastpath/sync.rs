@@ -406,27 +406,22 @@ pub fn resync(
 pub struct MapSync {
     fp: Arc<Mutex<FastPath>>,
     index: SubnetIndex,
-    store: Arc<dyn LeaseStore>,
+    server: Arc<Server>,
 }
 
 impl MapSync {
-    pub fn new(fp: Arc<Mutex<FastPath>>, index: SubnetIndex, store: Arc<dyn LeaseStore>) -> Self {
-        MapSync { fp, index, store }
+    pub fn new(fp: Arc<Mutex<FastPath>>, index: SubnetIndex, server: Arc<Server>) -> Self {
+        MapSync { fp, index, server }
     }
 
-    /// Re-computes `duid`'s binding from the store and writes or removes its map entry.
+    /// Re-computes `duid`'s binding from the durable lease rows and writes or removes its map
+    /// entry. The rows come from the server's in-memory copy of the store (a SQLite query per
+    /// lease event here cost more than the whole 4-way exchange it followed).
     pub fn refresh_client(&self, duid: &[u8], now: i64) -> Result<(), anyhow::Error> {
         let Some(key) = BindingKey::new(duid) else {
             return Ok(());
         };
-        let leases = self.store.find(
-            &LeaseFilter::Duid {
-                duid: duid.to_vec(),
-                iaid: None,
-            },
-            None,
-            64,
-        )?;
+        let leases = self.server.durable_leases_of(duid, 64);
         let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
         let mut map = fp.bindings_mut()?;
         match binding_for(&leases, now, &self.index) {
@@ -461,7 +456,12 @@ impl MapSync {
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     warn!("fast path: {n} lease events missed; re-syncing the map from the store");
                     let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Err(e) = resync(&mut fp, self.store.as_ref(), &self.index, now_unix()) {
+                    if let Err(e) = resync(
+                        &mut fp,
+                        self.server.store().as_ref(),
+                        &self.index,
+                        now_unix(),
+                    ) {
                         warn!("fast path: re-sync failed: {e:#}");
                     }
                 }
@@ -711,11 +711,7 @@ pub async fn start(
         info!("fast path attached to {} ({:?} mode)", info.name, mode);
     }
     let fast_path = Arc::new(Mutex::new(fp));
-    let sync = Arc::new(MapSync::new(
-        fast_path.clone(),
-        index,
-        server.store().clone(),
-    ));
+    let sync = Arc::new(MapSync::new(fast_path.clone(), index, server.clone()));
     tokio::spawn(sync.clone().follow_events(server.subscribe()));
     let renewals_server = server.clone();
     let renewals_sync = sync.clone();

@@ -628,6 +628,13 @@ impl Server {
         }
     }
 
+    /// `duid`'s durable lease rows (at most `limit`, in the store's key order), read from the
+    /// in-memory copy the writer keeps as each batch reaches the disk: what `store().find` by
+    /// DUID returns, without a SQLite query on the caller's thread.
+    pub fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease> {
+        self.lock_state().mirror.by_duid(duid, limit).collect()
+    }
+
     /// The XDP fast path answered a renewal for `duid`: extend that client's assigned leases of
     /// the given `types` (the IAs the reply covered) to `expires_unix` (with the lifetimes of their subnets), persist through the writer's
     /// batched `submit` (durable within about a second, not awaited), publish `Renewed`.
