@@ -402,6 +402,9 @@ pub fn resync(
     Ok((report, writes_back))
 }
 
+/// Most lease events `MapSync::follow_events` takes in one go before refreshing their clients.
+const EVENT_BURST: usize = 1024;
+
 /// The running sync: owns the shared fast path and follows lease events and the ring buffer.
 pub struct MapSync {
     fp: Arc<Mutex<FastPath>>,
@@ -444,29 +447,56 @@ impl MapSync {
     /// Follows lease events until the channel closes: every grant, renewal, release, decline,
     /// expiry and clear is reflected in the map. A lag (events lost) triggers a full re-sync.
     pub async fn follow_events(self: Arc<Self>, mut events: broadcast::Receiver<LeaseEvent>) {
+        use broadcast::error::{RecvError, TryRecvError};
         loop {
-            match events.recv().await {
-                Ok(event) => {
-                    let now = now_unix();
-                    if let Err(e) = self.refresh_client(&event.lease.duid, now) {
-                        warn!("fast path: updating the binding of a client failed: {e:#}");
-                    }
-                    debug!("fast path: {} {}", event.kind.name(), event.lease.address);
+            let first = match events.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => {
+                    self.resync_after_lag(missed);
+                    continue;
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    warn!("fast path: {n} lease events missed; re-syncing the map from the store");
-                    let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Err(e) = resync(
-                        &mut fp,
-                        self.server.store().as_ref(),
-                        &self.index,
-                        now_unix(),
-                    ) {
-                        warn!("fast path: re-sync failed: {e:#}");
+                Err(RecvError::Closed) => return,
+            };
+            // Events come in bursts (a client's IA_NA and IA_PD together, a batch of fast-path
+            // renewals): each client's binding is rebuilt once per burst, not once per event.
+            let mut clients = vec![first.lease.duid];
+            let mut missed = None;
+            while clients.len() < EVENT_BURST {
+                match events.try_recv() {
+                    Ok(event) => clients.push(event.lease.duid),
+                    Err(TryRecvError::Lagged(n)) => {
+                        missed = Some(n);
+                        break;
                     }
+                    // Empty, or Closed (the next recv sees it).
+                    Err(_) => break,
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
             }
+            clients.sort_unstable();
+            clients.dedup();
+            let now = now_unix();
+            for duid in &clients {
+                if let Err(e) = self.refresh_client(duid, now) {
+                    warn!("fast path: updating the binding of a client failed: {e:#}");
+                }
+            }
+            debug!("fast path: {} clients refreshed", clients.len());
+            if let Some(missed) = missed {
+                self.resync_after_lag(missed);
+            }
+        }
+    }
+
+    fn resync_after_lag(&self, missed: u64) {
+        warn!("fast path: {missed} lease events missed; re-syncing the map from the store");
+        let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = resync(
+            &mut fp,
+            self.server.store().as_ref(),
+            &self.index,
+            now_unix(),
+        ) {
+            warn!("fast path: re-sync failed: {e:#}");
         }
     }
 }
