@@ -26,6 +26,9 @@ use super::{Server, ServerError};
 
 /// Largest datagram read (a DHCPv6 message is far smaller; jumbo relays still fit).
 const MAX_DATAGRAM: usize = 65_535;
+/// Receive buffer asked for each socket (bytes of queued datagrams, kernel accounting): at
+/// about 2 KiB a datagram, some 4 000 requests.
+const RECV_BUFFER: libc::c_int = 8 << 20;
 /// Requests being processed at once (awaiting their commit) before new ones are dropped.
 pub const MAX_IN_FLIGHT: usize = 8192;
 
@@ -95,6 +98,14 @@ impl InterfaceSocket {
             .map_err(io_error(ctx("IPV6_RECVPKTINFO")))?;
         set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_AUTOFLOWLABEL, 0)
             .map_err(io_error(ctx("IPV6_AUTOFLOWLABEL")))?;
+        // A deep receive queue rides out the moments the controller is off the CPU (a busy
+        // host, a long commit) instead of dropping the requests that arrive meanwhile: as root,
+        // SO_RCVBUFFORCE lifts the net.core.rmem_max cap; else the capped size is taken.
+        if set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RECV_BUFFER).is_err() {
+            if let Err(err) = socket.set_recv_buffer_size(RECV_BUFFER as usize) {
+                debug!(interface = %name, error = %err, "SO_RCVBUF");
+            }
+        }
         socket
             .set_nonblocking(true)
             .map_err(io_error(ctx("O_NONBLOCK")))?;

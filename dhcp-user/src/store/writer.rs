@@ -17,7 +17,8 @@ use super::{CommitReceipt, LeaseChange, LeaseStore, StoreError};
 /// Tuning of the [`StoreWriter`].
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// A batch closes once it holds this many changes (one request is never split).
+    /// A batch takes at most about this many changes (one request is never split); while someone
+    /// awaits the batch, what arrives during `linger` is taken when it ends.
     pub max_batch: usize,
     /// How long an awaited commit waits for others to join its transaction.
     pub linger: Duration,
@@ -217,6 +218,7 @@ fn gather(
         } else {
             config.submit_delay
         };
+    let mut awaited = first.reply.is_some();
     let mut changes = first.changes.len();
     let mut batch = vec![first];
     while changes < config.max_batch {
@@ -229,6 +231,13 @@ fn gather(
                 if now >= deadline {
                     break;
                 }
+                if awaited {
+                    // The deadline is at most `linger` away: sleep it out and take what arrived
+                    // meanwhile in one go, rather than have every sender wake this thread (a
+                    // futex wake and a context switch per commit under load).
+                    std::thread::sleep(deadline - now);
+                    continue;
+                }
                 match inbox.recv_timeout(deadline - now) {
                     Ok(request) => request,
                     Err(RecvTimeoutError::Timeout) => break,
@@ -239,6 +248,7 @@ fn gather(
         if next.reply.is_some() {
             // Someone is waiting now: do not hold them for the slower submit deadline.
             deadline = deadline.min(Instant::now() + config.linger);
+            awaited = true;
         }
         changes += next.changes.len();
         batch.push(next);
