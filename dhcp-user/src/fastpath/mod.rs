@@ -410,11 +410,11 @@ pub fn test_run(
 /// Whether `path`, or the nearest ancestor of it that exists, lies on a BPF filesystem (pins
 /// can only be made there; anywhere else the kernel's error is a bare ENOENT or EPERM).
 fn on_bpf_fs(path: &Path) -> bool {
-    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
     let Some(existing) = path.ancestors().find(|dir| dir.exists()) else {
         return false;
     };
-    nix::sys::statfs::statfs(existing).is_ok_and(|fs| fs.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+    statfs(existing).is_ok_and(|fs| fs.filesystem_type() == BPF_FS_MAGIC)
 }
 
 /// The default pin root of a server whose state directory is `state_dir`: one per server, so
