@@ -402,6 +402,9 @@ pub fn resync(
     Ok((report, writes_back))
 }
 
+/// Most fast-path renewal reports `follow_renewals` reads before making them durable.
+const RENEWALS_PER_ROUND: usize = 8192;
+
 /// Most lease events `MapSync::follow_events` takes in one go before refreshing their clients.
 const EVENT_BURST: usize = 1024;
 
@@ -514,7 +517,20 @@ pub async fn follow_renewals(
     loop {
         let mut guard = ring.readable_mut().await?;
         let mut renewed: Vec<Vec<u8>> = Vec::new();
-        while let Some(item) = guard.get_inner_mut().next() {
+        // A round ends after RENEWALS_PER_ROUND reports even if more are queued, so that under a
+        // sustained flood the batch still reaches the disk and the map learns the new horizon
+        // (the ring stays marked readable and the next round starts at once).
+        let mut drained = false;
+        let mut reports = 0;
+        loop {
+            if reports == RENEWALS_PER_ROUND {
+                break;
+            }
+            let Some(item) = guard.get_inner_mut().next() else {
+                drained = true;
+                break;
+            };
+            reports += 1;
             if item.len() < std::mem::size_of::<RenewalEvent>() {
                 continue;
             }
@@ -534,7 +550,10 @@ pub async fn follow_renewals(
                 Err(e) => warn!("fast path: recording a renewal failed: {e}"),
             }
         }
-        guard.clear_ready();
+        if drained {
+            guard.clear_ready();
+        }
+        drop(guard);
         if renewed.is_empty() {
             continue;
         }
