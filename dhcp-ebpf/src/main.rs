@@ -18,8 +18,8 @@ use aya_ebpf::{
     bindings::xdp_action,
     btf_maps::{lpm_trie::Key, Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
     helpers::{
-        bpf_csum_diff, bpf_ktime_get_boot_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
-        bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+        bpf_ktime_get_boot_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+        bpf_xdp_store_bytes,
     },
     macros::{btf_map, xdp},
     programs::XdpContext,
@@ -395,29 +395,59 @@ fn zero(v: &mut u8) {
 
 // ---- checksum --------------------------------------------------------------------------------
 
-/// Ones-complement sum of `len` (≤ 1023 + 32) bytes of `b` from `off`, chained onto `seed`. Bytes
-/// after the end up to the next multiple of 4 must be zero (callers zero them). One helper call
-/// when the (padded) range fits the helper's 512-byte limit, two otherwise.
+/// Longest range `csum_add` sums: a whole frame (the IPv6 addresses and the UDP segment lie in it).
+const CSUM_MAX: usize = 1024;
+
+/// Ones-complement sum of `len` (≤ `CSUM_MAX`) bytes of `b` from `off`, chained onto `seed`, in
+/// the program itself: the two 32-bit halves of each 8-byte word added into a 64-bit accumulator
+/// (at most 2 * 128 additions of < 2^32: no carry lost), folded at the end. No helper call.
+/// Bytes after the end up to the next multiple of 8 must be zero (callers zero them). Loads are
+/// 8 bytes wide on purpose: the reply is summed right after it was written in small pieces, and
+/// each load not covered by one earlier store waits for the store buffer, so fewer, wider loads
+/// beat narrower ones that need no splitting.
 #[inline(always)]
 fn csum_add(b: *mut u8, off: usize, len: usize, seed: u32) -> u32 {
-    let padded = (len + 3) & !3;
-    // SAFETY: masked offsets; sizes ≤ 512 (the second ≤ 1023 - 512 + 32 + 3, masked to < 1024
-    // and a multiple of 4); the buffer has BUF - MASK - 1 ≥ 1024 bytes of slack.
-    unsafe {
-        let p = b.add(opaque(off) & MASK) as *mut u32;
-        if padded <= 512 {
-            return bpf_csum_diff(core::ptr::null_mut(), 0, p, (padded & 1020) as u32, seed) as u32;
+    let p = at(b, off);
+    let mut acc = seed as u64;
+    for w in 0..CSUM_MAX / 8 {
+        if w * 8 >= len {
+            break;
         }
-        let s = bpf_csum_diff(core::ptr::null_mut(), 0, p, 512, seed);
-        let p2 = b.add(opaque(off + 512) & MASK) as *mut u32;
-        bpf_csum_diff(
-            core::ptr::null_mut(),
-            0,
-            p2,
-            ((padded - 512) & 508) as u32,
-            s as u32,
-        ) as u32
+        // SAFETY: `p` is at most MASK into a BUF-byte buffer and w * 8 + 8 ≤ CSUM_MAX, so the
+        // word lies inside; unaligned loads are allowed (see `rd64`).
+        let x = unsafe { core::ptr::read_unaligned(p.add(w * 8) as *const u64) };
+        acc += (x & 0xffff_ffff) + (x >> 32);
     }
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc as u32
+}
+/// As `csum_add`, for data not written just before (the request, copied in at the start): 32-bit
+/// zero-extending loads, four per step, need no splitting. The 16 bytes after the end must be
+/// zero.
+#[inline(always)]
+fn csum_add_loaded(b: *mut u8, off: usize, len: usize, seed: u32) -> u32 {
+    let p = at(b, off);
+    let mut acc = seed as u64;
+    for step in 0..CSUM_MAX / 16 {
+        let k = step * 16;
+        if k >= len {
+            break;
+        }
+        for i in 0..4 {
+            // SAFETY: as in `csum_add`, k + 16 ≤ CSUM_MAX.
+            acc += unsafe { core::ptr::read_unaligned(p.add(k + i * 4) as *const u32) } as u64;
+        }
+    }
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc as u32
+}
+/// Zeroes the 8 bytes from `off` (the padding after a range `csum_add` sums).
+#[inline(always)]
+fn zero_pad(b: *mut u8, off: usize) {
+    // SAFETY: `at` leaves more than 8 bytes of the buffer after its pointer.
+    unsafe { core::ptr::write_unaligned(at(b, off) as *mut u64, 0) };
 }
 #[inline(always)]
 fn csum_fold(mut sum: u32) -> u16 {
@@ -427,17 +457,24 @@ fn csum_fold(mut sum: u32) -> u16 {
 }
 /// IPv6 UDP pseudo-header (addresses at `ip_off + 8`) plus the UDP segment at `udp_off`.
 #[inline(always)]
-fn udp_csum(b: *mut u8, ip_off: usize, udp_off: usize, udp_len: usize) -> u16 {
+fn udp_csum<const LOADED: bool>(b: *mut u8, ip_off: usize, udp_off: usize, udp_len: usize) -> u16 {
+    let sum = |off, len, seed| {
+        if LOADED {
+            csum_add_loaded(b, off, len, seed)
+        } else {
+            csum_add(b, off, len, seed)
+        }
+    };
     // The rest of the pseudo-header (upper-layer length, next header) as two 32-bit words in
     // memory order, summed with the end-around carry: no helper call needed.
     let tail = (udp_len as u32).to_be() as u64 + (IPPROTO_UDP as u32).to_be() as u64;
     let seed = ((tail & 0xffff_ffff) + (tail >> 32)) as u32;
     if udp_off == ip_off + IPV6_HLEN {
         // Addresses and segment are contiguous: one range.
-        return csum_fold(csum_add(b, ip_off + 8, 32 + udp_len, seed));
+        return csum_fold(sum(ip_off + 8, 32 + udp_len, seed));
     }
-    let seed = csum_add(b, ip_off + 8, 32, seed);
-    csum_fold(csum_add(b, udp_off, udp_len, seed))
+    let seed = sum(ip_off + 8, 32, seed);
+    csum_fold(sum(udp_off, udp_len, seed))
 }
 
 // ---- the fast path ---------------------------------------------------------------------------
@@ -644,9 +681,10 @@ fn headers(sc: *mut Scratch) -> Result<(), Reason> {
         return Err(stat::PASS_MALFORMED);
     }
     // Zero what follows the segment (Ethernet padding, or nothing) for the checksum's last word.
-    wr32(req, l4 + udp_len, 0);
+    zero_pad(req, l4 + udp_len);
+    zero_pad(req, l4 + udp_len + 8);
     // The kernel drops a bad checksum before the controller's socket sees it: so must we.
-    if rd16(req, l4 + 6) == 0 || udp_csum(req, l3, l4, udp_len) != 0 {
+    if rd16(req, l4 + 6) == 0 || udp_csum::<true>(req, l3, l4, udp_len) != 0 {
         return Err(stat::PASS_MALFORMED);
     }
     st.l3 = l3;
@@ -719,9 +757,6 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
     if r.server_ids == 1 && !server_id_matches(req, r, cfg) {
         return Err(stat::PASS_SERVER_ID);
     }
-    st.now_ns = unsafe { bpf_ktime_get_boot_ns() }.wrapping_add(cfg.boot_to_unix_ns);
-    let now = st.now_ns / 1_000_000_000;
-
     let (reply_type, reason, commits) = match r.msg_type {
         MSG_INFORMATION_REQUEST => {
             if r.na_count + r.pd_count != 0 {
@@ -788,6 +823,9 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
     if r.client_id_len > FAST_DUID_MAX || r.client_id_len == 0 {
         return Err(stat::PASS_DUID_TOO_LONG);
     }
+    // The clock only matters from here on (an Information-Request needs none).
+    st.now_ns = unsafe { bpf_ktime_get_boot_ns() }.wrapping_add(cfg.boot_to_unix_ns);
+    let now = st.now_ns / 1_000_000_000;
     let key = unsafe { &mut (*sc).key };
     // `duid_len` and the three padding bytes in one store (see `zero`).
     // SAFETY: the key starts with `duid_len: u8, _pad: [u8; 3]`, 4-byte aligned.
@@ -975,8 +1013,9 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
     copy::<2>(udp.wrapping_add(2), at(req, st.l4));
     put16(udp, 4, out_udp_len as u16);
     put16(udp, 6, 0);
-    put32(at(out, o), 0, 0);
-    let mut csum = udp_csum(out, l3, o_l4, out_udp_len);
+    zero_pad(out, o);
+    zero_pad(out, o + 8);
+    let mut csum = udp_csum::<true>(out, l3, o_l4, out_udp_len);
     if csum == 0 {
         csum = 0xffff;
     }
