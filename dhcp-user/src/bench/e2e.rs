@@ -739,8 +739,9 @@ pub fn run_startup(opts: &Options, report: &mut Report) -> Result<()> {
 }
 
 /// perfdhcp stepped through `rates` (4-way, or renewing with `renew`), each step against a fresh
-/// server from `start`; stops at the first step with >= 1 % drops. Returns the runs and the best
-/// rate under 1 % drops.
+/// server from `start`; a step with >= 1 % drops is run once more (this shared 2-core VM has
+/// seconds-long stalls that can spoil one 4-second step for either server), and the series stops
+/// when both tries drop. Returns the runs (retries included) and the best rate under 1 % drops.
 fn perfdhcp_steps<G>(
     net: &LabNet,
     report: &Report,
@@ -753,21 +754,31 @@ fn perfdhcp_steps<G>(
     let mut runs = Vec::new();
     let mut best: Option<f64> = None;
     for &rate in rates {
-        let _server = start()?;
-        let what = if renew { "renew" } else { "4-way" };
-        report.progress("lab", &format!("perfdhcp -> {label}: {what} at {rate}/s"));
-        let run = perfdhcp(net, rate, renew.then_some(rate), seconds, 50_000)?;
-        let ok = run.drop_ratio < 0.01;
-        if ok {
-            let figure = if renew {
-                run.renewals_per_second
-            } else {
-                run.four_way_per_second
-            };
-            best = max_of(best, figure);
+        let mut passed = false;
+        for attempt in 1..=2 {
+            let _server = start()?;
+            let what = if renew { "renew" } else { "4-way" };
+            let again = if attempt > 1 { " (again)" } else { "" };
+            report.progress(
+                "lab",
+                &format!("perfdhcp -> {label}: {what} at {rate}/s{again}"),
+            );
+            let run = perfdhcp(net, rate, renew.then_some(rate), seconds, 50_000)?;
+            passed = run.drop_ratio < 0.01;
+            if passed {
+                let figure = if renew {
+                    run.renewals_per_second
+                } else {
+                    run.four_way_per_second
+                };
+                best = max_of(best, figure);
+            }
+            runs.push(run);
+            if passed {
+                break;
+            }
         }
-        runs.push(run);
-        if !ok {
+        if !passed {
             break;
         }
     }
@@ -1117,7 +1128,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             rate_or(kea_new, "exchanges/s")
         ),
         &format!(
-            "{} (target >= 3x){}",
+            "{} (target >= 3x; each step gets a second try, both servers alike){}",
             new_ratio
                 .map(|r| format!("{r:.2}x"))
                 .unwrap_or_else(|| "no ratio".into()),

@@ -631,25 +631,38 @@ pub fn find_knee(
 ) -> Result<(Vec<StepResult>, Option<usize>)> {
     let mut steps = Vec::new();
     let mut knee: Option<usize> = None;
-    for (k, &rate) in rates.iter().enumerate() {
-        socket.drain(Duration::from_millis(100), Duration::from_secs(1));
-        let step = renew_step(
-            socket,
-            clients,
-            server_duid,
-            rate,
-            duration,
-            Duration::from_millis(500),
-            k as u32 + 1,
-        )?;
-        progress(&step);
-        let ok = step.drop_ratio < 0.01 && step.invalid_replies == 0;
-        let generator_limited = step.sent_per_second < 0.9 * rate;
-        steps.push(step);
-        if ok {
-            knee = Some(k);
+    let mut round = 0u32;
+    for &rate in rates {
+        // A step that drops gets a second try (a stall of this shared VM can spoil one); the
+        // series ends when both tries drop, or when the generator itself falls behind.
+        let mut go_on = false;
+        for _attempt in 0..2 {
+            round += 1;
+            socket.drain(Duration::from_millis(100), Duration::from_secs(1));
+            let step = renew_step(
+                socket,
+                clients,
+                server_duid,
+                rate,
+                duration,
+                Duration::from_millis(500),
+                round,
+            )?;
+            progress(&step);
+            let ok = step.drop_ratio < 0.01 && step.invalid_replies == 0;
+            let generator_limited = step.sent_per_second < 0.9 * rate;
+            // A wrong reply is a fault, not noise: no second try.
+            let invalid = step.invalid_replies != 0;
+            steps.push(step);
+            if ok {
+                knee = Some(steps.len() - 1);
+            }
+            if ok || generator_limited || invalid {
+                go_on = ok && !generator_limited;
+                break;
+            }
         }
-        if !ok || generator_limited {
+        if !go_on {
             break;
         }
     }
