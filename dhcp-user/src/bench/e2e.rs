@@ -6,6 +6,7 @@
 
 use std::{
     collections::BTreeMap,
+    net::Ipv6Addr,
     path::{Path, PathBuf},
     process::{Child, Stdio},
     time::{Duration, Instant},
@@ -54,12 +55,58 @@ impl LabNet {
         })
     }
 
-    /// The load generator's socket, in the client namespace.
+    /// The load generator's socket for priming and single-threaded steps, in the client
+    /// namespace, bound to the veth's own link-local address (the generator threads' sockets
+    /// hold the others, and a socket on `[::]` could be given any of them as its source).
     pub fn client_socket(&self) -> Result<ClientSocket> {
         let iface = self.link.b.ifname.clone();
-        self.client.run_in(move || ClientSocket::open(&iface))?
+        let address = self.link.b.link_local;
+        self.client
+            .run_in(move || ClientSocket::open_at(&iface, Some(address)))?
+    }
+
+    /// One Renew socket per generator thread (as many as the machine has cores, at most
+    /// `MAX_GENERATOR_THREADS`), each bound to a link-local address of its own added to the
+    /// client veth, so the replies to each thread's Renews come back to that thread.
+    pub fn generator_sockets(&self) -> Result<Vec<ClientSocket>> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, MAX_GENERATOR_THREADS);
+        let iface = self.link.b.ifname.clone();
+        let mut sockets = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let address = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0xa, t as u16 + 1);
+            let status = self
+                .client
+                .command("ip")
+                .args([
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{address}/64"),
+                    "dev",
+                    &iface,
+                    "nodad",
+                ])
+                .stdin(Stdio::null())
+                .status()
+                .context("running ip addr add")?;
+            if !status.success() {
+                bail!("ip addr add {address}/64 dev {iface} failed ({status})");
+            }
+            let iface = iface.clone();
+            sockets.push(
+                self.client
+                    .run_in(move || ClientSocket::open_at(&iface, Some(address)))??,
+            );
+        }
+        Ok(sockets)
     }
 }
+
+/// Cap on the load generator's Renew threads.
+const MAX_GENERATOR_THREADS: usize = 4;
 
 /// IAIDs the load generator's clients use against Kea.
 const NA_IAID: u32 = 1;
@@ -538,6 +585,7 @@ struct OursRun {
 fn measure_ours(
     net: &LabNet,
     socket: &ClientSocket,
+    generators: &[ClientSocket],
     opts: &Options,
     report: &Report,
     fast_path: bool,
@@ -570,7 +618,7 @@ fn measure_ours(
     let rss = server.rss_bytes();
     let bound: Vec<Client> = clients.into_iter().filter(|c| c.na.is_some()).collect();
     let before = server.xdp_renewals().unwrap_or(0);
-    let (steps, knee) = loadgen::find_knee(socket, &bound, &duid, rates, step_secs, |s| {
+    let (steps, knee) = loadgen::find_knee(generators, &bound, &duid, rates, step_secs, |s| {
         report.progress(
             "lab",
             &format!(
@@ -854,8 +902,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         ]
     };
     let socket = net.client_socket()?;
+    let generators = net.generator_sockets()?;
     let (fp_steps, fp_knee) = loadgen::find_knee(
-        &socket,
+        &generators,
         &fp_clients,
         xdp::SERVER_DUID,
         &fp_rates,
@@ -900,7 +949,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             "renewals_per_second": fp_rate,
             "xdp_tx_renew_counter": tx_renew,
             "xdp_counters": counters,
-            "note": "bindings pushed straight into the map (no controller); one generator thread with sendmmsg/recvmmsg on the client veth, XDP_TX on the server veth; both share the machine's cores",
+            "note": "bindings pushed straight into the map (no controller); one generator thread per core, each with its own socket and sendmmsg/recvmmsg, on the client veth; XDP_TX on the server veth; generator and XDP share the machine's cores",
+            "generator_threads": generators.len(),
         }),
     );
     report.set("lab_fastpath_renewals_per_second", json!(fp_rate));
@@ -918,7 +968,15 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     };
     let (ours, restart) = {
         let (ours, mut server, bound, duid) = measure_ours(
-            &net, &socket, opts, report, true, clients_n, &fp_rates, step_secs,
+            &net,
+            &socket,
+            &generators,
+            opts,
+            report,
+            true,
+            clients_n,
+            &fp_rates,
+            step_secs,
         )?;
         report.progress("lab", "ours: kill -9 and restart under Renew load");
         let restart = measure_restart(&net, &mut server, &socket, &bound, &duid, opts.quick)?;
@@ -927,6 +985,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let (ours_noxdp, _, _, _) = measure_ours(
         &net,
         &socket,
+        &generators,
         opts,
         report,
         false,
@@ -1010,7 +1069,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         )?;
         let bound: Vec<Client> = clients.into_iter().filter(|c| c.na.is_some()).collect();
         let (steps, knee) = loadgen::find_knee(
-            &socket,
+            &generators,
             &bound,
             &kea_duid,
             &controller_rates,
@@ -1028,6 +1087,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         (prime, steps, knee)
     };
     drop(socket);
+    drop(generators);
     step_row(
         report,
         "lab: renewals, own load generator",
