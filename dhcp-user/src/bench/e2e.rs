@@ -658,7 +658,7 @@ fn measure_restart(
     std::thread::scope(|scope| -> Result<Value> {
         let blast = scope.spawn(|| {
             loadgen::renew_step(
-                socket,
+                std::slice::from_ref(socket),
                 clients,
                 duid,
                 rate,

@@ -485,24 +485,12 @@ fn check_reply(p: &[u8], client: &Client, server_duid: &[u8]) -> Option<&'static
 /// Sends Renews round-robin from `clients` at `rate` per second for `duration`, checking every
 /// Reply; waits up to `drain` after the last send for late replies. `step` varies the xids
 /// between steps so a straggler of an earlier step never matches.
+///
+/// With several sockets, one thread each: the clients are dealt round-robin to the sockets and
+/// each thread offers its share of `rate`. One thread cannot send, answer and read back more
+/// than about 150 000 Renews/s on this machine; the kernel work a Renew causes on a veth (the
+/// XDP answer included) runs on the sending thread's core.
 pub fn renew_step(
-    socket: &ClientSocket,
-    clients: &[Client],
-    server_duid: &[u8],
-    rate: f64,
-    duration: Duration,
-    drain: Duration,
-    step: u32,
-) -> Result<StepResult> {
-    let raw = renew_run(socket, clients, server_duid, rate, duration, drain, step)?;
-    Ok(summarize(rate, duration, vec![raw]))
-}
-
-/// One step from several sockets at once, one thread each: the clients are dealt round-robin
-/// to the sockets and each thread offers its share of `rate`. One thread cannot send, answer
-/// and read back more than about 150 000 Renews/s on this machine; the kernel work a Renew
-/// causes on a veth (the XDP answer included) runs on the sending thread's core.
-pub fn renew_step_parallel(
     sockets: &[ClientSocket],
     clients: &[Client],
     server_duid: &[u8],
@@ -511,9 +499,12 @@ pub fn renew_step_parallel(
     drain: Duration,
     step: u32,
 ) -> Result<StepResult> {
+    if sockets.is_empty() {
+        bail!("renew_step needs at least one client socket");
+    }
     let threads = sockets.len().min(clients.len()).max(1);
     if threads == 1 {
-        return renew_step(
+        let raw = renew_run(
             &sockets[0],
             clients,
             server_duid,
@@ -521,7 +512,8 @@ pub fn renew_step_parallel(
             duration,
             drain,
             step,
-        );
+        )?;
+        return Ok(summarize(rate, duration, vec![raw]));
     }
     let shares: Vec<Vec<Client>> = (0..threads)
         .map(|t| clients.iter().skip(t).step_by(threads).cloned().collect())
@@ -751,7 +743,7 @@ pub fn find_knee(
             for socket in sockets {
                 socket.drain(Duration::from_millis(100), Duration::from_secs(1));
             }
-            let step = renew_step_parallel(
+            let step = renew_step(
                 sockets,
                 clients,
                 server_duid,

@@ -120,7 +120,7 @@ fn main() -> Result<()> {
                 bound.len()
             );
             let step = loadgen::renew_step(
-                &socket,
+                std::slice::from_ref(&socket),
                 &bound,
                 &server_duid,
                 rate,
