@@ -887,7 +887,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         })
         .collect();
     let fp_rates: Vec<f64> = if opts.quick {
-        vec![20_000.0, 100_000.0, 400_000.0]
+        vec![20_000.0, 100_000.0, 200_000.0, 300_000.0, 400_000.0]
     } else {
         vec![
             10_000.0,
@@ -959,7 +959,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     // higher steps where it goes further).
     let clients_n: u32 = if opts.quick { 2_000 } else { 20_000 };
     let controller_rates: Vec<f64> = if opts.quick {
-        vec![2_000.0, 8_000.0, 16_000.0, 32_000.0]
+        vec![
+            2_000.0, 3_000.0, 4_000.0, 6_000.0, 8_000.0, 16_000.0, 32_000.0,
+        ]
     } else {
         // About 1.5x apart, as perfdhcp's steps below: Kea's knee has fallen between 4 000 and
         // 8 000/s, and a doubling step would report it as 4 000.
