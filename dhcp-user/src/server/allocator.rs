@@ -7,6 +7,13 @@
 //! skips a run of taken slots. A search that finds nothing within [`MAX_ROWS_PER_SEARCH`] rows
 //! gives up (the next search resumes where it stopped), so the hot path stays bounded.
 //!
+//! A pool whose every slot has been passed over since the last one found in it is known to be
+//! full: searches skip it (no rows read) until a lease is deleted or released anywhere
+//! ([`Allocator::slots_may_be_free`]) or [`FULL_RECHECK_SECS`] pass (rows also become reusable
+//! by time alone: an expiry plus the grace period, an offer running out). Without this, every
+//! Solicit to a full pool would read a whole budget of rows, and a full pool would turn the
+//! controller's own Solicit rate into a few hundred per second.
+//!
 //! A slot is free for a client when it is not reserved for another DUID, not offered to another
 //! client in a pending Advertise, and either has no lease row, or a row of this client, or a row
 //! whose `expire + grace-period` has passed (a declined row: whose quarantine `expire` has passed).
@@ -21,6 +28,8 @@ use crate::store::{mask, Lease, LeaseKey, LeaseState, LeaseType, StoreError};
 pub const PAGE_ROWS: usize = 256;
 /// Rows and candidates examined by one search before it gives up.
 pub const MAX_ROWS_PER_SEARCH: usize = 16 * 1024;
+/// How long a pool found full is skipped before a search looks at it again (seconds).
+pub const FULL_RECHECK_SECS: i64 = 2;
 /// How long an address offered in an Advertise is kept for that client (seconds).
 pub const OFFER_HOLD_SECS: i64 = 60;
 /// Offers remembered at most (oldest are dropped first when a purge finds too many).
@@ -107,6 +116,11 @@ struct Offer {
 pub struct Allocator {
     grace_period: i64,
     cursors: HashMap<PoolId, u128>,
+    /// Slots passed over in each pool since the last one found there (searches that ran out
+    /// of budget add up; a whole pool's worth means it is full).
+    passed: HashMap<PoolId, u128>,
+    /// Pools found full, and the time from which a search looks at them again.
+    full_until: HashMap<PoolId, i64>,
     offers: HashMap<LeaseKey, Offer>,
     /// Reserved address/prefix → the DUID it is reserved for (all subnets).
     reserved: HashMap<LeaseKey, Vec<u8>>,
@@ -144,6 +158,8 @@ impl Allocator {
         Allocator {
             grace_period: i64::from(config.grace_period),
             cursors: HashMap::new(),
+            passed: HashMap::new(),
+            full_until: HashMap::new(),
             offers: HashMap::new(),
             reserved,
             half: config.leasequery.pool_half,
@@ -199,6 +215,21 @@ impl Allocator {
     /// Drops the hold on `key` (the client took it, or released it).
     pub fn drop_offer(&mut self, key: &LeaseKey) {
         self.offers.remove(key);
+    }
+
+    /// A lease was deleted or given up: pools found full are searched again.
+    pub fn slots_may_be_free(&mut self) {
+        self.full_until.clear();
+        self.passed.clear();
+    }
+
+    /// Pools currently skipped as full.
+    #[cfg(test)]
+    fn pools_known_full(&self, now: i64) -> usize {
+        self.full_until
+            .values()
+            .filter(|&&until| now < until)
+            .count()
     }
 
     /// Forgets offers that ran out (called from the reclaim timer); bounds the table.
@@ -302,8 +333,33 @@ impl Allocator {
         }
         let mut budget = MAX_ROWS_PER_SEARCH;
         for (id, slots) in slots {
+            if self.full_until.get(&id).is_some_and(|&until| now < until) {
+                continue;
+            }
+            let start = self.cursors.get(&id).copied().unwrap_or(0) % slots.count;
             if let Some(key) = self.scan_pool(view, id, slots, duid, now, &mut budget)? {
+                self.passed.remove(&id);
+                self.full_until.remove(&id);
                 return Ok(Ok(key));
+            }
+            // Nothing found: the cursor stopped where the budget ran out, or went all the way
+            // round back to `start`.
+            let stop = self.cursors.get(&id).copied().unwrap_or(0) % slots.count;
+            let went = if stop > start {
+                stop - start
+            } else if stop < start {
+                slots.count - start + stop
+            } else if budget > 0 {
+                slots.count
+            } else {
+                0
+            };
+            let passed = self.passed.entry(id).or_insert(0);
+            *passed = passed.saturating_add(went);
+            if *passed >= slots.count {
+                self.passed.remove(&id);
+                self.full_until
+                    .insert(id, now.saturating_add(FULL_RECHECK_SECS));
             }
             if budget == 0 {
                 break;
@@ -346,10 +402,14 @@ impl Allocator {
                         continue;
                     }
                     // Slots between rows have no lease; only holds and reservations can bar them.
-                    if let Some(key) =
-                        self.first_free(view, id, slots, next, index, duid, now, budget)?
-                    {
-                        return Ok(Some(key));
+                    match self.first_free(view, id, slots, next, index, duid, now, budget)? {
+                        Ok(key) => return Ok(Some(key)),
+                        // The budget ran out in the gap: resume there, not past it.
+                        Err(stopped) if stopped < index => {
+                            next = stopped;
+                            break;
+                        }
+                        Err(_) => {}
                     }
                     next = index + 1;
                     let key = slots.key(index);
@@ -361,12 +421,11 @@ impl Allocator {
                         break;
                     }
                 }
-                if rows_end {
-                    let found = self.first_free(view, id, slots, next, end, duid, now, budget)?;
-                    if let Some(key) = found {
-                        return Ok(Some(key));
+                if rows_end && *budget > 0 {
+                    match self.first_free(view, id, slots, next, end, duid, now, budget)? {
+                        Ok(key) => return Ok(Some(key)),
+                        Err(stopped) => next = stopped,
                     }
-                    next = end;
                 }
             }
         }
@@ -375,7 +434,8 @@ impl Allocator {
     }
 
     /// The first free slot in `from..to` (slots with no row of their own), within the budget;
-    /// moves the pool's cursor past it.
+    /// moves the pool's cursor past it. `Err` holds the slot the search stopped at: `to`, or
+    /// the first one not examined when the budget ran out.
     #[allow(clippy::too_many_arguments)]
     fn first_free(
         &mut self,
@@ -387,18 +447,18 @@ impl Allocator {
         duid: &[u8],
         now: i64,
         budget: &mut usize,
-    ) -> Result<Option<LeaseKey>, StoreError> {
+    ) -> Result<Result<LeaseKey, u128>, StoreError> {
         let mut index = from;
         while index < to && *budget > 0 {
             *budget -= 1;
             let key = slots.key(index);
             if self.is_free_for(view, &key, duid, now)? {
                 self.cursors.insert(id, (index + 1) % slots.count);
-                return Ok(Some(key));
+                return Ok(Ok(key));
             }
             index += 1;
         }
-        Ok(None)
+        Ok(Err(index))
     }
 }
 
@@ -586,8 +646,10 @@ mod tests {
             let total = if lease_type == LeaseType::Na { 16 } else { 256 };
             assert_eq!(granted.len(), total, "{lease_type:?}: every slot, once");
         }
-        // A hint into the peer's half is not ours to grant; one into ours is.
+        // A hint into the peer's half is not ours to grant; one into ours is. The view starts
+        // empty again, as if every lease had been deleted: the allocator is told so.
         let view = BTreeMap::new();
+        lower.slots_may_be_free();
         let theirs = addr("2001:db8:1::1f");
         let got = pick(
             &mut lower,
@@ -734,10 +796,129 @@ mod tests {
             pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None),
             Err(Exhausted::Full)
         );
-        // One frees up behind the cursor: found by wrapping.
+        assert_eq!(alloc.pools_known_full(1000), 1);
+        // One frees up behind the cursor; the deletion reaches the allocator (the server's
+        // durable hook does this): found by wrapping.
         view.remove(&LeaseKey::na(addr("2001:db8:1::13")));
+        alloc.slots_may_be_free();
         let got = pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None).unwrap();
         assert_eq!(got.address, addr("2001:db8:1::13"));
+    }
+
+    /// A view that counts the rows it is asked for.
+    struct CountingView {
+        leases: BTreeMap<LeaseKey, Lease>,
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl LeaseView for CountingView {
+        fn get(&self, key: &LeaseKey) -> Result<Option<Lease>, StoreError> {
+            self.reads.set(self.reads.get() + 1);
+            LeaseView::get(&self.leases, key)
+        }
+        fn scan_after(
+            &self,
+            after: Option<&LeaseKey>,
+            limit: usize,
+        ) -> Result<Vec<Lease>, StoreError> {
+            self.reads.set(self.reads.get() + 1);
+            self.leases.scan_after(after, limit)
+        }
+        fn by_duid(&self, duid: &[u8]) -> Result<Vec<Lease>, StoreError> {
+            self.leases.by_duid(duid)
+        }
+    }
+
+    fn full_view(base: Ipv6Addr, count: u128) -> CountingView {
+        let mut leases = BTreeMap::new();
+        for i in 0..count {
+            let key = LeaseKey::na(Ipv6Addr::from(u128::from(base) + i));
+            leases.insert(key, lease(key, b"other", 5000, LeaseState::Assigned));
+        }
+        CountingView {
+            leases,
+            reads: std::cell::Cell::new(0),
+        }
+    }
+
+    #[test]
+    fn a_pool_found_full_is_skipped_until_a_slot_may_be_free() {
+        // 65 536 slots, all taken: more than one search's budget, so it takes several searches
+        // (each resuming where the last stopped) to know the pool is full.
+        let text = "grace-period = 100\n[[subnet]]\nprefix = \"2001:db8:1::/64\"\n\
+                    pools = [{ low = \"2001:db8:1::1:0\", high = \"2001:db8:1::1:ffff\" }]\n";
+        let config = Config::parse(text, "t").unwrap();
+        let mut alloc = Allocator::new(&config);
+        let mut view = full_view(addr("2001:db8:1::1:0"), 0x1_0000);
+        let subnet = &config.subnets[0];
+        let mut searches = 0;
+        while alloc.pools_known_full(1000) == 0 {
+            searches += 1;
+            assert!(searches <= 8, "the full pool was never recognised");
+            let got = alloc.pick(&view, subnet, LeaseType::Na, b"me", None, 1000);
+            assert_eq!(got.unwrap(), Err(Exhausted::Full));
+        }
+        assert!(
+            searches >= 2,
+            "one search's budget cannot cover 65 536 slots"
+        );
+        // Now a Solicit costs no rows at all.
+        let reads = view.reads.get();
+        for _ in 0..100 {
+            let got = alloc.pick(&view, subnet, LeaseType::Na, b"me", None, 1001);
+            assert_eq!(got.unwrap(), Err(Exhausted::Full));
+        }
+        assert_eq!(view.reads.get(), reads);
+        // Time alone makes rows reusable (expiry plus grace): looked at again after a while.
+        let later = 1000 + FULL_RECHECK_SECS;
+        let got = alloc.pick(&view, subnet, LeaseType::Na, b"me", None, later);
+        assert_eq!(got.unwrap(), Err(Exhausted::Full));
+        assert!(view.reads.get() > reads);
+        // A deleted row is found at once, wherever the cursor is.
+        let freed = LeaseKey::na(addr("2001:db8:1::1:1234"));
+        view.leases.remove(&freed);
+        alloc.slots_may_be_free();
+        let mut found = None;
+        for _ in 0..8 {
+            if let Ok(key) = alloc
+                .pick(&view, subnet, LeaseType::Na, b"me", None, later)
+                .unwrap()
+            {
+                found = Some(key);
+                break;
+            }
+        }
+        assert_eq!(found, Some(freed));
+    }
+
+    #[test]
+    fn a_search_that_runs_out_in_a_gap_resumes_there() {
+        // No rows at all, but the first 20 000 slots held for other clients' Advertises: more
+        // than one search's budget of slots without a row. The next search must go on from
+        // where the last one stopped, not start over (which would never get past the holds).
+        let config = Config::parse(
+            "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n\
+             pools = [{ low = \"2001:db8:1::\", high = \"2001:db8:1::ffff:ffff\" }]\n",
+            "t",
+        )
+        .unwrap();
+        let mut alloc = Allocator::new(&config);
+        let base = u128::from(addr("2001:db8:1::"));
+        for i in 0..20_000u128 {
+            alloc.hold_offer(LeaseKey::na(Ipv6Addr::from(base + i)), b"other", 1000);
+        }
+        let view = BTreeMap::new();
+        let mut found = None;
+        for _ in 0..4 {
+            if let Ok(key) = pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None) {
+                found = Some(key);
+                break;
+            }
+        }
+        assert_eq!(
+            found.map(|k| k.address),
+            Some(Ipv6Addr::from(base + 20_000))
+        );
     }
 
     #[test]

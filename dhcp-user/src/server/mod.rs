@@ -337,7 +337,17 @@ impl Server {
         }));
         let hook_state = Arc::clone(&state);
         let hook: crate::store::DurableHook = Box::new(move |changes: &[LeaseChange]| {
-            lock(&hook_state).mirror.apply(changes);
+            let mut state = lock(&hook_state);
+            // A deleted row, or one given up (released, declined, reclaimed), may free a slot
+            // soon: pools found full are searched again.
+            if changes.iter().any(|change| match change {
+                LeaseChange::Delete(_) => true,
+                LeaseChange::Upsert(lease) => lease.state != LeaseState::Assigned,
+                LeaseChange::Renew { .. } => false,
+            }) {
+                state.allocator.slots_may_be_free();
+            }
+            state.mirror.apply(changes);
         });
         let writer =
             StoreWriter::spawn_with_hook(store.clone(), WriterConfig::default(), Some(hook))
