@@ -661,10 +661,12 @@ fn measure_restart(
                 std::slice::from_ref(socket),
                 clients,
                 duid,
-                rate,
-                window,
-                Duration::from_millis(500),
-                99,
+                loadgen::StepPlan {
+                    rate,
+                    duration: window,
+                    drain: Duration::from_millis(500),
+                    round: 99,
+                },
             )
         });
         std::thread::sleep(Duration::from_secs(1));

@@ -482,9 +482,20 @@ fn check_reply(p: &[u8], client: &Client, server_duid: &[u8]) -> Option<&'static
     None
 }
 
-/// Sends Renews round-robin from `clients` at `rate` per second for `duration`, checking every
-/// Reply; waits up to `drain` after the last send for late replies. `step` varies the xids
-/// between steps so a straggler of an earlier step never matches.
+/// One rate step of Renews.
+#[derive(Debug, Clone, Copy)]
+pub struct StepPlan {
+    /// Renews offered per second (all threads together).
+    pub rate: f64,
+    /// How long Renews are sent.
+    pub duration: Duration,
+    /// How long late replies are awaited after the last send.
+    pub drain: Duration,
+    /// Varies the xids between steps so a straggler of an earlier step never matches.
+    pub round: u32,
+}
+
+/// Sends Renews round-robin from `clients` as `plan` says, checking every Reply.
 ///
 /// With several sockets, one thread each: the clients are dealt round-robin to the sockets and
 /// each thread offers its share of `rate`. One thread cannot send, answer and read back more
@@ -494,27 +505,20 @@ pub fn renew_step(
     sockets: &[ClientSocket],
     clients: &[Client],
     server_duid: &[u8],
-    rate: f64,
-    duration: Duration,
-    drain: Duration,
-    step: u32,
+    plan: StepPlan,
 ) -> Result<StepResult> {
     if sockets.is_empty() {
         bail!("renew_step needs at least one client socket");
     }
     let threads = sockets.len().min(clients.len()).max(1);
     if threads == 1 {
-        let raw = renew_run(
-            &sockets[0],
-            clients,
-            server_duid,
-            rate,
-            duration,
-            drain,
-            step,
-        )?;
-        return Ok(summarize(rate, duration, vec![raw]));
+        let raw = renew_run(&sockets[0], clients, server_duid, plan)?;
+        return Ok(summarize(plan.rate, plan.duration, vec![raw]));
     }
+    let share_plan = StepPlan {
+        rate: plan.rate / threads as f64,
+        ..plan
+    };
     let shares: Vec<Vec<Client>> = (0..threads)
         .map(|t| clients.iter().skip(t).step_by(threads).cloned().collect())
         .collect();
@@ -523,17 +527,7 @@ pub fn renew_step(
             .iter()
             .zip(&shares)
             .map(|(socket, share)| {
-                scope.spawn(move || {
-                    renew_run(
-                        socket,
-                        share,
-                        server_duid,
-                        rate / threads as f64,
-                        duration,
-                        drain,
-                        step,
-                    )
-                })
+                scope.spawn(move || renew_run(socket, share, server_duid, share_plan))
             })
             .collect();
         handles
@@ -544,7 +538,7 @@ pub fn renew_step(
             })
             .collect::<Result<Vec<_>>>()
     })?;
-    Ok(summarize(rate, duration, raws))
+    Ok(summarize(plan.rate, plan.duration, raws))
 }
 
 /// What one generator thread saw in a step, before percentiles.
@@ -606,11 +600,14 @@ fn renew_run(
     socket: &ClientSocket,
     clients: &[Client],
     server_duid: &[u8],
-    rate: f64,
-    duration: Duration,
-    drain: Duration,
-    step: u32,
+    plan: StepPlan,
 ) -> Result<RawStep> {
+    let StepPlan {
+        rate,
+        duration,
+        drain,
+        round: step,
+    } = plan;
     if clients.is_empty() {
         bail!("no bound clients to renew");
     }
@@ -747,10 +744,12 @@ pub fn find_knee(
                 sockets,
                 clients,
                 server_duid,
-                rate,
-                duration,
-                Duration::from_millis(500),
-                round,
+                StepPlan {
+                    rate,
+                    duration,
+                    drain: Duration::from_millis(500),
+                    round,
+                },
             )?;
             progress(&step);
             let ok = step.drop_ratio < 0.01 && step.invalid_replies == 0;

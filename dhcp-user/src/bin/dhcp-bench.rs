@@ -123,10 +123,12 @@ fn main() -> Result<()> {
                 std::slice::from_ref(&socket),
                 &bound,
                 &server_duid,
-                rate,
-                Duration::from_secs(duration),
-                Duration::from_millis(500),
-                1,
+                loadgen::StepPlan {
+                    rate,
+                    duration: Duration::from_secs(duration),
+                    drain: Duration::from_millis(500),
+                    round: 1,
+                },
             )?;
             println!(
                 "{}",
