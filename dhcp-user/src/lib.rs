@@ -9,6 +9,7 @@ pub mod control;
 pub mod fastpath;
 pub mod lab;
 pub mod leasequery;
+pub mod log_throttle;
 pub mod proto;
 pub mod server;
 pub mod store;

@@ -2,6 +2,7 @@
 //! lease change, a bulk re-sync from the store on start, and the renewals the program answered
 //! read back from its ring buffer and made durable.
 
+use crate::log_throttle::LogThrottle;
 use std::{
     collections::HashMap,
     net::Ipv6Addr,
@@ -480,7 +481,13 @@ impl MapSync {
             let now = now_unix();
             for duid in &clients {
                 if let Err(e) = self.refresh_client(duid, now) {
-                    warn!("fast path: updating the binding of a client failed: {e:#}");
+                    static UPDATE_FAILED: LogThrottle = LogThrottle::new();
+                    if let Some(held_back) = UPDATE_FAILED.allow() {
+                        warn!(
+                            held_back,
+                            "fast path: updating the binding of a client failed: {e:#}"
+                        );
+                    }
                 }
             }
             debug!("fast path: {} clients refreshed", clients.len());
@@ -547,7 +554,12 @@ pub async fn follow_renewals(
             match server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64, &types)
             {
                 Ok(_) => renewed.push(renewal.key.duid().to_vec()),
-                Err(e) => warn!("fast path: recording a renewal failed: {e}"),
+                Err(e) => {
+                    static RECORD_FAILED: LogThrottle = LogThrottle::new();
+                    if let Some(held_back) = RECORD_FAILED.allow() {
+                        warn!(held_back, "fast path: recording a renewal failed: {e}");
+                    }
+                }
             }
         }
         if drained {
@@ -557,14 +569,32 @@ pub async fn follow_renewals(
         if renewed.is_empty() {
             continue;
         }
-        // Once durable, the map learns how far the store now vouches for these clients.
-        server.writer().flush().await?;
+        // Once durable, the map learns how far the store now vouches for these clients. A
+        // failed commit (a full disk) loses these reports, which is safe: the map's horizon
+        // stays where the store vouches for, so the program never promised past it. The reader
+        // goes on: renewals are made durable again as soon as the store can write.
+        if let Err(e) = server.writer().flush().await {
+            static FLUSH_FAILED: LogThrottle = LogThrottle::new();
+            if let Some(held_back) = FLUSH_FAILED.allow() {
+                warn!(
+                    held_back,
+                    "fast path: {} renewals answered by XDP could not be made durable: {e}",
+                    renewed.len()
+                );
+            }
+            metrics::counter!("dhcp_fastpath_renewals_not_durable_total")
+                .increment(renewed.len() as u64);
+            continue;
+        }
         let now = now_unix();
         renewed.sort();
         renewed.dedup();
         for duid in &renewed {
             if let Err(e) = sync.refresh_client(duid, now) {
-                warn!("fast path: refreshing a binding failed: {e:#}");
+                static REFRESH_FAILED: LogThrottle = LogThrottle::new();
+                if let Some(held_back) = REFRESH_FAILED.allow() {
+                    warn!(held_back, "fast path: refreshing a binding failed: {e:#}");
+                }
             }
         }
         debug!("fast path: {} renewals durable", renewed.len());
