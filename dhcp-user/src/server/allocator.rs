@@ -14,11 +14,16 @@
 //! Solicit to a full pool would read a whole budget of rows, and a full pool would turn the
 //! controller's own Solicit rate into a few hundred per second.
 //!
+//! An offer is a hold, not a lease: when a pool has nothing else free, a new client may take
+//! over the oldest offer held for someone else, once it is [`OFFER_TAKEOVER_AFTER_SECS`] old
+//! (a 4-way exchange takes well under a second). Otherwise a Solicit flood from made-up DUIDs
+//! would keep a whole pool on hold, a minute at a time, from everyone else.
+//!
 //! A slot is free for a client when it is not reserved for another DUID, not offered to another
 //! client in a pending Advertise, and either has no lease row, or a row of this client, or a row
 //! whose `expire + grace-period` has passed (a declined row: whose quarantine `expire` has passed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 
 use crate::config::{Config, PoolHalf, Subnet};
@@ -32,6 +37,12 @@ pub const MAX_ROWS_PER_SEARCH: usize = 16 * 1024;
 pub const FULL_RECHECK_SECS: i64 = 2;
 /// How long an address offered in an Advertise is kept for that client (seconds).
 pub const OFFER_HOLD_SECS: i64 = 60;
+/// An offer at least this old may be taken over when its pool has nothing else free (seconds).
+pub const OFFER_TAKEOVER_AFTER_SECS: i64 = 5;
+/// Live offers looked at, oldest first, by one search for an offer to take over.
+const TAKEOVER_CANDIDATES: usize = 64;
+/// Entries of the offer queue, live or stale, one such search walks at most.
+const TAKEOVER_STEPS: usize = 1024;
 /// Offers remembered at most (oldest are dropped first when a purge finds too many).
 pub const MAX_OFFERS: usize = 1 << 20;
 
@@ -122,6 +133,9 @@ pub struct Allocator {
     /// Pools found full, and the time from which a search looks at them again.
     full_until: HashMap<PoolId, i64>,
     offers: HashMap<LeaseKey, Offer>,
+    /// Every hold in the order it was made, which is the order of their ends (an entry whose
+    /// offer has since gone or been renewed is stale and skipped).
+    offer_order: VecDeque<(i64, LeaseKey)>,
     /// Reserved address/prefix → the DUID it is reserved for (all subnets).
     reserved: HashMap<LeaseKey, Vec<u8>>,
     /// In a redundant pair, the half of every pool new leases come from (`[leasequery]
@@ -161,6 +175,7 @@ impl Allocator {
             passed: HashMap::new(),
             full_until: HashMap::new(),
             offers: HashMap::new(),
+            offer_order: VecDeque::new(),
             reserved,
             half: config.leasequery.pool_half,
         }
@@ -203,13 +218,15 @@ impl Allocator {
     /// Keeps `key` for `duid` for a while after an Advertise, so that a second client soliciting
     /// at the same moment is offered something else.
     pub fn hold_offer(&mut self, key: LeaseKey, duid: &[u8], now: i64) {
+        let until = now + OFFER_HOLD_SECS;
         self.offers.insert(
             key,
             Offer {
                 duid: duid.to_vec(),
-                until: now + OFFER_HOLD_SECS,
+                until,
             },
         );
+        self.offer_order.push_back((until, key));
     }
 
     /// Drops the hold on `key` (the client took it, or released it).
@@ -242,6 +259,63 @@ impl Allocator {
             let threshold = untils[cut];
             self.offers.retain(|_, offer| offer.until > threshold);
         }
+        let offers = &self.offers;
+        self.offer_order
+            .retain(|(until, key)| offers.get(key).is_some_and(|o| o.until == *until));
+    }
+
+    /// The oldest offer held for another client in this server's share of `subnet`'s pools of
+    /// `lease_type`, old enough to be taken over and otherwise free for `duid`; its hold is
+    /// dropped. Looks at no more than [`TAKEOVER_CANDIDATES`] live offers ([`TAKEOVER_STEPS`]
+    /// queue entries).
+    fn take_over_offer(
+        &mut self,
+        view: &dyn LeaseView,
+        subnet: &Subnet,
+        lease_type: LeaseType,
+        duid: &[u8],
+        now: i64,
+    ) -> Result<Option<LeaseKey>, StoreError> {
+        let old_enough = now - OFFER_TAKEOVER_AFTER_SECS + OFFER_HOLD_SECS;
+        let mut looked = 0;
+        let mut index = 0;
+        let mut steps = 0;
+        while index < self.offer_order.len() && looked < TAKEOVER_CANDIDATES {
+            steps += 1;
+            if steps > TAKEOVER_STEPS {
+                break;
+            }
+            let (until, key) = self.offer_order[index];
+            let live = self
+                .offers
+                .get(&key)
+                .filter(|offer| offer.until == until && offer.until > now);
+            let Some(offer) = live else {
+                // Stale entries at the front go for good; further in, the purge takes them.
+                if index == 0 {
+                    self.offer_order.pop_front();
+                } else {
+                    index += 1;
+                }
+                continue;
+            };
+            if until > old_enough {
+                // Holds are queued in the order they end: every later one is younger still.
+                break;
+            }
+            looked += 1;
+            index += 1;
+            if offer.duid == duid || key.lease_type != lease_type || !self.owns(subnet, &key) {
+                continue;
+            }
+            let held = self.offers.remove(&key).expect("a live offer");
+            if self.is_free_for(view, &key, duid, now)? {
+                self.offer_order.remove(index - 1);
+                return Ok(Some(key));
+            }
+            self.offers.insert(key, held);
+        }
+        Ok(None)
     }
 
     /// Number of offers held (for tests and stats).
@@ -364,6 +438,9 @@ impl Allocator {
             if budget == 0 {
                 break;
             }
+        }
+        if let Some(key) = self.take_over_offer(view, subnet, lease_type, duid, now)? {
+            return Ok(Ok(key));
         }
         Ok(Err(Exhausted::Full))
     }
@@ -781,6 +858,49 @@ mod tests {
         assert!(alloc.is_free_for(&view, &first, b"a", 1000).unwrap());
         alloc.purge_offers(1000 + OFFER_HOLD_SECS);
         assert_eq!(alloc.offers_held(), 0);
+    }
+
+    #[test]
+    fn a_pool_held_by_offers_gives_the_oldest_one_over_once_it_is_old_enough() {
+        // A Solicit flood from made-up DUIDs: every one of the 16 addresses offered at 1000.
+        let config = config("");
+        let mut alloc = Allocator::new(&config);
+        let mut view = BTreeMap::new();
+        let at =
+            |now: i64, alloc: &mut Allocator, view: &BTreeMap<LeaseKey, Lease>, duid: &[u8]| {
+                alloc
+                    .pick(view, &config.subnets[0], LeaseType::Na, duid, None, now)
+                    .unwrap()
+            };
+        let mut flooded = Vec::new();
+        for n in 0..16u8 {
+            let key = at(1000, &mut alloc, &view, &[0xf1, n]).unwrap();
+            alloc.hold_offer(key, &[0xf1, n], 1000);
+            flooded.push(key);
+        }
+        // A client mid-exchange keeps its offer: nothing is taken over before it is 5 s old.
+        assert_eq!(at(1001, &mut alloc, &view, b"me"), Err(Exhausted::Full));
+        let young = 1000 + OFFER_TAKEOVER_AFTER_SECS - 1;
+        assert_eq!(at(young, &mut alloc, &view, b"me"), Err(Exhausted::Full));
+        // Old enough: the oldest offer goes to the new client, and it holds it from now on.
+        let now = 1000 + OFFER_TAKEOVER_AFTER_SECS;
+        let mine = at(now, &mut alloc, &view, b"me").unwrap();
+        assert_eq!(mine, flooded[0]);
+        alloc.hold_offer(mine, b"me", now);
+        assert!(!alloc.is_free_for(&view, &mine, &[0xf1, 0], now).unwrap());
+        let yours = at(now, &mut alloc, &view, b"you").unwrap();
+        assert_eq!(yours, flooded[1]);
+        alloc.hold_offer(yours, b"you", now);
+        // A slot that became a lease is never taken over: only holds are.
+        for key in &flooded[2..] {
+            view.insert(*key, lease(*key, b"leased", 5000, LeaseState::Assigned));
+            alloc.drop_offer(key);
+        }
+        alloc.slots_may_be_free();
+        assert_eq!(at(now, &mut alloc, &view, b"third"), Err(Exhausted::Full));
+        // The purge forgets the queue entries of offers that are gone.
+        alloc.purge_offers(now);
+        assert_eq!(alloc.offer_order.len(), alloc.offers_held());
     }
 
     #[test]
