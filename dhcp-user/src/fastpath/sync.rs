@@ -20,9 +20,13 @@ use tracing::{debug, info, warn};
 use super::{FastPath, FastPathError};
 use crate::{
     config::{encode_domain_list, Config, Subnet},
+    server::allocator::Allocator,
     server::{events::LeaseEvent, Server},
-    store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType},
+    store::{Lease, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType},
 };
+
+/// A client's reservation in one subnet: its address (IA_NA) and its prefix (IA_PD) as keys.
+type ReservedKeys = (Option<LeaseKey>, Option<LeaseKey>);
 
 /// Where each configured subnet sits in the `SUBNETS` array (its position in the config).
 #[derive(Clone, Debug, Default)]
@@ -30,6 +34,12 @@ pub struct SubnetIndex {
     by_id: HashMap<u32, u16>,
     /// The config's `grace-period`: how long after expiry the store keeps an address for its client.
     pub grace_period: u32,
+    /// Each subnet's pools, by subnet id.
+    subnets: HashMap<u32, Subnet>,
+    /// (subnet id, DUID) → the address and the prefix reserved for that client there.
+    reservations: HashMap<(u32, Vec<u8>), ReservedKeys>,
+    /// Every reserved address and prefix → the DUID it is reserved for.
+    reserved: HashMap<LeaseKey, Vec<u8>>,
 }
 
 impl SubnetIndex {
@@ -41,15 +51,65 @@ impl SubnetIndex {
             .filter(|(i, _)| (*i as u32) < MAX_SUBNETS)
             .map(|(i, s)| (s.id, i as u16))
             .collect();
+        let mut reservations = HashMap::new();
+        let mut reserved = HashMap::new();
+        for subnet in &config.subnets {
+            for r in &subnet.reservations {
+                let na = r.address.map(LeaseKey::na);
+                let pd = r.prefix.map(|p| LeaseKey::pd(p.network(), p.prefix_len()));
+                for key in na.iter().chain(pd.iter()) {
+                    reserved.insert(*key, r.duid.clone());
+                }
+                reservations.insert((subnet.id, r.duid.clone()), (na, pd));
+            }
+        }
         SubnetIndex {
             by_id,
             grace_period: config.grace_period,
+            subnets: config.subnets.iter().map(|s| (s.id, s.clone())).collect(),
+            reservations,
+            reserved,
         }
     }
 
     /// The array index of subnet `id`.
     pub fn index(&self, id: u32) -> Option<u16> {
         self.by_id.get(&id).copied()
+    }
+
+    /// True when the controller keeps `lease` as its client's binding, so that the fast path may
+    /// answer for it: inside one of its subnet's pools or the client's own reservation, not
+    /// reserved for another client, and not set aside by a reservation the client has been
+    /// given since (its Solicit is then offered the reservation). A pool shrunk or a
+    /// reservation added in the config leaves such leases to the controller, which answers
+    /// them differently (`NoBinding`, lifetimes 0, or the reservation).
+    pub fn controller_keeps(&self, lease: &Lease) -> bool {
+        let key = lease.key();
+        if self
+            .reserved
+            .get(&key)
+            .is_some_and(|owner| *owner != lease.duid)
+        {
+            return false;
+        }
+        // (Checked first: the lookup key is a copy of the DUID, and a re-sync asks for every lease.)
+        let own = (!self.reservations.is_empty())
+            .then(|| {
+                self.reservations
+                    .get(&(lease.subnet_id, lease.duid.clone()))
+            })
+            .flatten()
+            .and_then(|(na, pd)| match lease.lease_type {
+                LeaseType::Na => *na,
+                LeaseType::Pd => *pd,
+            });
+        match own {
+            Some(reserved) => reserved == key,
+            None => self
+                .subnets
+                .get(&lease.subnet_id)
+                .is_some_and(|subnet| Allocator::in_subnet_pools(subnet, &key, &lease.duid)),
+        }
     }
 }
 
@@ -202,7 +262,7 @@ pub fn configure(
 
 /// The fast-path binding for one client's leases, or `None` when the controller alone must serve
 /// it: DUID too long, more than one address or prefix, leases on different subnets, nothing
-/// active.
+/// active, a lease the controller would not keep as it is ([`SubnetIndex::controller_keeps`]).
 pub fn binding_for(
     leases: &[Lease],
     now: i64,
@@ -214,12 +274,12 @@ pub fn binding_for(
     let first = active.next()?;
     let key = BindingKey::new(&first.duid)?;
     let mut builder = BindingBuilder::start(first, index);
-    builder.add(first);
+    builder.add(first, index);
     for lease in active {
         if lease.duid != first.duid {
             return None;
         }
-        builder.add(lease);
+        builder.add(lease, index);
     }
     builder.finish(index.grace_period).map(|value| (key, value))
 }
@@ -238,6 +298,7 @@ impl BindingBuilder {
     /// A binding started from the client's first active lease (which `add` must then be given
     /// too, like every other).
     pub fn start(first: &Lease, index: &SubnetIndex) -> Self {
+        // (`add`, given the same lease, checks that the controller keeps it.)
         let subnet = index.index(first.subnet_id);
         BindingBuilder {
             subnet_id: first.subnet_id,
@@ -258,8 +319,8 @@ impl BindingBuilder {
     }
 
     /// Adds one active lease of the client.
-    pub fn add(&mut self, lease: &Lease) {
-        if lease.subnet_id != self.subnet_id {
+    pub fn add(&mut self, lease: &Lease, index: &SubnetIndex) {
+        if lease.subnet_id != self.subnet_id || !index.controller_keeps(lease) {
             self.refused = true;
             return;
         }
@@ -337,7 +398,7 @@ pub fn resync(
             Some(key) => builders
                 .entry(key)
                 .or_insert_with(|| BindingBuilder::start(&lease, index))
-                .add(&lease),
+                .add(&lease, index),
             None => {
                 too_long.insert(lease.duid);
             }
@@ -634,13 +695,49 @@ mod tests {
         }
     }
 
+    /// Subnet 7 (at index 3 of the map) with an address pool and a PD pool, and `extra`
+    /// appended to it (reservations).
+    fn index_with(extra: &str) -> SubnetIndex {
+        let text = format!(
+            "grace-period = 50\n[[subnet]]\nid = 7\nprefix = \"2001:db8::/64\"\n\
+             pools = [{{ low = \"2001:db8::1\", high = \"2001:db8::ff\" }}]\n\
+             pd-pools = [{{ prefix = \"2001:db8:100::/40\", delegated-length = 56 }}]\n{extra}"
+        );
+        let mut index = SubnetIndex::new(&Config::parse(&text, "t").unwrap());
+        index.by_id.insert(7, 3u16);
+        index
+    }
+
     fn index() -> SubnetIndex {
-        let mut by_id = HashMap::new();
-        by_id.insert(7, 3u16);
-        SubnetIndex {
-            by_id,
-            grace_period: 50,
-        }
+        index_with("")
+    }
+
+    #[test]
+    fn leases_the_controller_would_not_keep_are_left_to_it() {
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let na = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
+        assert!(binding_for(std::slice::from_ref(&na), 10, &index()).is_some());
+        // The pool was shrunk since the lease was granted: the controller answers NoBinding.
+        let outside = lease(&duid, LeaseType::Na, "2001:db8::1:5", 128, 1000);
+        assert!(binding_for(std::slice::from_ref(&outside), 10, &index()).is_none());
+        // ... unless it is the client's own reservation.
+        let own = index_with(
+            "reservations = [{ duid = \"00:03:00:01:01:02:03:04:05:06\", address = \"2001:db8::1:5\" }]\n",
+        );
+        assert!(binding_for(&[outside], 10, &own).is_some());
+        // The address was reserved for another client since.
+        let theirs = index_with(
+            "reservations = [{ duid = \"00:03:00:01:ff:ff:ff:ff:ff:ff\", address = \"2001:db8::5\" }]\n",
+        );
+        assert!(binding_for(std::slice::from_ref(&na), 10, &theirs).is_none());
+        // The client was given a reservation since: its Solicit is offered that instead.
+        let moved = index_with(
+            "reservations = [{ duid = \"00:03:00:01:01:02:03:04:05:06\", address = \"2001:db8::9\" }]\n",
+        );
+        assert!(binding_for(std::slice::from_ref(&na), 10, &moved).is_none());
+        // A prefix outside every PD pool now.
+        let pd = lease(&duid, LeaseType::Pd, "2001:db9::", 56, 1000);
+        assert!(binding_for(&[na, pd], 10, &index()).is_none());
     }
 
     #[test]
@@ -699,7 +796,7 @@ mod tests {
             let whole = binding_for(&leases, 10, &index()).map(|(_, v)| v);
             let mut builder = BindingBuilder::start(&leases[0], &index());
             for l in &leases {
-                builder.add(l);
+                builder.add(l, &index());
             }
             let streamed = builder.finish(index().grace_period);
             assert_eq!(
