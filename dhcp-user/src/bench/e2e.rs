@@ -721,7 +721,20 @@ pub fn run_startup(opts: &Options, report: &mut Report) -> Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs() as i64
             - 10;
-        super::leasequery::fill_store(&store, count, cltt, &progress)
+        super::leasequery::fill_store(&store, count, cltt, &progress)?;
+        // The stored clients hold 2001:db8:1::1:0 and up: a pool of the config must cover them,
+        // or the controller would not keep them as bindings (nor push them to the fast path).
+        let pool = r#"pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]"#;
+        anyhow::ensure!(
+            LAB_CONFIG.contains(pool),
+            "examples/lab.toml has another pool"
+        );
+        let config = LAB_CONFIG.replace(
+            pool,
+            r#"pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }, { low = "2001:db8:1::1:0", high = "2001:db8:1::1f:ffff" }]"#,
+        );
+        std::fs::write(dir.join("server.toml"), config)?;
+        Ok(())
     };
     let max_bindings = (count + count / 4).max(dhcp_common::DEFAULT_MAX_BINDINGS);
     report.progress(
@@ -768,8 +781,9 @@ pub fn run_startup(opts: &Options, report: &mut Report) -> Result<()> {
         "startup",
         &format!("controller start on {count} stored bindings"),
         format!(
-            "cold {:.2} s (map filled from the store), warm {:.2} s (maps pinned, fast path answering throughout)",
+            "cold {:.2} s (map filled from the store: {} bindings), warm {:.2} s (maps pinned, fast path answering throughout)",
             cold.as_secs_f64(),
+            pushed.map_or("?".to_string(), |n| n.to_string()),
             warm.as_secs_f64()
         ),
         "until the control socket answers",
