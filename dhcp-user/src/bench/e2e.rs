@@ -28,8 +28,35 @@ use crate::{
 /// The server's address on the lab link (the subnet of examples/lab.toml is matched by it).
 const SERVER_ADDRESS: &str = "2001:db8:1::1/64";
 const CLIENT_ADDRESS: &str = "2001:db8:1::2/64";
-/// Our server's configuration: the lab's (same pools, lifetimes and options as Kea's below).
+/// The lab's configuration (examples/lab.toml), which ours runs with its pools widened.
 const LAB_CONFIG: &str = include_str!("../../../examples/lab.toml");
+/// The lab's pools, as examples/lab.toml writes them.
+const LAB_POOLS: [&str; 2] = [
+    r#"pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]"#,
+    r#"pd-pools = [{ prefix = "2001:db8:8000::/40", delegated-length = 56 }]"#,
+];
+/// The pools both servers run with in the bench: the lab's, widened to 2 M addresses and 1 M
+/// /56 prefixes, so that no rate step (up to 32 000 new clients/s for 4 s) and no stored
+/// benchmark client (2001:db8:1::1:0 and up, 1 M of them) falls outside them. Kea's below are
+/// the same.
+const BENCH_POOLS: [&str; 2] = [
+    r#"pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::1f:ffff" }]"#,
+    r#"pd-pools = [{ prefix = "2001:db8:8000::/36", delegated-length = 56 }]"#,
+];
+
+/// Our server's configuration: the lab's with the bench's pools (same pools, lifetimes and
+/// options as Kea's below).
+fn our_config() -> Result<String> {
+    let mut config = LAB_CONFIG.to_string();
+    for (lab, bench) in LAB_POOLS.iter().zip(BENCH_POOLS) {
+        anyhow::ensure!(
+            config.contains(lab),
+            "examples/lab.toml no longer has the line `{lab}` the bench widens"
+        );
+        config = config.replace(lab, bench);
+    }
+    Ok(config)
+}
 
 /// The lab: a server and a client namespace and the veth between them (client side with the
 /// pass-through XDP program and without tx checksum offload). Torn down on drop.
@@ -112,7 +139,8 @@ const MAX_GENERATOR_THREADS: usize = 4;
 const NA_IAID: u32 = 1;
 const PD_IAID: u32 = 2;
 
-/// Kea's configuration: the pools, lifetimes and options of examples/lab.toml.
+/// Kea's configuration: the lifetimes and options of examples/lab.toml, the pools of
+/// `BENCH_POOLS`.
 fn kea_config(dir: &Path, iface: &str) -> Value {
     json!({
         "Dhcp6": {
@@ -137,8 +165,8 @@ fn kea_config(dir: &Path, iface: &str) -> Value {
                 "subnet": "2001:db8:1::/64",
                 "interface": iface,
                 "rapid-commit": true,
-                "pools": [{ "pool": "2001:db8:1::1000 - 2001:db8:1::ffff" }],
-                "pd-pools": [{ "prefix": "2001:db8:8000::", "prefix-len": 40, "delegated-len": 56 }],
+                "pools": [{ "pool": "2001:db8:1::1000 - 2001:db8:1::1f:ffff" }],
+                "pd-pools": [{ "prefix": "2001:db8:8000::", "prefix-len": 36, "delegated-len": 56 }],
             }],
             "loggers": [{
                 "name": "kea-dhcp6",
@@ -447,7 +475,7 @@ impl OurServer {
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir)
             .with_context(|| format!("creating {}", state_dir.display()))?;
-        std::fs::write(state_dir.join("server.toml"), LAB_CONFIG)?;
+        std::fs::write(state_dir.join("server.toml"), our_config()?)?;
         prepare(&state_dir)?;
         let pin_root =
             crate::lab::lab_bpffs()?.join(format!("dhcp-bench-{}-{tag}", std::process::id()));
@@ -721,20 +749,9 @@ pub fn run_startup(opts: &Options, report: &mut Report) -> Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs() as i64
             - 10;
-        super::leasequery::fill_store(&store, count, cltt, &progress)?;
-        // The stored clients hold 2001:db8:1::1:0 and up: a pool of the config must cover them,
-        // or the controller would not keep them as bindings (nor push them to the fast path).
-        let pool = r#"pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]"#;
-        anyhow::ensure!(
-            LAB_CONFIG.contains(pool),
-            "examples/lab.toml has another pool"
-        );
-        let config = LAB_CONFIG.replace(
-            pool,
-            r#"pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }, { low = "2001:db8:1::1:0", high = "2001:db8:1::1f:ffff" }]"#,
-        );
-        std::fs::write(dir.join("server.toml"), config)?;
-        Ok(())
+        // The stored clients hold 2001:db8:1::1:0 and up: inside the bench's pools, so the
+        // controller keeps them as bindings and pushes them to the fast path.
+        super::leasequery::fill_store(&store, count, cltt, &progress)
     };
     let max_bindings = (count + count / 4).max(dhcp_common::DEFAULT_MAX_BINDINGS);
     report.progress(
@@ -1301,6 +1318,37 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bench_config_is_the_labs_with_pools_that_hold_every_step_and_stored_client() {
+        let config = crate::config::Config::parse(&our_config().unwrap(), "bench").unwrap();
+        let subnet = &config.subnets[0];
+        // The startup bench stores client i at 2001:db8:1::1:0 + i, a million of them.
+        let first: Ipv6Addr = "2001:db8:1::1:0".parse().unwrap();
+        let last = Ipv6Addr::from(u128::from(first) + 999_999);
+        assert!(subnet
+            .pools
+            .iter()
+            .any(|p| p.contains(first) && p.contains(last)));
+        let na: u128 = subnet
+            .pools
+            .iter()
+            .map(|p| u128::from(p.high) - u128::from(p.low) + 1)
+            .sum();
+        let pd: u128 = subnet
+            .pd_pools
+            .iter()
+            .map(|p| 1u128 << (p.delegated_length - p.prefix.prefix_len()))
+            .sum();
+        // The last perfdhcp step: 32 000 new clients/s for 4 s, each with an address and a prefix.
+        assert!(
+            na >= 32_000 * 4 && pd >= 32_000 * 4,
+            "{na} addresses, {pd} prefixes"
+        );
+        let lab = crate::config::Config::parse(LAB_CONFIG, "lab").unwrap();
+        assert_eq!(lab.subnets[0].preferred_lifetime, subnet.preferred_lifetime);
+        assert_eq!(lab.subnets[0].dns_servers, subnet.dns_servers);
+    }
 
     /// The shape of perfdhcp 2.2's report (-6 -r 500 -f 500 -p 2).
     const RENEW_REPORT: &str = "\
