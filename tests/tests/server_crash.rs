@@ -116,3 +116,43 @@ fn kill_9_under_load_loses_no_lease_and_gives_no_address_twice() {
     }
     eprintln!("{} leases told and found after kill -9", told.len());
 }
+
+/// A second server on an interface already served (another state directory) must not share
+/// port 547 with the first and hand out the same pool on its own: it stops, saying why.
+#[test]
+fn a_second_server_on_the_same_interface_is_refused() {
+    // No leasequery listener, so that port 547 of the interface is the only thing they share.
+    let config = lab_config(&[("allow", "[]")], "");
+    let lab = LabServer::start("second-server", &config);
+    let other = std::env::temp_dir().join(format!(
+        "dhcp-user-test-second-server-b-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&other);
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("server.toml"), &config).unwrap();
+    let out = lab
+        .server_ns
+        .command("timeout")
+        .arg("20")
+        .arg(server_common::dhcp_user_binary())
+        .args(["serve", "--config"])
+        .arg(other.join("server.toml"))
+        .args(["--iface", &lab.link.a.ifname, "--xdp", "off", "--state-dir"])
+        .arg(&other)
+        .output()
+        .expect("running dhcp-user serve");
+    let _ = std::fs::remove_dir_all(&other);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the second server must stop at once (124: it kept running); stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("already serves this interface"),
+        "stderr:\n{stderr}"
+    );
+    // The first one is still serving.
+    lab.stats();
+}

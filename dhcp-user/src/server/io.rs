@@ -83,9 +83,9 @@ impl InterfaceSocket {
         socket
             .set_only_v6(true)
             .map_err(io_error(ctx("IPV6_V6ONLY")))?;
-        socket
-            .set_reuse_address(true)
-            .map_err(io_error(ctx("SO_REUSEADDR")))?;
+        // No SO_REUSEADDR: a second server on the same interface (another state directory, a
+        // Kea left running) must fail to bind here, not share port 547 and hand out the same
+        // pool on its own. Sockets bound to different devices do not conflict without it.
         socket
             .bind_device(Some(name.as_bytes()))
             .map_err(io_error(ctx("SO_BINDTODEVICE")))?;
@@ -111,9 +111,14 @@ impl InterfaceSocket {
             .set_nonblocking(true)
             .map_err(io_error(ctx("O_NONBLOCK")))?;
         let bind = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, SERVER_PORT, 0, 0);
-        socket
-            .bind(&bind.into())
-            .map_err(io_error(ctx("binding [::]:547")))?;
+        socket.bind(&bind.into()).map_err(|source| {
+            let context = if source.kind() == std::io::ErrorKind::AddrInUse {
+                ctx("binding [::]:547 (another DHCPv6 server, or another dhcp-user serve, already serves this interface)")
+            } else {
+                ctx("binding [::]:547")
+            };
+            ServerError::Io { context, source }
+        })?;
         socket
             .join_multicast_v6(&Ipv6Addr::from(ALL_RELAYS_AND_SERVERS), ifindex)
             .map_err(io_error(ctx("joining ff02::1:2")))?;
