@@ -126,8 +126,8 @@ pub struct IfaceConfig {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct GlobalConfig {
-    /// Added to `bpf_ktime_get_boot_ns()` to get Unix time in nanoseconds.
-    pub boot_to_unix_ns: u64,
+    /// Added to `bpf_ktime_get_coarse_ns()` to get Unix time in nanoseconds.
+    pub clock_to_unix_ns: u64,
     /// 1 when the fast path answers at all (0: everything goes to the controller).
     pub enabled: u8,
     pub server_duid_len: u8,
@@ -247,6 +247,10 @@ pub mod maps {
     pub const PROGRAM: &str = "dhcp_xdp";
     /// The trivial XDP_PASS program shipped beside it (the benchmark's floor).
     pub const TRIVIAL_PROGRAM: &str = "xdp_pass";
+    /// The kernel work of a Renew answer alone (lookup; lookup, clock and ring buffer): the
+    /// benchmark's other references.
+    pub const LOOKUP_FLOOR_PROGRAM: &str = "xdp_lookup_floor";
+    pub const RENEW_FLOOR_PROGRAM: &str = "xdp_renew_floor";
     /// Load-time global: restore the request after answering (benchmark only).
     pub const BENCH_RESTORE_REQUEST: &str = "BENCH_RESTORE_REQUEST";
 }

@@ -107,7 +107,7 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
     let mut server_duid = [0u8; FAST_SERVER_DUID_MAX];
     server_duid[..side.duid.len()].copy_from_slice(&side.duid);
     fp.set_global(&GlobalConfig {
-        boot_to_unix_ns: crate::fastpath::boot_to_unix_ns(),
+        clock_to_unix_ns: crate::fastpath::clock_to_unix_ns(),
         enabled: 1,
         server_duid_len: side.duid.len() as u8,
         _pad: [0; 2],
@@ -326,6 +326,21 @@ impl Bench {
         Ok(duration_ns(out.duration))
     }
 
+    /// The same for one of the floor programs (`names::LOOKUP_FLOOR_PROGRAM`,
+    /// `RENEW_FLOOR_PROGRAM`), on a frame that starts with the measured client's binding key, so
+    /// that its lookup hits as the fast path's does.
+    pub fn floor_ns(&self, program: &'static str, repeat: u32) -> Result<f64> {
+        let frame = key_frame_for_client()?;
+        let out = test_run(self.fp.bench_program(program)?, &frame, LO, repeat)?;
+        if out.verdict != XDP_TX {
+            bail!(
+                "{program}: verdict {} (expected XDP_TX: the measured client's binding is in the map)",
+                out.verdict
+            );
+        }
+        Ok(duration_ns(out.duration))
+    }
+
     /// The same for the trivial XDP_PASS program.
     pub fn trivial_ns(&self, frame: &[u8], repeat: u32) -> Result<f64> {
         let out = test_run(self.fp.trivial_program()?, frame, LO, repeat)?;
@@ -334,6 +349,17 @@ impl Bench {
         }
         Ok(duration_ns(out.duration))
     }
+}
+
+/// The floor programs' frame: the measured client's binding key as the kernel sees it
+/// (`#[repr(C)]`, no implicit padding), then zeros.
+pub fn key_frame_for_client() -> Result<Vec<u8>> {
+    let key = BindingKey::new(CLIENT_DUID).context("client DUID")?;
+    let mut bytes = vec![key.duid_len];
+    bytes.extend_from_slice(&key._pad);
+    bytes.extend_from_slice(&key.duid);
+    bytes.resize(128, 0);
+    Ok(bytes)
 }
 
 fn duration_ns(d: Duration) -> f64 {

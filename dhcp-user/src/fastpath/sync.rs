@@ -151,7 +151,7 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
         duid[..server_duid.len()].copy_from_slice(server_duid);
     }
     GlobalConfig {
-        boot_to_unix_ns: super::boot_to_unix_ns(),
+        clock_to_unix_ns: super::clock_to_unix_ns(),
         enabled: (enabled && fits) as u8,
         server_duid_len: if fits { server_duid.len() as u8 } else { 0 },
         _pad: [0; 2],
@@ -905,7 +905,7 @@ pub async fn start(
             tick.tick().await;
             let mut fp = clock_fp.lock().unwrap_or_else(|e| e.into_inner());
             if let Ok(mut global) = fp.global() {
-                global.boot_to_unix_ns = super::boot_to_unix_ns();
+                global.clock_to_unix_ns = super::clock_to_unix_ns();
                 let _ = fp.set_global(&global);
             }
             if let Ok(counters) = fp.stats() {

@@ -218,7 +218,7 @@ pub fn setup_with(bench: bool) -> Lab {
     let mut server_duid = [0u8; FAST_SERVER_DUID_MAX];
     server_duid[..SERVER_DUID.len()].copy_from_slice(SERVER_DUID);
     fp.set_global(&GlobalConfig {
-        boot_to_unix_ns: dhcp_user::fastpath::boot_to_unix_ns(),
+        clock_to_unix_ns: dhcp_user::fastpath::clock_to_unix_ns(),
         enabled: 1,
         server_duid_len: SERVER_DUID.len() as u8,
         _pad: [0; 2],
