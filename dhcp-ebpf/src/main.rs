@@ -168,11 +168,9 @@ pub fn xdp_renew_floor(ctx: XdpContext) -> u32 {
     };
     // SAFETY: a map value; the controller writes it whole.
     let now_ns = unsafe { bpf_ktime_get_coarse_ns().wrapping_add((*cfg).clock_to_unix_ns) };
+    let expires = now_ns / 1_000_000_000 + 3600;
     // SAFETY: a map value of ours; concurrent writers only ever store whole expiries.
-    let expires = unsafe {
-        (*binding).expires = now_ns / 1_000_000_000 + 3600;
-        (*binding).expires
-    };
+    unsafe { (*binding).expires = expires };
     if let Some(mut entry) = EVENTS.reserve(0) {
         let ev = entry.as_mut_ptr();
         // SAFETY: a reserved, 8-byte aligned `RenewalEvent`.

@@ -59,6 +59,19 @@ impl Default for LogThrottle {
     }
 }
 
+/// Logs a `tracing` event at `$level` (`warn`, `error`, ...) through a throttle of its own call
+/// site, with a `held_back` field counting the lines held back since the last one:
+/// `log_throttled!(warn, error = %err, "receive failed")`.
+#[macro_export]
+macro_rules! log_throttled {
+    ($level:ident, $($event:tt)+) => {{
+        static THROTTLE: $crate::log_throttle::LogThrottle = $crate::log_throttle::LogThrottle::new();
+        if let Some(held_back) = THROTTLE.allow() {
+            tracing::$level!(held_back, $($event)+);
+        }
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

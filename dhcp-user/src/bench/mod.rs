@@ -96,8 +96,9 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
     let mut bench = xdp::Bench::load()?;
 
     // 1. Per packet, one binding in the map.
+    let all_cases = xdp::cases();
     let mut cases = Vec::new();
-    for case in xdp::cases() {
+    for case in &all_cases {
         report.progress(
             "fast path",
             &format!("{} ({} runs x {rounds} rounds)", case.name, repeat),
@@ -172,18 +173,18 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
         "fast path",
         "the floor and the Renew with the ring buffer drained",
     );
-    let renew_frame = xdp::cases()
-        .into_iter()
+    let renew_frame = &all_cases
+        .iter()
         .find(|c| c.name == "renew_direct")
         .expect("renew_direct is among the cases")
         .frame;
     let (mut drained_trivial, mut drained_floor, mut drained_renew) = (vec![], vec![], vec![]);
     for _ in 0..rounds {
-        drained_trivial.push(bench.trivial_ns(&renew_frame, DRAINED_REPEAT)?);
+        drained_trivial.push(bench.trivial_ns(renew_frame, DRAINED_REPEAT)?);
         bench.drain_reports();
         drained_floor.push(bench.floor_ns(names::RENEW_FLOOR_PROGRAM, DRAINED_REPEAT)?);
         bench.drain_reports();
-        drained_renew.push(bench.fast_ns(&renew_frame, DRAINED_REPEAT)?);
+        drained_renew.push(bench.fast_ns(renew_frame, DRAINED_REPEAT)?);
         bench.drain_reports();
     }
     let drained_trivial_ns = xdp::median(&drained_trivial);

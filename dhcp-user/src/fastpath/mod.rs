@@ -496,8 +496,9 @@ pub fn ifindex(iface: &str) -> Result<u32, FastPathError> {
 /// Nanoseconds to add to CLOCK_MONOTONIC_COARSE (`bpf_ktime_get_coarse_ns`) to get Unix time: the
 /// fast path stores expiries in Unix seconds, as the lease store does. The coarse clock is read
 /// without the TSC, and one tick of resolution (a few ms) is nothing next to lifetimes in seconds:
-/// on the 2-core EPYC VM a read cost 20 ns against 60 ns for `bpf_ktime_get_boot_ns`. The controller refreshes the offset periodically, so a wall-clock step or a suspend
-/// (the monotonic clock stops during one) is followed within seconds.
+/// on the 2-core EPYC VM a read cost 20 ns against 60 ns for `bpf_ktime_get_boot_ns`. The
+/// controller refreshes the offset periodically, so a wall-clock step or a suspend (the monotonic
+/// clock stops during one) is followed within seconds.
 pub fn clock_to_unix_ns() -> u64 {
     let read = |clock| {
         let mut ts = libc::timespec {

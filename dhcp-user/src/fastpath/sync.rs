@@ -2,7 +2,7 @@
 //! lease change, a bulk re-sync from the store on start, and the renewals the program answered
 //! read back from its ring buffer and made durable.
 
-use crate::log_throttle::LogThrottle;
+use crate::log_throttled;
 use std::{
     collections::HashMap,
     net::Ipv6Addr,
@@ -542,13 +542,10 @@ impl MapSync {
             let now = now_unix();
             for duid in &clients {
                 if let Err(e) = self.refresh_client(duid, now) {
-                    static UPDATE_FAILED: LogThrottle = LogThrottle::new();
-                    if let Some(held_back) = UPDATE_FAILED.allow() {
-                        warn!(
-                            held_back,
-                            "fast path: updating the binding of a client failed: {e:#}"
-                        );
-                    }
+                    log_throttled!(
+                        warn,
+                        "fast path: updating the binding of a client failed: {e:#}"
+                    );
                 }
             }
             debug!("fast path: {} clients refreshed", clients.len());
@@ -615,12 +612,7 @@ pub async fn follow_renewals(
             match server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64, &types)
             {
                 Ok(_) => renewed.push(renewal.key.duid().to_vec()),
-                Err(e) => {
-                    static RECORD_FAILED: LogThrottle = LogThrottle::new();
-                    if let Some(held_back) = RECORD_FAILED.allow() {
-                        warn!(held_back, "fast path: recording a renewal failed: {e}");
-                    }
-                }
+                Err(e) => log_throttled!(warn, "fast path: recording a renewal failed: {e}"),
             }
         }
         if drained {
@@ -635,14 +627,11 @@ pub async fn follow_renewals(
         // stays where the store vouches for, so the program never promised past it. The reader
         // goes on: renewals are made durable again as soon as the store can write.
         if let Err(e) = server.writer().flush().await {
-            static FLUSH_FAILED: LogThrottle = LogThrottle::new();
-            if let Some(held_back) = FLUSH_FAILED.allow() {
-                warn!(
-                    held_back,
-                    "fast path: {} renewals answered by XDP could not be made durable: {e}",
-                    renewed.len()
-                );
-            }
+            log_throttled!(
+                warn,
+                "fast path: {} renewals answered by XDP could not be made durable: {e}",
+                renewed.len()
+            );
             metrics::counter!("dhcp_fastpath_renewals_not_durable_total")
                 .increment(renewed.len() as u64);
             continue;
@@ -652,10 +641,7 @@ pub async fn follow_renewals(
         renewed.dedup();
         for duid in &renewed {
             if let Err(e) = sync.refresh_client(duid, now) {
-                static REFRESH_FAILED: LogThrottle = LogThrottle::new();
-                if let Some(held_back) = REFRESH_FAILED.allow() {
-                    warn!(held_back, "fast path: refreshing a binding failed: {e:#}");
-                }
+                log_throttled!(warn, "fast path: refreshing a binding failed: {e:#}");
             }
         }
         debug!("fast path: {} renewals durable", renewed.len());

@@ -4,7 +4,7 @@
 //! flow labels off) so the IPv6 header is the one the XDP fast path writes; a reply to a unicast
 //! request is sent from the address it was sent to, else the kernel picks the link-local one.
 
-use crate::log_throttle::LogThrottle;
+use crate::log_throttled;
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::AsRawFd;
@@ -303,10 +303,7 @@ pub async fn serve_sockets(
                 let inbound = match inbound {
                     Ok(inbound) => inbound,
                     Err(err) => {
-                        static RECEIVE_FAILED: LogThrottle = LogThrottle::new();
-                        if let Some(held_back) = RECEIVE_FAILED.allow() {
-                            warn!(interface = %socket.name, error = %err, held_back, "receive failed");
-                        }
+                        log_throttled!(warn, interface = %socket.name, error = %err, "receive failed");
                         continue;
                     }
                 };

@@ -28,7 +28,7 @@ pub mod io;
 pub mod mirror;
 pub mod stats;
 
-use crate::log_throttle::LogThrottle;
+use crate::log_throttled;
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -510,10 +510,7 @@ impl Server {
             let result = commit.wait().await;
             self.lock_state().finish(&decision.changes, generation);
             if let Err(err) = result {
-                static NOT_DURABLE: LogThrottle = LogThrottle::new();
-                if let Some(held_back) = NOT_DURABLE.allow() {
-                    warn!(error = %err, held_back, "lease commit failed; no reply sent");
-                }
+                log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
                 self.stats.dropped("store_error");
                 return None;
             }

@@ -5,7 +5,7 @@
 //! `submit_delay` while only unawaited reports are waiting) up to `max_batch` changes, commits
 //! once, and then wakes every waiter. A caller's changes are never split across transactions.
 
-use crate::log_throttle::LogThrottle;
+use crate::log_throttled;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
@@ -287,15 +287,12 @@ fn commit_batch(
             }
         }
         Err(err) => {
-            static COMMIT_FAILED: LogThrottle = LogThrottle::new();
-            if let Some(held_back) = COMMIT_FAILED.allow() {
-                tracing::error!(
-                    error = %err,
-                    changes = change_count,
-                    held_back,
-                    "lease batch commit failed"
-                );
-            }
+            log_throttled!(
+                error,
+                error = %err,
+                changes = change_count,
+                "lease batch commit failed"
+            );
             metrics::counter!("dhcp_store_commit_failures_total").increment(1);
             if unawaited > 0 {
                 metrics::counter!("dhcp_store_submit_lost_total").increment(unawaited as u64);
