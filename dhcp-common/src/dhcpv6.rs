@@ -5,6 +5,9 @@ pub const SERVER_PORT: u16 = 547;
 /// All_DHCP_Relay_Agents_and_Servers (ff02::1:2).
 pub const ALL_RELAYS_AND_SERVERS: [u8; 16] =
     [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x02];
+/// All_DHCP_Servers (ff05::1:3, site scope): every server is a member (RFC 8415 section 7.1);
+/// relays send here by default.
+pub const ALL_DHCP_SERVERS: [u8; 16] = [0xff, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x03];
 
 // Message types.
 pub const MSG_SOLICIT: u8 = 1;

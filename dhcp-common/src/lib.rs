@@ -113,13 +113,21 @@ pub struct IfaceConfig {
     pub mac: [u8; 6],
     /// Index into `SUBNETS` used for clients talking to us directly on this link.
     pub subnet: u16,
-    /// The interface's link-local address: the source of direct replies.
+    /// The interface's link-local address: the source of replies to a link-local address when
+    /// the request went to a multicast group.
     pub link_local: [u8; 16],
+    /// The interface's one global (or unique-local) address: the source of replies to a global
+    /// address when the request went to a multicast group. Valid when `has_global` is 1; with
+    /// none or several on the interface the controller picks (or the kernel does), so such
+    /// requests are passed on.
+    pub global: [u8; 16],
     /// 1 when the fast path answers on this interface.
     pub enabled: u8,
     /// 1 when `subnet` is valid (a link with no subnet of its own only serves relays).
     pub has_subnet: u8,
-    pub _pad: [u8; 6],
+    /// 1 when `global` is valid.
+    pub has_global: u8,
+    pub _pad: [u8; 5],
 }
 
 /// Global runtime settings, entry 0 of the one-entry `CONFIG` array.
@@ -196,7 +204,15 @@ pub mod stat {
     pub const DROP_RATE_LIMIT: u32 = 18;
     pub const ABORTED: u32 = 19;
     pub const PASS_NOT_DURABLE: u32 = 20;
-    pub const COUNT: u32 = 21;
+    /// The UDP checksum field holds only the pseudo-header sum: the sender (a relay or client
+    /// on this host, over veth) left the rest to checksum offload, which the kernel trusts but
+    /// a program in XDP cannot check.
+    pub const PASS_CSUM_OFFLOAD: u32 = 21;
+    /// A reply to a multicast request would leave from an address only the controller (or the
+    /// kernel) can choose: a global reply address on an interface with no global address, or
+    /// with several.
+    pub const PASS_NO_SOURCE: u32 = 22;
+    pub const COUNT: u32 = 23;
 
     /// Names in index order, as the controller and bench print them.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -221,6 +237,8 @@ pub mod stat {
         "drop_rate_limit",
         "aborted",
         "pass_not_durable",
+        "pass_csum_offload",
+        "pass_no_source",
     ];
 }
 
@@ -282,7 +300,7 @@ mod tests {
             size_of::<BindingValue>(),
             8 + 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4
         );
-        assert_eq!(size_of::<IfaceConfig>(), 6 + 2 + 16 + 1 + 1 + 6);
+        assert_eq!(size_of::<IfaceConfig>(), 6 + 2 + 16 + 16 + 1 + 1 + 1 + 5);
         assert_eq!(
             size_of::<GlobalConfig>(),
             8 + 1 + 1 + 2 + 4 + FAST_SERVER_DUID_MAX

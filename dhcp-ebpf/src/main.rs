@@ -75,6 +75,21 @@ const MAX_VLANS: usize = 2;
 const IPV6_HLEN: usize = 40;
 const MAX_EXT_HDRS: usize = 4;
 const UDP_HLEN: usize = 8;
+/// Field offsets in the IPv6 header (RFC 8200 section 3).
+mod ip6 {
+    pub const PAYLOAD_LEN: usize = 4;
+    pub const NEXT_HEADER: usize = 6;
+    pub const HOP_LIMIT: usize = 7;
+    pub const SRC: usize = 8;
+    pub const DST: usize = 24;
+}
+/// Field offsets in the UDP header (RFC 768).
+mod udp {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const LEN: usize = 4;
+    pub const CHECKSUM: usize = 6;
+}
 const IPPROTO_UDP: u8 = 17;
 const REPLY_HOP_LIMIT: u8 = 64;
 const RELAY_HLEN: usize = 34;
@@ -505,7 +520,16 @@ fn csum_fold(mut sum: u32) -> u16 {
     sum = (sum & 0xffff) + (sum >> 16);
     !(sum as u16)
 }
-/// IPv6 UDP pseudo-header (addresses at `ip_off + 8`) plus the UDP segment at `udp_off`.
+/// Sum of the IPv6 UDP pseudo-header alone (addresses, upper-layer length, next header), not
+/// folded: what a sender leaving the checksum to offload puts in the field, once folded.
+#[inline(always)]
+fn pseudo_header_sum(b: *mut u8, ip_off: usize, udp_len: usize) -> u32 {
+    let tail = (udp_len as u32).to_be() as u64 + (IPPROTO_UDP as u32).to_be() as u64;
+    let seed = ((tail & 0xffff_ffff) + (tail >> 32)) as u32;
+    csum_add_loaded(b, ip_off + ip6::SRC, 32, seed)
+}
+
+/// IPv6 UDP pseudo-header (addresses at `ip_off + ip6::SRC`) plus the UDP segment at `udp_off`.
 #[inline(always)]
 fn udp_csum<const LOADED: bool>(b: *mut u8, ip_off: usize, udp_off: usize, udp_len: usize) -> u16 {
     let sum = |off, len, seed| {
@@ -521,9 +545,9 @@ fn udp_csum<const LOADED: bool>(b: *mut u8, ip_off: usize, udp_off: usize, udp_l
     let seed = ((tail & 0xffff_ffff) + (tail >> 32)) as u32;
     if udp_off == ip_off + IPV6_HLEN {
         // Addresses and segment are contiguous: one range.
-        return csum_fold(sum(ip_off + 8, 32 + udp_len, seed));
+        return csum_fold(sum(ip_off + ip6::SRC, 32 + udp_len, seed));
     }
-    let seed = sum(ip_off + 8, 32, seed);
+    let seed = sum(ip_off + ip6::SRC, 32, seed);
     csum_fold(sum(udp_off, udp_len, seed))
 }
 
@@ -537,9 +561,10 @@ pub struct State {
     relay: Relay,
     /// Copy of the client's binding (when `has_binding`).
     binding: BindingValue,
-    /// The interface's MAC and link-local address (copied so the build needs no second lookup).
+    /// The interface's MAC and the reply's IPv6 source (chosen in `decide`, copied so the build
+    /// needs no second lookup).
     mac: [u8; 8],
-    link_local: [u8; 16],
+    source: [u8; 16],
     frame_len: usize,
     l3: usize,
     l4: usize,
@@ -707,12 +732,12 @@ fn headers(sc: *mut Scratch) -> Result<(), Reason> {
     if rd8(req, l3) >> 4 != 6 {
         return Err(stat::PASS_NOT_DHCP);
     }
-    let ip_payload = rd16(req, l3 + 4) as usize;
+    let ip_payload = rd16(req, l3 + ip6::PAYLOAD_LEN) as usize;
     if l3 + IPV6_HLEN + ip_payload > frame_len {
         return Err(stat::PASS_MALFORMED);
     }
     // Extension headers the kernel would walk past too; a fragment goes to the controller.
-    let mut next = rd8(req, l3 + 6);
+    let mut next = rd8(req, l3 + ip6::NEXT_HEADER);
     let mut l4 = l3 + IPV6_HLEN;
     for _ in 0..MAX_EXT_HDRS {
         if next == 0 || next == 43 || next == 60 {
@@ -723,18 +748,24 @@ fn headers(sc: *mut Scratch) -> Result<(), Reason> {
     if next != IPPROTO_UDP {
         return Err(stat::PASS_NOT_DHCP);
     }
-    if l4 + UDP_HLEN > frame_len || rd16(req, l4 + 2) != SERVER_PORT {
+    if l4 + UDP_HLEN > frame_len || rd16(req, l4 + udp::DST_PORT) != SERVER_PORT {
         return Err(stat::PASS_NOT_DHCP);
     }
-    let udp_len = rd16(req, l4 + 4) as usize;
+    let udp_len = rd16(req, l4 + udp::LEN) as usize;
     if udp_len < UDP_HLEN + 4 || l4 + udp_len != l3 + IPV6_HLEN + ip_payload {
         return Err(stat::PASS_MALFORMED);
     }
     // Zero what follows the segment (Ethernet padding, or nothing) for the checksum's last word.
     zero_pad(req, l4 + udp_len);
     zero_pad(req, l4 + udp_len + 8);
-    // The kernel drops a bad checksum before the controller's socket sees it: so must we.
-    if rd16(req, l4 + 6) == 0 || udp_csum::<true>(req, l3, l4, udp_len) != 0 {
+    // The kernel drops a bad checksum before the controller's socket sees it: so must we. A
+    // sender on this host may have left the sum to offload (the field then holds only the
+    // pseudo-header's sum, which the kernel trusts); that is passed on under its own reason.
+    let check = rd16(req, l4 + udp::CHECKSUM);
+    if check == 0 || udp_csum::<true>(req, l3, l4, udp_len) != 0 {
+        if check == u16::from_be(!csum_fold(pseudo_header_sum(req, l3, udp_len))) {
+            return Err(stat::PASS_CSUM_OFFLOAD);
+        }
         return Err(stat::PASS_MALFORMED);
     }
     st.l3 = l3;
@@ -764,7 +795,6 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
         return Err(stat::PASS_DISABLED);
     }
     copy::<6>(st.mac.as_mut_ptr(), iface.mac.as_ptr());
-    copy::<16>(st.link_local.as_mut_ptr(), iface.link_local.as_ptr());
 
     let dhcp = st.msg;
     let dhcp_end = st.r.end;
@@ -778,11 +808,6 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
         st.relayed = 1;
         st.msg = st.r.start;
     } else {
-        // Direct messages come to the multicast address; a unicast one earns UseMulticast from the
-        // controller (we never hand out the Unicast option).
-        if !eq_fixed::<16>(req, st.l3 + 24, ALL_RELAYS_AND_SERVERS.as_ptr(), 0) {
-            return Err(stat::PASS_UNSUPPORTED);
-        }
         if iface.has_subnet == 0 {
             return Err(stat::PASS_WRONG_LINK);
         }
@@ -790,6 +815,7 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
         st.relayed = 0;
         st.r.start = dhcp;
     }
+    reply_source(req, st, iface)?;
     let subnet = unsafe {
         &*SUBNETS
             .get_ptr(st.subnet_index)
@@ -923,6 +949,37 @@ fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), 
     Ok(())
 }
 
+/// The reply's IPv6 source, by the controller's rule (`dhcp-user/src/netif.rs`, `reply_source`):
+/// a request sent to one of our unicast addresses is answered from it; one sent to a group we
+/// joined (ff02::1:2, and ff05::1:3 for relays) from the interface's link-local address when the
+/// reply goes to a link-local address, else from its one global address. Direct requests must
+/// come to ff02::1:2 (a unicast one earns UseMulticast from the controller: we never hand out
+/// the Unicast option). Fills `st.source`.
+#[inline(always)]
+fn reply_source(req: *const u8, st: &mut State, iface: &IfaceConfig) -> Result<(), Reason> {
+    let to = st.l3 + ip6::DST;
+    if rd8(req, to) != 0xff {
+        if st.relayed == 0 {
+            return Err(stat::PASS_UNSUPPORTED);
+        }
+        copy_fixed::<16>(st.source.as_mut_ptr(), 0, req, to);
+        return Ok(());
+    }
+    let joined = eq_fixed::<16>(req, to, ALL_RELAYS_AND_SERVERS.as_ptr(), 0)
+        || (st.relayed == 1 && eq_fixed::<16>(req, to, ALL_DHCP_SERVERS.as_ptr(), 0));
+    if !joined {
+        return Err(stat::PASS_UNSUPPORTED);
+    }
+    if rd16(req, st.l3 + ip6::SRC) & 0xffc0 == 0xfe80 {
+        copy::<16>(st.source.as_mut_ptr(), iface.link_local.as_ptr());
+    } else if iface.has_global == 1 {
+        copy::<16>(st.source.as_mut_ptr(), iface.global.as_ptr());
+    } else {
+        return Err(stat::PASS_NO_SOURCE);
+    }
+    Ok(())
+}
+
 /// Writes the whole reply frame into `out` and its length into `new_len`.
 #[inline(always)]
 fn stage_build(sc: *mut Scratch) -> u32 {
@@ -1044,25 +1101,21 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
     st.new_len = o;
     let out_udp_len = o - o_l4;
     // IPv6 header: version 6, traffic class 0, flow label 0 (the controller's socket matches);
-    // source: where the request went (relayed, unicast) or our link-local (direct, multicast).
+    // source as `reply_source` chose, destination the request's source.
     let ip = at(out, l3);
     let ip_in = at(req, l3);
     put32(ip, 0, 0x6000_0000);
-    put16(ip, 4, out_udp_len as u16);
-    put8(ip, 6, IPPROTO_UDP);
-    put8(ip, 7, REPLY_HOP_LIMIT);
-    if st.relayed == 1 {
-        copy::<16>(ip.wrapping_add(8), ip_in.wrapping_add(24));
-    } else {
-        copy::<16>(ip.wrapping_add(8), st.link_local.as_ptr());
-    }
-    copy::<16>(ip.wrapping_add(24), ip_in.wrapping_add(8));
+    put16(ip, ip6::PAYLOAD_LEN, out_udp_len as u16);
+    put8(ip, ip6::NEXT_HEADER, IPPROTO_UDP);
+    put8(ip, ip6::HOP_LIMIT, REPLY_HOP_LIMIT);
+    copy::<16>(ip.wrapping_add(ip6::SRC), st.source.as_ptr());
+    copy::<16>(ip.wrapping_add(ip6::DST), ip_in.wrapping_add(ip6::SRC));
     // UDP: from 547 to whatever port the request came from.
     let udp = at(out, o_l4);
-    put16(udp, 0, SERVER_PORT);
-    copy::<2>(udp.wrapping_add(2), at(req, st.l4));
-    put16(udp, 4, out_udp_len as u16);
-    put16(udp, 6, 0);
+    put16(udp, udp::SRC_PORT, SERVER_PORT);
+    copy::<2>(udp.wrapping_add(udp::DST_PORT), at(req, st.l4 + udp::SRC_PORT));
+    put16(udp, udp::LEN, out_udp_len as u16);
+    put16(udp, udp::CHECKSUM, 0);
     zero_pad(out, o);
     zero_pad(out, o + 8);
     let mut csum = udp_csum::<true>(out, l3, o_l4, out_udp_len);
@@ -1070,7 +1123,7 @@ fn build(sc: *mut Scratch) -> Result<(), Reason> {
         csum = 0xffff;
     }
     // The fold produced the sum in memory order already: store it as is.
-    unsafe { core::ptr::write_unaligned(at(out, o_l4 + 6) as *mut u16, csum) };
+    unsafe { core::ptr::write_unaligned(at(out, o_l4 + udp::CHECKSUM) as *mut u16, csum) };
     Ok(())
 }
 

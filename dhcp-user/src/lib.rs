@@ -10,6 +10,7 @@ pub mod fastpath;
 pub mod lab;
 pub mod leasequery;
 pub mod log_throttle;
+pub mod netif;
 pub mod proto;
 pub mod server;
 pub mod store;

@@ -1,5 +1,5 @@
-//! Golden-packet table for the XDP fast path, run through BPF_PROG_TEST_RUN: each case is
-//! {what, frame in, expected verdict, expected frame out}. Expected replies are built here by
+//! Golden packets for the XDP fast path, run through BPF_PROG_TEST_RUN: each answered case is a
+//! named test {frame in, expected frame out, counter}. Expected replies are built here by
 //! hand from the RFC 8415 layouts, independently of the program and of the server's encoder.
 //! Needs root and BPF (as does `cargo xtask test`).
 
@@ -10,34 +10,74 @@ use dhcp_user::fastpath::{frame::Udp6Frame, XDP_PASS, XDP_TX};
 use fastpath_common::*;
 use std::net::Ipv6Addr;
 
-/// Answered cases: the frame out must be exactly the expected frame.
-#[test]
-fn answered_cases_match_the_expected_frames() {
-    let lab = setup();
-    let q_in_q = [(0x88a8, 100), (0x8100, 200)];
-    let iface_id = b"eth0/1/2:vlan100";
-    let cases: Vec<(&str, Udp6Frame, Udp6Frame, u32)> = vec![
-        (
-            "renew, direct",
-            direct(renew()),
-            direct_reply(renew_reply()),
-            stat::TX_RENEW,
-        ),
-        (
-            "renew, 802.1Q",
-            with_vlans(direct(renew()), &[(0x8100, 42)]),
-            with_vlans(direct_reply(renew_reply()), &[(0x8100, 42)]),
-            stat::TX_RENEW,
-        ),
-        (
-            "renew, QinQ",
-            with_vlans(direct(renew()), &q_in_q),
-            with_vlans(direct_reply(renew_reply()), &q_in_q),
-            stat::TX_RENEW,
-        ),
-        (
-            "rebind, PD before NA, no ORO",
-            direct(msg(
+/// One named test per answered case: `name: frame in, expected frame out, counter;`. The frame
+/// out must be exactly the expected frame, and the case's counter moves by one.
+macro_rules! answered {
+    ($($(#[doc = $doc:literal])* $name:ident: $input:expr, $expected:expr, $counter:expr;)*) => {$(
+        $(#[doc = $doc])*
+        #[test]
+        fn $name() {
+            check_answered(&setup(), stringify!($name), $input, $expected, $counter);
+        }
+    )*};
+}
+
+fn check_answered(lab: &Lab, what: &str, input: Udp6Frame, expected: Udp6Frame, counter: u32) {
+    let before = lab.counter(counter);
+    let (verdict, out) = lab.run(&input);
+    assert_eq!(verdict, XDP_TX, "{what}: verdict");
+    let got = Udp6Frame::decode(&out).unwrap_or_else(|e| panic!("{what}: reply frame: {e}"));
+    assert_eq!(got, expected, "{what}: reply frame");
+    assert_eq!(out, expected.encode(), "{what}: reply bytes");
+    assert_eq!(lab.counter(counter), before + 1, "{what}: counter");
+}
+
+const Q_IN_Q: [(u16, u16); 2] = [(0x88a8, 100), (0x8100, 200)];
+const IFACE_ID: &[u8] = b"eth0/1/2:vlan100";
+
+/// A relay on the link: its link-local address, sending to `group` (or to our address).
+fn relay_ll() -> Ipv6Addr {
+    "fe80::4e".parse().unwrap()
+}
+fn relayed_to(payload: Vec<u8>, from: Ipv6Addr, to: Ipv6Addr) -> Udp6Frame {
+    let mut frame = relayed(payload);
+    frame.src_ip = from;
+    frame.dst_ip = to;
+    if to.is_multicast() {
+        let g = to.octets();
+        frame.dst_mac = [0x33, 0x33, g[12], g[13], g[14], g[15]];
+    }
+    frame
+}
+fn relayed_reply_from(payload: Vec<u8>, from: Ipv6Addr, to: Ipv6Addr) -> Udp6Frame {
+    let mut frame = relayed_reply(payload);
+    frame.src_ip = from;
+    frame.dst_ip = to;
+    frame
+}
+fn group(text: &str) -> Ipv6Addr {
+    text.parse().unwrap()
+}
+
+answered! {
+    /// Renew, direct.
+    direct_renew:
+        direct(renew()),
+        direct_reply(renew_reply()),
+        stat::TX_RENEW;
+    /// Renew, 802.1Q.
+    direct_renew_dot1q:
+        with_vlans(direct(renew()), &[(0x8100, 42)]),
+        with_vlans(direct_reply(renew_reply()), &[(0x8100, 42)]),
+        stat::TX_RENEW;
+    /// Renew, QinQ.
+    direct_renew_qinq:
+        with_vlans(direct(renew()), &Q_IN_Q),
+        with_vlans(direct_reply(renew_reply()), &Q_IN_Q),
+        stat::TX_RENEW;
+    /// Rebind, PD before NA, no ORO.
+    direct_rebind_pd_first_no_oro:
+        direct(msg(
                 MSG_REBIND,
                 &[
                     client_id(),
@@ -46,15 +86,14 @@ fn answered_cases_match_the_expected_frames() {
                     elapsed(),
                 ],
             )),
-            direct_reply(msg(
+        direct_reply(msg(
                 MSG_REPLY,
                 &[server_id(), client_id(), granted_pd(), granted_na()],
             )),
-            stat::TX_REBIND,
-        ),
-        (
-            "solicit from a known client: advertise with preference",
-            direct(msg(
+        stat::TX_REBIND;
+    /// Solicit from a known client: advertise with preference.
+    direct_solicit_known_advertise_with_preference:
+        direct(msg(
                 MSG_SOLICIT,
                 &[
                     client_id(),
@@ -64,7 +103,7 @@ fn answered_cases_match_the_expected_frames() {
                     oro(&[23]),
                 ],
             )),
-            direct_reply(msg(
+        direct_reply(msg(
                 MSG_ADVERTISE,
                 &[
                     server_id(),
@@ -75,11 +114,10 @@ fn answered_cases_match_the_expected_frames() {
                     dns_opt(),
                 ],
             )),
-            stat::TX_SOLICIT_ADVERTISE,
-        ),
-        (
-            "solicit with rapid commit: reply",
-            direct(msg(
+        stat::TX_SOLICIT_ADVERTISE;
+    /// Solicit with rapid commit: reply.
+    direct_solicit_rapid_commit_reply:
+        direct(msg(
                 MSG_SOLICIT,
                 &[
                     client_id(),
@@ -88,7 +126,7 @@ fn answered_cases_match_the_expected_frames() {
                     ia_pd(PD_IAID, 0, 0, None),
                 ],
             )),
-            direct_reply(msg(
+        direct_reply(msg(
                 MSG_REPLY,
                 &[
                     server_id(),
@@ -98,15 +136,14 @@ fn answered_cases_match_the_expected_frames() {
                     opt(OPT_RAPID_COMMIT, &[]),
                 ],
             )),
-            stat::TX_SOLICIT_REPLY,
-        ),
-        (
-            "information-request",
-            direct(msg(
+        stat::TX_SOLICIT_REPLY;
+    /// Information-request.
+    direct_information_request:
+        direct(msg(
                 MSG_INFORMATION_REQUEST,
                 &[client_id(), elapsed(), oro(&[23, 24, 32])],
             )),
-            direct_reply(msg(
+        direct_reply(msg(
                 MSG_REPLY,
                 &[
                     server_id(),
@@ -116,23 +153,20 @@ fn answered_cases_match_the_expected_frames() {
                     opt(OPT_INFORMATION_REFRESH_TIME, &be32(INFO_REFRESH)),
                 ],
             )),
-            stat::TX_INFORMATION_REQUEST,
-        ),
-        (
-            "information-request without client id",
-            direct(msg(MSG_INFORMATION_REQUEST, &[oro(&[24])])),
-            direct_reply(msg(MSG_REPLY, &[server_id(), domain_opt()])),
-            stat::TX_INFORMATION_REQUEST,
-        ),
-        (
-            "relayed renew with interface-id",
-            relayed(relay_forw(renew(), Some(iface_id))),
-            relayed_reply(relay_repl(renew_reply(), Some(iface_id))),
-            stat::TX_RENEW,
-        ),
-        (
-            "relayed rebind without interface-id, 802.1Q",
-            with_vlans(
+        stat::TX_INFORMATION_REQUEST;
+    /// Information-request without client id.
+    direct_information_request_without_client_id:
+        direct(msg(MSG_INFORMATION_REQUEST, &[oro(&[24])])),
+        direct_reply(msg(MSG_REPLY, &[server_id(), domain_opt()])),
+        stat::TX_INFORMATION_REQUEST;
+    /// Relayed renew with interface-id.
+    relayed_renew_with_interface_id:
+        relayed(relay_forw(renew(), Some(IFACE_ID))),
+        relayed_reply(relay_repl(renew_reply(), Some(IFACE_ID))),
+        stat::TX_RENEW;
+    /// Relayed rebind without interface-id, 802.1Q.
+    relayed_rebind_without_interface_id_dot1q:
+        with_vlans(
                 relayed(relay_forw(
                     msg(
                         MSG_REBIND,
@@ -146,7 +180,7 @@ fn answered_cases_match_the_expected_frames() {
                 )),
                 &[(0x8100, 7)],
             ),
-            with_vlans(
+        with_vlans(
                 relayed_reply(relay_repl(
                     msg(
                         MSG_REPLY,
@@ -156,30 +190,44 @@ fn answered_cases_match_the_expected_frames() {
                 )),
                 &[(0x8100, 7)],
             ),
-            stat::TX_REBIND,
-        ),
-        (
-            "relayed information-request",
-            relayed(relay_forw(
+        stat::TX_REBIND;
+    /// Relayed information-request.
+    relayed_information_request:
+        relayed(relay_forw(
                 msg(MSG_INFORMATION_REQUEST, &[client_id(), oro(&[23])]),
                 Some(b"x"),
             )),
-            relayed_reply(relay_repl(
+        relayed_reply(relay_repl(
                 msg(MSG_REPLY, &[server_id(), client_id(), dns_opt()]),
                 Some(b"x"),
             )),
-            stat::TX_INFORMATION_REQUEST,
-        ),
-    ];
-    for (what, input, expected, counter) in cases {
-        let before = lab.counter(counter);
-        let (verdict, out) = lab.run(&input);
-        assert_eq!(verdict, XDP_TX, "{what}: verdict");
-        let got = Udp6Frame::decode(&out).unwrap_or_else(|e| panic!("{what}: reply frame: {e}"));
-        assert_eq!(got, expected, "{what}: reply frame");
-        assert_eq!(out, expected.encode(), "{what}: reply bytes");
-        assert_eq!(lab.counter(counter), before + 1, "{what}: counter");
-    }
+        stat::TX_INFORMATION_REQUEST;
+    /// A relay on the link sending to ff02::1:2 from its link-local address: the Relay-Repl
+    /// leaves from our link-local address, never from the group.
+    relayed_renew_to_ff02_from_link_local:
+        relayed_to(relay_forw(renew(), Some(IFACE_ID)), relay_ll(), group("ff02::1:2")),
+        relayed_reply_from(relay_repl(renew_reply(), Some(IFACE_ID)), server_ll(), relay_ll()),
+        stat::TX_RENEW;
+    /// A relay sending to ff02::1:2 from a global address: from our one global address.
+    relayed_renew_to_ff02_from_global:
+        relayed_to(relay_forw(renew(), None), relay_addr(), group("ff02::1:2")),
+        relayed_reply_from(relay_repl(renew_reply(), None), server_global(), relay_addr()),
+        stat::TX_RENEW;
+    /// A relay sending to All_DHCP_Servers (ff05::1:3) from a global address, 802.1Q.
+    relayed_renew_to_ff05_from_global_dot1q:
+        with_vlans(relayed_to(relay_forw(renew(), None), relay_addr(), group("ff05::1:3")), &[(0x8100, 9)]),
+        with_vlans(relayed_reply_from(relay_repl(renew_reply(), None), server_global(), relay_addr()), &[(0x8100, 9)]),
+        stat::TX_RENEW;
+    /// A relay sending to ff05::1:3 from its link-local address: from our link-local address.
+    relayed_renew_to_ff05_from_link_local:
+        relayed_to(relay_forw(renew(), None), relay_ll(), group("ff05::1:3")),
+        relayed_reply_from(relay_repl(renew_reply(), None), server_ll(), relay_ll()),
+        stat::TX_RENEW;
+    /// A relay sending to our link-local address: from that address.
+    relayed_renew_to_our_link_local:
+        relayed_to(relay_forw(renew(), None), relay_ll(), server_ll()),
+        relayed_reply_from(relay_repl(renew_reply(), None), server_ll(), relay_ll()),
+        stat::TX_RENEW;
 }
 
 #[test]

@@ -120,9 +120,11 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
             mac: side.mac,
             subnet: SUBNET,
             link_local: side.link_local.octets(),
+            global: [0; 16],
             enabled: 1,
             has_subnet: 1,
-            _pad: [0; 6],
+            has_global: 0,
+            _pad: [0; 5],
         },
     )?;
     let mut dns_bytes = [0u8; FAST_OPTION_MAX];

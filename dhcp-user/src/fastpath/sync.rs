@@ -160,57 +160,7 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
     }
 }
 
-/// What the controller knows of a served interface.
-#[derive(Clone, Debug)]
-pub struct IfaceInfo {
-    pub name: String,
-    pub ifindex: u32,
-    pub mac: [u8; 6],
-    pub link_local: Ipv6Addr,
-    /// Its global addresses (to find the subnet of directly attached clients).
-    pub addresses: Vec<(Ipv6Addr, u8)>,
-}
-
-impl IfaceInfo {
-    /// Reads the interface's index, MAC and addresses from the kernel.
-    pub fn discover(name: &str) -> Result<IfaceInfo, FastPathError> {
-        let ifindex = super::ifindex(name)?;
-        let mut info = IfaceInfo {
-            name: name.to_string(),
-            ifindex,
-            mac: [0; 6],
-            link_local: Ipv6Addr::UNSPECIFIED,
-            addresses: Vec::new(),
-        };
-        let addrs = nix::ifaddrs::getifaddrs().map_err(|e| FastPathError::Io {
-            path: "getifaddrs".into(),
-            source: e.into(),
-        })?;
-        for ifa in addrs.filter(|a| a.interface_name == name) {
-            let Some(addr) = ifa.address else { continue };
-            if let Some(link) = addr.as_link_addr() {
-                if let Some(mac) = link.addr() {
-                    info.mac = mac;
-                }
-            } else if let Some(sin6) = addr.as_sockaddr_in6() {
-                let ip = sin6.ip();
-                let len = ifa
-                    .netmask
-                    .and_then(|m| {
-                        m.as_sockaddr_in6()
-                            .map(|m| u128::from(m.ip()).count_ones() as u8)
-                    })
-                    .unwrap_or(128);
-                if ip.segments()[0] & 0xffc0 == 0xfe80 {
-                    info.link_local = ip;
-                } else {
-                    info.addresses.push((ip, len));
-                }
-            }
-        }
-        Ok(info)
-    }
-}
+pub use crate::netif::IfaceInfo;
 
 /// The subnet serving clients attached directly to `iface`: named by `interface`, else the one
 /// whose prefix holds one of the interface's addresses.
@@ -244,20 +194,27 @@ pub fn configure(
         )?;
     }
     for iface in ifaces {
-        let subnet = subnet_for_iface(config, iface);
-        fp.set_iface(
-            iface.ifindex,
-            &IfaceConfig {
-                mac: iface.mac,
-                subnet: subnet.map(|(i, _)| i as u16).unwrap_or(0),
-                link_local: iface.link_local.octets(),
-                enabled: (!iface.link_local.is_unspecified()) as u8,
-                has_subnet: subnet.is_some() as u8,
-                _pad: [0; 6],
-            },
-        )?;
+        fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
     }
     fp.set_global(&global_config(server_duid, true, pass_rate_per_cpu))
+}
+
+/// The `IFACES` entry of `iface`: its MAC, its direct subnet, and the sources
+/// [`crate::netif::reply_source`] would pick (the fast path is off on an interface without a
+/// link-local address).
+pub fn iface_config(config: &Config, iface: &IfaceInfo) -> IfaceConfig {
+    let subnet = subnet_for_iface(config, iface);
+    let (link_local, global) = iface.fast_path_sources();
+    IfaceConfig {
+        mac: iface.mac,
+        subnet: subnet.map(|(i, _)| i as u16).unwrap_or(0),
+        link_local: link_local.octets(),
+        global: global.unwrap_or(Ipv6Addr::UNSPECIFIED).octets(),
+        enabled: (!link_local.is_unspecified()) as u8,
+        has_subnet: subnet.is_some() as u8,
+        has_global: global.is_some() as u8,
+        _pad: [0; 5],
+    }
 }
 
 /// The fast-path binding for one client's leases, or `None` when the controller alone must serve
@@ -833,6 +790,28 @@ pub struct FastPathSettings {
     pub max_bindings: u32,
 }
 
+/// Keeps the `IFACES` entries of `ifindexes` in step with the interfaces' addresses (an address
+/// added or removed while serving), so the fast path's reply sources stay the controller's.
+async fn follow_interfaces(
+    fast_path: Arc<Mutex<FastPath>>,
+    server: Arc<Server>,
+    ifindexes: Vec<u32>,
+) {
+    let interfaces = server.interfaces().clone();
+    let mut changed = interfaces.subscribe();
+    while changed.changed().await.is_ok() {
+        let mut fp = fast_path.lock().unwrap_or_else(|e| e.into_inner());
+        for ifindex in &ifindexes {
+            let Some(info) = interfaces.get(*ifindex) else {
+                continue;
+            };
+            if let Err(err) = fp.set_iface(*ifindex, &iface_config(server.config(), &info)) {
+                warn!(interface = %info.name, error = %err, "fast path: updating the interface entry");
+            }
+        }
+    }
+}
+
 /// The running fast path, shared with the controller's tasks.
 pub struct FastPathHandle {
     pub fast_path: Arc<Mutex<FastPath>>,
@@ -851,7 +830,12 @@ pub async fn start(
     let mut fp = FastPath::load_sized(settings.pin_root.as_deref(), false, settings.max_bindings)?;
     let infos = ifaces
         .iter()
-        .map(|name| IfaceInfo::discover(name))
+        .map(|name| {
+            server
+                .interfaces()
+                .by_name(name)
+                .ok_or_else(|| FastPathError::NoInterface(name.clone()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     configure(
         &mut fp,
@@ -873,6 +857,11 @@ pub async fn start(
         info!("fast path attached to {} ({:?} mode)", info.name, mode);
     }
     let fast_path = Arc::new(Mutex::new(fp));
+    tokio::spawn(follow_interfaces(
+        fast_path.clone(),
+        server.clone(),
+        infos.iter().map(|i| i.ifindex).collect(),
+    ));
     let sync = Arc::new(MapSync::new(fast_path.clone(), index, server.clone()));
     tokio::spawn(sync.clone().follow_events(server.subscribe()));
     let renewals_server = server.clone();

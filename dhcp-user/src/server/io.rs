@@ -1,8 +1,8 @@
 //! UDP I/O: one socket per served interface on [::]:547, bound to the device, joined to
-//! All_DHCP_Relay_Agents_and_Servers (ff02::1:2) there, with IPV6_RECVPKTINFO to learn where a
-//! datagram was sent. Replies leave with hop limit 64, traffic class 0 and flow label 0 (auto
-//! flow labels off) so the IPv6 header is the one the XDP fast path writes; a reply to a unicast
-//! request is sent from the address it was sent to, else the kernel picks the link-local one.
+//! All_DHCP_Relay_Agents_and_Servers (ff02::1:2) and All_DHCP_Servers (ff05::1:3) there, with
+//! IPV6_RECVPKTINFO to learn where a datagram was sent. Replies leave with hop limit 64, traffic
+//! class 0 and flow label 0 (auto flow labels off), from the source [`crate::netif::reply_source`]
+//! picks, so the IPv6 header is the one the XDP fast path writes.
 
 use crate::log_throttled;
 use std::io::{IoSlice, IoSliceMut};
@@ -10,7 +10,7 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use dhcp_common::dhcpv6::{ALL_RELAYS_AND_SERVERS, SERVER_PORT};
+use dhcp_common::dhcpv6::{ALL_DHCP_SERVERS, ALL_RELAYS_AND_SERVERS, SERVER_PORT};
 use nix::sys::socket::{
     recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6,
 };
@@ -122,6 +122,11 @@ impl InterfaceSocket {
         socket
             .join_multicast_v6(&Ipv6Addr::from(ALL_RELAYS_AND_SERVERS), ifindex)
             .map_err(io_error(ctx("joining ff02::1:2")))?;
+        // RFC 8415 section 7.1: every server is a member of All_DHCP_Servers; relays given only
+        // an upstream interface (ISC dhcrelay -u IFACE) send there.
+        socket
+            .join_multicast_v6(&Ipv6Addr::from(ALL_DHCP_SERVERS), ifindex)
+            .map_err(io_error(ctx("joining ff05::1:3")))?;
         // SAFETY: the AsyncFd owns the socket, so the fd stays open as long as it is registered.
         let fd = unsafe { AsyncFd::register(socket) }
             .map_err(|err| io_error(ctx("registering the socket"))(err.into_parts().1))?;
@@ -181,12 +186,12 @@ impl InterfaceSocket {
         }
     }
 
-    /// Sends `bytes` to `to`, from `from` when it is a unicast address of ours.
+    /// Sends `bytes` to `to`, from `from` (`None`: the kernel chooses).
     pub async fn send(
         &self,
         bytes: &[u8],
         to: SocketAddrV6,
-        from: Ipv6Addr,
+        from: Option<Ipv6Addr>,
     ) -> std::io::Result<()> {
         let scope = if to.scope_id() == 0 && is_link_scoped(to.ip()) {
             self.ifindex
@@ -194,11 +199,7 @@ impl InterfaceSocket {
             to.scope_id()
         };
         let to = SockaddrIn6::from(SocketAddrV6::new(*to.ip(), to.port(), 0, scope));
-        let source = if from.is_multicast() {
-            Ipv6Addr::UNSPECIFIED
-        } else {
-            from
-        };
+        let source = from.unwrap_or(Ipv6Addr::UNSPECIFIED);
         let info = libc::in6_pktinfo {
             ipi6_addr: libc::in6_addr {
                 s6_addr: source.octets(),
@@ -316,9 +317,12 @@ pub async fn serve_sockets(
                 tokio::spawn(async move {
                     let _permit = permit;
                     if let Some(reply) = server.handle(&inbound).await {
-                        if let Err(err) = socket
-                            .send(&reply, inbound.source, inbound.destination)
-                            .await
+                        let from = server.interfaces().reply_source(
+                            socket.ifindex,
+                            inbound.destination,
+                            *inbound.source.ip(),
+                        );
+                        if let Err(err) = socket.send(&reply, inbound.source, from).await
                         {
                             debug!(to = %inbound.source, error = %err, "send failed");
                             server.stats().dropped("send_failed");
@@ -329,6 +333,7 @@ pub async fn serve_sockets(
         });
     }
     tasks.spawn(server.clone().run_timers(shutdown.clone()));
+    tasks.spawn(server.interfaces().clone().run_refresh(shutdown.clone()));
     while tasks.join_next().await.is_some() {}
     // Everything answered is durable already; this waits for fast-path reports still queued.
     if let Err(err) = server.writer().flush().await {

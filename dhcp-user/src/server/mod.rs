@@ -288,6 +288,8 @@ pub struct Server {
     leasequery: crate::leasequery::LeasequerySettings,
     /// Counters of the leasequery TCP service and peer sync (shown by `stats`).
     leasequery_stats: Arc<crate::leasequery::LeasequeryStats>,
+    /// The served interfaces' addresses (reply sources; the fast path's `IFACES` follows them).
+    interfaces: Arc<crate::netif::Interfaces>,
 }
 
 impl Server {
@@ -367,8 +369,14 @@ impl Server {
             direct_subnets: RwLock::new(HashMap::new()),
             leasequery: crate::leasequery::LeasequerySettings::from_config(&config),
             leasequery_stats: Arc::new(crate::leasequery::LeasequeryStats::new()),
+            interfaces: crate::netif::Interfaces::discover(interfaces),
             config: Arc::new(config),
         }))
+    }
+
+    /// The served interfaces as last read (addresses are read again while serving).
+    pub fn interfaces(&self) -> &Arc<crate::netif::Interfaces> {
+        &self.interfaces
     }
 
     /// The configuration served.

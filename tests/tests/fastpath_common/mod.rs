@@ -232,9 +232,11 @@ pub fn setup_with(bench: bool) -> Lab {
             mac: SERVER_MAC,
             subnet: 3,
             link_local: server_ll().octets(),
+            global: server_global().octets(),
             enabled: 1,
             has_subnet: 1,
-            _pad: [0; 6],
+            has_global: 1,
+            _pad: [0; 5],
         },
     )
     .unwrap();
