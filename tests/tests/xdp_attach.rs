@@ -71,3 +71,41 @@ fn the_embedded_xdp_program_attaches_in_a_lab_namespace_and_counts_traffic() {
         })
         .unwrap();
 }
+
+/// Maps pinned by an older version with another layout (here IFACES before it had a global
+/// address, STATS with fewer reasons) are replaced on load, not reused: the kernel would bind
+/// the new program to them and refuse it.
+#[test]
+fn pinned_maps_of_another_layout_are_replaced() {
+    let root = dhcp_user::lab::lab_bpffs()
+        .unwrap()
+        .join(format!("layout-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let old = [
+        ("IFACES", "hash", "4", "32", "64"),
+        ("STATS", "percpu_array", "4", "16", "21"),
+    ];
+    for (name, kind, key, value, entries) in old {
+        let path = root.join(name);
+        let out = std::process::Command::new("bpftool")
+            .args(["map", "create"])
+            .arg(&path)
+            .args(["type", kind, "key", key, "value", value, "entries", entries])
+            .args(["name", name])
+            .output()
+            .expect("bpftool (installed by cargo xtask)");
+        assert!(out.status.success(), "bpftool map create: {out:?}");
+    }
+    let loaded = FastPath::load(Some(&root));
+    let ifaces = aya::maps::MapInfo::from_pin(root.join("IFACES")).map(|i| i.value_size());
+    let stats = aya::maps::MapInfo::from_pin(root.join("STATS")).map(|i| i.max_entries());
+    drop(loaded.as_ref().ok());
+    let _ = FastPath::unpin_all(&root);
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = loaded.expect("loading over pins of an older layout");
+    assert_eq!(
+        ifaces.unwrap() as usize,
+        std::mem::size_of::<dhcp_common::IfaceConfig>()
+    );
+    assert_eq!(stats.unwrap(), dhcp_common::stat::COUNT);
+}

@@ -136,6 +136,7 @@ impl FastPath {
                 path: root.into(),
                 source,
             })?;
+            retire_incompatible_pins(root)?;
             for name in PINNED_MAPS {
                 loader.map_pin_path(name, root.join(name));
             }
@@ -386,6 +387,55 @@ pub const PINNED_MAPS: [&str; 7] = [
     names::STATS,
     names::EVENTS,
 ];
+
+/// Removes the pins under `root` of maps whose shape (type, key or value size, or entry count:
+/// the binding map keeps its own) differs from this build's, left by an older version: the
+/// kernel would bind the new program to them and refuse it, or count into too few slots. The
+/// program still attached keeps its own maps until the new one replaces it; the re-sync refills
+/// the new binding map from the lease store.
+fn retire_incompatible_pins(root: &Path) -> Result<(), FastPathError> {
+    let object = aya_obj::Object::parse(EBPF_OBJECT).map_err(|e| FastPathError::Io {
+        path: "the embedded XDP object".into(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    for name in PINNED_MAPS {
+        let path = root.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let Some(expected) = object.maps.get(name) else {
+            continue;
+        };
+        let pinned = aya::maps::MapInfo::from_pin(&path).map_err(map_err(name))?;
+        let same = pinned.map_type().ok().map(|t| t as u32) == Some(expected.map_type())
+            && pinned.key_size() == expected.key_size()
+            && pinned.value_size() == expected.value_size()
+            && (name == names::BINDINGS || pinned.max_entries() == expected.max_entries());
+        if !same {
+            tracing::warn!(
+                map = name,
+                pinned = format!(
+                    "key {} B, value {} B, {} entries",
+                    pinned.key_size(),
+                    pinned.value_size(),
+                    pinned.max_entries()
+                ),
+                wanted = format!(
+                    "key {} B, value {} B, {} entries",
+                    expected.key_size(),
+                    expected.value_size(),
+                    expected.max_entries()
+                ),
+                "pinned map left by another version: replacing it"
+            );
+            std::fs::remove_file(&path).map_err(|source| FastPathError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
 
 fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> FastPathError {
     move |source| FastPathError::Map { name, source }
