@@ -10,28 +10,7 @@ use std::{
 };
 
 use dhcp_common::stat;
-use server_common::{lab_config, LabServer};
-
-fn xdp_counter(lab: &LabServer, index: u32) -> u64 {
-    dhcp_user::fastpath::pinned_stats(&lab.pin_root())
-        .expect("pinned counters")
-        .expect("the fast path is pinned")[index as usize]
-        .1
-        .packets
-}
-
-/// The fast path's non-zero counters, for failure messages.
-fn counters(lab: &LabServer) -> String {
-    dhcp_user::fastpath::pinned_stats(&lab.pin_root())
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .iter()
-        .filter(|(_, c)| c.packets > 0)
-        .map(|(name, c)| format!("{name}={}", c.packets))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use server_common::{lab_config, renew_exchanges, LabServer};
 
 #[test]
 fn renewals_keep_being_answered_while_the_controller_is_killed() {
@@ -54,13 +33,13 @@ fn renewals_keep_being_answered_while_the_controller_is_killed() {
 
     // Let it bind clients and start renewing through the fast path.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while xdp_counter(&lab, stat::TX_RENEW) < 100 {
+    while lab.xdp_counter(stat::TX_RENEW) < 100 {
         if Instant::now() > deadline {
             let _ = perfdhcp.kill();
             let out = perfdhcp.wait_with_output().unwrap();
             panic!(
                 "no renewals answered by XDP; counters: {}; controller: {:?}; perfdhcp:\n{}{}",
-                counters(&lab),
+                lab.xdp_counters(),
                 lab.stats().counters.received,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
@@ -69,7 +48,7 @@ fn renewals_keep_being_answered_while_the_controller_is_killed() {
         std::thread::sleep(Duration::from_millis(200));
     }
     lab.kill9();
-    let at_kill = xdp_counter(&lab, stat::TX_RENEW);
+    let at_kill = lab.xdp_counter(stat::TX_RENEW);
     let out = perfdhcp.wait_with_output().unwrap();
     let text = format!(
         "{}{}",
@@ -77,11 +56,11 @@ fn renewals_keep_being_answered_while_the_controller_is_killed() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{text}");
-    let after = xdp_counter(&lab, stat::TX_RENEW);
+    let after = lab.xdp_counter(stat::TX_RENEW);
     eprintln!(
         "renewals answered by XDP after the kill: {}; counters: {}",
         after - at_kill,
-        counters(&lab)
+        lab.xdp_counters()
     );
     // At least two seconds' worth of Renews after the kill (about 290 here): the fast path went
     // on answering, not just the last few in flight.
@@ -89,7 +68,7 @@ fn renewals_keep_being_answered_while_the_controller_is_killed() {
         after >= at_kill + 100,
         "renewals answered after the controller was killed: {}; counters: {}",
         after - at_kill,
-        counters(&lab)
+        lab.xdp_counters()
     );
     // perfdhcp's own account of the Renew-Reply exchanges over the whole run, kill included:
     // every Renew it sent was answered.
@@ -100,19 +79,4 @@ fn renewals_keep_being_answered_while_the_controller_is_killed() {
         received * 100 >= sent * 99,
         "Renew-Reply: {received} of {sent} answered:\n{text}"
     );
-}
-
-/// (sent, received) packets of perfdhcp's "Renew-Reply" exchange statistics.
-fn renew_exchanges(text: &str) -> Option<(u64, u64)> {
-    let section = &text[text.find("RENEW-REPLY")?..];
-    let number = |label: &str| -> Option<u64> {
-        let at = section.find(label)? + label.len();
-        section[at..]
-            .trim_start_matches([':', ' '])
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
-    Some((number("sent packets")?, number("received packets")?))
 }

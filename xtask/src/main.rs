@@ -32,6 +32,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
     "isc-dhcp-client",
+    "isc-dhcp-relay",
     "kea-admin",
     "kea-dhcp6-server",
     "python3-scapy",

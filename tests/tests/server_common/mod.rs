@@ -225,6 +225,28 @@ impl LabServer {
         SocketAddrV6::new(SERVER_ADDRESS.parse().unwrap(), 547, 0, 0)
     }
 
+    /// Packets counted under `index` by the fast path, read from its pinned counters.
+    pub fn xdp_counter(&self, index: u32) -> u64 {
+        dhcp_user::fastpath::pinned_stats(&self.pin_root())
+            .expect("pinned counters")
+            .expect("the fast path is pinned")[index as usize]
+            .1
+            .packets
+    }
+
+    /// The fast path's non-zero counters as `name=packets`, for failure messages.
+    pub fn xdp_counters(&self) -> String {
+        dhcp_user::fastpath::pinned_stats(&self.pin_root())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .iter()
+            .filter(|(_, c)| c.packets > 0)
+            .map(|(name, c)| format!("{name}={}", c.packets))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The lease database file.
     pub fn lease_db(&self) -> PathBuf {
         self.state_dir.join("leases.db")
@@ -321,4 +343,19 @@ pub fn dhclient_files(dir: &Path, tag: &str) -> (PathBuf, PathBuf) {
         dir.join(format!("dhclient-{tag}.leases")),
         dir.join(format!("dhclient-{tag}.pid")),
     )
+}
+
+/// (sent, received) packets of perfdhcp's "Renew-Reply" exchange statistics.
+pub fn renew_exchanges(text: &str) -> Option<(u64, u64)> {
+    let section = &text[text.find("RENEW-REPLY")?..];
+    let number = |label: &str| -> Option<u64> {
+        let at = section.find(label)? + label.len();
+        section[at..]
+            .trim_start_matches([':', ' '])
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((number("sent packets")?, number("received packets")?))
 }

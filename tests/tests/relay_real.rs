@@ -1,0 +1,270 @@
+//! Real relays in front of the fast path: ISC `dhcrelay -6` in a middle namespace forwarding
+//! upstream by multicast (ff02::1:2, and its default All_DHCP_Servers ff05::1:3) with ISC
+//! dhclient behind it, and Kea's `perfdhcp -A1` (relayed mode). The renewals are answered by XDP
+//! and reach the relay: the client gets its replies, never rebinds, and the store's expiry moves
+//! on.
+
+mod server_common;
+
+use std::{
+    path::PathBuf,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use dhcp_common::stat;
+use dhcp_user::{
+    control::Binding,
+    lab::{Lab, Namespace, VethPair},
+};
+use server_common::{lab_config, renew_exchanges, LabServer};
+
+/// The subnet behind the relay (dhcrelay's link-address is its lower interface's address),
+/// with lifetimes short enough that dhclient renews every 2 s.
+const RELAYED_SUBNET: &str = r#"
+[[subnet]]
+id = 2
+prefix = "2001:db8:2::/64"
+pools = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
+preferred-lifetime = 8
+valid-lifetime = 16
+renew-timer = 2
+rebind-timer = 4
+"#;
+
+/// Server -- relay -- client, three namespaces; the server runs with the fast path.
+struct RelayLab {
+    /// The server, its namespace and the server--relay link (`link.b` is the relay's upstream).
+    server: LabServer,
+    /// Where dhclient runs, behind the relay.
+    client_ns: Namespace,
+    /// relay--client (`a` the relay's lower interface, `b` the client's).
+    lower: VethPair,
+    relay: Option<Child>,
+    _lab: Lab,
+}
+
+impl RelayLab {
+    /// Starts the server, then `dhcrelay -6` relaying to `upstream` (e.g. `ff02::1:2%IFACE`, or
+    /// the bare interface for its default, ff05::1:3).
+    fn start(name: &str, upstream: impl Fn(&str) -> String) -> RelayLab {
+        // LabServer's client namespace is the relay here: its veth end faces the server, with
+        // full UDP checksums (offload off) as a relay behind a real NIC sends them.
+        let server = LabServer::start_with(name, &lab_config(&[], RELAYED_SUBNET), true);
+        let lab = Lab::new();
+        let client_ns = lab.namespace("cli").expect("client namespace");
+        let lower = lab
+            .link(
+                &server.client_ns,
+                Some("2001:db8:2::1/64"),
+                &client_ns,
+                None,
+            )
+            .expect("relay--client veth");
+        let mut relay_lab = RelayLab {
+            server,
+            client_ns,
+            lower,
+            relay: None,
+            _lab: lab,
+        };
+        let log = std::fs::File::create(relay_lab.relay_log()).unwrap();
+        let pid_file = relay_lab.server.state_dir.join("dhcrelay.pid");
+        let child = relay_lab
+            .server
+            .client_ns
+            .command("dhcrelay")
+            .args(["-6", "-d", "-pf"])
+            .arg(&pid_file)
+            .args(["-l", &relay_lab.lower.a.ifname])
+            .args(["-u", &upstream(&relay_lab.server.link.b.ifname)])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting dhcrelay (isc-dhcp-relay)");
+        relay_lab.relay = Some(child);
+        // dhcrelay is ready once it has opened its sockets; its log says so.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(relay_lab.relay_log())
+            .unwrap_or_default()
+            .contains("Sending on")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "dhcrelay did not come up:\n{}",
+                relay_lab.relay_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        relay_lab
+    }
+
+    fn relay_log(&self) -> PathBuf {
+        self.server.state_dir.join("dhcrelay.log")
+    }
+
+    fn relay_text(&self) -> String {
+        std::fs::read_to_string(self.relay_log()).unwrap_or_default()
+    }
+
+    /// `dhclient -6 -1` behind the relay (it stays behind as a daemon and renews).
+    fn dhclient(&self, tag: &str) -> std::process::Output {
+        let dir = &self.server.state_dir;
+        let script = dhcp_user::server::demo::write_dhclient_script(dir).unwrap();
+        let (leases, pid) = server_common::dhclient_files(dir, tag);
+        self.client_ns
+            .command("timeout")
+            .args(["30", "dhclient", "-6", "-1", "-v", "-sf"])
+            .arg(&script)
+            .arg("-lf")
+            .arg(&leases)
+            .arg("-pf")
+            .arg(&pid)
+            .arg(&self.lower.b.ifname)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running dhclient")
+    }
+
+    /// Leases dhclient recorded (one `lease6` block per Reply it accepted: the first binding,
+    /// then each renewal).
+    fn dhclient_replies(&self, tag: &str) -> usize {
+        let (leases, _) = server_common::dhclient_files(&self.server.state_dir, tag);
+        std::fs::read_to_string(leases)
+            .unwrap_or_default()
+            .matches("lease6 {")
+            .count()
+    }
+
+    fn xdp(&self, index: u32) -> u64 {
+        self.server.xdp_counter(index)
+    }
+
+    fn controller_received(&self, kind: &str) -> u64 {
+        self.server
+            .stats()
+            .counters
+            .received
+            .get(kind)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for RelayLab {
+    fn drop(&mut self) {
+        if let Some(mut relay) = self.relay.take() {
+            let _ = relay.kill();
+            let _ = relay.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("dhcrelay log:\n{}", self.relay_text());
+        }
+    }
+}
+
+/// dhclient gets its address through the relay from the controller; then XDP answers its
+/// renewals, which reach it through the relay: it records each Reply, never rebinds, the
+/// controller sees no Renew, and the store's expiry moves on.
+fn renewals_through_the_relay_are_answered_in_the_kernel(lab: RelayLab) {
+    let out = lab.dhclient("relayed");
+    assert!(
+        out.status.success(),
+        "dhclient -6 behind dhcrelay failed:\n{}\nrelay:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lab.relay_text()
+    );
+    let first: Vec<Binding> = lab.server.bindings();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].lease.starts_with("2001:db8:2::"), "{first:?}");
+    let replies_at_bind = lab.dhclient_replies("relayed");
+    // T1 = 2 s, T2 = 4 s: a renewal lost on the way back would turn into a Rebind within 2 s.
+    lab.server.wait_until(
+        Duration::from_secs(30),
+        "three renewals answered by XDP and recorded by dhclient",
+        || lab.xdp(stat::TX_RENEW) >= 3 && lab.dhclient_replies("relayed") >= replies_at_bind + 3,
+    );
+    assert_eq!(
+        lab.controller_received("renew"),
+        0,
+        "the controller must see no Renew; fast path: {}",
+        lab.server.xdp_counters()
+    );
+    assert_eq!(
+        lab.xdp(stat::TX_REBIND) + lab.controller_received("rebind"),
+        0,
+        "every renewal reached the client, so it never rebinds; fast path: {}",
+        lab.server.xdp_counters()
+    );
+    lab.server.wait_until(
+        Duration::from_secs(10),
+        "the store's expiry to move on",
+        || {
+            lab.server
+                .bindings()
+                .iter()
+                .any(|b| b.lease == first[0].lease && b.expires > first[0].expires)
+        },
+    );
+    let (_, pid) = server_common::dhclient_files(&lab.server.state_dir, "relayed");
+    if let Ok(pid) = std::fs::read_to_string(pid) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+}
+
+/// dhcrelay forwarding to ff02::1:2 on its upstream link: the replies XDP sends leave from the
+/// server's link-local address (never from the group) and reach the relay.
+#[test]
+fn dhcrelay_to_ff02_renewals_are_answered_by_xdp() {
+    let lab = RelayLab::start("relay-ff02", |up| format!("ff02::1:2%{up}"));
+    renewals_through_the_relay_are_answered_in_the_kernel(lab);
+}
+
+/// dhcrelay given only its upstream interface sends to All_DHCP_Servers (ff05::1:3; without the
+/// server joining that group this client gets no address at all), and XDP answers those
+/// renewals as well.
+#[test]
+fn dhcrelay_to_ff05_renewals_are_answered_by_xdp() {
+    let lab = RelayLab::start("relay-ff05", |up| up.to_string());
+    renewals_through_the_relay_are_answered_in_the_kernel(lab);
+}
+
+/// perfdhcp in relayed mode (-A1: every message in a Relay-Forw, sent to ff02::1:2): with the
+/// fast path on, its relayed Renews are answered by XDP and fewer than 1 % go unanswered.
+#[test]
+fn perfdhcp_relayed_renews_are_answered_by_xdp() {
+    let lab = LabServer::start_with("relay-perfdhcp", &lab_config(&[], ""), true);
+    let out = lab
+        .client_ns
+        .command("timeout")
+        .args(["40", "perfdhcp", "-6", "-A1", "-l", &lab.link.b.ifname])
+        .args([
+            "-r", "200", "-R", "200", "-f", "100", "-p", "10", "-W", "2000000",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running perfdhcp (kea-admin package)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (sent, received) =
+        renew_exchanges(&text).unwrap_or_else(|| panic!("perfdhcp's renew statistics:\n{text}"));
+    let by_xdp = lab.xdp_counter(stat::TX_RENEW);
+    eprintln!(
+        "relayed Renews: {received} of {sent} answered, {by_xdp} by XDP; fast path: {}",
+        lab.xdp_counters()
+    );
+    assert!(sent >= 100, "perfdhcp sent relayed Renews:\n{text}");
+    assert!(
+        by_xdp * 100 >= sent * 99,
+        "XDP answered {by_xdp} of {sent} relayed Renews; fast path: {}",
+        lab.xdp_counters()
+    );
+    assert!(
+        received * 100 >= sent * 99,
+        "Renew-Reply: {received} of {sent} answered:\n{text}"
+    );
+}
