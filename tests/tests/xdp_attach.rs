@@ -96,13 +96,13 @@ fn pinned_maps_of_another_layout_are_replaced() {
             .expect("bpftool (installed by cargo xtask)");
         assert!(out.status.success(), "bpftool map create: {out:?}");
     }
-    let loaded = FastPath::load(Some(&root));
+    // Loaded and dropped: the pins stay for the checks below.
+    let loaded = FastPath::load(Some(&root)).map(drop);
     let ifaces = aya::maps::MapInfo::from_pin(root.join("IFACES")).map(|i| i.value_size());
     let stats = aya::maps::MapInfo::from_pin(root.join("STATS")).map(|i| i.max_entries());
-    drop(loaded.as_ref().ok());
     let _ = FastPath::unpin_all(&root);
     let _ = std::fs::remove_dir_all(&root);
-    let _ = loaded.expect("loading over pins of an older layout");
+    loaded.expect("loading over pins of an older layout");
     assert_eq!(
         ifaces.unwrap() as usize,
         std::mem::size_of::<dhcp_common::IfaceConfig>()
