@@ -1,0 +1,268 @@
+//! Policy: direct or relayed, which subnet, which message, which binding, which reply and from
+//! which source address. No side effects but the expiry move it hands to `commit`.
+
+use crate::commit::move_expiry;
+use crate::parse::{options::parse_message, relay::parse_relay};
+use crate::{maps::*, scratch::*, state::*, wire::*};
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use dhcp_common::{
+    dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
+    BINDING_HAS_PD, FAST_DUID_MAX, FAST_SERVER_DUID_MAX,
+};
+
+/// Direct or relayed, which subnet, which message, which binding, and what to answer.
+#[inline(always)]
+pub(crate) fn stage_decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> u32 {
+    code(decide(ctx, sc))
+}
+
+#[inline(always)]
+pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), Reason> {
+    let req = unsafe { (*sc).req.as_mut_ptr() };
+    let st = unsafe { &mut (*sc).st };
+    let cfg = unsafe { &*CONFIG.get_ptr(0).ok_or(stat::ABORTED)? };
+    if cfg.enabled == 0 || cfg.server_duid_len == 0 {
+        return Err(stat::PASS_DISABLED);
+    }
+    st.ifindex = unsafe { (*ctx).ingress_ifindex };
+    let iface = unsafe { &*IFACES.get_ptr(st.ifindex).ok_or(stat::PASS_DISABLED)? };
+    if iface.enabled == 0 {
+        return Err(stat::PASS_DISABLED);
+    }
+    copy::<6>(st.mac.as_mut_ptr(), iface.mac.as_ptr());
+
+    let dhcp = st.msg;
+    let dhcp_end = st.r.end;
+    if rd8(req, dhcp) == MSG_RELAY_FORW {
+        parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
+        // The key lives in scratch: an unaligned 8-byte copy into the stack would be refused.
+        let key = unsafe { &mut (*sc).link_key };
+        key.prefix_len = 128;
+        copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, dhcp + 2);
+        st.subnet_index = *LINKS.get(key).ok_or(stat::PASS_WRONG_LINK)? as u32;
+        st.relayed = 1;
+        st.msg = st.r.start;
+    } else {
+        if iface.has_subnet == 0 {
+            return Err(stat::PASS_WRONG_LINK);
+        }
+        st.subnet_index = iface.subnet as u32;
+        st.relayed = 0;
+        st.r.start = dhcp;
+    }
+    reply_source(req, st, iface)?;
+    let subnet = unsafe {
+        &*SUBNETS
+            .get_ptr(st.subnet_index)
+            .ok_or(stat::PASS_WRONG_LINK)?
+    };
+    if subnet.enabled == 0 {
+        return Err(stat::PASS_WRONG_LINK);
+    }
+
+    parse_message(req, &mut st.r)?;
+    let r = &st.r;
+    if r.client_ids > 1 || r.server_ids > 1 || r.oros > 1 || r.na_count > 1 || r.pd_count > 1 {
+        return Err(stat::PASS_UNSUPPORTED);
+    }
+    if r.server_ids == 1 && !server_id_matches(req, r, cfg) {
+        return Err(stat::PASS_SERVER_ID);
+    }
+    let (reply_type, reason, commits) = match r.msg_type {
+        MSG_INFORMATION_REQUEST => {
+            if r.na_count + r.pd_count != 0 {
+                return Err(stat::PASS_UNSUPPORTED);
+            }
+            (MSG_REPLY, stat::TX_INFORMATION_REQUEST, 0)
+        }
+        MSG_RENEW => {
+            if r.server_ids != 1 {
+                return Err(stat::PASS_SERVER_ID);
+            }
+            (MSG_REPLY, stat::TX_RENEW, 1)
+        }
+        MSG_REBIND => {
+            if r.server_ids != 0 {
+                return Err(stat::PASS_SERVER_ID);
+            }
+            (MSG_REPLY, stat::TX_REBIND, 1)
+        }
+        MSG_SOLICIT => {
+            if r.server_ids != 0 {
+                return Err(stat::PASS_SERVER_ID);
+            }
+            if r.rapid_commit == 1 && subnet.rapid_commit == 1 {
+                (MSG_REPLY, stat::TX_SOLICIT_REPLY, 1)
+            } else {
+                (MSG_ADVERTISE, stat::TX_SOLICIT_ADVERTISE, 0)
+            }
+        }
+        _ => return Err(stat::PASS_MSG_TYPE),
+    };
+    st.reply_type = reply_type;
+    st.reason = reason as u8;
+    st.commits = commits;
+
+    // Requested options.
+    st.want_dns = 0;
+    st.want_domain = 0;
+    st.want_refresh = 0;
+    if r.oros == 1 {
+        if r.oro_len > MAX_ORO * 2 || r.oro_len & 1 != 0 {
+            return Err(stat::PASS_UNSUPPORTED);
+        }
+        for i in 0..MAX_ORO {
+            if i * 2 < r.oro_len {
+                let code = rd16(req, r.oro_off + i * 2);
+                st.want_dns |= (code == OPT_DNS_SERVERS) as u8;
+                st.want_domain |= (code == OPT_DOMAIN_LIST) as u8;
+                st.want_refresh |= (code == OPT_INFORMATION_REFRESH_TIME) as u8;
+            }
+        }
+    }
+
+    st.has_binding = 0;
+    if r.msg_type == MSG_INFORMATION_REQUEST {
+        if r.client_ids == 1 && r.client_id_len > FAST_DUID_MAX {
+            return Err(stat::PASS_UNSUPPORTED);
+        }
+        return Ok(());
+    }
+    if r.client_ids != 1 {
+        return Err(stat::PASS_MALFORMED);
+    }
+    if r.client_id_len > FAST_DUID_MAX || r.client_id_len == 0 {
+        return Err(stat::PASS_DUID_TOO_LONG);
+    }
+    // The clock only matters from here on (an Information-Request needs none).
+    st.now_ns = unsafe { bpf_ktime_get_coarse_ns() }.wrapping_add(cfg.clock_to_unix_ns);
+    let now = st.now_ns / 1_000_000_000;
+    let key = unsafe { &mut (*sc).key };
+    // `duid_len` and the three padding bytes in one store (see `zero`).
+    // SAFETY: the key starts with `duid_len: u8, _pad: [u8; 3]`, 4-byte aligned.
+    unsafe {
+        core::ptr::write_volatile(key as *mut BindingKey as *mut u32, r.client_id_len as u32)
+    };
+    let key_words = key.duid.as_mut_ptr();
+    for w in 0..FAST_DUID_MAX / 8 {
+        let word =
+            rd64(req, r.client_id_off + w * 8) & keep_bytes(r.client_id_len.saturating_sub(w * 8));
+        // SAFETY: the key's DUID array is FAST_DUID_MAX bytes long, a multiple of 8.
+        unsafe { core::ptr::write_unaligned(key_words.add(w * 8) as *mut u64, word) };
+    }
+    let binding = BINDINGS.get_ptr_mut(&*key).ok_or(stat::PASS_UNKNOWN_DUID)?;
+    let b = unsafe { &mut *binding };
+    if b.subnet as u32 != st.subnet_index {
+        return Err(stat::PASS_WRONG_LINK);
+    }
+    if b.expires <= now {
+        return Err(stat::PASS_EXPIRED);
+    }
+    // Renew and Rebind must name the bound address/prefix; a Solicit may leave it out.
+    if !ias_match(req, r, b, r.msg_type != MSG_SOLICIT) {
+        return Err(stat::PASS_IA_MISMATCH);
+    }
+    // SAFETY: a map value and a scratch field, both `BindingValue`s, never the same memory (a
+    // plain assignment would compile to a byte-wise `memmove` call).
+    unsafe { core::ptr::copy_nonoverlapping(b as *const BindingValue, &mut st.binding, 1) };
+    st.has_binding = 1;
+    if commits == 1 {
+        st.new_expires = now + subnet.valid_lifetime as u64;
+        // Only promise what the store is sure to honour if this box dies before the renewal is
+        // durable; beyond that the controller answers (after making it durable).
+        if st.new_expires > b.durable_until {
+            return Err(stat::PASS_NOT_DURABLE);
+        }
+        st.renewed_ias = (if r.na_count == 1 { BINDING_HAS_NA } else { 0 })
+            | (if r.pd_count == 1 { BINDING_HAS_PD } else { 0 });
+        move_expiry(b, st);
+    }
+    Ok(())
+}
+
+/// The reply's IPv6 source, by the controller's rule (`dhcp-user/src/netif.rs`, `reply_source`):
+/// a request sent to one of our unicast addresses is answered from it; one sent to a group we
+/// joined (ff02::1:2, and ff05::1:3 for relays) from the interface's link-local address when the
+/// reply goes to a link-local address, else from its one global address. Direct requests must
+/// come to ff02::1:2 (a unicast one earns UseMulticast from the controller: we never hand out
+/// the Unicast option). Fills `st.source`.
+#[inline(always)]
+pub(crate) fn reply_source(
+    req: *const u8,
+    st: &mut State,
+    iface: &IfaceConfig,
+) -> Result<(), Reason> {
+    let to = st.l3 + ip6::DST;
+    if rd8(req, to) != 0xff {
+        if st.relayed == 0 {
+            return Err(stat::PASS_UNSUPPORTED);
+        }
+        copy_fixed::<16>(st.source.as_mut_ptr(), 0, req, to);
+        return Ok(());
+    }
+    let joined = eq_fixed::<16>(req, to, ALL_RELAYS_AND_SERVERS.as_ptr(), 0)
+        || (st.relayed == 1 && eq_fixed::<16>(req, to, ALL_DHCP_SERVERS.as_ptr(), 0));
+    if !joined {
+        return Err(stat::PASS_UNSUPPORTED);
+    }
+    if rd16(req, st.l3 + ip6::SRC) & 0xffc0 == 0xfe80 {
+        copy::<16>(st.source.as_mut_ptr(), iface.link_local.as_ptr());
+    } else if iface.has_global == 1 {
+        copy::<16>(st.source.as_mut_ptr(), iface.global.as_ptr());
+    } else {
+        return Err(stat::PASS_NO_SOURCE);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+pub(crate) fn server_id_matches(req: *const u8, r: &Request, cfg: &GlobalConfig) -> bool {
+    r.server_id_len == cfg.server_duid_len as usize
+        && eq_prefix::<FAST_SERVER_DUID_MAX>(
+            req,
+            r.server_id_off,
+            cfg.server_duid.as_ptr(),
+            0,
+            r.server_id_len,
+        )
+}
+
+/// The request's IAs must be exactly the binding's: same kinds, same IAIDs, and any address or
+/// prefix named must be the bound one (`need_addr`: it must be named).
+#[inline(always)]
+pub(crate) fn ias_match(req: *const u8, r: &Request, b: &BindingValue, need_addr: bool) -> bool {
+    let has_na = b.flags & BINDING_HAS_NA != 0;
+    let has_pd = b.flags & BINDING_HAS_PD != 0;
+    // Every IA asked about must be one of the binding's (a client may renew them separately).
+    if r.na_count + r.pd_count == 0 || (r.na_count == 1 && !has_na) || (r.pd_count == 1 && !has_pd)
+    {
+        return false;
+    }
+    if r.na_count == 1 {
+        if r.na_iaid != b.na_iaid {
+            return false;
+        }
+        if r.na_has_addr == 1 {
+            if !eq_fixed::<16>(req, r.na_addr_off, b.na_addr.as_ptr(), 0) {
+                return false;
+            }
+        } else if need_addr {
+            return false;
+        }
+    }
+    if r.pd_count == 1 {
+        if r.pd_iaid != b.pd_iaid {
+            return false;
+        }
+        if r.pd_has_prefix == 1 {
+            if r.pd_len != b.pd_len
+                || !eq_fixed::<16>(req, r.pd_prefix_off, b.pd_prefix.as_ptr(), 0)
+            {
+                return false;
+            }
+        } else if need_addr {
+            return false;
+        }
+    }
+    true
+}

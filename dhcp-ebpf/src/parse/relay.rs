@@ -1,0 +1,61 @@
+//! One Relay-Forw hop around the client's message: bounds, Interface-ID, Relay Message.
+
+use crate::{scratch::*, state::*, wire::*};
+use dhcp_common::{dhcpv6::*, stat, FAST_INTERFACE_ID_MAX};
+
+/// Parses the Relay-Forw at `off`: returns the bounds of the relayed message and fills `relay`.
+#[inline(always)]
+pub(crate) fn parse_relay(
+    req: *const u8,
+    off: usize,
+    end: usize,
+    relay: &mut Relay,
+    r: &mut Request,
+) -> Result<(), Reason> {
+    if off + RELAY_HLEN > end {
+        return Err(stat::PASS_MALFORMED);
+    }
+    relay.off = off;
+    relay.has_interface_id = 0;
+    let mut inner = 0;
+    let mut inner_end = 0;
+    let mut o = off + RELAY_HLEN;
+    for _ in 0..MAX_RELAY_OPTIONS {
+        if o >= end {
+            break;
+        }
+        if o + 4 > end {
+            return Err(stat::PASS_MALFORMED);
+        }
+        let code = rd16(req, o);
+        let len = rd16(req, o + 2) as usize;
+        let body = o + 4;
+        if body + len > end {
+            return Err(stat::PASS_MALFORMED);
+        }
+        if code == OPT_RELAY_MSG {
+            if inner != 0 {
+                return Err(stat::PASS_UNSUPPORTED);
+            }
+            inner = body;
+            inner_end = body + len;
+        } else if code == OPT_INTERFACE_ID {
+            if relay.has_interface_id != 0 || len > FAST_INTERFACE_ID_MAX {
+                return Err(stat::PASS_UNSUPPORTED);
+            }
+            relay.has_interface_id = 1;
+            relay.interface_id_off = body;
+            relay.interface_id_len = len;
+        }
+        o = body + len;
+    }
+    if o != end || inner == 0 || inner_end < inner + 4 {
+        return Err(stat::PASS_UNSUPPORTED);
+    }
+    if rd8(req, inner) == MSG_RELAY_FORW {
+        return Err(stat::PASS_UNSUPPORTED);
+    }
+    r.start = inner;
+    r.end = inner_end;
+    Ok(())
+}

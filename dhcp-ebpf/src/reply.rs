@@ -1,0 +1,209 @@
+//! Writes the whole reply frame (Ethernet, IPv6, UDP, Relay-Repl, the DHCPv6 reply in the
+//! controller's canonical option order) into the scratch `out` buffer.
+
+use crate::{csum::*, maps::*, scratch::*, state::*, wire::*};
+use dhcp_common::{
+    dhcpv6::*, stat, BindingValue, SubnetConfig, BINDING_HAS_NA, BINDING_HAS_PD, FAST_DUID_MAX,
+    FAST_INTERFACE_ID_MAX, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
+};
+
+/// Writes the whole reply frame into `out` and its length into `new_len`.
+#[inline(always)]
+pub(crate) fn stage_build(sc: *mut Scratch) -> u32 {
+    code(build(sc))
+}
+
+#[inline(always)]
+pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
+    let req = unsafe { (*sc).req.as_mut_ptr() };
+    let out = unsafe { (*sc).out.as_mut_ptr() };
+    let st = unsafe { &mut (*sc).st };
+    let cfg = unsafe { &*CONFIG.get_ptr(0).ok_or(stat::ABORTED)? };
+    let subnet = unsafe { &*SUBNETS.get_ptr(st.subnet_index).ok_or(stat::ABORTED)? };
+    let l3 = st.l3;
+    let r = &st.r;
+
+    // L2: destination = the request's source, source = our MAC, VLAN tags kept. The tags and
+    // ethertype take up to 10 bytes; the excess copied is overwritten by the IPv6 header below.
+    copy::<6>(out, req.wrapping_add(6));
+    copy::<6>(out.wrapping_add(6), st.mac.as_ptr());
+    copy::<12>(out.wrapping_add(12), req.wrapping_add(12));
+    let o_l4 = l3 + IPV6_HLEN;
+    let mut o = o_l4 + UDP_HLEN;
+    let mut relay_msg_len_off = 0;
+    if st.relayed == 1 {
+        let p = at(out, o);
+        put8(p, 0, MSG_RELAY_REPL);
+        copy::<33>(p.wrapping_add(1), at(req, st.relay.off + 1));
+        o += RELAY_HLEN;
+        if st.relay.has_interface_id == 1 {
+            let p = at(out, o);
+            put16(p, 0, OPT_INTERFACE_ID);
+            put16(p, 2, st.relay.interface_id_len as u16);
+            copy_upto::<FAST_INTERFACE_ID_MAX>(
+                p.wrapping_add(4),
+                at(req, st.relay.interface_id_off),
+                st.relay.interface_id_len,
+            );
+            o += 4 + st.relay.interface_id_len;
+        }
+        put16(at(out, o), 0, OPT_RELAY_MSG);
+        relay_msg_len_off = o + 2;
+        o += 4;
+    }
+    let o_msg = o;
+    let sd_len = (cfg.server_duid_len as usize) & (FAST_SERVER_DUID_MAX * 2 - 1);
+    {
+        // Header, Server ID, Client ID.
+        let p = at(out, o);
+        put8(p, 0, st.reply_type);
+        copy::<3>(p.wrapping_add(1), at(req, r.start + 1));
+        put16(p, 4, OPT_SERVERID);
+        put16(p, 6, sd_len as u16);
+        copy_upto::<FAST_SERVER_DUID_MAX>(p.wrapping_add(8), cfg.server_duid.as_ptr(), sd_len);
+        o += 8 + sd_len;
+    }
+    if r.client_ids == 1 {
+        let p = at(out, o);
+        put16(p, 0, OPT_CLIENTID);
+        put16(p, 2, r.client_id_len as u16);
+        copy_upto::<FAST_DUID_MAX>(p.wrapping_add(4), at(req, r.client_id_off), r.client_id_len);
+        o += 4 + r.client_id_len;
+    }
+    if st.has_binding == 1 {
+        let b = &st.binding;
+        if r.na_first == 1 {
+            o = put_ia_na(out, o, r, b, subnet);
+            o = put_ia_pd(out, o, r, b, subnet);
+        } else {
+            o = put_ia_pd(out, o, r, b, subnet);
+            o = put_ia_na(out, o, r, b, subnet);
+        }
+    }
+    if st.reply_type == MSG_ADVERTISE && subnet.send_preference == 1 {
+        let p = at(out, o);
+        put16(p, 0, OPT_PREFERENCE);
+        put16(p, 2, 1);
+        put8(p, 4, subnet.preference);
+        o += 5;
+    }
+    if r.msg_type == MSG_SOLICIT && st.reply_type == MSG_REPLY {
+        let p = at(out, o);
+        put16(p, 0, OPT_RAPID_COMMIT);
+        put16(p, 2, 0);
+        o += 4;
+    }
+    if st.want_dns == 1 && subnet.dns_len != 0 {
+        let len = (subnet.dns_len as usize) & (FAST_OPTION_MAX * 2 - 1);
+        let p = at(out, o);
+        put16(p, 0, OPT_DNS_SERVERS);
+        put16(p, 2, len as u16);
+        copy_upto::<FAST_OPTION_MAX>(p.wrapping_add(4), subnet.dns.as_ptr(), len);
+        o += 4 + len;
+    }
+    if st.want_domain == 1 && subnet.domain_len != 0 {
+        let len = (subnet.domain_len as usize) & (FAST_OPTION_MAX * 2 - 1);
+        let p = at(out, o);
+        put16(p, 0, OPT_DOMAIN_LIST);
+        put16(p, 2, len as u16);
+        copy_upto::<FAST_OPTION_MAX>(p.wrapping_add(4), subnet.domain.as_ptr(), len);
+        o += 4 + len;
+    }
+    if r.msg_type == MSG_INFORMATION_REQUEST
+        && st.want_refresh == 1
+        && subnet.info_refresh_time != 0
+    {
+        let p = at(out, o);
+        put16(p, 0, OPT_INFORMATION_REFRESH_TIME);
+        put16(p, 2, 4);
+        put32(p, 4, subnet.info_refresh_time);
+        o += 8;
+    }
+    if st.relayed == 1 {
+        put16(at(out, relay_msg_len_off), 0, (o - o_msg) as u16);
+    }
+    if o > FRAME_MAX {
+        return Err(stat::PASS_TOO_BIG);
+    }
+    st.new_len = o;
+    let out_udp_len = o - o_l4;
+    // IPv6 header: version 6, traffic class 0, flow label 0 (the controller's socket matches);
+    // source as `reply_source` chose, destination the request's source.
+    let ip = at(out, l3);
+    let ip_in = at(req, l3);
+    put32(ip, 0, 0x6000_0000);
+    put16(ip, ip6::PAYLOAD_LEN, out_udp_len as u16);
+    put8(ip, ip6::NEXT_HEADER, IPPROTO_UDP);
+    put8(ip, ip6::HOP_LIMIT, REPLY_HOP_LIMIT);
+    copy::<16>(ip.wrapping_add(ip6::SRC), st.source.as_ptr());
+    copy::<16>(ip.wrapping_add(ip6::DST), ip_in.wrapping_add(ip6::SRC));
+    // UDP: from 547 to whatever port the request came from.
+    let udp = at(out, o_l4);
+    put16(udp, udp::SRC_PORT, SERVER_PORT);
+    copy::<2>(
+        udp.wrapping_add(udp::DST_PORT),
+        at(req, st.l4 + udp::SRC_PORT),
+    );
+    put16(udp, udp::LEN, out_udp_len as u16);
+    put16(udp, udp::CHECKSUM, 0);
+    zero_pad(out, o);
+    zero_pad(out, o + 8);
+    let mut csum = udp_csum::<true>(out, l3, o_l4, out_udp_len);
+    if csum == 0 {
+        csum = 0xffff;
+    }
+    // The fold produced the sum in memory order already: store it as is.
+    unsafe { core::ptr::write_unaligned(at(out, o_l4 + udp::CHECKSUM) as *mut u16, csum) };
+    Ok(())
+}
+
+#[inline(always)]
+pub(crate) fn put_ia_na(
+    out: *mut u8,
+    o: usize,
+    r: &Request,
+    b: &BindingValue,
+    s: &SubnetConfig,
+) -> usize {
+    if r.na_count == 0 || b.flags & BINDING_HAS_NA == 0 {
+        return o;
+    }
+    let p = at(out, o);
+    put16(p, 0, OPT_IA_NA);
+    put16(p, 2, IA_NA_WITH_ADDR as u16);
+    put32(p, 4, r.na_iaid);
+    put32(p, 8, s.t1);
+    put32(p, 12, s.t2);
+    put16(p, 16, OPT_IAADDR);
+    put16(p, 18, 24);
+    copy::<16>(p.wrapping_add(20), b.na_addr.as_ptr());
+    put32(p, 36, s.preferred_lifetime);
+    put32(p, 40, s.valid_lifetime);
+    o + 4 + IA_NA_WITH_ADDR
+}
+
+#[inline(always)]
+pub(crate) fn put_ia_pd(
+    out: *mut u8,
+    o: usize,
+    r: &Request,
+    b: &BindingValue,
+    s: &SubnetConfig,
+) -> usize {
+    if r.pd_count == 0 || b.flags & BINDING_HAS_PD == 0 {
+        return o;
+    }
+    let p = at(out, o);
+    put16(p, 0, OPT_IA_PD);
+    put16(p, 2, IA_PD_WITH_PREFIX as u16);
+    put32(p, 4, r.pd_iaid);
+    put32(p, 8, s.t1);
+    put32(p, 12, s.t2);
+    put16(p, 16, OPT_IAPREFIX);
+    put16(p, 18, 25);
+    put32(p, 20, s.preferred_lifetime);
+    put32(p, 24, s.valid_lifetime);
+    put8(p, 28, b.pd_len);
+    copy::<16>(p.wrapping_add(29), b.pd_prefix.as_ptr());
+    o + 4 + IA_PD_WITH_PREFIX
+}

@@ -1,0 +1,93 @@
+//! What one run learns, stage by stage, kept in the per-CPU scratch slot (the BPF stack is 512
+//! bytes): the parsed request, the relay hop, the decision, and the verdict reasons.
+
+use dhcp_common::BindingValue;
+
+pub(crate) type Reason = u32;
+
+/// What a parse of the client's message found. Offsets point into `Scratch::req`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Request {
+    /// Bounds of the client message (inside the Relay-Forw when relayed).
+    pub start: usize,
+    pub end: usize,
+    pub client_id_off: usize,
+    pub client_id_len: usize,
+    pub server_id_off: usize,
+    pub server_id_len: usize,
+    pub oro_off: usize,
+    pub oro_len: usize,
+    pub na_iaid: u32,
+    pub na_addr_off: usize,
+    pub pd_iaid: u32,
+    pub pd_prefix_off: usize,
+    pub msg_type: u8,
+    pub client_ids: u8,
+    pub server_ids: u8,
+    /// Number of IA_NA / IA_PD options seen.
+    pub na_count: u8,
+    pub pd_count: u8,
+    /// 1 when the IA_NA carries an IAADDR / the IA_PD an IAPREFIX.
+    pub na_has_addr: u8,
+    pub pd_has_prefix: u8,
+    pub pd_len: u8,
+    /// 1 when IA_NA came before IA_PD in the request.
+    pub na_first: u8,
+    pub rapid_commit: u8,
+    pub oros: u8,
+}
+
+/// The relay hop around a relayed request. Offsets point into `Scratch::req`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Relay {
+    /// Offset of the Relay-Forw header.
+    pub off: usize,
+    pub interface_id_off: usize,
+    pub interface_id_len: usize,
+    pub has_interface_id: u8,
+}
+
+/// Everything one run learns, kept in the per-CPU scratch slot (the BPF stack is 512 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct State {
+    pub r: Request,
+    pub relay: Relay,
+    /// Copy of the client's binding (when `has_binding`).
+    pub binding: BindingValue,
+    /// The interface's MAC and the reply's IPv6 source (chosen in `decide`, copied so the build
+    /// needs no second lookup).
+    pub mac: [u8; 8],
+    pub source: [u8; 16],
+    pub frame_len: usize,
+    pub l3: usize,
+    pub l4: usize,
+    pub msg: usize,
+    pub new_len: usize,
+    pub now_ns: u64,
+    pub new_expires: u64,
+    pub ifindex: u32,
+    pub subnet_index: u32,
+    pub relayed: u8,
+    pub reply_type: u8,
+    pub commits: u8,
+    pub has_binding: u8,
+    pub want_dns: u8,
+    pub want_domain: u8,
+    pub want_refresh: u8,
+    pub reason: u8,
+    pub renewed_ias: u8,
+}
+
+/// Stage result meaning "carry on" (every other value is a `stat` reason).
+pub(crate) const GO_ON: u32 = u32::MAX;
+
+#[inline(always)]
+pub(crate) fn code(result: Result<(), Reason>) -> u32 {
+    match result {
+        Ok(()) => GO_ON,
+        Err(reason) => reason,
+    }
+}

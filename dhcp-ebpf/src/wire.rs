@@ -1,0 +1,39 @@
+//! Wire layouts the parser and the reply builder share: frame limits, Ethernet and IPv6/UDP
+//! header sizes and field offsets (named once here), DHCPv6 option sizes and parsing caps.
+
+/// Frames up to this many bytes are considered; longer ones are passed on.
+pub(crate) const FRAME_MAX: usize = 1023;
+
+pub(crate) const ETH_HLEN: usize = 14;
+pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
+pub(crate) const ETH_P_8021Q: u16 = 0x8100;
+pub(crate) const ETH_P_8021AD: u16 = 0x88a8;
+pub(crate) const MAX_VLANS: usize = 2;
+pub(crate) const IPV6_HLEN: usize = 40;
+pub(crate) const MAX_EXT_HDRS: usize = 4;
+pub(crate) const UDP_HLEN: usize = 8;
+/// Field offsets in the IPv6 header (RFC 8200 section 3).
+pub(crate) mod ip6 {
+    pub const PAYLOAD_LEN: usize = 4;
+    pub const NEXT_HEADER: usize = 6;
+    pub const HOP_LIMIT: usize = 7;
+    pub const SRC: usize = 8;
+    pub const DST: usize = 24;
+}
+/// Field offsets in the UDP header (RFC 768).
+pub(crate) mod udp {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const LEN: usize = 4;
+    pub const CHECKSUM: usize = 6;
+}
+pub(crate) const IPPROTO_UDP: u8 = 17;
+pub(crate) const REPLY_HOP_LIMIT: u8 = 64;
+pub(crate) const RELAY_HLEN: usize = 34;
+pub(crate) const MAX_OPTIONS: usize = 16;
+pub(crate) const MAX_RELAY_OPTIONS: usize = 8;
+pub(crate) const MAX_ORO: usize = 16;
+pub(crate) const IA_NA_BARE: usize = 12;
+pub(crate) const IA_NA_WITH_ADDR: usize = 12 + 4 + 24;
+pub(crate) const IA_PD_BARE: usize = 12;
+pub(crate) const IA_PD_WITH_PREFIX: usize = 12 + 4 + 25;
