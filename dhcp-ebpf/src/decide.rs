@@ -150,6 +150,8 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         // SAFETY: the key's DUID array is FAST_DUID_MAX bytes long, a multiple of 8.
         unsafe { core::ptr::write_unaligned(key_words.add(w * 8) as *mut u64, word) };
     }
+    // By reference on purpose: `*key` would copy the key onto the stack first.
+    #[allow(clippy::needless_borrows_for_generic_args)]
     let binding = BINDINGS.get_ptr_mut(&*key).ok_or(stat::PASS_UNKNOWN_DUID)?;
     let b = unsafe { &mut *binding };
     if b.subnet as u32 != st.subnet_index {

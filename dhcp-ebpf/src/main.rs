@@ -157,7 +157,7 @@ pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     if resized != 0 {
         return Err(stat::PASS_NO_ROOM);
     }
-    if new_len < ETH_HLEN + IPV6_HLEN + UDP_HLEN + 4 || new_len > FRAME_MAX {
+    if !(ETH_HLEN + IPV6_HLEN + UDP_HLEN + 4..=FRAME_MAX).contains(&new_len) {
         return Err(stat::ABORTED);
     }
     let stored = unsafe {

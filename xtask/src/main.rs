@@ -29,6 +29,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "libzstd-dev",
     "bpftool",
+    "rust-web-clippy",
     "iproute2",
     "iputils-ping",
     "isc-dhcp-client",
@@ -419,6 +420,7 @@ fn run(ws: &Workspace, release: bool, mut args: Vec<OsString>) -> Result<u8> {
 fn test(ws: &Workspace) -> Result<u8> {
     bootstrap(ws)?;
     check_privileges()?;
+    gates(ws)?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut command = ws.cargo();
     command
@@ -456,6 +458,90 @@ fn test(ws: &Workspace) -> Result<u8> {
     } else {
         1
     })
+}
+
+/// The gates a contributor expects, before the tests: formatting (the workspace and the eBPF
+/// crate), clippy with warnings denied (the workspace, and the eBPF crate with Debian's clippy for
+/// its target), and the docs with warnings denied. The first that fails stops the run.
+fn gates(ws: &Workspace) -> Result<()> {
+    let ebpf_dir = ws.root.join("dhcp-ebpf");
+    let mut fmt = ws.cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    let mut fmt_ebpf = ws.cargo();
+    fmt_ebpf
+        .current_dir(&ebpf_dir)
+        .args(["fmt", "--", "--check"]);
+    let mut clippy = ws.cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    let mut clippy_ebpf = ebpf_cargo(ws);
+    clippy_ebpf.args([
+        "clippy",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    let mut doc = ws.cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    for (what, mut command) in [
+        ("cargo fmt --check", fmt),
+        ("cargo fmt --check (dhcp-ebpf)", fmt_ebpf),
+        ("cargo clippy -D warnings", clippy),
+        (
+            "cargo clippy -D warnings (dhcp-ebpf, bpfel-unknown-none)",
+            clippy_ebpf,
+        ),
+        ("cargo doc -D warnings", doc),
+    ] {
+        println!("[gate] {what}");
+        let status = command
+            .status()
+            .with_context(|| format!("running {what}"))?;
+        if !status.success() {
+            bail!("gate failed: {what} (see its output above)");
+        }
+    }
+    Ok(())
+}
+
+/// Debian's cargo for the eBPF crate, as dhcp-user/build.rs runs it: none of the outer cargo's
+/// settings (rustup toolchain, target directory, flags), Debian's rustc, nightly features allowed
+/// (aya-ebpf gates `asm_experimental_arch`), its own target directory.
+fn ebpf_cargo(ws: &Workspace) -> Command {
+    let ebpf_dir = ws.root.join("dhcp-ebpf");
+    let mut command = Command::new("/usr/bin/cargo");
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || matches!(
+                key.as_str(),
+                "RUSTC" | "RUSTC_WRAPPER" | "RUSTFLAGS" | "RUSTDOC" | "RUSTUP_TOOLCHAIN"
+            )
+        {
+            command.env_remove(&key);
+        }
+    }
+    // Debian's cargo-clippy and clippy-driver live in /usr/bin, rustup's proxies earlier on PATH.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![PathBuf::from("/usr/bin")];
+    dirs.extend(std::env::split_paths(&path));
+    command
+        .current_dir(&ebpf_dir)
+        .env("PATH", std::env::join_paths(dirs).unwrap_or(path))
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", ebpf_dir.join("target/clippy"));
+    command
 }
 
 /// Builds `dhcp-bench` and `dhcp-user` in release (the benchmark starts the server binary that

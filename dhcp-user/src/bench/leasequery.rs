@@ -1,5 +1,5 @@
 //! Bulk leasequery throughput (RFC 5460): a SQLite store filled directly with N address
-//! bindings, the TCP service in this process on [::1], and one query-by-link for every link
+//! bindings, the TCP service in this process on `[::1]`, and one query-by-link for every link
 //! (link-address `::`) streamed by a reader that counts the bindings without keeping them.
 
 use std::{
@@ -89,7 +89,7 @@ pub fn fill_store(
     Ok(())
 }
 
-/// Fills a fresh store in `dir` with `count` bindings, serves leasequery on [::1] and runs one
+/// Fills a fresh store in `dir` with `count` bindings, serves leasequery on `[::1]` and runs one
 /// bulk query-by-link over every link; `progress` gets the bindings stored so far.
 pub fn run(dir: &Path, count: u32, progress: impl Fn(u64)) -> Result<LeasequeryResult> {
     let _ = std::fs::remove_dir_all(dir);

@@ -20,7 +20,7 @@ struct Cli {
     /// Smoke mode: fewer repeats and bindings, fewer rate steps; under 2 minutes.
     #[arg(long)]
     quick: bool,
-    /// Where to write the JSON report (default: <workspace>/target/bench/latest.json).
+    /// Where to write the JSON report (default: `<workspace>/target/bench/latest.json`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these sections (comma-separated); the report then holds only their figures.

@@ -65,6 +65,12 @@ pub enum FastPathError {
          BPF filesystem, or run with --xdp off"
     )]
     NotBpfFs(PathBuf),
+    #[error(
+        "this dhcp-user was built without the eBPF toolchain (a stub stands in for the XDP \
+         program): build it with `cargo xtask build`, which installs the toolchain, or run with \
+         --xdp off"
+    )]
+    StubObject,
     #[error("interface {0} not found")]
     NoInterface(String),
     #[error("the object has no map {0}")]
@@ -126,6 +132,9 @@ impl FastPath {
         bench: bool,
         max_bindings: u32,
     ) -> Result<Self, FastPathError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(FastPathError::StubObject);
+        }
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(names::BINDINGS, max_bindings.max(1));
         if let Some(root) = pin_root {

@@ -1,4 +1,4 @@
-//! UDP I/O: one socket per served interface on [::]:547, bound to the device, joined to
+//! UDP I/O: one socket per served interface on `[::]:547`, bound to the device, joined to
 //! All_DHCP_Relay_Agents_and_Servers (ff02::1:2) and All_DHCP_Servers (ff05::1:3) there, with
 //! IPV6_RECVPKTINFO to learn where a datagram was sent. Replies leave with hop limit 64, traffic
 //! class 0 and flow label 0 (auto flow labels off), from the source [`crate::netif::reply_source`]
