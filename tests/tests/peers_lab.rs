@@ -38,7 +38,8 @@ impl PeerServer {
         // timers: T1 3 s, T2 6 s, so a client of a dead server rebinds within seconds.
         let config = format!(
             "state-dir = \"{dir}\"\ninterfaces = [\"{iface}\"]\ngrace-period = 60\n\
-             [leasequery]\nallow = [\"2001:db8:1::/64\"]\npeers = [\"[{peer}]:547\"]\n\
+             [leasequery]\nallow = [\"2001:db8:1::/64\"]\nactive = true\nactive-insecure = true\n\
+             peers = [\"[{peer}]:547\"]\n\
              pool-half = \"{half}\"\nidle-timeout = 10\nio-timeout = 3\n\
              [[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\n\
              pools = [{{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::1fff\" }}]\n\
