@@ -152,7 +152,7 @@ async fn catch_up_then_complete_then_live() {
         )
         .unwrap();
     let mut s = f.connect().await;
-    let start = opt(101, &((t0 - 5) as u32).to_be_bytes());
+    let start = opt(101, &lq_time(t0 - 5));
     send(&mut s, &active_all([3, 3, 3], &start)).await;
     let reply = read_msg(&mut s).await;
     assert_eq!((reply.msg_type, reply.status().0), (15, 0));
@@ -217,7 +217,7 @@ async fn data_missing_when_the_history_was_pruned_then_live() {
     let mut s = f.connect().await;
     send(
         &mut s,
-        &active_all([4, 4, 4], &opt(101, &(t0 as u32).to_be_bytes())),
+        &active_all([4, 4, 4], &opt(101, &lq_time(t0))),
     )
     .await;
     let reply = read_msg(&mut s).await;

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
+use super::{unix_time, wire_time};
 use crate::proto::framing::{encode_frame, FrameDecoder};
 use crate::proto::{DhcpOption, Duid, IaAddr, LqQuery, Message, OptionList, RemoteId, StatusCode};
 
@@ -51,9 +52,10 @@ pub struct QueryOptions {
     pub link_address: Option<Ipv6Addr>,
     /// Ask for LQ_RELAY_DATA (ORO).
     pub relay_data: bool,
-    /// LQ_START_TIME (bulk: changed since; active: catch up from), unix seconds.
+    /// LQ_START_TIME (bulk: changed since; active: catch up from), Unix seconds (sent as
+    /// seconds since 2000, RFC 7653 §6.3).
     pub start_time: Option<u32>,
-    /// LQ_END_TIME (bulk), unix seconds.
+    /// LQ_END_TIME (bulk only), Unix seconds.
     pub end_time: Option<u32>,
     /// Our own Relay-ID, for servers in restricted-requestor mode.
     pub requestor_relay_id: Option<Duid>,
@@ -110,7 +112,7 @@ pub struct Binding {
     /// Seconds since the client's last transaction (CLT_TIME).
     pub clt_time: Option<u32>,
     pub relay_data: Option<RelayData>,
-    /// LQ_BASE_TIME of the message (unix seconds), when the server sent one.
+    /// LQ_BASE_TIME of the message, converted to Unix seconds, when the server sent one.
     pub base_time: Option<u32>,
 }
 
@@ -273,11 +275,14 @@ pub struct Answer {
     pub bindings: Vec<Binding>,
     /// OPTION_LQ_CLIENT_LINK: the client is on these links (ask again with one of them).
     pub client_links: Vec<Ipv6Addr>,
-    /// LQ_BASE_TIME of the reply.
+    /// LQ_BASE_TIME of the reply, Unix seconds.
     pub base_time: Option<u32>,
 }
 
-/// The query message (`MSG_LEASEQUERY` or `MSG_ACTIVELEASEQUERY`).
+/// The query message (`MSG_LEASEQUERY` or `MSG_ACTIVELEASEQUERY`). An active query for every
+/// binding (`Query::LinkAddress(::)` without a link-address option) carries no
+/// OPTION_LQ_QUERY, as RFC 7653 §6.2.1 requires of a requestor that wants all updates; the ORO
+/// then goes at the top level.
 pub fn build_query(
     msg_type: u8,
     transaction_id: [u8; 3],
@@ -320,24 +325,33 @@ pub fn build_query(
             QUERY_BY_REMOTE_ID
         }
     };
-    if options.relay_data {
-        query_options.push(DhcpOption::Oro(vec![OPT_LQ_RELAY_DATA]));
-    }
-    let mut message = Message::new(msg_type, transaction_id)
-        .with_option(DhcpOption::ClientId(requestor.clone()))
-        .with_option(DhcpOption::LqQuery(LqQuery {
+    let everything = msg_type == MSG_ACTIVELEASEQUERY
+        && query_type == QUERY_BY_LINK_ADDRESS
+        && link_address.is_unspecified();
+    let mut message =
+        Message::new(msg_type, transaction_id).with_option(DhcpOption::ClientId(requestor.clone()));
+    if everything {
+        if options.relay_data {
+            message.push(DhcpOption::Oro(vec![OPT_LQ_RELAY_DATA]));
+        }
+    } else {
+        if options.relay_data {
+            query_options.push(DhcpOption::Oro(vec![OPT_LQ_RELAY_DATA]));
+        }
+        message.push(DhcpOption::LqQuery(LqQuery {
             query_type,
             link_address,
             options: query_options,
         }));
+    }
     if let Some(relay) = &options.requestor_relay_id {
         message.push(DhcpOption::RelayId(relay.clone()));
     }
     if let Some(start) = options.start_time {
-        message.push(DhcpOption::LqStartTime(start));
+        message.push(DhcpOption::LqStartTime(wire_time(i64::from(start))));
     }
     if let Some(end) = options.end_time {
-        message.push(DhcpOption::LqEndTime(end));
+        message.push(DhcpOption::LqEndTime(wire_time(i64::from(end))));
     }
     message
 }
@@ -348,9 +362,10 @@ fn random_xid() -> [u8; 3] {
     [a, b, c]
 }
 
+/// LQ_BASE_TIME of `message` in Unix seconds (the wire counts from 2000, RFC 7653 §6.3.1).
 fn base_time_of(message: &Message) -> Option<u32> {
     message.options.iter().find_map(|o| match o {
-        DhcpOption::LqBaseTime(t) => Some(*t),
+        DhcpOption::LqBaseTime(t) => Some(u32::try_from(unix_time(*t)).unwrap_or(u32::MAX)),
         _ => None,
     })
 }
@@ -654,4 +669,36 @@ fn hex_colon(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Duid {
+        Duid::new(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 9]).unwrap()
+    }
+
+    /// RFC 7653 §6.2.1: a requestor that wants all updates MUST leave OPTION_LQ_QUERY out.
+    #[test]
+    fn an_active_query_for_everything_has_no_lq_query() {
+        let all = Query::LinkAddress(Ipv6Addr::UNSPECIFIED);
+        let options = QueryOptions {
+            relay_data: true,
+            start_time: Some(1_800_000_000),
+            ..QueryOptions::default()
+        };
+        let active = build_query(MSG_ACTIVELEASEQUERY, [1, 2, 3], &me(), &all, &options);
+        assert_eq!(active.count(OPT_LQ_QUERY), 0);
+        assert!(active.requests_option(OPT_LQ_RELAY_DATA), "the ORO moves up");
+        assert!(active
+            .options
+            .contains(&DhcpOption::LqStartTime(1_800_000_000 - 946_684_800)));
+        // A bulk query, or an active one for one link, still names what it asks for.
+        let bulk = build_query(MSG_LEASEQUERY, [1, 2, 3], &me(), &all, &options);
+        assert_eq!(bulk.count(OPT_LQ_QUERY), 1);
+        let link = Query::LinkAddress("2001:db8:1::1".parse().unwrap());
+        let one = build_query(MSG_ACTIVELEASEQUERY, [1, 2, 3], &me(), &link, &options);
+        assert_eq!(one.count(OPT_LQ_QUERY), 1);
+    }
 }

@@ -31,8 +31,11 @@ use ipnet::Ipv6Net;
 use crate::config::Config;
 
 pub use binding::{client_data, relay_peer_address, LeaseUpdate};
-pub use query::{answer_udp, parse_query, ParsedQuery, QueryError, QueryKind};
+pub use query::{
+    answer_udp, parse_active_query, parse_query, ParsedQuery, QueryError, QueryKind,
+};
 pub use stats::LeasequeryStats;
+
 pub use tcp::{serve_tcp, spawn_tcp, LeasequeryContext, SubscribeFn};
 
 /// Policy and limits of the leasequery service.
@@ -43,7 +46,8 @@ pub struct LeasequerySettings {
     /// Restricted-requestor mode: a requestor must send a Relay-ID option (53) and sees only the
     /// bindings learnt through the relay with that Relay-ID.
     pub restricted_requestors: bool,
-    /// Whether ACTIVELEASEQUERY is served (else it is answered with NotSupported).
+    /// Whether ACTIVELEASEQUERY is served (else it is answered with NotSupported). Off by
+    /// default (RFC 7653 §9.1).
     pub active_enabled: bool,
     /// Concurrent TCP sessions at most; further connections are closed at once (and counted).
     pub max_connections: usize,
@@ -67,7 +71,7 @@ impl Default for LeasequerySettings {
         LeasequerySettings {
             allow: Vec::new(),
             restricted_requestors: false,
-            active_enabled: true,
+            active_enabled: false,
             max_connections: 32,
             idle_timeout: Duration::from_secs(120),
             io_timeout: Duration::from_secs(10),
@@ -86,7 +90,7 @@ impl LeasequerySettings {
         LeasequerySettings {
             allow: lq.allow.clone(),
             restricted_requestors: lq.restricted_requestors,
-            active_enabled: lq.active,
+            active_enabled: lq.active && lq.active_insecure,
             max_connections: lq.max_connections,
             idle_timeout: Duration::from_secs(u64::from(lq.idle_timeout)),
             io_timeout: Duration::from_secs(u64::from(lq.io_timeout)),
@@ -123,7 +127,33 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Unix seconds as the 32-bit value of LQ_BASE_TIME (saturating, never negative).
-pub(crate) fn wire_time(unix: i64) -> u32 {
-    u32::try_from(unix.max(0)).unwrap_or(u32::MAX)
+/// 2000-01-01 00:00:00 UTC in Unix seconds: the epoch of the times RFC 7653 puts on the wire
+/// (LQ_BASE_TIME, LQ_START_TIME, LQ_END_TIME; §2 and §6.3), the same as DUID-LLT times.
+pub const LQ_EPOCH_UNIX: i64 = 946_684_800;
+
+/// Unix seconds as an RFC 7653 time on the wire: seconds since 2000-01-01 UTC (saturating,
+/// never negative).
+pub fn wire_time(unix: i64) -> u32 {
+    u32::try_from((unix - LQ_EPOCH_UNIX).max(0)).unwrap_or(u32::MAX)
+}
+
+/// An RFC 7653 time from the wire (seconds since 2000-01-01 UTC) as Unix seconds.
+pub fn unix_time(wire: u32) -> i64 {
+    i64::from(wire) + LQ_EPOCH_UNIX
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    /// RFC 7653 §6.3.1: base-time counts from 2000-01-01 UTC, not from 1970.
+    #[test]
+    fn wire_times_count_from_2000() {
+        assert_eq!(wire_time(946_684_800), 0, "2000-01-01 00:00:00 UTC is 0");
+        assert_eq!(wire_time(946_684_800 + 86_400), 86_400);
+        assert_eq!(wire_time(0), 0, "before 2000 saturates at 0");
+        assert_eq!(unix_time(0), 946_684_800);
+        assert_eq!(unix_time(wire_time(1_800_000_000)), 1_800_000_000);
+        assert_eq!(wire_time(i64::MAX), u32::MAX);
+    }
 }

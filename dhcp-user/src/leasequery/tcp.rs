@@ -18,7 +18,15 @@
 //! LQ_BASE_TIME) after half the idle timeout without traffic. A binding that is no longer
 //! assigned (released, declined, expired, cleared) is sent with lifetimes 0.
 //!
-//! Shutdown: a query in progress ends with LEASEQUERY-DONE carrying QueryTerminated.
+//! An ACTIVELEASEQUERY without OPTION_LQ_QUERY asks for every binding (RFC 7653 §6.2.1); one
+//! with LQ_END_TIME is MalformedQuery (§9.3). Active leasequery is off unless configured
+//! (§9.1). Times on the wire count seconds from 2000-01-01 UTC ([`super::wire_time`]).
+//!
+//! STARTTLS: there is no TLS here, so it gets a LEASEQUERY-REPLY with TLSConnectionRefused
+//! (§9.1), and the session goes on in the clear.
+//!
+//! Shutdown: a query in progress ends with LEASEQUERY-DONE carrying QueryTerminated and
+//! LQ_BASE_TIME.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -36,8 +44,8 @@ use tracing::{debug, info, warn};
 
 use super::binding::{client_data, LeaseUpdate};
 use super::query::{
-    answer_client, as_updates, check_policy, client_leases, parse_query, reply_skeleton,
-    ClientAnswer, ParsedQuery, QueryError, QueryKind, Selector,
+    answer_client, as_updates, check_policy, client_leases, parse_active_query, parse_query,
+    reply_skeleton, ClientAnswer, ParsedQuery, QueryError, QueryKind, Selector,
 };
 use super::{unix_now, wire_time, LeasequerySettings, LeasequeryStats};
 use crate::proto::framing::{encode_frame_into, FrameDecoder};
@@ -257,6 +265,7 @@ impl Session {
             let flow = match message.msg_type {
                 MSG_LEASEQUERY => self.bulk(message).await?,
                 MSG_ACTIVELEASEQUERY => self.active(message).await?,
+                MSG_STARTTLS => self.starttls(message).await?,
                 other => {
                     return Err(Abort::new(
                         "unexpected_message_type",
@@ -310,7 +319,31 @@ impl Session {
         self.send(&reply).await
     }
 
-    fn prepare(&self, query: &Message) -> Result<(ParsedQuery, Selector), QueryError> {
+    /// STARTTLS (RFC 7653 §9.1): this server has no TLS, so the answer is a LEASEQUERY-REPLY
+    /// with TLSConnectionRefused. The connection stays as it was: an allowed requestor may go
+    /// on in the clear (where the configuration allows active leasequery without TLS).
+    async fn starttls(&mut self, query: Message) -> Result<Flow, Abort> {
+        self.ctx.stats.bump("starttls_received");
+        let mut reply = reply_skeleton(MSG_LEASEQUERY_REPLY, &query, &self.ctx.server_duid);
+        reply.push(DhcpOption::StatusCode(StatusCode {
+            code: STATUS_TLS_CONNECTION_REFUSED,
+            message: "this server does not support TLS".into(),
+        }));
+        reply.push(DhcpOption::LqBaseTime(wire_time(unix_now())));
+        self.ctx.stats.bump("status_tls_connection_refused");
+        self.send(&reply).await?;
+        if self.ctx.settings.is_allowed(self.requestor) {
+            Ok(Flow::Continue)
+        } else {
+            Ok(Flow::Close)
+        }
+    }
+
+    fn prepare(
+        &self,
+        query: &Message,
+        parse: fn(&Message) -> Result<ParsedQuery, QueryError>,
+    ) -> Result<(ParsedQuery, Selector), QueryError> {
         let settings = &self.ctx.settings;
         if !settings.is_allowed(self.requestor) {
             return Err(QueryError::NotAllowed(
@@ -324,7 +357,7 @@ impl Session {
         {
             return Err(QueryError::NotAllowed("the query names another server"));
         }
-        let parsed = parse_query(query)?;
+        let parsed = parse(query)?;
         check_policy(settings, self.requestor, &parsed)?;
         let selector = Selector::for_query(&parsed, settings);
         Ok((parsed, selector))
@@ -332,7 +365,7 @@ impl Session {
 
     async fn bulk(&mut self, query: Message) -> Result<Flow, Abort> {
         self.ctx.stats.bump("bulk_queries");
-        let (parsed, selector) = match self.prepare(&query) {
+        let (parsed, selector) = match self.prepare(&query, parse_query) {
             Ok(prepared) => prepared,
             Err(err) => {
                 return self.refuse_query(&query, &err).await;
@@ -369,15 +402,16 @@ impl Session {
         }
     }
 
-    /// LEASEQUERY-DONE with QueryTerminated (server shutting down).
+    /// LEASEQUERY-DONE with QueryTerminated (server shutting down) and LQ_BASE_TIME (RFC 7653
+    /// §8.4 and §9.3: the requestor resumes from it).
     async fn terminate(&mut self, query: &Message) -> Result<(), Abort> {
         self.ctx.stats.bump("terminated_by_shutdown");
-        let done = Message::new(MSG_LEASEQUERY_DONE, query.transaction_id).with_option(
-            DhcpOption::StatusCode(StatusCode {
+        let done = Message::new(MSG_LEASEQUERY_DONE, query.transaction_id)
+            .with_option(DhcpOption::StatusCode(StatusCode {
                 code: STATUS_QUERY_TERMINATED,
                 message: "server shutting down".into(),
-            }),
-        );
+            }))
+            .with_option(DhcpOption::LqBaseTime(wire_time(unix_now())));
         self.send(&done).await
     }
 
@@ -387,7 +421,7 @@ impl Session {
             let err = QueryError::NotSupported("active leasequery is disabled on this server");
             return self.refuse_query(&query, &err).await;
         }
-        let (parsed, mut selector) = match self.prepare(&query) {
+        let (parsed, mut selector) = match self.prepare(&query, parse_active_query) {
             Ok(prepared) => prepared,
             Err(err) => {
                 return self.refuse_query(&query, &err).await;
@@ -408,7 +442,7 @@ impl Session {
                 let ctx = self.ctx.clone();
                 let sel = selector.clone();
                 let read = tokio::task::spawn_blocking(move || {
-                    catch_up(ctx.store.as_ref(), i64::from(start), &sel)
+                    catch_up(ctx.store.as_ref(), start, &sel)
                 })
                 .await
                 .map_err(|err| Abort::new("internal_error", err.to_string()))?;
@@ -759,8 +793,8 @@ fn scan_bulk(
     let store = ctx.store.as_ref();
     let now = out.base_time;
     if parsed.start_time.is_some() || parsed.end_time.is_some() {
-        let start = parsed.start_time.map_or(0, i64::from);
-        let end = parsed.end_time.map_or(i64::MAX, i64::from);
+        let start = parsed.start_time.unwrap_or(0);
+        let end = parsed.end_time.unwrap_or(i64::MAX);
         match changed_keys(store, start, end) {
             Ok(Some(keys)) => {
                 selector.changed = Some(keys);
