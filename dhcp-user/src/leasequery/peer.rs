@@ -10,6 +10,8 @@
 //! Sync: on first contact (nothing recorded) a bulk query for every link fetches all of the
 //! peer's bindings; then an active query with LQ_START_TIME (the last LQ_BASE_TIME received, as
 //! recorded in the store's meta table, minus a second of overlap) catches up and stays live.
+//! The resume time is recorded only once the catch-up is complete (RFC 7653 §8.4): a
+//! connection cut during a catch-up leaves it where it was, so the next one starts over.
 //! DataMissing falls back to a full bulk sync. A binding is installed only if it differs from
 //! what the store holds and is not older (by client last-transaction time), so a binding
 //! echoed back by the peer stops there.
@@ -359,11 +361,18 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
     let Some(mut active) = active else {
         return Err(PeerError::Refused(answer.status, answer.status_message));
     };
+    // A catch-up sends the bindings changed since LQ_START_TIME in the order of their last
+    // change, each with the current time as its base time: until CatchUpComplete, a base time
+    // says nothing about what is still to come, and saving it would skip the rest of the
+    // catch-up for good if the connection ends now (RFC 7653 §8.4: MUST NOT; the next
+    // connection resumes from the previous connection's time, §8.4.1).
+    let mut caught_up = options.start_time.is_none();
     if answer.status == dhcp_common::dhcpv6::STATUS_DATA_MISSING {
         // The history does not reach back: take everything, while the active query is
-        // already subscribed (so nothing in between is lost).
+        // already subscribed (so nothing in between is lost). No catch-up follows.
         warn!(peer = %settings.peer, "peer sync: history missing; full sync");
         full_sync(settings, sink).await?;
+        caught_up = true;
     }
     let mut recorded = resume.unwrap_or(0);
     loop {
@@ -374,13 +383,26 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
                 sink.install(&binding).await?;
             }
             ActiveEvent::CatchUpComplete { .. } => {
+                caught_up = true;
                 sink.stats.bump("peer_catch_ups");
                 info!(peer = %settings.peer, "peer sync: caught up");
             }
             ActiveEvent::Keepalive { .. } | ActiveEvent::Done(_) | ActiveEvent::Closed => {}
         }
-        // Everything up to this message is installed (installs are awaited): safe to resume
-        // from its base time.
+        if !caught_up {
+            if ended {
+                sink.stats.bump("peer_catch_ups_cut");
+                warn!(
+                    peer = %settings.peer,
+                    "peer sync: connection ended during the catch-up; the next one resumes \
+                     from the same start time"
+                );
+                return Ok(());
+            }
+            continue;
+        }
+        // Caught up, and everything up to this message is installed (installs are awaited):
+        // safe to resume from its base time.
         if let Some(time) = active.last_base_time {
             if ended || time >= recorded.saturating_add(RECORD_EVERY_SECS) {
                 sink.record_resume_time(settings.peer, time);
