@@ -139,6 +139,20 @@ impl PeerServer {
         rows
     }
 
+    /// One XDP counter (`tx_rebind`, `pass_ia_mismatch`, ...) from the pinned stats map.
+    fn fast_path_counter(&self, counter: &str) -> u64 {
+        dhcp_user::fastpath::pinned_stats(&self.pin_root())
+            .ok()
+            .flatten()
+            .and_then(|counters| {
+                counters
+                    .into_iter()
+                    .find(|(name, _)| *name == counter)
+                    .map(|(_, c)| c.packets)
+            })
+            .unwrap_or(0)
+    }
+
     /// XDP verdict counters read from the pinned stats map.
     fn fast_path_answers(&self) -> u64 {
         dhcp_user::fastpath::pinned_stats(&self.pin_root())
@@ -387,20 +401,41 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
         "A's controller saw no Renew: XDP answered them"
     );
 
-    // A dies. The client's Renews (to A) go unanswered; at T2 it rebinds and B answers.
+    // B installed A's bindings with their IAIDs, so its fast path can match the Rebinds.
+    let iaids = |rows: Vec<Binding>| {
+        let mut ids: Vec<(String, u32)> = rows
+            .into_iter()
+            .filter(|r| r.state == "assigned")
+            .map(|r| (r.lease, r.iaid))
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(iaids(b.bindings()), iaids(a.bindings()), "IAIDs installed on B");
+
+    // A dies. The client's Renews (to A) go unanswered; at T2 it rebinds and B's XDP fast path
+    // answers (no IAID mismatch passes it to B's controller).
     let at_crash = b.assigned();
     let b_before = b.stats();
-    let b_xdp_before = b.fast_path_answers();
+    let b_rebinds_before = b.fast_path_counter("tx_rebind");
+    let b_mismatch_before = b.fast_path_counter("pass_ia_mismatch");
     a.crash();
     wait_until(
-        "B to answer the client's Rebind",
+        "B's fast path to answer the client's Rebind",
         Duration::from_secs(30),
         &[&a, &b],
-        || {
-            let now = b.stats();
-            let rebinds = |s: &StatsReply| s.counters.received.get("rebind").copied().unwrap_or(0);
-            rebinds(&now) > rebinds(&b_before) || b.fast_path_answers() > b_xdp_before
-        },
+        || b.fast_path_counter("tx_rebind") > b_rebinds_before,
+    );
+    let rebinds = |s: &StatsReply| s.counters.received.get("rebind").copied().unwrap_or(0);
+    assert_eq!(
+        rebinds(&b.stats()),
+        rebinds(&b_before),
+        "B's controller saw no Rebind: XDP answered it"
+    );
+    assert_eq!(
+        b.fast_path_counter("pass_ia_mismatch"),
+        b_mismatch_before,
+        "no Rebind passed on for an IAID mismatch"
     );
     // B's table shows the client's bindings moved on (renewed by B past what A granted).
     wait_until(

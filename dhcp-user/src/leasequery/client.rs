@@ -59,6 +59,9 @@ pub struct QueryOptions {
     pub end_time: Option<u32>,
     /// Our own Relay-ID, for servers in restricted-requestor mode.
     pub requestor_relay_id: Option<Duid>,
+    /// Ask (ORO: OPTION_IA_NA, OPTION_IA_PD) for each binding's IAID, which this server sends
+    /// as IA_NA / IA_PD inside OPTION_CLIENT_DATA (peer redundancy needs it).
+    pub ia_data: bool,
 }
 
 /// Errors of the requestor.
@@ -78,6 +81,10 @@ pub enum ClientError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BoundAddress {
     pub address: Ipv6Addr,
+    /// The IAID of the client's IA_NA holding it, when the server sent it (asked for with
+    /// [`QueryOptions::ia_data`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iaid: Option<u32>,
     /// Seconds of preferred lifetime left at the message's base time.
     pub preferred: u32,
     /// Seconds of valid lifetime left (0: the binding is gone).
@@ -88,6 +95,9 @@ pub struct BoundAddress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BoundPrefix {
     pub prefix: Ipv6Addr,
+    /// The IAID of the client's IA_PD holding it, when the server sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iaid: Option<u32>,
     pub prefix_len: u8,
     pub preferred: u32,
     pub valid: u32,
@@ -131,10 +141,27 @@ impl Binding {
                 ))
             }
         };
+        let na_iaid = |address: Ipv6Addr| {
+            options
+                .ia_nas()
+                .find(|ia| ia.options.ia_addrs().any(|a| a.addr == address))
+                .map(|ia| ia.iaid)
+        };
+        let pd_iaid = |prefix: Ipv6Addr, len: u8| {
+            options
+                .ia_pds()
+                .find(|ia| {
+                    ia.options
+                        .ia_prefixes()
+                        .any(|p| p.prefix == prefix && p.prefix_len == len)
+                })
+                .map(|ia| ia.iaid)
+        };
         let addresses = options
             .ia_addrs()
             .map(|a| BoundAddress {
                 address: a.addr,
+                iaid: na_iaid(a.addr),
                 preferred: a.preferred,
                 valid: a.valid,
             })
@@ -143,6 +170,7 @@ impl Binding {
             .ia_prefixes()
             .map(|p| BoundPrefix {
                 prefix: p.prefix,
+                iaid: pd_iaid(p.prefix, p.prefix_len),
                 prefix_len: p.prefix_len,
                 preferred: p.preferred,
                 valid: p.valid,
@@ -173,10 +201,11 @@ impl Binding {
     pub fn states(&self) -> Vec<BindingState> {
         let base = i64::from(self.base_time.unwrap_or(0));
         let cltt = self.clt_time.map(|clt| base - i64::from(clt));
-        let state = |address, prefix_len, valid: u32, preferred: u32| BindingState {
+        let state = |address, prefix_len, iaid, valid: u32, preferred: u32| BindingState {
             client_id: self.client_id.clone(),
             address,
             prefix_len,
+            iaid,
             cltt,
             expire: (valid > 0).then(|| base + i64::from(valid)),
             preferred_end: (valid > 0).then(|| base + i64::from(preferred)),
@@ -184,12 +213,12 @@ impl Binding {
         let mut states: Vec<BindingState> = self
             .addresses
             .iter()
-            .map(|a| state(a.address, 128, a.valid, a.preferred))
+            .map(|a| state(a.address, 128, a.iaid, a.valid, a.preferred))
             .collect();
         states.extend(
             self.prefixes
                 .iter()
-                .map(|p| state(p.prefix, p.prefix_len, p.valid, p.preferred)),
+                .map(|p| state(p.prefix, p.prefix_len, p.iaid, p.valid, p.preferred)),
         );
         states
     }
@@ -203,6 +232,8 @@ pub struct BindingState {
     pub address: Ipv6Addr,
     /// 128 for an address.
     pub prefix_len: u8,
+    /// The IAID of its IA, when the server sent it.
+    pub iaid: Option<u32>,
     /// Client last transaction time, unix seconds.
     pub cltt: Option<i64>,
     /// End of the valid lifetime, unix seconds; `None` when the binding is gone.
@@ -325,18 +356,25 @@ pub fn build_query(
             QUERY_BY_REMOTE_ID
         }
     };
+    let mut oro = Vec::new();
+    if options.relay_data {
+        oro.push(OPT_LQ_RELAY_DATA);
+    }
+    if options.ia_data {
+        oro.extend([OPT_IA_NA, OPT_IA_PD]);
+    }
     let everything = msg_type == MSG_ACTIVELEASEQUERY
         && query_type == QUERY_BY_LINK_ADDRESS
         && link_address.is_unspecified();
     let mut message =
         Message::new(msg_type, transaction_id).with_option(DhcpOption::ClientId(requestor.clone()));
     if everything {
-        if options.relay_data {
-            message.push(DhcpOption::Oro(vec![OPT_LQ_RELAY_DATA]));
+        if !oro.is_empty() {
+            message.push(DhcpOption::Oro(oro));
         }
     } else {
-        if options.relay_data {
-            query_options.push(DhcpOption::Oro(vec![OPT_LQ_RELAY_DATA]));
+        if !oro.is_empty() {
+            query_options.push(DhcpOption::Oro(oro));
         }
         message.push(DhcpOption::LqQuery(LqQuery {
             query_type,

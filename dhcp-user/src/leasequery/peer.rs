@@ -231,6 +231,9 @@ impl PeerSink {
                 });
                 lease.duid = duid;
                 lease.subnet_id = subnet_id;
+                if let Some(iaid) = state.iaid {
+                    lease.iaid = iaid;
+                }
                 lease.assign(cltt, preferred, valid);
                 if let Some(relay) = &binding.relay_data {
                     if let Ok(bytes) = hex::decode(&relay.relay_message) {
@@ -320,7 +323,10 @@ async fn full_sync(settings: &PeerSettings, sink: &PeerSink) -> Result<Option<u3
         .bulk(
             &settings.requestor,
             &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
-            &QueryOptions::default(),
+            &QueryOptions {
+                ia_data: true,
+                ..QueryOptions::default()
+            },
         )
         .await?;
     if answer.status != dhcp_common::dhcpv6::STATUS_SUCCESS {
@@ -348,6 +354,9 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
     }
     let options = QueryOptions {
         start_time: resume.map(|t| t.saturating_sub(RESUME_OVERLAP_SECS)),
+        // The IAIDs: with them the installed binding answers the client's Rebind in our fast
+        // path (which matches the IAID) instead of passing it to the controller.
+        ia_data: true,
         ..QueryOptions::default()
     };
     let (active, answer) = ActiveLeasequery::start(

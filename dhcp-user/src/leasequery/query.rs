@@ -42,6 +42,9 @@ pub struct ParsedQuery {
     pub link_address: Ipv6Addr,
     /// The ORO asks for LQ_RELAY_DATA.
     pub relay_data: bool,
+    /// The ORO asks for OPTION_IA_NA or OPTION_IA_PD: each binding is also sent inside its IA,
+    /// with its IAID (see [`client_data`]).
+    pub ia_options: bool,
     /// LQ_START_TIME (RFC 7653): only bindings changed at or after this time, in Unix seconds
     /// (converted from the wire's seconds since 2000).
     pub start_time: Option<i64>,
@@ -119,8 +122,9 @@ pub fn parse_query(message: &Message) -> Result<ParsedQuery, QueryError> {
             .ok_or(QueryError::Malformed("no OPTION_LQ_QUERY"))?,
         _ => return Err(QueryError::Malformed("more than one OPTION_LQ_QUERY")),
     };
-    let relay_data =
-        query.requests_option(OPT_LQ_RELAY_DATA) || message.requests_option(OPT_LQ_RELAY_DATA);
+    let asks = |code| query.requests_option(code) || message.requests_option(code);
+    let relay_data = asks(OPT_LQ_RELAY_DATA);
+    let ia_options = asks(OPT_IA_NA) || asks(OPT_IA_PD);
     let time = |pick: fn(&DhcpOption) -> Option<u32>| {
         query
             .options
@@ -168,6 +172,7 @@ pub fn parse_query(message: &Message) -> Result<ParsedQuery, QueryError> {
         kind,
         link_address: query.link_address,
         relay_data,
+        ia_options,
         start_time,
         end_time,
         requestor_relay_id: message.relay_id().cloned(),
@@ -188,6 +193,7 @@ pub fn parse_active_query(message: &Message) -> Result<ParsedQuery, QueryError> 
             kind: QueryKind::LinkAddress,
             link_address: Ipv6Addr::UNSPECIFIED,
             relay_data: message.requests_option(OPT_LQ_RELAY_DATA),
+            ia_options: message.requests_option(OPT_IA_NA) || message.requests_option(OPT_IA_PD),
             start_time: time(|o| match o {
                 DhcpOption::LqStartTime(t) => Some(*t),
                 _ => None,
@@ -467,9 +473,11 @@ fn individual(
     check_policy(settings, requestor, &parsed)?;
     let selector = Selector::for_query(&parsed, settings);
     Ok(match answer_client(store, &parsed, &selector, now, true)? {
-        ClientAnswer::Client(leases) => client_data(&as_updates(leases), now, parsed.relay_data)
-            .into_iter()
-            .collect(),
+        ClientAnswer::Client(leases) => {
+            client_data(&as_updates(leases), now, parsed.relay_data, parsed.ia_options)
+                .into_iter()
+                .collect()
+        }
         ClientAnswer::Links(links) => vec![DhcpOption::LqClientLink(links)],
         ClientAnswer::Nothing => Vec::new(),
     })

@@ -465,6 +465,7 @@ impl Session {
         let mut stream = ActiveStream {
             xid: query.transaction_id,
             relay_data: parsed.relay_data,
+            ia_options: parsed.ia_options,
             selector,
             dedupe: HashMap::new(),
             dedupe_until: None,
@@ -571,6 +572,7 @@ impl Session {
 struct ActiveStream {
     xid: [u8; 3],
     relay_data: bool,
+    ia_options: bool,
     selector: Arc<Selector>,
     /// What the catch-up sent, per binding, while live events may still repeat it.
     dedupe: HashMap<LeaseKey, LeaseUpdate>,
@@ -594,7 +596,12 @@ impl ActiveStream {
         if self.dedupe.get(&key) == Some(&update) {
             return Ok(false);
         }
-        let Some(data) = client_data(std::slice::from_ref(&update), now, self.relay_data) else {
+        let Some(data) = client_data(
+            std::slice::from_ref(&update),
+            now,
+            self.relay_data,
+            self.ia_options,
+        ) else {
             return Ok(false);
         };
         let message = Message::new(MSG_LEASEQUERY_DATA, self.xid)
@@ -679,6 +686,7 @@ struct BulkOut<'a> {
     server_duid: &'a Duid,
     base_time: i64,
     relay_data: bool,
+    ia_options: bool,
     replied: bool,
     clients: u64,
 }
@@ -712,7 +720,8 @@ impl BulkOut<'_> {
 
     /// One client: in the REPLY if it is the first, else in a DATA.
     fn client(&mut self, updates: &[LeaseUpdate]) -> Result<(), Gone> {
-        let Some(data) = client_data(updates, self.base_time, self.relay_data) else {
+        let Some(data) = client_data(updates, self.base_time, self.relay_data, self.ia_options)
+        else {
             return Ok(());
         };
         let message = if self.replied {
@@ -763,6 +772,7 @@ fn produce_bulk(
         server_duid: &ctx.server_duid,
         base_time: unix_now(),
         relay_data: parsed.relay_data,
+        ia_options: parsed.ia_options,
         replied: false,
         clients: 0,
     };
