@@ -170,8 +170,11 @@ pub struct LeasequeryConfig {
     pub active_insecure: bool,
     /// Concurrent TCP sessions at most.
     pub max_connections: usize,
-    /// Seconds a TCP session may stay without a query (keepalives at half of it).
+    /// Seconds a TCP session may stay without a query.
     pub idle_timeout: u32,
+    /// Seconds between keepalives on an active leasequery without other traffic; a follower
+    /// of a peer gives up on a session after three of them without a message.
+    pub keepalive_interval: u32,
     /// Seconds a started frame may take to arrive, and a write to complete.
     pub io_timeout: u32,
     /// TCP listeners (bulk and active leasequery). Opened only when someone may use them
@@ -193,6 +196,7 @@ impl Default for LeasequeryConfig {
             active_insecure: false,
             max_connections: DEFAULT_LQ_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_LQ_IDLE_TIMEOUT,
+            keepalive_interval: DEFAULT_LQ_KEEPALIVE_INTERVAL,
             io_timeout: DEFAULT_LQ_IO_TIMEOUT,
             listen: vec![default_lq_listen()],
             peers: Vec::new(),
@@ -234,6 +238,8 @@ impl PoolHalf {
 pub const DEFAULT_LQ_MAX_CONNECTIONS: usize = 32;
 /// Leasequery idle timeout by default, seconds.
 pub const DEFAULT_LQ_IDLE_TIMEOUT: u32 = 120;
+/// Keepalive interval of active leasequery by default, seconds.
+pub const DEFAULT_LQ_KEEPALIVE_INTERVAL: u32 = 5;
 /// Leasequery I/O timeout by default, seconds.
 pub const DEFAULT_LQ_IO_TIMEOUT: u32 = 10;
 
@@ -450,6 +456,7 @@ struct RawLeasequery {
     active_insecure: Option<Spanned<bool>>,
     max_connections: Option<Spanned<usize>>,
     idle_timeout: Option<Spanned<u32>>,
+    keepalive_interval: Option<Spanned<u32>>,
     io_timeout: Option<Spanned<u32>>,
     listen: Option<Vec<PeerAddress>>,
     peers: Option<Spanned<Vec<PeerAddress>>>,
@@ -654,6 +661,11 @@ impl Validator<'_> {
         };
         let idle_timeout = positive(&raw.idle_timeout, "idle-timeout", defaults.idle_timeout)?;
         let io_timeout = positive(&raw.io_timeout, "io-timeout", defaults.io_timeout)?;
+        let keepalive_interval = positive(
+            &raw.keepalive_interval,
+            "keepalive-interval",
+            defaults.keepalive_interval,
+        )?;
         let max_connections = match &raw.max_connections {
             Some(v) if *v.get_ref() == 0 => {
                 return Err(self.invalid(
@@ -724,6 +736,7 @@ impl Validator<'_> {
             active_insecure,
             max_connections,
             idle_timeout,
+            keepalive_interval,
             io_timeout,
             listen: raw
                 .listen
@@ -1147,14 +1160,15 @@ reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1:
         let text = format!(
             "[leasequery]\nallow = [\"2001:db8:1::/64\"]\nrestricted-requestors = true\n\
              active = true\nactive-insecure = true\nmax-connections = 4\nidle-timeout = 30\nio-timeout = 2\n\
+             keepalive-interval = 7\n\
              listen = [\"[2001:db8:1::1]:5547\"]\npeers = [\"2001:db8:1::3\", \"[2001:db8:1::4]:1547\"]\n\
              pool-half = \"upper\"\n{base}"
         );
         let lq = Config::parse(&text, "x.toml").unwrap().leasequery;
         assert!(lq.restricted_requestors && lq.active && lq.active_insecure && lq.serves_tcp());
         assert_eq!(
-            (lq.max_connections, lq.idle_timeout, lq.io_timeout),
-            (4, 30, 2)
+            (lq.max_connections, lq.idle_timeout, lq.io_timeout, lq.keepalive_interval),
+            (4, 30, 2, 7)
         );
         assert_eq!(lq.listen, vec!["[2001:db8:1::1]:5547".parse().unwrap()]);
         assert_eq!(
@@ -1206,6 +1220,11 @@ reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1:
         assert!(e.contains("test.toml") && e.contains("line 3"), "{e}");
         assert!(
             e.contains("leasequery.peers") && e.contains("pool-half"),
+            "{e}"
+        );
+        let e = err("[leasequery]\nkeepalive-interval = 0\n");
+        assert!(
+            e.contains("leasequery.keepalive-interval") && e.contains("at least 1 second"),
             "{e}"
         );
         let e = err("[leasequery]\nidle-timeout = 0\n");

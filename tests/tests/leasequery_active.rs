@@ -235,9 +235,10 @@ async fn data_missing_when_the_history_was_pruned_then_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keepalive_at_half_the_idle_timeout() {
+async fn keepalive_at_the_configured_interval() {
     let f = Fixture::start(LeasequerySettings {
         idle_timeout: Duration::from_secs(2),
+        keepalive_interval: Duration::from_secs(1),
         ..settings()
     })
     .await;
@@ -252,7 +253,7 @@ async fn keepalive_at_half_the_idle_timeout() {
         let waited = started.elapsed();
         assert!(
             waited >= Duration::from_millis(800),
-            "not before half the idle timeout"
+            "not before the keepalive interval"
         );
         let m = parse_msg(&bytes);
         assert_eq!((m.msg_type, m.xid), (17, [1, 1, 1]));

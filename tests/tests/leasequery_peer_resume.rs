@@ -24,10 +24,14 @@ use tokio::sync::watch;
 /// A TCP relay to `target`. The first connection accepted after [`Relay::arm`] is cut once it
 /// has passed `cut_after` LEASEQUERY-DATA messages with a binding (with a reset when `reset`,
 /// else a FIN, as `ss -K` or a dying peer would); the others pass untouched.
+/// [`Relay::freeze`] makes the connections open at that moment go silent instead: nothing more
+/// from the server reaches the client, and nothing is closed (a peer whose box died).
 struct Relay {
     addr: SocketAddr,
     armed: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
+    /// Connections numbered below this are frozen.
+    frozen_below: Arc<AtomicUsize>,
 }
 
 impl Relay {
@@ -36,13 +40,14 @@ impl Relay {
         let addr = listener.local_addr().unwrap();
         let armed = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (armed_in, count) = (armed.clone(), connections.clone());
+        let frozen_below = Arc::new(AtomicUsize::new(0));
+        let (armed_in, count, frozen) = (armed.clone(), connections.clone(), frozen_below.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
-                count.fetch_add(1, Ordering::SeqCst);
+                let id = count.fetch_add(1, Ordering::SeqCst);
                 let cut = armed_in.swap(false, Ordering::SeqCst);
                 let Ok(upstream) = TcpStream::connect(target).await else {
                     continue;
@@ -50,14 +55,23 @@ impl Relay {
                 if cut && reset {
                     client.set_linger(Some(Duration::ZERO)).unwrap();
                 }
-                tokio::spawn(relay(client, upstream, cut.then_some(cut_after)));
+                let frozen = frozen.clone();
+                tokio::spawn(relay(client, upstream, cut.then_some(cut_after), move || {
+                    id < frozen.load(Ordering::SeqCst)
+                }));
             }
         });
         Relay {
             addr,
             armed,
             connections,
+            frozen_below,
         }
+    }
+
+    fn freeze(&self) {
+        self.frozen_below
+            .store(self.connections.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 
     fn arm(&self) {
@@ -69,7 +83,12 @@ impl Relay {
     }
 }
 
-async fn relay(client: TcpStream, upstream: TcpStream, cut_after: Option<usize>) {
+async fn relay(
+    client: TcpStream,
+    upstream: TcpStream,
+    cut_after: Option<usize>,
+    frozen: impl Fn() -> bool,
+) {
     let (mut client_rx, mut client_tx) = client.into_split();
     let (mut up_rx, mut up_tx) = upstream.into_split();
     let to_server = tokio::spawn(async move {
@@ -84,6 +103,9 @@ async fn relay(client: TcpStream, upstream: TcpStream, cut_after: Option<usize>)
         let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
         if up_rx.read_exact(&mut body).await.is_err() {
             break;
+        }
+        if frozen() {
+            continue;
         }
         if client_tx.write_all(&len).await.is_err() || client_tx.write_all(&body).await.is_err()
         {
@@ -123,8 +145,17 @@ impl Follower {
     }
 
     fn follow(&self, peer: SocketAddr) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        self.follow_with(peer, PeerSettings::silence_for(Duration::from_secs(5)))
+    }
+
+    fn follow_with(
+        &self,
+        peer: SocketAddr,
+        silence: Duration,
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
         let mut settings = PeerSettings::new(peer, Duid::new(vec![0, 3, 0, 1, 0xb, 0xb]).unwrap());
         settings.retry = Duration::from_millis(200);
+        settings.silence_timeout = silence;
         let sink = PeerSink {
             store: self.store.clone(),
             writer: self.writer.clone(),
@@ -218,4 +249,45 @@ async fn catch_ups_reset_at_any_point_lose_nothing_three_runs() {
     for cut_after in [300, 1500, 2990] {
         cut_catch_up_run(3000, cut_after, true).await;
     }
+}
+
+/// A peer that goes silent without closing (its box died) is given up after three missed
+/// keepalives plus a second, and what it granted meanwhile arrives on the next session: 4 s
+/// with a 1 s keepalive here (16 s with the default 5 s), where it used to take 155 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_session_is_given_up_after_three_keepalives() {
+    let keepalive = Duration::from_secs(1);
+    let peer = Fixture::start(dhcp_user::leasequery::LeasequerySettings {
+        keepalive_interval: keepalive,
+        ..settings()
+    })
+    .await;
+    let relay = Relay::start(peer.addr, usize::MAX, false).await;
+    let follower = Follower::new();
+    let silence = PeerSettings::silence_for(keepalive);
+    assert_eq!(silence, Duration::from_secs(4));
+    let (_stop, _task) = follower.follow_with(relay.addr, silence);
+    eventually(Duration::from_secs(10), || {
+        follower.stats.get("peer_full_syncs") >= 1 && peer.stats.get("active_queries") >= 1
+    })
+    .await;
+    // Keepalives keep a quiet but live session up.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(follower.stats.get("peer_connection_errors"), 0);
+
+    relay.freeze();
+    let frozen_at = tokio::time::Instant::now();
+    let t = now();
+    peer.change(
+        dhcp_user::server::events::LeaseEventKind::Granted,
+        &[na(addr("2001:db8:1::77"), 77, LINK_A, t)],
+        t,
+    );
+    eventually(Duration::from_secs(15), || follower.assigned() == 1).await;
+    let waited = frozen_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited <= Duration::from_secs(8),
+        "given up and caught up after {waited:?}"
+    );
+    assert_eq!(follower.stats.get("peer_connection_errors"), 1);
 }

@@ -12,8 +12,8 @@
 //!
 //! Policy ([`LeasequerySettings`]): an allow-list of requestor prefixes (empty: nobody), the
 //! restricted-requestor mode (a requestor sees only bindings whose Relay-ID equals the Relay-ID
-//! option it sends), at most `max_connections` TCP sessions, an idle timeout (keepalives of an
-//! active query at half of it), and an I/O timeout bounding every frame read and every write.
+//! option it sends), at most `max_connections` TCP sessions, an idle timeout, a keepalive
+//! interval for active queries, and an I/O timeout bounding every frame read and every write.
 
 mod binding;
 pub mod cli;
@@ -51,9 +51,11 @@ pub struct LeasequerySettings {
     pub active_enabled: bool,
     /// Concurrent TCP sessions at most; further connections are closed at once (and counted).
     pub max_connections: usize,
-    /// A TCP session without a query for this long is closed; an active session gets a
-    /// keepalive after half of it without other traffic.
+    /// A TCP session without a query for this long is closed.
     pub idle_timeout: Duration,
+    /// An active session without other traffic gets a keepalive (an empty LEASEQUERY-DATA)
+    /// this often.
+    pub keepalive_interval: Duration,
     /// A started frame must arrive completely, and each write must complete, within this time;
     /// else the peer is considered stuck and dropped.
     pub io_timeout: Duration,
@@ -74,6 +76,7 @@ impl Default for LeasequerySettings {
             active_enabled: false,
             max_connections: 32,
             idle_timeout: Duration::from_secs(120),
+            keepalive_interval: Duration::from_secs(5),
             io_timeout: Duration::from_secs(10),
             page_size: 1000,
             links: Vec::new(),
@@ -93,6 +96,7 @@ impl LeasequerySettings {
             active_enabled: lq.active && lq.active_insecure,
             max_connections: lq.max_connections,
             idle_timeout: Duration::from_secs(u64::from(lq.idle_timeout)),
+            keepalive_interval: Duration::from_secs(u64::from(lq.keepalive_interval)),
             io_timeout: Duration::from_secs(u64::from(lq.io_timeout)),
             links: config.subnets.iter().map(|s| s.prefix).collect(),
             delegated: config

@@ -50,21 +50,28 @@ pub struct PeerSettings {
     pub retry: Duration,
     /// Per-operation timeout of the connection.
     pub io_timeout: Duration,
-    /// No message at all from the peer for this long (it sends keepalives at half its idle
-    /// timeout) means the connection is dead: reconnect.
+    /// No message at all from the peer for this long (it sends keepalives at its keepalive
+    /// interval) means the connection is dead: reconnect.
     pub silence_timeout: Duration,
 }
 
 impl PeerSettings {
-    /// Defaults: retry every 2 s, 10 s I/O timeout, 150 s silence (peer idle timeout 120 s).
+    /// Defaults: retry every 2 s, 10 s I/O timeout, and the silence timeout for the default
+    /// 5 s keepalive interval (16 s).
     pub fn new(peer: SocketAddr, requestor: Duid) -> Self {
         PeerSettings {
             peer,
             requestor,
             retry: Duration::from_secs(2),
             io_timeout: Duration::from_secs(10),
-            silence_timeout: Duration::from_secs(150),
+            silence_timeout: Self::silence_for(Duration::from_secs(5)),
         }
+    }
+
+    /// How long a session may stay silent when the peer sends a keepalive every `keepalive`
+    /// (the two servers of a pair are configured alike): three missed keepalives and a second.
+    pub fn silence_for(keepalive: Duration) -> Duration {
+        keepalive * 3 + Duration::from_secs(1)
     }
 }
 

@@ -15,7 +15,7 @@
 //! LQ_START_TIME), then with LQ_START_TIME the catch-up (the current state of every binding
 //! changed since, one LEASEQUERY-DATA each) and a LEASEQUERY-DATA with CatchUpComplete, then a
 //! LEASEQUERY-DATA per binding change as it happens, and an empty LEASEQUERY-DATA (only
-//! LQ_BASE_TIME) after half the idle timeout without traffic. A binding that is no longer
+//! LQ_BASE_TIME) after the keepalive interval without traffic. A binding that is no longer
 //! assigned (released, declined, expired, cleared) is sent with lifetimes 0.
 //!
 //! An ACTIVELEASEQUERY without OPTION_LQ_QUERY asks for every binding (RFC 7653 §6.2.1); one
@@ -498,7 +498,11 @@ impl Session {
         stream: &mut ActiveStream,
         events: &mut broadcast::Receiver<LeaseEvent>,
     ) -> Result<Flow, Abort> {
-        let keepalive = (self.ctx.settings.idle_timeout / 2).max(Duration::from_millis(100));
+        let keepalive = self
+            .ctx
+            .settings
+            .keepalive_interval
+            .max(Duration::from_millis(100));
         let mut next_keepalive = Instant::now() + keepalive;
         let mut complete_at = unix_now();
         let mut shutdown = self.shutdown.clone();
