@@ -30,8 +30,13 @@ struct PeerServer {
 
 impl PeerServer {
     fn new(name: &'static str, ns: Namespace, link: VethPair, peer: &str, half: &str) -> Self {
-        let state_dir =
-            std::env::temp_dir().join(format!("dhcp-user-peer-{name}-{}", std::process::id()));
+        // Unique per server even with both tests of this file running at once.
+        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state_dir = std::env::temp_dir().join(format!(
+            "dhcp-user-peer-{name}-{}-{n}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
         // Same subnet and pools on both; only the half each allocates from differs. Short
@@ -211,9 +216,10 @@ fn same_tables(a: &[(String, String, String, i64)], b: &[(String, String, String
             .all(|(x, y)| (&x.0, &x.1, &x.2) == (&y.0, &y.1, &y.2) && (x.3 - y.3).abs() <= 1)
 }
 
-#[test]
-fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
-    let lab = Lab::new();
+/// The lab of both tests: A and B on one bridged link with a client; the client binds from A
+/// (dhclient, an address and a prefix) while only A runs, then B starts and both follow each
+/// other. Returns A, B, the client namespace and dhclient's pid file.
+fn pair_with_a_bound_client(lab: &Lab) -> (PeerServer, PeerServer, Namespace, PathBuf) {
     let a_ns = lab.namespace("srva").unwrap();
     let b_ns = lab.namespace("srvb").unwrap();
     let client = lab.namespace("cli").unwrap();
@@ -306,6 +312,13 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
         },
     );
 
+    (a, b, client, pid)
+}
+
+#[test]
+fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
+    let lab = Lab::new();
+    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab);
     let granted = a.assigned();
     assert_eq!(
         granted.len(),
@@ -497,6 +510,69 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
         b_stats.leasequery,
         a.stats().leasequery
     );
+    let _ = client
+        .command("dhclient")
+        .args(["-6", "-x", "-pf"])
+        .arg(&pid)
+        .status();
+}
+
+/// Item 6 of issue 21, as decided: with the fast path on, killing only A's controller (link up,
+/// pinned program running) leaves the client renewing through A's XDP program. Those renewals
+/// wait in A's ring buffer and map; when the controller comes back they become durable before
+/// its leasequery listener opens, so B catches up on them and its table shows the expiries the
+/// client was given while the controller was away.
+#[test]
+fn renewals_answered_while_only_the_controller_was_dead_reach_the_peer() {
+    let lab = Lab::new();
+    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab);
+    let granted = a.assigned();
+    assert_eq!(granted.len(), 2, "an address and a prefix: {granted:?}");
+    wait_until(
+        "B to follow A",
+        Duration::from_secs(20),
+        &[&a, &b],
+        || same_tables(&a.assigned(), &b.assigned()),
+    );
+
+    // Only the controller dies: the process, not the box (the link stays up).
+    if let Some(mut child) = a.process.take() {
+        let _ = Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+    let b_at_kill = b.assigned();
+    let renews_at_kill = a.fast_path_counter("tx_renew");
+    // The client renews at T1 (3 s): A's pinned program answers; nobody tells B yet.
+    wait_until(
+        "A's fast path to answer renewals with no controller",
+        Duration::from_secs(20),
+        &[&a, &b],
+        || a.fast_path_counter("tx_renew") >= renews_at_kill + 2,
+    );
+    assert_eq!(
+        b.assigned(),
+        b_at_kill,
+        "B has not heard of these renewals while A's controller is dead"
+    );
+
+    // The controller comes back: the renewals become durable and reach B.
+    a.start();
+    wait_until(
+        "B to learn the renewals answered while A's controller was dead",
+        Duration::from_secs(30),
+        &[&a, &b],
+        || {
+            let rows = b.assigned();
+            rows.len() == 2
+                && rows
+                    .iter()
+                    .all(|r| b_at_kill.iter().any(|k| k.2 == r.2 && r.3 >= k.3 + 3))
+                && same_tables(&a.assigned(), &rows)
+        },
+    );
+    assert_eq!(b.stats().leasequery.get("peer_conflicts"), None);
     let _ = client
         .command("dhclient")
         .args(["-6", "-x", "-pf"])
