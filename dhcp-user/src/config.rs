@@ -697,7 +697,10 @@ impl Validator<'_> {
                     .into(),
             ));
         }
-        let active = raw.active.as_ref().map_or(defaults.active, |a| *a.get_ref());
+        let active = raw
+            .active
+            .as_ref()
+            .map_or(defaults.active, |a| *a.get_ref());
         let active_insecure = raw
             .active_insecure
             .as_ref()
@@ -1167,7 +1170,12 @@ reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1:
         let lq = Config::parse(&text, "x.toml").unwrap().leasequery;
         assert!(lq.restricted_requestors && lq.active && lq.active_insecure && lq.serves_tcp());
         assert_eq!(
-            (lq.max_connections, lq.idle_timeout, lq.io_timeout, lq.keepalive_interval),
+            (
+                lq.max_connections,
+                lq.idle_timeout,
+                lq.io_timeout,
+                lq.keepalive_interval
+            ),
             (4, 30, 2, 7)
         );
         assert_eq!(lq.listen, vec!["[2001:db8:1::1]:5547".parse().unwrap()]);
@@ -1192,16 +1200,23 @@ reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1:
         assert!(!lq.active && !lq.active_insecure, "off unless asked for");
         let e = err(&format!("[leasequery]\nactive = true\n{base}"));
         assert!(
-            e.contains("leasequery.active") && e.contains("line 2") && e.contains("active-insecure = true"),
+            e.contains("leasequery.active")
+                && e.contains("line 2")
+                && e.contains("active-insecure = true"),
             "{e}"
         );
         let e = err(&format!("[leasequery]\nactive-insecure = true\n{base}"));
-        assert!(e.contains("leasequery.active-insecure") && e.contains("active = true"), "{e}");
+        assert!(
+            e.contains("leasequery.active-insecure") && e.contains("active = true"),
+            "{e}"
+        );
         let e = err(&format!(
             "[leasequery]\npeers = [\"2001:db8:1::3\"]\npool-half = \"lower\"\n{base}"
         ));
         assert!(
-            e.contains("leasequery.peers") && e.contains("active = true") && e.contains("active-insecure = true"),
+            e.contains("leasequery.peers")
+                && e.contains("active = true")
+                && e.contains("active-insecure = true"),
             "{e}"
         );
         let both = Config::parse(

@@ -215,11 +215,7 @@ async fn data_missing_when_the_history_was_pruned_then_live() {
         .unwrap();
     f.store.prune_changes(t0 + 30).unwrap();
     let mut s = f.connect().await;
-    send(
-        &mut s,
-        &active_all([4, 4, 4], &opt(101, &lq_time(t0))),
-    )
-    .await;
+    send(&mut s, &active_all([4, 4, 4], &opt(101, &lq_time(t0)))).await;
     let reply = read_msg(&mut s).await;
     assert_eq!((reply.msg_type, reply.status().0), (15, 12), "DataMissing");
     let t = now();

@@ -53,12 +53,15 @@ impl Relay {
                     continue;
                 };
                 if cut && reset {
-                    client.set_linger(Some(Duration::ZERO)).unwrap();
+                    client.set_zero_linger().unwrap();
                 }
                 let frozen = frozen.clone();
-                tokio::spawn(relay(client, upstream, cut.then_some(cut_after), move || {
-                    id < frozen.load(Ordering::SeqCst)
-                }));
+                tokio::spawn(relay(
+                    client,
+                    upstream,
+                    cut.then_some(cut_after),
+                    move || id < frozen.load(Ordering::SeqCst),
+                ));
             }
         });
         Relay {
@@ -107,8 +110,7 @@ async fn relay(
         if frozen() {
             continue;
         }
-        if client_tx.write_all(&len).await.is_err() || client_tx.write_all(&body).await.is_err()
-        {
+        if client_tx.write_all(&len).await.is_err() || client_tx.write_all(&body).await.is_err() {
             break;
         }
         if body[0] == 17 && parse_msg(&body).get(45).is_some() {
@@ -197,9 +199,8 @@ async fn cut_catch_up_run(grants: u32, cut_after: usize, reset: bool) {
     let t = now();
     let leases: Vec<LeaseChange> = (0..grants)
         .map(|n| {
-            let address = std::net::Ipv6Addr::from(
-                u128::from(addr("2001:db8:1::1:0")) + u128::from(n),
-            );
+            let address =
+                std::net::Ipv6Addr::from(u128::from(addr("2001:db8:1::1:0")) + u128::from(n));
             LeaseChange::Upsert(na(address, 1000 + n, LINK_A, t))
         })
         .collect();

@@ -52,7 +52,9 @@ async fn catch_up(s: &mut tokio::net::TcpStream, xid: [u8; 3]) -> Vec<Ipv6Addr> 
         if m.status().0 == STATUS_CATCH_UP_COMPLETE {
             return seen;
         }
-        let data = m.client_data().expect("a catch-up update carries client data");
+        let data = m
+            .client_data()
+            .expect("a catch-up update carries client data");
         seen.push(iaaddr(find(&data, 5)[0]).0);
     }
 }
@@ -113,12 +115,11 @@ async fn an_active_query_without_lq_query_follows_every_binding() {
         reply.status()
     );
     let t = now();
-    for (address, n, link) in [("2001:db8:1::21", 21, LINK_A), ("2001:db8:2::22", 22, LINK_B)] {
-        f.change(
-            LeaseEventKind::Granted,
-            &[na(addr(address), n, link, t)],
-            t,
-        );
+    for (address, n, link) in [
+        ("2001:db8:1::21", 21, LINK_A),
+        ("2001:db8:2::22", 22, LINK_B),
+    ] {
+        f.change(LeaseEventKind::Granted, &[na(addr(address), n, link, t)], t);
         let m = read_msg(&mut s).await;
         assert_eq!((m.msg_type, m.xid), (LEASEQUERY_DATA, [7, 0, 2]));
         assert!(m.get(OPTION_LQ_BASE_TIME).is_some());
@@ -176,11 +177,22 @@ async fn lq_end_time_in_an_active_query_is_malformed() {
         (reply.msg_type, reply.status().0),
         (LEASEQUERY_REPLY, STATUS_MALFORMED_QUERY)
     );
-    assert!(reply.status().1.contains("LQ_END_TIME"), "{:?}", reply.status());
+    assert!(
+        reply.status().1.contains("LQ_END_TIME"),
+        "{:?}",
+        reply.status()
+    );
     let mut s = f.connect().await;
     send(
         &mut s,
-        &query(ACTIVELEASEQUERY, [7, 0, 7], 4, Ipv6Addr::UNSPECIFIED, &[], &end),
+        &query(
+            ACTIVELEASEQUERY,
+            [7, 0, 7],
+            4,
+            Ipv6Addr::UNSPECIFIED,
+            &[],
+            &end,
+        ),
     )
     .await;
     assert_eq!(read_msg(&mut s).await.status().0, STATUS_MALFORMED_QUERY);
@@ -221,7 +233,11 @@ async fn active_leasequery_is_off_by_default() {
     send(&mut s, &bare(ACTIVELEASEQUERY, [7, 0, 9], &[])).await;
     assert_eq!(read_msg(&mut s).await.status().0, STATUS_NOT_SUPPORTED);
     let mut s = f.connect().await;
-    send(&mut s, &query(14, [7, 0, 10], 4, Ipv6Addr::UNSPECIFIED, &[], &[])).await;
+    send(
+        &mut s,
+        &query(14, [7, 0, 10], 4, Ipv6Addr::UNSPECIFIED, &[], &[]),
+    )
+    .await;
     let reply = read_msg(&mut s).await;
     assert_eq!((reply.msg_type, reply.status().0), (LEASEQUERY_REPLY, 0));
 }

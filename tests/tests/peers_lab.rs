@@ -33,10 +33,8 @@ impl PeerServer {
         // Unique per server even with both tests of this file running at once.
         static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let state_dir = std::env::temp_dir().join(format!(
-            "dhcp-user-peer-{name}-{}-{n}",
-            std::process::id()
-        ));
+        let state_dir =
+            std::env::temp_dir().join(format!("dhcp-user-peer-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
         // Same subnet and pools on both; only the half each allocates from differs. Short
@@ -424,7 +422,11 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
         ids.sort();
         ids
     };
-    assert_eq!(iaids(b.bindings()), iaids(a.bindings()), "IAIDs installed on B");
+    assert_eq!(
+        iaids(b.bindings()),
+        iaids(a.bindings()),
+        "IAIDs installed on B"
+    );
 
     // A dies. The client's Renews (to A) go unanswered; at T2 it rebinds and B's XDP fast path
     // answers (no IAID mismatch passes it to B's controller).
@@ -528,12 +530,9 @@ fn renewals_answered_while_only_the_controller_was_dead_reach_the_peer() {
     let (mut a, b, client, pid) = pair_with_a_bound_client(&lab);
     let granted = a.assigned();
     assert_eq!(granted.len(), 2, "an address and a prefix: {granted:?}");
-    wait_until(
-        "B to follow A",
-        Duration::from_secs(20),
-        &[&a, &b],
-        || same_tables(&a.assigned(), &b.assigned()),
-    );
+    wait_until("B to follow A", Duration::from_secs(20), &[&a, &b], || {
+        same_tables(&a.assigned(), &b.assigned())
+    });
 
     // Only the controller dies: the process, not the box (the link stays up).
     if let Some(mut child) = a.process.take() {

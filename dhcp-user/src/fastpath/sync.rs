@@ -571,7 +571,10 @@ impl MapSync {
 
 /// Applies every renewal report already waiting in the ring (left by the program while no
 /// controller read it) to the store, through the writer's batched `submit`; returns how many.
-fn drain_waiting_renewals(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, server: &Server) -> usize {
+fn drain_waiting_renewals(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    server: &Server,
+) -> usize {
     let mut applied = 0;
     while let Some(item) = ring.next() {
         if item.len() < std::mem::size_of::<RenewalEvent>() {

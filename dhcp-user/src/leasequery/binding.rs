@@ -93,15 +93,17 @@ pub fn client_data(
             }),
         };
         if ias {
-            let same_ia = ia_options.iter_mut().find_map(|o| match (o, lease.lease_type) {
-                (DhcpOption::IaNa(ia), LeaseType::Na) if ia.iaid == lease.iaid => {
-                    Some(&mut ia.options)
-                }
-                (DhcpOption::IaPd(ia), LeaseType::Pd) if ia.iaid == lease.iaid => {
-                    Some(&mut ia.options)
-                }
-                _ => None,
-            });
+            let same_ia = ia_options
+                .iter_mut()
+                .find_map(|o| match (o, lease.lease_type) {
+                    (DhcpOption::IaNa(ia), LeaseType::Na) if ia.iaid == lease.iaid => {
+                        Some(&mut ia.options)
+                    }
+                    (DhcpOption::IaPd(ia), LeaseType::Pd) if ia.iaid == lease.iaid => {
+                        Some(&mut ia.options)
+                    }
+                    _ => None,
+                });
             match same_ia {
                 Some(inner) => inner.push(binding.clone()),
                 None => ia_options.push(match lease.lease_type {
@@ -196,7 +198,8 @@ mod tests {
         let pd = with.ia_pds().next().expect("IA_PD");
         assert_eq!(pd.iaid, 9);
         assert_eq!(pd.options.ia_prefixes().next().unwrap().prefix_len, 56);
-        let parsed = crate::leasequery::client::Binding::from_client_data(&with, Some(1010)).unwrap();
+        let parsed =
+            crate::leasequery::client::Binding::from_client_data(&with, Some(1010)).unwrap();
         assert_eq!(parsed.addresses[0].iaid, Some(7));
         assert_eq!(parsed.prefixes[0].iaid, Some(9));
     }

@@ -728,7 +728,10 @@ mod tests {
         };
         let active = build_query(MSG_ACTIVELEASEQUERY, [1, 2, 3], &me(), &all, &options);
         assert_eq!(active.count(OPT_LQ_QUERY), 0);
-        assert!(active.requests_option(OPT_LQ_RELAY_DATA), "the ORO moves up");
+        assert!(
+            active.requests_option(OPT_LQ_RELAY_DATA),
+            "the ORO moves up"
+        );
         assert!(active
             .options
             .contains(&DhcpOption::LqStartTime(1_800_000_000 - 946_684_800)));

@@ -31,9 +31,7 @@ use ipnet::Ipv6Net;
 use crate::config::Config;
 
 pub use binding::{client_data, relay_peer_address, LeaseUpdate};
-pub use query::{
-    answer_udp, parse_active_query, parse_query, ParsedQuery, QueryError, QueryKind,
-};
+pub use query::{answer_udp, parse_active_query, parse_query, ParsedQuery, QueryError, QueryKind};
 pub use stats::LeasequeryStats;
 
 pub use tcp::{serve_tcp, spawn_tcp, LeasequeryContext, SubscribeFn};

@@ -473,11 +473,14 @@ fn individual(
     check_policy(settings, requestor, &parsed)?;
     let selector = Selector::for_query(&parsed, settings);
     Ok(match answer_client(store, &parsed, &selector, now, true)? {
-        ClientAnswer::Client(leases) => {
-            client_data(&as_updates(leases), now, parsed.relay_data, parsed.ia_options)
-                .into_iter()
-                .collect()
-        }
+        ClientAnswer::Client(leases) => client_data(
+            &as_updates(leases),
+            now,
+            parsed.relay_data,
+            parsed.ia_options,
+        )
+        .into_iter()
+        .collect(),
         ClientAnswer::Links(links) => vec![DhcpOption::LqClientLink(links)],
         ClientAnswer::Nothing => Vec::new(),
     })

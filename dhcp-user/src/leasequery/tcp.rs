@@ -441,11 +441,10 @@ impl Session {
             Some(start) => {
                 let ctx = self.ctx.clone();
                 let sel = selector.clone();
-                let read = tokio::task::spawn_blocking(move || {
-                    catch_up(ctx.store.as_ref(), start, &sel)
-                })
-                .await
-                .map_err(|err| Abort::new("internal_error", err.to_string()))?;
+                let read =
+                    tokio::task::spawn_blocking(move || catch_up(ctx.store.as_ref(), start, &sel))
+                        .await
+                        .map_err(|err| Abort::new("internal_error", err.to_string()))?;
                 match read {
                     Ok(updates) => Some(updates),
                     Err(QueryError::DataMissing) => None,

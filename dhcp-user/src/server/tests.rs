@@ -492,7 +492,15 @@ fn release_moves_the_last_transaction_time_but_not_the_expiry() {
         &client(1),
         vec![ia_na(1, &[]), DhcpOption::RapidCommit],
     ));
-    let address = reply.unwrap().ia_nas().next().unwrap().ia_addrs().next().unwrap().addr;
+    let address = reply
+        .unwrap()
+        .ia_nas()
+        .next()
+        .unwrap()
+        .ia_addrs()
+        .next()
+        .unwrap()
+        .addr;
     let granted = world.leases[&LeaseKey::na(address)].clone();
     assert_eq!(granted.cltt, NOW);
     let later = NOW + 300;
