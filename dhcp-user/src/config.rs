@@ -19,6 +19,8 @@
 //! [leasequery]
 //! allow = ["2001:db8:1::/64"]
 //! listen = ["[::]:547"]                           # TCP (bulk/active); default [::]:547
+//! active = true                                   # serve active leasequery (default off) ...
+//! active-insecure = true                          # ... without TLS (needed with active)
 //! peers = ["[2001:db8:1::3]:547"]                 # redundancy: follow this server's bindings
 //! pool-half = "lower"                              # with peers: allocate from this half only
 //!
@@ -161,12 +163,18 @@ pub struct LeasequeryConfig {
     pub allow: Vec<Ipv6Net>,
     /// Restricted-requestor mode: a requestor sees only bindings whose Relay-ID is its own.
     pub restricted_requestors: bool,
-    /// Whether ACTIVELEASEQUERY is served (else NotSupported).
+    /// Whether ACTIVELEASEQUERY is served (else NotSupported). Off by default (RFC 7653 §9.1).
     pub active: bool,
+    /// The separate step RFC 7653 §9.1 asks for before active leasequery runs without TLS
+    /// (this server has no TLS yet): `active` requires it.
+    pub active_insecure: bool,
     /// Concurrent TCP sessions at most.
     pub max_connections: usize,
-    /// Seconds a TCP session may stay without a query (keepalives at half of it).
+    /// Seconds a TCP session may stay without a query.
     pub idle_timeout: u32,
+    /// Seconds between keepalives on an active leasequery without other traffic; a follower
+    /// of a peer gives up on a session after three of them without a message.
+    pub keepalive_interval: u32,
     /// Seconds a started frame may take to arrive, and a write to complete.
     pub io_timeout: u32,
     /// TCP listeners (bulk and active leasequery). Opened only when someone may use them
@@ -184,9 +192,11 @@ impl Default for LeasequeryConfig {
         LeasequeryConfig {
             allow: Vec::new(),
             restricted_requestors: false,
-            active: true,
+            active: false,
+            active_insecure: false,
             max_connections: DEFAULT_LQ_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_LQ_IDLE_TIMEOUT,
+            keepalive_interval: DEFAULT_LQ_KEEPALIVE_INTERVAL,
             io_timeout: DEFAULT_LQ_IO_TIMEOUT,
             listen: vec![default_lq_listen()],
             peers: Vec::new(),
@@ -228,6 +238,8 @@ impl PoolHalf {
 pub const DEFAULT_LQ_MAX_CONNECTIONS: usize = 32;
 /// Leasequery idle timeout by default, seconds.
 pub const DEFAULT_LQ_IDLE_TIMEOUT: u32 = 120;
+/// Keepalive interval of active leasequery by default, seconds.
+pub const DEFAULT_LQ_KEEPALIVE_INTERVAL: u32 = 5;
 /// Leasequery I/O timeout by default, seconds.
 pub const DEFAULT_LQ_IO_TIMEOUT: u32 = 10;
 
@@ -440,9 +452,11 @@ struct RawLeasequery {
     allow: Vec<Prefix>,
     #[serde(default)]
     restricted_requestors: bool,
-    active: Option<bool>,
+    active: Option<Spanned<bool>>,
+    active_insecure: Option<Spanned<bool>>,
     max_connections: Option<Spanned<usize>>,
     idle_timeout: Option<Spanned<u32>>,
+    keepalive_interval: Option<Spanned<u32>>,
     io_timeout: Option<Spanned<u32>>,
     listen: Option<Vec<PeerAddress>>,
     peers: Option<Spanned<Vec<PeerAddress>>>,
@@ -647,6 +661,11 @@ impl Validator<'_> {
         };
         let idle_timeout = positive(&raw.idle_timeout, "idle-timeout", defaults.idle_timeout)?;
         let io_timeout = positive(&raw.io_timeout, "io-timeout", defaults.io_timeout)?;
+        let keepalive_interval = positive(
+            &raw.keepalive_interval,
+            "keepalive-interval",
+            defaults.keepalive_interval,
+        )?;
         let max_connections = match &raw.max_connections {
             Some(v) if *v.get_ref() == 0 => {
                 return Err(self.invalid(
@@ -678,12 +697,49 @@ impl Validator<'_> {
                     .into(),
             ));
         }
+        let active = raw
+            .active
+            .as_ref()
+            .map_or(defaults.active, |a| *a.get_ref());
+        let active_insecure = raw
+            .active_insecure
+            .as_ref()
+            .map_or(defaults.active_insecure, |a| *a.get_ref());
+        if active && !active_insecure {
+            return Err(self.invalid(
+                raw.active.as_ref().map(Spanned::span),
+                "leasequery.active".into(),
+                "this server has no TLS yet, so active leasequery would run in the clear: \
+                 set `active-insecure = true` as well to accept that (RFC 7653 section 9.1 \
+                 asks for this separate step)"
+                    .into(),
+            ));
+        }
+        if active_insecure && !active {
+            return Err(self.invalid(
+                raw.active_insecure.as_ref().map(Spanned::span),
+                "leasequery.active-insecure".into(),
+                "only means something with `active = true`".into(),
+            ));
+        }
+        if !peers.is_empty() && !active {
+            return Err(self.invalid(
+                peers_span,
+                "leasequery.peers".into(),
+                "the servers of a pair follow each other by active leasequery, which is off \
+                 by default (RFC 7653 section 9.1): set `active = true` and \
+                 `active-insecure = true` (no TLS yet) on both servers"
+                    .into(),
+            ));
+        }
         Ok(LeasequeryConfig {
             allow: raw.allow.into_iter().map(|p| p.0).collect(),
             restricted_requestors: raw.restricted_requestors,
-            active: raw.active.unwrap_or(defaults.active),
+            active,
+            active_insecure,
             max_connections,
             idle_timeout,
+            keepalive_interval,
             io_timeout,
             listen: raw
                 .listen
@@ -1106,15 +1162,21 @@ reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1:
         assert!(!config.leasequery.serves_tcp());
         let text = format!(
             "[leasequery]\nallow = [\"2001:db8:1::/64\"]\nrestricted-requestors = true\n\
-             active = false\nmax-connections = 4\nidle-timeout = 30\nio-timeout = 2\n\
+             active = true\nactive-insecure = true\nmax-connections = 4\nidle-timeout = 30\nio-timeout = 2\n\
+             keepalive-interval = 7\n\
              listen = [\"[2001:db8:1::1]:5547\"]\npeers = [\"2001:db8:1::3\", \"[2001:db8:1::4]:1547\"]\n\
              pool-half = \"upper\"\n{base}"
         );
         let lq = Config::parse(&text, "x.toml").unwrap().leasequery;
-        assert!(lq.restricted_requestors && !lq.active && lq.serves_tcp());
+        assert!(lq.restricted_requestors && lq.active && lq.active_insecure && lq.serves_tcp());
         assert_eq!(
-            (lq.max_connections, lq.idle_timeout, lq.io_timeout),
-            (4, 30, 2)
+            (
+                lq.max_connections,
+                lq.idle_timeout,
+                lq.io_timeout,
+                lq.keepalive_interval
+            ),
+            (4, 30, 2, 7)
         );
         assert_eq!(lq.listen, vec!["[2001:db8:1::1]:5547".parse().unwrap()]);
         assert_eq!(
@@ -1127,12 +1189,57 @@ reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1:
         assert_eq!(lq.pool_half, Some(PoolHalf::Upper));
     }
 
+    /// RFC 7653 §9.1: active leasequery MUST NOT be on by default, and running it without TLS
+    /// takes a separate step (`active-insecure`); peers, which need it, say so.
+    #[test]
+    fn active_leasequery_is_off_by_default_and_insecure_needs_its_own_key() {
+        let base = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+        let lq = Config::parse(&format!("[leasequery]\nallow = [\"::1/128\"]\n{base}"), "x")
+            .unwrap()
+            .leasequery;
+        assert!(!lq.active && !lq.active_insecure, "off unless asked for");
+        let e = err(&format!("[leasequery]\nactive = true\n{base}"));
+        assert!(
+            e.contains("leasequery.active")
+                && e.contains("line 2")
+                && e.contains("active-insecure = true"),
+            "{e}"
+        );
+        let e = err(&format!("[leasequery]\nactive-insecure = true\n{base}"));
+        assert!(
+            e.contains("leasequery.active-insecure") && e.contains("active = true"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[leasequery]\npeers = [\"2001:db8:1::3\"]\npool-half = \"lower\"\n{base}"
+        ));
+        assert!(
+            e.contains("leasequery.peers")
+                && e.contains("active = true")
+                && e.contains("active-insecure = true"),
+            "{e}"
+        );
+        let both = Config::parse(
+            &format!("[leasequery]\nactive = true\nactive-insecure = true\n{base}"),
+            "x",
+        )
+        .unwrap();
+        assert!(both.leasequery.active && both.leasequery.active_insecure);
+        assert!(crate::leasequery::LeasequerySettings::from_config(&both).active_enabled);
+        assert!(!crate::leasequery::LeasequerySettings::default().active_enabled);
+    }
+
     #[test]
     fn peers_need_a_pool_half_and_timeouts_are_positive() {
         let e = err("[leasequery]\nallow = []\npeers = [\"2001:db8:1::3\"]\n");
         assert!(e.contains("test.toml") && e.contains("line 3"), "{e}");
         assert!(
             e.contains("leasequery.peers") && e.contains("pool-half"),
+            "{e}"
+        );
+        let e = err("[leasequery]\nkeepalive-interval = 0\n");
+        assert!(
+            e.contains("leasequery.keepalive-interval") && e.contains("at least 1 second"),
             "{e}"
         );
         let e = err("[leasequery]\nidle-timeout = 0\n");

@@ -625,9 +625,11 @@ async fn start_leasequery(
         }
         let mut settings = peer::PeerSettings::new(*address, server.server_duid().clone());
         settings.io_timeout = std::time::Duration::from_secs(u64::from(config.io_timeout));
-        settings.silence_timeout = std::time::Duration::from_secs(
-            u64::from(config.idle_timeout) + u64::from(config.idle_timeout) / 4 + 5,
-        );
+        // A silently dead session (the peer's box gone without a FIN) is given up after three
+        // missed keepalives: 16 s with the default 5 s interval.
+        settings.silence_timeout = peer::PeerSettings::silence_for(std::time::Duration::from_secs(
+            u64::from(config.keepalive_interval),
+        ));
         let sink = peer::PeerSink::for_server(server, stats.clone());
         tasks.push(tokio::spawn(peer::follow_peer(
             settings,

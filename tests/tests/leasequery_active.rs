@@ -152,7 +152,7 @@ async fn catch_up_then_complete_then_live() {
         )
         .unwrap();
     let mut s = f.connect().await;
-    let start = opt(101, &((t0 - 5) as u32).to_be_bytes());
+    let start = opt(101, &lq_time(t0 - 5));
     send(&mut s, &active_all([3, 3, 3], &start)).await;
     let reply = read_msg(&mut s).await;
     assert_eq!((reply.msg_type, reply.status().0), (15, 0));
@@ -215,11 +215,7 @@ async fn data_missing_when_the_history_was_pruned_then_live() {
         .unwrap();
     f.store.prune_changes(t0 + 30).unwrap();
     let mut s = f.connect().await;
-    send(
-        &mut s,
-        &active_all([4, 4, 4], &opt(101, &(t0 as u32).to_be_bytes())),
-    )
-    .await;
+    send(&mut s, &active_all([4, 4, 4], &opt(101, &lq_time(t0)))).await;
     let reply = read_msg(&mut s).await;
     assert_eq!((reply.msg_type, reply.status().0), (15, 12), "DataMissing");
     let t = now();
@@ -235,9 +231,10 @@ async fn data_missing_when_the_history_was_pruned_then_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keepalive_at_half_the_idle_timeout() {
+async fn keepalive_at_the_configured_interval() {
     let f = Fixture::start(LeasequerySettings {
         idle_timeout: Duration::from_secs(2),
+        keepalive_interval: Duration::from_secs(1),
         ..settings()
     })
     .await;
@@ -252,7 +249,7 @@ async fn keepalive_at_half_the_idle_timeout() {
         let waited = started.elapsed();
         assert!(
             waited >= Duration::from_millis(800),
-            "not before half the idle timeout"
+            "not before the keepalive interval"
         );
         let m = parse_msg(&bytes);
         assert_eq!((m.msg_type, m.xid), (17, [1, 1, 1]));

@@ -195,12 +195,12 @@ async fn start_time_selects_changed_bindings_and_data_missing_after_pruning() {
         .commit(&[LeaseChange::Upsert(renewed)], t0 + 5)
         .unwrap();
     let mut s = f.connect().await;
-    let start = opt(101, &((t0 + 5) as u32).to_be_bytes());
+    let start = opt(101, &lq_time(t0 + 5));
     let q = query(14, [1, 0, 1], 4, Ipv6Addr::UNSPECIFIED, &[], &start);
     assert_eq!(run(&mut s, [1, 0, 1], &q, t0).await, vec![2]);
     // An end time before the renewal selects the first commit's bindings.
-    let mut window = opt(101, &(t0 as u32).to_be_bytes());
-    window.extend(opt(102, &(t0 as u32).to_be_bytes()));
+    let mut window = opt(101, &lq_time(t0));
+    window.extend(opt(102, &lq_time(t0)));
     let q = query(14, [1, 0, 2], 4, Ipv6Addr::UNSPECIFIED, &[], &window);
     assert_eq!(run(&mut s, [1, 0, 2], &q, t0).await, vec![1, 2, 3, 4]);
     // History pruned up to t0+5: a start before that gets DataMissing (12).
@@ -211,7 +211,7 @@ async fn start_time_selects_changed_bindings_and_data_missing_after_pruning() {
         4,
         Ipv6Addr::UNSPECIFIED,
         &[],
-        &opt(101, &(t0 as u32).to_be_bytes()),
+        &opt(101, &lq_time(t0)),
     );
     send(&mut s, &q).await;
     let reply = read_msg(&mut s).await;

@@ -300,6 +300,10 @@ async fn peers_install_each_others_bindings_and_catch_up_after_a_restart() {
         (installed.duid, installed.cltt, installed.expire),
         (from_a.duid.clone(), from_a.cltt, from_a.expire)
     );
+    assert_eq!(
+        installed.iaid, from_a.iaid,
+        "the IAID travels (the survivor's fast path matches it on the Rebind)"
+    );
     assert_eq!(installed.subnet_id, 1);
 
     // B goes away (its follower stops, as if killed); A keeps granting and releasing.

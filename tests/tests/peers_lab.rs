@@ -30,15 +30,19 @@ struct PeerServer {
 
 impl PeerServer {
     fn new(name: &'static str, ns: Namespace, link: VethPair, peer: &str, half: &str) -> Self {
+        // Unique per server even with both tests of this file running at once.
+        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let state_dir =
-            std::env::temp_dir().join(format!("dhcp-user-peer-{name}-{}", std::process::id()));
+            std::env::temp_dir().join(format!("dhcp-user-peer-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
         // Same subnet and pools on both; only the half each allocates from differs. Short
         // timers: T1 3 s, T2 6 s, so a client of a dead server rebinds within seconds.
         let config = format!(
             "state-dir = \"{dir}\"\ninterfaces = [\"{iface}\"]\ngrace-period = 60\n\
-             [leasequery]\nallow = [\"2001:db8:1::/64\"]\npeers = [\"[{peer}]:547\"]\n\
+             [leasequery]\nallow = [\"2001:db8:1::/64\"]\nactive = true\nactive-insecure = true\n\
+             peers = [\"[{peer}]:547\"]\n\
              pool-half = \"{half}\"\nidle-timeout = 10\nio-timeout = 3\n\
              [[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\n\
              pools = [{{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::1fff\" }}]\n\
@@ -138,6 +142,20 @@ impl PeerServer {
         rows
     }
 
+    /// One XDP counter (`tx_rebind`, `pass_ia_mismatch`, ...) from the pinned stats map.
+    fn fast_path_counter(&self, counter: &str) -> u64 {
+        dhcp_user::fastpath::pinned_stats(&self.pin_root())
+            .ok()
+            .flatten()
+            .and_then(|counters| {
+                counters
+                    .into_iter()
+                    .find(|(name, _)| *name == counter)
+                    .map(|(_, c)| c.packets)
+            })
+            .unwrap_or(0)
+    }
+
     /// XDP verdict counters read from the pinned stats map.
     fn fast_path_answers(&self) -> u64 {
         dhcp_user::fastpath::pinned_stats(&self.pin_root())
@@ -196,9 +214,10 @@ fn same_tables(a: &[(String, String, String, i64)], b: &[(String, String, String
             .all(|(x, y)| (&x.0, &x.1, &x.2) == (&y.0, &y.1, &y.2) && (x.3 - y.3).abs() <= 1)
 }
 
-#[test]
-fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
-    let lab = Lab::new();
+/// The lab of both tests: A and B on one bridged link with a client; the client binds from A
+/// (dhclient, an address and a prefix) while only A runs, then B starts and both follow each
+/// other. Returns A, B, the client namespace and dhclient's pid file.
+fn pair_with_a_bound_client(lab: &Lab) -> (PeerServer, PeerServer, Namespace, PathBuf) {
     let a_ns = lab.namespace("srva").unwrap();
     let b_ns = lab.namespace("srvb").unwrap();
     let client = lab.namespace("cli").unwrap();
@@ -291,6 +310,13 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
         },
     );
 
+    (a, b, client, pid)
+}
+
+#[test]
+fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
+    let lab = Lab::new();
+    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab);
     let granted = a.assigned();
     assert_eq!(
         granted.len(),
@@ -386,20 +412,45 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
         "A's controller saw no Renew: XDP answered them"
     );
 
-    // A dies. The client's Renews (to A) go unanswered; at T2 it rebinds and B answers.
+    // B installed A's bindings with their IAIDs, so its fast path can match the Rebinds.
+    let iaids = |rows: Vec<Binding>| {
+        let mut ids: Vec<(String, u32)> = rows
+            .into_iter()
+            .filter(|r| r.state == "assigned")
+            .map(|r| (r.lease, r.iaid))
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        iaids(b.bindings()),
+        iaids(a.bindings()),
+        "IAIDs installed on B"
+    );
+
+    // A dies. The client's Renews (to A) go unanswered; at T2 it rebinds and B's XDP fast path
+    // answers (no IAID mismatch passes it to B's controller).
     let at_crash = b.assigned();
     let b_before = b.stats();
-    let b_xdp_before = b.fast_path_answers();
+    let b_rebinds_before = b.fast_path_counter("tx_rebind");
+    let b_mismatch_before = b.fast_path_counter("pass_ia_mismatch");
     a.crash();
     wait_until(
-        "B to answer the client's Rebind",
+        "B's fast path to answer the client's Rebind",
         Duration::from_secs(30),
         &[&a, &b],
-        || {
-            let now = b.stats();
-            let rebinds = |s: &StatsReply| s.counters.received.get("rebind").copied().unwrap_or(0);
-            rebinds(&now) > rebinds(&b_before) || b.fast_path_answers() > b_xdp_before
-        },
+        || b.fast_path_counter("tx_rebind") > b_rebinds_before,
+    );
+    let rebinds = |s: &StatsReply| s.counters.received.get("rebind").copied().unwrap_or(0);
+    assert_eq!(
+        rebinds(&b.stats()),
+        rebinds(&b_before),
+        "B's controller saw no Rebind: XDP answered it"
+    );
+    assert_eq!(
+        b.fast_path_counter("pass_ia_mismatch"),
+        b_mismatch_before,
+        "no Rebind passed on for an IAID mismatch"
     );
     // B's table shows the client's bindings moved on (renewed by B past what A granted).
     wait_until(
@@ -461,6 +512,66 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
         b_stats.leasequery,
         a.stats().leasequery
     );
+    let _ = client
+        .command("dhclient")
+        .args(["-6", "-x", "-pf"])
+        .arg(&pid)
+        .status();
+}
+
+/// Item 6 of issue 21, as decided: with the fast path on, killing only A's controller (link up,
+/// pinned program running) leaves the client renewing through A's XDP program. Those renewals
+/// wait in A's ring buffer and map; when the controller comes back they become durable before
+/// its leasequery listener opens, so B catches up on them and its table shows the expiries the
+/// client was given while the controller was away.
+#[test]
+fn renewals_answered_while_only_the_controller_was_dead_reach_the_peer() {
+    let lab = Lab::new();
+    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab);
+    let granted = a.assigned();
+    assert_eq!(granted.len(), 2, "an address and a prefix: {granted:?}");
+    wait_until("B to follow A", Duration::from_secs(20), &[&a, &b], || {
+        same_tables(&a.assigned(), &b.assigned())
+    });
+
+    // Only the controller dies: the process, not the box (the link stays up).
+    if let Some(mut child) = a.process.take() {
+        let _ = Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+    let b_at_kill = b.assigned();
+    let renews_at_kill = a.fast_path_counter("tx_renew");
+    // The client renews at T1 (3 s): A's pinned program answers; nobody tells B yet.
+    wait_until(
+        "A's fast path to answer renewals with no controller",
+        Duration::from_secs(20),
+        &[&a, &b],
+        || a.fast_path_counter("tx_renew") >= renews_at_kill + 2,
+    );
+    assert_eq!(
+        b.assigned(),
+        b_at_kill,
+        "B has not heard of these renewals while A's controller is dead"
+    );
+
+    // The controller comes back: the renewals become durable and reach B.
+    a.start();
+    wait_until(
+        "B to learn the renewals answered while A's controller was dead",
+        Duration::from_secs(30),
+        &[&a, &b],
+        || {
+            let rows = b.assigned();
+            rows.len() == 2
+                && rows
+                    .iter()
+                    .all(|r| b_at_kill.iter().any(|k| k.2 == r.2 && r.3 >= k.3 + 3))
+                && same_tables(&a.assigned(), &rows)
+        },
+    );
+    assert_eq!(b.stats().leasequery.get("peer_conflicts"), None);
     let _ = client
         .command("dhclient")
         .args(["-6", "-x", "-pf"])

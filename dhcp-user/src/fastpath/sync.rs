@@ -526,6 +526,34 @@ impl MapSync {
     }
 }
 
+/// Applies every renewal report already waiting in the ring (left by the program while no
+/// controller read it) to the store, through the writer's batched `submit`; returns how many.
+fn drain_waiting_renewals(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    server: &Server,
+) -> usize {
+    let mut applied = 0;
+    while let Some(item) = ring.next() {
+        if item.len() < std::mem::size_of::<RenewalEvent>() {
+            continue;
+        }
+        // SAFETY: as in `follow_renewals`: whole RenewalEvents, read unaligned.
+        let renewal = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent) };
+        let mut types = Vec::with_capacity(2);
+        if renewal.ias & BINDING_HAS_NA != 0 {
+            types.push(LeaseType::Na);
+        }
+        if renewal.ias & BINDING_HAS_PD != 0 {
+            types.push(LeaseType::Pd);
+        }
+        match server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64, &types) {
+            Ok(_) => applied += 1,
+            Err(e) => log_throttled!(warn, "fast path: recording a renewal failed: {e}"),
+        }
+    }
+    applied
+}
+
 /// Reads the renewals the program answered and hands each to the server, which extends the
 /// client's leases durably within a second and publishes `Renewed` (active leasequery sees them).
 pub async fn follow_renewals(
@@ -845,12 +873,32 @@ pub async fn start(
         settings.pass_rate_per_cpu,
     )?;
     let index = SubnetIndex::new(config);
-    let ring = fp.take_events()?;
-    // The map may hold renewals the program answered while no controller was reading: the
-    // re-sync keeps those later expiries and carries them back to the store.
+    let mut ring = fp.take_events()?;
+    // Renewals the program answered while no controller was reading (this one was killed, or
+    // is an upgrade): their reports wait in the ring, and the map holds their later expiries
+    // (beyond what the ring could hold). Both reach the store, durably, before this returns,
+    // so before the leasequery listener opens: a peer reconnecting catches up on them from
+    // the history like on any other change, and no client stays renewed here and unknown
+    // (or expiring) there.
+    let waiting = drain_waiting_renewals(&mut ring, server);
+    // A failed flush (a full disk) is not fatal: the map keeps the horizon the store vouches
+    // for, and the re-sync below keeps the later expiries.
+    if let Err(e) = server.writer().flush().await {
+        warn!("fast path: renewals answered while no controller ran are not durable yet: {e}");
+    }
     let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, now_unix())?;
+    let kept = later_expiries.len();
     for (duid, expires) in later_expiries {
         server.apply_fast_path_renewal(&duid, expires, &[LeaseType::Na, LeaseType::Pd])?;
+    }
+    if let Err(e) = server.writer().flush().await {
+        warn!("fast path: later expiries kept from the map are not durable yet: {e}");
+    }
+    if waiting + kept > 0 {
+        info!(
+            "fast path: {waiting} renewals reported while no controller ran, {kept} later \
+             expiries kept from the map: durable, and published to leasequery"
+        );
     }
     for info in &infos {
         let mode = fp.attach(&info.name, settings.mode)?;

@@ -4,7 +4,7 @@ use std::net::Ipv6Addr;
 
 use dhcp_common::dhcpv6::OPT_CLIENTID;
 
-use crate::proto::{DhcpOption, Duid, IaAddr, IaPrefix, LqRelayData, Packet};
+use crate::proto::{DhcpOption, Duid, IaAddr, IaNa, IaPd, IaPrefix, LqRelayData, Packet};
 use crate::store::{Lease, LeaseType};
 
 /// One binding as a leasequery stream reports it: the lease, and whether it was removed from
@@ -42,11 +42,17 @@ pub fn relay_peer_address(relay_info: &[u8]) -> Option<Ipv6Addr> {
 /// a binding no longer active), CLT_TIME (seconds since the most recent client transaction),
 /// and LQ_RELAY_DATA from the most recent binding's relay chain when `relay_data` is asked for.
 ///
+/// With `ias` (the requestor's ORO asks for OPTION_IA_NA or OPTION_IA_PD), each binding is
+/// also sent inside an IA_NA or IA_PD carrying its IAID (T1 and T2 0), after the standard
+/// options: what a peer needs to answer the client's Rebind itself (its fast path matches the
+/// IAID). Requestors that do not ask see the RFC 5007 layout only.
+///
 /// All `updates` must belong to the same client; an empty slice gives `None`.
 pub fn client_data(
     updates: &[LeaseUpdate],
     base_time: i64,
     relay_data: bool,
+    ias: bool,
 ) -> Option<DhcpOption> {
     let newest = updates.iter().max_by_key(|u| u.lease.cltt)?;
     let duid = &newest.lease.duid;
@@ -60,6 +66,7 @@ pub fn client_data(
             data: duid.clone(),
         },
     });
+    let mut ia_options: Vec<DhcpOption> = Vec::new();
     for update in updates {
         let lease = &update.lease;
         let (preferred, valid) = if update.is_active(base_time) {
@@ -70,7 +77,7 @@ pub fn client_data(
         } else {
             (0, 0)
         };
-        options.push(match lease.lease_type {
+        let binding = match lease.lease_type {
             LeaseType::Na => DhcpOption::IaAddr(IaAddr {
                 addr: lease.address,
                 preferred,
@@ -84,7 +91,38 @@ pub fn client_data(
                 prefix: lease.address,
                 options: Vec::new(),
             }),
-        });
+        };
+        if ias {
+            let same_ia = ia_options
+                .iter_mut()
+                .find_map(|o| match (o, lease.lease_type) {
+                    (DhcpOption::IaNa(ia), LeaseType::Na) if ia.iaid == lease.iaid => {
+                        Some(&mut ia.options)
+                    }
+                    (DhcpOption::IaPd(ia), LeaseType::Pd) if ia.iaid == lease.iaid => {
+                        Some(&mut ia.options)
+                    }
+                    _ => None,
+                });
+            match same_ia {
+                Some(inner) => inner.push(binding.clone()),
+                None => ia_options.push(match lease.lease_type {
+                    LeaseType::Na => DhcpOption::IaNa(IaNa {
+                        iaid: lease.iaid,
+                        t1: 0,
+                        t2: 0,
+                        options: vec![binding.clone()],
+                    }),
+                    LeaseType::Pd => DhcpOption::IaPd(IaPd {
+                        iaid: lease.iaid,
+                        t1: 0,
+                        t2: 0,
+                        options: vec![binding.clone()],
+                    }),
+                }),
+            }
+        }
+        options.push(binding);
     }
     let clt = base_time.saturating_sub(newest.lease.cltt).max(0);
     options.push(DhcpOption::CltTime(u32::try_from(clt).unwrap_or(u32::MAX)));
@@ -96,5 +134,73 @@ pub fn client_data(
             options.push(DhcpOption::LqRelayData(relay));
         }
     }
+    options.extend(ia_options);
     Some(DhcpOption::ClientData(options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::OptionList;
+    use crate::store::LeaseState;
+
+    fn lease(lease_type: LeaseType, address: &str, len: u8, iaid: u32) -> LeaseUpdate {
+        LeaseUpdate {
+            lease: Lease {
+                address: address.parse().unwrap(),
+                prefix_len: len,
+                lease_type,
+                duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1],
+                iaid,
+                subnet_id: 1,
+                preferred_lifetime: 100,
+                valid_lifetime: 200,
+                cltt: 1000,
+                expire: 1200,
+                state: LeaseState::Assigned,
+                interface: String::new(),
+                link_address: Ipv6Addr::UNSPECIFIED,
+                relay_id: None,
+                remote_id: None,
+                relay_info: Vec::new(),
+                hostname: String::new(),
+            },
+            removed: false,
+        }
+    }
+
+    /// Asked for, each binding also goes inside its IA with the IAID (what a peer's fast path
+    /// needs); not asked for, the client data is RFC 5007's layout alone.
+    #[test]
+    fn ias_carry_the_iaid_only_when_asked_for() {
+        let updates = [
+            lease(LeaseType::Na, "2001:db8:1::5", 128, 7),
+            lease(LeaseType::Pd, "2001:db8:8000::", 56, 9),
+        ];
+        let Some(DhcpOption::ClientData(plain)) = client_data(&updates, 1010, false, false) else {
+            panic!("client data")
+        };
+        assert_eq!(plain.ia_nas().count() + plain.ia_pds().count(), 0);
+        let Some(DhcpOption::ClientData(with)) = client_data(&updates, 1010, false, true) else {
+            panic!("client data")
+        };
+        assert_eq!(
+            with.ia_addrs().count() + with.ia_prefixes().count(),
+            2,
+            "the standard options stay"
+        );
+        let na = with.ia_nas().next().expect("IA_NA");
+        assert_eq!((na.iaid, na.t1, na.t2), (7, 0, 0));
+        assert_eq!(
+            na.options.ia_addrs().next().map(|a| (a.addr, a.valid)),
+            Some(("2001:db8:1::5".parse().unwrap(), 190))
+        );
+        let pd = with.ia_pds().next().expect("IA_PD");
+        assert_eq!(pd.iaid, 9);
+        assert_eq!(pd.options.ia_prefixes().next().unwrap().prefix_len, 56);
+        let parsed =
+            crate::leasequery::client::Binding::from_client_data(&with, Some(1010)).unwrap();
+        assert_eq!(parsed.addresses[0].iaid, Some(7));
+        assert_eq!(parsed.prefixes[0].iaid, Some(9));
+    }
 }

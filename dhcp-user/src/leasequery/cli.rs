@@ -114,6 +114,7 @@ impl LeasequeryArgs {
             start_time: self.start_time,
             end_time: self.end_time,
             requestor_relay_id: self.relay_id.clone(),
+            ia_data: false,
         }
     }
 }
@@ -285,6 +286,7 @@ mod tests {
             client_id: "00:03:00:01:02:00:00:00:00:01".into(),
             addresses: vec![BoundAddress {
                 address: "2001:db8:1::5".parse().unwrap(),
+                iaid: None,
                 preferred: 10,
                 valid: 20,
             }],

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
+use super::{unix_time, wire_time};
 use crate::proto::framing::{encode_frame, FrameDecoder};
 use crate::proto::{DhcpOption, Duid, IaAddr, LqQuery, Message, OptionList, RemoteId, StatusCode};
 
@@ -51,12 +52,16 @@ pub struct QueryOptions {
     pub link_address: Option<Ipv6Addr>,
     /// Ask for LQ_RELAY_DATA (ORO).
     pub relay_data: bool,
-    /// LQ_START_TIME (bulk: changed since; active: catch up from), unix seconds.
+    /// LQ_START_TIME (bulk: changed since; active: catch up from), Unix seconds (sent as
+    /// seconds since 2000, RFC 7653 §6.3).
     pub start_time: Option<u32>,
-    /// LQ_END_TIME (bulk), unix seconds.
+    /// LQ_END_TIME (bulk only), Unix seconds.
     pub end_time: Option<u32>,
     /// Our own Relay-ID, for servers in restricted-requestor mode.
     pub requestor_relay_id: Option<Duid>,
+    /// Ask (ORO: OPTION_IA_NA, OPTION_IA_PD) for each binding's IAID, which this server sends
+    /// as IA_NA / IA_PD inside OPTION_CLIENT_DATA (peer redundancy needs it).
+    pub ia_data: bool,
 }
 
 /// Errors of the requestor.
@@ -76,6 +81,10 @@ pub enum ClientError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BoundAddress {
     pub address: Ipv6Addr,
+    /// The IAID of the client's IA_NA holding it, when the server sent it (asked for with
+    /// [`QueryOptions::ia_data`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iaid: Option<u32>,
     /// Seconds of preferred lifetime left at the message's base time.
     pub preferred: u32,
     /// Seconds of valid lifetime left (0: the binding is gone).
@@ -86,6 +95,9 @@ pub struct BoundAddress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BoundPrefix {
     pub prefix: Ipv6Addr,
+    /// The IAID of the client's IA_PD holding it, when the server sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iaid: Option<u32>,
     pub prefix_len: u8,
     pub preferred: u32,
     pub valid: u32,
@@ -110,7 +122,7 @@ pub struct Binding {
     /// Seconds since the client's last transaction (CLT_TIME).
     pub clt_time: Option<u32>,
     pub relay_data: Option<RelayData>,
-    /// LQ_BASE_TIME of the message (unix seconds), when the server sent one.
+    /// LQ_BASE_TIME of the message, converted to Unix seconds, when the server sent one.
     pub base_time: Option<u32>,
 }
 
@@ -129,10 +141,27 @@ impl Binding {
                 ))
             }
         };
+        let na_iaid = |address: Ipv6Addr| {
+            options
+                .ia_nas()
+                .find(|ia| ia.options.ia_addrs().any(|a| a.addr == address))
+                .map(|ia| ia.iaid)
+        };
+        let pd_iaid = |prefix: Ipv6Addr, len: u8| {
+            options
+                .ia_pds()
+                .find(|ia| {
+                    ia.options
+                        .ia_prefixes()
+                        .any(|p| p.prefix == prefix && p.prefix_len == len)
+                })
+                .map(|ia| ia.iaid)
+        };
         let addresses = options
             .ia_addrs()
             .map(|a| BoundAddress {
                 address: a.addr,
+                iaid: na_iaid(a.addr),
                 preferred: a.preferred,
                 valid: a.valid,
             })
@@ -141,6 +170,7 @@ impl Binding {
             .ia_prefixes()
             .map(|p| BoundPrefix {
                 prefix: p.prefix,
+                iaid: pd_iaid(p.prefix, p.prefix_len),
                 prefix_len: p.prefix_len,
                 preferred: p.preferred,
                 valid: p.valid,
@@ -171,10 +201,11 @@ impl Binding {
     pub fn states(&self) -> Vec<BindingState> {
         let base = i64::from(self.base_time.unwrap_or(0));
         let cltt = self.clt_time.map(|clt| base - i64::from(clt));
-        let state = |address, prefix_len, valid: u32, preferred: u32| BindingState {
+        let state = |address, prefix_len, iaid, valid: u32, preferred: u32| BindingState {
             client_id: self.client_id.clone(),
             address,
             prefix_len,
+            iaid,
             cltt,
             expire: (valid > 0).then(|| base + i64::from(valid)),
             preferred_end: (valid > 0).then(|| base + i64::from(preferred)),
@@ -182,12 +213,12 @@ impl Binding {
         let mut states: Vec<BindingState> = self
             .addresses
             .iter()
-            .map(|a| state(a.address, 128, a.valid, a.preferred))
+            .map(|a| state(a.address, 128, a.iaid, a.valid, a.preferred))
             .collect();
         states.extend(
             self.prefixes
                 .iter()
-                .map(|p| state(p.prefix, p.prefix_len, p.valid, p.preferred)),
+                .map(|p| state(p.prefix, p.prefix_len, p.iaid, p.valid, p.preferred)),
         );
         states
     }
@@ -201,6 +232,8 @@ pub struct BindingState {
     pub address: Ipv6Addr,
     /// 128 for an address.
     pub prefix_len: u8,
+    /// The IAID of its IA, when the server sent it.
+    pub iaid: Option<u32>,
     /// Client last transaction time, unix seconds.
     pub cltt: Option<i64>,
     /// End of the valid lifetime, unix seconds; `None` when the binding is gone.
@@ -273,11 +306,14 @@ pub struct Answer {
     pub bindings: Vec<Binding>,
     /// OPTION_LQ_CLIENT_LINK: the client is on these links (ask again with one of them).
     pub client_links: Vec<Ipv6Addr>,
-    /// LQ_BASE_TIME of the reply.
+    /// LQ_BASE_TIME of the reply, Unix seconds.
     pub base_time: Option<u32>,
 }
 
-/// The query message (`MSG_LEASEQUERY` or `MSG_ACTIVELEASEQUERY`).
+/// The query message (`MSG_LEASEQUERY` or `MSG_ACTIVELEASEQUERY`). An active query for every
+/// binding (`Query::LinkAddress(::)` without a link-address option) carries no
+/// OPTION_LQ_QUERY, as RFC 7653 §6.2.1 requires of a requestor that wants all updates; the ORO
+/// then goes at the top level.
 pub fn build_query(
     msg_type: u8,
     transaction_id: [u8; 3],
@@ -320,24 +356,40 @@ pub fn build_query(
             QUERY_BY_REMOTE_ID
         }
     };
+    let mut oro = Vec::new();
     if options.relay_data {
-        query_options.push(DhcpOption::Oro(vec![OPT_LQ_RELAY_DATA]));
+        oro.push(OPT_LQ_RELAY_DATA);
     }
-    let mut message = Message::new(msg_type, transaction_id)
-        .with_option(DhcpOption::ClientId(requestor.clone()))
-        .with_option(DhcpOption::LqQuery(LqQuery {
+    if options.ia_data {
+        oro.extend([OPT_IA_NA, OPT_IA_PD]);
+    }
+    let everything = msg_type == MSG_ACTIVELEASEQUERY
+        && query_type == QUERY_BY_LINK_ADDRESS
+        && link_address.is_unspecified();
+    let mut message =
+        Message::new(msg_type, transaction_id).with_option(DhcpOption::ClientId(requestor.clone()));
+    if everything {
+        if !oro.is_empty() {
+            message.push(DhcpOption::Oro(oro));
+        }
+    } else {
+        if !oro.is_empty() {
+            query_options.push(DhcpOption::Oro(oro));
+        }
+        message.push(DhcpOption::LqQuery(LqQuery {
             query_type,
             link_address,
             options: query_options,
         }));
+    }
     if let Some(relay) = &options.requestor_relay_id {
         message.push(DhcpOption::RelayId(relay.clone()));
     }
     if let Some(start) = options.start_time {
-        message.push(DhcpOption::LqStartTime(start));
+        message.push(DhcpOption::LqStartTime(wire_time(i64::from(start))));
     }
     if let Some(end) = options.end_time {
-        message.push(DhcpOption::LqEndTime(end));
+        message.push(DhcpOption::LqEndTime(wire_time(i64::from(end))));
     }
     message
 }
@@ -348,9 +400,10 @@ fn random_xid() -> [u8; 3] {
     [a, b, c]
 }
 
+/// LQ_BASE_TIME of `message` in Unix seconds (the wire counts from 2000, RFC 7653 §6.3.1).
 fn base_time_of(message: &Message) -> Option<u32> {
     message.options.iter().find_map(|o| match o {
-        DhcpOption::LqBaseTime(t) => Some(*t),
+        DhcpOption::LqBaseTime(t) => Some(u32::try_from(unix_time(*t)).unwrap_or(u32::MAX)),
         _ => None,
     })
 }
@@ -654,4 +707,39 @@ fn hex_colon(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Duid {
+        Duid::new(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 9]).unwrap()
+    }
+
+    /// RFC 7653 §6.2.1: a requestor that wants all updates MUST leave OPTION_LQ_QUERY out.
+    #[test]
+    fn an_active_query_for_everything_has_no_lq_query() {
+        let all = Query::LinkAddress(Ipv6Addr::UNSPECIFIED);
+        let options = QueryOptions {
+            relay_data: true,
+            start_time: Some(1_800_000_000),
+            ..QueryOptions::default()
+        };
+        let active = build_query(MSG_ACTIVELEASEQUERY, [1, 2, 3], &me(), &all, &options);
+        assert_eq!(active.count(OPT_LQ_QUERY), 0);
+        assert!(
+            active.requests_option(OPT_LQ_RELAY_DATA),
+            "the ORO moves up"
+        );
+        assert!(active
+            .options
+            .contains(&DhcpOption::LqStartTime(1_800_000_000 - 946_684_800)));
+        // A bulk query, or an active one for one link, still names what it asks for.
+        let bulk = build_query(MSG_LEASEQUERY, [1, 2, 3], &me(), &all, &options);
+        assert_eq!(bulk.count(OPT_LQ_QUERY), 1);
+        let link = Query::LinkAddress("2001:db8:1::1".parse().unwrap());
+        let one = build_query(MSG_ACTIVELEASEQUERY, [1, 2, 3], &me(), &link, &options);
+        assert_eq!(one.count(OPT_LQ_QUERY), 1);
+    }
 }

@@ -12,8 +12,8 @@
 //!
 //! Policy ([`LeasequerySettings`]): an allow-list of requestor prefixes (empty: nobody), the
 //! restricted-requestor mode (a requestor sees only bindings whose Relay-ID equals the Relay-ID
-//! option it sends), at most `max_connections` TCP sessions, an idle timeout (keepalives of an
-//! active query at half of it), and an I/O timeout bounding every frame read and every write.
+//! option it sends), at most `max_connections` TCP sessions, an idle timeout, a keepalive
+//! interval for active queries, and an I/O timeout bounding every frame read and every write.
 
 mod binding;
 pub mod cli;
@@ -31,8 +31,9 @@ use ipnet::Ipv6Net;
 use crate::config::Config;
 
 pub use binding::{client_data, relay_peer_address, LeaseUpdate};
-pub use query::{answer_udp, parse_query, ParsedQuery, QueryError, QueryKind};
+pub use query::{answer_udp, parse_active_query, parse_query, ParsedQuery, QueryError, QueryKind};
 pub use stats::LeasequeryStats;
+
 pub use tcp::{serve_tcp, spawn_tcp, LeasequeryContext, SubscribeFn};
 
 /// Policy and limits of the leasequery service.
@@ -43,13 +44,16 @@ pub struct LeasequerySettings {
     /// Restricted-requestor mode: a requestor must send a Relay-ID option (53) and sees only the
     /// bindings learnt through the relay with that Relay-ID.
     pub restricted_requestors: bool,
-    /// Whether ACTIVELEASEQUERY is served (else it is answered with NotSupported).
+    /// Whether ACTIVELEASEQUERY is served (else it is answered with NotSupported). Off by
+    /// default (RFC 7653 §9.1).
     pub active_enabled: bool,
     /// Concurrent TCP sessions at most; further connections are closed at once (and counted).
     pub max_connections: usize,
-    /// A TCP session without a query for this long is closed; an active session gets a
-    /// keepalive after half of it without other traffic.
+    /// A TCP session without a query for this long is closed.
     pub idle_timeout: Duration,
+    /// An active session without other traffic gets a keepalive (an empty LEASEQUERY-DATA)
+    /// this often.
+    pub keepalive_interval: Duration,
     /// A started frame must arrive completely, and each write must complete, within this time;
     /// else the peer is considered stuck and dropped.
     pub io_timeout: Duration,
@@ -67,9 +71,10 @@ impl Default for LeasequerySettings {
         LeasequerySettings {
             allow: Vec::new(),
             restricted_requestors: false,
-            active_enabled: true,
+            active_enabled: false,
             max_connections: 32,
             idle_timeout: Duration::from_secs(120),
+            keepalive_interval: Duration::from_secs(5),
             io_timeout: Duration::from_secs(10),
             page_size: 1000,
             links: Vec::new(),
@@ -86,9 +91,10 @@ impl LeasequerySettings {
         LeasequerySettings {
             allow: lq.allow.clone(),
             restricted_requestors: lq.restricted_requestors,
-            active_enabled: lq.active,
+            active_enabled: lq.active && lq.active_insecure,
             max_connections: lq.max_connections,
             idle_timeout: Duration::from_secs(u64::from(lq.idle_timeout)),
+            keepalive_interval: Duration::from_secs(u64::from(lq.keepalive_interval)),
             io_timeout: Duration::from_secs(u64::from(lq.io_timeout)),
             links: config.subnets.iter().map(|s| s.prefix).collect(),
             delegated: config
@@ -123,7 +129,33 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Unix seconds as the 32-bit value of LQ_BASE_TIME (saturating, never negative).
-pub(crate) fn wire_time(unix: i64) -> u32 {
-    u32::try_from(unix.max(0)).unwrap_or(u32::MAX)
+/// 2000-01-01 00:00:00 UTC in Unix seconds: the epoch of the times RFC 7653 puts on the wire
+/// (LQ_BASE_TIME, LQ_START_TIME, LQ_END_TIME; §2 and §6.3), the same as DUID-LLT times.
+pub const LQ_EPOCH_UNIX: i64 = 946_684_800;
+
+/// Unix seconds as an RFC 7653 time on the wire: seconds since 2000-01-01 UTC (saturating,
+/// never negative).
+pub fn wire_time(unix: i64) -> u32 {
+    u32::try_from((unix - LQ_EPOCH_UNIX).max(0)).unwrap_or(u32::MAX)
+}
+
+/// An RFC 7653 time from the wire (seconds since 2000-01-01 UTC) as Unix seconds.
+pub fn unix_time(wire: u32) -> i64 {
+    i64::from(wire) + LQ_EPOCH_UNIX
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    /// RFC 7653 §6.3.1: base-time counts from 2000-01-01 UTC, not from 1970.
+    #[test]
+    fn wire_times_count_from_2000() {
+        assert_eq!(wire_time(946_684_800), 0, "2000-01-01 00:00:00 UTC is 0");
+        assert_eq!(wire_time(946_684_800 + 86_400), 86_400);
+        assert_eq!(wire_time(0), 0, "before 2000 saturates at 0");
+        assert_eq!(unix_time(0), 946_684_800);
+        assert_eq!(unix_time(wire_time(1_800_000_000)), 1_800_000_000);
+        assert_eq!(wire_time(i64::MAX), u32::MAX);
+    }
 }

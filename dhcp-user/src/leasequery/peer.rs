@@ -10,6 +10,8 @@
 //! Sync: on first contact (nothing recorded) a bulk query for every link fetches all of the
 //! peer's bindings; then an active query with LQ_START_TIME (the last LQ_BASE_TIME received, as
 //! recorded in the store's meta table, minus a second of overlap) catches up and stays live.
+//! The resume time is recorded only once the catch-up is complete (RFC 7653 §8.4): a
+//! connection cut during a catch-up leaves it where it was, so the next one starts over.
 //! DataMissing falls back to a full bulk sync. A binding is installed only if it differs from
 //! what the store holds and is not older (by client last-transaction time), so a binding
 //! echoed back by the peer stops there.
@@ -48,21 +50,28 @@ pub struct PeerSettings {
     pub retry: Duration,
     /// Per-operation timeout of the connection.
     pub io_timeout: Duration,
-    /// No message at all from the peer for this long (it sends keepalives at half its idle
-    /// timeout) means the connection is dead: reconnect.
+    /// No message at all from the peer for this long (it sends keepalives at its keepalive
+    /// interval) means the connection is dead: reconnect.
     pub silence_timeout: Duration,
 }
 
 impl PeerSettings {
-    /// Defaults: retry every 2 s, 10 s I/O timeout, 150 s silence (peer idle timeout 120 s).
+    /// Defaults: retry every 2 s, 10 s I/O timeout, and the silence timeout for the default
+    /// 5 s keepalive interval (16 s).
     pub fn new(peer: SocketAddr, requestor: Duid) -> Self {
         PeerSettings {
             peer,
             requestor,
             retry: Duration::from_secs(2),
             io_timeout: Duration::from_secs(10),
-            silence_timeout: Duration::from_secs(150),
+            silence_timeout: Self::silence_for(Duration::from_secs(5)),
         }
+    }
+
+    /// How long a session may stay silent when the peer sends a keepalive every `keepalive`
+    /// (the two servers of a pair are configured alike): three missed keepalives and a second.
+    pub fn silence_for(keepalive: Duration) -> Duration {
+        keepalive * 3 + Duration::from_secs(1)
     }
 }
 
@@ -229,6 +238,9 @@ impl PeerSink {
                 });
                 lease.duid = duid;
                 lease.subnet_id = subnet_id;
+                if let Some(iaid) = state.iaid {
+                    lease.iaid = iaid;
+                }
                 lease.assign(cltt, preferred, valid);
                 if let Some(relay) = &binding.relay_data {
                     if let Ok(bytes) = hex::decode(&relay.relay_message) {
@@ -318,7 +330,10 @@ async fn full_sync(settings: &PeerSettings, sink: &PeerSink) -> Result<Option<u3
         .bulk(
             &settings.requestor,
             &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
-            &QueryOptions::default(),
+            &QueryOptions {
+                ia_data: true,
+                ..QueryOptions::default()
+            },
         )
         .await?;
     if answer.status != dhcp_common::dhcpv6::STATUS_SUCCESS {
@@ -346,6 +361,9 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
     }
     let options = QueryOptions {
         start_time: resume.map(|t| t.saturating_sub(RESUME_OVERLAP_SECS)),
+        // The IAIDs: with them the installed binding answers the client's Rebind in our fast
+        // path (which matches the IAID) instead of passing it to the controller.
+        ia_data: true,
         ..QueryOptions::default()
     };
     let (active, answer) = ActiveLeasequery::start(
@@ -359,11 +377,18 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
     let Some(mut active) = active else {
         return Err(PeerError::Refused(answer.status, answer.status_message));
     };
+    // A catch-up sends the bindings changed since LQ_START_TIME in the order of their last
+    // change, each with the current time as its base time: until CatchUpComplete, a base time
+    // says nothing about what is still to come, and saving it would skip the rest of the
+    // catch-up for good if the connection ends now (RFC 7653 §8.4: MUST NOT; the next
+    // connection resumes from the previous connection's time, §8.4.1).
+    let mut caught_up = options.start_time.is_none();
     if answer.status == dhcp_common::dhcpv6::STATUS_DATA_MISSING {
         // The history does not reach back: take everything, while the active query is
-        // already subscribed (so nothing in between is lost).
+        // already subscribed (so nothing in between is lost). No catch-up follows.
         warn!(peer = %settings.peer, "peer sync: history missing; full sync");
         full_sync(settings, sink).await?;
+        caught_up = true;
     }
     let mut recorded = resume.unwrap_or(0);
     loop {
@@ -374,13 +399,26 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
                 sink.install(&binding).await?;
             }
             ActiveEvent::CatchUpComplete { .. } => {
+                caught_up = true;
                 sink.stats.bump("peer_catch_ups");
                 info!(peer = %settings.peer, "peer sync: caught up");
             }
             ActiveEvent::Keepalive { .. } | ActiveEvent::Done(_) | ActiveEvent::Closed => {}
         }
-        // Everything up to this message is installed (installs are awaited): safe to resume
-        // from its base time.
+        if !caught_up {
+            if ended {
+                sink.stats.bump("peer_catch_ups_cut");
+                warn!(
+                    peer = %settings.peer,
+                    "peer sync: connection ended during the catch-up; the next one resumes \
+                     from the same start time"
+                );
+                return Ok(());
+            }
+            continue;
+        }
+        // Caught up, and everything up to this message is installed (installs are awaited):
+        // safe to resume from its base time.
         if let Some(time) = active.last_base_time {
             if ended || time >= recorded.saturating_add(RECORD_EVERY_SECS) {
                 sink.record_resume_time(settings.peer, time);

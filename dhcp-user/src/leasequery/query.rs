@@ -7,7 +7,7 @@ use std::net::Ipv6Addr;
 use dhcp_common::dhcpv6::*;
 
 use super::binding::{client_data, LeaseUpdate};
-use super::LeasequerySettings;
+use super::{unix_time, LeasequerySettings};
 use crate::proto::{DhcpOption, Duid, Message, OptionList, StatusCode};
 use crate::store::{Lease, LeaseFilter, LeaseKey, LeaseStore, StoreError};
 
@@ -42,10 +42,14 @@ pub struct ParsedQuery {
     pub link_address: Ipv6Addr,
     /// The ORO asks for LQ_RELAY_DATA.
     pub relay_data: bool,
-    /// LQ_START_TIME (RFC 7653): only bindings changed at or after this unix time.
-    pub start_time: Option<u32>,
-    /// LQ_END_TIME (RFC 7653): only bindings changed at or before this unix time.
-    pub end_time: Option<u32>,
+    /// The ORO asks for OPTION_IA_NA or OPTION_IA_PD: each binding is also sent inside its IA,
+    /// with its IAID (see [`client_data`]).
+    pub ia_options: bool,
+    /// LQ_START_TIME (RFC 7653): only bindings changed at or after this time, in Unix seconds
+    /// (converted from the wire's seconds since 2000).
+    pub start_time: Option<i64>,
+    /// LQ_END_TIME (RFC 7653): only bindings changed at or before this time, Unix seconds.
+    pub end_time: Option<i64>,
     /// The requestor's own Relay-ID (a top-level option 53), for restricted-requestor mode.
     pub requestor_relay_id: Option<Duid>,
 }
@@ -118,14 +122,16 @@ pub fn parse_query(message: &Message) -> Result<ParsedQuery, QueryError> {
             .ok_or(QueryError::Malformed("no OPTION_LQ_QUERY"))?,
         _ => return Err(QueryError::Malformed("more than one OPTION_LQ_QUERY")),
     };
-    let relay_data =
-        query.requests_option(OPT_LQ_RELAY_DATA) || message.requests_option(OPT_LQ_RELAY_DATA);
+    let asks = |code| query.requests_option(code) || message.requests_option(code);
+    let relay_data = asks(OPT_LQ_RELAY_DATA);
+    let ia_options = asks(OPT_IA_NA) || asks(OPT_IA_PD);
     let time = |pick: fn(&DhcpOption) -> Option<u32>| {
         query
             .options
             .iter()
             .chain(message.options.iter())
             .find_map(pick)
+            .map(unix_time)
     };
     let start_time = time(|o| match o {
         DhcpOption::LqStartTime(t) => Some(*t),
@@ -166,10 +172,47 @@ pub fn parse_query(message: &Message) -> Result<ParsedQuery, QueryError> {
         kind,
         link_address: query.link_address,
         relay_data,
+        ia_options,
         start_time,
         end_time,
         requestor_relay_id: message.relay_id().cloned(),
     })
+}
+
+/// Reads an ACTIVELEASEQUERY (RFC 7653 §6.2.1): like [`parse_query`], except that a query
+/// without OPTION_LQ_QUERY asks for every binding (a requestor that wants all updates leaves
+/// it out: served as QUERY_BY_LINK_ADDRESS with link-address `::`), and that LQ_END_TIME has
+/// no place in it (§9.3: MalformedQuery).
+pub fn parse_active_query(message: &Message) -> Result<ParsedQuery, QueryError> {
+    let parsed = if message.count(OPT_LQ_QUERY) == 0 {
+        let time = |pick: fn(&DhcpOption) -> Option<u32>| {
+            message.options.iter().find_map(pick).map(unix_time)
+        };
+        ParsedQuery {
+            query_type: QUERY_BY_LINK_ADDRESS,
+            kind: QueryKind::LinkAddress,
+            link_address: Ipv6Addr::UNSPECIFIED,
+            relay_data: message.requests_option(OPT_LQ_RELAY_DATA),
+            ia_options: message.requests_option(OPT_IA_NA) || message.requests_option(OPT_IA_PD),
+            start_time: time(|o| match o {
+                DhcpOption::LqStartTime(t) => Some(*t),
+                _ => None,
+            }),
+            end_time: time(|o| match o {
+                DhcpOption::LqEndTime(t) => Some(*t),
+                _ => None,
+            }),
+            requestor_relay_id: message.relay_id().cloned(),
+        }
+    } else {
+        parse_query(message)?
+    };
+    if parsed.end_time.is_some() {
+        return Err(QueryError::Malformed(
+            "LQ_END_TIME has no place in an ACTIVELEASEQUERY (RFC 7653 section 9.3)",
+        ));
+    }
+    Ok(parsed)
 }
 
 /// Requestor and configuration checks every query passes before the store is read.
@@ -430,9 +473,14 @@ fn individual(
     check_policy(settings, requestor, &parsed)?;
     let selector = Selector::for_query(&parsed, settings);
     Ok(match answer_client(store, &parsed, &selector, now, true)? {
-        ClientAnswer::Client(leases) => client_data(&as_updates(leases), now, parsed.relay_data)
-            .into_iter()
-            .collect(),
+        ClientAnswer::Client(leases) => client_data(
+            &as_updates(leases),
+            now,
+            parsed.relay_data,
+            parsed.ia_options,
+        )
+        .into_iter()
+        .collect(),
         ClientAnswer::Links(links) => vec![DhcpOption::LqClientLink(links)],
         ClientAnswer::Nothing => Vec::new(),
     })

@@ -15,10 +15,18 @@
 //! LQ_START_TIME), then with LQ_START_TIME the catch-up (the current state of every binding
 //! changed since, one LEASEQUERY-DATA each) and a LEASEQUERY-DATA with CatchUpComplete, then a
 //! LEASEQUERY-DATA per binding change as it happens, and an empty LEASEQUERY-DATA (only
-//! LQ_BASE_TIME) after half the idle timeout without traffic. A binding that is no longer
+//! LQ_BASE_TIME) after the keepalive interval without traffic. A binding that is no longer
 //! assigned (released, declined, expired, cleared) is sent with lifetimes 0.
 //!
-//! Shutdown: a query in progress ends with LEASEQUERY-DONE carrying QueryTerminated.
+//! An ACTIVELEASEQUERY without OPTION_LQ_QUERY asks for every binding (RFC 7653 §6.2.1); one
+//! with LQ_END_TIME is MalformedQuery (§9.3). Active leasequery is off unless configured
+//! (§9.1). Times on the wire count seconds from 2000-01-01 UTC ([`super::wire_time`]).
+//!
+//! STARTTLS: there is no TLS here, so it gets a LEASEQUERY-REPLY with TLSConnectionRefused
+//! (§9.1), and the session goes on in the clear.
+//!
+//! Shutdown: a query in progress ends with LEASEQUERY-DONE carrying QueryTerminated and
+//! LQ_BASE_TIME.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -36,8 +44,8 @@ use tracing::{debug, info, warn};
 
 use super::binding::{client_data, LeaseUpdate};
 use super::query::{
-    answer_client, as_updates, check_policy, client_leases, parse_query, reply_skeleton,
-    ClientAnswer, ParsedQuery, QueryError, QueryKind, Selector,
+    answer_client, as_updates, check_policy, client_leases, parse_active_query, parse_query,
+    reply_skeleton, ClientAnswer, ParsedQuery, QueryError, QueryKind, Selector,
 };
 use super::{unix_now, wire_time, LeasequerySettings, LeasequeryStats};
 use crate::proto::framing::{encode_frame_into, FrameDecoder};
@@ -257,6 +265,7 @@ impl Session {
             let flow = match message.msg_type {
                 MSG_LEASEQUERY => self.bulk(message).await?,
                 MSG_ACTIVELEASEQUERY => self.active(message).await?,
+                MSG_STARTTLS => self.starttls(message).await?,
                 other => {
                     return Err(Abort::new(
                         "unexpected_message_type",
@@ -310,7 +319,31 @@ impl Session {
         self.send(&reply).await
     }
 
-    fn prepare(&self, query: &Message) -> Result<(ParsedQuery, Selector), QueryError> {
+    /// STARTTLS (RFC 7653 §9.1): this server has no TLS, so the answer is a LEASEQUERY-REPLY
+    /// with TLSConnectionRefused. The connection stays as it was: an allowed requestor may go
+    /// on in the clear (where the configuration allows active leasequery without TLS).
+    async fn starttls(&mut self, query: Message) -> Result<Flow, Abort> {
+        self.ctx.stats.bump("starttls_received");
+        let mut reply = reply_skeleton(MSG_LEASEQUERY_REPLY, &query, &self.ctx.server_duid);
+        reply.push(DhcpOption::StatusCode(StatusCode {
+            code: STATUS_TLS_CONNECTION_REFUSED,
+            message: "this server does not support TLS".into(),
+        }));
+        reply.push(DhcpOption::LqBaseTime(wire_time(unix_now())));
+        self.ctx.stats.bump("status_tls_connection_refused");
+        self.send(&reply).await?;
+        if self.ctx.settings.is_allowed(self.requestor) {
+            Ok(Flow::Continue)
+        } else {
+            Ok(Flow::Close)
+        }
+    }
+
+    fn prepare(
+        &self,
+        query: &Message,
+        parse: fn(&Message) -> Result<ParsedQuery, QueryError>,
+    ) -> Result<(ParsedQuery, Selector), QueryError> {
         let settings = &self.ctx.settings;
         if !settings.is_allowed(self.requestor) {
             return Err(QueryError::NotAllowed(
@@ -324,7 +357,7 @@ impl Session {
         {
             return Err(QueryError::NotAllowed("the query names another server"));
         }
-        let parsed = parse_query(query)?;
+        let parsed = parse(query)?;
         check_policy(settings, self.requestor, &parsed)?;
         let selector = Selector::for_query(&parsed, settings);
         Ok((parsed, selector))
@@ -332,7 +365,7 @@ impl Session {
 
     async fn bulk(&mut self, query: Message) -> Result<Flow, Abort> {
         self.ctx.stats.bump("bulk_queries");
-        let (parsed, selector) = match self.prepare(&query) {
+        let (parsed, selector) = match self.prepare(&query, parse_query) {
             Ok(prepared) => prepared,
             Err(err) => {
                 return self.refuse_query(&query, &err).await;
@@ -369,15 +402,16 @@ impl Session {
         }
     }
 
-    /// LEASEQUERY-DONE with QueryTerminated (server shutting down).
+    /// LEASEQUERY-DONE with QueryTerminated (server shutting down) and LQ_BASE_TIME (RFC 7653
+    /// §8.4 and §9.3: the requestor resumes from it).
     async fn terminate(&mut self, query: &Message) -> Result<(), Abort> {
         self.ctx.stats.bump("terminated_by_shutdown");
-        let done = Message::new(MSG_LEASEQUERY_DONE, query.transaction_id).with_option(
-            DhcpOption::StatusCode(StatusCode {
+        let done = Message::new(MSG_LEASEQUERY_DONE, query.transaction_id)
+            .with_option(DhcpOption::StatusCode(StatusCode {
                 code: STATUS_QUERY_TERMINATED,
                 message: "server shutting down".into(),
-            }),
-        );
+            }))
+            .with_option(DhcpOption::LqBaseTime(wire_time(unix_now())));
         self.send(&done).await
     }
 
@@ -387,7 +421,7 @@ impl Session {
             let err = QueryError::NotSupported("active leasequery is disabled on this server");
             return self.refuse_query(&query, &err).await;
         }
-        let (parsed, mut selector) = match self.prepare(&query) {
+        let (parsed, mut selector) = match self.prepare(&query, parse_active_query) {
             Ok(prepared) => prepared,
             Err(err) => {
                 return self.refuse_query(&query, &err).await;
@@ -407,11 +441,10 @@ impl Session {
             Some(start) => {
                 let ctx = self.ctx.clone();
                 let sel = selector.clone();
-                let read = tokio::task::spawn_blocking(move || {
-                    catch_up(ctx.store.as_ref(), i64::from(start), &sel)
-                })
-                .await
-                .map_err(|err| Abort::new("internal_error", err.to_string()))?;
+                let read =
+                    tokio::task::spawn_blocking(move || catch_up(ctx.store.as_ref(), start, &sel))
+                        .await
+                        .map_err(|err| Abort::new("internal_error", err.to_string()))?;
                 match read {
                     Ok(updates) => Some(updates),
                     Err(QueryError::DataMissing) => None,
@@ -431,6 +464,7 @@ impl Session {
         let mut stream = ActiveStream {
             xid: query.transaction_id,
             relay_data: parsed.relay_data,
+            ia_options: parsed.ia_options,
             selector,
             dedupe: HashMap::new(),
             dedupe_until: None,
@@ -463,7 +497,11 @@ impl Session {
         stream: &mut ActiveStream,
         events: &mut broadcast::Receiver<LeaseEvent>,
     ) -> Result<Flow, Abort> {
-        let keepalive = (self.ctx.settings.idle_timeout / 2).max(Duration::from_millis(100));
+        let keepalive = self
+            .ctx
+            .settings
+            .keepalive_interval
+            .max(Duration::from_millis(100));
         let mut next_keepalive = Instant::now() + keepalive;
         let mut complete_at = unix_now();
         let mut shutdown = self.shutdown.clone();
@@ -537,6 +575,7 @@ impl Session {
 struct ActiveStream {
     xid: [u8; 3],
     relay_data: bool,
+    ia_options: bool,
     selector: Arc<Selector>,
     /// What the catch-up sent, per binding, while live events may still repeat it.
     dedupe: HashMap<LeaseKey, LeaseUpdate>,
@@ -560,7 +599,12 @@ impl ActiveStream {
         if self.dedupe.get(&key) == Some(&update) {
             return Ok(false);
         }
-        let Some(data) = client_data(std::slice::from_ref(&update), now, self.relay_data) else {
+        let Some(data) = client_data(
+            std::slice::from_ref(&update),
+            now,
+            self.relay_data,
+            self.ia_options,
+        ) else {
             return Ok(false);
         };
         let message = Message::new(MSG_LEASEQUERY_DATA, self.xid)
@@ -645,6 +689,7 @@ struct BulkOut<'a> {
     server_duid: &'a Duid,
     base_time: i64,
     relay_data: bool,
+    ia_options: bool,
     replied: bool,
     clients: u64,
 }
@@ -678,7 +723,8 @@ impl BulkOut<'_> {
 
     /// One client: in the REPLY if it is the first, else in a DATA.
     fn client(&mut self, updates: &[LeaseUpdate]) -> Result<(), Gone> {
-        let Some(data) = client_data(updates, self.base_time, self.relay_data) else {
+        let Some(data) = client_data(updates, self.base_time, self.relay_data, self.ia_options)
+        else {
             return Ok(());
         };
         let message = if self.replied {
@@ -729,6 +775,7 @@ fn produce_bulk(
         server_duid: &ctx.server_duid,
         base_time: unix_now(),
         relay_data: parsed.relay_data,
+        ia_options: parsed.ia_options,
         replied: false,
         clients: 0,
     };
@@ -759,8 +806,8 @@ fn scan_bulk(
     let store = ctx.store.as_ref();
     let now = out.base_time;
     if parsed.start_time.is_some() || parsed.end_time.is_some() {
-        let start = parsed.start_time.map_or(0, i64::from);
-        let end = parsed.end_time.map_or(i64::MAX, i64::from);
+        let start = parsed.start_time.unwrap_or(0);
+        let end = parsed.end_time.unwrap_or(i64::MAX);
         match changed_keys(store, start, end) {
             Ok(Some(keys)) => {
                 selector.changed = Some(keys);

@@ -747,6 +747,9 @@ impl Ctx<'_, '_> {
                     changed.state = LeaseState::Declined;
                     LeaseEventKind::Declined
                 } else {
+                    // The Release is the client's last transaction (leasequery's CLT_TIME
+                    // counts from it); the expiry stays.
+                    changed.touch(now);
                     changed.state = LeaseState::Released;
                     LeaseEventKind::Released
                 };

@@ -481,6 +481,49 @@ fn request_renew_rebind_release_lifecycle() {
     );
 }
 
+/// A Release is the client's last transaction: its time becomes the lease's CLT (leasequery's
+/// CLT_TIME counts from it, not from the last Renew), while the expiry does not move.
+#[test]
+fn release_moves_the_last_transaction_time_but_not_the_expiry() {
+    let mut world = World::new();
+    let sid = DhcpOption::ServerId(server_duid());
+    let (_, reply) = world.decide(msg(
+        MSG_SOLICIT,
+        &client(1),
+        vec![ia_na(1, &[]), DhcpOption::RapidCommit],
+    ));
+    let address = reply
+        .unwrap()
+        .ia_nas()
+        .next()
+        .unwrap()
+        .ia_addrs()
+        .next()
+        .unwrap()
+        .addr;
+    let granted = world.leases[&LeaseKey::na(address)].clone();
+    assert_eq!(granted.cltt, NOW);
+    let later = NOW + 300;
+    let packet: Packet = msg(
+        MSG_RELEASE,
+        &client(1),
+        vec![sid, ia_na(1, &[&address.to_string()])],
+    )
+    .into();
+    let (decision, _) = world.decide_with(packet, "ff02::1:2", &NoLimit, later);
+    assert_eq!(decision.events[0].kind, LeaseEventKind::Released);
+    let released = &world.leases[&LeaseKey::na(address)];
+    assert_eq!(released.state, LeaseState::Released);
+    assert_eq!(released.cltt, later, "CLT is the Release");
+    assert_eq!(released.expire, granted.expire, "the expiry stays");
+    assert_eq!(
+        released.cltt + i64::from(released.preferred_lifetime),
+        granted.cltt + i64::from(granted.preferred_lifetime),
+        "the end of the preferred lifetime stays"
+    );
+    assert!(released.validate().is_ok());
+}
+
 #[test]
 fn renew_without_binding_and_taken_address_is_no_binding() {
     let mut world = World::new();

@@ -207,6 +207,17 @@ impl Lease {
         self.state = LeaseState::Assigned;
     }
 
+    /// Records a client transaction at `at` that does not change the lease's times (a Release):
+    /// the last transaction time moves to `at` (no later than the expiry), while the expiry and
+    /// the end of the preferred lifetime stay where they are.
+    pub fn touch(&mut self, at: i64) {
+        let at = at.min(self.expire).max(self.cltt);
+        let preferred_end = self.cltt.saturating_add(i64::from(self.preferred_lifetime));
+        self.valid_lifetime = clamp_u32(self.expire - at);
+        self.preferred_lifetime = clamp_u32(preferred_end - at).min(self.valid_lifetime);
+        self.cltt = at;
+    }
+
     /// Checks the invariants the store relies on; a lease that fails is never written.
     pub fn validate(&self) -> Result<(), StoreError> {
         let bad = |reason: &'static str| {

@@ -45,7 +45,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Settings for tests: loopback allowed, links 2001:db8:1::/64 and 2001:db8:2::/64, PD pool
-/// 2001:db8:8000::/40, short timeouts.
+/// 2001:db8:8000::/40, active leasequery on, short timeouts.
 pub fn settings() -> LeasequerySettings {
     LeasequerySettings {
         allow: vec![parse_prefix("::1/128").unwrap()],
@@ -56,6 +56,8 @@ pub fn settings() -> LeasequerySettings {
         delegated: vec![parse_prefix("2001:db8:8000::/40").unwrap()],
         idle_timeout: Duration::from_secs(4),
         io_timeout: Duration::from_secs(2),
+        // Off by default (RFC 7653 §9.1); these tests opt in, as a configuration must.
+        active_enabled: true,
         ..LeasequerySettings::default()
     }
 }
@@ -179,6 +181,15 @@ impl Fixture {
 
 // ---- raw wire building ----
 
+/// 2000-01-01 00:00:00 UTC in Unix seconds: 30 years of 365 days plus the 7 leap days of
+/// 1972..1996 (RFC 7653 times count from it).
+pub const EPOCH_2000_UNIX: i64 = (30 * 365 + 7) * 86_400;
+
+/// A Unix time as the 4 bytes of LQ_START_TIME / LQ_END_TIME (seconds since 2000).
+pub fn lq_time(unix: i64) -> [u8; 4] {
+    ((unix - EPOCH_2000_UNIX) as u32).to_be_bytes()
+}
+
 pub fn opt(code: u16, body: &[u8]) -> Vec<u8> {
     let mut v = code.to_be_bytes().to_vec();
     v.extend_from_slice(&(body.len() as u16).to_be_bytes());
@@ -281,7 +292,13 @@ impl RawMsg {
         }
     }
 
+    /// LQ_BASE_TIME as Unix seconds (the wire counts from 2000-01-01 UTC, RFC 7653 §6.3.1).
     pub fn base_time(&self) -> Option<u32> {
+        self.get(100).map(|b| be32(b) + EPOCH_2000_UNIX as u32)
+    }
+
+    /// LQ_BASE_TIME exactly as on the wire.
+    pub fn wire_base_time(&self) -> Option<u32> {
         self.get(100).map(be32)
     }
 
