@@ -534,24 +534,34 @@ fn drain_waiting_renewals(
 ) -> usize {
     let mut applied = 0;
     while let Some(item) = ring.next() {
-        if item.len() < std::mem::size_of::<RenewalEvent>() {
+        let Some((renewal, types)) = decode_renewal(&item) else {
             continue;
-        }
-        // SAFETY: as in `follow_renewals`: whole RenewalEvents, read unaligned.
-        let renewal = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent) };
-        let mut types = Vec::with_capacity(2);
-        if renewal.ias & BINDING_HAS_NA != 0 {
-            types.push(LeaseType::Na);
-        }
-        if renewal.ias & BINDING_HAS_PD != 0 {
-            types.push(LeaseType::Pd);
-        }
+        };
         match server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64, &types) {
             Ok(_) => applied += 1,
             Err(e) => log_throttled!(warn, "fast path: recording a renewal failed: {e}"),
         }
     }
     applied
+}
+
+/// One report from the ring: the event and the lease types it renewed (`None` for a record
+/// shorter than a `RenewalEvent`).
+fn decode_renewal(item: &[u8]) -> Option<(RenewalEvent, Vec<LeaseType>)> {
+    if item.len() < std::mem::size_of::<RenewalEvent>() {
+        return None;
+    }
+    // SAFETY: the program writes whole RenewalEvents (length checked above); read_unaligned
+    // copes with any alignment of the ring's bytes.
+    let renewal = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent) };
+    let mut types = Vec::with_capacity(2);
+    if renewal.ias & BINDING_HAS_NA != 0 {
+        types.push(LeaseType::Na);
+    }
+    if renewal.ias & BINDING_HAS_PD != 0 {
+        types.push(LeaseType::Pd);
+    }
+    Some((renewal, types))
 }
 
 /// Reads the renewals the program answered and hands each to the server, which extends the
@@ -581,19 +591,9 @@ pub async fn follow_renewals(
                 break;
             };
             reports += 1;
-            if item.len() < std::mem::size_of::<RenewalEvent>() {
+            let Some((renewal, types)) = decode_renewal(&item) else {
                 continue;
-            }
-            // SAFETY: the program writes whole RenewalEvents; read_unaligned copes with any
-            // alignment of the ring's bytes.
-            let renewal = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RenewalEvent) };
-            let mut types = Vec::with_capacity(2);
-            if renewal.ias & BINDING_HAS_NA != 0 {
-                types.push(LeaseType::Na);
-            }
-            if renewal.ias & BINDING_HAS_PD != 0 {
-                types.push(LeaseType::Pd);
-            }
+            };
             match server.apply_fast_path_renewal(renewal.key.duid(), renewal.expires as i64, &types)
             {
                 Ok(_) => renewed.push(renewal.key.duid().to_vec()),
