@@ -250,7 +250,8 @@ pub struct StatCounter {
     pub bytes: u64,
 }
 
-/// Names of the maps, as pinned under `/sys/fs/bpf/dhcp-ebpf/<iface>/`.
+/// Names of the maps, as pinned under the pin root (`/sys/fs/bpf/dhcp-user/<state-dir>/` by
+/// default), and of the programs in the object.
 pub mod maps {
     pub const BINDINGS: &str = "BINDINGS";
     pub const SUBNETS: &str = "SUBNETS";
@@ -263,14 +264,13 @@ pub mod maps {
     pub const SCRATCH: &str = "SCRATCH";
     /// Name of the XDP program in the object.
     pub const PROGRAM: &str = "dhcp_xdp";
-    /// The trivial XDP_PASS program shipped beside it (the benchmark's floor).
+    /// In the benchmark's build of the object only (dhcp-ebpf feature `bench`): the trivial
+    /// XDP_PASS program (the benchmark's floor).
     pub const TRIVIAL_PROGRAM: &str = "xdp_pass";
-    /// The kernel work of a Renew answer alone (lookup; lookup, clock and ring buffer): the
-    /// benchmark's other references.
+    /// Benchmark build only: the kernel work of a Renew answer alone (lookup; lookup, clock and
+    /// ring buffer), the benchmark's other references.
     pub const LOOKUP_FLOOR_PROGRAM: &str = "xdp_lookup_floor";
     pub const RENEW_FLOOR_PROGRAM: &str = "xdp_renew_floor";
-    /// Load-time global: restore the request after answering (benchmark only).
-    pub const BENCH_RESTORE_REQUEST: &str = "BENCH_RESTORE_REQUEST";
 }
 
 #[cfg(feature = "user")]

@@ -9,17 +9,19 @@
 //! `reply` (the reply frame), `commit` (the expiry and the renewal report, the only writes). It
 //! then resizes the frame and writes the reply back (`bpf_xdp_adjust_head`/`_tail` +
 //! `bpf_xdp_store_bytes`). `scratch` holds the bounded access helpers, `csum` the checksums,
-//! `wire` the layouts, `maps` the maps, `floor` the benchmark's reference programs. One exit,
-//! below, counts every verdict by reason.
+//! `wire` the layouts, `maps` the maps. One exit, below, counts every verdict by reason. The
+//! benchmark's build (cargo feature `bench`) adds `bench`: its reference programs, and putting
+//! the request back after each answer.
 #![no_std]
 #![no_main]
 // For `opaque`: an empty asm statement is the only way to hide a value's range from LLVM.
 #![feature(asm_experimental_arch)]
 
+#[cfg(feature = "bench")]
+mod bench;
 mod commit;
 mod csum;
 mod decide;
-mod floor;
 mod maps;
 mod parse;
 mod reply;
@@ -98,13 +100,6 @@ pub(crate) fn rate_limit_pass(reason: Reason) -> (u32, Reason) {
     (xdp_action::XDP_PASS, reason)
 }
 
-/// Load-time switch for `cargo xtask bench` only (0 in production, where the verifier prunes the
-/// branch): after answering, put the request back so BPF_PROG_TEST_RUN's `repeat` runs the whole
-/// fast path every time instead of re-reading its own reply. It adds a resize and a copy, so the
-/// figure it gives is an upper bound.
-#[unsafe(no_mangle)]
-pub(crate) static BENCH_RESTORE_REQUEST: u8 = 0;
-
 #[inline(always)]
 pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     let frame_len = ctx.data_end() - ctx.data();
@@ -170,25 +165,9 @@ pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     if st.commits == 1 {
         report_renewal(sc);
     }
-    // SAFETY: a plain read of a load-time constant.
-    if unsafe { core::ptr::read_volatile(&BENCH_RESTORE_REQUEST) } != 0 {
-        let back = if delta > 0 {
-            unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) }
-        } else {
-            unsafe { bpf_xdp_adjust_tail(ctx.ctx, -delta) }
-        };
-        if back != 0
-            || unsafe {
-                bpf_xdp_store_bytes(
-                    ctx.ctx,
-                    0,
-                    (*sc).req.as_mut_ptr() as *mut _,
-                    frame_len as u32,
-                )
-            } != 0
-        {
-            return Err(stat::ABORTED);
-        }
+    #[cfg(feature = "bench")]
+    if !bench::restore_request(ctx, sc, delta, frame_len) {
+        return Err(stat::ABORTED);
     }
     Ok(st.reason as Reason)
 }

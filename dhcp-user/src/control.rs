@@ -11,7 +11,7 @@
 //! ← {"cleared":1}
 //! ```
 //!
-//! The command line (`dhcp-user serve|bindings|stats|clear|demo`) is [`cli_main`]; the binary is
+//! The command line (`dhcp-user serve|bindings|stats|clear|leasequery`) is [`cli_main`]; the binary is
 //! a thin wrapper so tests can drive the same code.
 
 use std::io::{BufRead, BufReader, Write};
@@ -317,8 +317,6 @@ pub enum Command {
     Stats(QueryArgs),
     /// Remove leases from the running server.
     Clear(ClearArgs),
-    /// A self-contained lab: server and dhclient in network namespaces, until Ctrl-C.
-    Demo(DemoArgs),
     /// Ask a DHCPv6 server (ours or any RFC 5007/5460/7653 one) about its bindings.
     Leasequery(crate::leasequery::cli::LeasequeryArgs),
 }
@@ -344,7 +342,7 @@ pub struct ServeArgs {
     /// controller is stopped or upgraded.
     #[arg(long)]
     pub pin_root: Option<PathBuf>,
-    /// Detach the fast path and remove its pins when the server stops (demo and tests; by
+    /// Detach the fast path and remove its pins when the server stops (the demo and tests; by
     /// default it stays, answering renewals, until the next controller takes it over).
     #[arg(long)]
     pub detach_on_exit: bool,
@@ -414,14 +412,6 @@ pub struct ClearArgs {
     /// JSON output for scripts.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `demo` options.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Use this config instead of the embedded examples/lab.toml.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
 }
 
 /// The binary's main: parses `args` and runs the command.
@@ -494,10 +484,6 @@ where
                 println!("cleared {count} lease(s)");
             }
             Ok(())
-        }
-        Command::Demo(args) => {
-            init_tracing();
-            crate::server::demo::run(args.config.as_deref())
         }
         Command::Leasequery(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()

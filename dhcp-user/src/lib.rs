@@ -3,11 +3,9 @@
 //! Pipeline (see `server`): decode (`proto`) → classify → decide → encode → persist (`store`)
 //! → reply; the XDP fast path (`fastpath`) answers renewals of bindings pushed into its maps.
 
-pub mod bench;
 pub mod config;
 pub mod control;
 pub mod fastpath;
-pub mod lab;
 pub mod leasequery;
 pub mod log_throttle;
 pub mod netif;

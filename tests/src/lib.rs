@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests.
 //!
 //! The tests need root and BPF (`cargo xtask test` checks both before running them): they
-//! create network namespaces with `dhcp_user::lab` and load XDP programs.
+//! create network namespaces with `dhcp_lab` and load XDP programs.
 
 use std::{
     net::{Ipv6Addr, SocketAddrV6, UdpSocket},
@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use dhcp_user::lab::{LabError, Namespace};
+use dhcp_lab::{LabError, Namespace};
 
 /// The named network namespaces that exist now (`ip netns list`).
 pub fn netns_names() -> Vec<String> {

@@ -11,10 +11,10 @@ use std::{
 };
 
 use dhcp_common::{dhcpv6::*, stat, BindingKey, BindingValue};
+use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     config::Config,
     fastpath::{
-        frame::Udp6Frame,
         sync::{binding_for, configure, iface_config, now_unix, IfaceInfo, SubnetIndex},
         FastPath, XDP_PASS, XDP_TX,
     },

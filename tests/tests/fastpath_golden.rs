@@ -6,7 +6,8 @@
 mod fastpath_common;
 
 use dhcp_common::{dhcpv6::*, stat, BindingKey};
-use dhcp_user::fastpath::{frame::Udp6Frame, XDP_PASS, XDP_TX};
+use dhcp_testwire::Udp6Frame;
+use dhcp_user::fastpath::{XDP_PASS, XDP_TX};
 use fastpath_common::*;
 use std::net::Ipv6Addr;
 
@@ -507,11 +508,33 @@ fn disabled_fast_path_passes_everything() {
     assert_eq!((out.verdict, out.frame), (XDP_PASS, input));
 }
 
-/// With the benchmark switch on, `repeat` runs the whole fast path every time (the request is
-/// put back after each answer), and the trivial program is there to compare against.
+/// The controller's object carries none of the benchmark's programs (they are the `bench`
+/// feature's, in the benchmark's own object), and leaves its reply in the frame.
+#[test]
+fn controller_object_has_no_bench_programs() {
+    let lab = setup();
+    for name in [
+        dhcp_common::maps::TRIVIAL_PROGRAM,
+        dhcp_common::maps::LOOKUP_FLOOR_PROGRAM,
+        dhcp_common::maps::RENEW_FLOOR_PROGRAM,
+    ] {
+        assert!(
+            lab.fp.xdp_program(name).is_err(),
+            "{name} is in the controller's object"
+        );
+    }
+    // Without the benchmark's restore, the second run meets the first run's Reply and passes it.
+    let input = direct(renew()).encode();
+    let out = lab.fp.test_run(&input, LO, 2).unwrap();
+    assert_eq!(out.verdict, XDP_PASS);
+    assert_eq!(lab.counter(stat::TX_RENEW), 1);
+}
+
+/// In the benchmark's build of the object, `repeat` runs the whole fast path every time (the
+/// request is put back after each answer), and the trivial program is there to compare against.
 #[test]
 fn bench_mode_repeats_the_full_answer() {
-    let lab = setup_with(true);
+    let lab = setup_bench();
     let input = direct(renew()).encode();
     let out = lab.fp.test_run(&input, LO, 1000).unwrap();
     assert_eq!(out.verdict, XDP_TX);
@@ -520,7 +543,10 @@ fn bench_mode_repeats_the_full_answer() {
         "the request is restored after each answer"
     );
     assert_eq!(lab.counter(stat::TX_RENEW), 1000);
-    let trivial = lab.fp.trivial_program().unwrap();
+    let trivial = lab
+        .fp
+        .xdp_program(dhcp_common::maps::TRIVIAL_PROGRAM)
+        .unwrap();
     let floor = dhcp_user::fastpath::test_run(trivial, &input, LO, 1000).unwrap();
     assert_eq!(floor.verdict, XDP_PASS);
 }

@@ -6,7 +6,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use dhcp_user::lab::{self, Lab};
+use dhcp_lab::{self as lab, Lab};
 use tests::{netns_exists, root_links};
 
 /// Set in a re-executed copy of this test binary: what `lab_child_process` should do.

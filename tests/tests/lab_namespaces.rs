@@ -3,7 +3,7 @@
 
 use std::net::{Ipv6Addr, SocketAddrV6};
 
-use dhcp_user::lab::Lab;
+use dhcp_lab::Lab;
 use tests::{any_udp_socket_in, netns_exists, ping6, udp_socket_in};
 
 #[test]
@@ -113,7 +113,7 @@ fn processes_that_ignore_sigterm_are_killed() {
     let name = ns.name().to_string();
     let started = std::time::Instant::now();
     drop(ns);
-    assert!(started.elapsed() >= dhcp_user::lab::TERM_GRACE);
+    assert!(started.elapsed() >= dhcp_lab::TERM_GRACE);
     assert!(!child.wait().unwrap().success());
     assert!(!netns_exists(&name));
 }

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dhcp_lab::{Lab, Namespace, VethPair};
 use dhcp_user::control::{request, Binding, ControlRequest, ControlResponse, StatsReply};
-use dhcp_user::lab::{Lab, Namespace, VethPair};
 use server_common::{dhclient_files, dhcp_user_binary, log_tail, spawn_server};
 
 const A_ADDRESS: &str = "2001:db8:1::1";
@@ -72,7 +72,7 @@ impl PeerServer {
     }
 
     fn pin_root(&self) -> PathBuf {
-        dhcp_user::lab::lab_bpffs()
+        dhcp_lab::lab_bpffs()
             .expect("the lab's bpffs")
             .join(self.state_dir.file_name().unwrap())
     }
@@ -268,7 +268,7 @@ fn pair_with_a_bound_client(lab: &Lab) -> (PeerServer, PeerServer, Namespace, Pa
     a.start();
 
     // The client binds while only A runs.
-    let script = dhcp_user::server::demo::write_dhclient_script(&a.state_dir).unwrap();
+    let script = dhcp_lab::dhclient::write_dhclient_script(&a.state_dir).unwrap();
     let (leases, pid) = dhclient_files(&a.state_dir, "peer");
     let out = client
         .command("timeout")

@@ -13,10 +13,8 @@ use std::{
 };
 
 use dhcp_common::stat;
-use dhcp_user::{
-    control::Binding,
-    lab::{Lab, Namespace, VethPair},
-};
+use dhcp_lab::{Lab, Namespace, VethPair};
+use dhcp_user::control::Binding;
 use server_common::{lab_config, renew_exchanges, LabServer};
 
 /// The subnet behind the relay (dhcrelay's link-address is its lower interface's address),
@@ -111,7 +109,7 @@ impl RelayLab {
     /// `dhclient -6 -1` behind the relay (it stays behind as a daemon and renews).
     fn dhclient(&self, tag: &str) -> std::process::Output {
         let dir = &self.server.state_dir;
-        let script = dhcp_user::server::demo::write_dhclient_script(dir).unwrap();
+        let script = dhcp_lab::dhclient::write_dhclient_script(dir).unwrap();
         let (leases, pid) = server_common::dhclient_files(dir, tag);
         self.client_ns
             .command("timeout")

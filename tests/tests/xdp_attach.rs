@@ -7,10 +7,8 @@ use std::{
 };
 
 use dhcp_common::StatCounter;
-use dhcp_user::{
-    fastpath::{AttachMode, FastPath},
-    lab::Lab,
-};
+use dhcp_lab::Lab;
+use dhcp_user::fastpath::{AttachMode, FastPath};
 use tests::any_udp_socket_in;
 
 fn total_packets(stats: &[StatCounter]) -> u64 {
@@ -77,7 +75,7 @@ fn the_embedded_xdp_program_attaches_in_a_lab_namespace_and_counts_traffic() {
 /// the new program to them and refuse it.
 #[test]
 fn pinned_maps_of_another_layout_are_replaced() {
-    let root = dhcp_user::lab::lab_bpffs()
+    let root = dhcp_lab::lab_bpffs()
         .unwrap()
         .join(format!("layout-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();

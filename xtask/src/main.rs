@@ -59,7 +59,7 @@ enum Task {
         #[arg(long)]
         release: bool,
     },
-    /// Build, then run dhcp-user as root with ARGS (no ARGS: `dhcp-user demo`, the demo lab).
+    /// Build, then run dhcp-user as root with ARGS (no ARGS: `dhcp-demo`, the demo lab).
     Run {
         #[arg(long)]
         release: bool,
@@ -345,18 +345,30 @@ fn failure(log: &Path, sentence: &str) -> String {
 // Commands
 
 fn build(ws: &Workspace, release: bool) -> Result<PathBuf> {
+    build_binaries(ws, release, &[("dhcp-user", "dhcp-user")])
+}
+
+/// Builds each (package, binary) of `binaries`; returns the path of the first.
+fn build_binaries(ws: &Workspace, release: bool, binaries: &[(&str, &str)]) -> Result<PathBuf> {
     bootstrap(ws)?;
     let mut command = ws.cargo();
-    command.args(["build", "-p", "dhcp-user"]);
+    command.arg("build");
+    for (package, binary) in binaries {
+        command.args(["-p", package, "--bin", binary]);
+    }
     if release {
         command.arg("--release");
     }
     let status = command.status().context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build -p dhcp-user failed (see the errors above)");
+        let shown: Vec<_> = binaries.iter().map(|(_, bin)| *bin).collect();
+        bail!(
+            "cargo build of {} failed (see the errors above)",
+            shown.join(", ")
+        );
     }
     let profile = if release { "release" } else { "debug" };
-    Ok(ws.target.join(profile).join("dhcp-user"))
+    Ok(ws.target.join(profile).join(binaries[0].1))
 }
 
 /// The running dhcp-user, for the signal handler.
@@ -370,17 +382,23 @@ extern "C" fn forward_signal(signal: libc::c_int) {
     }
 }
 
-fn run(ws: &Workspace, release: bool, mut args: Vec<OsString>) -> Result<u8> {
+fn run(ws: &Workspace, release: bool, args: Vec<OsString>) -> Result<u8> {
     if !is_root() {
         bail!(
             "cargo xtask run needs root (dhcp-user creates network namespaces and loads XDP \
              programs): run it as root, e.g. `sudo -E cargo xtask run`"
         );
     }
-    let binary = build(ws, release)?;
-    if args.is_empty() {
-        args.push("demo".into());
-    }
+    // No arguments: the demo lab, which starts the dhcp-user built beside it.
+    let binary = if args.is_empty() {
+        build_binaries(
+            ws,
+            release,
+            &[("dhcp-lab", "dhcp-demo"), ("dhcp-user", "dhcp-user")],
+        )?
+    } else {
+        build(ws, release)?
+    };
     let shown: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
     println!(
         "[run] {} {} (Ctrl-C stops it)",
@@ -481,9 +499,11 @@ fn gates(ws: &Workspace) -> Result<()> {
         "warnings",
     ]);
     let mut clippy_ebpf = ebpf_cargo(ws);
+    // Every feature: the benchmark's build (`bench`) is linted with the controller's.
     clippy_ebpf.args([
         "clippy",
         "--release",
+        "--all-features",
         "--target",
         "bpfel-unknown-none",
         "--",
@@ -561,16 +581,18 @@ fn bench(ws: &Workspace, quick: bool) -> Result<u8> {
             "build",
             "--release",
             "-p",
-            "dhcp-user",
+            "dhcp-bench",
             "--bin",
             "dhcp-bench",
+            "-p",
+            "dhcp-user",
             "--bin",
             "dhcp-user",
         ])
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build --release -p dhcp-user --bin dhcp-bench failed (see the errors above)");
+        bail!("cargo build --release of dhcp-bench and dhcp-user failed (see the errors above)");
     }
     let binary = ws.target.join("release").join("dhcp-bench");
     let mut command = Command::new(&binary);

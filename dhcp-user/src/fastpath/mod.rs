@@ -6,7 +6,6 @@
 //! `<pin-root>/link-<iface>`, so program and maps outlive a controller restart: renewals keep
 //! being answered while the controller is down.
 
-pub mod frame;
 pub mod sync;
 
 use std::{
@@ -75,6 +74,8 @@ pub enum FastPathError {
     NoInterface(String),
     #[error("the object has no map {0}")]
     MissingMap(&'static str),
+    #[error("the object has no XDP program {0}")]
+    MissingProgram(String),
 }
 
 /// How the program attaches to an interface.
@@ -116,23 +117,26 @@ impl FastPath {
     /// Loads the embedded program. With `pin_root`, maps already pinned there (by an earlier
     /// controller) are reused, and new ones are pinned there.
     pub fn load(pin_root: Option<&Path>) -> Result<Self, FastPathError> {
-        Self::load_with(pin_root, false)
+        Self::load_sized(pin_root, dhcp_common::DEFAULT_MAX_BINDINGS)
     }
 
-    /// As `load`; `bench` also loads the trivial XDP_PASS program and sets the load-time switch
-    /// that restores each request after answering it (for BPF_PROG_TEST_RUN `repeat`).
-    pub fn load_with(pin_root: Option<&Path>, bench: bool) -> Result<Self, FastPathError> {
-        Self::load_sized(pin_root, bench, dhcp_common::DEFAULT_MAX_BINDINGS)
-    }
-
-    /// As `load_with`, with room for `max_bindings` clients in the binding map (preallocated:
+    /// As `load`, with room for `max_bindings` clients in the binding map (preallocated:
     /// about 160 bytes of kernel memory each). A map already pinned keeps its own size.
-    pub fn load_sized(
+    pub fn load_sized(pin_root: Option<&Path>, max_bindings: u32) -> Result<Self, FastPathError> {
+        Self::load_object(EBPF_OBJECT, pin_root, max_bindings)
+    }
+
+    /// As `load_sized`, from `object`: any build of `dhcp-ebpf` (the benchmark loads its own,
+    /// which adds reference programs). Every XDP program in the object is loaded; [`attach`]
+    /// attaches the fast path's.
+    ///
+    /// [`attach`]: FastPath::attach
+    pub fn load_object(
+        object: &[u8],
         pin_root: Option<&Path>,
-        bench: bool,
         max_bindings: u32,
     ) -> Result<Self, FastPathError> {
-        if EBPF_OBJECT.is_empty() {
+        if object.is_empty() {
             return Err(FastPathError::StubObject);
         }
         let mut loader = EbpfLoader::new();
@@ -150,25 +154,16 @@ impl FastPath {
                 loader.map_pin_path(name, root.join(name));
             }
         }
-        let bench_switch = bench as u8;
-        loader.override_global(names::BENCH_RESTORE_REQUEST, &bench_switch, true);
-        let mut ebpf = loader.load(EBPF_OBJECT)?;
-        let programs: &[&str] = if bench {
-            &[
-                names::PROGRAM,
-                names::TRIVIAL_PROGRAM,
-                names::LOOKUP_FLOOR_PROGRAM,
-                names::RENEW_FLOOR_PROGRAM,
-            ]
-        } else {
-            &[names::PROGRAM]
-        };
-        for name in programs {
-            let program: &mut Xdp = ebpf
-                .program_mut(name)
-                .ok_or(FastPathError::MissingMap(name))?
-                .try_into()?;
-            program.load()?;
+        let mut ebpf = loader.load(object)?;
+        let programs: Vec<String> = ebpf.programs().map(|(name, _)| name.to_string()).collect();
+        for name in &programs {
+            if let Some(program) = ebpf.program_mut(name) {
+                let program: &mut Xdp = program.try_into()?;
+                program.load()?;
+            }
+        }
+        if ebpf.program(names::PROGRAM).is_none() {
+            return Err(FastPathError::MissingProgram(names::PROGRAM.to_string()));
         }
         Ok(FastPath {
             ebpf,
@@ -177,18 +172,13 @@ impl FastPath {
         })
     }
 
-    /// The trivial XDP_PASS program (loaded by `load_with(.., true)` only).
-    pub fn trivial_program(&self) -> Result<&Xdp, FastPathError> {
-        self.bench_program(names::TRIVIAL_PROGRAM)
-    }
-
-    /// One of the programs loaded by `load_with(.., true)` only: `names::TRIVIAL_PROGRAM`,
-    /// `LOOKUP_FLOOR_PROGRAM` or `RENEW_FLOOR_PROGRAM`.
-    pub fn bench_program(&self, name: &'static str) -> Result<&Xdp, FastPathError> {
+    /// The loaded XDP program called `name` (the fast path is `names::PROGRAM`; a benchmark
+    /// build of the object has others).
+    pub fn xdp_program(&self, name: &str) -> Result<&Xdp, FastPathError> {
         Ok(self
             .ebpf
             .program(name)
-            .ok_or(FastPathError::MissingMap(name))?
+            .ok_or_else(|| FastPathError::MissingProgram(name.to_string()))?
             .try_into()?)
     }
 
@@ -197,13 +187,9 @@ impl FastPath {
         self.pin_root.as_deref()
     }
 
-    /// The program's file descriptor (for BPF_PROG_TEST_RUN from benches).
+    /// The fast-path program (for BPF_PROG_TEST_RUN: [`FastPath::test_run`]).
     pub fn program(&self) -> Result<&Xdp, FastPathError> {
-        Ok(self
-            .ebpf
-            .program(names::PROGRAM)
-            .ok_or(FastPathError::MissingMap(names::PROGRAM))?
-            .try_into()?)
+        self.xdp_program(names::PROGRAM)
     }
 
     /// Attaches to `iface`. `Auto` tries native mode, then generic. With a pin root, the link is
@@ -213,7 +199,7 @@ impl FastPath {
         let program: &mut Xdp = self
             .ebpf
             .program_mut(names::PROGRAM)
-            .ok_or(FastPathError::MissingMap(names::PROGRAM))?
+            .ok_or_else(|| FastPathError::MissingProgram(names::PROGRAM.to_string()))?
             .try_into()?;
         // A pinned link from an earlier controller keeps the old program attached: replace it.
         if let Some(root) = &self.pin_root {
@@ -272,7 +258,7 @@ impl FastPath {
             let program: &mut Xdp = self
                 .ebpf
                 .program_mut(names::PROGRAM)
-                .ok_or(FastPathError::MissingMap(names::PROGRAM))?
+                .ok_or_else(|| FastPathError::MissingProgram(names::PROGRAM.to_string()))?
                 .try_into()?;
             program.detach(id)?;
         }

@@ -855,7 +855,7 @@ pub async fn start(
     ifaces: &[String],
 ) -> Result<FastPathHandle, anyhow::Error> {
     let config = server.config();
-    let mut fp = FastPath::load_sized(settings.pin_root.as_deref(), false, settings.max_bindings)?;
+    let mut fp = FastPath::load_sized(settings.pin_root.as_deref(), settings.max_bindings)?;
     let infos = ifaces
         .iter()
         .map(|name| {

@@ -9,8 +9,9 @@ use dhcp_common::{
     BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
 };
 #[allow(unused_imports)]
-pub use dhcp_user::bench::wire::{self, be32, elapsed, ia_na, ia_pd, opt, oro};
-use dhcp_user::fastpath::{frame::Udp6Frame, FastPath};
+pub use dhcp_testwire::dhcpv6::{self as wire, be32, elapsed, ia_na, ia_pd, opt, oro};
+use dhcp_testwire::Udp6Frame;
+use dhcp_user::fastpath::FastPath;
 
 pub const LO: u32 = 1;
 pub const SERVER_MAC: [u8; 6] = [0x02, 0x53, 0, 0, 0, 1];
@@ -208,13 +209,19 @@ pub struct Lab {
     pub fp: FastPath,
 }
 
+/// The controller's object, configured for the test client.
 pub fn setup() -> Lab {
-    setup_with(false)
+    setup_object(dhcp_user::fastpath::EBPF_OBJECT)
 }
 
-pub fn setup_with(bench: bool) -> Lab {
-    let mut fp =
-        FastPath::load_with(None, bench).expect("load the XDP program (needs root and BPF)");
+/// The benchmark's build of the object (dhcp-ebpf feature `bench`), configured the same way.
+pub fn setup_bench() -> Lab {
+    setup_object(dhcp_bench::BENCH_OBJECT)
+}
+
+fn setup_object(object: &[u8]) -> Lab {
+    let mut fp = FastPath::load_object(object, None, dhcp_common::DEFAULT_MAX_BINDINGS)
+        .expect("load the XDP program (needs root and BPF)");
     let mut server_duid = [0u8; FAST_SERVER_DUID_MAX];
     server_duid[..SERVER_DUID.len()].copy_from_slice(SERVER_DUID);
     fp.set_global(&GlobalConfig {

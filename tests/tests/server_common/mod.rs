@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dhcp_lab::{Lab, Namespace, VethPair};
 use dhcp_user::control::{request, Binding, ControlRequest, ControlResponse, StatsReply};
-use dhcp_user::lab::{Lab, Namespace, VethPair};
 
 /// The lab config (examples/lab.toml) the tests start from.
 pub const LAB_CONFIG: &str = include_str!("../../../examples/lab.toml");
@@ -133,9 +133,7 @@ impl LabServer {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        dhcp_user::lab::lab_bpffs()
-            .expect("the lab's bpffs")
-            .join(name)
+        dhcp_lab::lab_bpffs().expect("the lab's bpffs").join(name)
     }
 
     /// SIGKILL the server (`ip netns exec` execs, so the child is the server itself).
@@ -271,7 +269,7 @@ impl LabServer {
     /// waiting for it to finish (after binding, dhclient leaves a daemon behind that renews).
     pub fn dhclient(&self, tag: &str, extra: &[&str]) -> std::process::Output {
         let dir = &self.state_dir;
-        let script = dhcp_user::server::demo::write_dhclient_script(dir).unwrap();
+        let script = dhcp_lab::dhclient::write_dhclient_script(dir).unwrap();
         let (leases, pid) = dhclient_files(dir, tag);
         self.client_ns
             .command("timeout")

@@ -1,8 +1,8 @@
 //! The fast path measured without a network: BPF_PROG_TEST_RUN of the XDP program, next to the
 //! trivial XDP_PASS program in the same run, and the binding map filled to scale.
 //!
-//! The program is loaded in bench mode (`FastPath::load_with(None, true)`): after answering, it
-//! puts the request back, so `repeat` runs the full answer every time. The restore costs a copy
+//! The program is the benchmark's build of the object ([`crate::BENCH_OBJECT`], dhcp-ebpf with
+//! feature `bench`): after answering, it puts the request back, so `repeat` runs the full answer every time. The restore costs a copy
 //! of the frame, so the figures are a slight upper bound on a live answer.
 
 use std::{
@@ -18,8 +18,9 @@ use dhcp_common::{
     BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
 };
 
-use super::wire::{self, elapsed, ia_na, ia_pd, msg, opt, oro};
-use crate::fastpath::{frame::Udp6Frame, test_run, FastPath, XDP_PASS, XDP_TX};
+use dhcp_testwire::dhcpv6::{self as wire, elapsed, ia_na, ia_pd, msg, opt, oro};
+use dhcp_testwire::frame::Udp6Frame;
+use dhcp_user::fastpath::{test_run, FastPath, XDP_PASS, XDP_TX};
 
 /// Loopback: BPF_PROG_TEST_RUN frames "arrive" on it.
 pub const LO: u32 = 1;
@@ -107,7 +108,7 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
     let mut server_duid = [0u8; FAST_SERVER_DUID_MAX];
     server_duid[..side.duid.len()].copy_from_slice(&side.duid);
     fp.set_global(&GlobalConfig {
-        clock_to_unix_ns: crate::fastpath::clock_to_unix_ns(),
+        clock_to_unix_ns: dhcp_user::fastpath::clock_to_unix_ns(),
         enabled: 1,
         server_duid_len: side.duid.len() as u8,
         _pad: [0; 2],
@@ -271,7 +272,7 @@ pub fn cases() -> Vec<Case> {
     out
 }
 
-/// The fast path loaded in bench mode and configured for the measured client.
+/// The benchmark's build of the fast path, loaded and configured for the measured client.
 pub struct Bench {
     pub fp: FastPath,
     /// The renewal reports' ring buffer. Nothing reads it during a run, so it is full after the
@@ -287,8 +288,8 @@ impl Bench {
 
     /// As `load`, with a binding map of `max_bindings` entries.
     pub fn load_sized(max_bindings: u32) -> Result<Self> {
-        let mut fp = FastPath::load_sized(None, true, max_bindings)
-            .context("loading the XDP program in bench mode (needs root and BPF)")?;
+        let mut fp = FastPath::load_object(crate::BENCH_OBJECT, None, max_bindings)
+            .context("loading the benchmark's build of the XDP program (needs root and BPF)")?;
         configure(
             &mut fp,
             &ServerSide {
@@ -340,7 +341,7 @@ impl Bench {
     /// that its lookup hits as the fast path's does.
     pub fn floor_ns(&self, program: &'static str, repeat: u32) -> Result<f64> {
         let frame = key_frame_for_client()?;
-        let out = test_run(self.fp.bench_program(program)?, &frame, LO, repeat)?;
+        let out = test_run(self.fp.xdp_program(program)?, &frame, LO, repeat)?;
         if out.verdict != XDP_TX {
             bail!(
                 "{program}: verdict {} (expected XDP_TX: the measured client's binding is in the map)",
@@ -357,7 +358,12 @@ impl Bench {
 
     /// The same for the trivial XDP_PASS program.
     pub fn trivial_ns(&self, frame: &[u8], repeat: u32) -> Result<f64> {
-        let out = test_run(self.fp.trivial_program()?, frame, LO, repeat)?;
+        let out = test_run(
+            self.fp.xdp_program(dhcp_common::maps::TRIVIAL_PROGRAM)?,
+            frame,
+            LO,
+            repeat,
+        )?;
         if out.verdict != XDP_PASS {
             bail!("trivial program verdict {}", out.verdict);
         }

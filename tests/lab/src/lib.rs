@@ -2,8 +2,8 @@
 //! demo and the benchmarks.
 //!
 //! ```no_run
-//! use dhcp_user::lab::Lab;
-//! # fn main() -> Result<(), dhcp_user::lab::LabError> {
+//! use dhcp_lab::Lab;
+//! # fn main() -> Result<(), dhcp_lab::LabError> {
 //! let lab = Lab::new();
 //! let server = lab.namespace("srv")?;
 //! let client = lab.namespace("cli")?;
@@ -22,6 +22,8 @@
 //! Names are `dl-<pid>-<n>-<role>`, unique per process and across processes, so tests may run in
 //! parallel. Veth ends are created directly inside their namespaces (never in the caller's), so
 //! their names only need to be unique per namespace: `v<n>-<peer role>`, at most 15 characters.
+
+pub mod dhclient;
 
 use std::{
     ffi::{CString, OsStr},

@@ -11,7 +11,6 @@ pub mod leasequery;
 pub mod loadgen;
 pub mod report;
 pub mod store;
-pub mod wire;
 pub mod xdp;
 
 use std::{path::PathBuf, time::Duration};
@@ -21,6 +20,10 @@ use dhcp_common::maps as names;
 use serde_json::json;
 
 pub use report::Report;
+
+/// The benchmark's build of the XDP program (dhcp-ebpf with feature `bench`: the fast path, its
+/// reference programs, and the request put back after each answer), built by build.rs.
+pub static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("DHCP_EBPF_BENCH_OBJECT"));
 
 /// How much to run.
 #[derive(Debug, Clone)]

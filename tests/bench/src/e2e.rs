@@ -15,14 +15,14 @@ use std::{
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::{
+use crate::{
     loadgen::{self, Client, ClientSocket, StepResult},
     xdp, Options, Report,
 };
-use crate::{
+use dhcp_lab::{Lab, Namespace, VethPair};
+use dhcp_user::{
     control::{request, ControlRequest},
     fastpath::{AttachMode, FastPath},
-    lab::{Lab, Namespace, VethPair},
 };
 
 /// The server's address on the lab link (the subnet of examples/lab.toml is matched by it).
@@ -478,7 +478,7 @@ impl OurServer {
         std::fs::write(state_dir.join("server.toml"), our_config()?)?;
         prepare(&state_dir)?;
         let pin_root =
-            crate::lab::lab_bpffs()?.join(format!("dhcp-bench-{}-{tag}", std::process::id()));
+            dhcp_lab::lab_bpffs()?.join(format!("dhcp-bench-{}-{tag}", std::process::id()));
         FastPath::unpin_all(&pin_root)
             .with_context(|| format!("removing stale pins under {}", pin_root.display()))?;
         let mut server = OurServer {
@@ -569,7 +569,7 @@ impl OurServer {
 
     /// Renewals the pinned fast path has answered so far.
     fn xdp_renewals(&self) -> Option<u64> {
-        crate::fastpath::pinned_stats(&self.pin_root)
+        dhcp_user::fastpath::pinned_stats(&self.pin_root)
             .ok()
             .flatten()?
             .get(dhcp_common::stat::TX_RENEW as usize)
@@ -744,7 +744,7 @@ pub fn run_startup(opts: &Options, report: &mut Report) -> Result<()> {
     report.progress("startup", &format!("storing {count} bindings"));
     let progress = report.progress_handle("startup", count as u64);
     let fill = |dir: &Path| -> Result<()> {
-        let store = crate::store::SqliteStore::open(dir.join("leases.db"))?;
+        let store = dhcp_user::store::SqliteStore::open(dir.join("leases.db"))?;
         let cltt = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs() as i64
@@ -774,7 +774,7 @@ pub fn run_startup(opts: &Options, report: &mut Report) -> Result<()> {
         .filter_map(|f| std::fs::metadata(server.state_dir.join(f)).ok())
         .map(|m| m.len())
         .sum();
-    let pushed = crate::fastpath::pinned_binding_count(&server.pin_root).ok();
+    let pushed = dhcp_user::fastpath::pinned_binding_count(&server.pin_root).ok();
     report.progress("startup", "kill -9 and start again (maps pinned)");
     server.kill9();
     let warm = server.spawn(&net)?;
@@ -912,7 +912,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     xdp::fill_batched(&mut fp, fp_clients_n, 10_000)?;
     let fp_clients: Vec<Client> = (0..fp_clients_n)
         .map(|i| Client {
-            duid: super::wire::client_duid(i).to_vec(),
+            duid: dhcp_testwire::dhcpv6::client_duid(i).to_vec(),
             na_iaid: xdp::NA_IAID,
             na: Some(xdp::na_addr(i)),
             pd_iaid: xdp::PD_IAID,
@@ -1321,7 +1321,7 @@ mod tests {
 
     #[test]
     fn the_bench_config_is_the_labs_with_pools_that_hold_every_step_and_stored_client() {
-        let config = crate::config::Config::parse(&our_config().unwrap(), "bench").unwrap();
+        let config = dhcp_user::config::Config::parse(&our_config().unwrap(), "bench").unwrap();
         let subnet = &config.subnets[0];
         // The startup bench stores client i at 2001:db8:1::1:0 + i, a million of them.
         let first: Ipv6Addr = "2001:db8:1::1:0".parse().unwrap();
@@ -1345,7 +1345,7 @@ mod tests {
             na >= 32_000 * 4 && pd >= 32_000 * 4,
             "{na} addresses, {pd} prefixes"
         );
-        let lab = crate::config::Config::parse(LAB_CONFIG, "lab").unwrap();
+        let lab = dhcp_user::config::Config::parse(LAB_CONFIG, "lab").unwrap();
         assert_eq!(lab.subnets[0].preferred_lifetime, subnet.preferred_lifetime);
         assert_eq!(lab.subnets[0].dns_servers, subnet.dns_servers);
     }

@@ -11,8 +11,8 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use super::wire::client_duid;
-use crate::store::{
+use dhcp_testwire::dhcpv6::client_duid;
+use dhcp_user::store::{
     Lease, LeaseChange, LeaseState, LeaseStore, LeaseType, SqliteStore, StoreWriter, WriterConfig,
 };
 
@@ -107,7 +107,7 @@ pub fn run(
                 loop {
                     let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if index >= count || start.elapsed() > deadline {
-                        return Ok::<u64, crate::store::StoreError>(written);
+                        return Ok::<u64, dhcp_user::store::StoreError>(written);
                     }
                     writer
                         .commit(vec![LeaseChange::Upsert(lease(index, now))])

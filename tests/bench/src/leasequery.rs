@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use dhcp_common::dhcpv6::{MSG_LEASEQUERY, MSG_LEASEQUERY_DATA, MSG_LEASEQUERY_DONE};
 use tokio::sync::watch;
 
-use crate::{
+use dhcp_user::{
     config::parse_prefix,
     leasequery::{
         client::{build_query, LeasequeryConnection, Query, QueryOptions},

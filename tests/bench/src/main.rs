@@ -2,13 +2,13 @@
 //! load generator on its own (`dhcp-bench loadgen`) for operators.
 //!
 //! The benchmark prints a progress line on stderr, a table on stdout, and writes every figure to
-//! `target/bench/latest.json`. See `dhcp_user::bench`.
+//! `target/bench/latest.json`. See the `dhcp_bench` library.
 
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use dhcp_user::bench::{self, loadgen, Options, Report};
+use dhcp_bench::{self as bench, loadgen, Options, Report};
 use serde_json::json;
 
 #[derive(Parser, Debug)]

@@ -5,7 +5,7 @@
 //! second, drops, invalid replies and latency percentiles.
 //!
 //! Runs on the client side of a lab veth pair: the socket must be opened inside the client
-//! namespace (see `crate::lab::Namespace::run_in`). Every loop is bounded in count and in time.
+//! namespace (see `dhcp_lab::Namespace::run_in`). Every loop is bounded in count and in time.
 
 use std::{
     collections::BTreeMap,
@@ -18,7 +18,9 @@ use anyhow::{bail, Context, Result};
 use dhcp_common::dhcpv6::*;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::wire::{self, elapsed, find, ia_na, ia_pd, msg, opt, options, oro, parse_ia};
+use dhcp_testwire::dhcpv6::{
+    self as wire, elapsed, find, ia_na, ia_pd, msg, opt, options, oro, parse_ia,
+};
 
 const BATCH: usize = 64;
 const MAX_PACKET: usize = 1500;
@@ -49,7 +51,7 @@ impl ClientSocket {
     /// to that address come to this socket only (a bound address beats `[::]` in the kernel's
     /// lookup), so several generator threads, each with its own address, never share replies.
     pub fn open_at(iface: &str, source: Option<Ipv6Addr>) -> Result<Self> {
-        let ifindex = crate::fastpath::ifindex(iface)?;
+        let ifindex = dhcp_user::fastpath::ifindex(iface)?;
         let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
         socket.set_only_v6(true)?;
         socket.set_reuse_address(true)?;

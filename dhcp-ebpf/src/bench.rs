@@ -1,13 +1,21 @@
-//! The benchmark's references, shipped in the same object (the controller never attaches them):
-//! the cheapest XDP program, and the kernel work any Renew answer must do and nothing else, so
-//! that the fast path's figure can be read against what cannot be avoided.
+//! What the benchmark's build of the program adds (cargo feature `bench`; the controller's
+//! object has none of it): the reference programs, i.e. the cheapest XDP program and the kernel
+//! work any Renew answer must do and nothing else, so that the fast path's figure can be read
+//! against what cannot be avoided; and [`restore_request`], which lets BPF_PROG_TEST_RUN's
+//! `repeat` run the whole fast path every time.
 
 use aya_ebpf::{
-    bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
+    bindings::xdp_action,
+    helpers::{
+        bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_store_bytes,
+    },
+    macros::xdp,
+    programs::XdpContext,
 };
 use dhcp_common::{BindingKey, BindingValue};
 
 use crate::maps::{BINDINGS, CONFIG, EVENTS};
+use crate::scratch::Scratch;
 
 /// The floor the benchmark compares against: the cheapest possible XDP program.
 #[xdp]
@@ -63,4 +71,36 @@ pub(crate) fn floor_binding(ctx: &XdpContext) -> Option<*mut BindingValue> {
     // SAFETY: the key's bytes lie inside the frame (checked above); the helper only reads them.
     let key = unsafe { &*(start as *const BindingKey) };
     BINDINGS.get_ptr_mut(key)
+}
+
+/// After the reply is written, puts the request back (undoing the resize, copying the request
+/// over the reply) so that BPF_PROG_TEST_RUN's `repeat` answers the same request every time
+/// instead of re-reading its own reply. It adds a resize and a copy, so the figure it gives is
+/// an upper bound. Returns false when the kernel refused either step.
+#[inline(always)]
+pub(crate) fn restore_request(
+    ctx: &XdpContext,
+    sc: *mut Scratch,
+    delta: i32,
+    frame_len: usize,
+) -> bool {
+    // SAFETY: the helpers take the program's own context; `delta` is the resize just made.
+    let back = unsafe {
+        if delta > 0 {
+            bpf_xdp_adjust_head(ctx.ctx, delta)
+        } else {
+            bpf_xdp_adjust_tail(ctx.ctx, -delta)
+        }
+    };
+    // SAFETY: the per-CPU scratch slot is ours for this run; `frame_len` bytes of it hold the
+    // request (loaded from the frame at the start, never written since).
+    back == 0
+        && unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                0,
+                (*sc).req.as_mut_ptr() as *mut _,
+                frame_len as u32,
+            )
+        } == 0
 }

@@ -1,4 +1,4 @@
-//! `dhcp-user demo`: a self-contained lab. A server namespace and a client namespace joined by
+//! `dhcp-demo` (`cargo xtask run` with no arguments): a self-contained lab. A server namespace and a client namespace joined by
 //! a veth; `dhcp-user serve` with examples/lab.toml on the server side; `dhclient -6` (an
 //! address) then `dhclient -6 -P` (a delegated prefix) on the client side; the binding table
 //! after each step; then it keeps running (dhclient renews) until Ctrl-C, and cleans up.
@@ -10,48 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::control::{format_bindings, request, ControlRequest, ControlResponse};
-use crate::lab::{Lab, Namespace};
+use dhcp_lab::dhclient::write_dhclient_script;
+use dhcp_lab::{Lab, Namespace};
+use dhcp_user::control::{format_bindings, request, ControlRequest, ControlResponse};
 
 /// The demo's configuration (also the documented example).
-pub const LAB_CONFIG: &str = include_str!("../../../examples/lab.toml");
+const LAB_CONFIG: &str = include_str!("../../../../examples/lab.toml");
 /// The server's address on the lab link (inside the lab subnet).
-pub const LAB_SERVER_ADDRESS: &str = "2001:db8:1::1/64";
-
-/// The dhclient script of the lab: applies the address to the client's interface (inside its
-/// namespace) and does nothing else. Debian's dhclient-script would also rewrite
-/// /etc/resolv.conf, which network namespaces share with the host.
-pub const LAB_DHCLIENT_SCRIPT: &str = r#"#!/bin/sh
-# dhcp-user lab: configure the leased address on the interface only; never touch /etc.
-case "$reason" in
-  BOUND6|RENEW6|REBIND6|REBOOT6)
-    if [ -n "$new_ip6_address" ]; then
-      ip -6 addr replace "$new_ip6_address/128" dev "$interface" \
-        valid_lft "${new_max_life:-forever}" preferred_lft "${new_preferred_life:-forever}"
-    fi
-    if [ -n "$new_ip6_prefix" ]; then
-      echo "dhclient: delegated prefix $new_ip6_prefix on $interface"
-    fi
-    ;;
-  RELEASE6|EXPIRE6|STOP6)
-    if [ -n "$old_ip6_address" ]; then
-      ip -6 addr del "$old_ip6_address/128" dev "$interface" 2>/dev/null
-    fi
-    ;;
-esac
-exit 0
-"#;
-
-/// Writes [`LAB_DHCLIENT_SCRIPT`] into `dir` and returns its path.
-pub fn write_dhclient_script(dir: &Path) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("dhclient-script");
-    std::fs::write(&path, LAB_DHCLIENT_SCRIPT)
-        .with_context(|| format!("writing {}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("making {} executable", path.display()))?;
-    Ok(path)
-}
+const LAB_SERVER_ADDRESS: &str = "2001:db8:1::1/64";
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -77,7 +43,36 @@ fn install_stop_handler() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the demo until Ctrl-C. `config` replaces the embedded examples/lab.toml.
+/// `dhcp-demo [--config FILE]`.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "dhcp-demo",
+    about = "A self-contained lab: dhcp-user serve in one network namespace, dhclient in another"
+)]
+struct Cli {
+    /// A server configuration to run instead of examples/lab.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = <Cli as clap::Parser>::parse();
+    // The lab's own messages (teardown trouble, mostly); the server logs on its own stderr.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    match run(cli.config.as_deref()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("dhcp-demo: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Lifetimes the demo uses instead of lab.toml's, so that renewals come every few seconds.
 const DEMO_LIFETIMES: [(&str, u32); 4] = [
     ("preferred-lifetime", 60),
@@ -100,7 +95,8 @@ fn with_lifetimes(config: &str, lifetimes: &[(&str, u32)]) -> String {
         .collect()
 }
 
-pub fn run(config: Option<&Path>) -> anyhow::Result<()> {
+/// Runs the demo until Ctrl-C. `config` replaces the embedded examples/lab.toml.
+fn run(config: Option<&Path>) -> anyhow::Result<()> {
     install_stop_handler()?;
     let config_text = match config {
         Some(path) => {
@@ -116,7 +112,7 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<()> {
         }
     };
     // Check it here, so a broken config fails before any namespace exists.
-    crate::config::Config::parse(
+    dhcp_user::config::Config::parse(
         &config_text,
         config.unwrap_or(Path::new("examples/lab.toml")),
     )?;
@@ -128,6 +124,20 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&state_dir);
     println!("[demo] cleaned up");
     result
+}
+
+/// The `dhcp-user` binary built beside this one (`cargo xtask run` builds both).
+fn server_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("locating the dhcp-demo binary")?;
+    let server = me.with_file_name("dhcp-user");
+    if !server.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build -p dhcp-user` (or run the demo with \
+             `cargo xtask run`, which builds both)",
+            server.display()
+        );
+    }
+    Ok(server)
 }
 
 fn step(text: &str) {
@@ -151,7 +161,7 @@ fn run_lab(config_text: &str, state_dir: &Path) -> anyhow::Result<()> {
     let config_path = state_dir.join("lab.toml");
     std::fs::write(&config_path, config_text)
         .with_context(|| format!("writing {}", config_path.display()))?;
-    let exe = std::env::current_exe().context("locating the dhcp-user binary")?;
+    let exe = server_binary()?;
     step(&format!(
         "starting: dhcp-user serve --config {} --iface {} --state-dir {}",
         config_path.display(),
@@ -159,7 +169,7 @@ fn run_lab(config_text: &str, state_dir: &Path) -> anyhow::Result<()> {
         state_dir.display()
     ));
     // The fast path pins on the lab's bpffs (inside `ip netns exec` /sys/fs/bpf is not the host's).
-    let pin_root = crate::lab::lab_bpffs()?.join(format!("demo-{}", std::process::id()));
+    let pin_root = dhcp_lab::lab_bpffs()?.join(format!("demo-{}", std::process::id()));
     step(&format!(
         "the XDP fast path attaches to {} and pins under {}",
         link.a.ifname,
@@ -194,7 +204,7 @@ fn run_lab(config_text: &str, state_dir: &Path) -> anyhow::Result<()> {
     );
     stop_server(&mut server);
     // Whatever the server did not remove (it was killed, or failed), goes now.
-    let _ = crate::fastpath::FastPath::unpin_all(&pin_root);
+    let _ = dhcp_user::fastpath::FastPath::unpin_all(&pin_root);
     outcome
 }
 
@@ -217,7 +227,7 @@ fn stop_server(server: &mut Child) {
 
 /// One line on who answered the renewals: the XDP program (in the kernel) or the controller.
 fn print_renewals(state_dir: &Path, pin_root: &Path) {
-    let in_kernel = crate::fastpath::pinned_stats(pin_root)
+    let in_kernel = dhcp_user::fastpath::pinned_stats(pin_root)
         .ok()
         .flatten()
         .map(|counters| {
