@@ -18,13 +18,19 @@ pub(crate) fn stage_decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratc
 
 #[inline(always)]
 pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> Result<(), Reason> {
+    // SAFETY: `sc` is this CPU's scratch slot (the entry checked the pointer), ours alone for
+    // the run; the stages hand it on and never hold two mutable views of one field.
     let req = unsafe { (*sc).req.as_mut_ptr() };
+    // SAFETY: as above; the request bytes (`req`) and the state (`st`) are distinct fields.
     let st = unsafe { &mut (*sc).st };
+    // SAFETY: a map value the controller only ever writes whole; read-only here.
     let cfg = unsafe { &*CONFIG.get_ptr(0).ok_or(stat::ABORTED)? };
     if cfg.enabled == 0 || cfg.server_duid_len == 0 {
         return Err(stat::PASS_DISABLED);
     }
+    // SAFETY: `ctx` is the kernel's xdp_md for this run.
     st.ifindex = unsafe { (*ctx).ingress_ifindex };
+    // SAFETY: a map value the controller only ever writes whole; read-only here.
     let iface = unsafe { &*IFACES.get_ptr(st.ifindex).ok_or(stat::PASS_DISABLED)? };
     if iface.enabled == 0 {
         return Err(stat::PASS_DISABLED);
@@ -36,6 +42,7 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if rd8(req, dhcp) == MSG_RELAY_FORW {
         parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
         // The key lives in scratch: an unaligned 8-byte copy into the stack would be refused.
+        // SAFETY: the scratch slot's LPM key, used by nothing else while this reference lives.
         let key = unsafe { &mut (*sc).link_key };
         key.prefix_len = 128;
         copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, dhcp + 2);
@@ -51,6 +58,7 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         st.r.start = dhcp;
     }
     reply_source(req, st, iface)?;
+    // SAFETY: a map value the controller only ever writes whole; read-only here.
     let subnet = unsafe {
         &*SUBNETS
             .get_ptr(st.subnet_index)
@@ -135,8 +143,10 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         return Err(stat::PASS_DUID_TOO_LONG);
     }
     // The clock only matters from here on (an Information-Request needs none).
+    // SAFETY: a helper without arguments or side effects.
     st.now_ns = unsafe { bpf_ktime_get_coarse_ns() }.wrapping_add(cfg.clock_to_unix_ns);
     let now = st.now_ns / 1_000_000_000;
+    // SAFETY: the scratch slot's binding key, used by nothing else while this reference lives.
     let key = unsafe { &mut (*sc).key };
     // `duid_len` and the three padding bytes in one store (see `zero`).
     // SAFETY: the key starts with `duid_len: u8, _pad: [u8; 3]`, 4-byte aligned.
@@ -153,6 +163,8 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     // By reference on purpose: `*key` would copy the key onto the stack first.
     #[allow(clippy::needless_borrows_for_generic_args)]
     let binding = BINDINGS.get_ptr_mut(&*key).ok_or(stat::PASS_UNKNOWN_DUID)?;
+    // SAFETY: a map value; the controller and other CPUs only ever store whole fields, and the
+    // one write here (the expiry, in `commit`) is a single aligned 8-byte store.
     let b = unsafe { &mut *binding };
     if b.subnet as u32 != st.subnet_index {
         return Err(stat::PASS_WRONG_LINK);

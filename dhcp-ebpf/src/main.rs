@@ -78,6 +78,7 @@ pub(crate) fn rate_limit_pass(reason: Reason) -> (u32, Reason) {
     let Some(cfg) = CONFIG.get_ptr(0) else {
         return (xdp_action::XDP_PASS, reason);
     };
+    // SAFETY: a map value the controller only ever writes whole; read-only here.
     let rate = unsafe { (*cfg).pass_rate_per_cpu };
     if rate == 0 {
         return (xdp_action::XDP_PASS, reason);
@@ -85,6 +86,7 @@ pub(crate) fn rate_limit_pass(reason: Reason) -> (u32, Reason) {
     let Some(budget) = PASS_BUDGET.get_ptr_mut(0) else {
         return (xdp_action::XDP_PASS, reason);
     };
+    // SAFETY: a helper without arguments or side effects.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     // SAFETY: per-CPU slot.
     unsafe {
@@ -122,6 +124,7 @@ pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     if loaded != 0 {
         return Err(stat::ABORTED);
     }
+    // SAFETY: as above: the slot is ours for this run.
     unsafe { (*sc).st.frame_len = frame_len };
     clobber();
     let c = stage_headers(sc);
@@ -138,12 +141,14 @@ pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     if c != GO_ON {
         return Err(c);
     }
+    // SAFETY: as above; the stages that held views of the slot have returned.
     let st = unsafe { &mut (*sc).st };
     let new_len = st.new_len;
     // Resize the frame and write the reply over it. A longer reply grows at the front: every
     // driver guarantees XDP_PACKET_HEADROOM (256 bytes) there, while the tailroom of a frame can
     // be next to nothing (a veth peer's small skb). A shorter one is trimmed at the tail.
     let delta = new_len as i32 - frame_len as i32;
+    // SAFETY: the helpers take this run's context; the verifier checks every later access.
     let resized = if delta > 0 {
         unsafe { bpf_xdp_adjust_head(ctx.ctx, -delta) }
     } else {
@@ -155,6 +160,8 @@ pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     if !(ETH_HLEN + IPV6_HLEN + UDP_HLEN + 4..=FRAME_MAX).contains(&new_len) {
         return Err(stat::ABORTED);
     }
+    // SAFETY: the helper copies `new_len` bytes (bounded above) from the slot's reply buffer,
+    // which holds FRAME_MAX bytes, into the resized frame.
     let stored = unsafe {
         bpf_xdp_store_bytes(ctx.ctx, 0, (*sc).out.as_mut_ptr() as *mut _, new_len as u32)
     };
@@ -178,6 +185,7 @@ pub(crate) fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
+// SAFETY: the kernel reads the program's license from this section, under this one name.
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 pub(crate) static LICENSE: [u8; 4] = *b"GPL\0";

@@ -15,10 +15,16 @@ pub(crate) fn stage_build(sc: *mut Scratch) -> u32 {
 
 #[inline(always)]
 pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
+    // SAFETY: `sc` is this CPU's scratch slot (the entry checked the pointer), ours alone for
+    // the run; the stages hand it on and never hold two mutable views of one field.
     let req = unsafe { (*sc).req.as_mut_ptr() };
+    // SAFETY: as above; request, reply and state are distinct fields of the slot.
     let out = unsafe { (*sc).out.as_mut_ptr() };
+    // SAFETY: as above.
     let st = unsafe { &mut (*sc).st };
+    // SAFETY: map values the controller only ever writes whole; read-only here.
     let cfg = unsafe { &*CONFIG.get_ptr(0).ok_or(stat::ABORTED)? };
+    // SAFETY: as for `cfg`.
     let subnet = unsafe { &*SUBNETS.get_ptr(st.subnet_index).ok_or(stat::ABORTED)? };
     let l3 = st.l3;
     let r = &st.r;
@@ -153,6 +159,7 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
         csum = 0xffff;
     }
     // The fold produced the sum in memory order already: store it as is.
+    // SAFETY: `at` bounds the offset inside the reply buffer; the store is 2 bytes, unaligned.
     unsafe { core::ptr::write_unaligned(at(out, o_l4 + udp::CHECKSUM) as *mut u16, csum) };
     Ok(())
 }

@@ -13,7 +13,10 @@ pub(crate) fn stage_headers(sc: *mut Scratch) -> u32 {
 
 #[inline(always)]
 pub(crate) fn headers(sc: *mut Scratch) -> Result<(), Reason> {
+    // SAFETY: `sc` is this CPU's scratch slot (the entry checked the pointer), ours alone for
+    // the run; the stages hand it on and never hold two mutable views of one field.
     let req = unsafe { (*sc).req.as_mut_ptr() };
+    // SAFETY: as above; the request bytes and the state are distinct fields.
     let st = unsafe { &mut (*sc).st };
     let frame_len = st.frame_len;
     let mut l3 = 12;
