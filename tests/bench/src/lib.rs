@@ -81,8 +81,10 @@ impl Options {
 
 /// The workspace root (for `git` and the default output path).
 pub fn workspace_root() -> PathBuf {
+    // This crate is tests/bench.
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
 }
@@ -97,6 +99,32 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
     let rounds = opts.rounds();
     report.progress("fast path", "loading the XDP program in bench mode");
     let mut bench = xdp::Bench::load()?;
+
+    // 0. The program's size as the kernel holds it, for the controller's object and for the
+    // benchmark's build measured below (which adds the request's restore).
+    for (key, name, object) in [
+        (
+            "xdp_instructions_controller",
+            "controller's object",
+            dhcp_user::fastpath::EBPF_OBJECT,
+        ),
+        ("xdp_instructions_bench", "benchmark's build", BENCH_OBJECT),
+    ] {
+        let size = xdp::program_size(object)?;
+        report.row(
+            "fast path (instructions)",
+            name,
+            format!(
+                "{} translated, {} processed by the verifier",
+                size.translated, size.verified
+            ),
+            "",
+        );
+        report.set(
+            key,
+            json!({ "translated": size.translated, "verified": size.verified }),
+        );
+    }
 
     // 1. Per packet, one binding in the map.
     let all_cases = xdp::cases();

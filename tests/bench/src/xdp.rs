@@ -614,3 +614,22 @@ pub fn fill_client_renews(count: u32, population: u32) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// The fast-path program's size once loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgramSize {
+    /// Instructions after the kernel's translation (`xlated`, 8 bytes each).
+    pub translated: u32,
+    /// Instructions the verifier processed to accept it (kernel 5.16 and later; else 0).
+    pub verified: u32,
+}
+
+/// Loads `object` without pins and reads its fast-path program's size from the kernel.
+pub fn program_size(object: &[u8]) -> Result<ProgramSize> {
+    let fp = FastPath::load_object(object, None, 1).context("loading the XDP object")?;
+    let info = fp.program()?.info()?;
+    Ok(ProgramSize {
+        translated: info.size_translated().unwrap_or(0) / 8,
+        verified: info.verified_instruction_count().unwrap_or(0),
+    })
+}
