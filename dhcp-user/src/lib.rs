@@ -4,6 +4,7 @@
 //! → reply; the XDP fast path (`fastpath`) answers renewals of bindings pushed into its maps.
 
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod fastpath;
@@ -12,5 +13,6 @@ pub mod leasequery;
 pub mod log_throttle;
 pub mod netif;
 pub mod proto;
+pub mod serve;
 pub mod server;
 pub mod store;

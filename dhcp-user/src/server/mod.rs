@@ -21,7 +21,6 @@
 //! once, when the server opens the store.
 
 pub mod allocator;
-pub mod demo;
 pub mod events;
 pub mod handler;
 pub mod io;
