@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::{FastPath, FastPathError};
 use crate::{
+    clock::unix_now,
     config::{encode_domain_list, Config, Subnet},
     server::allocator::Allocator,
     server::{events::LeaseEvent, Server},
@@ -496,7 +497,7 @@ impl MapSync {
             }
             clients.sort_unstable();
             clients.dedup();
-            let now = now_unix();
+            let now = unix_now();
             for duid in &clients {
                 if let Err(e) = self.refresh_client(duid, now) {
                     log_throttled!(
@@ -519,7 +520,7 @@ impl MapSync {
             &mut fp,
             self.server.store().as_ref(),
             &self.index,
-            now_unix(),
+            unix_now(),
         ) {
             warn!("fast path: re-sync failed: {e:#}");
         }
@@ -621,7 +622,7 @@ pub async fn follow_renewals(
                 .increment(renewed.len() as u64);
             continue;
         }
-        let now = now_unix();
+        let now = unix_now();
         renewed.sort();
         renewed.dedup();
         for duid in &renewed {
@@ -633,12 +634,8 @@ pub async fn follow_renewals(
     }
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+/// Current Unix time, seconds (the one clock: [`crate::clock::unix_now`]).
+pub use crate::clock::unix_now as now_unix;
 
 #[cfg(test)]
 mod tests {
@@ -886,7 +883,7 @@ pub async fn start(
     if let Err(e) = server.writer().flush().await {
         warn!("fast path: renewals answered while no controller ran are not durable yet: {e}");
     }
-    let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, now_unix())?;
+    let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, unix_now())?;
     let kept = later_expiries.len();
     for (duid, expires) in later_expiries {
         server.apply_fast_path_renewal(&duid, expires, &[LeaseType::Na, LeaseType::Pd])?;

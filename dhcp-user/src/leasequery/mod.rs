@@ -122,13 +122,6 @@ impl LeasequerySettings {
     }
 }
 
-/// Current unix time, seconds.
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// 2000-01-01 00:00:00 UTC in Unix seconds: the epoch of the times RFC 7653 puts on the wire
 /// (LQ_BASE_TIME, LQ_START_TIME, LQ_END_TIME; §2 and §6.3), the same as DUID-LLT times.
 pub const LQ_EPOCH_UNIX: i64 = 946_684_800;

@@ -28,7 +28,8 @@ use super::client::{
     ActiveEvent, ActiveLeasequery, Binding, BindingState, ClientError, LeasequeryConnection, Query,
     QueryOptions,
 };
-use super::{unix_now, LeasequeryStats};
+use super::LeasequeryStats;
+use crate::clock::unix_now;
 use crate::config::Config;
 use crate::proto::Duid;
 use crate::server::events::{LeaseEvent, LeaseEventKind};

@@ -47,7 +47,8 @@ use super::query::{
     answer_client, as_updates, check_policy, client_leases, parse_active_query, parse_query,
     reply_skeleton, ClientAnswer, ParsedQuery, QueryError, QueryKind, Selector,
 };
-use super::{unix_now, wire_time, LeasequerySettings, LeasequeryStats};
+use super::{wire_time, LeasequerySettings, LeasequeryStats};
+use crate::clock::unix_now;
 use crate::proto::framing::{encode_frame_into, FrameDecoder};
 use crate::proto::{DhcpOption, Duid, Message, StatusCode};
 use crate::server::events::{LeaseEvent, LeaseEventKind};

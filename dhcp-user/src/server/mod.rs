@@ -927,12 +927,8 @@ fn interface_mac(iface: &str) -> Option<Vec<u8>> {
     (mac.len() == 6 && mac.iter().any(|&b| b != 0)).then_some(mac)
 }
 
-/// Current unix time, seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+/// Current unix time, seconds (the one clock: [`crate::clock::unix_now`]).
+pub use crate::clock::unix_now;
 
 #[cfg(test)]
 mod tests;

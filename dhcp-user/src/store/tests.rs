@@ -871,7 +871,7 @@ async fn writer_prunes_history_past_retention() {
     let store = Arc::new(open(&scratch));
     // A change stamped an hour ago (direct commit with an explicit time), then a writer with
     // a 10-minute retention: its first pass prunes the old entry, keeps the fresh one.
-    let an_hour_ago = writer::unix_now() - 3600;
+    let an_hour_ago = crate::clock::unix_now() - 3600;
     store.commit(&upserts([na(1)]), an_hour_ago).unwrap();
     let config = WriterConfig {
         history_retention: Some(Duration::from_secs(600)),
