@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod fastpath;
 pub mod lab;
+pub mod lease_events;
 pub mod leasequery;
 pub mod log_throttle;
 pub mod netif;

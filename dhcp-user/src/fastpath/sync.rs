@@ -21,8 +21,9 @@ use super::{FastPath, FastPathError};
 use crate::{
     clock::unix_now,
     config::{encode_domain_list, Config, Subnet},
+    lease_events::LeaseEvent,
     server::allocator::Allocator,
-    server::{events::LeaseEvent, Server},
+    server::Server,
     store::{Lease, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType},
 };
 

@@ -31,8 +31,8 @@ use super::client::{
 use super::LeasequeryStats;
 use crate::clock::unix_now;
 use crate::config::Config;
+use crate::lease_events::{LeaseEvent, LeaseEventKind};
 use crate::proto::Duid;
-use crate::server::events::{LeaseEvent, LeaseEventKind};
 use crate::store::{
     Lease, LeaseChange, LeaseKey, LeaseState, LeaseStore, LeaseType, StoreError, StoreWriter,
 };

@@ -49,9 +49,9 @@ use super::query::{
 };
 use super::{wire_time, LeasequerySettings, LeasequeryStats};
 use crate::clock::unix_now;
+use crate::lease_events::{LeaseEvent, LeaseEventKind};
 use crate::proto::framing::{encode_frame_into, FrameDecoder};
 use crate::proto::{DhcpOption, Duid, Message, StatusCode};
-use crate::server::events::{LeaseEvent, LeaseEventKind};
 use crate::store::{ChangeCursor, ChangeKind, LeaseKey, LeasePages, LeaseStore, StoreError};
 
 /// Largest query frame accepted; a leasequery request is a few dozen bytes.

@@ -21,7 +21,7 @@ use crate::proto::{
 use crate::store::{Lease, LeaseChange, LeaseKey, LeaseState, LeaseType, StoreError};
 
 use super::allocator::{Allocator, LeaseView};
-use super::events::{LeaseEvent, LeaseEventKind};
+use crate::lease_events::{LeaseEvent, LeaseEventKind};
 
 /// A datagram as received on a served interface.
 #[derive(Debug, Clone)]

@@ -21,7 +21,8 @@
 //! once, when the server opens the store.
 
 pub mod allocator;
-pub mod events;
+/// Lease events, published by the server (defined below it: [`crate::lease_events`]).
+pub use crate::lease_events as events;
 pub mod handler;
 pub mod io;
 pub mod mirror;
@@ -44,8 +45,8 @@ use crate::store::{
     StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
 };
 
+use crate::lease_events::{LeaseEvent, LeaseEventKind};
 use allocator::{Allocator, LeaseView};
-use events::{LeaseEvent, LeaseEventKind};
 use handler::{classify, decide, wrap_reply, ClientLimit, DecideInput, Inbound};
 use mirror::LeaseMirror;
 use stats::Stats;
@@ -362,7 +363,7 @@ impl Server {
             server_duid,
             store,
             writer,
-            events: events::channel(),
+            events: crate::lease_events::channel(),
             state,
             stats: Stats::new(),
             direct_subnets: RwLock::new(HashMap::new()),

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use dhcp_common::dhcpv6::*;
 
 use super::allocator::Allocator;
-use super::events::LeaseEventKind;
 use super::handler::{classify, decide, wrap_reply, ClientLimit, DecideInput, Decision, Inbound};
 use super::{ClearSelector, Server};
 use crate::config::Config;
+use crate::lease_events::LeaseEventKind;
 use crate::proto::{
     decode, DhcpOption, Duid, IaAddr, IaNa, IaPd, IaPrefix, Message, OptionList, Packet,
     RelayMessage, RemoteId,
