@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::control::{bind_control_socket, serve_control};
 use crate::fastpath::AttachMode;
+use crate::lease_events::LeaseEvent;
+use crate::netif::Interfaces;
+use crate::proto::Duid;
 use crate::server::Server;
+use crate::store::{Lease, LeaseStore, LeaseType, StoreWriter};
 
 /// What `serve` runs with (the command line's `serve` options, parsed).
 #[derive(Debug, Clone)]
@@ -148,7 +152,7 @@ async fn start_leasequery(
         settings.silence_timeout = peer::PeerSettings::silence_for(std::time::Duration::from_secs(
             u64::from(config.keepalive_interval),
         ));
-        let sink = peer::PeerSink::for_server(server, stats.clone());
+        let sink = peer::PeerSink::for_server(server.as_ref(), stats.clone());
         tasks.push(tokio::spawn(peer::follow_peer(
             settings,
             sink,
@@ -208,5 +212,80 @@ async fn wait_for_stop_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+// ---- the server as the leasequery service, peer sync and the fast path see it ----
+//
+// Each consumer names what it needs of the server in a trait of its own; the server meets them
+// here, where the product is wired, so neither imports the other.
+
+impl crate::leasequery::LeaseSource for Server {
+    fn store(&self) -> &Arc<dyn LeaseStore> {
+        Server::store(self)
+    }
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        Server::subscribe(self)
+    }
+    fn server_duid(&self) -> &Duid {
+        Server::server_duid(self)
+    }
+}
+
+impl crate::leasequery::LeaseSink for Server {
+    fn store(&self) -> &Arc<dyn LeaseStore> {
+        Server::store(self)
+    }
+    fn writer(&self) -> &StoreWriter {
+        Server::writer(self)
+    }
+    fn events(&self) -> &broadcast::Sender<LeaseEvent> {
+        Server::events(self)
+    }
+    fn config(&self) -> &Config {
+        Server::config(self)
+    }
+}
+
+impl crate::fastpath::sync::LeaseSource for Server {
+    fn store(&self) -> &Arc<dyn LeaseStore> {
+        Server::store(self)
+    }
+    fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease> {
+        Server::durable_leases_of(self, duid, limit)
+    }
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        Server::subscribe(self)
+    }
+}
+
+impl crate::fastpath::sync::RenewalSink for Server {
+    fn apply_fast_path_renewal(
+        &self,
+        duid: &[u8],
+        expires_unix: i64,
+        types: &[LeaseType],
+    ) -> Result<usize, anyhow::Error> {
+        Ok(Server::apply_fast_path_renewal(
+            self,
+            duid,
+            expires_unix,
+            types,
+        )?)
+    }
+    fn writer(&self) -> &StoreWriter {
+        Server::writer(self)
+    }
+}
+
+impl crate::fastpath::sync::Controller for Server {
+    fn config(&self) -> &Config {
+        Server::config(self)
+    }
+    fn server_duid(&self) -> &[u8] {
+        Server::server_duid(self).as_bytes()
+    }
+    fn interfaces(&self) -> &Arc<Interfaces> {
+        Server::interfaces(self)
     }
 }

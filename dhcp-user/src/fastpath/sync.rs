@@ -22,10 +22,46 @@ use crate::{
     clock::unix_now,
     config::{encode_domain_list, Config, Subnet},
     lease_events::LeaseEvent,
+    netif::Interfaces,
     server::allocator::Allocator,
-    server::Server,
-    store::{Lease, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType},
+    store::{
+        Lease, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter,
+    },
 };
+
+/// The controller's leases as the map sync reads them.
+pub trait LeaseSource: Send + Sync + 'static {
+    /// The lease store (a bulk re-sync streams it).
+    fn store(&self) -> &Arc<dyn LeaseStore>;
+    /// `duid`'s durable lease rows (at most `limit`), from the controller's in-memory copy.
+    fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease>;
+    /// A new subscription to lease events (each published once durable).
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent>;
+}
+
+/// Where the renewals the program answered go.
+pub trait RenewalSink: Send + Sync + 'static {
+    /// Extends `duid`'s assigned leases of `types` to `expires_unix` (persisted through the
+    /// writer's batched submit, not awaited) and publishes `Renewed`; returns how many.
+    fn apply_fast_path_renewal(
+        &self,
+        duid: &[u8],
+        expires_unix: i64,
+        types: &[LeaseType],
+    ) -> Result<usize, anyhow::Error>;
+    /// The writer the renewals go through (`flush` makes them durable).
+    fn writer(&self) -> &StoreWriter;
+}
+
+/// Everything [`start`] needs of the controller it accelerates.
+pub trait Controller: LeaseSource + RenewalSink {
+    /// The configuration served.
+    fn config(&self) -> &Config;
+    /// Our DUID, as the program puts it in replies.
+    fn server_duid(&self) -> &[u8];
+    /// The served interfaces (the program's reply sources follow their addresses).
+    fn interfaces(&self) -> &Arc<Interfaces>;
+}
 
 /// A client's reservation in one subnet: its address (IA_NA) and its prefix (IA_PD) as keys.
 type ReservedKeys = (Option<LeaseKey>, Option<LeaseKey>);
@@ -433,11 +469,11 @@ const EVENT_BURST: usize = 1024;
 pub struct MapSync {
     fp: Arc<Mutex<FastPath>>,
     index: SubnetIndex,
-    server: Arc<Server>,
+    server: Arc<dyn LeaseSource>,
 }
 
 impl MapSync {
-    pub fn new(fp: Arc<Mutex<FastPath>>, index: SubnetIndex, server: Arc<Server>) -> Self {
+    pub fn new(fp: Arc<Mutex<FastPath>>, index: SubnetIndex, server: Arc<dyn LeaseSource>) -> Self {
         MapSync { fp, index, server }
     }
 
@@ -532,7 +568,7 @@ impl MapSync {
 /// controller read it) to the store, through the writer's batched `submit`; returns how many.
 fn drain_waiting_renewals(
     ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    server: &Server,
+    server: &dyn RenewalSink,
 ) -> usize {
     let mut applied = 0;
     while let Some(item) = ring.next() {
@@ -570,7 +606,7 @@ fn decode_renewal(item: &[u8]) -> Option<(RenewalEvent, Vec<LeaseType>)> {
 /// client's leases durably within a second and publishes `Renewed` (active leasequery sees them).
 pub async fn follow_renewals(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
-    server: Arc<Server>,
+    server: Arc<dyn RenewalSink>,
     sync: Arc<MapSync>,
 ) -> Result<(), anyhow::Error> {
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns the ring buffer.
@@ -820,7 +856,7 @@ pub struct FastPathSettings {
 /// added or removed while serving), so the fast path's reply sources stay the controller's.
 async fn follow_interfaces(
     fast_path: Arc<Mutex<FastPath>>,
-    server: Arc<Server>,
+    server: Arc<dyn Controller>,
     ifindexes: Vec<u32>,
 ) {
     let interfaces = server.interfaces().clone();
@@ -847,9 +883,9 @@ pub struct FastPathHandle {
 
 /// Loads (reusing pinned maps), configures and attaches the fast path on `ifaces`, re-syncs the
 /// binding map from the store, and starts following lease events and the program's renewals.
-pub async fn start(
+pub async fn start<C: Controller>(
     settings: &FastPathSettings,
-    server: &Arc<Server>,
+    server: &Arc<C>,
     ifaces: &[String],
 ) -> Result<FastPathHandle, anyhow::Error> {
     let config = server.config();
@@ -866,7 +902,7 @@ pub async fn start(
     configure(
         &mut fp,
         config,
-        server.server_duid().as_bytes(),
+        server.server_duid(),
         &infos,
         settings.pass_rate_per_cpu,
     )?;
@@ -878,7 +914,7 @@ pub async fn start(
     // so before the leasequery listener opens: a peer reconnecting catches up on them from
     // the history like on any other change, and no client stays renewed here and unknown
     // (or expiring) there.
-    let waiting = drain_waiting_renewals(&mut ring, server);
+    let waiting = drain_waiting_renewals(&mut ring, server.as_ref());
     // A failed flush (a full disk) is not fatal: the map keeps the horizon the store vouches
     // for, and the re-sync below keeps the later expiries.
     if let Err(e) = server.writer().flush().await {
