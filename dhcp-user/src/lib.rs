@@ -4,6 +4,7 @@
 //! → reply; the XDP fast path (`fastpath`) answers renewals of bindings pushed into its maps.
 
 pub mod bench;
+pub mod binding_rule;
 pub mod cli;
 pub mod clock;
 pub mod config;

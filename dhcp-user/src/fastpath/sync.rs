@@ -19,14 +19,12 @@ use tracing::{debug, info, warn};
 
 use super::{FastPath, FastPathError};
 use crate::{
+    binding_rule::{Reservations, Standing},
     clock::unix_now,
     config::{encode_domain_list, Config, Subnet},
     lease_events::LeaseEvent,
     netif::Interfaces,
-    server::allocator::Allocator,
-    store::{
-        Lease, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter,
-    },
+    store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter},
 };
 
 /// The controller's leases as the map sync reads them.
@@ -63,9 +61,6 @@ pub trait Controller: LeaseSource + RenewalSink {
     fn interfaces(&self) -> &Arc<Interfaces>;
 }
 
-/// A client's reservation in one subnet: its address (IA_NA) and its prefix (IA_PD) as keys.
-type ReservedKeys = (Option<LeaseKey>, Option<LeaseKey>);
-
 /// Where each configured subnet sits in the `SUBNETS` array (its position in the config).
 #[derive(Clone, Debug, Default)]
 pub struct SubnetIndex {
@@ -74,10 +69,8 @@ pub struct SubnetIndex {
     pub grace_period: u32,
     /// Each subnet's pools, by subnet id.
     subnets: HashMap<u32, Subnet>,
-    /// (subnet id, DUID) → the address and the prefix reserved for that client there.
-    reservations: HashMap<(u32, Vec<u8>), ReservedKeys>,
-    /// Every reserved address and prefix → the DUID it is reserved for.
-    reserved: HashMap<LeaseKey, Vec<u8>>,
+    /// The reservations, for the controller's rule of which leases it keeps.
+    reservations: Reservations,
 }
 
 impl SubnetIndex {
@@ -89,24 +82,11 @@ impl SubnetIndex {
             .filter(|(i, _)| (*i as u32) < MAX_SUBNETS)
             .map(|(i, s)| (s.id, i as u16))
             .collect();
-        let mut reservations = HashMap::new();
-        let mut reserved = HashMap::new();
-        for subnet in &config.subnets {
-            for r in &subnet.reservations {
-                let na = r.address.map(LeaseKey::na);
-                let pd = r.prefix.map(|p| LeaseKey::pd(p.network(), p.prefix_len()));
-                for key in na.iter().chain(pd.iter()) {
-                    reserved.insert(*key, r.duid.clone());
-                }
-                reservations.insert((subnet.id, r.duid.clone()), (na, pd));
-            }
-        }
         SubnetIndex {
             by_id,
             grace_period: config.grace_period,
             subnets: config.subnets.iter().map(|s| (s.id, s.clone())).collect(),
-            reservations,
-            reserved,
+            reservations: Reservations::new(config),
         }
     }
 
@@ -116,38 +96,13 @@ impl SubnetIndex {
     }
 
     /// True when the controller keeps `lease` as its client's binding, so that the fast path may
-    /// answer for it: inside one of its subnet's pools or the client's own reservation, not
-    /// reserved for another client, and not set aside by a reservation the client has been
-    /// given since (its Solicit is then offered the reservation). A pool shrunk or a
-    /// reservation added in the config leaves such leases to the controller, which answers
-    /// them differently (`NoBinding`, lifetimes 0, or the reservation).
+    /// answer for it: [`Standing::Kept`] by the controller's own rule ([`crate::binding_rule`]).
     pub fn controller_keeps(&self, lease: &Lease) -> bool {
-        let key = lease.key();
-        if self
-            .reserved
-            .get(&key)
-            .is_some_and(|owner| *owner != lease.duid)
-        {
-            return false;
-        }
-        // (Checked first: the lookup key is a copy of the DUID, and a re-sync asks for every lease.)
-        let own = (!self.reservations.is_empty())
-            .then(|| {
-                self.reservations
-                    .get(&(lease.subnet_id, lease.duid.clone()))
-            })
-            .flatten()
-            .and_then(|(na, pd)| match lease.lease_type {
-                LeaseType::Na => *na,
-                LeaseType::Pd => *pd,
-            });
-        match own {
-            Some(reserved) => reserved == key,
-            None => self
-                .subnets
-                .get(&lease.subnet_id)
-                .is_some_and(|subnet| Allocator::in_subnet_pools(subnet, &key, &lease.duid)),
-        }
+        self.subnets.get(&lease.subnet_id).is_some_and(|subnet| {
+            self.reservations
+                .standing(subnet, &lease.key(), &lease.duid)
+                == Standing::Kept
+        })
     }
 }
 
