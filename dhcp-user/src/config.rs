@@ -1084,19 +1084,6 @@ fn check_domain_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `names` in DNS wire format (RFC 1035 §3.1, uncompressed), the body of OPTION_DOMAIN_LIST.
-pub fn encode_domain_list(names: &[String]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for name in names {
-        for label in name.trim_end_matches('.').split('.') {
-            out.push(label.len() as u8);
-            out.extend_from_slice(label.as_bytes());
-        }
-        out.push(0);
-    }
-    out
-}
-
 impl fmt::Display for Subnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "subnet {} ({})", self.id, self.prefix)
@@ -1386,13 +1373,5 @@ reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1:
         assert_eq!(config.subnets[0].valid_lifetime, 600);
         assert_eq!(config.subnets[0].preferred_lifetime, 600);
         assert!(config.subnets[0].rebind_timer <= 600);
-    }
-
-    #[test]
-    fn domain_list_wire_format() {
-        assert_eq!(
-            encode_domain_list(&["lab.example".into()]),
-            b"\x03lab\x07example\x00".to_vec()
-        );
     }
 }

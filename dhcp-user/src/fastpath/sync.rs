@@ -21,7 +21,7 @@ use super::{FastPath, FastPathError};
 use crate::{
     binding_rule::{Reservations, Standing},
     clock::unix_now,
-    config::{encode_domain_list, Config, Subnet},
+    config::{Config, Subnet},
     lease_events::LeaseEvent,
     netif::Interfaces,
     store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter},
@@ -110,8 +110,13 @@ impl SubnetIndex {
 /// do not fit the fixed-size fields is marked disabled: the controller answers for it.
 pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
     let dns: Vec<u8> = subnet.dns_servers.iter().flat_map(|a| a.octets()).collect();
-    let domain = encode_domain_list(&subnet.domain_search);
-    let fits = dns.len() <= FAST_OPTION_MAX && domain.len() <= FAST_OPTION_MAX;
+    // The controller's own encoder: the fast path sends the bytes the controller would. (The
+    // configuration's names always encode; one that did not would leave the subnet to the
+    // controller.)
+    let domain = crate::proto::encode_domain_list(&subnet.domain_search);
+    let fits =
+        dns.len() <= FAST_OPTION_MAX && domain.as_ref().is_ok_and(|d| d.len() <= FAST_OPTION_MAX);
+    let domain = domain.unwrap_or_default();
     let mut cfg = SubnetConfig {
         preferred_lifetime: subnet.preferred_lifetime,
         valid_lifetime: subnet.valid_lifetime,

@@ -1054,3 +1054,11 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn domain_list_wire_format() {
+    assert_eq!(
+        encode_domain_list(&["lab.example".into()]).unwrap(),
+        b"\x03lab\x07example\x00".to_vec()
+    );
+}
