@@ -274,7 +274,7 @@ pub struct StatCounter {
     pub bytes: u64,
 }
 
-/// Names of the maps, as pinned under `/sys/fs/bpf/dhcp-ebpf/<iface>/`.
+/// Names of the maps, as pinned under the pin root (by default `/sys/fs/bpf/dhcp-user/<state dir>/`).
 pub mod maps {
     pub const BINDINGS: &str = "BINDINGS";
     pub const SUBNETS: &str = "SUBNETS";

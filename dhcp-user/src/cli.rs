@@ -52,8 +52,9 @@ pub struct ServeArgs {
     /// `native`, `generic`, or `off` (the controller answers everything).
     #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic", "off"])]
     pub xdp: String,
-    /// Where the fast path's maps and links are pinned (default: under /sys/fs/bpf/dhcp-ebpf/,
-    /// named after the state directory). Pinned, they keep answering renewals while the
+    /// Where the fast path's maps and links are pinned (default: under /sys/fs/bpf/dhcp-user/,
+    /// named after the state directory; pins an earlier release left under
+    /// /sys/fs/bpf/dhcp-ebpf/ are moved there). Pinned, they keep answering renewals while the
     /// controller is stopped or upgraded.
     #[arg(long)]
     pub pin_root: Option<PathBuf>,
@@ -185,10 +186,16 @@ where
                 bail!("unexpected answer to stats");
             };
             // The fast path counts in the kernel: read its pinned counters directly.
-            let pin_root = args
-                .pin_root
-                .clone()
-                .unwrap_or_else(|| crate::fastpath::default_pin_root(&state_dir));
+            let pin_root = args.pin_root.clone().unwrap_or_else(|| {
+                // A server of an earlier release still running keeps its pins at the old root.
+                let root = crate::fastpath::default_pin_root(&state_dir);
+                let legacy = crate::fastpath::legacy_pin_root(&state_dir);
+                if !root.exists() && legacy.exists() {
+                    legacy
+                } else {
+                    root
+                }
+            });
             if let Ok(Some(counters)) = crate::fastpath::pinned_stats(&pin_root) {
                 stats.fast_path = Some(
                     counters

@@ -173,10 +173,10 @@ async fn start_fast_path(
         info!("fast path off: the controller answers everything");
         return Ok(None);
     };
-    let pin_root = args
-        .pin_root
-        .clone()
-        .unwrap_or_else(|| crate::fastpath::default_pin_root(&server.config().state_dir));
+    let pin_root = match &args.pin_root {
+        Some(root) => root.clone(),
+        None => default_pin_root_adopting_legacy(&server.config().state_dir),
+    };
     let settings = sync::FastPathSettings {
         mode,
         pin_root: Some(pin_root.clone()),
@@ -198,6 +198,28 @@ async fn start_fast_path(
         "fast path ready"
     );
     Ok(Some(handle))
+}
+
+/// The default pin root of the server on `state_dir`, after moving there the pins an earlier
+/// release left under the legacy root (so an upgrade takes over its running fast path).
+fn default_pin_root_adopting_legacy(state_dir: &Path) -> PathBuf {
+    let root = crate::fastpath::default_pin_root(state_dir);
+    let legacy = crate::fastpath::legacy_pin_root(state_dir);
+    match crate::fastpath::adopt_legacy_pins(&legacy, &root) {
+        Ok(true) => info!(
+            from = %legacy.display(),
+            to = %root.display(),
+            "fast path: moved the pins of an earlier release to the new default pin root"
+        ),
+        Ok(false) => {}
+        Err(err) => warn!(
+            from = %legacy.display(),
+            to = %root.display(),
+            error = %err,
+            "fast path: could not move the pins of an earlier release; starting afresh"
+        ),
+    }
+    root
 }
 
 async fn wait_for_stop_signal() {
