@@ -19,3 +19,6 @@ pub mod proto;
 pub mod serve;
 pub mod server;
 pub mod store;
+
+#[cfg(test)]
+mod layering;
