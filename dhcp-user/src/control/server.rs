@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::protocol::{socket_path, Binding, ControlRequest, ControlResponse, StatsReply};
+use crate::clock::unix_now;
 use crate::config::parse_hex;
-use crate::server::{unix_now, ClearSelector, Server};
+use crate::server::{ClearSelector, Server};
 use crate::store::{LeaseFilter, LeasePages};
 
 /// Longest request line accepted (a clear by DUID is far below).
