@@ -182,64 +182,88 @@ pub struct PassBudget {
 }
 
 /// Verdict/reason counters: index into the per-CPU `STATS` array.
+///
+/// One list makes both the numbers (each counter's position) and [`stat::NAMES`], so the two
+/// cannot drift apart; a const check below holds each name to its constant's.
 pub mod stat {
-    pub const TX_RENEW: u32 = 0;
-    pub const TX_REBIND: u32 = 1;
-    pub const TX_SOLICIT_ADVERTISE: u32 = 2;
-    pub const TX_SOLICIT_REPLY: u32 = 3;
-    pub const TX_INFORMATION_REQUEST: u32 = 4;
-    pub const PASS_NOT_DHCP: u32 = 5;
-    pub const PASS_DISABLED: u32 = 6;
-    pub const PASS_MALFORMED: u32 = 7;
-    pub const PASS_MSG_TYPE: u32 = 8;
-    pub const PASS_UNKNOWN_DUID: u32 = 9;
-    pub const PASS_DUID_TOO_LONG: u32 = 10;
-    pub const PASS_IA_MISMATCH: u32 = 11;
-    pub const PASS_SERVER_ID: u32 = 12;
-    pub const PASS_EXPIRED: u32 = 13;
-    pub const PASS_WRONG_LINK: u32 = 14;
-    pub const PASS_UNSUPPORTED: u32 = 15;
-    pub const PASS_TOO_BIG: u32 = 16;
-    pub const PASS_NO_ROOM: u32 = 17;
-    pub const DROP_RATE_LIMIT: u32 = 18;
-    pub const ABORTED: u32 = 19;
-    pub const PASS_NOT_DURABLE: u32 = 20;
-    /// The UDP checksum field holds only the pseudo-header sum: the sender (a relay or client
-    /// on this host, over veth) left the rest to checksum offload, which the kernel trusts but
-    /// a program in XDP cannot check.
-    pub const PASS_CSUM_OFFLOAD: u32 = 21;
-    /// A reply to a multicast request would leave from an address only the controller (or the
-    /// kernel) can choose: a global reply address on an interface with no global address, or
-    /// with several.
-    pub const PASS_NO_SOURCE: u32 = 22;
-    pub const COUNT: u32 = 23;
+    /// `NAME = "name",` per counter, in index order: `pub const NAME: u32 = <position>` and the
+    /// name at that position of `NAMES`.
+    macro_rules! counters {
+        ($($(#[$doc:meta])* $id:ident = $name:literal,)*) => {
+            counters!(@index 0u32; $($(#[$doc])* $id,)*);
+            /// Number of counters (the length of the `STATS` array).
+            pub const COUNT: u32 = [$($name),*].len() as u32;
+            /// Names in index order, as the controller and bench print them.
+            pub const NAMES: [&str; COUNT as usize] = [$($name),*];
+            /// The constants' identifiers, in the same order (for the check below).
+            const IDENTS: [&str; COUNT as usize] = [$(stringify!($id)),*];
+        };
+        (@index $n:expr; $(#[$doc:meta])* $id:ident, $($rest:tt)*) => {
+            $(#[$doc])*
+            pub const $id: u32 = $n;
+            counters!(@index $n + 1; $($rest)*);
+        };
+        (@index $n:expr;) => {};
+    }
 
-    /// Names in index order, as the controller and bench print them.
-    pub const NAMES: [&str; COUNT as usize] = [
-        "tx_renew",
-        "tx_rebind",
-        "tx_solicit_advertise",
-        "tx_solicit_reply",
-        "tx_information_request",
-        "pass_not_dhcp",
-        "pass_disabled",
-        "pass_malformed",
-        "pass_msg_type",
-        "pass_unknown_duid",
-        "pass_duid_too_long",
-        "pass_ia_mismatch",
-        "pass_server_id",
-        "pass_expired",
-        "pass_wrong_link",
-        "pass_unsupported",
-        "pass_too_big",
-        "pass_no_room",
-        "drop_rate_limit",
-        "aborted",
-        "pass_not_durable",
-        "pass_csum_offload",
-        "pass_no_source",
-    ];
+    counters! {
+        TX_RENEW = "tx_renew",
+        TX_REBIND = "tx_rebind",
+        TX_SOLICIT_ADVERTISE = "tx_solicit_advertise",
+        TX_SOLICIT_REPLY = "tx_solicit_reply",
+        TX_INFORMATION_REQUEST = "tx_information_request",
+        PASS_NOT_DHCP = "pass_not_dhcp",
+        PASS_DISABLED = "pass_disabled",
+        PASS_MALFORMED = "pass_malformed",
+        PASS_MSG_TYPE = "pass_msg_type",
+        PASS_UNKNOWN_DUID = "pass_unknown_duid",
+        PASS_DUID_TOO_LONG = "pass_duid_too_long",
+        PASS_IA_MISMATCH = "pass_ia_mismatch",
+        PASS_SERVER_ID = "pass_server_id",
+        PASS_EXPIRED = "pass_expired",
+        PASS_WRONG_LINK = "pass_wrong_link",
+        PASS_UNSUPPORTED = "pass_unsupported",
+        PASS_TOO_BIG = "pass_too_big",
+        PASS_NO_ROOM = "pass_no_room",
+        DROP_RATE_LIMIT = "drop_rate_limit",
+        ABORTED = "aborted",
+        PASS_NOT_DURABLE = "pass_not_durable",
+        /// The UDP checksum field holds only the pseudo-header sum: the sender (a relay or client
+        /// on this host, over veth) left the rest to checksum offload, which the kernel trusts but
+        /// a program in XDP cannot check.
+        PASS_CSUM_OFFLOAD = "pass_csum_offload",
+        /// A reply to a multicast request would leave from an address only the controller (or the
+        /// kernel) can choose: a global reply address on an interface with no global address, or
+        /// with several.
+        PASS_NO_SOURCE = "pass_no_source",
+    }
+
+    /// Each name is its constant's identifier in lower case.
+    const fn same_name(name: &str, ident: &str) -> bool {
+        let (name, ident) = (name.as_bytes(), ident.as_bytes());
+        if name.len() != ident.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < name.len() {
+            if name[i] != ident[i].to_ascii_lowercase() {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    const _: () = {
+        let mut i = 0;
+        while i < COUNT as usize {
+            assert!(
+                same_name(NAMES[i], IDENTS[i]),
+                "a stat name differs from its constant"
+            );
+            i += 1;
+        }
+    };
 }
 
 /// One per-CPU counter cell.

@@ -2,13 +2,37 @@
 //!
 //! Pipeline (see `server`): decode (`proto`) → classify → decide → encode → persist (`store`)
 //! → reply; the XDP fast path (`fastpath`) answers renewals of bindings pushed into its maps.
+//!
+//! Dependencies point one way, from the command line down (a unit test, `layering`, fails on any
+//! import circle):
+//!
+//! ```text
+//! cli                  clap parsing, dispatch, text output
+//! serve                the composition root of `serve`: builds and wires everything below
+//! control              the control socket: protocol, server side, client side
+//! fastpath             the XDP program's loader and map sync (traits for what it needs)
+//! server               the DHCPv6 server: decisions, allocator, sockets, timers
+//! leasequery           RFC 5007/5460/7653 service, requestor and peer sync (traits again)
+//! netif, binding_rule  interfaces and addresses; which leases the controller keeps
+//! lease_events         lease changes published to subscribers
+//! config, store, proto the configuration, the lease store, the wire codec
+//! clock, log_throttle  the wall clock; rate-limited logging
+//! ```
 
+pub mod binding_rule;
+pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod fastpath;
+pub mod lease_events;
 pub mod leasequery;
 pub mod log_throttle;
 pub mod netif;
 pub mod proto;
+pub mod serve;
 pub mod server;
 pub mod store;
+
+#[cfg(test)]
+mod layering;

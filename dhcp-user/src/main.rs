@@ -1,5 +1,5 @@
-//! The `dhcp-user` binary: see `dhcp_user::control` for the commands.
+//! The `dhcp-user` binary: see `dhcp_user::cli` for the commands.
 
 fn main() -> anyhow::Result<()> {
-    dhcp_user::control::cli_main(std::env::args_os())
+    dhcp_user::cli::cli_main(std::env::args_os())
 }

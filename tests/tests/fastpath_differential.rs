@@ -13,12 +13,13 @@ use std::{
 use dhcp_common::{dhcpv6::*, stat, BindingKey, BindingValue};
 use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
+    clock::unix_now as now_unix,
     config::Config,
     fastpath::{
-        sync::{binding_for, configure, iface_config, now_unix, IfaceInfo, SubnetIndex},
+        sync::{binding_for, configure, iface_config, SubnetIndex},
         FastPath, XDP_PASS, XDP_TX,
     },
-    netif::reply_source,
+    netif::{reply_source, IfaceInfo},
     server::{handler::Inbound, Server},
     store::{LeaseFilter, LeaseStore, SqliteStore},
 };

@@ -94,7 +94,7 @@ fn dhclient_renewals_are_answered_in_the_kernel() {
     // The restarted controller takes the pinned maps over: the binding is still answered and the
     // store catches up with the renewals answered while it was down.
     lab.start_server();
-    let now = dhcp_user::fastpath::sync::now_unix();
+    let now = dhcp_user::clock::unix_now();
     lab.wait_until(Duration::from_secs(15), "the store to catch up", || {
         lab.bindings()
             .iter()

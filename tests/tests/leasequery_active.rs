@@ -7,12 +7,12 @@ mod leasequery_common;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
+use dhcp_user::lease_events::LeaseEventKind;
 use dhcp_user::leasequery::client::{
     ActiveEvent, ActiveLeasequery, BindingState, BindingTable, Query, QueryOptions,
 };
 use dhcp_user::leasequery::LeasequerySettings;
 use dhcp_user::proto::Duid;
-use dhcp_user::server::events::LeaseEventKind;
 use dhcp_user::store::{LeaseChange, LeaseState, LeaseStore};
 use leasequery_common::*;
 
@@ -80,7 +80,7 @@ async fn every_change_reaches_the_subscriber_within_a_second() {
 
     // A renewal answered by the fast path: published before its (batched) commit.
     lease.assign(t - 30, 3600, 7200);
-    let _ = f.events.send(dhcp_user::server::events::LeaseEvent {
+    let _ = f.events.send(dhcp_user::lease_events::LeaseEvent {
         kind: LeaseEventKind::Renewed,
         lease: lease.clone(),
     });

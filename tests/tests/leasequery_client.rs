@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dhcp_user::config::parse_prefix;
+use dhcp_user::lease_events::LeaseEventKind;
 use dhcp_user::leasequery::client::{
     query_bulk, query_udp, ActiveEvent, ActiveLeasequery, Query, QueryOptions,
 };
 use dhcp_user::leasequery::peer::{follow_peer, PeerSettings, PeerSink};
 use dhcp_user::leasequery::{answer_udp, LeasequeryStats};
 use dhcp_user::proto::{Duid, Message};
-use dhcp_user::server::events::LeaseEventKind;
 use dhcp_user::store::{Lease, LeaseChange, LeaseFilter, LeaseStore, StoreWriter, WriterConfig};
 use leasequery_common::*;
 use tokio::net::UdpSocket;

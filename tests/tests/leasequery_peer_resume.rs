@@ -280,7 +280,7 @@ async fn a_silently_dead_session_is_given_up_after_three_keepalives() {
     let frozen_at = tokio::time::Instant::now();
     let t = now();
     peer.change(
-        dhcp_user::server::events::LeaseEventKind::Granted,
+        dhcp_user::lease_events::LeaseEventKind::Granted,
         &[na(addr("2001:db8:1::77"), 77, LINK_A, t)],
         t,
     );

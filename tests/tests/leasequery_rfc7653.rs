@@ -7,8 +7,8 @@ mod leasequery_common;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
+use dhcp_user::lease_events::LeaseEventKind;
 use dhcp_user::leasequery::LeasequerySettings;
-use dhcp_user::server::events::LeaseEventKind;
 use dhcp_user::store::{LeaseChange, LeaseStore};
 use leasequery_common::*;
 

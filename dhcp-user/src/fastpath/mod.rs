@@ -33,8 +33,11 @@ use thiserror::Error;
 /// The XDP program built from `dhcp-ebpf` (see build.rs), embedded so the binary is self-contained.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("DHCP_EBPF_OBJECT"));
 
-/// Where maps and links are pinned by default.
-pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/dhcp-ebpf";
+/// Where maps and links are pinned by default (one directory per server under it).
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/dhcp-user";
+/// Where releases before the product had one name pinned by default; [`adopt_legacy_pins`]
+/// moves a server's pins from there.
+pub const LEGACY_PIN_ROOT: &str = "/sys/fs/bpf/dhcp-ebpf";
 
 #[derive(Debug, Error)]
 pub enum FastPathError {
@@ -476,15 +479,54 @@ fn on_bpf_fs(path: &Path) -> bool {
 /// The default pin root of a server whose state directory is `state_dir`: one per server, so
 /// several servers (or test runs) on a host never share maps by accident.
 pub fn default_pin_root(state_dir: &Path) -> PathBuf {
+    Path::new(DEFAULT_PIN_ROOT).join(pin_dir_name(state_dir))
+}
+
+/// Where a release before the rename pinned the fast path of the server whose state directory
+/// is `state_dir` by default (under [`LEGACY_PIN_ROOT`]).
+pub fn legacy_pin_root(state_dir: &Path) -> PathBuf {
+    Path::new(LEGACY_PIN_ROOT).join(pin_dir_name(state_dir))
+}
+
+/// The pin directory's name for `state_dir`: its path with `/` as `-` (`root` for `/`).
+fn pin_dir_name(state_dir: &Path) -> String {
     let name = state_dir
         .to_string_lossy()
         .trim_matches('/')
         .replace('/', "-");
-    Path::new(DEFAULT_PIN_ROOT).join(if name.is_empty() {
+    if name.is_empty() {
         "root".to_string()
     } else {
         name
-    })
+    }
+}
+
+/// True if `dir` holds anything (a pinned map or link, or a directory of them).
+fn has_pins(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+/// Makes an upgrade keep its pinned fast path: when `root` holds no pins but `legacy` (the same
+/// server's pins under an earlier default root) does, moves `legacy` to `root` (a rename within
+/// the BPF filesystem: the maps, links and the attached program stay as they are) and removes
+/// the legacy parent directory once empty. Returns whether it moved anything.
+pub fn adopt_legacy_pins(legacy: &Path, root: &Path) -> std::io::Result<bool> {
+    if has_pins(root) || !has_pins(legacy) {
+        return Ok(false);
+    }
+    if let Some(parent) = root.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if root.exists() {
+        // Empty (checked above): rename needs the target gone or an empty directory.
+        std::fs::remove_dir(root)?;
+    }
+    std::fs::rename(legacy, root)?;
+    if let Some(parent) = legacy.parent() {
+        // Other servers' pins may still be there: then it stays.
+        let _ = std::fs::remove_dir(parent);
+    }
+    Ok(true)
 }
 
 /// The fast path's counters (summed over CPUs) read from its pinned `STATS` map, by name; `None`
@@ -572,6 +614,104 @@ mod pin_root_tests {
             message.contains("mount -t bpf bpf /sys/fs/bpf"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_default_pin_root_is_named_after_the_product_and_the_state_dir() {
+        assert_eq!(
+            default_pin_root(Path::new("/var/lib/dhcp-user")),
+            Path::new("/sys/fs/bpf/dhcp-user/var-lib-dhcp-user")
+        );
+        assert_eq!(
+            legacy_pin_root(Path::new("/var/lib/dhcp-user")),
+            Path::new("/sys/fs/bpf/dhcp-ebpf/var-lib-dhcp-user")
+        );
+        assert_eq!(
+            default_pin_root(Path::new("/")),
+            Path::new("/sys/fs/bpf/dhcp-user/root")
+        );
+    }
+
+    /// A BPF map pinned at `path` (a real pin: bpffs holds nothing else), via bpf(2).
+    fn pin_a_map(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let mut attr = [0u8; 128];
+        // BPF_MAP_CREATE: map_type (BPF_MAP_TYPE_ARRAY = 2), key_size, value_size, max_entries.
+        for (at, value) in [2u32, 4, 8, 1].into_iter().enumerate() {
+            attr[at * 4..at * 4 + 4].copy_from_slice(&value.to_ne_bytes());
+        }
+        // SAFETY: bpf(2) with a zeroed attribute union of the size passed.
+        let fd = unsafe { libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()) };
+        assert!(
+            fd >= 0,
+            "BPF_MAP_CREATE: {}",
+            std::io::Error::last_os_error()
+        );
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let mut attr = [0u8; 128];
+        // BPF_OBJ_PIN: pathname (a pointer), bpf_fd.
+        attr[..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
+        attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+        // SAFETY: as above; `name` outlives the call.
+        let pinned = unsafe { libc::syscall(libc::SYS_bpf, 6, attr.as_ptr(), attr.len()) };
+        assert_eq!(
+            pinned,
+            0,
+            "BPF_OBJ_PIN: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: our own descriptor; the pin keeps the map.
+        unsafe { libc::close(fd as i32) };
+    }
+
+    #[test]
+    fn an_upgrade_moves_the_legacy_pins_to_the_new_default_root() {
+        use nix::mount::{mount, umount2, MntFlags, MsFlags};
+        let fs = std::env::temp_dir().join(format!("dhcp-user-bpffs-{}", std::process::id()));
+        std::fs::create_dir_all(&fs).unwrap();
+        if let Err(err) = mount(
+            Some("bpf"),
+            &fs,
+            Some("bpf"),
+            MsFlags::empty(),
+            None::<&str>,
+        ) {
+            // Needs root (`cargo xtask test` runs the tests as root).
+            eprintln!(
+                "skipped: mounting a BPF filesystem on {}: {err}",
+                fs.display()
+            );
+            let _ = std::fs::remove_dir(&fs);
+            return;
+        }
+        let legacy = fs.join("dhcp-ebpf/var-lib-dhcp-user");
+        let root = fs.join("dhcp-user/var-lib-dhcp-user");
+        std::fs::create_dir_all(legacy.join("links")).unwrap();
+        pin_a_map(&legacy.join(names::STATS));
+        // Another server's legacy pins stay where they are.
+        let other = fs.join("dhcp-ebpf/srv-other");
+        std::fs::create_dir_all(&other).unwrap();
+        pin_a_map(&other.join(names::STATS));
+
+        let moved = adopt_legacy_pins(&legacy, &root);
+        let moved_again = adopt_legacy_pins(&legacy, &root);
+        let stats_pinned = root.join(names::STATS).exists();
+        let links_dir = root.join("links").is_dir();
+        let legacy_gone = !legacy.exists();
+        let other_kept = other.join(names::STATS).exists();
+        // A root that already holds pins is never replaced by legacy ones.
+        let other_root = fs.join("dhcp-user/srv-other");
+        std::fs::create_dir_all(other_root.join("links")).unwrap();
+        let kept_current = adopt_legacy_pins(&other, &other_root);
+
+        let _ = umount2(&fs, MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&fs);
+        assert!(moved.unwrap(), "the legacy pins were not moved");
+        assert!(!moved_again.unwrap(), "nothing is left to move");
+        assert!(stats_pinned && links_dir, "the pins are under the new root");
+        assert!(legacy_gone);
+        assert!(other_kept, "another server's legacy pins were touched");
+        assert!(!kept_current.unwrap(), "a root with pins was replaced");
     }
 
     #[test]

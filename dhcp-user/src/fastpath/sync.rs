@@ -18,15 +18,49 @@ use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
 
 use super::{FastPath, FastPathError};
+use crate::netif::IfaceInfo;
 use crate::{
-    config::{encode_domain_list, Config, Subnet},
-    server::allocator::Allocator,
-    server::{events::LeaseEvent, Server},
-    store::{Lease, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, LeaseType},
+    binding_rule::{Reservations, Standing},
+    clock::unix_now,
+    config::{Config, Subnet},
+    lease_events::LeaseEvent,
+    netif::Interfaces,
+    store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter},
 };
 
-/// A client's reservation in one subnet: its address (IA_NA) and its prefix (IA_PD) as keys.
-type ReservedKeys = (Option<LeaseKey>, Option<LeaseKey>);
+/// The controller's leases as the map sync reads them.
+pub trait LeaseSource: Send + Sync + 'static {
+    /// The lease store (a bulk re-sync streams it).
+    fn store(&self) -> &Arc<dyn LeaseStore>;
+    /// `duid`'s durable lease rows (at most `limit`), from the controller's in-memory copy.
+    fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease>;
+    /// A new subscription to lease events (each published once durable).
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent>;
+}
+
+/// Where the renewals the program answered go.
+pub trait RenewalSink: Send + Sync + 'static {
+    /// Extends `duid`'s assigned leases of `types` to `expires_unix` (persisted through the
+    /// writer's batched submit, not awaited) and publishes `Renewed`; returns how many.
+    fn apply_fast_path_renewal(
+        &self,
+        duid: &[u8],
+        expires_unix: i64,
+        types: &[LeaseType],
+    ) -> Result<usize, anyhow::Error>;
+    /// The writer the renewals go through (`flush` makes them durable).
+    fn writer(&self) -> &StoreWriter;
+}
+
+/// Everything [`start`] needs of the controller it accelerates.
+pub trait Controller: LeaseSource + RenewalSink {
+    /// The configuration served.
+    fn config(&self) -> &Config;
+    /// Our DUID, as the program puts it in replies.
+    fn server_duid(&self) -> &[u8];
+    /// The served interfaces (the program's reply sources follow their addresses).
+    fn interfaces(&self) -> &Arc<Interfaces>;
+}
 
 /// Where each configured subnet sits in the `SUBNETS` array (its position in the config).
 #[derive(Clone, Debug, Default)]
@@ -36,10 +70,8 @@ pub struct SubnetIndex {
     pub grace_period: u32,
     /// Each subnet's pools, by subnet id.
     subnets: HashMap<u32, Subnet>,
-    /// (subnet id, DUID) → the address and the prefix reserved for that client there.
-    reservations: HashMap<(u32, Vec<u8>), ReservedKeys>,
-    /// Every reserved address and prefix → the DUID it is reserved for.
-    reserved: HashMap<LeaseKey, Vec<u8>>,
+    /// The reservations, for the controller's rule of which leases it keeps.
+    reservations: Reservations,
 }
 
 impl SubnetIndex {
@@ -51,24 +83,11 @@ impl SubnetIndex {
             .filter(|(i, _)| (*i as u32) < MAX_SUBNETS)
             .map(|(i, s)| (s.id, i as u16))
             .collect();
-        let mut reservations = HashMap::new();
-        let mut reserved = HashMap::new();
-        for subnet in &config.subnets {
-            for r in &subnet.reservations {
-                let na = r.address.map(LeaseKey::na);
-                let pd = r.prefix.map(|p| LeaseKey::pd(p.network(), p.prefix_len()));
-                for key in na.iter().chain(pd.iter()) {
-                    reserved.insert(*key, r.duid.clone());
-                }
-                reservations.insert((subnet.id, r.duid.clone()), (na, pd));
-            }
-        }
         SubnetIndex {
             by_id,
             grace_period: config.grace_period,
             subnets: config.subnets.iter().map(|s| (s.id, s.clone())).collect(),
-            reservations,
-            reserved,
+            reservations: Reservations::new(config),
         }
     }
 
@@ -78,38 +97,13 @@ impl SubnetIndex {
     }
 
     /// True when the controller keeps `lease` as its client's binding, so that the fast path may
-    /// answer for it: inside one of its subnet's pools or the client's own reservation, not
-    /// reserved for another client, and not set aside by a reservation the client has been
-    /// given since (its Solicit is then offered the reservation). A pool shrunk or a
-    /// reservation added in the config leaves such leases to the controller, which answers
-    /// them differently (`NoBinding`, lifetimes 0, or the reservation).
+    /// answer for it: [`Standing::Kept`] by the controller's own rule ([`crate::binding_rule`]).
     pub fn controller_keeps(&self, lease: &Lease) -> bool {
-        let key = lease.key();
-        if self
-            .reserved
-            .get(&key)
-            .is_some_and(|owner| *owner != lease.duid)
-        {
-            return false;
-        }
-        // (Checked first: the lookup key is a copy of the DUID, and a re-sync asks for every lease.)
-        let own = (!self.reservations.is_empty())
-            .then(|| {
-                self.reservations
-                    .get(&(lease.subnet_id, lease.duid.clone()))
-            })
-            .flatten()
-            .and_then(|(na, pd)| match lease.lease_type {
-                LeaseType::Na => *na,
-                LeaseType::Pd => *pd,
-            });
-        match own {
-            Some(reserved) => reserved == key,
-            None => self
-                .subnets
-                .get(&lease.subnet_id)
-                .is_some_and(|subnet| Allocator::in_subnet_pools(subnet, &key, &lease.duid)),
-        }
+        self.subnets.get(&lease.subnet_id).is_some_and(|subnet| {
+            self.reservations
+                .standing(subnet, &lease.key(), &lease.duid)
+                == Standing::Kept
+        })
     }
 }
 
@@ -117,8 +111,13 @@ impl SubnetIndex {
 /// do not fit the fixed-size fields is marked disabled: the controller answers for it.
 pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
     let dns: Vec<u8> = subnet.dns_servers.iter().flat_map(|a| a.octets()).collect();
-    let domain = encode_domain_list(&subnet.domain_search);
-    let fits = dns.len() <= FAST_OPTION_MAX && domain.len() <= FAST_OPTION_MAX;
+    // The controller's own encoder: the fast path sends the bytes the controller would. (The
+    // configuration's names always encode; one that did not would leave the subnet to the
+    // controller.)
+    let domain = crate::proto::encode_domain_list(&subnet.domain_search);
+    let fits =
+        dns.len() <= FAST_OPTION_MAX && domain.as_ref().is_ok_and(|d| d.len() <= FAST_OPTION_MAX);
+    let domain = domain.unwrap_or_default();
     let mut cfg = SubnetConfig {
         preferred_lifetime: subnet.preferred_lifetime,
         valid_lifetime: subnet.valid_lifetime,
@@ -159,8 +158,6 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
         server_duid: duid,
     }
 }
-
-pub use crate::netif::IfaceInfo;
 
 /// The subnet serving clients attached directly to `iface`: named by `interface`, else the one
 /// whose prefix holds one of the interface's addresses.
@@ -431,11 +428,11 @@ const EVENT_BURST: usize = 1024;
 pub struct MapSync {
     fp: Arc<Mutex<FastPath>>,
     index: SubnetIndex,
-    server: Arc<Server>,
+    server: Arc<dyn LeaseSource>,
 }
 
 impl MapSync {
-    pub fn new(fp: Arc<Mutex<FastPath>>, index: SubnetIndex, server: Arc<Server>) -> Self {
+    pub fn new(fp: Arc<Mutex<FastPath>>, index: SubnetIndex, server: Arc<dyn LeaseSource>) -> Self {
         MapSync { fp, index, server }
     }
 
@@ -496,7 +493,7 @@ impl MapSync {
             }
             clients.sort_unstable();
             clients.dedup();
-            let now = now_unix();
+            let now = unix_now();
             for duid in &clients {
                 if let Err(e) = self.refresh_client(duid, now) {
                     log_throttled!(
@@ -519,7 +516,7 @@ impl MapSync {
             &mut fp,
             self.server.store().as_ref(),
             &self.index,
-            now_unix(),
+            unix_now(),
         ) {
             warn!("fast path: re-sync failed: {e:#}");
         }
@@ -530,7 +527,7 @@ impl MapSync {
 /// controller read it) to the store, through the writer's batched `submit`; returns how many.
 fn drain_waiting_renewals(
     ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    server: &Server,
+    server: &dyn RenewalSink,
 ) -> usize {
     let mut applied = 0;
     while let Some(item) = ring.next() {
@@ -568,7 +565,7 @@ fn decode_renewal(item: &[u8]) -> Option<(RenewalEvent, Vec<LeaseType>)> {
 /// client's leases durably within a second and publishes `Renewed` (active leasequery sees them).
 pub async fn follow_renewals(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
-    server: Arc<Server>,
+    server: Arc<dyn RenewalSink>,
     sync: Arc<MapSync>,
 ) -> Result<(), anyhow::Error> {
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns the ring buffer.
@@ -621,7 +618,7 @@ pub async fn follow_renewals(
                 .increment(renewed.len() as u64);
             continue;
         }
-        let now = now_unix();
+        let now = unix_now();
         renewed.sort();
         renewed.dedup();
         for duid in &renewed {
@@ -633,12 +630,7 @@ pub async fn follow_renewals(
     }
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+/// Current Unix time, seconds (the one clock: [`crate::clock::unix_now`]).
 
 #[cfg(test)]
 mod tests {
@@ -822,7 +814,7 @@ pub struct FastPathSettings {
 /// added or removed while serving), so the fast path's reply sources stay the controller's.
 async fn follow_interfaces(
     fast_path: Arc<Mutex<FastPath>>,
-    server: Arc<Server>,
+    server: Arc<dyn Controller>,
     ifindexes: Vec<u32>,
 ) {
     let interfaces = server.interfaces().clone();
@@ -849,9 +841,9 @@ pub struct FastPathHandle {
 
 /// Loads (reusing pinned maps), configures and attaches the fast path on `ifaces`, re-syncs the
 /// binding map from the store, and starts following lease events and the program's renewals.
-pub async fn start(
+pub async fn start<C: Controller>(
     settings: &FastPathSettings,
-    server: &Arc<Server>,
+    server: &Arc<C>,
     ifaces: &[String],
 ) -> Result<FastPathHandle, anyhow::Error> {
     let config = server.config();
@@ -868,7 +860,7 @@ pub async fn start(
     configure(
         &mut fp,
         config,
-        server.server_duid().as_bytes(),
+        server.server_duid(),
         &infos,
         settings.pass_rate_per_cpu,
     )?;
@@ -880,13 +872,13 @@ pub async fn start(
     // so before the leasequery listener opens: a peer reconnecting catches up on them from
     // the history like on any other change, and no client stays renewed here and unknown
     // (or expiring) there.
-    let waiting = drain_waiting_renewals(&mut ring, server);
+    let waiting = drain_waiting_renewals(&mut ring, server.as_ref());
     // A failed flush (a full disk) is not fatal: the map keeps the horizon the store vouches
     // for, and the re-sync below keeps the later expiries.
     if let Err(e) = server.writer().flush().await {
         warn!("fast path: renewals answered while no controller ran are not durable yet: {e}");
     }
-    let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, now_unix())?;
+    let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, unix_now())?;
     let kept = later_expiries.len();
     for (duid, expires) in later_expiries {
         server.apply_fast_path_renewal(&duid, expires, &[LeaseType::Na, LeaseType::Pd])?;

@@ -24,17 +24,46 @@ mod stats;
 mod tcp;
 
 use std::net::Ipv6Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::Ipv6Net;
+use tokio::sync::broadcast;
 
 use crate::config::Config;
+use crate::lease_events::LeaseEvent;
+use crate::proto::Duid;
+use crate::store::{LeaseStore, StoreWriter};
 
 pub use binding::{client_data, relay_peer_address, LeaseUpdate};
 pub use query::{answer_udp, parse_active_query, parse_query, ParsedQuery, QueryError, QueryKind};
 pub use stats::LeasequeryStats;
 
 pub use tcp::{serve_tcp, spawn_tcp, LeasequeryContext, SubscribeFn};
+
+/// What the leasequery service needs of the server that runs it: its store, its lease events
+/// and its DUID. The server implements it where the product is wired (`crate::serve`).
+pub trait LeaseSource: Send + Sync + 'static {
+    /// The lease store (read only).
+    fn store(&self) -> &Arc<dyn LeaseStore>;
+    /// A new subscription to lease events (active leasequery).
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent>;
+    /// Our DUID (Server Identifier of every reply).
+    fn server_duid(&self) -> &Duid;
+}
+
+/// What peer sync needs of the server that installs a peer's bindings: its store, writer, event
+/// channel and configuration (for the subnet of each binding).
+pub trait LeaseSink: Send + Sync {
+    /// The lease store (reads, and the resume time in `meta`).
+    fn store(&self) -> &Arc<dyn LeaseStore>;
+    /// The writer installs go through.
+    fn writer(&self) -> &StoreWriter;
+    /// The lease event channel installs are published on.
+    fn events(&self) -> &broadcast::Sender<LeaseEvent>;
+    /// The configuration served.
+    fn config(&self) -> &Config;
+}
 
 /// Policy and limits of the leasequery service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,13 +149,6 @@ impl LeasequerySettings {
     pub fn serves_address(&self, address: Ipv6Addr) -> bool {
         self.serves_link(address) || self.delegated.iter().any(|net| net.contains(&address))
     }
-}
-
-/// Current unix time, seconds.
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// 2000-01-01 00:00:00 UTC in Unix seconds: the epoch of the times RFC 7653 puts on the wire

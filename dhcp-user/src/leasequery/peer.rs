@@ -28,10 +28,11 @@ use super::client::{
     ActiveEvent, ActiveLeasequery, Binding, BindingState, ClientError, LeasequeryConnection, Query,
     QueryOptions,
 };
-use super::{unix_now, LeasequeryStats};
+use super::{LeaseSink, LeasequeryStats};
+use crate::clock::unix_now;
 use crate::config::Config;
+use crate::lease_events::{LeaseEvent, LeaseEventKind};
 use crate::proto::Duid;
-use crate::server::events::{LeaseEvent, LeaseEventKind};
 use crate::store::{
     Lease, LeaseChange, LeaseKey, LeaseState, LeaseStore, LeaseType, StoreError, StoreWriter,
 };
@@ -102,7 +103,7 @@ impl PeerSink {
     }
 
     /// The sink of the running server: its store, writer, event channel and subnets.
-    pub fn for_server(server: &crate::server::Server, stats: Arc<LeasequeryStats>) -> Self {
+    pub fn for_server(server: &impl LeaseSink, stats: Arc<LeasequeryStats>) -> Self {
         PeerSink {
             store: server.store().clone(),
             writer: server.writer().clone(),

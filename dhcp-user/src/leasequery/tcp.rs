@@ -47,10 +47,11 @@ use super::query::{
     answer_client, as_updates, check_policy, client_leases, parse_active_query, parse_query,
     reply_skeleton, ClientAnswer, ParsedQuery, QueryError, QueryKind, Selector,
 };
-use super::{unix_now, wire_time, LeasequerySettings, LeasequeryStats};
+use super::{wire_time, LeaseSource, LeasequerySettings, LeasequeryStats};
+use crate::clock::unix_now;
+use crate::lease_events::{LeaseEvent, LeaseEventKind};
 use crate::proto::framing::{encode_frame_into, FrameDecoder};
 use crate::proto::{DhcpOption, Duid, Message, StatusCode};
-use crate::server::events::{LeaseEvent, LeaseEventKind};
 use crate::store::{ChangeCursor, ChangeKind, LeaseKey, LeasePages, LeaseStore, StoreError};
 
 /// Largest query frame accepted; a leasequery request is a few dozen bytes.
@@ -90,7 +91,7 @@ pub struct LeasequeryContext {
 impl LeasequeryContext {
     /// The context for the running server: its store, lease events, DUID, and `settings`.
     pub fn for_server(
-        server: &Arc<crate::server::Server>,
+        server: &Arc<impl LeaseSource>,
         settings: LeasequerySettings,
         stats: Arc<LeasequeryStats>,
     ) -> Self {
@@ -108,7 +109,7 @@ impl LeasequeryContext {
 /// Binds `listen` (e.g. `[::]:547`) and spawns [`serve_tcp`] for `server`; returns the task
 /// and the counters. Fails only if the address cannot be bound.
 pub async fn spawn_tcp(
-    server: &Arc<crate::server::Server>,
+    server: &Arc<impl LeaseSource>,
     listen: SocketAddr,
     settings: LeasequerySettings,
     shutdown: watch::Receiver<bool>,

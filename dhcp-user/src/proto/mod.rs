@@ -46,6 +46,7 @@ pub use option::{
     is_modeled_code, DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, IaTa, LqQuery, LqRelayData,
     OptionList, RemoteId, StatusCode,
 };
+pub use wire::encode_domain_list;
 
 /// How many levels of option-inside-option encapsulation the codec accepts (a message's own
 /// options are level 0). The deepest real nesting is 3 (LEASEQUERY-REPLY → CLIENT_DATA → IA_PD →

@@ -492,11 +492,7 @@ fn encode_option(
         DhcpOption::DnsServers(addrs) | DhcpOption::LqClientLink(addrs) => addrs
             .iter()
             .for_each(|a| buf.extend_from_slice(&a.octets())),
-        DhcpOption::DomainList(names) => {
-            for name in names {
-                encode_domain_name(name, buf)?;
-            }
-        }
+        DhcpOption::DomainList(names) => encode_domain_list_into(names, buf)?,
         DhcpOption::InformationRefreshTime(v)
         | DhcpOption::CltTime(v)
         | DhcpOption::SolMaxRt(v)
@@ -531,6 +527,22 @@ fn put_u32s(buf: &mut Vec<u8>, values: &[u32]) {
     values
         .iter()
         .for_each(|v| buf.extend_from_slice(&v.to_be_bytes()));
+}
+
+/// `names` in DNS wire format (RFC 1035 §3.1, uncompressed): the body of OPTION_DOMAIN_LIST,
+/// as the controller sends it and as the fast path is configured to send it.
+pub fn encode_domain_list(names: &[String]) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    encode_domain_list_into(names, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the OPTION_DOMAIN_LIST body of `names` to `buf`.
+fn encode_domain_list_into(names: &[String], buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    for name in names {
+        encode_domain_name(name, buf)?;
+    }
+    Ok(())
 }
 
 /// Writes `name` (dotted text; one trailing dot allowed) in RFC 1035 wire form.

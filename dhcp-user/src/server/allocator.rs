@@ -26,6 +26,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 
+use crate::binding_rule::{in_pools, Reservations, Standing};
 use crate::config::{Config, PoolHalf, Subnet};
 use crate::store::{mask, Lease, LeaseKey, LeaseState, LeaseType, StoreError};
 
@@ -136,8 +137,8 @@ pub struct Allocator {
     /// Every hold in the order it was made, which is the order of their ends (an entry whose
     /// offer has since gone or been renewed is stale and skipped).
     offer_order: VecDeque<(i64, LeaseKey)>,
-    /// Reserved address/prefix → the DUID it is reserved for (all subnets).
-    reserved: HashMap<LeaseKey, Vec<u8>>,
+    /// The reservations of every subnet (who each reserved address/prefix is for).
+    reservations: Reservations,
     /// In a redundant pair, the half of every pool new leases come from (`[leasequery]
     /// pool-half`); renewals of leases in the other half (granted by the peer) still work.
     half: Option<PoolHalf>,
@@ -155,20 +156,6 @@ pub enum Exhausted {
 impl Allocator {
     /// An allocator for `config`'s pools and reservations.
     pub fn new(config: &Config) -> Self {
-        let mut reserved = HashMap::new();
-        for subnet in &config.subnets {
-            for reservation in &subnet.reservations {
-                if let Some(address) = reservation.address {
-                    reserved.insert(LeaseKey::na(address), reservation.duid.clone());
-                }
-                if let Some(prefix) = reservation.prefix {
-                    reserved.insert(
-                        LeaseKey::pd(prefix.network(), prefix.prefix_len()),
-                        reservation.duid.clone(),
-                    );
-                }
-            }
-        }
         Allocator {
             grace_period: i64::from(config.grace_period),
             cursors: HashMap::new(),
@@ -176,7 +163,7 @@ impl Allocator {
             full_until: HashMap::new(),
             offers: HashMap::new(),
             offer_order: VecDeque::new(),
-            reserved,
+            reservations: Reservations::new(config),
             half: config.leasequery.pool_half,
         }
     }
@@ -198,7 +185,7 @@ impl Allocator {
         duid: &[u8],
         now: i64,
     ) -> Result<bool, StoreError> {
-        if self.reserved.get(key).is_some_and(|owner| owner != duid) {
+        if self.reservations.reserved_for_another(key, duid) {
             return Ok(false);
         }
         if self
@@ -337,16 +324,13 @@ impl Allocator {
     /// True if `key` may be handed out in `subnet` at all: inside one of its pools, or the
     /// subnet's reservation for `duid`.
     pub fn in_subnet_pools(subnet: &Subnet, key: &LeaseKey, duid: &[u8]) -> bool {
-        if Allocator::reservation(subnet, key.lease_type, duid) == Some(*key) {
-            return true;
-        }
-        match key.lease_type {
-            LeaseType::Na => subnet.pools.iter().any(|p| p.contains(key.address)),
-            LeaseType::Pd => subnet
-                .pd_pools
-                .iter()
-                .any(|p| p.holds(key.address, key.prefix_len)),
-        }
+        Allocator::reservation(subnet, key.lease_type, duid) == Some(*key) || in_pools(subnet, key)
+    }
+
+    /// Where `duid`'s lease `key` in `subnet` stands: whether the controller keeps it as the
+    /// client's binding ([`crate::binding_rule`], the rule the fast path follows too).
+    pub fn standing(&self, subnet: &Subnet, key: &LeaseKey, duid: &[u8]) -> Standing {
+        self.reservations.standing(subnet, key, duid)
     }
 
     /// True if this server may grant `key` to a client that does not hold it yet: inside its

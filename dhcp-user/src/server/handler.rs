@@ -21,7 +21,8 @@ use crate::proto::{
 use crate::store::{Lease, LeaseChange, LeaseKey, LeaseState, LeaseType, StoreError};
 
 use super::allocator::{Allocator, LeaseView};
-use super::events::{LeaseEvent, LeaseEventKind};
+use crate::binding_rule::Standing;
+use crate::lease_events::{LeaseEvent, LeaseEventKind};
 
 /// A datagram as received on a served interface.
 #[derive(Debug, Clone)]
@@ -397,7 +398,13 @@ impl Ctx<'_, '_> {
             .into_iter()
             .filter(|l| l.lease_type == lease_type && l.iaid == iaid)
             .filter(|l| l.state != LeaseState::Declined)
-            .filter(|l| Allocator::in_subnet_pools(self.subnet, &l.key(), self.duid))
+            // Outside the pools, or reserved for another (never free for this client).
+            .filter(|l| {
+                matches!(
+                    self.allocator.standing(self.subnet, &l.key(), self.duid),
+                    Standing::Kept | Standing::SupersededByReservation
+                )
+            })
             .collect();
         mine.sort_by_key(|l| (l.is_active(self.now()), l.cltt));
         while let Some(lease) = mine.pop() {
@@ -482,8 +489,11 @@ impl Ctx<'_, '_> {
         let existing = self.binding(lease_type, iaid)?;
         if let Some(lease) = &existing {
             // A reservation made since the lease was granted wins over the old lease.
-            let reserved = Allocator::reservation(self.subnet, lease_type, self.duid);
-            if reserved.is_none() || reserved == Some(lease.key()) {
+            if self
+                .allocator
+                .standing(self.subnet, &lease.key(), self.duid)
+                == Standing::Kept
+            {
                 return Ok((Some(lease.key()), existing));
             }
         }

@@ -21,12 +21,12 @@
 //! once, when the server opens the store.
 
 pub mod allocator;
-pub mod events;
 pub mod handler;
 pub mod io;
 pub mod mirror;
 pub mod stats;
 
+use crate::clock::unix_now;
 use crate::log_throttled;
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
@@ -44,8 +44,8 @@ use crate::store::{
     StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
 };
 
+use crate::lease_events::{LeaseEvent, LeaseEventKind};
 use allocator::{Allocator, LeaseView};
-use events::{LeaseEvent, LeaseEventKind};
 use handler::{classify, decide, wrap_reply, ClientLimit, DecideInput, Inbound};
 use mirror::LeaseMirror;
 use stats::Stats;
@@ -362,7 +362,7 @@ impl Server {
             server_duid,
             store,
             writer,
-            events: events::channel(),
+            events: crate::lease_events::channel(),
             state,
             stats: Stats::new(),
             direct_subnets: RwLock::new(HashMap::new()),
@@ -925,13 +925,6 @@ fn interface_mac(iface: &str) -> Option<Vec<u8>> {
         .collect::<Result<_, _>>()
         .ok()?;
     (mac.len() == 6 && mac.iter().any(|&b| b != 0)).then_some(mac)
-}
-
-/// Current unix time, seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

@@ -9,11 +9,12 @@ use crate::log_throttled;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use super::{CommitReceipt, LeaseChange, LeaseStore, StoreError};
+use crate::clock::unix_now;
 
 /// Tuning of the [`StoreWriter`].
 #[derive(Debug, Clone)]
@@ -312,12 +313,4 @@ fn prune(store: &dyn LeaseStore, retention: Duration) {
         Ok(removed) => tracing::debug!(removed, cutoff, "pruned lease change history"),
         Err(err) => tracing::warn!(error = %err, "pruning lease change history failed"),
     }
-}
-
-/// Current unix time in seconds (0 if the clock is before 1970).
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -15,12 +15,12 @@ use tokio::sync::watch;
 
 use dhcp_user::{
     config::parse_prefix,
+    lease_events as events,
     leasequery::{
         client::{build_query, LeasequeryConnection, Query, QueryOptions},
         serve_tcp, LeasequeryContext, LeasequerySettings, LeasequeryStats,
     },
     proto::{DhcpOption, Duid, OptionList},
-    server::events,
     store::{Lease, LeaseChange, LeaseState, LeaseStore, LeaseType, SqliteStore},
 };
 

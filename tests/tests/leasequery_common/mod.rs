@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dhcp_user::config::parse_prefix;
+use dhcp_user::lease_events::{self as events, LeaseEvent, LeaseEventKind};
 use dhcp_user::leasequery::{serve_tcp, LeasequeryContext, LeasequerySettings, LeasequeryStats};
 use dhcp_user::proto::Duid;
-use dhcp_user::server::events::{self, LeaseEvent, LeaseEventKind};
 use dhcp_user::store::{Lease, LeaseChange, LeaseState, LeaseStore, LeaseType, SqliteStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -12,7 +12,8 @@ use anyhow::{bail, Context};
 
 use dhcp_lab::dhclient::write_dhclient_script;
 use dhcp_lab::{Lab, Namespace};
-use dhcp_user::control::{format_bindings, request, ControlRequest, ControlResponse};
+use dhcp_user::cli::format_bindings;
+use dhcp_user::control::{request, ControlRequest, ControlResponse};
 
 /// The demo's configuration (also the documented example).
 const LAB_CONFIG: &str = include_str!("../../../../examples/lab.toml");

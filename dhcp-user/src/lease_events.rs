@@ -1,7 +1,8 @@
 //! Lease events: every change the server makes to a lease, published on a broadcast channel.
 //!
-//! Subscribers (the fast-path map sync, active leasequery, the log) call
-//! [`crate::server::Server::subscribe`]. A subscriber that falls behind by more than
+//! The server publishes them; subscribers (the fast-path map sync, active leasequery) get a
+//! receiver from the server's `subscribe`. They sit below both, so that neither the
+//! subscribers nor the publishers import each other for them. A subscriber that falls behind by more than
 //! [`EVENT_CHANNEL_CAPACITY`] events gets `RecvError::Lagged` and must resynchronise from the
 //! store; the server never waits for subscribers.
 

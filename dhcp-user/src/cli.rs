@@ -1,0 +1,330 @@
+//! The command line: `dhcp-user serve|bindings|stats|clear|leasequery`, parsed with clap, and
+//! the text the commands print. [`cli_main`] is the binary's main; `serve` is run by
+//! [`crate::serve`], the other commands talk to the running server through [`crate::control`].
+
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_STATE_DIR};
+use crate::control::{request, Binding, ControlRequest, ControlResponse, StatsReply};
+use crate::fastpath::AttachMode;
+use crate::serve::ServeOptions;
+
+/// `dhcp-user`: a DHCPv6 server with an XDP fast path.
+#[derive(Debug, Parser)]
+#[command(name = "dhcp-user", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// The binding table of the running server.
+    Bindings(QueryArgs),
+    /// Packet counters and pool utilisation of the running server.
+    Stats(QueryArgs),
+    /// Remove leases from the running server.
+    Clear(ClearArgs),
+    /// Ask a DHCPv6 server (ours or any RFC 5007/5460/7653 one) about its bindings.
+    Leasequery(crate::leasequery::cli::LeasequeryArgs),
+}
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The TOML configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Interfaces to serve (replaces the config's `interfaces`); may repeat.
+    #[arg(long = "iface")]
+    pub ifaces: Vec<String>,
+    /// State directory (replaces the config's `state-dir`).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// The XDP fast path: `auto` (native where the driver supports it, else generic),
+    /// `native`, `generic`, or `off` (the controller answers everything).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "native", "generic", "off"])]
+    pub xdp: String,
+    /// Where the fast path's maps and links are pinned (default: under /sys/fs/bpf/dhcp-user/,
+    /// named after the state directory; pins an earlier release left under
+    /// /sys/fs/bpf/dhcp-ebpf/ are moved there). Pinned, they keep answering renewals while the
+    /// controller is stopped or upgraded.
+    #[arg(long)]
+    pub pin_root: Option<PathBuf>,
+    /// Detach the fast path and remove its pins when the server stops (demo and tests; by
+    /// default it stays, answering renewals, until the next controller takes it over).
+    #[arg(long)]
+    pub detach_on_exit: bool,
+    /// Per-CPU budget of DHCPv6 packets per second the fast path passes on to the controller;
+    /// beyond it they are dropped and counted (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub pass_rate_per_cpu: u32,
+    /// Capacity of the fast path's binding map (preallocated, about 160 bytes of kernel memory
+    /// per binding); clients beyond it are served by the controller alone.
+    #[arg(long, default_value_t = dhcp_common::DEFAULT_MAX_BINDINGS)]
+    pub max_bindings: u32,
+}
+
+impl ServeArgs {
+    /// The options [`crate::serve::run`] takes.
+    pub fn options(&self) -> ServeOptions {
+        ServeOptions {
+            config: self.config.clone(),
+            ifaces: self.ifaces.clone(),
+            state_dir: self.state_dir.clone(),
+            xdp: match self.xdp.as_str() {
+                "off" => None,
+                "native" => Some(AttachMode::Native),
+                "generic" => Some(AttachMode::Generic),
+                _ => Some(AttachMode::Auto),
+            },
+            pin_root: self.pin_root.clone(),
+            detach_on_exit: self.detach_on_exit,
+            pass_rate_per_cpu: self.pass_rate_per_cpu,
+            max_bindings: self.max_bindings,
+        }
+    }
+}
+
+/// Where to find the running server.
+#[derive(Debug, Args)]
+pub struct Locate {
+    /// The server's state directory (default: the config's `state-dir`, else /var/lib/dhcp-user).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Read the state directory from this config file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl Locate {
+    /// The state directory to talk to.
+    pub fn state_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.state_dir {
+            return Ok(dir.clone());
+        }
+        if let Some(config) = &self.config {
+            return Ok(Config::load(config)?.state_dir);
+        }
+        Ok(PathBuf::from(DEFAULT_STATE_DIR))
+    }
+}
+
+/// `bindings` / `stats` options.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub locate: Locate,
+    /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the server pinned its fast path (`stats` reads the XDP counters there); default:
+    /// derived from the state directory, as `serve` does.
+    #[arg(long)]
+    pub pin_root: Option<PathBuf>,
+}
+
+/// `clear` options.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["duid", "address", "all"]))]
+pub struct ClearArgs {
+    #[command(flatten)]
+    pub locate: Locate,
+    /// Every lease of this client (hex DUID, `:` separators allowed).
+    #[arg(long)]
+    pub duid: Option<String>,
+    /// The lease of this address (or the delegated prefix containing it).
+    #[arg(long)]
+    pub address: Option<Ipv6Addr>,
+    /// Every lease.
+    #[arg(long)]
+    pub all: bool,
+    /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The binary's main: parses `args` and runs the command.
+pub fn cli_main<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Serve(args) => {
+            init_tracing();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(crate::serve::run(args.options()))
+        }
+        Command::Bindings(args) => {
+            let response = request(&args.locate.state_dir()?, &ControlRequest::Bindings)?;
+            let ControlResponse::Bindings(rows) = response else {
+                bail!("unexpected answer to bindings");
+            };
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", format_bindings(&rows));
+            }
+            Ok(())
+        }
+        Command::Stats(args) => {
+            let state_dir = args.locate.state_dir()?;
+            let response = request(&state_dir, &ControlRequest::Stats)?;
+            let ControlResponse::Stats(mut stats) = response else {
+                bail!("unexpected answer to stats");
+            };
+            // The fast path counts in the kernel: read its pinned counters directly.
+            let pin_root = args.pin_root.clone().unwrap_or_else(|| {
+                // A server of an earlier release still running keeps its pins at the old root.
+                let root = crate::fastpath::default_pin_root(&state_dir);
+                let legacy = crate::fastpath::legacy_pin_root(&state_dir);
+                if !root.exists() && legacy.exists() {
+                    legacy
+                } else {
+                    root
+                }
+            });
+            if let Ok(Some(counters)) = crate::fastpath::pinned_stats(&pin_root) {
+                stats.fast_path = Some(
+                    counters
+                        .into_iter()
+                        .map(|(name, c)| (name.to_string(), c.packets))
+                        .collect(),
+                );
+            }
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                print!("{}", format_stats(&stats));
+            }
+            Ok(())
+        }
+        Command::Clear(args) => {
+            let request_body = ControlRequest::Clear {
+                duid: args.duid.clone(),
+                address: args.address,
+                all: args.all,
+            };
+            let response = request(&args.locate.state_dir()?, &request_body)?;
+            let ControlResponse::Cleared(count) = response else {
+                bail!("unexpected answer to clear");
+            };
+            if args.json {
+                println!("{}", serde_json::json!({ "cleared": count }));
+            } else {
+                println!("cleared {count} lease(s)");
+            }
+            Ok(())
+        }
+        Command::Leasequery(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(crate::leasequery::cli::run(&args))
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The binding table as text.
+pub fn format_bindings(rows: &[Binding]) -> String {
+    let mut out = format!(
+        "{:<30} {:>10} {:<3} {:<28} {:<9} {:>10} {}\n",
+        "DUID", "IAID", "IA", "ADDRESS/PREFIX", "STATE", "EXPIRES", "INTERFACE"
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "{:<30} {:>10} {:<3} {:<28} {:<9} {:>9}s {}\n",
+            row.duid, row.iaid, row.ia, row.lease, row.state, row.expires_in, row.interface
+        ));
+    }
+    out.push_str(&format!("{} binding(s)\n", rows.len()));
+    out
+}
+
+/// Counters as text.
+pub fn format_stats(stats: &StatsReply) -> String {
+    let mut out = String::from("received:\n");
+    for (name, count) in &stats.counters.received {
+        out.push_str(&format!("  {name:<24} {count}\n"));
+    }
+    out.push_str("sent:\n");
+    for (name, count) in &stats.counters.sent {
+        out.push_str(&format!("  {name:<24} {count}\n"));
+    }
+    out.push_str("dropped:\n");
+    for (reason, count) in &stats.counters.drops {
+        out.push_str(&format!("  {reason:<24} {count}\n"));
+    }
+    out.push_str("pools:\n");
+    for pool in &stats.pools {
+        out.push_str(&format!(
+            "  subnet {} {} {:<3} {} / {}\n",
+            pool.subnet_id, pool.prefix, pool.kind, pool.active, pool.size
+        ));
+    }
+    if !stats.leasequery.is_empty() {
+        out.push_str("leasequery (TCP and peers):\n");
+        for (name, count) in &stats.leasequery {
+            out.push_str(&format!("  {name:<24} {count}\n"));
+        }
+    }
+    if let Some(fast_path) = &stats.fast_path {
+        out.push_str("fast path (XDP, packets):\n");
+        for (name, count) in fast_path.iter().filter(|(_, count)| **count > 0) {
+            out.push_str(&format!("  {name:<24} {count}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parses_every_command() {
+        let cli = Cli::try_parse_from([
+            "dhcp-user",
+            "serve",
+            "--config",
+            "a.toml",
+            "--iface",
+            "eth1",
+            "--iface",
+            "eth2",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.ifaces, vec!["eth1", "eth2"]);
+        assert!(Cli::try_parse_from(["dhcp-user", "clear"]).is_err());
+        assert!(Cli::try_parse_from(["dhcp-user", "clear", "--all", "--duid", "00"]).is_err());
+        assert!(Cli::try_parse_from(["dhcp-user", "clear", "--address", "2001:db8::1"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["dhcp-user", "bindings", "--json", "--state-dir", "/x"]).is_ok()
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! Configuration tests: parsing, defaults, and errors that name the file, line and key.
+
+use super::*;
+
+const GOOD: &str = r#"
+state-dir = "/tmp/x"
+interfaces = ["eth1"]
+
+[leasequery]
+allow = ["2001:db8:1::/64"]
+
+[[subnet]]
+prefix = "2001:db8:1::/64"
+interface = "eth1"
+pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]
+pd-pools = [{ prefix = "2001:db8:8000::/40", delegated-length = 56 }]
+preferred-lifetime = 1000
+valid-lifetime = 2000
+dns-servers = ["2001:db8:1::53"]
+domain-search = ["lab.example"]
+reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1::42" }]
+"#;
+
+fn err(text: &str) -> String {
+    Config::parse(text, "test.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn parses_a_good_config_with_defaults() {
+    let config = Config::parse(GOOD, "test.toml").unwrap();
+    assert_eq!(config.grace_period, DEFAULT_GRACE_PERIOD);
+    let subnet = &config.subnets[0];
+    assert_eq!(subnet.id, 1);
+    assert_eq!(subnet.renew_timer, 500);
+    assert_eq!(subnet.rebind_timer, 800);
+    assert_eq!(subnet.pd_pools[0].size(), 1 << 16);
+    assert_eq!(subnet.pools[0].size(), 0xf000);
+    assert_eq!(
+        subnet.reservations[0].duid,
+        vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1]
+    );
+    assert_eq!(config.leasequery.allow.len(), 1);
+}
+
+#[test]
+fn the_example_lab_config_is_valid() {
+    let config = Config::parse(include_str!("../../../examples/lab.toml"), "lab.toml").unwrap();
+    assert!(config.subnets[0].rapid_commit);
+    assert_eq!(config.subnets[0].pd_pools[0].delegated_length, 56);
+}
+
+#[test]
+fn leasequery_keys_parse_with_defaults() {
+    let base = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+    let config = Config::parse(base, "x.toml").unwrap();
+    assert_eq!(config.leasequery, LeasequeryConfig::default());
+    assert!(!config.leasequery.serves_tcp());
+    let text = format!(
+        "[leasequery]\nallow = [\"2001:db8:1::/64\"]\nrestricted-requestors = true\n\
+         active = true\nactive-insecure = true\nmax-connections = 4\nidle-timeout = 30\nio-timeout = 2\n\
+         keepalive-interval = 7\n\
+         listen = [\"[2001:db8:1::1]:5547\"]\npeers = [\"2001:db8:1::3\", \"[2001:db8:1::4]:1547\"]\n\
+         pool-half = \"upper\"\n{base}"
+    );
+    let lq = Config::parse(&text, "x.toml").unwrap().leasequery;
+    assert!(lq.restricted_requestors && lq.active && lq.active_insecure && lq.serves_tcp());
+    assert_eq!(
+        (
+            lq.max_connections,
+            lq.idle_timeout,
+            lq.io_timeout,
+            lq.keepalive_interval
+        ),
+        (4, 30, 2, 7)
+    );
+    assert_eq!(lq.listen, vec!["[2001:db8:1::1]:5547".parse().unwrap()]);
+    assert_eq!(
+        lq.peers,
+        vec![
+            "[2001:db8:1::3]:547".parse().unwrap(),
+            "[2001:db8:1::4]:1547".parse().unwrap()
+        ]
+    );
+    assert_eq!(lq.pool_half, Some(PoolHalf::Upper));
+}
+
+/// RFC 7653 §9.1: active leasequery MUST NOT be on by default, and running it without TLS
+/// takes a separate step (`active-insecure`); peers, which need it, say so.
+#[test]
+fn active_leasequery_is_off_by_default_and_insecure_needs_its_own_key() {
+    let base = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+    let lq = Config::parse(&format!("[leasequery]\nallow = [\"::1/128\"]\n{base}"), "x")
+        .unwrap()
+        .leasequery;
+    assert!(!lq.active && !lq.active_insecure, "off unless asked for");
+    let e = err(&format!("[leasequery]\nactive = true\n{base}"));
+    assert!(
+        e.contains("leasequery.active")
+            && e.contains("line 2")
+            && e.contains("active-insecure = true"),
+        "{e}"
+    );
+    let e = err(&format!("[leasequery]\nactive-insecure = true\n{base}"));
+    assert!(
+        e.contains("leasequery.active-insecure") && e.contains("active = true"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "[leasequery]\npeers = [\"2001:db8:1::3\"]\npool-half = \"lower\"\n{base}"
+    ));
+    assert!(
+        e.contains("leasequery.peers")
+            && e.contains("active = true")
+            && e.contains("active-insecure = true"),
+        "{e}"
+    );
+    let both = Config::parse(
+        &format!("[leasequery]\nactive = true\nactive-insecure = true\n{base}"),
+        "x",
+    )
+    .unwrap();
+    assert!(both.leasequery.active && both.leasequery.active_insecure);
+    assert!(crate::leasequery::LeasequerySettings::from_config(&both).active_enabled);
+    assert!(!crate::leasequery::LeasequerySettings::default().active_enabled);
+}
+
+#[test]
+fn peers_need_a_pool_half_and_timeouts_are_positive() {
+    let e = err("[leasequery]\nallow = []\npeers = [\"2001:db8:1::3\"]\n");
+    assert!(e.contains("test.toml") && e.contains("line 3"), "{e}");
+    assert!(
+        e.contains("leasequery.peers") && e.contains("pool-half"),
+        "{e}"
+    );
+    let e = err("[leasequery]\nkeepalive-interval = 0\n");
+    assert!(
+        e.contains("leasequery.keepalive-interval") && e.contains("at least 1 second"),
+        "{e}"
+    );
+    let e = err("[leasequery]\nidle-timeout = 0\n");
+    assert!(
+        e.contains("leasequery.idle-timeout") && e.contains("line 2"),
+        "{e}"
+    );
+    let e = err("[leasequery]\npeers = [\"nonsense\"]\npool-half = \"lower\"\n");
+    assert!(e.contains("peers") && e.contains("nonsense"), "{e}");
+    let e = err("[leasequery]\npool-half = \"middle\"\n");
+    assert!(e.contains("pool-half"), "{e}");
+}
+
+#[test]
+fn pool_halves_split_every_pool_without_overlap() {
+    for size in [1u128, 2, 3, 256, 1 << 16] {
+        let (lo_first, lo_count) = PoolHalf::Lower.slots(size);
+        let (up_first, up_count) = PoolHalf::Upper.slots(size);
+        assert_eq!(lo_first, 0);
+        assert_eq!(lo_first + lo_count, up_first);
+        assert_eq!(up_first + up_count, size);
+    }
+}
+
+#[test]
+fn syntax_error_names_file_and_line() {
+    let e = err("interfaces = [\"eth1\"]\n[[subnet]]\nprefix = \n");
+    assert!(e.contains("test.toml"), "{e}");
+    assert!(e.contains("line 3"), "{e}");
+}
+
+#[test]
+fn bad_address_names_line_and_key() {
+    let text = GOOD.replace("2001:db8:1::ffff\"", "2001:db8:1::fffz\"");
+    let e = err(&text);
+    assert!(e.contains("line 11"), "{e}");
+    assert!(e.contains("key `high`"), "{e}");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let text = GOOD.replace("valid-lifetime", "valid-lifetme");
+    let e = err(&text);
+    assert!(e.contains("line 14"), "{e}");
+    assert!(e.contains("valid-lifetme"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_key() {
+    let e = err("grace-period = \"long\"\n");
+    assert!(e.contains("line 1") && e.contains("grace-period"), "{e}");
+}
+
+#[test]
+fn pool_outside_subnet() {
+    let text = GOOD.replace("2001:db8:1::1000", "2001:db8:2::1000");
+    let e = err(&text);
+    assert!(e.contains("subnet[0].pools[0].low"), "{e}");
+    assert!(e.contains("line 11"), "{e}");
+    assert!(e.contains("outside"), "{e}");
+}
+
+#[test]
+fn low_above_high() {
+    let text = GOOD.replace("2001:db8:1::1000", "2001:db8:1::ffff:0");
+    let e = err(&text);
+    assert!(
+        e.contains("subnet[0].pools[0].low") && e.contains("above"),
+        "{e}"
+    );
+}
+
+#[test]
+fn delegated_length_shorter_than_pool() {
+    let text = GOOD.replace("delegated-length = 56", "delegated-length = 32");
+    let e = err(&text);
+    assert!(e.contains("subnet[0].pd-pools[0].delegated-length"), "{e}");
+    assert!(e.contains("line 12"), "{e}");
+}
+
+#[test]
+fn overlapping_pools_across_subnets() {
+    let text = format!(
+        "{GOOD}\n[[subnet]]\nprefix = \"2001:db8:2::/64\"\npd-pools = [{{ prefix = \"2001:db8:8000:100::/56\", delegated-length = 60 }}]\n"
+    );
+    let e = err(&text);
+    assert!(e.contains("subnet[1].pd-pools[0].prefix"), "{e}");
+    assert!(e.contains("overlaps"), "{e}");
+    assert!(e.contains("line 21"), "{e}");
+}
+
+#[test]
+fn overlapping_address_ranges() {
+    let text = GOOD.replace(
+        "pools = [{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::ffff\" }]",
+        "pools = [{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::ffff\" },\n { low = \"2001:db8:1::2000\", high = \"2001:db8:1::2fff\" }]",
+    );
+    let e = err(&text);
+    assert!(
+        e.contains("subnet[0].pools[1]") && e.contains("overlaps"),
+        "{e}"
+    );
+    assert!(e.contains("line 12"), "{e}");
+}
+
+#[test]
+fn duplicate_reservation() {
+    let text = GOOD.replace(
+        "address = \"2001:db8:1::42\" }]",
+        "address = \"2001:db8:1::42\" },\n  { duid = \"000300010200000000 01\", address = \"2001:db8:1::43\" }]",
+    );
+    let e = err(&text);
+    assert!(e.contains("subnet[0].reservations[1].duid"), "{e}");
+    assert!(e.contains("line 18"), "{e}");
+}
+
+#[test]
+fn host_bits_in_prefix_refused() {
+    let e = err("[[subnet]]\nprefix = \"2001:db8:1::1/64\"\n");
+    assert!(
+        e.contains("line 2") && e.contains("prefix") && e.contains("host bits"),
+        "{e}"
+    );
+}
+
+#[test]
+fn timers_checked() {
+    let e =
+        err("[[subnet]]\nprefix = \"2001:db8:1::/64\"\nrenew-timer = 900\nrebind-timer = 100\n");
+    assert!(
+        e.contains("subnet[0].renew-timer") && e.contains("line 3"),
+        "{e}"
+    );
+}
+
+#[test]
+fn max_lease_time_caps_lifetimes() {
+    let config = Config::parse(
+        "max-lease-time = 600\n[[subnet]]\nprefix = \"2001:db8:1::/64\"\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(config.subnets[0].valid_lifetime, 600);
+    assert_eq!(config.subnets[0].preferred_lifetime, 600);
+    assert!(config.subnets[0].rebind_timer <= 600);
+}

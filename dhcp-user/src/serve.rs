@@ -1,0 +1,313 @@
+//! The composition root of `dhcp-user serve`: builds the store and server, the XDP fast path,
+//! the leasequery service and peers, the control socket and the metrics listener, and wires
+//! them together. Nothing here decides anything about a packet or a lease.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::control::{bind_control_socket, serve_control};
+use crate::fastpath::AttachMode;
+use crate::lease_events::LeaseEvent;
+use crate::netif::Interfaces;
+use crate::proto::Duid;
+use crate::server::Server;
+use crate::store::{Lease, LeaseStore, LeaseType, StoreWriter};
+
+/// What `serve` runs with (the command line's `serve` options, parsed).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The TOML configuration file.
+    pub config: PathBuf,
+    /// Interfaces to serve (replace the config's `interfaces` when not empty).
+    pub ifaces: Vec<String>,
+    /// State directory (replaces the config's `state-dir`).
+    pub state_dir: Option<PathBuf>,
+    /// How to attach the XDP fast path; `None`: off (the controller answers everything).
+    pub xdp: Option<AttachMode>,
+    /// Where the fast path's maps and links are pinned (default:
+    /// [`crate::fastpath::default_pin_root`] of the state directory).
+    pub pin_root: Option<PathBuf>,
+    /// Detach the fast path and remove its pins when the server stops.
+    pub detach_on_exit: bool,
+    /// Per-CPU budget of DHCPv6 packets per second passed on to the controller (0: no limit).
+    pub pass_rate_per_cpu: u32,
+    /// Capacity of the fast path's binding map.
+    pub max_bindings: u32,
+}
+
+/// Runs the server until SIGINT or SIGTERM: `dhcp-user serve`.
+pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
+    let mut config = Config::load(&args.config)?;
+    if !args.ifaces.is_empty() {
+        config.interfaces = args.ifaces.clone();
+    }
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = dir.clone();
+    }
+    if config.interfaces.is_empty() {
+        bail!(
+            "no interface to serve: set `interfaces` in {} or pass --iface",
+            args.config.display()
+        );
+    }
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating {}", config.state_dir.display()))?;
+    // Bound first: a second server on the same state directory stops here, before the store.
+    let control = bind_control_socket(&config.state_dir)?;
+    if let Some(metrics) = &config.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(metrics.listen)
+            .install()
+            .with_context(|| format!("starting the metrics listener on {}", metrics.listen))?;
+        info!(listen = %metrics.listen, "Prometheus metrics");
+    }
+    let interfaces = config.interfaces.clone();
+    let server = Server::open(config, &interfaces)?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let fast_path = start_fast_path(&args, &server, &interfaces).await?;
+
+    // The sockets open before the control socket answers: a client that sees the server
+    // answer there can send requests at once.
+    let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
+    let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;
+    let control_task = tokio::spawn(serve_control(server.clone(), control, shutdown_rx.clone()));
+    let signals = tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        info!("stopping");
+        let _ = shutdown_tx.send(true);
+    });
+    let served = crate::server::io::serve_sockets(server.clone(), sockets, shutdown_rx).await;
+    signals.abort();
+    let _ = control_task.await;
+    for task in leasequery_tasks {
+        // Sessions in progress end with QueryTerminated; a stuck peer cannot hold us up.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
+    if let (Some(handle), true) = (fast_path, args.detach_on_exit) {
+        let mut fp = handle.fast_path.lock().unwrap_or_else(|e| e.into_inner());
+        for iface in &interfaces {
+            let _ = fp.detach(iface);
+        }
+        if let Some(root) = fp.pin_root().map(Path::to_path_buf) {
+            drop(fp);
+            let _ = crate::fastpath::FastPath::unpin_all(&root);
+        }
+        info!("fast path detached");
+    }
+    served?;
+    Ok(())
+}
+
+/// Opens the leasequery TCP listeners (`[leasequery] listen`, when anyone may use them) and
+/// starts following every configured peer; returns their tasks, which end on `shutdown`.
+async fn start_leasequery(
+    server: &Arc<Server>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use crate::leasequery::{peer, serve_tcp, LeasequeryContext};
+    let config = server.config().leasequery.clone();
+    let stats = server.leasequery_stats().clone();
+    let mut tasks = Vec::new();
+    if config.serves_tcp() {
+        let context = Arc::new(LeasequeryContext::for_server(
+            server,
+            server.leasequery_settings().clone(),
+            stats.clone(),
+        ));
+        for listen in &config.listen {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| {
+                    format!("binding the leasequery TCP listener {listen} ([leasequery] listen)")
+                })?;
+            tasks.push(tokio::spawn(serve_tcp(
+                listener,
+                context.clone(),
+                shutdown.clone(),
+            )));
+        }
+    }
+    for address in &config.peers {
+        let peer_allowed = match address.ip() {
+            std::net::IpAddr::V6(ip) => config.allow.iter().any(|net| net.contains(&ip)),
+            std::net::IpAddr::V4(_) => false,
+        };
+        if !peer_allowed {
+            warn!(
+                peer = %address,
+                "[leasequery] allow does not hold this peer's address: it follows us only \
+                 if it queries from an address that allow holds"
+            );
+        }
+        let mut settings = peer::PeerSettings::new(*address, server.server_duid().clone());
+        settings.io_timeout = std::time::Duration::from_secs(u64::from(config.io_timeout));
+        // A silently dead session (the peer's box gone without a FIN) is given up after three
+        // missed keepalives: 16 s with the default 5 s interval.
+        settings.silence_timeout = peer::PeerSettings::silence_for(std::time::Duration::from_secs(
+            u64::from(config.keepalive_interval),
+        ));
+        let sink = peer::PeerSink::for_server(server.as_ref(), stats.clone());
+        tasks.push(tokio::spawn(peer::follow_peer(
+            settings,
+            sink,
+            shutdown.clone(),
+        )));
+    }
+    Ok(tasks)
+}
+
+/// Loads, configures and attaches the XDP fast path for `serve` (unless `--xdp off`).
+async fn start_fast_path(
+    args: &ServeOptions,
+    server: &Arc<Server>,
+    interfaces: &[String],
+) -> anyhow::Result<Option<crate::fastpath::sync::FastPathHandle>> {
+    use crate::fastpath::sync;
+    let Some(mode) = args.xdp else {
+        info!("fast path off: the controller answers everything");
+        return Ok(None);
+    };
+    let pin_root = match &args.pin_root {
+        Some(root) => root.clone(),
+        None => default_pin_root_adopting_legacy(&server.config().state_dir),
+    };
+    let settings = sync::FastPathSettings {
+        mode,
+        pin_root: Some(pin_root.clone()),
+        pass_rate_per_cpu: args.pass_rate_per_cpu,
+        max_bindings: args.max_bindings,
+    };
+    let handle = sync::start(&settings, server, interfaces)
+        .await
+        .with_context(|| {
+            format!(
+                "starting the XDP fast path (pins under {}; --xdp off runs without it)",
+                pin_root.display()
+            )
+        })?;
+    info!(
+        pinned = %pin_root.display(),
+        bindings = handle.report.pushed,
+        controller_only = handle.report.controller_only,
+        "fast path ready"
+    );
+    Ok(Some(handle))
+}
+
+/// The default pin root of the server on `state_dir`, after moving there the pins an earlier
+/// release left under the legacy root (so an upgrade takes over its running fast path).
+fn default_pin_root_adopting_legacy(state_dir: &Path) -> PathBuf {
+    let root = crate::fastpath::default_pin_root(state_dir);
+    let legacy = crate::fastpath::legacy_pin_root(state_dir);
+    match crate::fastpath::adopt_legacy_pins(&legacy, &root) {
+        Ok(true) => info!(
+            from = %legacy.display(),
+            to = %root.display(),
+            "fast path: moved the pins of an earlier release to the new default pin root"
+        ),
+        Ok(false) => {}
+        Err(err) => warn!(
+            from = %legacy.display(),
+            to = %root.display(),
+            error = %err,
+            "fast path: could not move the pins of an earlier release; starting afresh"
+        ),
+    }
+    root
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+// ---- the server as the leasequery service, peer sync and the fast path see it ----
+//
+// Each consumer names what it needs of the server in a trait of its own; the server meets them
+// here, where the product is wired, so neither imports the other.
+
+impl crate::leasequery::LeaseSource for Server {
+    fn store(&self) -> &Arc<dyn LeaseStore> {
+        Server::store(self)
+    }
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        Server::subscribe(self)
+    }
+    fn server_duid(&self) -> &Duid {
+        Server::server_duid(self)
+    }
+}
+
+impl crate::leasequery::LeaseSink for Server {
+    fn store(&self) -> &Arc<dyn LeaseStore> {
+        Server::store(self)
+    }
+    fn writer(&self) -> &StoreWriter {
+        Server::writer(self)
+    }
+    fn events(&self) -> &broadcast::Sender<LeaseEvent> {
+        Server::events(self)
+    }
+    fn config(&self) -> &Config {
+        Server::config(self)
+    }
+}
+
+impl crate::fastpath::sync::LeaseSource for Server {
+    fn store(&self) -> &Arc<dyn LeaseStore> {
+        Server::store(self)
+    }
+    fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease> {
+        Server::durable_leases_of(self, duid, limit)
+    }
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        Server::subscribe(self)
+    }
+}
+
+impl crate::fastpath::sync::RenewalSink for Server {
+    fn apply_fast_path_renewal(
+        &self,
+        duid: &[u8],
+        expires_unix: i64,
+        types: &[LeaseType],
+    ) -> Result<usize, anyhow::Error> {
+        Ok(Server::apply_fast_path_renewal(
+            self,
+            duid,
+            expires_unix,
+            types,
+        )?)
+    }
+    fn writer(&self) -> &StoreWriter {
+        Server::writer(self)
+    }
+}
+
+impl crate::fastpath::sync::Controller for Server {
+    fn config(&self) -> &Config {
+        Server::config(self)
+    }
+    fn server_duid(&self) -> &[u8] {
+        Server::server_duid(self).as_bytes()
+    }
+    fn interfaces(&self) -> &Arc<Interfaces> {
+        Server::interfaces(self)
+    }
+}

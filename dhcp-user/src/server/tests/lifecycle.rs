@@ -1,0 +1,252 @@
+//! A binding's life: Request, Renew, Rebind, Release and Decline.
+
+use super::*;
+
+#[test]
+fn request_renew_rebind_release_lifecycle() {
+    let mut world = World::new();
+    let sid = DhcpOption::ServerId(server_duid());
+    let (_, adv) = world.decide(msg(MSG_SOLICIT, &client(1), vec![ia_na(1, &[])]));
+    let offered = adv
+        .unwrap()
+        .ia_nas()
+        .next()
+        .unwrap()
+        .ia_addrs()
+        .next()
+        .unwrap()
+        .addr;
+    let offered_s = offered.to_string();
+
+    // Another client soliciting meanwhile is offered something else.
+    let (_, adv2) = world.decide(msg(MSG_SOLICIT, &client(2), vec![ia_na(1, &[])]));
+    assert_ne!(
+        adv2.unwrap()
+            .ia_nas()
+            .next()
+            .unwrap()
+            .ia_addrs()
+            .next()
+            .unwrap()
+            .addr,
+        offered
+    );
+
+    let (decision, reply) = world.decide(msg(
+        MSG_REQUEST,
+        &client(1),
+        vec![sid.clone(), ia_na(1, &[&offered_s]), ORO()],
+    ));
+    let reply = reply.unwrap();
+    assert_eq!(reply.msg_type, MSG_REPLY);
+    assert_eq!(
+        codes(&reply),
+        vec![
+            OPT_SERVERID,
+            OPT_CLIENTID,
+            OPT_IA_NA,
+            OPT_DNS_SERVERS,
+            OPT_DOMAIN_LIST
+        ]
+    );
+    assert_eq!(
+        reply
+            .ia_nas()
+            .next()
+            .unwrap()
+            .ia_addrs()
+            .next()
+            .unwrap()
+            .addr,
+        offered
+    );
+    assert_eq!(decision.events[0].kind, LeaseEventKind::Granted);
+
+    // Renew: the same address, extended; an address not ours comes back with lifetimes 0.
+    let (decision, reply) = world.decide(msg(
+        MSG_RENEW,
+        &client(1),
+        vec![sid.clone(), ia_na(1, &[&offered_s, "2001:db8:1::1ff"])],
+    ));
+    let na = reply.unwrap().ia_nas().next().unwrap().clone();
+    let addrs: Vec<_> = na.ia_addrs().map(|a| (a.addr, a.valid)).collect();
+    assert_eq!(addrs, vec![(offered, 2000), (addr("2001:db8:1::1ff"), 0)]);
+    assert_eq!(decision.events[0].kind, LeaseEventKind::Renewed);
+
+    // Rebind (no Server ID) extends too.
+    let (_, reply) = world.decide(msg(MSG_REBIND, &client(1), vec![ia_na(1, &[&offered_s])]));
+    assert_eq!(
+        reply
+            .unwrap()
+            .ia_nas()
+            .next()
+            .unwrap()
+            .ia_addrs()
+            .next()
+            .unwrap()
+            .valid,
+        2000
+    );
+
+    // Release: the lease is Released; the unknown IA gets NoBinding; message status Success.
+    let (decision, reply) = world.decide(msg(
+        MSG_RELEASE,
+        &client(1),
+        vec![
+            sid.clone(),
+            ia_na(1, &[&offered_s]),
+            ia_na(9, &["2001:db8:1::150"]),
+        ],
+    ));
+    let reply = reply.unwrap();
+    assert_eq!(
+        codes(&reply),
+        vec![OPT_SERVERID, OPT_CLIENTID, OPT_IA_NA, OPT_STATUS_CODE]
+    );
+    assert_eq!(status_in(&reply.options), Some(STATUS_SUCCESS));
+    let ia = reply.ia_nas().next().unwrap();
+    assert_eq!(
+        (ia.iaid, status_in(&ia.options)),
+        (9, Some(STATUS_NO_BINDING))
+    );
+    assert_eq!(decision.events[0].kind, LeaseEventKind::Released);
+    assert_eq!(
+        world.leases[&LeaseKey::na(offered)].state,
+        LeaseState::Released
+    );
+
+    // Within expiry + grace the released address is not given to another client ...
+    let (_, adv) = world.decide(msg(MSG_SOLICIT, &client(3), vec![ia_na(1, &[&offered_s])]));
+    assert_ne!(
+        adv.unwrap()
+            .ia_nas()
+            .next()
+            .unwrap()
+            .ia_addrs()
+            .next()
+            .unwrap()
+            .addr,
+        offered
+    );
+    // ... but the client that had it gets it back.
+    let (_, adv) = world.decide(msg(MSG_SOLICIT, &client(1), vec![ia_na(1, &[])]));
+    assert_eq!(
+        adv.unwrap()
+            .ia_nas()
+            .next()
+            .unwrap()
+            .ia_addrs()
+            .next()
+            .unwrap()
+            .addr,
+        offered
+    );
+}
+
+/// A Release is the client's last transaction: its time becomes the lease's CLT (leasequery's
+/// CLT_TIME counts from it, not from the last Renew), while the expiry does not move.
+#[test]
+fn release_moves_the_last_transaction_time_but_not_the_expiry() {
+    let mut world = World::new();
+    let sid = DhcpOption::ServerId(server_duid());
+    let (_, reply) = world.decide(msg(
+        MSG_SOLICIT,
+        &client(1),
+        vec![ia_na(1, &[]), DhcpOption::RapidCommit],
+    ));
+    let address = reply
+        .unwrap()
+        .ia_nas()
+        .next()
+        .unwrap()
+        .ia_addrs()
+        .next()
+        .unwrap()
+        .addr;
+    let granted = world.leases[&LeaseKey::na(address)].clone();
+    assert_eq!(granted.cltt, NOW);
+    let later = NOW + 300;
+    let packet: Packet = msg(
+        MSG_RELEASE,
+        &client(1),
+        vec![sid, ia_na(1, &[&address.to_string()])],
+    )
+    .into();
+    let (decision, _) = world.decide_with(packet, "ff02::1:2", &NoLimit, later);
+    assert_eq!(decision.events[0].kind, LeaseEventKind::Released);
+    let released = &world.leases[&LeaseKey::na(address)];
+    assert_eq!(released.state, LeaseState::Released);
+    assert_eq!(released.cltt, later, "CLT is the Release");
+    assert_eq!(released.expire, granted.expire, "the expiry stays");
+    assert_eq!(
+        released.cltt + i64::from(released.preferred_lifetime),
+        granted.cltt + i64::from(granted.preferred_lifetime),
+        "the end of the preferred lifetime stays"
+    );
+    assert!(released.validate().is_ok());
+}
+
+#[test]
+fn renew_without_binding_and_taken_address_is_no_binding() {
+    let mut world = World::new();
+    let sid = DhcpOption::ServerId(server_duid());
+    world.decide(msg(
+        MSG_SOLICIT,
+        &client(1),
+        vec![ia_na(1, &[]), DhcpOption::RapidCommit],
+    ));
+    let taken = world.leases.keys().next().unwrap().address.to_string();
+    let (decision, reply) = world.decide(msg(
+        MSG_RENEW,
+        &client(2),
+        vec![sid.clone(), ia_na(4, &[&taken])],
+    ));
+    let ia = reply.unwrap().ia_nas().next().unwrap().clone();
+    assert_eq!(status_in(&ia.options), Some(STATUS_NO_BINDING));
+    assert!(decision.changes.is_empty());
+    // A free address in the pool is given back (a lost lease recovers).
+    let (decision, reply) = world.decide(msg(
+        MSG_RENEW,
+        &client(2),
+        vec![sid, ia_na(4, &["2001:db8:1::180"])],
+    ));
+    let ia = reply.unwrap().ia_nas().next().unwrap().clone();
+    assert_eq!(ia.ia_addrs().next().unwrap().addr, addr("2001:db8:1::180"));
+    assert_eq!(decision.events[0].kind, LeaseEventKind::Granted);
+}
+
+#[test]
+fn decline_quarantines_the_address() {
+    let mut world = World::new();
+    let sid = DhcpOption::ServerId(server_duid());
+    world.decide(msg(
+        MSG_SOLICIT,
+        &client(1),
+        vec![ia_na(1, &[]), DhcpOption::RapidCommit],
+    ));
+    let key = *world.leases.keys().next().unwrap();
+    let a = key.address.to_string();
+    let (decision, reply) = world.decide(msg(MSG_DECLINE, &client(1), vec![sid, ia_na(1, &[&a])]));
+    assert_eq!(status_in(&reply.unwrap().options), Some(STATUS_SUCCESS));
+    assert_eq!(decision.events[0].kind, LeaseEventKind::Declined);
+    let lease = &world.leases[&key];
+    assert_eq!(
+        (lease.state, lease.expire),
+        (LeaseState::Declined, NOW + 500)
+    );
+    // Nobody, not even the decliner, gets it during the probation.
+    for n in [1, 2] {
+        let (_, adv) = world.decide(msg(MSG_SOLICIT, &client(n), vec![ia_na(1, &[&a])]));
+        assert_ne!(
+            adv.unwrap()
+                .ia_nas()
+                .next()
+                .unwrap()
+                .ia_addrs()
+                .next()
+                .unwrap()
+                .addr,
+            key.address
+        );
+    }
+}

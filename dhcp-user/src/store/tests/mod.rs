@@ -1,0 +1,97 @@
+//! Tests of the lease store: every field and lookup, paging, history, durability and batching.
+
+mod durability;
+mod history;
+mod leases;
+mod lookups;
+mod writer;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "dhcp-store-{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("leases.db")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const NOW: i64 = 1_700_000_000;
+
+/// An IA_NA lease on 2001:db8::<n>, client DUID derived from `n`.
+fn na(n: u32) -> Lease {
+    let mut lease = Lease {
+        address: Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(n)),
+        prefix_len: 128,
+        lease_type: LeaseType::Na,
+        duid: vec![0, 3, 0, 1, 0xaa, 0xbb, (n >> 8) as u8, n as u8],
+        iaid: n,
+        subnet_id: 1,
+        preferred_lifetime: 0,
+        valid_lifetime: 0,
+        cltt: 0,
+        expire: 0,
+        state: LeaseState::Assigned,
+        interface: String::new(),
+        link_address: Ipv6Addr::UNSPECIFIED,
+        relay_id: None,
+        remote_id: None,
+        relay_info: Vec::new(),
+        hostname: String::new(),
+    };
+    lease.assign(NOW, 1800, 3600);
+    lease
+}
+
+/// A delegated prefix `prefix/len` for the client of `na(n)`.
+fn pd(prefix: &str, len: u8, n: u32) -> Lease {
+    let mut lease = na(n);
+    lease.lease_type = LeaseType::Pd;
+    lease.address = prefix.parse().expect("prefix literal");
+    lease.prefix_len = len;
+    lease
+}
+
+fn upserts(leases: impl IntoIterator<Item = Lease>) -> Vec<LeaseChange> {
+    leases.into_iter().map(LeaseChange::Upsert).collect()
+}
+
+fn open(scratch: &Scratch) -> SqliteStore {
+    SqliteStore::open(scratch.db()).expect("open store")
+}
+
+fn writer_for(store: Arc<SqliteStore>) -> StoreWriter {
+    StoreWriter::spawn(store, WriterConfig::default()).expect("spawn writer")
+}
+
+/// Environment variable that turns [`crash_child_entry`] into the crashing child.
+const CRASH_CHILD_DB: &str = "DHCP_STORE_CRASH_CHILD_DB";
+
+mod properties;
