@@ -630,7 +630,6 @@ pub async fn follow_renewals(
     }
 }
 
-/// Current Unix time, seconds (the one clock: [`crate::clock::unix_now`]).
 
 #[cfg(test)]
 mod tests {
