@@ -630,7 +630,6 @@ pub async fn follow_renewals(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
