@@ -170,6 +170,9 @@ pub struct LeasequeryConfig {
     pub active_insecure: bool,
     /// Concurrent TCP sessions at most.
     pub max_connections: usize,
+    /// Concurrent TCP sessions from one source address at most, so that one requestor (or a
+    /// loop in it) cannot take every slot of `max_connections`.
+    pub max_connections_per_source: usize,
     /// Seconds a TCP session may stay without a query.
     pub idle_timeout: u32,
     /// Seconds between keepalives on an active leasequery without other traffic; a follower
@@ -195,6 +198,7 @@ impl Default for LeasequeryConfig {
             active: false,
             active_insecure: false,
             max_connections: DEFAULT_LQ_MAX_CONNECTIONS,
+            max_connections_per_source: DEFAULT_LQ_MAX_CONNECTIONS_PER_SOURCE,
             idle_timeout: DEFAULT_LQ_IDLE_TIMEOUT,
             keepalive_interval: DEFAULT_LQ_KEEPALIVE_INTERVAL,
             io_timeout: DEFAULT_LQ_IO_TIMEOUT,
@@ -236,6 +240,9 @@ impl PoolHalf {
 
 /// Concurrent leasequery TCP sessions by default.
 pub const DEFAULT_LQ_MAX_CONNECTIONS: usize = 32;
+/// Concurrent leasequery TCP sessions from one source address by default (a peer needs one; a
+/// requestor's bulk queries a few).
+pub const DEFAULT_LQ_MAX_CONNECTIONS_PER_SOURCE: usize = 8;
 /// Leasequery idle timeout by default, seconds.
 pub const DEFAULT_LQ_IDLE_TIMEOUT: u32 = 120;
 /// Keepalive interval of active leasequery by default, seconds.
@@ -455,6 +462,7 @@ struct RawLeasequery {
     active: Option<Spanned<bool>>,
     active_insecure: Option<Spanned<bool>>,
     max_connections: Option<Spanned<usize>>,
+    max_connections_per_source: Option<Spanned<usize>>,
     idle_timeout: Option<Spanned<u32>>,
     keepalive_interval: Option<Spanned<u32>>,
     io_timeout: Option<Spanned<u32>>,
@@ -677,6 +685,17 @@ impl Validator<'_> {
             Some(v) => *v.get_ref(),
             None => defaults.max_connections,
         };
+        let max_connections_per_source = match &raw.max_connections_per_source {
+            Some(v) if *v.get_ref() == 0 || *v.get_ref() > max_connections => {
+                return Err(self.invalid(
+                    Some(v.span()),
+                    "leasequery.max-connections-per-source".into(),
+                    format!("must be between 1 and max-connections ({max_connections})"),
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => defaults.max_connections_per_source.min(max_connections),
+        };
         let (peers, peers_span) = match raw.peers {
             Some(peers) => {
                 let span = peers.span();
@@ -738,6 +757,7 @@ impl Validator<'_> {
             active,
             active_insecure,
             max_connections,
+            max_connections_per_source,
             idle_timeout,
             keepalive_interval,
             io_timeout,

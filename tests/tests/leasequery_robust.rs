@@ -110,6 +110,34 @@ async fn garbage_is_dropped_counted_and_others_keep_going() {
     assert_eq!(good_query(&f, [2, 0, 0]).await, 20_000, "still serving");
 }
 
+/// One source at `max-connections-per-source` gets its next connection closed at once and
+/// counted, while the global limit still has room; closing one of its sessions frees a slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_source_connection_limit() {
+    let f = Fixture::start(LeasequerySettings {
+        max_connections: 10,
+        max_connections_per_source: 2,
+        ..settings()
+    })
+    .await;
+    let a = f.connect().await;
+    let _b = f.connect().await;
+    eventually(Duration::from_secs(2), || f.stats.get("tcp_accepted") == 2).await;
+    let mut c = f.connect().await;
+    closed_by_server(&mut c, Duration::from_secs(2)).await;
+    assert_eq!(f.stats.get("tcp_refused_max_per_source"), 1);
+    assert_eq!(f.stats.get("tcp_refused_max_connections"), 0);
+    drop(a);
+    eventually(Duration::from_secs(2), || f.stats.get("tcp_closed") >= 1).await;
+    // (The slot is given back as the session's task ends, just after it counts the close.)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut d = f.connect().await;
+    send(&mut d, &query(14, [3, 3, 4], 4, LINK_A, &[], &[])).await;
+    let reply = read_msg(&mut d).await;
+    assert_eq!((reply.msg_type, reply.status().0), (15, 0));
+    assert_eq!(f.stats.get("tcp_accepted"), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_limit_and_idle_timeout() {
     let f = Fixture::start(LeasequerySettings {

@@ -84,6 +84,34 @@ fn leasequery_keys_parse_with_defaults() {
     assert_eq!(lq.pool_half, Some(PoolHalf::Upper));
 }
 
+/// `max-connections-per-source` defaults to 8 (never above `max-connections`) and must lie
+/// between 1 and `max-connections`; a bad value names the key and its line.
+#[test]
+fn leasequery_per_source_limit_is_bounded_by_the_global_one() {
+    let base = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+    let lq = |keys: &str| {
+        Config::parse(&format!("[leasequery]\n{keys}\n{base}"), "x")
+            .unwrap()
+            .leasequery
+    };
+    assert_eq!(lq("").max_connections_per_source, 8);
+    assert_eq!(lq("max-connections = 4").max_connections_per_source, 4);
+    assert_eq!(
+        lq("max-connections-per-source = 3").max_connections_per_source,
+        3
+    );
+    for bad in [
+        "max-connections-per-source = 0",
+        "max-connections = 4\nmax-connections-per-source = 5",
+    ] {
+        let e = err(&format!("[leasequery]\n{bad}\n{base}"));
+        assert!(
+            e.contains("leasequery.max-connections-per-source") && e.contains("between 1 and"),
+            "{e}"
+        );
+    }
+}
+
 /// RFC 7653 §9.1: active leasequery MUST NOT be on by default, and running it without TLS
 /// takes a separate step (`active-insecure`); peers, which need it, say so.
 #[test]

@@ -78,6 +78,9 @@ pub struct LeasequerySettings {
     pub active_enabled: bool,
     /// Concurrent TCP sessions at most; further connections are closed at once (and counted).
     pub max_connections: usize,
+    /// Concurrent TCP sessions from one source address at most; further ones from it are closed
+    /// at once (and counted), while other sources still get slots.
+    pub max_connections_per_source: usize,
     /// A TCP session without a query for this long is closed.
     pub idle_timeout: Duration,
     /// An active session without other traffic gets a keepalive (an empty LEASEQUERY-DATA)
@@ -101,7 +104,8 @@ impl Default for LeasequerySettings {
             allow: Vec::new(),
             restricted_requestors: false,
             active_enabled: false,
-            max_connections: 32,
+            max_connections: crate::config::DEFAULT_LQ_MAX_CONNECTIONS,
+            max_connections_per_source: crate::config::DEFAULT_LQ_MAX_CONNECTIONS_PER_SOURCE,
             idle_timeout: Duration::from_secs(120),
             keepalive_interval: Duration::from_secs(5),
             io_timeout: Duration::from_secs(10),
@@ -122,6 +126,7 @@ impl LeasequerySettings {
             restricted_requestors: lq.restricted_requestors,
             active_enabled: lq.active && lq.active_insecure,
             max_connections: lq.max_connections,
+            max_connections_per_source: lq.max_connections_per_source,
             idle_timeout: Duration::from_secs(u64::from(lq.idle_timeout)),
             keepalive_interval: Duration::from_secs(u64::from(lq.keepalive_interval)),
             io_timeout: Duration::from_secs(u64::from(lq.io_timeout)),

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 /// Named event counters of the leasequery service (connections, queries, drops by reason).
 ///
-/// Names used: `tcp_accepted`, `tcp_refused_max_connections`, `tcp_closed`, `udp_queries`,
+/// Names used: `tcp_accepted`, `tcp_refused_max_connections`, `tcp_refused_max_per_source`,
+/// `tcp_closed`, `udp_queries`,
 /// `bulk_queries`, `active_queries`, `bulk_bindings_sent`, `active_updates_sent`,
 /// `keepalives_sent`, `terminated_by_shutdown`, `status_<reason>` for every refusal, and
 /// `dropped_<reason>` for every connection dropped over bad behaviour (`frame_too_large`,

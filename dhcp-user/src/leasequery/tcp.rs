@@ -133,6 +133,7 @@ pub async fn serve_tcp(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(ctx.settings.max_connections));
+    let per_source = Arc::new(SourceSlots::new(ctx.settings.max_connections_per_source));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "leasequery TCP listener");
     }
@@ -151,6 +152,13 @@ pub async fn serve_tcp(
                 continue;
             }
         };
+        // The per-source check first: a source at its limit must not take a global slot.
+        let Some(source_slot) = per_source.try_take(peer.ip()) else {
+            warn!(%peer, max = ctx.settings.max_connections_per_source, "leasequery connection refused: too many connections from this source");
+            ctx.stats.bump("tcp_refused_max_per_source");
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             warn!(%peer, max = ctx.settings.max_connections, "leasequery connection refused: too many connections");
             ctx.stats.bump("tcp_refused_max_connections");
@@ -162,7 +170,55 @@ pub async fn serve_tcp(
         tokio::spawn(async move {
             session.run().await;
             drop(permit);
+            drop(source_slot);
         });
+    }
+}
+
+/// Open sessions per source address, against `max-connections-per-source`.
+struct SourceSlots {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+impl SourceSlots {
+    fn new(max: usize) -> Self {
+        SourceSlots {
+            max: max.max(1),
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// A slot for one more session from `source`, or `None` when it has `max` open already.
+    fn try_take(self: &Arc<Self>, source: IpAddr) -> Option<SourceSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(source).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            slots: self.clone(),
+            source,
+        })
+    }
+}
+
+/// One open session's share of its source's slots, given back on drop.
+struct SourceSlot {
+    slots: Arc<SourceSlots>,
+    source: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.source);
+            }
+        }
     }
 }
 
@@ -931,4 +987,26 @@ pub(crate) fn catch_up(
         .collect();
     updates.sort_by_key(|(seq, _)| *seq);
     Ok(updates.into_iter().map(|(_, update)| update).collect())
+}
+
+#[cfg(test)]
+mod source_slot_tests {
+    use super::*;
+
+    /// Each source has its own `max` slots; a slot given back (dropped) can be taken again.
+    #[test]
+    fn sources_are_limited_one_by_one() {
+        let slots = Arc::new(SourceSlots::new(2));
+        let a: IpAddr = "2001:db8::a".parse().unwrap();
+        let b: IpAddr = "2001:db8::b".parse().unwrap();
+        let first = slots.try_take(a).expect("first slot of a");
+        let _second = slots.try_take(a).expect("second slot of a");
+        assert!(slots.try_take(a).is_none(), "a is at its limit");
+        let _other = slots.try_take(b).expect("b has its own slots");
+        drop(first);
+        assert!(
+            slots.try_take(a).is_some(),
+            "a slot given back is free again"
+        );
+    }
 }
