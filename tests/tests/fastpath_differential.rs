@@ -5,25 +5,24 @@
 
 mod fastpath_common;
 
-use std::{
-    net::{Ipv6Addr, SocketAddrV6},
-    sync::Arc,
-};
+use std::{net::Ipv6Addr, sync::Arc};
 
 use dhcp_common::{dhcpv6::*, stat, BindingKey, BindingValue};
 use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     clock::unix_now as now_unix,
-    config::Config,
     fastpath::{
         sync::{binding_for, configure, iface_config, SubnetIndex},
         FastPath, XDP_PASS, XDP_TX,
     },
     netif::{reply_source, IfaceInfo},
-    server::{handler::Inbound, Server},
+    server::Server,
     store::{LeaseFilter, LeaseStore, SqliteStore},
 };
-use fastpath_common::*;
+use fastpath_common::{
+    controller::{tempdir, *},
+    *,
+};
 
 struct Pair {
     server: Arc<Server>,
@@ -32,70 +31,6 @@ struct Pair {
     iface: IfaceInfo,
     binding: BindingValue,
     _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(tag: &str) -> Dir {
-            let path = std::env::temp_dir().join(format!("dhcp-diff-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            Dir(path)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn config(state_dir: &std::path::Path) -> Config {
-    let text = format!(
-        r#"
-server-duid = "{duid}"
-state-dir = "{dir}"
-interfaces = ["lo"]
-
-[[subnet]]
-prefix = "2001:db8:1::/64"
-interface = "lo"
-pools = [{{ low = "2001:db8:1::1000", high = "2001:db8:1::1fff" }}]
-pd-pools = [{{ prefix = "2001:db8:8000::/40", delegated-length = 56 }}]
-preferred-lifetime = {PREFERRED}
-valid-lifetime = {VALID}
-renew-timer = {T1}
-rebind-timer = {T2}
-rapid-commit = true
-preference = 200
-dns-servers = ["2001:db8:1::53"]
-domain-search = ["lab.example"]
-information-refresh-time = {INFO_REFRESH}
-"#,
-        duid = hex(SERVER_DUID),
-        dir = state_dir.display(),
-    );
-    Config::parse(&text, "differential.toml").expect("test config")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn inbound_direct(bytes: Vec<u8>) -> Inbound {
-    Inbound {
-        bytes,
-        source: SocketAddrV6::new(client_ll(), CLIENT_PORT, 0, LO),
-        destination: ALL_RELAYS_AND_SERVERS.into(),
-        ifindex: LO,
-        interface: "lo".into(),
-    }
 }
 
 /// A server and a fast path configured alike, with one client granted an address and a prefix
@@ -174,69 +109,6 @@ impl Pair {
             0,
             Some((self.prefix(), self.binding.pd_len, 0, 0)),
         )
-    }
-}
-
-/// How a request reaches the server: straight from the client to ff02::1:2, or from a relay
-/// at `from` sent to `to` (one of our addresses, or a group we joined).
-#[derive(Clone, Copy)]
-enum Path {
-    Direct,
-    Relay { from: Ipv6Addr, to: Ipv6Addr },
-}
-
-fn ip(text: &str) -> Ipv6Addr {
-    text.parse().unwrap()
-}
-/// A relay on the link using its link-local address (what relays do towards ff02::1:2).
-fn relay_ll() -> Ipv6Addr {
-    ip("fe80::4e")
-}
-const TO_RELAYS: &str = "ff02::1:2";
-const TO_SERVERS: &str = "ff05::1:3";
-
-/// The request frame for `payload` (a client message; wrapped in a Relay-Forw when relayed)
-/// and what the controller's socket would have received.
-fn request(path: Path, payload: Vec<u8>, vlans: &[(u16, u16)]) -> (Udp6Frame, Inbound) {
-    let (mut frame, inbound) = match path {
-        Path::Direct => (direct(payload.clone()), inbound_direct(payload)),
-        Path::Relay { from, to } => {
-            let payload = relay_forw(payload, Some(b"ge-0/0/1.100"));
-            let mut frame = relayed(payload.clone());
-            frame.src_ip = from;
-            frame.dst_ip = to;
-            if to.is_multicast() {
-                let group = to.octets();
-                frame.dst_mac = [0x33, 0x33, group[12], group[13], group[14], group[15]];
-            }
-            let inbound = Inbound {
-                bytes: payload,
-                source: SocketAddrV6::new(from, SERVER_PORT, 0, 0),
-                destination: to,
-                ifindex: LO,
-                interface: "lo".into(),
-            };
-            (frame, inbound)
-        }
-    };
-    frame.vlans = vlans.to_vec();
-    (frame, inbound)
-}
-
-/// The frame the controller's reply would be on the link: its payload, from the address
-/// `netif::reply_source` picks, to the sender's address, port and MAC, VLAN tags kept.
-fn controller_frame(request: &Udp6Frame, source: Ipv6Addr, payload: Vec<u8>) -> Udp6Frame {
-    Udp6Frame {
-        dst_mac: request.src_mac,
-        src_mac: SERVER_MAC,
-        vlans: request.vlans.clone(),
-        src_ip: source,
-        dst_ip: request.src_ip,
-        hop_limit: 64,
-        flow: 0,
-        src_port: SERVER_PORT,
-        dst_port: request.src_port,
-        payload,
     }
 }
 
