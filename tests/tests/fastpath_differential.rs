@@ -16,7 +16,7 @@ use dhcp_user::{
         FastPath, XDP_PASS, XDP_TX,
     },
     netif::{reply_source, IfaceInfo},
-    server::Server,
+    server::{handler::Inbound, Server},
     store::{LeaseFilter, LeaseStore, SqliteStore},
 };
 use fastpath_common::{
@@ -459,4 +459,57 @@ async fn mismatches_are_passed_to_the_controller() {
         p.server.handle(&inbound_direct(renew)).await.is_some(),
         "the controller answers what was passed on"
     );
+}
+
+/// A frame the controller would never answer must be passed on untouched (and the controller,
+/// given the datagram, does not answer it either when `controller_silent`).
+async fn passed_on_untouched(tag: &str, frame: Udp6Frame, inbound: Option<Inbound>) {
+    let p = pair(tag).await;
+    let encoded = frame.encode();
+    let out = p.fp.test_run(&encoded, LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS, "{tag}: passed on");
+    assert_eq!(out.frame, encoded, "{tag}: untouched");
+    if let Some(inbound) = inbound {
+        assert!(
+            p.server.handle(&inbound).await.is_none(),
+            "{tag}: the controller does not answer it"
+        );
+    }
+}
+
+/// Found by fastpath_property (seed 1): a relayed Renew to our link-local address in a frame
+/// for another host's MAC (a promiscuous device sees it; the kernel drops it) was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_for_another_mac_is_passed_on() {
+    let p = pair("other-mac-msg").await;
+    let renew = p.message(Ask::Renew);
+    drop(p);
+    let (mut frame, _) = request(relay_ll_to_our_ll(), renew.clone(), &[]);
+    frame.dst_mac = [0x5a, 0xf1, 0x62, 0x20, 0xa2, 0xa1];
+    passed_on_untouched("other-mac", frame, None).await;
+    // A group's frame must carry the group's MAC.
+    let (mut frame, _) = request(Path::Direct, renew, &[]);
+    frame.dst_mac = [0x33, 0x33, 0, 0, 0, 1];
+    passed_on_untouched("other-group-mac", frame, None).await;
+}
+
+/// Found by fastpath_property (seed 1): a Renew with a Reconfigure Accept carrying a body,
+/// which the controller's decoder refuses (the message is dropped), was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconfigure_accept_with_a_body_is_passed_on() {
+    let p = pair("reconf-accept-msg").await;
+    let renew = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            elapsed(),
+            p.bound_na(),
+            p.bound_pd(),
+            opt(OPT_RECONF_ACCEPT, &[0x91, 0xe6, 0x29, 0xb4]),
+        ],
+    );
+    drop(p);
+    let (frame, inbound) = request(relay_global_to(TO_SERVERS), renew, QINQ);
+    passed_on_untouched("reconf-accept", frame, Some(inbound)).await;
 }
