@@ -236,6 +236,10 @@ pub mod stat {
         /// kernel) can choose: a global reply address on an interface with no global address, or
         /// with several.
         PASS_NO_SOURCE = "pass_no_source",
+        /// The frame's destination MAC is neither the interface's nor the group's of its
+        /// destination address: another host's frame (seen by a promiscuous device), which the
+        /// kernel would drop before the controller.
+        PASS_NOT_OUR_MAC = "pass_not_our_mac",
     }
 
     /// Each name is its constant's identifier in lower case.

@@ -211,6 +211,9 @@ pub(crate) fn reply_source(
         if st.relayed == 0 {
             return Err(stat::PASS_UNSUPPORTED);
         }
+        if !for_our_mac(req, to, iface) {
+            return Err(stat::PASS_NOT_OUR_MAC);
+        }
         copy_fixed::<16>(st.source.as_mut_ptr(), 0, req, to);
         return Ok(());
     }
@@ -218,6 +221,9 @@ pub(crate) fn reply_source(
         || (st.relayed == 1 && eq_fixed::<16>(req, to, ALL_DHCP_SERVERS.as_ptr(), 0));
     if !joined {
         return Err(stat::PASS_UNSUPPORTED);
+    }
+    if !for_our_mac(req, to, iface) {
+        return Err(stat::PASS_NOT_OUR_MAC);
     }
     if rd16(req, st.l3 + ip6::SRC) & 0xffc0 == 0xfe80 {
         copy::<16>(st.source.as_mut_ptr(), iface.link_local.as_ptr());
@@ -227,6 +233,22 @@ pub(crate) fn reply_source(
         return Err(stat::PASS_NO_SOURCE);
     }
     Ok(())
+}
+
+/// Whether the frame is addressed to us on the link as well: a unicast to the interface's MAC,
+/// a group to the group's MAC. The kernel drops anything else before the controller's socket
+/// (another host's frame, seen by a promiscuous device: a bridge port, a capture), and a reply
+/// would answer a request that was never ours.
+#[inline(always)]
+fn for_our_mac(req: *const u8, to: usize, iface: &IfaceConfig) -> bool {
+    let mac = eth::DST;
+    if rd8(req, to) == 0xff {
+        return rd16(req, mac) == ETH_IPV6_MCAST
+            && rd16(req, mac + 2) == rd16(req, to + 12)
+            && rd16(req, mac + 4) == rd16(req, to + 14);
+    }
+    let ours = |at: usize| u16::from_be_bytes([iface.mac[at], iface.mac[at + 1]]);
+    rd16(req, mac) == ours(0) && rd16(req, mac + 2) == ours(2) && rd16(req, mac + 4) == ours(4)
 }
 
 #[inline(always)]

@@ -5,6 +5,13 @@
 pub(crate) const FRAME_MAX: usize = 1023;
 
 pub(crate) const ETH_HLEN: usize = 14;
+/// Field offsets in the Ethernet header.
+pub(crate) mod eth {
+    pub const DST: usize = 0;
+}
+/// The first two bytes of an IPv6 group's MAC (33:33 and the group's last four bytes, RFC 2464
+/// section 7).
+pub(crate) const ETH_IPV6_MCAST: u16 = 0x3333;
 pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
 pub(crate) const ETH_P_8021Q: u16 = 0x8100;
 pub(crate) const ETH_P_8021AD: u16 = 0x88a8;

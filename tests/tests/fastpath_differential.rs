@@ -5,16 +5,12 @@
 
 mod fastpath_common;
 
-use std::{
-    net::{Ipv6Addr, SocketAddrV6},
-    sync::Arc,
-};
+use std::{net::Ipv6Addr, sync::Arc};
 
 use dhcp_common::{dhcpv6::*, stat, BindingKey, BindingValue};
 use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     clock::unix_now as now_unix,
-    config::Config,
     fastpath::{
         sync::{binding_for, configure, iface_config, SubnetIndex},
         FastPath, XDP_PASS, XDP_TX,
@@ -23,7 +19,10 @@ use dhcp_user::{
     server::{handler::Inbound, Server},
     store::{LeaseFilter, LeaseStore, SqliteStore},
 };
-use fastpath_common::*;
+use fastpath_common::{
+    controller::{tempdir, *},
+    *,
+};
 
 struct Pair {
     server: Arc<Server>,
@@ -32,70 +31,6 @@ struct Pair {
     iface: IfaceInfo,
     binding: BindingValue,
     _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(tag: &str) -> Dir {
-            let path = std::env::temp_dir().join(format!("dhcp-diff-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            Dir(path)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn config(state_dir: &std::path::Path) -> Config {
-    let text = format!(
-        r#"
-server-duid = "{duid}"
-state-dir = "{dir}"
-interfaces = ["lo"]
-
-[[subnet]]
-prefix = "2001:db8:1::/64"
-interface = "lo"
-pools = [{{ low = "2001:db8:1::1000", high = "2001:db8:1::1fff" }}]
-pd-pools = [{{ prefix = "2001:db8:8000::/40", delegated-length = 56 }}]
-preferred-lifetime = {PREFERRED}
-valid-lifetime = {VALID}
-renew-timer = {T1}
-rebind-timer = {T2}
-rapid-commit = true
-preference = 200
-dns-servers = ["2001:db8:1::53"]
-domain-search = ["lab.example"]
-information-refresh-time = {INFO_REFRESH}
-"#,
-        duid = hex(SERVER_DUID),
-        dir = state_dir.display(),
-    );
-    Config::parse(&text, "differential.toml").expect("test config")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn inbound_direct(bytes: Vec<u8>) -> Inbound {
-    Inbound {
-        bytes,
-        source: SocketAddrV6::new(client_ll(), CLIENT_PORT, 0, LO),
-        destination: ALL_RELAYS_AND_SERVERS.into(),
-        ifindex: LO,
-        interface: "lo".into(),
-    }
 }
 
 /// A server and a fast path configured alike, with one client granted an address and a prefix
@@ -174,69 +109,6 @@ impl Pair {
             0,
             Some((self.prefix(), self.binding.pd_len, 0, 0)),
         )
-    }
-}
-
-/// How a request reaches the server: straight from the client to ff02::1:2, or from a relay
-/// at `from` sent to `to` (one of our addresses, or a group we joined).
-#[derive(Clone, Copy)]
-enum Path {
-    Direct,
-    Relay { from: Ipv6Addr, to: Ipv6Addr },
-}
-
-fn ip(text: &str) -> Ipv6Addr {
-    text.parse().unwrap()
-}
-/// A relay on the link using its link-local address (what relays do towards ff02::1:2).
-fn relay_ll() -> Ipv6Addr {
-    ip("fe80::4e")
-}
-const TO_RELAYS: &str = "ff02::1:2";
-const TO_SERVERS: &str = "ff05::1:3";
-
-/// The request frame for `payload` (a client message; wrapped in a Relay-Forw when relayed)
-/// and what the controller's socket would have received.
-fn request(path: Path, payload: Vec<u8>, vlans: &[(u16, u16)]) -> (Udp6Frame, Inbound) {
-    let (mut frame, inbound) = match path {
-        Path::Direct => (direct(payload.clone()), inbound_direct(payload)),
-        Path::Relay { from, to } => {
-            let payload = relay_forw(payload, Some(b"ge-0/0/1.100"));
-            let mut frame = relayed(payload.clone());
-            frame.src_ip = from;
-            frame.dst_ip = to;
-            if to.is_multicast() {
-                let group = to.octets();
-                frame.dst_mac = [0x33, 0x33, group[12], group[13], group[14], group[15]];
-            }
-            let inbound = Inbound {
-                bytes: payload,
-                source: SocketAddrV6::new(from, SERVER_PORT, 0, 0),
-                destination: to,
-                ifindex: LO,
-                interface: "lo".into(),
-            };
-            (frame, inbound)
-        }
-    };
-    frame.vlans = vlans.to_vec();
-    (frame, inbound)
-}
-
-/// The frame the controller's reply would be on the link: its payload, from the address
-/// `netif::reply_source` picks, to the sender's address, port and MAC, VLAN tags kept.
-fn controller_frame(request: &Udp6Frame, source: Ipv6Addr, payload: Vec<u8>) -> Udp6Frame {
-    Udp6Frame {
-        dst_mac: request.src_mac,
-        src_mac: SERVER_MAC,
-        vlans: request.vlans.clone(),
-        src_ip: source,
-        dst_ip: request.src_ip,
-        hop_limit: 64,
-        flow: 0,
-        src_port: SERVER_PORT,
-        dst_port: request.src_port,
-        payload,
     }
 }
 
@@ -587,4 +459,57 @@ async fn mismatches_are_passed_to_the_controller() {
         p.server.handle(&inbound_direct(renew)).await.is_some(),
         "the controller answers what was passed on"
     );
+}
+
+/// A frame the controller would never answer must be passed on untouched (and the controller,
+/// given the datagram, does not answer it either when `controller_silent`).
+async fn passed_on_untouched(tag: &str, frame: Udp6Frame, inbound: Option<Inbound>) {
+    let p = pair(tag).await;
+    let encoded = frame.encode();
+    let out = p.fp.test_run(&encoded, LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS, "{tag}: passed on");
+    assert_eq!(out.frame, encoded, "{tag}: untouched");
+    if let Some(inbound) = inbound {
+        assert!(
+            p.server.handle(&inbound).await.is_none(),
+            "{tag}: the controller does not answer it"
+        );
+    }
+}
+
+/// Found by fastpath_property (seed 1): a relayed Renew to our link-local address in a frame
+/// for another host's MAC (a promiscuous device sees it; the kernel drops it) was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_for_another_mac_is_passed_on() {
+    let p = pair("other-mac-msg").await;
+    let renew = p.message(Ask::Renew);
+    drop(p);
+    let (mut frame, _) = request(relay_ll_to_our_ll(), renew.clone(), &[]);
+    frame.dst_mac = [0x5a, 0xf1, 0x62, 0x20, 0xa2, 0xa1];
+    passed_on_untouched("other-mac", frame, None).await;
+    // A group's frame must carry the group's MAC.
+    let (mut frame, _) = request(Path::Direct, renew, &[]);
+    frame.dst_mac = [0x33, 0x33, 0, 0, 0, 1];
+    passed_on_untouched("other-group-mac", frame, None).await;
+}
+
+/// Found by fastpath_property (seed 1): a Renew with a Reconfigure Accept carrying a body,
+/// which the controller's decoder refuses (the message is dropped), was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconfigure_accept_with_a_body_is_passed_on() {
+    let p = pair("reconf-accept-msg").await;
+    let renew = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            elapsed(),
+            p.bound_na(),
+            p.bound_pd(),
+            opt(OPT_RECONF_ACCEPT, &[0x91, 0xe6, 0x29, 0xb4]),
+        ],
+    );
+    drop(p);
+    let (frame, inbound) = request(relay_global_to(TO_SERVERS), renew, QINQ);
+    passed_on_untouched("reconf-accept", frame, Some(inbound)).await;
 }

@@ -113,3 +113,41 @@ fn dhclient_renewals_are_answered_in_the_kernel() {
     );
     let _ = lab.dhclient("xdp", &["-r"]);
 }
+
+/// A state directory as `mktemp -d` makes them (`tmp.` and random letters), and dots further
+/// on: the default pin root is valid on bpffs all the same, and the fast path attaches.
+#[test]
+fn a_state_dir_with_dots_runs_the_fast_path_on_its_default_pin_root() {
+    let state_dir = std::env::temp_dir().join(format!("tmp.dhcp-user.{}.d", std::process::id()));
+    let lab = LabServer::start_in(state_dir, &short_lifetimes(), true, true);
+    let pin_root = lab.pin_root();
+    assert!(
+        pin_root.starts_with(dhcp_user::fastpath::DEFAULT_PIN_ROOT),
+        "{}",
+        pin_root.display()
+    );
+    let name = pin_root.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(!name.contains('.'), "{name}");
+    assert!(lab.log().contains("fast path ready"), "{}", lab.log());
+    assert!(
+        pin_root
+            .join(format!("link-{}", lab.link.a.ifname))
+            .exists(),
+        "the XDP link is pinned under {}",
+        pin_root.display()
+    );
+    let shown = lab
+        .server_ns
+        .command("ip")
+        .args(["link", "show", "dev", &lab.link.a.ifname])
+        .output()
+        .expect("ip link show");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("xdp"), "the program is attached: {shown}");
+    assert!(
+        dhcp_user::fastpath::pinned_stats(&pin_root)
+            .expect("pinned counters")
+            .is_some(),
+        "the counters are pinned"
+    );
+}

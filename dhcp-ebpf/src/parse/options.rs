@@ -113,7 +113,14 @@ pub(crate) fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
                 return OPTION_ERROR + stat::PASS_MALFORMED as usize;
             }
         }
-        OPT_RECONF_ACCEPT | OPT_USER_CLASS | OPT_VENDOR_CLASS => {}
+        // The controller's decoder refuses a Reconfigure Accept with a body (RFC 8415 section
+        // 21.20: it has none) and drops the message.
+        OPT_RECONF_ACCEPT => {
+            if len != 0 {
+                return OPTION_ERROR + stat::PASS_MALFORMED as usize;
+            }
+        }
+        OPT_USER_CLASS | OPT_VENDOR_CLASS => {}
         _ => return OPTION_ERROR + stat::PASS_UNSUPPORTED as usize,
     }
     body + len

@@ -55,6 +55,19 @@ pub enum FastPathError {
         path: PathBuf,
         source: aya::pin::PinError,
     },
+    #[error(
+        "{path}: the BPF filesystem refuses names containing a dot ({component:?} has one): pass \
+         a --pin-root without dots below the BPF filesystem's mount point"
+    )]
+    DotInPinPath { path: PathBuf, component: String },
+    #[error(
+        "{path}: creating the pin directory was refused ({source}): pins need root (or \
+         CAP_BPF and CAP_SYS_ADMIN) and a path on a BPF filesystem whose names have no dots"
+    )]
+    PinDirRefused {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -148,9 +161,19 @@ impl FastPath {
             if !on_bpf_fs(root) {
                 return Err(FastPathError::NotBpfFs(root.into()));
             }
-            std::fs::create_dir_all(root).map_err(|source| FastPathError::Io {
-                path: root.into(),
-                source,
+            refuse_dots_on_bpf_fs(root)?;
+            std::fs::create_dir_all(root).map_err(|source| {
+                if source.kind() == std::io::ErrorKind::PermissionDenied {
+                    FastPathError::PinDirRefused {
+                        path: root.into(),
+                        source,
+                    }
+                } else {
+                    FastPathError::Io {
+                        path: root.into(),
+                        source,
+                    }
+                }
             })?;
             retire_incompatible_pins(root)?;
             for name in PINNED_MAPS {
@@ -206,7 +229,7 @@ impl FastPath {
             .try_into()?;
         // A pinned link from an earlier controller keeps the old program attached: replace it.
         if let Some(root) = &self.pin_root {
-            let pin = root.join(format!("link-{iface}"));
+            let pin = root.join(link_pin_name(iface));
             if pin.exists() {
                 // Unpinning drops the last reference: the old program detaches as ours attaches.
                 if let Ok(old) = PinnedLink::from_pin(&pin) {
@@ -229,7 +252,7 @@ impl FastPath {
             match program.attach_to_if_index(ifindex, try_mode) {
                 Ok(link_id) => {
                     if let Some(root) = &self.pin_root {
-                        let pin = root.join(format!("link-{iface}"));
+                        let pin = root.join(link_pin_name(iface));
                         let link = program.take_link(link_id)?;
                         let fd_link: FdLink = link.try_into().map_err(|_| {
                             FastPathError::Program(aya::programs::ProgramError::AlreadyAttached)
@@ -251,7 +274,7 @@ impl FastPath {
     /// Detaches from `iface` and removes its pinned link.
     pub fn detach(&mut self, iface: &str) -> Result<(), FastPathError> {
         if let Some(root) = &self.pin_root {
-            let pin = root.join(format!("link-{iface}"));
+            let pin = root.join(link_pin_name(iface));
             if let Ok(link) = PinnedLink::from_pin(&pin) {
                 let _ = link.unpin();
             }
@@ -488,17 +511,87 @@ pub fn legacy_pin_root(state_dir: &Path) -> PathBuf {
     Path::new(LEGACY_PIN_ROOT).join(pin_dir_name(state_dir))
 }
 
-/// The pin directory's name for `state_dir`: its path with `/` as `-` (`root` for `/`).
+/// The pin directory's name for `state_dir`: its path with `/` as `-` (`root` for `/`), made
+/// valid on the BPF filesystem by [`bpf_fs_name`] (`/tmp/tmp.Ab3` is `tmp-tmp_Ab3-` and a hash).
 fn pin_dir_name(state_dir: &Path) -> String {
-    let name = state_dir
-        .to_string_lossy()
-        .trim_matches('/')
-        .replace('/', "-");
-    if name.is_empty() {
+    use std::os::unix::ffi::OsStrExt;
+    let lossy = state_dir.to_string_lossy();
+    let name = lossy.trim_matches('/').replace('/', "-");
+    let name = if name.is_empty() {
         "root".to_string()
     } else {
         name
+    };
+    // Not UTF-8: the lossy form may be shared by other paths, so it is hashed as well.
+    let lossless = matches!(lossy, std::borrow::Cow::Borrowed(_));
+    // Hashed as spelled without a trailing `/` or `.` components (`/srv/x/` is `/srv/x`).
+    let normal: PathBuf = state_dir.components().collect();
+    bpf_fs_name(&name, normal.as_os_str().as_bytes(), !lossless)
+}
+
+/// The name of `iface`'s pinned XDP link (`link-eth0`; a VLAN's `eth0.100` has a dot, so
+/// `link-eth0_100-` and a hash).
+fn link_pin_name(iface: &str) -> String {
+    bpf_fs_name(&format!("link-{iface}"), iface.as_bytes(), false)
+}
+
+/// The longest name a directory entry may have (NAME_MAX).
+const NAME_MAX: usize = 255;
+
+/// `name` made valid on the BPF filesystem, which refuses names containing a dot (EPERM) or
+/// longer than [`NAME_MAX`]. A valid name is kept as it is (so pins made before stay where they
+/// are); otherwise each `.` becomes `_`, the front is cut if too long, and `-` plus a stable hash
+/// of `source` (what the name was made from) is appended, so distinct sources keep distinct
+/// names. `changed` forces the hash (the caller already altered the name).
+fn bpf_fs_name(name: &str, source: &[u8], changed: bool) -> String {
+    if !changed && !name.contains('.') && name.len() <= NAME_MAX {
+        return name.to_string();
     }
+    let suffix = format!("-{:08x}", stable_hash(source) as u32);
+    let mut mapped = name.replace('.', "_");
+    let room = NAME_MAX - suffix.len();
+    if mapped.len() > room {
+        // Keep the end (the state directory's own name): cut the front at a char boundary.
+        let mut cut = mapped.len() - room;
+        while !mapped.is_char_boundary(cut) {
+            cut += 1;
+        }
+        mapped.drain(..cut);
+    }
+    mapped + &suffix
+}
+
+/// FNV-1a (64 bits): stable across builds and releases, unlike `std`'s hasher.
+fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Refuses a pin root whose components to be made on the BPF filesystem have a dot (the
+/// kernel's refusal would be a bare EPERM). Components above the mount point may have dots.
+fn refuse_dots_on_bpf_fs(root: &Path) -> Result<(), FastPathError> {
+    use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+    let on_bpf = |dir: &Path| statfs(dir).map(|fs| fs.filesystem_type() == BPF_FS_MAGIC);
+    for dir in root.ancestors() {
+        match on_bpf(dir) {
+            // Above the BPF filesystem.
+            Ok(false) => break,
+            // Its mount point: a name on the filesystem below.
+            Ok(true) if dir.parent().is_none_or(|parent| on_bpf(parent) != Ok(true)) => break,
+            // On it, or to be made there (a name with a dot is refused even by lookup).
+            _ => {}
+        }
+        if let Some(component) = dir.file_name().map(|c| c.to_string_lossy()) {
+            if component.contains('.') {
+                return Err(FastPathError::DotInPinPath {
+                    path: root.into(),
+                    component: component.into_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// True if `dir` holds anything (a pinned map or link, or a directory of them).
@@ -629,6 +722,102 @@ mod pin_root_tests {
         assert_eq!(
             default_pin_root(Path::new("/")),
             Path::new("/sys/fs/bpf/dhcp-user/root")
+        );
+    }
+
+    #[test]
+    fn pin_names_never_have_a_dot_and_distinct_state_dirs_keep_distinct_names() {
+        let name = |dir: &str| pin_dir_name(Path::new(dir));
+        // What `mktemp -d` makes: the dot mapped, and a stable hash of the whole path.
+        assert_eq!(name("/tmp/tmp.AbC123"), "tmp-tmp_AbC123-cbeff9b9");
+        assert_eq!(name("/tmp/tmp.AbC123/"), name("/tmp/tmp.AbC123"));
+        let names = [
+            name("/tmp/tmp.AbC123"),
+            name("/tmp/tmp.AbC124"),
+            name("/tmp/tmp_AbC123"),
+            name("/tmp.x/a"),
+            name("/tmp/x.a"),
+            name("/srv/dhcp/../x"),
+        ];
+        for (i, a) in names.iter().enumerate() {
+            assert!(!a.contains('.') && !a.contains('/'), "{a}");
+            for b in &names[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // Names that were valid stay exactly as they were (pins made before stay found).
+        assert_eq!(name("/tmp/tmp_AbC123"), "tmp-tmp_AbC123");
+        assert_eq!(name("/var/lib/dhcp-user"), "var-lib-dhcp-user");
+        // Too long for a directory entry: cut at the front, the hash keeps it distinct.
+        let long = format!("/srv/{}", "d".repeat(300));
+        let cut = name(&long);
+        assert!(
+            cut.len() <= NAME_MAX
+                && cut.ends_with(&format!("{:08x}", stable_hash(long.as_bytes()) as u32))
+        );
+        // Not UTF-8: the lossy form is hashed from the real bytes.
+        use std::os::unix::ffi::OsStrExt;
+        let raw = |bytes: &[u8]| pin_dir_name(Path::new(std::ffi::OsStr::from_bytes(bytes)));
+        assert_ne!(raw(b"/srv/\xff"), raw(b"/srv/\xfe"));
+        // Links: a VLAN interface's name has a dot.
+        assert_eq!(link_pin_name("eth0"), "link-eth0");
+        let vlan = link_pin_name("eth0.100");
+        assert!(
+            vlan.starts_with("link-eth0_100-") && !vlan.contains('.'),
+            "{vlan}"
+        );
+        assert_ne!(vlan, link_pin_name("eth0.101"));
+    }
+
+    #[test]
+    fn a_pin_root_with_a_dot_below_the_bpf_filesystem_is_refused_naming_it() {
+        // `cargo xtask test` mounts the BPF filesystem on /sys/fs/bpf before the tests run.
+        let root = Path::new("/sys/fs/bpf/dhcp-user-test/tmp.AbC123/maps");
+        let err = refuse_dots_on_bpf_fs(root).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("/sys/fs/bpf/dhcp-user-test/tmp.AbC123/maps")
+                && message.contains("refuses names containing a dot")
+                && message.contains("tmp.AbC123"),
+            "{message}"
+        );
+        assert!(refuse_dots_on_bpf_fs(Path::new("/sys/fs/bpf/dhcp-user/tmp-tmp_AbC123")).is_ok());
+        let refused = FastPathError::PinDirRefused {
+            path: "/sys/fs/bpf/x".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        };
+        assert!(refused
+            .to_string()
+            .contains("/sys/fs/bpf/x: creating the pin directory was refused"));
+    }
+
+    #[test]
+    fn a_bpf_filesystem_mounted_on_a_path_with_dots_is_accepted() {
+        use nix::mount::{mount, umount2, MntFlags, MsFlags};
+        let fs = std::env::temp_dir().join(format!("tmp.dhcp-user-bpffs.{}", std::process::id()));
+        std::fs::create_dir_all(&fs).unwrap();
+        if let Err(err) = mount(
+            Some("bpf"),
+            &fs,
+            Some("bpf"),
+            MsFlags::empty(),
+            None::<&str>,
+        ) {
+            eprintln!(
+                "skipped: mounting a BPF filesystem on {}: {err}",
+                fs.display()
+            );
+            let _ = std::fs::remove_dir(&fs);
+            return;
+        }
+        let below = refuse_dots_on_bpf_fs(&fs.join("pins/server"));
+        let dotted = refuse_dots_on_bpf_fs(&fs.join("pins.v1/server"));
+        let _ = umount2(&fs, MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&fs);
+        assert!(below.is_ok(), "{below:?}");
+        assert!(
+            matches!(dotted, Err(FastPathError::DotInPinPath { ref component, .. }) if component == "pins.v1"),
+            "{dotted:?}"
         );
     }
 

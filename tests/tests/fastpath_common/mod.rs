@@ -13,6 +13,8 @@ pub use dhcp_testwire::dhcpv6::{self as wire, be32, elapsed, ia_na, ia_pd, opt, 
 use dhcp_testwire::Udp6Frame;
 use dhcp_user::fastpath::FastPath;
 
+pub mod controller;
+
 pub const LO: u32 = 1;
 pub const SERVER_MAC: [u8; 6] = [0x02, 0x53, 0, 0, 0, 1];
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0xc1, 0, 0, 0, 1];

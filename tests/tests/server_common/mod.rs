@@ -61,6 +61,9 @@ pub struct LabServer {
     pub server: Option<Child>,
     /// Run with the XDP fast path (pinned under `pin_root`); off, the controller answers all.
     pub fast_path: bool,
+    /// Pinned under the default pin root of the state directory (no `--pin-root`), on the host's
+    /// /sys/fs/bpf; otherwise under the lab's bpffs.
+    pub default_pins: bool,
     _lab: Lab,
 }
 
@@ -73,6 +76,19 @@ impl LabServer {
 
     /// As `start`; with `fast_path` the server attaches the XDP program to its interface.
     pub fn start_with(name: &str, config: &str, fast_path: bool) -> LabServer {
+        let state_dir =
+            std::env::temp_dir().join(format!("dhcp-user-test-{name}-{}", std::process::id()));
+        LabServer::start_in(state_dir, config, fast_path, false)
+    }
+
+    /// As `start_with`, with the state directory `state_dir` (made afresh, removed at the end);
+    /// with `default_pins` the server is given no `--pin-root`.
+    pub fn start_in(
+        state_dir: PathBuf,
+        config: &str,
+        fast_path: bool,
+        default_pins: bool,
+    ) -> LabServer {
         let lab = Lab::new();
         let server_ns = lab.namespace("srv").expect("server namespace");
         let client_ns = lab.namespace("cli").expect("client namespace");
@@ -84,8 +100,6 @@ impl LabServer {
                 Some(&format!("{CLIENT_ADDRESS}/64")),
             )
             .expect("veth pair");
-        let state_dir =
-            std::env::temp_dir().join(format!("dhcp-user-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
         let config_path = state_dir.join("server.toml");
@@ -98,6 +112,7 @@ impl LabServer {
             config_path,
             server: None,
             fast_path,
+            default_pins,
             _lab: lab,
         };
         lab_server.start_server();
@@ -107,7 +122,7 @@ impl LabServer {
     /// (Re)starts the server process and waits for its control socket.
     pub fn start_server(&mut self) {
         let pin_root = self.pin_root();
-        let args: Vec<std::ffi::OsString> = vec![
+        let mut args: Vec<std::ffi::OsString> = vec![
             "--config".into(),
             self.config_path.clone().into(),
             "--iface".into(),
@@ -116,17 +131,21 @@ impl LabServer {
             self.state_dir.clone().into(),
             "--xdp".into(),
             (if self.fast_path { "auto" } else { "off" }).into(),
-            "--pin-root".into(),
-            pin_root.into(),
             "--max-bindings".into(),
             "65536".into(),
         ];
+        if !self.default_pins {
+            args.extend(["--pin-root".into(), pin_root.into()]);
+        }
         self.server = Some(spawn_server(&self.server_ns, &args, &self.state_dir));
     }
 
     /// Where the server pins its fast path (removed when the test ends): on the lab's bpffs, which
     /// a server inside `ip netns exec` shares with the host.
     pub fn pin_root(&self) -> PathBuf {
+        if self.default_pins {
+            return dhcp_user::fastpath::default_pin_root(&self.state_dir);
+        }
         let name = self
             .state_dir
             .file_name()
@@ -256,6 +275,10 @@ impl Drop for LabServer {
         self.kill9();
         // A killed server leaves its pinned program and maps behind, as it should in production.
         let _ = dhcp_user::fastpath::FastPath::unpin_all(&self.pin_root());
+        if self.default_pins {
+            // Other servers' pins may be there: then it stays.
+            let _ = std::fs::remove_dir(dhcp_user::fastpath::DEFAULT_PIN_ROOT);
+        }
         if std::thread::panicking() {
             eprintln!("server log ({}):\n{}", self.state_dir.display(), self.log());
         }
