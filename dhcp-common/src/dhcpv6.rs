@@ -102,3 +102,11 @@ pub const QUERY_BY_REMOTE_ID: u8 = 5;
 
 /// Maximum relay nesting (RFC 8415 HOP_COUNT_LIMIT).
 pub const HOP_COUNT_LIMIT: u8 = 8;
+
+/// Longest DUID: a 2-byte type code plus at most 128 bytes of identifier (RFC 8415 §11.1).
+pub const DUID_MAX_LEN: usize = 130;
+/// Shortest DUID accepted: the type code plus at least one identifier byte. Every DUID type
+/// RFC 8415 defines carries an identifier, so a bare type code identifies nothing.
+pub const DUID_MIN_LEN: usize = 3;
+/// Shortest Remote-ID option body: the 4-byte enterprise number (RFC 4649 §3).
+pub const REMOTE_ID_MIN_LEN: usize = 4;

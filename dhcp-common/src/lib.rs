@@ -240,6 +240,10 @@ pub mod stat {
         /// destination address: another host's frame (seen by a promiscuous device), which the
         /// kernel would drop before the controller.
         PASS_NOT_OUR_MAC = "pass_not_our_mac",
+        /// A relayed request sent to a unicast address that is neither the interface's
+        /// link-local nor its global address: another host's, or ours on another interface,
+        /// which the controller answers.
+        PASS_NOT_OUR_ADDRESS = "pass_not_our_address",
     }
 
     /// Each name is its constant's identifier in lower case.

@@ -214,6 +214,14 @@ pub(crate) fn reply_source(
         if !for_our_mac(req, to, iface) {
             return Err(stat::PASS_NOT_OUR_MAC);
         }
+        // Only to an address of this interface the fast path knows: anything else is another
+        // host's (the kernel would forward or drop it) or ours on another interface, which the
+        // controller answers.
+        let ours = eq_fixed::<16>(req, to, iface.link_local.as_ptr(), 0)
+            || (iface.has_global == 1 && eq_fixed::<16>(req, to, iface.global.as_ptr(), 0));
+        if !ours {
+            return Err(stat::PASS_NOT_OUR_ADDRESS);
+        }
         copy_fixed::<16>(st.source.as_mut_ptr(), 0, req, to);
         return Ok(());
     }

@@ -513,3 +513,80 @@ async fn a_reconfigure_accept_with_a_body_is_passed_on() {
     let (frame, inbound) = request(relay_global_to(TO_SERVERS), renew, QINQ);
     passed_on_untouched("reconf-accept", frame, Some(inbound)).await;
 }
+
+/// Found by fastpath_property (seed 1): a relayed Information-Request whose Relay-Forw carries
+/// an empty Remote-ID (RFC 4649: at least the 4-byte enterprise number), which the controller's
+/// decoder refuses, was answered. Relay options the decoder checks are the controller's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_option_the_decoder_refuses_is_passed_on() {
+    let info = msg(MSG_INFORMATION_REQUEST, &[client_id(), elapsed()]);
+    for (tag, relay_option) in [
+        ("empty-remote-id", opt(OPT_REMOTE_ID, &[])),
+        ("short-relay-id", opt(OPT_RELAY_ID, &[0, 1])),
+        ("elapsed-time-in-relay", opt(OPT_ELAPSED_TIME, &[0, 0, 0])),
+    ] {
+        let (mut frame, mut inbound) = request(relay_global_to(TO_SERVERS), info.clone(), &[]);
+        let mut relay = vec![MSG_RELAY_FORW, 0];
+        relay.extend_from_slice(&ip("2001:db8:1::").octets());
+        relay.extend_from_slice(&client_ll().octets());
+        relay.extend(relay_option);
+        relay.extend(opt(OPT_RELAY_MSG, &info));
+        frame.payload = relay.clone();
+        inbound.bytes = relay;
+        passed_on_untouched(tag, frame, Some(inbound)).await;
+    }
+}
+
+/// Found by fastpath_property (seed 1): an Information-Request whose Client ID is 2 bytes
+/// (shorter than any DUID; the controller's decoder refuses it) was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_shorter_than_a_duid_is_passed_on() {
+    let info = msg(
+        MSG_INFORMATION_REQUEST,
+        &[elapsed(), opt(OPT_CLIENTID, &[0, 4])],
+    );
+    let (frame, inbound) = request(Path::Direct, info, &[]);
+    passed_on_untouched("short-client-id", frame, Some(inbound)).await;
+}
+
+/// Found by fastpath_property (seed 1): a relayed Renew sent to a unicast address that is not
+/// ours (in a frame for our MAC) was answered, from that address. The kernel would forward or
+/// drop it; only the interface's own addresses are answered in XDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_request_to_an_address_not_ours_is_passed_on() {
+    let p = pair("not-our-address-msg").await;
+    let renew = p.message(Ask::Renew);
+    drop(p);
+    for (tag, to) in [
+        ("other-global", ip("2001:db8:99::548")),
+        ("other-link-local", ip("fe80::43")),
+    ] {
+        let (frame, _) = request(
+            Path::Relay {
+                from: relay_addr(),
+                to,
+            },
+            renew.clone(),
+            &[],
+        );
+        passed_on_untouched(tag, frame, None).await;
+    }
+}
+
+/// Found by fastpath_property (seed 0x5eed0001): a Renew from a multicast source address
+/// (which the kernel drops, RFC 4291 section 2.7) was answered; so would one from `::`, which
+/// leaves nowhere to reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multicast_or_unspecified_source_is_passed_on() {
+    let p = pair("bad-source-msg").await;
+    let renew = p.message(Ask::Renew);
+    drop(p);
+    for (tag, from) in [
+        ("multicast-source", ip("ff80::c1")),
+        ("unspecified-source", Ipv6Addr::UNSPECIFIED),
+    ] {
+        let (mut frame, _) = request(Path::Direct, renew.clone(), DOT1Q);
+        frame.src_ip = from;
+        passed_on_untouched(tag, frame, None).await;
+    }
+}

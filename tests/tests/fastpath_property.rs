@@ -667,8 +667,6 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open finding (seed 1, case 3601): a relayed request whose Remote-ID is empty is \
-            answered by XDP, dropped by the controller; run with --ignored"]
 async fn xdp_passes_untouched_or_answers_as_the_controller_does() {
     let replay = env_u64("FASTPATH_PROPERTY_SEED");
     let random_seed = replay.unwrap_or_else(rand::random);

@@ -34,6 +34,12 @@ pub(crate) fn headers(sc: *mut Scratch) -> Result<(), Reason> {
     if rd8(req, l3) >> 4 != 6 {
         return Err(stat::PASS_NOT_DHCP);
     }
+    // A multicast source is dropped by the kernel (RFC 4291 section 2.7), and an unspecified one
+    // leaves nowhere to send the reply: both are the controller's to see (or not).
+    let src = l3 + ip6::SRC;
+    if rd8(req, src) == 0xff || (rd64(req, src) | rd64(req, src + 8)) == 0 {
+        return Err(stat::PASS_MALFORMED);
+    }
     let ip_payload = rd16(req, l3 + ip6::PAYLOAD_LEN) as usize;
     if l3 + IPV6_HLEN + ip_payload > frame_len {
         return Err(stat::PASS_MALFORMED);

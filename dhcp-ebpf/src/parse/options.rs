@@ -61,6 +61,12 @@ pub(crate) fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
     if body + len > end {
         return OPTION_ERROR + stat::PASS_MALFORMED as usize;
     }
+    // The controller's decoder refuses a DUID outside these bounds and drops the message.
+    if (code == OPT_CLIENTID || code == OPT_SERVERID)
+        && !(DUID_MIN_LEN..=DUID_MAX_LEN).contains(&len)
+    {
+        return OPTION_ERROR + stat::PASS_MALFORMED as usize;
+    }
     match code {
         OPT_CLIENTID => {
             r.client_ids += 1;

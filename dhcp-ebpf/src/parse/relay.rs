@@ -46,6 +46,8 @@ pub(crate) fn parse_relay(
             relay.has_interface_id = 1;
             relay.interface_id_off = body;
             relay.interface_id_len = len;
+        } else if !relay_option_read_as_the_controller_does(code, len) {
+            return Err(stat::PASS_UNSUPPORTED);
         }
         o = body + len;
     }
@@ -58,4 +60,18 @@ pub(crate) fn parse_relay(
     r.start = inner;
     r.end = inner_end;
     Ok(())
+}
+
+/// True for a relay option the controller's decoder accepts as it is, whatever its body: the
+/// ones relays add (Remote-ID, Subscriber-ID, Relay-ID, the client's link-layer address) within
+/// the decoder's length rules. Any other option (one the decoder checks, or a code we never
+/// met) sends the request to the controller, which decides with the whole decoder.
+#[inline(always)]
+fn relay_option_read_as_the_controller_does(code: u16, len: usize) -> bool {
+    match code {
+        OPT_REMOTE_ID => len >= REMOTE_ID_MIN_LEN,
+        OPT_RELAY_ID => (DUID_MIN_LEN..=DUID_MAX_LEN).contains(&len),
+        OPT_SUBSCRIBER_ID | OPT_CLIENT_LINKLAYER_ADDR => true,
+        _ => false,
+    }
 }

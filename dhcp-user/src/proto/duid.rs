@@ -12,11 +12,8 @@ pub const DUID_LL: u16 = 3;
 /// DUID-UUID (RFC 8415 §11.5, RFC 6355).
 pub const DUID_UUID: u16 = 4;
 
-/// Longest DUID: a 2-byte type code plus at most 128 bytes of identifier (RFC 8415 §11.1).
-pub const DUID_MAX_LEN: usize = 130;
-/// Shortest DUID accepted: the type code plus at least one identifier byte. Every DUID type
-/// RFC 8415 defines carries an identifier, so a bare type code identifies nothing.
-pub const DUID_MIN_LEN: usize = 3;
+/// The DUID length bounds, shared with the fast path (which must refuse what the decoder refuses).
+pub use dhcp_common::dhcpv6::{DUID_MAX_LEN, DUID_MIN_LEN};
 
 /// Why a byte string or text is not a DUID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

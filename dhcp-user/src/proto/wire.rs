@@ -244,7 +244,7 @@ fn decode_option(
         OPT_DOMAIN_LIST => DhcpOption::DomainList(decode_domain_list(code, data)?),
         OPT_INFORMATION_REFRESH_TIME => DhcpOption::InformationRefreshTime(u32_exact()?),
         OPT_REMOTE_ID => {
-            at_least(4)?;
+            at_least(REMOTE_ID_MIN_LEN)?;
             DhcpOption::RemoteId(RemoteId {
                 enterprise: u32_at(data, 0),
                 remote_id: data[4..].to_vec(),
