@@ -131,6 +131,8 @@ pub struct Config {
     pub server_duid: Option<Vec<u8>>,
     /// Lease database and control socket directory.
     pub state_dir: PathBuf,
+    /// The group allowed to use the control socket (mode 0660); `None`: its owner only (0600).
+    pub control_socket_group: Option<String>,
     /// Interfaces served (UDP 547 on each).
     pub interfaces: Vec<String>,
     /// New clients per interface beyond this are refused (existing ones keep renewing).
@@ -434,6 +436,7 @@ fn key_before(text: &str, offset: usize) -> Option<String> {
 struct RawConfig {
     server_duid: Option<Spanned<HexBytes>>,
     state_dir: Option<PathBuf>,
+    control_socket_group: Option<Spanned<String>>,
     #[serde(default)]
     interfaces: Vec<String>,
     interface_client_limit: Option<u32>,
@@ -637,8 +640,24 @@ impl Validator<'_> {
             spans.push(subnet_spans);
         }
         self.check_across_subnets(&subnets, &spans)?;
+        let control_socket_group = match raw.control_socket_group {
+            Some(group) => {
+                let span = group.span();
+                let name = group.into_inner();
+                if !matches!(nix::unistd::Group::from_name(&name), Ok(Some(_))) {
+                    return Err(self.invalid(
+                        Some(span),
+                        "control-socket-group".into(),
+                        format!("no group `{name}` on this host (see /etc/group)"),
+                    ));
+                }
+                Some(name)
+            }
+            None => None,
+        };
         Ok(Config {
             server_duid: raw.server_duid.map(|d| d.into_inner().0),
+            control_socket_group,
             state_dir: raw
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),

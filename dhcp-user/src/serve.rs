@@ -58,7 +58,7 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
     // Bound first: a second server on the same state directory stops here, before the store.
-    let control = bind_control_socket(&config.state_dir)?;
+    let control = bind_control_socket(&config.state_dir, config.control_socket_group.as_deref())?;
     if let Some(metrics) = &config.metrics {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(metrics.listen)

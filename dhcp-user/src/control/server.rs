@@ -1,6 +1,7 @@
 //! The server side of the control socket: binds it in the state directory and answers each
 //! request line from the running [`Server`].
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::protocol::{socket_path, Binding, ControlRequest, ControlResponse, StatsReply};
+use super::protocol::{
+    socket_path, Binding, ControlRequest, ControlResponse, StatsReply, CONTROL_SOCKET,
+};
 use crate::clock::unix_now;
 use crate::config::parse_hex;
 use crate::server::{ClearSelector, Server};
@@ -68,7 +71,7 @@ pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse
 
 /// Binds the control socket in `state_dir`; refuses when a live server already answers there
 /// (a stale socket file of a dead one is replaced).
-pub fn bind_control_socket(state_dir: &Path) -> anyhow::Result<UnixListener> {
+pub fn bind_control_socket(state_dir: &Path, group: Option<&str>) -> anyhow::Result<UnixListener> {
     let path = socket_path(state_dir);
     if path.exists() {
         if UnixStream::connect(&path).is_ok() {
@@ -81,8 +84,43 @@ pub fn bind_control_socket(state_dir: &Path) -> anyhow::Result<UnixListener> {
         std::fs::remove_file(&path)
             .with_context(|| format!("removing the stale control socket {}", path.display()))?;
     }
-    UnixListener::bind(&path)
-        .with_context(|| format!("binding the control socket {}", path.display()))
+    // Bound in a private directory, given its mode (and group), then moved into place: the
+    // socket is never reachable with the permissions the umask would have given it.
+    let private = state_dir.join(format!(".control-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("creating {}", private.display()))?;
+    let staged = private.join(CONTROL_SOCKET);
+    let bound = (|| -> anyhow::Result<UnixListener> {
+        let listener = UnixListener::bind(&staged)
+            .with_context(|| format!("binding the control socket {}", path.display()))?;
+        let mode = match group {
+            Some(name) => {
+                let gid = nix::unistd::Group::from_name(name)
+                    .ok()
+                    .flatten()
+                    .with_context(|| format!("control-socket-group: no group `{name}`"))?
+                    .gid;
+                nix::unistd::chown(&staged, None, Some(gid)).with_context(|| {
+                    format!(
+                        "giving the control socket {} to group {name}",
+                        path.display()
+                    )
+                })?;
+                0o660
+            }
+            None => 0o600,
+        };
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+        std::fs::rename(&staged, &path)
+            .with_context(|| format!("moving the control socket to {}", path.display()))?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
 /// Serves control connections until `shutdown` turns true, then removes the socket file.
@@ -91,10 +129,8 @@ pub async fn serve_control(
     listener: UnixListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let path = listener
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_pathname().map(Path::to_path_buf));
+    // (Not the listener's own address: it was bound under a private name, then moved.)
+    let path = Some(socket_path(&server.config().state_dir));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => accepted,

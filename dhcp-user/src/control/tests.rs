@@ -34,9 +34,9 @@ async fn control_socket_answers_bindings_stats_and_clear() {
     let mut config = Config::parse(include_str!("../../../examples/lab.toml"), "lab.toml").unwrap();
     config.state_dir = dir.clone();
     let server = Server::open(config, &[]).unwrap();
-    let listener = bind_control_socket(&dir).unwrap();
+    let listener = bind_control_socket(&dir, None).unwrap();
     assert!(
-        bind_control_socket(&dir).is_err(),
+        bind_control_socket(&dir, None).is_err(),
         "a second server must be refused"
     );
     let (stop, stopped) = watch::channel(false);
@@ -69,4 +69,62 @@ async fn control_socket_answers_bindings_stats_and_clear() {
     task.await.unwrap();
     assert!(!socket_path(&dir).exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The control socket is its owner's alone (0600), or its owner's and one group's (0660) with
+/// `control-socket-group`; either way it never exists with the umask's permissions, and the
+/// private directory it was bound in is gone.
+#[tokio::test]
+async fn control_socket_is_owner_only_or_one_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = std::env::temp_dir().join(format!("dhcp-user-control-mode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+    let listener = bind_control_socket(&dir, None).unwrap();
+    assert_eq!(mode(&socket_path(&dir)), 0o600);
+    drop(listener);
+    std::fs::remove_file(socket_path(&dir)).unwrap();
+
+    let group = nix::unistd::Group::from_name("daemon")
+        .unwrap()
+        .expect("Debian has group daemon");
+    let listener = bind_control_socket(&dir, Some("daemon")).unwrap();
+    let meta = std::fs::metadata(socket_path(&dir)).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), group.gid.as_raw());
+    drop(listener);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from(CONTROL_SOCKET)],
+        "only the socket is left"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `control-socket-group` must name a group of this host; the error names the key and line.
+#[test]
+fn an_unknown_control_socket_group_is_refused_naming_the_key() {
+    let text =
+        "control-socket-group = \"no-such-group-here\"\n[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+    let err = Config::parse(text, "x.toml").unwrap_err().to_string();
+    assert!(
+        err.contains("control-socket-group")
+            && err.contains("line 1")
+            && err.contains("no-such-group-here"),
+        "{err}"
+    );
+    let text = "control-socket-group = \"daemon\"\n[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+    assert_eq!(
+        Config::parse(text, "x.toml")
+            .unwrap()
+            .control_socket_group
+            .as_deref(),
+        Some("daemon")
+    );
 }
