@@ -95,3 +95,113 @@ fn relayed_without_known_link_is_dropped() {
     let (decision, _) = world.decide_with(relay.into(), "2001:db8:1::1", &NoLimit, NOW);
     assert_eq!(decision.outcome, Err("no_subnet_for_link"));
 }
+
+/// A Lightweight DHCPv6 Relay Agent's hop (RFC 6221 section 6.1.1: link-address `::`, the
+/// client's link-local peer-address, an Interface-ID) around `inner`.
+fn ldra_hop(inner: Packet) -> RelayMessage {
+    RelayMessage {
+        msg_type: MSG_RELAY_FORW,
+        hop_count: 0,
+        link_address: Ipv6Addr::UNSPECIFIED,
+        peer_address: addr("fe80::1234"),
+        options: vec![
+            DhcpOption::InterfaceId(b"an-1/1/1:7".to_vec()),
+            DhcpOption::RelayMsg(Box::new(inner)),
+        ],
+    }
+}
+
+/// The subnet `classify` picks for `packet` arriving on eth1 (whose own subnet is `direct`).
+fn classified_subnet(world: &World, packet: Packet, direct: Option<usize>) -> Option<usize> {
+    classify(&world.config, &inbound(&packet, "ff02::1:2"), direct)
+        .unwrap()
+        .subnet
+}
+
+/// An LDRA alone on the server's link: the receiving interface's subnet serves its client, and
+/// the Relay-Repl echoes the hop's header and Interface-ID (RFC 6221 section 7).
+#[test]
+fn ldra_one_hop_is_served_from_the_receiving_interface_subnet() {
+    let mut world = World::new();
+    let inner = msg(
+        MSG_SOLICIT,
+        &client(1),
+        vec![ia_na(1, &[]), DhcpOption::RapidCommit],
+    );
+    let (decision, reply) =
+        world.decide_with(ldra_hop(inner.into()).into(), "ff02::1:2", &NoLimit, NOW);
+    assert_eq!(decision.events[0].lease.subnet_id, 7);
+    let relay = reply.unwrap().as_relay().unwrap().clone();
+    assert_eq!(relay.msg_type, MSG_RELAY_REPL);
+    assert_eq!(
+        (relay.hop_count, relay.link_address, relay.peer_address),
+        (0, Ipv6Addr::UNSPECIFIED, addr("fe80::1234"))
+    );
+    assert_eq!(relay.interface_id(), Some(&b"an-1/1/1:7"[..]));
+    let Some(Packet::Message(client_reply)) = relay.relay_msg() else {
+        panic!("no reply inside the Relay-Repl")
+    };
+    assert_eq!(client_reply.msg_type, MSG_REPLY);
+    let na = client_reply.ia_nas().next().unwrap();
+    let leased = na.options.iter().find_map(|o| match o {
+        DhcpOption::IaAddr(a) => Some(a.addr),
+        _ => None,
+    });
+    assert!(leased.is_some_and(|a| a.segments()[..4] == [0x2001, 0xdb8, 1, 0]));
+}
+
+/// An LDRA behind an L3 relay: the next relay out's link-address names the link, not the
+/// interface the Relay-Forw arrived on (RFC 6221 section 7).
+#[test]
+fn ldra_behind_a_relay_uses_the_outer_link_address() {
+    let world = World::new();
+    let inner = msg(MSG_SOLICIT, &client(2), vec![ia_na(1, &[])]);
+    let outer = RelayMessage {
+        msg_type: MSG_RELAY_FORW,
+        hop_count: 1,
+        link_address: addr("2001:db8:2::1"),
+        peer_address: addr("fe80::2"),
+        options: vec![DhcpOption::RelayMsg(Box::new(
+            ldra_hop(inner.into()).into(),
+        ))],
+    };
+    assert_eq!(classified_subnet(&world, outer.into(), Some(0)), Some(1));
+}
+
+/// classify's fallback is for hops without any global address only: an LDRA behind a relay on
+/// an unknown link is dropped, never served from the receiving interface's subnet.
+#[test]
+fn ldra_behind_a_relay_on_an_unknown_link_is_not_served_locally() {
+    let world = World::new();
+    let inner = msg(MSG_SOLICIT, &client(3), vec![ia_na(1, &[])]);
+    let outer = RelayMessage {
+        msg_type: MSG_RELAY_FORW,
+        hop_count: 1,
+        link_address: addr("2001:db8:77::1"),
+        peer_address: addr("fe80::2"),
+        options: vec![DhcpOption::RelayMsg(Box::new(
+            ldra_hop(inner.into()).into(),
+        ))],
+    };
+    assert_eq!(classified_subnet(&world, outer.into(), Some(0)), None);
+}
+
+/// The fallback to the receiving interface needs one: an LDRA on a relay-only interface (no
+/// subnet of its own) is not served, and a relay whose link-address is link-local (not `::`,
+/// so not an LDRA) gets no fallback either.
+#[test]
+fn ldra_fallback_needs_an_interface_subnet_and_an_unspecified_link_address() {
+    let world = World::new();
+    let inner = || msg(MSG_SOLICIT, &client(4), vec![ia_na(1, &[])]);
+    assert_eq!(
+        classified_subnet(&world, ldra_hop(inner().into()).into(), None),
+        None
+    );
+    assert_eq!(
+        classified_subnet(&world, ldra_hop(inner().into()).into(), Some(1)),
+        Some(1)
+    );
+    let mut link_local = ldra_hop(inner().into());
+    link_local.link_address = addr("fe80::9");
+    assert_eq!(classified_subnet(&world, link_local.into(), Some(0)), None);
+}
