@@ -41,12 +41,7 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     let dhcp_end = st.r.end;
     if rd8(req, dhcp) == MSG_RELAY_FORW {
         parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
-        // The key lives in scratch: an unaligned 8-byte copy into the stack would be refused.
-        // SAFETY: the scratch slot's LPM key, used by nothing else while this reference lives.
-        let key = unsafe { &mut (*sc).link_key };
-        key.prefix_len = 128;
-        copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, dhcp + 2);
-        st.subnet_index = *LINKS.get(key).ok_or(stat::PASS_WRONG_LINK)? as u32;
+        st.subnet_index = relayed_subnet(sc, req, dhcp, iface)?;
         st.relayed = 1;
         st.msg = st.r.start;
     } else {
@@ -192,6 +187,33 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         move_expiry(b, st);
     }
     Ok(())
+}
+
+/// The subnet of a one-hop relayed client, by the controller's rule (`dhcp-user`,
+/// `server/handler.rs`: `relayed_subnet`): the relay's link-address looked up in `LINKS`. A
+/// link-address of `::` is a Lightweight DHCPv6 Relay Agent (RFC 6221) on this link: with the
+/// client's link-local peer-address (no hop then carries a global address) the interface's own
+/// subnet serves it. A global peer-address the controller would try is passed on.
+#[inline(always)]
+fn relayed_subnet(
+    sc: *mut Scratch,
+    req: *const u8,
+    hop: usize,
+    iface: &IfaceConfig,
+) -> Result<u32, Reason> {
+    let link = hop + relay::LINK_ADDRESS;
+    if rd64(req, link) | rd64(req, link + 8) == 0 {
+        if rd16(req, hop + relay::PEER_ADDRESS) & 0xffc0 != 0xfe80 || iface.has_subnet == 0 {
+            return Err(stat::PASS_WRONG_LINK);
+        }
+        return Ok(iface.subnet as u32);
+    }
+    // The key lives in scratch: an unaligned 8-byte copy into the stack would be refused.
+    // SAFETY: the scratch slot's LPM key, used by nothing else while this reference lives.
+    let key = unsafe { &mut (*sc).link_key };
+    key.prefix_len = 128;
+    copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, link);
+    Ok(*LINKS.get(key).ok_or(stat::PASS_WRONG_LINK)? as u32)
 }
 
 /// The reply's IPv6 source, by the controller's rule (`dhcp-user/src/netif.rs`, `reply_source`):
