@@ -182,7 +182,15 @@ impl Pair {
 #[derive(Clone, Copy)]
 enum Path {
     Direct,
-    Relay { from: Ipv6Addr, to: Ipv6Addr },
+    Relay {
+        from: Ipv6Addr,
+        to: Ipv6Addr,
+    },
+    /// An LDRA on the link (RFC 6221): link-address `::`, the client's link-local peer-address.
+    Ldra {
+        from: Ipv6Addr,
+        to: Ipv6Addr,
+    },
 }
 
 fn ip(text: &str) -> Ipv6Addr {
@@ -200,8 +208,11 @@ const TO_SERVERS: &str = "ff05::1:3";
 fn request(path: Path, payload: Vec<u8>, vlans: &[(u16, u16)]) -> (Udp6Frame, Inbound) {
     let (mut frame, inbound) = match path {
         Path::Direct => (direct(payload.clone()), inbound_direct(payload)),
-        Path::Relay { from, to } => {
-            let payload = relay_forw(payload, Some(b"ge-0/0/1.100"));
+        Path::Relay { from, to } | Path::Ldra { from, to } => {
+            let payload = match path {
+                Path::Ldra { .. } => ldra_forw(payload, b"an-1/1/1:7"),
+                _ => relay_forw(payload, Some(b"ge-0/0/1.100")),
+            };
             let mut frame = relayed(payload.clone());
             frame.src_ip = from;
             frame.dst_ip = to;
@@ -357,6 +368,14 @@ fn relay_global_to(group: &str) -> Path {
     }
 }
 
+/// An access node's LDRA on the link, from its link-local address to ff02::1:2.
+fn ldra() -> Path {
+    Path::Ldra {
+        from: relay_ll(),
+        to: ip(TO_RELAYS),
+    }
+}
+
 same_frame_cases! {
     /// A direct Renew to ff02::1:2 is answered from our link-local address.
     direct_renew: Ask::Renew, Path::Direct, &[];
@@ -398,6 +417,17 @@ same_frame_cases! {
     relayed_information_request_to_ff05_from_global: Ask::InformationRequest, relay_global_to(TO_SERVERS), &[];
     /// ... and from our link-local address when the relay used its link-local one.
     relayed_renew_to_ff05_from_link_local: Ask::Renew, relay_ll_to(TO_SERVERS), &[];
+    /// An LDRA's Renew (link-address ::) is served from the interface's subnet, answered from
+    /// our link-local address to the LDRA's, Interface-ID echoed.
+    ldra_renew: Ask::Renew, ldra(), &[];
+    /// An LDRA's Rebind, the same, behind one 802.1Q tag.
+    ldra_rebind_dot1q: Ask::Rebind, ldra(), DOT1Q;
+    /// An LDRA-relayed known Solicit gets the Advertise of its binding.
+    ldra_solicit_known: Ask::Solicit, ldra(), &[];
+    /// With Rapid Commit, a Reply.
+    ldra_solicit_rapid_commit: Ask::RapidSolicit, ldra(), &[];
+    /// An LDRA's Information-Request gets the interface subnet's options.
+    ldra_information_request: Ask::InformationRequest, ldra(), &[];
 }
 
 /// Where the fast path cannot know the source the controller would pick (no global address on

@@ -224,6 +224,64 @@ answered! {
         relayed_to(relay_forw(renew(), None), relay_ll(), group("ff05::1:3")),
         relayed_reply_from(relay_repl(renew_reply(), None), server_ll(), relay_ll()),
         stat::TX_RENEW;
+    /// An LDRA on the link (RFC 6221: link-address ::, the client's link-local peer-address)
+    /// sending a Renew to ff02::1:2: the interface's subnet serves it; the Relay-Repl goes from
+    /// our link-local address to the LDRA's, Interface-ID echoed.
+    ldra_renew:
+        relayed_to(ldra_forw(renew(), IFACE_ID), relay_ll(), group("ff02::1:2")),
+        relayed_reply_from(ldra_repl(renew_reply(), IFACE_ID), server_ll(), relay_ll()),
+        stat::TX_RENEW;
+    /// An LDRA's Rebind, QinQ-tagged.
+    ldra_rebind_qinq:
+        with_vlans(relayed_to(
+            ldra_forw(
+                msg(
+                    MSG_REBIND,
+                    &[
+                        client_id(),
+                        ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+                        ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+                    ],
+                ),
+                IFACE_ID,
+            ),
+            relay_ll(),
+            group("ff02::1:2"),
+        ), &Q_IN_Q),
+        with_vlans(relayed_reply_from(
+            ldra_repl(
+                msg(MSG_REPLY, &[server_id(), client_id(), granted_na(), granted_pd()]),
+                IFACE_ID,
+            ),
+            server_ll(),
+            relay_ll(),
+        ), &Q_IN_Q),
+        stat::TX_REBIND;
+    /// An LDRA-relayed Solicit from a known client: the Advertise of its binding.
+    ldra_solicit_known:
+        relayed_to(
+            ldra_forw(
+                msg(
+                    MSG_SOLICIT,
+                    &[client_id(), elapsed(), ia_na(NA_IAID, 0, 0, None), ia_pd(PD_IAID, 0, 0, None)],
+                ),
+                IFACE_ID,
+            ),
+            relay_ll(),
+            group("ff02::1:2"),
+        ),
+        relayed_reply_from(
+            ldra_repl(
+                msg(
+                    MSG_ADVERTISE,
+                    &[server_id(), client_id(), granted_na(), granted_pd(), opt(OPT_PREFERENCE, &[200])],
+                ),
+                IFACE_ID,
+            ),
+            server_ll(),
+            relay_ll(),
+        ),
+        stat::TX_SOLICIT_ADVERTISE;
     /// A relay sending to our link-local address: from that address.
     relayed_renew_to_our_link_local:
         relayed_to(relay_forw(renew(), None), relay_ll(), server_ll()),
@@ -423,6 +481,20 @@ fn mismatches_are_passed_on_unchanged() {
                 relayed(p).encode()
             },
             stat::PASS_WRONG_LINK,
+        ),
+        (
+            "LDRA (link-address ::) with a global peer-address (the controller looks it up)",
+            {
+                let mut p = ldra_forw(renew(), IFACE_ID);
+                p[18..34].copy_from_slice(&"2001:db8:1::77".parse::<Ipv6Addr>().unwrap().octets());
+                relayed_to(p, relay_ll(), group("ff02::1:2")).encode()
+            },
+            stat::PASS_WRONG_LINK,
+        ),
+        (
+            "LDRA behind a relay (two hops)",
+            relayed(relay_forw(ldra_forw(renew(), IFACE_ID), None)).encode(),
+            stat::PASS_UNSUPPORTED,
         ),
         (
             "not DHCP (UDP to port 53)",

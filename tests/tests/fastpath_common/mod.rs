@@ -118,6 +118,25 @@ pub fn relay_forw(inner: Vec<u8>, interface_id: Option<&[u8]>) -> Vec<u8> {
     v.extend(opt(OPT_RELAY_MSG, &inner));
     v
 }
+/// A Lightweight DHCPv6 Relay Agent's Relay-Forw (RFC 6221 section 6.1.1): link-address `::`,
+/// the client's link-local address as peer-address, and the Interface-ID it must include.
+pub fn ldra_forw(inner: Vec<u8>, interface_id: &[u8]) -> Vec<u8> {
+    let mut v = vec![MSG_RELAY_FORW, 0];
+    v.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets());
+    v.extend_from_slice(&client_ll().octets());
+    v.extend(opt(OPT_INTERFACE_ID, interface_id));
+    v.extend(opt(OPT_RELAY_MSG, &inner));
+    v
+}
+/// The Relay-Repl back to an LDRA: its header (link-address `::`) and Interface-ID echoed.
+pub fn ldra_repl(inner: Vec<u8>, interface_id: &[u8]) -> Vec<u8> {
+    let mut v = vec![MSG_RELAY_REPL, 0];
+    v.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets());
+    v.extend_from_slice(&client_ll().octets());
+    v.extend(opt(OPT_INTERFACE_ID, interface_id));
+    v.extend(opt(OPT_RELAY_MSG, &inner));
+    v
+}
 pub fn relay_repl(inner: Vec<u8>, interface_id: Option<&[u8]>) -> Vec<u8> {
     let mut v = vec![MSG_RELAY_REPL, 0];
     v.extend_from_slice(&"2001:db8:1::".parse::<Ipv6Addr>().unwrap().octets());
