@@ -205,3 +205,64 @@ fn ldra_fallback_needs_an_interface_subnet_and_an_unspecified_link_address() {
     link_local.link_address = addr("fe80::9");
     assert_eq!(classified_subnet(&world, link_local.into(), Some(0)), None);
 }
+
+/// A plain L3 relay hop: link-address `link`, the client's link-local address, `id` if any.
+fn relay_hop(link: &str, id: Option<&[u8]>, inner: Packet) -> RelayMessage {
+    let mut options = Vec::new();
+    if let Some(id) = id {
+        options.push(DhcpOption::InterfaceId(id.to_vec()));
+    }
+    options.push(DhcpOption::RelayMsg(Box::new(inner)));
+    RelayMessage {
+        msg_type: MSG_RELAY_FORW,
+        hop_count: 0,
+        link_address: addr(link),
+        peer_address: addr("fe80::1234"),
+        options,
+    }
+}
+
+/// A subnet's `relay-interface-ids` select it before the link-address: the relay names subnet 0
+/// by its link-address, its Interface-ID names subnet 1, and the Interface-ID wins (also for an
+/// LDRA, whose Interface-ID names the subscriber's line).
+#[test]
+fn relay_interface_id_selects_its_subnet_before_the_link_address() {
+    let mut world = World::new();
+    world.config.subnets[1].relay_interface_ids = vec![b"port-9".to_vec()];
+    let inner = || msg(MSG_SOLICIT, &client(5), vec![ia_na(1, &[])]);
+    let hop = relay_hop("2001:db8:1::2", Some(b"port-9"), inner().into());
+    assert_eq!(classified_subnet(&world, hop.into(), Some(0)), Some(1));
+    let other = relay_hop("2001:db8:1::2", Some(b"port-8"), inner().into());
+    assert_eq!(classified_subnet(&world, other.into(), Some(0)), Some(0));
+    let mut ldra = ldra_hop(inner().into());
+    ldra.options[0] = DhcpOption::InterfaceId(b"port-9".to_vec());
+    assert_eq!(classified_subnet(&world, ldra.into(), Some(0)), Some(1));
+}
+
+/// A subnet's `relay-addresses` select it by the relay's own address: the datagram's source for
+/// the relay closest to us, the next hop out's peer-address for one further in.
+#[test]
+fn relay_address_selects_its_subnet_before_the_link_address() {
+    let mut world = World::new();
+    // `inbound` sends from fe80::1: the relay's address as the socket sees it.
+    world.config.subnets[1].relay_addresses = vec![addr("fe80::1")];
+    let inner = || msg(MSG_SOLICIT, &client(6), vec![ia_na(1, &[])]);
+    let hop = relay_hop("2001:db8:1::2", None, inner().into());
+    assert_eq!(classified_subnet(&world, hop.into(), Some(0)), Some(1));
+    // Two hops: the inner relay's address is the outer hop's peer-address.
+    world.config.subnets[1].relay_addresses = vec![addr("2001:db8:5::2")];
+    let outer = RelayMessage {
+        msg_type: MSG_RELAY_FORW,
+        hop_count: 1,
+        link_address: addr("2001:db8:1::9"),
+        peer_address: addr("2001:db8:5::2"),
+        options: vec![DhcpOption::RelayMsg(Box::new(
+            relay_hop("2001:db8:1::2", None, inner().into()).into(),
+        ))],
+    };
+    assert_eq!(classified_subnet(&world, outer.into(), Some(0)), Some(1));
+    // Neither selector matching: the link-address rule.
+    world.config.subnets[1].relay_addresses = vec![addr("2001:db8:5::3")];
+    let hop = relay_hop("2001:db8:1::2", None, inner().into());
+    assert_eq!(classified_subnet(&world, hop.into(), Some(0)), Some(0));
+}
