@@ -139,7 +139,10 @@ pub struct GlobalConfig {
     /// 1 when the fast path answers at all (0: everything goes to the controller).
     pub enabled: u8,
     pub server_duid_len: u8,
-    pub _pad: [u8; 2],
+    /// 1 when some subnet is selected by its relays' Interface-IDs or addresses (configured per
+    /// subnet, `relay-interface-ids`, `relay-addresses`): relayed requests are passed on.
+    pub relay_selectors: u8,
+    pub _pad: u8,
     /// Per-CPU budget of packets passed on per second (0: unlimited). See `PASS_BUDGET`.
     pub pass_rate_per_cpu: u32,
     pub server_duid: [u8; FAST_SERVER_DUID_MAX],
@@ -236,6 +239,9 @@ pub mod stat {
         /// kernel) can choose: a global reply address on an interface with no global address, or
         /// with several.
         PASS_NO_SOURCE = "pass_no_source",
+        /// A relayed request while some subnet is selected by relay Interface-ID or address
+        /// (the controller's rule, not the fast path's).
+        PASS_RELAY_SELECTOR = "pass_relay_selector",
     }
 
     /// Each name is its constant's identifier in lower case.

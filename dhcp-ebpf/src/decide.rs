@@ -40,6 +40,10 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     let dhcp = st.msg;
     let dhcp_end = st.r.end;
     if rd8(req, dhcp) == MSG_RELAY_FORW {
+        // Subnets selected by relay Interface-ID or address follow the controller's rule alone.
+        if cfg.relay_selectors != 0 {
+            return Err(stat::PASS_RELAY_SELECTOR);
+        }
         parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
         st.subnet_index = relayed_subnet(sc, req, dhcp, iface)?;
         st.relayed = 1;

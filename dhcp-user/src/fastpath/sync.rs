@@ -153,7 +153,8 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
         clock_to_unix_ns: super::clock_to_unix_ns(),
         enabled: (enabled && fits) as u8,
         server_duid_len: if fits { server_duid.len() as u8 } else { 0 },
-        _pad: [0; 2],
+        relay_selectors: 0,
+        _pad: 0,
         pass_rate_per_cpu,
         server_duid: duid,
     }
@@ -193,7 +194,9 @@ pub fn configure(
     for iface in ifaces {
         fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
     }
-    fp.set_global(&global_config(server_duid, true, pass_rate_per_cpu))
+    let mut global = global_config(server_duid, true, pass_rate_per_cpu);
+    global.relay_selectors = config.selects_by_relay() as u8;
+    fp.set_global(&global)
 }
 
 /// The `IFACES` entry of `iface`: its MAC, its direct subnet, and the sources
