@@ -675,3 +675,25 @@ fn long_payloads_and_extension_headers_keep_the_checksums_right() {
         );
     }
 }
+
+/// With a subnet selected by relay Interface-ID or relay address (`relay-interface-ids`,
+/// `relay-addresses`), the controller's rule alone picks relayed clients' subnets: every relayed
+/// request, LDRA or not, is passed on untouched (`pass_relay_selector`); direct ones are still
+/// answered.
+#[test]
+fn relayed_requests_are_passed_on_when_relay_selectors_are_configured() {
+    let mut lab = setup();
+    let mut global = lab.fp.global().unwrap();
+    global.relay_selectors = 1;
+    lab.fp.set_global(&global).unwrap();
+    for input in [
+        relayed(relay_forw(renew(), Some(IFACE_ID))),
+        relayed_to(ldra_forw(renew(), IFACE_ID), relay_ll(), group("ff02::1:2")),
+    ] {
+        let bytes = input.encode();
+        let out = lab.fp.test_run(&bytes, LO, 1).unwrap();
+        assert_eq!((out.verdict, &out.frame), (XDP_PASS, &bytes));
+    }
+    assert_eq!(lab.counter(stat::PASS_RELAY_SELECTOR), 2);
+    assert_eq!(lab.run(&direct(renew())).0, XDP_TX);
+}

@@ -226,3 +226,28 @@ fn ldra_behind_a_relay_is_served_from_the_relays_link() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].subnet, 2);
 }
+
+/// A subnet selected by the LDRA's Interface-ID (`relay-interface-ids`, issue 16 part 3) serves
+/// its client instead of the receiving interface's subnet; with such selectors configured the
+/// fast path leaves relayed requests, the Renew too, to the controller (`pass_relay_selector`).
+#[test]
+fn ldra_interface_id_selects_its_subnet_and_the_controller_answers() {
+    let selected = format!("{RELAYED_SUBNET}relay-interface-ids = [\"an-1/1/1:7\"]\n");
+    let lab = LabServer::start_with("ldra-id", &lab_config(&[], &selected), true);
+    let answers = run_ldra(&lab, "ldra");
+    let addresses = granted(&answers, 1);
+    assert!(
+        addresses[0].segments()[..4] == [0x2001, 0xdb8, 2, 0],
+        "{addresses:?}"
+    );
+    let rows = lab.bindings();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].subnet, 2);
+    assert_eq!(lab.xdp_counter(stat::TX_RENEW), 0, "{}", lab.xdp_counters());
+    assert!(
+        lab.xdp_counter(stat::PASS_RELAY_SELECTOR) >= 3,
+        "{}",
+        lab.xdp_counters()
+    );
+    assert_eq!(lab.stats().counters.received.get("renew"), Some(&1));
+}
