@@ -7,7 +7,8 @@ use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
     dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
-    BINDING_HAS_PD, FAST_DUID_MAX, FAST_SERVER_DUID_MAX,
+    BINDING_HAS_PD, FAST_DUID_MAX, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS,
+    RELAY_SELECT_BY_INTERFACE_ID,
 };
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.
@@ -40,11 +41,15 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     let dhcp = st.msg;
     let dhcp_end = st.r.end;
     if rd8(req, dhcp) == MSG_RELAY_FORW {
-        // Subnets selected by relay Interface-ID or address follow the controller's rule alone.
-        if cfg.relay_selectors != 0 {
+        parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
+        // Subnets selected by relay Interface-ID or address follow the controller's rule alone:
+        // pass on what one of them could select (with none matching, the rule below is its).
+        if cfg.relay_selectors & RELAY_SELECT_BY_ADDRESS != 0
+            || (cfg.relay_selectors & RELAY_SELECT_BY_INTERFACE_ID != 0
+                && st.relay.has_interface_id == 1)
+        {
             return Err(stat::PASS_RELAY_SELECTOR);
         }
-        parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
         st.subnet_index = relayed_subnet(sc, req, dhcp, iface)?;
         st.relayed = 1;
         st.msg = st.r.start;

@@ -345,12 +345,16 @@ pub struct Reservation {
 }
 
 impl Config {
-    /// True when some subnet is selected by its relays' Interface-IDs or addresses (the fast
-    /// path then leaves every relayed request to the controller).
-    pub fn selects_by_relay(&self) -> bool {
+    /// True when some subnet is selected by its relays' Interface-IDs.
+    pub fn selects_by_relay_interface_id(&self) -> bool {
         self.subnets
             .iter()
-            .any(|s| !s.relay_interface_ids.is_empty() || !s.relay_addresses.is_empty())
+            .any(|s| !s.relay_interface_ids.is_empty())
+    }
+
+    /// True when some subnet is selected by its relays' addresses.
+    pub fn selects_by_relay_address(&self) -> bool {
+        self.subnets.iter().any(|s| !s.relay_addresses.is_empty())
     }
 
     /// Reads and validates `path`.

@@ -676,17 +676,19 @@ fn long_payloads_and_extension_headers_keep_the_checksums_right() {
     }
 }
 
-/// With a subnet selected by relay Interface-ID or relay address (`relay-interface-ids`,
-/// `relay-addresses`), the controller's rule alone picks relayed clients' subnets: every relayed
-/// request, LDRA or not, is passed on untouched (`pass_relay_selector`); direct ones are still
-/// answered.
+/// With a subnet selected by relay address (`relay-addresses`), the controller's rule alone
+/// picks relayed clients' subnets: every relayed request, LDRA or not, is passed on untouched
+/// (`pass_relay_selector`); direct ones are still answered. With Interface-IDs only
+/// (`relay-interface-ids`), a relayed request carrying an Interface-ID is passed on, and one
+/// without is answered (no Interface-ID selector can apply to it).
 #[test]
-fn relayed_requests_are_passed_on_when_relay_selectors_are_configured() {
+fn relayed_requests_are_passed_on_when_relay_selectors_could_apply() {
     let mut lab = setup();
     let mut global = lab.fp.global().unwrap();
-    global.relay_selectors = 1;
+    global.relay_selectors = dhcp_common::RELAY_SELECT_BY_ADDRESS;
     lab.fp.set_global(&global).unwrap();
     for input in [
+        relayed(relay_forw(renew(), None)),
         relayed(relay_forw(renew(), Some(IFACE_ID))),
         relayed_to(ldra_forw(renew(), IFACE_ID), relay_ll(), group("ff02::1:2")),
     ] {
@@ -694,6 +696,14 @@ fn relayed_requests_are_passed_on_when_relay_selectors_are_configured() {
         let out = lab.fp.test_run(&bytes, LO, 1).unwrap();
         assert_eq!((out.verdict, &out.frame), (XDP_PASS, &bytes));
     }
-    assert_eq!(lab.counter(stat::PASS_RELAY_SELECTOR), 2);
+    assert_eq!(lab.counter(stat::PASS_RELAY_SELECTOR), 3);
     assert_eq!(lab.run(&direct(renew())).0, XDP_TX);
+
+    global.relay_selectors = dhcp_common::RELAY_SELECT_BY_INTERFACE_ID;
+    lab.fp.set_global(&global).unwrap();
+    let with_id = relayed(relay_forw(renew(), Some(IFACE_ID))).encode();
+    let out = lab.fp.test_run(&with_id, LO, 1).unwrap();
+    assert_eq!((out.verdict, &out.frame), (XDP_PASS, &with_id));
+    assert_eq!(lab.counter(stat::PASS_RELAY_SELECTOR), 4);
+    assert_eq!(lab.run(&relayed(relay_forw(renew(), None))).0, XDP_TX);
 }

@@ -304,7 +304,7 @@ prefix = "2001:db8:2::/64"
         config.subnets[0].relay_addresses,
         vec!["2001:db8:5::2".parse::<Ipv6Addr>().unwrap()]
     );
-    assert!(config.selects_by_relay());
+    assert!(config.selects_by_relay_interface_id() && config.selects_by_relay_address());
     let twice = format!("{text}relay-interface-ids = [\"an-1/1/1:7\"]\n");
     assert!(
         err(&twice).contains("subnet[1].relay-interface-ids[0]"),
