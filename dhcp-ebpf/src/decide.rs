@@ -42,15 +42,31 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     let dhcp_end = st.r.end;
     if rd8(req, dhcp) == MSG_RELAY_FORW {
         parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
+        st.two_hops = 0;
+        if rd8(req, st.r.start) == MSG_RELAY_FORW {
+            // A second hop in (an LDRA behind an L3 relay); no third.
+            st.outer = st.relay;
+            st.two_hops = 1;
+            let (inner, inner_end) = (st.r.start, st.r.end);
+            parse_relay(req, inner, inner_end, &mut st.relay, &mut st.r)?;
+            if rd8(req, st.r.start) == MSG_RELAY_FORW {
+                return Err(stat::PASS_UNSUPPORTED);
+            }
+        }
         // Subnets selected by relay Interface-ID or address follow the controller's rule alone:
         // pass on what one of them could select (with none matching, the rule below is its).
+        let has_interface_id =
+            st.relay.has_interface_id == 1 || (st.two_hops == 1 && st.outer.has_interface_id == 1);
         if cfg.relay_selectors & RELAY_SELECT_BY_ADDRESS != 0
-            || (cfg.relay_selectors & RELAY_SELECT_BY_INTERFACE_ID != 0
-                && st.relay.has_interface_id == 1)
+            || (cfg.relay_selectors & RELAY_SELECT_BY_INTERFACE_ID != 0 && has_interface_id)
         {
             return Err(stat::PASS_RELAY_SELECTOR);
         }
-        st.subnet_index = relayed_subnet(sc, req, dhcp, iface)?;
+        st.subnet_index = if st.two_hops == 1 {
+            two_hop_subnet(sc, req, st.outer.off, st.relay.off)?
+        } else {
+            relayed_subnet(sc, req, dhcp, iface)?
+        };
         st.relayed = 1;
         st.msg = st.r.start;
     } else {
@@ -217,6 +233,33 @@ fn relayed_subnet(
         }
         return Ok(iface.subnet as u32);
     }
+    link_subnet(sc, req, link)
+}
+
+/// The subnet of a client behind two relay hops, by the controller's rule: the inner hop's
+/// link-address when global; when it is `::` or link-local (an LDRA, say) and its peer-address
+/// link-local, the outer hop's link-address. Whatever else the controller would try (a global
+/// inner peer-address, the outer peer-address, the interface) is passed on.
+#[inline(always)]
+fn two_hop_subnet(sc: *mut Scratch, req: *const u8, outer: usize, inner: usize) -> Result<u32, Reason> {
+    let link = inner + relay::LINK_ADDRESS;
+    let unspecified = rd64(req, link) | rd64(req, link + 8) == 0;
+    if !unspecified && rd16(req, link) & 0xffc0 != 0xfe80 {
+        return link_subnet(sc, req, link);
+    }
+    if rd16(req, inner + relay::PEER_ADDRESS) & 0xffc0 != 0xfe80 {
+        return Err(stat::PASS_WRONG_LINK);
+    }
+    let link = outer + relay::LINK_ADDRESS;
+    if rd64(req, link) | rd64(req, link + 8) == 0 || rd16(req, link) & 0xffc0 == 0xfe80 {
+        return Err(stat::PASS_WRONG_LINK);
+    }
+    link_subnet(sc, req, link)
+}
+
+/// The subnet whose prefix holds the 16 bytes at `link` (`LINKS`), else passed on.
+#[inline(always)]
+fn link_subnet(sc: *mut Scratch, req: *const u8, link: usize) -> Result<u32, Reason> {
     // The key lives in scratch: an unaligned 8-byte copy into the stack would be refused.
     // SAFETY: the scratch slot's LPM key, used by nothing else while this reference lives.
     let key = unsafe { &mut (*sc).link_key };

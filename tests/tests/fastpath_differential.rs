@@ -191,6 +191,11 @@ enum Path {
         from: Ipv6Addr,
         to: Ipv6Addr,
     },
+    /// An LDRA behind an L3 relay at `from` (two hops: the relay's link-address names the link).
+    LdraBehindRelay {
+        from: Ipv6Addr,
+        to: Ipv6Addr,
+    },
 }
 
 fn ip(text: &str) -> Ipv6Addr {
@@ -208,9 +213,12 @@ const TO_SERVERS: &str = "ff05::1:3";
 fn request(path: Path, payload: Vec<u8>, vlans: &[(u16, u16)]) -> (Udp6Frame, Inbound) {
     let (mut frame, inbound) = match path {
         Path::Direct => (direct(payload.clone()), inbound_direct(payload)),
-        Path::Relay { from, to } | Path::Ldra { from, to } => {
+        Path::Relay { from, to } | Path::Ldra { from, to } | Path::LdraBehindRelay { from, to } => {
             let payload = match path {
                 Path::Ldra { .. } => ldra_forw(payload, b"an-1/1/1:7"),
+                Path::LdraBehindRelay { .. } => {
+                    relay_forw(ldra_forw(payload, b"an-1/1/1:7"), Some(b"agg-1"))
+                }
                 _ => relay_forw(payload, Some(b"ge-0/0/1.100")),
             };
             let mut frame = relayed(payload.clone());
@@ -376,6 +384,14 @@ fn ldra() -> Path {
     }
 }
 
+/// An access node's LDRA behind an L3 relay that sends from its global address to ours.
+fn ldra_behind_relay() -> Path {
+    Path::LdraBehindRelay {
+        from: relay_addr(),
+        to: server_global(),
+    }
+}
+
 same_frame_cases! {
     /// A direct Renew to ff02::1:2 is answered from our link-local address.
     direct_renew: Ask::Renew, Path::Direct, &[];
@@ -426,6 +442,13 @@ same_frame_cases! {
     ldra_solicit_known: Ask::Solicit, ldra(), &[];
     /// With Rapid Commit, a Reply.
     ldra_solicit_rapid_commit: Ask::RapidSolicit, ldra(), &[];
+    /// An LDRA behind an L3 relay (two hops): the relay's link-address names the subnet; the
+    /// Relay-Repl nests both hops, each Interface-ID echoed.
+    ldra_behind_relay_renew: Ask::Renew, ldra_behind_relay(), &[];
+    /// The same for a Rebind, behind one 802.1Q tag.
+    ldra_behind_relay_rebind_dot1q: Ask::Rebind, ldra_behind_relay(), DOT1Q;
+    /// The same for a known client's Solicit.
+    ldra_behind_relay_solicit_known: Ask::Solicit, ldra_behind_relay(), &[];
     /// An LDRA's Information-Request gets the interface subnet's options.
     ldra_information_request: Ask::InformationRequest, ldra(), &[];
 }

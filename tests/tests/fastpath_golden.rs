@@ -282,6 +282,38 @@ answered! {
             relay_ll(),
         ),
         stat::TX_SOLICIT_ADVERTISE;
+    /// An LDRA behind an L3 relay (two hops): the relay's link-address names the subnet; both
+    /// Relay-Repl hops come back, each with its Interface-ID, from our global address (the relay
+    /// sent to it).
+    ldra_behind_relay_renew:
+        relayed(relay_forw(ldra_forw(renew(), IFACE_ID), Some(b"agg-1"))),
+        relayed_reply(relay_repl(ldra_repl(renew_reply(), IFACE_ID), Some(b"agg-1"))),
+        stat::TX_RENEW;
+    /// Two plain relay hops, the outer without an Interface-ID: the inner link-address names
+    /// the subnet.
+    two_relay_hops_rebind:
+        relayed(relay_forw(
+            relay_forw(
+                msg(
+                    MSG_REBIND,
+                    &[
+                        client_id(),
+                        ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+                        ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+                    ],
+                ),
+                Some(IFACE_ID),
+            ),
+            None,
+        )),
+        relayed_reply(relay_repl(
+            relay_repl(
+                msg(MSG_REPLY, &[server_id(), client_id(), granted_na(), granted_pd()]),
+                Some(IFACE_ID),
+            ),
+            None,
+        )),
+        stat::TX_REBIND;
     /// A relay sending to our link-local address: from that address.
     relayed_renew_to_our_link_local:
         relayed_to(relay_forw(renew(), None), relay_ll(), server_ll()),
@@ -469,9 +501,22 @@ fn mismatches_are_passed_on_unchanged() {
         ),
         ("bad UDP checksum", bad_checksum, stat::PASS_MALFORMED),
         (
-            "two relay hops",
-            relayed(relay_forw(relay_forw(renew(), None), None)).encode(),
+            "three relay hops",
+            relayed(relay_forw(
+                relay_forw(relay_forw(renew(), None), None),
+                None,
+            ))
+            .encode(),
             stat::PASS_UNSUPPORTED,
+        ),
+        (
+            "LDRA behind a relay on a link we do not serve",
+            {
+                let mut p = relay_forw(ldra_forw(renew(), IFACE_ID), None);
+                p[2..18].copy_from_slice(&"2001:db8:77::".parse::<Ipv6Addr>().unwrap().octets());
+                relayed(p).encode()
+            },
+            stat::PASS_WRONG_LINK,
         ),
         (
             "relay from a link we do not serve",
@@ -490,11 +535,6 @@ fn mismatches_are_passed_on_unchanged() {
                 relayed_to(p, relay_ll(), group("ff02::1:2")).encode()
             },
             stat::PASS_WRONG_LINK,
-        ),
-        (
-            "LDRA behind a relay (two hops)",
-            relayed(relay_forw(ldra_forw(renew(), IFACE_ID), None)).encode(),
-            stat::PASS_UNSUPPORTED,
         ),
         (
             "not DHCP (UDP to port 53)",

@@ -2,7 +2,7 @@
 //! server's own link relaying with link-address `::` and the client's link-local peer-address,
 //! alone (the receiving interface's subnet serves its clients) and in front of an L3 relay (the
 //! relay's link-address names the subnet). The Relay-Repl echoes the LDRA's hop and its
-//! Interface-ID; with the fast path on, the LDRA's Renew is answered in XDP.
+//! Interface-ID; with the fast path on, the LDRA's Renew is answered in XDP, both ways.
 
 mod server_common;
 
@@ -211,10 +211,10 @@ fn ldra_on_the_link_is_served_from_its_subnet_and_renews_in_xdp() {
 
 /// An LDRA in front of an L3 relay (two hops): the relay's link-address names the subnet (RFC
 /// 6221 section 7), not the interface the Relay-Forw arrived on; both hops' Interface-IDs come
-/// back.
+/// back, and the Renew is answered in XDP.
 #[test]
-fn ldra_behind_a_relay_is_served_from_the_relays_link() {
-    let lab = LabServer::start("ldra2", &lab_config(&[], RELAYED_SUBNET));
+fn ldra_behind_a_relay_is_served_from_the_relays_link_and_renews_in_xdp() {
+    let lab = LabServer::start_with("ldra2", &lab_config(&[], RELAYED_SUBNET), true);
     let answers = run_ldra(&lab, "behind-relay");
     let addresses = granted(&answers, 2);
     assert!(
@@ -225,6 +225,13 @@ fn ldra_behind_a_relay_is_served_from_the_relays_link() {
     let rows = lab.bindings();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].subnet, 2);
+    assert_eq!(
+        lab.xdp_counter(stat::TX_RENEW),
+        1,
+        "the Renew answered in XDP: {}",
+        lab.xdp_counters()
+    );
+    assert_eq!(lab.stats().counters.received.get("renew"), None);
 }
 
 /// A subnet selected by the LDRA's Interface-ID (`relay-interface-ids`, issue 16 part 3) serves
