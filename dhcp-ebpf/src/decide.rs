@@ -241,7 +241,12 @@ fn relayed_subnet(
 /// link-local, the outer hop's link-address. Whatever else the controller would try (a global
 /// inner peer-address, the outer peer-address, the interface) is passed on.
 #[inline(always)]
-fn two_hop_subnet(sc: *mut Scratch, req: *const u8, outer: usize, inner: usize) -> Result<u32, Reason> {
+fn two_hop_subnet(
+    sc: *mut Scratch,
+    req: *const u8,
+    outer: usize,
+    inner: usize,
+) -> Result<u32, Reason> {
     let link = inner + relay::LINK_ADDRESS;
     let unspecified = rd64(req, link) | rd64(req, link + 8) == 0;
     if !unspecified && rd16(req, link) & 0xffc0 != 0xfe80 {
