@@ -118,7 +118,7 @@ pub fn relay_forw(inner: Vec<u8>, interface_id: Option<&[u8]>) -> Vec<u8> {
     v.extend(opt(OPT_RELAY_MSG, &inner));
     v
 }
-/// A Lightweight DHCPv6 Relay Agent's Relay-Forw (RFC 6221 section 6.1.1): link-address `::`,
+/// A Lightweight DHCPv6 Relay Agent's Relay-Forw (RFC 6221 section 6): link-address `::`,
 /// the client's link-local address as peer-address, and the Interface-ID it must include.
 pub fn ldra_forw(inner: Vec<u8>, interface_id: &[u8]) -> Vec<u8> {
     let mut v = vec![MSG_RELAY_FORW, 0];

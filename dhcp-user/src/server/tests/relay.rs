@@ -96,7 +96,7 @@ fn relayed_without_known_link_is_dropped() {
     assert_eq!(decision.outcome, Err("no_subnet_for_link"));
 }
 
-/// A Lightweight DHCPv6 Relay Agent's hop (RFC 6221 section 6.1.1: link-address `::`, the
+/// A Lightweight DHCPv6 Relay Agent's hop (RFC 6221 section 6: link-address `::`, the
 /// client's link-local peer-address, an Interface-ID) around `inner`.
 fn ldra_hop(inner: Packet) -> RelayMessage {
     RelayMessage {
@@ -265,4 +265,29 @@ fn relay_address_selects_its_subnet_before_the_link_address() {
     world.config.subnets[1].relay_addresses = vec![addr("2001:db8:5::3")];
     let hop = relay_hop("2001:db8:1::2", None, inner().into());
     assert_eq!(classified_subnet(&world, hop.into(), Some(0)), Some(0));
+}
+
+/// RFC 6221 section 7: the server MUST include the LDRA's Interface-ID in every Relay-Reply to
+/// it, whatever the reply (here a Renew of a lease it does not have, and an
+/// Information-Request), the LDRA needing it to find the subscriber's port.
+#[test]
+fn rfc6221_every_relay_reply_to_an_ldra_carries_its_interface_id() {
+    let mut world = World::new();
+    let renew = msg(
+        MSG_RENEW,
+        &client(9),
+        vec![
+            DhcpOption::ServerId(server_duid()),
+            ia_na(1, &["2001:db8:1::77"]),
+        ],
+    );
+    let info = msg(MSG_INFORMATION_REQUEST, &client(9), vec![]);
+    for inner in [renew, info] {
+        let (_, reply) =
+            world.decide_with(ldra_hop(inner.into()).into(), "ff02::1:2", &NoLimit, NOW);
+        let relay = reply.unwrap().as_relay().unwrap().clone();
+        assert_eq!(relay.msg_type, MSG_RELAY_REPL);
+        assert_eq!(relay.link_address, Ipv6Addr::UNSPECIFIED);
+        assert_eq!(relay.interface_id(), Some(&b"an-1/1/1:7"[..]));
+    }
 }
