@@ -53,6 +53,11 @@ impl BindingKey {
     }
 }
 
+/// `GlobalConfig::relay_selectors`: some subnet is selected by relay Interface-ID.
+pub const RELAY_SELECT_BY_INTERFACE_ID: u8 = 1;
+/// `GlobalConfig::relay_selectors`: some subnet is selected by relay address.
+pub const RELAY_SELECT_BY_ADDRESS: u8 = 2;
+
 /// `BindingValue::flags`: the binding holds an IA_NA with one address.
 pub const BINDING_HAS_NA: u8 = 1;
 /// `BindingValue::flags`: the binding holds an IA_PD with one prefix.
@@ -139,7 +144,12 @@ pub struct GlobalConfig {
     /// 1 when the fast path answers at all (0: everything goes to the controller).
     pub enabled: u8,
     pub server_duid_len: u8,
-    pub _pad: [u8; 2],
+    /// Which relay selectors some subnet has (`relay-interface-ids`: `RELAY_SELECT_BY_INTERFACE_ID`,
+    /// `relay-addresses`: `RELAY_SELECT_BY_ADDRESS`): only the controller applies them, so the
+    /// relayed requests they could apply to are passed on (with addresses, every relayed one;
+    /// with Interface-IDs, those carrying an Interface-ID).
+    pub relay_selectors: u8,
+    pub _pad: u8,
     /// Per-CPU budget of packets passed on per second (0: unlimited). See `PASS_BUDGET`.
     pub pass_rate_per_cpu: u32,
     pub server_duid: [u8; FAST_SERVER_DUID_MAX],
@@ -244,6 +254,9 @@ pub mod stat {
         /// link-local nor its global address: another host's, or ours on another interface,
         /// which the controller answers.
         PASS_NOT_OUR_ADDRESS = "pass_not_our_address",
+        /// A relayed request while some subnet is selected by relay Interface-ID or address
+        /// (the controller's rule, not the fast path's).
+        PASS_RELAY_SELECTOR = "pass_relay_selector",
     }
 
     /// Each name is its constant's identifier in lower case.

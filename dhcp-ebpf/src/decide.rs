@@ -7,7 +7,8 @@ use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
     dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
-    BINDING_HAS_PD, FAST_DUID_MAX, FAST_SERVER_DUID_MAX,
+    BINDING_HAS_PD, FAST_DUID_MAX, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS,
+    RELAY_SELECT_BY_INTERFACE_ID,
 };
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.
@@ -39,14 +40,35 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
 
     let dhcp = st.msg;
     let dhcp_end = st.r.end;
+    // The scratch state outlives the run: every field the reply reads is set on every path
+    // (a direct request after a two-hop one once wrote its outer length over the MAC).
+    st.two_hops = 0;
     if rd8(req, dhcp) == MSG_RELAY_FORW {
         parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
-        // The key lives in scratch: an unaligned 8-byte copy into the stack would be refused.
-        // SAFETY: the scratch slot's LPM key, used by nothing else while this reference lives.
-        let key = unsafe { &mut (*sc).link_key };
-        key.prefix_len = 128;
-        copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, dhcp + 2);
-        st.subnet_index = *LINKS.get(key).ok_or(stat::PASS_WRONG_LINK)? as u32;
+        if rd8(req, st.r.start) == MSG_RELAY_FORW {
+            // A second hop in (an LDRA behind an L3 relay); no third.
+            st.outer = st.relay;
+            st.two_hops = 1;
+            let (inner, inner_end) = (st.r.start, st.r.end);
+            parse_relay(req, inner, inner_end, &mut st.relay, &mut st.r)?;
+            if rd8(req, st.r.start) == MSG_RELAY_FORW {
+                return Err(stat::PASS_UNSUPPORTED);
+            }
+        }
+        // Subnets selected by relay Interface-ID or address follow the controller's rule alone:
+        // pass on what one of them could select (with none matching, the rule below is its).
+        let has_interface_id =
+            st.relay.has_interface_id == 1 || (st.two_hops == 1 && st.outer.has_interface_id == 1);
+        if cfg.relay_selectors & RELAY_SELECT_BY_ADDRESS != 0
+            || (cfg.relay_selectors & RELAY_SELECT_BY_INTERFACE_ID != 0 && has_interface_id)
+        {
+            return Err(stat::PASS_RELAY_SELECTOR);
+        }
+        st.subnet_index = if st.two_hops == 1 {
+            two_hop_subnet(sc, req, st.outer.off, st.relay.off)?
+        } else {
+            relayed_subnet(sc, req, dhcp, iface)?
+        };
         st.relayed = 1;
         st.msg = st.r.start;
     } else {
@@ -192,6 +214,65 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         move_expiry(b, st);
     }
     Ok(())
+}
+
+/// The subnet of a one-hop relayed client, by the controller's rule (`dhcp-user`,
+/// `server/handler.rs`: `relayed_subnet`): the relay's link-address looked up in `LINKS`. A
+/// link-address of `::` is a Lightweight DHCPv6 Relay Agent (RFC 6221) on this link: with the
+/// client's link-local peer-address (no hop then carries a global address) the interface's own
+/// subnet serves it. A global peer-address the controller would try is passed on.
+#[inline(always)]
+fn relayed_subnet(
+    sc: *mut Scratch,
+    req: *const u8,
+    hop: usize,
+    iface: &IfaceConfig,
+) -> Result<u32, Reason> {
+    let link = hop + relay::LINK_ADDRESS;
+    if rd64(req, link) | rd64(req, link + 8) == 0 {
+        if rd16(req, hop + relay::PEER_ADDRESS) & 0xffc0 != 0xfe80 || iface.has_subnet == 0 {
+            return Err(stat::PASS_WRONG_LINK);
+        }
+        return Ok(iface.subnet as u32);
+    }
+    link_subnet(sc, req, link)
+}
+
+/// The subnet of a client behind two relay hops, by the controller's rule: the inner hop's
+/// link-address when global; when it is `::` or link-local (an LDRA, say) and its peer-address
+/// link-local, the outer hop's link-address. Whatever else the controller would try (a global
+/// inner peer-address, the outer peer-address, the interface) is passed on.
+#[inline(always)]
+fn two_hop_subnet(
+    sc: *mut Scratch,
+    req: *const u8,
+    outer: usize,
+    inner: usize,
+) -> Result<u32, Reason> {
+    let link = inner + relay::LINK_ADDRESS;
+    let unspecified = rd64(req, link) | rd64(req, link + 8) == 0;
+    if !unspecified && rd16(req, link) & 0xffc0 != 0xfe80 {
+        return link_subnet(sc, req, link);
+    }
+    if rd16(req, inner + relay::PEER_ADDRESS) & 0xffc0 != 0xfe80 {
+        return Err(stat::PASS_WRONG_LINK);
+    }
+    let link = outer + relay::LINK_ADDRESS;
+    if rd64(req, link) | rd64(req, link + 8) == 0 || rd16(req, link) & 0xffc0 == 0xfe80 {
+        return Err(stat::PASS_WRONG_LINK);
+    }
+    link_subnet(sc, req, link)
+}
+
+/// The subnet whose prefix holds the 16 bytes at `link` (`LINKS`), else passed on.
+#[inline(always)]
+fn link_subnet(sc: *mut Scratch, req: *const u8, link: usize) -> Result<u32, Reason> {
+    // The key lives in scratch: an unaligned 8-byte copy into the stack would be refused.
+    // SAFETY: the scratch slot's LPM key, used by nothing else while this reference lives.
+    let key = unsafe { &mut (*sc).link_key };
+    key.prefix_len = 128;
+    copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, link);
+    Ok(*LINKS.get(key).ok_or(stat::PASS_WRONG_LINK)? as u32)
 }
 
 /// The reply's IPv6 source, by the controller's rule (`dhcp-user/src/netif.rs`, `reply_source`):

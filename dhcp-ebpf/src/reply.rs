@@ -37,25 +37,16 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
     let o_l4 = l3 + IPV6_HLEN;
     let mut o = o_l4 + UDP_HLEN;
     let mut relay_msg_len_off = 0;
+    let mut outer_msg_len_off = 0;
+    let mut o_inner = 0;
     if st.relayed == 1 {
-        let p = at(out, o);
-        put8(p, 0, MSG_RELAY_REPL);
-        copy::<33>(p.wrapping_add(1), at(req, st.relay.off + 1));
-        o += RELAY_HLEN;
-        if st.relay.has_interface_id == 1 {
-            let p = at(out, o);
-            put16(p, 0, OPT_INTERFACE_ID);
-            put16(p, 2, st.relay.interface_id_len as u16);
-            copy_upto::<FAST_INTERFACE_ID_MAX>(
-                p.wrapping_add(4),
-                at(req, st.relay.interface_id_off),
-                st.relay.interface_id_len,
-            );
-            o += 4 + st.relay.interface_id_len;
+        if st.two_hops == 1 {
+            o = put_relay_repl(out, req, o, &st.outer);
+            outer_msg_len_off = o - 2;
+            o_inner = o;
         }
-        put16(at(out, o), 0, OPT_RELAY_MSG);
-        relay_msg_len_off = o + 2;
-        o += 4;
+        o = put_relay_repl(out, req, o, &st.relay);
+        relay_msg_len_off = o - 2;
     }
     let o_msg = o;
     let sd_len = (cfg.server_duid_len as usize) & (FAST_SERVER_DUID_MAX * 2 - 1);
@@ -127,6 +118,9 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
     }
     if st.relayed == 1 {
         put16(at(out, relay_msg_len_off), 0, (o - o_msg) as u16);
+        if st.two_hops == 1 {
+            put16(at(out, outer_msg_len_off), 0, (o - o_inner) as u16);
+        }
     }
     if o > FRAME_MAX {
         return Err(stat::PASS_TOO_BIG);
@@ -162,6 +156,31 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
     // SAFETY: `at` bounds the offset inside the reply buffer; the store is 2 bytes, unaligned.
     unsafe { core::ptr::write_unaligned(at(out, o_l4 + udp::CHECKSUM) as *mut u16, csum) };
     Ok(())
+}
+
+/// The Relay-Repl for `hop` at `o`: its header copied (hop-count, link- and peer-address), its
+/// Interface-ID if it had one, and the Relay Message option's header, whose length the caller
+/// writes in the last two bytes once the message is built. Returns the offset after it.
+#[inline(always)]
+fn put_relay_repl(out: *mut u8, req: *mut u8, o: usize, hop: &Relay) -> usize {
+    let mut o = o;
+    let p = at(out, o);
+    put8(p, 0, MSG_RELAY_REPL);
+    copy::<33>(p.wrapping_add(1), at(req, hop.off + 1));
+    o += RELAY_HLEN;
+    if hop.has_interface_id == 1 {
+        let p = at(out, o);
+        put16(p, 0, OPT_INTERFACE_ID);
+        put16(p, 2, hop.interface_id_len as u16);
+        copy_upto::<FAST_INTERFACE_ID_MAX>(
+            p.wrapping_add(4),
+            at(req, hop.interface_id_off),
+            hop.interface_id_len,
+        );
+        o += 4 + hop.interface_id_len;
+    }
+    put16(at(out, o), 0, OPT_RELAY_MSG);
+    o + 4
 }
 
 #[inline(always)]

@@ -54,7 +54,10 @@ pub struct Relay {
 #[derive(Clone, Copy)]
 pub struct State {
     pub r: Request,
+    /// The relay hop around the client's message (the innermost).
     pub relay: Relay,
+    /// The hop around `relay` when there are two (`two_hops`).
+    pub outer: Relay,
     /// Copy of the client's binding (when `has_binding`).
     pub binding: BindingValue,
     /// The interface's MAC and the reply's IPv6 source (chosen in `decide`, copied so the build
@@ -71,6 +74,8 @@ pub struct State {
     pub ifindex: u32,
     pub subnet_index: u32,
     pub relayed: u8,
+    /// 1 when two Relay-Forw hops wrap the client's message (an LDRA behind an L3 relay).
+    pub two_hops: u8,
     pub reply_type: u8,
     pub commits: u8,
     pub has_binding: u8,

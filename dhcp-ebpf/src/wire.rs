@@ -37,6 +37,11 @@ pub(crate) mod udp {
 pub(crate) const IPPROTO_UDP: u8 = 17;
 pub(crate) const REPLY_HOP_LIMIT: u8 = 64;
 pub(crate) const RELAY_HLEN: usize = 34;
+/// Field offsets in the Relay-Forw / Relay-Repl header (RFC 8415 section 9).
+pub(crate) mod relay {
+    pub const LINK_ADDRESS: usize = 2;
+    pub const PEER_ADDRESS: usize = 18;
+}
 pub(crate) const MAX_OPTIONS: usize = 16;
 pub(crate) const MAX_RELAY_OPTIONS: usize = 8;
 pub(crate) const MAX_ORO: usize = 16;

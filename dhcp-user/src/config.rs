@@ -289,6 +289,12 @@ pub struct Subnet {
     pub information_refresh_time: Option<u32>,
     /// Host reservations by DUID.
     pub reservations: Vec<Reservation>,
+    /// Relayed clients whose relay sent one of these Interface-IDs (option 18, the bytes of the
+    /// string) use this subnet, before any link-address rule.
+    pub relay_interface_ids: Vec<Vec<u8>>,
+    /// Relayed clients whose relay has one of these addresses (the Relay-Forw's source, or the
+    /// next relay out's peer-address) use this subnet, after Interface-IDs, before link-addresses.
+    pub relay_addresses: Vec<Ipv6Addr>,
 }
 
 /// An IA_NA range, both ends included.
@@ -348,6 +354,18 @@ pub struct Reservation {
 }
 
 impl Config {
+    /// True when some subnet is selected by its relays' Interface-IDs.
+    pub fn selects_by_relay_interface_id(&self) -> bool {
+        self.subnets
+            .iter()
+            .any(|s| !s.relay_interface_ids.is_empty())
+    }
+
+    /// True when some subnet is selected by its relays' addresses.
+    pub fn selects_by_relay_address(&self) -> bool {
+        self.subnets.iter().any(|s| !s.relay_addresses.is_empty())
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
@@ -522,6 +540,10 @@ struct RawSubnet {
     information_refresh_time: Option<u32>,
     #[serde(default)]
     reservations: Vec<RawReservation>,
+    #[serde(default)]
+    relay_interface_ids: Vec<String>,
+    #[serde(default)]
+    relay_addresses: Vec<Ipv6Addr>,
 }
 
 #[derive(Deserialize)]
@@ -977,6 +999,12 @@ impl Validator<'_> {
             domain_search,
             information_refresh_time: raw.information_refresh_time,
             reservations,
+            relay_interface_ids: raw
+                .relay_interface_ids
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
+            relay_addresses: raw.relay_addresses,
         };
         Ok((subnet, spans))
     }
@@ -990,6 +1018,31 @@ impl Validator<'_> {
         let span_of = |i: usize, pick: &dyn Fn(&SubnetSpans) -> Option<Range<usize>>| {
             spans.get(i).and_then(pick)
         };
+        let mut relay_ids: HashMap<&[u8], usize> = HashMap::new();
+        let mut relay_addresses: HashMap<Ipv6Addr, usize> = HashMap::new();
+        for (i, subnet) in subnets.iter().enumerate() {
+            for (k, id) in subnet.relay_interface_ids.iter().enumerate() {
+                if let Some(first) = relay_ids.insert(id, i) {
+                    return Err(self.invalid(
+                        None,
+                        format!("subnet[{i}].relay-interface-ids[{k}]"),
+                        format!(
+                            "Interface-ID \"{}\" already selects subnet[{first}]",
+                            String::from_utf8_lossy(id)
+                        ),
+                    ));
+                }
+            }
+            for (k, address) in subnet.relay_addresses.iter().enumerate() {
+                if let Some(first) = relay_addresses.insert(*address, i) {
+                    return Err(self.invalid(
+                        None,
+                        format!("subnet[{i}].relay-addresses[{k}]"),
+                        format!("relay address {address} already selects subnet[{first}]"),
+                    ));
+                }
+            }
+        }
         let mut ids: HashMap<u32, usize> = HashMap::new();
         for (i, subnet) in subnets.iter().enumerate() {
             if let Some(first) = ids.insert(subnet.id, i) {

@@ -229,6 +229,22 @@ fn relay_global_to(group: &str) -> Path {
     }
 }
 
+/// An access node's LDRA on the link, from its link-local address to ff02::1:2.
+fn ldra() -> Path {
+    Path::Ldra {
+        from: relay_ll(),
+        to: ip(TO_RELAYS),
+    }
+}
+
+/// An access node's LDRA behind an L3 relay that sends from its global address to ours.
+fn ldra_behind_relay() -> Path {
+    Path::LdraBehindRelay {
+        from: relay_addr(),
+        to: server_global(),
+    }
+}
+
 same_frame_cases! {
     /// A direct Renew to ff02::1:2 is answered from our link-local address.
     direct_renew: Ask::Renew, Path::Direct, &[];
@@ -270,6 +286,24 @@ same_frame_cases! {
     relayed_information_request_to_ff05_from_global: Ask::InformationRequest, relay_global_to(TO_SERVERS), &[];
     /// ... and from our link-local address when the relay used its link-local one.
     relayed_renew_to_ff05_from_link_local: Ask::Renew, relay_ll_to(TO_SERVERS), &[];
+    /// An LDRA's Renew (link-address ::) is served from the interface's subnet, answered from
+    /// our link-local address to the LDRA's, Interface-ID echoed.
+    ldra_renew: Ask::Renew, ldra(), &[];
+    /// An LDRA's Rebind, the same, behind one 802.1Q tag.
+    ldra_rebind_dot1q: Ask::Rebind, ldra(), DOT1Q;
+    /// An LDRA-relayed known Solicit gets the Advertise of its binding.
+    ldra_solicit_known: Ask::Solicit, ldra(), &[];
+    /// With Rapid Commit, a Reply.
+    ldra_solicit_rapid_commit: Ask::RapidSolicit, ldra(), &[];
+    /// An LDRA behind an L3 relay (two hops): the relay's link-address names the subnet; the
+    /// Relay-Repl nests both hops, each Interface-ID echoed.
+    ldra_behind_relay_renew: Ask::Renew, ldra_behind_relay(), &[];
+    /// The same for a Rebind, behind one 802.1Q tag.
+    ldra_behind_relay_rebind_dot1q: Ask::Rebind, ldra_behind_relay(), DOT1Q;
+    /// The same for a known client's Solicit.
+    ldra_behind_relay_solicit_known: Ask::Solicit, ldra_behind_relay(), &[];
+    /// An LDRA's Information-Request gets the interface subnet's options.
+    ldra_information_request: Ask::InformationRequest, ldra(), &[];
 }
 
 /// Where the fast path cannot know the source the controller would pick (no global address on

@@ -224,11 +224,127 @@ answered! {
         relayed_to(relay_forw(renew(), None), relay_ll(), group("ff05::1:3")),
         relayed_reply_from(relay_repl(renew_reply(), None), server_ll(), relay_ll()),
         stat::TX_RENEW;
+    /// An LDRA on the link (RFC 6221: link-address ::, the client's link-local peer-address)
+    /// sending a Renew to ff02::1:2: the interface's subnet serves it; the Relay-Repl goes from
+    /// our link-local address to the LDRA's, Interface-ID echoed.
+    ldra_renew:
+        relayed_to(ldra_forw(renew(), IFACE_ID), relay_ll(), group("ff02::1:2")),
+        relayed_reply_from(ldra_repl(renew_reply(), IFACE_ID), server_ll(), relay_ll()),
+        stat::TX_RENEW;
+    /// An LDRA's Rebind, QinQ-tagged.
+    ldra_rebind_qinq:
+        with_vlans(relayed_to(
+            ldra_forw(
+                msg(
+                    MSG_REBIND,
+                    &[
+                        client_id(),
+                        ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+                        ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+                    ],
+                ),
+                IFACE_ID,
+            ),
+            relay_ll(),
+            group("ff02::1:2"),
+        ), &Q_IN_Q),
+        with_vlans(relayed_reply_from(
+            ldra_repl(
+                msg(MSG_REPLY, &[server_id(), client_id(), granted_na(), granted_pd()]),
+                IFACE_ID,
+            ),
+            server_ll(),
+            relay_ll(),
+        ), &Q_IN_Q),
+        stat::TX_REBIND;
+    /// An LDRA-relayed Solicit from a known client: the Advertise of its binding.
+    ldra_solicit_known:
+        relayed_to(
+            ldra_forw(
+                msg(
+                    MSG_SOLICIT,
+                    &[client_id(), elapsed(), ia_na(NA_IAID, 0, 0, None), ia_pd(PD_IAID, 0, 0, None)],
+                ),
+                IFACE_ID,
+            ),
+            relay_ll(),
+            group("ff02::1:2"),
+        ),
+        relayed_reply_from(
+            ldra_repl(
+                msg(
+                    MSG_ADVERTISE,
+                    &[server_id(), client_id(), granted_na(), granted_pd(), opt(OPT_PREFERENCE, &[200])],
+                ),
+                IFACE_ID,
+            ),
+            server_ll(),
+            relay_ll(),
+        ),
+        stat::TX_SOLICIT_ADVERTISE;
+    /// An LDRA behind an L3 relay (two hops): the relay's link-address names the subnet; both
+    /// Relay-Repl hops come back, each with its Interface-ID, from our global address (the relay
+    /// sent to it).
+    ldra_behind_relay_renew:
+        relayed(relay_forw(ldra_forw(renew(), IFACE_ID), Some(b"agg-1"))),
+        relayed_reply(relay_repl(ldra_repl(renew_reply(), IFACE_ID), Some(b"agg-1"))),
+        stat::TX_RENEW;
+    /// Two plain relay hops, the outer without an Interface-ID: the inner link-address names
+    /// the subnet.
+    two_relay_hops_rebind:
+        relayed(relay_forw(
+            relay_forw(
+                msg(
+                    MSG_REBIND,
+                    &[
+                        client_id(),
+                        ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+                        ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+                    ],
+                ),
+                Some(IFACE_ID),
+            ),
+            None,
+        )),
+        relayed_reply(relay_repl(
+            relay_repl(
+                msg(MSG_REPLY, &[server_id(), client_id(), granted_na(), granted_pd()]),
+                Some(IFACE_ID),
+            ),
+            None,
+        )),
+        stat::TX_REBIND;
     /// A relay sending to our link-local address: from that address.
     relayed_renew_to_our_link_local:
         relayed_to(relay_forw(renew(), None), relay_ll(), server_ll()),
         relayed_reply_from(relay_repl(renew_reply(), None), server_ll(), relay_ll()),
         stat::TX_RENEW;
+}
+
+/// Found by fastpath_property: the per-CPU scratch state outlives a run, and a direct Renew
+/// answered right after a two-hop Rebind got the outer hop's length written over its
+/// destination MAC. Each answer must depend on its own request only.
+#[test]
+fn a_direct_answer_after_a_two_hop_one_is_its_own() {
+    let lab = setup();
+    let two_hops = relayed(relay_forw(
+        relay_forw(
+            msg(
+                MSG_REBIND,
+                &[
+                    client_id(),
+                    ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+                    ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+                ],
+            ),
+            Some(IFACE_ID),
+        ),
+        None,
+    ));
+    assert_eq!(lab.run(&two_hops).0, XDP_TX);
+    let (verdict, out) = lab.run(&direct(renew()));
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(out, direct_reply(renew_reply()).encode());
 }
 
 #[test]
@@ -411,9 +527,22 @@ fn mismatches_are_passed_on_unchanged() {
         ),
         ("bad UDP checksum", bad_checksum, stat::PASS_MALFORMED),
         (
-            "two relay hops",
-            relayed(relay_forw(relay_forw(renew(), None), None)).encode(),
+            "three relay hops",
+            relayed(relay_forw(
+                relay_forw(relay_forw(renew(), None), None),
+                None,
+            ))
+            .encode(),
             stat::PASS_UNSUPPORTED,
+        ),
+        (
+            "LDRA behind a relay on a link we do not serve",
+            {
+                let mut p = relay_forw(ldra_forw(renew(), IFACE_ID), None);
+                p[2..18].copy_from_slice(&"2001:db8:77::".parse::<Ipv6Addr>().unwrap().octets());
+                relayed(p).encode()
+            },
+            stat::PASS_WRONG_LINK,
         ),
         (
             "relay from a link we do not serve",
@@ -421,6 +550,15 @@ fn mismatches_are_passed_on_unchanged() {
                 let mut p = relay_forw(renew(), None);
                 p[2..18].copy_from_slice(&"2001:db8:77::".parse::<Ipv6Addr>().unwrap().octets());
                 relayed(p).encode()
+            },
+            stat::PASS_WRONG_LINK,
+        ),
+        (
+            "LDRA (link-address ::) with a global peer-address (the controller looks it up)",
+            {
+                let mut p = ldra_forw(renew(), IFACE_ID);
+                p[18..34].copy_from_slice(&"2001:db8:1::77".parse::<Ipv6Addr>().unwrap().octets());
+                relayed_to(p, relay_ll(), group("ff02::1:2")).encode()
             },
             stat::PASS_WRONG_LINK,
         ),
@@ -602,4 +740,36 @@ fn long_payloads_and_extension_headers_keep_the_checksums_right() {
             "{what}: counted"
         );
     }
+}
+
+/// With a subnet selected by relay address (`relay-addresses`), the controller's rule alone
+/// picks relayed clients' subnets: every relayed request, LDRA or not, is passed on untouched
+/// (`pass_relay_selector`); direct ones are still answered. With Interface-IDs only
+/// (`relay-interface-ids`), a relayed request carrying an Interface-ID is passed on, and one
+/// without is answered (no Interface-ID selector can apply to it).
+#[test]
+fn relayed_requests_are_passed_on_when_relay_selectors_could_apply() {
+    let mut lab = setup();
+    let mut global = lab.fp.global().unwrap();
+    global.relay_selectors = dhcp_common::RELAY_SELECT_BY_ADDRESS;
+    lab.fp.set_global(&global).unwrap();
+    for input in [
+        relayed(relay_forw(renew(), None)),
+        relayed(relay_forw(renew(), Some(IFACE_ID))),
+        relayed_to(ldra_forw(renew(), IFACE_ID), relay_ll(), group("ff02::1:2")),
+    ] {
+        let bytes = input.encode();
+        let out = lab.fp.test_run(&bytes, LO, 1).unwrap();
+        assert_eq!((out.verdict, &out.frame), (XDP_PASS, &bytes));
+    }
+    assert_eq!(lab.counter(stat::PASS_RELAY_SELECTOR), 3);
+    assert_eq!(lab.run(&direct(renew())).0, XDP_TX);
+
+    global.relay_selectors = dhcp_common::RELAY_SELECT_BY_INTERFACE_ID;
+    lab.fp.set_global(&global).unwrap();
+    let with_id = relayed(relay_forw(renew(), Some(IFACE_ID))).encode();
+    let out = lab.fp.test_run(&with_id, LO, 1).unwrap();
+    assert_eq!((out.verdict, &out.frame), (XDP_PASS, &with_id));
+    assert_eq!(lab.counter(stat::PASS_RELAY_SELECTOR), 4);
+    assert_eq!(lab.run(&relayed(relay_forw(renew(), None))).0, XDP_TX);
 }

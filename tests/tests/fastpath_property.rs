@@ -431,6 +431,17 @@ fn relay_message(rng: &mut StdRng, inner: Vec<u8>, what: &mut Vec<String>) -> Ve
             &[0, 0, 0x0d, 0xe9, b'p', b'o', b'r', b't', b'1'],
         ));
     }
+    // The other options relays add (RFC 4580, RFC 5460's Relay-ID, RFC 6939), valid or not.
+    if rng.random_bool(0.15) {
+        options.push(opt(OPT_SUBSCRIBER_ID, b"subscriber-17"));
+    }
+    if rng.random_bool(0.1) {
+        let len = rng.random_range(0..8);
+        options.push(opt(OPT_RELAY_ID, &[0, 1, 0, 1, 9, 9, 9, 9][..len]));
+    }
+    if rng.random_bool(0.15) {
+        options.push(opt(OPT_CLIENT_LINKLAYER_ADDR, &[0, 1, 2, 0xc1, 0, 0, 0, 1]));
+    }
     options.push(opt(OPT_RELAY_MSG, &inner));
     if rng.random_bool(0.3) {
         options.shuffle(rng);

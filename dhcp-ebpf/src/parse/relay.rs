@@ -1,9 +1,11 @@
-//! One Relay-Forw hop around the client's message: bounds, Interface-ID, Relay Message.
+//! One Relay-Forw hop around the client's message (or around the next hop in): bounds,
+//! Interface-ID, Relay Message.
 
 use crate::{scratch::*, state::*, wire::*};
 use dhcp_common::{dhcpv6::*, stat, FAST_INTERFACE_ID_MAX};
 
-/// Parses the Relay-Forw at `off`: returns the bounds of the relayed message and fills `relay`.
+/// Parses the Relay-Forw at `off`: returns the bounds of the relayed message (a client's, or
+/// another Relay-Forw: the caller checks) and fills `relay`.
 #[inline(always)]
 pub(crate) fn parse_relay(
     req: *const u8,
@@ -52,9 +54,6 @@ pub(crate) fn parse_relay(
         o = body + len;
     }
     if o != end || inner == 0 || inner_end < inner + 4 {
-        return Err(stat::PASS_UNSUPPORTED);
-    }
-    if rd8(req, inner) == MSG_RELAY_FORW {
         return Err(stat::PASS_UNSUPPORTED);
     }
     r.start = inner;

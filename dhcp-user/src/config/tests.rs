@@ -309,3 +309,40 @@ fn max_lease_time_caps_lifetimes() {
     assert_eq!(config.subnets[0].preferred_lifetime, 600);
     assert!(config.subnets[0].rebind_timer <= 600);
 }
+
+/// `relay-interface-ids` and `relay-addresses` parse per subnet, and an Interface-ID or relay
+/// address may select one subnet only.
+#[test]
+fn relay_selectors_parse_and_may_select_one_subnet_only() {
+    let text = r#"
+[[subnet]]
+prefix = "2001:db8:1::/64"
+relay-interface-ids = ["an-1/1/1:7"]
+relay-addresses = ["2001:db8:5::2"]
+
+[[subnet]]
+prefix = "2001:db8:2::/64"
+"#;
+    let config = Config::parse(text, "r.toml").unwrap();
+    assert_eq!(
+        config.subnets[0].relay_interface_ids,
+        vec![b"an-1/1/1:7".to_vec()]
+    );
+    assert_eq!(
+        config.subnets[0].relay_addresses,
+        vec!["2001:db8:5::2".parse::<Ipv6Addr>().unwrap()]
+    );
+    assert!(config.selects_by_relay_interface_id() && config.selects_by_relay_address());
+    let twice = format!("{text}relay-interface-ids = [\"an-1/1/1:7\"]\n");
+    assert!(
+        err(&twice).contains("subnet[1].relay-interface-ids[0]"),
+        "{}",
+        err(&twice)
+    );
+    let twice = format!("{text}relay-addresses = [\"2001:db8:5::2\"]\n");
+    assert!(
+        err(&twice).contains("already selects subnet[0]"),
+        "{}",
+        err(&twice)
+    );
+}

@@ -13,6 +13,7 @@ use std::{
 use dhcp_common::{
     BindingKey, BindingValue, GlobalConfig, IfaceConfig, RenewalEvent, SubnetConfig,
     BINDING_HAS_NA, BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX, MAX_SUBNETS,
+    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
@@ -142,6 +143,20 @@ pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
     cfg
 }
 
+/// `GlobalConfig::relay_selectors` for `config`: which relay selectors only the controller
+/// applies.
+pub fn relay_selectors(config: &Config) -> u8 {
+    (if config.selects_by_relay_interface_id() {
+        RELAY_SELECT_BY_INTERFACE_ID
+    } else {
+        0
+    }) | (if config.selects_by_relay_address() {
+        RELAY_SELECT_BY_ADDRESS
+    } else {
+        0
+    })
+}
+
 /// The global entry; a server DUID too long for the fast path disables it.
 pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) -> GlobalConfig {
     let fits = !server_duid.is_empty() && server_duid.len() <= FAST_SERVER_DUID_MAX;
@@ -153,7 +168,8 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
         clock_to_unix_ns: super::clock_to_unix_ns(),
         enabled: (enabled && fits) as u8,
         server_duid_len: if fits { server_duid.len() as u8 } else { 0 },
-        _pad: [0; 2],
+        relay_selectors: 0,
+        _pad: 0,
         pass_rate_per_cpu,
         server_duid: duid,
     }
@@ -193,7 +209,9 @@ pub fn configure(
     for iface in ifaces {
         fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
     }
-    fp.set_global(&global_config(server_duid, true, pass_rate_per_cpu))
+    let mut global = global_config(server_duid, true, pass_rate_per_cpu);
+    global.relay_selectors = relay_selectors(config);
+    fp.set_global(&global)
 }
 
 /// The `IFACES` entry of `iface`: its MAC, its direct subnet, and the sources
@@ -792,6 +810,7 @@ dns-servers = ["2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4", "2001
     #[test]
     fn long_server_duid_disables_the_fast_path() {
         assert_eq!(global_config(&[1u8; 40], true, 0).enabled, 0);
+        assert_eq!(global_config(&[1u8; 14], true, 0).relay_selectors, 0);
         assert_eq!(global_config(&[1u8; 14], true, 0).enabled, 1);
     }
 }

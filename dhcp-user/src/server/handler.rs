@@ -142,17 +142,7 @@ pub fn classify(
         (direct_subnet, Ipv6Addr::UNSPECIFIED, None, None, Vec::new())
     } else {
         let innermost = relays[relays.len() - 1];
-        // The innermost relay's link-address names the client's link; when it is unspecified
-        // (a relay without a global address) the other hops' addresses are tried, inside out.
-        let mut candidates = vec![innermost.link_address];
-        for relay in relays.iter().rev() {
-            candidates.push(relay.link_address);
-            candidates.push(relay.peer_address);
-        }
-        let subnet = candidates
-            .into_iter()
-            .filter(|address| !address.is_unspecified() && !is_link_local(address))
-            .find_map(|address| subnet_containing(config, address));
+        let subnet = relayed_subnet(config, &relays, *inbound.source.ip(), direct_subnet);
         let relay_id = relays[0].relay_id().map(|duid| duid.as_bytes().to_vec());
         let remote_id = innermost.remote_id().map(|remote| {
             let mut body = remote.enterprise.to_be_bytes().to_vec();
@@ -181,6 +171,68 @@ pub fn classify(
         remote_id,
         relay_info,
     })
+}
+
+/// The subnet of a relayed client, `source` being the address the Relay-Forw came from. First
+/// a subnet's `relay-interface-ids`: the hops' Interface-IDs, inside out; then its
+/// `relay-addresses`: each relay's own address, inside out (a relay's address is the next hop
+/// out's peer-address, the outermost's the datagram's source). Then the link-address rule:
+/// the innermost relay's link-address names the client's link;
+/// when it is unspecified (a relay without a global address, or a Lightweight DHCPv6 Relay
+/// Agent, RFC 6221, which always sends `::`) the other hops' addresses are tried, inside out:
+/// the next relay out's link-address first. When no hop carries a global address at all (an
+/// LDRA on the server's own link, alone or behind relays as address-less as itself) the link is
+/// the one the request arrived on: `direct_subnet`, the receiving interface's (RFC 6221
+/// section 7). A global address naming no subnet is an unknown link: `None`, never the
+/// interface's subnet.
+pub fn relayed_subnet(
+    config: &Config,
+    relays: &[&RelayMessage],
+    source: Ipv6Addr,
+    direct_subnet: Option<usize>,
+) -> Option<usize> {
+    let innermost = relays.last()?;
+    let by_id = relays.iter().rev().find_map(|relay| {
+        let id = relay.interface_id()?;
+        config
+            .subnets
+            .iter()
+            .position(|s| s.relay_interface_ids.iter().any(|x| x == id))
+    });
+    if by_id.is_some() {
+        return by_id;
+    }
+    let by_address = (0..relays.len()).rev().find_map(|k| {
+        let address = if k == 0 {
+            source
+        } else {
+            relays[k - 1].peer_address
+        };
+        config
+            .subnets
+            .iter()
+            .position(|s| s.relay_addresses.contains(&address))
+    });
+    if by_address.is_some() {
+        return by_address;
+    }
+    let mut candidates = vec![innermost.link_address];
+    for relay in relays.iter().rev() {
+        candidates.push(relay.link_address);
+        candidates.push(relay.peer_address);
+    }
+    let mut global = candidates
+        .into_iter()
+        .filter(|address| !address.is_unspecified() && !is_link_local(address))
+        .peekable();
+    if global.peek().is_none() {
+        return if innermost.link_address.is_unspecified() {
+            direct_subnet
+        } else {
+            None
+        };
+    }
+    global.find_map(|address| subnet_containing(config, address))
 }
 
 /// Index of the subnet whose prefix contains `address`.

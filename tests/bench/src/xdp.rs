@@ -111,7 +111,8 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
         clock_to_unix_ns: dhcp_user::fastpath::clock_to_unix_ns(),
         enabled: 1,
         server_duid_len: side.duid.len() as u8,
-        _pad: [0; 2],
+        relay_selectors: 0,
+        _pad: 0,
         pass_rate_per_cpu: 0,
         server_duid,
     })?;

@@ -84,7 +84,20 @@ pub fn inbound_direct(bytes: Vec<u8>) -> Inbound {
 #[derive(Clone, Copy)]
 pub enum Path {
     Direct,
-    Relay { from: Ipv6Addr, to: Ipv6Addr },
+    Relay {
+        from: Ipv6Addr,
+        to: Ipv6Addr,
+    },
+    /// An LDRA on the link (RFC 6221): link-address `::`, the client's link-local peer-address.
+    Ldra {
+        from: Ipv6Addr,
+        to: Ipv6Addr,
+    },
+    /// An LDRA behind an L3 relay at `from` (two hops: the relay's link-address names the link).
+    LdraBehindRelay {
+        from: Ipv6Addr,
+        to: Ipv6Addr,
+    },
 }
 
 pub fn ip(text: &str) -> Ipv6Addr {
@@ -102,8 +115,14 @@ pub const TO_SERVERS: &str = "ff05::1:3";
 pub fn request(path: Path, payload: Vec<u8>, vlans: &[(u16, u16)]) -> (Udp6Frame, Inbound) {
     let (mut frame, inbound) = match path {
         Path::Direct => (direct(payload.clone()), inbound_direct(payload)),
-        Path::Relay { from, to } => {
-            let payload = relay_forw(payload, Some(b"ge-0/0/1.100"));
+        Path::Relay { from, to } | Path::Ldra { from, to } | Path::LdraBehindRelay { from, to } => {
+            let payload = match path {
+                Path::Ldra { .. } => ldra_forw(payload, b"an-1/1/1:7"),
+                Path::LdraBehindRelay { .. } => {
+                    relay_forw(ldra_forw(payload, b"an-1/1/1:7"), Some(b"agg-1"))
+                }
+                _ => relay_forw(payload, Some(b"ge-0/0/1.100")),
+            };
             let mut frame = relayed(payload.clone());
             frame.src_ip = from;
             frame.dst_ip = to;

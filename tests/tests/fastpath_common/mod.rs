@@ -120,6 +120,25 @@ pub fn relay_forw(inner: Vec<u8>, interface_id: Option<&[u8]>) -> Vec<u8> {
     v.extend(opt(OPT_RELAY_MSG, &inner));
     v
 }
+/// A Lightweight DHCPv6 Relay Agent's Relay-Forw (RFC 6221 section 6): link-address `::`,
+/// the client's link-local address as peer-address, and the Interface-ID it must include.
+pub fn ldra_forw(inner: Vec<u8>, interface_id: &[u8]) -> Vec<u8> {
+    let mut v = vec![MSG_RELAY_FORW, 0];
+    v.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets());
+    v.extend_from_slice(&client_ll().octets());
+    v.extend(opt(OPT_INTERFACE_ID, interface_id));
+    v.extend(opt(OPT_RELAY_MSG, &inner));
+    v
+}
+/// The Relay-Repl back to an LDRA: its header (link-address `::`) and Interface-ID echoed.
+pub fn ldra_repl(inner: Vec<u8>, interface_id: &[u8]) -> Vec<u8> {
+    let mut v = vec![MSG_RELAY_REPL, 0];
+    v.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets());
+    v.extend_from_slice(&client_ll().octets());
+    v.extend(opt(OPT_INTERFACE_ID, interface_id));
+    v.extend(opt(OPT_RELAY_MSG, &inner));
+    v
+}
 pub fn relay_repl(inner: Vec<u8>, interface_id: Option<&[u8]>) -> Vec<u8> {
     let mut v = vec![MSG_RELAY_REPL, 0];
     v.extend_from_slice(&"2001:db8:1::".parse::<Ipv6Addr>().unwrap().octets());
@@ -230,7 +249,8 @@ fn setup_object(object: &[u8]) -> Lab {
         clock_to_unix_ns: dhcp_user::fastpath::clock_to_unix_ns(),
         enabled: 1,
         server_duid_len: SERVER_DUID.len() as u8,
-        _pad: [0; 2],
+        relay_selectors: 0,
+        _pad: 0,
         pass_rate_per_cpu: 0,
         server_duid,
     })
