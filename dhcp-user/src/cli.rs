@@ -238,7 +238,9 @@ where
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr, `info` and up unless `RUST_LOG` says otherwise (the server's setting, which
+/// the lab's demo shares).
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -793,32 +793,54 @@ mod pin_root_tests {
 
     #[test]
     fn a_bpf_filesystem_mounted_on_a_path_with_dots_is_accepted() {
-        use nix::mount::{mount, umount2, MntFlags, MsFlags};
-        let fs = std::env::temp_dir().join(format!("tmp.dhcp-user-bpffs.{}", std::process::id()));
-        std::fs::create_dir_all(&fs).unwrap();
-        if let Err(err) = mount(
-            Some("bpf"),
-            &fs,
-            Some("bpf"),
-            MsFlags::empty(),
-            None::<&str>,
-        ) {
-            eprintln!(
-                "skipped: mounting a BPF filesystem on {}: {err}",
-                fs.display()
-            );
-            let _ = std::fs::remove_dir(&fs);
+        let Some(bpffs) = TempBpfFs::mount("tmp.dhcp-user-bpffs.") else {
             return;
-        }
+        };
+        let fs = bpffs.0.clone();
         let below = refuse_dots_on_bpf_fs(&fs.join("pins/server"));
         let dotted = refuse_dots_on_bpf_fs(&fs.join("pins.v1/server"));
-        let _ = umount2(&fs, MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&fs);
+        drop(bpffs);
         assert!(below.is_ok(), "{below:?}");
         assert!(
             matches!(dotted, Err(FastPathError::DotInPinPath { ref component, .. }) if component == "pins.v1"),
             "{dotted:?}"
         );
+    }
+
+    /// A BPF filesystem mounted on a fresh directory `<tmp>/<prefix><pid>`; unmounted and
+    /// removed on drop.
+    struct TempBpfFs(PathBuf);
+
+    impl TempBpfFs {
+        /// `None` (the test is skipped, saying why) where mounting needs a root we lack;
+        /// `cargo xtask test` runs the tests as root.
+        fn mount(prefix: &str) -> Option<Self> {
+            use nix::mount::{mount, MsFlags};
+            let fs = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
+            std::fs::create_dir_all(&fs).unwrap();
+            if let Err(err) = mount(
+                Some("bpf"),
+                &fs,
+                Some("bpf"),
+                MsFlags::empty(),
+                None::<&str>,
+            ) {
+                eprintln!(
+                    "skipped: mounting a BPF filesystem on {}: {err}",
+                    fs.display()
+                );
+                let _ = std::fs::remove_dir(&fs);
+                return None;
+            }
+            Some(TempBpfFs(fs))
+        }
+    }
+
+    impl Drop for TempBpfFs {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&self.0);
+        }
     }
 
     /// A BPF map pinned at `path` (a real pin: bpffs holds nothing else), via bpf(2).
@@ -855,24 +877,10 @@ mod pin_root_tests {
 
     #[test]
     fn an_upgrade_moves_the_legacy_pins_to_the_new_default_root() {
-        use nix::mount::{mount, umount2, MntFlags, MsFlags};
-        let fs = std::env::temp_dir().join(format!("dhcp-user-bpffs-{}", std::process::id()));
-        std::fs::create_dir_all(&fs).unwrap();
-        if let Err(err) = mount(
-            Some("bpf"),
-            &fs,
-            Some("bpf"),
-            MsFlags::empty(),
-            None::<&str>,
-        ) {
-            // Needs root (`cargo xtask test` runs the tests as root).
-            eprintln!(
-                "skipped: mounting a BPF filesystem on {}: {err}",
-                fs.display()
-            );
-            let _ = std::fs::remove_dir(&fs);
+        let Some(bpffs) = TempBpfFs::mount("dhcp-user-bpffs-") else {
             return;
-        }
+        };
+        let fs = bpffs.0.clone();
         let legacy = fs.join("dhcp-ebpf/var-lib-dhcp-user");
         let root = fs.join("dhcp-user/var-lib-dhcp-user");
         std::fs::create_dir_all(legacy.join("links")).unwrap();
@@ -892,9 +900,7 @@ mod pin_root_tests {
         let other_root = fs.join("dhcp-user/srv-other");
         std::fs::create_dir_all(other_root.join("links")).unwrap();
         let kept_current = adopt_legacy_pins(&other, &other_root);
-
-        let _ = umount2(&fs, MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&fs);
+        drop(bpffs);
         assert!(moved.unwrap(), "the legacy pins were not moved");
         assert!(!moved_again.unwrap(), "nothing is left to move");
         assert!(stats_pinned && links_dir, "the pins are under the new root");

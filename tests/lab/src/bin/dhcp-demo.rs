@@ -59,12 +59,7 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     let cli = <Cli as clap::Parser>::parse();
     // The lab's own messages (teardown trouble, mostly); the server logs on its own stderr.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    dhcp_user::cli::init_tracing();
     match run(cli.config.as_deref()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
