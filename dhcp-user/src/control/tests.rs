@@ -80,7 +80,8 @@ async fn control_socket_is_owner_only_or_one_group() {
     let dir = std::env::temp_dir().join(format!("dhcp-user-control-mode-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
 
     let listener = bind_control_socket(&dir, None).unwrap();
     assert_eq!(mode(&socket_path(&dir)), 0o600);
