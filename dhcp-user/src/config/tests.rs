@@ -309,3 +309,24 @@ fn max_lease_time_caps_lifetimes() {
     assert_eq!(config.subnets[0].preferred_lifetime, 600);
     assert!(config.subnets[0].rebind_timer <= 600);
 }
+
+/// The config_parse fuzz target's seeds (tests/fuzz/seeds/config_parse) are these configs
+/// (`FUZZ_SEEDS_WRITE=1` rewrites them).
+#[test]
+fn good_configs_are_fuzz_seeds() {
+    let lab = include_str!("../../../examples/lab.toml");
+    for (name, text) in [("good", GOOD), ("example_lab", lab)] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fuzz/seeds/config_parse")
+            .join(name);
+        if std::env::var_os("FUZZ_SEEDS_WRITE").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+        }
+        assert!(
+            std::fs::read_to_string(&path).unwrap_or_default() == text,
+            "fuzz seed {} is stale: FUZZ_SEEDS_WRITE=1 cargo test -p dhcp-user --lib rewrites it",
+            path.display()
+        );
+    }
+}
