@@ -16,13 +16,13 @@ pub const CONTROL_SOCKET: &str = "control.sock";
 /// Longest request line accepted (a clear by DUID is far below).
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 
-/// Reads one request line: the request, or the error the server answers it with.
-pub fn parse_request(line: &str) -> Result<ControlRequest, ControlResponse> {
+/// Reads one request line: the request, or the error the server answers it with (as
+/// [`ControlResponse::Error`]).
+pub fn parse_request(line: &str) -> Result<ControlRequest, String> {
     if line.len() > MAX_REQUEST_LINE {
-        return Err(ControlResponse::Error("request too long".into()));
+        return Err("request too long".into());
     }
-    serde_json::from_str::<ControlRequest>(line)
-        .map_err(|err| ControlResponse::Error(format!("bad request: {err}")))
+    serde_json::from_str::<ControlRequest>(line).map_err(|err| format!("bad request: {err}"))
 }
 
 /// A request on the control socket.

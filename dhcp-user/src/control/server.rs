@@ -154,7 +154,7 @@ pub async fn serve_control(
             while let Ok(Some(line)) = lines.next_line().await {
                 let response = match parse_request(&line) {
                     Ok(request) => answer(&server, request).await,
-                    Err(response) => response,
+                    Err(err) => ControlResponse::Error(err),
                 };
                 let mut out = match serde_json::to_vec(&response) {
                     Ok(out) => out,

@@ -3,7 +3,7 @@
 //! selector or an error, and every response serialises.
 #![no_main]
 
-use dhcp_user::control::protocol::{parse_request, ControlRequest};
+use dhcp_user::control::protocol::{parse_request, ControlRequest, ControlResponse};
 use dhcp_user::control::server::clear_selector;
 use libfuzzer_sys::fuzz_target;
 
@@ -18,8 +18,8 @@ fuzz_target!(|line: &str| {
                 let _ = clear_selector(duid, address, all);
             }
         }
-        Err(response) => {
-            serde_json::to_vec(&response).expect("an error response serialises");
+        Err(err) => {
+            serde_json::to_vec(&ControlResponse::Error(err)).expect("an error serialises");
         }
     }
 });
