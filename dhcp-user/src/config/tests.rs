@@ -330,3 +330,26 @@ fn good_configs_are_fuzz_seeds() {
         );
     }
 }
+
+/// Found by the config_parse fuzz target: a value error whose key follows a multi-byte
+/// character (here a byte-order mark) made `key_before` slice inside that character and panic.
+/// It is an error naming the line.
+#[test]
+fn fuzz_non_ascii_before_key_is_an_error_not_a_panic() {
+    // The fuzzer's input as it was; the target parses its longest UTF-8 prefix.
+    let found: &[u8] = include_bytes!("fuzz_regressions/non_ascii_before_key.toml");
+    let valid = std::str::from_utf8(found).map_or_else(
+        |e| std::str::from_utf8(&found[..e.valid_up_to()]).unwrap(),
+        |text| text,
+    );
+    assert!(Config::parse(valid, "fuzz.toml").is_err());
+    for text in [
+        "\u{feff}= 1",
+        "\u{feff}state-dir = =",
+        "é= 1\n",
+        "[x]\nü= 1",
+    ] {
+        let message = err(text);
+        assert!(message.contains("test.toml"), "{text:?}: {message}");
+    }
+}
