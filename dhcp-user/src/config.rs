@@ -436,9 +436,13 @@ fn key_before(text: &str, offset: usize) -> Option<String> {
     let trimmed = head.trim_end_matches([' ', '\t']);
     if let Some(before_eq) = trimmed.strip_suffix('=') {
         let before_eq = before_eq.trim_end_matches([' ', '\t']);
+        // After the last character that cannot be in a key (which may be several bytes long:
+        // a byte-order mark, any non-ASCII character).
         let start = before_eq
-            .rfind(|c: char| !is_key_char(c) && c != '.' && c != '"')
-            .map_or(0, |p| p + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !is_key_char(c) && c != '.' && c != '"')
+            .map_or(0, |(p, c)| p + c.len_utf8());
         let key = before_eq[start..].trim_matches('"');
         return (!key.is_empty()).then(|| key.to_string());
     }

@@ -1,4 +1,4 @@
-//! `cargo xtask build|run|test|bench`: the project's one entry point.
+//! `cargo xtask build|run|test|bench|fuzz`: the project's one entry point.
 //!
 //! Every command first runs the bootstrap: it checks the Debian packages and `bpf-linker` the
 //! build and the tests need and installs only what is missing (so a second run installs
@@ -45,6 +45,16 @@ const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const LOG_TAIL_LINES: usize = 15;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
+/// The fuzz targets of tests/fuzz (its Cargo.toml has one `[[bin]]` each).
+const FUZZ_TARGETS: &[&str] = &[
+    "dhcpv6_decode",
+    "leasequery_frame",
+    "config_parse",
+    "control_protocol",
+];
+/// Seconds each fuzz target runs in `cargo xtask test`.
+const FUZZ_TEST_SECONDS: u64 = 10;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test the DHCPv6 server")]
 struct Cli {
@@ -75,6 +85,15 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
+    /// Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every target in tests/fuzz, or one.
+    Fuzz {
+        /// How long each target runs.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (default: all of them, one after the other).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(FUZZ_TARGETS))]
+        target: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,6 +109,13 @@ fn main() -> ExitCode {
             Task::Run { release, args } => run(&ws, release, args),
             Task::Test => test(&ws),
             Task::Bench { quick } => bench(&ws, quick),
+            Task::Fuzz { seconds, target } => {
+                let targets: Vec<&str> = match &target {
+                    Some(name) => vec![name.as_str()],
+                    None => FUZZ_TARGETS.to_vec(),
+                };
+                fuzz(&ws, seconds, &targets)
+            }
         }
     })();
     match result {
@@ -471,11 +497,14 @@ fn test(ws: &Workspace) -> Result<u8> {
              (see the errors above)"
         );
     }
-    Ok(if status.success() && totals.failed == 0 {
+    let tests_code = if status.success() && totals.failed == 0 {
         0
     } else {
         1
-    })
+    };
+    // Then each fuzz target briefly: a crash fails the run as a failing test does.
+    let fuzz_code = fuzz(ws, FUZZ_TEST_SECONDS, FUZZ_TARGETS)?;
+    Ok(tests_code.max(fuzz_code))
 }
 
 /// The gates a contributor expects, before the tests: formatting (the workspace and the eBPF
@@ -617,6 +646,190 @@ fn bench(ws: &Workspace, quick: bool) -> Result<u8> {
     })
 }
 
+/// cargo-fuzz, installed with `cargo install` when missing, and the nightly toolchain it builds
+/// with (rustup's, without rust-src: cargo fuzz does not need it).
+fn cargo_fuzz(ws: &Workspace) -> Result<()> {
+    if let Some(version) = cargo_fuzz_version() {
+        println!("[setup] cargo-fuzz: present ({version})");
+    } else {
+        let log = ws.log_path("cargo-fuzz-install.log")?;
+        println!(
+            "[setup] installing cargo-fuzz with cargo install (about 2 minutes; log: {})",
+            log.display()
+        );
+        let log_file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut install = ws.cargo();
+        install.args(["install", "cargo-fuzz", "--locked"]);
+        if !logged(&mut install, &log_file, &log)? || cargo_fuzz_version().is_none() {
+            bail!(failure(
+                &log,
+                "`cargo install cargo-fuzz --locked` failed: it needs crates.io and a C++ compiler"
+            ));
+        }
+        println!("[setup] cargo-fuzz: installed");
+    }
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !nightly {
+        bail!(
+            "cargo fuzz needs rustup's nightly toolchain (libFuzzer's sanitizer flags): \
+             `rustup toolchain install nightly --profile minimal` installs it"
+        );
+    }
+    Ok(())
+}
+
+fn cargo_fuzz_version() -> Option<String> {
+    let out = Command::new(cargo_home().join("bin/cargo-fuzz"))
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `cargo fuzz` with the nightly toolchain on tests/fuzz: none of the outer cargo's toolchain
+/// settings, its own target directory, and no eBPF object (dhcp-user embeds an empty stub; the
+/// fuzz targets never load it).
+fn fuzz_cargo(ws: &Workspace) -> Command {
+    let mut command = Command::new("rustup");
+    command
+        .current_dir(&ws.root)
+        .args(["run", "nightly", "cargo", "fuzz"])
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env("DHCP_EBPF_OBJECT", "/dev/null")
+        .env("CARGO_TARGET_DIR", ws.target.join("fuzz"));
+    command
+}
+
+/// Builds the fuzz targets, then runs each of `targets` for `seconds` from its corpus
+/// (tests/fuzz/corpus/<target>, kept between runs) and its committed seeds; prints one line per
+/// target: runs, coverage, corpus, crashes. 1 when any target crashed.
+/// How the targets are built: optimised, with debug assertions (an integer overflow panics, so
+/// the fuzzer finds it), and without AddressSanitizer: the code under test is safe Rust, and
+/// instrumenting the bundled SQLite's C for ASan made a cold build take over 12 minutes here.
+const FUZZ_BUILD_FLAGS: [&str; 4] = ["-O", "-a", "--sanitizer", "none"];
+
+fn fuzz(ws: &Workspace, seconds: u64, targets: &[&str]) -> Result<u8> {
+    cargo_fuzz(ws)?;
+    let fuzz_dir = ws.root.join("tests/fuzz");
+    println!("[fuzz] building the fuzz targets (nightly, release, coverage, debug assertions)");
+    std::io::stdout().flush()?;
+    let status = fuzz_cargo(ws)
+        .args(["build", "--fuzz-dir", "tests/fuzz"])
+        .args(FUZZ_BUILD_FLAGS)
+        .status()
+        .context("running cargo fuzz build")?;
+    if !status.success() {
+        bail!("cargo fuzz build failed (see the errors above)");
+    }
+    let mut crashed = Vec::new();
+    for target in targets {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        let seeds = fuzz_dir.join("seeds").join(target);
+        let artifacts = fuzz_dir.join("artifacts").join(target);
+        for dir in [&corpus, &artifacts] {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let log = ws.log_path(&format!("fuzz-{target}.log"))?;
+        let log_file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut run = fuzz_cargo(ws);
+        run.args(["run", "--fuzz-dir", "tests/fuzz"])
+            .args(FUZZ_BUILD_FLAGS)
+            .arg(target)
+            .arg(&corpus)
+            .arg(&seeds)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            .args(["-timeout=10", "-print_final_stats=1"]);
+        println!("[fuzz] {target}: {seconds} s (log: {})", log.display());
+        std::io::stdout().flush()?;
+        let ok = logged(&mut run, &log_file, &log)?;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let report = FuzzReport::from_log(&text);
+        println!("[fuzz] {target}: {}", report.line(ok));
+        if !ok {
+            println!("{}", failure(&log, &format!("fuzz target {target} failed")));
+            crashed.push(*target);
+        }
+    }
+    if crashed.is_empty() {
+        println!("[fuzz] {} target(s), no crash", targets.len());
+        Ok(0)
+    } else {
+        println!(
+            "[fuzz] crashed: {} (inputs in tests/fuzz/artifacts/<target>/; \
+             `cargo fuzz run --fuzz-dir tests/fuzz <target> <input>` replays one)",
+            crashed.join(", ")
+        );
+        Ok(1)
+    }
+}
+
+/// What libFuzzer's log says about a run: its final status line and stats.
+#[derive(Default, Debug, PartialEq)]
+struct FuzzReport {
+    runs: Option<u64>,
+    exec_per_sec: Option<u64>,
+    coverage: Option<u64>,
+    features: Option<u64>,
+    corpus: Option<String>,
+    crash_input: Option<String>,
+}
+
+impl FuzzReport {
+    fn from_log(text: &str) -> FuzzReport {
+        let mut report = FuzzReport::default();
+        for line in text.lines() {
+            if let Some(value) = line.strip_prefix("stat::number_of_executed_units:") {
+                report.runs = value.trim().parse().ok();
+            } else if let Some(value) = line.strip_prefix("stat::average_exec_per_sec:") {
+                report.exec_per_sec = value.trim().parse().ok();
+            } else if let Some((_, path)) = line.split_once("Test unit written to ") {
+                report.crash_input = Some(path.trim().to_string());
+            } else if line.starts_with('#') && line.contains(" cov: ") {
+                let mut words = line.split_whitespace();
+                while let Some(word) = words.next() {
+                    match word {
+                        "cov:" => report.coverage = words.next().and_then(|w| w.parse().ok()),
+                        "ft:" => report.features = words.next().and_then(|w| w.parse().ok()),
+                        "corp:" => report.corpus = words.next().map(str::to_string),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    fn line(&self, ok: bool) -> String {
+        let shown = |value: Option<u64>| value.map_or("?".to_string(), |v| v.to_string());
+        format!(
+            "{} runs ({}/s), coverage {} edges ({} features), corpus {} (inputs/size), {}",
+            shown(self.runs),
+            shown(self.exec_per_sec),
+            shown(self.coverage),
+            shown(self.features),
+            self.corpus.as_deref().unwrap_or("?"),
+            match (ok, &self.crash_input) {
+                (true, _) => "0 crashes".to_string(),
+                (false, Some(input)) => format!("CRASH, input {input}"),
+                (false, None) => "FAILED (no crash input written)".to_string(),
+            }
+        )
+    }
+}
+
 /// The tests load XDP programs and create network namespaces: without root or BPF they would
 /// fail one by one with obscure errors, so fail here, once, saying why.
 fn check_privileges() -> Result<()> {
@@ -727,6 +940,48 @@ mod tests {
         assert!(!message.contains("log line 285\n"));
         assert!(message.contains(&format!("full log: {}", log.display())));
         assert!(message.lines().count() <= LOG_TAIL_LINES + 3);
+    }
+
+    #[test]
+    fn fuzz_report_reads_libfuzzer_status_and_stats() {
+        let log = "#2\tINITED cov: 10 ft: 11 corp: 3/90b exec/s: 0 rss: 30Mb\n\
+                   #4096\tpulse  cov: 120 ft: 300 corp: 40/2Kb lim: 40 exec/s: 2048 rss: 40Mb\n\
+                   #90000\tDONE   cov: 130 ft: 350 corp: 52/3Kb lim: 80 exec/s: 9000 rss: 41Mb\n\
+                   stat::number_of_executed_units: 90000\n\
+                   stat::average_exec_per_sec:     9000\n";
+        let report = FuzzReport::from_log(log);
+        assert_eq!(report.runs, Some(90000));
+        assert_eq!(report.exec_per_sec, Some(9000));
+        assert_eq!(report.coverage, Some(130));
+        assert_eq!(report.features, Some(350));
+        assert_eq!(report.corpus.as_deref(), Some("52/3Kb"));
+        assert!(report.line(true).ends_with("0 crashes"));
+        let crash = FuzzReport::from_log(
+            "==1== ERROR: libFuzzer: deadly signal\n\
+             artifact_prefix='a/'; Test unit written to a/crash-0123\n",
+        );
+        assert!(crash.line(false).ends_with("CRASH, input a/crash-0123"));
+    }
+
+    #[test]
+    fn cli_parses_fuzz_seconds_and_target() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "fuzz",
+            "--seconds",
+            "5",
+            "--target",
+            "config_parse",
+        ])
+        .unwrap();
+        match cli.command {
+            Task::Fuzz { seconds, target } => {
+                assert_eq!(seconds, 5);
+                assert_eq!(target.as_deref(), Some("config_parse"));
+            }
+            _ => panic!("parsed as another task"),
+        }
+        assert!(Cli::try_parse_from(["xtask", "fuzz", "--target", "nope"]).is_err());
     }
 
     #[test]

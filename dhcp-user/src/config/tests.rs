@@ -346,3 +346,44 @@ prefix = "2001:db8:2::/64"
         err(&twice)
     );
 }
+
+/// The config_parse fuzz target's seeds (tests/fuzz/seeds/config_parse) are these configs
+/// (`FUZZ_SEEDS_WRITE=1` rewrites them).
+#[test]
+fn good_configs_are_fuzz_seeds() {
+    let lab = include_str!("../../../examples/lab.toml");
+    for (name, text) in [("good", GOOD), ("example_lab", lab)] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fuzz/seeds/config_parse")
+            .join(name);
+        if std::env::var_os("FUZZ_SEEDS_WRITE").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+        }
+        assert!(
+            std::fs::read_to_string(&path).unwrap_or_default() == text,
+            "fuzz seed {} is stale: FUZZ_SEEDS_WRITE=1 cargo test -p dhcp-user --lib rewrites it",
+            path.display()
+        );
+    }
+}
+
+/// Found by the config_parse fuzz target: a value error whose key follows a multi-byte
+/// character (here a byte-order mark) made `key_before` slice inside that character and panic.
+/// It is an error naming the line.
+#[test]
+fn fuzz_non_ascii_before_key_is_an_error_not_a_panic() {
+    // The fuzzer's input as it was; the target parses its longest UTF-8 prefix.
+    let found: &[u8] = include_bytes!("fuzz_regressions/non_ascii_before_key.toml");
+    let valid = found.utf8_chunks().next().unwrap().valid();
+    assert!(Config::parse(valid, "fuzz.toml").is_err());
+    for text in [
+        "\u{feff}= 1",
+        "\u{feff}state-dir = =",
+        "é= 1\n",
+        "[x]\nü= 1",
+    ] {
+        let message = err(text);
+        assert!(message.contains("test.toml"), "{text:?}: {message}");
+    }
+}

@@ -13,6 +13,18 @@ use crate::store::{Lease, LeaseState, LeaseType};
 /// File name of the control socket in the state directory.
 pub const CONTROL_SOCKET: &str = "control.sock";
 
+/// Longest request line accepted (a clear by DUID is far below).
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// Reads one request line: the request, or the error the server answers it with (as
+/// [`ControlResponse::Error`]).
+pub fn parse_request(line: &str) -> Result<ControlRequest, String> {
+    if line.len() > MAX_REQUEST_LINE {
+        return Err("request too long".into());
+    }
+    serde_json::from_str::<ControlRequest>(line).map_err(|err| format!("bad request: {err}"))
+}
+
 /// A request on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]

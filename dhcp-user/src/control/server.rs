@@ -1,6 +1,7 @@
 //! The server side of the control socket: binds it in the state directory and answers each
 //! request line from the running [`Server`].
 
+use std::net::Ipv6Addr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -13,15 +14,13 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::protocol::{
-    socket_path, Binding, ControlRequest, ControlResponse, StatsReply, CONTROL_SOCKET,
+    parse_request, socket_path, Binding, ControlRequest, ControlResponse, StatsReply,
+    CONTROL_SOCKET,
 };
 use crate::clock::unix_now;
 use crate::config::parse_hex;
 use crate::server::{ClearSelector, Server};
 use crate::store::{LeaseFilter, LeasePages};
-
-/// Longest request line accepted (a clear by DUID is far below).
-const MAX_REQUEST_LINE: usize = 64 * 1024;
 
 /// Answers one request.
 pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse {
@@ -47,18 +46,9 @@ pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse
             Err(err) => ControlResponse::Error(err.to_string()),
         },
         ControlRequest::Clear { duid, address, all } => {
-            let selector = match (duid, address, all) {
-                (Some(duid), None, false) => match parse_hex(&duid) {
-                    Ok(bytes) => ClearSelector::Duid(bytes),
-                    Err(err) => return ControlResponse::Error(err),
-                },
-                (None, Some(address), false) => ClearSelector::Address(address),
-                (None, None, true) => ClearSelector::All,
-                _ => {
-                    return ControlResponse::Error(
-                        "clear takes exactly one of duid, address, all".into(),
-                    )
-                }
+            let selector = match clear_selector(duid, address, all) {
+                Ok(selector) => selector,
+                Err(err) => return ControlResponse::Error(err),
             };
             info!(?selector, "operator clear");
             match server.clear(&selector).await {
@@ -66,6 +56,20 @@ pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse
                 Err(err) => ControlResponse::Error(err.to_string()),
             }
         }
+    }
+}
+
+/// What a `clear` request selects: exactly one of a hex DUID, an address, every lease.
+pub fn clear_selector(
+    duid: Option<String>,
+    address: Option<Ipv6Addr>,
+    all: bool,
+) -> Result<ClearSelector, String> {
+    match (duid, address, all) {
+        (Some(duid), None, false) => parse_hex(&duid).map(ClearSelector::Duid),
+        (None, Some(address), false) => Ok(ClearSelector::Address(address)),
+        (None, None, true) => Ok(ClearSelector::All),
+        _ => Err("clear takes exactly one of duid, address, all".into()),
     }
 }
 
@@ -148,13 +152,9 @@ pub async fn serve_control(
             let (read, mut write) = stream.into_split();
             let mut lines = tokio::io::BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let response = if line.len() > MAX_REQUEST_LINE {
-                    ControlResponse::Error("request too long".into())
-                } else {
-                    match serde_json::from_str::<ControlRequest>(&line) {
-                        Ok(request) => answer(&server, request).await,
-                        Err(err) => ControlResponse::Error(format!("bad request: {err}")),
-                    }
+                let response = match parse_request(&line) {
+                    Ok(request) => answer(&server, request).await,
+                    Err(err) => ControlResponse::Error(err),
                 };
                 let mut out = match serde_json::to_vec(&response) {
                     Ok(out) => out,

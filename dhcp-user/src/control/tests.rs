@@ -129,3 +129,18 @@ fn an_unknown_control_socket_group_is_refused_naming_the_key() {
         Some("daemon")
     );
 }
+
+#[test]
+fn request_lines_parse_or_name_the_error() {
+    use super::protocol::{parse_request, ControlRequest, MAX_REQUEST_LINE};
+    assert_eq!(
+        parse_request(r#"{"command":"stats"}"#),
+        Ok(ControlRequest::Stats)
+    );
+    assert!(parse_request("{").unwrap_err().starts_with("bad request: "));
+    let long = format!(
+        r#"{{"command":"clear","duid":"{}"}}"#,
+        "0".repeat(MAX_REQUEST_LINE)
+    );
+    assert_eq!(parse_request(&long), Err("request too long".into()));
+}

@@ -213,3 +213,28 @@ fn lq_relay_data_is_the_received_chain_without_the_client_message() {
     let expected_len = two_hop_relay_bytes().len() - 4 - solicit_bytes().len();
     assert_eq!(stripped.encode().unwrap().len(), expected_len);
 }
+
+/// The fuzz targets' seeds (tests/fuzz/seeds) hold these golden vectors: this test fails when a
+/// vector changes and its seed does not (`FUZZ_SEEDS_WRITE=1` rewrites them).
+#[test]
+fn golden_vectors_are_fuzz_seeds() {
+    let (lq_reply, lq_relayed) = leasequery_reply_bytes();
+    let vectors = [
+        ("golden_solicit", solicit_bytes()),
+        ("golden_reply_pd", reply_pd_bytes()),
+        ("golden_two_hop_relay", two_hop_relay_bytes()),
+        ("golden_leasequery", leasequery_bytes()),
+        ("golden_leasequery_reply", lq_reply),
+        ("golden_lq_relayed", lq_relayed),
+        ("golden_relay_remote_id", relay_forw_with_remote_id(true)),
+        ("golden_relay_chain_8", relay_chain(MAX_RELAY_DEPTH)),
+    ];
+    for (name, bytes) in vectors {
+        fuzz_seed("dhcpv6_decode", name, &bytes);
+        fuzz_seed(
+            "leasequery_frame",
+            name,
+            &[&[0u8][..], &framing::encode_frame(&bytes).unwrap()].concat(),
+        );
+    }
+}

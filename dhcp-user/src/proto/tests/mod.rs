@@ -217,3 +217,22 @@ fn with_domain_list(body: &[u8]) -> Vec<u8> {
 }
 
 mod properties;
+
+/// Checks that the fuzz seed `tests/fuzz/seeds/<target>/<name>` holds `bytes`; with
+/// `FUZZ_SEEDS_WRITE=1`, writes it instead.
+fn fuzz_seed(target: &str, name: &str, bytes: &[u8]) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fuzz/seeds")
+        .join(target);
+    let path = dir.join(name);
+    if std::env::var_os("FUZZ_SEEDS_WRITE").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let seed = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        seed == bytes,
+        "fuzz seed {} is stale: FUZZ_SEEDS_WRITE=1 cargo test -p dhcp-user --lib rewrites it",
+        path.display()
+    );
+}
