@@ -8,14 +8,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::protocol::{
     parse_request, socket_path, Binding, ControlRequest, ControlResponse, StatsReply,
-    CONTROL_SOCKET,
+    CONTROL_SOCKET, MAX_REQUEST_LINE,
 };
 use crate::clock::unix_now;
 use crate::config::parse_hex;
@@ -150,8 +150,23 @@ pub async fn serve_control(
         let server = server.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
-            let mut lines = tokio::io::BufReader::new(read).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut reader = tokio::io::BufReader::new(read);
+            let mut buf = Vec::new();
+            loop {
+                // At most one byte past the longest request is read into memory: a longer line
+                // is answered with the error and the connection closed, never buffered whole.
+                buf.clear();
+                let limit = MAX_REQUEST_LINE as u64 + 1;
+                match (&mut reader).take(limit).read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let complete = buf.last() == Some(&b'\n');
+                if complete {
+                    buf.pop();
+                }
+                let too_long = !complete && buf.len() > MAX_REQUEST_LINE;
+                let line = String::from_utf8_lossy(&buf);
                 let response = match parse_request(&line) {
                     Ok(request) => answer(&server, request).await,
                     Err(err) => ControlResponse::Error(err),
@@ -164,7 +179,7 @@ pub async fn serve_control(
                     }
                 };
                 out.push(b'\n');
-                if write.write_all(&out).await.is_err() {
+                if write.write_all(&out).await.is_err() || too_long {
                     break;
                 }
             }

@@ -144,3 +144,61 @@ fn request_lines_parse_or_name_the_error() {
     );
     assert_eq!(parse_request(&long), Err("request too long".into()));
 }
+
+/// A request line longer than `MAX_REQUEST_LINE` is answered with an error and the connection
+/// closed, without the server reading (or buffering) the rest of it; the socket serves on.
+#[tokio::test]
+async fn an_overlong_request_line_is_refused_without_buffering_it() {
+    use super::protocol::MAX_REQUEST_LINE;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let dir = std::env::temp_dir().join(format!("dhcp-user-control-long-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config::parse(include_str!("../../../examples/lab.toml"), "lab.toml").unwrap();
+    config.state_dir = dir.clone();
+    let server = Server::open(config, &[]).unwrap();
+    let listener = bind_control_socket(&dir, None).unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(serve_control(server.clone(), listener, stopped));
+
+    let stream = tokio::net::UnixStream::connect(socket_path(&dir))
+        .await
+        .unwrap();
+    let (read, mut write) = stream.into_split();
+    // Four times the limit, no newline: the server must answer after the limit, not wait.
+    let long = vec![b'x'; 4 * MAX_REQUEST_LINE];
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&long).await;
+        write
+    });
+    let mut reader = tokio::io::BufReader::new(read);
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        reader.read_line(&mut answer),
+    )
+    .await
+    .expect("answered within the limit")
+    .unwrap();
+    assert!(answer.contains("request too long"), "{answer}");
+    let mut rest = String::new();
+    // Closed with our bytes unread: an end of stream, or a reset.
+    let closed = reader.read_line(&mut rest).await;
+    assert!(
+        matches!(closed, Ok(0))
+            || closed
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "then closed: {closed:?}"
+    );
+    drop(writer.await);
+
+    let dir2 = dir.clone();
+    let bindings = tokio::task::spawn_blocking(move || request(&dir2, &ControlRequest::Bindings))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bindings, ControlResponse::Bindings(Vec::new()));
+    let _ = stop.send(true);
+    task.await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
