@@ -675,10 +675,20 @@ fn cargo_fuzz(ws: &Workspace) -> Result<()> {
         .status()
         .is_ok_and(|status| status.success());
     if !nightly {
-        bail!(
-            "cargo fuzz needs rustup's nightly toolchain (libFuzzer's sanitizer flags): \
-             `rustup toolchain install nightly --profile minimal` installs it"
-        );
+        // libFuzzer's coverage flags need a nightly compiler.
+        println!("[setup] rustup nightly toolchain: installing (for cargo fuzz)");
+        std::io::stdout().flush()?;
+        let log = ws.log_path("setup-nightly.log")?;
+        let log_file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut install = Command::new("rustup");
+        install.args(["toolchain", "install", "nightly", "--profile", "minimal"]);
+        if !logged(&mut install, &log_file, &log)? {
+            bail!(failure(
+                &log,
+                "`rustup toolchain install nightly --profile minimal` failed: cargo fuzz needs it"
+            ));
+        }
+        println!("[setup] rustup nightly toolchain: installed");
     }
     Ok(())
 }
