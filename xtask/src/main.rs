@@ -721,14 +721,14 @@ fn fuzz_cargo(ws: &Workspace) -> Command {
     command
 }
 
-/// Builds the fuzz targets, then runs each of `targets` for `seconds` from its corpus
-/// (tests/fuzz/corpus/<target>, kept between runs) and its committed seeds; prints one line per
-/// target: runs, coverage, corpus, crashes. 1 when any target crashed.
 /// How the targets are built: optimised, with debug assertions (an integer overflow panics, so
 /// the fuzzer finds it), and without AddressSanitizer: the code under test is safe Rust, and
 /// instrumenting the bundled SQLite's C for ASan made a cold build take over 12 minutes here.
 const FUZZ_BUILD_FLAGS: [&str; 4] = ["-O", "-a", "--sanitizer", "none"];
 
+/// Builds the fuzz targets, then runs each of `targets` for `seconds` from its corpus
+/// (`tests/fuzz/corpus/<target>`, kept between runs) and its committed seeds; prints one line
+/// per target: runs, coverage, corpus, crashes. 1 when any target crashed.
 fn fuzz(ws: &Workspace, seconds: u64, targets: &[&str]) -> Result<u8> {
     cargo_fuzz(ws)?;
     let fuzz_dir = ws.root.join("tests/fuzz");
