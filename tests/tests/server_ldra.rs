@@ -10,7 +10,7 @@ use std::net::Ipv6Addr;
 
 use dhcp_common::{dhcpv6::*, stat};
 use dhcp_user::proto::{decode, DhcpOption, Message, OptionList, Packet};
-use server_common::{lab_config, LabServer, CLIENT_ADDRESS, SERVER_ADDRESS};
+use server_common::{lab_config, LabServer, CLIENT_ADDRESS, SCAPY_RELAY_HELPERS, SERVER_ADDRESS};
 
 const RELAYED_SUBNET: &str = r#"
 [[subnet]]
@@ -48,18 +48,7 @@ def wrap(msg):
             / DHCP6OptIfaceId(ifaceid=b"agg-1")
             / DHCP6OptRelayMsg(message=ldra))
 
-def options(data):
-    out, i = [], 0
-    while i + 4 <= len(data):
-        code, length = struct.unpack("!HH", data[i:i + 4])
-        out.append((code, data[i + 4:i + 4 + length]))
-        i += 4 + length
-    return out
-
-def innermost(data):
-    while data[0] == 13:
-        data = dict(options(data[34:]))[9]
-    return data
+# options() and innermost(): server_common::SCAPY_RELAY_HELPERS, prepended.
 
 sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 if mode == "ldra":
@@ -105,7 +94,7 @@ fn run_ldra(lab: &LabServer, mode: &str) -> Vec<Answer> {
     let out = lab
         .client_ns
         .command("/usr/bin/python3")
-        .args(["-c", LDRA_SCRIPT, mode])
+        .args(["-c", &format!("{SCAPY_RELAY_HELPERS}{LDRA_SCRIPT}"), mode])
         .arg(lab.link.b.ifindex.to_string())
         .args([SERVER_ADDRESS, CLIENT_ADDRESS])
         .output()

@@ -8,7 +8,7 @@ use std::net::Ipv6Addr;
 
 use dhcp_common::dhcpv6::*;
 use dhcp_user::proto::{decode, DhcpOption, Message, OptionList, Packet};
-use server_common::{lab_config, LabServer, SERVER_ADDRESS};
+use server_common::{lab_config, LabServer, SCAPY_RELAY_HELPERS, SERVER_ADDRESS};
 
 const RELAYED_SUBNET: &str = r#"
 [[subnet]]
@@ -40,18 +40,7 @@ def wrap(msg):
             / DHCP6OptIfaceId(ifaceid=b"agg-1")
             / DHCP6OptRelayMsg(message=inner))
 
-def options(data):
-    out, i = [], 0
-    while i + 4 <= len(data):
-        code, length = struct.unpack("!HH", data[i:i + 4])
-        out.append((code, data[i + 4:i + 4 + length]))
-        i += 4 + length
-    return out
-
-def innermost(data):
-    while data[0] == 13:
-        data = dict(options(data[34:]))[9]
-    return data
+# options() and innermost(): server_common::SCAPY_RELAY_HELPERS, prepended.
 
 sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 sock.bind((client_addr, 547))
@@ -84,7 +73,12 @@ fn run_relay(lab: &LabServer, hops: u8) -> Vec<(String, Packet)> {
     let out = lab
         .client_ns
         .command("/usr/bin/python3")
-        .args(["-c", RELAY_SCRIPT, &hops.to_string(), SERVER_ADDRESS])
+        .args([
+            "-c",
+            &format!("{SCAPY_RELAY_HELPERS}{RELAY_SCRIPT}"),
+            &hops.to_string(),
+            SERVER_ADDRESS,
+        ])
         .arg(server_common::CLIENT_ADDRESS)
         .output()
         .expect("running python3 (scapy)");

@@ -380,3 +380,22 @@ pub fn renew_exchanges(text: &str) -> Option<(u64, u64)> {
     };
     Some((number("sent packets")?, number("received packets")?))
 }
+
+/// Python helpers the scapy relays of the lab tests share (prepended to their scripts): a relay
+/// message's options as (code, body) pairs, and the client message inside every relay layer.
+pub const SCAPY_RELAY_HELPERS: &str = r#"
+import struct
+
+def options(data):
+    out, i = [], 0
+    while i + 4 <= len(data):
+        code, length = struct.unpack("!HH", data[i:i + 4])
+        out.append((code, data[i + 4:i + 4 + length]))
+        i += 4 + length
+    return out
+
+def innermost(data):
+    while data[0] == 13:
+        data = dict(options(data[34:]))[9]
+    return data
+"#;
