@@ -1,0 +1,429 @@
+//! TLS for leasequery (RFC 7653 §5.2) against the in-process service on loopback, with
+//! certificates made at test time: StartTLS and then bulk and individual queries with
+//! `dhcp-user leasequery --tls`; a plain requestor refused when TLS is required; requestors with
+//! an untrusted certificate, or none, refused in the handshake; a requestor refusing a server
+//! it does not trust; peers following each other over TLS; a bad PEM path as a configuration
+//! error naming its key.
+
+mod leasequery_common;
+mod server_common;
+
+use std::net::Ipv6Addr;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dhcp_user::config::parse_prefix;
+use dhcp_user::lease_events::LeaseEventKind;
+use dhcp_user::leasequery::client::{ClientError, LeasequeryConnection, Query, QueryOptions};
+use dhcp_user::leasequery::peer::{follow_peer, PeerSettings, PeerSink};
+use dhcp_user::leasequery::LeasequeryStats;
+use dhcp_user::proto::Duid;
+use dhcp_user::store::{LeaseChange, LeaseFilter, LeaseStore, StoreWriter, WriterConfig};
+use dhcp_user::tls::{ClientCertificates, ClientTls};
+use leasequery_common::tls::TestPki;
+use leasequery_common::*;
+use server_common::dhcp_user_binary;
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(5);
+const LEASEQUERY: u8 = 14;
+const LEASEQUERY_REPLY: u8 = 15;
+const ACTIVELEASEQUERY: u8 = 22;
+const QUERY_BY_LINK_ADDRESS: u8 = 3;
+const STATUS_TLS_CONNECTION_REFUSED: u16 = 15;
+
+fn me() -> Duid {
+    Duid::new(REQUESTOR_DUID.to_vec()).unwrap()
+}
+
+/// Settings that refuse every query in the clear.
+fn tls_only() -> dhcp_user::leasequery::LeasequerySettings {
+    dhcp_user::leasequery::LeasequerySettings {
+        tls_required: true,
+        active_requires_tls: true,
+        ..settings()
+    }
+}
+
+/// `dhcp-user leasequery --server [::1]:port ARGS...`, run off the runtime's threads.
+async fn cli(port: u16, args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(dhcp_user_binary())
+            .arg("leasequery")
+            .arg("--server")
+            .arg(format!("[::1]:{port}"))
+            .args(args)
+            .output()
+            .expect("running dhcp-user leasequery")
+    })
+    .await
+    .unwrap()
+}
+
+fn tls_args(
+    pki: &TestPki,
+    identity: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> Vec<String> {
+    let mut args = vec![
+        "--tls".to_string(),
+        "--ca".into(),
+        pki.ca().display().to_string(),
+    ];
+    if let Some((cert, key)) = identity {
+        args.extend([
+            "--cert".into(),
+            cert.display().to_string(),
+            "--key".into(),
+            key.display().to_string(),
+        ]);
+    }
+    args
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Two bindings on LINK_A (an address and a prefix) in the fixture's store.
+fn bindings(f: &Fixture) {
+    let t = now() - 5;
+    f.store
+        .commit(
+            &[
+                LeaseChange::Upsert(na(addr("2001:db8:1::a"), 1, LINK_A, t)),
+                LeaseChange::Upsert(pd(addr("2001:db8:8000:100::"), 56, 2, LINK_A, t)),
+            ],
+            t,
+        )
+        .unwrap();
+}
+
+/// `dhcp-user leasequery --tls` with a client certificate: StartTLS, then a bulk query for
+/// every link and an address query (over TCP, as --tls implies), both answered over TLS by a
+/// server that takes nothing in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_bulk_and_individual_queries_with_the_command_line() {
+    let pki = TestPki::new("cli");
+    let server = pki.server("server", &["::1"], ClientCertificates::Required);
+    let f = Fixture::start_tls(tls_only(), server).await;
+    bindings(&f);
+    let requestor = pki.issue("requestor", &["requestor.example"]);
+    let port = f.addr.port();
+
+    let mut args = tls_args(&pki, Some(&requestor));
+    args.extend(["--json".into(), "link".into(), "::".into()]);
+    let out = cli(port, args).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2001:db8:1::a") && stdout.contains("2001:db8:8000:100::"),
+        "{}",
+        text(&out)
+    );
+
+    let mut args = tls_args(&pki, Some(&requestor));
+    args.extend(["address".into(), "2001:db8:1::a".into()]);
+    let out = cli(port, args).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2001:db8:1::a client 00:03:00:01:02:00"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(f.stats.get("tls_sessions"), 2);
+    assert_eq!(f.stats.get("bulk_queries"), 2);
+    assert_eq!(f.stats.get("status_tls_required"), 0);
+}
+
+/// `tls-required`: a bulk or active query in the clear gets a LEASEQUERY-REPLY with
+/// TLSConnectionRefused and the connection is closed (counted); the command line without
+/// --tls fails saying so; the same requestor over TLS is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_requestor_is_refused_when_tls_is_required() {
+    let pki = TestPki::new("plain");
+    let server = pki.server("server", &["::1"], ClientCertificates::Optional);
+    let f = Fixture::start_tls(tls_only(), server).await;
+    bindings(&f);
+
+    for (msg_type, xid) in [(LEASEQUERY, [1, 2, 3]), (ACTIVELEASEQUERY, [1, 2, 4])] {
+        let mut s = f.connect().await;
+        let q = query(
+            msg_type,
+            xid,
+            QUERY_BY_LINK_ADDRESS,
+            Ipv6Addr::UNSPECIFIED,
+            &[],
+            &[],
+        );
+        send(&mut s, &q).await;
+        let reply = read_msg(&mut s).await;
+        assert_eq!(reply.msg_type, LEASEQUERY_REPLY);
+        assert_eq!(reply.xid, xid);
+        assert_eq!(
+            reply.status().0,
+            STATUS_TLS_CONNECTION_REFUSED,
+            "{:?}",
+            reply.status()
+        );
+        assert!(
+            read_frame(&mut s, WAIT).await.is_none(),
+            "the server closes the connection"
+        );
+    }
+    assert_eq!(f.stats.get("status_tls_required"), 2);
+
+    let out = cli(f.addr.port(), vec!["link".into(), "::".into()]).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("status 15"), "{}", text(&out));
+
+    // The same requestor over TLS (no certificate needed here: client certificates optional).
+    let mut connection =
+        LeasequeryConnection::connect_with(f.addr, WAIT, &me(), Some(&pki.client(None)))
+            .await
+            .unwrap();
+    assert!(connection.is_tls());
+    let answer = connection
+        .bulk(
+            &me(),
+            &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.bindings.len(), 2);
+    assert_eq!(
+        f.stats.get("status_tls_required"),
+        3,
+        "the CLI's query counted too"
+    );
+}
+
+/// Mutual TLS: a requestor whose certificate another CA signed, or with no certificate, fails
+/// the handshake and gets nothing; the server counts the drops. So does the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requestor_with_an_untrusted_certificate_is_refused() {
+    let pki = TestPki::new("mutual");
+    let stranger = TestPki::new("stranger");
+    let server = pki.server("server", &["::1"], ClientCertificates::Required);
+    let f = Fixture::start_tls(tls_only(), server).await;
+    bindings(&f);
+    let untrusted = stranger.issue("intruder", &["intruder.example"]);
+
+    // It trusts our server, but presents a certificate our CA did not sign.
+    let anchors = dhcp_user::tls::load_trust_anchors(&pki.ca()).unwrap();
+    let identity = dhcp_user::tls::Identity::load(&untrusted.0, &untrusted.1).unwrap();
+    let intruder = ClientTls {
+        config: dhcp_user::tls::client_config(&anchors, Some(&identity)).unwrap(),
+        server_name: None,
+    };
+    for tls in [intruder, pki.client(None)] {
+        let result = async {
+            let mut connection =
+                LeasequeryConnection::connect_with(f.addr, WAIT, &me(), Some(&tls)).await?;
+            connection
+                .bulk(
+                    &me(),
+                    &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
+                    &QueryOptions::default(),
+                )
+                .await
+        }
+        .await;
+        let err = result.expect_err("no answer without a trusted certificate");
+        assert!(
+            matches!(
+                err,
+                ClientError::Tls(_) | ClientError::Io(_) | ClientError::Protocol(_)
+            ),
+            "{err:?}"
+        );
+    }
+    let mut args = tls_args(&pki, Some(&untrusted));
+    args.extend(["link".into(), "::".into()]);
+    let out = cli(f.addr.port(), args).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    eventually(WAIT, || f.stats.get("dropped_tls_handshake") == 3).await;
+    assert_eq!(f.stats.get("tls_sessions"), 0);
+    assert_eq!(f.stats.get("bulk_queries"), 0);
+}
+
+/// The requestor verifies the server: a certificate from a CA it does not trust, or one for
+/// another address, fails the handshake; a server without TLS answers STARTTLS with
+/// TLSConnectionRefused, which is an error, never a fallback to the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requestor_refuses_a_server_it_cannot_verify() {
+    let pki = TestPki::new("verify");
+    let stranger = TestPki::new("verify-stranger");
+    let elsewhere = pki.server("elsewhere", &["2001:db8::99"], ClientCertificates::Optional);
+    let f = Fixture::start_tls(settings(), elsewhere).await;
+    let err = LeasequeryConnection::connect_with(f.addr, WAIT, &me(), Some(&pki.client(None)))
+        .await
+        .err()
+        .expect("a certificate for another address");
+    assert!(matches!(err, ClientError::Tls(_)), "{err:?}");
+    let err = LeasequeryConnection::connect_with(f.addr, WAIT, &me(), Some(&stranger.client(None)))
+        .await
+        .err()
+        .expect("a certificate from an untrusted CA");
+    assert!(matches!(err, ClientError::Tls(_)), "{err:?}");
+
+    let plain = Fixture::start(settings()).await;
+    let err = LeasequeryConnection::connect_with(plain.addr, WAIT, &me(), Some(&pki.client(None)))
+        .await
+        .err()
+        .expect("a server without TLS");
+    assert!(
+        matches!(
+            err,
+            ClientError::TlsRefused {
+                status: STATUS_TLS_CONNECTION_REFUSED,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// One in-process server of a pair over TLS: store, writer, events, TLS service.
+struct TlsPeer {
+    fixture: Fixture,
+    writer: StoreWriter,
+    stats: Arc<LeasequeryStats>,
+    /// What it StartTLSes to its peer with (its own certificate for mutual TLS).
+    tls: ClientTls,
+}
+
+impl TlsPeer {
+    async fn start(pki: &TestPki, name: &str) -> TlsPeer {
+        let (cert, key) = pki.issue(name, &["::1"]);
+        let identity = dhcp_user::tls::Identity::load(&cert, &key).unwrap();
+        let anchors = dhcp_user::tls::load_trust_anchors(&pki.ca()).unwrap();
+        let server =
+            dhcp_user::tls::server_config(&identity, &anchors, ClientCertificates::Required)
+                .unwrap();
+        let fixture = Fixture::start_tls(tls_only(), server).await;
+        let writer = StoreWriter::spawn(fixture.store.clone(), WriterConfig::default()).unwrap();
+        TlsPeer {
+            fixture,
+            writer,
+            stats: Arc::new(LeasequeryStats::new()),
+            tls: pki.client(Some((cert, key))),
+        }
+    }
+
+    /// Follows `other` over TLS until the returned sender is dropped or set.
+    fn follow(
+        &self,
+        other: &TlsPeer,
+        name: u8,
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let mut settings = PeerSettings::new(
+            other.fixture.addr,
+            Duid::new(vec![0, 3, 0, 1, name, name]).unwrap(),
+        );
+        settings.retry = Duration::from_millis(200);
+        settings.tls = Some(self.tls.clone());
+        let sink = PeerSink {
+            store: self.fixture.store.clone(),
+            writer: self.writer.clone(),
+            events: Some(self.fixture.events.clone()),
+            subnets: vec![
+                (parse_prefix("2001:db8:1::/64").unwrap(), 1),
+                (parse_prefix("2001:db8:8000::/40").unwrap(), 1),
+            ],
+            stats: self.stats.clone(),
+        };
+        let (tx, rx) = watch::channel(false);
+        (tx, tokio::spawn(follow_peer(settings, sink, rx)))
+    }
+
+    fn addresses(&self) -> Vec<Ipv6Addr> {
+        let mut rows: Vec<Ipv6Addr> = self
+            .fixture
+            .store
+            .find(&LeaseFilter::All, None, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.address)
+            .collect();
+        rows.sort();
+        rows
+    }
+}
+
+/// A redundant pair over mutual TLS, with nothing in the clear: what A grants appears on B
+/// and the other way round, each session upgraded by StartTLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_follow_each_other_over_tls() {
+    let pki = TestPki::new("peers");
+    let a = TlsPeer::start(&pki, "a").await;
+    let b = TlsPeer::start(&pki, "b").await;
+    let (_a_follows, _ta) = a.follow(&b, 0xa);
+    let (_b_follows, _tb) = b.follow(&a, 0xb);
+
+    let t = now();
+    a.fixture.change(
+        LeaseEventKind::Granted,
+        &[na(addr("2001:db8:1::1:1"), 1, LINK_A, t)],
+        t,
+    );
+    b.fixture.change(
+        LeaseEventKind::Granted,
+        &[na(addr("2001:db8:1::2:1"), 2, LINK_A, t)],
+        t,
+    );
+    let both = vec![addr("2001:db8:1::1:1"), addr("2001:db8:1::2:1")];
+    eventually(WAIT, || a.addresses() == both && b.addresses() == both).await;
+    for peer in [&a, &b] {
+        assert!(
+            peer.fixture.stats.get("tls_sessions") >= 2,
+            "bulk and active over TLS"
+        );
+        assert_eq!(peer.fixture.stats.get("status_tls_required"), 0);
+        assert_eq!(peer.stats.get("peer_tls_errors"), 0);
+    }
+}
+
+/// A TLS key whose file is missing stops `dhcp-user serve` at the configuration, with an
+/// error naming the file, the line and the key.
+#[test]
+fn a_bad_pem_path_is_a_config_error_naming_the_key() {
+    let pki = TestPki::new("config");
+    let (cert, _) = pki.issue("server", &["::1"]);
+    let config = pki.dir.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state-dir = \"{dir}\"\n[leasequery]\nallow = [\"::1/128\"]\n\
+             tls-certificate = \"{cert}\"\ntls-private-key = \"{dir}/no-such.key\"\n\
+             tls-ca = \"{ca}\"\n",
+            dir = pki.dir.display(),
+            cert = cert.display(),
+            ca = pki.ca().display(),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(dhcp_user_binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("running dhcp-user serve");
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.toml")
+            && stderr.contains("line 5")
+            && stderr.contains("leasequery.tls-private-key")
+            && stderr.contains("no-such.key"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stderr.contains("panicked"), "{}", text(&out));
+}
