@@ -357,8 +357,9 @@ impl TlsPeer {
     }
 }
 
-/// A redundant pair over mutual TLS, with nothing in the clear: what A grants appears on B
-/// and the other way round, each session upgraded by StartTLS.
+/// A redundant pair over mutual TLS, with nothing in the clear: once each follows the other
+/// by an active query over TLS (after the bulk sync, also over TLS), what A grants appears on
+/// B and the other way round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_follow_each_other_over_tls() {
     let pki = TestPki::new("peers");
@@ -366,6 +367,12 @@ async fn peers_follow_each_other_over_tls() {
     let b = TlsPeer::start(&pki, "b").await;
     let (_a_follows, _ta) = a.follow(&b, 0xa);
     let (_b_follows, _tb) = b.follow(&a, 0xb);
+    eventually(WAIT, || {
+        [&a, &b]
+            .iter()
+            .all(|peer| peer.fixture.stats.get("active_queries") == 1)
+    })
+    .await;
 
     let t = now();
     a.fixture.change(
@@ -381,9 +388,10 @@ async fn peers_follow_each_other_over_tls() {
     let both = vec![addr("2001:db8:1::1:1"), addr("2001:db8:1::2:1")];
     eventually(WAIT, || a.addresses() == both && b.addresses() == both).await;
     for peer in [&a, &b] {
-        assert!(
-            peer.fixture.stats.get("tls_sessions") >= 2,
-            "bulk and active over TLS"
+        assert_eq!(
+            peer.fixture.stats.get("tls_sessions"),
+            2,
+            "the bulk sync and the active query, each over TLS"
         );
         assert_eq!(peer.fixture.stats.get("status_tls_required"), 0);
         assert_eq!(peer.stats.get("peer_tls_errors"), 0);
