@@ -409,6 +409,22 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Only the state directory of the configuration at `path` (the default when it names
+    /// none): what `bindings`, `stats` and `clear` need to find the control socket. The file's
+    /// syntax is checked, the rest is not validated, and no file it names is read, so an
+    /// operator who may use the control socket needs no access to the server's TLS key.
+    pub fn load_state_dir(path: impl AsRef<Path>) -> Result<PathBuf, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|err| parse_error(path, &text, &err))?;
+        Ok(raw
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)))
+    }
+
     /// Parses and validates `text`; `path` names it in errors.
     pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();

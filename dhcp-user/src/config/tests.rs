@@ -584,3 +584,28 @@ fn tls_keys_go_together() {
         .unwrap();
     assert!(peer.server_name.is_some());
 }
+
+/// `bindings`, `stats` and `clear` find the state directory without reading the TLS files
+/// (an operator in the control socket's group need not read the server's key).
+#[test]
+fn the_state_directory_is_found_without_reading_the_tls_files() {
+    let pki = crate::tls::tests::TestPki::new("state-dir");
+    let path = pki.write(
+        "server.toml",
+        "state-dir = \"/var/lib/elsewhere\"\n[leasequery]\n\
+         tls-certificate = \"/nonexistent/a.pem\"\ntls-private-key = \"/nonexistent/a.key\"\n",
+    );
+    assert_eq!(
+        Config::load_state_dir(&path).unwrap(),
+        PathBuf::from("/var/lib/elsewhere")
+    );
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("leasequery.tls-certificate"), "{e}");
+    let bare = pki.write("bare.toml", "interfaces = [\"eth1\"]\n");
+    assert_eq!(
+        Config::load_state_dir(&bare).unwrap(),
+        PathBuf::from(DEFAULT_STATE_DIR)
+    );
+    let broken = pki.write("broken.toml", "state-dir = \n");
+    assert!(Config::load_state_dir(&broken).is_err());
+}
