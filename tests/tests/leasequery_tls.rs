@@ -29,6 +29,8 @@ use tokio::sync::watch;
 const WAIT: Duration = Duration::from_secs(5);
 const LEASEQUERY: u8 = 14;
 const LEASEQUERY_REPLY: u8 = 15;
+const LEASEQUERY_DATA: u8 = 17;
+const LEASEQUERY_DONE: u8 = 16;
 const ACTIVELEASEQUERY: u8 = 22;
 const QUERY_BY_LINK_ADDRESS: u8 = 3;
 const STATUS_TLS_CONNECTION_REFUSED: u16 = 15;
@@ -202,6 +204,56 @@ async fn a_plain_requestor_is_refused_when_tls_is_required() {
         3,
         "the CLI's query counted too"
     );
+}
+
+/// A bulk answer far larger than the socket buffers (5 000 bindings), read only after a pause
+/// that leaves the server blocked on a full socket, arrives whole over TLS, up to the
+/// LEASEQUERY-DONE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_bulk_answer_arrives_whole_over_tls() {
+    let pki = TestPki::new("large");
+    let server = pki.server("server", &["::1"], ClientCertificates::Optional);
+    let f = Fixture::start_tls(tls_only(), server).await;
+    let t = now() - 5;
+    let leases: Vec<LeaseChange> = (0..5000u32)
+        .map(|n| {
+            let address = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 1, n as u16);
+            LeaseChange::Upsert(na(address, n + 1, LINK_A, t))
+        })
+        .collect();
+    f.store.commit(&leases, t).unwrap();
+
+    let mut connection =
+        LeasequeryConnection::connect_with(f.addr, WAIT, &me(), Some(&pki.client(None)))
+            .await
+            .unwrap();
+    let xid = [9, 9, 9];
+    let query = dhcp_user::leasequery::client::build_query(
+        LEASEQUERY,
+        xid,
+        &me(),
+        &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
+        &QueryOptions::default(),
+    );
+    connection.send(&query).await.unwrap();
+    // The server fills the socket buffers and waits for us.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut clients = 0;
+    loop {
+        let message = connection
+            .receive(WAIT)
+            .await
+            .unwrap()
+            .expect("the connection stays open up to the DONE");
+        assert_eq!(message.transaction_id, xid);
+        match message.msg_type {
+            LEASEQUERY_REPLY | LEASEQUERY_DATA => clients += 1,
+            LEASEQUERY_DONE => break,
+            other => panic!("message type {other}"),
+        }
+    }
+    assert_eq!(clients, 5000);
+    eventually(WAIT, || f.stats.get("bulk_bindings_sent") == 5000).await;
 }
 
 /// Mutual TLS: a requestor whose certificate another CA signed, or with no certificate, fails

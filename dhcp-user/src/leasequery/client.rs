@@ -610,7 +610,14 @@ impl LeasequeryConnection {
             .encode()
             .map_err(|err| ClientError::Protocol(err.to_string()))?;
         let frame = encode_frame(&bytes).map_err(|err| ClientError::Protocol(err.to_string()))?;
-        timeout(self.io_timeout, self.stream.write_all(&frame))
+        // Flushed: over TLS, a record the socket did not take at once would otherwise wait in
+        // rustls's buffer for the next write.
+        let stream = &mut self.stream;
+        let write_all = async {
+            stream.write_all(&frame).await?;
+            stream.flush().await
+        };
+        timeout(self.io_timeout, write_all)
             .await
             .map_err(|_| ClientError::Timeout("write"))??;
         Ok(())

@@ -421,9 +421,17 @@ impl Session {
         }
     }
 
-    /// Writes one framed message (or several, pre-framed) within the I/O timeout.
+    /// Writes one framed message (or several, pre-framed) within the I/O timeout, flushed.
+    /// Over TLS the flush matters: a record the socket did not take at once stays in rustls's
+    /// buffer until the next write or flush, and the last message of an answer must not wait
+    /// for one.
     async fn write(&mut self, bytes: &[u8]) -> Result<(), Abort> {
-        match timeout(self.ctx.settings.io_timeout, self.writer.write_all(bytes)).await {
+        let writer = &mut self.writer;
+        let write_all = async {
+            writer.write_all(bytes).await?;
+            writer.flush().await
+        };
+        match timeout(self.ctx.settings.io_timeout, write_all).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(Abort::new("io_error", err.to_string())),
             Err(_) => Err(Abort::new(
