@@ -32,7 +32,7 @@ const LEASEQUERY_REPLY: u8 = 15;
 const LEASEQUERY_DATA: u8 = 17;
 const LEASEQUERY_DONE: u8 = 16;
 const ACTIVELEASEQUERY: u8 = 22;
-const QUERY_BY_LINK_ADDRESS: u8 = 3;
+const QUERY_BY_LINK_ADDRESS: u8 = 4;
 const STATUS_TLS_CONNECTION_REFUSED: u16 = 15;
 
 fn me() -> Duid {
@@ -204,6 +204,56 @@ async fn a_plain_requestor_is_refused_when_tls_is_required() {
         3,
         "the CLI's query counted too"
     );
+}
+
+/// TLS configured without `tls-required` and without `active-insecure`: a bulk query in the
+/// clear is served, an active query in the clear gets TLSConnectionRefused and the session
+/// goes on (RFC 7653 §9.1: active leasequery in the clear takes its own configuration step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_leasequery_in_the_clear_is_refused_where_tls_is_configured() {
+    let pki = TestPki::new("active-clear");
+    let server = pki.server("server", &["::1"], ClientCertificates::Optional);
+    let clear_bulk = dhcp_user::leasequery::LeasequerySettings {
+        active_requires_tls: true,
+        ..settings()
+    };
+    let f = Fixture::start_tls(clear_bulk, server).await;
+    bindings(&f);
+    let mut s = f.connect().await;
+    let active = query(
+        ACTIVELEASEQUERY,
+        [3, 0, 1],
+        QUERY_BY_LINK_ADDRESS,
+        Ipv6Addr::UNSPECIFIED,
+        &[],
+        &[],
+    );
+    send(&mut s, &active).await;
+    let reply = read_msg(&mut s).await;
+    assert_eq!(
+        (reply.msg_type, reply.status().0),
+        (LEASEQUERY_REPLY, STATUS_TLS_CONNECTION_REFUSED),
+        "{:?}",
+        reply.status()
+    );
+    // The same connection still takes a bulk query in the clear.
+    let bulk = query(
+        LEASEQUERY,
+        [3, 0, 2],
+        QUERY_BY_LINK_ADDRESS,
+        Ipv6Addr::UNSPECIFIED,
+        &[],
+        &[],
+    );
+    send(&mut s, &bulk).await;
+    let reply = read_msg(&mut s).await;
+    assert_eq!((reply.msg_type, reply.status().0), (LEASEQUERY_REPLY, 0));
+    assert!(
+        reply.client_data().is_some(),
+        "the first binding in the REPLY"
+    );
+    assert_eq!(f.stats.get("status_tls_required"), 1);
+    assert_eq!(f.stats.get("tls_sessions"), 0);
 }
 
 /// A bulk answer far larger than the socket buffers (5 000 bindings), read only after a pause
