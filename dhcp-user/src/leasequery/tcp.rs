@@ -372,7 +372,7 @@ impl Session {
         let client_certificate = connection
             .peer_certificates()
             .is_some_and(|c| !c.is_empty());
-        info!(
+        debug!(
             peer = %self.peer,
             version = ?connection.protocol_version(),
             client_certificate,
