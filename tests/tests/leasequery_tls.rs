@@ -34,6 +34,8 @@ const LEASEQUERY_DONE: u8 = 16;
 const ACTIVELEASEQUERY: u8 = 22;
 const QUERY_BY_LINK_ADDRESS: u8 = 4;
 const STATUS_TLS_CONNECTION_REFUSED: u16 = 15;
+const STATUS_NOT_ALLOWED: u16 = 10;
+const STARTTLS: u8 = 23;
 
 fn me() -> Duid {
     Duid::new(REQUESTOR_DUID.to_vec()).unwrap()
@@ -204,6 +206,45 @@ async fn a_plain_requestor_is_refused_when_tls_is_required() {
         3,
         "the CLI's query counted too"
     );
+}
+
+/// TLS does not replace the allow-list: a requestor outside it gets NotAllowed in answer to
+/// its STARTTLS and is disconnected, before any handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_from_outside_the_allow_list_gets_not_allowed() {
+    let pki = TestPki::new("allow");
+    let server = pki.server("server", &["::1"], ClientCertificates::Optional);
+    let elsewhere = dhcp_user::leasequery::LeasequerySettings {
+        allow: vec![parse_prefix("2001:db8:ffff::/48").unwrap()],
+        ..tls_only()
+    };
+    let f = Fixture::start_tls(elsewhere, server).await;
+    let mut s = f.connect().await;
+    let mut starttls = vec![STARTTLS, 4, 0, 1];
+    starttls.extend(opt(1, &REQUESTOR_DUID));
+    send(&mut s, &starttls).await;
+    let reply = read_msg(&mut s).await;
+    assert_eq!(
+        (reply.msg_type, reply.xid, reply.status().0),
+        (LEASEQUERY_REPLY, [4, 0, 1], STATUS_NOT_ALLOWED)
+    );
+    assert!(read_frame(&mut s, WAIT).await.is_none(), "disconnected");
+    let err = LeasequeryConnection::connect_with(f.addr, WAIT, &me(), Some(&pki.client(None)))
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::TlsRefused {
+                status: STATUS_NOT_ALLOWED,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(f.stats.get("status_not_allowed"), 2);
+    assert_eq!(f.stats.get("tls_sessions"), 0);
 }
 
 /// TLS configured without `tls-required` and without `active-insecure`: a bulk query in the

@@ -79,7 +79,8 @@ pub enum ClientError {
     Decode(String),
     #[error("leasequery protocol error: {0}")]
     Protocol(String),
-    /// The server answered STARTTLS with a refusal (TLSConnectionRefused: it has no TLS).
+    /// The server answered STARTTLS with a LEASEQUERY-REPLY and a status instead
+    /// (TLSConnectionRefused: it has no TLS; NotAllowed: we are not in its allow-list).
     #[error("leasequery server refused TLS: status {status} {message}")]
     TlsRefused {
         /// The status code.
