@@ -189,7 +189,10 @@ impl Pair {
                 ],
             ),
             Ask::RequestAddressAlone => msg(MSG_REQUEST, &[client_id(), server_id(), na]),
-            Ask::Confirm => msg(MSG_CONFIRM, &[client_id(), elapsed(), na, pd, dns_and_domain]),
+            Ask::Confirm => msg(
+                MSG_CONFIRM,
+                &[client_id(), elapsed(), na, pd, dns_and_domain],
+            ),
             Ask::ConfirmNotOnLink => msg(
                 MSG_CONFIRM,
                 &[

@@ -666,7 +666,12 @@ fn mismatches_are_passed_on_unchanged() {
                 &[
                     client_id(),
                     server_id(),
-                    ia_na(NA_IAID, 0, 0, Some(("2001:db8:1::99".parse().unwrap(), 0, 0))),
+                    ia_na(
+                        NA_IAID,
+                        0,
+                        0,
+                        Some(("2001:db8:1::99".parse().unwrap(), 0, 0)),
+                    ),
                 ],
             ))
             .encode(),
@@ -716,7 +721,10 @@ fn mismatches_are_passed_on_unchanged() {
             "confirm of a prefix alone (the controller drops it)",
             direct(msg(
                 MSG_CONFIRM,
-                &[client_id(), ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0)))],
+                &[
+                    client_id(),
+                    ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+                ],
             ))
             .encode(),
             stat::PASS_CONFIRM_NO_ADDRESS,

@@ -187,7 +187,9 @@ fn a_known_clients_request_and_confirm_are_answered_in_the_kernel() {
     let advertise = exchange(&lab, &socket, &solicit);
     assert_eq!(advertise[0], MSG_ADVERTISE);
     let options = wire::options(&advertise[4..]).expect("the Advertise's options");
-    let server_id = wire::find(&options, OPT_SERVERID).expect("Server ID").to_vec();
+    let server_id = wire::find(&options, OPT_SERVERID)
+        .expect("Server ID")
+        .to_vec();
     let ia = wire::parse_ia(wire::find(&options, OPT_IA_NA).expect("IA_NA"), false).unwrap();
     let address = ia.leases[0].0;
     let request = wire::msg(
@@ -207,14 +209,10 @@ fn a_known_clients_request_and_confirm_are_answered_in_the_kernel() {
     // The grant reaches the map shortly after it is durable; until then the controller answers
     // the retransmissions (with the same Reply).
     let mut answered = Vec::new();
-    lab.wait_until(
-        Duration::from_secs(10),
-        "a Request answered by XDP",
-        || {
-            answered = exchange(&lab, &socket, &request);
-            lab.xdp_counter(stat::TX_REQUEST) >= 1
-        },
-    );
+    lab.wait_until(Duration::from_secs(10), "a Request answered by XDP", || {
+        answered = exchange(&lab, &socket, &request);
+        lab.xdp_counter(stat::TX_REQUEST) >= 1
+    });
     assert_eq!(
         answered, granted,
         "XDP's Reply is the controller's, byte for byte"
@@ -231,7 +229,12 @@ fn a_known_clients_request_and_confirm_are_answered_in_the_kernel() {
     let status = wire::find(&options, OPT_STATUS_CODE).expect("a Status Code");
     assert_eq!(u16::from_be_bytes([status[0], status[1]]), STATUS_SUCCESS);
     assert_eq!(&status[2..], CONFIRM_ON_LINK_MESSAGE.as_bytes());
-    assert_eq!(lab.xdp_counter(stat::TX_CONFIRM), 1, "{}", lab.xdp_counters());
+    assert_eq!(
+        lab.xdp_counter(stat::TX_CONFIRM),
+        1,
+        "{}",
+        lab.xdp_counters()
+    );
 
     // Once more each: still in the kernel.
     assert_eq!(exchange(&lab, &socket, &request), granted);
@@ -245,4 +248,3 @@ fn a_known_clients_request_and_confirm_are_answered_in_the_kernel() {
         "the controller's socket must not see a Confirm"
     );
 }
-

@@ -165,7 +165,10 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
     // A known client's Request is answered as a Renew is (issue 20: within 10 % of it). Measured
     // in alternation with the Renew, round by round, so that a shared machine's changing load
     // weighs on both alike; the ratio is the median of the rounds' ratios.
-    report.progress("fast path", "request_direct and renew_direct in alternation");
+    report.progress(
+        "fast path",
+        "request_direct and renew_direct in alternation",
+    );
     let frame_of = |name: &str| {
         &all_cases
             .iter()
