@@ -173,7 +173,7 @@ pub struct RenewalEvent {
     pub at_ns: u64,
     pub key: BindingKey,
     pub ifindex: u32,
-    /// DHCPv6 message type answered (Renew, Rebind, Solicit).
+    /// DHCPv6 message type answered (Renew, Rebind, Request, Solicit).
     pub msg_type: u8,
     /// 1 when the request came through a relay.
     pub relayed: u8,
@@ -222,6 +222,13 @@ pub mod stat {
         TX_SOLICIT_ADVERTISE = "tx_solicit_advertise",
         TX_SOLICIT_REPLY = "tx_solicit_reply",
         TX_INFORMATION_REQUEST = "tx_information_request",
+        /// A Request naming the client's existing binding (RFC 8415 section 18.3.2), answered
+        /// with the Reply that extends it, as a Renew's.
+        TX_REQUEST = "tx_request",
+        /// A Confirm whose addresses are all on the link: Reply with Status Success.
+        TX_CONFIRM = "tx_confirm",
+        /// A Confirm whose address is not on the link: Reply with Status NotOnLink.
+        TX_CONFIRM_NOT_ON_LINK = "tx_confirm_not_on_link",
         PASS_NOT_DHCP = "pass_not_dhcp",
         PASS_DISABLED = "pass_disabled",
         PASS_MALFORMED = "pass_malformed",
@@ -257,6 +264,9 @@ pub mod stat {
         /// A relayed request while some subnet is selected by relay Interface-ID or address
         /// (the controller's rule, not the fast path's).
         PASS_RELAY_SELECTOR = "pass_relay_selector",
+        /// A Confirm the fast path cannot judge: no IA_NA with an address (the controller drops
+        /// it), or with more than one.
+        PASS_CONFIRM_NO_ADDRESS = "pass_confirm_no_address",
     }
 
     /// Each name is its constant's identifier in lower case.

@@ -4,8 +4,8 @@
 use crate::{maps::*, scratch::*, state::*};
 use dhcp_common::{BindingKey, BindingValue};
 
-/// Moves the binding's expiry on after a renewal (Renew, Rebind, Rapid-Commit Solicit) that
-/// `decide` accepted and `st.new_expires` holds.
+/// Moves the binding's expiry on after a renewal (Renew, Rebind, Request, Rapid-Commit Solicit)
+/// that `decide` accepted and `st.new_expires` holds.
 #[inline(always)]
 pub(crate) fn move_expiry(b: &mut BindingValue, st: &State) {
     // The map's expiry is the earliest of the binding's IAs: it moves on only when all of

@@ -198,13 +198,17 @@ pub fn configure(
     ifaces: &[IfaceInfo],
     pass_rate_per_cpu: u32,
 ) -> Result<(), FastPathError> {
-    for (i, subnet) in config.subnets.iter().enumerate().take(MAX_SUBNETS as usize) {
+    let served = config.subnets.iter().take(MAX_SUBNETS as usize);
+    let links: Vec<(Ipv6Addr, u8)> = served
+        .clone()
+        .map(|s| (s.prefix.network(), s.prefix.prefix_len()))
+        .collect();
+    // Only this configuration's prefixes: the program judges a Confirm's address on the link by
+    // them, and picks a relayed client's subnet.
+    fp.retain_links(&links)?;
+    for (i, (subnet, (prefix, len))) in served.zip(links.iter().copied()).enumerate() {
         fp.set_subnet(i as u16, &subnet_config(subnet))?;
-        fp.set_link(
-            subnet.prefix.network(),
-            subnet.prefix.prefix_len(),
-            i as u16,
-        )?;
+        fp.set_link(prefix, len, i as u16)?;
     }
     for iface in ifaces {
         fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
@@ -562,7 +566,7 @@ fn drain_waiting_renewals(
 
 /// One report from the ring: the event and the lease types it renewed (`None` for a record
 /// shorter than a `RenewalEvent`).
-fn decode_renewal(item: &[u8]) -> Option<(RenewalEvent, Vec<LeaseType>)> {
+pub fn decode_renewal(item: &[u8]) -> Option<(RenewalEvent, Vec<LeaseType>)> {
     if item.len() < std::mem::size_of::<RenewalEvent>() {
         return None;
     }

@@ -854,9 +854,9 @@ impl Ctx<'_, '_> {
         let on_link = addresses.iter().all(|a| self.subnet.prefix.contains(a));
         let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
         reply.push(if on_link {
-            status(STATUS_SUCCESS, "all addresses on link")
+            status(STATUS_SUCCESS, CONFIRM_ON_LINK_MESSAGE)
         } else {
-            status(STATUS_NOT_ON_LINK, "addresses not on link")
+            status(STATUS_NOT_ON_LINK, CONFIRM_NOT_ON_LINK_MESSAGE)
         });
         self.decision.outcome = Ok(reply);
     }

@@ -964,6 +964,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         ifindex: net.link.a.ifindex,
         mac: net.link.a.mac,
         link_local: net.link.a.link_local,
+        global: None,
         duid: xdp::SERVER_DUID.to_vec(),
     };
     let server_if = net.link.a.ifname.clone();

@@ -212,6 +212,48 @@ pub fn renew_with(extra: &[Vec<u8>]) -> Vec<u8> {
     options.extend_from_slice(extra);
     msg(MSG_RENEW, &options)
 }
+/// A known client's Request naming its binding (the IAs of the Advertise it got), with the ORO
+/// of `renew()`: the controller's Reply is `renew_reply()`.
+pub fn request_msg() -> Vec<u8> {
+    msg(
+        MSG_REQUEST,
+        &[
+            client_id(),
+            server_id(),
+            elapsed(),
+            ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+            ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+            oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
+        ],
+    )
+}
+/// A Confirm of `addr` (RFC 8415 section 18.2.3: no Server ID, the IA_NA with its address).
+pub fn confirm_msg(addr: Ipv6Addr) -> Vec<u8> {
+    msg(
+        MSG_CONFIRM,
+        &[
+            client_id(),
+            elapsed(),
+            ia_na(NA_IAID, 0, 0, Some((addr, 0, 0))),
+            oro(&[OPT_DNS_SERVERS]),
+        ],
+    )
+}
+/// The Status Code option: `code`, then the message text.
+pub fn status_opt(code: u16, text: &str) -> Vec<u8> {
+    let mut body = code.to_be_bytes().to_vec();
+    body.extend_from_slice(text.as_bytes());
+    opt(OPT_STATUS_CODE, &body)
+}
+/// The controller's Reply to a Confirm: Server ID, Client ID, the status, nothing else.
+pub fn confirm_reply(on_link: bool) -> Vec<u8> {
+    let status = if on_link {
+        status_opt(STATUS_SUCCESS, "all addresses on link")
+    } else {
+        status_opt(STATUS_NOT_ON_LINK, "addresses not on link")
+    };
+    msg(MSG_REPLY, &[server_id(), client_id(), status])
+}
 pub fn renew_reply() -> Vec<u8> {
     msg(
         MSG_REPLY,
