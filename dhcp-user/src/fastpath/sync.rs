@@ -100,11 +100,9 @@ impl SubnetIndex {
     /// True when the controller keeps `lease` as its client's binding, so that the fast path may
     /// answer for it: [`Standing::Kept`] by the controller's own rule ([`crate::binding_rule`]).
     pub fn controller_keeps(&self, lease: &Lease) -> bool {
-        self.subnets.get(&lease.subnet_id).is_some_and(|subnet| {
-            self.reservations
-                .standing(subnet, &lease.key(), &lease.duid)
-                == Standing::Kept
-        })
+        self.subnets
+            .get(&lease.subnet_id)
+            .is_some_and(|subnet| self.reservations.lease_standing(subnet, lease) == Standing::Kept)
     }
 }
 
@@ -175,17 +173,18 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
     }
 }
 
-/// The subnet serving clients attached directly to `iface`: named by `interface`, else the one
-/// whose prefix holds one of the interface's addresses.
+/// The subnet serving clients attached directly to `iface`: the first naming it (or a pattern
+/// matching it) in `interfaces`, else the one whose prefix holds one of the interface's
+/// addresses.
 pub fn subnet_for_iface<'a>(config: &'a Config, iface: &IfaceInfo) -> Option<(usize, &'a Subnet)> {
     config
         .subnets
         .iter()
         .enumerate()
-        .find(|(_, s)| s.interface.as_deref() == Some(iface.name.as_str()))
+        .find(|(_, s)| s.serves_interface(&iface.name))
         .or_else(|| {
             config.subnets.iter().enumerate().find(|(_, s)| {
-                s.interface.is_none() && iface.addresses.iter().any(|(a, _)| s.prefix.contains(a))
+                s.interfaces.is_empty() && iface.addresses.iter().any(|(a, _)| s.prefix.contains(a))
             })
         })
 }
@@ -671,6 +670,7 @@ mod tests {
             remote_id: None,
             relay_info: Vec::new(),
             hostname: String::new(),
+            line: None,
         }
     }
 
