@@ -658,7 +658,7 @@ impl<'a> Ctx<'a, '_> {
             remote_id: self.request.remote_id.clone(),
             relay_info: self.request.relay_info.clone(),
             hostname: previous.map(|p| p.hostname.clone()).unwrap_or_default(),
-            line: self.line.clone(),
+            line: self.line.clone().map(Vec::into_boxed_slice),
         };
         lease.assign(self.now(), subnet.preferred_lifetime, subnet.valid_lifetime);
         lease

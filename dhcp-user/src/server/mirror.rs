@@ -40,7 +40,7 @@ struct Extra {
     remote_id: Option<Vec<u8>>,
     relay_info: Vec<u8>,
     hostname: String,
-    line: Option<Vec<u8>>,
+    line: Option<Box<[u8]>>,
 }
 
 /// The keys of one client's rows (most clients have one or two).
@@ -66,7 +66,7 @@ pub struct LeaseMirror {
     /// DUID → keys of its rows, in key order.
     by_duid: HashMap<Arc<[u8]>, Keys>,
     /// Line (as stored) → keys of the rows served on it (sticky delegation by line).
-    by_line: HashMap<Vec<u8>, Vec<LeaseKey>>,
+    by_line: HashMap<Box<[u8]>, Vec<LeaseKey>>,
     interfaces: HashSet<Arc<str>>,
 }
 
@@ -380,9 +380,9 @@ mod tests {
     fn indexes_rows_by_line() {
         let mut m = LeaseMirror::default();
         let mut a = lease(1, b"a", 1000);
-        a.line = Some(vec![2, 0xaa]);
+        a.line = Some(vec![2, 0xaa].into());
         let mut b = lease(2, b"b", 1000);
-        b.line = Some(vec![2, 0xaa]);
+        b.line = Some(vec![2, 0xaa].into());
         m.apply(&[
             LeaseChange::Upsert(a.clone()),
             LeaseChange::Upsert(b.clone()),
@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(m.by_line(&[2, 0xaa]).count(), 2);
         assert_eq!(m.get(&a.key()), Some(a.clone()));
         let mut moved = a.clone();
-        moved.line = Some(vec![2, 0xbb]);
+        moved.line = Some(vec![2, 0xbb].into());
         m.apply(&[LeaseChange::Upsert(moved)]);
         assert_eq!(m.by_line(&[2, 0xaa]).collect::<Vec<_>>(), vec![b.clone()]);
         assert_eq!(m.by_line(&[2, 0xbb]).count(), 1);
@@ -406,7 +406,7 @@ mod tests {
         relayed.remote_id = Some(vec![3]);
         relayed.relay_info = vec![12, 0, 1];
         relayed.hostname = "host".into();
-        relayed.line = Some(vec![1, b'p']);
+        relayed.line = Some(vec![1, b'p'].into());
         relayed.link_address = Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 1);
         let mut pd = lease(0, b"r", 1000);
         pd.lease_type = crate::store::LeaseType::Pd;

@@ -188,7 +188,7 @@ impl ClientTable {
         }
         if let (Some(_), Some(line)) = (self.line_limit, &lease.line) {
             self.per_line
-                .entry(line.clone())
+                .entry(line.to_vec())
                 .or_default()
                 .insert(lease.duid.clone());
         }
@@ -677,10 +677,10 @@ impl Server {
             }
             if let Some(line) = &lease.line {
                 if !active.iter().any(|l| l.line.as_ref() == Some(line)) {
-                    if let Some(set) = state.clients.per_line.get_mut(line) {
+                    if let Some(set) = state.clients.per_line.get_mut(&line[..]) {
                         set.remove(&lease.duid);
                         if set.is_empty() {
-                            state.clients.per_line.remove(line);
+                            state.clients.per_line.remove(&line[..]);
                         }
                     }
                 }

@@ -167,7 +167,7 @@ pub struct Lease {
     pub hostname: String,
     /// The line the lease was served on (`line-identity`): the kind's tag then the identity
     /// ([`crate::config::LineId::stored`]); `None` when the request named no line.
-    pub line: Option<Vec<u8>>,
+    pub line: Option<Box<[u8]>>,
 }
 
 impl Lease {

@@ -602,7 +602,10 @@ fn lease_values(lease: &Lease) -> Vec<Value> {
         optional_blob(&lease.remote_id),
         Value::Blob(lease.relay_info.clone()),
         Value::Text(lease.hostname.clone()),
-        optional_blob(&lease.line),
+        lease
+            .line
+            .as_ref()
+            .map_or(Value::Null, |line| Value::Blob(line.to_vec())),
     ]
 }
 
@@ -628,7 +631,9 @@ fn lease_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Lease> {
         remote_id: row.get(at + 14)?,
         relay_info: row.get(at + 15)?,
         hostname: row.get(at + 16)?,
-        line: row.get(at + 17)?,
+        line: row
+            .get::<_, Option<Vec<u8>>>(at + 17)?
+            .map(Vec::into_boxed_slice),
     })
 }
 

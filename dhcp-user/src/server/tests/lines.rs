@@ -48,7 +48,7 @@ impl Lines {
         for lease in world.leases.values().filter(|l| l.is_active(now)) {
             if let Some(line) = &lease.line {
                 per_line
-                    .entry(line.clone())
+                    .entry(line.to_vec())
                     .or_default()
                     .insert(lease.duid.clone());
             }

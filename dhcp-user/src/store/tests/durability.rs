@@ -99,7 +99,7 @@ fn schema_1_gains_the_line_column() {
     .unwrap();
     drop(conn);
     let mut lined = na(2);
-    lined.line = Some(vec![2, 0, 0, 0x0d, 0xe9, 0xaa]);
+    lined.line = Some(vec![2, 0, 0, 0x0d, 0xe9, 0xaa].into());
     {
         let store = open(&scratch);
         assert_eq!(

@@ -54,7 +54,7 @@ fn any_lease() -> impl Strategy<Value = Lease> {
                 remote_id,
                 relay_info,
                 hostname,
-                line,
+                line: line.map(Vec::into_boxed_slice),
             };
             lease.assign(cltt, lifetime_a.min(lifetime_b), lifetime_a.max(lifetime_b));
             lease.state = state;
