@@ -350,3 +350,98 @@ fn the_line_limit_refuses_the_next_new_client_on_that_line_only() {
     assert_eq!(drops.get("line_client_limit"), Some(&3), "{drops:?}");
     assert_eq!(lab.bindings().len(), 3);
 }
+
+/// The Server ID option body of a (relayed) reply.
+fn server_id_of(reply: &[u8]) -> Vec<u8> {
+    let mut message = reply;
+    while message.first() == Some(&MSG_RELAY_REPL) {
+        let opts = options(&message[34..]).expect("Relay-Repl options");
+        message = find(&opts, OPT_RELAY_MSG).expect("a Relay Message");
+    }
+    let opts = options(&message[4..]).expect("reply options");
+    find(&opts, OPT_SERVERID).expect("a Server ID").to_vec()
+}
+
+/// A Renew from client `n` on line `line` for `got` (an address or a prefix).
+fn relayed_renew(n: u32, server_id: &[u8], got: &Got, line: &[u8]) -> Vec<u8> {
+    let ia = match got {
+        Got::Lease(address, 128) => ia_na(1, 0, 0, Some((*address, 0, 0))),
+        Got::Lease(prefix, len) => ia_pd(1, 0, 0, Some((*prefix, *len, 0, 0))),
+        Got::Status(_) => panic!("nothing to renew"),
+    };
+    let renew = msg(
+        MSG_RENEW,
+        0x5000 + n,
+        &[
+            opt(OPT_CLIENTID, &client_duid(n)),
+            opt(OPT_SERVERID, server_id),
+            ia,
+        ],
+    );
+    relay_forw(&renew, Some(line), None)
+}
+
+/// With the fast path on, what it answers follows the line rules: a client's lease reserved for
+/// its line is renewed in XDP; once a new DUID on the line took a prefix over, the old DUID's
+/// Renew is no longer answered with it (the controller says NoBinding).
+#[test]
+fn the_fast_path_follows_reservations_and_takeovers_by_line() {
+    use dhcp_common::stat;
+    let config = format!(
+        "line-identity = \"remote-id\"\nline-client-limit = 1\n{}",
+        lab_config(
+            &[],
+            "reservations = [{ remote-id = { enterprise = 3561, id = \"aa01\" }, address = \"2001:db8:1::77\" }]\n"
+        )
+    );
+    let lab = LabServer::start_with("linesxdp", &config, true);
+    let relay = lab.client_socket(547);
+    let reserved_line = [0xaa, 0x01];
+    let reply = exchange(
+        &relay,
+        &relay_forw(&rapid_solicit(1, false), Some(&reserved_line), None),
+        lab.server_unicast(),
+    )
+    .expect("a reply");
+    let reserved = ia_of(&reply, false);
+    assert_eq!(reserved, lease("2001:db8:1::77"));
+    let server_id = server_id_of(&reply);
+    let renew = relayed_renew(1, &server_id, &reserved, &reserved_line);
+    let before = lab.xdp_counter(stat::TX_RENEW);
+    lab.wait_until(Duration::from_secs(5), "a Renew answered in XDP", || {
+        let reply = exchange(&relay, &renew, lab.server_unicast()).expect("a reply");
+        assert_eq!(ia_of(&reply, false), reserved);
+        lab.xdp_counter(stat::TX_RENEW) > before
+    });
+
+    let line = [0xbb, 0x02];
+    let old = relayed(&lab, &relay, 2, true, Some(&line), None).expect("a reply");
+    let renew_old = relayed_renew(2, &server_id, &old, &line);
+    let before = lab.xdp_counter(stat::TX_RENEW);
+    lab.wait_until(Duration::from_secs(5), "the old CPE renewed in XDP", || {
+        exchange(&relay, &renew_old, lab.server_unicast()).expect("a reply");
+        lab.xdp_counter(stat::TX_RENEW) > before
+    });
+    assert_eq!(
+        relayed(&lab, &relay, 3, true, Some(&line), None),
+        Some(old.clone())
+    );
+    lab.wait_until(
+        Duration::from_secs(5),
+        "the old CPE's binding gone from the map",
+        || {
+            let reply = exchange(&relay, &renew_old, lab.server_unicast()).expect("a reply");
+            ia_of(&reply, true) == Got::Status(STATUS_NO_BINDING)
+        },
+    );
+    // And it stays gone: every later Renew of the old DUID gets NoBinding.
+    for _ in 0..5 {
+        let reply = exchange(&relay, &renew_old, lab.server_unicast()).expect("a reply");
+        assert_eq!(
+            ia_of(&reply, true),
+            Got::Status(STATUS_NO_BINDING),
+            "{}",
+            lab.xdp_counters()
+        );
+    }
+}
