@@ -544,7 +544,7 @@ impl<'a> Ctx<'a, '_> {
     /// binding keeps it, as the fast path keeps answering its renewals) and is not yet counted
     /// on the line. A new DUID that takes over the line's one client's lease (`line-sticky` with
     /// a limit of 1: a CPE that came back with a new DUID) replaces it rather than adds to it.
-    fn over_line_limit(&self) -> Result<bool, StoreError> {
+    fn over_line_limit(&self, types: &[LeaseType]) -> Result<bool, StoreError> {
         let clients = self.input.clients;
         let Some(line) = &self.line else {
             return Ok(false);
@@ -563,7 +563,7 @@ impl<'a> Ctx<'a, '_> {
             return Ok(false);
         }
         if self.replaces_line_client() {
-            for lease_type in [LeaseType::Na, LeaseType::Pd] {
+            for &lease_type in types {
                 if self.sticky_lease(lease_type)?.is_some() {
                     return Ok(false);
                 }
@@ -600,14 +600,18 @@ impl<'a> Ctx<'a, '_> {
         let takes_active = self.replaces_line_client();
         let mut candidates: Vec<(Lease, &'a Subnet)> = Vec::new();
         for lease in self.input.view.by_line(line)? {
-            if lease.lease_type != lease_type || lease.state == LeaseState::Declined {
+            // Another client's: the client's own leases are its bindings (any IAID).
+            if lease.lease_type != lease_type
+                || lease.state == LeaseState::Declined
+                || lease.duid == self.duid
+            {
                 continue;
             }
             let Some(subnet) = self.lease_subnet(&lease) else {
                 continue;
             };
             let key = lease.key();
-            let live = lease.is_active(now) && lease.duid != self.duid;
+            let live = lease.is_active(now);
             if (live && !takes_active)
                 || self.allocator.reserved_for_another(&key, &client)
                 || !self.allocator.in_subnet_pools(subnet, &key, &client)
@@ -797,12 +801,17 @@ impl<'a> Ctx<'a, '_> {
         let Some((key, subnet)) = key else {
             return Ok(no_avail(lease_type));
         };
+        let takes_over = existing
+            .as_ref()
+            .is_some_and(|e| e.duid != self.duid && e.is_active(self.now()));
         if commit {
             self.grant(key, iaid, existing.as_ref(), subnet);
-        } else {
+        } else if !takes_over {
             self.allocator.hold_offer(key, self.duid, self.now());
             self.decision.offers.push(key);
         }
+        // (An active lease a new DUID on its line is to take over is not held for it: its
+        // holder keeps renewing it, as the fast path lets it, until the Request.)
         Ok(IaOutcome::Leases(
             vec![(key, subnet.preferred_lifetime, subnet.valid_lifetime)],
             timers(subnet),
@@ -818,7 +827,15 @@ impl<'a> Ctx<'a, '_> {
         if self.over_client_limit()? {
             return Ok(Some("interface_client_limit"));
         }
-        if self.over_line_limit()? {
+        let types: Vec<LeaseType> = ias
+            .iter()
+            .filter_map(|ia| match ia {
+                IaRequest::Na { .. } => Some(LeaseType::Na),
+                IaRequest::Pd { .. } => Some(LeaseType::Pd),
+                IaRequest::Ta { .. } => None,
+            })
+            .collect();
+        if self.over_line_limit(&types)? {
             return Ok(Some("line_client_limit"));
         }
         Ok(None)
@@ -916,7 +933,7 @@ impl<'a> Ctx<'a, '_> {
                 };
                 if !listed_keys.is_empty()
                     && !self.over_client_limit()?
-                    && !self.over_line_limit()?
+                    && !self.over_line_limit(&[lease_type])?
                 {
                     for key in &listed_keys {
                         // The subnet of the shared set whose pools (or reservations) hand it out.

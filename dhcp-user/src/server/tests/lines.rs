@@ -354,3 +354,67 @@ fn the_line_limit_refuses_a_new_client_on_that_line_only() {
     );
     pd_of(&inner(reply));
 }
+
+/// A new DUID's Advertise of the line's active prefix holds nothing: the old CPE still renews
+/// it (as the fast path lets it) until the new one's Request takes it over.
+#[test]
+fn an_advertised_takeover_leaves_the_old_cpe_renewing_until_the_request() {
+    let line = [0xdd, 0x01];
+    let mut world = world_of(&format!("line-client-limit = 1\n{LINES}"));
+    let (_, reply) = world.decide_with(
+        relayed(rapid(1, vec![ia_pd(1, None)]), Some(&line), None),
+        "2001:db8:1::1",
+        &NoLimit,
+        NOW,
+    );
+    let (prefix, len) = pd_of(&inner(reply));
+    let limits = Lines::of(&world, 1, NOW + 1);
+    let solicit = msg(MSG_SOLICIT, &client(2), vec![ia_pd(1, None)]);
+    let (decision, advertise) = world.decide_with(
+        relayed(solicit, Some(&line), None),
+        "2001:db8:1::1",
+        &limits,
+        NOW + 1,
+    );
+    assert_eq!(pd_of(&inner(advertise)), (prefix, len));
+    assert!(decision.offers.is_empty());
+    let prefix_text = prefix.to_string();
+    let renew = msg(
+        MSG_RENEW,
+        &client(1),
+        vec![
+            DhcpOption::ServerId(server_duid()),
+            ia_pd(1, Some((prefix_text.as_str(), len))),
+        ],
+    );
+    let (_, renewed) = world.decide_with(
+        relayed(renew, Some(&line), None),
+        "2001:db8:1::1",
+        &limits,
+        NOW + 2,
+    );
+    assert_eq!(pd_of(&inner(renewed)), (prefix, len));
+    let request = msg(
+        MSG_REQUEST,
+        &client(2),
+        vec![
+            DhcpOption::ServerId(server_duid()),
+            ia_pd(1, Some((prefix_text.as_str(), len))),
+        ],
+    );
+    let limits = Lines::of(&world, 1, NOW + 3);
+    let (_, granted) = world.decide_with(
+        relayed(request, Some(&line), None),
+        "2001:db8:1::1",
+        &limits,
+        NOW + 3,
+    );
+    assert_eq!(pd_of(&inner(granted)), (prefix, len));
+    let holder = &world
+        .leases
+        .values()
+        .find(|l| l.address == prefix)
+        .unwrap()
+        .duid;
+    assert_eq!(holder, client(2).as_bytes());
+}
