@@ -431,6 +431,23 @@ pub struct LineId {
 }
 
 impl LineId {
+    /// The line of a stored form ([`LineId::stored`]); `None` for an unknown tag.
+    pub fn from_stored(stored: &[u8]) -> Option<LineId> {
+        let (&tag, value) = stored.split_first()?;
+        let kind = [
+            LineKind::InterfaceId,
+            LineKind::RemoteId,
+            LineKind::SubscriberId,
+            LineKind::ClientLinklayerAddress,
+        ]
+        .into_iter()
+        .find(|kind| kind.tag() == tag)?;
+        Some(LineId {
+            kind,
+            value: value.to_vec(),
+        })
+    }
+
     /// The form kept with a lease (the `line` column): the kind's tag, then the value.
     pub fn stored(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(1 + self.value.len());

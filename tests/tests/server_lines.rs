@@ -325,6 +325,12 @@ fn a_cpe_with_a_new_duid_on_its_line_keeps_its_prefix_across_a_restart() {
         .collect();
     let duid: String = client_duid(3).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(holders, vec![duid]);
+    // `bindings` names each lease's line.
+    let lines: Vec<Option<String>> = lab.bindings().into_iter().map(|b| b.line).collect();
+    assert!(
+        lines.contains(&Some("remote-id 00000de9bb02".to_string())),
+        "{lines:?}"
+    );
 }
 
 /// The per-line limit refuses the next new client on a full line only (counted in stats); a
