@@ -661,7 +661,10 @@ impl<'a> Ctx<'a, '_> {
             relay_id: self.request.relay_id.clone(),
             remote_id: self.request.remote_id.clone(),
             relay_info: self.request.relay_info.clone(),
-            hostname: previous.map(|p| p.hostname.clone()).unwrap_or_default(),
+            hostname: previous
+                .filter(|p| p.duid == self.duid)
+                .map(|p| p.hostname.clone())
+                .unwrap_or_default(),
             line: self.line.clone().map(Vec::into_boxed_slice),
         };
         lease.assign(self.now(), subnet.preferred_lifetime, subnet.valid_lifetime);
@@ -677,7 +680,9 @@ impl<'a> Ctx<'a, '_> {
             }
             _ => LeaseEventKind::Granted,
         };
-        if let Some(old) = previous.filter(|p| p.key() == key && p.duid != self.duid) {
+        if let Some(old) = previous
+            .filter(|p| p.key() == key && p.duid != self.duid && p.state == LeaseState::Assigned)
+        {
             // Sticky delegation took the line's previous client's lease: that client's binding
             // ends (published first, so that followers drop it before the new one arrives).
             let mut gone = old.clone();
