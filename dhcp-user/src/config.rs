@@ -10,6 +10,8 @@
 //! state-dir = "/var/lib/dhcp-user"
 //! interfaces = ["eth1"]
 //! interface-client-limit = 1000                   # optional
+//! line-identity = "remote-id"                     # optional: what names a subscriber's line
+//! line-client-limit = 1                           # optional, with line-identity
 //! grace-period = 3600                              # default 3600 s
 //! max-lease-time = 86400                           # optional cap on every lifetime
 //!
@@ -27,9 +29,11 @@
 //! [[subnet]]
 //! id = 1
 //! prefix = "2001:db8:1::/64"
-//! interface = "eth1"
+//! interfaces = ["eth1", "eth1.1??"]              # an interface group (or `interface = "eth1"`)
+//! shared-network = "campus"                       # optional: subnets of one link, tried in order
 //! pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]
 //! pd-pools = [{ prefix = "2001:db8:8000::/40", delegated-length = 56 }]
+//! reservations = [{ remote-id = { enterprise = 3561, id = "aa01" }, prefix = "2001:db8:9::/56" }]
 //! ```
 
 use std::collections::HashMap;

@@ -21,6 +21,45 @@ domain-search = ["lab.example"]
 reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1::42" }]
 "#;
 
+/// Every topology key of issue 16: an interface group, a shared network, reservations and a
+/// limit by line.
+const LINES_GOOD: &str = r#"
+interfaces = ["eth1", "eth2.1??"]
+line-identity = "remote-id"
+line-client-limit = 1
+
+[[subnet]]
+id = 1
+prefix = "2001:db8:1::/64"
+interfaces = ["eth1", "eth2.1??"]
+shared-network = "access"
+pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::1fff" }]
+pd-pools = [{ prefix = "2001:db8:c000::/40", delegated-length = 56 }]
+reservations = [
+  { remote-id = { enterprise = 3561, id = "61:6e:2d:33" }, prefix = "2001:db8:f000:100::/56" },
+  { interface-id = "an-3/1/1:7", address = "2001:db8:1::7" },
+  { subscriber-id = "sub-10442", address = "2001:db8:1::8" },
+  { client-linklayer-address = "02:00:5e:10:00:01", address = "2001:db8:1::9" },
+]
+
+[[subnet]]
+id = 2
+prefix = "2001:db8:2::/64"
+interfaces = ["eth1"]
+shared-network = "access"
+pools = [{ low = "2001:db8:2::1000", high = "2001:db8:2::ffff" }]
+"#;
+
+/// The topology example parses: both subnets serve eth1, in file order.
+#[test]
+fn the_topology_config_parses() {
+    let config = Config::parse(LINES_GOOD, "lines.toml").unwrap();
+    assert_eq!(config.shared_with(0), vec![0, 1]);
+    assert!(config.subnets[0].serves_interface("eth2.150"));
+    assert!(config.subnets[1].serves_interface("eth1"));
+    assert_eq!(config.subnets[0].reservations.len(), 4);
+}
+
 fn err(text: &str) -> String {
     Config::parse(text, "test.toml").unwrap_err().to_string()
 }
@@ -355,7 +394,7 @@ prefix = "2001:db8:2::/64"
 #[test]
 fn good_configs_are_fuzz_seeds() {
     let lab = include_str!("../../../examples/lab.toml");
-    for (name, text) in [("good", GOOD), ("example_lab", lab)] {
+    for (name, text) in [("good", GOOD), ("example_lab", lab), ("lines", LINES_GOOD)] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fuzz/seeds/config_parse")
             .join(name);
