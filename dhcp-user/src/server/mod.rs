@@ -117,6 +117,8 @@ struct Pending {
 struct Overlay {
     entries: HashMap<LeaseKey, Pending>,
     by_duid: HashMap<Vec<u8>, Vec<LeaseKey>>,
+    /// The same by line, for the leases that have one (sticky delegation).
+    by_line: HashMap<Box<[u8]>, Vec<LeaseKey>>,
 }
 
 impl Overlay {
@@ -134,6 +136,9 @@ impl Overlay {
                 .entry(lease.duid.clone())
                 .or_default()
                 .push(key);
+            if let Some(line) = &lease.line {
+                self.by_line.entry(line.clone()).or_default().push(key);
+            }
         }
         if let Some(old) = self.entries.insert(key, pending) {
             self.unindex(&key, old.lease.as_ref());
@@ -157,6 +162,23 @@ impl Overlay {
                 self.by_duid.remove(lease.duid.as_slice());
             }
         }
+        if let Some(line) = &lease.line {
+            if let Some(keys) = self.by_line.get_mut(line) {
+                if let Some(at) = keys.iter().position(|k| k == key) {
+                    keys.swap_remove(at);
+                }
+                if keys.is_empty() {
+                    self.by_line.remove(line);
+                }
+            }
+        }
+    }
+
+    /// The in-flight leases served on `line` (deletions excluded).
+    fn of_line<'a>(&'a self, line: &[u8]) -> impl Iterator<Item = &'a Lease> + 'a {
+        let keys = self.by_line.get(line).map(Vec::as_slice).unwrap_or(&[]);
+        keys.iter()
+            .filter_map(|key| self.entries.get(key)?.lease.as_ref())
     }
 
     /// The in-flight leases of `duid` (deletions excluded).
@@ -307,21 +329,14 @@ impl LeaseView for OverlayView<'_> {
     }
 
     fn by_line(&self, line: &[u8]) -> Result<Vec<Lease>, StoreError> {
-        // The durable rows of the line as the commits in flight leave them, then the commits
-        // in flight that put a row on it (few: those of requests being decided right now).
+        // The durable rows of the line the commits in flight leave alone, then the commits in
+        // flight that put a row on it.
         let mut leases: Vec<Lease> = self
             .mirror
             .by_line(line)
             .filter(|lease| !self.pending.contains_key(&lease.key()))
             .collect();
-        leases.extend(
-            self.pending
-                .entries
-                .values()
-                .filter_map(|p| p.lease.as_ref())
-                .filter(|lease| lease.line.as_deref() == Some(line))
-                .cloned(),
-        );
+        leases.extend(self.pending.of_line(line).cloned());
         Ok(leases)
     }
 }
