@@ -17,6 +17,7 @@
 //! line                 a client's line identity, from its relays
 //! lease_events         lease changes published to subscribers
 //! config, store, proto the configuration, the lease store, the wire codec
+//! tls                  PEM certificates and keys, rustls configurations (leasequery's TLS)
 //! clock, log_throttle  the wall clock; rate-limited logging
 //! ```
 
@@ -35,6 +36,7 @@ pub mod proto;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 #[cfg(test)]
 mod layering;
