@@ -49,6 +49,8 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
     }
+    config.interfaces = crate::netif::expand_interface_patterns(&config.interfaces)
+        .map_err(|message| anyhow::anyhow!("{}: `interfaces`: {message}", args.config.display()))?;
     if config.interfaces.is_empty() {
         bail!(
             "no interface to serve: set `interfaces` in {} or pass --iface",

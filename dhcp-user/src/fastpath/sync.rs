@@ -100,11 +100,9 @@ impl SubnetIndex {
     /// True when the controller keeps `lease` as its client's binding, so that the fast path may
     /// answer for it: [`Standing::Kept`] by the controller's own rule ([`crate::binding_rule`]).
     pub fn controller_keeps(&self, lease: &Lease) -> bool {
-        self.subnets.get(&lease.subnet_id).is_some_and(|subnet| {
-            self.reservations
-                .standing(subnet, &lease.key(), &lease.duid)
-                == Standing::Kept
-        })
+        self.subnets
+            .get(&lease.subnet_id)
+            .is_some_and(|subnet| self.reservations.lease_standing(subnet, lease) == Standing::Kept)
     }
 }
 
@@ -175,17 +173,18 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
     }
 }
 
-/// The subnet serving clients attached directly to `iface`: named by `interface`, else the one
-/// whose prefix holds one of the interface's addresses.
+/// The subnet serving clients attached directly to `iface`: the first naming it (or a pattern
+/// matching it) in `interfaces`, else the one whose prefix holds one of the interface's
+/// addresses.
 pub fn subnet_for_iface<'a>(config: &'a Config, iface: &IfaceInfo) -> Option<(usize, &'a Subnet)> {
     config
         .subnets
         .iter()
         .enumerate()
-        .find(|(_, s)| s.interface.as_deref() == Some(iface.name.as_str()))
+        .find(|(_, s)| s.serves_interface(&iface.name))
         .or_else(|| {
             config.subnets.iter().enumerate().find(|(_, s)| {
-                s.interface.is_none() && iface.addresses.iter().any(|(a, _)| s.prefix.contains(a))
+                s.interfaces.is_empty() && iface.addresses.iter().any(|(a, _)| s.prefix.contains(a))
             })
         })
 }
@@ -675,6 +674,7 @@ mod tests {
             remote_id: None,
             relay_info: Vec::new(),
             hostname: String::new(),
+            line: None,
         }
     }
 
@@ -721,6 +721,49 @@ mod tests {
         // A prefix outside every PD pool now.
         let pd = lease(&duid, LeaseType::Pd, "2001:db9::", 56, 1000);
         assert!(binding_for(&[na, pd], 10, &index()).is_none());
+    }
+
+    /// The relay chain of a request relayed with Remote-ID `id` (enterprise 3561).
+    fn relayed_on(id: &[u8]) -> Vec<u8> {
+        use crate::proto::{DhcpOption, Message, Packet, RelayMessage, RemoteId};
+        let client = Message::new(dhcp_common::dhcpv6::MSG_SOLICIT, [1, 2, 3]);
+        Packet::Relay(RelayMessage {
+            msg_type: dhcp_common::dhcpv6::MSG_RELAY_FORW,
+            hop_count: 0,
+            link_address: "2001:db8::1".parse().unwrap(),
+            peer_address: "fe80::1".parse().unwrap(),
+            options: vec![
+                DhcpOption::RemoteId(RemoteId {
+                    enterprise: 3561,
+                    remote_id: id.to_vec(),
+                }),
+                DhcpOption::RelayMsg(Box::new(Packet::Message(client))),
+            ],
+        })
+        .encode()
+        .unwrap()
+    }
+
+    /// Reservations by line judge a lease by the line it was served on (its stored relay
+    /// chain), as the controller does: the line's own lease is answered; a lease of another
+    /// line on a key reserved for this one, or a lease of a line that has a reservation
+    /// elsewhere (its Solicit moves there), is left to the controller.
+    #[test]
+    fn line_reservations_follow_the_line_the_lease_was_served_on() {
+        let index = index_with(
+            "reservations = [{ remote-id = { enterprise = 3561, id = \"aa01\" }, address = \"2001:db8::1:5\" }]\n",
+        );
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let mut reserved = lease(&duid, LeaseType::Na, "2001:db8::1:5", 128, 1000);
+        reserved.relay_info = relayed_on(&[0xaa, 0x01]);
+        assert!(binding_for(std::slice::from_ref(&reserved), 10, &index).is_some());
+        reserved.relay_info = relayed_on(&[0xaa, 0x02]);
+        assert!(binding_for(std::slice::from_ref(&reserved), 10, &index).is_none());
+        let mut pooled = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
+        pooled.relay_info = relayed_on(&[0xaa, 0x01]);
+        assert!(binding_for(std::slice::from_ref(&pooled), 10, &index).is_none());
+        pooled.relay_info = relayed_on(&[0xaa, 0x03]);
+        assert!(binding_for(&[pooled], 10, &index).is_some());
     }
 
     #[test]

@@ -228,13 +228,13 @@ fn is_link_scoped(address: &Ipv6Addr) -> bool {
     address.segments()[0] & 0xffc0 == 0xfe80 || address.is_multicast()
 }
 
-/// The subnet of clients directly on `iface`: the subnet naming it in `interface`, else the one
-/// containing one of the interface's addresses.
+/// The subnet of clients directly on `iface`: the first subnet naming it (or a pattern matching
+/// it) in `interfaces`, else the one containing one of the interface's addresses.
 pub fn interface_subnet(config: &Config, iface: &str) -> Option<usize> {
     if let Some(index) = config
         .subnets
         .iter()
-        .position(|s| s.interface.as_deref() == Some(iface))
+        .position(|s| s.serves_interface(iface))
     {
         return Some(index);
     }

@@ -40,6 +40,7 @@ struct Extra {
     remote_id: Option<Vec<u8>>,
     relay_info: Vec<u8>,
     hostname: String,
+    line: Option<Box<[u8]>>,
 }
 
 /// The keys of one client's rows (most clients have one or two).
@@ -64,6 +65,8 @@ pub struct LeaseMirror {
     rows: BTreeMap<LeaseKey, Row>,
     /// DUID → keys of its rows, in key order.
     by_duid: HashMap<Arc<[u8]>, Keys>,
+    /// Line (as stored) → keys of the rows served on it (sticky delegation by line).
+    by_line: HashMap<Box<[u8]>, Vec<LeaseKey>>,
     interfaces: HashSet<Arc<str>>,
 }
 
@@ -110,6 +113,15 @@ impl LeaseMirror {
             .filter_map(|key| self.get(key))
     }
 
+    /// The rows served on `line` (their stored `line`), in no particular order.
+    pub fn by_line(&self, line: &[u8]) -> impl Iterator<Item = Lease> + '_ {
+        self.by_line
+            .get(line)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|key| self.get(key))
+    }
+
     /// Applies a durable batch, with the store's semantics for each change.
     pub fn apply(&mut self, changes: &[LeaseChange]) {
         for change in changes {
@@ -139,9 +151,21 @@ impl LeaseMirror {
     fn insert(&mut self, lease: &Lease) {
         let key = lease.key();
         if let Some(old) = self.rows.get(&key) {
-            if *old.duid != *lease.duid {
-                let old_duid = Arc::clone(&old.duid);
+            let old_duid = (*old.duid != *lease.duid).then(|| Arc::clone(&old.duid));
+            let old_line = old.extra.as_ref().and_then(|e| e.line.clone());
+            if let Some(old_duid) = old_duid {
                 self.unindex(&old_duid, &key);
+            }
+            if old_line != lease.line {
+                if let Some(line) = old_line {
+                    self.unindex_line(&line, &key);
+                }
+            }
+        }
+        if let Some(line) = &lease.line {
+            let keys = self.by_line.entry(line.clone()).or_default();
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
         let duid: Arc<[u8]> = match self.by_duid.get_key_value(lease.duid.as_slice()) {
@@ -173,13 +197,15 @@ impl LeaseMirror {
         let extra = (lease.relay_id.is_some()
             || lease.remote_id.is_some()
             || !lease.relay_info.is_empty()
-            || !lease.hostname.is_empty())
+            || !lease.hostname.is_empty()
+            || lease.line.is_some())
         .then(|| {
             Box::new(Extra {
                 relay_id: lease.relay_id.clone(),
                 remote_id: lease.remote_id.clone(),
                 relay_info: lease.relay_info.clone(),
                 hostname: lease.hostname.clone(),
+                line: lease.line.clone(),
             })
         });
         let row = Row {
@@ -201,6 +227,18 @@ impl LeaseMirror {
     fn remove(&mut self, key: &LeaseKey) {
         if let Some(old) = self.rows.remove(key) {
             self.unindex(&old.duid, key);
+            if let Some(line) = old.extra.and_then(|e| e.line) {
+                self.unindex_line(&line, key);
+            }
+        }
+    }
+
+    fn unindex_line(&mut self, line: &[u8], key: &LeaseKey) {
+        if let Some(keys) = self.by_line.get_mut(line) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_line.remove(line);
+            }
         }
     }
 
@@ -226,14 +264,15 @@ impl LeaseMirror {
 
 /// The lease a row stands for.
 fn lease(key: &LeaseKey, row: &Row) -> Lease {
-    let (relay_id, remote_id, relay_info, hostname) = match &row.extra {
+    let (relay_id, remote_id, relay_info, hostname, line) = match &row.extra {
         Some(extra) => (
             extra.relay_id.clone(),
             extra.remote_id.clone(),
             extra.relay_info.clone(),
             extra.hostname.clone(),
+            extra.line.clone(),
         ),
-        None => (None, None, Vec::new(), String::new()),
+        None => (None, None, Vec::new(), String::new(), None),
     };
     Lease {
         address: key.address,
@@ -253,6 +292,7 @@ fn lease(key: &LeaseKey, row: &Row) -> Lease {
         remote_id,
         relay_info,
         hostname,
+        line,
     }
 }
 
@@ -280,6 +320,7 @@ mod tests {
             remote_id: None,
             relay_info: Vec::new(),
             hostname: String::new(),
+            line: None,
         }
     }
 
@@ -334,6 +375,29 @@ mod tests {
         assert!(m.by_duid.is_empty());
     }
 
+    /// The line index follows upserts that change a row's line, and deletions.
+    #[test]
+    fn indexes_rows_by_line() {
+        let mut m = LeaseMirror::default();
+        let mut a = lease(1, b"a", 1000);
+        a.line = Some(vec![2, 0xaa].into());
+        let mut b = lease(2, b"b", 1000);
+        b.line = Some(vec![2, 0xaa].into());
+        m.apply(&[
+            LeaseChange::Upsert(a.clone()),
+            LeaseChange::Upsert(b.clone()),
+        ]);
+        assert_eq!(m.by_line(&[2, 0xaa]).count(), 2);
+        assert_eq!(m.get(&a.key()), Some(a.clone()));
+        let mut moved = a.clone();
+        moved.line = Some(vec![2, 0xbb].into());
+        m.apply(&[LeaseChange::Upsert(moved)]);
+        assert_eq!(m.by_line(&[2, 0xaa]).collect::<Vec<_>>(), vec![b.clone()]);
+        assert_eq!(m.by_line(&[2, 0xbb]).count(), 1);
+        m.apply(&[LeaseChange::Delete(a.key()), LeaseChange::Delete(b.key())]);
+        assert!(m.by_line.is_empty());
+    }
+
     #[test]
     fn keeps_every_field() {
         let mut m = LeaseMirror::default();
@@ -342,6 +406,7 @@ mod tests {
         relayed.remote_id = Some(vec![3]);
         relayed.relay_info = vec![12, 0, 1];
         relayed.hostname = "host".into();
+        relayed.line = Some(vec![1, b'p'].into());
         relayed.link_address = Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 1);
         let mut pd = lease(0, b"r", 1000);
         pd.lease_type = crate::store::LeaseType::Pd;

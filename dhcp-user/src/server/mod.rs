@@ -117,6 +117,8 @@ struct Pending {
 struct Overlay {
     entries: HashMap<LeaseKey, Pending>,
     by_duid: HashMap<Vec<u8>, Vec<LeaseKey>>,
+    /// The same by line, for the leases that have one (sticky delegation).
+    by_line: HashMap<Box<[u8]>, Vec<LeaseKey>>,
 }
 
 impl Overlay {
@@ -134,6 +136,9 @@ impl Overlay {
                 .entry(lease.duid.clone())
                 .or_default()
                 .push(key);
+            if let Some(line) = &lease.line {
+                self.by_line.entry(line.clone()).or_default().push(key);
+            }
         }
         if let Some(old) = self.entries.insert(key, pending) {
             self.unindex(&key, old.lease.as_ref());
@@ -157,6 +162,23 @@ impl Overlay {
                 self.by_duid.remove(lease.duid.as_slice());
             }
         }
+        if let Some(line) = &lease.line {
+            if let Some(keys) = self.by_line.get_mut(line) {
+                if let Some(at) = keys.iter().position(|k| k == key) {
+                    keys.swap_remove(at);
+                }
+                if keys.is_empty() {
+                    self.by_line.remove(line);
+                }
+            }
+        }
+    }
+
+    /// The in-flight leases served on `line` (deletions excluded).
+    fn of_line<'a>(&'a self, line: &[u8]) -> impl Iterator<Item = &'a Lease> + 'a {
+        let keys = self.by_line.get(line).map(Vec::as_slice).unwrap_or(&[]);
+        keys.iter()
+            .filter_map(|key| self.entries.get(key)?.lease.as_ref())
     }
 
     /// The in-flight leases of `duid` (deletions excluded).
@@ -168,10 +190,31 @@ impl Overlay {
     }
 }
 
-/// Clients per interface (`interface-client-limit`).
+/// Clients per interface (`interface-client-limit`) and per line (`line-client-limit`): the
+/// DUIDs with an active lease served there.
 struct ClientTable {
     limit: Option<u32>,
     per_interface: HashMap<String, HashSet<Vec<u8>>>,
+    line_limit: Option<u32>,
+    per_line: HashMap<Vec<u8>, HashSet<Vec<u8>>>,
+}
+
+impl ClientTable {
+    /// Counts `lease`'s client where it was served (an active lease).
+    fn add(&mut self, lease: &Lease) {
+        if self.limit.is_some() {
+            self.per_interface
+                .entry(lease.interface.clone())
+                .or_default()
+                .insert(lease.duid.clone());
+        }
+        if let (Some(_), Some(line)) = (self.line_limit, &lease.line) {
+            self.per_line
+                .entry(line.to_vec())
+                .or_default()
+                .insert(lease.duid.clone());
+        }
+    }
 }
 
 impl ClientLimit for ClientTable {
@@ -186,6 +229,20 @@ impl ClientLimit for ClientTable {
             return false;
         };
         let count = self.per_interface.get(interface).map_or(0, HashSet::len);
+        count >= limit as usize
+    }
+
+    fn line_is_known(&self, line: &[u8], duid: &[u8]) -> bool {
+        self.per_line
+            .get(line)
+            .is_some_and(|clients| clients.contains(duid))
+    }
+
+    fn line_is_full(&self, line: &[u8]) -> bool {
+        let Some(limit) = self.line_limit else {
+            return false;
+        };
+        let count = self.per_line.get(line).map_or(0, HashSet::len);
         count >= limit as usize
     }
 }
@@ -270,6 +327,18 @@ impl LeaseView for OverlayView<'_> {
         leases.extend(self.pending.of_duid(duid).cloned());
         Ok(leases)
     }
+
+    fn by_line(&self, line: &[u8]) -> Result<Vec<Lease>, StoreError> {
+        // The durable rows of the line the commits in flight leave alone, then the commits in
+        // flight that put a row on it.
+        let mut leases: Vec<Lease> = self
+            .mirror
+            .by_line(line)
+            .filter(|lease| !self.pending.contains_key(&lease.key()))
+            .collect();
+        leases.extend(self.pending.of_line(line).cloned());
+        Ok(leases)
+    }
 }
 
 /// The DHCPv6 server. Share it as `Arc<Server>`.
@@ -317,16 +386,14 @@ impl Server {
         let mut clients = ClientTable {
             limit: config.interface_client_limit,
             per_interface: HashMap::new(),
+            line_limit: config.line_client_limit,
+            per_line: HashMap::new(),
         };
-        if clients.limit.is_some() {
+        if clients.limit.is_some() || clients.line_limit.is_some() {
             let now = unix_now();
             for lease in mirror.range_after(None) {
                 if lease.is_active(now) {
-                    clients
-                        .per_interface
-                        .entry(lease.interface.clone())
-                        .or_default()
-                        .insert(lease.duid.clone());
+                    clients.add(&lease);
                 }
             }
         }
@@ -595,37 +662,42 @@ impl Server {
             return;
         }
         let now = unix_now();
-        let mut gone: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut gone: Vec<&Lease> = Vec::new();
         {
             let mut state = self.lock_state();
             for event in &events {
-                let lease = &event.lease;
                 match event.kind {
                     LeaseEventKind::Granted | LeaseEventKind::Renewed => {
-                        if state.clients.limit.is_some() {
-                            state
-                                .clients
-                                .per_interface
-                                .entry(lease.interface.clone())
-                                .or_default()
-                                .insert(lease.duid.clone());
-                        }
+                        state.clients.add(&event.lease)
                     }
-                    _ => gone.push((lease.interface.clone(), lease.duid.clone())),
+                    _ => gone.push(&event.lease),
                 }
             }
         }
-        // A client stops counting against its interface once it has no active lease there.
+        // A client stops counting against its interface (its line) once it has no active
+        // lease there.
         let limit_on = self.config.interface_client_limit.is_some();
-        for (interface, duid) in gone.into_iter().filter(|_| limit_on) {
+        let line_limit_on = self.config.line_client_limit.is_some();
+        for lease in gone.into_iter().filter(|_| limit_on || line_limit_on) {
             let mut state = self.lock_state();
-            let still_active = state
+            let active: Vec<Lease> = state
                 .mirror
-                .by_duid(&duid, MAX_LEASES_PER_CLIENT)
-                .any(|l| l.is_active(now) && l.interface == interface);
-            if !still_active {
-                if let Some(set) = state.clients.per_interface.get_mut(&interface) {
-                    set.remove(&duid);
+                .by_duid(&lease.duid, MAX_LEASES_PER_CLIENT)
+                .filter(|l| l.is_active(now))
+                .collect();
+            if !active.iter().any(|l| l.interface == lease.interface) {
+                if let Some(set) = state.clients.per_interface.get_mut(&lease.interface) {
+                    set.remove(&lease.duid);
+                }
+            }
+            if let Some(line) = &lease.line {
+                if !active.iter().any(|l| l.line.as_ref() == Some(line)) {
+                    if let Some(set) = state.clients.per_line.get_mut(&line[..]) {
+                        set.remove(&lease.duid);
+                        if set.is_empty() {
+                            state.clients.per_line.remove(&line[..]);
+                        }
+                    }
                 }
             }
         }

@@ -165,6 +165,9 @@ pub struct Lease {
     pub relay_info: Vec<u8>,
     /// The client's host name (Client FQDN), may be empty.
     pub hostname: String,
+    /// The line the lease was served on (`line-identity`): the kind's tag then the identity
+    /// ([`crate::config::LineId::stored`]); `None` when the request named no line.
+    pub line: Option<Box<[u8]>>,
 }
 
 impl Lease {

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// Schema version this build creates and understands (kept in `meta` as `schema_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA_VERSION: &str = "schema_version";
 /// How long a connection waits on a lock held by another process before giving up.
@@ -49,6 +49,7 @@ CREATE TABLE lease6 (
     remote_id      BLOB,
     relay_info     BLOB    NOT NULL,
     hostname       TEXT    NOT NULL,
+    line           BLOB,
     PRIMARY KEY (lease_type, address, prefix_len)
 ) WITHOUT ROWID;
 
@@ -58,6 +59,7 @@ CREATE INDEX lease6_by_duid ON lease6 (duid, iaid);
 CREATE INDEX lease6_by_relay_id ON lease6 (relay_id) WHERE relay_id IS NOT NULL;
 CREATE INDEX lease6_by_remote_id ON lease6 (remote_id) WHERE remote_id IS NOT NULL;
 CREATE INDEX lease6_by_link_address ON lease6 (link_address);
+CREATE INDEX lease6_by_line ON lease6 (line) WHERE line IS NOT NULL;
 -- Reclaim timer (state, expire range) and pool counts (covering: subnet and type included).
 CREATE INDEX lease6_by_expire ON lease6 (state, expire, subnet_id, lease_type);
 
@@ -81,7 +83,8 @@ CREATE TABLE lease_changes (
     relay_id       BLOB,
     remote_id      BLOB,
     relay_info     BLOB    NOT NULL,
-    hostname       TEXT    NOT NULL
+    hostname       TEXT    NOT NULL,
+    line           BLOB
 );
 CREATE INDEX lease_changes_by_at ON lease_changes (at);
 ";
@@ -89,9 +92,16 @@ CREATE INDEX lease_changes_by_at ON lease_changes (at);
 /// Lease columns in the order [`lease_from_row`] reads them.
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname";
+     remote_id, relay_info, hostname, line";
 const LEASE_PLACEHOLDERS: &str =
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17";
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18";
+
+/// Schema 1 → 2: the lease's line (`line-identity`), kept for sticky delegation by line.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE lease6 ADD COLUMN line BLOB;
+ALTER TABLE lease_changes ADD COLUMN line BLOB;
+CREATE INDEX lease6_by_line ON lease6 (line) WHERE line IS NOT NULL;
+";
 const KIND_UPSERT: i64 = 0;
 const KIND_DELETE: i64 = 1;
 
@@ -192,8 +202,20 @@ impl SqliteStore {
             Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             None => return Err(version_mismatch("none".to_owned())),
         };
-        if found.trim().parse::<u32>().ok() != Some(SCHEMA_VERSION) {
-            return Err(version_mismatch(found));
+        match found.trim().parse::<u32>().ok() {
+            Some(SCHEMA_VERSION) => {}
+            Some(1) => {
+                // Older rows have no line: they were served before `line-identity` existed.
+                tx.execute_batch(MIGRATE_1_TO_2).map_err(open_err)?;
+                tx.execute(
+                    "UPDATE meta SET value = ?2 WHERE name = ?1",
+                    params![META_SCHEMA_VERSION, SCHEMA_VERSION.to_string().into_bytes()],
+                )
+                .map_err(open_err)?;
+                tx.commit().map_err(open_err)?;
+                return Ok(());
+            }
+            _ => return Err(version_mismatch(found)),
         }
         // Nothing was written: dropping the transaction just releases the lock.
         Ok(())
@@ -269,7 +291,7 @@ impl LeaseStore for SqliteStore {
             ))?;
             let mut record = tx.prepare_cached(&format!(
                 "INSERT INTO lease_changes (at, kind, {LEASE_COLUMNS}) \
-                 VALUES (?18, ?19, {LEASE_PLACEHOLDERS})"
+                 VALUES (?19, ?20, {LEASE_PLACEHOLDERS})"
             ))?;
             for change in changes {
                 match change {
@@ -556,7 +578,7 @@ fn key_params(key: &LeaseKey) -> (i64, [u8; 16], u8) {
     (key.lease_type.code(), key.address.octets(), key.prefix_len)
 }
 
-/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?17).
+/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?18).
 fn lease_values(lease: &Lease) -> Vec<Value> {
     let optional_blob = |value: &Option<Vec<u8>>| match value {
         Some(bytes) => Value::Blob(bytes.clone()),
@@ -580,6 +602,10 @@ fn lease_values(lease: &Lease) -> Vec<Value> {
         optional_blob(&lease.remote_id),
         Value::Blob(lease.relay_info.clone()),
         Value::Text(lease.hostname.clone()),
+        lease
+            .line
+            .as_ref()
+            .map_or(Value::Null, |line| Value::Blob(line.to_vec())),
     ]
 }
 
@@ -605,6 +631,9 @@ fn lease_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Lease> {
         remote_id: row.get(at + 14)?,
         relay_info: row.get(at + 15)?,
         hostname: row.get(at + 16)?,
+        line: row
+            .get::<_, Option<Vec<u8>>>(at + 17)?
+            .map(Vec::into_boxed_slice),
     })
 }
 

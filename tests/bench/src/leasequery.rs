@@ -65,6 +65,7 @@ fn lease(i: u32, cltt: i64) -> Lease {
         remote_id: None,
         relay_info: Vec::new(),
         hostname: String::new(),
+        line: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! server around it (durability before reply, events, reclaim, clear, fast-path reports).
 
 mod lifecycle;
+mod lines;
 mod link;
 mod relay;
 mod serving;
@@ -61,6 +62,12 @@ impl ClientLimit for NoLimit {
     fn is_full(&self, _: &str) -> bool {
         false
     }
+    fn line_is_known(&self, _: &[u8], _: &[u8]) -> bool {
+        false
+    }
+    fn line_is_full(&self, _: &[u8]) -> bool {
+        false
+    }
 }
 
 struct Full(Vec<u8>);
@@ -70,6 +77,12 @@ impl ClientLimit for Full {
     }
     fn is_full(&self, _: &str) -> bool {
         true
+    }
+    fn line_is_known(&self, _: &[u8], _: &[u8]) -> bool {
+        false
+    }
+    fn line_is_full(&self, _: &[u8]) -> bool {
+        false
     }
 }
 

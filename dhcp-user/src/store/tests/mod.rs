@@ -65,6 +65,7 @@ fn na(n: u32) -> Lease {
         remote_id: None,
         relay_info: Vec::new(),
         hostname: String::new(),
+        line: None,
     };
     lease.assign(NOW, 1800, 3600);
     lease
