@@ -84,7 +84,10 @@ pub struct BindingValue {
     /// `BINDING_HAS_NA` | `BINDING_HAS_PD`.
     pub flags: u8,
     pub pd_len: u8,
-    pub _pad: [u8; 4],
+    /// Ifindex of the interface the binding's leases were granted through (0: unknown). Filled
+    /// only with `interface-client-limit` set (`GlobalConfig::interface_client_limit`): the
+    /// controller may refuse a Solicit or Request arriving elsewhere, so those are passed on.
+    pub ifindex: u32,
 }
 
 /// Per-subnet settings the fast path answers with. Written by the controller.
@@ -149,7 +152,10 @@ pub struct GlobalConfig {
     /// relayed requests they could apply to are passed on (with addresses, every relayed one;
     /// with Interface-IDs, those carrying an Interface-ID).
     pub relay_selectors: u8,
-    pub _pad: u8,
+    /// 1 when `interface-client-limit` is set: a Solicit or Request of a known client arriving
+    /// on another interface than its binding's (`BindingValue::ifindex`) is passed on, as the
+    /// controller may refuse it when that interface is full.
+    pub interface_client_limit: u8,
     /// Per-CPU budget of packets passed on per second (0: unlimited). See `PASS_BUDGET`.
     pub pass_rate_per_cpu: u32,
     pub server_duid: [u8; FAST_SERVER_DUID_MAX],
@@ -267,6 +273,12 @@ pub mod stat {
         /// A Confirm the fast path cannot judge: no IA_NA with an address (the controller drops
         /// it), or with more than one.
         PASS_CONFIRM_NO_ADDRESS = "pass_confirm_no_address",
+        /// A known client's Solicit or Request on another interface than its binding's, with
+        /// `interface-client-limit` set: the controller may refuse it there.
+        PASS_CLIENT_LIMIT = "pass_client_limit",
+        /// A Confirm whose address is in another subnet's prefix: on the link when that subnet
+        /// shares the link (a shared network), which the controller judges.
+        PASS_CONFIRM_OTHER_SUBNET = "pass_confirm_other_subnet",
     }
 
     /// Each name is its constant's identifier in lower case.

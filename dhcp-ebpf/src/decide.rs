@@ -213,6 +213,14 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if b.expires <= now {
         return Err(stat::PASS_EXPIRED);
     }
+    // The controller may refuse a known client's Solicit or Request on a full interface unless
+    // one of its leases came through it (`Ctx::over_client_limit`).
+    if cfg.interface_client_limit == 1
+        && (r.msg_type == MSG_SOLICIT || r.msg_type == MSG_REQUEST)
+        && b.ifindex != st.ifindex
+    {
+        return Err(stat::PASS_CLIENT_LIMIT);
+    }
     // Renew and Rebind must name the bound address/prefix; a Solicit or a Request may leave it
     // out (the controller chooses the binding before any hint).
     let need_addr = r.msg_type == MSG_RENEW || r.msg_type == MSG_REBIND;
@@ -238,10 +246,11 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
 }
 
 /// A Confirm (RFC 8415 section 18.3.3), as the controller's `Ctx::confirm` decides it: with the
-/// address of its one IA_NA inside the prefix of the subnet serving the request, Success, else
-/// NotOnLink; either way with no IA and no requested option. It needs no binding. Subnet
-/// prefixes never overlap (the configuration refuses it) and `LINKS` holds each one, so the
-/// address is on the link exactly when `LINKS` names this subnet for it.
+/// address of its one IA_NA inside the prefix of the subnet serving the request, Success; in no
+/// subnet's prefix, NotOnLink; either way with no IA and no requested option. It needs no
+/// binding. Subnet prefixes never overlap (the configuration refuses it) and `LINKS` holds each
+/// one. An address of another subnet is passed on: that subnet may share the link (a shared
+/// network), which only the controller knows.
 #[inline(always)]
 fn confirm(sc: *mut Scratch, req: *const u8, st: &mut State) -> Result<(), Reason> {
     let r = &st.r;
@@ -258,9 +267,12 @@ fn confirm(sc: *mut Scratch, req: *const u8, st: &mut State) -> Result<(), Reaso
     let key = unsafe { &mut (*sc).link_key };
     key.prefix_len = 128;
     copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, r.na_addr_off);
-    let on_link = LINKS
-        .get(key)
-        .is_some_and(|&subnet| subnet as u32 == st.subnet_index);
+    // Another subnet's prefix may be on this link too (a shared network): the controller judges.
+    let on_link = match LINKS.get(key) {
+        Some(&subnet) if subnet as u32 == st.subnet_index => true,
+        Some(_) => return Err(stat::PASS_CONFIRM_OTHER_SUBNET),
+        None => false,
+    };
     st.want_dns = 0;
     st.want_domain = 0;
     st.want_refresh = 0;

@@ -411,26 +411,35 @@ answered! {
         stat::TX_CONFIRM_NOT_ON_LINK;
 }
 
-/// A Confirm's address inside the prefix of another subnet we serve is not on this link: the
-/// subnet `LINKS` names for it is not the one serving the request.
+/// A frame the fast path must pass on unchanged, counted under `counter`.
+fn check_passed(lab: &Lab, what: &str, input: Udp6Frame, counter: u32) {
+    let before = lab.counter(counter);
+    let bytes = input.encode();
+    let (verdict, out) = lab.run(&input);
+    assert_eq!(verdict, XDP_PASS, "{what}: verdict");
+    assert_eq!(out, bytes, "{what}: passed unchanged");
+    assert_eq!(lab.counter(counter), before + 1, "{what}: counter");
+}
+
+/// A Confirm's address inside the prefix of another subnet we serve is passed on: that subnet
+/// may share the link (a shared network), where the controller says Success.
 #[test]
-fn confirm_of_another_subnets_address_is_not_on_link() {
+fn confirm_of_another_subnets_address_is_passed_on() {
     let mut lab = setup();
     lab.fp
         .set_link("2001:db8:2::".parse().unwrap(), 64, 4)
         .unwrap();
-    check_answered(
+    check_passed(
         &lab,
         "another subnet's address",
         direct(confirm_msg("2001:db8:2::1".parse().unwrap())),
-        direct_reply(confirm_reply(false)),
-        stat::TX_CONFIRM_NOT_ON_LINK,
+        stat::PASS_CONFIRM_OTHER_SUBNET,
     );
 }
 
 /// A pinned `LINKS` may still hold a prefix of an earlier configuration, which would shadow the
-/// subnet's own for the addresses it covers (a Confirm's would be NotOnLink); `retain_links`,
-/// as `configure` calls it, removes it, and the address is on the link again.
+/// subnet's own for the addresses it covers (a Confirm's would go to the controller);
+/// `retain_links`, as `configure` calls it, removes it, and the address is on the link again.
 #[test]
 fn a_stale_link_prefix_is_removed_and_no_longer_shadows_the_subnet() {
     let mut lab = setup();
@@ -438,12 +447,11 @@ fn a_stale_link_prefix_is_removed_and_no_longer_shadows_the_subnet() {
     lab.fp
         .set_link("2001:db8:1:0:8000::".parse().unwrap(), 65, 4)
         .unwrap();
-    check_answered(
+    check_passed(
         &lab,
         "shadowed by the stale prefix",
         direct(confirm_msg(inside)),
-        direct_reply(confirm_reply(false)),
-        stat::TX_CONFIRM_NOT_ON_LINK,
+        stat::PASS_CONFIRM_OTHER_SUBNET,
     );
     let removed = lab
         .fp
@@ -456,6 +464,51 @@ fn a_stale_link_prefix_is_removed_and_no_longer_shadows_the_subnet() {
         direct(confirm_msg(inside)),
         direct_reply(confirm_reply(true)),
         stat::TX_CONFIRM,
+    );
+}
+
+/// With `interface-client-limit`, a known client's Solicit or Request on another interface
+/// than its binding's is passed on (the controller may refuse it there); its Renew is still
+/// answered, and on its own interface so is its Request.
+#[test]
+fn with_a_client_limit_a_known_client_elsewhere_is_passed_on() {
+    let mut lab = setup();
+    let solicit = || {
+        direct(msg(
+            MSG_SOLICIT,
+            &[
+                client_id(),
+                ia_na(NA_IAID, 0, 0, None),
+                ia_pd(PD_IAID, 0, 0, None),
+            ],
+        ))
+    };
+    let mut global = lab.fp.global().unwrap();
+    global.interface_client_limit = 1;
+    lab.fp.set_global(&global).unwrap();
+    check_passed(
+        &lab,
+        "request elsewhere",
+        direct(request_msg()),
+        stat::PASS_CLIENT_LIMIT,
+    );
+    check_passed(
+        &lab,
+        "solicit elsewhere",
+        solicit(),
+        stat::PASS_CLIENT_LIMIT,
+    );
+    assert_eq!(lab.run(&direct(renew())).0, XDP_TX, "renew is answered");
+    lab.set_binding_ifindex(LO);
+    assert_eq!(
+        lab.run(&direct(request_msg())).0,
+        XDP_TX,
+        "request on its own interface"
+    );
+    assert_eq!(
+        lab.run(&solicit()).0,
+        XDP_TX,
+        "solicit on its own interface"
     );
 }
 

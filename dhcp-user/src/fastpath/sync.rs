@@ -73,6 +73,9 @@ pub struct SubnetIndex {
     subnets: HashMap<u32, Subnet>,
     /// The reservations, for the controller's rule of which leases it keeps.
     reservations: Reservations,
+    /// Ifindex of each served interface, by name; filled only with `interface-client-limit`
+    /// (the one rule that needs a binding's interface: see `BindingValue::ifindex`).
+    ifindex_by_name: HashMap<String, u32>,
 }
 
 impl SubnetIndex {
@@ -89,7 +92,27 @@ impl SubnetIndex {
             grace_period: config.grace_period,
             subnets: config.subnets.iter().map(|s| (s.id, s.clone())).collect(),
             reservations: Reservations::new(config),
+            ifindex_by_name: match config.interface_client_limit {
+                Some(_) => config
+                    .interfaces
+                    .iter()
+                    .filter_map(|name| {
+                        let ifindex = nix::net::if_::if_nametoindex(name.as_str()).ok()?;
+                        Some((name.clone(), ifindex))
+                    })
+                    .collect(),
+                None => HashMap::new(),
+            },
         }
+    }
+
+    /// The ifindex a binding records for `lease`'s interface: 0 when unknown or not needed,
+    /// which makes the fast path pass that client's Solicit and Request on.
+    fn ifindex_of(&self, lease: &Lease) -> u32 {
+        self.ifindex_by_name
+            .get(&lease.interface)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The array index of subnet `id`.
@@ -167,7 +190,7 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
         enabled: (enabled && fits) as u8,
         server_duid_len: if fits { server_duid.len() as u8 } else { 0 },
         relay_selectors: 0,
-        _pad: 0,
+        interface_client_limit: 0,
         pass_rate_per_cpu,
         server_duid: duid,
     }
@@ -214,6 +237,7 @@ pub fn configure(
     }
     let mut global = global_config(server_duid, true, pass_rate_per_cpu);
     global.relay_selectors = relay_selectors(config);
+    global.interface_client_limit = config.interface_client_limit.is_some() as u8;
     fp.set_global(&global)
 }
 
@@ -267,6 +291,8 @@ pub struct BindingBuilder {
     value: BindingValue,
     /// Set when the leases cannot be one fast-path binding (see [`binding_for`]).
     refused: bool,
+    /// Set once a lease's interface is in `value.ifindex`.
+    has_ifindex: bool,
 }
 
 impl BindingBuilder {
@@ -287,9 +313,10 @@ impl BindingBuilder {
                 subnet: subnet.unwrap_or(0),
                 flags: 0,
                 pd_len: 0,
-                _pad: [0; 4],
+                ifindex: 0,
             },
             refused: subnet.is_none(),
+            has_ifindex: false,
         }
     }
 
@@ -322,6 +349,15 @@ impl BindingBuilder {
             }
         }
         value.expires = value.expires.min(lease.expire.max(0) as u64);
+        // The controller lets a client through a full interface when any of its active leases
+        // came through it; one recorded interface is the conservative reading of "any".
+        let ifindex = index.ifindex_of(lease);
+        if !self.has_ifindex {
+            value.ifindex = ifindex;
+            self.has_ifindex = true;
+        } else if value.ifindex != ifindex {
+            value.ifindex = 0;
+        }
     }
 
     /// The map value, or `None` when the controller alone must serve this client.
@@ -693,6 +729,39 @@ mod tests {
 
     fn index() -> SubnetIndex {
         index_with("")
+    }
+
+    /// With `interface-client-limit`, a binding records the ifindex its leases came through (so
+    /// the fast path passes a Solicit or Request arriving elsewhere); leases through two
+    /// interfaces, or an interface not served, record 0; without the limit, always 0.
+    #[test]
+    fn a_binding_records_its_interface_only_with_a_client_limit() {
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let limited = |extra: &str| {
+            let text = format!(
+                "interfaces = [\"lo\"]\ninterface-client-limit = 10\n{extra}[[subnet]]\nid = 7\n\
+                 prefix = \"2001:db8::/64\"\n\
+                 pools = [{{ low = \"2001:db8::1\", high = \"2001:db8::ff\" }}]\n\
+                 pd-pools = [{{ prefix = \"2001:db8:100::/40\", delegated-length = 56 }}]\n"
+            );
+            let mut index = SubnetIndex::new(&Config::parse(&text, "t").unwrap());
+            index.by_id.insert(7, 3u16);
+            index
+        };
+        let on = |iface: &str, lease_type, address, len| {
+            let mut l = lease(&duid, lease_type, address, len, 1000);
+            l.interface = iface.into();
+            l
+        };
+        let na = on("lo", LeaseType::Na, "2001:db8::5", 128);
+        let pd = on("lo", LeaseType::Pd, "2001:db8:100::", 56);
+        let (_, value) = binding_for(&[na.clone(), pd.clone()], 10, &limited("")).unwrap();
+        assert_eq!(value.ifindex, 1, "lo");
+        let elsewhere = on("not-served", LeaseType::Pd, "2001:db8:100::", 56);
+        let (_, value) = binding_for(&[na.clone(), elsewhere], 10, &limited("")).unwrap();
+        assert_eq!(value.ifindex, 0, "two interfaces");
+        let (_, value) = binding_for(&[na, pd], 10, &index()).unwrap();
+        assert_eq!(value.ifindex, 0, "no limit");
     }
 
     #[test]

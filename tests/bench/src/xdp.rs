@@ -91,7 +91,7 @@ pub fn binding(na: Ipv6Addr, pd: Ipv6Addr, for_secs: u64) -> BindingValue {
         subnet: SUBNET,
         flags: BINDING_HAS_NA | BINDING_HAS_PD,
         pd_len: 56,
-        _pad: [0; 4],
+        ifindex: 0,
     }
 }
 
@@ -114,7 +114,7 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
         enabled: 1,
         server_duid_len: side.duid.len() as u8,
         relay_selectors: 0,
-        _pad: 0,
+        interface_client_limit: 0,
         pass_rate_per_cpu: 0,
         server_duid,
     })?;

@@ -292,7 +292,7 @@ fn setup_object(object: &[u8]) -> Lab {
         enabled: 1,
         server_duid_len: SERVER_DUID.len() as u8,
         relay_selectors: 0,
-        _pad: 0,
+        interface_client_limit: 0,
         pass_rate_per_cpu: 0,
         server_duid,
     })
@@ -350,7 +350,7 @@ fn setup_object(object: &[u8]) -> Lab {
                 subnet: 3,
                 flags: BINDING_HAS_NA | BINDING_HAS_PD,
                 pd_len: 56,
-                _pad: [0; 4],
+                ifindex: 0,
             },
             0,
         )
@@ -373,5 +373,16 @@ impl Lab {
     }
     pub fn counter(&self, index: u32) -> u64 {
         self.fp.stats().unwrap()[index as usize].packets
+    }
+    /// Records `ifindex` as the interface of the client's binding.
+    pub fn set_binding_ifindex(&mut self, ifindex: u32) {
+        let key = BindingKey::new(CLIENT_DUID).unwrap();
+        let mut value = self.fp.bindings().unwrap().get(&key, 0).unwrap();
+        value.ifindex = ifindex;
+        self.fp
+            .bindings_mut()
+            .unwrap()
+            .insert(key, value, 0)
+            .unwrap();
     }
 }
