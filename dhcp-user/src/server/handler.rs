@@ -457,6 +457,15 @@ impl Ctx<'_, '_> {
                     Standing::Kept | Standing::SupersededByReservation
                 )
             })
+            // In a redundant pair, a lease in the peer's half of the pools is the peer's to
+            // give again once it has lapsed (released, expired): our copy may be stale, and the
+            // peer may have given it to another client since. Only a live one (the peer's
+            // client failing over to us) is kept; otherwise the client gets one of ours.
+            .filter(|l| {
+                l.is_active(self.now())
+                    || self.allocator.owns(self.subnet, &l.key())
+                    || Allocator::reservation(self.subnet, l.lease_type, self.duid) == Some(l.key())
+            })
             .collect();
         mine.sort_by_key(|l| (l.is_active(self.now()), l.cltt));
         while let Some(lease) = mine.pop() {

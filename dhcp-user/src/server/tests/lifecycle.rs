@@ -250,3 +250,69 @@ fn decline_quarantines_the_address() {
         );
     }
 }
+
+/// The address a reply's first IA_NA holds.
+fn first_address(message: &Message) -> Ipv6Addr {
+    message
+        .ia_nas()
+        .next()
+        .unwrap()
+        .ia_addrs()
+        .next()
+        .unwrap()
+        .addr
+}
+
+/// Found by the chaos test (tests/tests/chaos.rs): in a redundant pair, B held a client's
+/// released lease from A's half of the pool (learnt from A) and gave it back to that client
+/// while A, which owns that half, had given it to another client meanwhile. A lapsed lease in
+/// the peer's half is the peer's to give again: B offers one of its own; a live one (failover)
+/// it keeps.
+#[test]
+fn a_lapsed_lease_in_the_peer_s_half_is_not_given_again_but_a_live_one_is_kept() {
+    let half = |which: &str| format!("{CONFIG}\n[leasequery]\npool-half = \"{which}\"\n");
+    let mut a = World::with_config(&half("lower"));
+    let mut b = World::with_config(&half("upper"));
+    let (_, adv) = a.decide(msg(MSG_SOLICIT, &client(1), vec![ia_na(1, &[])]));
+    let from_a = first_address(&adv.unwrap());
+    let (_, reply) = a.decide(msg(
+        MSG_REQUEST,
+        &client(1),
+        vec![
+            DhcpOption::ServerId(server_duid()),
+            ia_na(1, &[&from_a.to_string()]),
+        ],
+    ));
+    assert_eq!(first_address(&reply.unwrap()), from_a);
+    assert!(from_a < addr("2001:db8:1::180"), "A's half: {from_a}");
+    let granted = a.leases.get(&LeaseKey::na(from_a)).unwrap().clone();
+
+    // B learnt it released (or expired): a new Solicit and a Request naming it get B's own.
+    for state in [LeaseState::Released, LeaseState::ExpiredReclaimed] {
+        let mut lapsed = granted.clone();
+        lapsed.state = state;
+        b.leases.insert(lapsed.key(), lapsed);
+        let (_, adv) = b.decide(msg(MSG_SOLICIT, &client(1), vec![ia_na(1, &[])]));
+        let offered = first_address(&adv.unwrap());
+        assert!(
+            offered >= addr("2001:db8:1::180"),
+            "{state:?}: B offered {offered}"
+        );
+        let (_, reply) = b.decide(msg(
+            MSG_REQUEST,
+            &client(1),
+            vec![
+                DhcpOption::ServerId(server_duid()),
+                ia_na(1, &[&from_a.to_string()]),
+            ],
+        ));
+        let got = first_address(&reply.unwrap());
+        assert!(got >= addr("2001:db8:1::180"), "{state:?}: B granted {got}");
+        b.leases.retain(|key, _| *key == LeaseKey::na(from_a));
+    }
+
+    // Live at B (A died, the client fails over): B keeps the client's binding from A's half.
+    b.leases.insert(granted.key(), granted.clone());
+    let (_, adv) = b.decide(msg(MSG_SOLICIT, &client(1), vec![ia_na(1, &[])]));
+    assert_eq!(first_address(&adv.unwrap()), from_a);
+}
