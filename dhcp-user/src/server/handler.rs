@@ -441,8 +441,14 @@ impl Ctx<'_, '_> {
     }
 
     /// The client's leases of one IA in this subnet that it may still use: the active one
-    /// first, else the most recent one no one else took meanwhile.
-    fn binding(&self, lease_type: LeaseType, iaid: u32) -> Result<Option<Lease>, StoreError> {
+    /// first, else the most recent one no one else took meanwhile. `extending`: for a Renew or
+    /// Rebind, which may extend a live lease in the peer's half of the pools.
+    fn binding(
+        &self,
+        lease_type: LeaseType,
+        iaid: u32,
+        extending: bool,
+    ) -> Result<Option<Lease>, StoreError> {
         let mut mine: Vec<Lease> = self
             .input
             .view
@@ -457,14 +463,15 @@ impl Ctx<'_, '_> {
                     Standing::Kept | Standing::SupersededByReservation
                 )
             })
-            // In a redundant pair, a lease in the peer's half of the pools is the peer's to
-            // give again once it has lapsed (released, expired): our copy may be stale, and the
-            // peer may have given it to another client since. Only a live one (the peer's
-            // client failing over to us) is kept; otherwise the client gets one of ours.
+            // In a redundant pair, a lease in the peer's half of the pools is the peer's: our
+            // copy may be stale (a Release, an expiry the peer has not told us of yet, a cut
+            // link), and the peer may have given it to another client since. So a Solicit or
+            // Request gets one of ours; only a Renew or Rebind of a live one (the peer's client
+            // failing over to us) extends it.
             .filter(|l| {
-                l.is_active(self.now())
-                    || self.allocator.owns(self.subnet, &l.key())
+                self.allocator.owns(self.subnet, &l.key())
                     || Allocator::reservation(self.subnet, l.lease_type, self.duid) == Some(l.key())
+                    || (extending && l.is_active(self.now()))
             })
             .collect();
         mine.sort_by_key(|l| (l.is_active(self.now()), l.cltt));
@@ -547,7 +554,7 @@ impl Ctx<'_, '_> {
         iaid: u32,
         hints: &[(Ipv6Addr, u8)],
     ) -> Result<(Option<LeaseKey>, Option<Lease>), StoreError> {
-        let existing = self.binding(lease_type, iaid)?;
+        let existing = self.binding(lease_type, iaid, false)?;
         if let Some(lease) = &existing {
             // A reservation made since the lease was granted wins over the old lease.
             if self
@@ -702,7 +709,7 @@ impl Ctx<'_, '_> {
                 LeaseType::Pd => LeaseKey::pd(a, len),
             })
             .collect();
-        let key = match self.binding(lease_type, iaid)? {
+        let key = match self.binding(lease_type, iaid, true)? {
             Some(lease) => {
                 self.grant(lease.key(), iaid, Some(&lease));
                 lease.key()
@@ -713,15 +720,17 @@ impl Ctx<'_, '_> {
                 let mut recovered = None;
                 if !listed_keys.is_empty() && !self.over_client_limit()? {
                     for key in &listed_keys {
-                        // Ours to give back: the client's own row (a peer's grant installed
-                        // by leasequery carries no IAID), its reservation, or a slot of our
-                        // own share of the pools (in a redundant pair the peer may have
-                        // granted the other share's addresses meanwhile).
+                        // Ours to give back: the client's own live row (a peer's grant
+                        // installed by leasequery carries no IAID), its reservation, or a slot
+                        // of our own share of the pools (in a redundant pair the peer may have
+                        // granted the other share's addresses meanwhile, even one this client
+                        // once held: a lapsed row of the peer's share is the peer's).
+                        let now = self.now();
                         let its_own = self
                             .input
                             .view
                             .get(key)?
-                            .is_some_and(|row| row.duid == self.duid);
+                            .is_some_and(|row| row.duid == self.duid && row.is_active(now));
                         let ours = its_own
                             || Allocator::reservation(self.subnet, key.lease_type, self.duid)
                                 == Some(*key)
