@@ -6,6 +6,7 @@
 //! goes into a JSON report (`target/bench/latest.json`) and a table on stdout; what could not be
 //! measured is `null` with a `<key>_reason` saying why, never a made-up number.
 
+pub mod churn;
 pub mod e2e;
 pub mod leasequery;
 pub mod loadgen;
