@@ -11,6 +11,7 @@ pub mod e2e;
 pub mod leasequery;
 pub mod loadgen;
 pub mod report;
+pub mod soak;
 pub mod store;
 pub mod xdp;
 
