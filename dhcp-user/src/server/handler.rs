@@ -440,14 +440,16 @@ impl Ctx<'_, '_> {
         self.input.now
     }
 
-    /// The client's leases of one IA in this subnet that it may still use: the active one
-    /// first, else the most recent one no one else took meanwhile. `extending`: for a Renew or
-    /// Rebind, which may extend a live lease in the peer's half of the pools.
+    /// The client's leases of one IA in this subnet that it may still use: one the client
+    /// names (`listed`, in a Renew or Rebind) first, then the active one, else the most recent
+    /// one no one else took meanwhile. `extending`: for a Renew or Rebind, which may extend a
+    /// live lease in the peer's half of the pools.
     fn binding(
         &self,
         lease_type: LeaseType,
         iaid: u32,
         extending: bool,
+        listed: &[LeaseKey],
     ) -> Result<Option<Lease>, StoreError> {
         let mut mine: Vec<Lease> = self
             .input
@@ -474,7 +476,9 @@ impl Ctx<'_, '_> {
                     || (extending && l.is_active(self.now()))
             })
             .collect();
-        mine.sort_by_key(|l| (l.is_active(self.now()), l.cltt));
+        // A client may hold rows of one IA in both halves of a pair's pools (a stale copy of
+        // the peer's, ours since): the one it renews is the one it was last told of.
+        mine.sort_by_key(|l| (listed.contains(&l.key()), l.is_active(self.now()), l.cltt));
         while let Some(lease) = mine.pop() {
             if self
                 .allocator
@@ -554,7 +558,7 @@ impl Ctx<'_, '_> {
         iaid: u32,
         hints: &[(Ipv6Addr, u8)],
     ) -> Result<(Option<LeaseKey>, Option<Lease>), StoreError> {
-        let existing = self.binding(lease_type, iaid, false)?;
+        let existing = self.binding(lease_type, iaid, false, &[])?;
         if let Some(lease) = &existing {
             // A reservation made since the lease was granted wins over the old lease.
             if self
@@ -709,7 +713,7 @@ impl Ctx<'_, '_> {
                 LeaseType::Pd => LeaseKey::pd(a, len),
             })
             .collect();
-        let key = match self.binding(lease_type, iaid, true)? {
+        let key = match self.binding(lease_type, iaid, true, &listed_keys)? {
             Some(lease) => {
                 self.grant(lease.key(), iaid, Some(&lease));
                 lease.key()

@@ -342,3 +342,47 @@ fn a_lease_in_the_peer_s_half_is_only_extended_by_a_renew_of_a_live_one() {
         "a lapsed lease of the peer's is not extended: {reply:?}"
     );
 }
+
+/// Found by the chaos test (tests/tests/chaos.rs): A held two rows of one client's IA, a stale
+/// live copy of a lease from B's half (the client had released it to B while the pair's link was
+/// cut) and A's own lease the client renews, whose later expiries A's full disk had not
+/// recorded. A Renew naming A's lease got the peer's one extended instead and A's own with
+/// lifetime 0: a lease taken back before its end. The lease the client names comes first.
+#[test]
+fn a_renew_extends_the_lease_the_client_names_over_a_stale_copy_of_the_peer_s() {
+    let mut a = World::with_config(&format!("{CONFIG}\n[leasequery]\npool-half = \"lower\"\n"));
+    let sid = DhcpOption::ServerId(server_duid());
+    let (_, adv) = a.decide(msg(MSG_SOLICIT, &client(1), vec![ia_na(1, &[])]));
+    let own = first_address(&adv.unwrap());
+    a.decide(msg(
+        MSG_REQUEST,
+        &client(1),
+        vec![sid.clone(), ia_na(1, &[&own.to_string()])],
+    ));
+    // A's row lapsed in the store (the renewals A's fast path told of were not recorded).
+    let mut lapsed = a.leases.get(&LeaseKey::na(own)).unwrap().clone();
+    lapsed.expire = NOW - 5;
+    a.leases.insert(lapsed.key(), lapsed.clone());
+    // A stale, live copy of a lease of B's half, same client and IAID, newer.
+    let mut peer = lapsed.clone();
+    peer.address = addr("2001:db8:1::1c0");
+    peer.cltt = NOW - 2;
+    peer.expire = NOW + 1000;
+    a.leases.insert(peer.key(), peer);
+    let (_, reply) = a.decide(msg(
+        MSG_RENEW,
+        &client(1),
+        vec![sid, ia_na(1, &[&own.to_string()])],
+    ));
+    let reply = reply.unwrap();
+    let ia = reply.ia_nas().next().unwrap();
+    let renewed = ia
+        .ia_addrs()
+        .find(|x| x.addr == own)
+        .expect("the named lease");
+    assert!(
+        renewed.valid > 0,
+        "the lease the client names is extended: {reply:?}"
+    );
+    assert!(ia.ia_addrs().all(|x| x.addr != addr("2001:db8:1::1c0")));
+}
