@@ -265,7 +265,19 @@ impl Drop for Member {
         self.kill9();
         let _ = dhcp_user::fastpath::FastPath::unpin_all(&self.pin_root());
         if std::thread::panicking() {
-            eprintln!("--- server {} log ---\n{}", self.name, self.log_tail());
+            // The whole log outlives the test, for what the tail does not show.
+            let kept = std::env::temp_dir().join(format!(
+                "dhcp-user-chaos-{}-{}.log",
+                self.name,
+                std::process::id()
+            ));
+            let _ = std::fs::copy(&self.log, &kept);
+            eprintln!(
+                "--- server {} log (all of it in {}) ---\n{}",
+                self.name,
+                kept.display(),
+                self.log_tail()
+            );
         }
         if self.tmpfs {
             let _ = Command::new("umount").arg(&self.state_dir).status();

@@ -343,7 +343,8 @@ fn a_lease_in_the_peer_s_half_is_only_extended_by_a_renew_of_a_live_one() {
     );
 }
 
-/// Found by the chaos test (tests/tests/chaos.rs): A held two rows of one client's IA, a stale
+/// The likeliest path to what the chaos test (tests/tests/chaos.rs) saw, A taking back leases
+/// of its own before their end (none since this fix): A held two rows of one client's IA, a stale
 /// live copy of a lease from B's half (the client had released it to B while the pair's link was
 /// cut) and A's own lease the client renews, whose later expiries A's full disk had not
 /// recorded. A Renew naming A's lease got the peer's one extended instead and A's own with
