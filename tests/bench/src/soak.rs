@@ -413,7 +413,7 @@ pub fn table(report: &SoakReport) -> String {
     out.push('\n');
     for j in &report.verdict {
         out.push_str(&format!(
-            "{:<12} first warm {:>12}  peak {:>12}  bound {:>12}  {}\n",
+            "{:<12} first half peak {:>12}  second half peak {:>12}  bound {:>12}  {}\n",
             j.metric,
             opt(j.baseline),
             opt(j.peak_after_warm_up),
