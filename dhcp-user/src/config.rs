@@ -13,6 +13,7 @@
 //! line-identity = "remote-id"                     # optional: what names a subscriber's line
 //! line-client-limit = 1                           # optional, with line-identity
 //! grace-period = 3600                              # default 3600 s
+//! history-retention = 86400                        # change history kept, default a day
 //! max-lease-time = 86400                           # optional cap on every lifetime
 //!
 //! [metrics]
@@ -56,6 +57,10 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/dhcp-user";
 pub const DEFAULT_GRACE_PERIOD: u32 = 3600;
 /// Default time (seconds) a declined address is kept out of use.
 pub const DEFAULT_DECLINE_PROBATION: u32 = 86400;
+/// Default time (seconds) the store keeps its change history (what leasequery catch-ups read).
+pub const DEFAULT_HISTORY_RETENTION: u32 = 86400;
+/// The shortest change history allowed (seconds): the history is pruned once a minute.
+pub const MIN_HISTORY_RETENTION: u32 = 60;
 /// Default preferred lifetime of a subnet (seconds).
 pub const DEFAULT_PREFERRED_LIFETIME: u32 = 3600;
 /// Default valid lifetime of a subnet (seconds).
@@ -157,6 +162,8 @@ pub struct Config {
     pub max_lease_time: Option<u32>,
     /// Seconds a declined address stays out of use.
     pub decline_probation: u32,
+    /// Seconds the store keeps each lease change in its history (leasequery catch-ups).
+    pub history_retention: u32,
     /// Prometheus listener.
     pub metrics: Option<MetricsConfig>,
     /// Leasequery access (RFC 5007/5460).
@@ -685,6 +692,7 @@ struct RawConfig {
     grace_period: Option<u32>,
     max_lease_time: Option<Spanned<u32>>,
     decline_probation: Option<u32>,
+    history_retention: Option<Spanned<u32>>,
     metrics: Option<RawMetrics>,
     leasequery: Option<RawLeasequery>,
     #[serde(default)]
@@ -968,6 +976,17 @@ impl Validator<'_> {
             }
             None => None,
         };
+        let history_retention = match &raw.history_retention {
+            Some(v) if *v.get_ref() < MIN_HISTORY_RETENTION => {
+                return Err(self.invalid(
+                    Some(v.span()),
+                    "history-retention".into(),
+                    format!("must be at least {MIN_HISTORY_RETENTION} seconds"),
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => DEFAULT_HISTORY_RETENTION,
+        };
         Ok(Config {
             server_duid: raw.server_duid.map(|d| d.into_inner().0),
             control_socket_group,
@@ -982,6 +1001,7 @@ impl Validator<'_> {
             grace_period: raw.grace_period.unwrap_or(DEFAULT_GRACE_PERIOD),
             max_lease_time,
             decline_probation: raw.decline_probation.unwrap_or(DEFAULT_DECLINE_PROBATION),
+            history_retention,
             metrics: raw.metrics.map(|m| MetricsConfig { listen: m.listen }),
             leasequery: self.leasequery(raw.leasequery)?,
             subnets,

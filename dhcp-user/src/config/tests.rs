@@ -84,6 +84,25 @@ fn parses_a_good_config_with_defaults() {
     assert_eq!(config.leasequery.allow.len(), 1);
 }
 
+/// The change history is kept a day unless `history-retention` says otherwise, never under a
+/// minute (the writer prunes once a minute).
+#[test]
+fn history_retention_defaults_to_a_day_and_is_at_least_a_minute() {
+    let config = Config::parse(GOOD, "test.toml").unwrap();
+    assert_eq!(config.history_retention, DEFAULT_HISTORY_RETENTION);
+    let text = format!("history-retention = 120\n{GOOD}");
+    assert_eq!(
+        Config::parse(&text, "test.toml").unwrap().history_retention,
+        120
+    );
+    let message = err(&format!("history-retention = 30\n{GOOD}"));
+    assert!(
+        message.contains("line 1") && message.contains("history-retention"),
+        "{message}"
+    );
+    assert!(message.contains("at least 60 seconds"), "{message}");
+}
+
 #[test]
 fn the_example_lab_config_is_valid() {
     let config = Config::parse(include_str!("../../../examples/lab.toml"), "lab.toml").unwrap();

@@ -489,13 +489,17 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// The client's leases of one IA in this subnet (or its shared network) that it may still
-    /// use: the active one first, else the most recent one no one else took meanwhile; with the
-    /// subnet it is in. Each lease is judged as the fast path judges it: by the lease alone (its
-    /// DUID and the line it was served on, [`crate::binding_rule`]).
+    /// use: one the client names (`listed`, in a Renew or Rebind) first, then the active one,
+    /// else the most recent one no one else took meanwhile; with the subnet it is in. Each lease
+    /// is judged as the fast path judges it: by the lease alone (its DUID and the line it was
+    /// served on, [`crate::binding_rule`]). `extending`: for a Renew or Rebind, which may extend
+    /// a live lease in the peer's half of the pools.
     fn binding(
         &self,
         lease_type: LeaseType,
         iaid: u32,
+        extending: bool,
+        listed: &[LeaseKey],
     ) -> Result<Option<(Lease, &'a Subnet)>, StoreError> {
         let mut mine: Vec<(Lease, &'a Subnet)> = self
             .input
@@ -515,8 +519,23 @@ impl<'a> Ctx<'a, '_> {
                     Standing::Kept | Standing::SupersededByReservation
                 )
             })
+            // In a redundant pair, a lease in the peer's half of the pools is the peer's: our
+            // copy may be stale (a Release, an expiry the peer has not told us of yet, a cut
+            // link), and the peer may have given it to another client since. So a Solicit or
+            // Request gets one of ours; only a Renew or Rebind of a live one (the peer's client
+            // failing over to us) extends it.
+            .filter(|(l, subnet)| {
+                self.allocator.owns(subnet, &l.key())
+                    || self
+                        .allocator
+                        .reservation(subnet, l.lease_type, &self.claimant())
+                        == Some(l.key())
+                    || (extending && l.is_active(self.now()))
+            })
             .collect();
-        mine.sort_by_key(|(l, _)| (l.is_active(self.now()), l.cltt));
+        // A client may hold rows of one IA in both halves of a pair's pools (a stale copy of
+        // the peer's, ours since): the one it renews is the one it was last told of.
+        mine.sort_by_key(|(l, _)| (listed.contains(&l.key()), l.is_active(self.now()), l.cltt));
         while let Some((lease, subnet)) = mine.pop() {
             let lines = self.allocator.lines_of(&lease);
             let holder = Claimant {
@@ -711,7 +730,7 @@ impl<'a> Ctx<'a, '_> {
         iaid: u32,
         hints: &[(Ipv6Addr, u8)],
     ) -> Result<(Option<(LeaseKey, &'a Subnet)>, Option<Lease>), StoreError> {
-        let existing = self.binding(lease_type, iaid)?;
+        let existing = self.binding(lease_type, iaid, false, &[])?;
         if let Some((lease, subnet)) = &existing {
             // A reservation made since the lease was granted wins over the old lease.
             if self.allocator.lease_standing(subnet, lease) == Standing::Kept {
@@ -923,7 +942,7 @@ impl<'a> Ctx<'a, '_> {
                 LeaseType::Pd => LeaseKey::pd(a, len),
             })
             .collect();
-        let (key, subnet) = match self.binding(lease_type, iaid)? {
+        let (key, subnet) = match self.binding(lease_type, iaid, true, &listed_keys)? {
             Some((lease, subnet)) => {
                 self.grant(lease.key(), iaid, Some(&lease), subnet);
                 (lease.key(), subnet)
@@ -950,15 +969,17 @@ impl<'a> Ctx<'a, '_> {
                         else {
                             continue;
                         };
-                        // Ours to give back: the client's own row (a peer's grant installed
-                        // by leasequery carries no IAID), its reservation, or a slot of our
-                        // own share of the pools (in a redundant pair the peer may have
-                        // granted the other share's addresses meanwhile).
+                        // Ours to give back: the client's own live row (a peer's grant
+                        // installed by leasequery carries no IAID), its reservation, or a slot
+                        // of our own share of the pools (in a redundant pair the peer may have
+                        // granted the other share's addresses meanwhile, even one this client
+                        // once held: a lapsed row of the peer's share is the peer's).
+                        let now = self.now();
                         let its_own = self
                             .input
                             .view
                             .get(key)?
-                            .is_some_and(|row| row.duid == self.duid);
+                            .is_some_and(|row| row.duid == self.duid && row.is_active(now));
                         let ours = its_own
                             || self.allocator.reservation(subnet, key.lease_type, &client)
                                 == Some(*key)

@@ -418,12 +418,15 @@ impl Server {
             }
             state.mirror.apply(changes);
         });
-        let writer =
-            StoreWriter::spawn_with_hook(store.clone(), WriterConfig::default(), Some(hook))
-                .map_err(|source| ServerError::Io {
-                    context: "starting the lease store writer".into(),
-                    source,
-                })?;
+        let writer_config = WriterConfig {
+            history_retention: Some(Duration::from_secs(u64::from(config.history_retention))),
+            ..WriterConfig::default()
+        };
+        let writer = StoreWriter::spawn_with_hook(store.clone(), writer_config, Some(hook))
+            .map_err(|source| ServerError::Io {
+                context: "starting the lease store writer".into(),
+                source,
+            })?;
         info!(server_duid = %hex::encode(server_duid.as_bytes()), "server DUID");
         Ok(Arc::new(Server {
             server_duid,

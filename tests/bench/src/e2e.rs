@@ -478,11 +478,11 @@ fn knee_rate(steps: &[StepResult], knee: Option<usize>) -> Option<f64> {
 /// Our server (`dhcp-user serve`, the binary next to `dhcp-bench`) in the lab's server
 /// namespace, with its state directory under the work dir and its pins on the lab's bpffs.
 /// Killed, unpinned and removed on drop.
-struct OurServer {
+pub(crate) struct OurServer {
     child: Option<Child>,
     binary: PathBuf,
-    state_dir: PathBuf,
-    pin_root: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) pin_root: PathBuf,
     iface: String,
     fast_path: bool,
     max_bindings: u32,
@@ -514,7 +514,7 @@ impl OurServer {
 
     /// As `start`, with `prepare` run on the fresh state directory before the process starts
     /// (e.g. to fill its lease database), and `start_limit` for this and later starts.
-    fn start_prepared(
+    pub(crate) fn start_prepared(
         net: &LabNet,
         work_dir: &Path,
         tag: &str,
@@ -607,15 +607,20 @@ impl OurServer {
     }
 
     /// SIGKILL (nsenter execs the server in place, so the child is the server itself).
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
+    /// The server's process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The server's resident set size.
-    fn rss_bytes(&self) -> Option<u64> {
+    pub(crate) fn rss_bytes(&self) -> Option<u64> {
         let pid = self.child.as_ref()?.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let kb: u64 = status
@@ -630,7 +635,7 @@ impl OurServer {
     }
 
     /// Renewals the pinned fast path has answered so far.
-    fn xdp_renewals(&self) -> Option<u64> {
+    pub(crate) fn xdp_renewals(&self) -> Option<u64> {
         dhcp_user::fastpath::pinned_stats(&self.pin_root)
             .ok()
             .flatten()?
@@ -638,7 +643,7 @@ impl OurServer {
             .map(|(_, c)| c.packets)
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")

@@ -6,10 +6,12 @@
 //! goes into a JSON report (`target/bench/latest.json`) and a table on stdout; what could not be
 //! measured is `null` with a `<key>_reason` saying why, never a made-up number.
 
+pub mod churn;
 pub mod e2e;
 pub mod leasequery;
 pub mod loadgen;
 pub mod report;
+pub mod soak;
 pub mod store;
 pub mod xdp;
 

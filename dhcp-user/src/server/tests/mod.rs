@@ -160,7 +160,11 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let config = Config::parse(CONFIG, "test.toml").unwrap();
+        World::with_config(CONFIG)
+    }
+
+    fn with_config(text: &str) -> Self {
+        let config = Config::parse(text, "test.toml").unwrap();
         let allocator = Allocator::new(&config);
         World {
             config,
