@@ -62,6 +62,13 @@ pub const RELAY_SELECT_BY_ADDRESS: u8 = 2;
 pub const BINDING_HAS_NA: u8 = 1;
 /// `BindingValue::flags`: the binding holds an IA_PD with one prefix.
 pub const BINDING_HAS_PD: u8 = 2;
+/// `BindingValue::flags`: a lease of the binding is in the redundant peer's half of the pools
+/// (and not the client's reservation). The controller extends it on a Renew or Rebind (a
+/// failover) but never hands it out on a Solicit or Request, so the fast path answers only
+/// those two.
+pub const BINDING_RENEW_ONLY: u8 = 4;
+/// The `BindingValue::flags` bits naming the binding's IAs.
+pub const BINDING_IAS: u8 = BINDING_HAS_NA | BINDING_HAS_PD;
 
 /// A client's binding as the fast path needs it: at most one IA_NA with one address and one
 /// IA_PD with one prefix (the shape of nearly every CPE and host). Clients with more IAs, or
@@ -81,7 +88,7 @@ pub struct BindingValue {
     pub pd_prefix: [u8; 16],
     /// Index into `SUBNETS`: the subnet the binding was granted on.
     pub subnet: u16,
-    /// `BINDING_HAS_NA` | `BINDING_HAS_PD`.
+    /// `BINDING_HAS_NA` | `BINDING_HAS_PD`, and `BINDING_RENEW_ONLY`.
     pub flags: u8,
     pub pd_len: u8,
     /// Ifindex of the interface the binding's leases were granted through (0: unknown). Filled
@@ -279,6 +286,9 @@ pub mod stat {
         /// A Confirm whose address is in another subnet's prefix: on the link when that subnet
         /// shares the link (a shared network), which the controller judges.
         PASS_CONFIRM_OTHER_SUBNET = "pass_confirm_other_subnet",
+        /// A known client's Solicit or Request whose binding holds a lease of the redundant
+        /// peer's half of the pools: the controller gives it one of its own half.
+        PASS_PEER_HALF = "pass_peer_half",
     }
 
     /// Each name is its constant's identifier in lower case.

@@ -7,7 +7,7 @@ use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
     dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
-    BINDING_HAS_PD, FAST_DUID_MAX, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS,
+    BINDING_HAS_PD, BINDING_RENEW_ONLY, FAST_DUID_MAX, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS,
     RELAY_SELECT_BY_INTERFACE_ID,
 };
 
@@ -215,11 +215,14 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     }
     // The controller may refuse a known client's Solicit or Request on a full interface unless
     // one of its leases came through it (`Ctx::over_client_limit`).
-    if cfg.interface_client_limit == 1
-        && (r.msg_type == MSG_SOLICIT || r.msg_type == MSG_REQUEST)
-        && b.ifindex != st.ifindex
-    {
+    let hands_out = r.msg_type == MSG_SOLICIT || r.msg_type == MSG_REQUEST;
+    if cfg.interface_client_limit == 1 && hands_out && b.ifindex != st.ifindex {
         return Err(stat::PASS_CLIENT_LIMIT);
+    }
+    // A lease of the redundant peer's half: the controller gives a Solicit or Request one of
+    // its own instead (`Ctx::binding`).
+    if hands_out && b.flags & BINDING_RENEW_ONLY != 0 {
+        return Err(stat::PASS_PEER_HALF);
     }
     // Renew and Rebind must name the bound address/prefix; a Solicit or a Request may leave it
     // out (the controller chooses the binding before any hint).

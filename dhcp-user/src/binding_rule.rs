@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Config, ReservedClient, Subnet};
+use crate::config::{Config, PoolHalf, ReservedClient, Subnet};
 use crate::line::{LineIds, NO_LINE};
 use crate::store::{Lease, LeaseKey, LeaseType};
 
@@ -171,6 +171,36 @@ impl Reservations {
             lines: &lines,
         };
         self.standing(subnet, &lease.key(), &client)
+    }
+}
+
+/// True if this server may grant `key` to a client that does not hold it yet: a slot of its
+/// `half` of one of `subnet`'s pools (of any slot without `pool-half`). Reservations aside. In a
+/// redundant pair a lease outside it is the peer's: extended on a Renew or Rebind of a live one
+/// (failover), never handed out on a Solicit or Request (the allocator's `owns`, and the fast
+/// path's `BINDING_RENEW_ONLY`).
+pub fn in_own_half(subnet: &Subnet, half: Option<PoolHalf>, key: &LeaseKey) -> bool {
+    let share = |size: u128| half.map_or((0, size), |h| h.slots(size));
+    let within = |index: u128, size: u128| {
+        let (first, count) = share(size);
+        index >= first && index - first < count
+    };
+    match key.lease_type {
+        LeaseType::Na => subnet.pools.iter().any(|pool| {
+            let offset = u128::from(key.address).checked_sub(u128::from(pool.low));
+            key.prefix_len == 128 && offset.is_some_and(|index| within(index, pool.size()))
+        }),
+        LeaseType::Pd => subnet.pd_pools.iter().any(|pool| {
+            let shift = 128 - u32::from(pool.delegated_length);
+            let Some(offset) =
+                u128::from(key.address).checked_sub(u128::from(pool.prefix.network()))
+            else {
+                return false;
+            };
+            let index = offset.checked_shr(shift).unwrap_or(0);
+            let aligned = index.checked_shl(shift).unwrap_or(0) == offset;
+            key.prefix_len == pool.delegated_length && aligned && within(index, pool.size())
+        }),
     }
 }
 

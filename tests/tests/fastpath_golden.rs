@@ -467,6 +467,34 @@ fn a_stale_link_prefix_is_removed_and_no_longer_shadows_the_subnet() {
     );
 }
 
+/// A binding holding a lease of the redundant peer's half (`BINDING_RENEW_ONLY`): its Solicit
+/// and Request are passed on (the controller gives one of its own half), its Renew answered.
+#[test]
+fn a_peer_half_binding_is_renewed_but_not_handed_out() {
+    let mut lab = setup();
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let mut value = lab.fp.bindings().unwrap().get(&key, 0).unwrap();
+    value.flags |= dhcp_common::BINDING_RENEW_ONLY;
+    lab.fp
+        .bindings_mut()
+        .unwrap()
+        .insert(key, value, 0)
+        .unwrap();
+    let solicit = direct(msg(
+        MSG_SOLICIT,
+        &[
+            client_id(),
+            ia_na(NA_IAID, 0, 0, None),
+            ia_pd(PD_IAID, 0, 0, None),
+        ],
+    ));
+    check_passed(&lab, "solicit", solicit, stat::PASS_PEER_HALF);
+    check_passed(&lab, "request", direct(request_msg()), stat::PASS_PEER_HALF);
+    let before = lab.expires();
+    assert_eq!(lab.run(&direct(renew())).0, XDP_TX, "renew is answered");
+    assert!(lab.expires() > before, "and moves the expiry on");
+}
+
 /// With `interface-client-limit`, a known client's Solicit or Request on another interface
 /// than its binding's is passed on (the controller may refuse it there); its Renew is still
 /// answered, and on its own interface so is its Request.

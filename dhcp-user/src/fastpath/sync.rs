@@ -12,8 +12,8 @@ use std::{
 
 use dhcp_common::{
     BindingKey, BindingValue, GlobalConfig, IfaceConfig, RenewalEvent, SubnetConfig,
-    BINDING_HAS_NA, BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX, MAX_SUBNETS,
-    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
+    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_RENEW_ONLY, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
+    MAX_SUBNETS, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
@@ -23,7 +23,7 @@ use crate::netif::IfaceInfo;
 use crate::{
     binding_rule::{Reservations, Standing},
     clock::unix_now,
-    config::{Config, Subnet},
+    config::{Config, PoolHalf, Subnet},
     lease_events::LeaseEvent,
     netif::Interfaces,
     store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter},
@@ -76,6 +76,8 @@ pub struct SubnetIndex {
     /// Ifindex of each served interface, by name; filled only with `interface-client-limit`
     /// (the one rule that needs a binding's interface: see `BindingValue::ifindex`).
     ifindex_by_name: HashMap<String, u32>,
+    /// `[leasequery] pool-half`: leases outside it are the redundant peer's.
+    pool_half: Option<PoolHalf>,
 }
 
 impl SubnetIndex {
@@ -92,6 +94,7 @@ impl SubnetIndex {
             grace_period: config.grace_period,
             subnets: config.subnets.iter().map(|s| (s.id, s.clone())).collect(),
             reservations: Reservations::new(config),
+            pool_half: config.leasequery.pool_half,
             ifindex_by_name: match config.interface_client_limit {
                 Some(_) => config
                     .interfaces
@@ -104,6 +107,23 @@ impl SubnetIndex {
                 None => HashMap::new(),
             },
         }
+    }
+
+    /// True if `lease` is in the redundant peer's half of its pools and not its client's
+    /// reservation (by DUID; one by line is judged by the request's line, which only the
+    /// controller sees): the controller extends it on a Renew or Rebind, never hands it out on
+    /// a Solicit or Request.
+    fn renew_only(&self, lease: &Lease) -> bool {
+        let Some(subnet) = self.subnets.get(&lease.subnet_id) else {
+            return true;
+        };
+        let key = lease.key();
+        !crate::binding_rule::in_own_half(subnet, self.pool_half, &key)
+            && self.reservations.of_client(
+                lease.subnet_id,
+                lease.lease_type,
+                &crate::binding_rule::Claimant::duid(&lease.duid),
+            ) != Some(key)
     }
 
     /// The ifindex a binding records for `lease`'s interface: 0 when unknown or not needed,
@@ -351,6 +371,9 @@ impl BindingBuilder {
         value.expires = value.expires.min(lease.expire.max(0) as u64);
         // The controller lets a client through a full interface when any of its active leases
         // came through it; one recorded interface is the conservative reading of "any".
+        if index.renew_only(lease) {
+            value.flags |= BINDING_RENEW_ONLY;
+        }
         let ifindex = index.ifindex_of(lease);
         if !self.has_ifindex {
             value.ifindex = ifindex;
@@ -762,6 +785,69 @@ mod tests {
         assert_eq!(value.ifindex, 0, "two interfaces");
         let (_, value) = binding_for(&[na, pd], 10, &index()).unwrap();
         assert_eq!(value.ifindex, 0, "no limit");
+    }
+
+    /// In a redundant pair, a binding holding a lease of the peer's half of the pools (not the
+    /// client's reservation) is marked renew-only: the controller never hands it out on a
+    /// Solicit or Request, so neither may the fast path.
+    #[test]
+    fn a_lease_of_the_peers_half_makes_the_binding_renew_only() {
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let half = |which: &str, extra: &str| {
+            let mut index = index_with(extra);
+            index.pool_half = Some(if which == "lower" {
+                PoolHalf::Lower
+            } else {
+                PoolHalf::Upper
+            });
+            index
+        };
+        // Pool 2001:db8::1..=ff (255 slots): the lower half is ::1..=::80.
+        let low = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
+        let high = lease(&duid, LeaseType::Na, "2001:db8::f0", 128, 1000);
+        let flags = |l: &Lease, index: &SubnetIndex| {
+            binding_for(std::slice::from_ref(l), 10, index)
+                .unwrap()
+                .1
+                .flags
+        };
+        assert_eq!(flags(&low, &index()) & BINDING_RENEW_ONLY, 0, "no pair");
+        assert_eq!(
+            flags(&low, &half("lower", "")) & BINDING_RENEW_ONLY,
+            0,
+            "ours"
+        );
+        assert_ne!(
+            flags(&high, &half("lower", "")) & BINDING_RENEW_ONLY,
+            0,
+            "the peer's"
+        );
+        assert_eq!(
+            flags(&high, &half("upper", "")) & BINDING_RENEW_ONLY,
+            0,
+            "ours (upper)"
+        );
+        let reserved = half(
+            "lower",
+            "reservations = [{ duid = \"00:03:00:01:01:02:03:04:05:06\", address = \"2001:db8::f0\" }]\n",
+        );
+        assert_eq!(
+            flags(&high, &reserved) & BINDING_RENEW_ONLY,
+            0,
+            "its reservation"
+        );
+        // A prefix of the upper half of the PD pool (2^16 /56s in the /40).
+        let pd = lease(&duid, LeaseType::Pd, "2001:db8:1ff:ff00::", 56, 1000);
+        assert_ne!(
+            flags(&pd, &half("lower", "")) & BINDING_RENEW_ONLY,
+            0,
+            "peer's prefix"
+        );
+        assert_eq!(
+            flags(&pd, &half("upper", "")) & BINDING_RENEW_ONLY,
+            0,
+            "own prefix"
+        );
     }
 
     #[test]

@@ -366,16 +366,10 @@ impl Allocator {
 
     /// True if this server may grant `key` to a client that does not hold it yet: inside its
     /// share of one of `subnet`'s pools (all of them without `pool-half`). Reservations are
-    /// the caller's to check.
+    /// the caller's to check. The rule is [`crate::binding_rule::in_own_half`], which the fast
+    /// path's map sync follows too.
     pub fn owns(&self, subnet: &Subnet, key: &LeaseKey) -> bool {
-        pool_slots(subnet, key.lease_type)
-            .into_iter()
-            .any(|(_, slots)| {
-                let share = self.own_share(slots);
-                share
-                    .index_of(key)
-                    .is_some_and(|index| share.key(index) == *key)
-            })
+        crate::binding_rule::in_own_half(subnet, self.half, key)
     }
 
     /// The part of a pool's slots this server allocates from.
