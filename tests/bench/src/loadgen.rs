@@ -22,8 +22,8 @@ use dhcp_testwire::dhcpv6::{
     self as wire, elapsed, find, ia_na, ia_pd, msg, opt, options, oro, parse_ia,
 };
 
-const BATCH: usize = 64;
-const MAX_PACKET: usize = 1500;
+pub(crate) const BATCH: usize = 64;
+pub(crate) const MAX_PACKET: usize = 1500;
 
 /// One simulated client and the binding it holds.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl ClientSocket {
     }
 
     /// Sends `packets` with as few sendmmsg calls as the socket takes; returns how many left.
-    fn send(&self, packets: &[&[u8]]) -> usize {
+    pub(crate) fn send(&self, packets: &[&[u8]]) -> usize {
         let mut iovs: Vec<libc::iovec> = packets
             .iter()
             .map(|p| libc::iovec {
@@ -117,7 +117,7 @@ impl ClientSocket {
     }
 
     /// Receives up to BATCH datagrams without blocking; returns their lengths in `bufs` order.
-    fn recv(&self, bufs: &mut [[u8; MAX_PACKET]], lens: &mut Vec<usize>) -> usize {
+    pub(crate) fn recv(&self, bufs: &mut [[u8; MAX_PACKET]], lens: &mut Vec<usize>) -> usize {
         lens.clear();
         let mut iovs: Vec<libc::iovec> = bufs
             .iter_mut()
@@ -156,7 +156,7 @@ impl ClientSocket {
     }
 
     /// Waits up to `timeout` for something to read.
-    fn wait_readable(&self, timeout: Duration) {
+    pub(crate) fn wait_readable(&self, timeout: Duration) {
         let mut pfd = libc::pollfd {
             fd: self.socket.as_raw_fd(),
             events: libc::POLLIN,
