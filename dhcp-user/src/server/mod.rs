@@ -218,8 +218,12 @@ impl DecisionState {
 
     /// Drops the overlay entries of `generation` (a later commit of the same key stays).
     fn finish(&mut self, changes: &[LeaseChange], generation: u64) {
-        for change in changes {
-            let key = change.key();
+        self.finish_keys(changes.iter().map(LeaseChange::key), generation);
+    }
+
+    /// [`DecisionState::finish`] by the changes' keys.
+    fn finish_keys(&mut self, keys: impl IntoIterator<Item = LeaseKey>, generation: u64) {
+        for key in keys {
             if self
                 .pending
                 .get(&key)
@@ -283,6 +287,8 @@ pub enum Durability {
 }
 
 /// What [`Server::begin`] made of a datagram.
+// Made and moved once per request; boxing `Waiting` would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum Handling {
     /// Answered, or dropped (`None`), at once: no lease changed.
     Done(Option<Vec<u8>>),
@@ -301,7 +307,7 @@ enum Commit {
 /// A request whose lease changes are being made durable; [`Server::complete`] gives its reply.
 pub struct Waiting {
     commit: Commit,
-    changes: Vec<LeaseChange>,
+    keys: Vec<LeaseKey>,
     generation: u64,
     events: Vec<LeaseEvent>,
     outcome: Result<crate::proto::Message, &'static str>,
@@ -581,14 +587,16 @@ impl Server {
             drop(guard);
             return Handling::Done(self.reply_to(&request, inbound.source, decision.outcome));
         }
-        // Still under the lock: commits are queued in the order they were decided.
+        // Still under the lock: commits are queued in the order they were decided. The writer
+        // takes the changes; the overlay entries are dropped by their keys.
         let generation = guard.begin(&decision.changes);
+        let keys: Vec<LeaseKey> = decision.changes.iter().map(LeaseChange::key).collect();
         let commit = match durability {
-            Durability::Own => Commit::Own(self.writer.start_commit(decision.changes.clone())),
-            Durability::Ticket => match self.writer.commit_ticket(decision.changes.clone()) {
+            Durability::Own => Commit::Own(self.writer.start_commit(decision.changes)),
+            Durability::Ticket => match self.writer.commit_ticket(decision.changes) {
                 Ok(ticket) => Commit::Ticket(ticket),
                 Err(err) => {
-                    guard.finish(&decision.changes, generation);
+                    guard.finish_keys(keys, generation);
                     drop(guard);
                     log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
                     self.stats.dropped("store_error");
@@ -599,7 +607,7 @@ impl Server {
         drop(guard);
         Handling::Waiting(Waiting {
             commit,
-            changes: decision.changes,
+            keys,
             generation,
             events: decision.events,
             outcome: decision.outcome,
@@ -613,7 +621,7 @@ impl Server {
     /// when the commit failed).
     pub fn complete(&self, waiting: Waiting, result: Result<(), StoreError>) -> Option<Vec<u8>> {
         self.lock_state()
-            .finish(&waiting.changes, waiting.generation);
+            .finish_keys(waiting.keys, waiting.generation);
         if let Err(err) = result {
             log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
             self.stats.dropped("store_error");
