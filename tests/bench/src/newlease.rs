@@ -346,6 +346,13 @@ impl Series {
     }
 }
 
+/// The runs of a series: open-loop rates, closed-loop windows, and each run's length.
+struct Plan<'a> {
+    rates: &'a [f64],
+    windows: &'a [usize],
+    step: Duration,
+}
+
 /// Runs the series against the server `pid` on `socket`; `next_client` advances past every
 /// client used, so no exchange reuses a client the server knows.
 fn series(
@@ -354,10 +361,13 @@ fn series(
     socket: &ClientSocket,
     pid: Option<u32>,
     next_client: &mut u32,
-    rates: &[f64],
-    windows: &[usize],
-    step: Duration,
+    plan: &Plan,
 ) -> Result<Series> {
+    let Plan {
+        rates,
+        windows,
+        step,
+    } = *plan;
     let mut steps = Vec::new();
     let mut knee = None;
     for &rate in rates {
@@ -483,6 +493,11 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     } else {
         &[64, 256, 1024]
     };
+    let plan = Plan {
+        rates: &rates,
+        windows,
+        step,
+    };
     report.progress("newlease", "creating namespaces");
     let net = LabNet::create()?;
     let socket = net.client_socket()?;
@@ -497,9 +512,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             &socket,
             server.pid(),
             &mut next_client,
-            &rates,
-            windows,
-            step,
+            &plan,
         )?
     };
     let kea_dir = opts.work_dir.join("kea-newlease");
@@ -515,9 +528,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
                 &socket,
                 Some(kea.pid()),
                 &mut next_client,
-                &rates,
-                windows,
-                step,
+                &plan,
             )?,
         ));
     }
