@@ -24,7 +24,7 @@ use crate::config::Config;
 
 use super::handler::{subnet_containing, Inbound};
 use super::{Durability, Handling, Server, ServerError, Waiting};
-use crate::store::Ticket;
+use crate::store::{StoreError, Ticket};
 use std::collections::VecDeque;
 
 /// Largest datagram read (a DHCPv6 message is far smaller; jumbo relays still fit).
@@ -411,6 +411,9 @@ async fn socket_loop(
                         }
                         Handling::Waiting(waiting) => {
                             let Some(ticket) = waiting.ticket() else {
+                                // Not reached: `Durability::Ticket` always queues with a
+                                // ticket. Retire the request rather than leave it in flight.
+                                let _ = server.complete(waiting, Err(StoreError::WriterStopped));
                                 continue;
                             };
                             queue.push_back(Queued {
