@@ -41,7 +41,7 @@ use crate::config::Config;
 use crate::proto::Duid;
 use crate::store::{
     Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, SqliteStore,
-    StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
+    StoreError, StoreWriter, Ticket, WriterConfig, META_SERVER_DUID,
 };
 
 use crate::lease_events::{LeaseEvent, LeaseEventKind};
@@ -275,8 +275,12 @@ impl DecisionState {
 
     /// Drops the overlay entries of `generation` (a later commit of the same key stays).
     fn finish(&mut self, changes: &[LeaseChange], generation: u64) {
-        for change in changes {
-            let key = change.key();
+        self.finish_keys(changes.iter().map(LeaseChange::key), generation);
+    }
+
+    /// [`DecisionState::finish`] by the changes' keys.
+    fn finish_keys(&mut self, keys: impl IntoIterator<Item = LeaseKey>, generation: u64) {
+        for key in keys {
             if self
                 .pending
                 .get(&key)
@@ -338,6 +342,60 @@ impl LeaseView for OverlayView<'_> {
             .collect();
         leases.extend(self.pending.of_line(line).cloned());
         Ok(leases)
+    }
+}
+
+/// How [`Server::begin`] waits for a decision's commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Its own answer from the writer (one wake-up for this request).
+    Own,
+    /// A writer [`Ticket`]: the caller watches the writer's progress and completes every
+    /// request of a batch on one wake-up.
+    Ticket,
+}
+
+/// What [`Server::begin`] made of a datagram.
+// Made and moved once per request; boxing `Waiting` would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Handling {
+    /// Answered, or dropped (`None`), at once: no lease changed.
+    Done(Option<Vec<u8>>),
+    /// The reply waits for lease changes to be durable.
+    Waiting(Waiting),
+}
+
+/// How a waiting request's commit is answered.
+enum Commit {
+    Own(crate::store::PendingCommit),
+    Ticket(Ticket),
+    /// Already waited for.
+    Taken,
+}
+
+/// A request whose lease changes are being made durable; [`Server::complete`] gives its reply.
+pub struct Waiting {
+    commit: Commit,
+    keys: Vec<LeaseKey>,
+    generation: u64,
+    events: Vec<LeaseEvent>,
+    outcome: Result<crate::proto::Message, &'static str>,
+    request: handler::Classified,
+    source: std::net::SocketAddrV6,
+}
+
+impl Waiting {
+    /// The writer ticket this request waits for (`None` when it waits on its own answer).
+    pub fn ticket(&self) -> Option<Ticket> {
+        match self.commit {
+            Commit::Ticket(ticket) => Some(ticket),
+            Commit::Own(_) | Commit::Taken => None,
+        }
+    }
+
+    /// Where the reply goes.
+    pub fn source(&self) -> std::net::SocketAddrV6 {
+        self.source
     }
 }
 
@@ -524,10 +582,28 @@ impl Server {
     /// Handles one datagram; returns the reply to send to `inbound.source`, if any.
     ///
     /// A reply that grants, extends, releases or declines a lease is returned only after the
-    /// change is durable.
+    /// change is durable. [`Server::begin`] and [`Server::complete`] in one call, waiting on the
+    /// writer's answer for this request alone (the socket loop waits for many at once instead).
     pub async fn handle(&self, inbound: &Inbound) -> Option<Vec<u8>> {
+        match self.begin(inbound, Durability::Own) {
+            Handling::Done(reply) => reply,
+            Handling::Waiting(mut waiting) => {
+                let result = match std::mem::replace(&mut waiting.commit, Commit::Taken) {
+                    Commit::Own(pending) => pending.wait().await.map(|_| ()),
+                    Commit::Ticket(_) | Commit::Taken => Err(StoreError::WriterStopped),
+                };
+                self.complete(waiting, result)
+            }
+        }
+    }
+
+    /// Decides about one datagram. A reply with no lease change is ready at once
+    /// ([`Handling::Done`]); one with changes waits for them to be durable
+    /// ([`Handling::Waiting`]): they are queued to the writer (as `durability` says) and the
+    /// reply is [`Server::complete`]d once their transaction is over.
+    pub fn begin(&self, inbound: &Inbound, durability: Durability) -> Handling {
         if inbound.bytes.first() == Some(&dhcp_common::dhcpv6::MSG_LEASEQUERY) {
-            return self.answer_leasequery(inbound);
+            return Handling::Done(self.answer_leasequery(inbound));
         }
         let direct = self.direct_subnet(&inbound.interface);
         let request = match classify(&self.config, inbound, direct) {
@@ -538,7 +614,7 @@ impl Server {
                 }
                 debug!(from = %inbound.source, reason = rejected.reason(), "dropped");
                 self.stats.dropped(rejected.reason());
-                return None;
+                return Handling::Done(None);
             }
         };
         let msg_type = request.message().msg_type;
@@ -552,61 +628,100 @@ impl Server {
             "received"
         );
         let now = unix_now();
-        let (decision, generation, commit) = {
-            let mut guard = self.lock_state();
-            let DecisionState {
-                allocator,
-                mirror,
-                pending,
-                clients,
-                ..
-            } = &mut *guard;
-            let view = OverlayView { mirror, pending };
-            let input = DecideInput {
-                config: &self.config,
-                server_duid: &self.server_duid,
-                view: &view,
-                clients,
-                now,
-            };
-            let decision = match decide(&input, allocator, &request) {
-                Ok(decision) => decision,
-                Err(err) => {
-                    drop(guard);
-                    warn!(error = %err, "lease store read failed; request dropped");
-                    self.stats.dropped("store_error");
-                    return None;
-                }
-            };
-            let generation = guard.begin(&decision.changes);
-            let commit = (!decision.changes.is_empty())
-                .then(|| self.writer.start_commit(decision.changes.clone()));
-            (decision, generation, commit)
+        let mut guard = self.lock_state();
+        let DecisionState {
+            allocator,
+            mirror,
+            pending,
+            clients,
+            ..
+        } = &mut *guard;
+        let view = OverlayView { mirror, pending };
+        let input = DecideInput {
+            config: &self.config,
+            server_duid: &self.server_duid,
+            view: &view,
+            clients,
+            now,
         };
-        if let Some(commit) = commit {
-            let result = commit.wait().await;
-            self.lock_state().finish(&decision.changes, generation);
-            if let Err(err) = result {
-                log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
+        let decision = match decide(&input, allocator, &request) {
+            Ok(decision) => decision,
+            Err(err) => {
+                drop(guard);
+                warn!(error = %err, "lease store read failed; request dropped");
                 self.stats.dropped("store_error");
-                return None;
+                return Handling::Done(None);
             }
-            self.publish(decision.events);
+        };
+        if decision.changes.is_empty() {
+            drop(guard);
+            return Handling::Done(self.reply_to(&request, inbound.source, decision.outcome));
         }
-        let reply = match decision.outcome {
+        // Still under the lock: commits are queued in the order they were decided. The writer
+        // takes the changes; the overlay entries are dropped by their keys.
+        let generation = guard.begin(&decision.changes);
+        let keys: Vec<LeaseKey> = decision.changes.iter().map(LeaseChange::key).collect();
+        let commit = match durability {
+            Durability::Own => Commit::Own(self.writer.start_commit(decision.changes)),
+            Durability::Ticket => match self.writer.commit_ticket(decision.changes) {
+                Ok(ticket) => Commit::Ticket(ticket),
+                Err(err) => {
+                    guard.finish_keys(keys, generation);
+                    drop(guard);
+                    log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
+                    self.stats.dropped("store_error");
+                    return Handling::Done(None);
+                }
+            },
+        };
+        drop(guard);
+        Handling::Waiting(Waiting {
+            commit,
+            keys,
+            generation,
+            events: decision.events,
+            outcome: decision.outcome,
+            request,
+            source: inbound.source,
+        })
+    }
+
+    /// The reply of a request that waited for its commit, once the transaction is over with
+    /// `result`: the in-flight entries dropped, the events published, the reply encoded (none
+    /// when the commit failed).
+    pub fn complete(&self, waiting: Waiting, result: Result<(), StoreError>) -> Option<Vec<u8>> {
+        self.lock_state()
+            .finish_keys(waiting.keys, waiting.generation);
+        if let Err(err) = result {
+            log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
+            self.stats.dropped("store_error");
+            return None;
+        }
+        self.publish(waiting.events);
+        self.reply_to(&waiting.request, waiting.source, waiting.outcome)
+    }
+
+    /// Counts and encodes the reply (or counts the drop).
+    fn reply_to(
+        &self,
+        request: &handler::Classified,
+        to: std::net::SocketAddrV6,
+        outcome: Result<crate::proto::Message, &'static str>,
+    ) -> Option<Vec<u8>> {
+        let reply = match outcome {
             Ok(reply) => reply,
             Err(reason) => {
-                debug!(from = %inbound.source, reason, "dropped");
+                debug!(from = %to, reason, "dropped");
                 self.stats.dropped(reason);
                 return None;
             }
         };
         let reply_type = reply.msg_type;
-        match wrap_reply(&request, reply) {
+        match wrap_reply(request, reply) {
             Ok(bytes) => {
                 self.stats.sent(reply_type);
                 debug!(
-                    to = %inbound.source,
+                    to = %to,
                     msg = stats::message_type_name(reply_type),
                     len = bytes.len(),
                     "reply"

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
-pub use writer::{DurableHook, PendingCommit, StoreWriter, WriterConfig};
+pub use writer::{DurableHook, PendingCommit, StoreWriter, Ticket, WriterConfig};
 
 /// Meta key under which the server's own DUID is kept.
 pub const META_SERVER_DUID: &str = "server_duid";

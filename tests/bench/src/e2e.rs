@@ -240,12 +240,17 @@ fn kea_base_config(dir: &Path, iface: &str) -> Value {
 }
 
 /// A running kea-dhcp6 in the server namespace; killed on drop.
-struct Kea {
+pub(crate) struct Kea {
     child: Child,
 }
 
 impl Kea {
-    fn start(net: &LabNet, dir: &Path, mode: KeaMode) -> Result<Self> {
+    /// Kea's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn start(net: &LabNet, dir: &Path, mode: KeaMode) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let _ = std::fs::remove_file(dir.join("kea-leases6.csv"));
         let config = dir.join("kea-dhcp6.json");
@@ -494,7 +499,7 @@ const SERVER_START_LIMIT: Duration = Duration::from_secs(30);
 
 impl OurServer {
     /// Starts a fresh server (empty state, nothing pinned); also returns its start-up time.
-    fn start(
+    pub(crate) fn start(
         net: &LabNet,
         work_dir: &Path,
         tag: &str,

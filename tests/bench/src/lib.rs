@@ -10,6 +10,7 @@ pub mod churn;
 pub mod e2e;
 pub mod leasequery;
 pub mod loadgen;
+pub mod newlease;
 pub mod report;
 pub mod soak;
 pub mod store;
@@ -666,6 +667,22 @@ pub fn run_leasequery(opts: &Options, report: &mut Report) -> Result<()> {
         }),
     );
     Ok(())
+}
+
+/// Runs the new-lease section (`newlease`); a failure there is recorded, not fatal.
+pub fn run_newlease(opts: &Options, report: &mut Report) {
+    if let Err(err) = newlease::run(opts, report) {
+        let reason = format!("the new-lease run failed: {err:#}");
+        report.row(
+            "lab: new leases, own generator",
+            "runs",
+            "failed".into(),
+            &reason,
+        );
+        if report.get("controller_cpu_us_per_exchange").is_none() {
+            report.missing("controller_cpu_us_per_exchange", &reason);
+        }
+    }
 }
 
 /// Runs the lab section; a failure there is recorded, not fatal (the other figures stand).

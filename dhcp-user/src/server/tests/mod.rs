@@ -17,7 +17,7 @@ use dhcp_common::dhcpv6::*;
 
 use super::allocator::Allocator;
 use super::handler::{classify, decide, wrap_reply, ClientLimit, DecideInput, Decision, Inbound};
-use super::{ClearSelector, Server};
+use super::{ClearSelector, Durability, Handling, Server};
 use crate::config::Config;
 use crate::lease_events::LeaseEventKind;
 use crate::proto::{
