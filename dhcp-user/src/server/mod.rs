@@ -171,7 +171,8 @@ impl Overlay {
 /// Clients per interface (`interface-client-limit`).
 struct ClientTable {
     limit: Option<u32>,
-    per_interface: HashMap<String, HashSet<Vec<u8>>>,
+    /// The DUIDs share their bytes with the mirror's rows when loaded with them.
+    per_interface: HashMap<String, HashSet<Arc<[u8]>>>,
 }
 
 impl ClientLimit for ClientTable {
@@ -320,13 +321,15 @@ impl Server {
         };
         if clients.limit.is_some() {
             let now = unix_now();
-            for lease in mirror.range_after(None) {
-                if lease.is_active(now) {
+            for (interface, duid) in mirror.active_clients(now) {
+                if let Some(set) = clients.per_interface.get_mut(interface) {
+                    set.insert(Arc::clone(duid));
+                } else {
                     clients
                         .per_interface
-                        .entry(lease.interface.clone())
+                        .entry(interface.to_string())
                         .or_default()
-                        .insert(lease.duid.clone());
+                        .insert(Arc::clone(duid));
                 }
             }
         }
@@ -608,7 +611,7 @@ impl Server {
                                 .per_interface
                                 .entry(lease.interface.clone())
                                 .or_default()
-                                .insert(lease.duid.clone());
+                                .insert(Arc::from(lease.duid.as_slice()));
                         }
                     }
                     _ => gone.push((lease.interface.clone(), lease.duid.clone())),
@@ -625,7 +628,7 @@ impl Server {
                 .any(|l| l.is_active(now) && l.interface == interface);
             if !still_active {
                 if let Some(set) = state.clients.per_interface.get_mut(&interface) {
-                    set.remove(&duid);
+                    set.remove(duid.as_slice());
                 }
             }
         }
@@ -651,6 +654,16 @@ impl Server {
     /// DUID returns, without a SQLite query on the caller's thread.
     pub fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease> {
         self.lock_state().mirror.by_duid(duid, limit).collect()
+    }
+
+    /// Calls `visit` with every durable lease row, in key order, from the in-memory copy of
+    /// the store; the decision state stays locked meanwhile (a million rows: about a second),
+    /// so this is for the start, before requests are served.
+    pub fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
+        let state = self.lock_state();
+        for lease in state.mirror.range_after(None) {
+            visit(&lease);
+        }
     }
 
     /// The XDP fast path answered a renewal for `duid`: extend that client's assigned leases of
