@@ -71,7 +71,6 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let fast_path = start_fast_path(&args, &server, &interfaces).await?;
-    release_free_heap();
 
     // The sockets open before the control socket answers: a client that sees the server
     // answer there can send requests at once.
@@ -103,18 +102,6 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     }
     served?;
     Ok(())
-}
-
-/// Hands the allocator's free memory back to the kernel once the start is done: loading a
-/// large lease table frees most of what it allocated (the rows read page by page and decoded,
-/// the fast path's per-client builders) in small pieces between the rows kept, and glibc keeps
-/// those pages resident until asked.
-fn release_free_heap() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only walks and releases the allocator's own free memory.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Opens the leasequery TCP listeners (`[leasequery] listen`, when anyone may use them) and
