@@ -210,6 +210,9 @@ fn xid_of(packet: &[u8]) -> u32 {
     u32::from_be_bytes([0, packet[1], packet[2], packet[3]])
 }
 
+/// A client's address and, with IA_PD, its prefix.
+type Binding = (Ipv6Addr, Option<(Ipv6Addr, u8)>);
+
 /// What an Advertise offered one client: the server's DUID, the address, the prefix.
 type Advertised = (Vec<u8>, Option<Ipv6Addr>, Option<(Ipv6Addr, u8)>);
 
@@ -439,8 +442,8 @@ pub fn bind_all(
         deadline,
     } = *plan;
     let window = window.max(1);
-    let before: Vec<Option<(Ipv6Addr, Option<(Ipv6Addr, u8)>)>> =
-        clients.iter().map(|c| c.na.map(|na| (na, c.pd))).collect();
+    // The binding each known client had: (address, prefix).
+    let before: Vec<Option<Binding>> = clients.iter().map(|c| c.na.map(|na| (na, c.pd))).collect();
     let mut stage = vec![Stage::Idle; n];
     let mut tries = vec![0u8; n];
     // Bumped on every transmission, so a stale timer entry is told from the live one.
