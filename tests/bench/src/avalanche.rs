@@ -170,7 +170,7 @@ fn compare(name: &str, ours: &ServerRuns, kea: &[(KeaMode, ServerRuns)]) -> Comp
 /// Runs the avalanche section into `report`.
 pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let n = clients(opts);
-    let deadline = Duration::from_secs(if opts.quick { 60 } else { 180 });
+    let deadline = Duration::from_secs(if opts.quick { 60 } else { 120 });
     report.progress("avalanche", "creating namespaces");
     let net = LabNet::create()?;
     let socket = net.client_socket()?;
