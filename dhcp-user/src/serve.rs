@@ -287,6 +287,9 @@ impl crate::fastpath::sync::LeaseSource for Server {
     fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
         Server::subscribe(self)
     }
+    fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
+        Server::each_durable_lease(self, visit)
+    }
 }
 
 impl crate::fastpath::sync::RenewalSink for Server {

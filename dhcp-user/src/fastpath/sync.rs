@@ -37,6 +37,18 @@ pub trait LeaseSource: Send + Sync + 'static {
     fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease>;
     /// A new subscription to lease events (each published once durable).
     fn subscribe(&self) -> broadcast::Receiver<LeaseEvent>;
+    /// Calls `visit` with every durable lease row, in key order, from the controller's
+    /// in-memory copy (held locked meanwhile: for the start, before anything is served).
+    fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease));
+}
+
+/// Where a bulk re-sync reads the durable leases.
+#[derive(Clone, Copy)]
+pub enum ResyncSource<'a> {
+    /// The store, page by page (while the controller serves: it locks nothing).
+    Store(&'a dyn LeaseStore),
+    /// The controller's in-memory copy (at the start: no second read of every row from disk).
+    Controller(&'a dyn LeaseSource),
 }
 
 /// Where the renewals the program answered go.
@@ -415,7 +427,7 @@ pub type LaterExpiry = (Vec<u8>, i64);
 /// Returns the clients whose map expiry is later than the store's.
 pub fn resync(
     fp: &mut FastPath,
-    store: &dyn LeaseStore,
+    source: ResyncSource<'_>,
     index: &SubnetIndex,
     now: i64,
 ) -> Result<(ResyncReport, Vec<LaterExpiry>), anyhow::Error> {
@@ -423,20 +435,27 @@ pub fn resync(
     // Streamed: one small builder per client (about 110 bytes), never every lease at once.
     let mut builders: HashMap<BindingKey, BindingBuilder> = HashMap::new();
     let mut too_long: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
-        let lease = lease?;
+    let mut add = |lease: &Lease| {
         if lease.state != LeaseState::Assigned || lease.expire <= now {
-            continue;
+            return;
         }
         match BindingKey::new(&lease.duid) {
             Some(key) => builders
                 .entry(key)
-                .or_insert_with(|| BindingBuilder::start(&lease, index))
-                .add(&lease, index),
+                .or_insert_with(|| BindingBuilder::start(lease, index))
+                .add(lease, index),
             None => {
-                too_long.insert(lease.duid);
+                too_long.insert(lease.duid.clone());
             }
         }
+    };
+    match source {
+        ResyncSource::Store(store) => {
+            for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
+                add(&lease?);
+            }
+        }
+        ResyncSource::Controller(controller) => controller.each_durable_lease(&mut add),
     }
     let mut report = ResyncReport {
         clients: (builders.len() + too_long.len()) as u64,
@@ -594,7 +613,7 @@ impl MapSync {
         let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = resync(
             &mut fp,
-            self.server.store().as_ref(),
+            ResyncSource::Store(self.server.store().as_ref()),
             &self.index,
             unix_now(),
         ) {
@@ -1097,7 +1116,10 @@ pub async fn start<C: Controller>(
     if let Err(e) = server.writer().flush().await {
         warn!("fast path: renewals answered while no controller ran are not durable yet: {e}");
     }
-    let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, unix_now())?;
+    // From the controller's copy of the rows, already in memory: reading them from the store
+    // again cost as much as loading that copy.
+    let source = ResyncSource::Controller(server.as_ref());
+    let (report, later_expiries) = resync(&mut fp, source, &index, unix_now())?;
     let kept = later_expiries.len();
     for (duid, expires) in later_expiries {
         server.apply_fast_path_renewal(&duid, expires, &[LeaseType::Na, LeaseType::Pd])?;

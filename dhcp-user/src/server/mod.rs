@@ -194,25 +194,30 @@ impl Overlay {
 /// DUIDs with an active lease served there.
 struct ClientTable {
     limit: Option<u32>,
-    per_interface: HashMap<String, HashSet<Vec<u8>>>,
+    /// The DUIDs share their bytes with the mirror's rows when loaded with them.
+    per_interface: HashMap<String, HashSet<Arc<[u8]>>>,
     line_limit: Option<u32>,
-    per_line: HashMap<Vec<u8>, HashSet<Vec<u8>>>,
+    per_line: HashMap<Vec<u8>, HashSet<Arc<[u8]>>>,
 }
 
 impl ClientTable {
-    /// Counts `lease`'s client where it was served (an active lease).
-    fn add(&mut self, lease: &Lease) {
+    /// Counts a client with an active lease served on `interface` (and `line`).
+    fn add(&mut self, interface: &str, line: Option<&[u8]>, duid: &Arc<[u8]>) {
         if self.limit.is_some() {
-            self.per_interface
-                .entry(lease.interface.clone())
-                .or_default()
-                .insert(lease.duid.clone());
+            if let Some(set) = self.per_interface.get_mut(interface) {
+                set.insert(Arc::clone(duid));
+            } else {
+                self.per_interface
+                    .entry(interface.to_string())
+                    .or_default()
+                    .insert(Arc::clone(duid));
+            }
         }
-        if let (Some(_), Some(line)) = (self.line_limit, &lease.line) {
+        if let (Some(_), Some(line)) = (self.line_limit, line) {
             self.per_line
                 .entry(line.to_vec())
                 .or_default()
-                .insert(lease.duid.clone());
+                .insert(Arc::clone(duid));
         }
     }
 }
@@ -449,10 +454,8 @@ impl Server {
         };
         if clients.limit.is_some() || clients.line_limit.is_some() {
             let now = unix_now();
-            for lease in mirror.range_after(None) {
-                if lease.is_active(now) {
-                    clients.add(&lease);
-                }
+            for (interface, line, duid) in mirror.active_clients(now) {
+                clients.add(interface, line, duid);
             }
         }
         let state = Arc::new(Mutex::new(DecisionState {
@@ -786,7 +789,11 @@ impl Server {
             for event in &events {
                 match event.kind {
                     LeaseEventKind::Granted | LeaseEventKind::Renewed => {
-                        state.clients.add(&event.lease)
+                        let lease = &event.lease;
+                        let duid: Arc<[u8]> = Arc::from(lease.duid.as_slice());
+                        state
+                            .clients
+                            .add(&lease.interface, lease.line.as_deref(), &duid);
                     }
                     _ => gone.push(&event.lease),
                 }
@@ -805,13 +812,13 @@ impl Server {
                 .collect();
             if !active.iter().any(|l| l.interface == lease.interface) {
                 if let Some(set) = state.clients.per_interface.get_mut(&lease.interface) {
-                    set.remove(&lease.duid);
+                    set.remove(lease.duid.as_slice());
                 }
             }
             if let Some(line) = &lease.line {
                 if !active.iter().any(|l| l.line.as_ref() == Some(line)) {
                     if let Some(set) = state.clients.per_line.get_mut(&line[..]) {
-                        set.remove(&lease.duid);
+                        set.remove(lease.duid.as_slice());
                         if set.is_empty() {
                             state.clients.per_line.remove(&line[..]);
                         }
@@ -841,6 +848,16 @@ impl Server {
     /// DUID returns, without a SQLite query on the caller's thread.
     pub fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease> {
         self.lock_state().mirror.by_duid(duid, limit).collect()
+    }
+
+    /// Calls `visit` with every durable lease row, in key order, from the in-memory copy of
+    /// the store; the decision state stays locked meanwhile (a million rows: about a second),
+    /// so this is for the start, before requests are served.
+    pub fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
+        let state = self.lock_state();
+        for lease in state.mirror.range_after(None) {
+            visit(&lease);
+        }
     }
 
     /// The XDP fast path answered a renewal for `duid`: extend that client's assigned leases of

@@ -12,8 +12,8 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    mask, ChangeCursor, ChangeKind, ChangeRecord, CommitReceipt, Lease, LeaseChange, LeaseFilter,
-    LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount, StoreError,
+    mask, ChangeCursor, ChangeKind, ChangeRecord, ClientCursor, CommitReceipt, Lease, LeaseChange,
+    LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount, StoreError,
 };
 
 /// Schema version this build creates and understands (kept in `meta` as `schema_version`).
@@ -389,56 +389,36 @@ impl LeaseStore for SqliteStore {
         after: Option<&LeaseKey>,
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
-        let mut conditions: Vec<&str> = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        match filter {
-            LeaseFilter::All => {}
-            LeaseFilter::Duid { duid, iaid } => {
-                conditions.push("duid = ?");
-                values.push(Value::Blob(duid.clone()));
-                if let Some(iaid) = iaid {
-                    conditions.push("iaid = ?");
-                    values.push(Value::Integer(i64::from(*iaid)));
-                }
-            }
-            LeaseFilter::RelayId(relay_id) => {
-                conditions.push("relay_id = ?");
-                values.push(Value::Blob(relay_id.clone()));
-            }
-            LeaseFilter::RemoteId(remote_id) => {
-                conditions.push("remote_id = ?");
-                values.push(Value::Blob(remote_id.clone()));
-            }
-            LeaseFilter::LinkAddress(link) => {
-                conditions.push("link_address = ?");
-                values.push(Value::Blob(link.octets().to_vec()));
-            }
-        }
+        let (mut conditions, mut values) = filter_conditions(filter);
         if let Some(key) = after {
             conditions.push("(lease_type, address, prefix_len) > (?, ?, ?)");
-            values.extend([
-                Value::Integer(key.lease_type.code()),
-                Value::Blob(key.address.octets().to_vec()),
-                Value::Integer(i64::from(key.prefix_len)),
-            ]);
+            values.extend(key_values(key));
         }
-        let where_clause = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        values.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT {LEASE_COLUMNS} FROM lease6 {where_clause} \
-             ORDER BY lease_type, address, prefix_len LIMIT ?"
-        );
-        self.with_reader(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(values), |row| {
-                lease_from_row(row, 0)
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        self.select_page(conditions, values, "lease_type, address, prefix_len", limit)
+    }
+
+    fn find_by_client(
+        &self,
+        filter: &LeaseFilter,
+        after: Option<&ClientCursor>,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let (mut conditions, mut values) = filter_conditions(filter);
+        if let Some(cursor) = after {
+            conditions.push("(duid, iaid, lease_type, address, prefix_len) > (?, ?, ?, ?, ?)");
+            values.extend([
+                Value::Blob(cursor.duid.clone()),
+                Value::Integer(i64::from(cursor.iaid)),
+            ]);
+            values.extend(key_values(&cursor.key));
+        }
+        // The order of lease6_by_duid (duid, iaid, then the primary key): no sort.
+        self.select_page(
+            conditions,
+            values,
+            "duid, iaid, lease_type, address, prefix_len",
+            limit,
+        )
     }
 
     fn expired_before(&self, before: i64, limit: usize) -> Result<Vec<Lease>, StoreError> {
@@ -664,5 +644,71 @@ fn bad_row(err: StoreError) -> StoreError {
             | rusqlite::Error::InvalidColumnType(..)),
         ) => StoreError::BadRow(err.to_string()),
         other => other,
+    }
+}
+
+/// The WHERE conditions and their values that select `filter`.
+fn filter_conditions(filter: &LeaseFilter) -> (Vec<&'static str>, Vec<Value>) {
+    let mut conditions: Vec<&'static str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    match filter {
+        LeaseFilter::All => {}
+        LeaseFilter::Duid { duid, iaid } => {
+            conditions.push("duid = ?");
+            values.push(Value::Blob(duid.clone()));
+            if let Some(iaid) = iaid {
+                conditions.push("iaid = ?");
+                values.push(Value::Integer(i64::from(*iaid)));
+            }
+        }
+        LeaseFilter::RelayId(relay_id) => {
+            conditions.push("relay_id = ?");
+            values.push(Value::Blob(relay_id.clone()));
+        }
+        LeaseFilter::RemoteId(remote_id) => {
+            conditions.push("remote_id = ?");
+            values.push(Value::Blob(remote_id.clone()));
+        }
+        LeaseFilter::LinkAddress(link) => {
+            conditions.push("link_address = ?");
+            values.push(Value::Blob(link.octets().to_vec()));
+        }
+    }
+    (conditions, values)
+}
+
+/// A key's columns (lease_type, address, prefix_len) as values.
+fn key_values(key: &LeaseKey) -> [Value; 3] {
+    [
+        Value::Integer(key.lease_type.code()),
+        Value::Blob(key.address.octets().to_vec()),
+        Value::Integer(i64::from(key.prefix_len)),
+    ]
+}
+
+impl SqliteStore {
+    /// Up to `limit` lease rows meeting every condition, in `order`.
+    fn select_page(
+        &self,
+        conditions: Vec<&str>,
+        mut values: Vec<Value>,
+        order: &str,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        values.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let sql =
+            format!("SELECT {LEASE_COLUMNS} FROM lease6 {where_clause} ORDER BY {order} LIMIT ?");
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), |row| {
+                lease_from_row(row, 0)
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
     }
 }

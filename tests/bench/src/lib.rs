@@ -6,6 +6,7 @@
 //! goes into a JSON report (`target/bench/latest.json`) and a table on stdout; what could not be
 //! measured is `null` with a `<key>_reason` saying why, never a made-up number.
 
+pub mod avalanche;
 pub mod churn;
 pub mod e2e;
 pub mod leasequery;
@@ -681,6 +682,29 @@ pub fn run_newlease(opts: &Options, report: &mut Report) {
         );
         if report.get("controller_cpu_us_per_exchange").is_none() {
             report.missing("controller_cpu_us_per_exchange", &reason);
+        }
+    }
+}
+
+/// Runs the avalanche section; a failure there is recorded, not fatal.
+pub fn run_avalanche(opts: &Options, report: &mut Report) {
+    if let Err(err) = avalanche::run(opts, report) {
+        let reason = format!("the avalanche run failed: {err:#}");
+        report.set("avalanche_error", json!(reason));
+        report.row(
+            "avalanche",
+            "outage avalanche",
+            "failed".to_string(),
+            &reason,
+        );
+        for key in [
+            "avalanche_known_seconds",
+            "avalanche_known_ratio_vs_kea",
+            "avalanche_new_ratio_vs_kea",
+        ] {
+            if report.get(key).is_none() {
+                report.missing(key, &reason);
+            }
         }
     }
 }

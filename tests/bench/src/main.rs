@@ -24,7 +24,7 @@ struct Cli {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these sections (comma-separated); the report then holds only their figures.
-    #[arg(long, value_delimiter = ',', value_parser = ["fastpath", "store", "lab", "newlease", "startup", "leasequery"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["fastpath", "store", "lab", "newlease", "avalanche", "startup", "leasequery"])]
     only: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -199,6 +199,9 @@ fn benchmark(quick: bool, out: Option<PathBuf>, only: &[String]) -> Result<()> {
     }
     if runs("newlease") {
         bench::run_newlease(&opts, &mut report);
+    }
+    if runs("avalanche") {
+        bench::run_avalanche(&opts, &mut report);
     }
     if runs("startup") {
         bench::run_startup(&opts, &mut report);
