@@ -7,8 +7,8 @@ use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
     dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
-    BINDING_HAS_PD, BINDING_RENEW_ONLY, FAST_DUID_MAX, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS,
-    RELAY_SELECT_BY_INTERFACE_ID,
+    BINDING_HAS_PD, BINDING_RENEW_ONLY, FAST_DUID_MAX, FAST_SERVER_DUID_MAX,
+    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.
