@@ -330,7 +330,7 @@ pub fn open_sockets(
     Ok(sockets)
 }
 
-/// Serves each socket in its own task ([`socket_loop`]); runs the timers; ends when `shutdown`
+/// Serves each socket in its own task (`socket_loop`); runs the timers; ends when `shutdown`
 /// turns true.
 pub async fn serve_sockets(
     server: Arc<Server>,
