@@ -40,8 +40,8 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::proto::Duid;
 use crate::store::{
-    Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, SqliteStore,
-    StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
+    Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PostgresStore,
+    SqliteStore, StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
 };
 
 use crate::lease_events::{LeaseEvent, LeaseEventKind};
@@ -58,6 +58,20 @@ pub const RECLAIM_BATCH: usize = 2000;
 pub const LEASE_DB_FILE: &str = "leases.db";
 /// Leases of one client considered at most (a client with more is served from the first ones).
 const MAX_LEASES_PER_CLIENT: usize = 256;
+
+/// Opens the lease store `[lease-database]` names: SQLite in the state directory, or PostgreSQL.
+pub fn open_store(config: &Config) -> Result<Arc<dyn LeaseStore>, ServerError> {
+    Ok(match &config.lease_database {
+        crate::config::LeaseDatabase::Sqlite => {
+            let path: PathBuf = config.state_dir.join(LEASE_DB_FILE);
+            Arc::new(SqliteStore::open(&path)?)
+        }
+        crate::config::LeaseDatabase::Postgresql(pg) => {
+            let password = pg.password().map_err(ServerError::Config)?;
+            Arc::new(PostgresStore::connect(&pg.conninfo, password.as_deref())?)
+        }
+    })
+}
 
 /// Errors of the server outside the per-packet path.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +91,9 @@ pub enum ServerError {
     /// The server DUID (configured or stored) is not a valid DUID.
     #[error("server DUID: {0}")]
     Duid(String),
+    /// A file the configuration names could not be used.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// What `clear` removes.
@@ -301,8 +318,7 @@ impl Server {
             context: format!("creating state directory {}", config.state_dir.display()),
             source,
         })?;
-        let path: PathBuf = config.state_dir.join(LEASE_DB_FILE);
-        let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(&path)?);
+        let store = open_store(&config)?;
         Server::with_store(config, store, interfaces)
     }
 

@@ -265,26 +265,55 @@ fn commit_batch(
     hook: &mut Option<DurableHook>,
 ) {
     let mut changes = Vec::with_capacity(change_count);
+    // Each request's reply (if awaited) and where its changes end in `changes`.
     let mut replies = Vec::with_capacity(batch.len());
     let mut unawaited = 0usize;
     for request in batch {
-        match request.reply {
-            Some(reply) => replies.push(reply),
-            None => unawaited += request.changes.len(),
-        }
+        let start = changes.len();
         changes.extend(request.changes);
+        match request.reply {
+            Some(reply) => replies.push((reply, start..changes.len())),
+            None => unawaited += changes.len() - start,
+        }
     }
-    let result = store.commit(&changes, unix_now());
+    let result = store.commit_checked(&changes, unix_now());
     metrics::counter!("dhcp_store_commits_total").increment(1);
     metrics::histogram!("dhcp_store_batch_changes").record(change_count as f64);
     match result {
-        Ok(receipt) => {
+        Ok(checked) if checked.refused.is_empty() => {
             if let Some(hook) = hook.as_mut() {
                 hook(&changes);
             }
-            for reply in replies {
+            for (reply, _) in replies {
                 // A waiter that gave up (dropped its future) needs no answer.
-                let _ = reply.send(Ok(receipt));
+                let _ = reply.send(Ok(checked.receipt));
+            }
+        }
+        Ok(checked) => {
+            // Another server holds some of these leases (a shared database): the mirror learns
+            // what was written, and each waiter with a refused change hears which.
+            metrics::counter!("dhcp_store_conflicts_total").increment(checked.refused.len() as u64);
+            let refused: std::collections::HashSet<usize> =
+                checked.refused.iter().copied().collect();
+            let applied: Vec<LeaseChange> = changes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains(i))
+                .map(|(_, change)| change.clone())
+                .collect();
+            if let Some(hook) = hook.as_mut() {
+                hook(&applied);
+            }
+            for (reply, range) in replies {
+                let mine: Vec<_> = range
+                    .filter(|i| refused.contains(i))
+                    .map(|i| changes[i].key())
+                    .collect();
+                let _ = reply.send(if mine.is_empty() {
+                    Ok(checked.receipt)
+                } else {
+                    Err(StoreError::Conflict(mine))
+                });
             }
         }
         Err(err) => {
@@ -299,7 +328,7 @@ fn commit_batch(
                 metrics::counter!("dhcp_store_submit_lost_total").increment(unawaited as u64);
             }
             let shared = Arc::new(err);
-            for reply in replies {
+            for (reply, _) in replies {
                 let _ = reply.send(Err(StoreError::Batch(Arc::clone(&shared))));
             }
         }

@@ -167,6 +167,22 @@ impl Cluster {
         )
     }
 
+    /// A connection string for `dbname` over the cluster's Unix socket: reachable from inside a
+    /// network namespace too (its loopback is not the host's; the socket is a file).
+    pub fn socket_url(&self, dbname: &str) -> String {
+        format!(
+            "host={} port={} user={SUPERUSER} dbname={dbname}",
+            self.dir.display(),
+            self.port
+        )
+    }
+
+    /// Creates a new empty database named after `prefix` (made unique) and returns its name.
+    pub fn create_database_named(&self, prefix: &str) -> Result<String, ClusterError> {
+        let url = self.create_database(prefix)?;
+        Ok(url.rsplit('=').next().unwrap_or_default().to_owned())
+    }
+
     /// Creates a new empty database named after `prefix` (made unique) and returns its URL.
     pub fn create_database(&self, prefix: &str) -> Result<String, ClusterError> {
         let name = format!(
