@@ -56,6 +56,11 @@ pub const RECLAIM_INTERVAL: Duration = Duration::from_secs(2);
 pub const RECLAIM_BATCH: usize = 2000;
 /// File name of the lease database in the state directory.
 pub const LEASE_DB_FILE: &str = "leases.db";
+/// Decisions made again after a grant another server won (shared database) before the
+/// request is dropped.
+const MAX_CONFLICT_RETRIES: usize = 3;
+/// History entries read per page when following other servers' commits.
+const FOLLOW_PAGE: usize = 1000;
 /// Leases of one client considered at most (a client with more is served from the first ones).
 const MAX_LEASES_PER_CLIENT: usize = 256;
 
@@ -91,7 +96,7 @@ pub enum ServerError {
     /// The server DUID (configured or stored) is not a valid DUID.
     #[error("server DUID: {0}")]
     Duid(String),
-    /// A file the configuration names could not be used.
+    /// A file the configuration names could not be used, or a task of the server failed.
     #[error("{0}")]
     Config(String),
 }
@@ -306,6 +311,8 @@ pub struct Server {
     leasequery_stats: Arc<crate::leasequery::LeasequeryStats>,
     /// The served interfaces' addresses (reply sources; the fast path's `IFACES` follows them).
     interfaces: Arc<crate::netif::Interfaces>,
+    /// The store's last history sequence number when the mirror was loaded.
+    opened_at_seq: u64,
 }
 
 impl Server {
@@ -329,6 +336,8 @@ impl Server {
         interfaces: &[String],
     ) -> Result<Arc<Server>, ServerError> {
         let server_duid = load_server_duid(&config, store.as_ref(), interfaces)?;
+        // Read before the mirror: what other servers commit after it is followed from here.
+        let opened_at_seq = store.last_seq()?;
         let mirror = LeaseMirror::load(store.as_ref())?;
         let mut clients = ClientTable {
             limit: config.interface_client_limit,
@@ -376,6 +385,7 @@ impl Server {
         info!(server_duid = %hex::encode(server_duid.as_bytes()), "server DUID");
         Ok(Arc::new(Server {
             server_duid,
+            opened_at_seq,
             store,
             writer,
             events: crate::lease_events::channel(),
@@ -497,48 +507,67 @@ impl Server {
             subnet = ?request.subnet,
             "received"
         );
-        let now = unix_now();
-        let (decision, generation, commit) = {
-            let mut guard = self.lock_state();
-            let DecisionState {
-                allocator,
-                mirror,
-                pending,
-                clients,
-                ..
-            } = &mut *guard;
-            let view = OverlayView { mirror, pending };
-            let input = DecideInput {
-                config: &self.config,
-                server_duid: &self.server_duid,
-                view: &view,
-                clients,
-                now,
+        let mut attempt = 0;
+        let decision = loop {
+            let now = unix_now();
+            let (mut decision, generation, commit) = {
+                let mut guard = self.lock_state();
+                let DecisionState {
+                    allocator,
+                    mirror,
+                    pending,
+                    clients,
+                    ..
+                } = &mut *guard;
+                let view = OverlayView { mirror, pending };
+                let input = DecideInput {
+                    config: &self.config,
+                    server_duid: &self.server_duid,
+                    view: &view,
+                    clients,
+                    now,
+                };
+                let decision = match decide(&input, allocator, &request) {
+                    Ok(decision) => decision,
+                    Err(err) => {
+                        drop(guard);
+                        warn!(error = %err, "lease store read failed; request dropped");
+                        self.stats.dropped("store_error");
+                        return None;
+                    }
+                };
+                let generation = guard.begin(&decision.changes);
+                let commit = (!decision.changes.is_empty())
+                    .then(|| self.writer.start_commit(decision.changes.clone()));
+                (decision, generation, commit)
             };
-            let decision = match decide(&input, allocator, &request) {
-                Ok(decision) => decision,
-                Err(err) => {
-                    drop(guard);
-                    warn!(error = %err, "lease store read failed; request dropped");
-                    self.stats.dropped("store_error");
-                    return None;
+            if let Some(commit) = commit {
+                let result = commit.wait().await;
+                self.lock_state().finish(&decision.changes, generation);
+                match result {
+                    Ok(_) => {}
+                    // Another server sharing the database holds one of these leases: learn it,
+                    // and decide again (the allocator now sees it taken). Never reply with it.
+                    Err(StoreError::Conflict(keys)) if attempt < MAX_CONFLICT_RETRIES => {
+                        attempt += 1;
+                        metrics::counter!("dhcp_lease_conflicts_total").increment(1);
+                        debug!(?keys, attempt, "lease held by another server; deciding again");
+                        self.learn_from_store(&keys);
+                        continue;
+                    }
+                    Err(err) => {
+                        log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
+                        self.stats.dropped(match err {
+                            StoreError::Conflict(_) => "lease_conflict",
+                            _ => "store_error",
+                        });
+                        return None;
+                    }
                 }
-            };
-            let generation = guard.begin(&decision.changes);
-            let commit = (!decision.changes.is_empty())
-                .then(|| self.writer.start_commit(decision.changes.clone()));
-            (decision, generation, commit)
-        };
-        if let Some(commit) = commit {
-            let result = commit.wait().await;
-            self.lock_state().finish(&decision.changes, generation);
-            if let Err(err) = result {
-                log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
-                self.stats.dropped("store_error");
-                return None;
+                self.publish(std::mem::take(&mut decision.events));
             }
-            self.publish(decision.events);
-        }
+            break decision;
+        };
         let reply = match decision.outcome {
             Ok(reply) => reply,
             Err(reason) => {
@@ -601,6 +630,122 @@ impl Server {
                 warn!(error = %err, "leasequery reply does not encode");
                 self.stats.dropped("encode_error");
                 None
+            }
+        }
+    }
+
+    /// Reads `keys` from the store into the mirror, publishing what changed there (another
+    /// server's writes, in a shared database).
+    fn learn_from_store(&self, keys: &[LeaseKey]) {
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.store.get(key) {
+                Ok(row) => rows.push((*key, row)),
+                Err(err) => {
+                    log_throttled!(warn, error = %err, "reading another server's lease failed");
+                    return;
+                }
+            }
+        }
+        let mut events = Vec::new();
+        {
+            let mut state = self.lock_state();
+            for (key, row) in rows {
+                let known = state.mirror.get(&key);
+                if known == row {
+                    continue;
+                }
+                let event = match &row {
+                    Some(lease) => {
+                        let kind = match lease.state {
+                            LeaseState::Assigned
+                                if known.as_ref().is_some_and(|k| {
+                                    k.duid == lease.duid && k.state == LeaseState::Assigned
+                                }) =>
+                            {
+                                LeaseEventKind::Renewed
+                            }
+                            LeaseState::Assigned => LeaseEventKind::Granted,
+                            LeaseState::Released => LeaseEventKind::Released,
+                            LeaseState::Declined => LeaseEventKind::Declined,
+                            LeaseState::ExpiredReclaimed => LeaseEventKind::Expired,
+                        };
+                        if lease.state != LeaseState::Assigned {
+                            state.allocator.slots_may_be_free();
+                        }
+                        state.mirror.apply(&[LeaseChange::Upsert(lease.clone())]);
+                        LeaseEvent {
+                            kind,
+                            lease: lease.clone(),
+                        }
+                    }
+                    None => {
+                        state.allocator.slots_may_be_free();
+                        state.mirror.apply(&[LeaseChange::Delete(key)]);
+                        let Some(lease) = known else { continue };
+                        LeaseEvent {
+                            kind: LeaseEventKind::Cleared,
+                            lease,
+                        }
+                    }
+                };
+                events.push(event);
+            }
+        }
+        self.publish(events);
+    }
+
+    /// With a store other servers write too: follows their commits (LISTEN/NOTIFY) into the
+    /// mirror and the lease events (so the fast path and leasequery see them) until
+    /// `shutdown`. Returns at once for a store only this server writes.
+    pub async fn follow_other_servers(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), ServerError> {
+        if !self.store.is_shared() {
+            return Ok(());
+        }
+        let (tx, mut rx) = tokio::sync::watch::channel(0u64);
+        let mut cursor = self.opened_at_seq;
+        self.store.watch_commits(Box::new(move |seq| {
+            // A reconnect (0) makes the follower look: the value only has to change.
+            tx.send_modify(|last| *last = if seq == 0 { last.wrapping_add(1) } else { seq.max(*last + 1) });
+            !tx.is_closed()
+        }))?;
+        info!("following other servers' commits on the shared lease database");
+        loop {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Ok(()) },
+                _ = shutdown.changed() => return Ok(()),
+            }
+            loop {
+                let server = Arc::clone(&self);
+                let after = cursor;
+                let page = tokio::task::spawn_blocking(move || {
+                    let page = server
+                        .store
+                        .changes_since(crate::store::ChangeCursor::AfterSeq(after), FOLLOW_PAGE)?;
+                    let mut keys: Vec<LeaseKey> = page.iter().map(|c| c.lease.key()).collect();
+                    keys.sort();
+                    keys.dedup();
+                    server.learn_from_store(&keys);
+                    Ok::<_, StoreError>(page.last().map(|c| c.seq).map(|seq| (seq, page.len())))
+                })
+                .await
+                .map_err(|err| ServerError::Config(format!("following other servers: {err}")))?;
+                match page {
+                    Ok(Some((seq, len))) => {
+                        cursor = seq;
+                        if len < FOLLOW_PAGE {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        log_throttled!(warn, error = %err, "following other servers failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
             }
         }
     }

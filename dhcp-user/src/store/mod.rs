@@ -532,6 +532,20 @@ pub trait LeaseStore: Send + Sync {
     /// Durably sets a value in the `meta` table.
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
 
+    /// Whether other servers may write this store too (a shared database): then the server
+    /// follows their commits ([`LeaseStore::watch_commits`]) and retries refused grants.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Calls `on_commit` with the last history sequence number of every batch any server
+    /// commits (0: a reconnect, some may have been missed), on a thread of the store's, until
+    /// it returns false. Returns false, calling nothing, for a store no other server writes.
+    fn watch_commits(&self, on_commit: Box<dyn FnMut(u64) -> bool + Send>) -> Result<bool, StoreError> {
+        let _ = on_commit;
+        Ok(false)
+    }
+
     /// Up to `limit` leases of any kind with key greater than `after`, in key order (bulk scans).
     fn leases_after(
         &self,

@@ -497,6 +497,22 @@ impl LeaseStore for PostgresStore {
         })
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn watch_commits(
+        &self,
+        on_commit: Box<dyn FnMut(u64) -> bool + Send>,
+    ) -> Result<bool, StoreError> {
+        self.listen(on_commit)
+            .map_err(|source| StoreError::Io {
+                context: "starting the LISTEN thread".into(),
+                source,
+            })
+            .map(|()| true)
+    }
+
     fn get(&self, key: &LeaseKey) -> Result<Option<Lease>, StoreError> {
         let key = *key;
         self.read(|client| async move {
