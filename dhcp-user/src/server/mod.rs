@@ -54,6 +54,8 @@ use stats::Stats;
 pub const RECLAIM_INTERVAL: Duration = Duration::from_secs(2);
 /// Leases reclaimed per tick at most (the rest wait for the next tick).
 pub const RECLAIM_BATCH: usize = 2000;
+/// File of the server's own DUID in the state directory, with a shared lease database.
+pub const SERVER_DUID_FILE: &str = "server-duid";
 /// File name of the lease database in the state directory.
 pub const LEASE_DB_FILE: &str = "leases.db";
 /// Decisions made again after a grant another server won (shared database) before the
@@ -551,7 +553,10 @@ impl Server {
                     Err(StoreError::Conflict(keys)) if attempt < MAX_CONFLICT_RETRIES => {
                         attempt += 1;
                         metrics::counter!("dhcp_lease_conflicts_total").increment(1);
-                        debug!(?keys, attempt, "lease held by another server; deciding again");
+                        debug!(
+                            ?keys,
+                            attempt, "lease held by another server; deciding again"
+                        );
                         self.learn_from_store(&keys);
                         continue;
                     }
@@ -709,7 +714,13 @@ impl Server {
         let mut cursor = self.opened_at_seq;
         self.store.watch_commits(Box::new(move |seq| {
             // A reconnect (0) makes the follower look: the value only has to change.
-            tx.send_modify(|last| *last = if seq == 0 { last.wrapping_add(1) } else { seq.max(*last + 1) });
+            tx.send_modify(|last| {
+                *last = if seq == 0 {
+                    last.wrapping_add(1)
+                } else {
+                    seq.max(*last + 1)
+                }
+            });
             !tx.is_closed()
         }))?;
         info!("following other servers' commits on the shared lease database");
@@ -1062,7 +1073,27 @@ fn load_server_duid(
     if let Some(bytes) = &config.server_duid {
         return Duid::new(bytes.clone()).map_err(|err| ServerError::Duid(err.to_string()));
     }
-    if let Some(bytes) = store.get_meta(META_SERVER_DUID)? {
+    // A database other servers share holds no server's DUID: each keeps its own, in its state
+    // directory, so that clients (and Renews) tell the servers apart.
+    let duid_file = config.state_dir.join(SERVER_DUID_FILE);
+    let stored = if store.is_shared() {
+        match std::fs::read_to_string(&duid_file) {
+            Ok(text) => Some(
+                crate::config::parse_hex(text.trim())
+                    .map_err(|err| ServerError::Duid(format!("{}: {err}", duid_file.display())))?,
+            ),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ServerError::Io {
+                    context: format!("reading {}", duid_file.display()),
+                    source,
+                })
+            }
+        }
+    } else {
+        store.get_meta(META_SERVER_DUID)?
+    };
+    if let Some(bytes) = stored {
         return Duid::new(bytes).map_err(|err| ServerError::Duid(err.to_string()));
     }
     let mac = interfaces.iter().find_map(|iface| interface_mac(iface));
@@ -1072,7 +1103,16 @@ fn load_server_duid(
             .map_err(|err| ServerError::Duid(err.to_string()))?,
         None => Duid::uuid(rand::random()),
     };
-    store.set_meta(META_SERVER_DUID, duid.as_bytes())?;
+    if store.is_shared() {
+        std::fs::write(&duid_file, format!("{}\n", hex::encode(duid.as_bytes()))).map_err(
+            |source| ServerError::Io {
+                context: format!("writing {}", duid_file.display()),
+                source,
+            },
+        )?;
+    } else {
+        store.set_meta(META_SERVER_DUID, duid.as_bytes())?;
+    }
     Ok(duid)
 }
 

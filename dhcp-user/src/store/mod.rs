@@ -541,7 +541,10 @@ pub trait LeaseStore: Send + Sync {
     /// Calls `on_commit` with the last history sequence number of every batch any server
     /// commits (0: a reconnect, some may have been missed), on a thread of the store's, until
     /// it returns false. Returns false, calling nothing, for a store no other server writes.
-    fn watch_commits(&self, on_commit: Box<dyn FnMut(u64) -> bool + Send>) -> Result<bool, StoreError> {
+    fn watch_commits(
+        &self,
+        on_commit: Box<dyn FnMut(u64) -> bool + Send>,
+    ) -> Result<bool, StoreError> {
         let _ = on_commit;
         Ok(false)
     }
