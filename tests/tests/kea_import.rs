@@ -236,3 +236,141 @@ fn kea_memfile_is_imported_and_its_client_renews_with_us() {
     let _ = ours.wait();
     drop(scratch);
 }
+
+/// Kea with its PostgreSQL backend (schema by `kea-admin db-init pgsql`) serves perfdhcp; its
+/// `lease6` table is imported with `import-kea --postgresql` into our PostgreSQL store.
+#[test]
+fn kea_postgresql_lease6_is_imported_into_our_postgresql_store() {
+    let cluster = dhcp_pgtest::Cluster::start().expect("a throwaway PostgreSQL cluster");
+    let kea_db = cluster.create_database_named("kea").unwrap();
+    let our_db = cluster.create_database_named("ours").unwrap();
+    let dir = std::env::temp_dir().join(format!("dhcp-kea-pg-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch(dir.clone());
+    // The socket directory stands for the host (the lab's namespaces have loopbacks of their own).
+    let socket_dir = cluster
+        .socket_url(&kea_db)
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("host="))
+        .unwrap()
+        .to_owned();
+    let port = cluster.port().to_string();
+    let init = Command::new("kea-admin")
+        .args(["db-init", "pgsql", "-u", "postgres", "-n", &kea_db, "-h", &socket_dir, "-P", &port])
+        .env("PATH", format!("{}:{}", cluster.bin_dir().display(), std::env::var("PATH").unwrap_or_default()))
+        .output()
+        .expect("running kea-admin");
+    assert!(
+        init.status.success(),
+        "kea-admin db-init: {}{}",
+        String::from_utf8_lossy(&init.stdout),
+        String::from_utf8_lossy(&init.stderr)
+    );
+
+    let lab = Lab::new();
+    let server = lab.namespace("srv").unwrap();
+    let client = lab.namespace("cli").unwrap();
+    let link = lab
+        .link(
+            &server,
+            Some(&format!("{SERVER_ADDRESS}/64")),
+            &client,
+            Some(&format!("{CLIENT_ADDRESS}/64")),
+        )
+        .unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&kea_config(&dir, &link.a.ifname)).unwrap();
+    config["Dhcp6"]["lease-database"] = serde_json::json!({
+        "type": "postgresql",
+        "name": kea_db,
+        "host": socket_dir,
+        "port": cluster.port(),
+        "user": "postgres",
+        "password": "",
+    });
+    let kea_config_path = dir.join("kea-dhcp6.json");
+    std::fs::write(&kea_config_path, config.to_string()).unwrap();
+    let mut kea: Child = server
+        .command("kea-dhcp6")
+        .arg("-c")
+        .arg(&kea_config_path)
+        .env("KEA_PIDFILE_DIR", &dir)
+        .env("KEA_LOCKFILE_DIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting kea-dhcp6");
+    std::thread::sleep(Duration::from_millis(2000));
+    let perf = client
+        .command("timeout")
+        .args(["60", "perfdhcp", "-6", "-l", &link.b.ifname])
+        .args(["-r", "50", "-R", "100", "-n", "100", "-W", "2000000"])
+        .output()
+        .expect("running perfdhcp");
+    let _ = kea.kill();
+    let _ = kea.wait();
+    let in_kea: u64 = cluster
+        .psql(&kea_db, "SELECT count(*) FROM lease6 WHERE valid_lifetime > 0")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        in_kea > 50,
+        "Kea granted leases into PostgreSQL ({in_kea}); perfdhcp: {}\nkea log:\n{}",
+        String::from_utf8_lossy(&perf.stdout),
+        std::fs::read_to_string(dir.join("kea.log")).unwrap_or_default()
+    );
+
+    let config_path = dir.join("ours.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "{}\n[lease-database]\ntype = \"postgresql\"\nurl = \"{}\"\n",
+            our_config(&dir, &link.a.ifname),
+            cluster.url(&our_db)
+        ),
+    )
+    .unwrap();
+    let import = Command::new(dhcp_user_binary())
+        .args(["import-kea", "--json", "--config"])
+        .arg(&config_path)
+        .arg("--postgresql")
+        .arg(cluster.url(&kea_db))
+        .output()
+        .expect("running dhcp-user import-kea");
+    assert!(import.status.success(), "import-kea: {}", String::from_utf8_lossy(&import.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&import.stdout).unwrap();
+    assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
+    assert_eq!(report["imported"].as_u64().unwrap(), in_kea, "{report}");
+    let ours: u64 = cluster
+        .psql(&our_db, "SELECT count(*) FROM lease6")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(ours, in_kea, "every Kea lease is a row of ours");
+    // Field by field, one lease: address, client, IAID, lifetimes and expiry agree.
+    let kea_row = cluster
+        .psql(
+            &kea_db,
+            "SELECT host(address::inet), encode(duid, 'hex'), iaid::bigint & 4294967295, \
+             valid_lifetime, extract(epoch FROM expire)::bigint FROM lease6 \
+             WHERE valid_lifetime > 0 ORDER BY address LIMIT 1",
+        )
+        .unwrap();
+    let address = kea_row.split('|').next().unwrap().to_owned();
+    let our_row = cluster
+        .psql(
+            &our_db,
+            &format!(
+                "SELECT host(address), encode(duid, 'hex'), iaid, valid_lifetime, expire \
+                 FROM lease6 WHERE address = '{address}'"
+            ),
+        )
+        .unwrap();
+    assert_eq!(our_row.trim(), kea_row.trim());
+    drop(scratch);
+}
