@@ -36,6 +36,12 @@ pub enum Command {
     Leasequery(crate::leasequery::cli::LeasequeryArgs),
     /// Import Kea's DHCPv6 leases (memfile or PostgreSQL) into the configured lease store.
     ImportKea(ImportKeaArgs),
+    /// Convert Kea's DHCPv6 configuration (kea-dhcp6.conf) to ours, on stdout; what does not
+    /// convert is listed on stderr and at the top of the output.
+    ConvertKeaConfig {
+        /// Kea's configuration file.
+        file: PathBuf,
+    },
 }
 
 /// `import-kea` options.
@@ -242,6 +248,17 @@ where
             runtime.block_on(crate::serve::run(args.options()))
         }
         Command::ImportKea(args) => import_kea(&args),
+        Command::ConvertKeaConfig { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let converted = crate::kea::config::convert(&text)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?;
+            for line in &converted.unmapped {
+                eprintln!("not converted: {line}");
+            }
+            print!("{}", converted.toml);
+            Ok(())
+        }
         Command::Bindings(args) => {
             let response = request(&args.locate.state_dir()?, &ControlRequest::Bindings)?;
             let ControlResponse::Bindings(rows) = response else {

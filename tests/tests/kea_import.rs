@@ -157,7 +157,11 @@ fn kea_memfile_is_imported_and_its_client_renews_with_us() {
         .stdin(Stdio::null())
         .output()
         .expect("running dhclient");
-    assert!(out.status.success(), "dhclient with Kea: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dhclient with Kea: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lease_text = std::fs::read_to_string(&leases).unwrap();
     let address = last_value(&lease_text, "iaaddr ").expect("an address from Kea");
     let prefix = last_value(&lease_text, "iaprefix ").expect("a prefix from Kea");
@@ -186,7 +190,11 @@ fn kea_memfile_is_imported_and_its_client_renews_with_us() {
         .arg(&memfile)
         .output()
         .expect("running dhcp-user import-kea");
-    assert!(import.status.success(), "import-kea: {}", String::from_utf8_lossy(&import.stderr));
+    assert!(
+        import.status.success(),
+        "import-kea: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&import.stdout).unwrap();
     assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
     assert_eq!(
@@ -194,7 +202,11 @@ fn kea_memfile_is_imported_and_its_client_renews_with_us() {
         distinct.len() as u64,
         "every lease of Kea's file: {report}"
     );
-    assert!(distinct.len() > 50, "Kea granted leases: {}", distinct.len());
+    assert!(
+        distinct.len() > 50,
+        "Kea granted leases: {}",
+        distinct.len()
+    );
 
     // Our server takes over; the dhclient daemon's next Renew (to Kea's DUID) reaches us.
     let args: Vec<std::ffi::OsString> = vec![
@@ -212,20 +224,32 @@ fn kea_memfile_is_imported_and_its_client_renews_with_us() {
         }
         _ => false,
     };
-    wait_until("the Kea client's Renew answered by us", Duration::from_secs(20), &log, renewed);
+    wait_until(
+        "the Kea client's Renew answered by us",
+        Duration::from_secs(20),
+        &log,
+        renewed,
+    );
     // dhclient took our Reply: its lease file has the same address and prefix again.
-    wait_until("dhclient's renewed lease", Duration::from_secs(10), &log, || {
-        let text = std::fs::read_to_string(&leases).unwrap_or_default();
-        text.len() > lease_text.len()
-            && last_value(&text, "iaaddr ").as_deref() == Some(address.as_str())
-            && last_value(&text, "iaprefix ").as_deref() == Some(prefix.as_str())
-    });
+    wait_until(
+        "dhclient's renewed lease",
+        Duration::from_secs(10),
+        &log,
+        || {
+            let text = std::fs::read_to_string(&leases).unwrap_or_default();
+            text.len() > lease_text.len()
+                && last_value(&text, "iaaddr ").as_deref() == Some(address.as_str())
+                && last_value(&text, "iaprefix ").as_deref() == Some(prefix.as_str())
+        },
+    );
     let bindings = match request(&state_dir, &ControlRequest::Bindings).unwrap() {
         ControlResponse::Bindings(rows) => rows,
         other => panic!("{other:?}"),
     };
     assert!(
-        bindings.iter().any(|b| b.lease.starts_with(&address) && b.state == "assigned"),
+        bindings
+            .iter()
+            .any(|b| b.lease.starts_with(&address) && b.state == "assigned"),
         "{address} is bound with us; log:\n{}",
         log_tail(&state_dir, 40)
     );
@@ -257,8 +281,26 @@ fn kea_postgresql_lease6_is_imported_into_our_postgresql_store() {
         .to_owned();
     let port = cluster.port().to_string();
     let init = Command::new("kea-admin")
-        .args(["db-init", "pgsql", "-u", "postgres", "-n", &kea_db, "-h", &socket_dir, "-P", &port])
-        .env("PATH", format!("{}:{}", cluster.bin_dir().display(), std::env::var("PATH").unwrap_or_default()))
+        .args([
+            "db-init",
+            "pgsql",
+            "-u",
+            "postgres",
+            "-n",
+            &kea_db,
+            "-h",
+            &socket_dir,
+            "-P",
+            &port,
+        ])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                cluster.bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .output()
         .expect("running kea-admin");
     assert!(
@@ -312,7 +354,10 @@ fn kea_postgresql_lease6_is_imported_into_our_postgresql_store() {
     let _ = kea.kill();
     let _ = kea.wait();
     let in_kea: u64 = cluster
-        .psql(&kea_db, "SELECT count(*) FROM lease6 WHERE valid_lifetime > 0")
+        .psql(
+            &kea_db,
+            "SELECT count(*) FROM lease6 WHERE valid_lifetime > 0",
+        )
         .unwrap()
         .trim()
         .parse()
@@ -341,7 +386,11 @@ fn kea_postgresql_lease6_is_imported_into_our_postgresql_store() {
         .arg(cluster.url(&kea_db))
         .output()
         .expect("running dhcp-user import-kea");
-    assert!(import.status.success(), "import-kea: {}", String::from_utf8_lossy(&import.stderr));
+    assert!(
+        import.status.success(),
+        "import-kea: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&import.stdout).unwrap();
     assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
     assert_eq!(report["imported"].as_u64().unwrap(), in_kea, "{report}");

@@ -99,3 +99,113 @@ fn a_file_without_kea_columns_is_refused() {
     let err = parse_memfile("a,b,c\n1,2,3\n", "x.csv", &mut report).unwrap_err();
     assert!(err.to_string().contains("no `address` column"), "{err}");
 }
+
+/// A Kea configuration with comments: what maps becomes a valid configuration of ours.
+#[test]
+fn kea_config_converts_to_a_valid_config_of_ours() {
+    let kea = r#"
+    // Kea's own comment styles
+    {
+      "Dhcp6": {
+        "interfaces-config": { "interfaces": [ "eth1/2001:db8:1::1", "eth2" ] },
+        "preferred-lifetime": 3000, # hash comment
+        "valid-lifetime": 4000,
+        "renew-timer": 1000,
+        "rebind-timer": 2000,
+        /* a block
+           comment */
+        "option-data": [ { "name": "dns-servers", "data": "2001:db8:2::45, 2001:db8:2::100" },
+                         { "name": "sntp-servers", "data": "2001:db8:2::1" } ],
+        "lease-database": { "type": "postgresql", "name": "kea", "host": "db", "user": "kea", "password": "s3cret" },
+        "loggers": [ { "name": "kea-dhcp6", "severity": "INFO" } ],
+        "control-socket": { "socket-type": "unix", "socket-name": "/tmp/kea6-ctrl-socket" },
+        "subnet6": [ {
+          "id": 7,
+          "subnet": "2001:db8:1::/64",
+          "interface": "eth1",
+          "rapid-commit": true,
+          "pools": [ { "pool": "2001:db8:1::1000 - 2001:db8:1::1fff" }, { "pool": "2001:db8:1:0:8000::/80" } ],
+          "pd-pools": [ { "prefix": "2001:db8:8000::", "prefix-len": 40, "delegated-len": 56 } ],
+          "option-data": [ { "name": "domain-search", "data": "example.com, lab.example" } ],
+          "reservations": [ { "duid": "01:02:03:04:05:0a:0b:0c:0d:0e", "ip-addresses": [ "2001:db8:1::100" ],
+                              "prefixes": [ "2001:db8:2:abcd::/64" ], "hostname": "foo" },
+                            { "hw-address": "00:01:02:03:04:05", "ip-addresses": [ "2001:db8:1::101" ] } ]
+        } ],
+        "shared-networks": [ { "name": "floor2", "subnet6": [ {
+          "id": 8, "subnet": "2001:db8:9::/64",
+          "relay": { "ip-addresses": [ "2001:db8:9::1" ] },
+          "pools": [ { "pool": "2001:db8:9::10 - 2001:db8:9::ff" } ] } ] } ]
+      }
+    }"#;
+    let converted = crate::kea::config::convert(kea).unwrap();
+    let config = crate::config::Config::parse(&converted.toml, "converted.toml")
+        .unwrap_or_else(|err| panic!("{err}\n{}", converted.toml));
+    assert_eq!(
+        config.interfaces,
+        vec!["eth1".to_string(), "eth2".to_string()]
+    );
+    assert_eq!(config.subnets.len(), 2);
+    let first = &config.subnets[0];
+    assert_eq!(
+        (first.id, first.prefix.to_string()),
+        (7, "2001:db8:1::/64".to_string())
+    );
+    assert_eq!(first.interface.as_deref(), Some("eth1"));
+    assert_eq!(
+        (first.preferred_lifetime, first.valid_lifetime),
+        (3000, 4000)
+    );
+    assert_eq!((first.renew_timer, first.rebind_timer), (1000, 2000));
+    assert!(first.rapid_commit);
+    assert_eq!(first.pools.len(), 2);
+    assert_eq!(first.pools[1].low.to_string(), "2001:db8:1:0:8000::");
+    assert_eq!(
+        first.pools[1].high.to_string(),
+        "2001:db8:1:0:8000:ffff:ffff:ffff"
+    );
+    assert_eq!(first.pd_pools[0].delegated_length, 56);
+    assert_eq!(first.dns_servers.len(), 2, "the global option is copied in");
+    assert_eq!(first.domain_search, vec!["example.com", "lab.example"]);
+    assert_eq!(first.reservations.len(), 1);
+    assert_eq!(
+        first.reservations[0].address.unwrap().to_string(),
+        "2001:db8:1::100"
+    );
+    assert_eq!(config.subnets[1].relay_addresses.len(), 1);
+    assert!(matches!(
+        config.lease_database,
+        crate::config::LeaseDatabase::Postgresql(ref pg) if pg.conninfo == "host=db user=kea dbname=kea"
+    ));
+    let unmapped = converted.unmapped.join("\n");
+    for expected in [
+        "Dhcp6.option-data[1]",
+        "Dhcp6.loggers",
+        "Dhcp6.control-socket",
+        "Dhcp6.lease-database.password",
+        "Dhcp6.subnet6[0].reservations[0].hostname",
+        "Dhcp6.subnet6[0].reservations[1]",
+        "Dhcp6.shared-networks[0]",
+    ] {
+        assert!(
+            unmapped.contains(expected),
+            "{expected} is listed:\n{unmapped}"
+        );
+    }
+    assert!(
+        !converted.toml.contains("s3cret"),
+        "the password is not copied"
+    );
+    assert!(
+        converted.toml.contains("#   Dhcp6.loggers"),
+        "listed in the output too"
+    );
+}
+
+/// Not Kea's configuration: a clear error, no panic.
+#[test]
+fn a_file_that_is_not_kea_dhcp6_config_is_refused() {
+    let err = crate::kea::config::convert("{\"Dhcp4\": {}}").unwrap_err();
+    assert!(err.contains("Dhcp6"), "{err}");
+    let err = crate::kea::config::convert("{ not json").unwrap_err();
+    assert!(err.contains("JSON"), "{err}");
+}
