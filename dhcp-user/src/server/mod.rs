@@ -357,8 +357,15 @@ impl Server {
                 }
             }
         }
+        let mut allocator = Allocator::new(&config);
+        if store.is_shared() {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            server_duid.as_bytes().hash(&mut hasher);
+            allocator.start_cursors_at(hasher.finish());
+        }
         let state = Arc::new(Mutex::new(DecisionState {
-            allocator: Allocator::new(&config),
+            allocator,
             mirror,
             pending: Overlay::default(),
             next_generation: 0,
