@@ -2,7 +2,8 @@
 //! no pool split between them: two perfdhcp runs at once, every Solicit reaching both servers,
 //! and no address is ever granted to two clients (checked over the whole history of grants).
 //! Then a dhclient bound by A, whose lease B learns only through LISTEN/NOTIFY (B's link was
-//! down meanwhile); A is killed (-9, its link down) and the client's Rebind is answered by B.
+//! down meanwhile) and answers a leasequery for; A is killed (-9, its link down) and the
+//! client's Rebind is answered by B.
 
 mod server_common;
 
@@ -38,6 +39,7 @@ impl Controller {
         // The same subnet and pool on both; short timers so a client rebinds within seconds.
         let config = format!(
             "state-dir = \"{dir}\"\ninterfaces = [\"{iface}\"]\ngrace-period = 60\n\
+             [leasequery]\nallow = [\"2001:db8:1::/64\"]\n\
              [lease-database]\ntype = \"postgresql\"\nurl = \"{database}\"\n\
              [[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\n\
              pools = [{{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::1fff\" }}]\n\
@@ -288,6 +290,25 @@ fn two_controllers_grant_uniquely_and_take_over_a_dead_ones_clients() {
     );
     b.link_set("up");
     std::thread::sleep(Duration::from_millis(300));
+    // Leasequery over the shared table: B answers for A's client.
+    let query = client
+        .command(server_common::dhcp_user_binary())
+        .args([
+            "leasequery",
+            "--server",
+            B_ADDRESS,
+            "--json",
+            "address",
+            &address,
+        ])
+        .output()
+        .expect("running dhcp-user leasequery");
+    let answer = String::from_utf8_lossy(&query.stdout);
+    assert!(
+        query.status.success() && answer.contains(&address),
+        "B's leasequery answer for {address}: {answer}{}",
+        String::from_utf8_lossy(&query.stderr)
+    );
 
     // A dies; the client renews with A in vain (T1 3 s), then rebinds (T2 6 s): B answers.
     let rebinds_before = b
