@@ -5,6 +5,7 @@ mod lifecycle;
 mod link;
 mod relay;
 mod serving;
+mod shared;
 mod solicit;
 mod validation;
 
