@@ -201,7 +201,7 @@ impl PostgresStore {
     }
 
     /// A setting of the store's connections (`SHOW name`), for tests.
-    pub fn writer_setting(&self, name: &str) -> Result<String, StoreError> {
+    pub fn session_setting(&self, name: &str) -> Result<String, StoreError> {
         let sql = format!(
             "SHOW {}",
             name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")

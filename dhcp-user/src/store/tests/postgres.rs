@@ -8,7 +8,7 @@ use super::*;
 fn synchronous_commit_is_on_and_the_schema_is_migrated_once() {
     let url = postgres_database("migrations");
     let store = PostgresStore::connect(&url, None).unwrap();
-    assert_eq!(store.writer_setting("synchronous_commit").unwrap(), "on");
+    assert_eq!(store.session_setting("synchronous_commit").unwrap(), "on");
     let versions: Vec<u32> = POSTGRES_MIGRATIONS.iter().map(|m| m.0).collect();
     assert_eq!(store.applied_migrations().unwrap(), versions);
     store.commit(&upserts([na(1)]), NOW).unwrap();
