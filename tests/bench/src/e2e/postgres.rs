@@ -48,6 +48,45 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     report.progress("postgres", "starting a throwaway PostgreSQL cluster");
     let cluster = Cluster::start().context("starting the throwaway PostgreSQL cluster")?;
 
+    // The store alone: one lease per commit through StoreWriter, 256 in flight, over one
+    // writer (one server) and over two (two servers on one database, distinct leases): what
+    // the cross-server history lock costs.
+    let store_count: u32 = if opts.quick { 20_000 } else { 100_000 };
+    let mut store_rates = Vec::new();
+    for servers in [1usize, 2] {
+        let url = cluster.create_database(&format!("bench_store_{servers}"))?;
+        let writers = (0..servers)
+            .map(|_| -> Result<_> {
+                let store: std::sync::Arc<dyn dhcp_user::store::LeaseStore> =
+                    std::sync::Arc::new(dhcp_user::store::PostgresStore::connect(&url, None)?);
+                Ok(dhcp_user::store::StoreWriter::spawn(
+                    store,
+                    dhcp_user::store::WriterConfig::default(),
+                )?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        report.progress(
+            "postgres",
+            &format!("store: {store_count} commits over {servers} writer(s)"),
+        );
+        let (done, seconds) = crate::store::commit_leases(
+            &writers,
+            store_count,
+            256,
+            deadline(opts),
+            report.progress_handle("postgres", u64::from(store_count)),
+        )?;
+        let rate = done as f64 / seconds.max(1e-9);
+        report.row(
+            "postgres",
+            &format!("PostgreSQL store through StoreWriter, {servers} server(s)"),
+            format!("{rate:.0} leases/s ({done} leases, 256 concurrent)"),
+            "one lease per commit, synchronous_commit on",
+        );
+        store_rates.push(json!({ "servers": servers, "leases": done, "seconds": seconds, "leases_per_second": rate }));
+    }
+    report.set("postgres_store", json!(store_rates));
+
     // One controller.
     let db = cluster.create_database_named("bench_one")?;
     let one = {
