@@ -140,7 +140,7 @@ impl Locate {
             return Ok(dir.clone());
         }
         if let Some(config) = &self.config {
-            return Ok(Config::load(config)?.state_dir);
+            return Ok(Config::load_state_dir(config)?);
         }
         Ok(PathBuf::from(DEFAULT_STATE_DIR))
     }

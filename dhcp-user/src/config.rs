@@ -24,8 +24,11 @@
 //! [leasequery]
 //! allow = ["2001:db8:1::/64"]
 //! listen = ["[::]:547"]                           # TCP (bulk/active); default [::]:547
-//! active = true                                   # serve active leasequery (default off) ...
-//! active-insecure = true                          # ... without TLS (needed with active)
+//! active = true                                   # serve active leasequery (default off)
+//! tls-certificate = "/etc/dhcp-user/a.pem"        # TLS (RFC 7653 §5.2): our chain ...
+//! tls-private-key = "/etc/dhcp-user/a.key"        # ... its key ...
+//! tls-ca = "/etc/dhcp-user/ca.pem"                # ... and who signs peers and requestors
+//! tls-required = true                             # no query in the clear (default false)
 //! peers = ["[2001:db8:1::3]:547"]                 # redundancy: follow this server's bindings
 //! pool-half = "lower"                              # with peers: allocate from this half only
 //!
@@ -206,8 +209,9 @@ pub struct LeasequeryConfig {
     pub restricted_requestors: bool,
     /// Whether ACTIVELEASEQUERY is served (else NotSupported). Off by default (RFC 7653 §9.1).
     pub active: bool,
-    /// The separate step RFC 7653 §9.1 asks for before active leasequery runs without TLS
-    /// (this server has no TLS yet): `active` requires it.
+    /// The separate step RFC 7653 §9.1 asks for before active leasequery runs without TLS:
+    /// without `tls`, `active` requires it; with `tls`, it lets active queries run in the
+    /// clear too.
     pub active_insecure: bool,
     /// Concurrent TCP sessions at most.
     pub max_connections: usize,
@@ -229,6 +233,34 @@ pub struct LeasequeryConfig {
     /// With peers: the half of every pool this server allocates from, so that the two never
     /// grant the same address (both keep serving renewals of the whole pool).
     pub pool_half: Option<PoolHalf>,
+    /// TLS for the TCP service and the peer sessions (RFC 7653 §5.2); `None`: none.
+    pub tls: Option<LeasequeryTls>,
+}
+
+/// The `tls-*` keys of `[leasequery]`, their files read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasequeryTls {
+    /// `tls-certificate`: our chain (PEM, end entity first), served to requestors and
+    /// presented to peers.
+    pub certificate: PathBuf,
+    /// `tls-private-key`: its key (PEM).
+    pub private_key: PathBuf,
+    /// `tls-ca`: the trust anchors (PEM) that requestors' and peers' certificates must chain
+    /// to.
+    pub ca: Option<PathBuf>,
+    /// The chain and key, loaded.
+    pub identity: crate::tls::Identity,
+    /// The trust anchors, loaded (empty without `tls-ca`).
+    pub anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// `tls-required`: a query in the clear is refused (TLSConnectionRefused) and the
+    /// connection closed.
+    pub required: bool,
+    /// `tls-require-client-certificate`: whether a TLS requestor must present a certificate
+    /// signed by `tls-ca` (mutual TLS), or may come without one.
+    pub client_certificates: crate::tls::ClientCertificates,
+    /// `tls-peer-name`: the name the peers' certificates must carry; `None`: each peer's IP
+    /// address, as an IP SAN.
+    pub peer_name: Option<String>,
 }
 
 impl Default for LeasequeryConfig {
@@ -246,6 +278,7 @@ impl Default for LeasequeryConfig {
             listen: vec![default_lq_listen()],
             peers: Vec::new(),
             pool_half: None,
+            tls: None,
         }
     }
 }
@@ -415,6 +448,22 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Only the state directory of the configuration at `path` (the default when it names
+    /// none): what `bindings`, `stats` and `clear` need to find the control socket. The file's
+    /// syntax is checked, the rest is not validated, and no file it names is read, so an
+    /// operator who may use the control socket needs no access to the server's TLS key.
+    pub fn load_state_dir(path: impl AsRef<Path>) -> Result<PathBuf, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|err| parse_error(path, &text, &err))?;
+        Ok(raw
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)))
+    }
+
     /// Parses and validates `text`; `path` names it in errors.
     pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
@@ -554,6 +603,12 @@ struct RawLeasequery {
     listen: Option<Vec<PeerAddress>>,
     peers: Option<Spanned<Vec<PeerAddress>>>,
     pool_half: Option<PoolHalf>,
+    tls_certificate: Option<Spanned<PathBuf>>,
+    tls_private_key: Option<Spanned<PathBuf>>,
+    tls_ca: Option<Spanned<PathBuf>>,
+    tls_required: Option<Spanned<bool>>,
+    tls_require_client_certificate: Option<Spanned<bool>>,
+    tls_peer_name: Option<Spanned<String>>,
 }
 
 /// A leasequery server address: `[address]:port`, or a bare IPv6 address (port 547).
@@ -888,6 +943,8 @@ impl Validator<'_> {
             Some(v) => *v.get_ref(),
             None => defaults.max_connections_per_source.min(max_connections),
         };
+        let has_peers = raw.peers.as_ref().is_some_and(|p| !p.get_ref().is_empty());
+        let tls = self.leasequery_tls(&raw, has_peers)?;
         let (peers, peers_span) = match raw.peers {
             Some(peers) => {
                 let span = peers.span();
@@ -916,13 +973,13 @@ impl Validator<'_> {
             .active_insecure
             .as_ref()
             .map_or(defaults.active_insecure, |a| *a.get_ref());
-        if active && !active_insecure {
+        if active && !active_insecure && tls.is_none() {
             return Err(self.invalid(
                 raw.active.as_ref().map(Spanned::span),
                 "leasequery.active".into(),
-                "this server has no TLS yet, so active leasequery would run in the clear: \
-                 set `active-insecure = true` as well to accept that (RFC 7653 section 9.1 \
-                 asks for this separate step)"
+                "active leasequery would run in the clear: configure TLS (`tls-certificate`, \
+                 `tls-private-key`, `tls-ca`), or set `active-insecure = true` as well to \
+                 accept the clear (RFC 7653 section 9.1 asks for this separate step)"
                     .into(),
             ));
         }
@@ -938,8 +995,9 @@ impl Validator<'_> {
                 peers_span,
                 "leasequery.peers".into(),
                 "the servers of a pair follow each other by active leasequery, which is off \
-                 by default (RFC 7653 section 9.1): set `active = true` and \
-                 `active-insecure = true` (no TLS yet) on both servers"
+                 by default (RFC 7653 section 9.1): set `active = true` on both servers, \
+                 with TLS (`tls-certificate`, `tls-private-key`, `tls-ca`) or \
+                 `active-insecure = true`"
                     .into(),
             ));
         }
@@ -959,7 +1017,142 @@ impl Validator<'_> {
                 .unwrap_or(defaults.listen),
             peers,
             pool_half: raw.pool_half,
+            tls,
         })
+    }
+
+    /// The `tls-*` keys: both files of our identity or neither, every file read and checked
+    /// (a missing, unreadable or bad file is an error naming its key), the trust anchors
+    /// required where someone's certificate is to be verified.
+    fn leasequery_tls(
+        &self,
+        raw: &RawLeasequery,
+        has_peers: bool,
+    ) -> Result<Option<LeasequeryTls>, ConfigError> {
+        use crate::tls::{self, ClientCertificates};
+        let key = |name: &str| format!("leasequery.{name}");
+        let span_of = |value: &Option<Spanned<bool>>| value.as_ref().map(Spanned::span);
+        let (certificate, private_key) = match (&raw.tls_certificate, &raw.tls_private_key) {
+            (Some(certificate), Some(private_key)) => (certificate, private_key),
+            (None, None) => {
+                let stray = [
+                    ("tls-ca", raw.tls_ca.as_ref().map(Spanned::span)),
+                    ("tls-required", span_of(&raw.tls_required)),
+                    (
+                        "tls-require-client-certificate",
+                        span_of(&raw.tls_require_client_certificate),
+                    ),
+                    (
+                        "tls-peer-name",
+                        raw.tls_peer_name.as_ref().map(Spanned::span),
+                    ),
+                ];
+                if let Some((name, span)) = stray.into_iter().find(|(_, span)| span.is_some()) {
+                    return Err(self.invalid(
+                        span,
+                        key(name),
+                        "only means something with TLS configured: set `tls-certificate` and \
+                         `tls-private-key` as well"
+                            .into(),
+                    ));
+                }
+                return Ok(None);
+            }
+            (Some(certificate), None) => {
+                return Err(self.invalid(
+                    Some(certificate.span()),
+                    key("tls-certificate"),
+                    "needs `tls-private-key` (the certificate's key, PEM) as well".into(),
+                ))
+            }
+            (None, Some(private_key)) => {
+                return Err(self.invalid(
+                    Some(private_key.span()),
+                    key("tls-private-key"),
+                    "needs `tls-certificate` (the certificate it is the key of, PEM) as well"
+                        .into(),
+                ))
+            }
+        };
+        let file_error = |value: &Spanned<PathBuf>, name: &str, err: tls::TlsError| {
+            self.invalid(Some(value.span()), key(name), err.to_string())
+        };
+        let chain = tls::load_certificates(certificate.get_ref())
+            .map_err(|err| file_error(certificate, "tls-certificate", err))?;
+        let private = tls::load_private_key(private_key.get_ref())
+            .map_err(|err| file_error(private_key, "tls-private-key", err))?;
+        let identity = tls::Identity {
+            chain,
+            key: private,
+        };
+        let anchors = match &raw.tls_ca {
+            Some(ca) => tls::load_trust_anchors(ca.get_ref())
+                .map_err(|err| file_error(ca, "tls-ca", err))?,
+            None => Vec::new(),
+        };
+        let require_client = raw
+            .tls_require_client_certificate
+            .as_ref()
+            .is_none_or(|r| *r.get_ref());
+        let client_certificates = if require_client {
+            ClientCertificates::Required
+        } else {
+            ClientCertificates::Optional
+        };
+        if anchors.is_empty() {
+            let why = if has_peers {
+                Some("the peers' certificates are verified against it")
+            } else if require_client {
+                Some(
+                    "requestors must present a certificate signed by it \
+                     (`tls-require-client-certificate`, default true; set it to false to \
+                     serve TLS to requestors without certificates)",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(self.invalid(
+                    Some(certificate.span()),
+                    key("tls-ca"),
+                    format!("missing: {why}"),
+                ));
+            }
+        }
+        // Build both sides once here, so that a key that is not the certificate's (or a
+        // chain rustls refuses) is a configuration error, not a failure at the first session.
+        tls::server_config(&identity, &anchors, client_certificates)
+            .map_err(|err| file_error(private_key, "tls-private-key", err))?;
+        if !anchors.is_empty() {
+            tls::client_config(&anchors, Some(&identity))
+                .map_err(|err| file_error(certificate, "tls-certificate", err))?;
+        }
+        let peer_name = match &raw.tls_peer_name {
+            Some(name) if !has_peers => {
+                return Err(self.invalid(
+                    Some(name.span()),
+                    key("tls-peer-name"),
+                    "only means something with `peers`".into(),
+                ))
+            }
+            Some(name) => {
+                tls::parse_server_name(name.get_ref()).map_err(|message| {
+                    self.invalid(Some(name.span()), key("tls-peer-name"), message)
+                })?;
+                Some(name.get_ref().clone())
+            }
+            None => None,
+        };
+        Ok(Some(LeasequeryTls {
+            certificate: certificate.get_ref().clone(),
+            private_key: private_key.get_ref().clone(),
+            ca: raw.tls_ca.as_ref().map(|ca| ca.get_ref().clone()),
+            identity,
+            anchors,
+            required: raw.tls_required.as_ref().is_some_and(|r| *r.get_ref()),
+            client_certificates,
+            peer_name,
+        }))
     }
 
     fn subnet(

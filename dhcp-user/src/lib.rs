@@ -16,6 +16,7 @@
 //! netif, binding_rule  interfaces and addresses; which leases the controller keeps
 //! lease_events         lease changes published to subscribers
 //! config, store, proto the configuration, the lease store, the wire codec
+//! tls                  PEM certificates and keys, rustls configurations (leasequery's TLS)
 //! clock, log_throttle  the wall clock; rate-limited logging
 //! ```
 
@@ -34,6 +35,7 @@ pub mod proto;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 #[cfg(test)]
 mod layering;

@@ -125,12 +125,17 @@ async fn start_leasequery(
     let config = server.config().leasequery.clone();
     let stats = server.leasequery_stats().clone();
     let mut tasks = Vec::new();
+    let peer_tls = crate::leasequery::peer_tls(&config)
+        .context("[leasequery] tls-*: the peers' TLS configuration")?;
     if config.serves_tcp() {
-        let context = Arc::new(LeasequeryContext::for_server(
+        let mut context = LeasequeryContext::for_server(
             server,
             server.leasequery_settings().clone(),
             stats.clone(),
-        ));
+        );
+        context.tls = crate::leasequery::server_tls(&config)
+            .context("[leasequery] tls-*: the server's TLS configuration")?;
+        let context = Arc::new(context);
         for listen in &config.listen {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -163,6 +168,7 @@ async fn start_leasequery(
         settings.silence_timeout = peer::PeerSettings::silence_for(std::time::Duration::from_secs(
             u64::from(config.keepalive_interval),
         ));
+        settings.tls = peer_tls.clone();
         let sink = peer::PeerSink::for_server(server.as_ref(), stats.clone());
         tasks.push(tokio::spawn(peer::follow_peer(
             settings,

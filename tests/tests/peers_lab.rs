@@ -3,8 +3,11 @@
 //! an address and a prefix from server A; B installs them. A dies (kill -9 and its link down,
 //! as a whole box would: its pinned fast path must not keep answering); the client's Rebind is
 //! answered by B; A comes back, catches up on what B renewed meanwhile, and both binding tables
-//! are equal. The `dhcp-user leasequery` command queries both, as an operator would.
+//! are equal. The `dhcp-user leasequery` command queries both, as an operator would. A pair
+//! over mutual TLS (RFC 7653 §5.2) syncs the same way, and `dhcp-user leasequery --tls`
+//! queries it.
 
+mod leasequery_common;
 mod server_common;
 
 use std::path::PathBuf;
@@ -13,11 +16,14 @@ use std::time::{Duration, Instant};
 
 use dhcp_lab::{Lab, Namespace, VethPair};
 use dhcp_user::control::{request, Binding, ControlRequest, ControlResponse, StatsReply};
+use leasequery_common::tls::TestPki;
 use server_common::{dhclient_files, dhcp_user_binary, log_tail, spawn_server};
 
 const A_ADDRESS: &str = "2001:db8:1::1";
 const B_ADDRESS: &str = "2001:db8:1::3";
 const CLIENT_ADDRESS: &str = "2001:db8:1::2";
+/// The `[leasequery]` keys of a pair in the clear.
+const IN_THE_CLEAR: &str = "active-insecure = true\n";
 
 /// One server of the pair: its namespace, link, state directory and process.
 struct PeerServer {
@@ -29,7 +35,16 @@ struct PeerServer {
 }
 
 impl PeerServer {
-    fn new(name: &'static str, ns: Namespace, link: VethPair, peer: &str, half: &str) -> Self {
+    /// A server following `peer`, with `leasequery` (TLS or `active-insecure`) added to its
+    /// `[leasequery]`.
+    fn new(
+        name: &'static str,
+        ns: Namespace,
+        link: VethPair,
+        peer: &str,
+        half: &str,
+        leasequery: &str,
+    ) -> Self {
         // Unique per server even with both tests of this file running at once.
         static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -41,7 +56,7 @@ impl PeerServer {
         // timers: T1 3 s, T2 6 s, so a client of a dead server rebinds within seconds.
         let config = format!(
             "state-dir = \"{dir}\"\ninterfaces = [\"{iface}\"]\ngrace-period = 60\n\
-             [leasequery]\nallow = [\"2001:db8:1::/64\"]\nactive = true\nactive-insecure = true\n\
+             [leasequery]\nallow = [\"2001:db8:1::/64\"]\nactive = true\n{leasequery}\
              peers = [\"[{peer}]:547\"]\n\
              pool-half = \"{half}\"\nidle-timeout = 10\nio-timeout = 3\n\
              [[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\n\
@@ -216,8 +231,12 @@ fn same_tables(a: &[(String, String, String, i64)], b: &[(String, String, String
 
 /// The lab of both tests: A and B on one bridged link with a client; the client binds from A
 /// (dhclient, an address and a prefix) while only A runs, then B starts and both follow each
-/// other. Returns A, B, the client namespace and dhclient's pid file.
-fn pair_with_a_bound_client(lab: &Lab) -> (PeerServer, PeerServer, Namespace, PathBuf) {
+/// other, each with `leasequery` (A's, B's) in its `[leasequery]`. Returns A, B, the client
+/// namespace and dhclient's pid file.
+fn pair_with_a_bound_client(
+    lab: &Lab,
+    leasequery: [&str; 2],
+) -> (PeerServer, PeerServer, Namespace, PathBuf) {
     let a_ns = lab.namespace("srva").unwrap();
     let b_ns = lab.namespace("srvb").unwrap();
     let client = lab.namespace("cli").unwrap();
@@ -263,8 +282,8 @@ fn pair_with_a_bound_client(lab: &Lab) -> (PeerServer, PeerServer, Namespace, Pa
     client.exec("ip", ["link", "set", "br0", "up"]).unwrap();
     std::thread::sleep(Duration::from_millis(500));
 
-    let mut a = PeerServer::new("a", a_ns, a_link, B_ADDRESS, "lower");
-    let mut b = PeerServer::new("b", b_ns, b_link, A_ADDRESS, "upper");
+    let mut a = PeerServer::new("a", a_ns, a_link, B_ADDRESS, "lower", leasequery[0]);
+    let mut b = PeerServer::new("b", b_ns, b_link, A_ADDRESS, "upper", leasequery[1]);
     a.start();
 
     // The client binds while only A runs.
@@ -316,7 +335,7 @@ fn pair_with_a_bound_client(lab: &Lab) -> (PeerServer, PeerServer, Namespace, Pa
 #[test]
 fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
     let lab = Lab::new();
-    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab);
+    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab, [IN_THE_CLEAR, IN_THE_CLEAR]);
     let granted = a.assigned();
     assert_eq!(
         granted.len(),
@@ -527,7 +546,7 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
 #[test]
 fn renewals_answered_while_only_the_controller_was_dead_reach_the_peer() {
     let lab = Lab::new();
-    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab);
+    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab, [IN_THE_CLEAR, IN_THE_CLEAR]);
     let granted = a.assigned();
     assert_eq!(granted.len(), 2, "an address and a prefix: {granted:?}");
     wait_until("B to follow A", Duration::from_secs(20), &[&a, &b], || {
@@ -572,6 +591,101 @@ fn renewals_answered_while_only_the_controller_was_dead_reach_the_peer() {
         },
     );
     assert_eq!(b.stats().leasequery.get("peer_conflicts"), None);
+    let _ = client
+        .command("dhclient")
+        .args(["-6", "-x", "-pf"])
+        .arg(&pid)
+        .status();
+}
+
+/// The `[leasequery]` TLS keys of a server with `cert`/`key`, trusting `pki`'s CA, taking
+/// nothing in the clear.
+fn tls_keys(pki: &TestPki, (cert, key): &(PathBuf, PathBuf)) -> String {
+    format!(
+        "tls-certificate = \"{}\"\ntls-private-key = \"{}\"\ntls-ca = \"{}\"\ntls-required = true\n",
+        cert.display(),
+        key.display(),
+        pki.ca().display()
+    )
+}
+
+/// A pair over mutual TLS with nothing in the clear (RFC 7653 §5.2): each verifies the other's
+/// certificate by its address (IP SAN); what A grants appears on B. `dhcp-user leasequery
+/// --tls` with a client certificate queries both; a query in the clear is refused.
+#[test]
+fn a_pair_syncs_over_tls() {
+    let lab = Lab::new();
+    let pki = TestPki::new("pair");
+    let a_identity = pki.issue("a", &[A_ADDRESS]);
+    let b_identity = pki.issue("b", &[B_ADDRESS]);
+    let (operator_cert, operator_key) = pki.issue("operator", &["operator.example"]);
+    let (a, b, client, pid) = pair_with_a_bound_client(
+        &lab,
+        [&tls_keys(&pki, &a_identity), &tls_keys(&pki, &b_identity)],
+    );
+    let granted = a.assigned();
+    assert_eq!(
+        granted.len(),
+        2,
+        "an address and a prefix from A: {granted:?}"
+    );
+    wait_until(
+        "B to install A's grants over TLS",
+        Duration::from_secs(20),
+        &[&a, &b],
+        || same_tables(&a.assigned(), &b.assigned()),
+    );
+    for server in [&a, &b] {
+        let lq = server.stats().leasequery;
+        let count = |name: &str| lq.get(name).copied().unwrap_or(0);
+        assert!(count("tls_sessions") >= 1, "{}: {lq:?}", server.name);
+        assert_eq!(count("status_tls_required"), 0, "{}: {lq:?}", server.name);
+        assert_eq!(count("peer_tls_errors"), 0, "{}: {lq:?}", server.name);
+    }
+
+    let address = granted
+        .iter()
+        .find(|r| r.1 == "na")
+        .expect("an address")
+        .2
+        .clone();
+    for server in [A_ADDRESS, B_ADDRESS] {
+        let out = client
+            .command(dhcp_user_binary())
+            .args(["leasequery", "--server", server, "--tls", "--ca"])
+            .arg(pki.ca())
+            .arg("--cert")
+            .arg(&operator_cert)
+            .arg("--key")
+            .arg(&operator_key)
+            .args(["link", "::"])
+            .output()
+            .expect("dhcp-user leasequery --tls");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "leasequery --tls {server}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&address) && text.contains("2001:db8:8000::"),
+            "bulk over TLS from {server}: {text}"
+        );
+        let out = client
+            .command(dhcp_user_binary())
+            .args(["leasequery", "--server", server, "link", "::"])
+            .output()
+            .expect("dhcp-user leasequery in the clear");
+        assert!(
+            !out.status.success(),
+            "a query in the clear to {server} is refused"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("status 15"),
+            "TLSConnectionRefused from {server}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let _ = client
         .command("dhclient")
         .args(["-6", "-x", "-pf"])

@@ -465,3 +465,225 @@ fn lease_database_errors_name_line_and_key() {
     ));
     assert!(e.contains("hots"), "{e}");
 }
+
+/// `[leasequery]` with TLS: `tls` PEM paths substituted into `keys`, then the subnet.
+fn tls_config(keys: &str) -> String {
+    format!(
+        "[leasequery]\nallow = [\"::1/128\"]\n{keys}\n[[subnet]]\nprefix = \"2001:db8:1::/64\"\n"
+    )
+}
+
+/// The TLS keys load their files: our chain and key, the trust anchors; mutual TLS and
+/// clear queries allowed by default; with TLS, `active = true` needs no `active-insecure`.
+#[test]
+fn tls_keys_load_their_files_and_let_active_run_without_insecure() {
+    let pki = crate::tls::tests::TestPki::new("config");
+    let (cert, key) = pki.issue("a", &["2001:db8:1::1"]);
+    let text = tls_config(&format!(
+        "active = true\ntls-certificate = \"{}\"\ntls-private-key = \"{}\"\ntls-ca = \"{}\"",
+        cert.display(),
+        key.display(),
+        pki.ca().display()
+    ));
+    let config = Config::parse(&text, "x").unwrap();
+    let tls = config.leasequery.tls.as_ref().expect("TLS configured");
+    assert_eq!(tls.certificate, cert);
+    assert_eq!(tls.anchors.len(), 1);
+    assert!(!tls.required, "clear queries allowed unless tls-required");
+    assert_eq!(
+        tls.client_certificates,
+        crate::tls::ClientCertificates::Required
+    );
+    let settings = crate::leasequery::LeasequerySettings::from_config(&config);
+    assert!(settings.active_enabled && settings.active_requires_tls);
+    assert!(!settings.tls_required);
+    assert!(crate::leasequery::server_tls(&config.leasequery)
+        .unwrap()
+        .is_some());
+
+    let text = tls_config(&format!(
+        "active = true\nactive-insecure = true\ntls-required = true\n\
+         tls-require-client-certificate = false\n\
+         tls-certificate = \"{}\"\ntls-private-key = \"{}\"",
+        cert.display(),
+        key.display(),
+    ));
+    let config = Config::parse(&text, "x").unwrap();
+    let tls = config.leasequery.tls.as_ref().unwrap();
+    assert!(tls.required && tls.anchors.is_empty());
+    let settings = crate::leasequery::LeasequerySettings::from_config(&config);
+    assert!(settings.tls_required && !settings.active_requires_tls);
+}
+
+/// A missing, unreadable or bad PEM file is an error naming its key and line, never a panic;
+/// so is a key that is not the certificate's.
+#[test]
+fn a_bad_pem_file_is_an_error_naming_its_key() {
+    let pki = crate::tls::tests::TestPki::new("config-bad");
+    let (cert, key) = pki.issue("a", &["2001:db8:1::1"]);
+    let (_, other_key) = pki.issue("b", &["2001:db8:1::1"]);
+    let junk = pki.write("junk.pem", "not pem at all\n");
+    let missing = pki.dir.join("missing.pem");
+    let ca = pki.ca();
+    let cases = [
+        (
+            &missing,
+            &key,
+            &ca,
+            "leasequery.tls-certificate",
+            "missing.pem",
+        ),
+        (
+            &junk,
+            &key,
+            &ca,
+            "leasequery.tls-certificate",
+            "no certificate",
+        ),
+        (
+            &cert,
+            &missing,
+            &ca,
+            "leasequery.tls-private-key",
+            "cannot read",
+        ),
+        (
+            &cert,
+            &cert,
+            &ca,
+            "leasequery.tls-private-key",
+            "no private key",
+        ),
+        (
+            &cert,
+            &other_key,
+            &ca,
+            "leasequery.tls-private-key",
+            "not the certificate's",
+        ),
+        (&cert, &key, &missing, "leasequery.tls-ca", "missing.pem"),
+        (&cert, &key, &junk, "leasequery.tls-ca", "junk.pem"),
+    ];
+    for (certificate, private_key, anchors, want_key, want_text) in cases {
+        let text = tls_config(&format!(
+            "tls-certificate = \"{}\"\ntls-private-key = \"{}\"\ntls-ca = \"{}\"",
+            certificate.display(),
+            private_key.display(),
+            anchors.display()
+        ));
+        let e = err(&text);
+        assert!(
+            e.contains("test.toml") && e.contains(want_key) && e.contains(want_text),
+            "{want_key}: {e}"
+        );
+        assert!(e.contains("line "), "{e}");
+    }
+}
+
+/// The TLS keys go together: a certificate needs its key and the other way round, the other
+/// `tls-*` keys need both, and whoever's certificate is verified needs `tls-ca`.
+#[test]
+fn tls_keys_go_together() {
+    let pki = crate::tls::tests::TestPki::new("config-pairs");
+    let (cert, key) = pki.issue("a", &["2001:db8:1::1"]);
+    let e = err(&tls_config(&format!(
+        "tls-certificate = \"{}\"",
+        cert.display()
+    )));
+    assert!(
+        e.contains("leasequery.tls-certificate") && e.contains("tls-private-key"),
+        "{e}"
+    );
+    let e = err(&tls_config(&format!(
+        "tls-private-key = \"{}\"",
+        key.display()
+    )));
+    assert!(
+        e.contains("leasequery.tls-private-key") && e.contains("tls-certificate"),
+        "{e}"
+    );
+    let e = err(&tls_config("tls-required = true"));
+    assert!(
+        e.contains("leasequery.tls-required") && e.contains("line 3"),
+        "{e}"
+    );
+    let e = err(&tls_config(&format!("tls-ca = \"{}\"", pki.ca().display())));
+    assert!(
+        e.contains("leasequery.tls-ca") && e.contains("tls-certificate"),
+        "{e}"
+    );
+    let identity = format!(
+        "tls-certificate = \"{}\"\ntls-private-key = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    // Mutual TLS (the default) with nothing to verify against.
+    let e = err(&tls_config(&identity));
+    assert!(
+        e.contains("leasequery.tls-ca") && e.contains("tls-require-client-certificate"),
+        "{e}"
+    );
+    // Peers are always verified.
+    let e = err(&tls_config(&format!(
+        "{identity}\ntls-require-client-certificate = false\nactive = true\n\
+         peers = [\"2001:db8:1::3\"]\npool-half = \"lower\""
+    )));
+    assert!(
+        e.contains("leasequery.tls-ca") && e.contains("peers"),
+        "{e}"
+    );
+    let with_ca = format!("{identity}\ntls-ca = \"{}\"", pki.ca().display());
+    let e = err(&tls_config(&format!(
+        "{with_ca}\ntls-peer-name = \"b.example\""
+    )));
+    assert!(
+        e.contains("leasequery.tls-peer-name") && e.contains("peers"),
+        "{e}"
+    );
+    let e = err(&tls_config(&format!(
+        "{with_ca}\nactive = true\npeers = [\"2001:db8:1::3\"]\npool-half = \"lower\"\n\
+         tls-peer-name = \"not a name\""
+    )));
+    assert!(
+        e.contains("leasequery.tls-peer-name") && e.contains("not a DNS name"),
+        "{e}"
+    );
+    // A pair over TLS: no active-insecure needed, the peer name kept.
+    let config = Config::parse(
+        &tls_config(&format!(
+            "{with_ca}\nactive = true\npeers = [\"2001:db8:1::3\"]\npool-half = \"lower\"\n\
+             tls-peer-name = \"b.example\""
+        )),
+        "x",
+    )
+    .unwrap();
+    let peer = crate::leasequery::peer_tls(&config.leasequery)
+        .unwrap()
+        .unwrap();
+    assert!(peer.server_name.is_some());
+}
+
+/// `bindings`, `stats` and `clear` find the state directory without reading the TLS files
+/// (an operator in the control socket's group need not read the server's key).
+#[test]
+fn the_state_directory_is_found_without_reading_the_tls_files() {
+    let pki = crate::tls::tests::TestPki::new("state-dir");
+    let path = pki.write(
+        "server.toml",
+        "state-dir = \"/var/lib/elsewhere\"\n[leasequery]\n\
+         tls-certificate = \"/nonexistent/a.pem\"\ntls-private-key = \"/nonexistent/a.key\"\n",
+    );
+    assert_eq!(
+        Config::load_state_dir(&path).unwrap(),
+        PathBuf::from("/var/lib/elsewhere")
+    );
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("leasequery.tls-certificate"), "{e}");
+    let bare = pki.write("bare.toml", "interfaces = [\"eth1\"]\n");
+    assert_eq!(
+        Config::load_state_dir(&bare).unwrap(),
+        PathBuf::from(DEFAULT_STATE_DIR)
+    );
+    let broken = pki.write("broken.toml", "state-dir = \n");
+    assert!(Config::load_state_dir(&broken).is_err());
+}

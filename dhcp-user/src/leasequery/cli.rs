@@ -6,21 +6,27 @@
 //! dhcp-user leasequery --server 2001:db8:1::1 --json relay-id 00:02:00:00:00:09:01:02
 //! dhcp-user leasequery link ::                      # every binding (bulk, TCP)
 //! dhcp-user leasequery --active --start-time 1700000000 link ::   # follow changes
+//! dhcp-user leasequery --tls --ca ca.pem --cert me.pem --key me.key link ::   # over TLS
 //! ```
-//! Address and client-ID queries go over UDP (RFC 5007) unless `--tcp`; the other kinds are
-//! bulk queries over TCP (RFC 5460); `--active` follows changes (RFC 7653) until the server
-//! ends the query.
+//! Address and client-ID queries go over UDP (RFC 5007) unless `--tcp` or `--tls`; the other
+//! kinds are bulk queries over TCP (RFC 5460); `--active` follows changes (RFC 7653) until the
+//! server ends the query. `--tls` StartTLSes first (RFC 7653 §5.2), verifying the server's
+//! certificate against `--ca` and the server's address (or `--tls-name`), presenting
+//! `--cert`/`--key` when given (servers that require client certificates need them).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use dhcp_common::dhcpv6::{SERVER_PORT, STATUS_SUCCESS};
 
 use super::client::{
-    query_bulk, query_udp, ActiveEvent, ActiveLeasequery, Answer, Binding, Query, QueryOptions,
+    query_udp, ActiveEvent, ActiveLeasequery, Answer, Binding, LeasequeryConnection, Query,
+    QueryOptions,
 };
 use crate::proto::Duid;
+use crate::tls::{self, ClientTls};
 
 /// `dhcp-user leasequery`: ask a DHCPv6 server about its bindings.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,6 +37,21 @@ pub struct LeasequeryArgs {
     /// Use TCP (bulk leasequery) for address and client-ID queries too.
     #[arg(long)]
     pub tcp: bool,
+    /// StartTLS before the query (TCP; RFC 7653 section 5.2). Needs --ca.
+    #[arg(long, requires = "ca")]
+    pub tls: bool,
+    /// With --tls: the trust anchors (PEM) the server's certificate must chain to.
+    #[arg(long, requires = "tls")]
+    pub ca: Option<PathBuf>,
+    /// With --tls: our certificate (PEM), for servers that require client certificates.
+    #[arg(long, requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+    /// With --tls: the private key (PEM) of --cert.
+    #[arg(long, requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+    /// With --tls: the name the server's certificate must carry (default: the server's address).
+    #[arg(long, requires = "tls")]
+    pub tls_name: Option<String>,
     /// Active leasequery: print the catch-up (with --start-time) and every later change.
     #[arg(long)]
     pub active: bool,
@@ -107,6 +128,35 @@ impl LeasequeryArgs {
         })
     }
 
+    /// The TLS configuration of `--tls`, `--ca`, `--cert`, `--key`, `--tls-name`.
+    fn client_tls(&self) -> anyhow::Result<Option<ClientTls>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let Some(ca) = &self.ca else {
+            bail!("--tls needs --ca (the trust anchors of the server's certificate)");
+        };
+        let anchors = tls::load_trust_anchors(ca).context("--ca")?;
+        let identity = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                Some(tls::Identity::load(cert, key).context("--cert/--key")?)
+            }
+            _ => None,
+        };
+        let server_name = self
+            .tls_name
+            .as_deref()
+            .map(tls::parse_server_name)
+            .transpose()
+            .map_err(|err| anyhow::anyhow!("--tls-name: {err}"))?;
+        let config =
+            tls::client_config(&anchors, identity.as_ref()).context("--ca/--cert/--key")?;
+        Ok(Some(ClientTls {
+            config,
+            server_name,
+        }))
+    }
+
     fn options(&self) -> QueryOptions {
         QueryOptions {
             link_address: self.link,
@@ -129,18 +179,24 @@ pub async fn run(args: &LeasequeryArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| Duid::uuid(rand::random()));
     let wait = Duration::from_secs(args.timeout.max(1));
+    let tls = args.client_tls()?;
     if args.active {
-        return follow(server, &me, &query, &options, wait, args.json).await;
+        let connection = connect(server, wait, &me, tls.as_ref()).await?;
+        return follow(connection, &me, &query, &options, wait, args.json).await;
     }
-    let over_udp = matches!(query, Query::Address(_) | Query::ClientId(_)) && !args.tcp;
+    let over_udp =
+        matches!(query, Query::Address(_) | Query::ClientId(_)) && !args.tcp && tls.is_none();
     let answer = if over_udp {
         query_udp(server, &me, &query, &options, wait)
             .await
             .with_context(|| format!("leasequery to {server} over UDP"))?
     } else {
-        query_bulk(server, &me, &query, &options, wait)
+        let mut connection = connect(server, wait, &me, tls.as_ref()).await?;
+        let over = if connection.is_tls() { "TLS" } else { "TCP" };
+        connection
+            .bulk(&me, &query, &options)
             .await
-            .with_context(|| format!("bulk leasequery to {server} over TCP"))?
+            .with_context(|| format!("bulk leasequery to {server} over {over}"))?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -157,15 +213,32 @@ pub async fn run(args: &LeasequeryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn follow(
+/// A TCP connection to `server`, StartTLSed with `tls`.
+async fn connect(
     server: SocketAddr,
+    wait: Duration,
+    me: &Duid,
+    tls: Option<&ClientTls>,
+) -> anyhow::Result<LeasequeryConnection> {
+    let what = if tls.is_some() {
+        "StartTLS with"
+    } else {
+        "connecting to"
+    };
+    LeasequeryConnection::connect_with(server, wait, me, tls)
+        .await
+        .with_context(|| format!("leasequery: {what} {server}"))
+}
+
+async fn follow(
+    connection: LeasequeryConnection,
     me: &Duid,
     query: &Query,
     options: &QueryOptions,
     wait: Duration,
     json: bool,
 ) -> anyhow::Result<()> {
-    let (active, reply) = ActiveLeasequery::start(server, me, query, options, wait).await?;
+    let (active, reply) = ActiveLeasequery::start_on(connection, me, query, options).await?;
     let Some(mut active) = active else {
         bail!(
             "server answered status {} {}",

@@ -9,6 +9,8 @@
 //! let (mut active, reply) = ActiveLeasequery::start(server, &me, &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
 //!                                                   &QueryOptions { start_time: Some(t), ..Default::default() }, wait).await?;
 //! while let ActiveEvent::Update(binding) = active.next(wait).await? { table.apply(&binding); }
+//! // Over TLS (RFC 7653 §5.2): StartTLS first, then the queries as before.
+//! let connection = LeasequeryConnection::connect_with(server, wait, &me, Some(&tls)).await?;
 //! ```
 
 use std::collections::HashMap;
@@ -20,6 +22,8 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
+
+use crate::tls::{ClientTls, Stream};
 
 use super::{unix_time, wire_time};
 use crate::proto::framing::{encode_frame, FrameDecoder};
@@ -75,6 +79,18 @@ pub enum ClientError {
     Decode(String),
     #[error("leasequery protocol error: {0}")]
     Protocol(String),
+    /// The server answered STARTTLS with a LEASEQUERY-REPLY and a status instead
+    /// (TLSConnectionRefused: it has no TLS; NotAllowed: we are not in its allow-list).
+    #[error("leasequery server refused TLS: status {status} {message}")]
+    TlsRefused {
+        /// The status code.
+        status: u16,
+        /// Its message.
+        message: String,
+    },
+    /// The TLS handshake failed (the server's certificate does not verify, or it refused ours).
+    #[error("leasequery TLS handshake: {0}")]
+    Tls(String),
 }
 
 /// One address of a binding.
@@ -489,9 +505,11 @@ pub async fn query_udp(
     }
 }
 
-/// A TCP leasequery connection (RFC 5460 framing) on which queries run one after the other.
+/// A TCP leasequery connection (RFC 5460 framing) on which queries run one after the other,
+/// in the clear or after StartTLS.
 pub struct LeasequeryConnection {
-    stream: TcpStream,
+    stream: Stream,
+    server: SocketAddr,
     decoder: FrameDecoder,
     io_timeout: Duration,
 }
@@ -504,9 +522,86 @@ impl LeasequeryConnection {
             .map_err(|_| ClientError::Timeout("connect"))??;
         let _ = stream.set_nodelay(true);
         Ok(LeasequeryConnection {
-            stream,
+            stream: Stream::Plain(stream),
+            server,
             decoder: FrameDecoder::default(),
             io_timeout,
+        })
+    }
+
+    /// Connects, and with `tls` StartTLSes ([`LeasequeryConnection::start_tls`]).
+    pub async fn connect_with(
+        server: SocketAddr,
+        io_timeout: Duration,
+        requestor: &Duid,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let connection = LeasequeryConnection::connect(server, io_timeout).await?;
+        match tls {
+            Some(tls) => connection.start_tls(requestor, tls).await,
+            None => Ok(connection),
+        }
+    }
+
+    /// Whether the connection runs TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// StartTLS (RFC 7653 §5.2): sends STARTTLS; on the server's STARTTLS, the TLS handshake
+    /// (we are the TLS client), verifying the server's certificate against `tls`'s trust
+    /// anchors and name (default: the server's address). A server without TLS answers with
+    /// TLSConnectionRefused: [`ClientError::TlsRefused`], never a fallback to the clear.
+    pub async fn start_tls(
+        mut self,
+        requestor: &Duid,
+        tls: &ClientTls,
+    ) -> Result<Self, ClientError> {
+        if self.is_tls() {
+            return Err(ClientError::Protocol("StartTLS on a TLS connection".into()));
+        }
+        let xid = random_xid();
+        self.send(
+            &Message::new(MSG_STARTTLS, xid).with_option(DhcpOption::ClientId(requestor.clone())),
+        )
+        .await?;
+        let answer = self.receive_required().await?;
+        check_xid(&answer, xid)?;
+        match answer.msg_type {
+            MSG_STARTTLS => {}
+            MSG_LEASEQUERY_REPLY => {
+                let (status, message) = answer
+                    .status_code()
+                    .map_or((STATUS_SUCCESS, String::new()), |s| {
+                        (s.code, s.message.clone())
+                    });
+                return Err(ClientError::TlsRefused { status, message });
+            }
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "message type {other} in answer to STARTTLS"
+                )))
+            }
+        }
+        if self.decoder.buffered_len() > 0 {
+            return Err(ClientError::Protocol(
+                "the server sent data after its STARTTLS, before the TLS handshake".into(),
+            ));
+        }
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(ClientError::Protocol("StartTLS on a TLS connection".into()));
+        };
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let name = tls.name_for(self.server.ip());
+        let stream = timeout(self.io_timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| ClientError::Timeout("TLS handshake"))?
+            .map_err(|err| ClientError::Tls(err.to_string()))?;
+        Ok(LeasequeryConnection {
+            stream: Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(stream))),
+            server: self.server,
+            decoder: FrameDecoder::default(),
+            io_timeout: self.io_timeout,
         })
     }
 
@@ -516,7 +611,14 @@ impl LeasequeryConnection {
             .encode()
             .map_err(|err| ClientError::Protocol(err.to_string()))?;
         let frame = encode_frame(&bytes).map_err(|err| ClientError::Protocol(err.to_string()))?;
-        timeout(self.io_timeout, self.stream.write_all(&frame))
+        // Flushed: over TLS, a record the socket did not take at once would otherwise wait in
+        // rustls's buffer for the next write.
+        let stream = &mut self.stream;
+        let write_all = async {
+            stream.write_all(&frame).await?;
+            stream.flush().await
+        };
+        timeout(self.io_timeout, write_all)
             .await
             .map_err(|_| ClientError::Timeout("write"))??;
         Ok(())
@@ -646,7 +748,17 @@ impl ActiveLeasequery {
         options: &QueryOptions,
         io_timeout: Duration,
     ) -> Result<(Option<ActiveLeasequery>, Answer), ClientError> {
-        let mut connection = LeasequeryConnection::connect(server, io_timeout).await?;
+        let connection = LeasequeryConnection::connect(server, io_timeout).await?;
+        ActiveLeasequery::start_on(connection, requestor, query, options).await
+    }
+
+    /// [`ActiveLeasequery::start`] on a connection already open (over TLS, say).
+    pub async fn start_on(
+        mut connection: LeasequeryConnection,
+        requestor: &Duid,
+        query: &Query,
+        options: &QueryOptions,
+    ) -> Result<(Option<ActiveLeasequery>, Answer), ClientError> {
         let xid = random_xid();
         connection
             .send(&build_query(

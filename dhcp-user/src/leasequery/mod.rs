@@ -14,6 +14,10 @@
 //! restricted-requestor mode (a requestor sees only bindings whose Relay-ID equals the Relay-ID
 //! option it sends), at most `max_connections` TCP sessions, an idle timeout, a keepalive
 //! interval for active queries, and an I/O timeout bounding every frame read and every write.
+//!
+//! TLS (RFC 7653 §5.2, [`crate::tls`]): a requestor sends StartTLS, the server answers StartTLS and
+//! the session goes on over TLS; `tls-required` refuses queries in the clear. Peers and the
+//! command line StartTLS when given a [`crate::tls::ClientTls`].
 
 mod binding;
 pub mod cli;
@@ -30,10 +34,11 @@ use std::time::Duration;
 use ipnet::Ipv6Net;
 use tokio::sync::broadcast;
 
-use crate::config::Config;
+use crate::config::{Config, LeasequeryConfig};
 use crate::lease_events::LeaseEvent;
 use crate::proto::Duid;
 use crate::store::{LeaseStore, StoreWriter};
+use crate::tls::{ClientTls, TlsError};
 
 pub use binding::{client_data, relay_peer_address, LeaseUpdate};
 pub use query::{answer_udp, parse_active_query, parse_query, ParsedQuery, QueryError, QueryKind};
@@ -76,6 +81,12 @@ pub struct LeasequerySettings {
     /// Whether ACTIVELEASEQUERY is served (else it is answered with NotSupported). Off by
     /// default (RFC 7653 §9.1).
     pub active_enabled: bool,
+    /// Whether an ACTIVELEASEQUERY must come over TLS (TLS configured, and no
+    /// `active-insecure`): one in the clear gets TLSConnectionRefused.
+    pub active_requires_tls: bool,
+    /// `tls-required`: every query must come over TLS; one in the clear gets
+    /// TLSConnectionRefused and the connection is closed.
+    pub tls_required: bool,
     /// Concurrent TCP sessions at most; further connections are closed at once (and counted).
     pub max_connections: usize,
     /// Concurrent TCP sessions from one source address at most; further ones from it are closed
@@ -104,6 +115,8 @@ impl Default for LeasequerySettings {
             allow: Vec::new(),
             restricted_requestors: false,
             active_enabled: false,
+            active_requires_tls: false,
+            tls_required: false,
             max_connections: crate::config::DEFAULT_LQ_MAX_CONNECTIONS,
             max_connections_per_source: crate::config::DEFAULT_LQ_MAX_CONNECTIONS_PER_SOURCE,
             idle_timeout: Duration::from_secs(120),
@@ -124,7 +137,9 @@ impl LeasequerySettings {
         LeasequerySettings {
             allow: lq.allow.clone(),
             restricted_requestors: lq.restricted_requestors,
-            active_enabled: lq.active && lq.active_insecure,
+            active_enabled: lq.active && (lq.active_insecure || lq.tls.is_some()),
+            active_requires_tls: lq.tls.is_some() && !lq.active_insecure,
+            tls_required: lq.tls.as_ref().is_some_and(|tls| tls.required),
             max_connections: lq.max_connections,
             max_connections_per_source: lq.max_connections_per_source,
             idle_timeout: Duration::from_secs(u64::from(lq.idle_timeout)),
@@ -154,6 +169,35 @@ impl LeasequerySettings {
     pub fn serves_address(&self, address: Ipv6Addr) -> bool {
         self.serves_link(address) || self.delegated.iter().any(|net| net.contains(&address))
     }
+}
+
+/// The server side's TLS configuration from `[leasequery]`'s `tls-*` keys; `None` without TLS.
+pub fn server_tls(
+    config: &LeasequeryConfig,
+) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
+    config
+        .tls
+        .as_ref()
+        .map(|tls| crate::tls::server_config(&tls.identity, &tls.anchors, tls.client_certificates))
+        .transpose()
+}
+
+/// What a peer session StartTLSes with: the trust anchors, our certificate for mutual TLS,
+/// and `tls-peer-name` (default: the peer's address); `None` without TLS.
+pub fn peer_tls(config: &LeasequeryConfig) -> Result<Option<ClientTls>, TlsError> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    let server_name = tls
+        .peer_name
+        .as_deref()
+        .map(crate::tls::parse_server_name)
+        .transpose()
+        .map_err(TlsError::Rustls)?;
+    Ok(Some(ClientTls {
+        config: crate::tls::client_config(&tls.anchors, Some(&tls.identity))?,
+        server_name,
+    }))
 }
 
 /// 2000-01-01 00:00:00 UTC in Unix seconds: the epoch of the times RFC 7653 puts on the wire

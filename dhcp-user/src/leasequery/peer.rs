@@ -15,6 +15,11 @@
 //! DataMissing falls back to a full bulk sync. A binding is installed only if it differs from
 //! what the store holds and is not older (by client last-transaction time), so a binding
 //! echoed back by the peer stops there.
+//!
+//! TLS (RFC 7653 §5.2): with [`PeerSettings::tls`], every connection to the peer StartTLSes
+//! first, verifies the peer's certificate (its address as an IP SAN, or `tls-peer-name`) and
+//! presents ours; a peer that refuses TLS or fails the handshake is retried, never followed in
+//! the clear.
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -36,6 +41,7 @@ use crate::proto::Duid;
 use crate::store::{
     Lease, LeaseChange, LeaseKey, LeaseState, LeaseStore, LeaseType, StoreError, StoreWriter,
 };
+use crate::tls::ClientTls;
 
 /// Overlap when resuming, seconds: times are whole seconds, repeats are harmless.
 const RESUME_OVERLAP_SECS: u32 = 1;
@@ -54,6 +60,8 @@ pub struct PeerSettings {
     /// No message at all from the peer for this long (it sends keepalives at its keepalive
     /// interval) means the connection is dead: reconnect.
     pub silence_timeout: Duration,
+    /// StartTLS on every connection with this; `None`: in the clear.
+    pub tls: Option<ClientTls>,
 }
 
 impl PeerSettings {
@@ -66,6 +74,7 @@ impl PeerSettings {
             retry: Duration::from_secs(2),
             io_timeout: Duration::from_secs(10),
             silence_timeout: Self::silence_for(Duration::from_secs(5)),
+            tls: None,
         }
     }
 
@@ -290,15 +299,31 @@ pub async fn follow_peer(
     sink: PeerSink,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    info!(peer = %settings.peer, "peer sync: following");
+    info!(peer = %settings.peer, tls = settings.tls.is_some(), "peer sync: following");
+    // A failure that repeats at every retry is logged as a warning once, then at debug level.
+    let mut last_error: Option<String> = None;
     loop {
         let session = sync_once(&settings, &sink);
         tokio::select! {
             result = session => match result {
-                Ok(()) => debug!(peer = %settings.peer, "peer sync: connection ended"),
+                Ok(()) => {
+                    last_error = None;
+                    debug!(peer = %settings.peer, "peer sync: connection ended");
+                }
                 Err(err) => {
                     sink.stats.bump("peer_connection_errors");
-                    debug!(peer = %settings.peer, error = %err, "peer sync: connection failed");
+                    let text = err.to_string();
+                    if matches!(
+                        err,
+                        PeerError::Client(ClientError::Tls(_) | ClientError::TlsRefused { .. })
+                    ) {
+                        sink.stats.bump("peer_tls_errors");
+                        if last_error.as_deref() != Some(text.as_str()) {
+                            warn!(peer = %settings.peer, error = %text, "peer sync: TLS with the peer failed; retrying");
+                        }
+                    }
+                    debug!(peer = %settings.peer, error = %text, "peer sync: connection failed");
+                    last_error = Some(text);
                 }
             },
             _ = shutdown.changed() => return,
@@ -324,9 +349,20 @@ pub enum PeerError {
     Refused(u16, String),
 }
 
+/// A connection to the peer, over TLS when configured.
+async fn connect(settings: &PeerSettings) -> Result<LeasequeryConnection, ClientError> {
+    LeasequeryConnection::connect_with(
+        settings.peer,
+        settings.io_timeout,
+        &settings.requestor,
+        settings.tls.as_ref(),
+    )
+    .await
+}
+
 /// Full sync by bulk query; returns the reply's base time.
 async fn full_sync(settings: &PeerSettings, sink: &PeerSink) -> Result<Option<u32>, PeerError> {
-    let mut connection = LeasequeryConnection::connect(settings.peer, settings.io_timeout).await?;
+    let mut connection = connect(settings).await?;
     let answer = connection
         .bulk(
             &settings.requestor,
@@ -367,12 +403,11 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
         ia_data: true,
         ..QueryOptions::default()
     };
-    let (active, answer) = ActiveLeasequery::start(
-        settings.peer,
+    let (active, answer) = ActiveLeasequery::start_on(
+        connect(settings).await?,
         &settings.requestor,
         &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
         &options,
-        settings.io_timeout,
     )
     .await?;
     let Some(mut active) = active else {

@@ -69,6 +69,9 @@ pub enum QueryError {
     NotSupported(&'static str),
     #[error("the change history does not reach back to the requested start time")]
     DataMissing,
+    /// A query in the clear where this server wants TLS (RFC 7653 §5.2): TLSConnectionRefused.
+    #[error("TLS required: {0}")]
+    TlsRequired(&'static str),
     #[error("lease store: {0}")]
     Store(String),
 }
@@ -83,6 +86,7 @@ impl QueryError {
             QueryError::NotAllowed(_) => STATUS_NOT_ALLOWED,
             QueryError::NotSupported(_) => STATUS_NOT_SUPPORTED,
             QueryError::DataMissing => STATUS_DATA_MISSING,
+            QueryError::TlsRequired(_) => STATUS_TLS_CONNECTION_REFUSED,
             QueryError::Store(_) => STATUS_UNSPEC_FAIL,
         };
         StatusCode {
@@ -100,6 +104,7 @@ impl QueryError {
             QueryError::NotAllowed(_) => "not_allowed",
             QueryError::NotSupported(_) => "not_supported",
             QueryError::DataMissing => "data_missing",
+            QueryError::TlsRequired(_) => "tls_required",
             QueryError::Store(_) => "store_error",
         }
     }

@@ -9,10 +9,13 @@ use std::sync::Mutex;
 /// Names used: `tcp_accepted`, `tcp_refused_max_connections`, `tcp_refused_max_per_source`,
 /// `tcp_closed`, `udp_queries`,
 /// `bulk_queries`, `active_queries`, `bulk_bindings_sent`, `active_updates_sent`,
-/// `keepalives_sent`, `terminated_by_shutdown`, `status_<reason>` for every refusal, and
-/// `dropped_<reason>` for every connection dropped over bad behaviour (`frame_too_large`,
-/// `truncated_frame`, `read_timeout`, `idle_timeout`, `write_timeout`, `undecodable_message`,
-/// `unexpected_message_type`, `unexpected_data`, `io_error`).
+/// `keepalives_sent`, `terminated_by_shutdown`, `starttls_received`, `tls_sessions` (sessions
+/// upgraded by STARTTLS), `status_<reason>` for every refusal (`status_tls_required`: a query
+/// in the clear where TLS is required), `dropped_<reason>` for every connection dropped over
+/// bad behaviour (`frame_too_large`, `truncated_frame`, `read_timeout`, `idle_timeout`,
+/// `write_timeout`, `undecodable_message`, `unexpected_message_type`, `unexpected_data`,
+/// `io_error`, `tls_handshake`, `tls_handshake_timeout`, `data_after_starttls`,
+/// `unexpected_starttls`), and on the follower's side `peer_tls_errors`.
 #[derive(Debug, Default)]
 pub struct LeasequeryStats {
     counters: Mutex<BTreeMap<String, u64>>,

@@ -22,8 +22,14 @@
 //! with LQ_END_TIME is MalformedQuery (§9.3). Active leasequery is off unless configured
 //! (§9.1). Times on the wire count seconds from 2000-01-01 UTC ([`super::wire_time`]).
 //!
-//! STARTTLS: there is no TLS here, so it gets a LEASEQUERY-REPLY with TLSConnectionRefused
-//! (§9.1), and the session goes on in the clear.
+//! STARTTLS (RFC 7653 §5.2): with TLS configured ([`LeasequeryContext::tls`]) the server
+//! answers with a STARTTLS of its own and the requestor starts the TLS handshake (it is the
+//! TLS client); the session then goes on over TLS, exactly as before. A requestor whose
+//! certificate does not verify fails the handshake and is dropped (`dropped_tls_handshake`).
+//! Without TLS, STARTTLS gets a LEASEQUERY-REPLY with TLSConnectionRefused and the session
+//! goes on in the clear. With `tls-required`, a query in the clear gets a LEASEQUERY-REPLY
+//! with TLSConnectionRefused and the connection is closed (`status_tls_required`); without
+//! it, an active query in the clear gets the same refusal unless `active-insecure` allows it.
 //!
 //! Shutdown: a query in progress ends with LEASEQUERY-DONE carrying QueryTerminated and
 //! LQ_BASE_TIME.
@@ -35,8 +41,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dhcp_common::dhcpv6::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{split, AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 use tokio::time::{timeout, timeout_at, Instant};
@@ -53,6 +58,7 @@ use crate::lease_events::{LeaseEvent, LeaseEventKind};
 use crate::proto::framing::{encode_frame_into, FrameDecoder};
 use crate::proto::{DhcpOption, Duid, Message, StatusCode};
 use crate::store::{ChangeCursor, ChangeKind, LeaseKey, LeasePages, LeaseStore, StoreError};
+use crate::tls::Stream;
 
 /// Largest query frame accepted; a leasequery request is a few dozen bytes.
 pub const MAX_QUERY_FRAME: usize = 4096;
@@ -86,6 +92,9 @@ pub struct LeasequeryContext {
     pub settings: LeasequerySettings,
     /// Counters.
     pub stats: Arc<LeasequeryStats>,
+    /// TLS (`tls-*` keys): StartTLS upgrades the session with this; `None`: StartTLS is
+    /// refused.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl LeasequeryContext {
@@ -102,6 +111,7 @@ impl LeasequeryContext {
             server_duid: server.server_duid().clone(),
             settings,
             stats,
+            tls: None,
         }
     }
 }
@@ -256,11 +266,15 @@ enum Flow {
     Continue,
     /// Close the connection (shutdown, or the active query ended).
     Close,
+    /// STARTTLS answered: the TLS handshake comes next.
+    StartTls,
 }
 
 struct Session {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: ReadHalf<Stream>,
+    writer: WriteHalf<Stream>,
+    /// Whether the session runs over TLS (after STARTTLS).
+    tls: bool,
     peer: SocketAddr,
     requestor: Ipv6Addr,
     decoder: FrameDecoder,
@@ -281,10 +295,11 @@ impl Session {
         };
         // Small messages go out at once (keepalives, live updates).
         let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = split(Stream::Plain(stream));
         Session {
             reader,
             writer,
+            tls: false,
             peer,
             requestor,
             decoder: FrameDecoder::new(MAX_QUERY_FRAME),
@@ -294,28 +309,98 @@ impl Session {
     }
 
     async fn run(mut self) {
-        match self.serve().await {
+        let ended = loop {
+            match self.serve().await {
+                Ok(Flow::StartTls) => {
+                    let (ctx, peer) = (self.ctx.clone(), self.peer);
+                    match self.upgrade().await {
+                        Ok(session) => self = session,
+                        Err(abort) => {
+                            // The connection is gone with the failed handshake.
+                            drop_counted(&ctx, peer, &abort);
+                            return;
+                        }
+                    }
+                }
+                Ok(_) => break Ok(()),
+                Err(abort) => break Err(abort),
+            }
+        };
+        match ended {
             Ok(()) => {
-                debug!(peer = %self.peer, "leasequery connection closed");
+                debug!(peer = %self.peer, tls = self.tls, "leasequery connection closed");
                 self.ctx.stats.bump("tcp_closed");
             }
-            Err(abort) => {
-                warn!(peer = %self.peer, reason = abort.reason, detail = %abort.detail, "leasequery connection dropped");
-                self.ctx.stats.bump(&format!("dropped_{}", abort.reason));
-            }
+            Err(abort) => drop_counted(&self.ctx, self.peer, &abort),
         }
         let _ = timeout(self.ctx.settings.io_timeout, self.writer.shutdown()).await;
     }
 
-    async fn serve(&mut self) -> Result<(), Abort> {
+    /// The TLS handshake after our STARTTLS, within the I/O timeout; the session over TLS.
+    async fn upgrade(self) -> Result<Session, Abort> {
+        let Some(config) = self.ctx.tls.clone() else {
+            return Err(Abort::new(
+                "internal_error",
+                "STARTTLS accepted without TLS",
+            ));
+        };
+        if self.decoder.buffered_len() > 0 {
+            // The requestor must wait for our STARTTLS before its ClientHello (RFC 7653 §5.2).
+            return Err(Abort::new(
+                "data_after_starttls",
+                format!(
+                    "{} bytes sent after STARTTLS before the server's answer",
+                    self.decoder.buffered_len()
+                ),
+            ));
+        }
+        let Stream::Plain(tcp) = self.reader.unsplit(self.writer) else {
+            return Err(Abort::new("internal_error", "STARTTLS on a TLS session"));
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let tls = match timeout(self.ctx.settings.io_timeout, acceptor.accept(tcp)).await {
+            Err(_) => {
+                return Err(Abort::new(
+                    "tls_handshake_timeout",
+                    "the TLS handshake did not complete in time",
+                ))
+            }
+            Ok(Err(err)) => return Err(Abort::new("tls_handshake", err.to_string())),
+            Ok(Ok(tls)) => tls,
+        };
+        let (_, connection) = tls.get_ref();
+        let client_certificate = connection
+            .peer_certificates()
+            .is_some_and(|c| !c.is_empty());
+        debug!(
+            peer = %self.peer,
+            version = ?connection.protocol_version(),
+            client_certificate,
+            "leasequery session upgraded to TLS"
+        );
+        self.ctx.stats.bump("tls_sessions");
+        let (reader, writer) = split(Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls))));
+        Ok(Session {
+            reader,
+            writer,
+            tls: true,
+            peer: self.peer,
+            requestor: self.requestor,
+            decoder: FrameDecoder::new(MAX_QUERY_FRAME),
+            ctx: self.ctx,
+            shutdown: self.shutdown,
+        })
+    }
+
+    async fn serve(&mut self) -> Result<Flow, Abort> {
         loop {
             let mut shutdown = self.shutdown.clone();
             let frame = tokio::select! {
                 frame = read_frame(&mut self.reader, &mut self.decoder, &self.ctx.settings) => frame?,
-                _ = wait_shutdown(&mut shutdown) => return Ok(()),
+                _ = wait_shutdown(&mut shutdown) => return Ok(Flow::Close),
             };
             let Some(frame) = frame else {
-                return Ok(());
+                return Ok(Flow::Close);
             };
             let message = Message::decode(&frame)
                 .map_err(|err| Abort::new("undecodable_message", err.to_string()))?;
@@ -330,15 +415,23 @@ impl Session {
                     ))
                 }
             };
-            if let Flow::Close = flow {
-                return Ok(());
+            if !matches!(flow, Flow::Continue) {
+                return Ok(flow);
             }
         }
     }
 
-    /// Writes one framed message (or several, pre-framed) within the I/O timeout.
+    /// Writes one framed message (or several, pre-framed) within the I/O timeout, flushed.
+    /// Over TLS the flush matters: a record the socket did not take at once stays in rustls's
+    /// buffer until the next write or flush, and the last message of an answer must not wait
+    /// for one.
     async fn write(&mut self, bytes: &[u8]) -> Result<(), Abort> {
-        match timeout(self.ctx.settings.io_timeout, self.writer.write_all(bytes)).await {
+        let writer = &mut self.writer;
+        let write_all = async {
+            writer.write_all(bytes).await?;
+            writer.flush().await
+        };
+        match timeout(self.ctx.settings.io_timeout, write_all).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(Abort::new("io_error", err.to_string())),
             Err(_) => Err(Abort::new(
@@ -376,11 +469,29 @@ impl Session {
         self.send(&reply).await
     }
 
-    /// STARTTLS (RFC 7653 §9.1): this server has no TLS, so the answer is a LEASEQUERY-REPLY
-    /// with TLSConnectionRefused. The connection stays as it was: an allowed requestor may go
-    /// on in the clear (where the configuration allows active leasequery without TLS).
+    /// STARTTLS (RFC 7653 §5.2, §9.1). With TLS configured, an allowed requestor gets a
+    /// STARTTLS back and the handshake follows ([`Session::upgrade`]); one outside the
+    /// allow-list gets NotAllowed and is disconnected. Without TLS the answer is a
+    /// LEASEQUERY-REPLY with TLSConnectionRefused, and the connection stays as it was: an
+    /// allowed requestor may go on in the clear (where the configuration allows it).
     async fn starttls(&mut self, query: Message) -> Result<Flow, Abort> {
         self.ctx.stats.bump("starttls_received");
+        if self.tls {
+            return Err(Abort::new(
+                "unexpected_starttls",
+                "STARTTLS on a session already under TLS",
+            ));
+        }
+        if self.ctx.tls.is_some() {
+            if !self.ctx.settings.is_allowed(self.requestor) {
+                let err = QueryError::NotAllowed("requestor is not in the leasequery allow-list");
+                self.refuse(&query, &err).await?;
+                return Ok(Flow::Close);
+            }
+            let answer = reply_skeleton(MSG_STARTTLS, &query, &self.ctx.server_duid);
+            self.send(&answer).await?;
+            return Ok(Flow::StartTls);
+        }
         let mut reply = reply_skeleton(MSG_LEASEQUERY_REPLY, &query, &self.ctx.server_duid);
         reply.push(DhcpOption::StatusCode(StatusCode {
             code: STATUS_TLS_CONNECTION_REFUSED,
@@ -420,8 +531,23 @@ impl Session {
         Ok((parsed, selector))
     }
 
+    /// `tls-required` and a query in the clear: TLSConnectionRefused, and the connection is
+    /// closed (the requestor may come back and StartTLS).
+    async fn refuse_in_clear(&mut self, query: &Message) -> Result<Option<Flow>, Abort> {
+        if self.tls || !self.ctx.settings.tls_required {
+            return Ok(None);
+        }
+        let err =
+            QueryError::TlsRequired("this server takes queries over TLS only: send StartTLS first");
+        self.refuse(query, &err).await?;
+        Ok(Some(Flow::Close))
+    }
+
     async fn bulk(&mut self, query: Message) -> Result<Flow, Abort> {
         self.ctx.stats.bump("bulk_queries");
+        if let Some(flow) = self.refuse_in_clear(&query).await? {
+            return Ok(flow);
+        }
         let (parsed, selector) = match self.prepare(&query, parse_query) {
             Ok(prepared) => prepared,
             Err(err) => {
@@ -474,8 +600,17 @@ impl Session {
 
     async fn active(&mut self, query: Message) -> Result<Flow, Abort> {
         self.ctx.stats.bump("active_queries");
+        if let Some(flow) = self.refuse_in_clear(&query).await? {
+            return Ok(flow);
+        }
         if !self.ctx.settings.active_enabled {
             let err = QueryError::NotSupported("active leasequery is disabled on this server");
+            return self.refuse_query(&query, &err).await;
+        }
+        if !self.tls && self.ctx.settings.active_requires_tls {
+            let err = QueryError::TlsRequired(
+                "active leasequery runs over TLS only here: send StartTLS first",
+            );
             return self.refuse_query(&query, &err).await;
         }
         let (parsed, mut selector) = match self.prepare(&query, parse_active_query) {
@@ -679,10 +814,16 @@ impl ActiveStream {
     }
 }
 
+/// Counts and logs a dropped connection.
+fn drop_counted(ctx: &LeasequeryContext, peer: SocketAddr, abort: &Abort) {
+    warn!(%peer, reason = abort.reason, detail = %abort.detail, "leasequery connection dropped");
+    ctx.stats.bump(&format!("dropped_{}", abort.reason));
+}
+
 /// Reads one frame: `Ok(None)` on a clean close between frames. Waiting for a frame to start
 /// is bounded by the idle timeout, a started frame by the I/O timeout.
 async fn read_frame(
-    reader: &mut OwnedReadHalf,
+    reader: &mut (impl AsyncRead + Unpin),
     decoder: &mut FrameDecoder,
     settings: &LeasequerySettings,
 ) -> Result<Option<Bytes>, Abort> {

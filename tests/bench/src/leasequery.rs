@@ -121,6 +121,7 @@ pub fn run(dir: &Path, count: u32, progress: impl Fn(u64)) -> Result<LeasequeryR
             server_duid: Duid::new(vec![0, 3, 0, 1, 0x02, 0x53, 0, 0, 0, 1])?,
             settings,
             stats: Arc::new(LeasequeryStats::new()),
+            tls: None,
         });
         let listener = tokio::net::TcpListener::bind("[::1]:0").await?;
         let addr = listener.local_addr()?;

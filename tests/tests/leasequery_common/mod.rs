@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -128,6 +130,25 @@ impl Fixture {
         store: Arc<SqliteStore>,
         dir: PathBuf,
     ) -> Fixture {
+        Fixture::with_tls(settings, store, dir, None).await
+    }
+
+    /// The service with TLS: StartTLS upgrades sessions with `tls`.
+    pub async fn start_tls(
+        settings: LeasequerySettings,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Fixture {
+        let dir = temp_dir("svc-tls");
+        let store = Arc::new(SqliteStore::open(dir.join("leases.db")).unwrap());
+        Fixture::with_tls(settings, store, dir, Some(tls)).await
+    }
+
+    pub async fn with_tls(
+        settings: LeasequerySettings,
+        store: Arc<SqliteStore>,
+        dir: PathBuf,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Fixture {
         let events = events::channel();
         let stats = Arc::new(LeasequeryStats::new());
         let sender = events.clone();
@@ -137,6 +158,7 @@ impl Fixture {
             server_duid: Duid::new(SERVER_DUID.to_vec()).unwrap(),
             settings,
             stats: stats.clone(),
+            tls,
         });
         let listener = TcpListener::bind("[::1]:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
