@@ -228,7 +228,13 @@ fn two_controllers_grant_uniquely_and_take_over_a_dead_ones_clients() {
         )
         .unwrap();
     client.exec("ip", ["link", "set", "br0", "up"]).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // perfdhcp sends from br0's link-local address: wait until it is there and usable.
+    wait_until("br0's link-local address", Duration::from_secs(10), || {
+        client
+            .exec("ip", ["-6", "addr", "show", "dev", "br0", "scope", "link"])
+            .is_ok_and(|out| out.contains("fe80::") && !out.contains("tentative"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
 
     let mut a = Controller::new("a", a_ns, a_link, &database);
     let mut b = Controller::new("b", b_ns, b_link, &database);
