@@ -93,6 +93,12 @@ pub const STATUS_CATCH_UP_COMPLETE: u16 = 13;
 pub const STATUS_NOT_SUPPORTED: u16 = 14;
 pub const STATUS_TLS_CONNECTION_REFUSED: u16 = 15;
 
+/// The Status Code message of a Reply to a Confirm whose addresses are all on the link (RFC 8415
+/// section 18.3.3). The controller and the fast path send these exact bytes.
+pub const CONFIRM_ON_LINK_MESSAGE: &str = "all addresses on link";
+/// The Status Code message of a Reply to a Confirm naming an address not on the link.
+pub const CONFIRM_NOT_ON_LINK_MESSAGE: &str = "addresses not on link";
+
 // Leasequery query types (RFC 5007, RFC 5460).
 pub const QUERY_BY_ADDRESS: u8 = 1;
 pub const QUERY_BY_CLIENTID: u8 = 2;

@@ -62,6 +62,13 @@ pub const RELAY_SELECT_BY_ADDRESS: u8 = 2;
 pub const BINDING_HAS_NA: u8 = 1;
 /// `BindingValue::flags`: the binding holds an IA_PD with one prefix.
 pub const BINDING_HAS_PD: u8 = 2;
+/// `BindingValue::flags`: a lease of the binding is in the redundant peer's half of the pools
+/// (and not the client's reservation). The controller extends it on a Renew or Rebind (a
+/// failover) but never hands it out on a Solicit or Request, so the fast path answers only
+/// those two.
+pub const BINDING_RENEW_ONLY: u8 = 4;
+/// The `BindingValue::flags` bits naming the binding's IAs.
+pub const BINDING_IAS: u8 = BINDING_HAS_NA | BINDING_HAS_PD;
 
 /// A client's binding as the fast path needs it: at most one IA_NA with one address and one
 /// IA_PD with one prefix (the shape of nearly every CPE and host). Clients with more IAs, or
@@ -81,10 +88,13 @@ pub struct BindingValue {
     pub pd_prefix: [u8; 16],
     /// Index into `SUBNETS`: the subnet the binding was granted on.
     pub subnet: u16,
-    /// `BINDING_HAS_NA` | `BINDING_HAS_PD`.
+    /// `BINDING_HAS_NA` | `BINDING_HAS_PD`, and `BINDING_RENEW_ONLY`.
     pub flags: u8,
     pub pd_len: u8,
-    pub _pad: [u8; 4],
+    /// Ifindex of the interface the binding's leases were granted through (0: unknown). Filled
+    /// only with `interface-client-limit` set (`GlobalConfig::interface_client_limit`): the
+    /// controller may refuse a Solicit or Request arriving elsewhere, so those are passed on.
+    pub ifindex: u32,
 }
 
 /// Per-subnet settings the fast path answers with. Written by the controller.
@@ -149,7 +159,10 @@ pub struct GlobalConfig {
     /// relayed requests they could apply to are passed on (with addresses, every relayed one;
     /// with Interface-IDs, those carrying an Interface-ID).
     pub relay_selectors: u8,
-    pub _pad: u8,
+    /// 1 when `interface-client-limit` is set: a Solicit or Request of a known client arriving
+    /// on another interface than its binding's (`BindingValue::ifindex`) is passed on, as the
+    /// controller may refuse it when that interface is full.
+    pub interface_client_limit: u8,
     /// Per-CPU budget of packets passed on per second (0: unlimited). See `PASS_BUDGET`.
     pub pass_rate_per_cpu: u32,
     pub server_duid: [u8; FAST_SERVER_DUID_MAX],
@@ -173,7 +186,7 @@ pub struct RenewalEvent {
     pub at_ns: u64,
     pub key: BindingKey,
     pub ifindex: u32,
-    /// DHCPv6 message type answered (Renew, Rebind, Solicit).
+    /// DHCPv6 message type answered (Renew, Rebind, Request, Solicit).
     pub msg_type: u8,
     /// 1 when the request came through a relay.
     pub relayed: u8,
@@ -222,6 +235,13 @@ pub mod stat {
         TX_SOLICIT_ADVERTISE = "tx_solicit_advertise",
         TX_SOLICIT_REPLY = "tx_solicit_reply",
         TX_INFORMATION_REQUEST = "tx_information_request",
+        /// A Request naming the client's existing binding (RFC 8415 section 18.3.2), answered
+        /// with the Reply that extends it, as a Renew's.
+        TX_REQUEST = "tx_request",
+        /// A Confirm whose addresses are all on the link: Reply with Status Success.
+        TX_CONFIRM = "tx_confirm",
+        /// A Confirm whose address is not on the link: Reply with Status NotOnLink.
+        TX_CONFIRM_NOT_ON_LINK = "tx_confirm_not_on_link",
         PASS_NOT_DHCP = "pass_not_dhcp",
         PASS_DISABLED = "pass_disabled",
         PASS_MALFORMED = "pass_malformed",
@@ -257,6 +277,18 @@ pub mod stat {
         /// A relayed request while some subnet is selected by relay Interface-ID or address
         /// (the controller's rule, not the fast path's).
         PASS_RELAY_SELECTOR = "pass_relay_selector",
+        /// A Confirm the fast path cannot judge: no IA_NA with an address (the controller drops
+        /// it), or with more than one.
+        PASS_CONFIRM_NO_ADDRESS = "pass_confirm_no_address",
+        /// A known client's Solicit or Request on another interface than its binding's, with
+        /// `interface-client-limit` set: the controller may refuse it there.
+        PASS_CLIENT_LIMIT = "pass_client_limit",
+        /// A Confirm whose address is in another subnet's prefix: on the link when that subnet
+        /// shares the link (a shared network), which the controller judges.
+        PASS_CONFIRM_OTHER_SUBNET = "pass_confirm_other_subnet",
+        /// A known client's Solicit or Request whose binding holds a lease of the redundant
+        /// peer's half of the pools: the controller gives it one of its own half.
+        PASS_PEER_HALF = "pass_peer_half",
     }
 
     /// Each name is its constant's identifier in lower case.

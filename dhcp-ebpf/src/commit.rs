@@ -2,15 +2,15 @@
 //! report on the `EVENTS` ring buffer (the controller makes it durable within a second).
 
 use crate::{maps::*, scratch::*, state::*};
-use dhcp_common::{BindingKey, BindingValue};
+use dhcp_common::{BindingKey, BindingValue, BINDING_IAS};
 
-/// Moves the binding's expiry on after a renewal (Renew, Rebind, Rapid-Commit Solicit) that
-/// `decide` accepted and `st.new_expires` holds.
+/// Moves the binding's expiry on after a renewal (Renew, Rebind, Request, Rapid-Commit Solicit)
+/// that `decide` accepted and `st.new_expires` holds.
 #[inline(always)]
 pub(crate) fn move_expiry(b: &mut BindingValue, st: &State) {
     // The map's expiry is the earliest of the binding's IAs: it moves on only when all of
     // them were renewed (the controller re-reads the store once the renewal is durable).
-    if st.renewed_ias == b.flags {
+    if st.renewed_ias == b.flags & BINDING_IAS {
         b.expires = st.new_expires;
     }
 }

@@ -7,7 +7,7 @@ use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
     dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
-    BINDING_HAS_PD, FAST_DUID_MAX, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS,
+    BINDING_HAS_PD, BINDING_RENEW_ONLY, FAST_DUID_MAX, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS,
     RELAY_SELECT_BY_INTERFACE_ID,
 };
 
@@ -117,6 +117,21 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
             }
             (MSG_REPLY, stat::TX_REBIND, 1)
         }
+        // A Request of a client whose binding exists: the controller extends it, as a Renew
+        // (RFC 8415 section 18.3.2; `Ctx::request` chooses the binding first).
+        MSG_REQUEST => {
+            if r.server_ids != 1 {
+                return Err(stat::PASS_SERVER_ID);
+            }
+            (MSG_REPLY, stat::TX_REQUEST, 1)
+        }
+        // Confirm carries no Server ID (section 16.5); the reason is refined in `confirm`.
+        MSG_CONFIRM => {
+            if r.server_ids != 0 {
+                return Err(stat::PASS_SERVER_ID);
+            }
+            (MSG_REPLY, stat::TX_CONFIRM, 0)
+        }
         MSG_SOLICIT => {
             if r.server_ids != 0 {
                 return Err(stat::PASS_SERVER_ID);
@@ -152,6 +167,10 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     }
 
     st.has_binding = 0;
+    st.has_status = 0;
+    if r.msg_type == MSG_CONFIRM {
+        return confirm(sc, req, st);
+    }
     if r.msg_type == MSG_INFORMATION_REQUEST {
         if r.client_ids == 1 && r.client_id_len > FAST_DUID_MAX {
             return Err(stat::PASS_UNSUPPORTED);
@@ -194,8 +213,21 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if b.expires <= now {
         return Err(stat::PASS_EXPIRED);
     }
-    // Renew and Rebind must name the bound address/prefix; a Solicit may leave it out.
-    if !ias_match(req, r, b, r.msg_type != MSG_SOLICIT) {
+    // The controller may refuse a known client's Solicit or Request on a full interface unless
+    // one of its leases came through it (`Ctx::over_client_limit`).
+    let hands_out = r.msg_type == MSG_SOLICIT || r.msg_type == MSG_REQUEST;
+    if cfg.interface_client_limit == 1 && hands_out && b.ifindex != st.ifindex {
+        return Err(stat::PASS_CLIENT_LIMIT);
+    }
+    // A lease of the redundant peer's half: the controller gives a Solicit or Request one of
+    // its own instead (`Ctx::binding`).
+    if hands_out && b.flags & BINDING_RENEW_ONLY != 0 {
+        return Err(stat::PASS_PEER_HALF);
+    }
+    // Renew and Rebind must name the bound address/prefix; a Solicit or a Request may leave it
+    // out (the controller chooses the binding before any hint).
+    let need_addr = r.msg_type == MSG_RENEW || r.msg_type == MSG_REBIND;
+    if !ias_match(req, r, b, need_addr) {
         return Err(stat::PASS_IA_MISMATCH);
     }
     // SAFETY: a map value and a scratch field, both `BindingValue`s, never the same memory (a
@@ -212,6 +244,47 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         st.renewed_ias = (if r.na_count == 1 { BINDING_HAS_NA } else { 0 })
             | (if r.pd_count == 1 { BINDING_HAS_PD } else { 0 });
         move_expiry(b, st);
+    }
+    Ok(())
+}
+
+/// A Confirm (RFC 8415 section 18.3.3), as the controller's `Ctx::confirm` decides it: with the
+/// address of its one IA_NA inside the prefix of the subnet serving the request, Success; in no
+/// subnet's prefix, NotOnLink; either way with no IA and no requested option. It needs no
+/// binding. Subnet prefixes never overlap (the configuration refuses it) and `LINKS` holds each
+/// one. An address of another subnet is passed on: that subnet may share the link (a shared
+/// network), which only the controller knows.
+#[inline(always)]
+fn confirm(sc: *mut Scratch, req: *const u8, st: &mut State) -> Result<(), Reason> {
+    let r = &st.r;
+    if r.client_ids != 1 {
+        return Err(stat::PASS_MALFORMED);
+    }
+    if r.client_id_len > FAST_DUID_MAX {
+        return Err(stat::PASS_DUID_TOO_LONG);
+    }
+    if r.na_count != 1 || r.na_has_addr != 1 {
+        return Err(stat::PASS_CONFIRM_NO_ADDRESS);
+    }
+    // SAFETY: the scratch slot's LPM key, used by nothing else while this reference lives.
+    let key = unsafe { &mut (*sc).link_key };
+    key.prefix_len = 128;
+    copy_fixed::<16>(key.data.as_mut_ptr(), 0, req, r.na_addr_off);
+    // Another subnet's prefix may be on this link too (a shared network): the controller judges.
+    let on_link = match LINKS.get(key) {
+        Some(&subnet) if subnet as u32 == st.subnet_index => true,
+        Some(_) => return Err(stat::PASS_CONFIRM_OTHER_SUBNET),
+        None => false,
+    };
+    st.want_dns = 0;
+    st.want_domain = 0;
+    st.want_refresh = 0;
+    st.has_status = 1;
+    if on_link {
+        st.status_code = STATUS_SUCCESS as u8;
+    } else {
+        st.status_code = STATUS_NOT_ON_LINK as u8;
+        st.reason = stat::TX_CONFIRM_NOT_ON_LINK as u8;
     }
     Ok(())
 }

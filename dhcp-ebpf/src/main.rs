@@ -1,8 +1,8 @@
 //! XDP fast path for DHCPv6.
 //!
-//! Answers Renew, Rebind, Solicit from known clients and Information-Request straight from BPF
-//! maps the controller fills, producing the reply the controller would send, byte for byte
-//! (docs/fastpath.md). Everything it cannot answer exactly is passed on untouched.
+//! Answers Renew, Rebind, Solicit and Request from known clients, Confirm and Information-Request
+//! straight from BPF maps the controller fills, producing the reply the controller would send,
+//! byte for byte (docs/fastpath.md). Everything it cannot answer exactly is passed on untouched.
 //!
 //! Shape: the entry copies the frame into a per-CPU scratch buffer (`bpf_xdp_load_bytes`), then
 //! runs the pipeline, one file per stage: `parse` (frame, relay hop, options), `decide` (policy),

@@ -77,6 +77,9 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
             o = put_ia_na(out, o, r, b, subnet);
         }
     }
+    if st.has_status == 1 {
+        o = put_status(out, o, st.status_code);
+    }
     if st.reply_type == MSG_ADVERTISE && subnet.send_preference == 1 {
         let p = at(out, o);
         put16(p, 0, OPT_PREFERENCE);
@@ -232,4 +235,32 @@ pub(crate) fn put_ia_pd(
     put8(p, 28, b.pd_len);
     copy::<16>(p.wrapping_add(29), b.pd_prefix.as_ptr());
     o + 4 + IA_PD_WITH_PREFIX
+}
+
+/// A message-level Status Code (a Confirm's Reply) at `o`: Success or NotOnLink with the
+/// controller's text for it (`dhcp_common::dhcpv6`, shared). Returns the offset after it.
+#[inline(always)]
+fn put_status(out: *mut u8, o: usize, code: u8) -> usize {
+    let p = at(out, o);
+    put16(p, 0, OPT_STATUS_CODE);
+    put16(p, 4, code as u16);
+    // Each text a constant, so the copy unrolls into immediate stores (no read of `.rodata`).
+    let len = if code as u16 == STATUS_SUCCESS {
+        put_text(p, 6, CONFIRM_ON_LINK_MESSAGE.as_bytes())
+    } else {
+        put_text(p, 6, CONFIRM_NOT_ON_LINK_MESSAGE.as_bytes())
+    };
+    put16(p, 2, (2 + len) as u16);
+    o + 6 + len
+}
+
+/// Writes the constant `text` at `p + k`; returns its length.
+#[inline(always)]
+fn put_text(p: *mut u8, k: usize, text: &'static [u8]) -> usize {
+    let mut i = 0;
+    while i < text.len() {
+        put8(p, k + i, text[i]);
+        i += 1;
+    }
+    text.len()
 }

@@ -84,6 +84,9 @@ pub struct State {
     pub want_refresh: u8,
     pub reason: u8,
     pub renewed_ias: u8,
+    /// 1 when the reply carries a message-level Status Code (a Confirm's), `status_code`.
+    pub has_status: u8,
+    pub status_code: u8,
 }
 
 /// Stage result meaning "carry on" (every other value is a `stat` reason).

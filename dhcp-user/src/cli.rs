@@ -349,9 +349,13 @@ pub fn format_bindings(rows: &[Binding]) -> String {
     );
     for row in rows {
         out.push_str(&format!(
-            "{:<30} {:>10} {:<3} {:<28} {:<9} {:>9}s {}\n",
+            "{:<30} {:>10} {:<3} {:<28} {:<9} {:>9}s {}",
             row.duid, row.iaid, row.ia, row.lease, row.state, row.expires_in, row.interface
         ));
+        if let Some(line) = &row.line {
+            out.push_str(&format!(" (line {line})"));
+        }
+        out.push('\n');
     }
     out.push_str(&format!("{} binding(s)\n", rows.len()));
     out

@@ -10,7 +10,10 @@
 //! state-dir = "/var/lib/dhcp-user"
 //! interfaces = ["eth1"]
 //! interface-client-limit = 1000                   # optional
+//! line-identity = "remote-id"                     # optional: what names a subscriber's line
+//! line-client-limit = 1                           # optional, with line-identity
 //! grace-period = 3600                              # default 3600 s
+//! history-retention = 86400                        # change history kept, default a day
 //! max-lease-time = 86400                           # optional cap on every lifetime
 //!
 //! [metrics]
@@ -35,9 +38,11 @@
 //! [[subnet]]
 //! id = 1
 //! prefix = "2001:db8:1::/64"
-//! interface = "eth1"
+//! interfaces = ["eth1", "eth1.1??"]              # an interface group (or `interface = "eth1"`)
+//! shared-network = "campus"                       # optional: subnets of one link, tried in order
 //! pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]
 //! pd-pools = [{ prefix = "2001:db8:8000::/40", delegated-length = 56 }]
+//! reservations = [{ remote-id = { enterprise = 3561, id = "aa01" }, prefix = "2001:db8:9::/56" }]
 //! ```
 
 use std::collections::HashMap;
@@ -57,6 +62,10 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/dhcp-user";
 pub const DEFAULT_GRACE_PERIOD: u32 = 3600;
 /// Default time (seconds) a declined address is kept out of use.
 pub const DEFAULT_DECLINE_PROBATION: u32 = 86400;
+/// Default time (seconds) the store keeps its change history (what leasequery catch-ups read).
+pub const DEFAULT_HISTORY_RETENTION: u32 = 86400;
+/// The shortest change history allowed (seconds): the history is pruned once a minute.
+pub const MIN_HISTORY_RETENTION: u32 = 60;
 /// Default preferred lifetime of a subnet (seconds).
 pub const DEFAULT_PREFERRED_LIFETIME: u32 = 3600;
 /// Default valid lifetime of a subnet (seconds).
@@ -145,12 +154,21 @@ pub struct Config {
     pub interfaces: Vec<String>,
     /// New clients per interface beyond this are refused (existing ones keep renewing).
     pub interface_client_limit: Option<u32>,
+    /// Which relay-supplied identity names a client's line (access port, subscriber): what
+    /// `line-client-limit` counts by and sticky delegation follows. `None`: no line identity.
+    pub line_identity: Option<LineKind>,
+    /// New clients per line beyond this are refused (clients with a binding keep renewing).
+    pub line_client_limit: Option<u32>,
+    /// Sticky delegation by line: a new DUID on a line gets the line's previous lease back.
+    pub line_sticky: bool,
     /// Seconds after expiry (or release) before a lease's address/prefix goes to another client.
     pub grace_period: u32,
     /// Cap on every preferred/valid lifetime handed out, seconds.
     pub max_lease_time: Option<u32>,
     /// Seconds a declined address stays out of use.
     pub decline_probation: u32,
+    /// Seconds the store keeps each lease change in its history (leasequery catch-ups).
+    pub history_retention: u32,
     /// Prometheus listener.
     pub metrics: Option<MetricsConfig>,
     /// Where the leases are kept.
@@ -335,8 +353,12 @@ pub struct Subnet {
     pub id: u32,
     /// The link's prefix.
     pub prefix: Ipv6Net,
-    /// The interface whose direct clients use this subnet (else matched by interface address).
-    pub interface: Option<String>,
+    /// The interfaces whose direct clients use this subnet (names, or patterns with `*` and `?`:
+    /// an interface group); empty: matched by interface address.
+    pub interfaces: Vec<String>,
+    /// The shared network the subnet belongs to: subnets of one link, tried in file order when
+    /// a pool is exhausted.
+    pub shared_network: Option<String>,
     /// IA_NA address ranges.
     pub pools: Vec<AddressPool>,
     /// IA_PD pools.
@@ -414,18 +436,171 @@ impl PdPool {
     }
 }
 
-/// A host reservation: this DUID always gets this address and/or prefix.
+/// A host reservation: this client (by DUID, or by its line) always gets this address and/or
+/// prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    /// The client DUID.
-    pub duid: Vec<u8>,
+    /// Who the reservation is for.
+    pub client: ReservedClient,
     /// Its IA_NA address.
     pub address: Option<Ipv6Addr>,
     /// Its IA_PD prefix.
     pub prefix: Option<Ipv6Net>,
 }
 
+/// Who a reservation is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReservedClient {
+    /// The client with this DUID.
+    Duid(Vec<u8>),
+    /// Whichever client comes from this line (a relay-supplied identity).
+    Line(LineId),
+}
+
+impl ReservedClient {
+    /// The DUID, for a reservation by DUID.
+    pub fn duid(&self) -> Option<&[u8]> {
+        match self {
+            ReservedClient::Duid(duid) => Some(duid),
+            ReservedClient::Line(_) => None,
+        }
+    }
+}
+
+/// The relay-supplied identities a line can be known by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineKind {
+    /// Interface-ID (18, RFC 8415): the relay's name for the port.
+    InterfaceId,
+    /// Remote-ID (37, RFC 4649): enterprise number and the id.
+    RemoteId,
+    /// Subscriber-ID (38, RFC 4580).
+    SubscriberId,
+    /// Client Link-Layer Address (79, RFC 6939): link-layer type and address.
+    ClientLinklayerAddress,
+}
+
+impl LineKind {
+    /// The key naming it in the configuration.
+    pub fn key(self) -> &'static str {
+        match self {
+            LineKind::InterfaceId => "interface-id",
+            LineKind::RemoteId => "remote-id",
+            LineKind::SubscriberId => "subscriber-id",
+            LineKind::ClientLinklayerAddress => "client-linklayer-address",
+        }
+    }
+
+    /// One byte naming the kind where a line identity is stored.
+    pub fn tag(self) -> u8 {
+        match self {
+            LineKind::InterfaceId => 1,
+            LineKind::RemoteId => 2,
+            LineKind::SubscriberId => 3,
+            LineKind::ClientLinklayerAddress => 4,
+        }
+    }
+}
+
+/// One line identity: its kind and the option's body as the relay sends it (Remote-ID: the
+/// enterprise number then the id; client link-layer address: the type then the address).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LineId {
+    /// Which option.
+    pub kind: LineKind,
+    /// The option's body.
+    pub value: Vec<u8>,
+}
+
+impl LineId {
+    /// The line of a stored form ([`LineId::stored`]); `None` for an unknown tag.
+    pub fn from_stored(stored: &[u8]) -> Option<LineId> {
+        let (&tag, value) = stored.split_first()?;
+        let kind = [
+            LineKind::InterfaceId,
+            LineKind::RemoteId,
+            LineKind::SubscriberId,
+            LineKind::ClientLinklayerAddress,
+        ]
+        .into_iter()
+        .find(|kind| kind.tag() == tag)?;
+        Some(LineId {
+            kind,
+            value: value.to_vec(),
+        })
+    }
+
+    /// The form kept with a lease (the `line` column): the kind's tag, then the value.
+    pub fn stored(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(1 + self.value.len());
+        bytes.push(self.kind.tag());
+        bytes.extend_from_slice(&self.value);
+        bytes
+    }
+}
+
+impl fmt::Display for LineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.key(), hex::encode(&self.value))
+    }
+}
+
+/// True if interface `name` matches `pattern`: `*` any run of characters, `?` one character,
+/// anything else itself.
+pub fn interface_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+/// True if `name` contains a pattern character.
+pub fn is_interface_pattern(name: &str) -> bool {
+    name.contains(['*', '?'])
+}
+
+impl Subnet {
+    /// True if direct clients on `interface` use this subnet by its `interfaces` key.
+    pub fn serves_interface(&self, interface: &str) -> bool {
+        self.interfaces
+            .iter()
+            .any(|pattern| interface_matches(pattern, interface))
+    }
+}
+
 impl Config {
+    /// The subnets tried, in order, for a client that `subnet` (an index) serves: the subnet
+    /// itself first, then the rest of its shared network in file order.
+    pub fn shared_with(&self, subnet: usize) -> Vec<usize> {
+        let mut order = vec![subnet];
+        if let Some(name) = &self.subnets[subnet].shared_network {
+            order.extend(
+                self.subnets
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, s)| *i != subnet && s.shared_network.as_ref() == Some(name))
+                    .map(|(i, _)| i),
+            );
+        }
+        order
+    }
+
+    /// True when some reservation is by line.
+    pub fn reserves_by_line(&self) -> bool {
+        self.subnets.iter().any(|s| {
+            s.reservations
+                .iter()
+                .any(|r| matches!(r.client, ReservedClient::Line(_)))
+        })
+    }
+
     /// True when some subnet is selected by its relays' Interface-IDs.
     pub fn selects_by_relay_interface_id(&self) -> bool {
         self.subnets
@@ -550,9 +725,13 @@ struct RawConfig {
     #[serde(default)]
     interfaces: Vec<String>,
     interface_client_limit: Option<u32>,
+    line_identity: Option<Spanned<LineKind>>,
+    line_client_limit: Option<Spanned<u32>>,
+    line_sticky: Option<Spanned<bool>>,
     grace_period: Option<u32>,
     max_lease_time: Option<Spanned<u32>>,
     decline_probation: Option<u32>,
+    history_retention: Option<Spanned<u32>>,
     metrics: Option<RawMetrics>,
     lease_database: Option<RawLeaseDatabase>,
     leasequery: Option<RawLeasequery>,
@@ -640,7 +819,9 @@ pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
 struct RawSubnet {
     id: Option<Spanned<u32>>,
     prefix: Spanned<Prefix>,
-    interface: Option<String>,
+    interface: Option<Spanned<String>>,
+    interfaces: Option<Spanned<Vec<String>>>,
+    shared_network: Option<Spanned<String>>,
     #[serde(default)]
     pools: Vec<RawPool>,
     #[serde(default)]
@@ -682,9 +863,37 @@ struct RawPdPool {
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RawReservation {
-    duid: Spanned<HexBytes>,
+    duid: Option<Spanned<HexBytes>>,
+    remote_id: Option<Spanned<RawRemoteId>>,
+    interface_id: Option<Spanned<String>>,
+    subscriber_id: Option<Spanned<String>>,
+    client_linklayer_address: Option<Spanned<Mac>>,
     address: Option<Spanned<Ipv6Addr>>,
     prefix: Option<Spanned<Prefix>>,
+}
+
+/// `remote-id = { enterprise = 3561, id = "00:11:22" }`.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawRemoteId {
+    enterprise: u32,
+    id: HexBytes,
+}
+
+/// An Ethernet MAC address, `00:11:22:33:44:55` (or with `-`, or without separators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mac([u8; 6]);
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = parse_hex(&text).map_err(serde::de::Error::custom)?;
+        <[u8; 6]>::try_from(bytes.as_slice()).map(Mac).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a MAC address (6 bytes, 00:11:22:33:44:55)"
+            ))
+        })
+    }
 }
 
 /// Hex bytes, optionally separated by `:` or `-` (`00:01:00:01:...` as DUIDs are often printed).
@@ -789,6 +998,37 @@ impl Validator<'_> {
             spans.push(subnet_spans);
         }
         self.check_across_subnets(&subnets, &spans)?;
+        let line_identity = raw.line_identity.as_ref().map(|k| *k.get_ref());
+        let needs_identity = |key: &str, span: Range<usize>| {
+            self.invalid(
+                Some(span),
+                key.into(),
+                "needs `line-identity` (which relay option names a line: \"interface-id\", \
+                 \"remote-id\", \"subscriber-id\" or \"client-linklayer-address\")"
+                    .into(),
+            )
+        };
+        let line_client_limit = match &raw.line_client_limit {
+            Some(limit) if line_identity.is_none() => {
+                return Err(needs_identity("line-client-limit", limit.span()))
+            }
+            Some(limit) if *limit.get_ref() == 0 => {
+                return Err(self.invalid(
+                    Some(limit.span()),
+                    "line-client-limit".into(),
+                    "must be at least 1".into(),
+                ))
+            }
+            Some(limit) => Some(*limit.get_ref()),
+            None => None,
+        };
+        let line_sticky = match &raw.line_sticky {
+            Some(sticky) if line_identity.is_none() && *sticky.get_ref() => {
+                return Err(needs_identity("line-sticky", sticky.span()))
+            }
+            Some(sticky) => *sticky.get_ref(),
+            None => line_identity.is_some(),
+        };
         let control_socket_group = match raw.control_socket_group {
             Some(group) => {
                 let span = group.span();
@@ -804,6 +1044,17 @@ impl Validator<'_> {
             }
             None => None,
         };
+        let history_retention = match &raw.history_retention {
+            Some(v) if *v.get_ref() < MIN_HISTORY_RETENTION => {
+                return Err(self.invalid(
+                    Some(v.span()),
+                    "history-retention".into(),
+                    format!("must be at least {MIN_HISTORY_RETENTION} seconds"),
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => DEFAULT_HISTORY_RETENTION,
+        };
         Ok(Config {
             server_duid: raw.server_duid.map(|d| d.into_inner().0),
             control_socket_group,
@@ -812,9 +1063,13 @@ impl Validator<'_> {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             interfaces: raw.interfaces,
             interface_client_limit: raw.interface_client_limit,
+            line_identity,
+            line_client_limit,
+            line_sticky,
             grace_period: raw.grace_period.unwrap_or(DEFAULT_GRACE_PERIOD),
             max_lease_time,
             decline_probation: raw.decline_probation.unwrap_or(DEFAULT_DECLINE_PROBATION),
+            history_retention,
             metrics: raw.metrics.map(|m| MetricsConfig { listen: m.listen }),
             lease_database: self.lease_database(raw.lease_database)?,
             leasequery: self.leasequery(raw.leasequery)?,
@@ -1279,14 +1534,21 @@ impl Validator<'_> {
         }
 
         let mut reservations = Vec::new();
-        let mut seen_duids: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut seen: HashMap<ReservedClient, usize> = HashMap::new();
         for (i, res) in raw.reservations.iter().enumerate() {
-            let duid = res.duid.get_ref().0.clone();
-            if let Some(first) = seen_duids.insert(duid.clone(), i) {
+            let (client, client_span, client_key) =
+                self.reserved_client(res, &key(&format!("reservations[{i}]")))?;
+            if let Some(first) = seen.insert(client.clone(), i) {
                 return Err(self.invalid(
-                    Some(res.duid.span()),
-                    key(&format!("reservations[{i}].duid")),
-                    format!("DUID already reserved in reservations[{first}]"),
+                    Some(client_span),
+                    key(&format!("reservations[{i}].{client_key}")),
+                    format!(
+                        "{} already reserved in reservations[{first}]",
+                        match client {
+                            ReservedClient::Duid(_) => "DUID",
+                            ReservedClient::Line(_) => "line",
+                        }
+                    ),
                 ));
             }
             if let Some(address) = &res.address {
@@ -1300,17 +1562,55 @@ impl Validator<'_> {
             }
             if res.address.is_none() && res.prefix.is_none() {
                 return Err(self.invalid(
-                    Some(res.duid.span()),
+                    Some(client_span),
                     key(&format!("reservations[{i}]")),
                     "a reservation needs an address or a prefix".into(),
                 ));
             }
             reservations.push(Reservation {
-                duid,
+                client,
                 address: res.address.as_ref().map(|a| *a.get_ref()),
                 prefix: res.prefix.as_ref().map(|p| p.get_ref().0),
             });
         }
+        let interfaces = match (&raw.interface, &raw.interfaces) {
+            (Some(one), Some(_)) => {
+                return Err(self.invalid(
+                    Some(one.span()),
+                    key("interface"),
+                    "give either `interface` or `interfaces`, not both".into(),
+                ))
+            }
+            (Some(one), None) => vec![one.get_ref().clone()],
+            (None, Some(list)) => list.get_ref().clone(),
+            (None, None) => Vec::new(),
+        };
+        if let Some(bad) = interfaces
+            .iter()
+            .position(|name| name.is_empty() || name.len() > 15 && !is_interface_pattern(name))
+        {
+            let span = raw
+                .interfaces
+                .as_ref()
+                .map(Spanned::span)
+                .or(raw.interface.as_ref().map(Spanned::span));
+            return Err(self.invalid(
+                span,
+                key(&format!("interfaces[{bad}]")),
+                "an interface name has 1 to 15 characters".into(),
+            ));
+        }
+        let shared_network = match &raw.shared_network {
+            Some(name) if name.get_ref().trim().is_empty() => {
+                return Err(self.invalid(
+                    Some(name.span()),
+                    key("shared-network"),
+                    "a shared network needs a name".into(),
+                ))
+            }
+            Some(name) => Some(name.get_ref().clone()),
+            None => None,
+        };
         let spans = SubnetSpans {
             prefix: raw.prefix.span(),
             pools: raw.pools.iter().map(|p| p.low.span()).collect(),
@@ -1326,11 +1626,17 @@ impl Validator<'_> {
                 })
                 .collect(),
             id: raw.id.as_ref().map(Spanned::span),
+            interfaces: raw
+                .interfaces
+                .as_ref()
+                .map(Spanned::span)
+                .or(raw.interface.as_ref().map(Spanned::span)),
         };
         let subnet = Subnet {
             id,
             prefix,
-            interface: raw.interface,
+            interfaces,
+            shared_network,
             pools,
             pd_pools,
             preferred_lifetime: preferred,
@@ -1351,6 +1657,76 @@ impl Validator<'_> {
             relay_addresses: raw.relay_addresses,
         };
         Ok((subnet, spans))
+    }
+
+    /// Who reservation `res` is for: exactly one of `duid`, `remote-id`, `interface-id`,
+    /// `subscriber-id`, `client-linklayer-address`; with the span and the key that named it.
+    fn reserved_client(
+        &self,
+        res: &RawReservation,
+        at: &str,
+    ) -> Result<(ReservedClient, Range<usize>, &'static str), ConfigError> {
+        let line = |kind: LineKind, value: Vec<u8>| ReservedClient::Line(LineId { kind, value });
+        let mut given: Vec<(ReservedClient, Range<usize>, &'static str)> = Vec::new();
+        if let Some(duid) = &res.duid {
+            given.push((
+                ReservedClient::Duid(duid.get_ref().0.clone()),
+                duid.span(),
+                "duid",
+            ));
+        }
+        if let Some(remote) = &res.remote_id {
+            let mut value = remote.get_ref().enterprise.to_be_bytes().to_vec();
+            value.extend_from_slice(&remote.get_ref().id.0);
+            given.push((line(LineKind::RemoteId, value), remote.span(), "remote-id"));
+        }
+        if let Some(id) = &res.interface_id {
+            given.push((
+                line(LineKind::InterfaceId, id.get_ref().clone().into_bytes()),
+                id.span(),
+                "interface-id",
+            ));
+        }
+        if let Some(id) = &res.subscriber_id {
+            given.push((
+                line(LineKind::SubscriberId, id.get_ref().clone().into_bytes()),
+                id.span(),
+                "subscriber-id",
+            ));
+        }
+        if let Some(mac) = &res.client_linklayer_address {
+            // Link-layer type 1 (Ethernet, RFC 826 hardware type), then the address.
+            let mut value = vec![0, 1];
+            value.extend_from_slice(&mac.get_ref().0);
+            given.push((
+                line(LineKind::ClientLinklayerAddress, value),
+                mac.span(),
+                "client-linklayer-address",
+            ));
+        }
+        let span = res
+            .address
+            .as_ref()
+            .map(Spanned::span)
+            .or(res.prefix.as_ref().map(|p| p.span()));
+        match given.len() {
+            1 => Ok(given.remove(0)),
+            0 => Err(self.invalid(
+                span,
+                at.to_string(),
+                "a reservation names its client: `duid`, `remote-id`, `interface-id`, \
+                 `subscriber-id` or `client-linklayer-address`"
+                    .into(),
+            )),
+            _ => Err(self.invalid(
+                Some(given[1].1.clone()),
+                format!("{at}.{}", given[1].2),
+                format!(
+                    "a reservation names one client; this one has `{}` already",
+                    given[0].2
+                ),
+            )),
+        }
     }
 
     /// Overlaps and duplicates between subnets, pools and reservations.
@@ -1384,6 +1760,30 @@ impl Validator<'_> {
                         format!("subnet[{i}].relay-addresses[{k}]"),
                         format!("relay address {address} already selects subnet[{first}]"),
                     ));
+                }
+            }
+        }
+        let mut interface_owner: HashMap<&str, usize> = HashMap::new();
+        for (i, subnet) in subnets.iter().enumerate() {
+            for (k, name) in subnet.interfaces.iter().enumerate() {
+                match interface_owner.get(name.as_str()) {
+                    Some(&first)
+                        if subnet.shared_network.is_none()
+                            || subnet.shared_network != subnets[first].shared_network =>
+                    {
+                        return Err(self.invalid(
+                            span_of(i, &|s| s.interfaces.clone()),
+                            format!("subnet[{i}].interfaces[{k}]"),
+                            format!(
+                                "interface `{name}` is already subnet[{first}]'s; to serve \
+                                 several subnets on one link put them in one `shared-network`"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        interface_owner.insert(name, i);
+                    }
                 }
             }
         }
@@ -1485,6 +1885,7 @@ struct SubnetSpans {
     /// (address, prefix) spans of each reservation.
     reservations: Vec<ReservationSpans>,
     id: Option<Range<usize>>,
+    interfaces: Option<Range<usize>>,
 }
 
 type ReservationSpans = (Option<Range<usize>>, Option<Range<usize>>);

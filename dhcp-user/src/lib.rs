@@ -14,6 +14,7 @@
 //! server               the DHCPv6 server: decisions, allocator, sockets, timers
 //! leasequery           RFC 5007/5460/7653 service, requestor and peer sync (traits again)
 //! netif, binding_rule  interfaces and addresses; which leases the controller keeps
+//! line                 a client's line identity, from its relays
 //! lease_events         lease changes published to subscribers
 //! config, store, proto the configuration, the lease store, the wire codec
 //! tls                  PEM certificates and keys, rustls configurations (leasequery's TLS)
@@ -29,6 +30,7 @@ pub mod fastpath;
 pub mod kea;
 pub mod lease_events;
 pub mod leasequery;
+pub mod line;
 pub mod log_throttle;
 pub mod netif;
 pub mod proto;

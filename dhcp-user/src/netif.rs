@@ -29,6 +29,47 @@ pub struct IfaceInfo {
     pub addresses: Vec<(Ipv6Addr, u8)>,
 }
 
+/// `names` with every pattern (`*`, `?`: [`crate::config::interface_matches`]) replaced by the
+/// host's interfaces it matches now (in name order, from /sys/class/net); a pattern that
+/// matches none is an error naming it. Interfaces that appear later are not added.
+pub fn expand_interface_patterns(names: &[String]) -> Result<Vec<String>, String> {
+    let mut host: Option<Vec<String>> = None;
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        if !crate::config::is_interface_pattern(name) {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+            continue;
+        }
+        let host = host.get_or_insert_with(|| {
+            let mut all: Vec<String> = std::fs::read_dir("/sys/class/net")
+                .map(|dir| {
+                    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            all.sort();
+            all
+        });
+        let matched: Vec<&String> = host
+            .iter()
+            .filter(|iface| crate::config::interface_matches(name, iface))
+            .collect();
+        if matched.is_empty() {
+            return Err(format!(
+                "interface pattern `{name}` matches no interface of this host"
+            ));
+        }
+        for iface in matched {
+            if !out.contains(iface) {
+                out.push(iface.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `fe80::/10`.
 pub fn is_link_local(address: &Ipv6Addr) -> bool {
     address.segments()[0] & 0xffc0 == 0xfe80
@@ -267,6 +308,19 @@ mod tests {
             addresses: globals.iter().map(|a| (a.parse().unwrap(), 64)).collect(),
         }
     }
+    /// Names pass through; a pattern becomes the host's matching interfaces (`lo` is on every
+    /// host); one matching nothing is refused, naming it.
+    #[test]
+    fn interface_patterns_expand_to_the_hosts_interfaces() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            expand_interface_patterns(&names(&["eth9", "l?", "lo"])).unwrap(),
+            names(&["eth9", "lo"])
+        );
+        let err = expand_interface_patterns(&names(&["nothing-like-this*"])).unwrap_err();
+        assert!(err.contains("nothing-like-this*"), "{err}");
+    }
+
     fn ip(text: &str) -> Ipv6Addr {
         text.parse().unwrap()
     }

@@ -49,6 +49,8 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
     }
+    config.interfaces = crate::netif::expand_interface_patterns(&config.interfaces)
+        .map_err(|message| anyhow::anyhow!("{}: `interfaces`: {message}", args.config.display()))?;
     if config.interfaces.is_empty() {
         bail!(
             "no interface to serve: set `interfaces` in {} or pass --iface",
@@ -295,6 +297,9 @@ impl crate::fastpath::sync::LeaseSource for Server {
     }
     fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
         Server::subscribe(self)
+    }
+    fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
+        Server::each_durable_lease(self, visit)
     }
 }
 

@@ -12,12 +12,12 @@ use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     clock::unix_now as now_unix,
     fastpath::{
-        sync::{binding_for, configure, iface_config, SubnetIndex},
+        sync::{binding_for, configure, decode_renewal, iface_config, SubnetIndex},
         FastPath, XDP_PASS, XDP_TX,
     },
     netif::{reply_source, IfaceInfo},
     server::{handler::Inbound, Server},
-    store::{LeaseFilter, LeaseStore, SqliteStore},
+    store::{LeaseFilter, LeaseStore, LeaseType, SqliteStore},
 };
 use fastpath_common::{
     controller::{tempdir, *},
@@ -122,6 +122,16 @@ enum Ask {
     Solicit,
     RapidSolicit,
     InformationRequest,
+    /// A Request naming the binding (the IAs of the Advertise), with an ORO.
+    Request,
+    /// A Request whose IAs carry no address or prefix, PD first.
+    RequestWithoutHints,
+    /// A Request of the address alone.
+    RequestAddressAlone,
+    /// A Confirm of the bound address.
+    Confirm,
+    /// A Confirm of an address on no link we serve.
+    ConfirmNotOnLink,
 }
 
 impl Pair {
@@ -163,6 +173,32 @@ impl Pair {
             Ask::InformationRequest => msg(
                 MSG_INFORMATION_REQUEST,
                 &[client_id(), elapsed(), oro(&[23, 24, 32])],
+            ),
+            Ask::Request => msg(
+                MSG_REQUEST,
+                &[client_id(), server_id(), elapsed(), na, pd, dns_and_domain],
+            ),
+            Ask::RequestWithoutHints => msg(
+                MSG_REQUEST,
+                &[
+                    client_id(),
+                    server_id(),
+                    ia_pd(PD_IAID, 0, 0, None),
+                    ia_na(NA_IAID, 0, 0, None),
+                    oro(&[OPT_DOMAIN_LIST]),
+                ],
+            ),
+            Ask::RequestAddressAlone => msg(MSG_REQUEST, &[client_id(), server_id(), na]),
+            Ask::Confirm => msg(
+                MSG_CONFIRM,
+                &[client_id(), elapsed(), na, pd, dns_and_domain],
+            ),
+            Ask::ConfirmNotOnLink => msg(
+                MSG_CONFIRM,
+                &[
+                    client_id(),
+                    ia_na(NA_IAID, 0, 0, Some((ip("2001:db8:2::1"), 0, 0))),
+                ],
             ),
         }
     }
@@ -304,6 +340,67 @@ same_frame_cases! {
     ldra_behind_relay_solicit_known: Ask::Solicit, ldra_behind_relay(), &[];
     /// An LDRA's Information-Request gets the interface subnet's options.
     ldra_information_request: Ask::InformationRequest, ldra(), &[];
+    /// A known client's Request naming its binding gets the Reply that extends it.
+    direct_request_known: Ask::Request, Path::Direct, &[];
+    /// The same behind QinQ.
+    direct_request_known_qinq: Ask::Request, Path::Direct, QINQ;
+    /// A Request whose IAs name no address or prefix gets the binding, in the request's order.
+    direct_request_without_hints: Ask::RequestWithoutHints, Path::Direct, &[];
+    /// A Request of the address alone extends only the address.
+    direct_request_address_alone: Ask::RequestAddressAlone, Path::Direct, &[];
+    /// A relayed Request to our global address.
+    relayed_request_to_our_global: Ask::Request, relay_global_to_us(), &[];
+    /// A relay on the link sending a Request to ff02::1:2, 802.1Q.
+    relayed_request_to_ff02_from_link_local_dot1q: Ask::Request, relay_ll_to(TO_RELAYS), DOT1Q;
+    /// A relay sending a hint-less Request to ff05::1:3 from a global address.
+    relayed_request_without_hints_to_ff05: Ask::RequestWithoutHints, relay_global_to(TO_SERVERS), &[];
+    /// An LDRA's Request.
+    ldra_request: Ask::Request, ldra(), &[];
+    /// An LDRA behind an L3 relay: a Request, both hops.
+    ldra_behind_relay_request: Ask::Request, ldra_behind_relay(), &[];
+    /// A Confirm of the bound address on its link: Success.
+    direct_confirm: Ask::Confirm, Path::Direct, &[];
+    /// The same behind one 802.1Q tag.
+    direct_confirm_dot1q: Ask::Confirm, Path::Direct, DOT1Q;
+    /// A Confirm of an address on no link we serve: NotOnLink.
+    direct_confirm_not_on_link: Ask::ConfirmNotOnLink, Path::Direct, &[];
+    /// A relayed Confirm to our global address.
+    relayed_confirm_to_our_global: Ask::Confirm, relay_global_to_us(), &[];
+    /// A relayed Confirm from a client on another link, to ff05::1:3, QinQ: NotOnLink.
+    relayed_confirm_not_on_link_to_ff05_qinq: Ask::ConfirmNotOnLink, relay_global_to(TO_SERVERS), QINQ;
+    /// An LDRA's Confirm.
+    ldra_confirm: Ask::Confirm, ldra(), &[];
+    /// An LDRA behind an L3 relay: a Confirm of an address of no link of ours.
+    ldra_behind_relay_confirm_not_on_link: Ask::ConfirmNotOnLink, ldra_behind_relay(), &[];
+}
+
+/// A Request answered in XDP has the store effect of the controller's: the renewal it reports
+/// on the ring buffer, applied as the fast path applies it, leaves the client's leases with
+/// the expiry the controller's own Request would give them (now + valid-lifetime).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_answered_in_xdp_extends_the_leases_as_the_controller_would() {
+    let mut p = pair("request-durable").await;
+    let mut ring = p.fp.take_events().unwrap();
+    let (frame, _) = request(Path::Direct, p.message(Ask::Request), &[]);
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_TX);
+    let item = ring.next().expect("the Request's renewal report");
+    let (renewal, types) = decode_renewal(&item).expect("a whole report");
+    drop(item);
+    assert_eq!(renewal.msg_type, MSG_REQUEST);
+    assert_eq!(types, [LeaseType::Na, LeaseType::Pd]);
+    let now = now_unix();
+    assert!(renewal.expires as i64 >= now + VALID as i64 - 2);
+    // (Within the second of the grant there is nothing to extend: the leases already end then.)
+    p.server
+        .apply_fast_path_renewal(CLIENT_DUID, renewal.expires as i64, &types)
+        .unwrap();
+    p.server.writer().flush().await.unwrap();
+    let leases = p.server.durable_leases_of(CLIENT_DUID, 16);
+    assert_eq!(leases.len(), 2, "the address and the prefix");
+    for lease in leases {
+        assert_eq!(lease.expire, renewal.expires as i64, "{lease:?}");
+    }
 }
 
 /// Where the fast path cannot know the source the controller would pick (no global address on
@@ -451,11 +548,27 @@ async fn mismatches_are_passed_to_the_controller() {
             ),
         ),
         (
-            "request",
+            "request without a server ID",
+            msg(MSG_REQUEST, &[client_id(), p.bound_na(), p.bound_pd()]),
+        ),
+        (
+            "request of another address",
             msg(
                 MSG_REQUEST,
-                &[client_id(), server_id(), p.bound_na(), p.bound_pd()],
+                &[
+                    client_id(),
+                    server_id(),
+                    ia_na(NA_IAID, 0, 0, Some((ip("2001:db8:1::1fff"), 0, 0))),
+                ],
             ),
+        ),
+        (
+            "confirm with a server ID",
+            msg(MSG_CONFIRM, &[client_id(), server_id(), p.bound_na()]),
+        ),
+        (
+            "confirm without an address",
+            msg(MSG_CONFIRM, &[client_id(), ia_na(NA_IAID, 0, 0, None)]),
         ),
         (
             "release",

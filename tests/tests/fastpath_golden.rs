@@ -319,6 +319,241 @@ answered! {
         relayed_to(relay_forw(renew(), None), relay_ll(), server_ll()),
         relayed_reply_from(relay_repl(renew_reply(), None), server_ll(), relay_ll()),
         stat::TX_RENEW;
+    /// A known client's Request naming its binding: the Reply extending it, as a Renew's.
+    direct_request_known:
+        direct(request_msg()),
+        direct_reply(renew_reply()),
+        stat::TX_REQUEST;
+    /// A Request whose IAs carry no address or prefix (the controller chooses the binding
+    /// first), PD first, 802.1Q: the binding, IAs in the request's order.
+    direct_request_without_hints_pd_first_dot1q:
+        with_vlans(direct(msg(
+                MSG_REQUEST,
+                &[
+                    client_id(),
+                    server_id(),
+                    ia_pd(PD_IAID, 0, 0, None),
+                    ia_na(NA_IAID, 0, 0, None),
+                    opt(OPT_RAPID_COMMIT, &[]),
+                ],
+            )), &[(0x8100, 42)]),
+        with_vlans(direct_reply(msg(
+                MSG_REPLY,
+                &[server_id(), client_id(), granted_pd(), granted_na()],
+            )), &[(0x8100, 42)]),
+        stat::TX_REQUEST;
+    /// A Request of the address alone: the Reply covers the address alone.
+    direct_request_address_alone:
+        direct(msg(
+                MSG_REQUEST,
+                &[client_id(), server_id(), ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0)))],
+            )),
+        direct_reply(msg(MSG_REPLY, &[server_id(), client_id(), granted_na()])),
+        stat::TX_REQUEST;
+    /// A relayed Request with Interface-ID, QinQ.
+    relayed_request_with_interface_id_qinq:
+        with_vlans(relayed(relay_forw(request_msg(), Some(IFACE_ID))), &Q_IN_Q),
+        with_vlans(relayed_reply(relay_repl(renew_reply(), Some(IFACE_ID))), &Q_IN_Q),
+        stat::TX_REQUEST;
+    /// An LDRA's Request: the interface's subnet serves it.
+    ldra_request:
+        relayed_to(ldra_forw(request_msg(), IFACE_ID), relay_ll(), group("ff02::1:2")),
+        relayed_reply_from(ldra_repl(renew_reply(), IFACE_ID), server_ll(), relay_ll()),
+        stat::TX_REQUEST;
+    /// An LDRA behind an L3 relay: a Request, both hops back.
+    ldra_behind_relay_request:
+        relayed(relay_forw(ldra_forw(request_msg(), IFACE_ID), Some(b"agg-1"))),
+        relayed_reply(relay_repl(ldra_repl(renew_reply(), IFACE_ID), Some(b"agg-1"))),
+        stat::TX_REQUEST;
+    /// A Confirm of the bound address on its link: Success, with no IA and no requested
+    /// option (the ORO asked for DNS servers).
+    direct_confirm_on_link:
+        direct(confirm_msg(na_addr())),
+        direct_reply(confirm_reply(true)),
+        stat::TX_CONFIRM;
+    /// A Confirm needs no binding: another address of the link, from a client the map does
+    /// not know, is on the link all the same.
+    direct_confirm_unknown_client_on_link:
+        direct(msg(
+                MSG_CONFIRM,
+                &[
+                    opt(OPT_CLIENTID, &[0, 3, 0, 1, 7, 7, 7, 7, 7, 7]),
+                    ia_na(1, 0, 0, Some(("2001:db8:1::77".parse().unwrap(), 0, 0))),
+                ],
+            )),
+        direct_reply(msg(
+                MSG_REPLY,
+                &[
+                    server_id(),
+                    opt(OPT_CLIENTID, &[0, 3, 0, 1, 7, 7, 7, 7, 7, 7]),
+                    status_opt(STATUS_SUCCESS, "all addresses on link"),
+                ],
+            )),
+        stat::TX_CONFIRM;
+    /// A Confirm of an address in no subnet's prefix: NotOnLink.
+    direct_confirm_not_on_link:
+        direct(confirm_msg("2001:db8:2::1".parse().unwrap())),
+        direct_reply(confirm_reply(false)),
+        stat::TX_CONFIRM_NOT_ON_LINK;
+    /// A Confirm, relayed (a client that moved to a link behind a relay), 802.1Q.
+    relayed_confirm_dot1q:
+        with_vlans(relayed(relay_forw(confirm_msg(na_addr()), Some(IFACE_ID))), &[(0x8100, 7)]),
+        with_vlans(relayed_reply(relay_repl(confirm_reply(true), Some(IFACE_ID))), &[(0x8100, 7)]),
+        stat::TX_CONFIRM;
+    /// An LDRA's Confirm of an address of another link: NotOnLink.
+    ldra_confirm_not_on_link:
+        relayed_to(
+            ldra_forw(confirm_msg("2001:db8:5::1".parse().unwrap()), IFACE_ID),
+            relay_ll(),
+            group("ff02::1:2"),
+        ),
+        relayed_reply_from(ldra_repl(confirm_reply(false), IFACE_ID), server_ll(), relay_ll()),
+        stat::TX_CONFIRM_NOT_ON_LINK;
+}
+
+/// A frame the fast path must pass on unchanged, counted under `counter`.
+fn check_passed(lab: &Lab, what: &str, input: Udp6Frame, counter: u32) {
+    let before = lab.counter(counter);
+    let bytes = input.encode();
+    let (verdict, out) = lab.run(&input);
+    assert_eq!(verdict, XDP_PASS, "{what}: verdict");
+    assert_eq!(out, bytes, "{what}: passed unchanged");
+    assert_eq!(lab.counter(counter), before + 1, "{what}: counter");
+}
+
+/// A Confirm's address inside the prefix of another subnet we serve is passed on: that subnet
+/// may share the link (a shared network), where the controller says Success.
+#[test]
+fn confirm_of_another_subnets_address_is_passed_on() {
+    let mut lab = setup();
+    lab.fp
+        .set_link("2001:db8:2::".parse().unwrap(), 64, 4)
+        .unwrap();
+    check_passed(
+        &lab,
+        "another subnet's address",
+        direct(confirm_msg("2001:db8:2::1".parse().unwrap())),
+        stat::PASS_CONFIRM_OTHER_SUBNET,
+    );
+}
+
+/// A pinned `LINKS` may still hold a prefix of an earlier configuration, which would shadow the
+/// subnet's own for the addresses it covers (a Confirm's would go to the controller);
+/// `retain_links`, as `configure` calls it, removes it, and the address is on the link again.
+#[test]
+fn a_stale_link_prefix_is_removed_and_no_longer_shadows_the_subnet() {
+    let mut lab = setup();
+    let inside: Ipv6Addr = "2001:db8:1:0:8000::1".parse().unwrap();
+    lab.fp
+        .set_link("2001:db8:1:0:8000::".parse().unwrap(), 65, 4)
+        .unwrap();
+    check_passed(
+        &lab,
+        "shadowed by the stale prefix",
+        direct(confirm_msg(inside)),
+        stat::PASS_CONFIRM_OTHER_SUBNET,
+    );
+    let removed = lab
+        .fp
+        .retain_links(&[("2001:db8:1::".parse().unwrap(), 64)])
+        .unwrap();
+    assert_eq!(removed, 1);
+    check_answered(
+        &lab,
+        "the subnet's own prefix",
+        direct(confirm_msg(inside)),
+        direct_reply(confirm_reply(true)),
+        stat::TX_CONFIRM,
+    );
+}
+
+/// A binding holding a lease of the redundant peer's half (`BINDING_RENEW_ONLY`): its Solicit
+/// and Request are passed on (the controller gives one of its own half), its Renew answered.
+#[test]
+fn a_peer_half_binding_is_renewed_but_not_handed_out() {
+    let mut lab = setup();
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let mut value = lab.fp.bindings().unwrap().get(&key, 0).unwrap();
+    value.flags |= dhcp_common::BINDING_RENEW_ONLY;
+    lab.fp
+        .bindings_mut()
+        .unwrap()
+        .insert(key, value, 0)
+        .unwrap();
+    let solicit = direct(msg(
+        MSG_SOLICIT,
+        &[
+            client_id(),
+            ia_na(NA_IAID, 0, 0, None),
+            ia_pd(PD_IAID, 0, 0, None),
+        ],
+    ));
+    check_passed(&lab, "solicit", solicit, stat::PASS_PEER_HALF);
+    check_passed(&lab, "request", direct(request_msg()), stat::PASS_PEER_HALF);
+    let before = lab.expires();
+    assert_eq!(lab.run(&direct(renew())).0, XDP_TX, "renew is answered");
+    assert!(lab.expires() > before, "and moves the expiry on");
+}
+
+/// With `interface-client-limit`, a known client's Solicit or Request on another interface
+/// than its binding's is passed on (the controller may refuse it there); its Renew is still
+/// answered, and on its own interface so is its Request.
+#[test]
+fn with_a_client_limit_a_known_client_elsewhere_is_passed_on() {
+    let mut lab = setup();
+    let solicit = || {
+        direct(msg(
+            MSG_SOLICIT,
+            &[
+                client_id(),
+                ia_na(NA_IAID, 0, 0, None),
+                ia_pd(PD_IAID, 0, 0, None),
+            ],
+        ))
+    };
+    let mut global = lab.fp.global().unwrap();
+    global.interface_client_limit = 1;
+    lab.fp.set_global(&global).unwrap();
+    check_passed(
+        &lab,
+        "request elsewhere",
+        direct(request_msg()),
+        stat::PASS_CLIENT_LIMIT,
+    );
+    check_passed(
+        &lab,
+        "solicit elsewhere",
+        solicit(),
+        stat::PASS_CLIENT_LIMIT,
+    );
+    assert_eq!(lab.run(&direct(renew())).0, XDP_TX, "renew is answered");
+    lab.set_binding_ifindex(LO);
+    assert_eq!(
+        lab.run(&direct(request_msg())).0,
+        XDP_TX,
+        "request on its own interface"
+    );
+    assert_eq!(
+        lab.run(&solicit()).0,
+        XDP_TX,
+        "solicit on its own interface"
+    );
+}
+
+/// A Request commits as a Renew does: the binding's expiry moves on in the map.
+#[test]
+fn request_moves_the_expiry_on() {
+    let lab = setup();
+    let before = lab.expires();
+    assert_eq!(lab.run(&direct(confirm_msg(na_addr()))).0, XDP_TX);
+    assert_eq!(lab.expires(), before, "a Confirm commits nothing");
+    assert_eq!(lab.run(&direct(request_msg())).0, XDP_TX);
+    let after = lab.expires();
+    let now = now_unix();
+    assert!(
+        after >= now + VALID as u64 - 2 && after <= now + VALID as u64 + 2,
+        "expiry {after} vs now {now}"
+    );
 }
 
 /// Found by fastpath_property: the per-CPU scratch state outlives a run, and a direct Renew
@@ -479,9 +714,110 @@ fn mismatches_are_passed_on_unchanged() {
             stat::PASS_DUID_TOO_LONG,
         ),
         (
-            "request",
+            "request without IAs",
             direct(msg(MSG_REQUEST, &[client_id(), server_id()])).encode(),
-            stat::PASS_MSG_TYPE,
+            stat::PASS_IA_MISMATCH,
+        ),
+        (
+            "request without server ID",
+            direct(msg(
+                MSG_REQUEST,
+                &[client_id(), ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0)))],
+            ))
+            .encode(),
+            stat::PASS_SERVER_ID,
+        ),
+        (
+            "request with another server's ID",
+            direct(msg(
+                MSG_REQUEST,
+                &[
+                    client_id(),
+                    opt(OPT_SERVERID, &[0, 3, 0, 1, 9, 9, 9, 9, 9, 9]),
+                    ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+                ],
+            ))
+            .encode(),
+            stat::PASS_SERVER_ID,
+        ),
+        (
+            "request of another address (the controller may grant it)",
+            direct(msg(
+                MSG_REQUEST,
+                &[
+                    client_id(),
+                    server_id(),
+                    ia_na(
+                        NA_IAID,
+                        0,
+                        0,
+                        Some(("2001:db8:1::99".parse().unwrap(), 0, 0)),
+                    ),
+                ],
+            ))
+            .encode(),
+            stat::PASS_IA_MISMATCH,
+        ),
+        (
+            "request of an IA the binding lacks",
+            direct(msg(
+                MSG_REQUEST,
+                &[client_id(), server_id(), ia_na(NA_IAID + 1, 0, 0, None)],
+            ))
+            .encode(),
+            stat::PASS_IA_MISMATCH,
+        ),
+        (
+            "request from an unknown client",
+            direct(msg(
+                MSG_REQUEST,
+                &[
+                    opt(OPT_CLIENTID, &[0, 3, 0, 1, 7, 7, 7, 7, 7, 7]),
+                    server_id(),
+                    ia_na(NA_IAID, 0, 0, None),
+                ],
+            ))
+            .encode(),
+            stat::PASS_UNKNOWN_DUID,
+        ),
+        (
+            "confirm with a server ID",
+            direct(msg(
+                MSG_CONFIRM,
+                &[
+                    client_id(),
+                    server_id(),
+                    ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+                ],
+            ))
+            .encode(),
+            stat::PASS_SERVER_ID,
+        ),
+        (
+            "confirm without an address (the controller drops it)",
+            direct(msg(MSG_CONFIRM, &[client_id(), ia_na(NA_IAID, 0, 0, None)])).encode(),
+            stat::PASS_CONFIRM_NO_ADDRESS,
+        ),
+        (
+            "confirm of a prefix alone (the controller drops it)",
+            direct(msg(
+                MSG_CONFIRM,
+                &[
+                    client_id(),
+                    ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+                ],
+            ))
+            .encode(),
+            stat::PASS_CONFIRM_NO_ADDRESS,
+        ),
+        (
+            "confirm without a client ID",
+            direct(msg(
+                MSG_CONFIRM,
+                &[ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0)))],
+            ))
+            .encode(),
+            stat::PASS_MALFORMED,
         ),
         (
             "release",
@@ -618,6 +954,11 @@ fn renewal_beyond_the_durable_horizon_is_passed_on() {
     let out = lab.fp.test_run(&input, LO, 1).unwrap();
     assert_eq!((out.verdict, &out.frame), (XDP_PASS, &input));
     assert_eq!(lab.counter(stat::PASS_NOT_DURABLE), 1);
+    // A Request extends the binding as a Renew does: the same horizon holds it back.
+    let request = direct(request_msg()).encode();
+    let out = lab.fp.test_run(&request, LO, 1).unwrap();
+    assert_eq!((out.verdict, &out.frame), (XDP_PASS, &request));
+    assert_eq!(lab.counter(stat::PASS_NOT_DURABLE), 2);
     assert_eq!(
         lab.expires(),
         binding.expires,

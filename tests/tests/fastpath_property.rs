@@ -1,5 +1,6 @@
 //! The fast-path rule, randomized: random clients bound by the controller and pushed into the
-//! map, then random requests (direct, relayed, 802.1Q, QinQ) with random mutations (truncations,
+//! map, then random requests (Renew, Rebind, Solicit, Request, Confirm, Information-Request and
+//! others; direct, relayed, 802.1Q, QinQ) with random mutations (truncations,
 //! option edits, wrong lengths, duplicated IAs, bytes flipped, options reordered) through
 //! BPF_PROG_TEST_RUN. For every frame the program either passes it on untouched (XDP_PASS, the
 //! frame as it came) or its reply is, byte for byte, the frame the controller's reply to the
@@ -18,7 +19,7 @@ use std::{
     time::Instant,
 };
 
-use dhcp_common::dhcpv6::*;
+use dhcp_common::{dhcpv6::*, stat};
 use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     clock::unix_now as now_unix,
@@ -248,13 +249,13 @@ fn client_message(rng: &mut StdRng, w: &World, what: &mut Vec<String>) -> Vec<u8
         client.duid.clone()
     };
     let msg_type = match rng.random_range(0..100) {
-        0..30 => MSG_RENEW,
-        30..50 => MSG_REBIND,
-        50..70 => MSG_SOLICIT,
-        70..80 => MSG_INFORMATION_REQUEST,
-        80..84 => MSG_REQUEST,
-        84..88 => MSG_RELEASE,
-        88..92 => MSG_CONFIRM,
+        0..25 => MSG_RENEW,
+        25..40 => MSG_REBIND,
+        40..56 => MSG_SOLICIT,
+        56..64 => MSG_INFORMATION_REQUEST,
+        64..78 => MSG_REQUEST,
+        78..81 => MSG_RELEASE,
+        81..92 => MSG_CONFIRM,
         92..95 => MSG_DECLINE,
         _ => rng.random(),
     };
@@ -296,6 +297,10 @@ fn client_message(rng: &mut StdRng, w: &World, what: &mut Vec<String>) -> Vec<u8
             let addr = if rng.random_bool(0.05) {
                 what.push("other address".into());
                 Ipv6Addr::from(u128::from(addr) ^ 1)
+            } else if rng.random_bool(0.05) {
+                // Off the link: a Confirm of it earns NotOnLink.
+                what.push("address of another link".into());
+                Ipv6Addr::from(u128::from(addr) ^ (0x3 << 80))
             } else {
                 addr
             };
@@ -611,6 +616,8 @@ fn delivered(bytes: &[u8]) -> Option<(Udp6Frame, Inbound)> {
 struct Tally {
     passed: u64,
     answered: u64,
+    /// The program's answers by counter (`tx_*`), so each message type's share shows.
+    by_counter: Vec<(&'static str, u64)>,
 }
 
 /// Runs `cases` cases of `seed`; panics on the first frame breaking the rule.
@@ -662,6 +669,13 @@ async fn run_seed(seed: u64, cases: u64) -> Tally {
         }
         tally.answered += 1;
     }
+    let stats = w.fp.stats().unwrap();
+    tally.by_counter = stat::NAMES
+        .iter()
+        .zip(&stats)
+        .filter(|(name, _)| name.starts_with("tx_"))
+        .map(|(name, counter)| (*name, counter.packets))
+        .collect();
     tally
 }
 
@@ -701,9 +715,17 @@ async fn xdp_passes_untouched_or_answers_as_the_controller_does() {
             tally.answered,
             tally.passed
         );
+        eprintln!("  answers by counter: {:?}", tally.by_counter);
         assert!(
             tally.answered > cases / 20,
             "seed {seed:#x}: too few answers to show anything: {tally:?}"
         );
+        // Every kind of answer is exercised, Request and Confirm among them.
+        for (name, count) in &tally.by_counter {
+            assert!(
+                *count > 0 || cases < 10_000,
+                "seed {seed:#x}: nothing answered under {name}: {tally:?}"
+            );
+        }
     }
 }

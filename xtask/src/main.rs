@@ -1,4 +1,4 @@
-//! `cargo xtask build|run|test|bench|fuzz`: the project's one entry point.
+//! `cargo xtask build|run|test|bench|soak|fuzz`: the project's one entry point.
 //!
 //! Every command first runs the bootstrap: it checks the Debian packages and `bpf-linker` the
 //! build and the tests need and installs only what is missing (so a second run installs
@@ -87,6 +87,17 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
+    /// The soak: the server (fast path on) in the lab under mixed load for N minutes, sampled
+    /// every 10 s; a table and a verdict (RSS, open fds, bindings, store size flat after the
+    /// warm-up), also in target/soak/latest.json.
+    Soak {
+        /// How long the load runs.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// The churn's seed (default: from the clock; printed either way).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every target in tests/fuzz, or one.
     Fuzz {
         /// How long each target runs.
@@ -111,6 +122,7 @@ fn main() -> ExitCode {
             Task::Run { release, args } => run(&ws, release, args),
             Task::Test => test(&ws),
             Task::Bench { quick } => bench(&ws, quick),
+            Task::Soak { minutes, seed } => soak(&ws, minutes, seed),
             Task::Fuzz { seconds, target } => {
                 let targets: Vec<&str> = match &target {
                     Some(name) => vec![name.as_str()],
@@ -604,6 +616,33 @@ fn bench(ws: &Workspace, quick: bool) -> Result<u8> {
              namespaces): run it as root, e.g. `sudo -E cargo xtask bench`"
         );
     }
+    let mut args: Vec<String> = Vec::new();
+    if quick {
+        args.push("--quick".into());
+    }
+    run_bench_binary(ws, "bench", &args)
+}
+
+/// `cargo xtask soak`: `dhcp-bench soak`, which runs the soak and judges it.
+fn soak(ws: &Workspace, minutes: f64, seed: Option<u64>) -> Result<u8> {
+    if !is_root() {
+        bail!(
+            "cargo xtask soak needs root (the soak loads XDP programs and creates network \
+             namespaces): run it as root, e.g. `sudo -E cargo xtask soak --minutes 10`"
+        );
+    }
+    if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
+        bail!("--minutes must be above 0 and at most 1440 (a day)");
+    }
+    let mut args = vec!["soak".to_string(), "--minutes".into(), minutes.to_string()];
+    if let Some(seed) = seed {
+        args.extend(["--seed".into(), seed.to_string()]);
+    }
+    run_bench_binary(ws, "soak", &args)
+}
+
+/// Builds dhcp-bench and dhcp-user (release) and runs dhcp-bench with `args`; its exit code.
+fn run_bench_binary(ws: &Workspace, what: &str, args: &[String]) -> Result<u8> {
     bootstrap(ws)?;
     check_privileges()?;
     let status = ws
@@ -627,15 +666,8 @@ fn bench(ws: &Workspace, quick: bool) -> Result<u8> {
     }
     let binary = ws.target.join("release").join("dhcp-bench");
     let mut command = Command::new(&binary);
-    command.current_dir(&ws.root);
-    if quick {
-        command.arg("--quick");
-    }
-    println!(
-        "[bench] {}{}",
-        binary.display(),
-        if quick { " --quick" } else { "" }
-    );
+    command.current_dir(&ws.root).args(args);
+    println!("[{what}] {} {}", binary.display(), args.join(" "));
     std::io::stdout().flush()?;
     let status = command
         .status()
@@ -994,6 +1026,18 @@ mod tests {
             _ => panic!("parsed as another task"),
         }
         assert!(Cli::try_parse_from(["xtask", "fuzz", "--target", "nope"]).is_err());
+    }
+
+    #[test]
+    fn cli_parses_soak_minutes_and_seed() {
+        let cli =
+            Cli::try_parse_from(["xtask", "soak", "--minutes", "2.5", "--seed", "7"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Task::Soak { minutes, seed: Some(7) } if minutes == 2.5
+        ));
+        let cli = Cli::try_parse_from(["xtask", "soak"]).unwrap();
+        assert!(matches!(cli.command, Task::Soak { minutes, seed: None } if minutes == 10.0));
     }
 
     #[test]

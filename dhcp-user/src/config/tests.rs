@@ -21,6 +21,45 @@ domain-search = ["lab.example"]
 reservations = [{ duid = "00:03:00:01:02:00:00:00:00:01", address = "2001:db8:1::42" }]
 "#;
 
+/// Every topology key of issue 16: an interface group, a shared network, reservations and a
+/// limit by line.
+const LINES_GOOD: &str = r#"
+interfaces = ["eth1", "eth2.1??"]
+line-identity = "remote-id"
+line-client-limit = 1
+
+[[subnet]]
+id = 1
+prefix = "2001:db8:1::/64"
+interfaces = ["eth1", "eth2.1??"]
+shared-network = "access"
+pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::1fff" }]
+pd-pools = [{ prefix = "2001:db8:c000::/40", delegated-length = 56 }]
+reservations = [
+  { remote-id = { enterprise = 3561, id = "61:6e:2d:33" }, prefix = "2001:db8:f000:100::/56" },
+  { interface-id = "an-3/1/1:7", address = "2001:db8:1::7" },
+  { subscriber-id = "sub-10442", address = "2001:db8:1::8" },
+  { client-linklayer-address = "02:00:5e:10:00:01", address = "2001:db8:1::9" },
+]
+
+[[subnet]]
+id = 2
+prefix = "2001:db8:2::/64"
+interfaces = ["eth1"]
+shared-network = "access"
+pools = [{ low = "2001:db8:2::1000", high = "2001:db8:2::ffff" }]
+"#;
+
+/// The topology example parses: both subnets serve eth1, in file order.
+#[test]
+fn the_topology_config_parses() {
+    let config = Config::parse(LINES_GOOD, "lines.toml").unwrap();
+    assert_eq!(config.shared_with(0), vec![0, 1]);
+    assert!(config.subnets[0].serves_interface("eth2.150"));
+    assert!(config.subnets[1].serves_interface("eth1"));
+    assert_eq!(config.subnets[0].reservations.len(), 4);
+}
+
 fn err(text: &str) -> String {
     Config::parse(text, "test.toml").unwrap_err().to_string()
 }
@@ -36,10 +75,32 @@ fn parses_a_good_config_with_defaults() {
     assert_eq!(subnet.pd_pools[0].size(), 1 << 16);
     assert_eq!(subnet.pools[0].size(), 0xf000);
     assert_eq!(
-        subnet.reservations[0].duid,
-        vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1]
+        subnet.reservations[0].client,
+        ReservedClient::Duid(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1])
     );
+    assert_eq!(subnet.interfaces, vec!["eth1".to_string()]);
+    assert_eq!(config.line_identity, None);
+    assert!(!config.line_sticky);
     assert_eq!(config.leasequery.allow.len(), 1);
+}
+
+/// The change history is kept a day unless `history-retention` says otherwise, never under a
+/// minute (the writer prunes once a minute).
+#[test]
+fn history_retention_defaults_to_a_day_and_is_at_least_a_minute() {
+    let config = Config::parse(GOOD, "test.toml").unwrap();
+    assert_eq!(config.history_retention, DEFAULT_HISTORY_RETENTION);
+    let text = format!("history-retention = 120\n{GOOD}");
+    assert_eq!(
+        Config::parse(&text, "test.toml").unwrap().history_retention,
+        120
+    );
+    let message = err(&format!("history-retention = 30\n{GOOD}"));
+    assert!(
+        message.contains("line 1") && message.contains("history-retention"),
+        "{message}"
+    );
+    assert!(message.contains("at least 60 seconds"), "{message}");
 }
 
 #[test]
@@ -352,7 +413,7 @@ prefix = "2001:db8:2::/64"
 #[test]
 fn good_configs_are_fuzz_seeds() {
     let lab = include_str!("../../../examples/lab.toml");
-    for (name, text) in [("good", GOOD), ("example_lab", lab)] {
+    for (name, text) in [("good", GOOD), ("example_lab", lab), ("lines", LINES_GOOD)] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fuzz/seeds/config_parse")
             .join(name);
@@ -464,6 +525,159 @@ fn lease_database_errors_name_line_and_key() {
         "{GOOD}\n[lease-database]\ntype = \"postgresql\"\nhots = \"x\"\n"
     ));
     assert!(e.contains("hots"), "{e}");
+}
+
+/// `interfaces` takes names and patterns (an interface group); the old `interface` key still
+/// works; patterns match with `*` and `?`.
+#[test]
+fn interface_groups_parse_and_match() {
+    let text = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\ninterfaces = [\"eth1\", \"veth-a*\"]\n";
+    let config = Config::parse(text, "g.toml").unwrap();
+    let subnet = &config.subnets[0];
+    assert!(subnet.serves_interface("eth1"));
+    assert!(subnet.serves_interface("veth-a17"));
+    assert!(subnet.serves_interface("veth-a"));
+    assert!(!subnet.serves_interface("veth-b1"));
+    assert!(!subnet.serves_interface("eth10"));
+    assert!(interface_matches("eth?.10", "eth1.10"));
+    assert!(!interface_matches("eth?.10", "eth12.10"));
+    let e = err(
+        "[[subnet]]\nprefix = \"2001:db8:1::/64\"\ninterface = \"eth1\"\ninterfaces = [\"eth2\"]\n",
+    );
+    assert!(
+        e.contains("subnet[0].interface") && e.contains("line 3") && e.contains("not both"),
+        "{e}"
+    );
+}
+
+/// One interface in two subnets is refused unless they are one shared network; the shared
+/// network's subnets come in file order after the one serving the client.
+#[test]
+fn shared_networks_group_subnets_of_one_link() {
+    let two = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\ninterface = \"eth1\"\n\
+               [[subnet]]\nprefix = \"2001:db8:2::/64\"\ninterface = \"eth1\"\n";
+    let e = err(two);
+    assert!(
+        e.contains("subnet[1].interfaces[0]")
+            && e.contains("shared-network")
+            && e.contains("line 6"),
+        "{e}"
+    );
+    let shared = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\ninterface = \"eth1\"\nshared-network = \"campus\"\n\
+                  [[subnet]]\nprefix = \"2001:db8:3::/64\"\n\
+                  [[subnet]]\nprefix = \"2001:db8:2::/64\"\ninterface = \"eth1\"\nshared-network = \"campus\"\n";
+    let config = Config::parse(shared, "s.toml").unwrap();
+    assert_eq!(config.shared_with(0), vec![0, 2]);
+    assert_eq!(config.shared_with(2), vec![2, 0]);
+    assert_eq!(config.shared_with(1), vec![1]);
+    let e = err("[[subnet]]\nprefix = \"2001:db8:1::/64\"\nshared-network = \" \"\n");
+    assert!(
+        e.contains("subnet[0].shared-network") && e.contains("line 3"),
+        "{e}"
+    );
+}
+
+/// Reservations by Remote-ID, Interface-ID, Subscriber-ID and option 79 parse to the option
+/// bodies relays send; exactly one client per reservation, each line reserved once.
+#[test]
+fn reservations_by_line() {
+    let text = r#"
+[[subnet]]
+prefix = "2001:db8:1::/64"
+pools = [{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff" }]
+reservations = [
+  { remote-id = { enterprise = 3561, id = "aa:bb" }, prefix = "2001:db8:99::/56" },
+  { interface-id = "port-7", address = "2001:db8:1::7" },
+  { subscriber-id = "sub-42", address = "2001:db8:1::42" },
+  { client-linklayer-address = "02:00:00:00:00:09", address = "2001:db8:1::9" },
+]
+"#;
+    let config = Config::parse(text, "r.toml").unwrap();
+    let clients: Vec<_> = config.subnets[0]
+        .reservations
+        .iter()
+        .map(|r| r.client.clone())
+        .collect();
+    let line = |kind, value: &[u8]| {
+        ReservedClient::Line(LineId {
+            kind,
+            value: value.to_vec(),
+        })
+    };
+    assert_eq!(
+        clients,
+        vec![
+            line(LineKind::RemoteId, &[0, 0, 0x0d, 0xe9, 0xaa, 0xbb]),
+            line(LineKind::InterfaceId, b"port-7"),
+            line(LineKind::SubscriberId, b"sub-42"),
+            line(LineKind::ClientLinklayerAddress, &[0, 1, 2, 0, 0, 0, 0, 9]),
+        ]
+    );
+    assert!(config.reserves_by_line());
+
+    let e = err(&text.replace(
+        "{ interface-id = \"port-7\",",
+        "{ interface-id = \"port-7\", duid = \"0001\",",
+    ));
+    assert!(
+        e.contains("subnet[0].reservations[1]")
+            && e.contains("names one client")
+            && e.contains("line 7"),
+        "{e}"
+    );
+    let e = err(&text.replace("{ interface-id = \"port-7\",", "{"));
+    assert!(
+        e.contains("subnet[0].reservations[1]") && e.contains("names its client"),
+        "{e}"
+    );
+    let e = err(&text
+        .replace("sub-42", "port-7")
+        .replace("subscriber-id", "interface-id"));
+    assert!(
+        e.contains("subnet[0].reservations[2].interface-id") && e.contains("line already reserved"),
+        "{e}"
+    );
+    let e = err(&text.replace("02:00:00:00:00:09", "02:00:00"));
+    assert!(
+        e.contains("client-linklayer-address") && e.contains("MAC") && e.contains("line 9"),
+        "{e}"
+    );
+}
+
+/// `line-client-limit` and `line-sticky` need `line-identity`; sticky is on with it by default.
+#[test]
+fn line_limit_needs_a_line_identity() {
+    let base = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+    let e = err(&format!("line-client-limit = 2\n{base}"));
+    assert!(
+        e.contains("key `line-client-limit`")
+            && e.contains("line-identity")
+            && e.contains("line 1"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "line-identity = \"remote-id\"\nline-client-limit = 0\n{base}"
+    ));
+    assert!(
+        e.contains("line-client-limit") && e.contains("at least 1") && e.contains("line 2"),
+        "{e}"
+    );
+    let e = err(&format!("line-identity = \"circuit\"\n{base}"));
+    assert!(e.contains("line-identity") && e.contains("line 1"), "{e}");
+    let config = Config::parse(
+        &format!("line-identity = \"remote-id\"\nline-client-limit = 1\n{base}"),
+        "l.toml",
+    )
+    .unwrap();
+    assert_eq!(config.line_identity, Some(LineKind::RemoteId));
+    assert_eq!(config.line_client_limit, Some(1));
+    assert!(config.line_sticky);
+    let config = Config::parse(
+        &format!("line-identity = \"interface-id\"\nline-sticky = false\n{base}"),
+        "l.toml",
+    )
+    .unwrap();
+    assert!(!config.line_sticky);
 }
 
 /// `[leasequery]` with TLS: `tls` PEM paths substituted into `keys`, then the subnet.

@@ -71,6 +71,9 @@ pub struct Binding {
     /// Innermost relay link-address, when relayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_address: Option<Ipv6Addr>,
+    /// The line it was served on (`line-identity`): `remote-id 00000de9aa01`, say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
 }
 
 impl Binding {
@@ -98,6 +101,11 @@ impl Binding {
             interface: lease.interface.clone(),
             subnet: lease.subnet_id,
             link_address: (!lease.link_address.is_unspecified()).then_some(lease.link_address),
+            line: lease
+                .line
+                .as_deref()
+                .and_then(crate::config::LineId::from_stored)
+                .map(|l| l.to_string()),
         }
     }
 }

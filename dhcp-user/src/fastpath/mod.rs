@@ -343,6 +343,27 @@ impl FastPath {
             .map_err(map_err(names::LINKS))
     }
 
+    /// Removes every `LINKS` entry but the prefixes in `keep` (a pinned map still holds the
+    /// prefixes of an earlier configuration; a stale one would name a subnet for an address no
+    /// configured prefix holds, or shadow a shorter one). Returns how many it removed.
+    pub fn retain_links(&mut self, keep: &[(Ipv6Addr, u8)]) -> Result<usize, FastPathError> {
+        let mut trie: LpmTrie<&mut MapData, [u8; 16], u16> =
+            LpmTrie::try_from(self.map_mut(names::LINKS)?).map_err(map_err(names::LINKS))?;
+        let stale: Vec<Key<[u8; 16]>> = trie
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| {
+                !keep
+                    .iter()
+                    .any(|(p, len)| key.prefix_len() == *len as u32 && key.data() == p.octets())
+            })
+            .collect();
+        for key in &stale {
+            trie.remove(key).map_err(map_err(names::LINKS))?;
+        }
+        Ok(stale.len())
+    }
+
     /// The binding map, for bulk work (sync, benches).
     pub fn bindings_mut(
         &mut self,

@@ -12,8 +12,8 @@ use std::{
 
 use dhcp_common::{
     BindingKey, BindingValue, GlobalConfig, IfaceConfig, RenewalEvent, SubnetConfig,
-    BINDING_HAS_NA, BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX, MAX_SUBNETS,
-    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
+    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_RENEW_ONLY, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
+    MAX_SUBNETS, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
@@ -23,7 +23,7 @@ use crate::netif::IfaceInfo;
 use crate::{
     binding_rule::{Reservations, Standing},
     clock::unix_now,
-    config::{Config, Subnet},
+    config::{Config, PoolHalf, Subnet},
     lease_events::LeaseEvent,
     netif::Interfaces,
     store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter},
@@ -37,6 +37,18 @@ pub trait LeaseSource: Send + Sync + 'static {
     fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease>;
     /// A new subscription to lease events (each published once durable).
     fn subscribe(&self) -> broadcast::Receiver<LeaseEvent>;
+    /// Calls `visit` with every durable lease row, in key order, from the controller's
+    /// in-memory copy (held locked meanwhile: for the start, before anything is served).
+    fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease));
+}
+
+/// Where a bulk re-sync reads the durable leases.
+#[derive(Clone, Copy)]
+pub enum ResyncSource<'a> {
+    /// The store, page by page (while the controller serves: it locks nothing).
+    Store(&'a dyn LeaseStore),
+    /// The controller's in-memory copy (at the start: no second read of every row from disk).
+    Controller(&'a dyn LeaseSource),
 }
 
 /// Where the renewals the program answered go.
@@ -73,6 +85,11 @@ pub struct SubnetIndex {
     subnets: HashMap<u32, Subnet>,
     /// The reservations, for the controller's rule of which leases it keeps.
     reservations: Reservations,
+    /// Ifindex of each served interface, by name; filled only with `interface-client-limit`
+    /// (the one rule that needs a binding's interface: see `BindingValue::ifindex`).
+    ifindex_by_name: HashMap<String, u32>,
+    /// `[leasequery] pool-half`: leases outside it are the redundant peer's.
+    pool_half: Option<PoolHalf>,
 }
 
 impl SubnetIndex {
@@ -89,7 +106,45 @@ impl SubnetIndex {
             grace_period: config.grace_period,
             subnets: config.subnets.iter().map(|s| (s.id, s.clone())).collect(),
             reservations: Reservations::new(config),
+            pool_half: config.leasequery.pool_half,
+            ifindex_by_name: match config.interface_client_limit {
+                Some(_) => config
+                    .interfaces
+                    .iter()
+                    .filter_map(|name| {
+                        let ifindex = nix::net::if_::if_nametoindex(name.as_str()).ok()?;
+                        Some((name.clone(), ifindex))
+                    })
+                    .collect(),
+                None => HashMap::new(),
+            },
         }
+    }
+
+    /// True if `lease` is in the redundant peer's half of its pools and not its client's
+    /// reservation (by DUID; one by line is judged by the request's line, which only the
+    /// controller sees): the controller extends it on a Renew or Rebind, never hands it out on
+    /// a Solicit or Request.
+    fn renew_only(&self, lease: &Lease) -> bool {
+        let Some(subnet) = self.subnets.get(&lease.subnet_id) else {
+            return true;
+        };
+        let key = lease.key();
+        !crate::binding_rule::in_own_half(subnet, self.pool_half, &key)
+            && self.reservations.of_client(
+                lease.subnet_id,
+                lease.lease_type,
+                &crate::binding_rule::Claimant::duid(&lease.duid),
+            ) != Some(key)
+    }
+
+    /// The ifindex a binding records for `lease`'s interface: 0 when unknown or not needed,
+    /// which makes the fast path pass that client's Solicit and Request on.
+    fn ifindex_of(&self, lease: &Lease) -> u32 {
+        self.ifindex_by_name
+            .get(&lease.interface)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The array index of subnet `id`.
@@ -100,11 +155,9 @@ impl SubnetIndex {
     /// True when the controller keeps `lease` as its client's binding, so that the fast path may
     /// answer for it: [`Standing::Kept`] by the controller's own rule ([`crate::binding_rule`]).
     pub fn controller_keeps(&self, lease: &Lease) -> bool {
-        self.subnets.get(&lease.subnet_id).is_some_and(|subnet| {
-            self.reservations
-                .standing(subnet, &lease.key(), &lease.duid)
-                == Standing::Kept
-        })
+        self.subnets
+            .get(&lease.subnet_id)
+            .is_some_and(|subnet| self.reservations.lease_standing(subnet, lease) == Standing::Kept)
     }
 }
 
@@ -169,23 +222,24 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
         enabled: (enabled && fits) as u8,
         server_duid_len: if fits { server_duid.len() as u8 } else { 0 },
         relay_selectors: 0,
-        _pad: 0,
+        interface_client_limit: 0,
         pass_rate_per_cpu,
         server_duid: duid,
     }
 }
 
-/// The subnet serving clients attached directly to `iface`: named by `interface`, else the one
-/// whose prefix holds one of the interface's addresses.
+/// The subnet serving clients attached directly to `iface`: the first naming it (or a pattern
+/// matching it) in `interfaces`, else the one whose prefix holds one of the interface's
+/// addresses.
 pub fn subnet_for_iface<'a>(config: &'a Config, iface: &IfaceInfo) -> Option<(usize, &'a Subnet)> {
     config
         .subnets
         .iter()
         .enumerate()
-        .find(|(_, s)| s.interface.as_deref() == Some(iface.name.as_str()))
+        .find(|(_, s)| s.serves_interface(&iface.name))
         .or_else(|| {
             config.subnets.iter().enumerate().find(|(_, s)| {
-                s.interface.is_none() && iface.addresses.iter().any(|(a, _)| s.prefix.contains(a))
+                s.interfaces.is_empty() && iface.addresses.iter().any(|(a, _)| s.prefix.contains(a))
             })
         })
 }
@@ -198,19 +252,24 @@ pub fn configure(
     ifaces: &[IfaceInfo],
     pass_rate_per_cpu: u32,
 ) -> Result<(), FastPathError> {
-    for (i, subnet) in config.subnets.iter().enumerate().take(MAX_SUBNETS as usize) {
+    let served = config.subnets.iter().take(MAX_SUBNETS as usize);
+    let links: Vec<(Ipv6Addr, u8)> = served
+        .clone()
+        .map(|s| (s.prefix.network(), s.prefix.prefix_len()))
+        .collect();
+    // Only this configuration's prefixes: the program judges a Confirm's address on the link by
+    // them, and picks a relayed client's subnet.
+    fp.retain_links(&links)?;
+    for (i, (subnet, (prefix, len))) in served.zip(links.iter().copied()).enumerate() {
         fp.set_subnet(i as u16, &subnet_config(subnet))?;
-        fp.set_link(
-            subnet.prefix.network(),
-            subnet.prefix.prefix_len(),
-            i as u16,
-        )?;
+        fp.set_link(prefix, len, i as u16)?;
     }
     for iface in ifaces {
         fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
     }
     let mut global = global_config(server_duid, true, pass_rate_per_cpu);
     global.relay_selectors = relay_selectors(config);
+    global.interface_client_limit = config.interface_client_limit.is_some() as u8;
     fp.set_global(&global)
 }
 
@@ -264,6 +323,8 @@ pub struct BindingBuilder {
     value: BindingValue,
     /// Set when the leases cannot be one fast-path binding (see [`binding_for`]).
     refused: bool,
+    /// Set once a lease's interface is in `value.ifindex`.
+    has_ifindex: bool,
 }
 
 impl BindingBuilder {
@@ -284,9 +345,10 @@ impl BindingBuilder {
                 subnet: subnet.unwrap_or(0),
                 flags: 0,
                 pd_len: 0,
-                _pad: [0; 4],
+                ifindex: 0,
             },
             refused: subnet.is_none(),
+            has_ifindex: false,
         }
     }
 
@@ -319,6 +381,18 @@ impl BindingBuilder {
             }
         }
         value.expires = value.expires.min(lease.expire.max(0) as u64);
+        // The controller lets a client through a full interface when any of its active leases
+        // came through it; one recorded interface is the conservative reading of "any".
+        if index.renew_only(lease) {
+            value.flags |= BINDING_RENEW_ONLY;
+        }
+        let ifindex = index.ifindex_of(lease);
+        if !self.has_ifindex {
+            value.ifindex = ifindex;
+            self.has_ifindex = true;
+        } else if value.ifindex != ifindex {
+            value.ifindex = 0;
+        }
     }
 
     /// The map value, or `None` when the controller alone must serve this client.
@@ -353,7 +427,7 @@ pub type LaterExpiry = (Vec<u8>, i64);
 /// Returns the clients whose map expiry is later than the store's.
 pub fn resync(
     fp: &mut FastPath,
-    store: &dyn LeaseStore,
+    source: ResyncSource<'_>,
     index: &SubnetIndex,
     now: i64,
 ) -> Result<(ResyncReport, Vec<LaterExpiry>), anyhow::Error> {
@@ -361,20 +435,27 @@ pub fn resync(
     // Streamed: one small builder per client (about 110 bytes), never every lease at once.
     let mut builders: HashMap<BindingKey, BindingBuilder> = HashMap::new();
     let mut too_long: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
-        let lease = lease?;
+    let mut add = |lease: &Lease| {
         if lease.state != LeaseState::Assigned || lease.expire <= now {
-            continue;
+            return;
         }
         match BindingKey::new(&lease.duid) {
             Some(key) => builders
                 .entry(key)
-                .or_insert_with(|| BindingBuilder::start(&lease, index))
-                .add(&lease, index),
+                .or_insert_with(|| BindingBuilder::start(lease, index))
+                .add(lease, index),
             None => {
-                too_long.insert(lease.duid);
+                too_long.insert(lease.duid.clone());
             }
         }
+    };
+    match source {
+        ResyncSource::Store(store) => {
+            for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
+                add(&lease?);
+            }
+        }
+        ResyncSource::Controller(controller) => controller.each_durable_lease(&mut add),
     }
     let mut report = ResyncReport {
         clients: (builders.len() + too_long.len()) as u64,
@@ -532,7 +613,7 @@ impl MapSync {
         let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = resync(
             &mut fp,
-            self.server.store().as_ref(),
+            ResyncSource::Store(self.server.store().as_ref()),
             &self.index,
             unix_now(),
         ) {
@@ -562,7 +643,7 @@ fn drain_waiting_renewals(
 
 /// One report from the ring: the event and the lease types it renewed (`None` for a record
 /// shorter than a `RenewalEvent`).
-fn decode_renewal(item: &[u8]) -> Option<(RenewalEvent, Vec<LeaseType>)> {
+pub fn decode_renewal(item: &[u8]) -> Option<(RenewalEvent, Vec<LeaseType>)> {
     if item.len() < std::mem::size_of::<RenewalEvent>() {
         return None;
     }
@@ -671,6 +752,7 @@ mod tests {
             remote_id: None,
             relay_info: Vec::new(),
             hostname: String::new(),
+            line: None,
         }
     }
 
@@ -689,6 +771,102 @@ mod tests {
 
     fn index() -> SubnetIndex {
         index_with("")
+    }
+
+    /// With `interface-client-limit`, a binding records the ifindex its leases came through (so
+    /// the fast path passes a Solicit or Request arriving elsewhere); leases through two
+    /// interfaces, or an interface not served, record 0; without the limit, always 0.
+    #[test]
+    fn a_binding_records_its_interface_only_with_a_client_limit() {
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let limited = |extra: &str| {
+            let text = format!(
+                "interfaces = [\"lo\"]\ninterface-client-limit = 10\n{extra}[[subnet]]\nid = 7\n\
+                 prefix = \"2001:db8::/64\"\n\
+                 pools = [{{ low = \"2001:db8::1\", high = \"2001:db8::ff\" }}]\n\
+                 pd-pools = [{{ prefix = \"2001:db8:100::/40\", delegated-length = 56 }}]\n"
+            );
+            let mut index = SubnetIndex::new(&Config::parse(&text, "t").unwrap());
+            index.by_id.insert(7, 3u16);
+            index
+        };
+        let on = |iface: &str, lease_type, address, len| {
+            let mut l = lease(&duid, lease_type, address, len, 1000);
+            l.interface = iface.into();
+            l
+        };
+        let na = on("lo", LeaseType::Na, "2001:db8::5", 128);
+        let pd = on("lo", LeaseType::Pd, "2001:db8:100::", 56);
+        let (_, value) = binding_for(&[na.clone(), pd.clone()], 10, &limited("")).unwrap();
+        assert_eq!(value.ifindex, 1, "lo");
+        let elsewhere = on("not-served", LeaseType::Pd, "2001:db8:100::", 56);
+        let (_, value) = binding_for(&[na.clone(), elsewhere], 10, &limited("")).unwrap();
+        assert_eq!(value.ifindex, 0, "two interfaces");
+        let (_, value) = binding_for(&[na, pd], 10, &index()).unwrap();
+        assert_eq!(value.ifindex, 0, "no limit");
+    }
+
+    /// In a redundant pair, a binding holding a lease of the peer's half of the pools (not the
+    /// client's reservation) is marked renew-only: the controller never hands it out on a
+    /// Solicit or Request, so neither may the fast path.
+    #[test]
+    fn a_lease_of_the_peers_half_makes_the_binding_renew_only() {
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let half = |which: &str, extra: &str| {
+            let mut index = index_with(extra);
+            index.pool_half = Some(if which == "lower" {
+                PoolHalf::Lower
+            } else {
+                PoolHalf::Upper
+            });
+            index
+        };
+        // Pool 2001:db8::1..=ff (255 slots): the lower half is ::1..=::80.
+        let low = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
+        let high = lease(&duid, LeaseType::Na, "2001:db8::f0", 128, 1000);
+        let flags = |l: &Lease, index: &SubnetIndex| {
+            binding_for(std::slice::from_ref(l), 10, index)
+                .unwrap()
+                .1
+                .flags
+        };
+        assert_eq!(flags(&low, &index()) & BINDING_RENEW_ONLY, 0, "no pair");
+        assert_eq!(
+            flags(&low, &half("lower", "")) & BINDING_RENEW_ONLY,
+            0,
+            "ours"
+        );
+        assert_ne!(
+            flags(&high, &half("lower", "")) & BINDING_RENEW_ONLY,
+            0,
+            "the peer's"
+        );
+        assert_eq!(
+            flags(&high, &half("upper", "")) & BINDING_RENEW_ONLY,
+            0,
+            "ours (upper)"
+        );
+        let reserved = half(
+            "lower",
+            "reservations = [{ duid = \"00:03:00:01:01:02:03:04:05:06\", address = \"2001:db8::f0\" }]\n",
+        );
+        assert_eq!(
+            flags(&high, &reserved) & BINDING_RENEW_ONLY,
+            0,
+            "its reservation"
+        );
+        // A prefix of the upper half of the PD pool (2^16 /56s in the /40).
+        let pd = lease(&duid, LeaseType::Pd, "2001:db8:1ff:ff00::", 56, 1000);
+        assert_ne!(
+            flags(&pd, &half("lower", "")) & BINDING_RENEW_ONLY,
+            0,
+            "peer's prefix"
+        );
+        assert_eq!(
+            flags(&pd, &half("upper", "")) & BINDING_RENEW_ONLY,
+            0,
+            "own prefix"
+        );
     }
 
     #[test]
@@ -717,6 +895,49 @@ mod tests {
         // A prefix outside every PD pool now.
         let pd = lease(&duid, LeaseType::Pd, "2001:db9::", 56, 1000);
         assert!(binding_for(&[na, pd], 10, &index()).is_none());
+    }
+
+    /// The relay chain of a request relayed with Remote-ID `id` (enterprise 3561).
+    fn relayed_on(id: &[u8]) -> Vec<u8> {
+        use crate::proto::{DhcpOption, Message, Packet, RelayMessage, RemoteId};
+        let client = Message::new(dhcp_common::dhcpv6::MSG_SOLICIT, [1, 2, 3]);
+        Packet::Relay(RelayMessage {
+            msg_type: dhcp_common::dhcpv6::MSG_RELAY_FORW,
+            hop_count: 0,
+            link_address: "2001:db8::1".parse().unwrap(),
+            peer_address: "fe80::1".parse().unwrap(),
+            options: vec![
+                DhcpOption::RemoteId(RemoteId {
+                    enterprise: 3561,
+                    remote_id: id.to_vec(),
+                }),
+                DhcpOption::RelayMsg(Box::new(Packet::Message(client))),
+            ],
+        })
+        .encode()
+        .unwrap()
+    }
+
+    /// Reservations by line judge a lease by the line it was served on (its stored relay
+    /// chain), as the controller does: the line's own lease is answered; a lease of another
+    /// line on a key reserved for this one, or a lease of a line that has a reservation
+    /// elsewhere (its Solicit moves there), is left to the controller.
+    #[test]
+    fn line_reservations_follow_the_line_the_lease_was_served_on() {
+        let index = index_with(
+            "reservations = [{ remote-id = { enterprise = 3561, id = \"aa01\" }, address = \"2001:db8::1:5\" }]\n",
+        );
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let mut reserved = lease(&duid, LeaseType::Na, "2001:db8::1:5", 128, 1000);
+        reserved.relay_info = relayed_on(&[0xaa, 0x01]);
+        assert!(binding_for(std::slice::from_ref(&reserved), 10, &index).is_some());
+        reserved.relay_info = relayed_on(&[0xaa, 0x02]);
+        assert!(binding_for(std::slice::from_ref(&reserved), 10, &index).is_none());
+        let mut pooled = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
+        pooled.relay_info = relayed_on(&[0xaa, 0x01]);
+        assert!(binding_for(std::slice::from_ref(&pooled), 10, &index).is_none());
+        pooled.relay_info = relayed_on(&[0xaa, 0x03]);
+        assert!(binding_for(&[pooled], 10, &index).is_some());
     }
 
     #[test]
@@ -895,7 +1116,10 @@ pub async fn start<C: Controller>(
     if let Err(e) = server.writer().flush().await {
         warn!("fast path: renewals answered while no controller ran are not durable yet: {e}");
     }
-    let (report, later_expiries) = resync(&mut fp, server.store().as_ref(), &index, unix_now())?;
+    // From the controller's copy of the rows, already in memory: reading them from the store
+    // again cost as much as loading that copy.
+    let source = ResyncSource::Controller(server.as_ref());
+    let (report, later_expiries) = resync(&mut fp, source, &index, unix_now())?;
     let kept = later_expiries.len();
     for (duid, expires) in later_expiries {
         server.apply_fast_path_renewal(&duid, expires, &[LeaseType::Na, LeaseType::Pd])?;

@@ -354,6 +354,7 @@ impl KeaRow<'_> {
             remote_id: None,
             relay_info: Vec::new(),
             hostname: self.hostname.clone(),
+            line: None,
         };
         lease.validate().map_err(|err| match err {
             crate::store::StoreError::InvalidLease { reason, .. } => reason.to_owned(),

@@ -150,7 +150,7 @@ fn kea_config_converts_to_a_valid_config_of_ours() {
         (first.id, first.prefix.to_string()),
         (7, "2001:db8:1::/64".to_string())
     );
-    assert_eq!(first.interface.as_deref(), Some("eth1"));
+    assert_eq!(first.interfaces, vec!["eth1".to_string()]);
     assert_eq!(
         (first.preferred_lifetime, first.valid_lifetime),
         (3000, 4000)

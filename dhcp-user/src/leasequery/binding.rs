@@ -164,6 +164,7 @@ mod tests {
                 remote_id: None,
                 relay_info: Vec::new(),
                 hostname: String::new(),
+                line: None,
             },
             removed: false,
         }

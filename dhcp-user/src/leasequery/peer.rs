@@ -245,6 +245,7 @@ impl PeerSink {
                     remote_id: None,
                     relay_info: Vec::new(),
                     hostname: String::new(),
+                    line: None,
                 });
                 lease.duid = duid;
                 lease.subnet_id = subnet_id;

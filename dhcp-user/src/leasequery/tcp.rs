@@ -49,15 +49,15 @@ use tracing::{debug, info, warn};
 
 use super::binding::{client_data, LeaseUpdate};
 use super::query::{
-    answer_client, as_updates, check_policy, client_leases, parse_active_query, parse_query,
-    reply_skeleton, ClientAnswer, ParsedQuery, QueryError, QueryKind, Selector,
+    answer_client, as_updates, check_policy, parse_active_query, parse_query, reply_skeleton,
+    ClientAnswer, ParsedQuery, QueryError, QueryKind, Selector, MAX_LEASES_PER_CLIENT,
 };
 use super::{wire_time, LeaseSource, LeasequerySettings, LeasequeryStats};
 use crate::clock::unix_now;
 use crate::lease_events::{LeaseEvent, LeaseEventKind};
 use crate::proto::framing::{encode_frame_into, FrameDecoder};
 use crate::proto::{DhcpOption, Duid, Message, StatusCode};
-use crate::store::{ChangeCursor, ChangeKind, LeaseKey, LeasePages, LeaseStore, StoreError};
+use crate::store::{ChangeCursor, ChangeKind, Lease, LeaseKey, LeasePages, LeaseStore, StoreError};
 use crate::tls::Stream;
 
 /// Largest query frame accepted; a leasequery request is a few dozen bytes.
@@ -937,6 +937,17 @@ impl BulkOut<'_> {
         self.push(&message)
     }
 
+    /// One client's selected leases (taken, `leases` left empty), in key order as a lookup by
+    /// DUID gives them; nothing when there are none.
+    fn client_leases(&mut self, leases: &mut Vec<Lease>) -> Result<(), Gone> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let mut leases = std::mem::take(leases);
+        leases.sort_by_key(Lease::key);
+        self.client(&as_updates(leases))
+    }
+
     /// The end: a REPLY if nothing was sent yet, then DONE (with `status` when not success).
     /// A refusal before anything was sent is a lone REPLY with the status.
     fn finish(&mut self, status: Option<StatusCode>) -> Result<(), Gone> {
@@ -1024,25 +1035,26 @@ fn scan_bulk(
             }
         }
         QueryKind::RelayId(_) | QueryKind::RemoteId(_) | QueryKind::LinkAddress => {
+            // In client order, so that all of a client's selected bindings go out together,
+            // once, with no lookup per client: the selector implies the store filter, so the
+            // client's leases in the filtered scan are all its selected ones.
             let filter = Selector::store_filter(parsed);
-            let mut emitted: HashSet<Vec<u8>> = HashSet::new();
-            for lease in LeasePages::new(store, filter, ctx.settings.page_size) {
+            let mut current: Option<Vec<u8>> = None;
+            let mut client: Vec<Lease> = Vec::new();
+            for lease in LeasePages::by_client(store, filter, ctx.settings.page_size) {
                 let lease = match lease {
                     Ok(lease) => lease,
                     Err(err) => return Ok(Err(err.into())),
                 };
-                if !selector.matches(&lease, now) || emitted.contains(&lease.duid) {
-                    continue;
+                if current.as_deref() != Some(lease.duid.as_slice()) {
+                    out.client_leases(&mut client)?;
+                    current = Some(lease.duid.clone());
                 }
-                // All of this client's selected bindings go out together, once.
-                let leases = match client_leases(store, &lease.duid, selector, now) {
-                    Ok(leases) if !leases.is_empty() => leases,
-                    Ok(_) => vec![lease.clone()],
-                    Err(err) => return Ok(Err(err.into())),
-                };
-                emitted.insert(lease.duid);
-                out.client(&as_updates(leases))?;
+                if client.len() < MAX_LEASES_PER_CLIENT && selector.matches(&lease, now) {
+                    client.push(lease);
+                }
             }
+            out.client_leases(&mut client)?;
         }
     }
     Ok(Ok(()))

@@ -26,7 +26,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 
-use crate::binding_rule::{in_pools, Reservations, Standing};
+use crate::binding_rule::{in_pools, Claimant, Reservations, Standing};
 use crate::config::{Config, PoolHalf, Subnet};
 use crate::store::{mask, Lease, LeaseKey, LeaseState, LeaseType, StoreError};
 
@@ -56,6 +56,8 @@ pub trait LeaseView {
     fn scan_after(&self, after: Option<&LeaseKey>, limit: usize) -> Result<Vec<Lease>, StoreError>;
     /// Every lease of this client (any state, any IA).
     fn by_duid(&self, duid: &[u8]) -> Result<Vec<Lease>, StoreError>;
+    /// Every lease served on this line (its stored `line`, any state).
+    fn by_line(&self, line: &[u8]) -> Result<Vec<Lease>, StoreError>;
 }
 
 impl LeaseView for std::collections::BTreeMap<LeaseKey, Lease> {
@@ -75,6 +77,14 @@ impl LeaseView for std::collections::BTreeMap<LeaseKey, Lease> {
 
     fn by_duid(&self, duid: &[u8]) -> Result<Vec<Lease>, StoreError> {
         Ok(self.values().filter(|l| l.duid == duid).cloned().collect())
+    }
+
+    fn by_line(&self, line: &[u8]) -> Result<Vec<Lease>, StoreError> {
+        Ok(self
+            .values()
+            .filter(|l| l.line.as_deref() == Some(line))
+            .cloned()
+            .collect())
     }
 }
 
@@ -187,22 +197,19 @@ impl Allocator {
         }
     }
 
-    /// True if `key` may be given to `duid` at `now`.
+    /// True if `key` may be given to `client` at `now`.
     pub fn is_free_for(
         &self,
         view: &dyn LeaseView,
         key: &LeaseKey,
-        duid: &[u8],
+        client: &Claimant<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        if self.reservations.reserved_for_another(key, duid) {
+        let duid = client.duid;
+        if self.reservations.reserved_for_another(key, client) {
             return Ok(false);
         }
-        if self
-            .offers
-            .get(key)
-            .is_some_and(|offer| offer.duid != duid && offer.until > now)
-        {
+        if self.offered_to_another(key, duid, now) {
             return Ok(false);
         }
         Ok(match view.get(key)? {
@@ -210,6 +217,24 @@ impl Allocator {
             Some(lease) if lease.state == LeaseState::Declined => self.reusable(&lease, now),
             Some(lease) => lease.duid == duid || self.reusable(&lease, now),
         })
+    }
+
+    /// True if `key` is reserved for a client other than `client`.
+    pub fn reserved_for_another(&self, key: &LeaseKey, client: &Claimant<'_>) -> bool {
+        self.reservations.reserved_for_another(key, client)
+    }
+
+    /// True if `key` is held in a pending Advertise for a client other than `duid`.
+    pub fn offered_to_another(&self, key: &LeaseKey, duid: &[u8], now: i64) -> bool {
+        self.offers
+            .get(key)
+            .is_some_and(|offer| offer.duid != duid && offer.until > now)
+    }
+
+    /// The line identities the reservations need of `lease` (see
+    /// [`Reservations::lines_of`]).
+    pub fn lines_of(&self, lease: &Lease) -> crate::line::LineIds {
+        self.reservations.lines_of(lease)
     }
 
     /// Keeps `key` for `duid` for a while after an Advertise, so that a second client soliciting
@@ -270,9 +295,10 @@ impl Allocator {
         view: &dyn LeaseView,
         subnet: &Subnet,
         lease_type: LeaseType,
-        duid: &[u8],
+        client: &Claimant<'_>,
         now: i64,
     ) -> Result<Option<LeaseKey>, StoreError> {
+        let duid = client.duid;
         let old_enough = now - OFFER_TAKEOVER_AFTER_SECS + OFFER_HOLD_SECS;
         let mut looked = 0;
         let mut index = 0;
@@ -306,7 +332,7 @@ impl Allocator {
                 continue;
             }
             let held = self.offers.remove(&key).expect("a live offer");
-            if self.is_free_for(view, &key, duid, now)? {
+            if self.is_free_for(view, &key, client, now)? {
                 self.offer_order.remove(index - 1);
                 return Ok(Some(key));
             }
@@ -320,41 +346,40 @@ impl Allocator {
         self.offers.len()
     }
 
-    /// The reservation of `duid` in `subnet` for this lease type, as a key.
-    pub fn reservation(subnet: &Subnet, lease_type: LeaseType, duid: &[u8]) -> Option<LeaseKey> {
-        let reservation = subnet.reservations.iter().find(|r| r.duid == duid)?;
-        match lease_type {
-            LeaseType::Na => reservation.address.map(LeaseKey::na),
-            LeaseType::Pd => reservation
-                .prefix
-                .map(|p| LeaseKey::pd(p.network(), p.prefix_len())),
-        }
+    /// The reservation of `client` in `subnet` for this lease type (by DUID, else by line), as
+    /// a key.
+    pub fn reservation(
+        &self,
+        subnet: &Subnet,
+        lease_type: LeaseType,
+        client: &Claimant<'_>,
+    ) -> Option<LeaseKey> {
+        self.reservations.of_client(subnet.id, lease_type, client)
     }
 
     /// True if `key` may be handed out in `subnet` at all: inside one of its pools, or the
-    /// subnet's reservation for `duid`.
-    pub fn in_subnet_pools(subnet: &Subnet, key: &LeaseKey, duid: &[u8]) -> bool {
-        Allocator::reservation(subnet, key.lease_type, duid) == Some(*key) || in_pools(subnet, key)
+    /// subnet's reservation for `client`.
+    pub fn in_subnet_pools(&self, subnet: &Subnet, key: &LeaseKey, client: &Claimant<'_>) -> bool {
+        self.reservation(subnet, key.lease_type, client) == Some(*key) || in_pools(subnet, key)
     }
 
-    /// Where `duid`'s lease `key` in `subnet` stands: whether the controller keeps it as the
+    /// Where `client`'s lease `key` in `subnet` stands: whether the controller keeps it as the
     /// client's binding ([`crate::binding_rule`], the rule the fast path follows too).
-    pub fn standing(&self, subnet: &Subnet, key: &LeaseKey, duid: &[u8]) -> Standing {
-        self.reservations.standing(subnet, key, duid)
+    pub fn standing(&self, subnet: &Subnet, key: &LeaseKey, client: &Claimant<'_>) -> Standing {
+        self.reservations.standing(subnet, key, client)
+    }
+
+    /// Where `lease` stands in `subnet`, its client (DUID and line) read from the lease itself.
+    pub fn lease_standing(&self, subnet: &Subnet, lease: &Lease) -> Standing {
+        self.reservations.lease_standing(subnet, lease)
     }
 
     /// True if this server may grant `key` to a client that does not hold it yet: inside its
     /// share of one of `subnet`'s pools (all of them without `pool-half`). Reservations are
-    /// the caller's to check.
+    /// the caller's to check. The rule is [`crate::binding_rule::in_own_half`], which the fast
+    /// path's map sync follows too.
     pub fn owns(&self, subnet: &Subnet, key: &LeaseKey) -> bool {
-        pool_slots(subnet, key.lease_type)
-            .into_iter()
-            .any(|(_, slots)| {
-                let share = self.own_share(slots);
-                share
-                    .index_of(key)
-                    .is_some_and(|index| share.key(index) == *key)
-            })
+        crate::binding_rule::in_own_half(subnet, self.half, key)
     }
 
     /// The part of a pool's slots this server allocates from.
@@ -370,24 +395,24 @@ impl Allocator {
         }
     }
 
-    /// Chooses a new address (NA) or prefix (PD) for `duid` in `subnet`: its reservation,
+    /// Chooses a new address (NA) or prefix (PD) for `client` in `subnet`: its reservation,
     /// else the client's hint when it is in a pool and free, else the next free slot.
     pub fn pick(
         &mut self,
         view: &dyn LeaseView,
         subnet: &Subnet,
         lease_type: LeaseType,
-        duid: &[u8],
+        client: &Claimant<'_>,
         hint: Option<(Ipv6Addr, u8)>,
         now: i64,
     ) -> Result<Result<LeaseKey, Exhausted>, StoreError> {
-        if let Some(key) = Allocator::reservation(subnet, lease_type, duid) {
-            if self.is_free_for(view, &key, duid, now)? {
+        if let Some(key) = self.reservation(subnet, lease_type, client) {
+            if self.is_free_for(view, &key, client, now)? {
                 return Ok(Ok(key));
             }
         }
         if let Some(key) = hint.and_then(|hint| hint_key(subnet, lease_type, hint)) {
-            if self.owns(subnet, &key) && self.is_free_for(view, &key, duid, now)? {
+            if self.owns(subnet, &key) && self.is_free_for(view, &key, client, now)? {
                 return Ok(Ok(key));
             }
         }
@@ -405,7 +430,7 @@ impl Allocator {
                 continue;
             }
             let start = self.cursors.get(&id).copied().unwrap_or(self.first_cursor) % slots.count;
-            if let Some(key) = self.scan_pool(view, id, slots, duid, now, &mut budget)? {
+            if let Some(key) = self.scan_pool(view, id, slots, client, now, &mut budget)? {
                 self.passed.remove(&id);
                 self.full_until.remove(&id);
                 return Ok(Ok(key));
@@ -433,7 +458,7 @@ impl Allocator {
                 break;
             }
         }
-        if let Some(key) = self.take_over_offer(view, subnet, lease_type, duid, now)? {
+        if let Some(key) = self.take_over_offer(view, subnet, lease_type, client, now)? {
             return Ok(Ok(key));
         }
         Ok(Err(Exhausted::Full))
@@ -445,7 +470,7 @@ impl Allocator {
         view: &dyn LeaseView,
         id: PoolId,
         slots: Slots,
-        duid: &[u8],
+        client: &Claimant<'_>,
         now: i64,
         budget: &mut usize,
     ) -> Result<Option<LeaseKey>, StoreError> {
@@ -473,7 +498,7 @@ impl Allocator {
                         continue;
                     }
                     // Slots between rows have no lease; only holds and reservations can bar them.
-                    match self.first_free(view, id, slots, next, index, duid, now, budget)? {
+                    match self.first_free(view, id, slots, next, index, client, now, budget)? {
                         Ok(key) => return Ok(Some(key)),
                         // The budget ran out in the gap: resume there, not past it.
                         Err(stopped) if stopped < index => {
@@ -484,7 +509,7 @@ impl Allocator {
                     }
                     next = index + 1;
                     let key = slots.key(index);
-                    if key == lease.key() && self.is_free_for(view, &key, duid, now)? {
+                    if key == lease.key() && self.is_free_for(view, &key, client, now)? {
                         self.cursors.insert(id, (index + 1) % slots.count);
                         return Ok(Some(key));
                     }
@@ -493,7 +518,7 @@ impl Allocator {
                     }
                 }
                 if rows_end && *budget > 0 {
-                    match self.first_free(view, id, slots, next, end, duid, now, budget)? {
+                    match self.first_free(view, id, slots, next, end, client, now, budget)? {
                         Ok(key) => return Ok(Some(key)),
                         Err(stopped) => next = stopped,
                     }
@@ -515,7 +540,7 @@ impl Allocator {
         slots: Slots,
         from: u128,
         to: u128,
-        duid: &[u8],
+        client: &Claimant<'_>,
         now: i64,
         budget: &mut usize,
     ) -> Result<Result<LeaseKey, u128>, StoreError> {
@@ -523,7 +548,7 @@ impl Allocator {
         while index < to && *budget > 0 {
             *budget -= 1;
             let key = slots.key(index);
-            if self.is_free_for(view, &key, duid, now)? {
+            if self.is_free_for(view, &key, client, now)? {
                 self.cursors.insert(id, (index + 1) % slots.count);
                 return Ok(Ok(key));
             }
@@ -654,6 +679,7 @@ mod tests {
             remote_id: None,
             relay_info: Vec::new(),
             hostname: String::new(),
+            line: None,
         }
     }
 
@@ -666,7 +692,14 @@ mod tests {
         hint: Option<(Ipv6Addr, u8)>,
     ) -> Result<LeaseKey, Exhausted> {
         alloc
-            .pick(view, &config.subnets[0], lease_type, duid, hint, 1000)
+            .pick(
+                view,
+                &config.subnets[0],
+                lease_type,
+                &Claimant::duid(duid),
+                hint,
+                1000,
+            )
             .unwrap()
     }
 
@@ -833,12 +866,18 @@ mod tests {
         let got = pick(&mut alloc, &view, &config, LeaseType::Na, b"me", None).unwrap();
         assert_eq!(got, stale);
         // The client whose lease is in grace gets it back.
-        assert!(alloc.is_free_for(&view, &in_grace, b"old", 1000).unwrap());
+        assert!(alloc
+            .is_free_for(&view, &in_grace, &Claimant::duid(b"old"), 1000)
+            .unwrap());
         // Declined: quarantined until its expiry, even for the client that declined it.
         let declined = LeaseKey::na(addr("2001:db8:1::12"));
         view.insert(declined, lease(declined, b"me", 1500, LeaseState::Declined));
-        assert!(!alloc.is_free_for(&view, &declined, b"me", 1000).unwrap());
-        assert!(alloc.is_free_for(&view, &declined, b"me", 1500).unwrap());
+        assert!(!alloc
+            .is_free_for(&view, &declined, &Claimant::duid(b"me"), 1000)
+            .unwrap());
+        assert!(alloc
+            .is_free_for(&view, &declined, &Claimant::duid(b"me"), 1500)
+            .unwrap());
     }
 
     #[test]
@@ -848,8 +887,12 @@ mod tests {
         let view = BTreeMap::new();
         let first = pick(&mut alloc, &view, &config, LeaseType::Na, b"a", None).unwrap();
         alloc.hold_offer(first, b"a", 1000);
-        assert!(!alloc.is_free_for(&view, &first, b"b", 1000).unwrap());
-        assert!(alloc.is_free_for(&view, &first, b"a", 1000).unwrap());
+        assert!(!alloc
+            .is_free_for(&view, &first, &Claimant::duid(b"b"), 1000)
+            .unwrap());
+        assert!(alloc
+            .is_free_for(&view, &first, &Claimant::duid(b"a"), 1000)
+            .unwrap());
         alloc.purge_offers(1000 + OFFER_HOLD_SECS);
         assert_eq!(alloc.offers_held(), 0);
     }
@@ -863,7 +906,14 @@ mod tests {
         let at =
             |now: i64, alloc: &mut Allocator, view: &BTreeMap<LeaseKey, Lease>, duid: &[u8]| {
                 alloc
-                    .pick(view, &config.subnets[0], LeaseType::Na, duid, None, now)
+                    .pick(
+                        view,
+                        &config.subnets[0],
+                        LeaseType::Na,
+                        &Claimant::duid(duid),
+                        None,
+                        now,
+                    )
                     .unwrap()
             };
         let mut flooded = Vec::new();
@@ -881,7 +931,9 @@ mod tests {
         let mine = at(now, &mut alloc, &view, b"me").unwrap();
         assert_eq!(mine, flooded[0]);
         alloc.hold_offer(mine, b"me", now);
-        assert!(!alloc.is_free_for(&view, &mine, &[0xf1, 0], now).unwrap());
+        assert!(!alloc
+            .is_free_for(&view, &mine, &Claimant::duid(&[0xf1, 0]), now)
+            .unwrap());
         let yours = at(now, &mut alloc, &view, b"you").unwrap();
         assert_eq!(yours, flooded[1]);
         alloc.hold_offer(yours, b"you", now);
@@ -941,6 +993,9 @@ mod tests {
         fn by_duid(&self, duid: &[u8]) -> Result<Vec<Lease>, StoreError> {
             self.leases.by_duid(duid)
         }
+        fn by_line(&self, line: &[u8]) -> Result<Vec<Lease>, StoreError> {
+            self.leases.by_line(line)
+        }
     }
 
     fn full_view(base: Ipv6Addr, count: u128) -> CountingView {
@@ -969,7 +1024,14 @@ mod tests {
         while alloc.pools_known_full(1000) == 0 {
             searches += 1;
             assert!(searches <= 8, "the full pool was never recognised");
-            let got = alloc.pick(&view, subnet, LeaseType::Na, b"me", None, 1000);
+            let got = alloc.pick(
+                &view,
+                subnet,
+                LeaseType::Na,
+                &Claimant::duid(b"me"),
+                None,
+                1000,
+            );
             assert_eq!(got.unwrap(), Err(Exhausted::Full));
         }
         assert!(
@@ -979,13 +1041,27 @@ mod tests {
         // Now a Solicit costs no rows at all.
         let reads = view.reads.get();
         for _ in 0..100 {
-            let got = alloc.pick(&view, subnet, LeaseType::Na, b"me", None, 1001);
+            let got = alloc.pick(
+                &view,
+                subnet,
+                LeaseType::Na,
+                &Claimant::duid(b"me"),
+                None,
+                1001,
+            );
             assert_eq!(got.unwrap(), Err(Exhausted::Full));
         }
         assert_eq!(view.reads.get(), reads);
         // Time alone makes rows reusable (expiry plus grace): looked at again after a while.
         let later = 1000 + FULL_RECHECK_SECS;
-        let got = alloc.pick(&view, subnet, LeaseType::Na, b"me", None, later);
+        let got = alloc.pick(
+            &view,
+            subnet,
+            LeaseType::Na,
+            &Claimant::duid(b"me"),
+            None,
+            later,
+        );
         assert_eq!(got.unwrap(), Err(Exhausted::Full));
         assert!(view.reads.get() > reads);
         // A deleted row is found at once, wherever the cursor is.
@@ -995,7 +1071,14 @@ mod tests {
         let mut found = None;
         for _ in 0..8 {
             if let Ok(key) = alloc
-                .pick(&view, subnet, LeaseType::Na, b"me", None, later)
+                .pick(
+                    &view,
+                    subnet,
+                    LeaseType::Na,
+                    &Claimant::duid(b"me"),
+                    None,
+                    later,
+                )
                 .unwrap()
             {
                 found = Some(key);

@@ -21,8 +21,9 @@ use crate::proto::{
 use crate::store::{Lease, LeaseChange, LeaseKey, LeaseState, LeaseType, StoreError};
 
 use super::allocator::{Allocator, LeaseView};
-use crate::binding_rule::Standing;
+use crate::binding_rule::{Claimant, Standing};
 use crate::lease_events::{LeaseEvent, LeaseEventKind};
+use crate::line::LineIds;
 
 /// A datagram as received on a served interface.
 #[derive(Debug, Clone)]
@@ -62,6 +63,8 @@ pub struct Classified {
     pub remote_id: Option<Vec<u8>>,
     /// The relay chain as received (the outermost Relay-Forw), empty when direct.
     pub relay_info: Vec<u8>,
+    /// The line the client is on, as its relays name it (none when direct).
+    pub lines: LineIds,
 }
 
 impl Classified {
@@ -138,6 +141,7 @@ pub fn classify(
         return Err(Rejected::Drop("not_a_client_message"));
     }
 
+    let lines = LineIds::from_relays(&relays);
     let (subnet, link_address, relay_id, remote_id, relay_info) = if relays.is_empty() {
         (direct_subnet, Ipv6Addr::UNSPECIFIED, None, None, Vec::new())
     } else {
@@ -170,6 +174,7 @@ pub fn classify(
         relay_id,
         remote_id,
         relay_info,
+        lines,
     })
 }
 
@@ -247,12 +252,16 @@ fn is_link_local(address: &Ipv6Addr) -> bool {
     address.segments()[0] & 0xffc0 == 0xfe80
 }
 
-/// Clients per interface, for `interface-client-limit`.
+/// Clients per interface, for `interface-client-limit`, and per line, for `line-client-limit`.
 pub trait ClientLimit {
     /// True if `duid` already counts as a client on `interface`.
     fn is_known(&self, interface: &str, duid: &[u8]) -> bool;
     /// True if `interface` is at its limit of clients.
     fn is_full(&self, interface: &str) -> bool;
+    /// True if `duid` already counts as a client on `line` (a stored line identity).
+    fn line_is_known(&self, line: &[u8], duid: &[u8]) -> bool;
+    /// True if `line` is at its limit of clients.
+    fn line_is_full(&self, line: &[u8]) -> bool;
 }
 
 /// What the server should do with a request.
@@ -395,13 +404,27 @@ pub fn decide(
         return Ok(Decision::drop("no_subnet_for_link"));
     };
     let duid = client_id.map(|d| d.as_bytes()).unwrap_or_default();
+    let primary = request.subnet.unwrap_or_default();
+    let shared: Vec<&Subnet> = input
+        .config
+        .shared_with(primary)
+        .into_iter()
+        .map(|index| &input.config.subnets[index])
+        .collect();
+    let line = input
+        .config
+        .line_identity
+        .and_then(|kind| request.lines.line(kind))
+        .map(|line| line.stored());
 
     let mut ctx = Ctx {
         input,
         allocator,
         request,
         subnet,
+        shared,
         duid,
+        line,
         decision: Decision::drop(""),
         replies: Vec::new(),
     };
@@ -420,8 +443,14 @@ struct Ctx<'a, 'b> {
     input: &'a DecideInput<'b>,
     allocator: &'a mut Allocator,
     request: &'a Classified,
+    /// The subnet of the client's link (message-level options come from it).
     subnet: &'a Subnet,
+    /// The subnets the client's leases may come from: `subnet`, then the rest of its shared
+    /// network in file order.
+    shared: Vec<&'a Subnet>,
     duid: &'a [u8],
+    /// The client's line (`line-identity`), in the form stored with leases.
+    line: Option<Vec<u8>>,
     decision: Decision,
     /// The IA options of the reply, in request order.
     replies: Vec<DhcpOption>,
@@ -429,45 +458,189 @@ struct Ctx<'a, 'b> {
 
 /// What happens to one IA.
 enum IaOutcome {
-    /// Leases to report, each with the lifetimes to put in the reply.
-    Leases(Vec<(LeaseKey, u32, u32)>),
+    /// Leases to report, each with the lifetimes to put in the reply; T1 and T2 of the subnet
+    /// they are in.
+    Leases(Vec<(LeaseKey, u32, u32)>, (u32, u32)),
     /// A status inside the IA.
     Status(u16, &'static str),
 }
 
-impl Ctx<'_, '_> {
+/// The lifetimes of `subnet` for a reply's IA.
+fn timers(subnet: &Subnet) -> (u32, u32) {
+    (subnet.renew_timer, subnet.rebind_timer)
+}
+
+impl<'a> Ctx<'a, '_> {
     fn now(&self) -> i64 {
         self.input.now
     }
 
-    /// The client's leases of one IA in this subnet that it may still use: the active one
-    /// first, else the most recent one no one else took meanwhile.
-    fn binding(&self, lease_type: LeaseType, iaid: u32) -> Result<Option<Lease>, StoreError> {
-        let mut mine: Vec<Lease> = self
+    /// The request's client: its DUID and its line.
+    fn claimant(&self) -> Claimant<'_> {
+        Claimant {
+            duid: self.duid,
+            lines: &self.request.lines,
+        }
+    }
+
+    /// The subnet of the shared set with this id.
+    fn shared_subnet(&self, id: u32) -> Option<&'a Subnet> {
+        self.shared.iter().copied().find(|s| s.id == id)
+    }
+
+    /// The client's leases of one IA in this subnet (or its shared network) that it may still
+    /// use: one the client names (`listed`, in a Renew or Rebind) first, then the active one,
+    /// else the most recent one no one else took meanwhile; with the subnet it is in. Each lease
+    /// is judged as the fast path judges it: by the lease alone (its DUID and the line it was
+    /// served on, [`crate::binding_rule`]). `extending`: for a Renew or Rebind, which may extend
+    /// a live lease in the peer's half of the pools.
+    fn binding(
+        &self,
+        lease_type: LeaseType,
+        iaid: u32,
+        extending: bool,
+        listed: &[LeaseKey],
+    ) -> Result<Option<(Lease, &'a Subnet)>, StoreError> {
+        let mut mine: Vec<(Lease, &'a Subnet)> = self
             .input
             .view
             .by_duid(self.duid)?
             .into_iter()
             .filter(|l| l.lease_type == lease_type && l.iaid == iaid)
             .filter(|l| l.state != LeaseState::Declined)
+            .filter_map(|l| {
+                let subnet = self.lease_subnet(&l)?;
+                Some((l, subnet))
+            })
             // Outside the pools, or reserved for another (never free for this client).
-            .filter(|l| {
+            .filter(|(l, subnet)| {
                 matches!(
-                    self.allocator.standing(self.subnet, &l.key(), self.duid),
+                    self.allocator.lease_standing(subnet, l),
                     Standing::Kept | Standing::SupersededByReservation
                 )
             })
+            // In a redundant pair, a lease in the peer's half of the pools is the peer's: our
+            // copy may be stale (a Release, an expiry the peer has not told us of yet, a cut
+            // link), and the peer may have given it to another client since. So a Solicit or
+            // Request gets one of ours; only a Renew or Rebind of a live one (the peer's client
+            // failing over to us) extends it.
+            .filter(|(l, subnet)| {
+                self.allocator.owns(subnet, &l.key())
+                    || self
+                        .allocator
+                        .reservation(subnet, l.lease_type, &self.claimant())
+                        == Some(l.key())
+                    || (extending && l.is_active(self.now()))
+            })
             .collect();
-        mine.sort_by_key(|l| (l.is_active(self.now()), l.cltt));
-        while let Some(lease) = mine.pop() {
+        // A client may hold rows of one IA in both halves of a pair's pools (a stale copy of
+        // the peer's, ours since): the one it renews is the one it was last told of.
+        mine.sort_by_key(|(l, _)| (listed.contains(&l.key()), l.is_active(self.now()), l.cltt));
+        while let Some((lease, subnet)) = mine.pop() {
+            let lines = self.allocator.lines_of(&lease);
+            let holder = Claimant {
+                duid: &lease.duid,
+                lines: &lines,
+            };
             if self
                 .allocator
-                .is_free_for(self.input.view, &lease.key(), self.duid, self.now())?
+                .is_free_for(self.input.view, &lease.key(), &holder, self.now())?
             {
-                return Ok(Some(lease));
+                return Ok(Some((lease, subnet)));
             }
         }
         Ok(None)
+    }
+
+    /// The subnet of the shared set a lease of this client is in: its own `subnet_id` when that
+    /// is one of them (a lease of a subnet that has since left the link is not).
+    fn lease_subnet(&self, lease: &Lease) -> Option<&'a Subnet> {
+        self.shared_subnet(lease.subnet_id)
+    }
+
+    /// True if the request is on a line and a new client there would be beyond
+    /// `line-client-limit`: the client has no active lease in the shared set (a client with a
+    /// binding keeps it, as the fast path keeps answering its renewals) and is not yet counted
+    /// on the line. A new DUID that takes over the line's one client's lease (`line-sticky` with
+    /// a limit of 1: a CPE that came back with a new DUID) replaces it rather than adds to it.
+    fn over_line_limit(&self, types: &[LeaseType]) -> Result<bool, StoreError> {
+        let clients = self.input.clients;
+        let Some(line) = &self.line else {
+            return Ok(false);
+        };
+        if !clients.line_is_full(line) || clients.line_is_known(line, self.duid) {
+            return Ok(false);
+        }
+        let now = self.now();
+        let active = self
+            .input
+            .view
+            .by_duid(self.duid)?
+            .iter()
+            .any(|l| l.is_active(now) && self.lease_subnet(l).is_some());
+        if active {
+            return Ok(false);
+        }
+        if self.replaces_line_client() {
+            for &lease_type in types {
+                if self.sticky_lease(lease_type)?.is_some() {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// True when a new DUID on a line takes over the active leases of the line's client: sticky
+    /// delegation with one client per line.
+    fn replaces_line_client(&self) -> bool {
+        let config = self.input.config;
+        config.line_sticky && config.line_client_limit == Some(1)
+    }
+
+    /// Sticky delegation by line: the line's most recent lease of this type in the shared set
+    /// that the client may have, when it has none of its own. Not one held by another live
+    /// client: a lease still active goes to the new DUID only when the line has one client at
+    /// most (`line-client-limit = 1`); one expired, released or reclaimed goes even within its
+    /// grace period (kept for its old DUID, which is this line's, before). Never a declined one,
+    /// one reserved for another client, outside the pools, or held in an offer for another.
+    fn sticky_lease(
+        &self,
+        lease_type: LeaseType,
+    ) -> Result<Option<(Lease, &'a Subnet)>, StoreError> {
+        if !self.input.config.line_sticky {
+            return Ok(None);
+        }
+        let Some(line) = &self.line else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let client = self.claimant();
+        let takes_active = self.replaces_line_client();
+        let mut candidates: Vec<(Lease, &'a Subnet)> = Vec::new();
+        for lease in self.input.view.by_line(line)? {
+            // Another client's: the client's own leases are its bindings (any IAID).
+            if lease.lease_type != lease_type
+                || lease.state == LeaseState::Declined
+                || lease.duid == self.duid
+            {
+                continue;
+            }
+            let Some(subnet) = self.lease_subnet(&lease) else {
+                continue;
+            };
+            let key = lease.key();
+            let live = lease.is_active(now);
+            if (live && !takes_active)
+                || self.allocator.reserved_for_another(&key, &client)
+                || !self.allocator.in_subnet_pools(subnet, &key, &client)
+                || self.allocator.offered_to_another(&key, self.duid, now)
+            {
+                continue;
+            }
+            candidates.push((lease, subnet));
+        }
+        Ok(candidates.into_iter().max_by_key(|(l, _)| l.cltt))
     }
 
     /// True if a new binding for this client would be beyond the interface's client limit.
@@ -488,15 +661,15 @@ impl Ctx<'_, '_> {
         Ok(!active)
     }
 
-    /// A lease of this request for `key`, assigned now with the subnet's lifetimes.
-    fn lease(&self, key: LeaseKey, iaid: u32, previous: Option<&Lease>) -> Lease {
+    /// A lease of this request for `key` in `subnet`, assigned now with the subnet's lifetimes.
+    fn lease(&self, key: LeaseKey, iaid: u32, previous: Option<&Lease>, subnet: &Subnet) -> Lease {
         let mut lease = Lease {
             address: key.address,
             prefix_len: key.prefix_len,
             lease_type: key.lease_type,
             duid: self.duid.to_vec(),
             iaid,
-            subnet_id: self.subnet.id,
+            subnet_id: subnet.id,
             preferred_lifetime: 0,
             valid_lifetime: 0,
             cltt: 0,
@@ -507,23 +680,38 @@ impl Ctx<'_, '_> {
             relay_id: self.request.relay_id.clone(),
             remote_id: self.request.remote_id.clone(),
             relay_info: self.request.relay_info.clone(),
-            hostname: previous.map(|p| p.hostname.clone()).unwrap_or_default(),
+            hostname: previous
+                .filter(|p| p.duid == self.duid)
+                .map(|p| p.hostname.clone())
+                .unwrap_or_default(),
+            line: self.line.clone().map(Vec::into_boxed_slice),
         };
-        lease.assign(
-            self.now(),
-            self.subnet.preferred_lifetime,
-            self.subnet.valid_lifetime,
-        );
+        lease.assign(self.now(), subnet.preferred_lifetime, subnet.valid_lifetime);
         lease
     }
 
-    /// Commits `key` to the client (new, or its existing binding extended).
-    fn grant(&mut self, key: LeaseKey, iaid: u32, previous: Option<&Lease>) {
-        let lease = self.lease(key, iaid, previous);
+    /// Commits `key` in `subnet` to the client (new, or its existing binding extended).
+    fn grant(&mut self, key: LeaseKey, iaid: u32, previous: Option<&Lease>, subnet: &Subnet) {
+        let lease = self.lease(key, iaid, previous, subnet);
         let kind = match previous {
-            Some(p) if p.key() == key && p.is_active(self.now()) => LeaseEventKind::Renewed,
+            Some(p) if p.key() == key && p.is_active(self.now()) && p.duid == self.duid => {
+                LeaseEventKind::Renewed
+            }
             _ => LeaseEventKind::Granted,
         };
+        if let Some(old) = previous
+            .filter(|p| p.key() == key && p.duid != self.duid && p.state == LeaseState::Assigned)
+        {
+            // Sticky delegation took the line's previous client's lease: that client's binding
+            // ends (published first, so that followers drop it before the new one arrives).
+            let mut gone = old.clone();
+            gone.touch(self.now());
+            gone.state = LeaseState::Released;
+            self.decision.events.push(LeaseEvent {
+                kind: LeaseEventKind::Released,
+                lease: gone,
+            });
+        }
         self.allocator.drop_offer(&key);
         self.decision
             .changes
@@ -531,40 +719,69 @@ impl Ctx<'_, '_> {
         self.decision.events.push(LeaseEvent { kind, lease });
     }
 
-    /// Binding, else reservation/hint/pool: the lease for one IA of a Solicit or Request.
+    /// Binding, else reservation, the line's previous lease (sticky delegation), hint, pool:
+    /// the lease for one IA of a Solicit or Request, with its subnet. The pools of a shared
+    /// network are tried in order (the one holding the client's hint first), the next one when
+    /// a pool is exhausted.
+    #[allow(clippy::type_complexity)]
     fn choose(
         &mut self,
         lease_type: LeaseType,
         iaid: u32,
         hints: &[(Ipv6Addr, u8)],
-    ) -> Result<(Option<LeaseKey>, Option<Lease>), StoreError> {
-        let existing = self.binding(lease_type, iaid)?;
-        if let Some(lease) = &existing {
+    ) -> Result<(Option<(LeaseKey, &'a Subnet)>, Option<Lease>), StoreError> {
+        let existing = self.binding(lease_type, iaid, false, &[])?;
+        if let Some((lease, subnet)) = &existing {
             // A reservation made since the lease was granted wins over the old lease.
-            if self
-                .allocator
-                .standing(self.subnet, &lease.key(), self.duid)
-                == Standing::Kept
-            {
-                return Ok((Some(lease.key()), existing));
+            if self.allocator.lease_standing(subnet, lease) == Standing::Kept {
+                return Ok((Some((lease.key(), *subnet)), existing.map(|(l, _)| l)));
             }
         }
-        let picked = self.allocator.pick(
-            self.input.view,
-            self.subnet,
-            lease_type,
-            self.duid,
-            hints.first().copied(),
-            self.now(),
-        )?;
-        Ok((picked.ok(), existing))
+        let existing = existing.map(|(l, _)| l);
+        let now = self.now();
+        let client = Claimant {
+            duid: self.duid,
+            lines: &self.request.lines,
+        };
+        for subnet in self.shared.iter().copied() {
+            if let Some(key) = self.allocator.reservation(subnet, lease_type, &client) {
+                if self
+                    .allocator
+                    .is_free_for(self.input.view, &key, &client, now)?
+                {
+                    return Ok((Some((key, subnet)), existing));
+                }
+            }
+        }
+        if existing.is_none() {
+            if let Some((lease, subnet)) = self.sticky_lease(lease_type)? {
+                return Ok((Some((lease.key(), subnet)), Some(lease)));
+            }
+        }
+        let hint = hints.first().copied();
+        let mut order = self.shared.clone();
+        if let Some(at) =
+            hint.and_then(|h| order.iter().position(|s| hint_in_pools(s, lease_type, h)))
+        {
+            let hinted = order.remove(at);
+            order.insert(0, hinted);
+        }
+        for subnet in order {
+            let picked =
+                self.allocator
+                    .pick(self.input.view, subnet, lease_type, &client, hint, now)?;
+            if let Ok(key) = picked {
+                return Ok((Some((key, subnet)), existing));
+            }
+        }
+        Ok((None, existing))
     }
 
     fn solicit(&mut self, message: &Message) -> Result<(), StoreError> {
         let rapid = message.has_rapid_commit() && self.subnet.rapid_commit;
         let ias = ia_requests(message);
-        if !ias.is_empty() && self.over_client_limit()? {
-            self.decision = Decision::drop("interface_client_limit");
+        if let Some(reason) = self.over_a_limit(&ias)? {
+            self.decision = Decision::drop(reason);
             return Ok(());
         }
         for ia in &ias {
@@ -605,32 +822,65 @@ impl Ctx<'_, '_> {
         commit: bool,
     ) -> Result<IaOutcome, StoreError> {
         let (key, existing) = self.choose(lease_type, iaid, hints)?;
-        let Some(key) = key else {
+        let Some((key, subnet)) = key else {
             return Ok(no_avail(lease_type));
         };
+        let takes_over = existing
+            .as_ref()
+            .is_some_and(|e| e.duid != self.duid && e.is_active(self.now()));
         if commit {
-            self.grant(key, iaid, existing.as_ref());
-        } else {
+            self.grant(key, iaid, existing.as_ref(), subnet);
+        } else if !takes_over {
             self.allocator.hold_offer(key, self.duid, self.now());
             self.decision.offers.push(key);
         }
-        Ok(IaOutcome::Leases(vec![(
-            key,
-            self.subnet.preferred_lifetime,
-            self.subnet.valid_lifetime,
-        )]))
+        // (An active lease a new DUID on its line is to take over is not held for it: its
+        // holder keeps renewing it, as the fast path lets it, until the Request.)
+        Ok(IaOutcome::Leases(
+            vec![(key, subnet.preferred_lifetime, subnet.valid_lifetime)],
+            timers(subnet),
+        ))
+    }
+
+    /// The drop reason when a request with `ias` would make a new client beyond a limit: of
+    /// its interface (`interface-client-limit`), then of its line (`line-client-limit`).
+    fn over_a_limit(&self, ias: &[IaRequest]) -> Result<Option<&'static str>, StoreError> {
+        if ias.is_empty() {
+            return Ok(None);
+        }
+        if self.over_client_limit()? {
+            return Ok(Some("interface_client_limit"));
+        }
+        let types: Vec<LeaseType> = ias
+            .iter()
+            .filter_map(|ia| match ia {
+                IaRequest::Na { .. } => Some(LeaseType::Na),
+                IaRequest::Pd { .. } => Some(LeaseType::Pd),
+                IaRequest::Ta { .. } => None,
+            })
+            .collect();
+        if self.over_line_limit(&types)? {
+            return Ok(Some("line_client_limit"));
+        }
+        Ok(None)
+    }
+
+    /// True if `address` is on the client's link: in the prefix of its subnet or of another
+    /// subnet of the shared network.
+    fn on_link(&self, address: &Ipv6Addr) -> bool {
+        self.shared.iter().any(|s| s.prefix.contains(address))
     }
 
     fn request(&mut self, message: &Message) -> Result<(), StoreError> {
         let ias = ia_requests(message);
-        if !ias.is_empty() && self.over_client_limit()? {
-            self.decision = Decision::drop("interface_client_limit");
+        if let Some(reason) = self.over_a_limit(&ias)? {
+            self.decision = Decision::drop(reason);
             return Ok(());
         }
         for ia in &ias {
             let outcome = match ia {
                 IaRequest::Na { iaid, hints } => {
-                    if hints.iter().any(|a| !self.subnet.prefix.contains(a)) {
+                    if hints.iter().any(|a| !self.on_link(a)) {
                         // §18.3.2: an address not appropriate for the link.
                         IaOutcome::Status(STATUS_NOT_ON_LINK, "address not on this link")
                     } else {
@@ -685,7 +935,6 @@ impl Ctx<'_, '_> {
         hints: &[(Ipv6Addr, u8)],
         rebind: bool,
     ) -> Result<IaOutcome, StoreError> {
-        let (pref, valid) = (self.subnet.preferred_lifetime, self.subnet.valid_lifetime);
         let listed_keys: Vec<LeaseKey> = hints
             .iter()
             .map(|&(a, len)| match lease_type {
@@ -693,75 +942,89 @@ impl Ctx<'_, '_> {
                 LeaseType::Pd => LeaseKey::pd(a, len),
             })
             .collect();
-        let key = match self.binding(lease_type, iaid)? {
-            Some(lease) => {
-                self.grant(lease.key(), iaid, Some(&lease));
-                lease.key()
+        let (key, subnet) = match self.binding(lease_type, iaid, true, &listed_keys)? {
+            Some((lease, subnet)) => {
+                self.grant(lease.key(), iaid, Some(&lease), subnet);
+                (lease.key(), subnet)
             }
             None => {
                 // No binding (e.g. the lease was lost or cleared): give back what the client
                 // lists when it is ours to hand out and free, as a Request would.
                 let mut recovered = None;
-                if !listed_keys.is_empty() && !self.over_client_limit()? {
+                let client = Claimant {
+                    duid: self.duid,
+                    lines: &self.request.lines,
+                };
+                if !listed_keys.is_empty()
+                    && !self.over_client_limit()?
+                    && !self.over_line_limit(&[lease_type])?
+                {
                     for key in &listed_keys {
-                        // Ours to give back: the client's own row (a peer's grant installed
-                        // by leasequery carries no IAID), its reservation, or a slot of our
-                        // own share of the pools (in a redundant pair the peer may have
-                        // granted the other share's addresses meanwhile).
+                        // The subnet of the shared set whose pools (or reservations) hand it out.
+                        let Some(subnet) = self
+                            .shared
+                            .iter()
+                            .copied()
+                            .find(|s| self.allocator.in_subnet_pools(s, key, &client))
+                        else {
+                            continue;
+                        };
+                        // Ours to give back: the client's own live row (a peer's grant
+                        // installed by leasequery carries no IAID), its reservation, or a slot
+                        // of our own share of the pools (in a redundant pair the peer may have
+                        // granted the other share's addresses meanwhile, even one this client
+                        // once held: a lapsed row of the peer's share is the peer's).
+                        let now = self.now();
                         let its_own = self
                             .input
                             .view
                             .get(key)?
-                            .is_some_and(|row| row.duid == self.duid);
+                            .is_some_and(|row| row.duid == self.duid && row.is_active(now));
                         let ours = its_own
-                            || Allocator::reservation(self.subnet, key.lease_type, self.duid)
+                            || self.allocator.reservation(subnet, key.lease_type, &client)
                                 == Some(*key)
-                            || self.allocator.owns(self.subnet, key);
+                            || self.allocator.owns(subnet, key);
                         if ours
-                            && Allocator::in_subnet_pools(self.subnet, key, self.duid)
                             && self.allocator.is_free_for(
                                 self.input.view,
                                 key,
-                                self.duid,
+                                &client,
                                 self.now(),
                             )?
                         {
-                            recovered = Some(*key);
+                            recovered = Some((*key, subnet));
                             break;
                         }
                     }
                 }
                 match recovered {
-                    Some(key) => {
-                        self.grant(key, iaid, None);
-                        key
+                    Some((key, subnet)) => {
+                        self.grant(key, iaid, None, subnet);
+                        (key, subnet)
                     }
                     None => {
                         let wrong_link: Vec<(LeaseKey, u32, u32)> = listed_keys
                             .iter()
-                            .filter(|k| {
-                                k.lease_type == LeaseType::Na
-                                    && !self.subnet.prefix.contains(&k.address)
-                            })
+                            .filter(|k| k.lease_type == LeaseType::Na && !self.on_link(&k.address))
                             .map(|k| (*k, 0, 0))
                             .collect();
                         if rebind && !wrong_link.is_empty() {
                             // §18.3.5: not appropriate for the link: lifetimes 0.
-                            return Ok(IaOutcome::Leases(wrong_link));
+                            return Ok(IaOutcome::Leases(wrong_link, timers(self.subnet)));
                         }
                         return Ok(IaOutcome::Status(STATUS_NO_BINDING, "no binding"));
                     }
                 }
             }
         };
-        let mut leases = vec![(key, pref, valid)];
+        let mut leases = vec![(key, subnet.preferred_lifetime, subnet.valid_lifetime)];
         leases.extend(
             listed_keys
                 .iter()
                 .filter(|k| **k != key)
                 .map(|k| (*k, 0, 0)),
         );
-        Ok(IaOutcome::Leases(leases))
+        Ok(IaOutcome::Leases(leases, timers(subnet)))
     }
 
     /// Release (§18.3.7) and Decline (§18.3.8).
@@ -851,52 +1114,55 @@ impl Ctx<'_, '_> {
             self.decision = Decision::drop("confirm_without_addresses");
             return;
         }
-        let on_link = addresses.iter().all(|a| self.subnet.prefix.contains(a));
+        let on_link = addresses.iter().all(|a| self.on_link(a));
         let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
         reply.push(if on_link {
-            status(STATUS_SUCCESS, "all addresses on link")
+            status(STATUS_SUCCESS, CONFIRM_ON_LINK_MESSAGE)
         } else {
-            status(STATUS_NOT_ON_LINK, "addresses not on link")
+            status(STATUS_NOT_ON_LINK, CONFIRM_NOT_ON_LINK_MESSAGE)
         });
         self.decision.outcome = Ok(reply);
     }
 
     fn push_ia(&mut self, ia: &IaRequest, outcome: IaOutcome) {
-        let (t1, t2) = (self.subnet.renew_timer, self.subnet.rebind_timer);
         let option = match (ia, outcome) {
-            (IaRequest::Na { iaid, .. }, IaOutcome::Leases(leases)) => DhcpOption::IaNa(IaNa {
-                iaid: *iaid,
-                t1,
-                t2,
-                options: leases
-                    .into_iter()
-                    .map(|(key, preferred, valid)| {
-                        DhcpOption::IaAddr(IaAddr {
-                            addr: key.address,
-                            preferred,
-                            valid,
-                            options: Vec::new(),
+            (IaRequest::Na { iaid, .. }, IaOutcome::Leases(leases, (t1, t2))) => {
+                DhcpOption::IaNa(IaNa {
+                    iaid: *iaid,
+                    t1,
+                    t2,
+                    options: leases
+                        .into_iter()
+                        .map(|(key, preferred, valid)| {
+                            DhcpOption::IaAddr(IaAddr {
+                                addr: key.address,
+                                preferred,
+                                valid,
+                                options: Vec::new(),
+                            })
                         })
-                    })
-                    .collect(),
-            }),
-            (IaRequest::Pd { iaid, .. }, IaOutcome::Leases(leases)) => DhcpOption::IaPd(IaPd {
-                iaid: *iaid,
-                t1,
-                t2,
-                options: leases
-                    .into_iter()
-                    .map(|(key, preferred, valid)| {
-                        DhcpOption::IaPrefix(IaPrefix {
-                            preferred,
-                            valid,
-                            prefix_len: key.prefix_len,
-                            prefix: key.address,
-                            options: Vec::new(),
+                        .collect(),
+                })
+            }
+            (IaRequest::Pd { iaid, .. }, IaOutcome::Leases(leases, (t1, t2))) => {
+                DhcpOption::IaPd(IaPd {
+                    iaid: *iaid,
+                    t1,
+                    t2,
+                    options: leases
+                        .into_iter()
+                        .map(|(key, preferred, valid)| {
+                            DhcpOption::IaPrefix(IaPrefix {
+                                preferred,
+                                valid,
+                                prefix_len: key.prefix_len,
+                                prefix: key.address,
+                                options: Vec::new(),
+                            })
                         })
-                    })
-                    .collect(),
-            }),
+                        .collect(),
+                })
+            }
             (IaRequest::Na { iaid, .. }, IaOutcome::Status(code, text)) => DhcpOption::IaNa(IaNa {
                 iaid: *iaid,
                 t1: 0,
@@ -912,7 +1178,7 @@ impl Ctx<'_, '_> {
             (IaRequest::Ta { iaid }, outcome) => {
                 let options = match outcome {
                     IaOutcome::Status(code, text) => vec![status(code, text)],
-                    IaOutcome::Leases(_) => Vec::new(),
+                    IaOutcome::Leases(..) => Vec::new(),
                 };
                 DhcpOption::IaTa(crate::proto::IaTa {
                     iaid: *iaid,
@@ -921,6 +1187,14 @@ impl Ctx<'_, '_> {
             }
         };
         self.replies.push(option);
+    }
+}
+
+/// True if `hint` names a slot of one of `subnet`'s pools of `lease_type`.
+fn hint_in_pools(subnet: &Subnet, lease_type: LeaseType, hint: (Ipv6Addr, u8)) -> bool {
+    match lease_type {
+        LeaseType::Na => subnet.pools.iter().any(|p| p.contains(hint.0)),
+        LeaseType::Pd => subnet.pd_pools.iter().any(|p| p.prefix.contains(&hint.0)),
     }
 }
 

@@ -17,20 +17,22 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
 
 use super::handler::{subnet_containing, Inbound};
-use super::{Server, ServerError};
+use super::{Durability, Handling, Server, ServerError, Waiting};
+use crate::store::{StoreError, Ticket};
+use std::collections::VecDeque;
 
 /// Largest datagram read (a DHCPv6 message is far smaller; jumbo relays still fit).
 const MAX_DATAGRAM: usize = 65_535;
 /// Receive buffer asked for each socket (bytes of queued datagrams, kernel accounting): at
 /// about 2 KiB a datagram, some 4 000 requests.
 const RECV_BUFFER: libc::c_int = 8 << 20;
-/// Requests being processed at once (awaiting their commit) before new ones are dropped.
+/// Requests of one socket awaiting their commit before new ones are dropped.
 pub const MAX_IN_FLIGHT: usize = 8192;
 
 /// A served interface's socket.
@@ -147,43 +149,47 @@ impl InterfaceSocket {
     /// the next, so no 64 KiB buffer is allocated and zeroed per packet).
     pub async fn recv_into(&self, buf: &mut [u8]) -> std::io::Result<Inbound> {
         loop {
-            let mut guard = self.fd.readable().await?;
-            let result = guard.try_io(|inner| {
-                let fd = inner.get_ref().as_raw_fd();
-                let mut iov = [IoSliceMut::new(&mut *buf)];
-                let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
-                let msg = recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
-                    .map_err(std::io::Error::from)?;
-                let mut destination = Ipv6Addr::UNSPECIFIED;
-                let mut ifindex = self.ifindex;
-                if let Ok(cmsgs) = msg.cmsgs() {
-                    for cmsg in cmsgs {
-                        if let ControlMessageOwned::Ipv6PacketInfo(info) = cmsg {
-                            destination = Ipv6Addr::from(info.ipi6_addr.s6_addr);
-                            ifindex = info.ipi6_ifindex;
-                        }
-                    }
-                }
-                let source = msg
-                    .address
-                    .map(|a| SocketAddrV6::new(a.ip(), a.port(), a.flowinfo(), a.scope_id()))
-                    .unwrap_or_else(|| SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0));
-                Ok((msg.bytes, source, destination, ifindex))
-            });
-            match result {
-                Ok(Ok((len, source, destination, ifindex))) => {
-                    return Ok(Inbound {
-                        bytes: buf[..len].to_vec(),
-                        source,
-                        destination,
-                        ifindex,
-                        interface: self.name.clone(),
-                    })
-                }
-                Ok(Err(err)) => return Err(err),
-                Err(_would_block) => continue,
+            let guard = self.fd.readable().await?;
+            // Readiness stays set until a read would block, which clears it.
+            drop(guard);
+            match self.try_recv_into(buf) {
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+                result => return result,
             }
         }
+    }
+
+    /// The next datagram already queued, read into `buf`; `WouldBlock` when there is none.
+    pub fn try_recv_into(&self, buf: &mut [u8]) -> std::io::Result<Inbound> {
+        let (len, source, destination, ifindex) = self.fd.try_io(Interest::READABLE, |inner| {
+            let fd = inner.as_raw_fd();
+            let mut iov = [IoSliceMut::new(&mut *buf)];
+            let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
+            let msg = recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
+                .map_err(std::io::Error::from)?;
+            let mut destination = Ipv6Addr::UNSPECIFIED;
+            let mut ifindex = self.ifindex;
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for cmsg in cmsgs {
+                    if let ControlMessageOwned::Ipv6PacketInfo(info) = cmsg {
+                        destination = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                        ifindex = info.ipi6_ifindex;
+                    }
+                }
+            }
+            let source = msg
+                .address
+                .map(|a| SocketAddrV6::new(a.ip(), a.port(), a.flowinfo(), a.scope_id()))
+                .unwrap_or_else(|| SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0));
+            Ok((msg.bytes, source, destination, ifindex))
+        })?;
+        Ok(Inbound {
+            bytes: buf[..len].to_vec(),
+            source,
+            destination,
+            ifindex,
+            interface: self.name.clone(),
+        })
     }
 
     /// Sends `bytes` to `to`, from `from` (`None`: the kernel chooses).
@@ -193,34 +199,77 @@ impl InterfaceSocket {
         to: SocketAddrV6,
         from: Option<Ipv6Addr>,
     ) -> std::io::Result<()> {
+        let datagram = self.datagram(to, from);
+        self.fd
+            .async_io(Interest::WRITABLE, |inner| datagram.send(inner, bytes))
+            .await
+    }
+
+    /// As [`InterfaceSocket::send`] without waiting: `WouldBlock` when the send buffer is full.
+    pub fn try_send(
+        &self,
+        bytes: &[u8],
+        to: SocketAddrV6,
+        from: Option<Ipv6Addr>,
+    ) -> std::io::Result<()> {
+        let datagram = self.datagram(to, from);
+        self.fd
+            .try_io(Interest::WRITABLE, |inner| datagram.send(inner, bytes))
+    }
+
+    /// Sends now if the socket takes it, else waits until it does.
+    async fn send_soon(
+        &self,
+        bytes: &[u8],
+        to: SocketAddrV6,
+        from: Option<Ipv6Addr>,
+    ) -> std::io::Result<()> {
+        match self.try_send(bytes, to, from) {
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                self.send(bytes, to, from).await
+            }
+            result => result,
+        }
+    }
+
+    fn datagram(&self, to: SocketAddrV6, from: Option<Ipv6Addr>) -> Datagram {
         let scope = if to.scope_id() == 0 && is_link_scoped(to.ip()) {
             self.ifindex
         } else {
             to.scope_id()
         };
-        let to = SockaddrIn6::from(SocketAddrV6::new(*to.ip(), to.port(), 0, scope));
         let source = from.unwrap_or(Ipv6Addr::UNSPECIFIED);
-        let info = libc::in6_pktinfo {
-            ipi6_addr: libc::in6_addr {
-                s6_addr: source.octets(),
+        Datagram {
+            to: SockaddrIn6::from(SocketAddrV6::new(*to.ip(), to.port(), 0, scope)),
+            info: libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: source.octets(),
+                },
+                ipi6_ifindex: self.ifindex,
             },
-            ipi6_ifindex: self.ifindex,
-        };
-        self.fd
-            .async_io(Interest::WRITABLE, |inner| {
-                let iov = [IoSlice::new(bytes)];
-                let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
-                sendmsg(
-                    inner.as_raw_fd(),
-                    &iov,
-                    &cmsgs,
-                    MsgFlags::empty(),
-                    Some(&to),
-                )
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-            })
-            .await
+        }
+    }
+}
+
+/// Where a reply goes and from which source.
+struct Datagram {
+    to: SockaddrIn6,
+    info: libc::in6_pktinfo,
+}
+
+impl Datagram {
+    fn send(&self, socket: &Socket, bytes: &[u8]) -> std::io::Result<()> {
+        let iov = [IoSlice::new(bytes)];
+        let cmsgs = [ControlMessage::Ipv6PacketInfo(&self.info)];
+        sendmsg(
+            socket.as_raw_fd(),
+            &iov,
+            &cmsgs,
+            MsgFlags::empty(),
+            Some(&self.to),
+        )
+        .map(|_| ())
+        .map_err(std::io::Error::from)
     }
 }
 
@@ -228,13 +277,13 @@ fn is_link_scoped(address: &Ipv6Addr) -> bool {
     address.segments()[0] & 0xffc0 == 0xfe80 || address.is_multicast()
 }
 
-/// The subnet of clients directly on `iface`: the subnet naming it in `interface`, else the one
-/// containing one of the interface's addresses.
+/// The subnet of clients directly on `iface`: the first subnet naming it (or a pattern matching
+/// it) in `interfaces`, else the one containing one of the interface's addresses.
 pub fn interface_subnet(config: &Config, iface: &str) -> Option<usize> {
     if let Some(index) = config
         .subnets
         .iter()
-        .position(|s| s.interface.as_deref() == Some(iface))
+        .position(|s| s.serves_interface(iface))
     {
         return Some(index);
     }
@@ -281,56 +330,16 @@ pub fn open_sockets(
     Ok(sockets)
 }
 
-/// Reads each socket in its own task, handling every datagram in a task of its own so commits
-/// of concurrent requests share a transaction; runs the timers; ends when `shutdown` turns true.
+/// Serves each socket in its own task ([`socket_loop`]); runs the timers; ends when `shutdown`
+/// turns true.
 pub async fn serve_sockets(
     server: Arc<Server>,
     sockets: Vec<Arc<InterfaceSocket>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();
     for socket in sockets {
-        let server = server.clone();
-        let in_flight = in_flight.clone();
-        let mut shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let mut buf = vec![0u8; MAX_DATAGRAM];
-            loop {
-                let inbound = tokio::select! {
-                    received = socket.recv_into(&mut buf) => received,
-                    _ = shutdown.changed() => return,
-                };
-                let inbound = match inbound {
-                    Ok(inbound) => inbound,
-                    Err(err) => {
-                        log_throttled!(warn, interface = %socket.name, error = %err, "receive failed");
-                        continue;
-                    }
-                };
-                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                    server.stats().dropped("overload");
-                    continue;
-                };
-                let server = server.clone();
-                let socket = socket.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Some(reply) = server.handle(&inbound).await {
-                        let from = server.interfaces().reply_source(
-                            socket.ifindex,
-                            inbound.destination,
-                            *inbound.source.ip(),
-                        );
-                        if let Err(err) = socket.send(&reply, inbound.source, from).await
-                        {
-                            debug!(to = %inbound.source, error = %err, "send failed");
-                            server.stats().dropped("send_failed");
-                        }
-                    }
-                });
-            }
-        });
+        tasks.spawn(socket_loop(server.clone(), socket, shutdown.clone()));
     }
     tasks.spawn(server.clone().run_timers(shutdown.clone()));
     tasks.spawn(server.interfaces().clone().run_refresh(shutdown.clone()));
@@ -340,4 +349,156 @@ pub async fn serve_sockets(
         warn!(error = %err, "flushing the lease store on shutdown failed");
     }
     Ok(())
+}
+
+/// A reply waiting for its lease changes to be durable.
+struct Queued {
+    ticket: Ticket,
+    waiting: Waiting,
+    destination: Ipv6Addr,
+}
+
+/// One socket's loop: reads what is queued (up to [`RECV_BURST`] datagrams per turn), decides
+/// each at once and sends the replies that change no lease; the others wait in order for the
+/// writer, whose progress answers a whole batch with one wake-up, and are sent as it passes
+/// them. No task and no channel per request. On `shutdown`, what is waiting is answered once
+/// durable (at most [`SHUTDOWN_WAIT`]).
+async fn socket_loop(
+    server: Arc<Server>,
+    socket: Arc<InterfaceSocket>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut progress = server.writer().progress();
+    let mut queue: VecDeque<Queued> = VecDeque::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            changed = progress.changed(), if !queue.is_empty() => {
+                if changed.is_err() {
+                    break;
+                }
+                let over = *progress.borrow_and_update();
+                answer_durable(&server, &socket, &mut queue, over).await;
+            }
+            ready = socket.fd.readable() => {
+                match ready {
+                    // Readiness stays set until a read would block, which clears it.
+                    Ok(guard) => drop(guard),
+                    Err(err) => {
+                        log_throttled!(warn, interface = %socket.name, error = %err, "receive failed");
+                        continue;
+                    }
+                }
+                for _ in 0..RECV_BURST {
+                    let inbound = match socket.try_recv_into(&mut buf) {
+                        Ok(inbound) => inbound,
+                        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(err) => {
+                            log_throttled!(warn, interface = %socket.name, error = %err, "receive failed");
+                            break;
+                        }
+                    };
+                    if queue.len() >= MAX_IN_FLIGHT {
+                        server.stats().dropped("overload");
+                        continue;
+                    }
+                    match server.begin(&inbound, Durability::Ticket) {
+                        Handling::Done(None) => {}
+                        Handling::Done(Some(reply)) => {
+                            send_reply(&server, &socket, &reply, inbound.source, inbound.destination).await;
+                        }
+                        Handling::Waiting(waiting) => {
+                            let Some(ticket) = waiting.ticket() else {
+                                // Not reached: `Durability::Ticket` always queues with a
+                                // ticket. Retire the request rather than leave it in flight.
+                                let _ = server.complete(waiting, Err(StoreError::WriterStopped));
+                                continue;
+                            };
+                            queue.push_back(Queued {
+                                ticket,
+                                waiting,
+                                destination: inbound.destination,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Stopping: what was decided is answered once durable (the writer keeps committing).
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+    while let Some(last) = queue.back().map(|q| q.ticket) {
+        let over = *progress.borrow_and_update();
+        answer_durable(&server, &socket, &mut queue, over).await;
+        if last.is_over(over) {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, progress.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+}
+
+/// How long a stopping socket loop waits for the commits of requests it decided.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Datagrams read per turn of a socket loop before it looks at the writer's progress again.
+const RECV_BURST: usize = 64;
+
+/// Sends the replies whose transaction is over (`over`: the writer's progress), in order.
+async fn answer_durable(
+    server: &Server,
+    socket: &InterfaceSocket,
+    queue: &mut VecDeque<Queued>,
+    over: u64,
+) {
+    while queue.front().is_some_and(|q| q.ticket.is_over(over)) {
+        let Some(Queued {
+            ticket,
+            waiting,
+            destination,
+        }) = queue.pop_front()
+        else {
+            break;
+        };
+        let to = waiting.source();
+        let result = server.writer().outcome(ticket);
+        // A grant refused because another server holds the lease is decided again, with a new
+        // ticket (issued after every one queued here, so the queue stays in order).
+        match server.settle(waiting, result) {
+            Handling::Done(None) => {}
+            Handling::Done(Some(reply)) => {
+                send_reply(server, socket, &reply, to, destination).await;
+            }
+            Handling::Waiting(waiting) => match waiting.ticket() {
+                Some(ticket) => queue.push_back(Queued {
+                    ticket,
+                    waiting,
+                    destination,
+                }),
+                None => {
+                    let _ = server.complete(waiting, Err(StoreError::WriterStopped));
+                }
+            },
+        }
+    }
+}
+
+/// Sends `reply` to `to` from the source `reply_source` picks for a request sent to `destination`.
+async fn send_reply(
+    server: &Server,
+    socket: &InterfaceSocket,
+    reply: &[u8],
+    to: SocketAddrV6,
+    destination: Ipv6Addr,
+) {
+    let from = server
+        .interfaces()
+        .reply_source(socket.ifindex, destination, *to.ip());
+    if let Err(err) = socket.send_soon(reply, to, from).await {
+        debug!(to = %to, error = %err, "send failed");
+        server.stats().dropped("send_failed");
+    }
 }

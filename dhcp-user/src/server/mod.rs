@@ -41,7 +41,7 @@ use crate::config::Config;
 use crate::proto::Duid;
 use crate::store::{
     Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PostgresStore,
-    SqliteStore, StoreError, StoreWriter, WriterConfig, META_SERVER_DUID,
+    SqliteStore, StoreError, StoreWriter, Ticket, WriterConfig, META_SERVER_DUID,
 };
 
 use crate::lease_events::{LeaseEvent, LeaseEventKind};
@@ -141,6 +141,8 @@ struct Pending {
 struct Overlay {
     entries: HashMap<LeaseKey, Pending>,
     by_duid: HashMap<Vec<u8>, Vec<LeaseKey>>,
+    /// The same by line, for the leases that have one (sticky delegation).
+    by_line: HashMap<Box<[u8]>, Vec<LeaseKey>>,
 }
 
 impl Overlay {
@@ -158,6 +160,9 @@ impl Overlay {
                 .entry(lease.duid.clone())
                 .or_default()
                 .push(key);
+            if let Some(line) = &lease.line {
+                self.by_line.entry(line.clone()).or_default().push(key);
+            }
         }
         if let Some(old) = self.entries.insert(key, pending) {
             self.unindex(&key, old.lease.as_ref());
@@ -181,6 +186,23 @@ impl Overlay {
                 self.by_duid.remove(lease.duid.as_slice());
             }
         }
+        if let Some(line) = &lease.line {
+            if let Some(keys) = self.by_line.get_mut(line) {
+                if let Some(at) = keys.iter().position(|k| k == key) {
+                    keys.swap_remove(at);
+                }
+                if keys.is_empty() {
+                    self.by_line.remove(line);
+                }
+            }
+        }
+    }
+
+    /// The in-flight leases served on `line` (deletions excluded).
+    fn of_line<'a>(&'a self, line: &[u8]) -> impl Iterator<Item = &'a Lease> + 'a {
+        let keys = self.by_line.get(line).map(Vec::as_slice).unwrap_or(&[]);
+        keys.iter()
+            .filter_map(|key| self.entries.get(key)?.lease.as_ref())
     }
 
     /// The in-flight leases of `duid` (deletions excluded).
@@ -192,10 +214,36 @@ impl Overlay {
     }
 }
 
-/// Clients per interface (`interface-client-limit`).
+/// Clients per interface (`interface-client-limit`) and per line (`line-client-limit`): the
+/// DUIDs with an active lease served there.
 struct ClientTable {
     limit: Option<u32>,
-    per_interface: HashMap<String, HashSet<Vec<u8>>>,
+    /// The DUIDs share their bytes with the mirror's rows when loaded with them.
+    per_interface: HashMap<String, HashSet<Arc<[u8]>>>,
+    line_limit: Option<u32>,
+    per_line: HashMap<Vec<u8>, HashSet<Arc<[u8]>>>,
+}
+
+impl ClientTable {
+    /// Counts a client with an active lease served on `interface` (and `line`).
+    fn add(&mut self, interface: &str, line: Option<&[u8]>, duid: &Arc<[u8]>) {
+        if self.limit.is_some() {
+            if let Some(set) = self.per_interface.get_mut(interface) {
+                set.insert(Arc::clone(duid));
+            } else {
+                self.per_interface
+                    .entry(interface.to_string())
+                    .or_default()
+                    .insert(Arc::clone(duid));
+            }
+        }
+        if let (Some(_), Some(line)) = (self.line_limit, line) {
+            self.per_line
+                .entry(line.to_vec())
+                .or_default()
+                .insert(Arc::clone(duid));
+        }
+    }
 }
 
 impl ClientLimit for ClientTable {
@@ -210,6 +258,20 @@ impl ClientLimit for ClientTable {
             return false;
         };
         let count = self.per_interface.get(interface).map_or(0, HashSet::len);
+        count >= limit as usize
+    }
+
+    fn line_is_known(&self, line: &[u8], duid: &[u8]) -> bool {
+        self.per_line
+            .get(line)
+            .is_some_and(|clients| clients.contains(duid))
+    }
+
+    fn line_is_full(&self, line: &[u8]) -> bool {
+        let Some(limit) = self.line_limit else {
+            return false;
+        };
+        let count = self.per_line.get(line).map_or(0, HashSet::len);
         count >= limit as usize
     }
 }
@@ -242,8 +304,12 @@ impl DecisionState {
 
     /// Drops the overlay entries of `generation` (a later commit of the same key stays).
     fn finish(&mut self, changes: &[LeaseChange], generation: u64) {
-        for change in changes {
-            let key = change.key();
+        self.finish_keys(changes.iter().map(LeaseChange::key), generation);
+    }
+
+    /// [`DecisionState::finish`] by the changes' keys.
+    fn finish_keys(&mut self, keys: impl IntoIterator<Item = LeaseKey>, generation: u64) {
+        for key in keys {
             if self
                 .pending
                 .get(&key)
@@ -293,6 +359,76 @@ impl LeaseView for OverlayView<'_> {
             .collect();
         leases.extend(self.pending.of_duid(duid).cloned());
         Ok(leases)
+    }
+
+    fn by_line(&self, line: &[u8]) -> Result<Vec<Lease>, StoreError> {
+        // The durable rows of the line the commits in flight leave alone, then the commits in
+        // flight that put a row on it.
+        let mut leases: Vec<Lease> = self
+            .mirror
+            .by_line(line)
+            .filter(|lease| !self.pending.contains_key(&lease.key()))
+            .collect();
+        leases.extend(self.pending.of_line(line).cloned());
+        Ok(leases)
+    }
+}
+
+/// How [`Server::begin`] waits for a decision's commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Its own answer from the writer (one wake-up for this request).
+    Own,
+    /// A writer [`Ticket`]: the caller watches the writer's progress and completes every
+    /// request of a batch on one wake-up.
+    Ticket,
+}
+
+/// What [`Server::begin`] made of a datagram.
+// Made and moved once per request; boxing `Waiting` would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Handling {
+    /// Answered, or dropped (`None`), at once: no lease changed.
+    Done(Option<Vec<u8>>),
+    /// The reply waits for lease changes to be durable.
+    Waiting(Waiting),
+}
+
+/// How a waiting request's commit is answered.
+enum Commit {
+    Own(crate::store::PendingCommit),
+    Ticket(Ticket),
+    /// Already waited for.
+    Taken,
+}
+
+/// A request whose lease changes are being made durable; [`Server::complete`] gives its reply.
+pub struct Waiting {
+    commit: Commit,
+    keys: Vec<LeaseKey>,
+    generation: u64,
+    events: Vec<LeaseEvent>,
+    outcome: Result<crate::proto::Message, &'static str>,
+    request: handler::Classified,
+    source: std::net::SocketAddrV6,
+    /// How the commit is waited for (a retry waits the same way).
+    durability: Durability,
+    /// Decisions made before this one for the request (refused by another server).
+    attempt: usize,
+}
+
+impl Waiting {
+    /// The writer ticket this request waits for (`None` when it waits on its own answer).
+    pub fn ticket(&self) -> Option<Ticket> {
+        match self.commit {
+            Commit::Ticket(ticket) => Some(ticket),
+            Commit::Own(_) | Commit::Taken => None,
+        }
+    }
+
+    /// Where the reply goes.
+    pub fn source(&self) -> std::net::SocketAddrV6 {
+        self.source
     }
 }
 
@@ -344,17 +480,13 @@ impl Server {
         let mut clients = ClientTable {
             limit: config.interface_client_limit,
             per_interface: HashMap::new(),
+            line_limit: config.line_client_limit,
+            per_line: HashMap::new(),
         };
-        if clients.limit.is_some() {
+        if clients.limit.is_some() || clients.line_limit.is_some() {
             let now = unix_now();
-            for lease in mirror.range_after(None) {
-                if lease.is_active(now) {
-                    clients
-                        .per_interface
-                        .entry(lease.interface.clone())
-                        .or_default()
-                        .insert(lease.duid.clone());
-                }
+            for (interface, line, duid) in mirror.active_clients(now) {
+                clients.add(interface, line, duid);
             }
         }
         let mut allocator = Allocator::new(&config);
@@ -385,12 +517,15 @@ impl Server {
             }
             state.mirror.apply(changes);
         });
-        let writer =
-            StoreWriter::spawn_with_hook(store.clone(), WriterConfig::default(), Some(hook))
-                .map_err(|source| ServerError::Io {
-                    context: "starting the lease store writer".into(),
-                    source,
-                })?;
+        let writer_config = WriterConfig {
+            history_retention: Some(Duration::from_secs(u64::from(config.history_retention))),
+            ..WriterConfig::default()
+        };
+        let writer = StoreWriter::spawn_with_hook(store.clone(), writer_config, Some(hook))
+            .map_err(|source| ServerError::Io {
+                context: "starting the lease store writer".into(),
+                source,
+            })?;
         info!(server_duid = %hex::encode(server_duid.as_bytes()), "server DUID");
         Ok(Arc::new(Server {
             server_duid,
@@ -489,10 +624,32 @@ impl Server {
     /// Handles one datagram; returns the reply to send to `inbound.source`, if any.
     ///
     /// A reply that grants, extends, releases or declines a lease is returned only after the
-    /// change is durable.
+    /// change is durable. [`Server::begin`] and [`Server::complete`] in one call, waiting on the
+    /// writer's answer for this request alone (the socket loop waits for many at once instead).
     pub async fn handle(&self, inbound: &Inbound) -> Option<Vec<u8>> {
+        let mut handling = self.begin(inbound, Durability::Own);
+        loop {
+            match handling {
+                Handling::Done(reply) => return reply,
+                Handling::Waiting(mut waiting) => {
+                    let result = match std::mem::replace(&mut waiting.commit, Commit::Taken) {
+                        Commit::Own(pending) => pending.wait().await.map(|_| ()),
+                        Commit::Ticket(_) | Commit::Taken => Err(StoreError::WriterStopped),
+                    };
+                    // A conflict decides again (and waits again); anything else completes.
+                    handling = self.settle(waiting, result);
+                }
+            }
+        }
+    }
+
+    /// Decides about one datagram. A reply with no lease change is ready at once
+    /// ([`Handling::Done`]); one with changes waits for them to be durable
+    /// ([`Handling::Waiting`]): they are queued to the writer (as `durability` says) and the
+    /// reply is [`Server::complete`]d once their transaction is over.
+    pub fn begin(&self, inbound: &Inbound, durability: Durability) -> Handling {
         if inbound.bytes.first() == Some(&dhcp_common::dhcpv6::MSG_LEASEQUERY) {
-            return self.answer_leasequery(inbound);
+            return Handling::Done(self.answer_leasequery(inbound));
         }
         let direct = self.direct_subnet(&inbound.interface);
         let request = match classify(&self.config, inbound, direct) {
@@ -503,7 +660,7 @@ impl Server {
                 }
                 debug!(from = %inbound.source, reason = rejected.reason(), "dropped");
                 self.stats.dropped(rejected.reason());
-                return None;
+                return Handling::Done(None);
             }
         };
         let msg_type = request.message().msg_type;
@@ -516,84 +673,145 @@ impl Server {
             subnet = ?request.subnet,
             "received"
         );
-        let mut attempt = 0;
-        let decision = loop {
-            let now = unix_now();
-            let (mut decision, generation, commit) = {
-                let mut guard = self.lock_state();
-                let DecisionState {
-                    allocator,
-                    mirror,
-                    pending,
-                    clients,
-                    ..
-                } = &mut *guard;
-                let view = OverlayView { mirror, pending };
-                let input = DecideInput {
-                    config: &self.config,
-                    server_duid: &self.server_duid,
-                    view: &view,
-                    clients,
-                    now,
-                };
-                let decision = match decide(&input, allocator, &request) {
-                    Ok(decision) => decision,
-                    Err(err) => {
-                        drop(guard);
-                        warn!(error = %err, "lease store read failed; request dropped");
-                        self.stats.dropped("store_error");
-                        return None;
-                    }
-                };
-                let generation = guard.begin(&decision.changes);
-                let commit = (!decision.changes.is_empty())
-                    .then(|| self.writer.start_commit(decision.changes.clone()));
-                (decision, generation, commit)
-            };
-            if let Some(commit) = commit {
-                let result = commit.wait().await;
-                self.lock_state().finish(&decision.changes, generation);
-                match result {
-                    Ok(_) => {}
-                    // Another server sharing the database holds one of these leases: learn it,
-                    // and decide again (the allocator now sees it taken). Never reply with it.
-                    Err(StoreError::Conflict(keys)) if attempt < MAX_CONFLICT_RETRIES => {
-                        attempt += 1;
-                        metrics::counter!("dhcp_lease_conflicts_total").increment(1);
-                        debug!(
-                            ?keys,
-                            attempt, "lease held by another server; deciding again"
-                        );
-                        self.learn_from_store(&keys);
-                        continue;
-                    }
-                    Err(err) => {
-                        log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
-                        self.stats.dropped(match err {
-                            StoreError::Conflict(_) => "lease_conflict",
-                            _ => "store_error",
-                        });
-                        return None;
-                    }
-                }
-                self.publish(std::mem::take(&mut decision.events));
-            }
-            break decision;
+        self.decide_and_queue(request, inbound.source, durability, 0)
+    }
+
+    /// Decides about a classified request (attempt `attempt`: a retry after another server
+    /// took a lease) and queues its changes as [`Server::begin`] says.
+    fn decide_and_queue(
+        &self,
+        request: handler::Classified,
+        source: std::net::SocketAddrV6,
+        durability: Durability,
+        attempt: usize,
+    ) -> Handling {
+        let now = unix_now();
+        let mut guard = self.lock_state();
+        let DecisionState {
+            allocator,
+            mirror,
+            pending,
+            clients,
+            ..
+        } = &mut *guard;
+        let view = OverlayView { mirror, pending };
+        let input = DecideInput {
+            config: &self.config,
+            server_duid: &self.server_duid,
+            view: &view,
+            clients,
+            now,
         };
-        let reply = match decision.outcome {
+        let decision = match decide(&input, allocator, &request) {
+            Ok(decision) => decision,
+            Err(err) => {
+                drop(guard);
+                warn!(error = %err, "lease store read failed; request dropped");
+                self.stats.dropped("store_error");
+                return Handling::Done(None);
+            }
+        };
+        if decision.changes.is_empty() {
+            drop(guard);
+            return Handling::Done(self.reply_to(&request, source, decision.outcome));
+        }
+        // Still under the lock: commits are queued in the order they were decided. The writer
+        // takes the changes; the overlay entries are dropped by their keys.
+        let generation = guard.begin(&decision.changes);
+        let keys: Vec<LeaseKey> = decision.changes.iter().map(LeaseChange::key).collect();
+        let commit = match durability {
+            Durability::Own => Commit::Own(self.writer.start_commit(decision.changes)),
+            Durability::Ticket => match self.writer.commit_ticket(decision.changes) {
+                Ok(ticket) => Commit::Ticket(ticket),
+                Err(err) => {
+                    guard.finish_keys(keys, generation);
+                    drop(guard);
+                    log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
+                    self.stats.dropped("store_error");
+                    return Handling::Done(None);
+                }
+            },
+        };
+        drop(guard);
+        Handling::Waiting(Waiting {
+            commit,
+            keys,
+            generation,
+            events: decision.events,
+            outcome: decision.outcome,
+            request,
+            source,
+            durability,
+            attempt,
+        })
+    }
+
+    /// Settles a request whose transaction is over with `result`: when another server sharing
+    /// the database holds one of its leases (`Conflict`), the lease is learnt from the store and
+    /// the request decided again (the allocator now sees it taken; the refused address is never
+    /// sent), at most [`MAX_CONFLICT_RETRIES`] times; otherwise [`Server::complete`].
+    pub fn settle(&self, waiting: Waiting, result: Result<(), StoreError>) -> Handling {
+        if let Err(StoreError::Conflict(keys)) = &result {
+            if waiting.attempt < MAX_CONFLICT_RETRIES {
+                let attempt = waiting.attempt + 1;
+                metrics::counter!("dhcp_lease_conflicts_total").increment(1);
+                debug!(
+                    ?keys,
+                    attempt, "lease held by another server; deciding again"
+                );
+                self.lock_state()
+                    .finish_keys(waiting.keys, waiting.generation);
+                self.learn_from_store(keys);
+                return self.decide_and_queue(
+                    waiting.request,
+                    waiting.source,
+                    waiting.durability,
+                    attempt,
+                );
+            }
+        }
+        Handling::Done(self.complete(waiting, result))
+    }
+
+    /// The reply of a request that waited for its commit, once the transaction is over with
+    /// `result`: the in-flight entries dropped, the events published, the reply encoded (none
+    /// when the commit failed).
+    pub fn complete(&self, waiting: Waiting, result: Result<(), StoreError>) -> Option<Vec<u8>> {
+        self.lock_state()
+            .finish_keys(waiting.keys, waiting.generation);
+        if let Err(err) = result {
+            log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
+            self.stats.dropped(match err {
+                StoreError::Conflict(_) => "lease_conflict",
+                _ => "store_error",
+            });
+            return None;
+        }
+        self.publish(waiting.events);
+        self.reply_to(&waiting.request, waiting.source, waiting.outcome)
+    }
+
+    /// Counts and encodes the reply (or counts the drop).
+    fn reply_to(
+        &self,
+        request: &handler::Classified,
+        to: std::net::SocketAddrV6,
+        outcome: Result<crate::proto::Message, &'static str>,
+    ) -> Option<Vec<u8>> {
+        let reply = match outcome {
             Ok(reply) => reply,
             Err(reason) => {
-                debug!(from = %inbound.source, reason, "dropped");
+                debug!(from = %to, reason, "dropped");
                 self.stats.dropped(reason);
                 return None;
             }
         };
         let reply_type = reply.msg_type;
-        match wrap_reply(&request, reply) {
+        match wrap_reply(request, reply) {
             Ok(bytes) => {
                 self.stats.sent(reply_type);
                 debug!(
-                    to = %inbound.source,
+                    to = %to,
                     msg = stats::message_type_name(reply_type),
                     len = bytes.len(),
                     "reply"
@@ -774,37 +992,46 @@ impl Server {
             return;
         }
         let now = unix_now();
-        let mut gone: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut gone: Vec<&Lease> = Vec::new();
         {
             let mut state = self.lock_state();
             for event in &events {
-                let lease = &event.lease;
                 match event.kind {
                     LeaseEventKind::Granted | LeaseEventKind::Renewed => {
-                        if state.clients.limit.is_some() {
-                            state
-                                .clients
-                                .per_interface
-                                .entry(lease.interface.clone())
-                                .or_default()
-                                .insert(lease.duid.clone());
-                        }
+                        let lease = &event.lease;
+                        let duid: Arc<[u8]> = Arc::from(lease.duid.as_slice());
+                        state
+                            .clients
+                            .add(&lease.interface, lease.line.as_deref(), &duid);
                     }
-                    _ => gone.push((lease.interface.clone(), lease.duid.clone())),
+                    _ => gone.push(&event.lease),
                 }
             }
         }
-        // A client stops counting against its interface once it has no active lease there.
+        // A client stops counting against its interface (its line) once it has no active
+        // lease there.
         let limit_on = self.config.interface_client_limit.is_some();
-        for (interface, duid) in gone.into_iter().filter(|_| limit_on) {
+        let line_limit_on = self.config.line_client_limit.is_some();
+        for lease in gone.into_iter().filter(|_| limit_on || line_limit_on) {
             let mut state = self.lock_state();
-            let still_active = state
+            let active: Vec<Lease> = state
                 .mirror
-                .by_duid(&duid, MAX_LEASES_PER_CLIENT)
-                .any(|l| l.is_active(now) && l.interface == interface);
-            if !still_active {
-                if let Some(set) = state.clients.per_interface.get_mut(&interface) {
-                    set.remove(&duid);
+                .by_duid(&lease.duid, MAX_LEASES_PER_CLIENT)
+                .filter(|l| l.is_active(now))
+                .collect();
+            if !active.iter().any(|l| l.interface == lease.interface) {
+                if let Some(set) = state.clients.per_interface.get_mut(&lease.interface) {
+                    set.remove(lease.duid.as_slice());
+                }
+            }
+            if let Some(line) = &lease.line {
+                if !active.iter().any(|l| l.line.as_ref() == Some(line)) {
+                    if let Some(set) = state.clients.per_line.get_mut(&line[..]) {
+                        set.remove(lease.duid.as_slice());
+                        if set.is_empty() {
+                            state.clients.per_line.remove(&line[..]);
+                        }
+                    }
                 }
             }
         }
@@ -830,6 +1057,16 @@ impl Server {
     /// DUID returns, without a SQLite query on the caller's thread.
     pub fn durable_leases_of(&self, duid: &[u8], limit: usize) -> Vec<Lease> {
         self.lock_state().mirror.by_duid(duid, limit).collect()
+    }
+
+    /// Calls `visit` with every durable lease row, in key order, from the in-memory copy of
+    /// the store; the decision state stays locked meanwhile (a million rows: about a second),
+    /// so this is for the start, before requests are served.
+    pub fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
+        let state = self.lock_state();
+        for lease in state.mirror.range_after(None) {
+            visit(&lease);
+        }
     }
 
     /// The XDP fast path answered a renewal for `duid`: extend that client's assigned leases of

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use postgres::{PostgresStore, MIGRATIONS as POSTGRES_MIGRATIONS, NOTIFY_CHANNEL};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
-pub use writer::{DurableHook, PendingCommit, StoreWriter, WriterConfig};
+pub use writer::{DurableHook, PendingCommit, StoreWriter, Ticket, WriterConfig};
 
 /// Meta key under which the server's own DUID is kept.
 pub const META_SERVER_DUID: &str = "server_duid";
@@ -178,6 +178,9 @@ pub struct Lease {
     pub relay_info: Vec<u8>,
     /// The client's host name (Client FQDN), may be empty.
     pub hostname: String,
+    /// The line the lease was served on (`line-identity`): the kind's tag then the identity
+    /// ([`crate::config::LineId::stored`]); `None` when the request named no line.
+    pub line: Option<Box<[u8]>>,
 }
 
 impl Lease {
@@ -511,6 +514,14 @@ pub trait LeaseStore: Send + Sync {
         after: Option<&LeaseKey>,
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError>;
+    /// Up to `limit` leases matching `filter` after `after` in client order: by DUID, then
+    /// IAID, then key, so that a client's leases come together (bulk leasequery).
+    fn find_by_client(
+        &self,
+        filter: &LeaseFilter,
+        after: Option<&ClientCursor>,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError>;
     /// Up to `limit` leases, assigned, with `expire < before`, oldest expiry first (reclaim timer).
     fn expired_before(&self, before: i64, limit: usize) -> Result<Vec<Lease>, StoreError>;
     /// Active leases at `now` counted per subnet and type, ordered by (subnet, type).
@@ -559,27 +570,88 @@ pub trait LeaseStore: Send + Sync {
     }
 }
 
-/// Lazily pages through a [`LeaseFilter`] selection, one bounded query per `page_size` leases.
+/// Where a scan in client order ([`LeaseStore::find_by_client`]) goes on from: after this
+/// lease's (DUID, IAID, key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCursor {
+    /// The client's DUID.
+    pub duid: Vec<u8>,
+    /// The IA's IAID.
+    pub iaid: u32,
+    /// The lease's key.
+    pub key: LeaseKey,
+}
+
+impl ClientCursor {
+    /// The position of `lease`.
+    pub fn of(lease: &Lease) -> Self {
+        ClientCursor {
+            duid: lease.duid.clone(),
+            iaid: lease.iaid,
+            key: lease.key(),
+        }
+    }
+}
+
+/// Where a [`LeasePages`] scan stands, in the order it pages in.
+#[derive(Debug, Clone)]
+enum PageCursor {
+    Key(Option<LeaseKey>),
+    Client(Option<ClientCursor>),
+}
+
+/// Lazily pages through a [`LeaseFilter`] selection, one bounded query per `page_size` leases,
+/// in key order (`new`) or in client order (`by_client`).
 pub struct LeasePages<'a, S: LeaseStore + ?Sized> {
     store: &'a S,
     filter: LeaseFilter,
     page_size: usize,
     page: std::vec::IntoIter<Lease>,
-    after: Option<LeaseKey>,
+    after: PageCursor,
     done: bool,
 }
 
 impl<'a, S: LeaseStore + ?Sized> LeasePages<'a, S> {
-    /// Starts a scan of `filter` over `store`, fetching `page_size` (at least 1) leases at a time.
+    /// Starts a scan of `filter` over `store` in key order, fetching `page_size` (at least 1)
+    /// leases at a time.
     pub fn new(store: &'a S, filter: LeaseFilter, page_size: usize) -> Self {
+        LeasePages::starting(store, filter, page_size, PageCursor::Key(None))
+    }
+
+    /// As `new`, in client order (DUID, IAID, key): each client's leases one after another.
+    pub fn by_client(store: &'a S, filter: LeaseFilter, page_size: usize) -> Self {
+        LeasePages::starting(store, filter, page_size, PageCursor::Client(None))
+    }
+
+    fn starting(store: &'a S, filter: LeaseFilter, page_size: usize, after: PageCursor) -> Self {
         LeasePages {
             store,
             filter,
             page_size: page_size.max(1),
             page: Vec::new().into_iter(),
-            after: None,
+            after,
             done: false,
         }
+    }
+
+    fn fetch(&mut self) -> Result<Vec<Lease>, StoreError> {
+        let page = match &self.after {
+            PageCursor::Key(after) => {
+                self.store
+                    .find(&self.filter, after.as_ref(), self.page_size)?
+            }
+            PageCursor::Client(after) => {
+                self.store
+                    .find_by_client(&self.filter, after.as_ref(), self.page_size)?
+            }
+        };
+        if let Some(last) = page.last() {
+            self.after = match self.after {
+                PageCursor::Key(_) => PageCursor::Key(Some(last.key())),
+                PageCursor::Client(_) => PageCursor::Client(Some(ClientCursor::of(last))),
+            };
+        }
+        Ok(page)
     }
 }
 
@@ -593,13 +665,9 @@ impl<S: LeaseStore + ?Sized> Iterator for LeasePages<'_, S> {
         if self.done {
             return None;
         }
-        match self
-            .store
-            .find(&self.filter, self.after.as_ref(), self.page_size)
-        {
+        match self.fetch() {
             Ok(page) => {
                 self.done = page.len() < self.page_size;
-                self.after = page.last().map(Lease::key).or(self.after);
                 self.page = page.into_iter();
                 let next = self.page.next();
                 if next.is_none() {

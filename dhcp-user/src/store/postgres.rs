@@ -30,8 +30,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Transaction};
 
 use super::{
-    mask, ChangeCursor, ChangeKind, ChangeRecord, CheckedCommit, CommitReceipt, Lease, LeaseChange,
-    LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount, StoreError,
+    mask, ChangeCursor, ChangeKind, ChangeRecord, CheckedCommit, ClientCursor, CommitReceipt,
+    Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount,
+    StoreError,
 };
 
 /// The channel every commit notifies (payload: the batch's last history sequence number).
@@ -39,10 +40,11 @@ pub const NOTIFY_CHANNEL: &str = "dhcp_lease_changes";
 
 /// The schema migrations, in order: (version, what it does, SQL). Never edit one that shipped;
 /// add the next.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "lease6, lease_changes, meta",
-    "
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "lease6, lease_changes, meta",
+        "
 CREATE TABLE meta (
     name  TEXT PRIMARY KEY,
     value BYTEA NOT NULL
@@ -104,7 +106,17 @@ CREATE TABLE lease_changes (
 ALTER SEQUENCE lease_changes_seq OWNED BY lease_changes.seq;
 CREATE INDEX lease_changes_by_at ON lease_changes (at, seq);
 ",
-)];
+    ),
+    (
+        2,
+        "the lease's line (line-identity), for sticky delegation by line",
+        "
+ALTER TABLE lease6 ADD COLUMN line BYTEA;
+ALTER TABLE lease_changes ADD COLUMN line BYTEA;
+CREATE INDEX lease6_by_line ON lease6 (line) WHERE line IS NOT NULL;
+",
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> u32 {
@@ -123,9 +135,9 @@ const MAX_RETRIES: usize = 3;
 /// Lease columns in the order [`lease_from_row`] reads them (the same as the SQLite store's).
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname";
+     remote_id, relay_info, hostname, line";
 const LEASE_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17";
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18";
 const KIND_UPSERT: i16 = 0;
 const KIND_DELETE: i16 = 1;
 
@@ -567,65 +579,17 @@ impl LeaseStore for PostgresStore {
         after: Option<&LeaseKey>,
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
-        let mut conditions: Vec<String> = Vec::new();
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let next = |value: Box<dyn ToSql + Sync + Send>, values: &mut Vec<_>| {
-            values.push(value);
-            values.len()
-        };
-        match filter {
-            LeaseFilter::All => {}
-            LeaseFilter::Duid { duid, iaid } => {
-                let n = next(Box::new(duid.clone()), &mut values);
-                conditions.push(format!("duid = ${n}"));
-                if let Some(iaid) = iaid {
-                    let n = next(Box::new(i64::from(*iaid)), &mut values);
-                    conditions.push(format!("iaid = ${n}"));
-                }
-            }
-            LeaseFilter::RelayId(relay_id) => {
-                let n = next(Box::new(relay_id.clone()), &mut values);
-                conditions.push(format!("relay_id = ${n}"));
-            }
-            LeaseFilter::RemoteId(remote_id) => {
-                let n = next(Box::new(remote_id.clone()), &mut values);
-                conditions.push(format!("remote_id = ${n}"));
-            }
-            LeaseFilter::LinkAddress(link) => {
-                let n = next(Box::new(IpAddr::V6(*link)), &mut values);
-                conditions.push(format!("link_address = ${n}"));
-            }
-        }
-        if let Some(key) = after {
-            let (lease_type, address, prefix_len) = key_values(key);
-            let a = next(Box::new(lease_type), &mut values);
-            let b = next(Box::new(address), &mut values);
-            let c = next(Box::new(prefix_len), &mut values);
-            conditions.push(format!(
-                "(lease_type, address, prefix_len) > (${a}, ${b}, ${c})"
-            ));
-        }
-        let where_clause = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let n = next(
-            Box::new(i64::try_from(limit).unwrap_or(i64::MAX)),
-            &mut values,
-        );
-        let sql = format!(
-            "SELECT {LEASE_COLUMNS} FROM lease6 {where_clause} \
-             ORDER BY lease_type, address, prefix_len LIMIT ${n}"
-        );
-        self.read(|client| async move {
-            let params: Vec<&(dyn ToSql + Sync)> = values
-                .iter()
-                .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-                .collect();
-            let rows = client.query(sql.as_str(), &params).await?;
-            rows.iter().map(|row| lease_from_row(row, 0)).collect()
-        })
+        self.select_page_in(filter, after.map(|key| (None, key)), limit, false)
+    }
+
+    fn find_by_client(
+        &self,
+        filter: &LeaseFilter,
+        after: Option<&ClientCursor>,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let after = after.map(|cursor| (Some((cursor.duid.clone(), cursor.iaid)), &cursor.key));
+        self.select_page_in(filter, after, limit, true)
     }
 
     fn expired_before(&self, before: i64, limit: usize) -> Result<Vec<Lease>, StoreError> {
@@ -860,7 +824,7 @@ async fn commit_in(
         let record = tx
             .prepare(&format!(
                 "INSERT INTO lease_changes ({LEASE_COLUMNS}, at, kind) \
-                 VALUES ({LEASE_PLACEHOLDERS}, $18, $19) RETURNING seq"
+                 VALUES ({LEASE_PLACEHOLDERS}, $19, $20) RETURNING seq"
             ))
             .await?;
         let params: Vec<(LeaseParams, i16)> = history
@@ -896,7 +860,7 @@ async fn commit_in(
 }
 
 /// `INSERT … ON CONFLICT DO UPDATE`, refused (no row returned) when the stored lease belongs to
-/// another client and is still held (assigned or declined, not expired at `$18`), or when it is
+/// another client and is still held (assigned or declined, not expired at `$19`), or when it is
 /// the same client's lease, assigned, with a newer transaction than a write that gives it up.
 fn upsert_sql() -> String {
     let assigned = LeaseState::Assigned.code();
@@ -914,7 +878,7 @@ fn upsert_sql() -> String {
                 AND (EXCLUDED.state = {assigned} OR lease6.state <> {assigned} \
                      OR lease6.cltt <= EXCLUDED.cltt)) \
             OR lease6.state NOT IN ({assigned}, {declined}) \
-            OR lease6.expire <= $18 \
+            OR lease6.expire <= $19 \
          RETURNING {LEASE_COLUMNS}"
     )
 }
@@ -959,7 +923,7 @@ async fn last_seq_in(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     u64::try_from(seq).map_err(|_| bad(format!("history seq {seq}")))
 }
 
-/// A lease as SQL values in [`LEASE_COLUMNS`] order ($1..$17).
+/// A lease as SQL values in [`LEASE_COLUMNS`] order ($1..$18).
 struct LeaseParams {
     lease_type: i16,
     address: IpAddr,
@@ -978,6 +942,7 @@ struct LeaseParams {
     remote_id: Option<Vec<u8>>,
     relay_info: Vec<u8>,
     hostname: String,
+    line: Option<Vec<u8>>,
 }
 
 impl LeaseParams {
@@ -1000,6 +965,7 @@ impl LeaseParams {
             remote_id: lease.remote_id.clone(),
             relay_info: lease.relay_info.clone(),
             hostname: lease.hostname.clone(),
+            line: lease.line.as_deref().map(<[u8]>::to_vec),
         }
     }
 
@@ -1023,10 +989,11 @@ impl LeaseParams {
             remote_id: None,
             relay_info: Vec::new(),
             hostname: String::new(),
+            line: None,
         }
     }
 
-    fn refs(&self) -> [&(dyn ToSql + Sync); 17] {
+    fn refs(&self) -> [&(dyn ToSql + Sync); 18] {
         [
             &self.lease_type,
             &self.address,
@@ -1045,6 +1012,7 @@ impl LeaseParams {
             &self.remote_id,
             &self.relay_info,
             &self.hostname,
+            &self.line,
         ]
     }
 }
@@ -1087,6 +1055,9 @@ fn lease_from_row(row: &Row, at: usize) -> Result<Lease, StoreError> {
         remote_id: row.try_get(at + 14)?,
         relay_info: row.try_get(at + 15)?,
         hostname: row.try_get(at + 16)?,
+        line: row
+            .try_get::<_, Option<Vec<u8>>>(at + 17)?
+            .map(Vec::into_boxed_slice),
     })
 }
 
@@ -1133,4 +1104,88 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where a page starts: after this client's (DUID, IAID) in client order, then after this key.
+type PageAfter<'a> = (Option<(Vec<u8>, u32)>, &'a LeaseKey);
+
+impl PostgresStore {
+    /// A page of `filter` after `after`, in key order or (`client_order`) in client order:
+    /// DUID, IAID, then key (the client part of `after` is given then).
+    fn select_page_in(
+        &self,
+        filter: &LeaseFilter,
+        after: Option<PageAfter<'_>>,
+        limit: usize,
+        client_order: bool,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let next = |value: Box<dyn ToSql + Sync + Send>, values: &mut Vec<_>| {
+            values.push(value);
+            values.len()
+        };
+        match filter {
+            LeaseFilter::All => {}
+            LeaseFilter::Duid { duid, iaid } => {
+                let n = next(Box::new(duid.clone()), &mut values);
+                conditions.push(format!("duid = ${n}"));
+                if let Some(iaid) = iaid {
+                    let n = next(Box::new(i64::from(*iaid)), &mut values);
+                    conditions.push(format!("iaid = ${n}"));
+                }
+            }
+            LeaseFilter::RelayId(relay_id) => {
+                let n = next(Box::new(relay_id.clone()), &mut values);
+                conditions.push(format!("relay_id = ${n}"));
+            }
+            LeaseFilter::RemoteId(remote_id) => {
+                let n = next(Box::new(remote_id.clone()), &mut values);
+                conditions.push(format!("remote_id = ${n}"));
+            }
+            LeaseFilter::LinkAddress(link) => {
+                let n = next(Box::new(IpAddr::V6(*link)), &mut values);
+                conditions.push(format!("link_address = ${n}"));
+            }
+        }
+        let columns = if client_order {
+            "duid, iaid, lease_type, address, prefix_len"
+        } else {
+            "lease_type, address, prefix_len"
+        };
+        if let Some((client, key)) = after {
+            let mut placeholders = Vec::new();
+            if let Some((duid, iaid)) = client {
+                placeholders.push(next(Box::new(duid), &mut values));
+                placeholders.push(next(Box::new(i64::from(iaid)), &mut values));
+            }
+            let (lease_type, address, prefix_len) = key_values(key);
+            placeholders.push(next(Box::new(lease_type), &mut values));
+            placeholders.push(next(Box::new(address), &mut values));
+            placeholders.push(next(Box::new(prefix_len), &mut values));
+            let placeholders: Vec<String> = placeholders.iter().map(|n| format!("${n}")).collect();
+            conditions.push(format!("({columns}) > ({})", placeholders.join(", ")));
+        }
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let n = next(
+            Box::new(i64::try_from(limit).unwrap_or(i64::MAX)),
+            &mut values,
+        );
+        let sql = format!(
+            "SELECT {LEASE_COLUMNS} FROM lease6 {where_clause} \
+             ORDER BY {columns} LIMIT ${n}"
+        );
+        self.read(|client| async move {
+            let params: Vec<&(dyn ToSql + Sync)> = values
+                .iter()
+                .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let rows = client.query(sql.as_str(), &params).await?;
+            rows.iter().map(|row| lease_from_row(row, 0)).collect()
+        })
+    }
 }

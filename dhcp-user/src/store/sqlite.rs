@@ -12,12 +12,12 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    mask, ChangeCursor, ChangeKind, ChangeRecord, CommitReceipt, Lease, LeaseChange, LeaseFilter,
-    LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount, StoreError,
+    mask, ChangeCursor, ChangeKind, ChangeRecord, ClientCursor, CommitReceipt, Lease, LeaseChange,
+    LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount, StoreError,
 };
 
 /// Schema version this build creates and understands (kept in `meta` as `schema_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA_VERSION: &str = "schema_version";
 /// How long a connection waits on a lock held by another process before giving up.
@@ -49,6 +49,7 @@ CREATE TABLE lease6 (
     remote_id      BLOB,
     relay_info     BLOB    NOT NULL,
     hostname       TEXT    NOT NULL,
+    line           BLOB,
     PRIMARY KEY (lease_type, address, prefix_len)
 ) WITHOUT ROWID;
 
@@ -58,6 +59,7 @@ CREATE INDEX lease6_by_duid ON lease6 (duid, iaid);
 CREATE INDEX lease6_by_relay_id ON lease6 (relay_id) WHERE relay_id IS NOT NULL;
 CREATE INDEX lease6_by_remote_id ON lease6 (remote_id) WHERE remote_id IS NOT NULL;
 CREATE INDEX lease6_by_link_address ON lease6 (link_address);
+CREATE INDEX lease6_by_line ON lease6 (line) WHERE line IS NOT NULL;
 -- Reclaim timer (state, expire range) and pool counts (covering: subnet and type included).
 CREATE INDEX lease6_by_expire ON lease6 (state, expire, subnet_id, lease_type);
 
@@ -81,7 +83,8 @@ CREATE TABLE lease_changes (
     relay_id       BLOB,
     remote_id      BLOB,
     relay_info     BLOB    NOT NULL,
-    hostname       TEXT    NOT NULL
+    hostname       TEXT    NOT NULL,
+    line           BLOB
 );
 CREATE INDEX lease_changes_by_at ON lease_changes (at);
 ";
@@ -89,9 +92,16 @@ CREATE INDEX lease_changes_by_at ON lease_changes (at);
 /// Lease columns in the order [`lease_from_row`] reads them.
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname";
+     remote_id, relay_info, hostname, line";
 const LEASE_PLACEHOLDERS: &str =
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17";
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18";
+
+/// Schema 1 → 2: the lease's line (`line-identity`), kept for sticky delegation by line.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE lease6 ADD COLUMN line BLOB;
+ALTER TABLE lease_changes ADD COLUMN line BLOB;
+CREATE INDEX lease6_by_line ON lease6 (line) WHERE line IS NOT NULL;
+";
 const KIND_UPSERT: i64 = 0;
 const KIND_DELETE: i64 = 1;
 
@@ -192,8 +202,20 @@ impl SqliteStore {
             Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             None => return Err(version_mismatch("none".to_owned())),
         };
-        if found.trim().parse::<u32>().ok() != Some(SCHEMA_VERSION) {
-            return Err(version_mismatch(found));
+        match found.trim().parse::<u32>().ok() {
+            Some(SCHEMA_VERSION) => {}
+            Some(1) => {
+                // Older rows have no line: they were served before `line-identity` existed.
+                tx.execute_batch(MIGRATE_1_TO_2).map_err(open_err)?;
+                tx.execute(
+                    "UPDATE meta SET value = ?2 WHERE name = ?1",
+                    params![META_SCHEMA_VERSION, SCHEMA_VERSION.to_string().into_bytes()],
+                )
+                .map_err(open_err)?;
+                tx.commit().map_err(open_err)?;
+                return Ok(());
+            }
+            _ => return Err(version_mismatch(found)),
         }
         // Nothing was written: dropping the transaction just releases the lock.
         Ok(())
@@ -269,7 +291,7 @@ impl LeaseStore for SqliteStore {
             ))?;
             let mut record = tx.prepare_cached(&format!(
                 "INSERT INTO lease_changes (at, kind, {LEASE_COLUMNS}) \
-                 VALUES (?18, ?19, {LEASE_PLACEHOLDERS})"
+                 VALUES (?19, ?20, {LEASE_PLACEHOLDERS})"
             ))?;
             for change in changes {
                 match change {
@@ -367,56 +389,36 @@ impl LeaseStore for SqliteStore {
         after: Option<&LeaseKey>,
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
-        let mut conditions: Vec<&str> = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        match filter {
-            LeaseFilter::All => {}
-            LeaseFilter::Duid { duid, iaid } => {
-                conditions.push("duid = ?");
-                values.push(Value::Blob(duid.clone()));
-                if let Some(iaid) = iaid {
-                    conditions.push("iaid = ?");
-                    values.push(Value::Integer(i64::from(*iaid)));
-                }
-            }
-            LeaseFilter::RelayId(relay_id) => {
-                conditions.push("relay_id = ?");
-                values.push(Value::Blob(relay_id.clone()));
-            }
-            LeaseFilter::RemoteId(remote_id) => {
-                conditions.push("remote_id = ?");
-                values.push(Value::Blob(remote_id.clone()));
-            }
-            LeaseFilter::LinkAddress(link) => {
-                conditions.push("link_address = ?");
-                values.push(Value::Blob(link.octets().to_vec()));
-            }
-        }
+        let (mut conditions, mut values) = filter_conditions(filter);
         if let Some(key) = after {
             conditions.push("(lease_type, address, prefix_len) > (?, ?, ?)");
-            values.extend([
-                Value::Integer(key.lease_type.code()),
-                Value::Blob(key.address.octets().to_vec()),
-                Value::Integer(i64::from(key.prefix_len)),
-            ]);
+            values.extend(key_values(key));
         }
-        let where_clause = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        values.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT {LEASE_COLUMNS} FROM lease6 {where_clause} \
-             ORDER BY lease_type, address, prefix_len LIMIT ?"
-        );
-        self.with_reader(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(values), |row| {
-                lease_from_row(row, 0)
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        self.select_page(conditions, values, "lease_type, address, prefix_len", limit)
+    }
+
+    fn find_by_client(
+        &self,
+        filter: &LeaseFilter,
+        after: Option<&ClientCursor>,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let (mut conditions, mut values) = filter_conditions(filter);
+        if let Some(cursor) = after {
+            conditions.push("(duid, iaid, lease_type, address, prefix_len) > (?, ?, ?, ?, ?)");
+            values.extend([
+                Value::Blob(cursor.duid.clone()),
+                Value::Integer(i64::from(cursor.iaid)),
+            ]);
+            values.extend(key_values(&cursor.key));
+        }
+        // The order of lease6_by_duid (duid, iaid, then the primary key): no sort.
+        self.select_page(
+            conditions,
+            values,
+            "duid, iaid, lease_type, address, prefix_len",
+            limit,
+        )
     }
 
     fn expired_before(&self, before: i64, limit: usize) -> Result<Vec<Lease>, StoreError> {
@@ -556,7 +558,7 @@ fn key_params(key: &LeaseKey) -> (i64, [u8; 16], u8) {
     (key.lease_type.code(), key.address.octets(), key.prefix_len)
 }
 
-/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?17).
+/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?18).
 fn lease_values(lease: &Lease) -> Vec<Value> {
     let optional_blob = |value: &Option<Vec<u8>>| match value {
         Some(bytes) => Value::Blob(bytes.clone()),
@@ -580,6 +582,10 @@ fn lease_values(lease: &Lease) -> Vec<Value> {
         optional_blob(&lease.remote_id),
         Value::Blob(lease.relay_info.clone()),
         Value::Text(lease.hostname.clone()),
+        lease
+            .line
+            .as_ref()
+            .map_or(Value::Null, |line| Value::Blob(line.to_vec())),
     ]
 }
 
@@ -605,6 +611,9 @@ fn lease_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Lease> {
         remote_id: row.get(at + 14)?,
         relay_info: row.get(at + 15)?,
         hostname: row.get(at + 16)?,
+        line: row
+            .get::<_, Option<Vec<u8>>>(at + 17)?
+            .map(Vec::into_boxed_slice),
     })
 }
 
@@ -635,5 +644,71 @@ fn bad_row(err: StoreError) -> StoreError {
             | rusqlite::Error::InvalidColumnType(..)),
         ) => StoreError::BadRow(err.to_string()),
         other => other,
+    }
+}
+
+/// The WHERE conditions and their values that select `filter`.
+fn filter_conditions(filter: &LeaseFilter) -> (Vec<&'static str>, Vec<Value>) {
+    let mut conditions: Vec<&'static str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    match filter {
+        LeaseFilter::All => {}
+        LeaseFilter::Duid { duid, iaid } => {
+            conditions.push("duid = ?");
+            values.push(Value::Blob(duid.clone()));
+            if let Some(iaid) = iaid {
+                conditions.push("iaid = ?");
+                values.push(Value::Integer(i64::from(*iaid)));
+            }
+        }
+        LeaseFilter::RelayId(relay_id) => {
+            conditions.push("relay_id = ?");
+            values.push(Value::Blob(relay_id.clone()));
+        }
+        LeaseFilter::RemoteId(remote_id) => {
+            conditions.push("remote_id = ?");
+            values.push(Value::Blob(remote_id.clone()));
+        }
+        LeaseFilter::LinkAddress(link) => {
+            conditions.push("link_address = ?");
+            values.push(Value::Blob(link.octets().to_vec()));
+        }
+    }
+    (conditions, values)
+}
+
+/// A key's columns (lease_type, address, prefix_len) as values.
+fn key_values(key: &LeaseKey) -> [Value; 3] {
+    [
+        Value::Integer(key.lease_type.code()),
+        Value::Blob(key.address.octets().to_vec()),
+        Value::Integer(i64::from(key.prefix_len)),
+    ]
+}
+
+impl SqliteStore {
+    /// Up to `limit` lease rows meeting every condition, in `order`.
+    fn select_page(
+        &self,
+        conditions: Vec<&str>,
+        mut values: Vec<Value>,
+        order: &str,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        values.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let sql =
+            format!("SELECT {LEASE_COLUMNS} FROM lease6 {where_clause} ORDER BY {order} LIMIT ?");
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), |row| {
+                lease_from_row(row, 0)
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
     }
 }

@@ -4,16 +4,23 @@
 //! commit): the thread takes the first request, gathers what else arrives within `linger` (or
 //! `submit_delay` while only unawaited reports are waiting) up to `max_batch` changes, commits
 //! once, and then wakes every waiter. A caller's changes are never split across transactions.
+//!
+//! Waiters come in two kinds. [`StoreWriter::commit`] and [`StoreWriter::start_commit`] each get
+//! their own answer (a oneshot: one wake-up per waiter). A caller with many commits in flight
+//! (the server's socket loop) takes a [`Ticket`] per commit instead and watches
+//! [`StoreWriter::progress`]: the writer moves it once per batch, so one wake-up answers every
+//! ticket of the batch, and [`StoreWriter::outcome`] then says whether a ticket's batch failed.
 
 use crate::log_throttled;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
-use super::{CommitReceipt, LeaseChange, LeaseStore, StoreError};
+use super::{CommitReceipt, LeaseChange, LeaseKey, LeaseStore, StoreError};
 use crate::clock::unix_now;
 
 /// Tuning of the [`StoreWriter`].
@@ -51,10 +58,58 @@ impl Default for WriterConfig {
 /// before any waiter of that batch is woken (the server keeps its in-memory lease copy with it).
 pub type DurableHook = Box<dyn FnMut(&[LeaseChange]) + Send>;
 
+/// Failed batches remembered for [`StoreWriter::outcome`] (a ticket is asked about as soon as
+/// progress passes it, so only the latest few failures matter).
+const FAILED_BATCHES_KEPT: usize = 256;
+
+/// Refused tickets remembered for [`StoreWriter::outcome`] (each is taken when asked about).
+const REFUSED_TICKETS_KEPT: usize = 4096;
+
+/// Who waits for a request's transaction.
+enum Waiter {
+    /// Nobody (a `submit`): failures are logged and counted.
+    Nobody,
+    /// One caller, answered on its own channel.
+    Oneshot(oneshot::Sender<Result<CommitReceipt, StoreError>>),
+    /// A ticket holder, answered through [`StoreWriter::progress`].
+    Ticket(Ticket),
+}
+
+impl Waiter {
+    fn awaited(&self) -> bool {
+        !matches!(self, Waiter::Nobody)
+    }
+}
+
 struct Request {
     changes: Vec<LeaseChange>,
-    /// `None` for a `submit`: nobody waits, failures are logged and counted.
-    reply: Option<oneshot::Sender<Result<CommitReceipt, StoreError>>>,
+    waiter: Waiter,
+}
+
+/// A commit queued by [`StoreWriter::commit_ticket`]: tickets are numbered from 1 in the order
+/// they were queued, and a batch holds them in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(u64);
+
+impl Ticket {
+    /// Whether this ticket's transaction is over once progress reads `progress`.
+    pub fn is_over(self, progress: u64) -> bool {
+        self.0 <= progress
+    }
+}
+
+/// What the writer thread shares with ticket holders.
+struct Tickets {
+    /// The last ticket handed out; held while the request is queued, so tickets reach the
+    /// writer in their order.
+    issued: Mutex<u64>,
+    /// The last ticket whose batch has finished (committed or failed).
+    progress: watch::Sender<u64>,
+    /// Ticket ranges of the latest failed batches, with their error.
+    failed: Mutex<VecDeque<(u64, u64, Arc<StoreError>)>>,
+    /// Tickets of the latest batches whose changes were partly refused (a shared database:
+    /// another server holds the lease), with the refused keys; the rest of the batch committed.
+    refused: Mutex<BTreeMap<u64, Vec<LeaseKey>>>,
 }
 
 /// Async front of a [`LeaseStore`]: batched durable commits; clones share one writer thread.
@@ -64,6 +119,7 @@ struct Request {
 #[derive(Clone)]
 pub struct StoreWriter {
     requests: Sender<Request>,
+    tickets: Arc<Tickets>,
     queued: Arc<AtomicUsize>,
     max_queued: usize,
     store: Arc<dyn LeaseStore>,
@@ -84,13 +140,30 @@ impl StoreWriter {
         let (requests, inbox) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let max_queued = config.max_queued_changes;
+        let tickets = Arc::new(Tickets {
+            issued: Mutex::new(0),
+            progress: watch::Sender::new(0),
+            failed: Mutex::new(VecDeque::new()),
+            refused: Mutex::new(BTreeMap::new()),
+        });
         let thread_store = Arc::clone(&store);
         let thread_queued = Arc::clone(&queued);
+        let thread_tickets = Arc::clone(&tickets);
         std::thread::Builder::new()
             .name("lease-writer".to_owned())
-            .spawn(move || run(inbox, thread_store, config, thread_queued, hook))?;
+            .spawn(move || {
+                run(
+                    inbox,
+                    thread_store,
+                    config,
+                    thread_queued,
+                    thread_tickets,
+                    hook,
+                )
+            })?;
         Ok(StoreWriter {
             requests,
+            tickets,
             queued,
             max_queued,
             store,
@@ -117,11 +190,55 @@ impl StoreWriter {
             let (reply, answer) = oneshot::channel();
             self.enqueue(Request {
                 changes,
-                reply: Some(reply),
+                waiter: Waiter::Oneshot(reply),
             })?;
             Ok(answer)
         })();
         PendingCommit { queued }
+    }
+
+    /// Queues `changes` (durable in queue order, like [`StoreWriter::start_commit`]) and returns
+    /// their ticket: the transaction holding them is over once [`StoreWriter::progress`] reaches
+    /// it ([`Ticket::is_over`]), and [`StoreWriter::outcome`] then says how it went.
+    pub fn commit_ticket(&self, changes: Vec<LeaseChange>) -> Result<Ticket, StoreError> {
+        for change in &changes {
+            change.validate()?;
+        }
+        let mut issued = lock(&self.tickets.issued);
+        let ticket = Ticket(*issued + 1);
+        self.enqueue(Request {
+            changes,
+            waiter: Waiter::Ticket(ticket),
+        })?;
+        *issued = ticket.0;
+        Ok(ticket)
+    }
+
+    /// Watches the writer's progress: every ticket at or below the value has its outcome. It
+    /// moves once per batch that holds tickets.
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.tickets.progress.subscribe()
+    }
+
+    /// How `ticket`'s transaction went, once progress has reached it: `Ok` when it is on disk,
+    /// `Conflict` when another server holds some of its leases (said once: the record is taken).
+    pub fn outcome(&self, ticket: Ticket) -> Result<(), StoreError> {
+        if !ticket.is_over(*self.tickets.progress.borrow()) {
+            return Err(StoreError::WriterStopped);
+        }
+        let failed = lock(&self.tickets.failed);
+        match failed
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&ticket.0))
+        {
+            Some((_, _, err)) => Err(StoreError::Batch(Arc::clone(err))),
+            None => match lock(&self.tickets.refused).remove(&ticket.0) {
+                // Another server holds some of these leases: the ticket's changes are not on
+                // disk (the rest of its batch is).
+                Some(keys) => Err(StoreError::Conflict(keys)),
+                None => Ok(()),
+            },
+        }
     }
 
     /// Queues `changes` without waiting (fast-path renewals); durable within `submit_delay` plus one commit.
@@ -135,7 +252,7 @@ impl StoreWriter {
         }
         self.enqueue(Request {
             changes,
-            reply: None,
+            waiter: Waiter::Nobody,
         })
     }
 
@@ -173,6 +290,7 @@ fn run(
     store: Arc<dyn LeaseStore>,
     config: WriterConfig,
     queued: Arc<AtomicUsize>,
+    tickets: Arc<Tickets>,
     mut hook: Option<DurableHook>,
 ) {
     let mut next_prune = Instant::now();
@@ -198,7 +316,7 @@ fn run(
         };
         let (batch, senders_gone) = gather(&inbox, first, &config);
         let change_count: usize = batch.iter().map(|request| request.changes.len()).sum();
-        commit_batch(store.as_ref(), batch, change_count, &mut hook);
+        commit_batch(store.as_ref(), batch, change_count, &tickets, &mut hook);
         queued.fetch_sub(change_count, Ordering::Relaxed);
         if senders_gone {
             break;
@@ -215,12 +333,12 @@ fn gather(
 ) -> (Vec<Request>, bool) {
     let started = Instant::now();
     let mut deadline = started
-        + if first.reply.is_some() {
+        + if first.waiter.awaited() {
             config.linger
         } else {
             config.submit_delay
         };
-    let mut awaited = first.reply.is_some();
+    let mut awaited = first.waiter.awaited();
     let mut changes = first.changes.len();
     let mut batch = vec![first];
     while changes < config.max_batch {
@@ -247,7 +365,7 @@ fn gather(
                 }
             }
         };
-        if next.reply.is_some() {
+        if next.waiter.awaited() {
             // Someone is waiting now: do not hold them for the slower submit deadline.
             deadline = deadline.min(Instant::now() + config.linger);
             awaited = true;
@@ -262,18 +380,26 @@ fn commit_batch(
     store: &dyn LeaseStore,
     batch: Vec<Request>,
     change_count: usize,
+    tickets: &Tickets,
     hook: &mut Option<DurableHook>,
 ) {
     let mut changes = Vec::with_capacity(change_count);
-    // Each request's reply (if awaited) and where its changes end in `changes`.
+    // Each awaited request's waiter and where its changes are in `changes`.
     let mut replies = Vec::with_capacity(batch.len());
+    let mut ticketed: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
+    let mut ticket_range: Option<(u64, u64)> = None;
     let mut unawaited = 0usize;
     for request in batch {
         let start = changes.len();
         changes.extend(request.changes);
-        match request.reply {
-            Some(reply) => replies.push((reply, start..changes.len())),
-            None => unawaited += changes.len() - start,
+        let range = start..changes.len();
+        match request.waiter {
+            Waiter::Oneshot(reply) => replies.push((reply, range)),
+            Waiter::Ticket(Ticket(n)) => {
+                ticket_range = Some(ticket_range.map_or((n, n), |(first, _)| (first, n)));
+                ticketed.push((n, range));
+            }
+            Waiter::Nobody => unawaited += range.len(),
         }
     }
     let result = store.commit_checked(&changes, unix_now());
@@ -283,6 +409,10 @@ fn commit_batch(
         Ok(checked) if checked.refused.is_empty() => {
             if let Some(hook) = hook.as_mut() {
                 hook(&changes);
+            }
+            if let Some((_, last)) = ticket_range {
+                // One wake-up for every ticket of the batch.
+                tickets.progress.send_replace(last);
             }
             for (reply, _) in replies {
                 // A waiter that gave up (dropped its future) needs no answer.
@@ -304,11 +434,30 @@ fn commit_batch(
             if let Some(hook) = hook.as_mut() {
                 hook(&applied);
             }
-            for (reply, range) in replies {
-                let mine: Vec<_> = range
+            let refused_keys = |range: std::ops::Range<usize>| -> Vec<LeaseKey> {
+                range
                     .filter(|i| refused.contains(i))
                     .map(|i| changes[i].key())
-                    .collect();
+                    .collect()
+            };
+            if let Some((_, last)) = ticket_range {
+                {
+                    // Recorded before progress moves, so `outcome` sees them.
+                    let mut record = lock(&tickets.refused);
+                    for (ticket, range) in ticketed {
+                        let mine = refused_keys(range);
+                        if !mine.is_empty() {
+                            record.insert(ticket, mine);
+                        }
+                    }
+                    while record.len() > REFUSED_TICKETS_KEPT {
+                        record.pop_first();
+                    }
+                }
+                tickets.progress.send_replace(last);
+            }
+            for (reply, range) in replies {
+                let mine = refused_keys(range);
                 let _ = reply.send(if mine.is_empty() {
                     Ok(checked.receipt)
                 } else {
@@ -328,11 +477,26 @@ fn commit_batch(
                 metrics::counter!("dhcp_store_submit_lost_total").increment(unawaited as u64);
             }
             let shared = Arc::new(err);
+            if let Some((first, last)) = ticket_range {
+                {
+                    let mut failed = lock(&tickets.failed);
+                    if failed.len() == FAILED_BATCHES_KEPT {
+                        failed.pop_front();
+                    }
+                    failed.push_back((first, last, Arc::clone(&shared)));
+                }
+                tickets.progress.send_replace(last);
+            }
             for (reply, _) in replies {
                 let _ = reply.send(Err(StoreError::Batch(Arc::clone(&shared))));
             }
         }
     }
+}
+
+/// Locks a mutex, taking over a poisoned one.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn prune(store: &dyn LeaseStore, retention: Duration) {

@@ -42,16 +42,18 @@ pub struct LeasequeryResult {
     pub done_status: Option<u16>,
 }
 
+/// The address stored client `i` holds: 2001:db8:1::1:0 + i.
+pub fn stored_address(i: u32) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 1, 0)) + u128::from(i))
+}
+
 fn lease(i: u32, cltt: i64) -> Lease {
-    let mut duid = vec![0, 3, 0, 1, 0x02, 0xbe];
-    duid.extend_from_slice(&i.to_be_bytes());
     Lease {
-        address: Ipv6Addr::from(
-            u128::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0)) + 0x1_0000 + u128::from(i),
-        ),
+        address: stored_address(i),
         prefix_len: 128,
         lease_type: LeaseType::Na,
-        duid,
+        // The load generator's client DUID for number i.
+        duid: dhcp_testwire::dhcpv6::client_duid(i).to_vec(),
         iaid: 1,
         subnet_id: 1,
         preferred_lifetime: 1800,
@@ -65,6 +67,7 @@ fn lease(i: u32, cltt: i64) -> Lease {
         remote_id: None,
         relay_info: Vec::new(),
         hostname: String::new(),
+        line: None,
     }
 }
 

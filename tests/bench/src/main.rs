@@ -24,7 +24,7 @@ struct Cli {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these sections (comma-separated); the report then holds only their figures.
-    #[arg(long, value_delimiter = ',', value_parser = ["fastpath", "store", "lab", "startup", "leasequery", "postgres"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["fastpath", "store", "lab", "newlease", "avalanche", "startup", "leasequery", "postgres"])]
     only: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -65,6 +65,18 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         bind_timeout: u64,
     },
+    /// The soak (`cargo xtask soak --minutes N`): our server with its fast path in the lab under
+    /// mixed load (churning clients, renewals in XDP, leasequery) for N minutes, sampled every
+    /// 10 s; prints a table and a verdict (RSS, open fds, bindings, store size flat after the
+    /// warm-up) and writes `<workspace>/target/soak/latest.json`. Exits 1 when not flat.
+    Soak {
+        /// How long the load runs.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// The churn's seed (default: from the clock; printed either way).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -77,6 +89,24 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => benchmark(cli.quick, cli.out, &cli.only),
+        Some(Command::Soak { minutes, seed }) => {
+            let root = bench::workspace_root();
+            let out = cli
+                .out
+                .unwrap_or_else(|| root.join("target/soak/latest.json"));
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_secs())
+            });
+            let report = bench::soak::run(minutes, seed, &root.join("target/soak/work"), &out)?;
+            println!("{}", bench::soak::table(&report));
+            println!("JSON: {}", out.display());
+            if !report.flat || !report.churn_invalid.is_empty() || report.renew_invalid != 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Some(Command::Loadgen {
             iface,
             clients,
@@ -166,6 +196,12 @@ fn benchmark(quick: bool, out: Option<PathBuf>, only: &[String]) -> Result<()> {
     }
     if runs("lab") {
         bench::run_lab(&opts, &mut report);
+    }
+    if runs("newlease") {
+        bench::run_newlease(&opts, &mut report);
+    }
+    if runs("avalanche") {
+        bench::run_avalanche(&opts, &mut report);
     }
     if runs("startup") {
         bench::run_startup(&opts, &mut report);

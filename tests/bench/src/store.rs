@@ -49,6 +49,7 @@ fn lease(index: u32, now: i64) -> Lease {
         remote_id: None,
         relay_info: Vec::new(),
         hostname: String::new(),
+        line: None,
     };
     lease.assign(now, 3000, 4000);
     lease

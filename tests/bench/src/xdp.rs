@@ -91,7 +91,7 @@ pub fn binding(na: Ipv6Addr, pd: Ipv6Addr, for_secs: u64) -> BindingValue {
         subnet: SUBNET,
         flags: BINDING_HAS_NA | BINDING_HAS_PD,
         pd_len: 56,
-        _pad: [0; 4],
+        ifindex: 0,
     }
 }
 
@@ -100,6 +100,8 @@ pub struct ServerSide {
     pub ifindex: u32,
     pub mac: [u8; 6],
     pub link_local: Ipv6Addr,
+    /// The interface's one global address, when it has one (relays send to it).
+    pub global: Option<Ipv6Addr>,
     pub duid: Vec<u8>,
 }
 
@@ -112,7 +114,7 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
         enabled: 1,
         server_duid_len: side.duid.len() as u8,
         relay_selectors: 0,
-        _pad: 0,
+        interface_client_limit: 0,
         pass_rate_per_cpu: 0,
         server_duid,
     })?;
@@ -122,10 +124,10 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
             mac: side.mac,
             subnet: SUBNET,
             link_local: side.link_local.octets(),
-            global: [0; 16],
+            global: side.global.unwrap_or(Ipv6Addr::UNSPECIFIED).octets(),
             enabled: 1,
             has_subnet: 1,
-            has_global: 0,
+            has_global: side.global.is_some() as u8,
             _pad: [0; 5],
         },
     )?;
@@ -205,6 +207,25 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
                     oro(&[OPT_DNS_SERVERS]),
                 ],
             ),
+        ),
+        (
+            "request",
+            msg(
+                MSG_REQUEST,
+                XID,
+                &[
+                    client(),
+                    opt(OPT_SERVERID, SERVER_DUID),
+                    elapsed(),
+                    na_req(),
+                    pd_req(),
+                    oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
+                ],
+            ),
+        ),
+        (
+            "confirm",
+            msg(MSG_CONFIRM, XID, &[client(), elapsed(), na_req(), pd_req()]),
         ),
         (
             "information_request",
@@ -297,6 +318,9 @@ impl Bench {
                 ifindex: LO,
                 mac: SERVER_MAC,
                 link_local: server_ll(),
+                // The relayed cases are sent to it: only an address of the interface's is
+                // answered (`pass_not_our_address`).
+                global: Some(server_global()),
                 duid: SERVER_DUID.to_vec(),
             },
         )?;

@@ -212,6 +212,48 @@ pub fn renew_with(extra: &[Vec<u8>]) -> Vec<u8> {
     options.extend_from_slice(extra);
     msg(MSG_RENEW, &options)
 }
+/// A known client's Request naming its binding (the IAs of the Advertise it got), with the ORO
+/// of `renew()`: the controller's Reply is `renew_reply()`.
+pub fn request_msg() -> Vec<u8> {
+    msg(
+        MSG_REQUEST,
+        &[
+            client_id(),
+            server_id(),
+            elapsed(),
+            ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+            ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+            oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
+        ],
+    )
+}
+/// A Confirm of `addr` (RFC 8415 section 18.2.3: no Server ID, the IA_NA with its address).
+pub fn confirm_msg(addr: Ipv6Addr) -> Vec<u8> {
+    msg(
+        MSG_CONFIRM,
+        &[
+            client_id(),
+            elapsed(),
+            ia_na(NA_IAID, 0, 0, Some((addr, 0, 0))),
+            oro(&[OPT_DNS_SERVERS]),
+        ],
+    )
+}
+/// The Status Code option: `code`, then the message text.
+pub fn status_opt(code: u16, text: &str) -> Vec<u8> {
+    let mut body = code.to_be_bytes().to_vec();
+    body.extend_from_slice(text.as_bytes());
+    opt(OPT_STATUS_CODE, &body)
+}
+/// The controller's Reply to a Confirm: Server ID, Client ID, the status, nothing else.
+pub fn confirm_reply(on_link: bool) -> Vec<u8> {
+    let status = if on_link {
+        status_opt(STATUS_SUCCESS, "all addresses on link")
+    } else {
+        status_opt(STATUS_NOT_ON_LINK, "addresses not on link")
+    };
+    msg(MSG_REPLY, &[server_id(), client_id(), status])
+}
 pub fn renew_reply() -> Vec<u8> {
     msg(
         MSG_REPLY,
@@ -250,7 +292,7 @@ fn setup_object(object: &[u8]) -> Lab {
         enabled: 1,
         server_duid_len: SERVER_DUID.len() as u8,
         relay_selectors: 0,
-        _pad: 0,
+        interface_client_limit: 0,
         pass_rate_per_cpu: 0,
         server_duid,
     })
@@ -308,7 +350,7 @@ fn setup_object(object: &[u8]) -> Lab {
                 subnet: 3,
                 flags: BINDING_HAS_NA | BINDING_HAS_PD,
                 pd_len: 56,
-                _pad: [0; 4],
+                ifindex: 0,
             },
             0,
         )
@@ -331,5 +373,16 @@ impl Lab {
     }
     pub fn counter(&self, index: u32) -> u64 {
         self.fp.stats().unwrap()[index as usize].packets
+    }
+    /// Records `ifindex` as the interface of the client's binding.
+    pub fn set_binding_ifindex(&mut self, ifindex: u32) {
+        let key = BindingKey::new(CLIENT_DUID).unwrap();
+        let mut value = self.fp.bindings().unwrap().get(&key, 0).unwrap();
+        value.ifindex = ifindex;
+        self.fp
+            .bindings_mut()
+            .unwrap()
+            .insert(key, value, 0)
+            .unwrap();
     }
 }

@@ -171,10 +171,7 @@ impl LabServer {
     }
 
     pub fn bindings(&self) -> Vec<Binding> {
-        match request(&self.state_dir, &ControlRequest::Bindings).expect("bindings") {
-            ControlResponse::Bindings(rows) => rows,
-            other => panic!("unexpected answer {other:?}"),
-        }
+        bindings_in(&self.state_dir)
     }
 
     pub fn stats(&self) -> StatsReply {
@@ -349,6 +346,14 @@ pub fn spawn_server(ns: &Namespace, args: &[std::ffi::OsString], state_dir: &Pat
         std::thread::sleep(Duration::from_millis(50));
     }
     child
+}
+
+/// The bindings of the server whose state directory is `state_dir`, from its control socket.
+pub fn bindings_in(state_dir: &Path) -> Vec<Binding> {
+    match request(state_dir, &ControlRequest::Bindings).expect("bindings") {
+        ControlResponse::Bindings(rows) => rows,
+        other => panic!("unexpected answer {other:?}"),
+    }
 }
 
 /// The last `lines` lines of `<state_dir>/server.log`.

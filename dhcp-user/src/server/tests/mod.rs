@@ -2,6 +2,7 @@
 //! server around it (durability before reply, events, reclaim, clear, fast-path reports).
 
 mod lifecycle;
+mod lines;
 mod link;
 mod relay;
 mod serving;
@@ -17,7 +18,7 @@ use dhcp_common::dhcpv6::*;
 
 use super::allocator::Allocator;
 use super::handler::{classify, decide, wrap_reply, ClientLimit, DecideInput, Decision, Inbound};
-use super::{ClearSelector, Server};
+use super::{ClearSelector, Durability, Handling, Server};
 use crate::config::Config;
 use crate::lease_events::LeaseEventKind;
 use crate::proto::{
@@ -62,6 +63,12 @@ impl ClientLimit for NoLimit {
     fn is_full(&self, _: &str) -> bool {
         false
     }
+    fn line_is_known(&self, _: &[u8], _: &[u8]) -> bool {
+        false
+    }
+    fn line_is_full(&self, _: &[u8]) -> bool {
+        false
+    }
 }
 
 struct Full(Vec<u8>);
@@ -71,6 +78,12 @@ impl ClientLimit for Full {
     }
     fn is_full(&self, _: &str) -> bool {
         true
+    }
+    fn line_is_known(&self, _: &[u8], _: &[u8]) -> bool {
+        false
+    }
+    fn line_is_full(&self, _: &[u8]) -> bool {
+        false
     }
 }
 
@@ -148,7 +161,11 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let config = Config::parse(CONFIG, "test.toml").unwrap();
+        World::with_config(CONFIG)
+    }
+
+    fn with_config(text: &str) -> Self {
+        let config = Config::parse(text, "test.toml").unwrap();
         let allocator = Allocator::new(&config);
         World {
             config,

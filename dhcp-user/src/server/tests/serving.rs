@@ -42,6 +42,58 @@ async fn reply_is_sent_only_after_the_lease_is_durable_and_duid_survives_restart
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The socket loop's way: many Rapid-Commit Solicits begun with tickets, each completed once
+/// the writer's progress passes its ticket, every reply after its leases are on disk, with
+/// fewer progress moves than requests (one per batch).
+#[tokio::test]
+async fn ticketed_requests_are_answered_once_their_batch_is_durable() {
+    let dir = temp_dir("ticketed");
+    let server = open_server(&dir);
+    let mut progress = server.writer().progress();
+    let total = 50u8;
+    let mut waiting = Vec::new();
+    for n in 1..=total {
+        let solicit = msg(
+            MSG_SOLICIT,
+            &client(n),
+            vec![ia_na(1, &[]), DhcpOption::RapidCommit],
+        );
+        match server.begin(&inbound(&solicit.into(), "ff02::1:2"), Durability::Ticket) {
+            Handling::Waiting(w) => waiting.push(w),
+            Handling::Done(_) => panic!("a Rapid-Commit Solicit changes a lease"),
+        }
+    }
+    let last = waiting.last().unwrap().ticket().unwrap();
+    let mut moves = 0;
+    while !last.is_over(*progress.borrow_and_update()) {
+        progress.changed().await.unwrap();
+        moves += 1;
+    }
+    assert!(
+        moves < usize::from(total),
+        "{moves} progress moves for {total} requests"
+    );
+    let other = SqliteStore::open(dir.join(crate::server::LEASE_DB_FILE)).unwrap();
+    for w in waiting {
+        let ticket = w.ticket().unwrap();
+        let reply = server.complete(w, server.writer().outcome(ticket)).unwrap();
+        let reply = decode(&reply).unwrap();
+        let address = reply
+            .as_message()
+            .unwrap()
+            .ia_nas()
+            .next()
+            .unwrap()
+            .ia_addrs()
+            .next()
+            .unwrap()
+            .addr;
+        assert!(other.get_by_address(address).unwrap().is_some());
+    }
+    assert_eq!(server.stats().snapshot().sent["reply"], u64::from(total));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn malformed_input_is_counted_by_reason() {
     let dir = temp_dir("malformed");

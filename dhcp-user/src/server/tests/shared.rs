@@ -2,7 +2,7 @@
 //! with (the server learns it and picks again), and each follows the other's commits.
 
 use super::*;
-use crate::store::PostgresStore;
+use crate::store::{PostgresStore, StoreError};
 
 /// Server `name` on `url`, with its own state directory (its own DUID file).
 fn shared_server(name: &str, url: &str) -> Arc<Server> {
@@ -62,6 +62,53 @@ async fn a_grant_the_other_server_won_is_never_replied_with() {
         1,
         "B learned A's lease from the refusal"
     );
+}
+
+/// The socket loop's way (tickets): of two requests B queues at once, the one asking for A's
+/// grant is refused for its ticket only; settled, it is decided again and gets another address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_ticket_is_decided_again_and_its_neighbour_commits() {
+    let cluster = dhcp_pgtest::Cluster::shared().unwrap();
+    let url = cluster.create_database("server_shared_tickets").unwrap();
+    let a = shared_server("shared-ticket-a", &url);
+    let b = shared_server("shared-ticket-b", &url);
+    let solicit = |n: u8, hint: &[&str]| {
+        msg(
+            MSG_SOLICIT,
+            &client(n),
+            vec![ia_na(1, hint), DhcpOption::RapidCommit],
+        )
+    };
+    let taken = granted(&handle_bytes(&a, solicit(1, &[])).await.unwrap());
+    let taken_s = taken.to_string();
+    let mut progress = b.writer().progress();
+    let mut queue = Vec::new();
+    for message in [solicit(2, &[&taken_s]), solicit(3, &[])] {
+        match b.begin(&inbound(&message.into(), "ff02::1:2"), Durability::Ticket) {
+            Handling::Waiting(w) => queue.push(w),
+            Handling::Done(_) => panic!("a Rapid-Commit Solicit changes a lease"),
+        }
+    }
+    let mut replies = Vec::new();
+    let mut refused = 0;
+    while let Some(w) = queue.pop() {
+        let ticket = w.ticket().unwrap();
+        while !ticket.is_over(*progress.borrow_and_update()) {
+            progress.changed().await.unwrap();
+        }
+        let outcome = b.writer().outcome(ticket);
+        if matches!(outcome, Err(StoreError::Conflict(_))) {
+            refused += 1;
+        }
+        match b.settle(w, outcome) {
+            Handling::Done(reply) => replies.push(granted(&reply.unwrap())),
+            Handling::Waiting(again) => queue.push(again),
+        }
+    }
+    assert_eq!(refused, 1, "only the request for A's grant is refused");
+    assert_eq!(replies.len(), 2);
+    assert!(!replies.contains(&taken), "B never replies with A's grant");
+    assert_ne!(replies[0], replies[1]);
 }
 
 /// A release on A reaches B's copy and B's lease events through LISTEN/NOTIFY.

@@ -48,7 +48,7 @@ fn schema_version_is_checked() {
     drop(open(&scratch));
     let conn = rusqlite::Connection::open(scratch.db()).unwrap();
     conn.execute(
-        "UPDATE meta SET value = CAST('2' AS BLOB) WHERE name = 'schema_version'",
+        "UPDATE meta SET value = CAST('3' AS BLOB) WHERE name = 'schema_version'",
         [],
     )
     .unwrap();
@@ -57,7 +57,7 @@ fn schema_version_is_checked() {
         .err()
         .expect("a newer schema is refused");
     assert!(
-        matches!(&err, StoreError::SchemaVersion { found, supported: 1, .. } if found == "2"),
+        matches!(&err, StoreError::SchemaVersion { found, supported: 2, .. } if found == "3"),
         "{err}"
     );
     let text = err.to_string();
@@ -76,6 +76,41 @@ fn schema_version_is_checked() {
         .err()
         .expect("a foreign database is refused");
     assert!(matches!(err, StoreError::SchemaVersion { .. }), "{err}");
+}
+
+/// A schema-1 database (before leases kept their line) is migrated in place on open: its
+/// rows stay, with no line, and new rows keep theirs across a reopen.
+#[test]
+fn schema_1_gains_the_line_column() {
+    let scratch = Scratch::new("migrate");
+    let old = na(1);
+    {
+        let store = open(&scratch);
+        store.commit(&upserts(vec![old.clone()]), NOW).unwrap();
+    }
+    // Back to schema 1 as an earlier release left it.
+    let conn = rusqlite::Connection::open(scratch.db()).unwrap();
+    conn.execute_batch(
+        "DROP INDEX lease6_by_line;
+         ALTER TABLE lease6 DROP COLUMN line;
+         ALTER TABLE lease_changes DROP COLUMN line;
+         UPDATE meta SET value = CAST('1' AS BLOB) WHERE name = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let mut lined = na(2);
+    lined.line = Some(vec![2, 0, 0, 0x0d, 0xe9, 0xaa].into());
+    {
+        let store = open(&scratch);
+        assert_eq!(
+            store.get_meta("schema_version").unwrap(),
+            Some(SCHEMA_VERSION.to_string().into_bytes())
+        );
+        assert_eq!(store.leases_after(None, 10).unwrap(), vec![old.clone()]);
+        store.commit(&upserts(vec![lined.clone()]), NOW).unwrap();
+    }
+    let store = open(&scratch);
+    assert_eq!(store.leases_after(None, 10).unwrap(), vec![old, lined]);
 }
 
 #[test]

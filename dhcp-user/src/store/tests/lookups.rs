@@ -248,6 +248,56 @@ pub(super) fn pagination_returns_every_lease_once_in_order(store: &dyn LeaseStor
     );
 }
 
+/// A scan in client order gives every lease of the selection once, sorted by (DUID, IAID,
+/// key), so each client's leases (two IA_NA and a prefix here) come one after another even
+/// across page boundaries; the filter applies as in key order.
+/// (on every backend: see `on_every_backend`)
+pub(super) fn client_order_pages_keep_each_clients_leases_together(store: &dyn LeaseStore) {
+    let relay = vec![0, 2, 0, 0, 0, 9, 0xa];
+    let mut leases = Vec::new();
+    for n in 0..300u32 {
+        // Scrambled so that key order and client order differ.
+        let m = n.wrapping_mul(7919) % 300;
+        let mut lease = na(m);
+        lease.address = Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(n));
+        if m.is_multiple_of(3) {
+            lease.relay_id = Some(relay.clone());
+        }
+        let mut second = lease.clone();
+        second.address = Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(n) | 0x1_0000);
+        second.iaid = m + 1000;
+        let mut prefix = pd("2001:db8:8000::", 56, m);
+        prefix.address = Ipv6Addr::from(0x2001_0db8_8000_u128 << 80 | u128::from(n) << 72);
+        prefix.relay_id = lease.relay_id.clone();
+        leases.extend([lease, second, prefix]);
+    }
+    store.commit(&upserts(leases.clone()), NOW).unwrap();
+    let order = |l: &Lease| (l.duid.clone(), l.iaid, l.key());
+    let scanned: Vec<Lease> = LeasePages::by_client(store, LeaseFilter::All, 7)
+        .map(Result::unwrap)
+        .collect();
+    let mut expected = leases.clone();
+    expected.sort_by_key(order);
+    assert_eq!(scanned, expected);
+    let clients: Vec<&[u8]> = scanned.iter().map(|l| l.duid.as_slice()).collect();
+    let mut runs = clients.clone();
+    runs.dedup();
+    assert_eq!(
+        runs.len(),
+        300,
+        "each client's three leases are consecutive"
+    );
+    let relayed: Vec<Lease> = LeasePages::by_client(store, LeaseFilter::RelayId(relay.clone()), 5)
+        .map(Result::unwrap)
+        .collect();
+    let mut expected: Vec<Lease> = leases
+        .into_iter()
+        .filter(|l| l.relay_id.as_ref() == Some(&relay))
+        .collect();
+    expected.sort_by_key(order);
+    assert_eq!(relayed, expected);
+}
+
 /// Leases due for reclaim, and active counts per subnet and type. (on every backend: see `on_every_backend`)
 pub(super) fn expiry_and_pool_counts(store: &dyn LeaseStore) {
     let mut leases = Vec::new();

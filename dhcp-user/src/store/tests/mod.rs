@@ -66,6 +66,7 @@ fn na(n: u32) -> Lease {
         remote_id: None,
         relay_info: Vec::new(),
         hostname: String::new(),
+        line: None,
     };
     lease.assign(NOW, 1800, 3600);
     lease
@@ -133,6 +134,7 @@ on_every_backend!(
     leases::renewals_apply_only_to_assigned_leases_and_never_go_back,
     lookups::lookups_by_every_key,
     lookups::pagination_returns_every_lease_once_in_order,
+    lookups::client_order_pages_keep_each_clients_leases_together,
     lookups::expiry_and_pool_counts,
 );
 

@@ -140,6 +140,71 @@ async fn writer_reports_a_failed_batch_to_every_waiter() {
     assert_eq!(store.leases_after(None, 10).unwrap(), vec![na(3)]);
 }
 
+/// Many tickets queued at once are answered by few progress moves (one per batch), every one
+/// durable once progress passes it.
+#[tokio::test]
+async fn tickets_of_a_batch_are_answered_by_one_progress_move() {
+    let scratch = Scratch::new("tickets");
+    let store = Arc::new(open(&scratch));
+    let writer = writer_for(Arc::clone(&store));
+    let mut progress = writer.progress();
+    let total = 500u32;
+    let tickets: Vec<_> = (0..total)
+        .map(|n| writer.commit_ticket(upserts([na(n)])).unwrap())
+        .collect();
+    assert!(
+        tickets.windows(2).all(|w| w[0] < w[1]),
+        "tickets in queue order"
+    );
+    let last = *tickets.last().unwrap();
+    let mut moves = 0;
+    while !last.is_over(*progress.borrow_and_update()) {
+        tokio::time::timeout(Duration::from_secs(10), progress.changed())
+            .await
+            .expect("progress within 10 s")
+            .unwrap();
+        moves += 1;
+    }
+    assert!(
+        moves < total as usize / 10,
+        "{moves} wake-ups for {total} tickets"
+    );
+    for ticket in tickets {
+        writer.outcome(ticket).unwrap();
+    }
+    let reopened = SqliteStore::open(scratch.db()).unwrap();
+    assert_eq!(
+        reopened.leases_after(None, 1000).unwrap().len(),
+        total as usize
+    );
+}
+
+/// A failed batch fails its tickets, and only them: the next ticket's batch commits.
+#[tokio::test]
+async fn a_failed_batch_fails_its_tickets_only() {
+    let scratch = Scratch::new("failing-tickets");
+    let store = Arc::new(open(&scratch));
+    let writer = writer_for(Arc::clone(&store));
+    let mut progress = writer.progress();
+    let mut other = rusqlite::Connection::open(scratch.db()).unwrap();
+    let tx = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .unwrap();
+    let failing = writer.commit_ticket(upserts([na(1)])).unwrap();
+    while !failing.is_over(*progress.borrow_and_update()) {
+        progress.changed().await.unwrap();
+    }
+    assert!(matches!(writer.outcome(failing), Err(StoreError::Batch(_))));
+    drop(tx);
+    let next = writer.commit_ticket(upserts([na(2)])).unwrap();
+    while !next.is_over(*progress.borrow_and_update()) {
+        progress.changed().await.unwrap();
+    }
+    writer.outcome(next).unwrap();
+    assert!(matches!(writer.outcome(failing), Err(StoreError::Batch(_))));
+    assert_eq!(store.leases_after(None, 10).unwrap(), vec![na(2)]);
+}
+
 #[tokio::test]
 async fn writer_prunes_history_past_retention() {
     let scratch = Scratch::new("retention");
