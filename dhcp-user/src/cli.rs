@@ -34,6 +34,35 @@ pub enum Command {
     Clear(ClearArgs),
     /// Ask a DHCPv6 server (ours or any RFC 5007/5460/7653 one) about its bindings.
     Leasequery(crate::leasequery::cli::LeasequeryArgs),
+    /// Import Kea's DHCPv6 leases (memfile or PostgreSQL) into the configured lease store.
+    ImportKea(ImportKeaArgs),
+    /// Convert Kea's DHCPv6 configuration (kea-dhcp6.conf) to ours, on stdout; what does not
+    /// convert is listed on stderr and at the top of the output.
+    ConvertKeaConfig {
+        /// Kea's configuration file.
+        file: PathBuf,
+    },
+}
+
+/// `import-kea` options.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["memfile", "postgresql"]))]
+pub struct ImportKeaArgs {
+    /// Our configuration: its `[lease-database]` (and `state-dir`) say where the leases go.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Kea's memfile, `leases6.csv`.
+    #[arg(long)]
+    pub memfile: Option<PathBuf>,
+    /// Kea's PostgreSQL lease database (URL or key=value connection string).
+    #[arg(long)]
+    pub postgresql: Option<String>,
+    /// A file whose first line is the password of Kea's database.
+    #[arg(long, requires = "postgresql")]
+    pub postgresql_password_file: Option<PathBuf>,
+    /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `serve` options.
@@ -151,6 +180,57 @@ pub struct ClearArgs {
     pub json: bool,
 }
 
+/// `import-kea`: reads Kea's leases, writes them into our store, prints the counts and every
+/// rejected row. Run it while our server is stopped (it reads the store only when it starts).
+fn import_kea(args: &ImportKeaArgs) -> anyhow::Result<()> {
+    use crate::kea::leases::{read_memfile, read_postgresql, write_leases, ImportReport};
+    let config = Config::load(&args.config)?;
+    let mut report = ImportReport::default();
+    let leases = match (&args.memfile, &args.postgresql) {
+        (Some(path), _) => read_memfile(path, &mut report)?,
+        (None, Some(url)) => {
+            let password = match &args.postgresql_password_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            read_postgresql(url, password.as_deref(), &mut report)?
+        }
+        (None, None) => bail!("give --memfile or --postgresql"),
+    };
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating {}", config.state_dir.display()))?;
+    let store = crate::server::open_store(&config)?;
+    write_leases(
+        store.as_ref(),
+        leases,
+        crate::clock::unix_now(),
+        &mut report,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "read {} rows: imported {} leases, {} superseded by a later row, {} removed, {} rejected",
+            report.rows,
+            report.imported,
+            report.superseded,
+            report.removed,
+            report.rejected.len()
+        );
+        for rejected in &report.rejected {
+            println!("rejected: {}: {}", rejected.at, rejected.reason);
+        }
+    }
+    Ok(())
+}
+
 /// The binary's main: parses `args` and runs the command.
 pub fn cli_main<I, T>(args: I) -> anyhow::Result<()>
 where
@@ -166,6 +246,18 @@ where
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(crate::serve::run(args.options()))
+        }
+        Command::ImportKea(args) => import_kea(&args),
+        Command::ConvertKeaConfig { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let converted = crate::kea::config::convert(&text)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?;
+            for line in &converted.unmapped {
+                eprintln!("not converted: {line}");
+            }
+            print!("{}", converted.toml);
+            Ok(())
         }
         Command::Bindings(args) => {
             let response = request(&args.locate.state_dir()?, &ControlRequest::Bindings)?;

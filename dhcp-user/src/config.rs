@@ -19,6 +19,11 @@
 //! [metrics]
 //! listen = "127.0.0.1:9547"
 //!
+//! [lease-database]                                # optional; default: SQLite in state-dir
+//! type = "postgresql"                             # "sqlite" (default) or "postgresql"
+//! url = "postgresql://dhcp@127.0.0.1:5432/dhcp"   # or host, port, user, dbname:
+//! password-file = "/etc/dhcp-user/pgpass"          # optional; its first line is the password
+//!
 //! [leasequery]
 //! allow = ["2001:db8:1::/64"]
 //! listen = ["[::]:547"]                           # TCP (bulk/active); default [::]:547
@@ -166,10 +171,44 @@ pub struct Config {
     pub history_retention: u32,
     /// Prometheus listener.
     pub metrics: Option<MetricsConfig>,
+    /// Where the leases are kept.
+    pub lease_database: LeaseDatabase,
     /// Leasequery access (RFC 5007/5460).
     pub leasequery: LeasequeryConfig,
     /// The subnets, in file order.
     pub subnets: Vec<Subnet>,
+}
+
+/// `[lease-database]`: where the leases are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LeaseDatabase {
+    /// The SQLite file `leases.db` in the state directory (the default).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, which several servers may share.
+    Postgresql(PostgresConfig),
+}
+
+/// `[lease-database] type = "postgresql"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// The connection string: `url` as written, or `key=value` pairs made from host, port,
+    /// user and dbname.
+    pub conninfo: String,
+    /// A file whose first line is the password (kept out of the configuration file).
+    pub password_file: Option<PathBuf>,
+}
+
+impl PostgresConfig {
+    /// The password from `password-file`, if one is set.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.password_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| format!("[lease-database] password-file {}: {err}", path.display()))?;
+        Ok(Some(text.lines().next().unwrap_or("").to_owned()))
+    }
 }
 
 /// `[metrics]`.
@@ -694,9 +733,30 @@ struct RawConfig {
     decline_probation: Option<u32>,
     history_retention: Option<Spanned<u32>>,
     metrics: Option<RawMetrics>,
+    lease_database: Option<RawLeaseDatabase>,
     leasequery: Option<RawLeasequery>,
     #[serde(default)]
     subnet: Vec<RawSubnet>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawLeaseDatabase {
+    #[serde(rename = "type")]
+    kind: Option<LeaseDatabaseType>,
+    url: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
+    user: Option<Spanned<String>>,
+    dbname: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum LeaseDatabaseType {
+    Sqlite,
+    Postgresql,
 }
 
 #[derive(Deserialize)]
@@ -894,6 +954,14 @@ pub fn parse_prefix(text: &str) -> Result<Ipv6Net, String> {
     Ok(net)
 }
 
+/// A value of a `key=value` connection string, quoted when it needs to be.
+fn conninfo_value(value: &str) -> String {
+    if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || c == '\'' || c == '\\') {
+        return value.to_owned();
+    }
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 // ---- validation ----
 
 struct Validator<'a> {
@@ -1003,9 +1071,88 @@ impl Validator<'_> {
             decline_probation: raw.decline_probation.unwrap_or(DEFAULT_DECLINE_PROBATION),
             history_retention,
             metrics: raw.metrics.map(|m| MetricsConfig { listen: m.listen }),
+            lease_database: self.lease_database(raw.lease_database)?,
             leasequery: self.leasequery(raw.leasequery)?,
             subnets,
         })
+    }
+
+    fn lease_database(&self, raw: Option<RawLeaseDatabase>) -> Result<LeaseDatabase, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(LeaseDatabase::Sqlite);
+        };
+        let key = |name: &str| format!("lease-database.{name}");
+        let parts: [(&str, Option<Range<usize>>); 6] = [
+            ("url", raw.url.as_ref().map(Spanned::span)),
+            ("host", raw.host.as_ref().map(Spanned::span)),
+            ("port", raw.port.as_ref().map(Spanned::span)),
+            ("user", raw.user.as_ref().map(Spanned::span)),
+            ("dbname", raw.dbname.as_ref().map(Spanned::span)),
+            (
+                "password-file",
+                raw.password_file.as_ref().map(Spanned::span),
+            ),
+        ];
+        if raw.kind != Some(LeaseDatabaseType::Postgresql) {
+            if let Some((name, span)) = parts.iter().find(|(_, span)| span.is_some()) {
+                return Err(self.invalid(
+                    span.clone(),
+                    key(name),
+                    "only a PostgreSQL lease database has this: add `type = \"postgresql\"`".into(),
+                ));
+            }
+            return Ok(LeaseDatabase::Sqlite);
+        }
+        let (conninfo, span, at) = match (&raw.url, &raw.host) {
+            (Some(url), None) => {
+                if let Some((name, span)) = parts[2..5].iter().find(|(_, span)| span.is_some()) {
+                    return Err(self.invalid(
+                        span.clone(),
+                        key(name),
+                        "give either `url` or host/port/user/dbname, not both".into(),
+                    ));
+                }
+                (url.get_ref().clone(), url.span(), "url")
+            }
+            (None, Some(host)) => {
+                let mut pairs = vec![format!("host={}", conninfo_value(host.get_ref()))];
+                if let Some(port) = &raw.port {
+                    pairs.push(format!("port={}", port.get_ref()));
+                }
+                if let Some(user) = &raw.user {
+                    pairs.push(format!("user={}", conninfo_value(user.get_ref())));
+                }
+                if let Some(dbname) = &raw.dbname {
+                    pairs.push(format!("dbname={}", conninfo_value(dbname.get_ref())));
+                }
+                (pairs.join(" "), host.span(), "host")
+            }
+            (Some(_), Some(host)) => {
+                return Err(self.invalid(
+                    Some(host.span()),
+                    key("host"),
+                    "give either `url` or host/port/user/dbname, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(self.invalid(
+                    None,
+                    "lease-database".into(),
+                    "a PostgreSQL lease database needs `url` or `host`".into(),
+                ))
+            }
+        };
+        if let Err(err) = tokio_postgres::Config::from_str(&conninfo) {
+            return Err(self.invalid(
+                Some(span),
+                key(at),
+                format!("not a PostgreSQL connection string: {err}"),
+            ));
+        }
+        Ok(LeaseDatabase::Postgresql(PostgresConfig {
+            conninfo,
+            password_file: raw.password_file.map(Spanned::into_inner),
+        }))
     }
 
     fn leasequery(&self, raw: Option<RawLeasequery>) -> Result<LeasequeryConfig, ConfigError> {

@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod fastpath;
+pub mod kea;
 pub mod lease_events;
 pub mod leasequery;
 pub mod line;

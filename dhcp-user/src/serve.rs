@@ -79,6 +79,16 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
     let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;
     let control_task = tokio::spawn(serve_control(server.clone(), control, shutdown_rx.clone()));
+    // A shared (PostgreSQL) lease database: other servers' commits reach our mirror and maps.
+    let follower = tokio::spawn({
+        let server = server.clone();
+        let shutdown = shutdown_rx.clone();
+        async move {
+            if let Err(err) = server.follow_other_servers(shutdown).await {
+                warn!(error = %err, "following the other servers on the lease database stopped");
+            }
+        }
+    });
     let signals = tokio::spawn(async move {
         wait_for_stop_signal().await;
         info!("stopping");
@@ -86,6 +96,7 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     });
     let served = crate::server::io::serve_sockets(server.clone(), sockets, shutdown_rx).await;
     signals.abort();
+    follower.abort();
     let _ = control_task.await;
     for task in leasequery_tasks {
         // Sessions in progress end with QueryTerminated; a stuck peer cannot hold us up.

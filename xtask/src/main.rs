@@ -36,6 +36,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "isc-dhcp-relay",
     "kea-admin",
     "kea-dhcp6-server",
+    // The PostgreSQL lease store's tests run a throwaway cluster (tests/pgtest).
+    "postgresql-15",
     "python3-scapy",
     "tshark",
 ];

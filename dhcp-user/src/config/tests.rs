@@ -449,6 +449,84 @@ fn fuzz_non_ascii_before_key_is_an_error_not_a_panic() {
     }
 }
 
+/// `[lease-database]`: SQLite by default; PostgreSQL by url or by host/port/user/dbname.
+#[test]
+fn lease_database_defaults_to_sqlite_and_takes_postgresql() {
+    assert_eq!(
+        Config::parse(GOOD, "test.toml").unwrap().lease_database,
+        LeaseDatabase::Sqlite
+    );
+    let by_url = format!(
+        "{GOOD}\n[lease-database]\ntype = \"postgresql\"\nurl = \"postgresql://dhcp@127.0.0.1:5433/leases\"\n"
+    );
+    assert_eq!(
+        Config::parse(&by_url, "test.toml").unwrap().lease_database,
+        LeaseDatabase::Postgresql(PostgresConfig {
+            conninfo: "postgresql://dhcp@127.0.0.1:5433/leases".into(),
+            password_file: None,
+        })
+    );
+    let by_parts = format!(
+        "{GOOD}\n[lease-database]\ntype = \"postgresql\"\nhost = \"db.example\"\nport = 5433\n\
+         user = \"dhcp user\"\ndbname = \"leases\"\npassword-file = \"/etc/dhcp-user/pgpass\"\n"
+    );
+    assert_eq!(
+        Config::parse(&by_parts, "test.toml")
+            .unwrap()
+            .lease_database,
+        LeaseDatabase::Postgresql(PostgresConfig {
+            conninfo: "host=db.example port=5433 user='dhcp user' dbname=leases".into(),
+            password_file: Some("/etc/dhcp-user/pgpass".into()),
+        })
+    );
+    let sqlite = format!("{GOOD}\n[lease-database]\ntype = \"sqlite\"\n");
+    assert_eq!(
+        Config::parse(&sqlite, "test.toml").unwrap().lease_database,
+        LeaseDatabase::Sqlite
+    );
+}
+
+/// Wrong `[lease-database]` keys are named with their line.
+#[test]
+fn lease_database_errors_name_line_and_key() {
+    let base = GOOD.lines().count();
+    let e = err(&format!("{GOOD}\n[lease-database]\ntype = \"mysql\"\n"));
+    assert!(
+        e.contains("type") && e.contains(&format!("line {}", base + 3)),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{GOOD}\n[lease-database]\nurl = \"postgresql://x\"\n"
+    ));
+    assert!(
+        e.contains("lease-database.url") && e.contains("only a PostgreSQL"),
+        "{e}"
+    );
+    assert!(e.contains(&format!("line {}", base + 3)), "{e}");
+    let e = err(&format!(
+        "{GOOD}\n[lease-database]\ntype = \"postgresql\"\nurl = \"postgresql://x\"\nhost = \"y\"\n"
+    ));
+    assert!(
+        e.contains("lease-database.host") && e.contains("not both"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{GOOD}\n[lease-database]\ntype = \"postgresql\"\n"
+    ));
+    assert!(e.contains("needs `url` or `host`"), "{e}");
+    let e = err(&format!(
+        "{GOOD}\n[lease-database]\ntype = \"postgresql\"\nurl = \"host=x port=notaport\"\n"
+    ));
+    assert!(
+        e.contains("lease-database.url") && e.contains(&format!("line {}", base + 4)),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{GOOD}\n[lease-database]\ntype = \"postgresql\"\nhots = \"x\"\n"
+    ));
+    assert!(e.contains("hots"), "{e}");
+}
+
 /// `interfaces` takes names and patterns (an interface group); the old `interface` key still
 /// works; patterns match with `*` and `?`.
 #[test]

@@ -152,6 +152,9 @@ pub struct Allocator {
     /// In a redundant pair, the half of every pool new leases come from (`[leasequery]
     /// pool-half`); renewals of leases in the other half (granted by the peer) still work.
     half: Option<PoolHalf>,
+    /// Where a pool's cursor starts (modulo its size): 0, or a point of this server's own
+    /// when several servers share the database, so that they seldom race for one slot.
+    first_cursor: u128,
 }
 
 /// Why a search found nothing.
@@ -175,7 +178,14 @@ impl Allocator {
             offer_order: VecDeque::new(),
             reservations: Reservations::new(config),
             half: config.leasequery.pool_half,
+            first_cursor: 0,
         }
+    }
+
+    /// Starts every pool's search at a point derived from `seed` (a server of several sharing
+    /// one database: each walks its own stretch of the pools first).
+    pub fn start_cursors_at(&mut self, seed: u64) {
+        self.first_cursor = u128::from(seed);
     }
 
     /// True if `lease` (a row of another client) may be handed to someone else at `now`.
@@ -419,7 +429,7 @@ impl Allocator {
             if self.full_until.get(&id).is_some_and(|&until| now < until) {
                 continue;
             }
-            let start = self.cursors.get(&id).copied().unwrap_or(0) % slots.count;
+            let start = self.cursors.get(&id).copied().unwrap_or(self.first_cursor) % slots.count;
             if let Some(key) = self.scan_pool(view, id, slots, client, now, &mut budget)? {
                 self.passed.remove(&id);
                 self.full_until.remove(&id);
@@ -427,7 +437,7 @@ impl Allocator {
             }
             // Nothing found: the cursor stopped where the budget ran out, or went all the way
             // round back to `start`.
-            let stop = self.cursors.get(&id).copied().unwrap_or(0) % slots.count;
+            let stop = self.cursors.get(&id).copied().unwrap_or(self.first_cursor) % slots.count;
             let went = if stop > start {
                 stop - start
             } else if stop < start {
@@ -464,7 +474,7 @@ impl Allocator {
         now: i64,
         budget: &mut usize,
     ) -> Result<Option<LeaseKey>, StoreError> {
-        let start = self.cursors.get(&id).copied().unwrap_or(0) % slots.count;
+        let start = self.cursors.get(&id).copied().unwrap_or(self.first_cursor) % slots.count;
         for (first, end) in [(start, slots.count), (0, start)] {
             let mut next = first;
             while next < end {

@@ -465,8 +465,23 @@ async fn answer_durable(
         };
         let to = waiting.source();
         let result = server.writer().outcome(ticket);
-        if let Some(reply) = server.complete(waiting, result) {
-            send_reply(server, socket, &reply, to, destination).await;
+        // A grant refused because another server holds the lease is decided again, with a new
+        // ticket (issued after every one queued here, so the queue stays in order).
+        match server.settle(waiting, result) {
+            Handling::Done(None) => {}
+            Handling::Done(Some(reply)) => {
+                send_reply(server, socket, &reply, to, destination).await;
+            }
+            Handling::Waiting(waiting) => match waiting.ticket() {
+                Some(ticket) => queue.push_back(Queued {
+                    ticket,
+                    waiting,
+                    destination,
+                }),
+                None => {
+                    let _ = server.complete(waiting, Err(StoreError::WriterStopped));
+                }
+            },
         }
     }
 }

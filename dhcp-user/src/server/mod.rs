@@ -40,8 +40,8 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::proto::Duid;
 use crate::store::{
-    Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, SqliteStore,
-    StoreError, StoreWriter, Ticket, WriterConfig, META_SERVER_DUID,
+    Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PostgresStore,
+    SqliteStore, StoreError, StoreWriter, Ticket, WriterConfig, META_SERVER_DUID,
 };
 
 use crate::lease_events::{LeaseEvent, LeaseEventKind};
@@ -54,10 +54,31 @@ use stats::Stats;
 pub const RECLAIM_INTERVAL: Duration = Duration::from_secs(2);
 /// Leases reclaimed per tick at most (the rest wait for the next tick).
 pub const RECLAIM_BATCH: usize = 2000;
+/// File of the server's own DUID in the state directory, with a shared lease database.
+pub const SERVER_DUID_FILE: &str = "server-duid";
 /// File name of the lease database in the state directory.
 pub const LEASE_DB_FILE: &str = "leases.db";
+/// Decisions made again after a grant another server won (shared database) before the
+/// request is dropped.
+const MAX_CONFLICT_RETRIES: usize = 3;
+/// History entries read per page when following other servers' commits.
+const FOLLOW_PAGE: usize = 1000;
 /// Leases of one client considered at most (a client with more is served from the first ones).
 const MAX_LEASES_PER_CLIENT: usize = 256;
+
+/// Opens the lease store `[lease-database]` names: SQLite in the state directory, or PostgreSQL.
+pub fn open_store(config: &Config) -> Result<Arc<dyn LeaseStore>, ServerError> {
+    Ok(match &config.lease_database {
+        crate::config::LeaseDatabase::Sqlite => {
+            let path: PathBuf = config.state_dir.join(LEASE_DB_FILE);
+            Arc::new(SqliteStore::open(&path)?)
+        }
+        crate::config::LeaseDatabase::Postgresql(pg) => {
+            let password = pg.password().map_err(ServerError::Config)?;
+            Arc::new(PostgresStore::connect(&pg.conninfo, password.as_deref())?)
+        }
+    })
+}
 
 /// Errors of the server outside the per-packet path.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +98,9 @@ pub enum ServerError {
     /// The server DUID (configured or stored) is not a valid DUID.
     #[error("server DUID: {0}")]
     Duid(String),
+    /// A file the configuration names could not be used, or a task of the server failed.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// What `clear` removes.
@@ -387,6 +411,10 @@ pub struct Waiting {
     outcome: Result<crate::proto::Message, &'static str>,
     request: handler::Classified,
     source: std::net::SocketAddrV6,
+    /// How the commit is waited for (a retry waits the same way).
+    durability: Durability,
+    /// Decisions made before this one for the request (refused by another server).
+    attempt: usize,
 }
 
 impl Waiting {
@@ -421,6 +449,8 @@ pub struct Server {
     leasequery_stats: Arc<crate::leasequery::LeasequeryStats>,
     /// The served interfaces' addresses (reply sources; the fast path's `IFACES` follows them).
     interfaces: Arc<crate::netif::Interfaces>,
+    /// The store's last history sequence number when the mirror was loaded.
+    opened_at_seq: u64,
 }
 
 impl Server {
@@ -433,8 +463,7 @@ impl Server {
             context: format!("creating state directory {}", config.state_dir.display()),
             source,
         })?;
-        let path: PathBuf = config.state_dir.join(LEASE_DB_FILE);
-        let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(&path)?);
+        let store = open_store(&config)?;
         Server::with_store(config, store, interfaces)
     }
 
@@ -445,6 +474,8 @@ impl Server {
         interfaces: &[String],
     ) -> Result<Arc<Server>, ServerError> {
         let server_duid = load_server_duid(&config, store.as_ref(), interfaces)?;
+        // Read before the mirror: what other servers commit after it is followed from here.
+        let opened_at_seq = store.last_seq()?;
         let mirror = LeaseMirror::load(store.as_ref())?;
         let mut clients = ClientTable {
             limit: config.interface_client_limit,
@@ -458,8 +489,15 @@ impl Server {
                 clients.add(interface, line, duid);
             }
         }
+        let mut allocator = Allocator::new(&config);
+        if store.is_shared() {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            server_duid.as_bytes().hash(&mut hasher);
+            allocator.start_cursors_at(hasher.finish());
+        }
         let state = Arc::new(Mutex::new(DecisionState {
-            allocator: Allocator::new(&config),
+            allocator,
             mirror,
             pending: Overlay::default(),
             next_generation: 0,
@@ -491,6 +529,7 @@ impl Server {
         info!(server_duid = %hex::encode(server_duid.as_bytes()), "server DUID");
         Ok(Arc::new(Server {
             server_duid,
+            opened_at_seq,
             store,
             writer,
             events: crate::lease_events::channel(),
@@ -588,14 +627,18 @@ impl Server {
     /// change is durable. [`Server::begin`] and [`Server::complete`] in one call, waiting on the
     /// writer's answer for this request alone (the socket loop waits for many at once instead).
     pub async fn handle(&self, inbound: &Inbound) -> Option<Vec<u8>> {
-        match self.begin(inbound, Durability::Own) {
-            Handling::Done(reply) => reply,
-            Handling::Waiting(mut waiting) => {
-                let result = match std::mem::replace(&mut waiting.commit, Commit::Taken) {
-                    Commit::Own(pending) => pending.wait().await.map(|_| ()),
-                    Commit::Ticket(_) | Commit::Taken => Err(StoreError::WriterStopped),
-                };
-                self.complete(waiting, result)
+        let mut handling = self.begin(inbound, Durability::Own);
+        loop {
+            match handling {
+                Handling::Done(reply) => return reply,
+                Handling::Waiting(mut waiting) => {
+                    let result = match std::mem::replace(&mut waiting.commit, Commit::Taken) {
+                        Commit::Own(pending) => pending.wait().await.map(|_| ()),
+                        Commit::Ticket(_) | Commit::Taken => Err(StoreError::WriterStopped),
+                    };
+                    // A conflict decides again (and waits again); anything else completes.
+                    handling = self.settle(waiting, result);
+                }
             }
         }
     }
@@ -630,6 +673,18 @@ impl Server {
             subnet = ?request.subnet,
             "received"
         );
+        self.decide_and_queue(request, inbound.source, durability, 0)
+    }
+
+    /// Decides about a classified request (attempt `attempt`: a retry after another server
+    /// took a lease) and queues its changes as [`Server::begin`] says.
+    fn decide_and_queue(
+        &self,
+        request: handler::Classified,
+        source: std::net::SocketAddrV6,
+        durability: Durability,
+        attempt: usize,
+    ) -> Handling {
         let now = unix_now();
         let mut guard = self.lock_state();
         let DecisionState {
@@ -658,7 +713,7 @@ impl Server {
         };
         if decision.changes.is_empty() {
             drop(guard);
-            return Handling::Done(self.reply_to(&request, inbound.source, decision.outcome));
+            return Handling::Done(self.reply_to(&request, source, decision.outcome));
         }
         // Still under the lock: commits are queued in the order they were decided. The writer
         // takes the changes; the overlay entries are dropped by their keys.
@@ -685,8 +740,37 @@ impl Server {
             events: decision.events,
             outcome: decision.outcome,
             request,
-            source: inbound.source,
+            source,
+            durability,
+            attempt,
         })
+    }
+
+    /// Settles a request whose transaction is over with `result`: when another server sharing
+    /// the database holds one of its leases (`Conflict`), the lease is learnt from the store and
+    /// the request decided again (the allocator now sees it taken; the refused address is never
+    /// sent), at most [`MAX_CONFLICT_RETRIES`] times; otherwise [`Server::complete`].
+    pub fn settle(&self, waiting: Waiting, result: Result<(), StoreError>) -> Handling {
+        if let Err(StoreError::Conflict(keys)) = &result {
+            if waiting.attempt < MAX_CONFLICT_RETRIES {
+                let attempt = waiting.attempt + 1;
+                metrics::counter!("dhcp_lease_conflicts_total").increment(1);
+                debug!(
+                    ?keys,
+                    attempt, "lease held by another server; deciding again"
+                );
+                self.lock_state()
+                    .finish_keys(waiting.keys, waiting.generation);
+                self.learn_from_store(keys);
+                return self.decide_and_queue(
+                    waiting.request,
+                    waiting.source,
+                    waiting.durability,
+                    attempt,
+                );
+            }
+        }
+        Handling::Done(self.complete(waiting, result))
     }
 
     /// The reply of a request that waited for its commit, once the transaction is over with
@@ -697,7 +781,10 @@ impl Server {
             .finish_keys(waiting.keys, waiting.generation);
         if let Err(err) = result {
             log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
-            self.stats.dropped("store_error");
+            self.stats.dropped(match err {
+                StoreError::Conflict(_) => "lease_conflict",
+                _ => "store_error",
+            });
             return None;
         }
         self.publish(waiting.events);
@@ -773,6 +860,128 @@ impl Server {
                 warn!(error = %err, "leasequery reply does not encode");
                 self.stats.dropped("encode_error");
                 None
+            }
+        }
+    }
+
+    /// Reads `keys` from the store into the mirror, publishing what changed there (another
+    /// server's writes, in a shared database).
+    fn learn_from_store(&self, keys: &[LeaseKey]) {
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.store.get(key) {
+                Ok(row) => rows.push((*key, row)),
+                Err(err) => {
+                    log_throttled!(warn, error = %err, "reading another server's lease failed");
+                    return;
+                }
+            }
+        }
+        let mut events = Vec::new();
+        {
+            let mut state = self.lock_state();
+            for (key, row) in rows {
+                let known = state.mirror.get(&key);
+                if known == row {
+                    continue;
+                }
+                let event = match &row {
+                    Some(lease) => {
+                        let kind = match lease.state {
+                            LeaseState::Assigned
+                                if known.as_ref().is_some_and(|k| {
+                                    k.duid == lease.duid && k.state == LeaseState::Assigned
+                                }) =>
+                            {
+                                LeaseEventKind::Renewed
+                            }
+                            LeaseState::Assigned => LeaseEventKind::Granted,
+                            LeaseState::Released => LeaseEventKind::Released,
+                            LeaseState::Declined => LeaseEventKind::Declined,
+                            LeaseState::ExpiredReclaimed => LeaseEventKind::Expired,
+                        };
+                        if lease.state != LeaseState::Assigned {
+                            state.allocator.slots_may_be_free();
+                        }
+                        state.mirror.apply(&[LeaseChange::Upsert(lease.clone())]);
+                        LeaseEvent {
+                            kind,
+                            lease: lease.clone(),
+                        }
+                    }
+                    None => {
+                        state.allocator.slots_may_be_free();
+                        state.mirror.apply(&[LeaseChange::Delete(key)]);
+                        let Some(lease) = known else { continue };
+                        LeaseEvent {
+                            kind: LeaseEventKind::Cleared,
+                            lease,
+                        }
+                    }
+                };
+                events.push(event);
+            }
+        }
+        self.publish(events);
+    }
+
+    /// With a store other servers write too: follows their commits (LISTEN/NOTIFY) into the
+    /// mirror and the lease events (so the fast path and leasequery see them) until
+    /// `shutdown`. Returns at once for a store only this server writes.
+    pub async fn follow_other_servers(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), ServerError> {
+        if !self.store.is_shared() {
+            return Ok(());
+        }
+        let (tx, mut rx) = tokio::sync::watch::channel(0u64);
+        let mut cursor = self.opened_at_seq;
+        self.store.watch_commits(Box::new(move |seq| {
+            // A reconnect (0) makes the follower look: the value only has to change.
+            tx.send_modify(|last| {
+                *last = if seq == 0 {
+                    last.wrapping_add(1)
+                } else {
+                    seq.max(*last + 1)
+                }
+            });
+            !tx.is_closed()
+        }))?;
+        info!("following other servers' commits on the shared lease database");
+        loop {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Ok(()) },
+                _ = shutdown.changed() => return Ok(()),
+            }
+            loop {
+                let server = Arc::clone(&self);
+                let after = cursor;
+                let page = tokio::task::spawn_blocking(move || {
+                    let page = server
+                        .store
+                        .changes_since(crate::store::ChangeCursor::AfterSeq(after), FOLLOW_PAGE)?;
+                    let mut keys: Vec<LeaseKey> = page.iter().map(|c| c.lease.key()).collect();
+                    keys.sort();
+                    keys.dedup();
+                    server.learn_from_store(&keys);
+                    Ok::<_, StoreError>(page.last().map(|c| c.seq).map(|seq| (seq, page.len())))
+                })
+                .await
+                .map_err(|err| ServerError::Config(format!("following other servers: {err}")))?;
+                match page {
+                    Ok(Some((seq, len))) => {
+                        cursor = seq;
+                        if len < FOLLOW_PAGE {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        log_throttled!(warn, error = %err, "following other servers failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
             }
         }
     }
@@ -1108,7 +1317,27 @@ fn load_server_duid(
     if let Some(bytes) = &config.server_duid {
         return Duid::new(bytes.clone()).map_err(|err| ServerError::Duid(err.to_string()));
     }
-    if let Some(bytes) = store.get_meta(META_SERVER_DUID)? {
+    // A database other servers share holds no server's DUID: each keeps its own, in its state
+    // directory, so that clients (and Renews) tell the servers apart.
+    let duid_file = config.state_dir.join(SERVER_DUID_FILE);
+    let stored = if store.is_shared() {
+        match std::fs::read_to_string(&duid_file) {
+            Ok(text) => Some(
+                crate::config::parse_hex(text.trim())
+                    .map_err(|err| ServerError::Duid(format!("{}: {err}", duid_file.display())))?,
+            ),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ServerError::Io {
+                    context: format!("reading {}", duid_file.display()),
+                    source,
+                })
+            }
+        }
+    } else {
+        store.get_meta(META_SERVER_DUID)?
+    };
+    if let Some(bytes) = stored {
         return Duid::new(bytes).map_err(|err| ServerError::Duid(err.to_string()));
     }
     let mac = interfaces.iter().find_map(|iface| interface_mac(iface));
@@ -1118,7 +1347,16 @@ fn load_server_duid(
             .map_err(|err| ServerError::Duid(err.to_string()))?,
         None => Duid::uuid(rand::random()),
     };
-    store.set_meta(META_SERVER_DUID, duid.as_bytes())?;
+    if store.is_shared() {
+        std::fs::write(&duid_file, format!("{}\n", hex::encode(duid.as_bytes()))).map_err(
+            |source| ServerError::Io {
+                context: format!("writing {}", duid_file.display()),
+                source,
+            },
+        )?;
+    } else {
+        store.set_meta(META_SERVER_DUID, duid.as_bytes())?;
+    }
     Ok(duid)
 }
 

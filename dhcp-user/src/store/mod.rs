@@ -1,8 +1,9 @@
 //! Durable lease store: the bindings the server has promised, and their change history.
 //!
-//! The row shape follows Kea's `lease6` table (same column names and codes where Kea has them),
-//! so a PostgreSQL backend later is a small step. [`SqliteStore`] is the implementation (WAL,
-//! `synchronous=FULL`); [`StoreWriter`] is the async front that groups concurrent commits into
+//! The row shape follows Kea's `lease6` table (same column names and codes where Kea has them).
+//! [`SqliteStore`] is the default implementation (WAL, `synchronous=FULL`); [`PostgresStore`]
+//! the one several servers can share (`synchronous_commit = on`, grants kept apart by the
+//! database, commits followed by LISTEN/NOTIFY); [`StoreWriter`] is the async front that groups concurrent commits into
 //! one transaction and answers each caller only once its changes are on disk.
 //!
 //! Reads go straight to the store (`LeaseStore` methods are synchronous and cheap: indexed
@@ -17,6 +18,7 @@
 //! for lease in LeasePages::new(&*store, LeaseFilter::RelayId(relay), 1000) { .. } // bulk LQ
 //! ```
 
+mod postgres;
 mod sqlite;
 mod writer;
 
@@ -27,6 +29,7 @@ use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use postgres::{PostgresStore, MIGRATIONS as POSTGRES_MIGRATIONS, NOTIFY_CHANNEL};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use writer::{DurableHook, PendingCommit, StoreWriter, Ticket, WriterConfig};
 
@@ -49,6 +52,11 @@ impl LeaseType {
             LeaseType::Na => 0,
             LeaseType::Pd => 2,
         }
+    }
+
+    /// [`LeaseType::code`] as PostgreSQL's SMALLINT.
+    pub fn code_i16(self) -> i16 {
+        self.code() as i16
     }
 
     /// The type for a Kea code, `None` for an unknown one.
@@ -83,6 +91,11 @@ impl LeaseState {
             LeaseState::ExpiredReclaimed => 2,
             LeaseState::Released => 3,
         }
+    }
+
+    /// [`LeaseState::code`] as PostgreSQL's SMALLINT.
+    pub fn code_i16(self) -> i16 {
+        self.code() as i16
     }
 
     /// The state for a Kea code, `None` for an unknown one.
@@ -379,6 +392,16 @@ pub struct CommitReceipt {
     pub last_seq: u64,
 }
 
+/// What [`LeaseStore::commit_checked`] did: the receipt, and the changes it refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedCommit {
+    /// Proof the rest is durable.
+    pub receipt: CommitReceipt,
+    /// Indexes (into the changes given, ascending) of the upserts refused because another
+    /// client holds that lease in the shared database; nothing of them was written.
+    pub refused: Vec<usize>,
+}
+
 /// Errors of the lease store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -415,6 +438,37 @@ pub enum StoreError {
     /// An SQLite operation failed.
     #[error("lease database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL connection or statement failed.
+    #[error("lease database {target}: {source}")]
+    Postgres {
+        /// `postgresql host:port/dbname`.
+        target: String,
+        /// Why.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The PostgreSQL database has migrations this build does not know (a newer release).
+    #[error("lease database {target}: schema version {found} is newer than this build knows ({supported})")]
+    PostgresSchema {
+        /// `postgresql host:port/dbname`.
+        target: String,
+        /// The newest version in `schema_migrations`.
+        found: i32,
+        /// The newest this build has.
+        supported: u32,
+    },
+    /// These leases are held by other clients in the shared database: nothing was written.
+    #[error("lease conflict: held by another client in the shared database: {0:?}")]
+    Conflict(Vec<LeaseKey>),
+    /// A local resource of the store (a thread, a runtime) could not be had.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The batch this change was grouped in failed; nothing of it was written.
     #[error("lease batch commit failed: {0}")]
     Batch(Arc<StoreError>),
@@ -434,6 +488,19 @@ pub trait LeaseStore: Send + Sync {
     /// Applies all `changes` in one durable transaction stamped `at` (raised to the last
     /// commit's time if the clock stepped back), recording each in the history.
     fn commit(&self, changes: &[LeaseChange], at: i64) -> Result<CommitReceipt, StoreError>;
+    /// Like [`LeaseStore::commit`], but an upsert of a lease another client holds (only
+    /// possible when several servers share the database) is left out and reported, while the
+    /// rest commits. A store only one server writes refuses nothing.
+    fn commit_checked(
+        &self,
+        changes: &[LeaseChange],
+        at: i64,
+    ) -> Result<CheckedCommit, StoreError> {
+        self.commit(changes, at).map(|receipt| CheckedCommit {
+            receipt,
+            refused: Vec::new(),
+        })
+    }
     /// The lease with exactly this key.
     fn get(&self, key: &LeaseKey) -> Result<Option<Lease>, StoreError>;
     /// The IA_NA lease on exactly `address`.
@@ -475,6 +542,23 @@ pub trait LeaseStore: Send + Sync {
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Durably sets a value in the `meta` table.
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+
+    /// Whether other servers may write this store too (a shared database): then the server
+    /// follows their commits ([`LeaseStore::watch_commits`]) and retries refused grants.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Calls `on_commit` with the last history sequence number of every batch any server
+    /// commits (0: a reconnect, some may have been missed), on a thread of the store's, until
+    /// it returns false. Returns false, calling nothing, for a store no other server writes.
+    fn watch_commits(
+        &self,
+        on_commit: Box<dyn FnMut(u64) -> bool + Send>,
+    ) -> Result<bool, StoreError> {
+        let _ = on_commit;
+        Ok(false)
+    }
 
     /// Up to `limit` leases of any kind with key greater than `after`, in key order (bulk scans).
     fn leases_after(

@@ -12,7 +12,7 @@
 //! ticket of the batch, and [`StoreWriter::outcome`] then says whether a ticket's batch failed.
 
 use crate::log_throttled;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
-use super::{CommitReceipt, LeaseChange, LeaseStore, StoreError};
+use super::{CommitReceipt, LeaseChange, LeaseKey, LeaseStore, StoreError};
 use crate::clock::unix_now;
 
 /// Tuning of the [`StoreWriter`].
@@ -61,6 +61,9 @@ pub type DurableHook = Box<dyn FnMut(&[LeaseChange]) + Send>;
 /// Failed batches remembered for [`StoreWriter::outcome`] (a ticket is asked about as soon as
 /// progress passes it, so only the latest few failures matter).
 const FAILED_BATCHES_KEPT: usize = 256;
+
+/// Refused tickets remembered for [`StoreWriter::outcome`] (each is taken when asked about).
+const REFUSED_TICKETS_KEPT: usize = 4096;
 
 /// Who waits for a request's transaction.
 enum Waiter {
@@ -104,6 +107,9 @@ struct Tickets {
     progress: watch::Sender<u64>,
     /// Ticket ranges of the latest failed batches, with their error.
     failed: Mutex<VecDeque<(u64, u64, Arc<StoreError>)>>,
+    /// Tickets of the latest batches whose changes were partly refused (a shared database:
+    /// another server holds the lease), with the refused keys; the rest of the batch committed.
+    refused: Mutex<BTreeMap<u64, Vec<LeaseKey>>>,
 }
 
 /// Async front of a [`LeaseStore`]: batched durable commits; clones share one writer thread.
@@ -138,6 +144,7 @@ impl StoreWriter {
             issued: Mutex::new(0),
             progress: watch::Sender::new(0),
             failed: Mutex::new(VecDeque::new()),
+            refused: Mutex::new(BTreeMap::new()),
         });
         let thread_store = Arc::clone(&store);
         let thread_queued = Arc::clone(&queued);
@@ -213,7 +220,8 @@ impl StoreWriter {
         self.tickets.progress.subscribe()
     }
 
-    /// How `ticket`'s transaction went, once progress has reached it: `Ok` when it is on disk.
+    /// How `ticket`'s transaction went, once progress has reached it: `Ok` when it is on disk,
+    /// `Conflict` when another server holds some of its leases (said once: the record is taken).
     pub fn outcome(&self, ticket: Ticket) -> Result<(), StoreError> {
         if !ticket.is_over(*self.tickets.progress.borrow()) {
             return Err(StoreError::WriterStopped);
@@ -224,7 +232,12 @@ impl StoreWriter {
             .find(|(first, last, _)| (*first..=*last).contains(&ticket.0))
         {
             Some((_, _, err)) => Err(StoreError::Batch(Arc::clone(err))),
-            None => Ok(()),
+            None => match lock(&self.tickets.refused).remove(&ticket.0) {
+                // Another server holds some of these leases: the ticket's changes are not on
+                // disk (the rest of its batch is).
+                Some(keys) => Err(StoreError::Conflict(keys)),
+                None => Ok(()),
+            },
         }
     }
 
@@ -371,24 +384,29 @@ fn commit_batch(
     hook: &mut Option<DurableHook>,
 ) {
     let mut changes = Vec::with_capacity(change_count);
+    // Each awaited request's waiter and where its changes are in `changes`.
     let mut replies = Vec::with_capacity(batch.len());
+    let mut ticketed: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
     let mut ticket_range: Option<(u64, u64)> = None;
     let mut unawaited = 0usize;
     for request in batch {
+        let start = changes.len();
+        changes.extend(request.changes);
+        let range = start..changes.len();
         match request.waiter {
-            Waiter::Oneshot(reply) => replies.push(reply),
+            Waiter::Oneshot(reply) => replies.push((reply, range)),
             Waiter::Ticket(Ticket(n)) => {
                 ticket_range = Some(ticket_range.map_or((n, n), |(first, _)| (first, n)));
+                ticketed.push((n, range));
             }
-            Waiter::Nobody => unawaited += request.changes.len(),
+            Waiter::Nobody => unawaited += range.len(),
         }
-        changes.extend(request.changes);
     }
-    let result = store.commit(&changes, unix_now());
+    let result = store.commit_checked(&changes, unix_now());
     metrics::counter!("dhcp_store_commits_total").increment(1);
     metrics::histogram!("dhcp_store_batch_changes").record(change_count as f64);
     match result {
-        Ok(receipt) => {
+        Ok(checked) if checked.refused.is_empty() => {
             if let Some(hook) = hook.as_mut() {
                 hook(&changes);
             }
@@ -396,9 +414,55 @@ fn commit_batch(
                 // One wake-up for every ticket of the batch.
                 tickets.progress.send_replace(last);
             }
-            for reply in replies {
+            for (reply, _) in replies {
                 // A waiter that gave up (dropped its future) needs no answer.
-                let _ = reply.send(Ok(receipt));
+                let _ = reply.send(Ok(checked.receipt));
+            }
+        }
+        Ok(checked) => {
+            // Another server holds some of these leases (a shared database): the mirror learns
+            // what was written, and each waiter with a refused change hears which.
+            metrics::counter!("dhcp_store_conflicts_total").increment(checked.refused.len() as u64);
+            let refused: std::collections::HashSet<usize> =
+                checked.refused.iter().copied().collect();
+            let applied: Vec<LeaseChange> = changes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains(i))
+                .map(|(_, change)| change.clone())
+                .collect();
+            if let Some(hook) = hook.as_mut() {
+                hook(&applied);
+            }
+            let refused_keys = |range: std::ops::Range<usize>| -> Vec<LeaseKey> {
+                range
+                    .filter(|i| refused.contains(i))
+                    .map(|i| changes[i].key())
+                    .collect()
+            };
+            if let Some((_, last)) = ticket_range {
+                {
+                    // Recorded before progress moves, so `outcome` sees them.
+                    let mut record = lock(&tickets.refused);
+                    for (ticket, range) in ticketed {
+                        let mine = refused_keys(range);
+                        if !mine.is_empty() {
+                            record.insert(ticket, mine);
+                        }
+                    }
+                    while record.len() > REFUSED_TICKETS_KEPT {
+                        record.pop_first();
+                    }
+                }
+                tickets.progress.send_replace(last);
+            }
+            for (reply, range) in replies {
+                let mine = refused_keys(range);
+                let _ = reply.send(if mine.is_empty() {
+                    Ok(checked.receipt)
+                } else {
+                    Err(StoreError::Conflict(mine))
+                });
             }
         }
         Err(err) => {
@@ -423,7 +487,7 @@ fn commit_batch(
                 }
                 tickets.progress.send_replace(last);
             }
-            for reply in replies {
+            for (reply, _) in replies {
                 let _ = reply.send(Err(StoreError::Batch(Arc::clone(&shared))));
             }
         }

@@ -7,6 +7,8 @@
 //! 0.25, what Kea 3.0 ships by default): every ratio is against the better of the two, and the
 //! JSON says which (`kea_best_mode`).
 
+pub mod postgres;
+
 use std::{
     collections::BTreeMap,
     net::Ipv6Addr,

@@ -726,3 +726,13 @@ pub fn run_lab(opts: &Options, report: &mut Report) {
         }
     }
 }
+
+/// Runs the PostgreSQL section (new leases/s: ours with 1 and 2 controllers on one database,
+/// Kea with its PostgreSQL backend); a failure is recorded, not fatal.
+pub fn run_postgres(opts: &Options, report: &mut Report) {
+    if let Err(err) = e2e::postgres::run(opts, report) {
+        let reason = format!("the PostgreSQL run failed: {err:#}");
+        report.missing("postgres_ours_new_leases_per_second", &reason);
+        report.row("postgres", "new leases/s", "failed".to_string(), &reason);
+    }
+}

@@ -24,7 +24,7 @@ struct Cli {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these sections (comma-separated); the report then holds only their figures.
-    #[arg(long, value_delimiter = ',', value_parser = ["fastpath", "store", "lab", "newlease", "avalanche", "startup", "leasequery"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["fastpath", "store", "lab", "newlease", "avalanche", "startup", "leasequery", "postgres"])]
     only: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -205,6 +205,9 @@ fn benchmark(quick: bool, out: Option<PathBuf>, only: &[String]) -> Result<()> {
     }
     if runs("startup") {
         bench::run_startup(&opts, &mut report);
+    }
+    if runs("postgres") {
+        bench::run_postgres(&opts, &mut report);
     }
     if !runs("leasequery") {
     } else if let Err(err) = bench::run_leasequery(&opts, &mut report) {

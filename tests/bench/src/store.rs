@@ -68,20 +68,16 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Commits `count` leases, one per `commit` call, from `committers` concurrent tasks, into a
-/// fresh database in `dir` (removed afterwards). Bounded by `deadline`: stops early and says so
-/// through the count it reports.
-pub fn run(
-    dir: &Path,
+/// Commits `count` distinct leases, one per `commit` call, from `committers` concurrent tasks
+/// spread over `writers` (one per server, when several share a database); returns how many
+/// were written and the seconds it took. Stops at `deadline`.
+pub fn commit_leases(
+    writers: &[StoreWriter],
     count: u32,
     committers: usize,
     deadline: Duration,
     progress: impl Fn(u64) + Send + Sync + 'static,
-) -> Result<StoreResult> {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.join("leases.db"))?);
-    let writer = StoreWriter::spawn(store, WriterConfig::default())?;
+) -> Result<(u64, f64)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -99,8 +95,8 @@ pub fn run(
             }
         });
         let mut tasks = Vec::new();
-        for _ in 0..committers {
-            let writer = writer.clone();
+        for task in 0..committers {
+            let writer = writers[task % writers.len()].clone();
             let next = next.clone();
             let written_total = written_total.clone();
             tasks.push(tokio::spawn(async move {
@@ -122,11 +118,36 @@ pub fn run(
         for task in tasks {
             total += task.await.context("store committer task")??;
         }
-        writer.flush().await?;
+        for writer in writers {
+            writer.flush().await?;
+        }
         ticker.abort();
         Ok::<u64, anyhow::Error>(total)
     })?;
-    let seconds = start.elapsed().as_secs_f64();
+    Ok((done, start.elapsed().as_secs_f64()))
+}
+
+/// Commits `count` leases, one per `commit` call, from `committers` concurrent tasks, into a
+/// fresh database in `dir` (removed afterwards). Bounded by `deadline`: stops early and says so
+/// through the count it reports.
+pub fn run(
+    dir: &Path,
+    count: u32,
+    committers: usize,
+    deadline: Duration,
+    progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<StoreResult> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.join("leases.db"))?);
+    let writer = StoreWriter::spawn(store, WriterConfig::default())?;
+    let (done, seconds) = commit_leases(
+        std::slice::from_ref(&writer),
+        count,
+        committers,
+        deadline,
+        progress,
+    )?;
     drop(writer);
     // The writer thread exits once the last clone is gone; let it close the database.
     std::thread::sleep(Duration::from_millis(200));

@@ -6,6 +6,7 @@ mod lines;
 mod link;
 mod relay;
 mod serving;
+mod shared;
 mod solicit;
 mod validation;
 

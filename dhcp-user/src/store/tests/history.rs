@@ -2,10 +2,8 @@
 
 use super::*;
 
-#[test]
-fn change_history_records_every_commit() {
-    let scratch = Scratch::new("history");
-    let store = open(&scratch);
+/// Every commit is in the history, in order; sequence numbers are never reused; times never go back. (on every backend: see `on_every_backend`)
+pub(super) fn change_history_records_every_commit(store: &dyn LeaseStore) {
     assert_eq!(store.oldest_change_time().unwrap(), None);
     assert_eq!(store.last_seq().unwrap(), 0);
     let first = store.commit(&upserts([na(1), na(2)]), NOW).unwrap();

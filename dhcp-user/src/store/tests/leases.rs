@@ -2,10 +2,8 @@
 
 use super::*;
 
-#[test]
-fn every_field_round_trips() {
-    let scratch = Scratch::new("roundtrip");
-    let store = open(&scratch);
+/// Every field of a lease, every state, comes back as written. (on every backend: see `on_every_backend`)
+pub(super) fn every_field_round_trips(store: &dyn LeaseStore) {
     let mut full = pd("2001:db8:ff00::", 56, 7);
     full.duid = vec![
         0, 1, 0, 1, 0x2a, 0x3b, 0x4c, 0x5d, 0, 0x11, 0x22, 0x33, 0x44, 0x55,
@@ -66,10 +64,8 @@ fn lease_helpers() {
     assert!(!lease.covers(na(2).address));
 }
 
-#[test]
-fn invalid_leases_are_refused_before_writing() {
-    let scratch = Scratch::new("invalid");
-    let store = open(&scratch);
+/// A batch with one invalid lease is refused whole, before anything is written. (on every backend: see `on_every_backend`)
+pub(super) fn invalid_leases_are_refused_before_writing(store: &dyn LeaseStore) {
     let mut na_with_len = na(1);
     na_with_len.prefix_len = 64;
     let host_bits = pd("2001:db8::1", 64, 1);
@@ -102,10 +98,8 @@ fn invalid_leases_are_refused_before_writing() {
     assert_eq!(store.last_seq().unwrap(), 0);
 }
 
-#[test]
-fn renewals_apply_only_to_assigned_leases_and_never_go_back() {
-    let scratch = Scratch::new("renew");
-    let store = open(&scratch);
+/// A renewal moves only an assigned lease, and only forward. (on every backend: see `on_every_backend`)
+pub(super) fn renewals_apply_only_to_assigned_leases_and_never_go_back(store: &dyn LeaseStore) {
     let mut released = na(2);
     released.state = LeaseState::Released;
     store

@@ -2,10 +2,8 @@
 
 use super::*;
 
-#[test]
-fn lookups_by_every_key() {
-    let scratch = Scratch::new("lookups");
-    let store = open(&scratch);
+/// Leases are found by address, prefix, client, relay, remote ID and link. (on every backend: see `on_every_backend`)
+pub(super) fn lookups_by_every_key(store: &dyn LeaseStore) {
     let relay_a = vec![0, 2, 0, 0, 0, 9, 0xa];
     let relay_b = vec![0, 2, 0, 0, 0, 9, 0xb];
     let remote = vec![0, 0, 0x0d, 0xe9, 1, 2];
@@ -197,10 +195,8 @@ fn lookups_use_indexes() {
     }
 }
 
-#[test]
-fn pagination_returns_every_lease_once_in_order() {
-    let scratch = Scratch::new("paging");
-    let store = open(&scratch);
+/// Paged scans return every lease once, in key order. (on every backend: see `on_every_backend`)
+pub(super) fn pagination_returns_every_lease_once_in_order(store: &dyn LeaseStore) {
     let total = 10_000u32;
     // Inserted in scrambled order, mixed NA and PD, so order comes from the store.
     let mut leases: Vec<Lease> = (0..total)
@@ -218,7 +214,7 @@ fn pagination_returns_every_lease_once_in_order() {
     for chunk in leases.chunks(2500) {
         store.commit(&upserts(chunk.to_vec()), NOW).unwrap();
     }
-    let scanned: Vec<Lease> = LeasePages::new(&store, LeaseFilter::All, 333)
+    let scanned: Vec<Lease> = LeasePages::new(store, LeaseFilter::All, 333)
         .map(Result::unwrap)
         .collect();
     leases.sort_by_key(Lease::key);
@@ -255,10 +251,8 @@ fn pagination_returns_every_lease_once_in_order() {
 /// A scan in client order gives every lease of the selection once, sorted by (DUID, IAID,
 /// key), so each client's leases (two IA_NA and a prefix here) come one after another even
 /// across page boundaries; the filter applies as in key order.
-#[test]
-fn client_order_pages_keep_each_clients_leases_together() {
-    let scratch = Scratch::new("client-order");
-    let store = open(&scratch);
+/// (on every backend: see `on_every_backend`)
+pub(super) fn client_order_pages_keep_each_clients_leases_together(store: &dyn LeaseStore) {
     let relay = vec![0, 2, 0, 0, 0, 9, 0xa];
     let mut leases = Vec::new();
     for n in 0..300u32 {
@@ -279,7 +273,7 @@ fn client_order_pages_keep_each_clients_leases_together() {
     }
     store.commit(&upserts(leases.clone()), NOW).unwrap();
     let order = |l: &Lease| (l.duid.clone(), l.iaid, l.key());
-    let scanned: Vec<Lease> = LeasePages::by_client(&store, LeaseFilter::All, 7)
+    let scanned: Vec<Lease> = LeasePages::by_client(store, LeaseFilter::All, 7)
         .map(Result::unwrap)
         .collect();
     let mut expected = leases.clone();
@@ -293,7 +287,7 @@ fn client_order_pages_keep_each_clients_leases_together() {
         300,
         "each client's three leases are consecutive"
     );
-    let relayed: Vec<Lease> = LeasePages::by_client(&store, LeaseFilter::RelayId(relay.clone()), 5)
+    let relayed: Vec<Lease> = LeasePages::by_client(store, LeaseFilter::RelayId(relay.clone()), 5)
         .map(Result::unwrap)
         .collect();
     let mut expected: Vec<Lease> = leases
@@ -304,10 +298,8 @@ fn client_order_pages_keep_each_clients_leases_together() {
     assert_eq!(relayed, expected);
 }
 
-#[test]
-fn expiry_and_pool_counts() {
-    let scratch = Scratch::new("expiry");
-    let store = open(&scratch);
+/// Leases due for reclaim, and active counts per subnet and type. (on every backend: see `on_every_backend`)
+pub(super) fn expiry_and_pool_counts(store: &dyn LeaseStore) {
     let mut leases = Vec::new();
     for n in 0..10u32 {
         let mut lease = na(n);

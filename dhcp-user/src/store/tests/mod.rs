@@ -4,6 +4,7 @@ mod durability;
 mod history;
 mod leases;
 mod lookups;
+mod postgres;
 mod writer;
 
 use std::collections::BTreeSet;
@@ -87,6 +88,55 @@ fn upserts(leases: impl IntoIterator<Item = Lease>) -> Vec<LeaseChange> {
 fn open(scratch: &Scratch) -> SqliteStore {
     SqliteStore::open(scratch.db()).expect("open store")
 }
+
+/// A PostgreSQL store on a new, empty database of this test process's throwaway cluster.
+fn postgres_store(name: &str) -> PostgresStore {
+    let url = postgres_database(name);
+    PostgresStore::connect(&url, None).expect("connect to the test database")
+}
+
+/// A new, empty database on this test process's throwaway cluster; its connection string.
+fn postgres_database(name: &str) -> String {
+    let cluster = dhcp_pgtest::Cluster::shared().expect("the throwaway PostgreSQL cluster");
+    cluster
+        .create_database(name)
+        .expect("create a test database")
+}
+
+/// The store contract tests that hold for every backend, each run once per backend: the test
+/// `on_sqlite::<name>` and `on_postgresql::<name>` call `<module>::<name>` with a fresh store.
+macro_rules! on_every_backend {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[test]
+                fn $test() {
+                    let scratch = super::Scratch::new(stringify!($test));
+                    super::$module::$test(&super::open(&scratch));
+                }
+            )*
+        }
+        mod on_postgresql {
+            $(
+                #[test]
+                fn $test() {
+                    super::$module::$test(&super::postgres_store(stringify!($test)));
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    history::change_history_records_every_commit,
+    leases::every_field_round_trips,
+    leases::invalid_leases_are_refused_before_writing,
+    leases::renewals_apply_only_to_assigned_leases_and_never_go_back,
+    lookups::lookups_by_every_key,
+    lookups::pagination_returns_every_lease_once_in_order,
+    lookups::client_order_pages_keep_each_clients_leases_together,
+    lookups::expiry_and_pool_counts,
+);
 
 fn writer_for(store: Arc<SqliteStore>) -> StoreWriter {
     StoreWriter::spawn(store, WriterConfig::default()).expect("spawn writer")
