@@ -749,7 +749,7 @@ impl Server {
     /// Settles a request whose transaction is over with `result`: when another server sharing
     /// the database holds one of its leases (`Conflict`), the lease is learnt from the store and
     /// the request decided again (the allocator now sees it taken; the refused address is never
-    /// sent), at most [`MAX_CONFLICT_RETRIES`] times; otherwise [`Server::complete`].
+    /// sent), at most `MAX_CONFLICT_RETRIES` times; otherwise [`Server::complete`].
     pub fn settle(&self, waiting: Waiting, result: Result<(), StoreError>) -> Handling {
         if let Err(StoreError::Conflict(keys)) = &result {
             if waiting.attempt < MAX_CONFLICT_RETRIES {
