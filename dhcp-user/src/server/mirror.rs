@@ -77,6 +77,7 @@ impl LeaseMirror {
         let mut rows = Vec::new();
         for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
             let lease = lease?;
+            mirror.index_line(&lease);
             let row = mirror.row_for(&lease);
             rows.push((lease.key(), row));
         }
@@ -183,14 +184,20 @@ impl LeaseMirror {
                 }
             }
         }
+        self.index_line(lease);
+        let row = self.row_for(lease);
+        self.rows.insert(key, row);
+    }
+
+    /// `lease`'s key indexed under the line it was served on (sticky delegation by line).
+    fn index_line(&mut self, lease: &Lease) {
         if let Some(line) = &lease.line {
+            let key = lease.key();
             let keys = self.by_line.entry(line.clone()).or_default();
             if !keys.contains(&key) {
                 keys.push(key);
             }
         }
-        let row = self.row_for(lease);
-        self.rows.insert(key, row);
     }
 
     /// The row for `lease`, its key indexed under its DUID (DUID and interface name shared).
@@ -463,6 +470,10 @@ mod tests {
         let duid = |n: u16| vec![0, 3, (n % 200) as u8, (n % 7) as u8];
         let mut leases: Vec<Lease> = (0..500u16).map(|n| lease(n, &duid(n), 1000)).collect();
         leases[3].state = LeaseState::Released;
+        let line = |n: u16| vec![2, (n % 5) as u8];
+        for (n, lease) in leases.iter_mut().enumerate().filter(|(n, _)| n % 2 == 0) {
+            lease.line = Some(line(n as u16).into());
+        }
         let changes: Vec<LeaseChange> = leases.iter().cloned().map(LeaseChange::Upsert).collect();
         crate::store::LeaseStore::commit(&store, &changes, 1000).unwrap();
         let loaded = LeaseMirror::load(&store).unwrap();
@@ -478,6 +489,16 @@ mod tests {
                 loaded.by_duid(&duid(n), 10).collect::<Vec<_>>(),
                 applied.by_duid(&duid(n), 10).collect::<Vec<_>>()
             );
+        }
+        // The line index too (sticky delegation by line after a restart).
+        for n in 0..5u16 {
+            let sorted = |m: &LeaseMirror| {
+                let mut rows: Vec<Lease> = m.by_line(&line(n)).collect();
+                rows.sort_by_key(Lease::key);
+                rows
+            };
+            assert_eq!(sorted(&loaded), sorted(&applied));
+            assert!(!sorted(&loaded).is_empty());
         }
         assert_eq!(loaded.active_clients(1100).count(), 499);
         assert_eq!(loaded.active_clients(1300).count(), 0);
