@@ -157,12 +157,14 @@ fn granted_clients(cluster: &Cluster, dbname: &str) -> BTreeMap<String, BTreeSet
 }
 
 /// Runs perfdhcp on br0 in `client` with base DUID `duid` (so two runs simulate different
-/// clients); returns (exit code, output).
+/// clients); returns (exit code, output). Single-threaded (`-g single`): in its multi-thread
+/// mode perfdhcp may stamp a Solicit as sent after its Advertise arrived, and then fails the
+/// run ("Sent packet's timestamp must not be greater than received packet's timestamp").
 fn perfdhcp(client: &Namespace, duid: &str) -> std::thread::JoinHandle<(Option<i32>, String)> {
     let mut command = client.command("timeout");
     command
         .args([
-            "60", "perfdhcp", "-6", "-l", "br0", "-r", "100", "-R", "200",
+            "60", "perfdhcp", "-6", "-g", "single", "-l", "br0", "-r", "100", "-R", "200",
         ])
         .args(["-n", "400", "-W", "2000000", "-b", &format!("duid={duid}")]);
     std::thread::spawn(move || {
