@@ -43,6 +43,9 @@ pub fn clients(opts: &Options) -> u32 {
     }
 }
 
+/// How often the clients a priming run left unbound are primed again.
+const PRIME_RETRIES: usize = 3;
+
 /// What one server did: the priming and each avalanche.
 #[derive(Debug, Clone, serde::Serialize)]
 struct ServerRuns {
@@ -74,10 +77,35 @@ fn avalanches(
     };
     report.progress("avalanche", &format!("{label}: priming {n} clients"));
     let mut known = loadgen::new_clients(n, NA_IAID, PD_IAID);
-    let (_, prime) = loadgen::bind_all(socket, &mut known, &plan(false))?;
+    let (_, mut prime) = loadgen::bind_all(socket, &mut known, &plan(false))?;
+    // Priming is set-up, not a figure: a server that lost a few exchanges under the priming
+    // load (Kea single-threaded does, at 100 000) gets its unbound clients again.
+    for _ in 0..PRIME_RETRIES {
+        let unbound: Vec<usize> = (0..known.len())
+            .filter(|&i| known[i].na.is_none() || known[i].pd.is_none())
+            .collect();
+        if unbound.is_empty() {
+            break;
+        }
+        report.progress(
+            "avalanche",
+            &format!("{label}: priming {} clients again", unbound.len()),
+        );
+        socket.drain(Duration::from_millis(200), Duration::from_secs(2));
+        let mut again: Vec<Client> = unbound.iter().map(|&i| known[i].clone()).collect();
+        let (_, retry) = loadgen::bind_all(socket, &mut again, &plan(false))?;
+        for (&i, client) in unbound.iter().zip(again) {
+            known[i] = client;
+        }
+        prime.retransmissions += retry.retransmissions;
+        prime.bound = known
+            .iter()
+            .filter(|c| c.na.is_some() && c.pd.is_some())
+            .count();
+    }
     anyhow::ensure!(
         prime.bound == known.len(),
-        "{label}: only {} of {n} clients got bound while priming",
+        "{label}: only {} of {n} clients got bound while priming ({PRIME_RETRIES} retries)",
         prime.bound
     );
     let mut runs = Vec::new();
@@ -187,7 +215,16 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         report.progress("avalanche", &format!("kea ({}): starting", mode.name()));
         let _kea = Kea::start(&net, &kea_dir, mode)?;
         let label = format!("kea ({})", mode.name());
-        kea.push((mode, avalanches(&socket, report, &label, n, deadline)?));
+        // One Kea mode failing leaves the other as "Kea at its best", and says so.
+        match avalanches(&socket, report, &label, n, deadline) {
+            Ok(runs) => kea.push((mode, runs)),
+            Err(e) => report.row(
+                "avalanche",
+                &format!("{} by run", mode.label()),
+                "failed".to_string(),
+                &format!("{e:#}; not in the comparison"),
+            ),
+        }
     }
     let _ = std::fs::remove_dir_all(&kea_dir);
     let comparisons: Vec<Comparison> = RUNS
