@@ -515,7 +515,8 @@ fn lease_database_takes_sslmode_and_a_ca() {
         "{GOOD}\n[lease-database]\ntype = \"postgresql\"\n\
          url = \"postgresql://db.example/leases?sslmode=verify-ca&sslrootcert=/etc/ca.pem\"\n"
     );
-    let LeaseDatabase::Postgresql(by_url) = Config::parse(&text, "test.toml").unwrap().lease_database
+    let LeaseDatabase::Postgresql(by_url) =
+        Config::parse(&text, "test.toml").unwrap().lease_database
     else {
         panic!("not PostgreSQL")
     };
@@ -546,15 +547,26 @@ fn lease_database_tls_errors_name_line_and_key() {
         "{e}"
     );
     let e = pg("sslmode = \"verify-full\"\n");
-    assert!(e.contains("lease-database.ssl-ca") && e.contains("needs"), "{e}");
+    assert!(
+        e.contains("lease-database.ssl-ca") && e.contains("needs"),
+        "{e}"
+    );
     let e = pg("sslmode = \"disable\"\nssl-ca = \"/ca.pem\"\n");
-    assert!(e.contains("lease-database.ssl-ca") && e.contains("never used"), "{e}");
+    assert!(
+        e.contains("lease-database.ssl-ca") && e.contains("never used"),
+        "{e}"
+    );
     let e = err(&format!(
         "{GOOD}\n[lease-database]\ntype = \"postgresql\"\n\
          url = \"postgresql://h/db?sslmode=require\"\nsslmode = \"require\"\n"
     ));
-    assert!(e.contains("lease-database.sslmode") && e.contains("once"), "{e}");
-    let e = err(&format!("{GOOD}\n[lease-database]\nsslmode = \"require\"\n"));
+    assert!(
+        e.contains("lease-database.sslmode") && e.contains("once"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{GOOD}\n[lease-database]\nsslmode = \"require\"\n"
+    ));
     assert!(e.contains("only a PostgreSQL"), "{e}");
 }
 

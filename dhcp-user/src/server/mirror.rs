@@ -211,7 +211,12 @@ impl LeaseMirror {
     /// Applies one history entry (`lease` after an upsert, or the row a delete removed) with
     /// its `version`, if it is newer than what the copy holds; returns the row before and
     /// after, `None` when the copy already held something as new.
-    pub fn apply_record(&mut self, deleted: bool, lease: &Lease, version: u64) -> Option<Transition> {
+    pub fn apply_record(
+        &mut self,
+        deleted: bool,
+        lease: &Lease,
+        version: u64,
+    ) -> Option<Transition> {
         let key = lease.key();
         if version <= self.version_of(&key) {
             return None;
@@ -282,23 +287,23 @@ impl LeaseMirror {
                     self.bury(*key, version);
                 }
             }
-                LeaseChange::Renew {
-                    key,
-                    cltt,
-                    preferred_lifetime,
-                    valid_lifetime,
-                } => {
-                    // As the store: only an assigned lease whose stored cltt is not newer.
-                    if let Some(row) = self.rows.get_mut(key) {
-                        if row.state == LeaseState::Assigned && row.cltt <= *cltt {
-                            row.cltt = *cltt;
-                            row.preferred_lifetime = *preferred_lifetime;
-                            row.valid_lifetime = *valid_lifetime;
-                            row.expire = cltt.saturating_add(i64::from(*valid_lifetime));
-                            row.version = row.version.max(version);
-                        }
+            LeaseChange::Renew {
+                key,
+                cltt,
+                preferred_lifetime,
+                valid_lifetime,
+            } => {
+                // As the store: only an assigned lease whose stored cltt is not newer.
+                if let Some(row) = self.rows.get_mut(key) {
+                    if row.state == LeaseState::Assigned && row.cltt <= *cltt {
+                        row.cltt = *cltt;
+                        row.preferred_lifetime = *preferred_lifetime;
+                        row.valid_lifetime = *valid_lifetime;
+                        row.expire = cltt.saturating_add(i64::from(*valid_lifetime));
+                        row.version = row.version.max(version);
                     }
                 }
+            }
         }
     }
 

@@ -512,21 +512,22 @@ impl Server {
             clients,
         }));
         let hook_state = Arc::clone(&state);
-        let hook: crate::store::DurableHook = Box::new(move |changes: &[LeaseChange], versions: &[u64]| {
-            let mut state = lock(&hook_state);
-            // A deleted row, or one given up (released, declined, reclaimed), may free a slot
-            // soon: pools found full are searched again.
-            if changes.iter().any(|change| match change {
-                LeaseChange::Delete(_) => true,
-                LeaseChange::Upsert(lease) => lease.state != LeaseState::Assigned,
-                LeaseChange::Renew { .. } => false,
-            }) {
-                state.allocator.slots_may_be_free();
-            }
-            // With a shared store, a change another server made newer meanwhile (the follower
-            // has applied it) stays: newest committed row wins.
-            state.mirror.apply_versioned(changes, versions);
-        });
+        let hook: crate::store::DurableHook =
+            Box::new(move |changes: &[LeaseChange], versions: &[u64]| {
+                let mut state = lock(&hook_state);
+                // A deleted row, or one given up (released, declined, reclaimed), may free a slot
+                // soon: pools found full are searched again.
+                if changes.iter().any(|change| match change {
+                    LeaseChange::Delete(_) => true,
+                    LeaseChange::Upsert(lease) => lease.state != LeaseState::Assigned,
+                    LeaseChange::Renew { .. } => false,
+                }) {
+                    state.allocator.slots_may_be_free();
+                }
+                // With a shared store, a change another server made newer meanwhile (the follower
+                // has applied it) stays: newest committed row wins.
+                state.mirror.apply_versioned(changes, versions);
+            });
         let writer_config = WriterConfig {
             history_retention: Some(Duration::from_secs(u64::from(config.history_retention))),
             ..WriterConfig::default()
@@ -938,7 +939,9 @@ impl Server {
                 let server = Arc::clone(&self);
                 let page = tokio::task::spawn_blocking(move || server.follow_one_page())
                     .await
-                    .map_err(|err| ServerError::Config(format!("following other servers: {err}")))?;
+                    .map_err(|err| {
+                        ServerError::Config(format!("following other servers: {err}"))
+                    })?;
                 match page {
                     Ok(true) => {}
                     Ok(false) => break,

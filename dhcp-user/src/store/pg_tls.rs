@@ -18,7 +18,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
@@ -477,13 +479,20 @@ mod tests {
         let (rest, mode, root) = split_tls_params(
             "postgresql://dhcp@db.example:5432/leases?sslmode=verify-full&application_name=x&sslrootcert=/etc/ca.pem",
         );
-        assert_eq!(rest, "postgresql://dhcp@db.example:5432/leases?application_name=x");
+        assert_eq!(
+            rest,
+            "postgresql://dhcp@db.example:5432/leases?application_name=x"
+        );
         assert_eq!(mode.as_deref(), Some("verify-full"));
         assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
         let (rest, mode, root) = split_tls_params("postgresql://h/db?sslmode=require");
-        assert_eq!((rest.as_str(), mode.as_deref(), root), ("postgresql://h/db", Some("require"), None));
-        let (rest, mode, root) =
-            split_tls_params("host=127.0.0.1 sslmode = verify-ca user='a b' sslrootcert='/x y.pem'");
+        assert_eq!(
+            (rest.as_str(), mode.as_deref(), root),
+            ("postgresql://h/db", Some("require"), None)
+        );
+        let (rest, mode, root) = split_tls_params(
+            "host=127.0.0.1 sslmode = verify-ca user='a b' sslrootcert='/x y.pem'",
+        );
         assert_eq!(rest, "host=127.0.0.1 user='a b'");
         assert_eq!(mode.as_deref(), Some("verify-ca"));
         assert_eq!(root.as_deref(), Some("/x y.pem"));

@@ -398,7 +398,10 @@ async fn an_own_commit_applied_late_never_overwrites_a_newer_row() {
     .await;
     // A's writer now applies its own, older, grant.
     held.release();
-    let reply = reply.await.unwrap().expect("A still replies: its grant was durable");
+    let reply = reply
+        .await
+        .unwrap()
+        .expect("A still replies: its grant was durable");
     assert_eq!(granted(&reply), grant.address);
     a.writer().flush().await.unwrap();
     assert_eq!(
@@ -454,10 +457,7 @@ async fn a_follower_behind_the_pruned_history_resyncs_from_the_table() {
     b.clear(&ClearSelector::Duid(client(2).as_bytes().to_vec()))
         .await
         .unwrap();
-    let mut released = b
-        .durable_leases_of(client(3).as_bytes(), 10)
-        .pop()
-        .unwrap();
+    let mut released = b.durable_leases_of(client(3).as_bytes(), 10).pop().unwrap();
     released.touch(unix_now());
     released.state = LeaseState::Released;
     b.writer()
@@ -534,7 +534,10 @@ fn the_lease_database_over_tls_is_verified_against_ssl_ca() {
              WHERE ssl AND application_name = 'dhcp-user'",
         )
         .unwrap();
-    assert!(ssl.trim().parse::<u32>().unwrap() >= 1, "the store's connection uses TLS");
+    assert!(
+        ssl.trim().parse::<u32>().unwrap() >= 1,
+        "the store's connection uses TLS"
+    );
     let err = open_store(&config("verify-full", &other.ca()))
         .err()
         .expect("a CA that did not sign the certificate is refused");

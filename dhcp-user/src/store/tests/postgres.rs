@@ -247,8 +247,13 @@ fn row_versions_are_the_history_sequence_of_the_last_change() {
     assert_ne!(first.versions[0], first.versions[1]);
     let mut renewed = na(1);
     renewed.assign(NOW + 100, 1800, 3600);
-    let second = b.commit_checked(&upserts([renewed.clone()]), NOW + 100).unwrap();
-    assert!(second.versions[0] > first.versions[0], "later commit, newer version");
+    let second = b
+        .commit_checked(&upserts([renewed.clone()]), NOW + 100)
+        .unwrap();
+    assert!(
+        second.versions[0] > first.versions[0],
+        "later commit, newer version"
+    );
     assert_eq!(
         a.get_versioned(&na(1).key()).unwrap(),
         Some((renewed.clone(), second.versions[0]))
@@ -277,7 +282,10 @@ fn row_versions_are_the_history_sequence_of_the_last_change() {
         .unwrap();
     assert_eq!(nothing.refused, vec![0]);
     assert_eq!(&nothing.versions[..3], &[0, 0, 0]);
-    assert!(nothing.versions[3] > second.versions[0], "a delete has a version too");
+    assert!(
+        nothing.versions[3] > second.versions[0],
+        "a delete has a version too"
+    );
     let rows = a.versioned_leases_after(None, 10).unwrap();
     assert_eq!(rows, vec![(renewed, second.versions[0])]);
 }
