@@ -4,6 +4,7 @@
 mod lifecycle;
 mod lines;
 mod link;
+mod reload;
 mod relay;
 mod serving;
 mod shared;
