@@ -40,9 +40,14 @@ pub enum Command {
     /// Check a configuration file as `serve` would at start (exit status 0: it would start
     /// with it; 1: it would not, saying why, with the file, line and key).
     CheckConfig(CheckConfigArgs),
-    /// Print the manual page (roff, generated from this command line's help).
+    /// Print the manual page (roff, generated from this command line's help), or with `--dir`
+    /// write it and one page per command there (`dhcp-user.8`, `dhcp-user-serve.8`, ...).
     #[command(hide = true)]
-    Manpage,
+    Manpage {
+        /// Where to write every page.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Ask a DHCPv6 server (ours or any RFC 5007/5460/7653 one) about its bindings.
     Leasequery(crate::leasequery::cli::LeasequeryArgs),
     /// Import Kea's DHCPv6 leases (memfile or PostgreSQL) into the configured lease store.
@@ -127,6 +132,36 @@ fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The manual pages: the top one on stdout, or every page into `dir`.
+fn write_manpages(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        return clap_mangen::Man::new(top)
+            .section("8")
+            .render(&mut out)
+            .context("writing the manual page");
+    };
+    let mut pages = vec![("dhcp-user".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("dhcp-user-{}", sub.get_name());
+        // The page's title is the command's name; a CLI that exits may leak it.
+        let title: &'static str = Box::leak(name.clone().into_boxed_str());
+        pages.push((name, sub.clone().name(title)));
+    }
+    for (name, command) in pages {
+        let path = dir.join(format!("{name}.8"));
+        let mut file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        clap_mangen::Man::new(command)
+            .section("8")
+            .render(&mut file)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `import-kea` options.
@@ -418,15 +453,7 @@ where
             Ok(())
         }
         Command::CheckConfig(args) => check_config(&args),
-        Command::Manpage => {
-            use clap::CommandFactory;
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(Cli::command())
-                .section("8")
-                .render(&mut out)
-                .context("writing the manual page")?;
-            Ok(())
-        }
+        Command::Manpage { dir } => write_manpages(dir.as_deref()),
         Command::Leasequery(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

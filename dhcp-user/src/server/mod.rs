@@ -595,9 +595,8 @@ impl Server {
             state.config = Arc::clone(&config);
         }
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&config);
-        *self.leasequery.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(
-            crate::leasequery::LeasequerySettings::from_config(&config),
-        );
+        *self.leasequery.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(crate::leasequery::LeasequerySettings::from_config(&config));
         for name in interfaces {
             self.set_direct_subnet(name, io::interface_subnet(&config, name));
         }
@@ -711,7 +710,7 @@ impl Server {
             };
             match self.decide_and_queue(&config, request, inbound.source, durability, 0) {
                 Ok(handling) => return handling,
-                Err((newer, _)) => config = newer,
+                Err(stale) => config = stale.0,
             }
         }
     }
@@ -755,11 +754,12 @@ impl Server {
         source: std::net::SocketAddrV6,
         durability: Durability,
         attempt: usize,
-    ) -> Result<Handling, (Arc<Config>, handler::Classified)> {
+    ) -> Result<Handling, Box<(Arc<Config>, handler::Classified)>> {
         let now = unix_now();
         let mut guard = self.lock_state();
         if !Arc::ptr_eq(classified_with, &guard.config) {
-            return Err((Arc::clone(&guard.config), request));
+            // Boxed: the rare path (a reload in between) pays the allocation.
+            return Err(Box::new((Arc::clone(&guard.config), request)));
         }
         let DecisionState {
             config,
@@ -855,7 +855,8 @@ impl Server {
                     ) {
                         Ok(handling) => return handling,
                         // Reloaded meanwhile: the same subnet (by id) in the new configuration.
-                        Err((newer, mut back)) => {
+                        Err(stale) => {
+                            let (newer, mut back) = *stale;
                             back.subnet = back
                                 .subnet
                                 .and_then(|index| config.subnets.get(index))
