@@ -109,12 +109,13 @@ impl ConfigSource {
             pg.password()
                 .map_err(|message| host("lease-database.password-file", message))?;
         }
-        let (ids, ids_before) = crate::subnet_ids::assign_from_state_dir(&mut config).map_err(
-            |source| LoadError::SubnetIds {
-                path: self.path.clone(),
-                source,
-            },
-        )?;
+        let (ids, ids_before) =
+            crate::subnet_ids::assign_from_state_dir(&mut config).map_err(|source| {
+                LoadError::SubnetIds {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?;
         Ok(Loaded {
             config,
             ids,
@@ -411,7 +412,8 @@ mod tests {
         Config::parse(text, "t.toml").unwrap()
     }
 
-    const BASE: &str = "interfaces = [\"eth1\"]\n[[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\n";
+    const BASE: &str =
+        "interfaces = [\"eth1\"]\n[[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\n";
 
     /// Every key that needs a restart is named when it changes; subnets and the keys a reload
     /// may change are not.

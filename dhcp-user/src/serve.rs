@@ -11,11 +11,11 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::control::{bind_control_socket, serve_control};
-use crate::reload::{ConfigSource, FastPathReload, Reloader};
 use crate::fastpath::AttachMode;
 use crate::lease_events::LeaseEvent;
 use crate::netif::Interfaces;
 use crate::proto::Duid;
+use crate::reload::{ConfigSource, FastPathReload, Reloader};
 use crate::server::Server;
 use crate::store::{Lease, LeaseStore, LeaseType, StoreWriter};
 

@@ -112,7 +112,9 @@ impl SubnetIds {
                 .map_err(|_| bad(format!("`{id}` is not a subnet id")))?;
             let prefix = crate::config::parse_prefix(prefix).map_err(bad)?;
             if let Some(other) = by_prefix.insert(prefix, id) {
-                return Err(bad(format!("{prefix} is recorded twice (ids {other} and {id})")));
+                return Err(bad(format!(
+                    "{prefix} is recorded twice (ids {other} and {id})"
+                )));
             }
         }
         Ok(SubnetIds { by_prefix })
@@ -238,9 +240,7 @@ impl SubnetIds {
 
 /// Gives `config` its ids from the record in its state directory and returns the record to
 /// keep with them (see [`SubnetIds::assign`]), and the record as it was.
-pub fn assign_from_state_dir(
-    config: &mut Config,
-) -> Result<(SubnetIds, SubnetIds), SubnetIdError> {
+pub fn assign_from_state_dir(config: &mut Config) -> Result<(SubnetIds, SubnetIds), SubnetIdError> {
     let before = SubnetIds::load(&config.state_dir)?;
     let file = SubnetIds::path(&config.state_dir);
     let after = before.assign(config, &file)?;
@@ -283,11 +283,12 @@ mod tests {
     #[test]
     fn the_first_record_keeps_the_ids_in_force() {
         let mut c = config(&[(None, A), (Some(7), B), (None, C)]);
-        let after = SubnetIds::default()
-            .assign(&mut c, Path::new("f"))
-            .unwrap();
+        let after = SubnetIds::default().assign(&mut c, Path::new("f")).unwrap();
         assert_eq!(ids(&c), [(1, A.into()), (7, B.into()), (3, C.into())]);
-        assert_eq!(after, record("1 2001:db8:1::/64\n7 2001:db8:2::/64\n3 2001:db8:3::/64\n"));
+        assert_eq!(
+            after,
+            record("1 2001:db8:1::/64\n7 2001:db8:2::/64\n3 2001:db8:3::/64\n")
+        );
     }
 
     /// Deleting the first of two subnets without ids leaves the second its id (2), not its new
@@ -324,9 +325,15 @@ mod tests {
     fn an_explicit_id_that_renumbers_a_prefix_is_refused() {
         let before = record("1 2001:db8:1::/64\n2 2001:db8:2::/64\n");
         let mut c = config(&[(Some(5), A)]);
-        let err = before.assign(&mut c, Path::new("f")).unwrap_err().to_string();
+        let err = before
+            .assign(&mut c, Path::new("f"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("subnet[0].id"), "{err}");
-        assert!(err.contains("granted under id 1") && err.contains("set `id = 1`"), "{err}");
+        assert!(
+            err.contains("granted under id 1") && err.contains("set `id = 1`"),
+            "{err}"
+        );
         assert_eq!(ids(&c), [(5, A.into())], "left unchanged");
     }
 
@@ -335,7 +342,10 @@ mod tests {
     fn an_explicit_id_of_another_prefix_is_refused() {
         let before = record("1 2001:db8:1::/64\n");
         let mut c = config(&[(Some(1), B)]);
-        let err = before.assign(&mut c, Path::new("f")).unwrap_err().to_string();
+        let err = before
+            .assign(&mut c, Path::new("f"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("id 1 is 2001:db8:1::/64's"), "{err}");
     }
 

@@ -67,7 +67,11 @@ fn the_unit_passes_systemd_analyze_verify() {
         .arg(&copy)
         .output()
         .unwrap();
-    assert!(out.status.success(), "systemd-analyze verify:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify:\n{}",
+        text(&out)
+    );
     assert!(text(&out).trim().is_empty(), "warnings:\n{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -93,7 +97,11 @@ fn check_config_exits_1_naming_the_file_line_and_key() {
     let lab = repo().join("examples/lab.toml");
     let out = check_config(&[lab.as_os_str(), "--state-dir".as_ref(), dir.as_os_str()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("ok (1 subnet(s), ids 1=2001:db8:1::/64)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok (1 subnet(s), ids 1=2001:db8:1::/64)"),
+        "{}",
+        text(&out)
+    );
     let bad = dir.join("bad.toml");
     let good = std::fs::read_to_string(&lab).unwrap();
     std::fs::write(
@@ -117,7 +125,10 @@ fn check_config_exits_1_naming_the_file_line_and_key() {
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["ok"], false);
-    assert!(json["errors"][0].as_str().unwrap().contains(&expected), "{json}");
+    assert!(
+        json["errors"][0].as_str().unwrap().contains(&expected),
+        "{json}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -136,7 +147,11 @@ fn check_config_refuses_an_id_that_would_renumber_leases() {
     std::fs::write(&config, subnet).unwrap();
     let out = check_config(&[config.as_os_str(), "--state-dir".as_ref(), dir.as_os_str()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("ids 2=2001:db8:1::/64"), "{}", text(&out));
+    assert!(
+        text(&out).contains("ids 2=2001:db8:1::/64"),
+        "{}",
+        text(&out)
+    );
     std::fs::write(&config, format!("{subnet}id = 1\n")).unwrap();
     let out = check_config(&[config.as_os_str(), "--state-dir".as_ref(), dir.as_os_str()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

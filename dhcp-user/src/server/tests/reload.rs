@@ -21,7 +21,13 @@ fn dns_of(reply: &[u8]) -> Vec<Ipv6Addr> {
 /// The address of a reply's first IA_NA, and its valid lifetime.
 fn address_of(reply: &[u8]) -> (Ipv6Addr, u32) {
     let packet = decode(reply).unwrap();
-    let ia = packet.as_message().unwrap().ia_nas().next().unwrap().clone();
+    let ia = packet
+        .as_message()
+        .unwrap()
+        .ia_nas()
+        .next()
+        .unwrap()
+        .clone();
     let a = ia.ia_addrs().next().unwrap();
     (a.addr, a.valid)
 }
@@ -69,7 +75,13 @@ async fn a_swapped_configuration_serves_the_next_request() {
     server.swap_config(config, &[]);
     let reply = handle_bytes(&server, renew(granted)).await.unwrap();
     let packet = decode(&reply).unwrap();
-    let ia = packet.as_message().unwrap().ia_nas().next().unwrap().clone();
+    let ia = packet
+        .as_message()
+        .unwrap()
+        .ia_nas()
+        .next()
+        .unwrap()
+        .clone();
     assert_eq!(
         ia.status_code().map(|s| s.code),
         Some(STATUS_NO_BINDING),
@@ -85,6 +97,10 @@ async fn a_swapped_configuration_serves_the_next_request() {
         ],
     );
     let reply = handle_bytes(&server, fresh).await.unwrap();
-    assert_eq!(address_of(&reply).0, addr("2001:db8:1::950"), "the new pool");
+    assert_eq!(
+        address_of(&reply).0,
+        addr("2001:db8:1::950"),
+        "the new pool"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
