@@ -329,3 +329,74 @@ fn readiness_is_notified_after_attach_and_around_a_sighup_reload() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lab's subnet without its `id`, with `others` (subnet tables without ids) before it
+/// (`first`) or after it.
+fn config_without_ids(others: &str, first: bool) -> String {
+    let lab = lab_config(&[], "").replace("\nid = 1 ", "\n# id = 1 ");
+    assert!(!lab.contains("\nid = "), "the lab's subnet has no id now");
+    let (head, subnet) = lab.split_at(lab.find("[[subnet]]").unwrap());
+    if first {
+        format!("{head}{others}{subnet}")
+    } else {
+        format!("{head}{subnet}{others}")
+    }
+}
+
+/// Subnets without ids keep their ids across a reload that reorders them and a restart that
+/// deletes one and adds another in front: our client's lease stays under subnet 1 and renews;
+/// the new subnet gets an id never used (3), not its position.
+#[test]
+fn reordering_and_deleting_subnets_never_renumbers_the_others() {
+    let other = "[[subnet]]\nprefix = \"2001:db8:2::/64\"\n\
+                 pools = [{ low = \"2001:db8:2::1000\", high = \"2001:db8:2::1fff\" }]\n";
+    let mut lab = LabServer::start_with("reload-ids", &config_without_ids(other, false), true);
+    let (client, _) = Client::bind(&lab, 3);
+    let subnets =
+        |lab: &LabServer| -> Vec<u32> { lab.bindings().iter().map(|b| b.subnet).collect() };
+    assert_eq!(subnets(&lab), [1]);
+    std::fs::write(&lab.config_path, config_without_ids(other, true)).unwrap();
+    let (ok, text) = reload(&lab);
+    assert!(ok, "{text}");
+    assert!(
+        !text.contains("added") && !text.contains("removed"),
+        "reordered, not renumbered: {text}"
+    );
+    let ids: Vec<(u32, String)> = lab
+        .stats()
+        .pools
+        .iter()
+        .filter(|p| p.kind == "na")
+        .map(|p| (p.subnet_id, p.prefix.clone()))
+        .collect();
+    assert!(ids.contains(&(2, "2001:db8:2::/64".into())), "{ids:?}");
+    assert!(ids.contains(&(1, "2001:db8:1::/64".into())), "{ids:?}");
+    assert_eq!(client.renew(3, 0x7400), [ip("2001:db8:1::53")]);
+    assert_eq!(subnets(&lab), [1]);
+    // Restart: subnet 2 deleted, a new one put first.
+    let new = "[[subnet]]\nprefix = \"2001:db8:3::/64\"\n\
+               pools = [{ low = \"2001:db8:3::1000\", high = \"2001:db8:3::1fff\" }]\n";
+    std::fs::write(&lab.config_path, config_without_ids(new, true)).unwrap();
+    lab.kill9();
+    lab.start_server();
+    let ids: Vec<(u32, String)> = lab
+        .stats()
+        .pools
+        .iter()
+        .filter(|p| p.kind == "na")
+        .map(|p| (p.subnet_id, p.prefix.clone()))
+        .collect();
+    assert_eq!(
+        ids,
+        [(3, "2001:db8:3::/64".into()), (1, "2001:db8:1::/64".into())]
+    );
+    assert_eq!(client.renew(3, 0x7401), [ip("2001:db8:1::53")]);
+    assert_eq!(subnets(&lab), [1]);
+    let record = std::fs::read_to_string(lab.state_dir.join("subnet-ids")).unwrap();
+    assert!(
+        record.contains("1 2001:db8:1::/64")
+            && record.contains("2 2001:db8:2::/64")
+            && record.contains("3 2001:db8:3::/64"),
+        "{record}"
+    );
+}
