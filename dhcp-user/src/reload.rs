@@ -213,6 +213,9 @@ pub enum ReloadError {
     /// The subnet-id record could not be written.
     #[error("reload refused, the running configuration keeps serving: {0}")]
     Record(SubnetIdError),
+    /// Loading the file stopped short (its task failed).
+    #[error("reload refused, the running configuration keeps serving: loading the file: {0}")]
+    Task(String),
     /// Applied by the controller, but the fast path's maps could not follow: it passes every
     /// request to the controller until the next reload or restart.
     #[error(
@@ -333,7 +336,7 @@ impl Reloader {
             let source = self.source.clone();
             tokio::task::spawn_blocking(move || source.load())
                 .await
-                .map_err(|err| ReloadError::FastPath(format!("loading the file: {err}")))??
+                .map_err(|err| ReloadError::Task(err.to_string()))??
         };
         let old = self.server.config();
         let new = &loaded.config;
