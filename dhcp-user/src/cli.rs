@@ -1,4 +1,5 @@
-//! The command line: `dhcp-user serve|bindings|stats|clear|leasequery`, parsed with clap, and
+//! The command line: `dhcp-user serve|bindings|stats|clear|reload|check-config|leasequery|...`,
+//! parsed with clap, and
 //! the text the commands print. [`cli_main`] is the binary's main; `serve` is run by
 //! [`crate::serve`], the other commands talk to the running server through [`crate::control`].
 
@@ -32,6 +33,21 @@ pub enum Command {
     Stats(QueryArgs),
     /// Remove leases from the running server.
     Clear(ClearArgs),
+    /// Make the running server read its configuration file again and serve it; a file with
+    /// any error, or one changing a key that needs a restart, is refused and the running
+    /// configuration keeps serving (as on SIGHUP).
+    Reload(ReloadArgs),
+    /// Check a configuration file as `serve` would at start (exit status 0: it would start
+    /// with it; 1: it would not, saying why, with the file, line and key).
+    CheckConfig(CheckConfigArgs),
+    /// Print the manual page (roff, generated from this command line's help), or with `--dir`
+    /// write it and one page per command there (`dhcp-user.8`, `dhcp-user-serve.8`, ...).
+    #[command(hide = true)]
+    Manpage {
+        /// Where to write every page.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Ask a DHCPv6 server (ours or any RFC 5007/5460/7653 one) about its bindings.
     Leasequery(crate::leasequery::cli::LeasequeryArgs),
     /// Import Kea's DHCPv6 leases (memfile or PostgreSQL) into the configured lease store.
@@ -42,6 +58,110 @@ pub enum Command {
         /// Kea's configuration file.
         file: PathBuf,
     },
+}
+
+/// `reload` options.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub locate: Locate,
+    /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `check-config` options.
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The TOML configuration file.
+    pub file: PathBuf,
+    /// Interfaces `serve` is given (replaces the file's `interfaces`); may repeat.
+    #[arg(long = "iface")]
+    pub ifaces: Vec<String>,
+    /// The state directory `serve` is given (its record of subnet ids is checked too).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// JSON output for scripts: `{"file", "ok", "subnets": [{"id", "prefix"}]}` or `{"file",
+    /// "ok": false, "errors": [...]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `check-config`: the checks `serve` makes at start, nothing started; exits 1 on an error.
+fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
+    let source = crate::reload::ConfigSource {
+        path: args.file.clone(),
+        ifaces: args.ifaces.clone(),
+        state_dir: args.state_dir.clone(),
+    };
+    match source.load() {
+        Ok(loaded) => {
+            let subnets: Vec<serde_json::Value> = loaded
+                .config
+                .subnets
+                .iter()
+                .map(|s| serde_json::json!({ "id": s.id, "prefix": s.prefix.to_string() }))
+                .collect();
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "file": args.file, "ok": true, "subnets": subnets })
+                );
+            } else {
+                println!(
+                    "{}: ok ({} subnet(s), ids {})",
+                    args.file.display(),
+                    subnets.len(),
+                    loaded
+                        .config
+                        .subnets
+                        .iter()
+                        .map(|s| format!("{}={}", s.id, s.prefix))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+            Ok(())
+        }
+        Err(err) if args.json => {
+            println!(
+                "{}",
+                serde_json::json!({ "file": args.file, "ok": false, "errors": [err.to_string()] })
+            );
+            std::process::exit(1);
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The manual pages: the top one on stdout, or every page into `dir`.
+fn write_manpages(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        return clap_mangen::Man::new(top)
+            .section("8")
+            .render(&mut out)
+            .context("writing the manual page");
+    };
+    let mut pages = vec![("dhcp-user".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("dhcp-user-{}", sub.get_name());
+        // The page's title is the command's name; a CLI that exits may leak it.
+        let title: &'static str = Box::leak(name.clone().into_boxed_str());
+        pages.push((name, sub.clone().name(title)));
+    }
+    for (name, command) in pages {
+        let path = dir.join(format!("{name}.8"));
+        let mut file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        clap_mangen::Man::new(command)
+            .section("8")
+            .render(&mut file)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `import-kea` options.
@@ -320,6 +440,20 @@ where
             }
             Ok(())
         }
+        Command::Reload(args) => {
+            let response = request(&args.locate.state_dir()?, &ControlRequest::Reload)?;
+            match response {
+                ControlResponse::Reloaded(report) if args.json => {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                }
+                ControlResponse::Reloaded(report) => print!("{}", format_reload(&report)),
+                ControlResponse::Error(message) => bail!("{message}"),
+                _ => bail!("unexpected answer to reload"),
+            }
+            Ok(())
+        }
+        Command::CheckConfig(args) => check_config(&args),
+        Command::Manpage { dir } => write_manpages(dir.as_deref()),
         Command::Leasequery(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -361,6 +495,25 @@ pub fn format_bindings(rows: &[Binding]) -> String {
     out
 }
 
+/// What a reload did, as text.
+pub fn format_reload(report: &crate::reload::ReloadReport) -> String {
+    let mut out = format!("reloaded: {} subnet(s)", report.subnets);
+    if report.changes.is_empty() {
+        out.push_str(", nothing changed");
+    }
+    out.push('\n');
+    for change in &report.changes {
+        out.push_str(&format!("  {change}\n"));
+    }
+    if report.fast_path_bindings > 0 || report.fast_path_bindings_removed > 0 {
+        out.push_str(&format!(
+            "fast path: {} bindings, {} left to the controller\n",
+            report.fast_path_bindings, report.fast_path_bindings_removed
+        ));
+    }
+    out
+}
+
 /// Counters as text.
 pub fn format_stats(stats: &StatsReply) -> String {
     let mut out = String::from("received:\n");
@@ -394,6 +547,10 @@ pub fn format_stats(stats: &StatsReply) -> String {
             out.push_str(&format!("  {name:<24} {count}\n"));
         }
     }
+    out.push_str(&format!(
+        "reloads:\n  {:<24} {}\n  {:<24} {}\n",
+        "reloads", stats.reloads.reloads, "reloads_refused", stats.reloads.reloads_refused
+    ));
     if let Some(fast_path) = &stats.fast_path {
         out.push_str("fast path (XDP, packets):\n");
         for (name, count) in fast_path.iter().filter(|(_, count)| **count > 0) {

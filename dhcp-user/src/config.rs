@@ -355,6 +355,9 @@ fn default_lq_listen() -> SocketAddr {
 pub struct Subnet {
     /// Stable number, kept on every lease (`subnet_id`).
     pub id: u32,
+    /// True when the file gives `id`; else `id` is the position in the file until the state
+    /// directory's record of ids by prefix says otherwise (`crate::subnet_ids`).
+    pub explicit_id: bool,
     /// The link's prefix.
     pub prefix: Ipv6Net,
     /// The interfaces whose direct clients use this subnet (names, or patterns with `*` and `?`:
@@ -1708,6 +1711,7 @@ impl Validator<'_> {
         };
         let subnet = Subnet {
             id,
+            explicit_id: raw.id.is_some(),
             prefix,
             interfaces,
             shared_network,

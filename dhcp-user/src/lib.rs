@@ -10,6 +10,7 @@
 //! cli                  clap parsing, dispatch, text output
 //! serve                the composition root of `serve`: builds and wires everything below
 //! control              the control socket: protocol, server side, client side
+//! reload               the configuration as served: loaded, checked, reloaded
 //! fastpath             the XDP program's loader and map sync (traits for what it needs)
 //! server               the DHCPv6 server: decisions, allocator, sockets, timers
 //! leasequery           RFC 5007/5460/7653 service, requestor and peer sync (traits again)
@@ -17,6 +18,8 @@
 //! line                 a client's line identity, from its relays
 //! lease_events         lease changes published to subscribers
 //! config, store, proto the configuration, the lease store, the wire codec
+//! subnet_ids           the state directory's record of subnet ids by prefix
+//! notify               systemd's readiness notification (sd_notify)
 //! tls                  PEM certificates and keys, rustls configurations (leasequery's TLS)
 //! clock, log_throttle  the wall clock; rate-limited logging
 //! ```
@@ -33,10 +36,13 @@ pub mod leasequery;
 pub mod line;
 pub mod log_throttle;
 pub mod netif;
+pub mod notify;
 pub mod proto;
+pub mod reload;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod subnet_ids;
 pub mod tls;
 
 #[cfg(test)]

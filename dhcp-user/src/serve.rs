@@ -15,6 +15,7 @@ use crate::fastpath::AttachMode;
 use crate::lease_events::LeaseEvent;
 use crate::netif::Interfaces;
 use crate::proto::Duid;
+use crate::reload::{ConfigSource, FastPathReload, Reloader};
 use crate::server::Server;
 use crate::store::{Lease, LeaseStore, LeaseType, StoreWriter};
 
@@ -40,17 +41,23 @@ pub struct ServeOptions {
     pub max_bindings: u32,
 }
 
-/// Runs the server until SIGINT or SIGTERM: `dhcp-user serve`.
+impl ServeOptions {
+    /// Where the configuration comes from, with this command line's overrides.
+    pub fn config_source(&self) -> ConfigSource {
+        ConfigSource {
+            path: self.config.clone(),
+            ifaces: self.ifaces.clone(),
+            state_dir: self.state_dir.clone(),
+        }
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM (SIGHUP reloads the configuration): `dhcp-user
+/// serve`. Tells systemd (`$NOTIFY_SOCKET`) once it serves.
 pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
-    let mut config = Config::load(&args.config)?;
-    if !args.ifaces.is_empty() {
-        config.interfaces = args.ifaces.clone();
-    }
-    if let Some(dir) = &args.state_dir {
-        config.state_dir = dir.clone();
-    }
-    config.interfaces = crate::netif::expand_interface_patterns(&config.interfaces)
-        .map_err(|message| anyhow::anyhow!("{}: `interfaces`: {message}", args.config.display()))?;
+    let source = args.config_source();
+    let loaded = source.load()?;
+    let config = loaded.config.clone();
     if config.interfaces.is_empty() {
         bail!(
             "no interface to serve: set `interfaces` in {} or pass --iface",
@@ -61,6 +68,10 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
     // Bound first: a second server on the same state directory stops here, before the store.
     let control = bind_control_socket(&config.state_dir, config.control_socket_group.as_deref())?;
+    // The ids in force are recorded before any lease is granted under them.
+    loaded
+        .keep_ids()
+        .context("recording the subnet ids in the state directory")?;
     if let Some(metrics) = &config.metrics {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(metrics.listen)
@@ -78,7 +89,21 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     // answer there can send requests at once.
     let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
     let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;
-    let control_task = tokio::spawn(serve_control(server.clone(), control, shutdown_rx.clone()));
+    let reloader = Arc::new(Reloader::new(
+        source,
+        server.clone(),
+        fast_path.as_ref().map(|handle| FastPathReload {
+            sync: handle.sync.clone(),
+            pass_rate_per_cpu: args.pass_rate_per_cpu,
+        }),
+        interfaces.clone(),
+    ));
+    let control_task = tokio::spawn(serve_control(
+        server.clone(),
+        Some(reloader.clone()),
+        control,
+        shutdown_rx.clone(),
+    ));
     // A shared (PostgreSQL) lease database: other servers' commits reach our mirror and maps.
     let follower = tokio::spawn({
         let server = server.clone();
@@ -92,10 +117,15 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     let signals = tokio::spawn(async move {
         wait_for_stop_signal().await;
         info!("stopping");
+        crate::notify::stopping();
         let _ = shutdown_tx.send(true);
     });
+    let reloads = tokio::spawn(reload_on_sighup(reloader));
+    // Sockets open, fast path attached (when on), leasequery listening: ready.
+    crate::notify::ready("serving");
     let served = crate::server::io::serve_sockets(server.clone(), sockets, shutdown_rx).await;
     signals.abort();
+    reloads.abort();
     follower.abort();
     let _ = control_task.await;
     for task in leasequery_tasks {
@@ -132,7 +162,7 @@ async fn start_leasequery(
     if config.serves_tcp() {
         let mut context = LeasequeryContext::for_server(
             server,
-            server.leasequery_settings().clone(),
+            (*server.leasequery_settings()).clone(),
             stats.clone(),
         );
         context.tls = crate::leasequery::server_tls(&config)
@@ -241,6 +271,22 @@ fn default_pin_root_adopting_legacy(state_dir: &Path) -> PathBuf {
     root
 }
 
+/// Reloads on every SIGHUP (the outcome is logged and counted by the reloader).
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(err) => {
+            warn!(error = %err, "cannot catch SIGHUP: reload only through `dhcp-user reload`");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        info!("SIGHUP: reloading the configuration");
+        let _ = reloader.reload().await;
+    }
+}
+
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
@@ -283,7 +329,7 @@ impl crate::leasequery::LeaseSink for Server {
     fn events(&self) -> &broadcast::Sender<LeaseEvent> {
         Server::events(self)
     }
-    fn config(&self) -> &Config {
+    fn config(&self) -> Arc<Config> {
         Server::config(self)
     }
 }
@@ -323,7 +369,7 @@ impl crate::fastpath::sync::RenewalSink for Server {
 }
 
 impl crate::fastpath::sync::Controller for Server {
-    fn config(&self) -> &Config {
+    fn config(&self) -> Arc<Config> {
         Server::config(self)
     }
     fn server_duid(&self) -> &[u8] {

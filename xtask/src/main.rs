@@ -1,4 +1,4 @@
-//! `cargo xtask build|run|test|bench|soak|fuzz`: the project's one entry point.
+//! `cargo xtask build|run|test|bench|soak|fuzz|package`: the project's one entry point.
 //!
 //! Every command first runs the bootstrap: it checks the Debian packages and `bpf-linker` the
 //! build and the tests need and installs only what is missing (so a second run installs
@@ -17,6 +17,8 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+
+mod package;
 
 /// Debian packages: the eBPF toolchain (Debian's rustc ships `core` for bpfel-unknown-none),
 /// what bpf-linker links against, BPF and namespace tools, and the test peers.
@@ -98,6 +100,13 @@ enum Task {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// The Debian package (target/package/dhcp-user_VERSION_ARCH.deb): the binary, the systemd
+    /// unit, an example configuration and the manual page; its contents and the unit checked.
+    Package {
+        /// Package the debug build (quicker to build; for trying the package out).
+        #[arg(long)]
+        debug: bool,
+    },
     /// Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every target in tests/fuzz, or one.
     Fuzz {
         /// How long each target runs.
@@ -123,6 +132,12 @@ fn main() -> ExitCode {
             Task::Test => test(&ws),
             Task::Bench { quick } => bench(&ws, quick),
             Task::Soak { minutes, seed } => soak(&ws, minutes, seed),
+            Task::Package { debug } => {
+                let binary = build(&ws, !debug)?;
+                let deb = package::package(&ws, &binary)?;
+                println!("[package] {}", deb.display());
+                Ok(0)
+            }
             Task::Fuzz { seconds, target } => {
                 let targets: Vec<&str> = match &target {
                     Some(name) => vec![name.as_str()],

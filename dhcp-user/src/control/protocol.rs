@@ -45,6 +45,8 @@ pub enum ControlRequest {
         #[serde(default)]
         all: bool,
     },
+    /// Read the configuration file again and serve it (`crate::reload`), or refuse it.
+    Reload,
 }
 
 /// One row of the binding table.
@@ -124,6 +126,9 @@ pub struct StatsReply {
     /// Leasequery TCP service and peer-sync counters (events that happened at least once).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub leasequery: std::collections::BTreeMap<String, u64>,
+    /// Configuration reloads applied and refused.
+    #[serde(default)]
+    pub reloads: crate::reload::ReloadCounts,
 }
 
 /// A response on the control socket.
@@ -136,6 +141,8 @@ pub enum ControlResponse {
     Stats(StatsReply),
     /// How many leases `clear` removed.
     Cleared(usize),
+    /// The reload was applied.
+    Reloaded(crate::reload::ReloadReport),
     /// The request failed.
     Error(String),
 }

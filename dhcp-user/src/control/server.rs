@@ -19,11 +19,16 @@ use super::protocol::{
 };
 use crate::clock::unix_now;
 use crate::config::parse_hex;
+use crate::reload::Reloader;
 use crate::server::{ClearSelector, Server};
 use crate::store::{LeaseFilter, LeasePages};
 
-/// Answers one request.
-pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse {
+/// Answers one request; `reload` goes to `reloader` (none: a server that cannot reload).
+pub async fn answer(
+    server: &Server,
+    reloader: Option<&Reloader>,
+    request: ControlRequest,
+) -> ControlResponse {
     match request {
         ControlRequest::Bindings => {
             let now = unix_now();
@@ -42,8 +47,19 @@ pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse
                 pools,
                 fast_path: None,
                 leasequery: server.leasequery_stats().snapshot(),
+                reloads: reloader.map(Reloader::counts).unwrap_or_default(),
             }),
             Err(err) => ControlResponse::Error(err.to_string()),
+        },
+        ControlRequest::Reload => match reloader {
+            Some(reloader) => {
+                info!("operator reload");
+                match reloader.reload().await {
+                    Ok(report) => ControlResponse::Reloaded(report),
+                    Err(err) => ControlResponse::Error(err.to_string()),
+                }
+            }
+            None => ControlResponse::Error("this server cannot reload".into()),
         },
         ControlRequest::Clear { duid, address, all } => {
             let selector = match clear_selector(duid, address, all) {
@@ -130,6 +146,7 @@ pub fn bind_control_socket(state_dir: &Path, group: Option<&str>) -> anyhow::Res
 /// Serves control connections until `shutdown` turns true, then removes the socket file.
 pub async fn serve_control(
     server: Arc<Server>,
+    reloader: Option<Arc<Reloader>>,
     listener: UnixListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -148,6 +165,7 @@ pub async fn serve_control(
             }
         };
         let server = server.clone();
+        let reloader = reloader.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut reader = tokio::io::BufReader::new(read);
@@ -168,7 +186,7 @@ pub async fn serve_control(
                 let too_long = !complete && buf.len() > MAX_REQUEST_LINE;
                 let line = String::from_utf8_lossy(&buf);
                 let response = match parse_request(&line) {
-                    Ok(request) => answer(&server, request).await,
+                    Ok(request) => answer(&server, reloader.as_deref(), request).await,
                     Err(err) => ControlResponse::Error(err),
                 };
                 let mut out = match serde_json::to_vec(&response) {

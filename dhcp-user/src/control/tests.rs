@@ -40,7 +40,7 @@ async fn control_socket_answers_bindings_stats_and_clear() {
         "a second server must be refused"
     );
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(serve_control(server.clone(), listener, stopped));
+    let task = tokio::spawn(serve_control(server.clone(), None, listener, stopped));
     let dir2 = dir.clone();
     let (bindings, stats, cleared) = tokio::task::spawn_blocking(move || {
         (
@@ -158,7 +158,7 @@ async fn an_overlong_request_line_is_refused_without_buffering_it() {
     let server = Server::open(config, &[]).unwrap();
     let listener = bind_control_socket(&dir, None).unwrap();
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(serve_control(server.clone(), listener, stopped));
+    let task = tokio::spawn(serve_control(server.clone(), None, listener, stopped));
 
     let stream = tokio::net::UnixStream::connect(socket_path(&dir))
         .await

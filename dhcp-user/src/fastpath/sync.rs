@@ -67,8 +67,8 @@ pub trait RenewalSink: Send + Sync + 'static {
 
 /// Everything [`start`] needs of the controller it accelerates.
 pub trait Controller: LeaseSource + RenewalSink {
-    /// The configuration served.
-    fn config(&self) -> &Config;
+    /// The configuration served (the one in force now: a reload may swap it).
+    fn config(&self) -> Arc<Config>;
     /// Our DUID, as the program puts it in replies.
     fn server_duid(&self) -> &[u8];
     /// The served interfaces (the program's reply sources follow their addresses).
@@ -252,6 +252,24 @@ pub fn configure(
     ifaces: &[IfaceInfo],
     pass_rate_per_cpu: u32,
 ) -> Result<(), FastPathError> {
+    configure_tables(fp, config, ifaces)?;
+    fp.set_global(&global_for(config, server_duid, pass_rate_per_cpu))
+}
+
+/// The global entry of `config`, enabled.
+pub fn global_for(config: &Config, server_duid: &[u8], pass_rate_per_cpu: u32) -> GlobalConfig {
+    let mut global = global_config(server_duid, true, pass_rate_per_cpu);
+    global.relay_selectors = relay_selectors(config);
+    global.interface_client_limit = config.interface_client_limit.is_some() as u8;
+    global
+}
+
+/// Writes the subnets, relay links and interfaces of `config` into the maps.
+fn configure_tables(
+    fp: &mut FastPath,
+    config: &Config,
+    ifaces: &[IfaceInfo],
+) -> Result<(), FastPathError> {
     let served = config.subnets.iter().take(MAX_SUBNETS as usize);
     let links: Vec<(Ipv6Addr, u8)> = served
         .clone()
@@ -267,10 +285,7 @@ pub fn configure(
     for iface in ifaces {
         fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
     }
-    let mut global = global_config(server_duid, true, pass_rate_per_cpu);
-    global.relay_selectors = relay_selectors(config);
-    global.interface_client_limit = config.interface_client_limit.is_some() as u8;
-    fp.set_global(&global)
+    Ok(())
 }
 
 /// The `IFACES` entry of `iface`: its MAC, its direct subnet, and the sources
@@ -526,13 +541,69 @@ const EVENT_BURST: usize = 1024;
 /// The running sync: owns the shared fast path and follows lease events and the ring buffer.
 pub struct MapSync {
     fp: Arc<Mutex<FastPath>>,
-    index: SubnetIndex,
+    /// Swapped by [`MapSync::reconfigure`] while it holds `fp`'s lock: whoever holds that lock
+    /// reads the index that matches the maps.
+    index: Mutex<Arc<SubnetIndex>>,
     server: Arc<dyn LeaseSource>,
+}
+
+/// What [`MapSync::reconfigure`] needs besides the configuration.
+pub struct Reconfigure<'a> {
+    /// Our DUID, as the program puts it in replies.
+    pub server_duid: &'a [u8],
+    /// The served interfaces, as last read.
+    pub ifaces: &'a [IfaceInfo],
+    /// `--pass-rate-per-cpu`.
+    pub pass_rate_per_cpu: u32,
 }
 
 impl MapSync {
     pub fn new(fp: Arc<Mutex<FastPath>>, index: SubnetIndex, server: Arc<dyn LeaseSource>) -> Self {
-        MapSync { fp, index, server }
+        MapSync {
+            fp,
+            index: Mutex::new(Arc::new(index)),
+            server,
+        }
+    }
+
+    /// The index that matches the maps (call with `fp`'s lock held).
+    fn index(&self) -> Arc<SubnetIndex> {
+        Arc::clone(&self.index.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Brings the maps to `config` (a reload): the program is told to pass every request on
+    /// (to the controller, which already serves `config`), then the subnets, links, interfaces
+    /// and every binding are rewritten from the store (a binding whose leases left their pools,
+    /// or whose subnet went, is removed: the controller answers it), then the program answers
+    /// again. No request is dropped meanwhile; none is answered with a mix of the two.
+    pub fn reconfigure(
+        &self,
+        config: &Config,
+        with: &Reconfigure<'_>,
+    ) -> Result<ResyncReport, anyhow::Error> {
+        let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
+        let running = fp.global()?;
+        fp.set_global(&GlobalConfig {
+            enabled: 0,
+            ..running
+        })?;
+        configure_tables(&mut fp, config, with.ifaces)?;
+        let index = SubnetIndex::new(config);
+        // From the store, page by page: the decisions go on meanwhile (the controller's copy
+        // would hold their lock for the whole walk).
+        let (report, _) = resync(
+            &mut fp,
+            ResyncSource::Store(self.server.store().as_ref()),
+            &index,
+            unix_now(),
+        )?;
+        *self.index.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
+        fp.set_global(&global_for(
+            config,
+            with.server_duid,
+            with.pass_rate_per_cpu,
+        ))?;
+        Ok(report)
     }
 
     /// Re-computes `duid`'s binding from the durable lease rows and writes or removes its map
@@ -544,8 +615,9 @@ impl MapSync {
         };
         let leases = self.server.durable_leases_of(duid, 64);
         let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
+        let index = self.index();
         let mut map = fp.bindings_mut()?;
-        match binding_for(&leases, now, &self.index) {
+        match binding_for(&leases, now, &index) {
             Some((key, mut value)) => {
                 // The program may have moved the expiry on since the store last heard of it.
                 if let Ok(existing) = map.get(&key, 0) {
@@ -611,10 +683,11 @@ impl MapSync {
     fn resync_after_lag(&self, missed: u64) {
         warn!("fast path: {missed} lease events missed; re-syncing the map from the store");
         let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
+        let index = self.index();
         if let Err(e) = resync(
             &mut fp,
             ResyncSource::Store(self.server.store().as_ref()),
-            &self.index,
+            &index,
             unix_now(),
         ) {
             warn!("fast path: re-sync failed: {e:#}");
@@ -1063,7 +1136,7 @@ async fn follow_interfaces(
             let Some(info) = interfaces.get(*ifindex) else {
                 continue;
             };
-            if let Err(err) = fp.set_iface(*ifindex, &iface_config(server.config(), &info)) {
+            if let Err(err) = fp.set_iface(*ifindex, &iface_config(&server.config(), &info)) {
                 warn!(interface = %info.name, error = %err, "fast path: updating the interface entry");
             }
         }
@@ -1084,7 +1157,7 @@ pub async fn start<C: Controller>(
     server: &Arc<C>,
     ifaces: &[String],
 ) -> Result<FastPathHandle, anyhow::Error> {
-    let config = server.config();
+    let config = &*server.config();
     let mut fp = FastPath::load_sized(settings.pin_root.as_deref(), settings.max_bindings)?;
     let infos = ifaces
         .iter()

@@ -66,8 +66,8 @@ pub trait LeaseSink: Send + Sync {
     fn writer(&self) -> &StoreWriter;
     /// The lease event channel installs are published on.
     fn events(&self) -> &broadcast::Sender<LeaseEvent>;
-    /// The configuration served.
-    fn config(&self) -> &Config;
+    /// The configuration served (the one in force now).
+    fn config(&self) -> Arc<Config>;
 }
 
 /// Policy and limits of the leasequery service.

@@ -117,7 +117,7 @@ impl PeerSink {
             store: server.store().clone(),
             writer: server.writer().clone(),
             events: Some(server.events().clone()),
-            subnets: PeerSink::subnets_from_config(server.config()),
+            subnets: PeerSink::subnets_from_config(&server.config()),
             stats,
         }
     }

@@ -182,6 +182,17 @@ impl Allocator {
         }
     }
 
+    /// Takes `config`'s pools and reservations after a reload. The offers held stay (an
+    /// Advertise made a moment ago still holds); each pool's cursor stays where it was (taken
+    /// modulo the pool's new size); pools found full are searched again, as they may have grown.
+    pub fn reconfigure(&mut self, config: &Config) {
+        self.grace_period = i64::from(config.grace_period);
+        self.reservations = Reservations::new(config);
+        self.half = config.leasequery.pool_half;
+        self.passed.clear();
+        self.full_until.clear();
+    }
+
     /// Starts every pool's search at a point derived from `seed` (a server of several sharing
     /// one database: each walks its own stretch of the pools first).
     pub fn start_cursors_at(&mut self, seed: u64) {

@@ -313,7 +313,7 @@ pub fn open_sockets(
     let mut sockets = Vec::new();
     for name in interfaces {
         let socket = InterfaceSocket::open(name)?;
-        let subnet = interface_subnet(server.config(), name);
+        let subnet = interface_subnet(&server.config(), name);
         match subnet {
             Some(index) => info!(
                 interface = %name,

@@ -281,6 +281,9 @@ impl ClientLimit for ClientTable {
 }
 
 struct DecisionState {
+    /// The configuration decisions are made with; a reload swaps it together with the
+    /// allocator's view of it, under this lock.
+    config: Arc<Config>,
     allocator: Allocator,
     /// The durable lease rows (kept by the writer's durable hook).
     mirror: LeaseMirror,
@@ -419,6 +422,8 @@ pub struct Waiting {
     durability: Durability,
     /// Decisions made before this one for the request (refused by another server).
     attempt: usize,
+    /// The configuration it was decided with.
+    config: Arc<Config>,
 }
 
 impl Waiting {
@@ -438,17 +443,20 @@ impl Waiting {
 
 /// The DHCPv6 server. Share it as `Arc<Server>`.
 pub struct Server {
-    config: Arc<Config>,
+    /// The configuration served, for readers outside the decision lock (a reload swaps it
+    /// right after the decision state's copy).
+    config: RwLock<Arc<Config>>,
     server_duid: Duid,
     store: Arc<dyn LeaseStore>,
     writer: StoreWriter,
     events: broadcast::Sender<LeaseEvent>,
     state: Arc<Mutex<DecisionState>>,
     stats: Stats,
-    /// Interface name → index of the subnet of its direct clients.
-    direct_subnets: RwLock<HashMap<String, usize>>,
+    /// Interface name → id of the subnet of its direct clients (an id, not a position, so
+    /// that it stays right while a reload swaps the configuration).
+    direct_subnets: RwLock<HashMap<String, u32>>,
     /// Who may send individual LEASEQUERY messages (RFC 5007) to UDP 547, and what we serve.
-    leasequery: crate::leasequery::LeasequerySettings,
+    leasequery: RwLock<Arc<crate::leasequery::LeasequerySettings>>,
     /// Counters of the leasequery TCP service and peer sync (shown by `stats`).
     leasequery_stats: Arc<crate::leasequery::LeasequeryStats>,
     /// The served interfaces' addresses (reply sources; the fast path's `IFACES` follows them).
@@ -504,7 +512,9 @@ impl Server {
             server_duid.as_bytes().hash(&mut hasher);
             allocator.start_cursors_at(hasher.finish());
         }
+        let config = Arc::new(config);
         let state = Arc::new(Mutex::new(DecisionState {
+            config: Arc::clone(&config),
             allocator,
             mirror,
             pending: Overlay::default(),
@@ -548,10 +558,12 @@ impl Server {
             state,
             stats: Stats::new(),
             direct_subnets: RwLock::new(HashMap::new()),
-            leasequery: crate::leasequery::LeasequerySettings::from_config(&config),
+            leasequery: RwLock::new(Arc::new(
+                crate::leasequery::LeasequerySettings::from_config(&config),
+            )),
             leasequery_stats: Arc::new(crate::leasequery::LeasequeryStats::new()),
             interfaces: crate::netif::Interfaces::discover(interfaces),
-            config: Arc::new(config),
+            config: RwLock::new(config),
         }))
     }
 
@@ -560,14 +572,46 @@ impl Server {
         &self.interfaces
     }
 
-    /// The configuration served.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The configuration served (the one in force now: a reload may swap it).
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The leasequery settings from the configuration.
-    pub fn leasequery_settings(&self) -> &crate::leasequery::LeasequerySettings {
-        &self.leasequery
+    pub fn leasequery_settings(&self) -> Arc<crate::leasequery::LeasequerySettings> {
+        Arc::clone(&self.leasequery.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Serves `config` from now on: the decisions' copy, the allocator's pools and
+    /// reservations and the client limits' counts are swapped under the decision lock, so no
+    /// decision sees half of it; then the copy other readers get, the leasequery settings and
+    /// each interface's direct subnet. The caller has checked that `config` may replace the
+    /// one served (`crate::reload`): keys that need a restart are unchanged.
+    pub fn swap_config(&self, config: Config, interfaces: &[String]) {
+        let config = Arc::new(config);
+        {
+            let mut state = self.lock_state();
+            state.allocator.reconfigure(&config);
+            let mut clients = ClientTable {
+                limit: config.interface_client_limit,
+                per_interface: HashMap::new(),
+                line_limit: config.line_client_limit,
+                per_line: HashMap::new(),
+            };
+            if clients.limit.is_some() || clients.line_limit.is_some() {
+                for (interface, line, duid) in state.mirror.active_clients(unix_now()) {
+                    clients.add(interface, line, duid);
+                }
+            }
+            state.clients = clients;
+            state.config = Arc::clone(&config);
+        }
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&config);
+        *self.leasequery.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(crate::leasequery::LeasequerySettings::from_config(&config));
+        for name in interfaces {
+            self.set_direct_subnet(name, io::interface_subnet(&config, name));
+        }
     }
 
     /// Counters of the leasequery TCP service and of peer sync.
@@ -605,15 +649,17 @@ impl Server {
         &self.events
     }
 
-    /// Records that clients directly on `interface` belong to subnet index `subnet`.
+    /// Records that clients directly on `interface` belong to subnet index `subnet` (of the
+    /// configuration served now).
     pub fn set_direct_subnet(&self, interface: &str, subnet: Option<usize>) {
+        let id = subnet.and_then(|index| self.config().subnets.get(index).map(|s| s.id));
         let mut map = self
             .direct_subnets
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        match subnet {
-            Some(index) => {
-                map.insert(interface.to_string(), index);
+        match id {
+            Some(id) => {
+                map.insert(interface.to_string(), id);
             }
             None => {
                 map.remove(interface);
@@ -621,12 +667,15 @@ impl Server {
         }
     }
 
-    fn direct_subnet(&self, interface: &str) -> Option<usize> {
-        self.direct_subnets
+    /// The index in `config` of the subnet of `interface`'s direct clients.
+    fn direct_subnet(&self, interface: &str, config: &Config) -> Option<usize> {
+        let id = self
+            .direct_subnets
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(interface)
-            .copied()
+            .copied()?;
+        config.subnets.iter().position(|s| s.id == id)
     }
 
     fn lock_state(&self) -> MutexGuard<'_, DecisionState> {
@@ -663,8 +712,26 @@ impl Server {
         if inbound.bytes.first() == Some(&dhcp_common::dhcpv6::MSG_LEASEQUERY) {
             return Handling::Done(self.answer_leasequery(inbound));
         }
-        let direct = self.direct_subnet(&inbound.interface);
-        let request = match classify(&self.config, inbound, direct) {
+        // Classified with the configuration in force; should a reload swap it before the
+        // decision, the request is classified again with the new one: never dropped for it.
+        let mut config = self.config();
+        loop {
+            let request = match self.classify_with(&config, inbound) {
+                Some(request) => request,
+                None => return Handling::Done(None),
+            };
+            match self.decide_and_queue(&config, request, inbound.source, durability, 0) {
+                Ok(handling) => return handling,
+                Err(stale) => config = stale.0,
+            }
+        }
+    }
+
+    /// Classifies `inbound` with `config`, counting what it received (and a drop); `None`:
+    /// dropped.
+    fn classify_with(&self, config: &Config, inbound: &Inbound) -> Option<handler::Classified> {
+        let direct = self.direct_subnet(&inbound.interface, config);
+        let request = match classify(config, inbound, direct) {
             Ok(request) => request,
             Err(rejected) => {
                 if let Some(&msg_type) = inbound.bytes.first() {
@@ -672,7 +739,7 @@ impl Server {
                 }
                 debug!(from = %inbound.source, reason = rejected.reason(), "dropped");
                 self.stats.dropped(rejected.reason());
-                return Handling::Done(None);
+                return None;
             }
         };
         let msg_type = request.message().msg_type;
@@ -685,30 +752,39 @@ impl Server {
             subnet = ?request.subnet,
             "received"
         );
-        self.decide_and_queue(request, inbound.source, durability, 0)
+        Some(request)
     }
 
-    /// Decides about a classified request (attempt `attempt`: a retry after another server
-    /// took a lease) and queues its changes as [`Server::begin`] says.
+    /// Decides about a request classified with `classified_with` (attempt `attempt`: a retry
+    /// after another server took a lease) and queues its changes as [`Server::begin`] says.
+    /// `Err`: a reload swapped the configuration since; the request (given back) must be
+    /// classified again with the one returned.
     fn decide_and_queue(
         &self,
+        classified_with: &Arc<Config>,
         request: handler::Classified,
         source: std::net::SocketAddrV6,
         durability: Durability,
         attempt: usize,
-    ) -> Handling {
+    ) -> Result<Handling, Box<(Arc<Config>, handler::Classified)>> {
         let now = unix_now();
         let mut guard = self.lock_state();
+        if !Arc::ptr_eq(classified_with, &guard.config) {
+            // Boxed: the rare path (a reload in between) pays the allocation.
+            return Err(Box::new((Arc::clone(&guard.config), request)));
+        }
         let DecisionState {
+            config,
             allocator,
             mirror,
             pending,
             clients,
             ..
         } = &mut *guard;
+        let config = Arc::clone(config);
         let view = OverlayView { mirror, pending };
         let input = DecideInput {
-            config: &self.config,
+            config: &config,
             server_duid: &self.server_duid,
             view: &view,
             clients,
@@ -720,12 +796,16 @@ impl Server {
                 drop(guard);
                 warn!(error = %err, "lease store read failed; request dropped");
                 self.stats.dropped("store_error");
-                return Handling::Done(None);
+                return Ok(Handling::Done(None));
             }
         };
         if decision.changes.is_empty() {
             drop(guard);
-            return Handling::Done(self.reply_to(&request, source, decision.outcome));
+            return Ok(Handling::Done(self.reply_to(
+                &request,
+                source,
+                decision.outcome,
+            )));
         }
         // Still under the lock: commits are queued in the order they were decided. The writer
         // takes the changes; the overlay entries are dropped by their keys.
@@ -740,12 +820,12 @@ impl Server {
                     drop(guard);
                     log_throttled!(warn, error = %err, "lease commit failed; no reply sent");
                     self.stats.dropped("store_error");
-                    return Handling::Done(None);
+                    return Ok(Handling::Done(None));
                 }
             },
         };
         drop(guard);
-        Handling::Waiting(Waiting {
+        Ok(Handling::Waiting(Waiting {
             commit,
             keys,
             generation,
@@ -755,7 +835,8 @@ impl Server {
             source,
             durability,
             attempt,
-        })
+            config,
+        }))
     }
 
     /// Settles a request whose transaction is over with `result`: when another server sharing
@@ -774,12 +855,29 @@ impl Server {
                 self.lock_state()
                     .finish_keys(waiting.keys, waiting.generation);
                 self.learn_from_store(keys);
-                return self.decide_and_queue(
-                    waiting.request,
-                    waiting.source,
-                    waiting.durability,
-                    attempt,
-                );
+                let mut request = waiting.request;
+                let mut config = waiting.config;
+                loop {
+                    match self.decide_and_queue(
+                        &config,
+                        request,
+                        waiting.source,
+                        waiting.durability,
+                        attempt,
+                    ) {
+                        Ok(handling) => return handling,
+                        // Reloaded meanwhile: the same subnet (by id) in the new configuration.
+                        Err(stale) => {
+                            let (newer, mut back) = *stale;
+                            back.subnet = back
+                                .subnet
+                                .and_then(|index| config.subnets.get(index))
+                                .and_then(|old| newer.subnets.iter().position(|s| s.id == old.id));
+                            request = back;
+                            config = newer;
+                        }
+                    }
+                }
             }
         }
         Handling::Done(self.complete(waiting, result))
@@ -854,7 +952,7 @@ impl Server {
             &query,
             *inbound.source.ip(),
             self.store.as_ref(),
-            &self.leasequery,
+            &self.leasequery_settings(),
             &self.server_duid,
             unix_now(),
         );
@@ -1070,8 +1168,9 @@ impl Server {
         }
         // A client stops counting against its interface (its line) once it has no active
         // lease there.
-        let limit_on = self.config.interface_client_limit.is_some();
-        let line_limit_on = self.config.line_client_limit.is_some();
+        let config = self.config();
+        let limit_on = config.interface_client_limit.is_some();
+        let line_limit_on = config.line_client_limit.is_some();
         for lease in gone.into_iter().filter(|_| limit_on || line_limit_on) {
             let mut state = self.lock_state();
             let active: Vec<Lease> = state
@@ -1147,11 +1246,12 @@ impl Server {
             .collect();
         let mut changes = Vec::new();
         let mut events = Vec::new();
+        let config = self.config();
         for lease in leases {
             if lease.state != LeaseState::Assigned || !types.contains(&lease.lease_type) {
                 continue;
             }
-            let Some(subnet) = self.config.subnet(lease.subnet_id) else {
+            let Some(subnet) = config.subnet(lease.subnet_id) else {
                 continue;
             };
             let cltt = expires_unix - i64::from(subnet.valid_lifetime);
@@ -1279,7 +1379,7 @@ impl Server {
     pub fn pool_usage(&self) -> Result<Vec<PoolUsage>, ServerError> {
         let counts = self.store.active_counts(unix_now())?;
         let mut usage = Vec::new();
-        for subnet in &self.config.subnets {
+        for subnet in &self.config().subnets {
             for (lease_type, kind, size) in [
                 (
                     LeaseType::Na,

@@ -64,6 +64,8 @@ pub struct LabServer {
     /// Pinned under the default pin root of the state directory (no `--pin-root`), on the host's
     /// /sys/fs/bpf; otherwise under the lab's bpffs.
     pub default_pins: bool,
+    /// Environment variables the server is started with (besides `RUST_LOG`).
+    pub env: Vec<(String, String)>,
     _lab: Lab,
 }
 
@@ -89,6 +91,17 @@ impl LabServer {
         fast_path: bool,
         default_pins: bool,
     ) -> LabServer {
+        LabServer::start_in_with_env(state_dir, config, fast_path, default_pins, Vec::new())
+    }
+
+    /// As `start_in`, the server started with the environment variables `env`.
+    pub fn start_in_with_env(
+        state_dir: PathBuf,
+        config: &str,
+        fast_path: bool,
+        default_pins: bool,
+        env: Vec<(String, String)>,
+    ) -> LabServer {
         let lab = Lab::new();
         let server_ns = lab.namespace("srv").expect("server namespace");
         let client_ns = lab.namespace("cli").expect("client namespace");
@@ -113,6 +126,7 @@ impl LabServer {
             server: None,
             fast_path,
             default_pins,
+            env,
             _lab: lab,
         };
         lab_server.start_server();
@@ -137,7 +151,12 @@ impl LabServer {
         if !self.default_pins {
             args.extend(["--pin-root".into(), pin_root.into()]);
         }
-        self.server = Some(spawn_server(&self.server_ns, &args, &self.state_dir));
+        self.server = Some(spawn_server_with_env(
+            &self.server_ns,
+            &args,
+            &self.state_dir,
+            &self.env,
+        ));
     }
 
     /// Where the server pins its fast path (removed when the test ends): on the lab's bpffs, which
@@ -313,6 +332,16 @@ impl LabServer {
 /// `<state_dir>/server.log`) and waits up to 20 s for its control socket in `state_dir`; panics
 /// with the end of the log if it exits or does not come up.
 pub fn spawn_server(ns: &Namespace, args: &[std::ffi::OsString], state_dir: &Path) -> Child {
+    spawn_server_with_env(ns, args, state_dir, &[])
+}
+
+/// As `spawn_server`, with the environment variables `env` too.
+pub fn spawn_server_with_env(
+    ns: &Namespace,
+    args: &[std::ffi::OsString],
+    state_dir: &Path,
+    env: &[(String, String)],
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -323,6 +352,7 @@ pub fn spawn_server(ns: &Namespace, args: &[std::ffi::OsString], state_dir: &Pat
         .arg("serve")
         .args(args)
         .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
