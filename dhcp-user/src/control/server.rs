@@ -14,13 +14,14 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::protocol::{
-    parse_request, socket_path, Binding, ControlRequest, ControlResponse, StatsReply,
+    parse_request, socket_path, Binding, ControlRequest, ControlResponse, ErrorCode, StatsReply,
     CONTROL_SOCKET, MAX_REQUEST_LINE,
 };
 use crate::clock::unix_now;
 use crate::config::parse_hex;
+use crate::server::operator::OperatorError;
 use crate::server::{ClearSelector, Server};
-use crate::store::{LeaseFilter, LeasePages};
+use crate::store::{Lease, LeaseFilter, LeasePages};
 
 /// Answers one request.
 pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse {
@@ -56,7 +57,68 @@ pub async fn answer(server: &Server, request: ControlRequest) -> ControlResponse
                 Err(err) => ControlResponse::Error(err.to_string()),
             }
         }
+        other => answer_operator(server, other).await,
     }
+}
+
+/// Answers the provisioning commands ([`crate::server::operator`]), refusals with a code.
+async fn answer_operator(server: &Server, request: ControlRequest) -> ControlResponse {
+    let now = unix_now();
+    let row = |lease: Lease| Binding::from_lease(&lease, now);
+    let result = match request {
+        ControlRequest::LeaseGet {
+            address,
+            prefix,
+            duid,
+        } => server
+            .operator_get_leases(address, prefix.as_deref(), duid.as_deref())
+            .map(|leases| ControlResponse::Leases(leases.into_iter().map(row).collect())),
+        ControlRequest::LeaseAdd(spec) => server
+            .operator_add_lease(&spec)
+            .await
+            .map(|lease| ControlResponse::Lease(row(lease))),
+        ControlRequest::LeaseUpdate(update) => server
+            .operator_update_lease(&update)
+            .await
+            .map(|lease| ControlResponse::Lease(row(lease))),
+        ControlRequest::LeaseDelete { address, prefix } => server
+            .operator_delete_lease(address, prefix.as_deref())
+            .await
+            .map(|lease| ControlResponse::Lease(row(lease))),
+        ControlRequest::ReservationAdd(spec) => server
+            .operator_add_reservation(&spec)
+            .await
+            .map(ControlResponse::Reservation),
+        ControlRequest::ReservationDelete(spec) => server
+            .operator_delete_reservation(&spec)
+            .await
+            .map(ControlResponse::Reservation),
+        ControlRequest::ReservationList => server
+            .operator_list_reservations()
+            .map(ControlResponse::Reservations),
+        ControlRequest::Usage => server.operator_usage().map(ControlResponse::Usage),
+        // The reload entry point (issue 19 part 4) is not in this build: say so, never
+        // pretend it happened.
+        ControlRequest::Reload => {
+            return ControlResponse::failed(
+                ErrorCode::NotSupported,
+                "reload is not supported by this build: restart the server to read the \
+                 configuration again",
+            )
+        }
+        ControlRequest::Bindings | ControlRequest::Stats | ControlRequest::Clear { .. } => {
+            return ControlResponse::failed(ErrorCode::Internal, "not an operator command")
+        }
+    };
+    result.unwrap_or_else(|err| {
+        let code = match &err {
+            OperatorError::BadRequest(_) => ErrorCode::BadRequest,
+            OperatorError::NotFound(_) => ErrorCode::NotFound,
+            OperatorError::Conflict(_) => ErrorCode::Conflict,
+            OperatorError::Server(_) => ErrorCode::Internal,
+        };
+        ControlResponse::failed(code, err.to_string())
+    })
 }
 
 /// What a `clear` request selects: exactly one of a hex DUID, an address, every lease.
