@@ -21,6 +21,7 @@
 //! clock, log_throttle  the wall clock; rate-limited logging
 //! ```
 
+pub mod api;
 pub mod binding_rule;
 pub mod cli;
 pub mod clock;
@@ -29,6 +30,7 @@ pub mod control;
 pub mod fastpath;
 pub mod kea;
 pub mod lease_events;
+pub mod lease_log;
 pub mod leasequery;
 pub mod line;
 pub mod log_throttle;

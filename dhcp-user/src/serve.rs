@@ -79,6 +79,15 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
     let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;
     let control_task = tokio::spawn(serve_control(server.clone(), control, shutdown_rx.clone()));
+    let api_task = start_api(&server, &shutdown_rx).await?;
+    let lease_log_task = server.config().lease_log.map(|log| {
+        tokio::spawn(crate::lease_log::run(
+            server.config().state_dir.clone(),
+            log,
+            server.subscribe(),
+            shutdown_rx.clone(),
+        ))
+    });
     // A shared (PostgreSQL) lease database: other servers' commits reach our mirror and maps.
     let follower = tokio::spawn({
         let server = server.clone();
@@ -98,6 +107,15 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     signals.abort();
     follower.abort();
     let _ = control_task.await;
+    if let Some(task) = api_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
+    if let Some(task) = lease_log_task {
+        match task.await {
+            Ok(Err(err)) => warn!(error = %err, "the lease log failed"),
+            Ok(Ok(())) | Err(_) => {}
+        }
+    }
     for task in leasequery_tasks {
         // Sessions in progress end with QueryTerminated; a stuck peer cannot hold us up.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
@@ -115,6 +133,24 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     }
     served?;
     Ok(())
+}
+
+/// Binds the HTTP API (`[api]`, when configured) and serves it until `shutdown`.
+async fn start_api(
+    server: &Arc<Server>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(config) = server.config().api.clone() else {
+        return Ok(None);
+    };
+    let listener = crate::api::bind_api(&config).await?;
+    let server = server.clone();
+    let shutdown = shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        if let Err(err) = crate::api::serve_api(server, config, listener, shutdown).await {
+            warn!(error = %err, "the HTTP API stopped");
+        }
+    })))
 }
 
 /// Opens the leasequery TCP listeners (`[leasequery] listen`, when anyone may use them) and
