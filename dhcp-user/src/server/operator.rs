@@ -635,7 +635,8 @@ impl Server {
         Ok(lease)
     }
 
-    /// Deletes the lease of exactly this address or prefix (published as `cleared`).
+    /// Deletes the lease of exactly this address or prefix (published as `cleared`); the
+    /// address is then given to no client for `OFFER_HOLD_SECS`.
     pub async fn operator_delete_lease(
         &self,
         address: Option<Ipv6Addr>,
@@ -663,6 +664,10 @@ impl Server {
         }];
         self.commit_operator(vec![LeaseChange::Delete(key)], events)
             .await?;
+        // Held for no client for a while (as an Advertise holds an offer): the client's next
+        // Renew gets NoBinding instead of the address back (RFC 8415 section 18.3.4 lets a
+        // server recover a free address it lists), so a revoked client starts over.
+        self.lock_state().allocator.hold_offer(key, &[], unix_now());
         Ok(lease)
     }
 
