@@ -234,3 +234,106 @@ impl Validator<'_> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const SUBNET: &str = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+
+    fn token_file(tag: &str, token: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("api-token-{tag}-{}", std::process::id()));
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        path
+    }
+
+    /// `[api]` with a token file: the token is read, the limits default; without `token-file`,
+    /// with a missing file, a short token, or a certificate without its key, the error names
+    /// the file, the line and the key.
+    #[test]
+    fn api_keys_parse_or_name_file_line_and_key() {
+        let good = token_file("good", "0123456789abcdef0123");
+        let text = format!(
+            "[api]\nlisten = \"127.0.0.1:8547\"\ntoken-file = \"{}\"\n{SUBNET}",
+            good.display()
+        );
+        let api = Config::parse(&text, "x.toml").unwrap().api.unwrap();
+        assert_eq!(api.token.0, b"0123456789abcdef0123");
+        assert_eq!(api.max_request_size, super::DEFAULT_API_MAX_REQUEST_SIZE);
+        assert!(api.tls.is_none());
+        assert!(
+            !format!("{api:?}").contains("0123456789abcdef"),
+            "never printed"
+        );
+
+        let err = |text: String| Config::parse(&text, "x.toml").unwrap_err().to_string();
+        let e = err(format!("[api]\nlisten = \"127.0.0.1:8547\"\n{SUBNET}"));
+        assert!(
+            e.contains("x.toml") && e.contains("api.token-file") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = err(format!(
+            "[api]\nlisten = \"127.0.0.1:8547\"\ntoken-file = \"/nonexistent/token\"\n{SUBNET}"
+        ));
+        assert!(e.contains("api.token-file") && e.contains("line 3"), "{e}");
+        let short = token_file("short", "abc");
+        let e = err(format!(
+            "[api]\nlisten = \"127.0.0.1:8547\"\ntoken-file = \"{}\"\n{SUBNET}",
+            short.display()
+        ));
+        assert!(e.contains("at least 16"), "{e}");
+        let e = err(format!(
+            "[api]\nlisten = \"127.0.0.1:8547\"\ntoken-file = \"{}\"\ntls-certificate = \"/x.pem\"\n{SUBNET}",
+            good.display()
+        ));
+        assert!(
+            e.contains("api.tls-certificate") && e.contains("tls-private-key"),
+            "{e}"
+        );
+        let e = err(format!("[api]\nlisten = \"nowhere\"\n{SUBNET}"));
+        assert!(e.contains("line 2"), "{e}");
+        let _ = std::fs::remove_file(good);
+        let _ = std::fs::remove_file(short);
+    }
+
+    /// `[lease-log]`: durations with units or in seconds, defaults of 400 days and an hour;
+    /// a bad unit or a zero is refused naming the key and line.
+    #[test]
+    fn lease_log_keys_take_durations() {
+        let log = Config::parse(&format!("[lease-log]\n{SUBNET}"), "x.toml")
+            .unwrap()
+            .lease_log
+            .unwrap();
+        assert_eq!(log.retention, 400 * 86_400);
+        assert_eq!(log.renewal_interval, 3600);
+        let log = Config::parse(
+            &format!("[lease-log]\nretention = \"12h\"\nrenewal-interval = 90\n{SUBNET}"),
+            "x.toml",
+        )
+        .unwrap()
+        .lease_log
+        .unwrap();
+        assert_eq!((log.retention, log.renewal_interval), (43_200, 90));
+        assert!(Config::parse(SUBNET, "x.toml").unwrap().lease_log.is_none());
+        let e = Config::parse(
+            &format!("[lease-log]\nretention = \"400y\"\n{SUBNET}"),
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("retention") && e.contains("line 2") && e.contains("400y"),
+            "{e}"
+        );
+        let e = Config::parse(
+            &format!("[lease-log]\nrenewal-interval = \"0s\"\n{SUBNET}"),
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("lease-log.renewal-interval") && e.contains("line 2"),
+            "{e}"
+        );
+    }
+}

@@ -115,6 +115,10 @@ async fn answer_operator(server: &Server, request: ControlRequest) -> ControlRes
             OperatorError::BadRequest(_) => ErrorCode::BadRequest,
             OperatorError::NotFound(_) => ErrorCode::NotFound,
             OperatorError::Conflict(_) => ErrorCode::Conflict,
+            // Another server sharing the database holds it.
+            OperatorError::Server(crate::server::ServerError::Store(
+                crate::store::StoreError::Conflict(_),
+            )) => ErrorCode::Conflict,
             OperatorError::Server(_) => ErrorCode::Internal,
         };
         ControlResponse::failed(code, err.to_string())
