@@ -111,9 +111,8 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
     }
     if let Some(task) = lease_log_task {
-        match task.await {
-            Ok(Err(err)) => warn!(error = %err, "the lease log failed"),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(err)) = task.await {
+            warn!(error = %err, "the lease log failed");
         }
     }
     for task in leasequery_tasks {

@@ -175,12 +175,13 @@ fn authorised(config: &ApiConfig, request: &Request<Incoming>) -> bool {
     bool::from(token.trim_ascii().ct_eq(&config.token.0))
 }
 
-/// Why a request could not be turned into a command.
-struct Refusal(Reply);
+/// Why a request could not be turned into a command: the answer (boxed, to keep the
+/// `Result`s small).
+struct Refusal(Box<Reply>);
 
 impl From<Reply> for Refusal {
     fn from(reply: Reply) -> Self {
-        Refusal(reply)
+        Refusal(Box::new(reply))
     }
 }
 
@@ -198,7 +199,7 @@ async fn handle(server: &Server, config: &ApiConfig, request: Request<Incoming>)
     }
     let command = match command_of(config, request).await {
         Ok(command) => command,
-        Err(Refusal(reply)) => return reply,
+        Err(Refusal(reply)) => return *reply,
     };
     debug!(?command, "HTTP API request");
     match answer(server, command).await {
