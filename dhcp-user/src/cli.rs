@@ -415,6 +415,12 @@ pub fn format_stats(stats: &StatsReply) -> String {
             out.push_str(&format!("  {name:<24} {count}\n"));
         }
     }
+    if !stats.counters.lease_database.is_empty() {
+        out.push_str("lease database (shared):\n");
+        for (name, count) in &stats.counters.lease_database {
+            out.push_str(&format!("  {name:<24} {count}\n"));
+        }
+    }
     if let Some(fast_path) = &stats.fast_path {
         out.push_str("fast path (XDP, packets):\n");
         for (name, count) in fast_path.iter().filter(|(_, count)| **count > 0) {

@@ -23,6 +23,8 @@
 //! type = "postgresql"                             # "sqlite" (default) or "postgresql"
 //! url = "postgresql://dhcp@127.0.0.1:5432/dhcp"   # or host, port, user, dbname:
 //! password-file = "/etc/dhcp-user/pgpass"          # optional; its first line is the password
+//! sslmode = "verify-full"                         # disable/prefer (default)/require/verify-ca/verify-full
+//! ssl-ca = "/etc/dhcp-user/pg-ca.pem"              # the CA signing the database's certificate
 //!
 //! [leasequery]
 //! allow = ["2001:db8:1::/64"]
@@ -204,6 +206,8 @@ pub struct PostgresConfig {
     pub conninfo: String,
     /// A file whose first line is the password (kept out of the configuration file).
     pub password_file: Option<PathBuf>,
+    /// TLS to the database: `sslmode` and `ssl-ca` (or the URL's `sslmode`, `sslrootcert`).
+    pub tls: crate::store::pg_tls::PgTls,
 }
 
 impl PostgresConfig {
@@ -759,6 +763,8 @@ struct RawLeaseDatabase {
     user: Option<Spanned<String>>,
     dbname: Option<Spanned<String>>,
     password_file: Option<Spanned<PathBuf>>,
+    sslmode: Option<Spanned<String>>,
+    ssl_ca: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -1093,7 +1099,7 @@ impl Validator<'_> {
             return Ok(LeaseDatabase::Sqlite);
         };
         let key = |name: &str| format!("lease-database.{name}");
-        let parts: [(&str, Option<Range<usize>>); 6] = [
+        let parts: [(&str, Option<Range<usize>>); 8] = [
             ("url", raw.url.as_ref().map(Spanned::span)),
             ("host", raw.host.as_ref().map(Spanned::span)),
             ("port", raw.port.as_ref().map(Spanned::span)),
@@ -1103,6 +1109,8 @@ impl Validator<'_> {
                 "password-file",
                 raw.password_file.as_ref().map(Spanned::span),
             ),
+            ("sslmode", raw.sslmode.as_ref().map(Spanned::span)),
+            ("ssl-ca", raw.ssl_ca.as_ref().map(Spanned::span)),
         ];
         if raw.kind != Some(LeaseDatabaseType::Postgresql) {
             if let Some((name, span)) = parts.iter().find(|(_, span)| span.is_some()) {
@@ -1153,6 +1161,9 @@ impl Validator<'_> {
                 ))
             }
         };
+        // libpq's sslmode and sslrootcert are ours to apply (tokio-postgres knows only some
+        // of the modes): out of the string, into the TLS settings.
+        let (conninfo, url_mode, url_root) = crate::store::pg_tls::split_tls_params(&conninfo);
         if let Err(err) = tokio_postgres::Config::from_str(&conninfo) {
             return Err(self.invalid(
                 Some(span),
@@ -1160,9 +1171,72 @@ impl Validator<'_> {
                 format!("not a PostgreSQL connection string: {err}"),
             ));
         }
+        use crate::store::pg_tls::{PgTls, SslMode};
+        let named_modes = SslMode::NAMES.join(", ");
+        let mode = match (&raw.sslmode, url_mode) {
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    raw.sslmode.as_ref().map(Spanned::span),
+                    key("sslmode"),
+                    format!("`{at}` has an sslmode too: give it once"),
+                ))
+            }
+            (Some(mode), None) => SslMode::parse(mode.get_ref()).ok_or_else(|| {
+                self.invalid(
+                    Some(mode.span()),
+                    key("sslmode"),
+                    format!("unknown mode {:?}: one of {named_modes}", mode.get_ref()),
+                )
+            })?,
+            (None, Some(mode)) => SslMode::parse(&mode).ok_or_else(|| {
+                self.invalid(
+                    Some(span.clone()),
+                    key(at),
+                    format!("unknown sslmode {mode:?}: one of {named_modes}"),
+                )
+            })?,
+            (None, None) => SslMode::default(),
+        };
+        let ca = match (raw.ssl_ca, url_root) {
+            (Some(ca), Some(_)) => {
+                return Err(self.invalid(
+                    Some(ca.span()),
+                    key("ssl-ca"),
+                    format!("`{at}` has an sslrootcert too: give the CA once"),
+                ))
+            }
+            (Some(ca), None) => Some((ca.span(), "ssl-ca", ca.into_inner())),
+            (None, Some(root)) => Some((span.clone(), at, PathBuf::from(root))),
+            (None, None) => None,
+        };
+        match (&ca, mode) {
+            (Some((ca_span, ca_key, _)), SslMode::Disable) => {
+                return Err(self.invalid(
+                    Some(ca_span.clone()),
+                    key(ca_key),
+                    "a CA with sslmode = \"disable\" is never used: drop one of them".into(),
+                ))
+            }
+            (None, SslMode::VerifyCa | SslMode::VerifyFull) => {
+                return Err(self.invalid(
+                    raw.sslmode.as_ref().map(Spanned::span).or(Some(span)),
+                    key("ssl-ca"),
+                    format!(
+                        "sslmode = \"{}\" needs `ssl-ca`, the CA that signs the database's \
+                         certificate",
+                        mode.name()
+                    ),
+                ))
+            }
+            _ => {}
+        }
         Ok(LeaseDatabase::Postgresql(PostgresConfig {
             conninfo,
             password_file: raw.password_file.map(Spanned::into_inner),
+            tls: PgTls {
+                mode,
+                ca: ca.map(|(_, _, path)| path),
+            },
         }))
     }
 

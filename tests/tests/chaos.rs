@@ -301,11 +301,13 @@ impl PairLab {
         let a_ns = lab.namespace("chaosa").unwrap();
         let b_ns = lab.namespace("chaosb").unwrap();
         let client = lab.namespace("chaoscli").unwrap();
-        let a_link = lab
-            .link(&a_ns, Some(&format!("{A_ADDRESS}/64")), &client, None)
-            .unwrap();
-        let b_link = lab
-            .link(&b_ns, Some(&format!("{B_ADDRESS}/64")), &client, None)
+        let (a_link, b_link) = lab
+            .shared_link(
+                (&a_ns, &format!("{A_ADDRESS}/64")),
+                (&b_ns, &format!("{B_ADDRESS}/64")),
+                &client,
+                None,
+            )
             .unwrap();
         let pair_link = lab
             .link(
@@ -315,26 +317,6 @@ impl PairLab {
                 Some(&format!("{B_PAIR_ADDRESS}/64")),
             )
             .unwrap();
-        client
-            .exec(
-                "ip",
-                [
-                    "link",
-                    "add",
-                    "br0",
-                    "type",
-                    "bridge",
-                    "mcast_snooping",
-                    "0",
-                ],
-            )
-            .unwrap();
-        for port in [&a_link.b.ifname, &b_link.b.ifname] {
-            client
-                .exec("ip", ["link", "set", port, "master", "br0"])
-                .unwrap();
-        }
-        client.exec("ip", ["link", "set", "br0", "up"]).unwrap();
         // Complete checksums from the clients, so the fast path answers their renewals.
         client
             .run_in(|| dhcp_lab::tx_checksum_offload_off("br0"))

@@ -240,46 +240,14 @@ fn pair_with_a_bound_client(
     let a_ns = lab.namespace("srva").unwrap();
     let b_ns = lab.namespace("srvb").unwrap();
     let client = lab.namespace("cli").unwrap();
-    let a_link = lab
-        .link(&a_ns, Some(&format!("{A_ADDRESS}/64")), &client, None)
-        .unwrap();
-    let b_link = lab
-        .link(&b_ns, Some(&format!("{B_ADDRESS}/64")), &client, None)
-        .unwrap();
-    // One broadcast domain: both servers' veths bridged in the client namespace.
-    client
-        .exec(
-            "ip",
-            [
-                "link",
-                "add",
-                "br0",
-                "type",
-                "bridge",
-                "mcast_snooping",
-                "0",
-            ],
+    let (a_link, b_link) = lab
+        .shared_link(
+            (&a_ns, &format!("{A_ADDRESS}/64")),
+            (&b_ns, &format!("{B_ADDRESS}/64")),
+            &client,
+            Some(&format!("{CLIENT_ADDRESS}/64")),
         )
         .unwrap();
-    for port in [&a_link.b.ifname, &b_link.b.ifname] {
-        client
-            .exec("ip", ["link", "set", port, "master", "br0"])
-            .unwrap();
-    }
-    client
-        .exec(
-            "ip",
-            [
-                "addr",
-                "add",
-                &format!("{CLIENT_ADDRESS}/64"),
-                "dev",
-                "br0",
-                "nodad",
-            ],
-        )
-        .unwrap();
-    client.exec("ip", ["link", "set", "br0", "up"]).unwrap();
     std::thread::sleep(Duration::from_millis(500));
 
     let mut a = PeerServer::new("a", a_ns, a_link, B_ADDRESS, "lower", leasequery[0]);

@@ -191,45 +191,14 @@ fn two_controllers_grant_uniquely_and_take_over_a_dead_ones_clients() {
     let a_ns = lab.namespace("srva").unwrap();
     let b_ns = lab.namespace("srvb").unwrap();
     let client = lab.namespace("cli").unwrap();
-    let a_link = lab
-        .link(&a_ns, Some(&format!("{A_ADDRESS}/64")), &client, None)
-        .unwrap();
-    let b_link = lab
-        .link(&b_ns, Some(&format!("{B_ADDRESS}/64")), &client, None)
-        .unwrap();
-    client
-        .exec(
-            "ip",
-            [
-                "link",
-                "add",
-                "br0",
-                "type",
-                "bridge",
-                "mcast_snooping",
-                "0",
-            ],
+    let (a_link, b_link) = lab
+        .shared_link(
+            (&a_ns, &format!("{A_ADDRESS}/64")),
+            (&b_ns, &format!("{B_ADDRESS}/64")),
+            &client,
+            Some(&format!("{CLIENT_ADDRESS}/64")),
         )
         .unwrap();
-    for port in [&a_link.b.ifname, &b_link.b.ifname] {
-        client
-            .exec("ip", ["link", "set", port, "master", "br0"])
-            .unwrap();
-    }
-    client
-        .exec(
-            "ip",
-            [
-                "addr",
-                "add",
-                &format!("{CLIENT_ADDRESS}/64"),
-                "dev",
-                "br0",
-                "nodad",
-            ],
-        )
-        .unwrap();
-    client.exec("ip", ["link", "set", "br0", "up"]).unwrap();
     // perfdhcp sends from br0's link-local address: wait until it is there and usable.
     wait_until("br0's link-local address", Duration::from_secs(10), || {
         client

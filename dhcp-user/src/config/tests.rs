@@ -464,6 +464,7 @@ fn lease_database_defaults_to_sqlite_and_takes_postgresql() {
         LeaseDatabase::Postgresql(PostgresConfig {
             conninfo: "postgresql://dhcp@127.0.0.1:5433/leases".into(),
             password_file: None,
+            tls: Default::default(),
         })
     );
     let by_parts = format!(
@@ -477,6 +478,7 @@ fn lease_database_defaults_to_sqlite_and_takes_postgresql() {
         LeaseDatabase::Postgresql(PostgresConfig {
             conninfo: "host=db.example port=5433 user='dhcp user' dbname=leases".into(),
             password_file: Some("/etc/dhcp-user/pgpass".into()),
+            tls: Default::default(),
         })
     );
     let sqlite = format!("{GOOD}\n[lease-database]\ntype = \"sqlite\"\n");
@@ -484,6 +486,88 @@ fn lease_database_defaults_to_sqlite_and_takes_postgresql() {
         Config::parse(&sqlite, "test.toml").unwrap().lease_database,
         LeaseDatabase::Sqlite
     );
+}
+
+/// `sslmode` and `ssl-ca` (or the URL's `sslmode` and `sslrootcert`) become the TLS settings;
+/// the default is libpq's `prefer`.
+#[test]
+fn lease_database_takes_sslmode_and_a_ca() {
+    use crate::store::pg_tls::{PgTls, SslMode};
+    let pg = |extra: &str| {
+        let text = format!(
+            "{GOOD}\n[lease-database]\ntype = \"postgresql\"\nhost = \"db.example\"\n{extra}"
+        );
+        match Config::parse(&text, "test.toml").unwrap().lease_database {
+            LeaseDatabase::Postgresql(pg) => pg,
+            LeaseDatabase::Sqlite => panic!("not PostgreSQL"),
+        }
+    };
+    assert_eq!(pg("").tls, PgTls::default());
+    assert_eq!(PgTls::default().mode, SslMode::Prefer);
+    assert_eq!(
+        pg("sslmode = \"verify-full\"\nssl-ca = \"/etc/ca.pem\"\n").tls,
+        PgTls {
+            mode: SslMode::VerifyFull,
+            ca: Some("/etc/ca.pem".into()),
+        }
+    );
+    let text = format!(
+        "{GOOD}\n[lease-database]\ntype = \"postgresql\"\n\
+         url = \"postgresql://db.example/leases?sslmode=verify-ca&sslrootcert=/etc/ca.pem\"\n"
+    );
+    let LeaseDatabase::Postgresql(by_url) =
+        Config::parse(&text, "test.toml").unwrap().lease_database
+    else {
+        panic!("not PostgreSQL")
+    };
+    assert_eq!(by_url.conninfo, "postgresql://db.example/leases");
+    assert_eq!(
+        by_url.tls,
+        PgTls {
+            mode: SslMode::VerifyCa,
+            ca: Some("/etc/ca.pem".into()),
+        }
+    );
+}
+
+/// A wrong sslmode, a verifying mode without a CA, a CA with TLS off: named with line and key.
+#[test]
+fn lease_database_tls_errors_name_line_and_key() {
+    let base = GOOD.lines().count();
+    let pg = |extra: &str| {
+        err(&format!(
+            "{GOOD}\n[lease-database]\ntype = \"postgresql\"\nhost = \"h\"\n{extra}"
+        ))
+    };
+    let e = pg("sslmode = \"allow\"\n");
+    assert!(
+        e.contains("lease-database.sslmode")
+            && e.contains("verify-full")
+            && e.contains(&format!("line {}", base + 5)),
+        "{e}"
+    );
+    let e = pg("sslmode = \"verify-full\"\n");
+    assert!(
+        e.contains("lease-database.ssl-ca") && e.contains("needs"),
+        "{e}"
+    );
+    let e = pg("sslmode = \"disable\"\nssl-ca = \"/ca.pem\"\n");
+    assert!(
+        e.contains("lease-database.ssl-ca") && e.contains("never used"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{GOOD}\n[lease-database]\ntype = \"postgresql\"\n\
+         url = \"postgresql://h/db?sslmode=require\"\nsslmode = \"require\"\n"
+    ));
+    assert!(
+        e.contains("lease-database.sslmode") && e.contains("once"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{GOOD}\n[lease-database]\nsslmode = \"require\"\n"
+    ));
+    assert!(e.contains("only a PostgreSQL"), "{e}");
 }
 
 /// Wrong `[lease-database]` keys are named with their line.

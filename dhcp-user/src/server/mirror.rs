@@ -7,15 +7,23 @@
 //! batch's waiters (see [`crate::store::DurableHook`]), in commit order. Every lease write of the
 //! server goes through that writer, so the copy never holds anything that is not durable; commits
 //! still in flight are the decision state's overlay, as before.
+//!
+//! With a shared database two sources write the copy: this server's writer (its own commits)
+//! and the follower (every server's commits, read from the change history). Their changes can
+//! arrive in either order, so with a shared store each row carries its version (the history
+//! sequence number of its last change, commit-ordered across servers) and a change is applied
+//! only when it is newer than what the copy holds for that key; a removed row leaves its
+//! version behind (a tombstone) so that an older write cannot bring it back.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::store::{
-    Lease, LeaseChange, LeaseFilter, LeaseKey, LeasePages, LeaseState, LeaseStore, StoreError,
-};
+use crate::store::{Lease, LeaseChange, LeaseKey, LeaseState, LeaseStore, StoreError};
+
+/// Rows read per page when the copy is loaded.
+const LOAD_PAGE: usize = 10_000;
 
 /// One lease row, compact: the DUID is shared with the per-client index, the interface name is
 /// interned, and the relay data and host name (empty for most clients) live behind one pointer.
@@ -31,6 +39,8 @@ struct Row {
     cltt: i64,
     expire: i64,
     state: LeaseState,
+    /// The row's version (0: a store without versions, or a row older than them).
+    version: u64,
     extra: Option<Box<Extra>>,
 }
 
@@ -68,18 +78,38 @@ pub struct LeaseMirror {
     /// Line (as stored) → keys of the rows served on it (sticky delegation by line).
     by_line: HashMap<Box<[u8]>, Vec<LeaseKey>>,
     interfaces: HashSet<Arc<str>>,
+    /// Versions of rows removed by a versioned change (shared database only), so that an
+    /// older change arriving late is not applied; the newest [`TOMBSTONES_KEPT`] are kept.
+    tombstones: HashMap<LeaseKey, u64>,
 }
+
+/// Tombstones kept at least. A late change is one this server's writer committed before the
+/// removal and applies after it: at most one batch (a few thousand changes) old, far fewer
+/// than this many removals ago.
+const TOMBSTONES_KEPT: usize = 65_536;
+
+/// A row before and after a change the copy applied (`None`: no row).
+pub type Transition = (Option<Lease>, Option<Lease>);
 
 impl LeaseMirror {
     /// Every lease row of `store`.
     pub fn load(store: &dyn LeaseStore) -> Result<LeaseMirror, StoreError> {
         let mut mirror = LeaseMirror::default();
         let mut rows = Vec::new();
-        for lease in LeasePages::new(store, LeaseFilter::All, 10_000) {
-            let lease = lease?;
-            mirror.index_line(&lease);
-            let row = mirror.row_for(&lease);
-            rows.push((lease.key(), row));
+        let mut after = None;
+        loop {
+            let page = store.versioned_leases_after(after.as_ref(), LOAD_PAGE)?;
+            let full = page.len() == LOAD_PAGE;
+            for (lease, version) in page {
+                mirror.index_line(&lease);
+                let mut row = mirror.row_for(&lease);
+                row.version = version;
+                after = Some(lease.key());
+                rows.push((lease.key(), row));
+            }
+            if !full {
+                break;
+            }
         }
         // Built in one go from rows in key order, the tree's nodes are full; inserted one by
         // one in order they stay about half full (a million leases: ~90 bytes more each).
@@ -146,27 +176,146 @@ impl LeaseMirror {
 
     /// Applies a durable batch, with the store's semantics for each change.
     pub fn apply(&mut self, changes: &[LeaseChange]) {
-        for change in changes {
-            match change {
-                LeaseChange::Upsert(lease) => self.insert(lease),
-                LeaseChange::Delete(key) => self.remove(key),
-                LeaseChange::Renew {
-                    key,
-                    cltt,
-                    preferred_lifetime,
-                    valid_lifetime,
-                } => {
-                    // As the store: only an assigned lease whose stored cltt is not newer.
-                    if let Some(row) = self.rows.get_mut(key) {
-                        if row.state == LeaseState::Assigned && row.cltt <= *cltt {
-                            row.cltt = *cltt;
-                            row.preferred_lifetime = *preferred_lifetime;
-                            row.valid_lifetime = *valid_lifetime;
-                            row.expire = cltt.saturating_add(i64::from(*valid_lifetime));
-                        }
+        self.apply_versioned(changes, &[]);
+    }
+
+    /// The version the copy holds for `key`: its row's, else its tombstone's, else 0.
+    pub fn version_of(&self, key: &LeaseKey) -> u64 {
+        match self.rows.get(key) {
+            Some(row) => row.version,
+            None => self.tombstones.get(key).copied().unwrap_or(0),
+        }
+    }
+
+    /// Applies a durable batch of this server's writer: with `versions` (one per change, a
+    /// shared store), a change only if its version is newer than what the copy holds for its
+    /// key (0: the store wrote nothing for it); without, every change in order.
+    pub fn apply_versioned(&mut self, changes: &[LeaseChange], versions: &[u64]) {
+        for (i, change) in changes.iter().enumerate() {
+            let version = match versions.get(i) {
+                Some(&version) => {
+                    if version == 0 || version <= self.version_of(&change.key()) {
+                        continue;
+                    }
+                    version
+                }
+                None if versions.is_empty() => 0,
+                // Fewer versions than changes: the store broke its contract; apply nothing
+                // unversioned over versioned rows.
+                None => continue,
+            };
+            self.apply_one(change, version);
+        }
+    }
+
+    /// Applies one history entry (`lease` after an upsert, or the row a delete removed) with
+    /// its `version`, if it is newer than what the copy holds; returns the row before and
+    /// after, `None` when the copy already held something as new.
+    pub fn apply_record(
+        &mut self,
+        deleted: bool,
+        lease: &Lease,
+        version: u64,
+    ) -> Option<Transition> {
+        let key = lease.key();
+        if version <= self.version_of(&key) {
+            return None;
+        }
+        let before = self.get(&key);
+        if deleted {
+            self.apply_one(&LeaseChange::Delete(key), version);
+        } else {
+            self.apply_one(&LeaseChange::Upsert(lease.clone()), version);
+        }
+        Some((before, self.get(&key)))
+    }
+
+    /// Makes the copy equal to `rows` (every row of the shared table with its version, read
+    /// after the history had reached `as_of`): a row is taken where it is newer than the
+    /// copy's, and a row of the copy the table no longer has is removed unless it is newer
+    /// than `as_of` (this server committed it after the read began). Returns what changed.
+    pub fn resync(&mut self, rows: Vec<(Lease, u64)>, as_of: u64) -> Vec<Transition> {
+        let mut changed = Vec::new();
+        let mut present: HashSet<LeaseKey> = HashSet::with_capacity(rows.len());
+        for (lease, version) in rows {
+            let key = lease.key();
+            present.insert(key);
+            let before = self.get(&key);
+            if before.as_ref() == Some(&lease) {
+                // Same content: only the version may be behind.
+                if let Some(row) = self.rows.get_mut(&key) {
+                    row.version = row.version.max(version);
+                }
+                continue;
+            }
+            if version < self.version_of(&key) {
+                continue;
+            }
+            self.apply_one(&LeaseChange::Upsert(lease.clone()), version);
+            changed.push((before, Some(lease)));
+        }
+        let gone: Vec<LeaseKey> = self
+            .rows
+            .iter()
+            .filter(|(key, row)| !present.contains(*key) && row.version <= as_of)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in gone {
+            let before = self.get(&key);
+            let version = as_of.max(self.version_of(&key));
+            self.apply_one(&LeaseChange::Delete(key), version);
+            changed.push((before, None));
+        }
+        changed
+    }
+
+    /// Applies one change at `version` (0: unversioned).
+    fn apply_one(&mut self, change: &LeaseChange, version: u64) {
+        match change {
+            LeaseChange::Upsert(lease) => {
+                self.insert(lease);
+                if let Some(row) = self.rows.get_mut(&lease.key()) {
+                    row.version = version;
+                }
+                if version > 0 {
+                    self.tombstones.remove(&lease.key());
+                }
+            }
+            LeaseChange::Delete(key) => {
+                self.remove(key);
+                if version > 0 {
+                    self.bury(*key, version);
+                }
+            }
+            LeaseChange::Renew {
+                key,
+                cltt,
+                preferred_lifetime,
+                valid_lifetime,
+            } => {
+                // As the store: only an assigned lease whose stored cltt is not newer.
+                if let Some(row) = self.rows.get_mut(key) {
+                    if row.state == LeaseState::Assigned && row.cltt <= *cltt {
+                        row.cltt = *cltt;
+                        row.preferred_lifetime = *preferred_lifetime;
+                        row.valid_lifetime = *valid_lifetime;
+                        row.expire = cltt.saturating_add(i64::from(*valid_lifetime));
+                        row.version = row.version.max(version);
                     }
                 }
             }
+        }
+    }
+
+    /// Remembers that `key` was removed at `version`; past twice [`TOMBSTONES_KEPT`], the
+    /// oldest half goes.
+    fn bury(&mut self, key: LeaseKey, version: u64) {
+        self.tombstones.insert(key, version);
+        if self.tombstones.len() > 2 * TOMBSTONES_KEPT {
+            let mut versions: Vec<u64> = self.tombstones.values().copied().collect();
+            let (_, cut, _) = versions.select_nth_unstable(self.tombstones.len() - TOMBSTONES_KEPT);
+            let cut = *cut;
+            self.tombstones.retain(|_, v| *v >= cut);
         }
     }
 
@@ -254,6 +403,7 @@ impl LeaseMirror {
             cltt: lease.cltt,
             expire: lease.expire,
             state: lease.state,
+            version: 0,
             extra,
         }
     }
@@ -503,6 +653,95 @@ mod tests {
         assert_eq!(loaded.active_clients(1100).count(), 499);
         assert_eq!(loaded.active_clients(1300).count(), 0);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Newest committed row wins: a versioned change older than the row (or the removal) the
+    /// copy holds is not applied, whichever source (writer or follower) brings it.
+    #[test]
+    fn a_change_older_than_the_copys_row_is_not_applied() {
+        let mut m = LeaseMirror::default();
+        let granted = lease(1, b"x", 1000);
+        let mut released = granted.clone();
+        released.touch(1100);
+        released.state = LeaseState::Released;
+        // The follower brings another server's release (version 12) first...
+        let applied = m.apply_record(false, &released, 12);
+        assert_eq!(applied, Some((None, Some(released.clone()))));
+        // ...then this server's writer its own older grant (version 10): it stays out.
+        m.apply_versioned(&[LeaseChange::Upsert(granted.clone())], &[10]);
+        assert_eq!(m.get(&granted.key()), Some(released.clone()));
+        assert_eq!(m.version_of(&granted.key()), 12);
+        // The same entry seen twice (follower and writer) changes nothing the second time.
+        assert_eq!(m.apply_record(false, &released, 12), None);
+        // Version 0 from a versioned store: nothing was written.
+        m.apply_versioned(&[LeaseChange::Delete(granted.key())], &[0]);
+        assert!(m.get(&granted.key()).is_some());
+        // A removal leaves its version: an older upsert cannot bring the row back.
+        m.apply_versioned(&[LeaseChange::Delete(granted.key())], &[15]);
+        assert_eq!(m.get(&granted.key()), None);
+        assert_eq!(m.apply_record(false, &granted, 14), None);
+        assert_eq!(m.get(&granted.key()), None);
+        // A newer one can.
+        let mut again = granted.clone();
+        again.assign(1200, 100, 200);
+        assert!(m.apply_record(false, &again, 16).is_some());
+        assert_eq!(m.get(&again.key()), Some(again.clone()));
+        // Renewals are versioned too: an old one is left out, a new one moves the times.
+        let renew = |cltt| LeaseChange::Renew {
+            key: again.key(),
+            cltt,
+            preferred_lifetime: 100,
+            valid_lifetime: 200,
+        };
+        m.apply_versioned(&[renew(1300)], &[13]);
+        assert_eq!(m.get(&again.key()).unwrap().cltt, 1200);
+        m.apply_versioned(&[renew(1300)], &[17]);
+        assert_eq!(m.get(&again.key()).unwrap().cltt, 1300);
+        assert_eq!(m.version_of(&again.key()), 17);
+        // Without versions (SQLite), every change applies in order, as before.
+        let mut plain = LeaseMirror::default();
+        plain.apply(&[LeaseChange::Upsert(released.clone())]);
+        plain.apply(&[LeaseChange::Upsert(granted.clone())]);
+        assert_eq!(plain.get(&granted.key()), Some(granted));
+    }
+
+    /// A resync takes the table's rows, drops rows the table no longer has unless this server
+    /// wrote them after the read began, and keeps a row newer than the table's.
+    #[test]
+    fn a_resync_makes_the_copy_equal_to_the_table() {
+        let mut m = LeaseMirror::default();
+        let (a, b, c, d) = (
+            lease(1, b"a", 1000),
+            lease(2, b"b", 1000),
+            lease(3, b"c", 1000),
+            lease(4, b"d", 1000),
+        );
+        m.apply_versioned(
+            &[
+                LeaseChange::Upsert(a.clone()),
+                LeaseChange::Upsert(b.clone()),
+                LeaseChange::Upsert(d.clone()),
+            ],
+            &[5, 6, 30],
+        );
+        let mut b_released = b.clone();
+        b_released.state = LeaseState::Released;
+        // The table (as of seq 20): a unchanged, b released, c new, no d (d is at 30: ours,
+        // committed after the read began).
+        let changed = m.resync(
+            vec![(a.clone(), 5), (b_released.clone(), 18), (c.clone(), 19)],
+            20,
+        );
+        assert_eq!(changed.len(), 2);
+        assert_eq!(
+            m.range_after(None).collect::<Vec<_>>(),
+            vec![a.clone(), b_released, c, d.clone()]
+        );
+        // Read again without d (as of 40): d goes, and stays gone against an older write.
+        let changed = m.resync(vec![(a.clone(), 5)], 40);
+        assert_eq!(changed.len(), 3);
+        assert_eq!(m.range_after(None).collect::<Vec<_>>(), vec![a]);
+        assert_eq!(m.apply_record(false, &d, 30), None);
     }
 
     #[test]

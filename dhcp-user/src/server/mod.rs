@@ -76,7 +76,11 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn LeaseStore>, ServerError> {
         }
         crate::config::LeaseDatabase::Postgresql(pg) => {
             let password = pg.password().map_err(ServerError::Config)?;
-            Arc::new(PostgresStore::connect(&pg.conninfo, password.as_deref())?)
+            Arc::new(PostgresStore::connect_with(
+                &pg.conninfo,
+                password.as_deref(),
+                &pg.tls,
+            )?)
         }
     })
 }
@@ -450,8 +454,12 @@ pub struct Server {
     leasequery_stats: Arc<crate::leasequery::LeasequeryStats>,
     /// The served interfaces' addresses (reply sources; the fast path's `IFACES` follows them).
     interfaces: Arc<crate::netif::Interfaces>,
-    /// The store's last history sequence number when the mirror was loaded.
-    opened_at_seq: u64,
+    /// The history sequence number the copy has followed to (a shared store): the last one
+    /// applied, or the store's last when the copy was loaded.
+    followed_seq: std::sync::atomic::AtomicU64,
+    /// Held (a shared store) from applying or checking lease events against the copy until
+    /// they are sent, so that events reach the fast path and leasequery in the copy's order.
+    publish_order: Mutex<()>,
 }
 
 impl Server {
@@ -511,19 +519,22 @@ impl Server {
             clients,
         }));
         let hook_state = Arc::clone(&state);
-        let hook: crate::store::DurableHook = Box::new(move |changes: &[LeaseChange]| {
-            let mut state = lock(&hook_state);
-            // A deleted row, or one given up (released, declined, reclaimed), may free a slot
-            // soon: pools found full are searched again.
-            if changes.iter().any(|change| match change {
-                LeaseChange::Delete(_) => true,
-                LeaseChange::Upsert(lease) => lease.state != LeaseState::Assigned,
-                LeaseChange::Renew { .. } => false,
-            }) {
-                state.allocator.slots_may_be_free();
-            }
-            state.mirror.apply(changes);
-        });
+        let hook: crate::store::DurableHook =
+            Box::new(move |changes: &[LeaseChange], versions: &[u64]| {
+                let mut state = lock(&hook_state);
+                // A deleted row, or one given up (released, declined, reclaimed), may free a slot
+                // soon: pools found full are searched again.
+                if changes.iter().any(|change| match change {
+                    LeaseChange::Delete(_) => true,
+                    LeaseChange::Upsert(lease) => lease.state != LeaseState::Assigned,
+                    LeaseChange::Renew { .. } => false,
+                }) {
+                    state.allocator.slots_may_be_free();
+                }
+                // With a shared store, a change another server made newer meanwhile (the follower
+                // has applied it) stays: newest committed row wins.
+                state.mirror.apply_versioned(changes, versions);
+            });
         let writer_config = WriterConfig {
             history_retention: Some(Duration::from_secs(u64::from(config.history_retention))),
             ..WriterConfig::default()
@@ -536,7 +547,8 @@ impl Server {
         info!(server_duid = %hex::encode(server_duid.as_bytes()), "server DUID");
         Ok(Arc::new(Server {
             server_duid,
-            opened_at_seq,
+            followed_seq: std::sync::atomic::AtomicU64::new(opened_at_seq),
+            publish_order: Mutex::new(()),
             store,
             writer,
             events: crate::lease_events::channel(),
@@ -794,7 +806,7 @@ impl Server {
             });
             return None;
         }
-        self.publish(waiting.events);
+        self.publish_own(waiting.events);
         self.reply_to(&waiting.request, waiting.source, waiting.outcome)
     }
 
@@ -872,69 +884,38 @@ impl Server {
     }
 
     /// Reads `keys` from the store into the mirror, publishing what changed there (another
-    /// server's writes, in a shared database).
+    /// server's writes, in a shared database). A row the copy holds as new or newer stays; a
+    /// row gone from the store is left to the follower, which reads its removal (with its
+    /// version) from the history.
     fn learn_from_store(&self, keys: &[LeaseKey]) {
         let mut rows = Vec::with_capacity(keys.len());
         for key in keys {
-            match self.store.get(key) {
-                Ok(row) => rows.push((*key, row)),
+            match self.store.get_versioned(key) {
+                Ok(Some(row)) => rows.push(row),
+                Ok(None) => {}
                 Err(err) => {
                     log_throttled!(warn, error = %err, "reading another server's lease failed");
                     return;
                 }
             }
         }
-        let mut events = Vec::new();
-        {
+        let _order = lock(&self.publish_order);
+        let events = {
             let mut state = self.lock_state();
-            for (key, row) in rows {
-                let known = state.mirror.get(&key);
-                if known == row {
-                    continue;
-                }
-                let event = match &row {
-                    Some(lease) => {
-                        let kind = match lease.state {
-                            LeaseState::Assigned
-                                if known.as_ref().is_some_and(|k| {
-                                    k.duid == lease.duid && k.state == LeaseState::Assigned
-                                }) =>
-                            {
-                                LeaseEventKind::Renewed
-                            }
-                            LeaseState::Assigned => LeaseEventKind::Granted,
-                            LeaseState::Released => LeaseEventKind::Released,
-                            LeaseState::Declined => LeaseEventKind::Declined,
-                            LeaseState::ExpiredReclaimed => LeaseEventKind::Expired,
-                        };
-                        if lease.state != LeaseState::Assigned {
-                            state.allocator.slots_may_be_free();
-                        }
-                        state.mirror.apply(&[LeaseChange::Upsert(lease.clone())]);
-                        LeaseEvent {
-                            kind,
-                            lease: lease.clone(),
-                        }
-                    }
-                    None => {
-                        state.allocator.slots_may_be_free();
-                        state.mirror.apply(&[LeaseChange::Delete(key)]);
-                        let Some(lease) = known else { continue };
-                        LeaseEvent {
-                            kind: LeaseEventKind::Cleared,
-                            lease,
-                        }
-                    }
-                };
-                events.push(event);
-            }
-        }
+            let transitions: Vec<mirror::Transition> = rows
+                .iter()
+                .filter_map(|(lease, version)| state.mirror.apply_record(false, lease, *version))
+                .collect();
+            transition_events(&mut state, transitions)
+        };
         self.publish(events);
     }
 
     /// With a store other servers write too: follows their commits (LISTEN/NOTIFY) into the
     /// mirror and the lease events (so the fast path and leasequery see them) until
-    /// `shutdown`. Returns at once for a store only this server writes.
+    /// `shutdown`. Returns at once for a store only this server writes. Starts with a look at
+    /// the history (a follower started again catches up at once); a position the history was
+    /// pruned past is made good by reading the whole table ([`Server::resync_from_store`]).
     pub async fn follow_other_servers(
         self: Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -943,7 +924,6 @@ impl Server {
             return Ok(());
         }
         let (tx, mut rx) = tokio::sync::watch::channel(0u64);
-        let mut cursor = self.opened_at_seq;
         self.store.watch_commits(Box::new(move |seq| {
             // A reconnect (0) makes the follower look: the value only has to change.
             tx.send_modify(|last| {
@@ -955,6 +935,7 @@ impl Server {
             });
             !tx.is_closed()
         }))?;
+        rx.mark_changed();
         info!("following other servers' commits on the shared lease database");
         loop {
             tokio::select! {
@@ -963,27 +944,14 @@ impl Server {
             }
             loop {
                 let server = Arc::clone(&self);
-                let after = cursor;
-                let page = tokio::task::spawn_blocking(move || {
-                    let page = server
-                        .store
-                        .changes_since(crate::store::ChangeCursor::AfterSeq(after), FOLLOW_PAGE)?;
-                    let mut keys: Vec<LeaseKey> = page.iter().map(|c| c.lease.key()).collect();
-                    keys.sort();
-                    keys.dedup();
-                    server.learn_from_store(&keys);
-                    Ok::<_, StoreError>(page.last().map(|c| c.seq).map(|seq| (seq, page.len())))
-                })
-                .await
-                .map_err(|err| ServerError::Config(format!("following other servers: {err}")))?;
+                let page = tokio::task::spawn_blocking(move || server.follow_one_page())
+                    .await
+                    .map_err(|err| {
+                        ServerError::Config(format!("following other servers: {err}"))
+                    })?;
                 match page {
-                    Ok(Some((seq, len))) => {
-                        cursor = seq;
-                        if len < FOLLOW_PAGE {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
+                    Ok(true) => {}
+                    Ok(false) => break,
                     Err(err) => {
                         log_throttled!(warn, error = %err, "following other servers failed; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -991,6 +959,98 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Applies the next page of the history after the followed position to the mirror (each
+    /// entry only if newer than the row the copy holds), or resyncs when the history was
+    /// pruned past that position. True when a full page was read (more may follow).
+    fn follow_one_page(&self) -> Result<bool, StoreError> {
+        use std::sync::atomic::Ordering;
+        let after = self.followed_seq.load(Ordering::Acquire);
+        let page = self
+            .store
+            .changes_since(crate::store::ChangeCursor::AfterSeq(after), FOLLOW_PAGE)?;
+        // Read after the page: if nothing past our position had been pruned by then, the
+        // page (which starts right after it) missed nothing.
+        let pruned = self.store.history_pruned_through()?;
+        if pruned > after {
+            warn!(
+                followed = after,
+                pruned_through = pruned,
+                "the lease change history was pruned past this server's position; reading the whole table"
+            );
+            self.resync_from_store()?;
+            return Ok(false);
+        }
+        let Some(last) = page.last().map(|c| c.seq) else {
+            return Ok(false);
+        };
+        let _order = lock(&self.publish_order);
+        let events = {
+            let mut state = self.lock_state();
+            let transitions: Vec<mirror::Transition> = page
+                .iter()
+                .filter_map(|c| {
+                    let deleted = c.kind == crate::store::ChangeKind::Delete;
+                    state.mirror.apply_record(deleted, &c.lease, c.seq)
+                })
+                .collect();
+            transition_events(&mut state, transitions)
+        };
+        self.followed_seq.store(last, Ordering::Release);
+        self.publish(events);
+        Ok(page.len() == FOLLOW_PAGE)
+    }
+
+    /// Reads the whole shared table into the mirror (newest row wins, as always) and publishes
+    /// what changed; the followed position moves to where the history stood before the read.
+    /// Counted as `pg_follower_resyncs`.
+    pub fn resync_from_store(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let started = std::time::Instant::now();
+        let as_of = self.store.last_seq()?;
+        let mut rows = Vec::new();
+        let mut after: Option<LeaseKey> = None;
+        loop {
+            let page = self.store.versioned_leases_after(after.as_ref(), 10_000)?;
+            let full = page.len() == 10_000;
+            after = page.last().map(|(lease, _)| lease.key());
+            rows.extend(page);
+            if !full {
+                break;
+            }
+        }
+        let count = rows.len();
+        let _order = lock(&self.publish_order);
+        let events = {
+            let mut state = self.lock_state();
+            let transitions = state.mirror.resync(rows, as_of);
+            transition_events(&mut state, transitions)
+        };
+        self.followed_seq.fetch_max(as_of, Ordering::AcqRel);
+        self.stats.lease_database_event("pg_follower_resyncs");
+        info!(
+            rows = count,
+            changed = events.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "lease copy read again from the shared table"
+        );
+        self.publish(events);
+        Ok(())
+    }
+
+    /// `publish` for the events of this server's own commits: with a shared store, those
+    /// another server's newer row has overtaken are left out (see `still_current`).
+    fn publish_own(&self, mut events: Vec<LeaseEvent>) {
+        if !self.store.is_shared() || events.is_empty() {
+            return self.publish(events);
+        }
+        let _order = lock(&self.publish_order);
+        {
+            let state = self.lock_state();
+            events.retain(|event| still_current(&state.mirror, event));
+        }
+        self.publish(events);
     }
 
     /// Logs, counts and broadcasts durable lease events; keeps the client table in step.
@@ -1163,7 +1223,7 @@ impl Server {
         let result = commit.wait().await;
         self.lock_state().finish(&changes, generation);
         result?;
-        self.publish(events);
+        self.publish_own(events);
         Ok(count)
     }
 
@@ -1210,7 +1270,7 @@ impl Server {
             }
             result?;
             total += batch.len();
-            self.publish(
+            self.publish_own(
                 batch
                     .into_iter()
                     .map(|lease| LeaseEvent {
@@ -1381,3 +1441,77 @@ fn interface_mac(iface: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests;
+
+/// The lease events for rows the mirror changed (another server's commits, a resync), with
+/// the allocator told of slots that may be free. A row that changed hands first ends the old
+/// holder's binding (so that the fast path and leasequery drop it).
+fn transition_events(
+    state: &mut DecisionState,
+    transitions: Vec<mirror::Transition>,
+) -> Vec<LeaseEvent> {
+    let mut events = Vec::new();
+    for (before, after) in transitions {
+        match after {
+            Some(lease) => {
+                if let Some(old) = before
+                    .as_ref()
+                    .filter(|old| old.duid != lease.duid && old.state == LeaseState::Assigned)
+                {
+                    let mut gone = old.clone();
+                    gone.state = LeaseState::Released;
+                    events.push(LeaseEvent {
+                        kind: LeaseEventKind::Released,
+                        lease: gone,
+                    });
+                }
+                let kind = match lease.state {
+                    LeaseState::Assigned
+                        if before.as_ref().is_some_and(|k| {
+                            k.duid == lease.duid && k.state == LeaseState::Assigned
+                        }) =>
+                    {
+                        LeaseEventKind::Renewed
+                    }
+                    LeaseState::Assigned => LeaseEventKind::Granted,
+                    LeaseState::Released => LeaseEventKind::Released,
+                    LeaseState::Declined => LeaseEventKind::Declined,
+                    LeaseState::ExpiredReclaimed => LeaseEventKind::Expired,
+                };
+                if lease.state != LeaseState::Assigned {
+                    state.allocator.slots_may_be_free();
+                }
+                events.push(LeaseEvent { kind, lease });
+            }
+            None => {
+                state.allocator.slots_may_be_free();
+                if let Some(lease) = before {
+                    events.push(LeaseEvent {
+                        kind: LeaseEventKind::Cleared,
+                        lease,
+                    });
+                }
+            }
+        }
+    }
+    events
+}
+
+/// Whether an event of this server's own commit still tells the truth once it is durable (a
+/// shared store: another server may have committed a newer row for its key meanwhile, which
+/// the follower has applied and published). It does when the copy holds its lease as is; an
+/// event that the client gave the lease up stays true while the client does not hold it again.
+/// Any other is stale: the newer row's own event says what is.
+fn still_current(mirror: &LeaseMirror, event: &LeaseEvent) -> bool {
+    let held = mirror.get(&event.lease.key());
+    if held.as_ref() == Some(&event.lease) {
+        return true;
+    }
+    let gives_up = matches!(
+        event.kind,
+        LeaseEventKind::Released
+            | LeaseEventKind::Declined
+            | LeaseEventKind::Expired
+            | LeaseEventKind::Cleared
+    );
+    gives_up && held.is_none_or(|row| row.duid != event.lease.duid)
+}

@@ -45,6 +45,7 @@ pub struct Stats {
     received: [AtomicU64; 256],
     sent: [AtomicU64; 256],
     drops: Mutex<BTreeMap<&'static str, u64>>,
+    lease_database: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// A copy of the counters, as `dhcp-user stats` prints them.
@@ -56,6 +57,10 @@ pub struct StatsSnapshot {
     pub sent: BTreeMap<String, u64>,
     /// Datagrams dropped, by reason.
     pub drops: BTreeMap<String, u64>,
+    /// Events of a shared lease database that happened at least once (`pg_follower_resyncs`:
+    /// the copy read the whole table again after the history was pruned past its position).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lease_database: BTreeMap<String, u64>,
 }
 
 impl Default for Stats {
@@ -75,7 +80,27 @@ impl Stats {
             received: std::array::from_fn(|_| AtomicU64::new(0)),
             sent: std::array::from_fn(|_| AtomicU64::new(0)),
             drops: Mutex::new(BTreeMap::new()),
+            lease_database: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// One `name` event of the shared lease database (e.g. `pg_follower_resyncs`).
+    pub fn lease_database_event(&self, name: &'static str) {
+        let mut counts = self
+            .lease_database
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *counts.entry(name).or_insert(0) += 1;
+        metrics::counter!("dhcp_lease_database_events_total", "event" => name).increment(1);
+    }
+
+    /// How many `name` events of the shared lease database there were.
+    pub fn lease_database_count(&self, name: &str) -> u64 {
+        let counts = self
+            .lease_database
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        counts.get(name).copied().unwrap_or(0)
     }
 
     /// One message of `msg_type` received.
@@ -125,6 +150,13 @@ impl Stats {
             received: by_type(&self.received),
             sent: by_type(&self.sent),
             drops: drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            lease_database: self
+                .lease_database
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
         }
     }
 }

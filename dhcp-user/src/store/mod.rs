@@ -18,6 +18,7 @@
 //! for lease in LeasePages::new(&*store, LeaseFilter::RelayId(relay), 1000) { .. } // bulk LQ
 //! ```
 
+pub mod pg_tls;
 mod postgres;
 mod sqlite;
 mod writer;
@@ -400,6 +401,11 @@ pub struct CheckedCommit {
     /// Indexes (into the changes given, ascending) of the upserts refused because another
     /// client holds that lease in the shared database; nothing of them was written.
     pub refused: Vec<usize>,
+    /// Per change, the version the store gave the row it wrote (the history sequence number
+    /// of its change), 0 when the change wrote nothing (refused, or a Renew or Delete that
+    /// found nothing to change). Empty for a store only one server writes (SQLite): its
+    /// commits reach the server's copy in commit order, so no version is needed to order them.
+    pub versions: Vec<u64>,
 }
 
 /// Errors of the lease store.
@@ -457,6 +463,9 @@ pub enum StoreError {
         /// The newest this build has.
         supported: u32,
     },
+    /// TLS to the PostgreSQL database cannot be set up (a CA file, a mode needing one).
+    #[error("lease database: {0}")]
+    Tls(String),
     /// These leases are held by other clients in the shared database: nothing was written.
     #[error("lease conflict: held by another client in the shared database: {0:?}")]
     Conflict(Vec<LeaseKey>),
@@ -499,6 +508,7 @@ pub trait LeaseStore: Send + Sync {
         self.commit(changes, at).map(|receipt| CheckedCommit {
             receipt,
             refused: Vec::new(),
+            versions: Vec::new(),
         })
     }
     /// The lease with exactly this key.
@@ -558,6 +568,33 @@ pub trait LeaseStore: Send + Sync {
     ) -> Result<bool, StoreError> {
         let _ = on_commit;
         Ok(false)
+    }
+
+    /// The lease with this key and its row version (see [`CheckedCommit::versions`]; 0 for a
+    /// store without versions, and for rows written before a store had them).
+    fn get_versioned(&self, key: &LeaseKey) -> Result<Option<(Lease, u64)>, StoreError> {
+        Ok(self.get(key)?.map(|lease| (lease, 0)))
+    }
+
+    /// Up to `limit` leases with key greater than `after`, in key order, each with its row
+    /// version (as [`LeaseStore::get_versioned`]).
+    fn versioned_leases_after(
+        &self,
+        after: Option<&LeaseKey>,
+        limit: usize,
+    ) -> Result<Vec<(Lease, u64)>, StoreError> {
+        Ok(self
+            .leases_after(after, limit)?
+            .into_iter()
+            .map(|lease| (lease, 0))
+            .collect())
+    }
+
+    /// The highest history sequence number removed by pruning (0: none). A follower whose
+    /// position is below it has missed changes and must read the whole table again. A store
+    /// only one server writes has no follower and need not keep it.
+    fn history_pruned_through(&self) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     /// Up to `limit` leases of any kind with key greater than `after`, in key order (bulk scans).

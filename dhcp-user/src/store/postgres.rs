@@ -27,7 +27,9 @@ use std::time::Duration;
 use futures_util::future::try_join_all;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Transaction};
+use tokio_postgres::{AsyncMessage, Client, Row, Transaction};
+
+use super::pg_tls::{MakeRustls, PgTls};
 
 use super::{
     mask, ChangeCursor, ChangeKind, ChangeRecord, CheckedCommit, ClientCursor, CommitReceipt,
@@ -116,6 +118,25 @@ ALTER TABLE lease_changes ADD COLUMN line BYTEA;
 CREATE INDEX lease6_by_line ON lease6 (line) WHERE line IS NOT NULL;
 ",
     ),
+    (
+        3,
+        "row versions (newest committed row wins), the pruned history's end",
+        "
+-- The history sequence number of the row's last change, set in the change's own transaction:
+-- a copy of the table (another server's) applies a change only if it is newer than its row.
+-- Rows written before this migration have 0, older than any change.
+ALTER TABLE lease6 ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+-- The highest sequence number pruning removed: a follower behind it has a gap to resync.
+CREATE TABLE lease_changes_pruned (
+    only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+    through  BIGINT  NOT NULL
+);
+INSERT INTO lease_changes_pruned (through)
+    SELECT COALESCE(
+        (SELECT min(seq) - 1 FROM lease_changes),
+        (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lease_changes_seq));
+",
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -146,6 +167,7 @@ pub struct PostgresStore {
     /// `host:port/dbname`, for messages (never the password).
     target: String,
     config: tokio_postgres::Config,
+    tls: MakeRustls,
     runtime: Option<tokio::runtime::Runtime>,
     writer: Mutex<Option<Client>>,
     readers: Mutex<Vec<Arc<Client>>>,
@@ -153,13 +175,32 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database `conninfo` names (a `postgresql://` URL or `key=value` pairs),
-    /// with `password` if given, and brings its schema up to date.
+    /// with `password` if given, and brings its schema up to date. TLS as libpq's default
+    /// (`sslmode=prefer`), or as `sslmode` and `sslrootcert` in `conninfo` say.
     pub fn connect(conninfo: &str, password: Option<&str>) -> Result<Self, StoreError> {
+        let (rest, mode, root) = super::pg_tls::split_tls_params(conninfo);
+        let mut tls = PgTls::default();
+        if let Some(mode) = mode {
+            tls.mode = super::pg_tls::SslMode::parse(&mode)
+                .ok_or_else(|| StoreError::Tls(format!("unknown sslmode {mode:?}")))?;
+        }
+        tls.ca = root.map(Into::into);
+        Self::connect_with(&rest, password, &tls)
+    }
+
+    /// [`PostgresStore::connect`] with the TLS settings `tls` (`conninfo` has no `sslmode`).
+    pub fn connect_with(
+        conninfo: &str,
+        password: Option<&str>,
+        tls: &PgTls,
+    ) -> Result<Self, StoreError> {
         let mut config =
             tokio_postgres::Config::from_str(conninfo).map_err(|source| StoreError::Postgres {
                 target: "the connection string".into(),
                 source,
             })?;
+        let (tls, ssl_mode) = MakeRustls::new(tls)?;
+        config.ssl_mode(ssl_mode);
         if let Some(password) = password {
             config.password(password);
         }
@@ -179,6 +220,7 @@ impl PostgresStore {
         let store = PostgresStore {
             target,
             config,
+            tls,
             runtime: Some(runtime),
             writer: Mutex::new(None),
             readers: Mutex::new(Vec::new()),
@@ -234,6 +276,7 @@ impl PostgresStore {
         mut on_commit: impl FnMut(u64) -> bool + Send + 'static,
     ) -> std::io::Result<()> {
         let config = self.config.clone();
+        let tls = self.tls.clone();
         let target = self.target.clone();
         let handle = self.runtime().handle().clone();
         std::thread::Builder::new()
@@ -243,7 +286,7 @@ impl PostgresStore {
                 loop {
                     let (tx, rx) = std::sync::mpsc::channel::<u64>();
                     let listening = handle.block_on(async {
-                        let (client, mut connection) = config.connect(NoTls).await?;
+                        let (client, mut connection) = config.connect(tls.clone()).await?;
                         let forward = tokio::spawn(async move {
                             let mut messages = futures_util::stream::poll_fn(move |cx| {
                                 connection.poll_message(cx)
@@ -313,11 +356,24 @@ impl PostgresStore {
     }
 
     async fn connect_client(&self) -> Result<Client, StoreError> {
-        let open_err = |source| StoreError::Postgres {
-            target: self.target.clone(),
-            source,
+        let open_err = |source: tokio_postgres::Error| {
+            // A certificate the CA does not vouch for: say so at the top (tokio-postgres's
+            // own message is only "error performing TLS handshake").
+            match std::error::Error::source(&source) {
+                Some(cause) if cause.to_string().contains(super::pg_tls::CA_KEY) => {
+                    StoreError::Tls(format!("{}: {source}: {cause}", self.target))
+                }
+                _ => StoreError::Postgres {
+                    target: self.target.clone(),
+                    source,
+                },
+            }
         };
-        let (client, connection) = self.config.connect(NoTls).await.map_err(open_err)?;
+        let (client, connection) = self
+            .config
+            .connect(self.tls.clone())
+            .await
+            .map_err(open_err)?;
         let target = self.target.clone();
         self.runtime().spawn(async move {
             if let Err(err) = connection.await {
@@ -683,12 +739,88 @@ impl LeaseStore for PostgresStore {
     }
 
     fn prune_changes(&self, before: i64) -> Result<u64, StoreError> {
+        // One statement: the entries go and the pruned end moves together.
         self.write(|client| async move {
-            let result = client
-                .execute("DELETE FROM lease_changes WHERE at < $1", &[&before])
-                .await
-                .map_err(StoreError::from);
+            let result = async {
+                let row = client
+                    .query_one(
+                        "WITH d AS (DELETE FROM lease_changes WHERE at < $1 RETURNING seq), \
+                         m AS (SELECT count(*) AS n, max(seq) AS top FROM d), \
+                         u AS (UPDATE lease_changes_pruned SET through = GREATEST(through, m.top) \
+                             FROM m WHERE m.top IS NOT NULL) \
+                         SELECT n FROM m",
+                        &[&before],
+                    )
+                    .await?;
+                let n: i64 = row.try_get(0)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+            .await;
             (client, result)
+        })
+    }
+
+    fn history_pruned_through(&self) -> Result<u64, StoreError> {
+        self.read(|client| async move {
+            let row = client
+                .query_one("SELECT through FROM lease_changes_pruned", &[])
+                .await?;
+            let through: i64 = row.try_get(0)?;
+            u64::try_from(through).map_err(|_| bad(format!("pruned through {through}")))
+        })
+    }
+
+    fn get_versioned(&self, key: &LeaseKey) -> Result<Option<(Lease, u64)>, StoreError> {
+        let key = *key;
+        self.read(|client| async move {
+            let (lease_type, address, prefix_len) = key_values(&key);
+            let row = client
+                .query_opt(
+                    &format!(
+                        "SELECT {LEASE_COLUMNS}, version FROM lease6 \
+                         WHERE lease_type = $1 AND address = $2 AND prefix_len = $3"
+                    ),
+                    &[&lease_type, &address, &prefix_len],
+                )
+                .await?;
+            row.map(|row| versioned_from_row(&row)).transpose()
+        })
+    }
+
+    fn versioned_leases_after(
+        &self,
+        after: Option<&LeaseKey>,
+        limit: usize,
+    ) -> Result<Vec<(Lease, u64)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = after.map(key_values);
+        self.read(|client| async move {
+            let rows = match after {
+                Some((lease_type, address, prefix_len)) => {
+                    client
+                        .query(
+                            &format!(
+                                "SELECT {LEASE_COLUMNS}, version FROM lease6 \
+                                 WHERE (lease_type, address, prefix_len) > ($1, $2, $3) \
+                                 ORDER BY lease_type, address, prefix_len LIMIT $4"
+                            ),
+                            &[&lease_type, &address, &prefix_len, &limit],
+                        )
+                        .await?
+                }
+                None => {
+                    client
+                        .query(
+                            &format!(
+                                "SELECT {LEASE_COLUMNS}, version FROM lease6 \
+                                 ORDER BY lease_type, address, prefix_len LIMIT $1"
+                            ),
+                            &[&limit],
+                        )
+                        .await?
+                }
+            };
+            rows.iter().map(versioned_from_row).collect()
         })
     }
 
@@ -787,17 +919,19 @@ async fn commit_in(
     });
     let rows = try_join_all(writes).await?;
     let mut refused = Vec::new();
-    let mut history: Vec<(i16, Lease)> = Vec::new();
+    // (change index, kind, row): what each written change puts in the history.
+    let mut history: Vec<(usize, i16, Lease)> = Vec::new();
     for (&i, row) in order.iter().zip(rows) {
         match (&changes[i], row) {
             (LeaseChange::Upsert(_), None) => refused.push(i),
             (LeaseChange::Delete(_), Some(row)) => {
-                history.push((KIND_DELETE, lease_from_row(&row, 0)?))
+                history.push((i, KIND_DELETE, lease_from_row(&row, 0)?))
             }
-            (_, Some(row)) => history.push((KIND_UPSERT, lease_from_row(&row, 0)?)),
+            (_, Some(row)) => history.push((i, KIND_UPSERT, lease_from_row(&row, 0)?)),
             (_, None) => {}
         }
     }
+    let mut versions = vec![0u64; changes.len()];
     if !refused.is_empty() && !keep_going {
         tx.rollback().await?;
         refused.sort_unstable();
@@ -821,15 +955,21 @@ async fn commit_in(
     let last_seq = if history.is_empty() {
         last_seq_in(&tx).await?
     } else {
+        // The history entry, and the row's version set to its sequence number: under the
+        // lock, so versions follow commit order across servers, as the sequence numbers do.
         let record = tx
             .prepare(&format!(
-                "INSERT INTO lease_changes ({LEASE_COLUMNS}, at, kind) \
-                 VALUES ({LEASE_PLACEHOLDERS}, $19, $20) RETURNING seq"
+                "WITH h AS (INSERT INTO lease_changes ({LEASE_COLUMNS}, at, kind) \
+                     VALUES ({LEASE_PLACEHOLDERS}, $19, $20) RETURNING seq), \
+                 v AS (UPDATE lease6 SET version = h.seq FROM h \
+                     WHERE $20 = {KIND_UPSERT} AND lease_type = $1 AND address = $2 \
+                     AND prefix_len = $3) \
+                 SELECT seq FROM h"
             ))
             .await?;
         let params: Vec<(LeaseParams, i16)> = history
             .iter()
-            .map(|(kind, lease)| (LeaseParams::of(lease), *kind))
+            .map(|(_, kind, lease)| (LeaseParams::of(lease), *kind))
             .collect();
         let inserts = params.iter().map(|(p, kind)| {
             let mut values = p.refs().to_vec();
@@ -839,6 +979,10 @@ async fn commit_in(
             async move { tx.query_one(record, &values).await }
         });
         let seqs = try_join_all(inserts).await?;
+        for ((i, _, _), row) in history.iter().zip(&seqs) {
+            let seq: i64 = row.try_get(0)?;
+            versions[*i] = u64::try_from(seq).map_err(|_| bad(format!("history seq {seq}")))?;
+        }
         let last: i64 = seqs
             .last()
             .map(|row| row.try_get(0))
@@ -856,6 +1000,7 @@ async fn commit_in(
     Ok(CheckedCommit {
         receipt: CommitReceipt { at, last_seq },
         refused,
+        versions,
     })
 }
 
@@ -900,11 +1045,15 @@ fn delete_sql() -> String {
     )
 }
 
-/// Highest sequence number ever handed out; the sequence keeps it when the history is pruned.
+/// Highest sequence number committed. Not the sequence's own value: that may be a number
+/// another server's transaction holds and has not committed yet, which a follower starting
+/// from it would then skip. The history's newest entry, or where pruning stopped when it
+/// removed them all.
 async fn last_seq(client: &Client) -> Result<u64, StoreError> {
     let row = client
         .query_one(
-            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lease_changes_seq",
+            "SELECT GREATEST(COALESCE((SELECT max(seq) FROM lease_changes), 0), \
+                    (SELECT through FROM lease_changes_pruned))",
             &[],
         )
         .await?;
@@ -1059,6 +1208,13 @@ fn lease_from_row(row: &Row, at: usize) -> Result<Lease, StoreError> {
             .try_get::<_, Option<Vec<u8>>>(at + 17)?
             .map(Vec::into_boxed_slice),
     })
+}
+
+/// A lease read as [`LEASE_COLUMNS`] then `version`.
+fn versioned_from_row(row: &Row) -> Result<(Lease, u64), StoreError> {
+    let version: i64 = row.try_get(18)?;
+    let version = u64::try_from(version).map_err(|_| bad(format!("version {version}")))?;
+    Ok((lease_from_row(row, 0)?, version))
 }
 
 fn v6_at(row: &Row, column: usize) -> Result<Ipv6Addr, StoreError> {

@@ -55,8 +55,10 @@ impl Default for WriterConfig {
 }
 
 /// Called by the writer thread with each batch's changes once they are durable, in commit order,
-/// before any waiter of that batch is woken (the server keeps its in-memory lease copy with it).
-pub type DurableHook = Box<dyn FnMut(&[LeaseChange]) + Send>;
+/// before any waiter of that batch is woken (the server keeps its in-memory lease copy with it),
+/// with the versions the store gave them ([`super::CheckedCommit::versions`]: one per change,
+/// or none for a store without versions).
+pub type DurableHook = Box<dyn FnMut(&[LeaseChange], &[u64]) + Send>;
 
 /// Failed batches remembered for [`StoreWriter::outcome`] (a ticket is asked about as soon as
 /// progress passes it, so only the latest few failures matter).
@@ -408,7 +410,7 @@ fn commit_batch(
     match result {
         Ok(checked) if checked.refused.is_empty() => {
             if let Some(hook) = hook.as_mut() {
-                hook(&changes);
+                hook(&changes, &checked.versions);
             }
             if let Some((_, last)) = ticket_range {
                 // One wake-up for every ticket of the batch.
@@ -431,8 +433,15 @@ fn commit_batch(
                 .filter(|(i, _)| !refused.contains(i))
                 .map(|(_, change)| change.clone())
                 .collect();
+            let versions: Vec<u64> = checked
+                .versions
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains(i))
+                .map(|(_, version)| *version)
+                .collect();
             if let Some(hook) = hook.as_mut() {
-                hook(&applied);
+                hook(&applied, &versions);
             }
             let refused_keys = |range: std::ops::Range<usize>| -> Vec<LeaseKey> {
                 range

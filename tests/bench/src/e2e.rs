@@ -595,6 +595,18 @@ impl OurServer {
         })
     }
 
+    /// The fast path's counters (summed over CPUs), by name, from its pins; empty when the
+    /// fast path is off.
+    pub(crate) fn xdp_counters(&self) -> Result<BTreeMap<String, u64>> {
+        let stats = dhcp_user::fastpath::pinned_stats(&self.pin_root)
+            .with_context(|| format!("reading the counters under {}", self.pin_root.display()))?;
+        Ok(stats
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, c)| (name.to_string(), c.packets))
+            .collect())
+    }
+
     /// Starts the process (state and pins kept); returns the time until its control socket
     /// answers, which it does only once its DHCP sockets are open.
     fn spawn(&mut self, net: &LabNet) -> Result<Duration> {

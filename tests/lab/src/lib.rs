@@ -113,6 +113,41 @@ impl Lab {
     ) -> Result<VethPair, LabError> {
         VethPair::create(a, a_addr, b, b_addr)
     }
+
+    /// One broadcast domain for two servers and a client: a veth pair from each of `a` and `b`
+    /// (with the given addresses) into `client`, whose ends join a bridge `br0` there (multicast
+    /// snooping off, so every Solicit reaches both servers). `br0` is up, with `client_addr`
+    /// (no DAD) when given. Returns the links to `a` and to `b`.
+    pub fn shared_link(
+        &self,
+        a: (&Namespace, &str),
+        b: (&Namespace, &str),
+        client: &Namespace,
+        client_addr: Option<&str>,
+    ) -> Result<(VethPair, VethPair), LabError> {
+        let a_link = self.link(a.0, Some(a.1), client, None)?;
+        let b_link = self.link(b.0, Some(b.1), client, None)?;
+        client.exec(
+            "ip",
+            [
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+        )?;
+        for port in [&a_link.b.ifname, &b_link.b.ifname] {
+            client.exec("ip", ["link", "set", port, "master", "br0"])?;
+        }
+        if let Some(addr) = client_addr {
+            client.exec("ip", ["addr", "add", addr, "dev", "br0", "nodad"])?;
+        }
+        client.exec("ip", ["link", "set", "br0", "up"])?;
+        Ok((a_link, b_link))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,9 @@
 //!
 //! [`Cluster::shared`] is one cluster per test process, started on first use and stopped when
 //! the process exits (an `atexit` handler); [`Cluster::start`] is one for the caller alone.
+//!
+//! [`Cluster::start_tls`] makes one that speaks TLS (`ssl = on`, the caller's certificate and
+//! key) and takes TCP connections only over it (`hostssl` in `pg_hba.conf`, no `host` line).
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -69,6 +72,19 @@ pub enum ClusterError {
     },
 }
 
+/// The server side of a TLS cluster ([`Cluster::start_tls`]).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The server's certificate chain, PEM, end entity first.
+    pub certificate_pem: String,
+    /// Its private key, PEM.
+    pub private_key_pem: String,
+}
+
+/// Files of a TLS cluster, in the cluster directory.
+const TLS_CERT_FILE: &str = "server.crt";
+const TLS_KEY_FILE: &str = "server.key";
+
 /// A running throwaway cluster; stopped (immediate shutdown) and deleted on drop.
 #[derive(Debug)]
 pub struct Cluster {
@@ -76,12 +92,23 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    tls: bool,
     databases: AtomicU32,
 }
 
 impl Cluster {
     /// Makes and starts a new cluster.
     pub fn start() -> Result<Cluster, ClusterError> {
+        Cluster::start_with(None)
+    }
+
+    /// Makes and starts a new cluster with TLS on: `tls` is its certificate and key, and TCP
+    /// clients must use TLS (a plain one is refused by `pg_hba.conf`).
+    pub fn start_tls(tls: &Tls) -> Result<Cluster, ClusterError> {
+        Cluster::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&Tls>) -> Result<Cluster, ClusterError> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let bin = find_bin_dir().ok_or(ClusterError::NotInstalled)?;
         // SAFETY: geteuid has no preconditions.
@@ -94,11 +121,17 @@ impl Cluster {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("data"))
             .map_err(io_err(format!("creating {}", dir.display())))?;
+        if let Some(tls) = tls {
+            // PostgreSQL refuses a key file others may read.
+            write_private(&dir.join(TLS_CERT_FILE), &tls.certificate_pem)?;
+            write_private(&dir.join(TLS_KEY_FILE), &tls.private_key_pem)?;
+        }
         let mut cluster = Cluster {
             dir,
             bin,
             port: 0,
             as_postgres,
+            tls: tls.is_some(),
             databases: AtomicU32::new(0),
         };
         if as_postgres {
@@ -119,6 +152,15 @@ impl Cluster {
                 "--no-sync",
             ],
         )?;
+        if cluster.tls {
+            // TCP only over TLS; the Unix socket (in the cluster directory) stays open.
+            let hba = Path::new(&cluster.data_dir()).join("pg_hba.conf");
+            fs::write(
+                &hba,
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .map_err(io_err(format!("writing {}", hba.display())))?;
+        }
         let mut last_err = None;
         for _ in 0..PORT_ATTEMPTS {
             cluster.port = free_port()?;
@@ -234,12 +276,19 @@ impl Cluster {
     }
 
     fn start_server(&self) -> Result<(), ClusterError> {
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
              -c max_connections=200",
             self.port,
             self.dir.display()
         );
+        if self.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                self.dir.join(TLS_CERT_FILE).display(),
+                self.dir.join(TLS_KEY_FILE).display()
+            ));
+        }
         let log = self.dir.join("server.log").display().to_string();
         // pg_ctl -w would wait, but on the Unix socket; we wait on TCP ourselves.
         self.run(
@@ -379,6 +428,19 @@ fn find_bin_dir() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+}
+
+/// Writes `text` to a new file only its owner may read.
+fn write_private(path: &Path, text: &str) -> Result<(), ClusterError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(io_err(format!("writing {}", path.display())))
 }
 
 fn free_port() -> Result<u16, ClusterError> {

@@ -233,3 +233,74 @@ async fn the_writer_batches_over_postgresql() {
     assert_eq!(store.leases_after(None, 1000).unwrap().len(), 200);
     assert_eq!(store.last_seq().unwrap(), 200);
 }
+
+/// Every written row carries the history sequence number of its change as its version, in
+/// commit order across two servers; a change that wrote nothing has version 0.
+#[test]
+fn row_versions_are_the_history_sequence_of_the_last_change() {
+    let url = postgres_database("versions");
+    let a = PostgresStore::connect(&url, None).unwrap();
+    let b = PostgresStore::connect(&url, None).unwrap();
+    let first = a.commit_checked(&upserts([na(1), na(2)]), NOW).unwrap();
+    assert_eq!(first.versions.len(), 2);
+    assert!(first.versions[0] > 0 && first.versions[1] > 0);
+    assert_ne!(first.versions[0], first.versions[1]);
+    let mut renewed = na(1);
+    renewed.assign(NOW + 100, 1800, 3600);
+    let second = b
+        .commit_checked(&upserts([renewed.clone()]), NOW + 100)
+        .unwrap();
+    assert!(
+        second.versions[0] > first.versions[0],
+        "later commit, newer version"
+    );
+    assert_eq!(
+        a.get_versioned(&na(1).key()).unwrap(),
+        Some((renewed.clone(), second.versions[0]))
+    );
+    let history = a.changes_since(ChangeCursor::AfterSeq(0), 10).unwrap();
+    assert_eq!(history.last().unwrap().seq, second.versions[0]);
+    // Refused (another client holds it), a renewal older than the row, a delete of nothing.
+    let mut other_client = na(1);
+    other_client.duid = vec![0, 3, 0, 1, 0xcc, 0xdd, 0, 0x99];
+    let stale_renew = LeaseChange::Renew {
+        key: na(2).key(),
+        cltt: NOW - 10,
+        preferred_lifetime: 10,
+        valid_lifetime: 20,
+    };
+    let nothing = b
+        .commit_checked(
+            &[
+                LeaseChange::Upsert(other_client),
+                stale_renew,
+                LeaseChange::Delete(na(9).key()),
+                LeaseChange::Delete(na(2).key()),
+            ],
+            NOW + 200,
+        )
+        .unwrap();
+    assert_eq!(nothing.refused, vec![0]);
+    assert_eq!(&nothing.versions[..3], &[0, 0, 0]);
+    assert!(
+        nothing.versions[3] > second.versions[0],
+        "a delete has a version too"
+    );
+    let rows = a.versioned_leases_after(None, 10).unwrap();
+    assert_eq!(rows, vec![(renewed, second.versions[0])]);
+}
+
+/// Pruning records how far it went, so a follower behind it knows it has a gap.
+#[test]
+fn pruning_records_the_highest_sequence_it_removed() {
+    let url = postgres_database("pruned_through");
+    let store = PostgresStore::connect(&url, None).unwrap();
+    assert_eq!(store.history_pruned_through().unwrap(), 0);
+    store.commit(&upserts([na(1)]), NOW).unwrap();
+    let receipt = store.commit(&upserts([na(2)]), NOW + 50).unwrap();
+    store.commit(&upserts([na(3)]), NOW + 100).unwrap();
+    assert_eq!(store.prune_changes(NOW + 60).unwrap(), 2);
+    assert_eq!(store.history_pruned_through().unwrap(), receipt.last_seq);
+    assert_eq!(store.prune_changes(NOW + 60).unwrap(), 0);
+    assert_eq!(store.history_pruned_through().unwrap(), receipt.last_seq);
+}
