@@ -101,6 +101,45 @@ impl Reservations {
         }
     }
 
+    /// Adds `reservation` to subnet `subnet_id` at run time (the operator API); the caller has
+    /// checked that neither its client nor its address or prefix is reserved already.
+    pub fn insert(&mut self, subnet_id: u32, reservation: &crate::config::Reservation) {
+        let (na, pd) = reserved_keys(reservation);
+        for key in na.iter().chain(pd.iter()) {
+            self.owners.insert(*key, reservation.client.clone());
+        }
+        self.by_line |= matches!(reservation.client, ReservedClient::Line(_));
+        self.by_client
+            .entry(subnet_id)
+            .or_default()
+            .insert(reservation.client.clone(), (na, pd));
+    }
+
+    /// Removes `reservation` from subnet `subnet_id` at run time (the operator API).
+    pub fn remove(&mut self, subnet_id: u32, reservation: &crate::config::Reservation) {
+        let (na, pd) = reserved_keys(reservation);
+        for key in na.iter().chain(pd.iter()) {
+            if self.owners.get(key) == Some(&reservation.client) {
+                self.owners.remove(key);
+            }
+        }
+        if let Some(subnet) = self.by_client.get_mut(&subnet_id) {
+            subnet.remove(&reservation.client);
+        }
+    }
+
+    /// The client `key` is reserved for, in any subnet.
+    pub fn owner(&self, key: &LeaseKey) -> Option<&ReservedClient> {
+        self.owners.get(key)
+    }
+
+    /// True if `client` has a reservation in subnet `subnet_id`.
+    pub fn has_client(&self, subnet_id: u32, client: &ReservedClient) -> bool {
+        self.by_client
+            .get(&subnet_id)
+            .is_some_and(|subnet| subnet.contains_key(client))
+    }
+
     /// The line identities reservations need of `lease`: read from its relay chain when some
     /// reservation is by line, else none (no decoding).
     pub fn lines_of(&self, lease: &Lease) -> LineIds {
@@ -172,6 +211,16 @@ impl Reservations {
         };
         self.standing(subnet, &lease.key(), &client)
     }
+}
+
+/// A reservation's address and prefix as lease keys.
+fn reserved_keys(reservation: &crate::config::Reservation) -> ReservedKeys {
+    (
+        reservation.address.map(LeaseKey::na),
+        reservation
+            .prefix
+            .map(|p| LeaseKey::pd(p.network(), p.prefix_len())),
+    )
 }
 
 /// True if this server may grant `key` to a client that does not hold it yet: a slot of its

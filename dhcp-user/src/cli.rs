@@ -14,6 +14,8 @@ use crate::control::{request, Binding, ControlRequest, ControlResponse, StatsRep
 use crate::fastpath::AttachMode;
 use crate::serve::ServeOptions;
 
+pub mod provision;
+
 /// `dhcp-user`: a DHCPv6 server with an XDP fast path.
 #[derive(Debug, Parser)]
 #[command(name = "dhcp-user", version, about)]
@@ -48,6 +50,17 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Leases of the running server: get, add, update, delete.
+    #[command(subcommand)]
+    Lease(provision::LeaseCommand),
+    /// Reservations of the running server: add, delete, list.
+    #[command(subcommand)]
+    Reservation(provision::ReservationCommand),
+    /// Per pool of the running server: total, assigned, declined, free.
+    Usage(UsageArgs),
+    /// The forensic lease log (`[lease-log]`): export, who held an address when.
+    #[command(subcommand)]
+    LeaseLog(provision::LeaseLogCommand),
     /// Ask a DHCPv6 server (ours or any RFC 5007/5460/7653 one) about its bindings.
     Leasequery(crate::leasequery::cli::LeasequeryArgs),
     /// Import Kea's DHCPv6 leases (memfile or PostgreSQL) into the configured lease store.
@@ -280,6 +293,16 @@ pub struct QueryArgs {
     pub pin_root: Option<PathBuf>,
 }
 
+/// `usage` options.
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    pub locate: Locate,
+    /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `clear` options.
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["duid", "address", "all"]))]
@@ -368,6 +391,10 @@ where
             runtime.block_on(crate::serve::run(args.options()))
         }
         Command::ImportKea(args) => import_kea(&args),
+        Command::Lease(command) => provision::lease(&command),
+        Command::Reservation(command) => provision::reservation(&command),
+        Command::Usage(args) => provision::usage(&args.locate, args.json),
+        Command::LeaseLog(command) => provision::lease_log(&command),
         Command::ConvertKeaConfig { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;

@@ -58,6 +58,9 @@ use ipnet::Ipv6Net;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+mod api;
+pub use api::{parse_duration, ApiConfig, ApiToken, LeaseLogConfig};
+
 /// Default directory of the lease database and the control socket.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/dhcp-user";
 /// Default grace period (seconds) before a released or expired lease goes to another client.
@@ -177,6 +180,10 @@ pub struct Config {
     pub lease_database: LeaseDatabase,
     /// Leasequery access (RFC 5007/5460).
     pub leasequery: LeasequeryConfig,
+    /// `[api]`: the HTTP JSON API, when configured.
+    pub api: Option<ApiConfig>,
+    /// `[lease-log]`: the forensic lease log, when configured.
+    pub lease_log: Option<LeaseLogConfig>,
     /// The subnets, in file order.
     pub subnets: Vec<Subnet>,
 }
@@ -742,6 +749,8 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     lease_database: Option<RawLeaseDatabase>,
     leasequery: Option<RawLeasequery>,
+    api: Option<api::RawApi>,
+    lease_log: Option<api::RawLeaseLog>,
     #[serde(default)]
     subnet: Vec<RawSubnet>,
 }
@@ -1082,6 +1091,8 @@ impl Validator<'_> {
             metrics: raw.metrics.map(|m| MetricsConfig { listen: m.listen }),
             lease_database: self.lease_database(raw.lease_database)?,
             leasequery: self.leasequery(raw.leasequery)?,
+            api: self.api(raw.api)?,
+            lease_log: self.lease_log(raw.lease_log)?,
             subnets,
         })
     }

@@ -24,6 +24,7 @@
 //! clock, log_throttle  the wall clock; rate-limited logging
 //! ```
 
+pub mod api;
 pub mod binding_rule;
 pub mod cli;
 pub mod clock;
@@ -32,6 +33,7 @@ pub mod control;
 pub mod fastpath;
 pub mod kea;
 pub mod lease_events;
+pub mod lease_log;
 pub mod leasequery;
 pub mod line;
 pub mod log_throttle;

@@ -213,6 +213,12 @@ pub enum ReloadError {
     /// The subnet-id record could not be written.
     #[error("reload refused, the running configuration keeps serving: {0}")]
     Record(SubnetIdError),
+    /// The reservations made at run time (the state directory's) could not be read.
+    #[error(
+        "reload refused, the running configuration keeps serving: the reservations made at \
+         run time: {0}"
+    )]
+    RuntimeReservations(String),
     /// Loading the file stopped short (its task failed).
     #[error("reload refused, the running configuration keeps serving: loading the file: {0}")]
     Task(String),
@@ -332,12 +338,15 @@ impl Reloader {
 
     async fn reload_locked(&self) -> Result<ReloadReport, ReloadError> {
         let path = self.source.path.clone();
-        let loaded = {
+        let mut loaded = {
             let source = self.source.clone();
             tokio::task::spawn_blocking(move || source.load())
                 .await
                 .map_err(|err| ReloadError::Task(err.to_string()))??
         };
+        // As at start: the reservations made at run time stay in force across a reload.
+        crate::server::operator::merge_runtime_reservations(&mut loaded.config)
+            .map_err(|err| ReloadError::RuntimeReservations(err.to_string()))?;
         let old = self.server.config();
         let new = &loaded.config;
         let keys = restart_keys_changed(&old, new);

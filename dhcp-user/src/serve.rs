@@ -104,6 +104,15 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
         control,
         shutdown_rx.clone(),
     ));
+    let api_task = start_api(&server, &reloader, &shutdown_rx).await?;
+    let lease_log_task = server.config().lease_log.map(|log| {
+        tokio::spawn(crate::lease_log::run(
+            server.config().state_dir.clone(),
+            log,
+            server.subscribe(),
+            shutdown_rx.clone(),
+        ))
+    });
     // A shared (PostgreSQL) lease database: other servers' commits reach our mirror and maps.
     let follower = tokio::spawn({
         let server = server.clone();
@@ -128,6 +137,14 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     reloads.abort();
     follower.abort();
     let _ = control_task.await;
+    if let Some(task) = api_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
+    if let Some(task) = lease_log_task {
+        if let Ok(Err(err)) = task.await {
+            warn!(error = %err, "the lease log failed");
+        }
+    }
     for task in leasequery_tasks {
         // Sessions in progress end with QueryTerminated; a stuck peer cannot hold us up.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
@@ -145,6 +162,27 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     }
     served?;
     Ok(())
+}
+
+/// Binds the HTTP API (`[api]`, when configured) and serves it until `shutdown`.
+async fn start_api(
+    server: &Arc<Server>,
+    reloader: &Arc<Reloader>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(config) = server.config().api.clone() else {
+        return Ok(None);
+    };
+    let listener = crate::api::bind_api(&config).await?;
+    let server = server.clone();
+    let reloader = Some(reloader.clone());
+    let shutdown = shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        if let Err(err) = crate::api::serve_api(server, reloader, config, listener, shutdown).await
+        {
+            warn!(error = %err, "the HTTP API stopped");
+        }
+    })))
 }
 
 /// Opens the leasequery TCP listeners (`[leasequery] listen`, when anyone may use them) and

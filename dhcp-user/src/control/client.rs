@@ -29,8 +29,17 @@ pub fn request(state_dir: &Path, request: &ControlRequest) -> anyhow::Result<Con
     }
     let response: ControlResponse =
         serde_json::from_str(&answer).context("the server's answer is not a control response")?;
-    if let ControlResponse::Error(message) = response {
-        bail!("the server refused: {message}");
+    match response {
+        ControlResponse::Error(message) => bail!("the server refused: {message}"),
+        ControlResponse::Failed(failure) => bail!(
+            "the server refused ({}): {}",
+            serde_json::to_value(failure.code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            failure.message
+        ),
+        _ => {}
     }
     Ok(response)
 }

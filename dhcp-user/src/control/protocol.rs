@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::server::operator::{
+    LeaseSpec, LeaseUpdate, PoolUsageRow, ReservationRow, ReservationSpec,
+};
 use crate::server::stats::StatsSnapshot;
 use crate::server::{format_lease, PoolUsage};
 use crate::store::{Lease, LeaseState, LeaseType};
@@ -45,8 +48,67 @@ pub enum ControlRequest {
         #[serde(default)]
         all: bool,
     },
-    /// Read the configuration file again and serve it (`crate::reload`), or refuse it.
+    /// The leases of exactly one of: an address (or the delegated prefixes containing it), a
+    /// delegated prefix, a client.
+    LeaseGet {
+        /// An address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<Ipv6Addr>,
+        /// A delegated prefix, `addr/len`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+        /// Hex DUID.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duid: Option<String>,
+    },
+    /// Add a lease (validated: in a pool of its subnet, held by no other client).
+    LeaseAdd(LeaseSpec),
+    /// New lifetimes for a lease.
+    LeaseUpdate(LeaseUpdate),
+    /// Delete the lease of exactly this address or prefix.
+    LeaseDelete {
+        /// The address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<Ipv6Addr>,
+        /// The delegated prefix, `addr/len`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+    },
+    /// Add a reservation (kept across restarts in the state directory).
+    ReservationAdd(ReservationSpec),
+    /// Delete a reservation made at run time (by subnet and client).
+    ReservationDelete(ReservationSpec),
+    /// Every reservation, the configuration's and those made at run time.
+    ReservationList,
+    /// Per pool: total, assigned, declined, free.
+    Usage,
+    /// Read the configuration file again and swap it in.
     Reload,
+}
+
+/// The kind of a refusal, for scripts (and the HTTP API's status code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed or names something invalid (HTTP 400).
+    BadRequest,
+    /// Nothing matches (HTTP 404).
+    NotFound,
+    /// It clashes with what another client holds or what is reserved (HTTP 409).
+    Conflict,
+    /// This build cannot do it (HTTP 501).
+    NotSupported,
+    /// The server failed (HTTP 500).
+    Internal,
+}
+
+/// A refusal: its kind and what to tell the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The kind.
+    pub code: ErrorCode,
+    /// What went wrong.
+    pub message: String,
 }
 
 /// One row of the binding table.
@@ -145,6 +207,28 @@ pub enum ControlResponse {
     Reloaded(crate::reload::ReloadReport),
     /// The request failed.
     Error(String),
+    /// Leases found (`lease-get`).
+    Leases(Vec<Binding>),
+    /// The lease as it now is (`lease-add`, `lease-update`), or as it was (`lease-delete`).
+    Lease(Binding),
+    /// The reservation added or deleted.
+    Reservation(ReservationSpec),
+    /// Every reservation.
+    Reservations(Vec<ReservationRow>),
+    /// Pool usage (`usage`).
+    Usage(Vec<PoolUsageRow>),
+    /// The request was refused or failed, with a code.
+    Failed(Failure),
+}
+
+impl ControlResponse {
+    /// A refusal of kind `code`.
+    pub fn failed(code: ErrorCode, message: impl Into<String>) -> ControlResponse {
+        ControlResponse::Failed(Failure {
+            code,
+            message: message.into(),
+        })
+    }
 }
 
 /// Path of the control socket in `state_dir`.

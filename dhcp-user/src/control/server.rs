@@ -14,14 +14,15 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::protocol::{
-    parse_request, socket_path, Binding, ControlRequest, ControlResponse, StatsReply,
+    parse_request, socket_path, Binding, ControlRequest, ControlResponse, ErrorCode, StatsReply,
     CONTROL_SOCKET, MAX_REQUEST_LINE,
 };
 use crate::clock::unix_now;
 use crate::config::parse_hex;
 use crate::reload::Reloader;
+use crate::server::operator::OperatorError;
 use crate::server::{ClearSelector, Server};
-use crate::store::{LeaseFilter, LeasePages};
+use crate::store::{Lease, LeaseFilter, LeasePages};
 
 /// Answers one request; `reload` goes to `reloader` (none: a server that cannot reload).
 pub async fn answer(
@@ -56,10 +57,19 @@ pub async fn answer(
                 info!("operator reload");
                 match reloader.reload().await {
                     Ok(report) => ControlResponse::Reloaded(report),
-                    Err(err) => ControlResponse::Error(err.to_string()),
+                    // Applied, but the fast path could not follow: the server's fault.
+                    Err(err @ crate::reload::ReloadError::FastPath(_)) => {
+                        ControlResponse::failed(ErrorCode::Internal, err.to_string())
+                    }
+                    // Refused: the file (or what it changes) is the operator's to fix.
+                    Err(err) => ControlResponse::failed(ErrorCode::BadRequest, err.to_string()),
                 }
             }
-            None => ControlResponse::Error("this server cannot reload".into()),
+            None => ControlResponse::failed(
+                ErrorCode::NotSupported,
+                "this server cannot reload (it was started without a configuration file to \
+                 read again)",
+            ),
         },
         ControlRequest::Clear { duid, address, all } => {
             let selector = match clear_selector(duid, address, all) {
@@ -72,7 +82,66 @@ pub async fn answer(
                 Err(err) => ControlResponse::Error(err.to_string()),
             }
         }
+        other => answer_operator(server, other).await,
     }
+}
+
+/// Answers the provisioning commands ([`crate::server::operator`]), refusals with a code.
+async fn answer_operator(server: &Server, request: ControlRequest) -> ControlResponse {
+    let now = unix_now();
+    let row = |lease: Lease| Binding::from_lease(&lease, now);
+    let result = match request {
+        ControlRequest::LeaseGet {
+            address,
+            prefix,
+            duid,
+        } => server
+            .operator_get_leases(address, prefix.as_deref(), duid.as_deref())
+            .map(|leases| ControlResponse::Leases(leases.into_iter().map(row).collect())),
+        ControlRequest::LeaseAdd(spec) => server
+            .operator_add_lease(&spec)
+            .await
+            .map(|lease| ControlResponse::Lease(row(lease))),
+        ControlRequest::LeaseUpdate(update) => server
+            .operator_update_lease(&update)
+            .await
+            .map(|lease| ControlResponse::Lease(row(lease))),
+        ControlRequest::LeaseDelete { address, prefix } => server
+            .operator_delete_lease(address, prefix.as_deref())
+            .await
+            .map(|lease| ControlResponse::Lease(row(lease))),
+        ControlRequest::ReservationAdd(spec) => server
+            .operator_add_reservation(&spec)
+            .await
+            .map(ControlResponse::Reservation),
+        ControlRequest::ReservationDelete(spec) => server
+            .operator_delete_reservation(&spec)
+            .await
+            .map(ControlResponse::Reservation),
+        ControlRequest::ReservationList => server
+            .operator_list_reservations()
+            .map(ControlResponse::Reservations),
+        ControlRequest::Usage => server.operator_usage().map(ControlResponse::Usage),
+        ControlRequest::Bindings
+        | ControlRequest::Stats
+        | ControlRequest::Clear { .. }
+        | ControlRequest::Reload => {
+            return ControlResponse::failed(ErrorCode::Internal, "not an operator command")
+        }
+    };
+    result.unwrap_or_else(|err| {
+        let code = match &err {
+            OperatorError::BadRequest(_) => ErrorCode::BadRequest,
+            OperatorError::NotFound(_) => ErrorCode::NotFound,
+            OperatorError::Conflict(_) => ErrorCode::Conflict,
+            // Another server sharing the database holds it.
+            OperatorError::Server(crate::server::ServerError::Store(
+                crate::store::StoreError::Conflict(_),
+            )) => ErrorCode::Conflict,
+            OperatorError::Server(_) => ErrorCode::Internal,
+        };
+        ControlResponse::failed(code, err.to_string())
+    })
 }
 
 /// What a `clear` request selects: exactly one of a hex DUID, an address, every lease.

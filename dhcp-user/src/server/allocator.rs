@@ -262,6 +262,17 @@ impl Allocator {
         self.offer_order.push_back((until, key));
     }
 
+    /// The reservations the allocator honours (the operator API adds and removes some at run
+    /// time).
+    pub fn reservations_mut(&mut self) -> &mut Reservations {
+        &mut self.reservations
+    }
+
+    /// The reservations the allocator honours.
+    pub fn reservations(&self) -> &Reservations {
+        &self.reservations
+    }
+
     /// Drops the hold on `key` (the client took it, or released it).
     pub fn drop_offer(&mut self, key: &LeaseKey) {
         self.offers.remove(key);

@@ -24,6 +24,7 @@ pub mod allocator;
 pub mod handler;
 pub mod io;
 pub mod mirror;
+pub mod operator;
 pub mod stats;
 
 use crate::clock::unix_now;
@@ -489,6 +490,12 @@ impl Server {
         store: Arc<dyn LeaseStore>,
         interfaces: &[String],
     ) -> Result<Arc<Server>, ServerError> {
+        // The reservations made at run time join the configuration's before anything reads them.
+        let mut config = config;
+        let merged = operator::merge_runtime_reservations(&mut config)?;
+        if merged > 0 {
+            info!(count = merged, "reservations made at run time");
+        }
         let server_duid = load_server_duid(&config, store.as_ref(), interfaces)?;
         // Read before the mirror: what other servers commit after it is followed from here.
         let opened_at_seq = store.last_seq()?;

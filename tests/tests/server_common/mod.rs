@@ -434,3 +434,48 @@ def innermost(data):
         data = dict(options(data[34:]))[9]
     return data
 "#;
+
+impl LabServer {
+    /// One HTTP/1.1 request (`Connection: close`) to `port` on the server namespace's loopback
+    /// (the `[api]` listener), with `token` as the bearer token when given: (status, body).
+    pub fn http(
+        &self,
+        port: u16,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = self
+            .server_ns
+            .run_in(move || std::net::TcpStream::connect(("127.0.0.1", port)))
+            .expect("entering the server namespace")
+            .expect("connecting to the HTTP API");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(token) = token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {answer:?}"));
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
+        (status, body)
+    }
+}
