@@ -17,6 +17,7 @@
 //! line                 a client's line identity, from its relays
 //! lease_events         lease changes published to subscribers
 //! config, store, proto the configuration, the lease store, the wire codec
+//! options              configured options: registry, typed values, levels, the sending rule
 //! tls                  PEM certificates and keys, rustls configurations (leasequery's TLS)
 //! clock, log_throttle  the wall clock; rate-limited logging
 //! ```
@@ -33,6 +34,7 @@ pub mod leasequery;
 pub mod line;
 pub mod log_throttle;
 pub mod netif;
+pub mod options;
 pub mod proto;
 pub mod serve;
 pub mod server;
