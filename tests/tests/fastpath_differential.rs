@@ -822,9 +822,16 @@ async fn subnet_options_are_answered_byte_for_byte() {
     let has = |code: u16| reply.windows(2).any(|w| w == code.to_be_bytes());
     let mut aftr = vec![0, 64, 0, 18];
     aftr.extend_from_slice(b"\x04aftr\x03lab\x07example\x00");
-    assert!(reply.windows(aftr.len()).any(|w| w == aftr.as_slice()), "{}", hex(&reply));
+    assert!(
+        reply.windows(aftr.len()).any(|w| w == aftr.as_slice()),
+        "{}",
+        hex(&reply)
+    );
     assert!(has(17) && has(56) && has(21), "{}", hex(&reply));
-    assert!(!reply.windows(4).any(|w| w == [0, 83, 0, 4]), "no INF_MAX_RT in a Renew's Reply");
+    assert!(
+        !reply.windows(4).any(|w| w == [0, 83, 0, 4]),
+        "no INF_MAX_RT in a Renew's Reply"
+    );
 }
 
 /// Options of the client's reservation: the controller merges them over the subnet's (the
