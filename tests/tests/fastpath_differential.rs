@@ -792,7 +792,8 @@ value = 3600
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subnet_options_are_answered_byte_for_byte() {
     let p = pair_with("subnet-options", "", SUBNET_OPTIONS).await;
-    let cases: [(&str, Ask, Path, &[(u16, u16)]); 9] = [
+    type Case<'a> = (&'a str, Ask, Path, &'a [(u16, u16)]);
+    let cases: [Case; 9] = [
         ("renew", Ask::RenewWithOptions, Path::Direct, &[]),
         ("renew dot1q", Ask::RenewWithOptions, Path::Direct, DOT1Q),
         (
