@@ -919,3 +919,27 @@ async fn prefix_exclude_is_sent_only_when_asked_for() {
         hex(&no_ask)
     );
 }
+
+/// A pd-pool's own option replaces the subnet's of that code in the controller's reply (the
+/// most specific level wins), and the fast path, whose slots hold the subnet's, passes the
+/// client on (`pass_binding_options`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pd_pool_option_replaces_the_subnets_and_is_left_to_the_controller() {
+    let subnet = "[[subnet.option]]\nname = \"sntp-servers\"\nvalue = \"2001:db8:1::7a\"\n";
+    let pool =
+        r#", option = [{ name = "sntp-servers", value = "2001:db8:1::7b", always-send = true }]"#;
+    let p = pair_with("pd-pool-options", pool, subnet).await;
+    assert_ne!(p.binding.flags & dhcp_common::BINDING_OWN_OPTIONS, 0);
+    let (frame, inbound) = request(Path::Direct, p.message(Ask::Renew), &[]);
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS);
+    let reply = p.server.handle(&inbound).await.expect("controller reply");
+    let pools = opt(31, &ip("2001:db8:1::7b").octets());
+    assert!(
+        reply.windows(pools.len()).any(|w| w == pools.as_slice()),
+        "the pd-pool's SNTP server, always sent: {}",
+        hex(&reply)
+    );
+    let subnets = ip("2001:db8:1::7a").octets();
+    assert!(!reply.windows(16).any(|w| w == subnets), "not the subnet's");
+}
