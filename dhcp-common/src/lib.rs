@@ -172,7 +172,9 @@ pub struct SubnetConfig {
     /// 1 when the subnet's configured options all fit `options`; 0: every request but a Confirm
     /// is passed on (`pass_options_too_big`).
     pub options_fit: u8,
-    pub _pad: [u8; 3],
+    /// Number of `options` in use (the first ones): the program looks at no more.
+    pub option_count: u8,
+    pub _pad: [u8; 2],
     /// The subnet's configured options (global ones merged in), in the controller's canonical
     /// order (by code); unused slots have `len` 0.
     pub options: [OptionSlot; FAST_OPTION_SLOTS],

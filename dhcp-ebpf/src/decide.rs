@@ -160,16 +160,21 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         if r.oro_len > MAX_ORO * 2 || r.oro_len & 1 != 0 {
             return Err(stat::PASS_UNSUPPORTED);
         }
+        let count = subnet.option_count as usize;
         for i in 0..MAX_ORO {
-            if i * 2 < r.oro_len {
-                let code = rd16(req, r.oro_off + i * 2);
-                let mut want = 0u8;
-                for j in 0..FAST_OPTION_SLOTS {
-                    want |= ((code == subnet.options[j].code) as u8) << j;
-                }
-                st.want_slots |= want;
-                st.want_pd_exclude |= (code == OPT_PD_EXCLUDE) as u8;
+            if i * 2 >= r.oro_len {
+                break;
             }
+            let code = rd16(req, r.oro_off + i * 2);
+            let mut want = 0u8;
+            for j in 0..FAST_OPTION_SLOTS {
+                if j >= count {
+                    break;
+                }
+                want |= ((code == subnet.options[j].code) as u8) << j;
+            }
+            st.want_slots |= want;
+            st.want_pd_exclude |= (code == OPT_PD_EXCLUDE) as u8;
         }
     }
 

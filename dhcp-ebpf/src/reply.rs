@@ -98,7 +98,11 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
     // lists or marked always-send, those for Information-Request replies only in one.
     if st.send_options == 1 {
         let information = r.msg_type == MSG_INFORMATION_REQUEST;
+        let count = subnet.option_count as usize;
         for j in 0..FAST_OPTION_SLOTS {
+            if j >= count {
+                break;
+            }
             let slot = &subnet.options[j];
             // A power-of-two mask bounds the length for the verifier without changing it (<= 136).
             let len = (slot.len as usize) & 0xff;

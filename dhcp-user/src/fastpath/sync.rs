@@ -198,7 +198,8 @@ pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
         send_preference: subnet.preference.is_some() as u8,
         preference: subnet.preference.unwrap_or(0),
         options_fit: 0,
-        _pad: [0; 3],
+        option_count: 0,
+        _pad: [0; 2],
         options: [OptionSlot::EMPTY; FAST_OPTION_SLOTS],
     };
     let slots: Option<Vec<OptionSlot>> = subnet
@@ -221,6 +222,7 @@ pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
     if let Some(slots) = slots.filter(|s| s.len() <= FAST_OPTION_SLOTS) {
         cfg.options[..slots.len()].copy_from_slice(&slots);
         cfg.options_fit = 1;
+        cfg.option_count = slots.len() as u8;
     }
     cfg
 }

@@ -153,7 +153,8 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
             send_preference: 1,
             preference: 200,
             options_fit: 1,
-            _pad: [0; 3],
+            option_count: 3,
+            _pad: [0; 2],
             options,
         },
     )?;

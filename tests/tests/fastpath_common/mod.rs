@@ -361,7 +361,8 @@ pub fn lab_subnet(options: [OptionSlot; FAST_OPTION_SLOTS]) -> SubnetConfig {
         send_preference: 1,
         preference: 200,
         options_fit: 1,
-        _pad: [0; 3],
+        option_count: options.iter().filter(|s| s.len != 0).count() as u8,
+        _pad: [0; 2],
         options,
     }
 }
