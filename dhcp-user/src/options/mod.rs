@@ -195,9 +195,10 @@ pub fn only_when_requested(code: u16) -> bool {
     matches!(code, OPT_SOL_MAX_RT | OPT_INF_MAX_RT)
 }
 
-/// Options that belong in a Reply to an Information-Request only: Information Refresh Time (RFC
-/// 8415 section 21.23) and INF_MAX_RT (section 21.25: its client uses it for Information-Request
-/// retransmissions alone).
+/// Options sent in a Reply to an Information-Request only: Information Refresh Time (RFC 8415
+/// section 21.23: "only used in Reply messages in response to Information-request messages")
+/// and INF_MAX_RT (section 21.25 allows it in any response to a client that asked, but it tunes
+/// the Information-Request retransmissions alone, so we send it in their Reply only).
 pub fn information_only(code: u16) -> bool {
     matches!(code, OPT_INFORMATION_REFRESH_TIME | OPT_INF_MAX_RT)
 }
