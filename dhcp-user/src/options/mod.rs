@@ -214,15 +214,6 @@ pub struct ConfiguredOption {
 }
 
 impl ConfiguredOption {
-    /// Code, length and body, as on the wire.
-    pub fn encoded(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + self.data.len());
-        out.extend_from_slice(&self.code.to_be_bytes());
-        out.extend_from_slice(&(self.data.len() as u16).to_be_bytes());
-        out.extend_from_slice(&self.data);
-        out
-    }
-
     /// The option for a reply (re-encoded verbatim).
     pub fn to_option(&self) -> crate::proto::DhcpOption {
         crate::proto::DhcpOption::Unknown {
