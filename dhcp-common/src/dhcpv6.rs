@@ -68,6 +68,8 @@ pub const OPT_CLT_TIME: u16 = 46;
 pub const OPT_LQ_RELAY_DATA: u16 = 47;
 pub const OPT_LQ_CLIENT_LINK: u16 = 48;
 pub const OPT_RELAY_ID: u16 = 53;
+/// OPTION_PD_EXCLUDE (RFC 6603), inside an IAPREFIX.
+pub const OPT_PD_EXCLUDE: u16 = 67;
 pub const OPT_SOL_MAX_RT: u16 = 82;
 pub const OPT_INF_MAX_RT: u16 = 83;
 pub const OPT_CLIENT_LINKLAYER_ADDR: u16 = 79;

@@ -12,8 +12,16 @@ pub mod dhcpv6;
 pub const FAST_DUID_MAX: usize = 32;
 /// Longest server DUID the fast path can put in a Server Identifier option.
 pub const FAST_SERVER_DUID_MAX: usize = 32;
-/// Longest encoded option body (DNS servers, domain search list) the fast path copies.
-pub const FAST_OPTION_MAX: usize = 128;
+/// Longest configured option, code and length included, the fast path copies (a multiple of 8:
+/// it is copied a word at a time).
+pub const FAST_OPTION_MAX: usize = 136;
+/// Number of configured options a subnet's replies may carry in the fast path (`OptionSlot`s).
+pub const FAST_OPTION_SLOTS: usize = 8;
+/// `OptionSlot::flags`: sent whether or not the client's ORO lists the code (`always-send`).
+pub const OPTION_SLOT_ALWAYS: u8 = 1;
+/// `OptionSlot::flags`: only in a Reply to an Information-Request (Information Refresh Time,
+/// INF_MAX_RT).
+pub const OPTION_SLOT_INFORMATION_ONLY: u8 = 2;
 /// Longest Interface-ID option body from a relay the fast path echoes.
 pub const FAST_INTERFACE_ID_MAX: usize = 32;
 /// Number of subnets the fast path knows about (index into `SUBNETS`).
@@ -67,6 +75,13 @@ pub const BINDING_HAS_PD: u8 = 2;
 /// failover) but never hands it out on a Solicit or Request, so the fast path answers only
 /// those two.
 pub const BINDING_RENEW_ONLY: u8 = 4;
+/// `BindingValue::flags`: the pool, pd-pool or reservation of one of the binding's leases has
+/// options of its own, which the subnet's `OptionSlot`s do not hold: the controller answers.
+pub const BINDING_OWN_OPTIONS: u8 = 8;
+/// `BindingValue::flags`: the binding's prefix comes from a pd-pool with a Prefix Exclude (RFC
+/// 6603), which the controller puts inside the IAPREFIX when the ORO asks for it (67): such a
+/// request is passed on.
+pub const BINDING_PD_EXCLUDE: u8 = 16;
 /// The `BindingValue::flags` bits naming the binding's IAs.
 pub const BINDING_IAS: u8 = BINDING_HAS_NA | BINDING_HAS_PD;
 
@@ -97,6 +112,48 @@ pub struct BindingValue {
     pub ifindex: u32,
 }
 
+/// One configured option of a subnet, pre-encoded by the controller (code, length, body) and
+/// copied verbatim into replies by the rule of `flags` and the client's ORO.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OptionSlot {
+    /// The option code (matched against the ORO).
+    pub code: u16,
+    /// Bytes of `data` in use (code and length included); 0: an empty slot.
+    pub len: u16,
+    /// `OPTION_SLOT_ALWAYS` | `OPTION_SLOT_INFORMATION_ONLY`.
+    pub flags: u8,
+    pub _pad: [u8; 3],
+    pub data: [u8; FAST_OPTION_MAX],
+}
+
+impl OptionSlot {
+    pub const EMPTY: OptionSlot = OptionSlot {
+        code: 0,
+        len: 0,
+        flags: 0,
+        _pad: [0; 3],
+        data: [0; FAST_OPTION_MAX],
+    };
+
+    /// The slot of option `code` with `body` (code, length and body, as on the wire), or `None`
+    /// when it is longer than a slot.
+    pub fn new(code: u16, body: &[u8], flags: u8) -> Option<OptionSlot> {
+        let len = 4 + body.len();
+        if len > FAST_OPTION_MAX {
+            return None;
+        }
+        let mut slot = OptionSlot::EMPTY;
+        slot.code = code;
+        slot.len = len as u16;
+        slot.flags = flags;
+        slot.data[..2].copy_from_slice(&code.to_be_bytes());
+        slot.data[2..4].copy_from_slice(&(body.len() as u16).to_be_bytes());
+        slot.data[4..len].copy_from_slice(body);
+        Some(slot)
+    }
+}
+
 /// Per-subnet settings the fast path answers with. Written by the controller.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -105,7 +162,6 @@ pub struct SubnetConfig {
     pub valid_lifetime: u32,
     pub t1: u32,
     pub t2: u32,
-    pub info_refresh_time: u32,
     /// 1 when the subnet is configured (0 entries are never answered from).
     pub enabled: u8,
     /// 1 when a Solicit with Rapid Commit gets a Reply straight away.
@@ -113,12 +169,15 @@ pub struct SubnetConfig {
     /// 1 when an Advertise carries a Preference option with `preference`.
     pub send_preference: u8,
     pub preference: u8,
-    /// Body of OPTION_DNS_SERVERS (23), 0 when none is configured.
-    pub dns_len: u16,
-    /// Body of OPTION_DOMAIN_LIST (24), already in DNS wire format, 0 when none.
-    pub domain_len: u16,
-    pub dns: [u8; FAST_OPTION_MAX],
-    pub domain: [u8; FAST_OPTION_MAX],
+    /// 1 when the subnet's configured options all fit `options`; 0: every request but a Confirm
+    /// is passed on (`pass_options_too_big`).
+    pub options_fit: u8,
+    /// Number of `options` in use (the first ones): the program looks at no more.
+    pub option_count: u8,
+    pub _pad: [u8; 2],
+    /// The subnet's configured options (global ones merged in), in the controller's canonical
+    /// order (by code); unused slots have `len` 0.
+    pub options: [OptionSlot; FAST_OPTION_SLOTS],
 }
 
 /// Settings of one served interface, keyed by ifindex in `IFACES`.
@@ -289,6 +348,13 @@ pub mod stat {
         /// A known client's Solicit or Request whose binding holds a lease of the redundant
         /// peer's half of the pools: the controller gives it one of its own half.
         PASS_PEER_HALF = "pass_peer_half",
+        /// The subnet's configured options do not fit the fast path's slots (more than
+        /// `FAST_OPTION_SLOTS`, or one longer than `FAST_OPTION_MAX`).
+        PASS_OPTIONS_TOO_BIG = "pass_options_too_big",
+        /// The binding's pool, pd-pool or reservation has options of its own.
+        PASS_BINDING_OPTIONS = "pass_binding_options",
+        /// The ORO asks for Prefix Exclude (67) and the binding's pd-pool has one.
+        PASS_PD_EXCLUDE = "pass_pd_exclude",
     }
 
     /// Each name is its constant's identifier in lower case.
@@ -356,6 +422,7 @@ mod pod {
     unsafe impl aya::Pod for BindingKey {}
     unsafe impl aya::Pod for BindingValue {}
     unsafe impl aya::Pod for SubnetConfig {}
+    unsafe impl aya::Pod for OptionSlot {}
     unsafe impl aya::Pod for IfaceConfig {}
     unsafe impl aya::Pod for GlobalConfig {}
     unsafe impl aya::Pod for LinkKey {}
@@ -383,9 +450,10 @@ mod tests {
             8 + 1 + 1 + 2 + 4 + FAST_SERVER_DUID_MAX
         );
         assert_eq!(size_of::<RenewalEvent>(), 8 + 8 + 36 + 4 + 1 + 1 + 1 + 5);
+        assert_eq!(size_of::<OptionSlot>(), 2 + 2 + 1 + 3 + FAST_OPTION_MAX);
         assert_eq!(
             size_of::<SubnetConfig>(),
-            5 * 4 + 4 + 2 + 2 + 2 * FAST_OPTION_MAX
+            4 * 4 + 4 + 4 + FAST_OPTION_SLOTS * size_of::<OptionSlot>()
         );
     }
 

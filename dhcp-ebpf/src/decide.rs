@@ -7,8 +7,8 @@ use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
     dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
-    BINDING_HAS_PD, BINDING_RENEW_ONLY, FAST_DUID_MAX, FAST_SERVER_DUID_MAX,
-    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
+    BINDING_HAS_PD, BINDING_OWN_OPTIONS, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_DUID_MAX,
+    FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.
@@ -148,21 +148,33 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     st.reason = reason as u8;
     st.commits = commits;
 
-    // Requested options.
-    st.want_dns = 0;
-    st.want_domain = 0;
-    st.want_refresh = 0;
+    // Requested options: which of the subnet's option slots the ORO lists (the controller's
+    // `options::sent_in`; the reply applies `always-send` and the message rule).
+    if subnet.options_fit == 0 && r.msg_type != MSG_CONFIRM {
+        return Err(stat::PASS_OPTIONS_TOO_BIG);
+    }
+    st.want_slots = 0;
+    st.want_pd_exclude = 0;
+    st.send_options = 1;
     if r.oros == 1 {
         if r.oro_len > MAX_ORO * 2 || r.oro_len & 1 != 0 {
             return Err(stat::PASS_UNSUPPORTED);
         }
+        let count = subnet.option_count as usize;
         for i in 0..MAX_ORO {
-            if i * 2 < r.oro_len {
-                let code = rd16(req, r.oro_off + i * 2);
-                st.want_dns |= (code == OPT_DNS_SERVERS) as u8;
-                st.want_domain |= (code == OPT_DOMAIN_LIST) as u8;
-                st.want_refresh |= (code == OPT_INFORMATION_REFRESH_TIME) as u8;
+            if i * 2 >= r.oro_len {
+                break;
             }
+            let code = rd16(req, r.oro_off + i * 2);
+            let mut want = 0u8;
+            for j in 0..FAST_OPTION_SLOTS {
+                if j >= count {
+                    break;
+                }
+                want |= ((code == subnet.options[j].code) as u8) << j;
+            }
+            st.want_slots |= want;
+            st.want_pd_exclude |= (code == OPT_PD_EXCLUDE) as u8;
         }
     }
 
@@ -230,6 +242,14 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if !ias_match(req, r, b, need_addr) {
         return Err(stat::PASS_IA_MISMATCH);
     }
+    // Options of the lease's pool or reservation, or a Prefix Exclude asked for: the
+    // controller's levels, not the subnet's slots.
+    if b.flags & BINDING_OWN_OPTIONS != 0 {
+        return Err(stat::PASS_BINDING_OPTIONS);
+    }
+    if b.flags & BINDING_PD_EXCLUDE != 0 && st.want_pd_exclude == 1 && r.pd_count == 1 {
+        return Err(stat::PASS_PD_EXCLUDE);
+    }
     // SAFETY: a map value and a scratch field, both `BindingValue`s, never the same memory (a
     // plain assignment would compile to a byte-wise `memmove` call).
     unsafe { core::ptr::copy_nonoverlapping(b as *const BindingValue, &mut st.binding, 1) };
@@ -276,9 +296,7 @@ fn confirm(sc: *mut Scratch, req: *const u8, st: &mut State) -> Result<(), Reaso
         Some(_) => return Err(stat::PASS_CONFIRM_OTHER_SUBNET),
         None => false,
     };
-    st.want_dns = 0;
-    st.want_domain = 0;
-    st.want_refresh = 0;
+    st.send_options = 0;
     st.has_status = 1;
     if on_link {
         st.status_code = STATUS_SUCCESS as u8;

@@ -4,7 +4,8 @@
 use crate::{csum::*, maps::*, scratch::*, state::*, wire::*};
 use dhcp_common::{
     dhcpv6::*, stat, BindingValue, SubnetConfig, BINDING_HAS_NA, BINDING_HAS_PD, FAST_DUID_MAX,
-    FAST_INTERFACE_ID_MAX, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
+    FAST_INTERFACE_ID_MAX, FAST_OPTION_MAX, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX,
+    OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY,
 };
 
 /// Writes the whole reply frame into `out` and its length into `new_len`.
@@ -93,31 +94,25 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
         put16(p, 2, 0);
         o += 4;
     }
-    if st.want_dns == 1 && subnet.dns_len != 0 {
-        let len = (subnet.dns_len as usize) & (FAST_OPTION_MAX * 2 - 1);
-        let p = at(out, o);
-        put16(p, 0, OPT_DNS_SERVERS);
-        put16(p, 2, len as u16);
-        copy_upto::<FAST_OPTION_MAX>(p.wrapping_add(4), subnet.dns.as_ptr(), len);
-        o += 4 + len;
-    }
-    if st.want_domain == 1 && subnet.domain_len != 0 {
-        let len = (subnet.domain_len as usize) & (FAST_OPTION_MAX * 2 - 1);
-        let p = at(out, o);
-        put16(p, 0, OPT_DOMAIN_LIST);
-        put16(p, 2, len as u16);
-        copy_upto::<FAST_OPTION_MAX>(p.wrapping_add(4), subnet.domain.as_ptr(), len);
-        o += 4 + len;
-    }
-    if r.msg_type == MSG_INFORMATION_REQUEST
-        && st.want_refresh == 1
-        && subnet.info_refresh_time != 0
-    {
-        let p = at(out, o);
-        put16(p, 0, OPT_INFORMATION_REFRESH_TIME);
-        put16(p, 2, 4);
-        put32(p, 4, subnet.info_refresh_time);
-        o += 8;
+    // The configured options, pre-encoded by the controller in its order: each slot the ORO
+    // lists or marked always-send, those for Information-Request replies only in one.
+    if st.send_options == 1 {
+        let information = r.msg_type == MSG_INFORMATION_REQUEST;
+        let count = subnet.option_count as usize;
+        for j in 0..FAST_OPTION_SLOTS {
+            if j >= count {
+                break;
+            }
+            let slot = &subnet.options[j];
+            // A power-of-two mask bounds the length for the verifier without changing it (<= 136).
+            let len = (slot.len as usize) & 0xff;
+            let wanted = slot.flags & OPTION_SLOT_ALWAYS != 0 || (st.want_slots >> j) & 1 == 1;
+            let allowed = slot.flags & OPTION_SLOT_INFORMATION_ONLY == 0 || information;
+            if len != 0 && wanted && allowed {
+                copy_upto::<FAST_OPTION_MAX>(at(out, o), slot.data.as_ptr(), len);
+                o += len;
+            }
+        }
     }
     if st.relayed == 1 {
         put16(at(out, relay_msg_len_off), 0, (o - o_msg) as u16);

@@ -79,9 +79,12 @@ pub struct State {
     pub reply_type: u8,
     pub commits: u8,
     pub has_binding: u8,
-    pub want_dns: u8,
-    pub want_domain: u8,
-    pub want_refresh: u8,
+    /// Bit `j` set when the ORO lists the code of the subnet's option slot `j`.
+    pub want_slots: u8,
+    /// 1 when the ORO lists Prefix Exclude (67).
+    pub want_pd_exclude: u8,
+    /// 1 when the reply carries configured options (every reply but a Confirm's).
+    pub send_options: u8,
     pub reason: u8,
     pub renewed_ias: u8,
     /// 1 when the reply carries a message-level Status Code (a Confirm's), `status_code`.

@@ -59,6 +59,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 mod api;
+use crate::options::{ConfiguredOption, PdExclude};
 pub use api::{parse_duration, ApiConfig, ApiToken, LeaseLogConfig};
 
 /// Default directory of the lease database and the control socket.
@@ -186,6 +187,8 @@ pub struct Config {
     pub lease_log: Option<LeaseLogConfig>,
     /// The subnets, in file order.
     pub subnets: Vec<Subnet>,
+    /// Global options (`[[option]]`), the least specific level.
+    pub options: Vec<ConfiguredOption>,
 }
 
 /// `[lease-database]`: where the leases are kept.
@@ -395,6 +398,13 @@ pub struct Subnet {
     pub domain_search: Vec<String>,
     /// OPTION_INFORMATION_REFRESH_TIME in replies to Information-Request.
     pub information_refresh_time: Option<u32>,
+    /// The global options merged with the subnet's own (`[[subnet.option]]`, and the three keys
+    /// above as options 23, 24, 32), in code order: what a client of the subnet gets.
+    pub options: Vec<ConfiguredOption>,
+    /// Each pool's own options (parallel to `pools`): for a client holding one of its addresses.
+    pub pool_options: Vec<Vec<ConfiguredOption>>,
+    /// Each pd-pool's own options (parallel to `pd_pools`).
+    pub pd_pool_options: Vec<Vec<ConfiguredOption>>,
     /// Host reservations by DUID.
     pub reservations: Vec<Reservation>,
     /// Relayed clients whose relay sent one of these Interface-IDs (option 18, the bytes of the
@@ -433,6 +443,9 @@ pub struct PdPool {
     pub prefix: Ipv6Net,
     /// Length of each delegated prefix.
     pub delegated_length: u8,
+    /// Prefix Exclude (RFC 6603, `excluded-prefix`): sent inside each IAPREFIX of the pool to a
+    /// client whose ORO asks for OPTION_PD_EXCLUDE (67).
+    pub exclude: Option<PdExclude>,
 }
 
 impl PdPool {
@@ -460,6 +473,8 @@ pub struct Reservation {
     pub address: Option<Ipv6Addr>,
     /// Its IA_PD prefix.
     pub prefix: Option<Ipv6Net>,
+    /// Its own options, the most specific level.
+    pub options: Vec<ConfiguredOption>,
 }
 
 /// Who a reservation is for.
@@ -753,6 +768,8 @@ struct RawConfig {
     lease_log: Option<api::RawLeaseLog>,
     #[serde(default)]
     subnet: Vec<RawSubnet>,
+    #[serde(default)]
+    option: Vec<options::RawOption>,
 }
 
 #[derive(Deserialize)]
@@ -862,6 +879,8 @@ struct RawSubnet {
     relay_interface_ids: Vec<String>,
     #[serde(default)]
     relay_addresses: Vec<Ipv6Addr>,
+    #[serde(default)]
+    option: Vec<options::RawOption>,
 }
 
 #[derive(Deserialize)]
@@ -869,6 +888,8 @@ struct RawSubnet {
 struct RawPool {
     low: Spanned<Ipv6Addr>,
     high: Spanned<Ipv6Addr>,
+    #[serde(default)]
+    option: Vec<options::RawOption>,
 }
 
 #[derive(Deserialize)]
@@ -876,6 +897,9 @@ struct RawPool {
 struct RawPdPool {
     prefix: Spanned<Prefix>,
     delegated_length: Spanned<u8>,
+    excluded_prefix: Option<Spanned<Prefix>>,
+    #[serde(default)]
+    option: Vec<options::RawOption>,
 }
 
 #[derive(Deserialize)]
@@ -888,6 +912,8 @@ struct RawReservation {
     client_linklayer_address: Option<Spanned<Mac>>,
     address: Option<Spanned<Ipv6Addr>>,
     prefix: Option<Spanned<Prefix>>,
+    #[serde(default)]
+    option: Vec<options::RawOption>,
 }
 
 /// `remote-id = { enterprise = 3561, id = "00:11:22" }`.
@@ -1008,10 +1034,12 @@ impl Validator<'_> {
                 ));
             }
         }
+        let global_options = self.options(&raw.option, "option")?;
         let mut subnets = Vec::with_capacity(raw.subnet.len());
         let mut spans = Vec::with_capacity(raw.subnet.len());
         for (index, subnet) in raw.subnet.into_iter().enumerate() {
-            let (subnet, subnet_spans) = self.subnet(index, subnet, max_lease_time)?;
+            let (mut subnet, subnet_spans) = self.subnet(index, subnet, max_lease_time)?;
+            subnet.options = crate::options::merge([&global_options[..], &subnet.options[..]]);
             subnets.push(subnet);
             spans.push(subnet_spans);
         }
@@ -1094,6 +1122,7 @@ impl Validator<'_> {
             api: self.api(raw.api)?,
             lease_log: self.lease_log(raw.lease_log)?,
             subnets,
+            options: global_options,
         })
     }
 
@@ -1565,6 +1594,7 @@ impl Validator<'_> {
         }
 
         let mut pools = Vec::new();
+        let mut pool_options = Vec::new();
         for (i, pool) in raw.pools.iter().enumerate() {
             let (low, high) = (*pool.low.get_ref(), *pool.high.get_ref());
             for (name, value, span) in [
@@ -1587,9 +1617,11 @@ impl Validator<'_> {
                 ));
             }
             pools.push(AddressPool { low, high });
+            pool_options.push(self.options(&pool.option, &key(&format!("pools[{i}].option")))?);
         }
 
         let mut pd_pools = Vec::new();
+        let mut pd_pool_options = Vec::new();
         for (i, pool) in raw.pd_pools.iter().enumerate() {
             let pool_prefix = pool.prefix.get_ref().0;
             let length = *pool.delegated_length.get_ref();
@@ -1603,10 +1635,19 @@ impl Validator<'_> {
                     ),
                 ));
             }
+            let exclude = self.pd_exclude(
+                pool.excluded_prefix.as_ref(),
+                pool_prefix,
+                length,
+                &key(&format!("pd-pools[{i}].excluded-prefix")),
+            )?;
             pd_pools.push(PdPool {
                 prefix: pool_prefix,
                 delegated_length: length,
+                exclude,
             });
+            pd_pool_options
+                .push(self.options(&pool.option, &key(&format!("pd-pools[{i}].option")))?);
         }
 
         let mut domain_search = Vec::new();
@@ -1659,6 +1700,7 @@ impl Validator<'_> {
                 client,
                 address: res.address.as_ref().map(|a| *a.get_ref()),
                 prefix: res.prefix.as_ref().map(|p| p.get_ref().0),
+                options: self.options(&res.option, &key(&format!("reservations[{i}].option")))?,
             });
         }
         let interfaces = match (&raw.interface, &raw.interfaces) {
@@ -1734,6 +1776,9 @@ impl Validator<'_> {
             rebind_timer: rebind,
             rapid_commit: raw.rapid_commit,
             preference: raw.preference,
+            options: self.subnet_options(&raw, &domain_search, &key)?,
+            pool_options,
+            pd_pool_options,
             dns_servers: raw.dns_servers,
             domain_search,
             information_refresh_time: raw.information_refresh_time,
@@ -2016,5 +2061,6 @@ impl fmt::Display for Subnet {
     }
 }
 
+mod options;
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@
 //! config, store, proto the configuration, the lease store, the wire codec
 //! subnet_ids           the state directory's record of subnet ids by prefix
 //! notify               systemd's readiness notification (sd_notify)
+//! options              configured options: registry, typed values, levels, the sending rule
 //! tls                  PEM certificates and keys, rustls configurations (leasequery's TLS)
 //! clock, log_throttle  the wall clock; rate-limited logging
 //! ```
@@ -39,6 +40,7 @@ pub mod line;
 pub mod log_throttle;
 pub mod netif;
 pub mod notify;
+pub mod options;
 pub mod proto;
 pub mod reload;
 pub mod serve;

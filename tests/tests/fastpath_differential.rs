@@ -36,8 +36,13 @@ struct Pair {
 /// A server and a fast path configured alike, with one client granted an address and a prefix
 /// by the server (Solicit with Rapid Commit) and its binding pushed into the map.
 async fn pair(tag: &str) -> Pair {
+    pair_with(tag, "", "").await
+}
+
+/// As `pair`, the config extended as [`config_with`] does.
+async fn pair_with(tag: &str, pd_pool: &str, extra: &str) -> Pair {
     let dir = tempdir::Dir::new(tag);
-    let config = config(&dir.0);
+    let config = config_with(&dir.0, pd_pool, extra);
     let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.0.join("leases.db")).unwrap());
     let server = Server::with_store(config.clone(), store.clone(), &["lo".to_string()]).unwrap();
     server.set_direct_subnet("lo", Some(0));
@@ -132,6 +137,10 @@ enum Ask {
     Confirm,
     /// A Confirm of an address on no link we serve.
     ConfirmNotOnLink,
+    /// A Renew whose ORO asks for vendor, DNS, NTP and SIP options (as CPEs do).
+    RenewWithOptions,
+    /// A Renew whose ORO asks for Prefix Exclude (67) too.
+    RenewWithPdExclude,
 }
 
 impl Pair {
@@ -193,6 +202,21 @@ impl Pair {
                 MSG_CONFIRM,
                 &[client_id(), elapsed(), na, pd, dns_and_domain],
             ),
+            Ask::RenewWithOptions => msg(
+                MSG_RENEW,
+                &[
+                    client_id(),
+                    server_id(),
+                    elapsed(),
+                    na,
+                    pd,
+                    oro(&[17, 23, 56, 21]),
+                ],
+            ),
+            Ask::RenewWithPdExclude => msg(
+                MSG_RENEW,
+                &[client_id(), server_id(), elapsed(), na, pd, oro(&[23, 67])],
+            ),
             Ask::ConfirmNotOnLink => msg(
                 MSG_CONFIRM,
                 &[
@@ -207,7 +231,10 @@ impl Pair {
 /// The same request to both: the XDP reply frame must be, byte for byte, the frame the
 /// controller's reply would be on the link (payload, Ethernet, VLAN, IPv6 and UDP headers).
 async fn same_frame(tag: &str, ask: Ask, path: Path, vlans: &[(u16, u16)]) {
-    let p = pair(tag).await;
+    same_frame_of(&pair(tag).await, tag, ask, path, vlans).await;
+}
+
+async fn same_frame_of(p: &Pair, tag: &str, ask: Ask, path: Path, vlans: &[(u16, u16)]) {
     let (frame, inbound) = request(path, p.message(ask), vlans);
     let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
     assert_eq!(out.verdict, XDP_TX, "{tag}: the fast path must answer");
@@ -736,4 +763,183 @@ async fn a_multicast_or_unspecified_source_is_passed_on() {
         frame.src_ip = from;
         passed_on_untouched(tag, frame, None).await;
     }
+}
+
+/// Subnet-level options of every kind the lab's clients ask for: NTP (RFC 5908), AFTR-Name
+/// (RFC 6334, always-send), vendor options (enterprise 4491), SIP domains, and an INF_MAX_RT
+/// that only an Information-Request's Reply may carry.
+const SUBNET_OPTIONS: &str = r#"
+[[subnet.option]]
+name = "ntp-server"
+value = [{ server = "2001:db8:1::123" }, { fqdn = "ntp.lab.example" }]
+[[subnet.option]]
+name = "aftr-name"
+value = "aftr.lab.example"
+always-send = true
+[[subnet.option]]
+name = "vendor-opts"
+value = { enterprise = 4491, options = [{ code = 1, hex = "0a:0b:0c" }, { code = 2, text = "cm" }] }
+[[subnet.option]]
+name = "sip-server-d"
+value = ["sip.lab.example"]
+[[subnet.option]]
+name = "inf-max-rt"
+value = 3600
+"#;
+
+/// The option blocks in XDP: every path and message the fast path answers, with the subnet's
+/// NTP, AFTR, vendor and SIP options, is the controller's frame byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subnet_options_are_answered_byte_for_byte() {
+    let p = pair_with("subnet-options", "", SUBNET_OPTIONS).await;
+    type Case<'a> = (&'a str, Ask, Path, &'a [(u16, u16)]);
+    let cases: [Case; 9] = [
+        ("renew", Ask::RenewWithOptions, Path::Direct, &[]),
+        ("renew dot1q", Ask::RenewWithOptions, Path::Direct, DOT1Q),
+        (
+            "renew relayed",
+            Ask::RenewWithOptions,
+            relay_global_to_us(),
+            &[],
+        ),
+        ("renew ldra", Ask::RenewWithOptions, ldra(), QINQ),
+        ("renew, only dns asked", Ask::Renew, Path::Direct, &[]),
+        ("rebind, no oro", Ask::Rebind, Path::Direct, &[]),
+        ("solicit", Ask::Solicit, ldra_behind_relay(), &[]),
+        ("request", Ask::Request, Path::Direct, &[]),
+        (
+            "information-request",
+            Ask::InformationRequest,
+            Path::Direct,
+            &[],
+        ),
+    ];
+    for (what, ask, path, vlans) in cases {
+        same_frame_of(&p, what, ask, path, vlans).await;
+    }
+    // And the options are there: the vendor's, NTP, AFTR (always-send), SIP; no INF_MAX_RT.
+    let (_, inbound) = request(Path::Direct, p.message(Ask::RenewWithOptions), &[]);
+    let reply = p.server.handle(&inbound).await.expect("controller reply");
+    let has = |code: u16| reply.windows(2).any(|w| w == code.to_be_bytes());
+    let mut aftr = vec![0, 64, 0, 18];
+    aftr.extend_from_slice(b"\x04aftr\x03lab\x07example\x00");
+    assert!(
+        reply.windows(aftr.len()).any(|w| w == aftr.as_slice()),
+        "{}",
+        hex(&reply)
+    );
+    assert!(has(17) && has(56) && has(21), "{}", hex(&reply));
+    assert!(
+        !reply.windows(4).any(|w| w == [0, 83, 0, 4]),
+        "no INF_MAX_RT in a Renew's Reply"
+    );
+}
+
+/// Options of the client's reservation: the controller merges them over the subnet's (the
+/// reservation's NTP replaces the subnet's), so the fast path passes the client on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservation_options_are_left_to_the_controller() {
+    let extra = format!(
+        r#"{SUBNET_OPTIONS}
+[[subnet.reservations]]
+duid = "{duid}"
+address = "2001:db8:1::4242"
+option = [{{ name = "ntp-server", value = [{{ server = "2001:db8:1::124" }}] }}]
+"#,
+        duid = hex(CLIENT_DUID)
+    );
+    let p = pair_with("reservation-options", "", &extra).await;
+    assert_ne!(p.binding.flags & dhcp_common::BINDING_OWN_OPTIONS, 0);
+    let (frame, inbound) = request(Path::Direct, p.message(Ask::RenewWithOptions), &[]);
+    let before = p.fp.stats().unwrap()[stat::PASS_BINDING_OPTIONS as usize].packets;
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS);
+    assert_eq!(out.frame, frame.encode(), "passed unchanged");
+    let after = p.fp.stats().unwrap()[stat::PASS_BINDING_OPTIONS as usize].packets;
+    assert_eq!(after, before + 1, "counted as pass_binding_options");
+    let reply = p.server.handle(&inbound).await.expect("controller reply");
+    let mut ntp = vec![0, 1, 0, 16];
+    ntp.extend_from_slice(&ip("2001:db8:1::124").octets());
+    let ntp = opt(56, &ntp);
+    assert!(
+        reply.windows(ntp.len()).any(|w| w == ntp.as_slice()),
+        "the reservation's NTP server in {}",
+        hex(&reply)
+    );
+    assert!(
+        !reply.windows(7).any(|w| w == b"\x03ntp\x03lab"),
+        "not the subnet's"
+    );
+}
+
+/// RFC 6603 section 4.2: OPTION_PD_EXCLUDE only to a client that asked for it in its ORO;
+/// then inside the IAPREFIX, the excluded prefix within the delegated one and longer. Without
+/// 67 in the ORO the fast path answers (same bytes, no Prefix Exclude); with it, it passes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_exclude_is_sent_only_when_asked_for() {
+    let p = pair_with(
+        "pd-exclude",
+        r#", excluded-prefix = "2001:db8:8000:1::/64""#,
+        "",
+    )
+    .await;
+    assert_ne!(p.binding.flags & dhcp_common::BINDING_PD_EXCLUDE, 0);
+    same_frame_of(&p, "renew without 67", Ask::Renew, Path::Direct, &[]).await;
+    let (frame, inbound) = request(Path::Direct, p.message(Ask::RenewWithPdExclude), &[]);
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS, "passed on when 67 is asked for");
+    let reply = p.server.handle(&inbound).await.expect("controller reply");
+    let prefix = p.prefix().octets();
+    // The IAPREFIX: lifetimes, /56, the prefix, then OPTION_PD_EXCLUDE: /64, subnet ID 0x01.
+    let mut iaprefix = vec![0, 26, 0, 25 + 6];
+    iaprefix.extend_from_slice(&PREFERRED.to_be_bytes());
+    iaprefix.extend_from_slice(&VALID.to_be_bytes());
+    iaprefix.push(56);
+    iaprefix.extend_from_slice(&prefix);
+    iaprefix.extend_from_slice(&[0, 67, 0, 2, 64, 0x01]);
+    assert!(
+        reply
+            .windows(iaprefix.len())
+            .any(|w| w == iaprefix.as_slice()),
+        "IAPREFIX with PD_EXCLUDE in {}",
+        hex(&reply)
+    );
+    // The excluded prefix is the delegated /56's first 56 bits and 0x01 after: within it,
+    // and /64 is longer than /56.
+    let no_ask = p
+        .server
+        .handle(&request(Path::Direct, p.message(Ask::Renew), &[]).1)
+        .await
+        .unwrap();
+    let mut plain = vec![0, 26, 0, 25];
+    plain.extend_from_slice(&iaprefix[4..4 + 25]);
+    assert!(
+        no_ask.windows(plain.len()).any(|w| w == plain.as_slice()),
+        "a bare IAPREFIX without the ORO asking (MUST NOT send it unasked): {}",
+        hex(&no_ask)
+    );
+}
+
+/// A pd-pool's own option replaces the subnet's of that code in the controller's reply (the
+/// most specific level wins), and the fast path, whose slots hold the subnet's, passes the
+/// client on (`pass_binding_options`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pd_pool_option_replaces_the_subnets_and_is_left_to_the_controller() {
+    let subnet = "[[subnet.option]]\nname = \"sntp-servers\"\nvalue = \"2001:db8:1::7a\"\n";
+    let pool =
+        r#", option = [{ name = "sntp-servers", value = "2001:db8:1::7b", always-send = true }]"#;
+    let p = pair_with("pd-pool-options", pool, subnet).await;
+    assert_ne!(p.binding.flags & dhcp_common::BINDING_OWN_OPTIONS, 0);
+    let (frame, inbound) = request(Path::Direct, p.message(Ask::Renew), &[]);
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS);
+    let reply = p.server.handle(&inbound).await.expect("controller reply");
+    let pools = opt(31, &ip("2001:db8:1::7b").octets());
+    assert!(
+        reply.windows(pools.len()).any(|w| w == pools.as_slice()),
+        "the pd-pool's SNTP server, always sent: {}",
+        hex(&reply)
+    );
+    let subnets = ip("2001:db8:1::7a").octets();
+    assert!(!reply.windows(16).any(|w| w == subnets), "not the subnet's");
 }

@@ -1114,3 +1114,179 @@ fn relayed_requests_are_passed_on_when_relay_selectors_could_apply() {
     assert_eq!(lab.counter(stat::PASS_RELAY_SELECTOR), 4);
     assert_eq!(lab.run(&relayed(relay_forw(renew(), None))).0, XDP_TX);
 }
+
+/// NTP server (56) with one address sub-option, RFC 5908 section 4, by hand.
+fn ntp_body() -> Vec<u8> {
+    let mut b = vec![0, 1, 0, 16];
+    b.extend_from_slice(&"2001:db8:1::123".parse::<Ipv6Addr>().unwrap().octets());
+    b
+}
+/// AFTR-Name (64), RFC 6334 section 3: "aftr.example" in DNS wire format.
+const AFTR: &[u8] = b"\x04aftr\x07example\x00";
+/// Vendor options (17): enterprise 4491, sub-option 1 = 0a0b.
+const VENDOR: &[u8] = &[0, 0, 0x11, 0x8b, 0, 1, 0, 2, 0x0a, 0x0b];
+
+/// The lab's subnet with vendor (17), DNS (23), NTP (56), AFTR (64, always-send) and INF_MAX_RT
+/// (83, Information-Request only), in code order as the controller fills the slots.
+fn options_subnet() -> dhcp_common::SubnetConfig {
+    let ntp = ntp_body();
+    lab_subnet(slots(&[
+        (OPT_VENDOR_OPTS, VENDOR, 0),
+        (OPT_DNS_SERVERS, &dns().octets()[..], 0),
+        (56, &ntp, 0),
+        (64, AFTR, dhcp_common::OPTION_SLOT_ALWAYS),
+        (
+            OPT_INF_MAX_RT,
+            &be32(3600)[..],
+            dhcp_common::OPTION_SLOT_INFORMATION_ONLY,
+        ),
+    ]))
+}
+
+/// A Renew asking for vendor, NTP and INF_MAX_RT gets them in slot order with the always-sent
+/// AFTR-Name, but no DNS (not asked) and no INF_MAX_RT (a Renew's Reply): copied verbatim.
+#[test]
+fn configured_options_follow_the_oro_and_always_send() {
+    let mut lab = setup();
+    lab.set_subnet(&options_subnet());
+    let renew = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+            ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+            oro(&[56, OPT_INF_MAX_RT, OPT_VENDOR_OPTS]),
+        ],
+    );
+    let reply = msg(
+        MSG_REPLY,
+        &[
+            server_id(),
+            client_id(),
+            granted_na(),
+            granted_pd(),
+            opt(OPT_VENDOR_OPTS, VENDOR),
+            opt(56, &ntp_body()),
+            opt(64, AFTR),
+        ],
+    );
+    check_answered(
+        &lab,
+        "renew",
+        direct(renew),
+        direct_reply(reply),
+        stat::TX_RENEW,
+    );
+    let info = msg(
+        MSG_INFORMATION_REQUEST,
+        &[client_id(), oro(&[OPT_INF_MAX_RT, OPT_DNS_SERVERS])],
+    );
+    let info_reply = msg(
+        MSG_REPLY,
+        &[
+            server_id(),
+            client_id(),
+            opt(OPT_DNS_SERVERS, &dns().octets()),
+            opt(64, AFTR),
+            opt(OPT_INF_MAX_RT, &be32(3600)),
+        ],
+    );
+    check_answered(
+        &lab,
+        "information-request",
+        direct(info),
+        direct_reply(info_reply),
+        stat::TX_INFORMATION_REQUEST,
+    );
+}
+
+/// A Confirm's Reply carries no configured option, not even an always-send one (RFC 8415
+/// section 18.3.3: only the Status Code).
+#[test]
+fn a_confirm_reply_has_no_configured_options() {
+    let mut lab = setup();
+    lab.set_subnet(&options_subnet());
+    check_answered(
+        &lab,
+        "confirm",
+        direct(confirm_msg(na_addr())),
+        direct_reply(confirm_reply(true)),
+        stat::TX_CONFIRM,
+    );
+}
+
+/// Options that did not fit the slots: every request but a Confirm goes to the controller,
+/// counted as `pass_options_too_big`.
+#[test]
+fn options_that_do_not_fit_pass_every_request_but_a_confirm() {
+    let mut lab = setup();
+    let mut subnet = options_subnet();
+    subnet.options_fit = 0;
+    lab.set_subnet(&subnet);
+    check_passed(&lab, "renew", direct(renew()), stat::PASS_OPTIONS_TOO_BIG);
+    let info = msg(MSG_INFORMATION_REQUEST, &[client_id()]);
+    check_passed(
+        &lab,
+        "information-request",
+        direct(info),
+        stat::PASS_OPTIONS_TOO_BIG,
+    );
+    assert_eq!(
+        lab.run(&direct(confirm_msg(na_addr()))).0,
+        XDP_TX,
+        "confirm answered"
+    );
+}
+
+/// A binding whose pool or reservation has options of its own is passed on; one whose pd-pool
+/// has a Prefix Exclude only when the ORO asks for 67 and the request has its IA_PD.
+#[test]
+fn binding_options_and_a_requested_prefix_exclude_are_passed_on() {
+    let mut lab = setup();
+    lab.add_binding_flags(dhcp_common::BINDING_PD_EXCLUDE);
+    let with_67 = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+            ia_pd(PD_IAID, 0, 0, Some((pd_prefix(), 56, 0, 0))),
+            oro(&[OPT_DNS_SERVERS, 67]),
+        ],
+    );
+    check_passed(
+        &lab,
+        "renew asking for 67",
+        direct(with_67),
+        stat::PASS_PD_EXCLUDE,
+    );
+    let address_alone = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            ia_na(NA_IAID, 0, 0, Some((na_addr(), 0, 0))),
+            oro(&[OPT_DNS_SERVERS, 67]),
+        ],
+    );
+    assert_eq!(
+        lab.run(&direct(address_alone)).0,
+        XDP_TX,
+        "no IA_PD: no IAPREFIX to carry it"
+    );
+    check_answered(
+        &lab,
+        "renew without 67",
+        direct(renew()),
+        direct_reply(renew_reply()),
+        stat::TX_RENEW,
+    );
+    lab.add_binding_flags(dhcp_common::BINDING_OWN_OPTIONS);
+    check_passed(
+        &lab,
+        "own options",
+        direct(renew()),
+        stat::PASS_BINDING_OPTIONS,
+    );
+}

@@ -35,6 +35,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
     "isc-dhcp-client",
+    // dhcpcd, the second real client of the options lab test (tests/tests/options_lab.rs).
+    "dhcpcd-base",
     "isc-dhcp-relay",
     "kea-admin",
     "kea-dhcp6-server",

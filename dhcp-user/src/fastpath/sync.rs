@@ -11,9 +11,10 @@ use std::{
 };
 
 use dhcp_common::{
-    BindingKey, BindingValue, GlobalConfig, IfaceConfig, RenewalEvent, SubnetConfig,
-    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_RENEW_ONLY, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
-    MAX_SUBNETS, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
+    BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, RenewalEvent, SubnetConfig,
+    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_OWN_OPTIONS, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY,
+    FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, MAX_SUBNETS, OPTION_SLOT_ALWAYS,
+    OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
@@ -147,6 +148,27 @@ impl SubnetIndex {
             .unwrap_or(0)
     }
 
+    /// The `BINDING_OWN_OPTIONS` and `BINDING_PD_EXCLUDE` flags of `lease`: whether its pool,
+    /// pd-pool or reservation has options of its own, and its pd-pool a Prefix Exclude (the
+    /// controller's levels, `Subnet::lease_option_levels`).
+    fn option_flags(&self, lease: &Lease) -> u8 {
+        let Some(subnet) = self.subnets.get(&lease.subnet_id) else {
+            return 0;
+        };
+        let len = (lease.lease_type == LeaseType::Pd).then_some(lease.prefix_len);
+        let (pool, reservation) = subnet.lease_option_levels(lease.address, len);
+        let own = if pool.is_some() || reservation.is_some() {
+            BINDING_OWN_OPTIONS
+        } else {
+            0
+        };
+        let exclude = match len {
+            Some(len) if subnet.pd_exclude_for(lease.address, len).is_some() => BINDING_PD_EXCLUDE,
+            _ => 0,
+        };
+        own | exclude
+    }
+
     /// The array index of subnet `id`.
     pub fn index(&self, id: u32) -> Option<u16> {
         self.by_id.get(&id).copied()
@@ -161,37 +183,46 @@ impl SubnetIndex {
     }
 }
 
-/// The subnet's settings as the fast path answers with them. A subnet whose DNS or domain options
-/// do not fit the fixed-size fields is marked disabled: the controller answers for it.
+/// The subnet's settings as the fast path answers with them. Its configured options (global
+/// ones merged in) go into the slots in the controller's order (by code), each encoded as the
+/// controller sends it; with more than the slots hold, or one too long for a slot, none go and
+/// `options_fit` is 0: the controller answers the subnet's clients.
 pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
-    let dns: Vec<u8> = subnet.dns_servers.iter().flat_map(|a| a.octets()).collect();
-    // The controller's own encoder: the fast path sends the bytes the controller would. (The
-    // configuration's names always encode; one that did not would leave the subnet to the
-    // controller.)
-    let domain = crate::proto::encode_domain_list(&subnet.domain_search);
-    let fits =
-        dns.len() <= FAST_OPTION_MAX && domain.as_ref().is_ok_and(|d| d.len() <= FAST_OPTION_MAX);
-    let domain = domain.unwrap_or_default();
     let mut cfg = SubnetConfig {
         preferred_lifetime: subnet.preferred_lifetime,
         valid_lifetime: subnet.valid_lifetime,
         t1: subnet.renew_timer,
         t2: subnet.rebind_timer,
-        info_refresh_time: subnet.information_refresh_time.unwrap_or(0),
-        enabled: fits as u8,
+        enabled: 1,
         rapid_commit: subnet.rapid_commit as u8,
         send_preference: subnet.preference.is_some() as u8,
         preference: subnet.preference.unwrap_or(0),
-        dns_len: 0,
-        domain_len: 0,
-        dns: [0; FAST_OPTION_MAX],
-        domain: [0; FAST_OPTION_MAX],
+        options_fit: 0,
+        option_count: 0,
+        _pad: [0; 2],
+        options: [OptionSlot::EMPTY; FAST_OPTION_SLOTS],
     };
-    if fits {
-        cfg.dns_len = dns.len() as u16;
-        cfg.dns[..dns.len()].copy_from_slice(&dns);
-        cfg.domain_len = domain.len() as u16;
-        cfg.domain[..domain.len()].copy_from_slice(&domain);
+    let slots: Option<Vec<OptionSlot>> = subnet
+        .options
+        .iter()
+        .map(|option| {
+            let flags = (if option.always_send {
+                OPTION_SLOT_ALWAYS
+            } else {
+                0
+            }) | (if crate::options::information_only(option.code) {
+                OPTION_SLOT_INFORMATION_ONLY
+            } else {
+                0
+            });
+            // The bytes the controller sends (`ConfiguredOption::to_option`, re-encoded verbatim).
+            OptionSlot::new(option.code, &option.data, flags)
+        })
+        .collect();
+    if let Some(slots) = slots.filter(|s| s.len() <= FAST_OPTION_SLOTS) {
+        cfg.options[..slots.len()].copy_from_slice(&slots);
+        cfg.options_fit = 1;
+        cfg.option_count = slots.len() as u8;
     }
     cfg
 }
@@ -401,6 +432,7 @@ impl BindingBuilder {
         if index.renew_only(lease) {
             value.flags |= BINDING_RENEW_ONLY;
         }
+        value.flags |= index.option_flags(lease);
         let ifindex = index.ifindex_of(lease);
         if !self.has_ifindex {
             value.ifindex = ifindex;
@@ -1080,25 +1112,43 @@ mod tests {
         }
     }
 
+    /// Options too long for a slot, or more than the slots, leave the subnet's replies to the
+    /// controller (`options_fit` 0); those that fit are pre-encoded in code order.
     #[test]
-    fn oversized_options_disable_the_subnet_for_the_fast_path() {
-        let config = Config::parse(
-            r#"
+    fn options_go_into_slots_in_code_order_or_leave_the_subnet_to_the_controller() {
+        let text = r#"
 state-dir = "/tmp/x"
 interfaces = ["eth1"]
+[[option]]
+name = "aftr-name"
+value = "aftr.example"
+always-send = true
 [[subnet]]
 prefix = "2001:db8:1::/64"
 pools = [{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }]
 dns-servers = ["2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4", "2001:db8::5", "2001:db8::6", "2001:db8::7", "2001:db8::8", "2001:db8::9"]
-"#,
+"#;
+        let config = Config::parse(text, "t.toml").unwrap();
+        let cfg = subnet_config(&config.subnets[0]);
+        assert_eq!((cfg.enabled, cfg.options_fit), (1, 0));
+        let config = Config::parse(
+            &text.replace(r#", "2001:db8::3", "2001:db8::4", "2001:db8::5", "2001:db8::6", "2001:db8::7", "2001:db8::8", "2001:db8::9""#, ""),
             "t.toml",
         )
         .unwrap();
-        assert_eq!(subnet_config(&config.subnets[0]).enabled, 0);
-        let mut small = config.subnets[0].clone();
-        small.dns_servers.truncate(2);
-        let cfg = subnet_config(&small);
-        assert_eq!((cfg.enabled, cfg.dns_len), (1, 32));
+        let cfg = subnet_config(&config.subnets[0]);
+        assert_eq!(cfg.options_fit, 1);
+        let slots: Vec<(u16, u16, u8)> = cfg
+            .options
+            .iter()
+            .map(|s| (s.code, s.len, s.flags))
+            .collect();
+        assert_eq!(slots[..2], [(23, 36, 0), (64, 4 + 14, OPTION_SLOT_ALWAYS)]);
+        assert_eq!(slots[2].1, 0);
+        assert_eq!(
+            &cfg.options[1].data[..18],
+            b"\x00\x40\x00\x0e\x04aftr\x07example\x00"
+        );
     }
 
     #[test]

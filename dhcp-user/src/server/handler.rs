@@ -14,6 +14,7 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 use dhcp_common::dhcpv6::*;
 
 use crate::config::{Config, Subnet};
+use crate::options::ConfiguredOption;
 use crate::proto::{
     DecodeError, DhcpOption, Duid, IaAddr, IaNa, IaPd, IaPrefix, Message, OptionList, Packet,
     RelayMessage, StatusCode,
@@ -809,7 +810,7 @@ impl<'a> Ctx<'a, '_> {
         } else {
             reply.push(DhcpOption::RapidCommit);
         }
-        push_requested_options(&mut reply, message, Some(self.subnet), false);
+        self.push_options(&mut reply, message);
         self.decision.outcome = Ok(reply);
         Ok(())
     }
@@ -899,7 +900,7 @@ impl<'a> Ctx<'a, '_> {
         }
         let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
         reply.options.append(&mut self.replies);
-        push_requested_options(&mut reply, message, Some(self.subnet), false);
+        self.push_options(&mut reply, message);
         self.decision.outcome = Ok(reply);
         Ok(())
     }
@@ -923,7 +924,7 @@ impl<'a> Ctx<'a, '_> {
         }
         let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
         reply.options.append(&mut self.replies);
-        push_requested_options(&mut reply, message, Some(self.subnet), false);
+        self.push_options(&mut reply, message);
         self.decision.outcome = Ok(reply);
         Ok(())
     }
@@ -1124,6 +1125,65 @@ impl<'a> Ctx<'a, '_> {
         self.decision.outcome = Ok(reply);
     }
 
+    /// The configured options of the reply, its IAs built: the subnet's (global merged in),
+    /// then those of the pd-pools and pools of the prefixes and addresses granted, then those of
+    /// their reservations, the most specific replacing a code; and Prefix Exclude inside each
+    /// IAPREFIX of a pd-pool with one, when the ORO asks for it (RFC 6603 section 4.2: only
+    /// then).
+    fn push_options(&self, reply: &mut Message, request: &Message) {
+        let mut pools: Vec<&[ConfiguredOption]> = Vec::new();
+        let mut reservations: Vec<&[ConfiguredOption]> = Vec::new();
+        let wants_exclude = request.requests_option(crate::options::OPT_PD_EXCLUDE);
+        let mut granted: Vec<(Ipv6Addr, Option<u8>)> = Vec::new();
+        for option in reply.options.iter_mut() {
+            match option {
+                DhcpOption::IaPd(pd) => {
+                    for sub in pd.options.iter_mut() {
+                        let DhcpOption::IaPrefix(p) = sub else {
+                            continue;
+                        };
+                        if p.valid == 0 {
+                            continue;
+                        }
+                        granted.push((p.prefix, Some(p.prefix_len)));
+                        let exclude = self
+                            .shared
+                            .iter()
+                            .find_map(|s| s.pd_exclude_for(p.prefix, p.prefix_len));
+                        if let (true, Some(x)) = (wants_exclude, exclude) {
+                            p.options.push(DhcpOption::Unknown {
+                                code: crate::options::OPT_PD_EXCLUDE,
+                                data: x.body(p.prefix, p.prefix_len),
+                            });
+                        }
+                    }
+                }
+                DhcpOption::IaNa(na) => granted.extend(na.options.iter().filter_map(|o| match o {
+                    DhcpOption::IaAddr(a) if a.valid != 0 => Some((a.addr, None)),
+                    _ => None,
+                })),
+                _ => {}
+            }
+        }
+        // Prefixes first: an address pool's options are more specific than a pd-pool's.
+        granted.sort_by_key(|(_, len)| len.is_none());
+        for (address, len) in granted {
+            if let Some((pool, reservation)) = self
+                .shared
+                .iter()
+                .map(|s| s.lease_option_levels(address, len))
+                .find(|levels| levels.0.is_some() || levels.1.is_some())
+            {
+                pools.extend(pool);
+                reservations.extend(reservation);
+            }
+        }
+        let levels = std::iter::once(&self.subnet.options[..])
+            .chain(pools)
+            .chain(reservations);
+        push_requested_options(reply, request, &crate::options::merge(levels));
+    }
+
     fn push_ia(&mut self, ia: &IaRequest, outcome: IaOutcome) {
         let option = match (ia, outcome) {
             (IaRequest::Na { iaid, .. }, IaOutcome::Leases(leases, (t1, t2))) => {
@@ -1222,24 +1282,13 @@ fn reply_header(msg_type: u8, request: &Message, server_duid: &Duid) -> Message 
     reply
 }
 
-/// DNS servers, domain search list (and for Information-Request the refresh time), each only
-/// when the client's ORO asks for it and the subnet has it.
-fn push_requested_options(
-    reply: &mut Message,
-    request: &Message,
-    subnet: Option<&Subnet>,
-    information: bool,
-) {
-    let Some(subnet) = subnet else { return };
-    if request.requests_option(OPT_DNS_SERVERS) && !subnet.dns_servers.is_empty() {
-        reply.push(DhcpOption::DnsServers(subnet.dns_servers.clone()));
-    }
-    if request.requests_option(OPT_DOMAIN_LIST) && !subnet.domain_search.is_empty() {
-        reply.push(DhcpOption::DomainList(subnet.domain_search.clone()));
-    }
-    if information && request.requests_option(OPT_INFORMATION_REFRESH_TIME) {
-        if let Some(refresh) = subnet.information_refresh_time {
-            reply.push(DhcpOption::InformationRefreshTime(refresh));
+/// The configured `options` the reply carries, by the rule of [`crate::options::sent_in`]: each
+/// listed in the client's ORO or `always-send`, in code order (docs/fastpath.md).
+fn push_requested_options(reply: &mut Message, request: &Message, options: &[ConfiguredOption]) {
+    let oro = request.oro().unwrap_or(&[]);
+    for option in options {
+        if crate::options::sent_in(option, request.msg_type, oro) {
+            reply.push(option.to_option());
         }
     }
 }
@@ -1250,7 +1299,8 @@ fn information_reply(
     subnet: Option<&Subnet>,
 ) -> Decision {
     let mut reply = reply_header(MSG_REPLY, message, input.server_duid);
-    push_requested_options(&mut reply, message, subnet, true);
+    let options = subnet.map_or(&input.config.options[..], |s| &s.options[..]);
+    push_requested_options(&mut reply, message, options);
     Decision {
         outcome: Ok(reply),
         changes: Vec::new(),

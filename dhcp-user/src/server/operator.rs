@@ -284,6 +284,8 @@ impl ReservationSpec {
             client,
             address: self.address,
             prefix,
+            // Options of a reservation come from the configuration file only.
+            options: Vec::new(),
         })
     }
 

@@ -14,8 +14,9 @@ use std::{
 use anyhow::{bail, Context, Result};
 use aya::maps::IterableMap;
 use dhcp_common::{
-    dhcpv6::*, BindingKey, BindingValue, GlobalConfig, IfaceConfig, SubnetConfig, BINDING_HAS_NA,
-    BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
+    dhcpv6::*, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, SubnetConfig,
+    BINDING_HAS_NA, BINDING_HAS_PD, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX,
+    OPTION_SLOT_INFORMATION_ONLY,
 };
 
 use dhcp_testwire::dhcpv6::{self as wire, elapsed, ia_na, ia_pd, msg, opt, oro};
@@ -131,10 +132,15 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
             _pad: [0; 5],
         },
     )?;
-    let mut dns_bytes = [0u8; FAST_OPTION_MAX];
-    dns_bytes[..16].copy_from_slice(&dns().octets());
-    let mut domain = [0u8; FAST_OPTION_MAX];
-    domain[..domain_wire().len()].copy_from_slice(&domain_wire());
+    let mut options = [OptionSlot::EMPTY; FAST_OPTION_SLOTS];
+    options[0] = OptionSlot::new(OPT_DNS_SERVERS, &dns().octets(), 0).context("dns slot")?;
+    options[1] = OptionSlot::new(OPT_DOMAIN_LIST, &domain_wire(), 0).context("domain slot")?;
+    options[2] = OptionSlot::new(
+        OPT_INFORMATION_REFRESH_TIME,
+        &INFO_REFRESH.to_be_bytes(),
+        OPTION_SLOT_INFORMATION_ONLY,
+    )
+    .context("refresh slot")?;
     fp.set_subnet(
         SUBNET,
         &SubnetConfig {
@@ -142,15 +148,14 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
             valid_lifetime: VALID,
             t1: T1,
             t2: T2,
-            info_refresh_time: INFO_REFRESH,
             enabled: 1,
             rapid_commit: 1,
             send_preference: 1,
             preference: 200,
-            dns_len: 16,
-            domain_len: domain_wire().len() as u16,
-            dns: dns_bytes,
-            domain,
+            options_fit: 1,
+            option_count: 3,
+            _pad: [0; 2],
+            options,
         },
     )?;
     fp.set_link(link_prefix(), 64, SUBNET)?;

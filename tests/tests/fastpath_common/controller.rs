@@ -34,6 +34,12 @@ pub mod tempdir {
 }
 
 pub fn config(state_dir: &std::path::Path) -> Config {
+    config_with(state_dir, "", "")
+}
+
+/// The same, with `pd_pool` added to the pd-pool's table (`, excluded-prefix = "…"`) and
+/// `extra` after the subnet's keys (`[[subnet.option]]` tables, say).
+pub fn config_with(state_dir: &std::path::Path, pd_pool: &str, extra: &str) -> Config {
     let text = format!(
         r#"
 server-duid = "{duid}"
@@ -44,7 +50,7 @@ interfaces = ["lo"]
 prefix = "2001:db8:1::/64"
 interface = "lo"
 pools = [{{ low = "2001:db8:1::1000", high = "2001:db8:1::1fff" }}]
-pd-pools = [{{ prefix = "2001:db8:8000::/40", delegated-length = 56 }}]
+pd-pools = [{{ prefix = "2001:db8:8000::/40", delegated-length = 56{pd_pool} }}]
 preferred-lifetime = {PREFERRED}
 valid-lifetime = {VALID}
 renew-timer = {T1}
@@ -54,6 +60,7 @@ preference = 200
 dns-servers = ["2001:db8:1::53"]
 domain-search = ["lab.example"]
 information-refresh-time = {INFO_REFRESH}
+{extra}
 "#,
         duid = hex(SERVER_DUID),
         dir = state_dir.display(),

@@ -5,8 +5,9 @@
 use std::{net::Ipv6Addr, time::SystemTime};
 
 use dhcp_common::{
-    dhcpv6::*, BindingKey, BindingValue, GlobalConfig, IfaceConfig, SubnetConfig, BINDING_HAS_NA,
-    BINDING_HAS_PD, FAST_OPTION_MAX, FAST_SERVER_DUID_MAX,
+    dhcpv6::*, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, SubnetConfig,
+    BINDING_HAS_NA, BINDING_HAS_PD, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX,
+    OPTION_SLOT_INFORMATION_ONLY,
 };
 #[allow(unused_imports)]
 pub use dhcp_testwire::dhcpv6::{self as wire, be32, elapsed, ia_na, ia_pd, opt, oro};
@@ -311,27 +312,17 @@ fn setup_object(object: &[u8]) -> Lab {
         },
     )
     .unwrap();
-    let mut dns_bytes = [0u8; FAST_OPTION_MAX];
-    dns_bytes[..16].copy_from_slice(&dns().octets());
-    let mut domain = [0u8; FAST_OPTION_MAX];
-    domain[..domain_wire().len()].copy_from_slice(&domain_wire());
     fp.set_subnet(
         3,
-        &SubnetConfig {
-            preferred_lifetime: PREFERRED,
-            valid_lifetime: VALID,
-            t1: T1,
-            t2: T2,
-            info_refresh_time: INFO_REFRESH,
-            enabled: 1,
-            rapid_commit: 1,
-            send_preference: 1,
-            preference: 200,
-            dns_len: 16,
-            domain_len: domain_wire().len() as u16,
-            dns: dns_bytes,
-            domain,
-        },
+        &lab_subnet(slots(&[
+            (OPT_DNS_SERVERS, &dns().octets()[..], 0),
+            (OPT_DOMAIN_LIST, &domain_wire(), 0),
+            (
+                OPT_INFORMATION_REFRESH_TIME,
+                &INFO_REFRESH.to_be_bytes()[..],
+                OPTION_SLOT_INFORMATION_ONLY,
+            ),
+        ])),
     )
     .unwrap();
     fp.set_link("2001:db8:1::".parse().unwrap(), 64, 3).unwrap();
@@ -358,6 +349,33 @@ fn setup_object(object: &[u8]) -> Lab {
     Lab { fp }
 }
 
+/// The lab's subnet (index 3) with these option slots.
+pub fn lab_subnet(options: [OptionSlot; FAST_OPTION_SLOTS]) -> SubnetConfig {
+    SubnetConfig {
+        preferred_lifetime: PREFERRED,
+        valid_lifetime: VALID,
+        t1: T1,
+        t2: T2,
+        enabled: 1,
+        rapid_commit: 1,
+        send_preference: 1,
+        preference: 200,
+        options_fit: 1,
+        option_count: options.iter().filter(|s| s.len != 0).count() as u8,
+        _pad: [0; 2],
+        options,
+    }
+}
+
+/// Option slots as the controller fills them: (code, body, flags), in order.
+pub fn slots(options: &[(u16, &[u8], u8)]) -> [OptionSlot; FAST_OPTION_SLOTS] {
+    let mut out = [OptionSlot::EMPTY; FAST_OPTION_SLOTS];
+    for (slot, (code, body, flags)) in out.iter_mut().zip(options) {
+        *slot = OptionSlot::new(*code, body, *flags).expect("fits a slot");
+    }
+    out
+}
+
 impl Lab {
     pub fn run(&self, frame: &Udp6Frame) -> (u32, Vec<u8>) {
         let out = self.fp.test_run(&frame.encode(), LO, 1).unwrap();
@@ -373,6 +391,21 @@ impl Lab {
     }
     pub fn counter(&self, index: u32) -> u64 {
         self.fp.stats().unwrap()[index as usize].packets
+    }
+    /// Gives the lab's subnet `subnet` instead (its options, say).
+    pub fn set_subnet(&mut self, subnet: &SubnetConfig) {
+        self.fp.set_subnet(3, subnet).unwrap();
+    }
+    /// Sets `flags` on the client's binding.
+    pub fn add_binding_flags(&mut self, flags: u8) {
+        let key = BindingKey::new(CLIENT_DUID).unwrap();
+        let mut value = self.fp.bindings().unwrap().get(&key, 0).unwrap();
+        value.flags |= flags;
+        self.fp
+            .bindings_mut()
+            .unwrap()
+            .insert(key, value, 0)
+            .unwrap();
     }
     /// Records `ifindex` as the interface of the client's binding.
     pub fn set_binding_ifindex(&mut self, ifindex: u32) {

@@ -1,0 +1,195 @@
+//! Configured options with real clients: ISC dhclient and dhcpcd get the subnet's NTP server
+//! (56, RFC 5908), AFTR-Name (64, RFC 6334) and vendor options (17, always-send), each as the
+//! client records them (dhclient's lease file, dhcpcd's hook environment), and their renewals,
+//! carrying the same options, are answered by the XDP program: the controller never sees them.
+
+mod server_common;
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use dhcp_common::stat;
+use server_common::{dhclient_files, lab_config, LabServer};
+
+/// The options of the lab's subnet, after its own keys.
+const OPTIONS: &str = r#"
+[[subnet.option]]
+name = "ntp-server"
+value = [{ server = "2001:db8:1::123" }]
+[[subnet.option]]
+name = "aftr-name"
+value = "aftr.lab.example"
+[[subnet.option]]
+name = "vendor-opts"
+value = { enterprise = 4491, options = [{ code = 1, text = "lab" }] }
+always-send = true
+"#;
+
+fn config() -> String {
+    lab_config(
+        &[
+            ("preferred-lifetime", "8"),
+            ("valid-lifetime", "16"),
+            ("renew-timer", "2"),
+            ("rebind-timer", "4"),
+        ],
+        OPTIONS,
+    )
+}
+
+/// The fast path's pinned counter `index`.
+fn xdp(lab: &LabServer, index: u32) -> u64 {
+    dhcp_user::fastpath::pinned_stats(&lab.pin_root())
+        .expect("pinned counters")
+        .expect("the fast path is pinned")[index as usize]
+        .1
+        .packets
+}
+
+fn controller_renews(lab: &LabServer) -> u64 {
+    lab.stats()
+        .counters
+        .received
+        .get("renew")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// dhclient's configuration: NTP and AFTR-Name defined by code (ISC dhclient has no names for
+/// them), asked for with DNS and the vendor options.
+const DHCLIENT_CONF: &str = "option dhcp6.ntp-server code 56 = string;\n\
+option dhcp6.aftr-name code 64 = domain-list;\n\
+request dhcp6.name-servers, dhcp6.ntp-server, dhcp6.aftr-name, dhcp6.vendor-opts;\n";
+
+/// dhclient receives the NTP server, AFTR-Name and vendor options; its renewals go to XDP.
+#[test]
+fn dhclient_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
+    let lab = LabServer::start_with("opt-dhclient", &config(), true);
+    let conf = lab.state_dir.join("dhclient.conf");
+    std::fs::write(&conf, DHCLIENT_CONF).unwrap();
+    let out = lab.dhclient("opt", &["-cf", conf.to_str().unwrap(), "-1"]);
+    assert!(
+        out.status.success(),
+        "dhclient -6 failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (leases, _) = dhclient_files(&lab.state_dir, "opt");
+    let lease = std::fs::read_to_string(&leases).unwrap();
+    // NTP: sub-option 1 (0:1), length 16 (0:10), 2001:db8:1::123.
+    assert!(
+        lease.contains("option dhcp6.ntp-server 0:1:0:10:20:1:d:b8:0:1:0:0:0:0:0:0:0:0:1:23;"),
+        "{lease}"
+    );
+    assert!(
+        lease.contains("option dhcp6.aftr-name \"aftr.lab.example.\";"),
+        "{lease}"
+    );
+    // Enterprise 4491 (0:0:11:8b), sub-option 1 "lab".
+    assert!(
+        lease.contains("option dhcp6.vendor-opts 0:0:11:8b:0:1:0:3:6c:61:62;"),
+        "{lease}"
+    );
+    let before = xdp(&lab, stat::TX_RENEW);
+    lab.wait_until(
+        Duration::from_secs(30),
+        "two renewals answered by XDP",
+        || xdp(&lab, stat::TX_RENEW) >= before + 2,
+    );
+    assert_eq!(controller_renews(&lab), 0, "{}", lab.xdp_counters());
+    let _ = lab.dhclient("opt", &["-cf", conf.to_str().unwrap(), "-r"]);
+}
+
+/// dhcpcd's configuration: DHCPv6 only, an address at once (no Router Advertisement needed),
+/// NTP and AFTR-Name asked for by their dhcpcd names, the vendor's sub-option named.
+const DHCPCD_CONF: &str = "ipv6only\nnoipv6rs\nia_na 1\n\
+option dhcp6_ntp_server\noption dhcp6_aftr_name\noption dhcp6_name_servers\n\
+vendopt 4491 encap lab\nencap 1 string cm\n";
+
+/// A hook script that appends each run's environment to `env` in the state directory.
+fn dhcpcd_hook(lab: &LabServer) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = lab.state_dir.join("dhcpcd-hook");
+    let env = lab.state_dir.join("dhcpcd.env");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nenv >> '{}'\necho --- >> '{}'\n",
+            env.display(),
+            env.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// dhcpcd, in the foreground: killed (by its own pid) when dropped.
+struct Dhcpcd(Child);
+
+impl Drop for Dhcpcd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// dhcpcd receives the NTP server, AFTR-Name and vendor options (its hook's environment); its
+/// renewals go to XDP.
+#[test]
+fn dhcpcd_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
+    let lab = LabServer::start_with("opt-dhcpcd", &config(), true);
+    let conf = lab.state_dir.join("dhcpcd.conf");
+    std::fs::write(&conf, DHCPCD_CONF).unwrap();
+    let hook = dhcpcd_hook(&lab);
+    let log = std::fs::File::create(lab.state_dir.join("dhcpcd.log")).unwrap();
+    let _dhcpcd = Dhcpcd(
+        lab.client_ns
+            .command("dhcpcd")
+            .args(["-6", "-B", "-d", "-f"])
+            .arg(&conf)
+            .arg("-c")
+            .arg(&hook)
+            .arg(&lab.link.b.ifname)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting dhcpcd"),
+    );
+    let env_path = lab.state_dir.join("dhcpcd.env");
+    let dhcpcd_log =
+        || std::fs::read_to_string(lab.state_dir.join("dhcpcd.log")).unwrap_or_default();
+    lab.wait_until(Duration::from_secs(40), "dhcpcd to bind", || {
+        std::fs::read_to_string(&env_path).is_ok_and(|env| env.contains("reason=BOUND6"))
+    });
+    let env = std::fs::read_to_string(&env_path).unwrap();
+    let bound = env
+        .split("---")
+        .find(|run| run.contains("reason=BOUND6"))
+        .unwrap();
+    for want in [
+        "new_dhcp6_ntp_server_addr=2001:db8:1::123",
+        "new_dhcp6_aftr_name=aftr.lab.example",
+        "new_dhcp6_vivso_enterprise_number=4491",
+        "new_dhcp6_lab_cm=lab",
+    ] {
+        assert!(
+            bound.contains(want),
+            "{want} in:\n{bound}\n{}",
+            dhcpcd_log()
+        );
+    }
+    let before = xdp(&lab, stat::TX_RENEW);
+    lab.wait_until(
+        Duration::from_secs(30),
+        "two dhcpcd renewals answered by XDP",
+        || xdp(&lab, stat::TX_RENEW) >= before + 2,
+    );
+    assert_eq!(
+        controller_renews(&lab),
+        0,
+        "{}\n{}",
+        lab.xdp_counters(),
+        dhcpcd_log()
+    );
+}
