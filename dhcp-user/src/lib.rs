@@ -34,6 +34,7 @@ pub mod line;
 pub mod log_throttle;
 pub mod netif;
 pub mod proto;
+pub mod routes;
 pub mod serve;
 pub mod server;
 pub mod store;

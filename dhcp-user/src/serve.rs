@@ -78,6 +78,18 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     // answer there can send requests at once.
     let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
     let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;
+    let routes = tokio::spawn({
+        let (config, server, shutdown) = (
+            server.config().routes.clone(),
+            server.clone(),
+            shutdown_rx.clone(),
+        );
+        async move {
+            if let Err(err) = crate::routes::run(config, server, shutdown).await {
+                warn!(error = %err, "[routes]: no routes are kept");
+            }
+        }
+    });
     let control_task = tokio::spawn(serve_control(server.clone(), control, shutdown_rx.clone()));
     // A shared (PostgreSQL) lease database: other servers' commits reach our mirror and maps.
     let follower = tokio::spawn({
@@ -97,6 +109,7 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     let served = crate::server::io::serve_sockets(server.clone(), sockets, shutdown_rx).await;
     signals.abort();
     follower.abort();
+    routes.abort();
     let _ = control_task.await;
     for task in leasequery_tasks {
         // Sessions in progress end with QueryTerminated; a stuck peer cannot hold us up.
@@ -285,6 +298,15 @@ impl crate::leasequery::LeaseSink for Server {
     }
     fn config(&self) -> &Config {
         Server::config(self)
+    }
+}
+
+impl crate::routes::LeaseSource for Server {
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        Server::subscribe(self)
+    }
+    fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
+        Server::each_durable_lease(self, visit)
     }
 }
 

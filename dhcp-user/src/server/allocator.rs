@@ -680,6 +680,7 @@ mod tests {
             relay_info: Vec::new(),
             hostname: String::new(),
             line: None,
+            next_hop: None,
         }
     }
 

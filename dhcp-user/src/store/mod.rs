@@ -181,6 +181,10 @@ pub struct Lease {
     /// The line the lease was served on (`line-identity`): the kind's tag then the identity
     /// ([`crate::config::LineId::stored`]); `None` when the request named no line.
     pub line: Option<Box<[u8]>>,
+    /// The client's link-local address on `interface`, the next hop of a route to the lease
+    /// (`[routes]`): a direct client's source address, or an on-link LDRA's peer-address;
+    /// `None` when routes are off or the client is behind an L3 relay.
+    pub next_hop: Option<std::net::Ipv6Addr>,
 }
 
 impl Lease {
