@@ -144,10 +144,10 @@ fn restart_resyncs_routes_with_the_leases() {
 #[test]
 fn route_goes_when_the_lease_expires() {
     let config = routes_config(&[
-        ("preferred-lifetime", "3"),
-        ("valid-lifetime", "4"),
-        ("renew-timer", "100"),
-        ("rebind-timer", "200"),
+        ("preferred-lifetime", "4"),
+        ("valid-lifetime", "5"),
+        ("renew-timer", "2"),
+        ("rebind-timer", "3"),
     ]);
     let lab = LabServer::start("routes-expiry", &config);
     dhclient_pd(&lab, "pd");
