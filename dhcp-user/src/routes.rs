@@ -152,14 +152,17 @@ impl Keeper {
     async fn resync<S: LeaseSource + ?Sized>(&mut self, source: &S) {
         let now = now_unix();
         let mut wanted: HashMap<(Ipv6Addr, u8), Route> = HashMap::new();
-        source.each_durable_lease(&mut |lease| {
-            match route_of(&self.config, lease, now, interface_index) {
-                Ok(Some(route)) => {
-                    wanted.insert((route.destination, route.prefix_len), route);
-                }
-                Ok(None) => {}
-                Err(why) => failed("resync", &lease.address, &why),
+        source.each_durable_lease(&mut |lease| match route_of(
+            &self.config,
+            lease,
+            now,
+            interface_index,
+        ) {
+            Ok(Some(route)) => {
+                wanted.insert((route.destination, route.prefix_len), route);
             }
+            Ok(None) => {}
+            Err(why) => failed("resync", &lease.address, &why),
         });
         let present = match self.dump().await {
             Ok(present) => present,
@@ -187,7 +190,10 @@ impl Keeper {
             }
         }
         metrics::gauge!("dhcp_routes_installed").set(self.installed.len() as f64);
-        info!(kept, added, removed, "routes re-synced with the lease table");
+        info!(
+            kept,
+            added, removed, "routes re-synced with the lease table"
+        );
     }
 
     /// The route one lease change calls for, added, replaced or removed.
@@ -305,9 +311,9 @@ impl Keeper {
     async fn delete(&self, route: &Route) -> bool {
         let mut message = self.message(route);
         // Matched by destination, table, protocol and metric: whatever its next hop now is.
-        message.attributes.retain(|a| {
-            !matches!(a, RouteAttribute::Gateway(_) | RouteAttribute::Oif(_))
-        });
+        message
+            .attributes
+            .retain(|a| !matches!(a, RouteAttribute::Gateway(_) | RouteAttribute::Oif(_)));
         match self.handle.route().del(message).execute().await {
             Ok(()) => {
                 debug!(prefix = %route.destination, len = route.prefix_len, "route removed");
@@ -377,9 +383,12 @@ mod tests {
     /// An active delegated prefix with a next hop has a route via it on its interface.
     #[test]
     fn delegated_prefix_has_a_route_via_the_client() {
-        let route = route_of(&enabled(false), &lease(LeaseType::Pd, Some(HOP)), 1100, |_| {
-            Some(7)
-        });
+        let route = route_of(
+            &enabled(false),
+            &lease(LeaseType::Pd, Some(HOP)),
+            1100,
+            |_| Some(7),
+        );
         assert_eq!(
             route,
             Ok(Some(Route {

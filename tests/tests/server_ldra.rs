@@ -285,5 +285,9 @@ fn client_behind_an_l3_relay_gets_no_route() {
     assert_eq!(lab.bindings().len(), 1);
     // Routes are added within milliseconds of the grant's event (see the test above).
     std::thread::sleep(std::time::Duration::from_secs(1));
-    assert!(!our_routes(&lab).contains(&address.to_string()), "{}", our_routes(&lab));
+    assert!(
+        !our_routes(&lab).contains(&address.to_string()),
+        "{}",
+        our_routes(&lab)
+    );
 }

@@ -29,7 +29,16 @@ fn client_link_local(lab: &LabServer) -> String {
         .client_ns
         .exec(
             "ip",
-            ["-6", "-o", "addr", "show", "dev", &lab.link.b.ifname, "scope", "link"],
+            [
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                &lab.link.b.ifname,
+                "scope",
+                "link",
+            ],
         )
         .expect("ip -6 addr");
     let word = text
@@ -81,7 +90,11 @@ fn route_follows_grant_release_and_clear() {
     });
 
     let out = lab.dhclient("pd", &["-P", "-r"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     lab.wait_until(Duration::from_secs(10), "the route gone on release", || {
         !our_routes(&lab).contains(&prefix)
     });
@@ -117,16 +130,32 @@ fn restart_resyncs_routes_with_the_leases() {
     ip(
         &lab,
         &[
-        "-6", "route", "add", "2001:db8:ffff::/48", "via", "fe80::99", "dev", &dev, "proto",
-        PROTO,
-    ],
+            "-6",
+            "route",
+            "add",
+            "2001:db8:ffff::/48",
+            "via",
+            "fe80::99",
+            "dev",
+            &dev,
+            "proto",
+            PROTO,
+        ],
     );
     ip(
         &lab,
         &[
-        "-6", "route", "add", "2001:db8:eeee::/48", "via", "fe80::98", "dev", &dev, "proto",
-        "static",
-    ],
+            "-6",
+            "route",
+            "add",
+            "2001:db8:eeee::/48",
+            "via",
+            "fe80::98",
+            "dev",
+            &dev,
+            "proto",
+            "static",
+        ],
     );
     assert!(!our_routes(&lab).contains(&prefix));
 
@@ -180,7 +209,9 @@ fn kill_dhclient(lab: &LabServer, tag: &str) {
     if let Ok(text) = std::fs::read_to_string(&pid_file) {
         let pid = text.trim();
         if !pid.is_empty() {
-            let _ = std::process::Command::new("kill").args(["-9", pid]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", pid])
+                .status();
         }
     }
 }

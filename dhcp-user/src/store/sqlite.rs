@@ -628,9 +628,7 @@ fn lease_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Lease> {
         line: row
             .get::<_, Option<Vec<u8>>>(at + 17)?
             .map(Vec::into_boxed_slice),
-        next_hop: row
-            .get::<_, Option<[u8; 16]>>(at + 18)?
-            .map(Ipv6Addr::from),
+        next_hop: row.get::<_, Option<[u8; 16]>>(at + 18)?.map(Ipv6Addr::from),
     })
 }
 

@@ -48,7 +48,7 @@ fn schema_version_is_checked() {
     drop(open(&scratch));
     let conn = rusqlite::Connection::open(scratch.db()).unwrap();
     conn.execute(
-        "UPDATE meta SET value = CAST('3' AS BLOB) WHERE name = 'schema_version'",
+        "UPDATE meta SET value = CAST('4' AS BLOB) WHERE name = 'schema_version'",
         [],
     )
     .unwrap();
@@ -57,7 +57,7 @@ fn schema_version_is_checked() {
         .err()
         .expect("a newer schema is refused");
     assert!(
-        matches!(&err, StoreError::SchemaVersion { found, supported: 2, .. } if found == "3"),
+        matches!(&err, StoreError::SchemaVersion { found, supported: 3, .. } if found == "4"),
         "{err}"
     );
     let text = err.to_string();
