@@ -173,8 +173,9 @@ fn restart_resyncs_routes_with_the_leases() {
 #[test]
 fn route_goes_when_the_lease_expires() {
     let config = routes_config(&[
-        ("preferred-lifetime", "4"),
-        ("valid-lifetime", "5"),
+        // Long enough for a loaded machine to see the route before the lease ends.
+        ("preferred-lifetime", "10"),
+        ("valid-lifetime", "12"),
         ("renew-timer", "2"),
         ("rebind-timer", "3"),
     ]);
@@ -186,7 +187,7 @@ fn route_goes_when_the_lease_expires() {
     lab.wait_until(Duration::from_secs(5), "the route", || {
         our_routes(&lab).contains(&prefix)
     });
-    lab.wait_until(Duration::from_secs(15), "the route gone on expiry", || {
+    lab.wait_until(Duration::from_secs(30), "the route gone on expiry", || {
         !our_routes(&lab).contains(&prefix)
     });
     let rows = lab.bindings();
