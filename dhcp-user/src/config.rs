@@ -37,6 +37,13 @@
 //! peers = ["[2001:db8:1::3]:547"]                 # redundancy: follow this server's bindings
 //! pool-half = "lower"                              # with peers: allocate from this half only
 //!
+//! [routes]                                      # BNG role: a route per delegated prefix
+//! enabled = true                                  # default off
+//! table = 254                                     # default the main table
+//! protocol = 200                                  # our routes' `proto` (default 200)
+//! metric = 1024                                   # default 1024
+//! addresses = false                               # IA_NA /128 routes too (default off)
+//!
 //! [[subnet]]
 //! id = 1
 //! prefix = "2001:db8:1::/64"
@@ -185,10 +192,49 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     /// `[lease-log]`: the forensic lease log, when configured.
     pub lease_log: Option<LeaseLogConfig>,
+    /// Routes to the clients' delegated prefixes (`[routes]`, the BNG role).
+    pub routes: RoutesConfig,
     /// The subnets, in file order.
     pub subnets: Vec<Subnet>,
     /// Global options (`[[option]]`), the least specific level.
     pub options: Vec<ConfiguredOption>,
+}
+
+/// `[routes]`: a kernel route per delegated prefix (and per address with `addresses`), via
+/// the client's link-local address on the interface its request came in on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutesConfig {
+    /// Install routes at all (default off).
+    pub enabled: bool,
+    /// The routing table (default 254, main).
+    pub table: u32,
+    /// The route protocol number marking our routes (`proto`); the start-up re-sync removes
+    /// the routes of this protocol in `table` that no lease stands for.
+    pub protocol: u8,
+    /// The routes' metric (priority).
+    pub metric: u32,
+    /// A /128 route per IA_NA address too.
+    pub addresses: bool,
+}
+
+/// Default `[routes] protocol`: unassigned in the kernel's and iproute2's lists (16, `dhcp`,
+/// is what DHCP clients mark their routes with: a re-sync must not take those).
+pub const DEFAULT_ROUTE_PROTOCOL: u8 = 200;
+/// Default `[routes] metric`, the kernel's own default for IPv6 routes.
+pub const DEFAULT_ROUTE_METRIC: u32 = 1024;
+/// Default `[routes] table`: main.
+pub const DEFAULT_ROUTE_TABLE: u32 = 254;
+
+impl Default for RoutesConfig {
+    fn default() -> Self {
+        RoutesConfig {
+            enabled: false,
+            table: DEFAULT_ROUTE_TABLE,
+            protocol: DEFAULT_ROUTE_PROTOCOL,
+            metric: DEFAULT_ROUTE_METRIC,
+            addresses: false,
+        }
+    }
 }
 
 /// `[lease-database]`: where the leases are kept.
@@ -766,10 +812,21 @@ struct RawConfig {
     leasequery: Option<RawLeasequery>,
     api: Option<api::RawApi>,
     lease_log: Option<api::RawLeaseLog>,
+    routes: Option<RawRoutes>,
     #[serde(default)]
     subnet: Vec<RawSubnet>,
     #[serde(default)]
     option: Vec<options::RawOption>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawRoutes {
+    enabled: Option<bool>,
+    table: Option<Spanned<u32>>,
+    protocol: Option<Spanned<u8>>,
+    metric: Option<u32>,
+    addresses: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1121,6 +1178,7 @@ impl Validator<'_> {
             leasequery: self.leasequery(raw.leasequery)?,
             api: self.api(raw.api)?,
             lease_log: self.lease_log(raw.lease_log)?,
+            routes: self.routes(raw.routes)?,
             subnets,
             options: global_options,
         })
@@ -1270,6 +1328,40 @@ impl Validator<'_> {
                 ca: ca.map(|(_, _, path)| path),
             },
         }))
+    }
+
+    fn routes(&self, raw: Option<RawRoutes>) -> Result<RoutesConfig, ConfigError> {
+        let defaults = RoutesConfig::default();
+        let Some(raw) = raw else {
+            return Ok(defaults);
+        };
+        // 0 (unspec) to 4 (static) are the kernel's own: a re-sync would take routes it owns.
+        if let Some(protocol) = raw.protocol.as_ref().filter(|p| *p.get_ref() < 5) {
+            return Err(self.invalid(
+                Some(protocol.span()),
+                "routes.protocol".into(),
+                "must be 5 to 255 (0 to 4 are the kernel's own protocols)".into(),
+            ));
+        }
+        // 0 (unspec) and 253..255 other than main (default, local) are not tables for routes.
+        if let Some(table) = raw
+            .table
+            .as_ref()
+            .filter(|t| matches!(*t.get_ref(), 0 | 253 | 255))
+        {
+            return Err(self.invalid(
+                Some(table.span()),
+                "routes.table".into(),
+                "must be a routing table other than 0, 253 (default) and 255 (local)".into(),
+            ));
+        }
+        Ok(RoutesConfig {
+            enabled: raw.enabled.unwrap_or(defaults.enabled),
+            table: raw.table.map_or(defaults.table, Spanned::into_inner),
+            protocol: raw.protocol.map_or(defaults.protocol, Spanned::into_inner),
+            metric: raw.metric.unwrap_or(defaults.metric),
+            addresses: raw.addresses.unwrap_or(defaults.addresses),
+        })
     }
 
     fn leasequery(&self, raw: Option<RawLeasequery>) -> Result<LeasequeryConfig, ConfigError> {

@@ -43,6 +43,7 @@ pub mod notify;
 pub mod options;
 pub mod proto;
 pub mod reload;
+pub mod routes;
 pub mod serve;
 pub mod server;
 pub mod store;

@@ -89,6 +89,18 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     // answer there can send requests at once.
     let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
     let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;
+    let routes = tokio::spawn({
+        let (config, server, shutdown) = (
+            server.config().routes.clone(),
+            server.clone(),
+            shutdown_rx.clone(),
+        );
+        async move {
+            if let Err(err) = crate::routes::run(config, server, shutdown).await {
+                warn!(error = %err, "[routes]: no routes are kept");
+            }
+        }
+    });
     let reloader = Arc::new(Reloader::new(
         source,
         server.clone(),
@@ -136,6 +148,7 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     signals.abort();
     reloads.abort();
     follower.abort();
+    routes.abort();
     let _ = control_task.await;
     if let Some(task) = api_task {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
@@ -369,6 +382,15 @@ impl crate::leasequery::LeaseSink for Server {
     }
     fn config(&self) -> Arc<Config> {
         Server::config(self)
+    }
+}
+
+impl crate::routes::LeaseSource for Server {
+    fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        Server::subscribe(self)
+    }
+    fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
+        Server::each_durable_lease(self, visit)
     }
 }
 

@@ -247,3 +247,47 @@ fn ldra_interface_id_selects_its_subnet_and_the_controller_answers() {
     );
     assert_eq!(lab.stats().counters.received.get("renew"), Some(&1));
 }
+
+/// `[routes]` with `addresses = true` on, the subnet of the relayed L3 hop included.
+const ROUTES: &str = "\n[routes]\nenabled = true\naddresses = true\n";
+
+/// `ip -6 route show proto 200` (our routes) in the server namespace.
+fn our_routes(lab: &LabServer) -> String {
+    lab.server_ns
+        .exec("ip", ["-6", "route", "show", "proto", "200"])
+        .expect("ip -6 route")
+}
+
+/// With `[routes]`, the client of an LDRA on our link is routed via the LDRA's peer-address
+/// (the client's link-local address) on the receiving interface; the renewal answered in XDP
+/// keeps the route.
+#[test]
+fn ldra_client_is_routed_via_the_peer_address() {
+    let config = format!("{}{ROUTES}", lab_config(&[], ""));
+    let lab = LabServer::start_with("ldra-route", &config, true);
+    let answers = run_ldra(&lab, "ldra");
+    let address = granted(&answers, 1)[0];
+    let expected = format!("{address} via fe80::1234 dev {}", lab.link.a.ifname);
+    lab.wait_until(std::time::Duration::from_secs(5), "the route", || {
+        our_routes(&lab).contains(&expected)
+    });
+    assert_eq!(lab.xdp_counter(stat::TX_RENEW), 1, "{}", lab.xdp_counters());
+    assert!(our_routes(&lab).contains(&expected));
+}
+
+/// A client behind an L3 relay is routed by the relay, not by us: no route for its lease.
+#[test]
+fn client_behind_an_l3_relay_gets_no_route() {
+    let config = format!("{}{ROUTES}", lab_config(&[], RELAYED_SUBNET));
+    let lab = LabServer::start_with("ldra2-route", &config, false);
+    let answers = run_ldra(&lab, "behind-relay");
+    let address = granted(&answers, 2)[0];
+    assert_eq!(lab.bindings().len(), 1);
+    // Routes are added within milliseconds of the grant's event (see the test above).
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        !our_routes(&lab).contains(&address.to_string()),
+        "{}",
+        our_routes(&lab)
+    );
+}

@@ -985,3 +985,35 @@ fn the_state_directory_is_found_without_reading_the_tls_files() {
     let broken = pki.write("broken.toml", "state-dir = \n");
     assert!(Config::load_state_dir(&broken).is_err());
 }
+
+/// `[routes]` is off by default; its keys parse, and a kernel protocol or a reserved table is
+/// refused with the key and line named.
+#[test]
+fn routes_parse_with_defaults_and_refuse_kernel_numbers() {
+    let config = Config::parse(GOOD, "test.toml").unwrap();
+    assert_eq!(config.routes, RoutesConfig::default());
+    assert!(!config.routes.enabled);
+    let text = format!(
+        "{GOOD}\n[routes]\nenabled = true\ntable = 100\nprotocol = 201\nmetric = 10\naddresses = true\n"
+    );
+    let routes = Config::parse(&text, "test.toml").unwrap().routes;
+    assert_eq!(
+        routes,
+        RoutesConfig {
+            enabled: true,
+            table: 100,
+            protocol: 201,
+            metric: 10,
+            addresses: true,
+        }
+    );
+    let message = err(&format!("{GOOD}\n[routes]\nenabled = true\nprotocol = 4\n"));
+    assert!(
+        message.contains("routes.protocol") && message.contains("5 to 255"),
+        "{message}"
+    );
+    let message = err(&format!("{GOOD}\n[routes]\ntable = 255\n"));
+    assert!(message.contains("routes.table"), "{message}");
+    let message = err(&format!("{GOOD}\n[routes]\nenable = true\n"));
+    assert!(message.contains("enable"), "{message}");
+}

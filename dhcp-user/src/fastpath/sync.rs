@@ -858,6 +858,7 @@ mod tests {
             relay_info: Vec::new(),
             hostname: String::new(),
             line: None,
+            next_hop: None,
         }
     }
 

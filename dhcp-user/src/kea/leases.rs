@@ -355,6 +355,7 @@ impl KeaRow<'_> {
             relay_info: Vec::new(),
             hostname: self.hostname.clone(),
             line: None,
+            next_hop: None,
         };
         lease.validate().map_err(|err| match err {
             crate::store::StoreError::InvalidLease { reason, .. } => reason.to_owned(),

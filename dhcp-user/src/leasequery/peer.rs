@@ -246,6 +246,7 @@ impl PeerSink {
                     relay_info: Vec::new(),
                     hostname: String::new(),
                     line: None,
+                    next_hop: None,
                 });
                 lease.duid = duid;
                 lease.subnet_id = subnet_id;

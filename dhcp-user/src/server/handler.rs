@@ -66,6 +66,8 @@ pub struct Classified {
     pub relay_info: Vec<u8>,
     /// The line the client is on, as its relays name it (none when direct).
     pub lines: LineIds,
+    /// The client's link-local address on `interface` (with `[routes]` on): see [`next_hop`].
+    pub next_hop: Option<Ipv6Addr>,
 }
 
 impl Classified {
@@ -163,6 +165,11 @@ pub fn classify(
         )
     };
     let unicast = relays.is_empty() && !inbound.destination.is_multicast();
+    let next_hop = config
+        .routes
+        .enabled
+        .then(|| next_hop(&relays, *inbound.source.ip()))
+        .flatten();
     let message = message.clone();
     Ok(Classified {
         packet,
@@ -176,7 +183,21 @@ pub fn classify(
         remote_id,
         relay_info,
         lines,
+        next_hop,
     })
+}
+
+/// The address a route to the client's leases goes via, `source` being the datagram's: a
+/// direct client's own (link-local) source address, or the peer-address of a Lightweight
+/// DHCPv6 Relay Agent (RFC 6221: link-address `::`) that is the only hop, so on our link. A
+/// client behind an L3 relay has none: the relay routes to it, not us.
+pub fn next_hop(relays: &[&RelayMessage], source: Ipv6Addr) -> Option<Ipv6Addr> {
+    let hop = match relays {
+        [] => source,
+        [ldra] if ldra.link_address.is_unspecified() => ldra.peer_address,
+        _ => return None,
+    };
+    is_link_local(&hop).then_some(hop)
 }
 
 /// The subnet of a relayed client, `source` being the address the Relay-Forw came from. First
@@ -686,6 +707,7 @@ impl<'a> Ctx<'a, '_> {
                 .map(|p| p.hostname.clone())
                 .unwrap_or_default(),
             line: self.line.clone().map(Vec::into_boxed_slice),
+            next_hop: self.request.next_hop,
         };
         lease.assign(self.now(), subnet.preferred_lifetime, subnet.valid_lifetime);
         lease

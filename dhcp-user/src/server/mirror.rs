@@ -51,6 +51,7 @@ struct Extra {
     relay_info: Vec<u8>,
     hostname: String,
     line: Option<Box<[u8]>>,
+    next_hop: Option<Ipv6Addr>,
 }
 
 /// The keys of one client's rows (most clients have one or two).
@@ -382,7 +383,8 @@ impl LeaseMirror {
             || lease.remote_id.is_some()
             || !lease.relay_info.is_empty()
             || !lease.hostname.is_empty()
-            || lease.line.is_some())
+            || lease.line.is_some()
+            || lease.next_hop.is_some())
         .then(|| {
             Box::new(Extra {
                 relay_id: lease.relay_id.clone(),
@@ -390,6 +392,7 @@ impl LeaseMirror {
                 relay_info: lease.relay_info.clone(),
                 hostname: lease.hostname.clone(),
                 line: lease.line.clone(),
+                next_hop: lease.next_hop,
             })
         });
         Row {
@@ -448,15 +451,16 @@ impl LeaseMirror {
 
 /// The lease a row stands for.
 fn lease(key: &LeaseKey, row: &Row) -> Lease {
-    let (relay_id, remote_id, relay_info, hostname, line) = match &row.extra {
+    let (relay_id, remote_id, relay_info, hostname, line, next_hop) = match &row.extra {
         Some(extra) => (
             extra.relay_id.clone(),
             extra.remote_id.clone(),
             extra.relay_info.clone(),
             extra.hostname.clone(),
             extra.line.clone(),
+            extra.next_hop,
         ),
-        None => (None, None, Vec::new(), String::new(), None),
+        None => (None, None, Vec::new(), String::new(), None, None),
     };
     Lease {
         address: key.address,
@@ -477,6 +481,7 @@ fn lease(key: &LeaseKey, row: &Row) -> Lease {
         relay_info,
         hostname,
         line,
+        next_hop,
     }
 }
 
@@ -505,6 +510,7 @@ mod tests {
             relay_info: Vec::new(),
             hostname: String::new(),
             line: None,
+            next_hop: None,
         }
     }
 

@@ -182,6 +182,10 @@ pub struct Lease {
     /// The line the lease was served on (`line-identity`): the kind's tag then the identity
     /// ([`crate::config::LineId::stored`]); `None` when the request named no line.
     pub line: Option<Box<[u8]>>,
+    /// The client's link-local address on `interface`, the next hop of a route to the lease
+    /// (`[routes]`): a direct client's source address, or an on-link LDRA's peer-address;
+    /// `None` when routes are off or the client is behind an L3 relay.
+    pub next_hop: Option<std::net::Ipv6Addr>,
 }
 
 impl Lease {
@@ -269,6 +273,9 @@ impl Lease {
 }
 
 /// One change to commit: a lease written whole, or removed.
+// Upsert is most changes and lives only in a batch's Vec: boxing it would add an allocation to
+// each, to save the few Renew and Delete variants some bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseChange {
     /// Insert or replace the lease with this key.

@@ -137,6 +137,14 @@ INSERT INTO lease_changes_pruned (through)
         (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lease_changes_seq));
 ",
     ),
+    (
+        4,
+        "the client's next hop ([routes]), for the route re-sync and the peers",
+        "
+ALTER TABLE lease6 ADD COLUMN next_hop INET;
+ALTER TABLE lease_changes ADD COLUMN next_hop INET;
+",
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -156,9 +164,9 @@ const MAX_RETRIES: usize = 3;
 /// Lease columns in the order [`lease_from_row`] reads them (the same as the SQLite store's).
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname, line";
+     remote_id, relay_info, hostname, line, next_hop";
 const LEASE_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18";
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19";
 const KIND_UPSERT: i16 = 0;
 const KIND_DELETE: i16 = 1;
 
@@ -960,9 +968,9 @@ async fn commit_in(
         let record = tx
             .prepare(&format!(
                 "WITH h AS (INSERT INTO lease_changes ({LEASE_COLUMNS}, at, kind) \
-                     VALUES ({LEASE_PLACEHOLDERS}, $19, $20) RETURNING seq), \
+                     VALUES ({LEASE_PLACEHOLDERS}, $20, $21) RETURNING seq), \
                  v AS (UPDATE lease6 SET version = h.seq FROM h \
-                     WHERE $20 = {KIND_UPSERT} AND lease_type = $1 AND address = $2 \
+                     WHERE $21 = {KIND_UPSERT} AND lease_type = $1 AND address = $2 \
                      AND prefix_len = $3) \
                  SELECT seq FROM h"
             ))
@@ -1005,7 +1013,7 @@ async fn commit_in(
 }
 
 /// `INSERT … ON CONFLICT DO UPDATE`, refused (no row returned) when the stored lease belongs to
-/// another client and is still held (assigned or declined, not expired at `$19`), or when it is
+/// another client and is still held (assigned or declined, not expired at `$20`), or when it is
 /// the same client's lease, assigned, with a newer transaction than a write that gives it up.
 fn upsert_sql() -> String {
     let assigned = LeaseState::Assigned.code();
@@ -1023,7 +1031,7 @@ fn upsert_sql() -> String {
                 AND (EXCLUDED.state = {assigned} OR lease6.state <> {assigned} \
                      OR lease6.cltt <= EXCLUDED.cltt)) \
             OR lease6.state NOT IN ({assigned}, {declined}) \
-            OR lease6.expire <= $19 \
+            OR lease6.expire <= $20 \
          RETURNING {LEASE_COLUMNS}"
     )
 }
@@ -1072,7 +1080,7 @@ async fn last_seq_in(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     u64::try_from(seq).map_err(|_| bad(format!("history seq {seq}")))
 }
 
-/// A lease as SQL values in [`LEASE_COLUMNS`] order ($1..$18).
+/// A lease as SQL values in [`LEASE_COLUMNS`] order ($1..$19).
 struct LeaseParams {
     lease_type: i16,
     address: IpAddr,
@@ -1092,6 +1100,7 @@ struct LeaseParams {
     relay_info: Vec<u8>,
     hostname: String,
     line: Option<Vec<u8>>,
+    next_hop: Option<IpAddr>,
 }
 
 impl LeaseParams {
@@ -1115,6 +1124,7 @@ impl LeaseParams {
             relay_info: lease.relay_info.clone(),
             hostname: lease.hostname.clone(),
             line: lease.line.as_deref().map(<[u8]>::to_vec),
+            next_hop: lease.next_hop.map(IpAddr::V6),
         }
     }
 
@@ -1139,10 +1149,11 @@ impl LeaseParams {
             relay_info: Vec::new(),
             hostname: String::new(),
             line: None,
+            next_hop: None,
         }
     }
 
-    fn refs(&self) -> [&(dyn ToSql + Sync); 18] {
+    fn refs(&self) -> [&(dyn ToSql + Sync); 19] {
         [
             &self.lease_type,
             &self.address,
@@ -1162,6 +1173,7 @@ impl LeaseParams {
             &self.relay_info,
             &self.hostname,
             &self.line,
+            &self.next_hop,
         ]
     }
 }
@@ -1207,12 +1219,18 @@ fn lease_from_row(row: &Row, at: usize) -> Result<Lease, StoreError> {
         line: row
             .try_get::<_, Option<Vec<u8>>>(at + 17)?
             .map(Vec::into_boxed_slice),
+        next_hop: match row.try_get::<_, Option<IpAddr>>(at + 18)? {
+            Some(IpAddr::V6(hop)) => Some(hop),
+            Some(IpAddr::V4(hop)) => return Err(bad(format!("next_hop {hop} is not IPv6"))),
+            None => None,
+        },
     })
 }
 
 /// A lease read as [`LEASE_COLUMNS`] then `version`.
 fn versioned_from_row(row: &Row) -> Result<(Lease, u64), StoreError> {
-    let version: i64 = row.try_get(18)?;
+    // By name: the lease columns before it grow with the schema.
+    let version: i64 = row.try_get("version")?;
     let version = u64::try_from(version).map_err(|_| bad(format!("version {version}")))?;
     Ok((lease_from_row(row, 0)?, version))
 }

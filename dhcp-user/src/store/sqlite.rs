@@ -17,7 +17,7 @@ use super::{
 };
 
 /// Schema version this build creates and understands (kept in `meta` as `schema_version`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META_SCHEMA_VERSION: &str = "schema_version";
 /// How long a connection waits on a lock held by another process before giving up.
@@ -50,6 +50,7 @@ CREATE TABLE lease6 (
     relay_info     BLOB    NOT NULL,
     hostname       TEXT    NOT NULL,
     line           BLOB,
+    next_hop       BLOB,
     PRIMARY KEY (lease_type, address, prefix_len)
 ) WITHOUT ROWID;
 
@@ -84,7 +85,8 @@ CREATE TABLE lease_changes (
     remote_id      BLOB,
     relay_info     BLOB    NOT NULL,
     hostname       TEXT    NOT NULL,
-    line           BLOB
+    line           BLOB,
+    next_hop       BLOB
 );
 CREATE INDEX lease_changes_by_at ON lease_changes (at);
 ";
@@ -92,15 +94,20 @@ CREATE INDEX lease_changes_by_at ON lease_changes (at);
 /// Lease columns in the order [`lease_from_row`] reads them.
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname, line";
+     remote_id, relay_info, hostname, line, next_hop";
 const LEASE_PLACEHOLDERS: &str =
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18";
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19";
 
 /// Schema 1 → 2: the lease's line (`line-identity`), kept for sticky delegation by line.
 const MIGRATE_1_TO_2: &str = "
 ALTER TABLE lease6 ADD COLUMN line BLOB;
 ALTER TABLE lease_changes ADD COLUMN line BLOB;
 CREATE INDEX lease6_by_line ON lease6 (line) WHERE line IS NOT NULL;
+";
+/// Schema 2 → 3: the client's next hop (`[routes]`), kept for the route re-sync at start.
+const MIGRATE_2_TO_3: &str = "
+ALTER TABLE lease6 ADD COLUMN next_hop BLOB;
+ALTER TABLE lease_changes ADD COLUMN next_hop BLOB;
 ";
 const KIND_UPSERT: i64 = 0;
 const KIND_DELETE: i64 = 1;
@@ -204,9 +211,13 @@ impl SqliteStore {
         };
         match found.trim().parse::<u32>().ok() {
             Some(SCHEMA_VERSION) => {}
-            Some(1) => {
-                // Older rows have no line: they were served before `line-identity` existed.
-                tx.execute_batch(MIGRATE_1_TO_2).map_err(open_err)?;
+            Some(old @ (1 | 2)) => {
+                // Older rows have no line (served before `line-identity` existed) and no next
+                // hop (served before `[routes]`): NULL in both.
+                if old == 1 {
+                    tx.execute_batch(MIGRATE_1_TO_2).map_err(open_err)?;
+                }
+                tx.execute_batch(MIGRATE_2_TO_3).map_err(open_err)?;
                 tx.execute(
                     "UPDATE meta SET value = ?2 WHERE name = ?1",
                     params![META_SCHEMA_VERSION, SCHEMA_VERSION.to_string().into_bytes()],
@@ -291,7 +302,7 @@ impl LeaseStore for SqliteStore {
             ))?;
             let mut record = tx.prepare_cached(&format!(
                 "INSERT INTO lease_changes (at, kind, {LEASE_COLUMNS}) \
-                 VALUES (?19, ?20, {LEASE_PLACEHOLDERS})"
+                 VALUES (?20, ?21, {LEASE_PLACEHOLDERS})"
             ))?;
             for change in changes {
                 match change {
@@ -558,7 +569,7 @@ fn key_params(key: &LeaseKey) -> (i64, [u8; 16], u8) {
     (key.lease_type.code(), key.address.octets(), key.prefix_len)
 }
 
-/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?18).
+/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?19).
 fn lease_values(lease: &Lease) -> Vec<Value> {
     let optional_blob = |value: &Option<Vec<u8>>| match value {
         Some(bytes) => Value::Blob(bytes.clone()),
@@ -586,6 +597,9 @@ fn lease_values(lease: &Lease) -> Vec<Value> {
             .line
             .as_ref()
             .map_or(Value::Null, |line| Value::Blob(line.to_vec())),
+        lease
+            .next_hop
+            .map_or(Value::Null, |hop| Value::Blob(hop.octets().to_vec())),
     ]
 }
 
@@ -614,6 +628,7 @@ fn lease_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Lease> {
         line: row
             .get::<_, Option<Vec<u8>>>(at + 17)?
             .map(Vec::into_boxed_slice),
+        next_hop: row.get::<_, Option<[u8; 16]>>(at + 18)?.map(Ipv6Addr::from),
     })
 }
 

@@ -68,6 +68,7 @@ fn lease(i: u32, cltt: i64) -> Lease {
         relay_info: Vec::new(),
         hostname: String::new(),
         line: None,
+        next_hop: None,
     }
 }
 

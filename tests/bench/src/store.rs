@@ -50,6 +50,7 @@ fn lease(index: u32, now: i64) -> Lease {
         relay_info: Vec::new(),
         hostname: String::new(),
         line: None,
+        next_hop: None,
     };
     lease.assign(now, 3000, 4000);
     lease

@@ -92,6 +92,7 @@ pub fn na(address: Ipv6Addr, n: u32, link: Ipv6Addr, cltt: i64) -> Lease {
         relay_info: Vec::new(),
         hostname: String::new(),
         line: None,
+        next_hop: None,
     }
 }
 

@@ -291,3 +291,29 @@ fn rfc6221_every_relay_reply_to_an_ldra_carries_its_interface_id() {
         assert_eq!(relay.interface_id(), Some(&b"an-1/1/1:7"[..]));
     }
 }
+
+fn forw(link_address: &str, peer_address: &str) -> RelayMessage {
+    RelayMessage {
+        msg_type: MSG_RELAY_FORW,
+        hop_count: 0,
+        link_address: addr(link_address),
+        peer_address: addr(peer_address),
+        options: Vec::new(),
+    }
+}
+
+/// The route next hop: a direct client's link-local source, an on-link LDRA's peer-address;
+/// none behind an L3 relay (link-address set, or two hops) or from a global source.
+#[test]
+fn next_hop_is_the_client_on_our_link_only() {
+    use crate::server::handler::next_hop;
+    let source = addr("fe80::5");
+    assert_eq!(next_hop(&[], source), Some(source));
+    assert_eq!(next_hop(&[], addr("2001:db8:1::5")), None);
+    let ldra = forw("::", "fe80::1234");
+    assert_eq!(next_hop(&[&ldra], source), Some(addr("fe80::1234")));
+    let relay = forw("2001:db8:2::1", "fe80::1234");
+    assert_eq!(next_hop(&[&relay], source), None);
+    let outer = forw("2001:db8:2::1", "fe80::9");
+    assert_eq!(next_hop(&[&outer, &ldra], source), None);
+}

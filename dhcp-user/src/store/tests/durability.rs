@@ -48,7 +48,7 @@ fn schema_version_is_checked() {
     drop(open(&scratch));
     let conn = rusqlite::Connection::open(scratch.db()).unwrap();
     conn.execute(
-        "UPDATE meta SET value = CAST('3' AS BLOB) WHERE name = 'schema_version'",
+        "UPDATE meta SET value = CAST('4' AS BLOB) WHERE name = 'schema_version'",
         [],
     )
     .unwrap();
@@ -57,7 +57,7 @@ fn schema_version_is_checked() {
         .err()
         .expect("a newer schema is refused");
     assert!(
-        matches!(&err, StoreError::SchemaVersion { found, supported: 2, .. } if found == "3"),
+        matches!(&err, StoreError::SchemaVersion { found, supported: 3, .. } if found == "4"),
         "{err}"
     );
     let text = err.to_string();
@@ -94,6 +94,8 @@ fn schema_1_gains_the_line_column() {
         "DROP INDEX lease6_by_line;
          ALTER TABLE lease6 DROP COLUMN line;
          ALTER TABLE lease_changes DROP COLUMN line;
+         ALTER TABLE lease6 DROP COLUMN next_hop;
+         ALTER TABLE lease_changes DROP COLUMN next_hop;
          UPDATE meta SET value = CAST('1' AS BLOB) WHERE name = 'schema_version';",
     )
     .unwrap();
@@ -111,6 +113,35 @@ fn schema_1_gains_the_line_column() {
     }
     let store = open(&scratch);
     assert_eq!(store.leases_after(None, 10).unwrap(), vec![old, lined]);
+}
+
+/// A schema-2 database (before leases kept their next hop, `[routes]`) is migrated in place
+/// on open: its rows stay, with no next hop, and new rows keep theirs across a reopen.
+#[test]
+fn schema_2_gains_the_next_hop_column() {
+    let scratch = Scratch::new("migrate2");
+    let old = na(1);
+    {
+        let store = open(&scratch);
+        store.commit(&upserts(vec![old.clone()]), NOW).unwrap();
+    }
+    let conn = rusqlite::Connection::open(scratch.db()).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE lease6 DROP COLUMN next_hop;
+         ALTER TABLE lease_changes DROP COLUMN next_hop;
+         UPDATE meta SET value = CAST('2' AS BLOB) WHERE name = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let mut routed = na(2);
+    routed.next_hop = Some("fe80::42".parse().unwrap());
+    {
+        let store = open(&scratch);
+        assert_eq!(store.leases_after(None, 10).unwrap(), vec![old.clone()]);
+        store.commit(&upserts(vec![routed.clone()]), NOW).unwrap();
+    }
+    let store = open(&scratch);
+    assert_eq!(store.leases_after(None, 10).unwrap(), vec![old, routed]);
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub(super) fn every_field_round_trips(store: &dyn LeaseStore) {
     full.remote_id = Some(vec![0, 0, 0x0d, 0xe9, b'p', b'o', b'r', b't', b'1']);
     full.relay_info = (0..=255).collect();
     full.hostname = "host.example.".to_owned();
+    full.next_hop = Some("fe80::a8c1:abff:fe3c:1".parse().unwrap());
     let mut minimal = na(1);
     minimal.relay_id = Some(Vec::new()); // present but empty stays distinct from absent
     let plain = na(2);

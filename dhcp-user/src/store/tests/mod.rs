@@ -67,6 +67,7 @@ fn na(n: u32) -> Lease {
         relay_info: Vec::new(),
         hostname: String::new(),
         line: None,
+        next_hop: None,
     };
     lease.assign(NOW, 1800, 3600);
     lease

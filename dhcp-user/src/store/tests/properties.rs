@@ -55,6 +55,7 @@ fn any_lease() -> impl Strategy<Value = Lease> {
                 relay_info,
                 hostname,
                 line: line.map(Vec::into_boxed_slice),
+                next_hop: None,
             };
             lease.assign(cltt, lifetime_a.min(lifetime_b), lifetime_a.max(lifetime_b));
             lease.state = state;
