@@ -530,6 +530,8 @@ impl Server {
             relay_info: Vec::new(),
             hostname: String::new(),
             line: None,
+            // Learned ([routes]) from the client's next message the controller answers.
+            next_hop: None,
         };
         lease.assign(now, preferred, valid);
         lease.validate()?;
