@@ -36,6 +36,10 @@ pub struct ServeOptions {
     pub detach_on_exit: bool,
     /// Per-CPU budget of DHCPv6 packets per second passed on to the controller (0: no limit).
     pub pass_rate_per_cpu: u32,
+    /// Replaces the config's `line-pass-budget` (messages per second and line passed on).
+    pub line_pass_budget: Option<u32>,
+    /// Replaces the config's `line-pass-burst`.
+    pub line_pass_burst: Option<u32>,
     /// Capacity of the fast path's binding map.
     pub max_bindings: u32,
 }
@@ -48,6 +52,16 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
+    }
+    if let Some(budget) = args.line_pass_budget {
+        // A budget given alone brings its default burst along.
+        config.line_pass_budget = budget;
+        config.line_pass_burst = args.line_pass_burst.unwrap_or(budget);
+    } else if let Some(burst) = args.line_pass_burst {
+        config.line_pass_burst = burst;
+    }
+    if config.line_pass_budget > 0 && config.line_pass_burst == 0 {
+        bail!("--line-pass-burst must be at least 1 while the line-pass budget is on");
     }
     config.interfaces = crate::netif::expand_interface_patterns(&config.interfaces)
         .map_err(|message| anyhow::anyhow!("{}: `interfaces`: {message}", args.config.display()))?;

@@ -224,6 +224,8 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
         relay_selectors: 0,
         interface_client_limit: 0,
         pass_rate_per_cpu,
+        line_pass_budget: 0,
+        line_pass_burst: 0,
         server_duid: duid,
     }
 }
@@ -270,6 +272,8 @@ pub fn configure(
     let mut global = global_config(server_duid, true, pass_rate_per_cpu);
     global.relay_selectors = relay_selectors(config);
     global.interface_client_limit = config.interface_client_limit.is_some() as u8;
+    global.line_pass_budget = config.line_pass_budget;
+    global.line_pass_burst = config.line_pass_burst;
     fp.set_global(&global)
 }
 

@@ -64,6 +64,11 @@ pub struct LabServer {
     /// Pinned under the default pin root of the state directory (no `--pin-root`), on the host's
     /// /sys/fs/bpf; otherwise under the lab's bpffs.
     pub default_pins: bool,
+    /// More links from the server, each to a client namespace of its own, served too (no
+    /// address on the server's end: no subnet of its own).
+    pub extra_links: Vec<(Namespace, VethPair)>,
+    /// More `serve` arguments.
+    pub extra_args: Vec<String>,
     _lab: Lab,
 }
 
@@ -89,6 +94,19 @@ impl LabServer {
         fast_path: bool,
         default_pins: bool,
     ) -> LabServer {
+        LabServer::start_with_links(state_dir, config, fast_path, default_pins, &[], &[])
+    }
+
+    /// As `start_in`, with a link to a client namespace of its own for each of `extra_roles`
+    /// (served, see `extra_links`) and `extra_args` for `serve`.
+    pub fn start_with_links(
+        state_dir: PathBuf,
+        config: &str,
+        fast_path: bool,
+        default_pins: bool,
+        extra_roles: &[&str],
+        extra_args: &[&str],
+    ) -> LabServer {
         let lab = Lab::new();
         let server_ns = lab.namespace("srv").expect("server namespace");
         let client_ns = lab.namespace("cli").expect("client namespace");
@@ -100,6 +118,14 @@ impl LabServer {
                 Some(&format!("{CLIENT_ADDRESS}/64")),
             )
             .expect("veth pair");
+        let extra_links = extra_roles
+            .iter()
+            .map(|role| {
+                let ns = lab.namespace(role).expect("client namespace");
+                let link = lab.link(&server_ns, None, &ns, None).expect("veth pair");
+                (ns, link)
+            })
+            .collect();
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
         let config_path = state_dir.join("server.toml");
@@ -113,6 +139,8 @@ impl LabServer {
             server: None,
             fast_path,
             default_pins,
+            extra_links,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             _lab: lab,
         };
         lab_server.start_server();
@@ -137,6 +165,10 @@ impl LabServer {
         if !self.default_pins {
             args.extend(["--pin-root".into(), pin_root.into()]);
         }
+        for (_, link) in &self.extra_links {
+            args.extend(["--iface".into(), link.a.ifname.clone().into()]);
+        }
+        args.extend(self.extra_args.iter().map(Into::into));
         self.server = Some(spawn_server(&self.server_ns, &args, &self.state_dir));
     }
 
