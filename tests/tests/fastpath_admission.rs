@@ -74,7 +74,13 @@ fn flood(lab: &Lab, what: &str, frame_of: impl Fn(u32) -> Udp6Frame) {
         assert_eq!(out, frame.encode(), "{what}: frame {n} passed on unchanged");
     }
     for n in BURST..2 * BURST {
-        expect(lab, what, &frame_of(1000 + n), XDP_DROP, stat::DROP_LINE_BUDGET);
+        expect(
+            lab,
+            what,
+            &frame_of(1000 + n),
+            XDP_DROP,
+            stat::DROP_LINE_BUDGET,
+        );
     }
 }
 
@@ -85,7 +91,13 @@ fn a_line_beyond_its_budget_is_dropped_another_line_passes() {
     let lab = admitting();
     for n in 0..BURST {
         let frame = on_vlan(new_solicit(n), LINE_A);
-        let out = expect(&lab, "line A within its burst", &frame, XDP_PASS, stat::PASS_UNKNOWN_DUID);
+        let out = expect(
+            &lab,
+            "line A within its burst",
+            &frame,
+            XDP_PASS,
+            stat::PASS_UNKNOWN_DUID,
+        );
         assert_eq!(out, frame.encode(), "passed on unchanged");
     }
     for n in BURST..BURST + 5 {
@@ -125,29 +137,33 @@ fn the_global_budget_stays_the_outer_guard() {
     global.pass_rate_per_cpu = 1;
     lab.fp.set_global(&global).unwrap();
     // Pinned to one CPU: the global budget is per CPU.
-    pin_to_one_cpu();
+    dhcp_lab::pin_to_current_cpu().expect("pinning the test to one CPU");
     let a = |n| on_vlan(new_solicit(n), LINE_A);
     expect(&lab, "first", &a(1), XDP_PASS, stat::PASS_UNKNOWN_DUID);
     let b = on_vlan(new_solicit(2), LINE_B);
-    expect(&lab, "line B, global spent", &b, XDP_DROP, stat::DROP_RATE_LIMIT);
+    expect(
+        &lab,
+        "line B, global spent",
+        &b,
+        XDP_DROP,
+        stat::DROP_RATE_LIMIT,
+    );
     for n in 1..BURST {
-        expect(&lab, "line A, global spent", &a(10 + n), XDP_DROP, stat::DROP_RATE_LIMIT);
-    }
-    expect(&lab, "line A, its own spent", &a(20), XDP_DROP, stat::DROP_LINE_BUDGET);
-}
-
-/// Pins this thread to the CPU it runs on (per-CPU maps then see one CPU's slot).
-fn pin_to_one_cpu() {
-    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
-    unsafe {
-        let cpu = libc::sched_getcpu();
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-            0
+        expect(
+            &lab,
+            "line A, global spent",
+            &a(10 + n),
+            XDP_DROP,
+            stat::DROP_RATE_LIMIT,
         );
     }
+    expect(
+        &lab,
+        "line A, its own spent",
+        &a(20),
+        XDP_DROP,
+        stat::DROP_LINE_BUDGET,
+    );
 }
 
 /// Relayed lines are keyed by the innermost relay's Interface-ID: two Interface-IDs of one
@@ -218,7 +234,9 @@ fn relayed_lines_without_interface_id_keyed_by_remote_id_or_link_address() {
     let by_link = LineKey::relayed(LINE_LINK_ADDRESS, &link.octets());
     for key in [remote, by_link] {
         assert!(
-            lines.iter().any(|(k, b)| *k == key && b.dropped == BURST as u64),
+            lines
+                .iter()
+                .any(|(k, b)| *k == key && b.dropped == BURST as u64),
             "{key:?} in {lines:?}"
         );
     }

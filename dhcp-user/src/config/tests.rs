@@ -917,7 +917,9 @@ fn line_pass_budget_and_burst() {
     )
     .unwrap();
     assert_eq!((config.line_pass_budget, config.line_pass_burst), (20, 5));
-    let e = err(&format!("line-pass-budget = 20\nline-pass-burst = 0\n{base}"));
+    let e = err(&format!(
+        "line-pass-budget = 20\nline-pass-burst = 0\n{base}"
+    ));
     assert!(
         e.contains("key `line-pass-burst`") && e.contains("at least 1") && e.contains("line 2"),
         "{e}"

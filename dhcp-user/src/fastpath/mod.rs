@@ -25,8 +25,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dhcp_common::{
-    maps as names, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, LineBudget,
-    LineKey, StatCounter, SubnetConfig,
+    maps as names, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, LineBudget, LineKey,
+    StatCounter, SubnetConfig,
 };
 use thiserror::Error;
 
