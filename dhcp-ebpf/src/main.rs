@@ -43,8 +43,8 @@ use dhcp_common::{stat, LineBudget, LINE_NONE};
 use crate::commit::report_renewal;
 use crate::decide::stage_decide;
 use crate::maps::{CONFIG, LINE_BUDGET, PASS_BUDGET, SCRATCH, STATS};
-use crate::parse::line::forget_line;
 use crate::parse::frame::stage_headers;
+use crate::parse::line::forget_line;
 use crate::reply::stage_build;
 use crate::scratch::clobber;
 use crate::state::{Reason, GO_ON};
@@ -145,7 +145,7 @@ pub(crate) fn line_admits() -> bool {
             tat_ns: now + interval,
             dropped: 0,
         };
-        let _ = LINE_BUDGET.insert(key, &fresh, aya_ebpf::bindings::BPF_NOEXIST as u64);
+        let _ = LINE_BUDGET.insert(key, fresh, aya_ebpf::bindings::BPF_NOEXIST as u64);
         return true;
     };
     // SAFETY: a map value, 8-byte aligned, written by the program only with the atomics below.

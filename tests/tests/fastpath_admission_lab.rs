@@ -127,6 +127,14 @@ fn a_solicit_flood_on_one_link_does_not_starve_another() {
         "the global budget was never reached; XDP: {}",
         lab.xdp_counters()
     );
+    // The operator's view: `dhcp-user stats` lists the drops per line.
+    let pin_root = lab.pin_root();
+    let text = lab.cli(&["stats", "--pin-root", pin_root.to_str().unwrap()]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("drop_line_budget") && !l.trim().ends_with(" 0")),
+        "dhcp-user stats:\n{text}"
+    );
     eprintln!(
         "flood: {sent} Solicits, {dropped} dropped per line; XDP: {}",
         lab.xdp_counters()

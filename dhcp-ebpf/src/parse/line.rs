@@ -33,7 +33,14 @@ pub(crate) fn forget_line(st: &mut State) {
 #[inline(always)]
 pub(crate) fn direct_line(st: &mut State, outer_vlan: u16, inner_vlan: u16) {
     let ifindex = st.ifindex;
-    set_line(st, 0, ifindex, outer_vlan & 0x0fff, inner_vlan & 0x0fff, LINE_DIRECT);
+    set_line(
+        st,
+        0,
+        ifindex,
+        outer_vlan & 0x0fff,
+        inner_vlan & 0x0fff,
+        LINE_DIRECT,
+    );
 }
 
 /// The line named by the relay hop just read (`st.relay`), when it names one: its Interface-ID,
