@@ -277,3 +277,34 @@ fn no_admission_per_line_when_off() {
     }
     assert!(lab.fp.line_budgets().unwrap().is_empty());
 }
+
+/// A relayed frame the program passes on for its own shape (an Interface-ID too long to echo,
+/// `pass_unsupported`) is still charged to the line that Interface-ID names.
+#[test]
+fn a_relay_hop_passed_on_still_names_its_line() {
+    let lab = admitting();
+    let long_id = [b'p'; dhcp_common::FAST_INTERFACE_ID_MAX + 8];
+    for n in 0..BURST {
+        expect(
+            &lab,
+            "long Interface-ID within its burst",
+            &relayed_by_interface_id(new_solicit(n), &long_id),
+            XDP_PASS,
+            stat::PASS_UNSUPPORTED,
+        );
+    }
+    expect(
+        &lab,
+        "long Interface-ID beyond its burst",
+        &relayed_by_interface_id(new_solicit(9), &long_id),
+        XDP_DROP,
+        stat::DROP_LINE_BUDGET,
+    );
+    let key = LineKey::relayed(LINE_INTERFACE_ID, &long_id);
+    assert!(lab
+        .fp
+        .line_budgets()
+        .unwrap()
+        .iter()
+        .any(|(k, b)| *k == key && b.dropped == 1));
+}
