@@ -224,6 +224,12 @@ pub struct GlobalConfig {
     pub interface_client_limit: u8,
     /// Per-CPU budget of packets passed on per second (0: unlimited). See `PASS_BUDGET`.
     pub pass_rate_per_cpu: u32,
+    /// Packets per second each line may pass on to the controller (`line-pass-budget`; 0: no
+    /// per-line admission). See [`LineKey`] and `LINE_BUDGET`.
+    pub line_pass_budget: u32,
+    /// How many packets a line may pass on at once above its steady rate (`line-pass-burst`,
+    /// at least 1 when `line_pass_budget` is set).
+    pub line_pass_burst: u32,
     pub server_duid: [u8; FAST_SERVER_DUID_MAX],
 }
 
@@ -261,6 +267,106 @@ pub struct PassBudget {
     pub window_start_ns: u64,
     pub passed: u32,
     pub _pad: u32,
+}
+
+/// `LineKey::kind`: no line known yet (the frame was not parsed that far): not admitted per line.
+pub const LINE_NONE: u8 = 0;
+/// `LineKey::kind`: a direct client: the ingress interface and the frame's VLAN IDs.
+pub const LINE_DIRECT: u8 = 1;
+/// `LineKey::kind`: relayed, named by the innermost relay's Interface-ID (18), hashed.
+pub const LINE_INTERFACE_ID: u8 = 2;
+/// `LineKey::kind`: relayed, named by the innermost relay's Remote-ID (37) body (enterprise
+/// number, then the id), hashed: when that relay sent no Interface-ID.
+pub const LINE_REMOTE_ID: u8 = 3;
+/// `LineKey::kind`: relayed without either identity: the innermost relay's link-address, hashed.
+pub const LINE_LINK_ADDRESS: u8 = 4;
+/// Longest line identity (Interface-ID or Remote-ID body) hashed in full; of a longer one the
+/// first this many bytes are hashed, with its whole length.
+pub const LINE_ID_HASH_MAX: usize = 64;
+/// Capacity of the `LINE_BUDGET` LRU map: the lines admitted recently. A flood of lines beyond
+/// it evicts the least recently seen, whose bucket then starts full again.
+pub const MAX_LINES: u32 = 1 << 16;
+
+/// The line a request came from, as the fast path admits it (docs/fastpath.md, "Admission per
+/// line"): key of the `LINE_BUDGET` map. Built by [`LineKey::direct`], [`LineKey::relayed`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LineKey {
+    /// [`line_hash`] of the relay's identity (or link-address); 0 for a direct line.
+    pub id: u64,
+    /// The interface a direct client's frame came in on; 0 when relayed.
+    pub ifindex: u32,
+    /// VLAN IDs (the TCI's low 12 bits) of a direct client's frame, outer then inner; 0 when
+    /// absent or relayed.
+    pub outer_vlan: u16,
+    pub inner_vlan: u16,
+    /// `LINE_DIRECT`, `LINE_INTERFACE_ID`, `LINE_REMOTE_ID` or `LINE_LINK_ADDRESS`.
+    pub kind: u8,
+    pub _pad: [u8; 7],
+}
+
+impl LineKey {
+    /// A direct client's line: `ifindex`, and the VLAN IDs of its frame's tags (0: none).
+    pub fn direct(ifindex: u32, outer_vlan: u16, inner_vlan: u16) -> Self {
+        LineKey {
+            id: 0,
+            ifindex,
+            outer_vlan: outer_vlan & 0x0fff,
+            inner_vlan: inner_vlan & 0x0fff,
+            kind: LINE_DIRECT,
+            _pad: [0; 7],
+        }
+    }
+
+    /// A relayed client's line: `kind` (`LINE_INTERFACE_ID`, `LINE_REMOTE_ID`,
+    /// `LINE_LINK_ADDRESS`) and the identity's bytes (the option body, or the 16 bytes of the
+    /// link-address).
+    pub fn relayed(kind: u8, id: &[u8]) -> Self {
+        LineKey {
+            id: line_hash(id),
+            ifindex: 0,
+            outer_vlan: 0,
+            inner_vlan: 0,
+            kind,
+            _pad: [0; 7],
+        }
+    }
+}
+
+/// Where [`line_hash`] starts, before the identity's length is mixed in.
+pub const LINE_HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One step of [`line_hash`]: the next 8 bytes of the identity (little-endian, zero padded).
+/// Each step is a bijection of `h` for a given word, so two identities of one length that
+/// differ in a single word never collide. The fast path runs the same steps.
+#[inline(always)]
+pub const fn line_hash_step(h: u64, word: u64) -> u64 {
+    let h = (h ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 32)
+}
+
+/// The hash of a line identity as the fast path computes it: the seed with the length mixed
+/// in, then one [`line_hash_step`] per 8 bytes of the first [`LINE_ID_HASH_MAX`].
+pub fn line_hash(id: &[u8]) -> u64 {
+    let mut h = line_hash_step(LINE_HASH_SEED, id.len() as u64);
+    for chunk in id[..id.len().min(LINE_ID_HASH_MAX)].chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = line_hash_step(h, u64::from_le_bytes(word));
+    }
+    h
+}
+
+/// A line's token bucket in `LINE_BUDGET` (GCRA, the token bucket's "virtual scheduling" form:
+/// one word, updated with compare-and-swap by whichever CPU sees the line's packet).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LineBudget {
+    /// The bucket's theoretical arrival time (`bpf_ktime_get_coarse_ns` clock): when it would
+    /// be full again. A packet is admitted while this stays within `burst` intervals of now.
+    pub tat_ns: u64,
+    /// Packets of this line dropped (`drop_line_budget`) while it has been in the map.
+    pub dropped: u64,
 }
 
 /// Verdict/reason counters: index into the per-CPU `STATS` array.
@@ -355,6 +461,9 @@ pub mod stat {
         PASS_BINDING_OPTIONS = "pass_binding_options",
         /// The ORO asks for Prefix Exclude (67) and the binding's pd-pool has one.
         PASS_PD_EXCLUDE = "pass_pd_exclude",
+        /// Dropped: the line's own budget (`line-pass-budget`, `line-pass-burst`) of messages
+        /// passed on to the controller was spent, before the global budget was charged.
+        DROP_LINE_BUDGET = "drop_line_budget",
     }
 
     /// Each name is its constant's identifier in lower case.
@@ -404,6 +513,7 @@ pub mod maps {
     pub const STATS: &str = "STATS";
     pub const EVENTS: &str = "EVENTS";
     pub const PASS_BUDGET: &str = "PASS_BUDGET";
+    pub const LINE_BUDGET: &str = "LINE_BUDGET";
     pub const SCRATCH: &str = "SCRATCH";
     /// Name of the XDP program in the object.
     pub const PROGRAM: &str = "dhcp_xdp";
@@ -428,6 +538,8 @@ mod pod {
     unsafe impl aya::Pod for LinkKey {}
     unsafe impl aya::Pod for RenewalEvent {}
     unsafe impl aya::Pod for PassBudget {}
+    unsafe impl aya::Pod for LineKey {}
+    unsafe impl aya::Pod for LineBudget {}
     unsafe impl aya::Pod for StatCounter {}
 }
 
@@ -447,14 +559,36 @@ mod tests {
         assert_eq!(size_of::<IfaceConfig>(), 6 + 2 + 16 + 16 + 1 + 1 + 1 + 5);
         assert_eq!(
             size_of::<GlobalConfig>(),
-            8 + 1 + 1 + 2 + 4 + FAST_SERVER_DUID_MAX
+            8 + 1 + 1 + 2 + 4 + 4 + 4 + FAST_SERVER_DUID_MAX
         );
+        assert_eq!(size_of::<LineKey>(), 8 + 4 + 2 + 2 + 1 + 7);
+        assert_eq!(size_of::<LineBudget>(), 16);
         assert_eq!(size_of::<RenewalEvent>(), 8 + 8 + 36 + 4 + 1 + 1 + 1 + 5);
         assert_eq!(size_of::<OptionSlot>(), 2 + 2 + 1 + 3 + FAST_OPTION_MAX);
         assert_eq!(
             size_of::<SubnetConfig>(),
             4 * 4 + 4 + 4 + FAST_OPTION_SLOTS * size_of::<OptionSlot>()
         );
+    }
+
+    /// Identities that differ anywhere in their hashed bytes, or only in length, hash apart;
+    /// one longer than the cap is hashed by its first bytes and its length.
+    #[test]
+    fn line_hash_separates_identities() {
+        let a = line_hash(b"eth0/1/2:vlan100");
+        assert_ne!(a, line_hash(b"eth0/1/2:vlan101"));
+        assert_ne!(line_hash(&[0; 8]), line_hash(&[0; 9]));
+        assert_ne!(line_hash(b""), line_hash(&[0]));
+        let long = [7u8; LINE_ID_HASH_MAX + 10];
+        let mut other = long;
+        other[LINE_ID_HASH_MAX + 1] = 8;
+        assert_eq!(line_hash(&long), line_hash(&other));
+        assert_ne!(line_hash(&long), line_hash(&long[..LINE_ID_HASH_MAX + 9]));
+        assert_eq!(
+            LineKey::relayed(LINE_INTERFACE_ID, b"x").id,
+            LineKey::relayed(LINE_REMOTE_ID, b"x").id
+        );
+        assert_eq!(LineKey::direct(3, 0xf064, 0).outer_vlan, 100);
     }
 
     #[test]

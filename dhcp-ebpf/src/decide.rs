@@ -2,7 +2,7 @@
 //! which source address. No side effects but the expiry move it hands to `commit`.
 
 use crate::commit::move_expiry;
-use crate::parse::{options::parse_message, relay::parse_relay};
+use crate::parse::{line::relay_line, options::parse_message, relay::parse_relay};
 use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
@@ -44,13 +44,19 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     // (a direct request after a two-hop one once wrote its outer length over the MAC).
     st.two_hops = 0;
     if rd8(req, dhcp) == MSG_RELAY_FORW {
-        parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r)?;
+        // Each hop names the line as soon as it is read, the innermost last (`relay_line`),
+        // whether or not the program goes on to answer.
+        let parsed = parse_relay(req, dhcp, dhcp_end, &mut st.relay, &mut st.r);
+        relay_line(req, st);
+        parsed?;
         if rd8(req, st.r.start) == MSG_RELAY_FORW {
             // A second hop in (an LDRA behind an L3 relay); no third.
             st.outer = st.relay;
             st.two_hops = 1;
             let (inner, inner_end) = (st.r.start, st.r.end);
-            parse_relay(req, inner, inner_end, &mut st.relay, &mut st.r)?;
+            let parsed = parse_relay(req, inner, inner_end, &mut st.relay, &mut st.r);
+            relay_line(req, st);
+            parsed?;
             if rd8(req, st.r.start) == MSG_RELAY_FORW {
                 return Err(stat::PASS_UNSUPPORTED);
             }

@@ -38,12 +38,13 @@ use aya_ebpf::{
     macros::xdp,
     programs::XdpContext,
 };
-use dhcp_common::stat;
+use dhcp_common::{stat, LineBudget, LINE_NONE};
 
 use crate::commit::report_renewal;
 use crate::decide::stage_decide;
-use crate::maps::{CONFIG, PASS_BUDGET, SCRATCH, STATS};
+use crate::maps::{CONFIG, LINE_BUDGET, PASS_BUDGET, SCRATCH, STATS};
 use crate::parse::frame::stage_headers;
+use crate::parse::line::forget_line;
 use crate::reply::stage_build;
 use crate::scratch::clobber;
 use crate::state::{Reason, GO_ON};
@@ -57,7 +58,13 @@ pub fn dhcp_xdp(ctx: XdpContext) -> u32 {
         Err(reason) => (xdp_action::XDP_PASS, reason),
     };
     let (action, reason) = if action == xdp_action::XDP_PASS && reason >= stat::PASS_MALFORMED {
-        rate_limit_pass(reason)
+        // The line's budget first: a flooded line's excess never spends the global budget,
+        // which stays the outer guard (against a flood of many lines).
+        if line_admits() {
+            rate_limit_pass(reason)
+        } else {
+            (xdp_action::XDP_DROP, stat::DROP_LINE_BUDGET)
+        }
     } else {
         (action, reason)
     };
@@ -102,8 +109,104 @@ pub(crate) fn rate_limit_pass(reason: Reason) -> (u32, Reason) {
     (xdp_action::XDP_PASS, reason)
 }
 
+/// How many times a line's bucket is retried when another CPU moved it in between.
+const LINE_CAS_TRIES: usize = 2;
+
+/// Admission per line (`line-pass-budget`, `line-pass-burst`): a token bucket per line
+/// (`LINE_BUDGET`, GCRA: one timestamp per line, moved on by compare-and-swap, since any CPU
+/// may see the line's frames). False when the line's budget is spent: the frame is dropped.
+/// A frame whose line the run never learnt (too short, too big) is admitted.
+#[inline(always)]
+pub(crate) fn line_admits() -> bool {
+    let Some(cfg) = CONFIG.get_ptr(0) else {
+        return true;
+    };
+    // SAFETY: a map value the controller only ever writes whole; read-only here.
+    let (rate, burst) = unsafe { ((*cfg).line_pass_budget, (*cfg).line_pass_burst) };
+    if rate == 0 {
+        return true;
+    }
+    let Some(sc) = SCRATCH.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: this CPU's scratch slot; the pipeline that wrote the key has returned.
+    let key = unsafe { &(*sc).st.line };
+    if key.kind == LINE_NONE {
+        return true;
+    }
+    let interval = 1_000_000_000 / rate as u64;
+    let tolerance = interval * (if burst == 0 { 1 } else { burst as u64 });
+    // SAFETY: a helper without arguments or side effects.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let Some(bucket) = LINE_BUDGET.get_ptr_mut(key) else {
+        // A line new (or evicted): its bucket starts full, less this frame. Should another CPU
+        // insert it meanwhile, its entry stands (BPF_NOEXIST).
+        let fresh = LineBudget {
+            tat_ns: now + interval,
+            dropped: 0,
+        };
+        let _ = LINE_BUDGET.insert(key, fresh, aya_ebpf::bindings::BPF_NOEXIST as u64);
+        return true;
+    };
+    // SAFETY: a map value, 8-byte aligned, written by the program only with the atomics below.
+    let (tat, dropped) = unsafe { (&raw mut (*bucket).tat_ns, &raw mut (*bucket).dropped) };
+    for _ in 0..LINE_CAS_TRIES {
+        // SAFETY: as above; an aligned 8-byte load is never torn.
+        let old = unsafe { core::ptr::read_volatile(tat) };
+        let next = if old > now { old } else { now } + interval;
+        if next - now > tolerance {
+            break;
+        }
+        if cmpxchg64(tat, old, next) == old {
+            return true;
+        }
+    }
+    // Spent, or moved by other CPUs at every try (the line busy on several at once).
+    atomic_add64(dropped, 1);
+    false
+}
+
+/// 64-bit compare-and-swap (BPF_ATOMIC | BPF_CMPXCHG): stores `new` at `p` if it holds `old`;
+/// returns what it held. In asm: Rust gives this target no compare-and-swap (its atomics stop
+/// at loads and stores), while the kernel has had the instruction since 5.12.
+#[inline(always)]
+fn cmpxchg64(p: *mut u64, old: u64, new: u64) -> u64 {
+    let mut found = old;
+    // SAFETY: `p` is an aligned 8-byte map value field; the instruction reads and writes only it.
+    unsafe {
+        core::arch::asm!(
+            "r0 = cmpxchg_64({p} + 0, r0, {new})",
+            p = in(reg) p,
+            new = in(reg) new,
+            inout("r0") found,
+            options(nostack),
+        )
+    };
+    found
+}
+
+/// 64-bit atomic add (BPF_ATOMIC | BPF_ADD, the classic XADD).
+#[inline(always)]
+fn atomic_add64(p: *mut u64, v: u64) {
+    // SAFETY: as `cmpxchg64`.
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({p} + 0) += {v}",
+            p = in(reg) p,
+            v = in(reg) v,
+            options(nostack),
+        )
+    };
+}
+
 #[inline(always)]
 pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
+    let sc = SCRATCH.get_ptr_mut(0).ok_or(stat::ABORTED)?;
+    // SAFETY: the per-CPU scratch slot is ours for the duration of this run.
+    unsafe {
+        forget_line(&mut (*sc).st);
+        (*sc).st.ifindex = (*ctx.ctx).ingress_ifindex;
+    }
     let frame_len = ctx.data_end() - ctx.data();
     if frame_len < ETH_HLEN + IPV6_HLEN + UDP_HLEN + 4 {
         return Err(stat::PASS_NOT_DHCP);
@@ -111,7 +214,6 @@ pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     if frame_len > FRAME_MAX {
         return Err(stat::PASS_TOO_BIG);
     }
-    let sc = SCRATCH.get_ptr_mut(0).ok_or(stat::ABORTED)?;
     // SAFETY: the per-CPU scratch slot is ours for the duration of this run.
     let loaded = unsafe {
         bpf_xdp_load_bytes(

@@ -1,14 +1,15 @@
 //! The BPF maps the program reads (filled by the controller, `dhcp-user/src/fastpath`) and the
-//! two it writes (per-CPU counters and budget, the renewal ring buffer). Layouts come from
-//! `dhcp-common`.
+//! ones it writes (per-CPU counters and budget, the lines' buckets, the renewal ring buffer).
+//! Layouts come from `dhcp-common`.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use dhcp_common::{
-    stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, PassBudget, RenewalEvent,
-    StatCounter, SubnetConfig, DEFAULT_MAX_BINDINGS, MAX_IFACES, MAX_SUBNETS,
+    stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, LineBudget, LineKey, PassBudget,
+    RenewalEvent, StatCounter, SubnetConfig, DEFAULT_MAX_BINDINGS, MAX_IFACES, MAX_LINES,
+    MAX_SUBNETS,
 };
 
 use crate::scratch::Scratch;
@@ -28,6 +29,12 @@ pub(crate) static LINKS: LpmTrie<[u8; 16], u16, { MAX_SUBNETS as usize }> = LpmT
 pub(crate) static STATS: PerCpuArray<StatCounter, { stat::COUNT as usize }> = PerCpuArray::new();
 #[btf_map]
 pub(crate) static PASS_BUDGET: PerCpuArray<PassBudget, 1> = PerCpuArray::new();
+/// One bucket per line, shared by all CPUs (a line's frames may arrive on any queue: a per-CPU
+/// bucket would give a line as many budgets as there are CPUs). LRU, so a flood of new lines
+/// evicts old buckets instead of filling the map.
+#[btf_map]
+pub(crate) static LINE_BUDGET: LruHashMap<LineKey, LineBudget, { MAX_LINES as usize }> =
+    LruHashMap::new();
 #[btf_map]
 pub(crate) static EVENTS: RingBuf<RenewalEvent, { 1 << 22 }> = RingBuf::new();
 #[btf_map]

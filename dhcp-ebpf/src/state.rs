@@ -1,7 +1,7 @@
 //! What one run learns, stage by stage, kept in the per-CPU scratch slot (the BPF stack is 512
 //! bytes): the parsed request, the relay hop, the decision, and the verdict reasons.
 
-use dhcp_common::BindingValue;
+use dhcp_common::{BindingValue, LineKey};
 
 pub(crate) type Reason = u32;
 
@@ -46,6 +46,13 @@ pub struct Relay {
     pub off: usize,
     pub interface_id_off: usize,
     pub interface_id_len: usize,
+    /// The identity naming the hop's line (`dhcp_common::LINE_*`): Interface-ID, else
+    /// Remote-ID (their body at `line_off`, `line_len`), else the link-address (`LINE_LINK_ADDRESS`
+    /// once the header is read); `LINE_NONE` before. Noted before the hop is judged, so even a
+    /// hop passed on names its line.
+    pub line_off: usize,
+    pub line_len: usize,
+    pub line_kind: u8,
     pub has_interface_id: u8,
 }
 
@@ -58,6 +65,10 @@ pub struct State {
     pub relay: Relay,
     /// The hop around `relay` when there are two (`two_hops`).
     pub outer: Relay,
+    /// The line the frame came from (the key of its `LINE_BUDGET` bucket): set from the frame's
+    /// interface and VLANs once they are parsed, then from the innermost relay hop read
+    /// (`parse::line`); `kind` is `LINE_NONE` until then.
+    pub line: LineKey,
     /// Copy of the client's binding (when `has_binding`).
     pub binding: BindingValue,
     /// The interface's MAC and the reply's IPv6 source (chosen in `decide`, copied so the build

@@ -106,6 +106,8 @@ fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
         path: args.file.clone(),
         ifaces: args.ifaces.clone(),
         state_dir: args.state_dir.clone(),
+        line_pass_budget: None,
+        line_pass_burst: None,
     };
     match source.load() {
         Ok(loaded) => {
@@ -228,6 +230,16 @@ pub struct ServeArgs {
     /// beyond it they are dropped and counted (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub pass_rate_per_cpu: u32,
+    /// Messages per second each line (a direct client's interface and VLAN tags, a relay's
+    /// Interface-ID or Remote-ID) may have the fast path pass on to the controller; beyond it
+    /// they are dropped and counted (`drop_line_budget`), so a flood on one line cannot starve
+    /// the others (replaces the config's `line-pass-budget`; 0: off).
+    #[arg(long)]
+    pub line_pass_budget: Option<u32>,
+    /// Messages a line may pass on at once above its steady rate (replaces the config's
+    /// `line-pass-burst`; default: the budget, one second's worth).
+    #[arg(long)]
+    pub line_pass_burst: Option<u32>,
     /// Capacity of the fast path's binding map (preallocated, about 160 bytes of kernel memory
     /// per binding); clients beyond it are served by the controller alone.
     #[arg(long, default_value_t = dhcp_common::DEFAULT_MAX_BINDINGS)]
@@ -250,6 +262,8 @@ impl ServeArgs {
             pin_root: self.pin_root.clone(),
             detach_on_exit: self.detach_on_exit,
             pass_rate_per_cpu: self.pass_rate_per_cpu,
+            line_pass_budget: self.line_pass_budget,
+            line_pass_burst: self.line_pass_burst,
             max_bindings: self.max_bindings,
         }
     }

@@ -12,6 +12,8 @@
 //! interface-client-limit = 1000                   # optional
 //! line-identity = "remote-id"                     # optional: what names a subscriber's line
 //! line-client-limit = 1                           # optional, with line-identity
+//! line-pass-budget = 20                           # optional: fast-path admission per line
+//! line-pass-burst = 40                            # optional, default line-pass-budget
 //! grace-period = 3600                              # default 3600 s
 //! history-retention = 86400                        # change history kept, default a day
 //! max-lease-time = 86400                           # optional cap on every lifetime
@@ -174,6 +176,13 @@ pub struct Config {
     pub line_client_limit: Option<u32>,
     /// Sticky delegation by line: a new DUID on a line gets the line's previous lease back.
     pub line_sticky: bool,
+    /// Messages per second each line (a direct client's interface and VLANs, a relay's
+    /// Interface-ID or Remote-ID) may have the fast path pass on to the controller; beyond it
+    /// they are dropped and counted (`drop_line_budget`). 0: no admission per line.
+    pub line_pass_budget: u32,
+    /// How many messages a line may pass on at once above its steady rate (default
+    /// `line_pass_budget`, one second's worth).
+    pub line_pass_burst: u32,
     /// Seconds after expiry (or release) before a lease's address/prefix goes to another client.
     pub grace_period: u32,
     /// Cap on every preferred/valid lifetime handed out, seconds.
@@ -803,6 +812,8 @@ struct RawConfig {
     line_identity: Option<Spanned<LineKind>>,
     line_client_limit: Option<Spanned<u32>>,
     line_sticky: Option<Spanned<bool>>,
+    line_pass_budget: Option<u32>,
+    line_pass_burst: Option<Spanned<u32>>,
     grace_period: Option<u32>,
     max_lease_time: Option<Spanned<u32>>,
     decline_probation: Option<u32>,
@@ -1147,6 +1158,25 @@ impl Validator<'_> {
             }
             None => None,
         };
+        let line_pass_budget = raw.line_pass_budget.unwrap_or(0);
+        let line_pass_burst = match &raw.line_pass_burst {
+            Some(burst) if line_pass_budget == 0 => {
+                return Err(self.invalid(
+                    Some(burst.span()),
+                    "line-pass-burst".into(),
+                    "needs `line-pass-budget` (messages per second and line, above 0)".into(),
+                ))
+            }
+            Some(burst) if *burst.get_ref() == 0 => {
+                return Err(self.invalid(
+                    Some(burst.span()),
+                    "line-pass-burst".into(),
+                    "must be at least 1".into(),
+                ))
+            }
+            Some(burst) => *burst.get_ref(),
+            None => line_pass_budget,
+        };
         let history_retention = match &raw.history_retention {
             Some(v) if *v.get_ref() < MIN_HISTORY_RETENTION => {
                 return Err(self.invalid(
@@ -1169,6 +1199,8 @@ impl Validator<'_> {
             line_identity,
             line_client_limit,
             line_sticky,
+            line_pass_budget,
+            line_pass_burst,
             grace_period: raw.grace_period.unwrap_or(DEFAULT_GRACE_PERIOD),
             max_lease_time,
             decline_probation: raw.decline_probation.unwrap_or(DEFAULT_DECLINE_PROBATION),

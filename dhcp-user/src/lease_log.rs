@@ -571,6 +571,7 @@ mod tests {
             relay_info: Vec::new(),
             hostname: String::new(),
             line: None,
+            next_hop: None,
         };
         let event = |kind| LeaseEvent {
             kind,

@@ -37,6 +37,10 @@ pub struct ConfigSource {
     pub ifaces: Vec<String>,
     /// `--state-dir` (replaces `state-dir`).
     pub state_dir: Option<PathBuf>,
+    /// `--line-pass-budget` (replaces `line-pass-budget`; alone, its burst comes along).
+    pub line_pass_budget: Option<u32>,
+    /// `--line-pass-burst` (replaces `line-pass-burst`).
+    pub line_pass_burst: Option<u32>,
 }
 
 /// Why a configuration cannot be served.
@@ -99,6 +103,19 @@ impl ConfigSource {
             key,
             message,
         };
+        if let Some(budget) = self.line_pass_budget {
+            // A budget given alone brings its default burst along.
+            config.line_pass_budget = budget;
+            config.line_pass_burst = self.line_pass_burst.unwrap_or(budget);
+        } else if let Some(burst) = self.line_pass_burst {
+            config.line_pass_burst = burst;
+        }
+        if config.line_pass_budget > 0 && config.line_pass_burst == 0 {
+            return Err(host(
+                "line-pass-burst",
+                "--line-pass-burst must be at least 1 while the line-pass budget is on".into(),
+            ));
+        }
         config.interfaces = crate::netif::expand_interface_patterns(&config.interfaces)
             .map_err(|message| host("interfaces", message))?;
         crate::leasequery::server_tls(&config.leasequery)

@@ -37,6 +37,10 @@ pub struct ServeOptions {
     pub detach_on_exit: bool,
     /// Per-CPU budget of DHCPv6 packets per second passed on to the controller (0: no limit).
     pub pass_rate_per_cpu: u32,
+    /// Replaces the config's `line-pass-budget` (messages per second and line passed on).
+    pub line_pass_budget: Option<u32>,
+    /// Replaces the config's `line-pass-burst`.
+    pub line_pass_burst: Option<u32>,
     /// Capacity of the fast path's binding map.
     pub max_bindings: u32,
 }
@@ -48,6 +52,8 @@ impl ServeOptions {
             path: self.config.clone(),
             ifaces: self.ifaces.clone(),
             state_dir: self.state_dir.clone(),
+            line_pass_budget: self.line_pass_budget,
+            line_pass_burst: self.line_pass_burst,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Ethernet (two VLAN tags at most), IPv6 (bounded extension headers), UDP to port 547 with a
 //! valid checksum.
 
+use crate::parse::line::direct_line;
 use crate::{csum::*, scratch::*, state::*, wire::*};
 use dhcp_common::{dhcpv6::*, stat};
 
@@ -21,12 +22,16 @@ pub(crate) fn headers(sc: *mut Scratch) -> Result<(), Reason> {
     let frame_len = st.frame_len;
     let mut l3 = 12;
     let mut ethertype = rd16(req, l3);
-    for _ in 0..MAX_VLANS {
+    let mut vlan_ids = [0u16; MAX_VLANS];
+    for vlan_id in vlan_ids.iter_mut() {
         if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+            *vlan_id = rd16(req, l3 + 2);
             l3 += 4;
             ethertype = rd16(req, l3);
         }
     }
+    // The line for admission, before anything that passes the frame on is judged.
+    direct_line(st, vlan_ids[0], vlan_ids[1]);
     if ethertype != ETH_P_IPV6 {
         return Err(stat::PASS_NOT_DHCP);
     }

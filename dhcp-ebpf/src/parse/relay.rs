@@ -2,7 +2,10 @@
 //! Interface-ID, Relay Message.
 
 use crate::{scratch::*, state::*, wire::*};
-use dhcp_common::{dhcpv6::*, stat, FAST_INTERFACE_ID_MAX};
+use dhcp_common::{
+    dhcpv6::*, stat, FAST_INTERFACE_ID_MAX, LINE_INTERFACE_ID, LINE_LINK_ADDRESS, LINE_NONE,
+    LINE_REMOTE_ID,
+};
 
 /// Parses the Relay-Forw at `off`: returns the bounds of the relayed message (a client's, or
 /// another Relay-Forw: the caller checks) and fills `relay`.
@@ -14,10 +17,12 @@ pub(crate) fn parse_relay(
     relay: &mut Relay,
     r: &mut Request,
 ) -> Result<(), Reason> {
+    relay.line_kind = LINE_NONE;
     if off + RELAY_HLEN > end {
         return Err(stat::PASS_MALFORMED);
     }
     relay.off = off;
+    relay.line_kind = LINE_LINK_ADDRESS;
     relay.has_interface_id = 0;
     let mut inner = 0;
     let mut inner_end = 0;
@@ -42,12 +47,25 @@ pub(crate) fn parse_relay(
             inner = body;
             inner_end = body + len;
         } else if code == OPT_INTERFACE_ID {
+            // The line first: an Interface-ID too long to echo still names it.
+            if relay.line_kind != LINE_INTERFACE_ID {
+                relay.line_kind = LINE_INTERFACE_ID;
+                relay.line_off = body;
+                relay.line_len = len;
+            }
             if relay.has_interface_id != 0 || len > FAST_INTERFACE_ID_MAX {
                 return Err(stat::PASS_UNSUPPORTED);
             }
             relay.has_interface_id = 1;
             relay.interface_id_off = body;
             relay.interface_id_len = len;
+        } else if code == OPT_REMOTE_ID && relay.line_kind == LINE_LINK_ADDRESS {
+            relay.line_kind = LINE_REMOTE_ID;
+            relay.line_off = body;
+            relay.line_len = len;
+            if len < REMOTE_ID_MIN_LEN {
+                return Err(stat::PASS_UNSUPPORTED);
+            }
         } else if !relay_option_read_as_the_controller_does(code, len) {
             return Err(stat::PASS_UNSUPPORTED);
         }

@@ -1017,3 +1017,34 @@ fn routes_parse_with_defaults_and_refuse_kernel_numbers() {
     let message = err(&format!("{GOOD}\n[routes]\nenable = true\n"));
     assert!(message.contains("enable"), "{message}");
 }
+
+/// `line-pass-budget` turns admission per line on, `line-pass-burst` defaults to it; a burst
+/// of 0, or one without a budget, is refused naming the key and line.
+#[test]
+fn line_pass_budget_and_burst() {
+    let base = "[[subnet]]\nprefix = \"2001:db8:1::/64\"\n";
+    let config = Config::parse(base, "l.toml").unwrap();
+    assert_eq!((config.line_pass_budget, config.line_pass_burst), (0, 0));
+    let config = Config::parse(&format!("line-pass-budget = 20\n{base}"), "l.toml").unwrap();
+    assert_eq!((config.line_pass_budget, config.line_pass_burst), (20, 20));
+    let config = Config::parse(
+        &format!("line-pass-budget = 20\nline-pass-burst = 5\n{base}"),
+        "l.toml",
+    )
+    .unwrap();
+    assert_eq!((config.line_pass_budget, config.line_pass_burst), (20, 5));
+    let e = err(&format!(
+        "line-pass-budget = 20\nline-pass-burst = 0\n{base}"
+    ));
+    assert!(
+        e.contains("key `line-pass-burst`") && e.contains("at least 1") && e.contains("line 2"),
+        "{e}"
+    );
+    let e = err(&format!("line-pass-burst = 3\n{base}"));
+    assert!(
+        e.contains("key `line-pass-burst`")
+            && e.contains("line-pass-budget")
+            && e.contains("line 1"),
+        "{e}"
+    );
+}

@@ -25,8 +25,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dhcp_common::{
-    maps as names, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, StatCounter,
-    SubnetConfig,
+    maps as names, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, LineBudget, LineKey,
+    StatCounter, SubnetConfig,
 };
 use thiserror::Error;
 
@@ -377,6 +377,15 @@ impl FastPath {
         BpfHashMap::try_from(self.map(names::BINDINGS)?).map_err(map_err(names::BINDINGS))
     }
 
+    /// The lines the program admitted recently and their buckets (`LINE_BUDGET`): which lines
+    /// exist, and how many of each one's messages were dropped over its budget.
+    pub fn line_budgets(&self) -> Result<Vec<(LineKey, LineBudget)>, FastPathError> {
+        let map: BpfHashMap<&MapData, LineKey, LineBudget> =
+            BpfHashMap::try_from(self.map(names::LINE_BUDGET)?)
+                .map_err(map_err(names::LINE_BUDGET))?;
+        Ok(map.iter().filter_map(Result::ok).collect())
+    }
+
     /// Takes the renewal ring buffer out of the object (the controller's reader owns it).
     pub fn take_events(&mut self) -> Result<aya::maps::RingBuf<MapData>, FastPathError> {
         let map = self
@@ -419,7 +428,8 @@ impl FastPath {
     }
 }
 
-/// Maps pinned under the pin root (the scratch and budget maps are per-run state and are not).
+/// Maps pinned under the pin root (the scratch and budget maps, the lines' buckets too, are
+/// per-run state and are not).
 pub const PINNED_MAPS: [&str; 7] = [
     names::BINDINGS,
     names::SUBNETS,

@@ -255,6 +255,8 @@ pub fn global_config(server_duid: &[u8], enabled: bool, pass_rate_per_cpu: u32) 
         relay_selectors: 0,
         interface_client_limit: 0,
         pass_rate_per_cpu,
+        line_pass_budget: 0,
+        line_pass_burst: 0,
         server_duid: duid,
     }
 }
@@ -292,6 +294,8 @@ pub fn global_for(config: &Config, server_duid: &[u8], pass_rate_per_cpu: u32) -
     let mut global = global_config(server_duid, true, pass_rate_per_cpu);
     global.relay_selectors = relay_selectors(config);
     global.interface_client_limit = config.interface_client_limit.is_some() as u8;
+    global.line_pass_budget = config.line_pass_budget;
+    global.line_pass_burst = config.line_pass_burst;
     global
 }
 

@@ -117,6 +117,8 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
         relay_selectors: 0,
         interface_client_limit: 0,
         pass_rate_per_cpu: 0,
+        line_pass_budget: 0,
+        line_pass_burst: 0,
         server_duid,
     })?;
     fp.set_iface(

@@ -926,6 +926,25 @@ fn run_to_string(mut command: Command) -> Result<String, LabError> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Pins the calling thread (and the threads and processes it starts from now on) to the CPU it
+/// runs on, and returns that CPU. Per-CPU state (the fast path's global pass budget, a veth's
+/// XDP run, which happens on the sending CPU) then sees one CPU's slot.
+pub fn pin_to_current_cpu() -> std::io::Result<usize> {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t, for this thread only.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(cpu as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -295,6 +295,8 @@ fn setup_object(object: &[u8]) -> Lab {
         relay_selectors: 0,
         interface_client_limit: 0,
         pass_rate_per_cpu: 0,
+        line_pass_budget: 0,
+        line_pass_burst: 0,
         server_duid,
     })
     .unwrap();

@@ -66,6 +66,11 @@ pub struct LabServer {
     pub default_pins: bool,
     /// Environment variables the server is started with (besides `RUST_LOG`).
     pub env: Vec<(String, String)>,
+    /// More links from the server, each to a client namespace of its own, served too (no
+    /// address on the server's end: no subnet of its own).
+    pub extra_links: Vec<(Namespace, VethPair)>,
+    /// More `serve` arguments.
+    pub extra_args: Vec<String>,
     _lab: Lab,
 }
 
@@ -91,7 +96,15 @@ impl LabServer {
         fast_path: bool,
         default_pins: bool,
     ) -> LabServer {
-        LabServer::start_in_with_env(state_dir, config, fast_path, default_pins, Vec::new())
+        LabServer::start_full(
+            state_dir,
+            config,
+            fast_path,
+            default_pins,
+            Vec::new(),
+            &[],
+            &[],
+        )
     }
 
     /// As `start_in`, the server started with the environment variables `env`.
@@ -101,6 +114,41 @@ impl LabServer {
         fast_path: bool,
         default_pins: bool,
         env: Vec<(String, String)>,
+    ) -> LabServer {
+        LabServer::start_full(state_dir, config, fast_path, default_pins, env, &[], &[])
+    }
+
+    /// As `start_in`, with a link to a client namespace of its own for each of `extra_roles`
+    /// (served, see `extra_links`) and `extra_args` for `serve`.
+    pub fn start_with_links(
+        state_dir: PathBuf,
+        config: &str,
+        fast_path: bool,
+        default_pins: bool,
+        extra_roles: &[&str],
+        extra_args: &[&str],
+    ) -> LabServer {
+        LabServer::start_full(
+            state_dir,
+            config,
+            fast_path,
+            default_pins,
+            Vec::new(),
+            extra_roles,
+            extra_args,
+        )
+    }
+
+    /// The one constructor the others call: `env` for the server's process, `extra_roles` and
+    /// `extra_args` as in `start_with_links`.
+    fn start_full(
+        state_dir: PathBuf,
+        config: &str,
+        fast_path: bool,
+        default_pins: bool,
+        env: Vec<(String, String)>,
+        extra_roles: &[&str],
+        extra_args: &[&str],
     ) -> LabServer {
         let lab = Lab::new();
         let server_ns = lab.namespace("srv").expect("server namespace");
@@ -113,6 +161,14 @@ impl LabServer {
                 Some(&format!("{CLIENT_ADDRESS}/64")),
             )
             .expect("veth pair");
+        let extra_links = extra_roles
+            .iter()
+            .map(|role| {
+                let ns = lab.namespace(role).expect("client namespace");
+                let link = lab.link(&server_ns, None, &ns, None).expect("veth pair");
+                (ns, link)
+            })
+            .collect();
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
         let config_path = state_dir.join("server.toml");
@@ -127,6 +183,8 @@ impl LabServer {
             fast_path,
             default_pins,
             env,
+            extra_links,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             _lab: lab,
         };
         lab_server.start_server();
@@ -151,6 +209,10 @@ impl LabServer {
         if !self.default_pins {
             args.extend(["--pin-root".into(), pin_root.into()]);
         }
+        for (_, link) in &self.extra_links {
+            args.extend(["--iface".into(), link.a.ifname.clone().into()]);
+        }
+        args.extend(self.extra_args.iter().map(Into::into));
         self.server = Some(spawn_server_with_env(
             &self.server_ns,
             &args,
