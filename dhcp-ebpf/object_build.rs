@@ -1,6 +1,7 @@
 // How the XDP object is built, shared by the build scripts that embed it (`include!`d by
 // dhcp-user/build.rs for the controller's object and tests/bench/build.rs for the benchmark's
-// build with the `bench` feature). Not a build script of this crate: the name keeps cargo from
+// build with the `bench` feature, and by xtask, which builds the baseline object of `cargo xtask
+// bench` with the same command). Not a build script of this crate: the name keeps cargo from
 // running it as one.
 //
 // The eBPF crate needs Debian's rustc-web toolchain (prebuilt `core` for the BPF target) and
@@ -33,7 +34,7 @@ fn build_ebpf_object(
     target_dir: &str,
     env_override: &str,
 ) -> std::path::PathBuf {
-    use std::{env, path::PathBuf, process::Command};
+    use std::{env, path::PathBuf};
 
     for watched in EBPF_SOURCES {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
@@ -62,6 +63,32 @@ fn build_ebpf_object(
     }
     let ebpf_dir = root.join("dhcp-ebpf");
     let target_dir = ebpf_dir.join(target_dir);
+    let mut cmd = ebpf_build_command(&ebpf_dir, &target_dir, features);
+    let status = cmd
+        .status()
+        .expect("running Debian's cargo for the eBPF crate");
+    if !status.success() {
+        panic!("building dhcp-ebpf for bpfel-unknown-none failed (see the errors above)");
+    }
+    ebpf_object_path(&target_dir)
+}
+
+/// Where `ebpf_build_command` leaves the object under `target_dir`.
+pub(crate) fn ebpf_object_path(target_dir: &std::path::Path) -> std::path::PathBuf {
+    target_dir.join("bpfel-unknown-none/release/dhcp-ebpf")
+}
+
+/// The command that builds the `dhcp-ebpf` crate at `ebpf_dir` with `features` into
+/// `target_dir`: Debian's cargo and rustc, none of the outer cargo's settings, the flags the
+/// object needs. `cargo xtask bench` builds the baseline object (an older revision's sources)
+/// with it too, so that old and new differ in their code only.
+pub(crate) fn ebpf_build_command(
+    ebpf_dir: &std::path::Path,
+    target_dir: &std::path::Path,
+    features: &str,
+) -> std::process::Command {
+    use std::{env, process::Command};
+
     let mut cmd = Command::new(EBPF_CARGO);
     // The outer cargo's settings (rustup toolchain, host rustflags, jobserver) must not leak in.
     for (key, _) in env::vars_os() {
@@ -80,7 +107,7 @@ fn build_ebpf_object(
             cmd.env_remove(&key);
         }
     }
-    cmd.current_dir(&ebpf_dir)
+    cmd.current_dir(ebpf_dir)
         .env("RUSTC", EBPF_RUSTC)
         // aya-ebpf gates `asm_experimental_arch`; rustc-web is a stable compiler.
         .env("RUSTC_BOOTSTRAP", "1")
@@ -90,16 +117,10 @@ fn build_ebpf_object(
             "CARGO_ENCODED_RUSTFLAGS",
             "-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Clink-arg=--cpu-features=+allows-misaligned-mem-access",
         )
-        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_TARGET_DIR", target_dir)
         .args(["build", "--release", "--target", "bpfel-unknown-none", "--quiet"]);
     if !features.is_empty() {
         cmd.args(["--features", features]);
     }
-    let status = cmd
-        .status()
-        .expect("running Debian's cargo for the eBPF crate");
-    if !status.success() {
-        panic!("building dhcp-ebpf for bpfel-unknown-none failed (see the errors above)");
-    }
-    target_dir.join("bpfel-unknown-none/release/dhcp-ebpf")
+    cmd
 }

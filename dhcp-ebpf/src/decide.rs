@@ -168,6 +168,7 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         }
         let count = subnet.option_count as usize;
         for i in 0..MAX_ORO {
+            // Stop at the end (a test per code left would cost more than the codes).
             if i * 2 >= r.oro_len {
                 break;
             }

@@ -145,8 +145,7 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
     put16(udp, udp::LEN, out_udp_len as u16);
     put16(udp, udp::CHECKSUM, 0);
     zero_pad(out, o);
-    zero_pad(out, o + 8);
-    let mut csum = udp_csum::<true>(out, l3, o_l4, out_udp_len);
+    let mut csum = udp_csum(out, l3, o_l4, out_udp_len).ok_or(stat::ABORTED)?;
     if csum == 0 {
         csum = 0xffff;
     }

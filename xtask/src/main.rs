@@ -60,6 +60,20 @@ const FUZZ_TARGETS: &[&str] = &[
 ];
 /// Seconds each fuzz target runs in `cargo xtask test`.
 const FUZZ_TEST_SECONDS: u64 = 10;
+/// The revision whose XDP object `cargo xtask bench` measures next to the new one, in the same
+/// run and by the same method (issue 20: the fast path's work, old object vs new). Its sources
+/// are taken from git and built with the new object's toolchain and flags, so the two differ in
+/// their code only. Move it on once a fast-path change has been measured and merged.
+/// The bench fills the baseline's maps with today's types: it must share `dhcp-common` with the
+/// tree (checked before it is built). This one is main after the option slots and the per-line
+/// admission changed the layouts, before the Renew's checksum cuts.
+const BENCH_BASELINE_REV: &str = "99cbaaaf5d596efd594456f0f53c0677d04928c6";
+
+/// How the XDP object is built (the build scripts' shared code): the baseline is built alike.
+#[allow(dead_code)]
+mod object_build {
+    include!("../../dhcp-ebpf/object_build.rs");
+}
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test the DHCPv6 server")]
@@ -90,6 +104,10 @@ enum Task {
         /// A short run (for CI).
         #[arg(long)]
         quick: bool,
+        /// Only these sections, comma-separated (dhcp-bench's `--only`: fastpath, store, lab,
+        /// newlease, avalanche, startup, leasequery, postgres).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// The soak: the server (fast path on) in the lab under mixed load for N minutes, sampled
     /// every 10 s; a table and a verdict (RSS, open fds, bindings, store size flat after the
@@ -132,7 +150,7 @@ fn main() -> ExitCode {
             }
             Task::Run { release, args } => run(&ws, release, args),
             Task::Test => test(&ws),
-            Task::Bench { quick } => bench(&ws, quick),
+            Task::Bench { quick, only } => bench(&ws, quick, &only),
             Task::Soak { minutes, seed } => soak(&ws, minutes, seed),
             Task::Package { debug } => {
                 let binary = build(&ws, !debug)?;
@@ -626,7 +644,7 @@ fn ebpf_cargo(ws: &Workspace) -> Command {
 
 /// Builds `dhcp-bench` and `dhcp-user` in release (the benchmark starts the server binary that
 /// sits next to it) and runs the benchmark as root; its exit status is ours.
-fn bench(ws: &Workspace, quick: bool) -> Result<u8> {
+fn bench(ws: &Workspace, quick: bool, only: &[String]) -> Result<u8> {
     if !is_root() {
         bail!(
             "cargo xtask bench needs root (the benchmark loads XDP programs and creates network \
@@ -637,7 +655,91 @@ fn bench(ws: &Workspace, quick: bool) -> Result<u8> {
     if quick {
         args.push("--quick".into());
     }
+    if !only.is_empty() {
+        args.extend(["--only".into(), only.join(",")]);
+    }
+    bootstrap(ws)?;
+    // Without the baseline the bench still runs; its baseline figures are then null, with why.
+    match baseline_object(ws) {
+        Ok(object) => args.extend([
+            "--baseline-object".into(),
+            object.display().to_string(),
+            "--baseline-rev".into(),
+            BENCH_BASELINE_REV.into(),
+        ]),
+        Err(err) => println!("[bench] no baseline object, its figures stay null: {err:#}"),
+    }
     run_bench_binary(ws, "bench", &args)
+}
+
+/// The benchmark's build (feature `bench`) of the XDP object at `BENCH_BASELINE_REV`, built
+/// once into `target/bench-baseline/<rev>` from `git archive` of that revision (fetched when a
+/// shallow clone lacks it) and reused while its stamp names the revision.
+fn baseline_object(ws: &Workspace) -> Result<PathBuf> {
+    let rev = BENCH_BASELINE_REV;
+    let dir = ws.target.join("bench-baseline").join(rev);
+    let src = dir.join("src");
+    let ebpf_target = src.join("dhcp-ebpf/target/bench");
+    let object = object_build::ebpf_object_path(&ebpf_target);
+    let stamp = dir.join("built");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(&ws.root)
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let commit = format!("{rev}^{{commit}}");
+    if !git(&["cat-file", "-e", &commit]) && !git(&["fetch", "--quiet", "origin", rev]) {
+        bail!(
+            "revision {rev} is not in this clone and `git fetch origin {rev}` failed: clone with \
+             its history (CI: a fetch depth of 0)"
+        );
+    }
+    // Its maps are filled with this tree's key and value types.
+    if !git(&["diff", "--quiet", rev, "--", "dhcp-common"]) {
+        bail!(
+            "dhcp-common (the maps' layouts) changed since {rev}: the baseline's maps cannot be \
+             filled with today's types; move BENCH_BASELINE_REV on to a revision that shares them"
+        );
+    }
+    if object.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == rev) {
+        println!("[bench] baseline object of {rev}: {}", object.display());
+        return Ok(object);
+    }
+    println!(
+        "[bench] building the baseline object of {rev} (once; in {})",
+        dir.display()
+    );
+    if src.exists() {
+        std::fs::remove_dir_all(&src).with_context(|| format!("removing {}", src.display()))?;
+    }
+    std::fs::create_dir_all(&src).with_context(|| format!("creating {}", src.display()))?;
+    let mut archive = Command::new("git")
+        .current_dir(&ws.root)
+        .args(["archive", "--format=tar", rev])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running git archive")?;
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&src)
+        .stdin(archive.stdout.take().context("git archive's output")?)
+        .status()
+        .context("running tar")?;
+    if !archive.wait().context("waiting for git archive")?.success() || !tar.success() {
+        bail!("extracting {rev} into {} failed", src.display());
+    }
+    let status = object_build::ebpf_build_command(&src.join("dhcp-ebpf"), &ebpf_target, "bench")
+        .status()
+        .context("running Debian's cargo for the baseline object")?;
+    if !status.success() || !object.is_file() {
+        bail!("building the baseline object of {rev} failed (see the errors above)");
+    }
+    std::fs::write(&stamp, rev).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(object)
 }
 
 /// `cargo xtask soak`: `dhcp-bench soak`, which runs the soak and judges it.
@@ -1060,9 +1162,13 @@ mod tests {
     #[test]
     fn cli_parses_bench_quick() {
         let cli = Cli::try_parse_from(["xtask", "bench", "--quick"]).unwrap();
-        assert!(matches!(cli.command, Task::Bench { quick: true }));
+        assert!(matches!(cli.command, Task::Bench { quick: true, .. }));
         let cli = Cli::try_parse_from(["xtask", "bench"]).unwrap();
-        assert!(matches!(cli.command, Task::Bench { quick: false }));
+        assert!(matches!(cli.command, Task::Bench { quick: false, ref only } if only.is_empty()));
+        let cli = Cli::try_parse_from(["xtask", "bench", "--only", "fastpath,store"]).unwrap();
+        assert!(
+            matches!(cli.command, Task::Bench { quick: false, ref only } if only == &["fastpath", "store"])
+        );
     }
 
     #[test]

@@ -70,13 +70,13 @@ pub(crate) fn headers(sc: *mut Scratch) -> Result<(), Reason> {
     }
     // Zero what follows the segment (Ethernet padding, or nothing) for the checksum's last word.
     zero_pad(req, l4 + udp_len);
-    zero_pad(req, l4 + udp_len + 8);
     // The kernel drops a bad checksum before the controller's socket sees it: so must we. A
     // sender on this host may have left the sum to offload (the field then holds only the
     // pseudo-header's sum, which the kernel trusts); that is passed on under its own reason.
     let check = rd16(req, l4 + udp::CHECKSUM);
-    if check == 0 || udp_csum::<true>(req, l3, l4, udp_len) != 0 {
-        if check == u16::from_be(!csum_fold(pseudo_header_sum(req, l3, udp_len))) {
+    if check == 0 || udp_csum(req, l3, l4, udp_len).ok_or(stat::ABORTED)? != 0 {
+        let pseudo = pseudo_header_sum(req, l3, udp_len).ok_or(stat::ABORTED)?;
+        if check == u16::from_be(!csum_fold(pseudo)) {
             return Err(stat::PASS_CSUM_OFFLOAD);
         }
         return Err(stat::PASS_MALFORMED);

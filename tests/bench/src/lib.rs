@@ -19,7 +19,7 @@ pub mod xdp;
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use dhcp_common::maps as names;
 use serde_json::json;
 
@@ -38,6 +38,31 @@ pub struct Options {
     pub out: PathBuf,
     /// Scratch space (databases, configs); removed afterwards.
     pub work_dir: PathBuf,
+    /// An older build of the XDP object to measure next to [`BENCH_OBJECT`], if any.
+    pub baseline: Option<Baseline>,
+}
+
+/// The baseline: an older benchmark's build of the XDP object (dhcp-ebpf with feature `bench`)
+/// and the revision it was built from. The fast-path section measures it next to
+/// [`BENCH_OBJECT`] with the same frames, map contents and rounds.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub object: Vec<u8>,
+    pub rev: String,
+    pub path: PathBuf,
+}
+
+impl Baseline {
+    /// Reads the object at `path`, built from `rev`.
+    pub fn read(path: &std::path::Path, rev: String) -> Result<Self> {
+        let object = std::fs::read(path)
+            .with_context(|| format!("reading the baseline object {}", path.display()))?;
+        Ok(Baseline {
+            object,
+            rev,
+            path: path.to_path_buf(),
+        })
+    }
 }
 
 impl Options {
@@ -93,6 +118,11 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The first 12 hex digits of a revision, for the table.
+fn short_rev(rev: &str) -> &str {
+    rev.get(..12).unwrap_or(rev)
+}
+
 /// Runs per measurement with the ring buffer drained first: fewer than the ~58 000 renewal
 /// reports its 4 MiB hold (72 bytes each with the header), so every reservation succeeds.
 const DRAINED_REPEAT: u32 = 50_000;
@@ -109,14 +139,22 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
 
     // 0. The program's size as the kernel holds it, for the controller's object and for the
     // benchmark's build measured below (which adds the request's restore).
-    for (key, name, object) in [
+    let mut objects = vec![
         (
             "xdp_instructions_controller",
             "controller's object",
             dhcp_user::fastpath::EBPF_OBJECT,
         ),
         ("xdp_instructions_bench", "benchmark's build", BENCH_OBJECT),
-    ] {
+    ];
+    if let Some(b) = &opts.baseline {
+        objects.push((
+            "xdp_instructions_baseline",
+            "baseline (benchmark's build)",
+            &b.object,
+        ));
+    }
+    for (key, name, object) in objects {
         let size = xdp::program_size(object)?;
         report.row(
             "fast path (instructions)",
@@ -201,20 +239,46 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
         "target <= 1.10",
     );
     // The floors: the kernel work any Renew answer must do before it parses or writes a byte,
-    // measured in alternation with the trivial program like the cases above.
+    // measured in alternation with the trivial program like the cases above; in the same rounds
+    // the Renew (and the Request) of this object and of the baseline object, so that the work
+    // above the floor is compared old vs new under the same load (issue 20).
+    let baseline = match &opts.baseline {
+        Some(b) => {
+            report.progress(
+                "fast path",
+                &format!("loading the baseline object ({})", b.rev),
+            );
+            let base = xdp::Bench::load_object(&b.object, dhcp_common::DEFAULT_MAX_BINDINGS)
+                .with_context(|| format!("loading the baseline object {}", b.path.display()))?;
+            for name in ["renew_direct", "request_direct"] {
+                base.check_answered(&format!("baseline {name}"), frame_of(name))?;
+            }
+            Some((b, base))
+        }
+        None => None,
+    };
     report.progress(
         "fast path",
-        "the floors (lookup; lookup, clock and ring buffer)",
+        "the floors (lookup; lookup, clock and ring buffer), Renew and Request old vs new",
     );
     let (mut trivial_rounds, mut lookup_rounds, mut floor_rounds) = (vec![], vec![], vec![]);
+    let (mut renew_rounds, mut base_renew_rounds) = (vec![], vec![]);
+    let (mut request_rounds, mut base_request_rounds) = (vec![], vec![]);
     for _ in 0..rounds {
         trivial_rounds.push(bench.trivial_ns(&xdp::key_frame_for_client()?, repeat)?);
         lookup_rounds.push(bench.floor_ns(names::LOOKUP_FLOOR_PROGRAM, repeat)?);
         floor_rounds.push(bench.floor_ns(names::RENEW_FLOOR_PROGRAM, repeat)?);
+        renew_rounds.push(bench.fast_ns(frame_of("renew_direct"), repeat)?);
+        request_rounds.push(bench.fast_ns(frame_of("request_direct"), repeat)?);
+        if let Some((_, base)) = &baseline {
+            base_renew_rounds.push(base.fast_ns(frame_of("renew_direct"), repeat)?);
+            base_request_rounds.push(base.fast_ns(frame_of("request_direct"), repeat)?);
+        }
     }
     let floor_trivial_ns = xdp::median(&trivial_rounds);
     let lookup_ns = xdp::median(&lookup_rounds);
     let floor_ns = xdp::median(&floor_rounds);
+    let renew_ns = xdp::median(&renew_rounds);
     let per_trivial = |ns: f64| ns / floor_trivial_ns.max(1.0);
     for (name, ns, note) in [
         ("floor: binding lookup only", lookup_ns, ""),
@@ -234,14 +298,88 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
             note,
         );
     }
+    let work_ns = renew_ns - floor_ns;
+    let ratio_to_floor = renew_ns / floor_ns.max(1.0);
     report.row(
         "fast path (ns/packet)",
         "renew_direct above the floor",
         format!(
-            "{:.0} ns (parse, checks, reply, checksums, resize)",
-            renew.fast_ns - floor_ns
+            "{work_ns:.0} ns (parse, checks, reply, checksums, resize); Renew {renew_ns:.0} ns = \
+             {ratio_to_floor:.2}x the floor"
         ),
-        "",
+        "target: Renew <= 3x the floor",
+    );
+    report.set("fastpath_renew_ns", json!(renew_ns));
+    report.set("fastpath_renew_work_ns", json!(work_ns));
+    report.set("fastpath_renew_ratio_to_floor", json!(ratio_to_floor));
+    report.set(
+        "fastpath_renew_under_3x_floor",
+        json!(ratio_to_floor <= 3.0),
+    );
+    match &baseline {
+        Some((b, _)) => {
+            let base_renew_ns = xdp::median(&base_renew_rounds);
+            let base_work_ns = base_renew_ns - floor_ns;
+            let work_ratio = work_ns / base_work_ns.max(1.0);
+            let base_request_ns = xdp::median(&base_request_rounds);
+            let request_new_ns = xdp::median(&request_rounds);
+            report.row(
+                "fast path (ns/packet)",
+                &format!(
+                    "renew_direct above the floor, baseline {}",
+                    short_rev(&b.rev)
+                ),
+                format!(
+                    "{base_work_ns:.0} ns (Renew {base_renew_ns:.0} ns); new/old work = \
+                     {work_ratio:.2}"
+                ),
+                "target: new/old work <= 0.5",
+            );
+            report.row(
+                "fast path (ns/packet)",
+                &format!("request_direct, new vs baseline {}", short_rev(&b.rev)),
+                format!(
+                    "{request_new_ns:.0} ns vs {base_request_ns:.0} ns; above the floor \
+                     {:.0} ns vs {:.0} ns",
+                    request_new_ns - floor_ns,
+                    base_request_ns - floor_ns
+                ),
+                "",
+            );
+            report.set("fastpath_renew_baseline_ns", json!(base_renew_ns));
+            report.set("fastpath_renew_baseline_work_ns", json!(base_work_ns));
+            report.set("fastpath_renew_work_ratio_to_baseline", json!(work_ratio));
+            report.set("fastpath_renew_work_halved", json!(work_ratio <= 0.5));
+            report.set("fastpath_renew_baseline_rev", json!(b.rev));
+            report.set("fastpath_request_baseline_ns", json!(base_request_ns));
+        }
+        None => {
+            let reason = "no baseline object: `cargo xtask bench` builds one from \
+                          BENCH_BASELINE_REV (xtask) and passes it with --baseline-object";
+            for key in [
+                "fastpath_renew_baseline_ns",
+                "fastpath_renew_baseline_work_ns",
+                "fastpath_renew_work_ratio_to_baseline",
+                "fastpath_renew_work_halved",
+                "fastpath_renew_baseline_rev",
+                "fastpath_request_baseline_ns",
+            ] {
+                report.missing(key, reason);
+            }
+        }
+    }
+    report.set(
+        "fastpath_baseline",
+        json!({
+            "method": "BPF_PROG_TEST_RUN, repeat runs each, in the same rounds as the floors: trivial, lookup floor, renew floor, then renew_direct and request_direct of this object, then of the baseline object (loaded beside it, its maps filled alike); medians of the rounds; work = Renew - renew floor (this object's floor programs)",
+            "baseline_rev": opts.baseline.as_ref().map(|b| b.rev.clone()),
+            "baseline_object": opts.baseline.as_ref().map(|b| b.path.display().to_string()),
+            "repeat": repeat,
+            "renew_rounds": renew_rounds,
+            "request_rounds": request_rounds,
+            "baseline_renew_rounds": base_renew_rounds,
+            "baseline_request_rounds": base_request_rounds,
+        }),
     );
     // The same with every renewal report delivered: the ring buffer drained before each run and
     // a run short enough for the ring to hold all its reports (1 M runs fill it after ~58 000,
@@ -294,7 +432,7 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
             "renew_floor_ns": floor_ns,
             "lookup_ratio_to_trivial": per_trivial(lookup_ns),
             "renew_floor_ratio_to_trivial": per_trivial(floor_ns),
-            "renew_direct_above_floor_ns": renew.fast_ns - floor_ns,
+            "renew_direct_above_floor_ns": work_ns,
             "ring_drained": {
                 "note": "the ring buffer drained before each run and repeat small enough for it to hold every report, so every reservation succeeds (in the runs above it is full after ~58 000 answers)",
                 "repeat": DRAINED_REPEAT,
@@ -312,7 +450,6 @@ pub fn run_fastpath_and_scale(opts: &Options, report: &mut Report) -> Result<()>
             "renew_floor_rounds": floor_rounds,
         }),
     );
-    report.set("fastpath_renew_ns", json!(renew.fast_ns));
     report.set("trivial_xdp_ns", json!(renew.trivial_ns));
     report.set("fastpath_renew_ratio_to_trivial", json!(renew.ratio));
     report.set("fastpath_renew_under_3x_trivial", json!(renew.ratio < 3.0));

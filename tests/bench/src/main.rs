@@ -26,6 +26,14 @@ struct Cli {
     /// Run only these sections (comma-separated); the report then holds only their figures.
     #[arg(long, value_delimiter = ',', value_parser = ["fastpath", "store", "lab", "newlease", "avalanche", "startup", "leasequery", "postgres"])]
     only: Vec<String>,
+    /// An older benchmark's build of the XDP object (dhcp-ebpf with feature `bench`), measured
+    /// in the fast-path section next to this one; `cargo xtask bench` builds it from
+    /// `BENCH_BASELINE_REV` (xtask) and passes it here.
+    #[arg(long, requires = "baseline_rev")]
+    baseline_object: Option<PathBuf>,
+    /// The revision the baseline object was built from (recorded in the report).
+    #[arg(long, requires = "baseline_object")]
+    baseline_rev: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -88,7 +96,13 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        None => benchmark(cli.quick, cli.out, &cli.only),
+        None => {
+            let baseline = match (cli.baseline_object, cli.baseline_rev) {
+                (Some(path), Some(rev)) => Some(bench::Baseline::read(&path, rev)?),
+                _ => None,
+            };
+            benchmark(cli.quick, cli.out, &cli.only, baseline)
+        }
         Some(Command::Soak { minutes, seed }) => {
             let root = bench::workspace_root();
             let out = cli
@@ -174,13 +188,19 @@ fn main() -> Result<()> {
     }
 }
 
-fn benchmark(quick: bool, out: Option<PathBuf>, only: &[String]) -> Result<()> {
+fn benchmark(
+    quick: bool,
+    out: Option<PathBuf>,
+    only: &[String],
+    baseline: Option<bench::Baseline>,
+) -> Result<()> {
     let runs = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
     let root = bench::workspace_root();
     let opts = Options {
         quick,
         out: out.unwrap_or_else(|| root.join("target/bench/latest.json")),
         work_dir: root.join("target/bench/work"),
+        baseline,
     };
     let mut report = Report::new();
     report.set("quick", json!(opts.quick));

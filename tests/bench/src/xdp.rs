@@ -317,7 +317,13 @@ impl Bench {
 
     /// As `load`, with a binding map of `max_bindings` entries.
     pub fn load_sized(max_bindings: u32) -> Result<Self> {
-        let mut fp = FastPath::load_object(crate::BENCH_OBJECT, None, max_bindings)
+        Bench::load_object(crate::BENCH_OBJECT, max_bindings)
+    }
+
+    /// As `load_sized`, from `object` (another benchmark's build: the baseline), its maps
+    /// filled alike.
+    pub fn load_object(object: &[u8], max_bindings: u32) -> Result<Self> {
+        let mut fp = FastPath::load_object(object, None, max_bindings)
             .context("loading the benchmark's build of the XDP program (needs root and BPF)")?;
         configure(
             &mut fp,
