@@ -141,13 +141,17 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
             }
         }
     });
+    // Every handler is in place before READY=1: a SIGHUP (systemd's reload) or SIGTERM sent
+    // right after it must not meet the default action, which ends the process.
+    let stop_signals = StopSignals::install();
+    let hangup = install_sighup();
     let signals = tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        stop_signals.wait().await;
         info!("stopping");
         crate::notify::stopping();
         let _ = shutdown_tx.send(true);
     });
-    let reloads = tokio::spawn(reload_on_sighup(reloader));
+    let reloads = tokio::spawn(reload_on_sighup(hangup, reloader));
     // Sockets open, fast path attached (when on), leasequery listening: ready.
     crate::notify::ready("serving");
     let served = crate::server::io::serve_sockets(server.clone(), sockets, shutdown_rx).await;
@@ -328,15 +332,22 @@ fn default_pin_root_adopting_legacy(state_dir: &Path) -> PathBuf {
     root
 }
 
-/// Reloads on every SIGHUP (the outcome is logged and counted by the reloader).
-async fn reload_on_sighup(reloader: Arc<Reloader>) {
+/// The SIGHUP stream, registered now (none: reload only through the control socket).
+fn install_sighup() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(hangup) => hangup,
+    match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
         Err(err) => {
             warn!(error = %err, "cannot catch SIGHUP: reload only through `dhcp-user reload`");
-            return;
+            None
         }
+    }
+}
+
+/// Reloads on every SIGHUP (the outcome is logged and counted by the reloader).
+async fn reload_on_sighup(hangup: Option<tokio::signal::unix::Signal>, reloader: Arc<Reloader>) {
+    let Some(mut hangup) = hangup else {
+        return;
     };
     while hangup.recv().await.is_some() {
         info!("SIGHUP: reloading the configuration");
@@ -344,17 +355,46 @@ async fn reload_on_sighup(reloader: Arc<Reloader>) {
     }
 }
 
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+/// SIGTERM and SIGINT, caught from the moment this is made.
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        StopSignals {
+            term: signal(SignalKind::terminate()).ok(),
+            interrupt: signal(SignalKind::interrupt()).ok(),
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    /// Until either arrives (forever when neither could be caught).
+    async fn wait(self) {
+        let StopSignals {
+            mut term,
+            mut interrupt,
+        } = self;
+        let term = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let interrupt = async {
+            match interrupt.as_mut() {
+                Some(interrupt) => {
+                    interrupt.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term => {}
+            _ = interrupt => {}
         }
     }
 }
