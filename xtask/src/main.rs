@@ -67,7 +67,7 @@ const FUZZ_TEST_SECONDS: u64 = 10;
 /// The bench fills the baseline's maps with today's types: it must share `dhcp-common` with the
 /// tree (checked before it is built). This one is main after the option slots and the per-line
 /// admission changed the layouts, before the Renew's checksum cuts.
-const BENCH_BASELINE_REV: &str = "99cbaaaf5d596efd594456f0f53c0677d04928c6";
+const BENCH_BASELINE_REV: &str = "be35f7a9dfe1be8b6c55884ad0b041f3c2e805d0";
 
 /// How the XDP object is built (the build scripts' shared code): the baseline is built alike.
 #[allow(dead_code)]
