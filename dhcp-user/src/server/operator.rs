@@ -706,9 +706,10 @@ impl Server {
 
     /// Every reservation: the configuration's and those made at run time.
     pub fn operator_list_reservations(&self) -> Result<Vec<ReservationRow>, OperatorError> {
-        let runtime = read_runtime_reservations(&self.config().state_dir)?;
+        let config = self.config();
+        let runtime = read_runtime_reservations(&config.state_dir)?;
         let mut rows = Vec::new();
-        for subnet in &self.config().subnets {
+        for subnet in &config.subnets {
             for reservation in &subnet.reservations {
                 let spec = ReservationSpec::of(subnet.id, reservation);
                 // Those of the file were merged into the configuration at start.
@@ -747,11 +748,11 @@ impl Server {
         let reservation = spec.reservation(subnet)?;
         let _serial = RESERVATIONS_LOCK.lock().await;
         self.check_reservation(subnet, &reservation)?;
-        let mut specs = read_runtime_reservations(&self.config().state_dir)?;
+        let mut specs = read_runtime_reservations(&config.state_dir)?;
         let mut stored = spec.clone();
         stored.prefix = reservation.prefix.map(|p| p.to_string());
         specs.push(stored.clone());
-        write_runtime_reservations(&self.config().state_dir, &specs)?;
+        write_runtime_reservations(&config.state_dir, &specs)?;
         // Checked again under the lock it is entered under: a grant since the first check
         // undoes the file's change.
         let entered = {
@@ -772,7 +773,7 @@ impl Server {
         };
         if let Err(err) = entered {
             specs.pop();
-            write_runtime_reservations(&self.config().state_dir, &specs)?;
+            write_runtime_reservations(&config.state_dir, &specs)?;
             return Err(err);
         }
         info!(subnet = subnet.id, reservation = ?stored, "operator reservation add");
@@ -792,7 +793,7 @@ impl Server {
             .ok_or_else(|| OperatorError::BadRequest(format!("no subnet {}", spec.subnet)))?;
         let client = spec.client()?;
         let _serial = RESERVATIONS_LOCK.lock().await;
-        let mut specs = read_runtime_reservations(&self.config().state_dir)?;
+        let mut specs = read_runtime_reservations(&config.state_dir)?;
         let Some(at) = specs
             .iter()
             .position(|r| r.subnet == spec.subnet && r.client().ok().as_ref() == Some(&client))
@@ -829,7 +830,7 @@ impl Server {
                 .remove(subnet.id, &reservation);
         }
         let removed = specs.remove(at);
-        if let Err(err) = write_runtime_reservations(&self.config().state_dir, &specs) {
+        if let Err(err) = write_runtime_reservations(&config.state_dir, &specs) {
             // Not durable: honoured again, as the file still says.
             self.lock_state()
                 .allocator
