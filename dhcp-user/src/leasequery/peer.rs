@@ -557,7 +557,134 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
 
 #[cfg(test)]
 mod tests {
-    use super::local_link;
+    use super::*;
+    use crate::leasequery::client::{BoundPrefix, RelayData};
+    use crate::proto::{DhcpOption, Message, RelayMessage};
+    use crate::store::{SqliteStore, WriterConfig};
+
+    /// A sink over a fresh store in `name`'s directory; our interface `eth-b` serves subnet 1.
+    fn sink(name: &str, line_identity: Option<LineKind>) -> PeerSink {
+        let dir =
+            std::env::temp_dir().join(format!("dhcp-user-peer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.join("l.db")).unwrap());
+        PeerSink {
+            writer: StoreWriter::spawn(store.clone(), WriterConfig::default()).unwrap(),
+            store,
+            events: None,
+            subnets: vec![("2001:db8:8000::/40".parse().unwrap(), 1)],
+            stats: Arc::new(LeasequeryStats::new()),
+            links: vec![("eth-b".into(), 1)],
+            line_identity,
+            publish: None,
+        }
+    }
+
+    /// A peer's binding of one prefix, with `peer` data and `relay` data.
+    fn binding(peer: Option<PeerData>, relay: Option<RelayData>) -> Binding {
+        Binding {
+            client_id: "00:03:00:01:02:00:00:00:00:01".into(),
+            addresses: Vec::new(),
+            prefixes: vec![BoundPrefix {
+                prefix: "2001:db8:8000::".parse().unwrap(),
+                iaid: Some(9),
+                prefix_len: 56,
+                preferred: 100,
+                valid: 200,
+            }],
+            clt_time: Some(0),
+            relay_data: relay,
+            base_time: Some(unix_now() as u32),
+            peer,
+        }
+    }
+
+    fn installed(sink: &PeerSink, binding: &Binding) -> Lease {
+        let state = &binding.states()[0];
+        let (lease, _) = sink
+            .lease_for(state, binding, unix_now())
+            .unwrap()
+            .expect("a lease to install");
+        lease
+    }
+
+    /// The peer's next hop is kept with the binding on our interface for its subnet (not the
+    /// peer's interface name), and its line with it.
+    #[tokio::test]
+    async fn a_peer_s_binding_keeps_its_next_hop_on_our_link_and_its_line() {
+        let sink = sink("place", Some(LineKind::ClientLinklayerAddress));
+        let line = vec![4, 0, 1, 2, 0, 0, 0, 0, 9];
+        let lease = installed(
+            &sink,
+            &binding(
+                Some(PeerData {
+                    next_hop: Some("fe80::42".parse().unwrap()),
+                    interface: "eth-a".into(),
+                    line: Some(line.clone()),
+                }),
+                None,
+            ),
+        );
+        assert_eq!(lease.next_hop, Some("fe80::42".parse().unwrap()));
+        assert_eq!(lease.interface, "eth-b");
+        assert_eq!(lease.line.as_deref(), Some(line.as_slice()));
+
+        // No interface of ours serves the subnet: no next hop (no route), counted.
+        let mut lost = sink;
+        lost.links = vec![("eth-b".into(), 2)];
+        let lease = installed(
+            &lost,
+            &binding(
+                Some(PeerData {
+                    next_hop: Some("fe80::42".parse().unwrap()),
+                    interface: "eth-a".into(),
+                    line: None,
+                }),
+                None,
+            ),
+        );
+        assert_eq!(lease.next_hop, None);
+        assert_eq!(lost.stats.get("peer_next_hop_no_link"), 1);
+    }
+
+    /// A peer that sends no peer data (an older one): the line comes from the relay chain of
+    /// LQ_RELAY_DATA, as `line-identity` names it.
+    #[tokio::test]
+    async fn an_old_peer_s_binding_gets_its_line_from_the_relay_chain() {
+        let sink = sink("old", Some(LineKind::InterfaceId));
+        let relay = RelayMessage {
+            msg_type: dhcp_common::dhcpv6::MSG_RELAY_FORW,
+            hop_count: 0,
+            link_address: "2001:db8:1::1".parse().unwrap(),
+            peer_address: "fe80::7".parse().unwrap(),
+            options: vec![
+                DhcpOption::InterfaceId(b"port-3".to_vec()),
+                DhcpOption::RelayMsg(Box::new(crate::proto::Packet::Message(Message::new(
+                    dhcp_common::dhcpv6::MSG_REQUEST,
+                    [1, 2, 3],
+                )))),
+            ],
+        };
+        let bytes = crate::proto::Packet::Relay(relay).encode().unwrap();
+        let lease = installed(
+            &sink,
+            &binding(
+                None,
+                Some(RelayData {
+                    peer_address: "2001:db8:1::1".parse().unwrap(),
+                    relay_message: hex::encode(bytes),
+                }),
+            ),
+        );
+        let expected = crate::config::LineId {
+            kind: LineKind::InterfaceId,
+            value: b"port-3".to_vec(),
+        }
+        .stored();
+        assert_eq!(lease.line.as_deref(), Some(expected.as_slice()));
+        assert_eq!(lease.next_hop, None);
+    }
 
     /// A peer's client is put on our interface for its subnet: the one with the peer's name
     /// among several, else the only one; none when ambiguous or when no interface serves it.
