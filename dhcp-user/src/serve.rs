@@ -262,7 +262,9 @@ async fn start_leasequery(
             u64::from(config.keepalive_interval),
         ));
         settings.tls = peer_tls.clone();
-        let sink = peer::PeerSink::for_server(server.as_ref(), stats.clone());
+        let mut sink = peer::PeerSink::for_server(server.as_ref(), stats.clone());
+        let publisher = Arc::clone(server);
+        sink.publish = Some(Arc::new(move |events| publisher.publish_installed(events)));
         tasks.push(tokio::spawn(peer::follow_peer(
             settings,
             sink,
@@ -428,6 +430,9 @@ impl crate::leasequery::LeaseSink for Server {
     }
     fn config(&self) -> Arc<Config> {
         Server::config(self)
+    }
+    fn links(&self) -> Vec<(String, u32)> {
+        Server::direct_links(self)
     }
 }
 

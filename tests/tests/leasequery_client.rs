@@ -248,6 +248,9 @@ impl PeerNode {
                 (parse_prefix("2001:db8:8000::/40").unwrap(), 1),
             ],
             stats: self.stats.clone(),
+            links: Vec::new(),
+            line_identity: None,
+            publish: None,
         };
         let (tx, rx) = watch::channel(false);
         (tx, tokio::spawn(follow_peer(settings, sink, rx)))

@@ -164,6 +164,9 @@ impl Follower {
             events: None,
             subnets: vec![(parse_prefix("2001:db8:1::/64").unwrap(), 1)],
             stats: self.stats.clone(),
+            links: Vec::new(),
+            line_identity: None,
+            publish: None,
         };
         let (tx, rx) = watch::channel(false);
         (tx, tokio::spawn(follow_peer(settings, sink, rx)))

@@ -5,7 +5,9 @@
 //! answered by B; A comes back, catches up on what B renewed meanwhile, and both binding tables
 //! are equal. The `dhcp-user leasequery` command queries both, as an operator would. A pair
 //! over mutual TLS (RFC 7653 §5.2) syncs the same way, and `dhcp-user leasequery --tls`
-//! queries it.
+//! queries it. With `[routes]` on, B routes A's client's prefix at once (its next hop travels
+//! in the sync), keeps the route through A's death and the client's Rebind, and removes it on
+//! the client's Release.
 
 mod leasequery_common;
 mod server_common;
@@ -44,6 +46,7 @@ impl PeerServer {
         peer: &str,
         half: &str,
         leasequery: &str,
+        tail: &str,
     ) -> Self {
         // Unique per server even with both tests of this file running at once.
         static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -62,7 +65,8 @@ impl PeerServer {
              [[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\n\
              pools = [{{ low = \"2001:db8:1::1000\", high = \"2001:db8:1::1fff\" }}]\n\
              pd-pools = [{{ prefix = \"2001:db8:8000::/40\", delegated-length = 56 }}]\n\
-             preferred-lifetime = 40\nvalid-lifetime = 60\nrenew-timer = 3\nrebind-timer = 6\n",
+             preferred-lifetime = 40\nvalid-lifetime = 60\nrenew-timer = 3\nrebind-timer = 6\n\
+             {tail}",
             dir = state_dir.display(),
             iface = link.a.ifname,
         );
@@ -231,11 +235,12 @@ fn same_tables(a: &[(String, String, String, i64)], b: &[(String, String, String
 
 /// The lab of both tests: A and B on one bridged link with a client; the client binds from A
 /// (dhclient, an address and a prefix) while only A runs, then B starts and both follow each
-/// other, each with `leasequery` (A's, B's) in its `[leasequery]`. Returns A, B, the client
-/// namespace and dhclient's pid file.
+/// other, each with `leasequery` (A's, B's) in its `[leasequery]` and `tail` at the end of its
+/// configuration. Returns A, B, the client namespace and dhclient's pid file.
 fn pair_with_a_bound_client(
     lab: &Lab,
     leasequery: [&str; 2],
+    tail: &str,
 ) -> (PeerServer, PeerServer, Namespace, PathBuf) {
     let a_ns = lab.namespace("srva").unwrap();
     let b_ns = lab.namespace("srvb").unwrap();
@@ -250,8 +255,8 @@ fn pair_with_a_bound_client(
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
 
-    let mut a = PeerServer::new("a", a_ns, a_link, B_ADDRESS, "lower", leasequery[0]);
-    let mut b = PeerServer::new("b", b_ns, b_link, A_ADDRESS, "upper", leasequery[1]);
+    let mut a = PeerServer::new("a", a_ns, a_link, B_ADDRESS, "lower", leasequery[0], tail);
+    let mut b = PeerServer::new("b", b_ns, b_link, A_ADDRESS, "upper", leasequery[1], tail);
     a.start();
 
     // The client binds while only A runs.
@@ -303,7 +308,7 @@ fn pair_with_a_bound_client(
 #[test]
 fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
     let lab = Lab::new();
-    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab, [IN_THE_CLEAR, IN_THE_CLEAR]);
+    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab, [IN_THE_CLEAR, IN_THE_CLEAR], "");
     let granted = a.assigned();
     assert_eq!(
         granted.len(),
@@ -514,7 +519,7 @@ fn a_peer_answers_the_other_s_clients_and_both_tables_converge() {
 #[test]
 fn renewals_answered_while_only_the_controller_was_dead_reach_the_peer() {
     let lab = Lab::new();
-    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab, [IN_THE_CLEAR, IN_THE_CLEAR]);
+    let (mut a, b, client, pid) = pair_with_a_bound_client(&lab, [IN_THE_CLEAR, IN_THE_CLEAR], "");
     let granted = a.assigned();
     assert_eq!(granted.len(), 2, "an address and a prefix: {granted:?}");
     wait_until("B to follow A", Duration::from_secs(20), &[&a, &b], || {
@@ -590,6 +595,7 @@ fn a_pair_syncs_over_tls() {
     let (a, b, client, pid) = pair_with_a_bound_client(
         &lab,
         [&tls_keys(&pki, &a_identity), &tls_keys(&pki, &b_identity)],
+        "",
     );
     let granted = a.assigned();
     assert_eq!(
@@ -659,4 +665,109 @@ fn a_pair_syncs_over_tls() {
         .args(["-6", "-x", "-pf"])
         .arg(&pid)
         .status();
+}
+
+/// `ip -6 route show proto 200` (our routes) in `server`'s namespace.
+fn our_routes(server: &PeerServer) -> String {
+    server
+        .ns
+        .exec("ip", ["-6", "route", "show", "proto", "200"])
+        .expect("ip -6 route")
+}
+
+/// The link-local address of `dev` in `ns`.
+fn link_local(ns: &Namespace, dev: &str) -> String {
+    let text = ns
+        .exec(
+            "ip",
+            ["-6", "-o", "addr", "show", "dev", dev, "scope", "link"],
+        )
+        .expect("ip -6 addr");
+    let word = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link-local address on {dev}: {text}"));
+    word.split('/').next().unwrap().to_string()
+}
+
+/// Routes after a failover (issue 16 part 6): with `[routes]` on both, the prefix A delegates
+/// is routed by B at once, via the client's link-local address on B's own interface (the next
+/// hop travels in the sync, mapped to B's link by subnet); it stays through A's death and the
+/// client's Rebind to B, and goes from B when the client releases it.
+#[test]
+fn the_survivor_routes_the_peer_s_delegated_prefix() {
+    let lab = Lab::new();
+    let (mut a, b, client, pid) = pair_with_a_bound_client(
+        &lab,
+        [IN_THE_CLEAR, IN_THE_CLEAR],
+        "[routes]\nenabled = true\n",
+    );
+    let prefix = a
+        .assigned()
+        .into_iter()
+        .find(|r| r.1 == "pd")
+        .expect("a prefix from A")
+        .2;
+    let hop = link_local(&client, "br0");
+    let on = |server: &PeerServer| format!("{prefix} via {hop} dev {}", server.link.a.ifname);
+    assert_ne!(
+        a.link.a.ifname, b.link.a.ifname,
+        "the peers' interfaces differ"
+    );
+    wait_until("A's route", Duration::from_secs(10), &[&a, &b], || {
+        our_routes(&a).contains(&on(&a))
+    });
+    wait_until(
+        "B's route for A's client, at once",
+        Duration::from_secs(15),
+        &[&a, &b],
+        || our_routes(&b).contains(&on(&b)),
+    );
+
+    // A dies; the client rebinds to B (answered by B's fast path); B's route stays.
+    let rebinds_before = b.fast_path_counter("tx_rebind");
+    a.crash();
+    wait_until(
+        "the client's Rebind answered by B",
+        Duration::from_secs(30),
+        &[&a, &b],
+        || b.fast_path_counter("tx_rebind") > rebinds_before,
+    );
+    assert!(
+        our_routes(&b).contains(&on(&b)),
+        "B routes the prefix after the takeover: {}",
+        our_routes(&b)
+    );
+
+    // The client releases (to B, its server now): the route goes.
+    let (leases, _) = dhclient_files(&a.state_dir, "peer");
+    let out = client
+        .command("timeout")
+        .args(["20", "dhclient", "-6", "-r", "-P", "-N", "-lf"])
+        .arg(&leases)
+        .arg("-pf")
+        .arg(&pid)
+        .arg("br0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("dhclient -r");
+    assert!(
+        out.status.success(),
+        "dhclient -r: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(
+        "B's route gone on release",
+        Duration::from_secs(15),
+        &[&a, &b],
+        || !our_routes(&b).contains(&prefix),
+    );
+    let rows = b.bindings();
+    assert!(
+        rows.iter()
+            .all(|r| r.lease != prefix || r.state != "assigned"),
+        "B's binding of the prefix is over: {rows:?}"
+    );
+    assert_eq!(b.stats().leasequery.get("peer_next_hop_no_link"), None);
 }

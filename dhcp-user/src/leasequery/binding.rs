@@ -1,8 +1,13 @@
 //! Bindings on the wire: a client's leases as OPTION_CLIENT_DATA (RFC 5007 §4.1.2.2).
+//!
+//! Besides RFC 5007's options, a requestor that asks for OPTION_VENDOR_OPTS (17) in its ORO
+//! (our own peers do) gets [`PeerData`]: what a redundancy peer needs to route the client and
+//! to count it by line, which no standard leasequery option carries for a direct client.
 
 use std::net::Ipv6Addr;
 
 use dhcp_common::dhcpv6::OPT_CLIENTID;
+use serde::Serialize;
 
 use crate::proto::{DhcpOption, Duid, IaAddr, IaNa, IaPd, IaPrefix, LqRelayData, Packet};
 use crate::store::{Lease, LeaseType};
@@ -47,12 +52,16 @@ pub fn relay_peer_address(relay_info: &[u8]) -> Option<Ipv6Addr> {
 /// options: what a peer needs to answer the client's Rebind itself (its fast path matches the
 /// IAID). Requestors that do not ask see the RFC 5007 layout only.
 ///
+/// With `peer_data` (the ORO asks for OPTION_VENDOR_OPTS), the most recent binding's
+/// [`PeerData`] goes last, when it has any.
+///
 /// All `updates` must belong to the same client; an empty slice gives `None`.
 pub fn client_data(
     updates: &[LeaseUpdate],
     base_time: i64,
     relay_data: bool,
     ias: bool,
+    peer_data: bool,
 ) -> Option<DhcpOption> {
     let newest = updates.iter().max_by_key(|u| u.lease.cltt)?;
     let duid = &newest.lease.duid;
@@ -135,7 +144,120 @@ pub fn client_data(
         }
     }
     options.extend(ia_options);
+    if peer_data {
+        if let Some(data) = PeerData::of(&newest.lease) {
+            options.push(data.encode());
+        }
+    }
     Some(DhcpOption::ClientData(options))
+}
+
+/// The enterprise number of our vendor option (RFC 8415 §21.17) in peer sync. The project has
+/// no Private Enterprise Number of its own; 32473 is the one IANA set aside for documentation
+/// (RFC 5612). Only our own peers ask for the option, and they check this number.
+pub const PEER_DATA_ENTERPRISE: u32 = 32473;
+/// Sub-option: the client's link-local next hop, 16 bytes.
+const PEER_NEXT_HOP: u16 = 1;
+/// Sub-option: the interface the client's request came in on at the sender (its name there).
+const PEER_INTERFACE: u16 = 2;
+/// Sub-option: the client's line, as stored (kind tag, then the identity).
+const PEER_LINE: u16 = 3;
+
+/// What a redundancy peer learns of a binding beyond RFC 5007, sent inside OPTION_CLIENT_DATA
+/// as OPTION_VENDOR_OPTS with [`PEER_DATA_ENTERPRISE`]: the client's next hop (`[routes]`), the
+/// sender's interface (the receiver maps it to its own link) and the client's line.
+///
+/// A vendor option, not OPTION_LQ_CLIENT_LINK (which lists links, not a next hop) nor a made-up
+/// LQ_RELAY_DATA (a direct client has no relay, and a fake one would name a line it is not
+/// on): a requestor that does not ask for it never sees it, one that gets it without knowing
+/// it skips it as any unknown option, and unknown sub-options are skipped too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PeerData {
+    /// The client's link-local address: the next hop of a route to its leases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hop: Option<Ipv6Addr>,
+    /// The sender's interface name for the client's link (empty: not sent).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub interface: String,
+    /// The client's line as stored ([`crate::config::LineId::stored`]), hex in JSON.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "hex_bytes")]
+    pub line: Option<Vec<u8>>,
+}
+
+fn hex_bytes<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(bytes) => s.serialize_str(&hex::encode(bytes)),
+        None => s.serialize_none(),
+    }
+}
+
+impl PeerData {
+    /// The peer data of `lease`; `None` when it has none to send.
+    pub fn of(lease: &Lease) -> Option<PeerData> {
+        if lease.next_hop.is_none() && lease.line.is_none() {
+            return None;
+        }
+        Some(PeerData {
+            next_hop: lease.next_hop,
+            interface: lease.interface.clone(),
+            line: lease.line.as_deref().map(<[u8]>::to_vec),
+        })
+    }
+
+    /// As OPTION_VENDOR_OPTS.
+    pub fn encode(&self) -> DhcpOption {
+        let mut body = PEER_DATA_ENTERPRISE.to_be_bytes().to_vec();
+        let mut sub = |code: u16, data: &[u8]| {
+            // Interface names and lines are far below 64 KiB; a longer one is not sent.
+            if let Ok(len) = u16::try_from(data.len()) {
+                body.extend_from_slice(&code.to_be_bytes());
+                body.extend_from_slice(&len.to_be_bytes());
+                body.extend_from_slice(data);
+            }
+        };
+        if let Some(hop) = self.next_hop {
+            sub(PEER_NEXT_HOP, &hop.octets());
+        }
+        if !self.interface.is_empty() {
+            sub(PEER_INTERFACE, self.interface.as_bytes());
+        }
+        if let Some(line) = &self.line {
+            sub(PEER_LINE, line);
+        }
+        DhcpOption::VendorOpts(body)
+    }
+
+    /// The peer data in an OPTION_VENDOR_OPTS body; `None` for another enterprise's option or
+    /// a truncated one. Unknown sub-options are skipped; a next hop of the wrong length or an
+    /// interface name that is not UTF-8 is left out.
+    pub fn decode(body: &[u8]) -> Option<PeerData> {
+        let (enterprise, mut rest) = body.split_first_chunk::<4>()?;
+        if u32::from_be_bytes(*enterprise) != PEER_DATA_ENTERPRISE {
+            return None;
+        }
+        let mut data = PeerData::default();
+        while !rest.is_empty() {
+            let (head, tail) = rest.split_first_chunk::<4>()?;
+            let code = u16::from_be_bytes([head[0], head[1]]);
+            let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+            if tail.len() < len {
+                return None;
+            }
+            let (value, tail) = tail.split_at(len);
+            match code {
+                PEER_NEXT_HOP => {
+                    data.next_hop = <[u8; 16]>::try_from(value).ok().map(Ipv6Addr::from);
+                }
+                PEER_INTERFACE => {
+                    data.interface = std::str::from_utf8(value).unwrap_or_default().to_owned();
+                }
+                PEER_LINE if !value.is_empty() => data.line = Some(value.to_vec()),
+                _ => {}
+            }
+            rest = tail;
+        }
+        Some(data)
+    }
 }
 
 #[cfg(test)]
@@ -179,11 +301,13 @@ mod tests {
             lease(LeaseType::Na, "2001:db8:1::5", 128, 7),
             lease(LeaseType::Pd, "2001:db8:8000::", 56, 9),
         ];
-        let Some(DhcpOption::ClientData(plain)) = client_data(&updates, 1010, false, false) else {
+        let Some(DhcpOption::ClientData(plain)) = client_data(&updates, 1010, false, false, false)
+        else {
             panic!("client data")
         };
         assert_eq!(plain.ia_nas().count() + plain.ia_pds().count(), 0);
-        let Some(DhcpOption::ClientData(with)) = client_data(&updates, 1010, false, true) else {
+        let Some(DhcpOption::ClientData(with)) = client_data(&updates, 1010, false, true, false)
+        else {
             panic!("client data")
         };
         assert_eq!(
@@ -204,5 +328,63 @@ mod tests {
             crate::leasequery::client::Binding::from_client_data(&with, Some(1010)).unwrap();
         assert_eq!(parsed.addresses[0].iaid, Some(7));
         assert_eq!(parsed.prefixes[0].iaid, Some(9));
+    }
+
+    /// The next hop, interface and line go to a requestor that asks (ORO: vendor options),
+    /// and only to it; the requestor's parser gets them back.
+    #[test]
+    fn peer_data_only_when_asked_and_parsed_back() {
+        let mut update = lease(LeaseType::Pd, "2001:db8:8000::", 56, 9);
+        update.lease.next_hop = Some("fe80::42".parse().unwrap());
+        update.lease.interface = "veth-a".into();
+        update.lease.line = Some(vec![4, 0, 1, 2, 0, 0, 0, 0, 9].into_boxed_slice());
+        let updates = [update];
+        let Some(DhcpOption::ClientData(plain)) = client_data(&updates, 1010, false, true, false)
+        else {
+            panic!("client data")
+        };
+        assert!(!plain.iter().any(|o| matches!(o, DhcpOption::VendorOpts(_))));
+        let Some(DhcpOption::ClientData(with)) = client_data(&updates, 1010, false, true, true)
+        else {
+            panic!("client data")
+        };
+        let parsed =
+            crate::leasequery::client::Binding::from_client_data(&with, Some(1010)).unwrap();
+        assert_eq!(
+            parsed.peer,
+            Some(PeerData {
+                next_hop: Some("fe80::42".parse().unwrap()),
+                interface: "veth-a".into(),
+                line: Some(vec![4, 0, 1, 2, 0, 0, 0, 0, 9]),
+            })
+        );
+        // A lease with neither a next hop nor a line sends nothing.
+        let bare = [lease(LeaseType::Na, "2001:db8:1::5", 128, 7)];
+        let Some(DhcpOption::ClientData(none)) = client_data(&bare, 1010, false, true, true) else {
+            panic!("client data")
+        };
+        assert!(!none.iter().any(|o| matches!(o, DhcpOption::VendorOpts(_))));
+    }
+
+    /// Another enterprise's vendor option is not ours; unknown sub-options are skipped; a
+    /// truncated one is refused, never read past its end.
+    #[test]
+    fn peer_data_decoding_is_strict_about_its_frame_only() {
+        let ours = PeerData {
+            next_hop: Some("fe80::1".parse().unwrap()),
+            interface: String::new(),
+            line: None,
+        };
+        let DhcpOption::VendorOpts(mut body) = ours.encode() else {
+            panic!("vendor option")
+        };
+        body.extend_from_slice(&[0, 99, 0, 2, 0xaa, 0xbb]);
+        assert_eq!(PeerData::decode(&body), Some(ours));
+        let mut other = body.clone();
+        other[..4].copy_from_slice(&4491u32.to_be_bytes());
+        assert_eq!(PeerData::decode(&other), None);
+        body.truncate(body.len() - 1);
+        assert_eq!(PeerData::decode(&body), None);
+        assert_eq!(PeerData::decode(&[0, 0]), None);
     }
 }

@@ -165,6 +165,8 @@ impl LeasequeryArgs {
             end_time: self.end_time,
             requestor_relay_id: self.relay_id.clone(),
             ia_data: false,
+            // Next hop, interface and line when the server is one of ours; others ignore it.
+            peer_data: true,
         }
     }
 }
@@ -332,6 +334,19 @@ pub fn render_binding(binding: &Binding) -> String {
             relay.peer_address, relay.relay_message
         ));
     }
+    if let Some(peer) = &binding.peer {
+        let mut parts = Vec::new();
+        if let Some(hop) = peer.next_hop {
+            parts.push(format!("next-hop {hop}"));
+        }
+        if !peer.interface.is_empty() {
+            parts.push(format!("interface {}", peer.interface));
+        }
+        if let Some(line) = &peer.line {
+            parts.push(format!("line {}", hex::encode(line)));
+        }
+        out.push_str(&format!("  {}\n", parts.join(" ")));
+    }
     out
 }
 
@@ -367,6 +382,7 @@ mod tests {
             clt_time: Some(3),
             relay_data: None,
             base_time: None,
+            peer: None,
         };
         assert_eq!(
             render_binding(&binding),

@@ -25,7 +25,7 @@ use tokio::time::timeout;
 
 use crate::tls::{ClientTls, Stream};
 
-use super::{unix_time, wire_time};
+use super::{unix_time, wire_time, PeerData};
 use crate::proto::framing::{encode_frame, FrameDecoder};
 use crate::proto::{DhcpOption, Duid, IaAddr, LqQuery, Message, OptionList, RemoteId, StatusCode};
 
@@ -66,6 +66,9 @@ pub struct QueryOptions {
     /// Ask (ORO: OPTION_IA_NA, OPTION_IA_PD) for each binding's IAID, which this server sends
     /// as IA_NA / IA_PD inside OPTION_CLIENT_DATA (peer redundancy needs it).
     pub ia_data: bool,
+    /// Ask (ORO: OPTION_VENDOR_OPTS) for each client's [`PeerData`]: its next hop, interface
+    /// and line (peer redundancy; only this server sends it).
+    pub peer_data: bool,
 }
 
 /// Errors of the requestor.
@@ -140,6 +143,10 @@ pub struct Binding {
     pub relay_data: Option<RelayData>,
     /// LQ_BASE_TIME of the message, converted to Unix seconds, when the server sent one.
     pub base_time: Option<u32>,
+    /// Next hop, interface and line, when the server is one of ours and was asked
+    /// ([`QueryOptions::peer_data`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerData>,
 }
 
 impl Binding {
@@ -203,6 +210,10 @@ impl Binding {
             }),
             _ => None,
         });
+        let peer = options.iter().find_map(|o| match o {
+            DhcpOption::VendorOpts(body) => PeerData::decode(body),
+            _ => None,
+        });
         Ok(Binding {
             client_id,
             addresses,
@@ -210,6 +221,7 @@ impl Binding {
             clt_time,
             relay_data,
             base_time,
+            peer,
         })
     }
 
@@ -378,6 +390,9 @@ pub fn build_query(
     }
     if options.ia_data {
         oro.extend([OPT_IA_NA, OPT_IA_PD]);
+    }
+    if options.peer_data {
+        oro.push(OPT_VENDOR_OPTS);
     }
     let everything = msg_type == MSG_ACTIVELEASEQUERY
         && query_type == QUERY_BY_LINK_ADDRESS

@@ -40,7 +40,7 @@ use crate::proto::Duid;
 use crate::store::{LeaseStore, StoreWriter};
 use crate::tls::{ClientTls, TlsError};
 
-pub use binding::{client_data, relay_peer_address, LeaseUpdate};
+pub use binding::{client_data, relay_peer_address, LeaseUpdate, PeerData, PEER_DATA_ENTERPRISE};
 pub use query::{answer_udp, parse_active_query, parse_query, ParsedQuery, QueryError, QueryKind};
 pub use stats::LeasequeryStats;
 
@@ -68,6 +68,8 @@ pub trait LeaseSink: Send + Sync {
     fn events(&self) -> &broadcast::Sender<LeaseEvent>;
     /// The configuration served (the one in force now).
     fn config(&self) -> Arc<Config>;
+    /// Our served interfaces with the subnet id of their direct clients.
+    fn links(&self) -> Vec<(String, u32)>;
 }
 
 /// Policy and limits of the leasequery service.

@@ -16,6 +16,14 @@
 //! what the store holds and is not older (by client last-transaction time), so a binding
 //! echoed back by the peer stops there.
 //!
+//! Next hop, link and line (`[routes]`, `line-identity`): we ask the peer for its
+//! [`super::PeerData`] (a vendor option inside each OPTION_CLIENT_DATA) and install the
+//! binding with the client's next hop, on our interface for the binding's link (by subnet: the
+//! peer's interface names and indexes are its own), and with its line, so this server routes
+//! the peer's clients at once (the next hop is on a link both servers sit on) and counts them
+//! by line. A peer that sends none (an older one) is followed as before: no next hop, and the
+//! line taken from the relay chain when `line-identity` names a relay option.
+//!
 //! TLS (RFC 7653 §5.2): with [`PeerSettings::tls`], every connection to the peer StartTLSes
 //! first, verifies the peer's certificate (its address as an IP SAN, or `tls-peer-name`) and
 //! presents ours; a peer that refuses TLS or fails the handshake is retried, never followed in
@@ -33,10 +41,11 @@ use super::client::{
     ActiveEvent, ActiveLeasequery, Binding, BindingState, ClientError, LeasequeryConnection, Query,
     QueryOptions,
 };
-use super::{LeaseSink, LeasequeryStats};
+use super::{LeaseSink, LeasequeryStats, PeerData};
 use crate::clock::unix_now;
-use crate::config::Config;
+use crate::config::{Config, LineKind};
 use crate::lease_events::{LeaseEvent, LeaseEventKind};
+use crate::line::LineIds;
 use crate::proto::Duid;
 use crate::store::{
     Lease, LeaseChange, LeaseKey, LeaseState, LeaseStore, LeaseType, StoreError, StoreWriter,
@@ -98,7 +107,18 @@ pub struct PeerSink {
     pub subnets: Vec<(Ipv6Net, u32)>,
     /// Counters (`peer_installed`, `peer_skipped_no_subnet`, `peer_full_syncs`, ...).
     pub stats: Arc<LeasequeryStats>,
+    /// Our served interfaces and the subnet id of their direct clients: where a peer's
+    /// client with a next hop is on our side.
+    pub links: Vec<(String, u32)>,
+    /// `line-identity`: the line of a binding whose peer sent none, from its relay chain.
+    pub line_identity: Option<LineKind>,
+    /// Publishes installed bindings' events through the server (its log, counters and client
+    /// table); `None`: straight on `events`.
+    pub publish: Option<Publisher>,
 }
+
+/// How [`PeerSink`] hands events to the server.
+pub type Publisher = Arc<dyn Fn(Vec<LeaseEvent>) + Send + Sync>;
 
 impl PeerSink {
     /// The subnet map from the configuration.
@@ -119,6 +139,9 @@ impl PeerSink {
             events: Some(server.events().clone()),
             subnets: PeerSink::subnets_from_config(&server.config()),
             stats,
+            links: server.links(),
+            line_identity: server.config().line_identity,
+            publish: None,
         }
     }
 
@@ -167,7 +190,9 @@ impl PeerSink {
         let count = changes.len();
         self.writer.commit(changes).await?;
         self.stats.add("peer_installed", count as u64);
-        if let Some(sender) = &self.events {
+        if let Some(publish) = &self.publish {
+            publish(events);
+        } else if let Some(sender) = &self.events {
             for event in events {
                 let _ = sender.send(event);
             }
@@ -259,6 +284,7 @@ impl PeerSink {
                         lease.relay_info = bytes;
                     }
                 }
+                self.place(&mut lease, binding.peer.as_ref());
                 lease
             }
             None => {
@@ -285,6 +311,63 @@ impl PeerSink {
         };
         Ok(Some((lease, kind)))
     }
+}
+
+impl PeerSink {
+    /// Gives `lease` (of a peer's binding) the next hop, interface and line `peer` sent, the
+    /// interface mapped to ours for the lease's subnet; without peer data, the line from the
+    /// relay chain.
+    fn place(&self, lease: &mut Lease, peer: Option<&PeerData>) {
+        let Some(peer) = peer else {
+            if let Some(kind) = self.line_identity {
+                if let Some(line) = LineIds::from_relay_info(&lease.relay_info).line(kind) {
+                    lease.line = Some(line.stored().into_boxed_slice());
+                }
+            }
+            return;
+        };
+        lease.line = peer.line.clone().map(Vec::into_boxed_slice);
+        lease.next_hop = None;
+        if let Some(hop) = peer.next_hop {
+            match local_link(&self.links, lease.subnet_id, &peer.interface) {
+                Some(interface) => {
+                    lease.interface = interface.to_owned();
+                    lease.next_hop = Some(hop);
+                }
+                None => {
+                    self.stats.bump("peer_next_hop_no_link");
+                    debug!(
+                        address = %lease.address,
+                        subnet = lease.subnet_id,
+                        peer_interface = %peer.interface,
+                        "peer sync: no interface of ours serves the binding's link; no route"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Our interface for a peer's client of subnet `subnet_id` that came in on the peer's
+/// `peer_interface`: among our interfaces serving the subnet, the one of the same name, else
+/// the only one; `None` when none serves it or several do and none has that name.
+pub fn local_link<'a>(
+    links: &'a [(String, u32)],
+    subnet_id: u32,
+    peer_interface: &str,
+) -> Option<&'a str> {
+    let mut serving = links.iter().filter(|(_, id)| *id == subnet_id);
+    let first = serving.next()?;
+    if first.0 == peer_interface {
+        return Some(&first.0);
+    }
+    let rest: Vec<_> = serving.collect();
+    if rest.is_empty() {
+        return Some(&first.0);
+    }
+    rest.iter()
+        .find(|(name, _)| name == peer_interface)
+        .map(|(name, _)| name.as_str())
 }
 
 fn parse_duid(text: &str) -> Option<Vec<u8>> {
@@ -371,6 +454,7 @@ async fn full_sync(settings: &PeerSettings, sink: &PeerSink) -> Result<Option<u3
             &Query::LinkAddress(Ipv6Addr::UNSPECIFIED),
             &QueryOptions {
                 ia_data: true,
+                peer_data: true,
                 ..QueryOptions::default()
             },
         )
@@ -403,6 +487,8 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
         // The IAIDs: with them the installed binding answers the client's Rebind in our fast
         // path (which matches the IAID) instead of passing it to the controller.
         ia_data: true,
+        // Next hop, interface and line: what routes and line limits need here.
+        peer_data: true,
         ..QueryOptions::default()
     };
     let (active, answer) = ActiveLeasequery::start_on(
@@ -466,5 +552,153 @@ async fn sync_once(settings: &PeerSettings, sink: &PeerSink) -> Result<(), PeerE
         if ended {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leasequery::client::{BoundPrefix, RelayData};
+    use crate::proto::{DhcpOption, Message, RelayMessage};
+    use crate::store::{SqliteStore, WriterConfig};
+
+    /// A sink over a fresh store in `name`'s directory; our interface `eth-b` serves subnet 1.
+    fn sink(name: &str, line_identity: Option<LineKind>) -> PeerSink {
+        let dir =
+            std::env::temp_dir().join(format!("dhcp-user-peer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.join("l.db")).unwrap());
+        PeerSink {
+            writer: StoreWriter::spawn(store.clone(), WriterConfig::default()).unwrap(),
+            store,
+            events: None,
+            subnets: vec![("2001:db8:8000::/40".parse().unwrap(), 1)],
+            stats: Arc::new(LeasequeryStats::new()),
+            links: vec![("eth-b".into(), 1)],
+            line_identity,
+            publish: None,
+        }
+    }
+
+    /// A peer's binding of one prefix, with `peer` data and `relay` data.
+    fn binding(peer: Option<PeerData>, relay: Option<RelayData>) -> Binding {
+        Binding {
+            client_id: "00:03:00:01:02:00:00:00:00:01".into(),
+            addresses: Vec::new(),
+            prefixes: vec![BoundPrefix {
+                prefix: "2001:db8:8000::".parse().unwrap(),
+                iaid: Some(9),
+                prefix_len: 56,
+                preferred: 100,
+                valid: 200,
+            }],
+            clt_time: Some(0),
+            relay_data: relay,
+            base_time: Some(unix_now() as u32),
+            peer,
+        }
+    }
+
+    fn installed(sink: &PeerSink, binding: &Binding) -> Lease {
+        let state = &binding.states()[0];
+        let (lease, _) = sink
+            .lease_for(state, binding, unix_now())
+            .unwrap()
+            .expect("a lease to install");
+        lease
+    }
+
+    /// The peer's next hop is kept with the binding on our interface for its subnet (not the
+    /// peer's interface name), and its line with it.
+    #[tokio::test]
+    async fn a_peer_s_binding_keeps_its_next_hop_on_our_link_and_its_line() {
+        let sink = sink("place", Some(LineKind::ClientLinklayerAddress));
+        let line = vec![4, 0, 1, 2, 0, 0, 0, 0, 9];
+        let lease = installed(
+            &sink,
+            &binding(
+                Some(PeerData {
+                    next_hop: Some("fe80::42".parse().unwrap()),
+                    interface: "eth-a".into(),
+                    line: Some(line.clone()),
+                }),
+                None,
+            ),
+        );
+        assert_eq!(lease.next_hop, Some("fe80::42".parse().unwrap()));
+        assert_eq!(lease.interface, "eth-b");
+        assert_eq!(lease.line.as_deref(), Some(line.as_slice()));
+
+        // No interface of ours serves the subnet: no next hop (no route), counted.
+        let mut lost = sink;
+        lost.links = vec![("eth-b".into(), 2)];
+        let lease = installed(
+            &lost,
+            &binding(
+                Some(PeerData {
+                    next_hop: Some("fe80::42".parse().unwrap()),
+                    interface: "eth-a".into(),
+                    line: None,
+                }),
+                None,
+            ),
+        );
+        assert_eq!(lease.next_hop, None);
+        assert_eq!(lost.stats.get("peer_next_hop_no_link"), 1);
+    }
+
+    /// A peer that sends no peer data (an older one): the line comes from the relay chain of
+    /// LQ_RELAY_DATA, as `line-identity` names it.
+    #[tokio::test]
+    async fn an_old_peer_s_binding_gets_its_line_from_the_relay_chain() {
+        let sink = sink("old", Some(LineKind::InterfaceId));
+        let relay = RelayMessage {
+            msg_type: dhcp_common::dhcpv6::MSG_RELAY_FORW,
+            hop_count: 0,
+            link_address: "2001:db8:1::1".parse().unwrap(),
+            peer_address: "fe80::7".parse().unwrap(),
+            options: vec![
+                DhcpOption::InterfaceId(b"port-3".to_vec()),
+                DhcpOption::RelayMsg(Box::new(crate::proto::Packet::Message(Message::new(
+                    dhcp_common::dhcpv6::MSG_REQUEST,
+                    [1, 2, 3],
+                )))),
+            ],
+        };
+        let bytes = crate::proto::Packet::Relay(relay).encode().unwrap();
+        let lease = installed(
+            &sink,
+            &binding(
+                None,
+                Some(RelayData {
+                    peer_address: "2001:db8:1::1".parse().unwrap(),
+                    relay_message: hex::encode(bytes),
+                }),
+            ),
+        );
+        let expected = crate::config::LineId {
+            kind: LineKind::InterfaceId,
+            value: b"port-3".to_vec(),
+        }
+        .stored();
+        assert_eq!(lease.line.as_deref(), Some(expected.as_slice()));
+        assert_eq!(lease.next_hop, None);
+    }
+
+    /// A peer's client is put on our interface for its subnet: the one with the peer's name
+    /// among several, else the only one; none when ambiguous or when no interface serves it.
+    #[test]
+    fn the_peer_s_link_is_ours_by_subnet() {
+        let links = vec![
+            ("eth0".to_string(), 1),
+            ("eth1".to_string(), 2),
+            ("eth2".to_string(), 2),
+        ];
+        assert_eq!(local_link(&links, 1, "veth-on-peer"), Some("eth0"));
+        assert_eq!(local_link(&links, 2, "eth2"), Some("eth2"));
+        assert_eq!(local_link(&links, 2, "eth1"), Some("eth1"));
+        assert_eq!(local_link(&links, 2, "veth-on-peer"), None);
+        assert_eq!(local_link(&links, 3, "eth0"), None);
     }
 }

@@ -45,6 +45,9 @@ pub struct ParsedQuery {
     /// The ORO asks for OPTION_IA_NA or OPTION_IA_PD: each binding is also sent inside its IA,
     /// with its IAID (see [`client_data`]).
     pub ia_options: bool,
+    /// The ORO asks for OPTION_VENDOR_OPTS: each client's [`super::PeerData`] is sent too
+    /// (peer redundancy; see [`client_data`]).
+    pub peer_data: bool,
     /// LQ_START_TIME (RFC 7653): only bindings changed at or after this time, in Unix seconds
     /// (converted from the wire's seconds since 2000).
     pub start_time: Option<i64>,
@@ -130,6 +133,7 @@ pub fn parse_query(message: &Message) -> Result<ParsedQuery, QueryError> {
     let asks = |code| query.requests_option(code) || message.requests_option(code);
     let relay_data = asks(OPT_LQ_RELAY_DATA);
     let ia_options = asks(OPT_IA_NA) || asks(OPT_IA_PD);
+    let peer_data = asks(OPT_VENDOR_OPTS);
     let time = |pick: fn(&DhcpOption) -> Option<u32>| {
         query
             .options
@@ -178,6 +182,7 @@ pub fn parse_query(message: &Message) -> Result<ParsedQuery, QueryError> {
         link_address: query.link_address,
         relay_data,
         ia_options,
+        peer_data,
         start_time,
         end_time,
         requestor_relay_id: message.relay_id().cloned(),
@@ -199,6 +204,7 @@ pub fn parse_active_query(message: &Message) -> Result<ParsedQuery, QueryError> 
             link_address: Ipv6Addr::UNSPECIFIED,
             relay_data: message.requests_option(OPT_LQ_RELAY_DATA),
             ia_options: message.requests_option(OPT_IA_NA) || message.requests_option(OPT_IA_PD),
+            peer_data: message.requests_option(OPT_VENDOR_OPTS),
             start_time: time(|o| match o {
                 DhcpOption::LqStartTime(t) => Some(*t),
                 _ => None,
@@ -483,6 +489,7 @@ fn individual(
             now,
             parsed.relay_data,
             parsed.ia_options,
+            parsed.peer_data,
         )
         .into_iter()
         .collect(),

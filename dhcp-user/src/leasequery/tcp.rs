@@ -657,6 +657,7 @@ impl Session {
             xid: query.transaction_id,
             relay_data: parsed.relay_data,
             ia_options: parsed.ia_options,
+            peer_data: parsed.peer_data,
             selector,
             dedupe: HashMap::new(),
             dedupe_until: None,
@@ -768,6 +769,7 @@ struct ActiveStream {
     xid: [u8; 3],
     relay_data: bool,
     ia_options: bool,
+    peer_data: bool,
     selector: Arc<Selector>,
     /// What the catch-up sent, per binding, while live events may still repeat it.
     dedupe: HashMap<LeaseKey, LeaseUpdate>,
@@ -796,6 +798,7 @@ impl ActiveStream {
             now,
             self.relay_data,
             self.ia_options,
+            self.peer_data,
         ) else {
             return Ok(false);
         };
@@ -888,6 +891,7 @@ struct BulkOut<'a> {
     base_time: i64,
     relay_data: bool,
     ia_options: bool,
+    peer_data: bool,
     replied: bool,
     clients: u64,
 }
@@ -921,8 +925,13 @@ impl BulkOut<'_> {
 
     /// One client: in the REPLY if it is the first, else in a DATA.
     fn client(&mut self, updates: &[LeaseUpdate]) -> Result<(), Gone> {
-        let Some(data) = client_data(updates, self.base_time, self.relay_data, self.ia_options)
-        else {
+        let Some(data) = client_data(
+            updates,
+            self.base_time,
+            self.relay_data,
+            self.ia_options,
+            self.peer_data,
+        ) else {
             return Ok(());
         };
         let message = if self.replied {
@@ -985,6 +994,7 @@ fn produce_bulk(
         base_time: unix_now(),
         relay_data: parsed.relay_data,
         ia_options: parsed.ia_options,
+        peer_data: parsed.peer_data,
         replied: false,
         clients: 0,
     };

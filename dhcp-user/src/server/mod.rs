@@ -674,6 +674,25 @@ impl Server {
         }
     }
 
+    /// Our served interfaces with the subnet id of their direct clients (peer sync maps a
+    /// peer's client to our side of its link with it).
+    pub fn direct_links(&self) -> Vec<(String, u32)> {
+        let map = self
+            .direct_subnets
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut links: Vec<(String, u32)> = map.iter().map(|(n, id)| (n.clone(), *id)).collect();
+        links.sort();
+        links
+    }
+
+    /// Publishes the events of bindings installed from a redundancy peer (durable already):
+    /// kept in the client table like our own (per-interface and per-line limits), broadcast,
+    /// but not logged one by one (a full sync installs every binding of the peer).
+    pub fn publish_installed(&self, events: Vec<LeaseEvent>) {
+        self.publish_with(events, false);
+    }
+
     /// The index in `config` of the subnet of `interface`'s direct clients.
     fn direct_subnet(&self, interface: &str, config: &Config) -> Option<usize> {
         let id = self
@@ -1153,6 +1172,11 @@ impl Server {
 
     /// Logs, counts and broadcasts durable lease events; keeps the client table in step.
     fn publish(&self, events: Vec<LeaseEvent>) {
+        self.publish_with(events, true);
+    }
+
+    /// [`Server::publish`], each event logged only with `log`.
+    fn publish_with(&self, events: Vec<LeaseEvent>, log: bool) {
         if events.is_empty() {
             return;
         }
@@ -1203,6 +1227,10 @@ impl Server {
         }
         for event in events {
             let lease = &event.lease;
+            if !log {
+                let _ = self.events.send(event);
+                continue;
+            }
             info!(
                 event = event.kind.name(),
                 duid = %hex::encode(&lease.duid),
