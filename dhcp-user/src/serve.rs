@@ -228,6 +228,9 @@ async fn start_leasequery(
         );
         context.tls = crate::leasequery::server_tls(&config)
             .context("[leasequery] tls-*: the server's TLS configuration")?;
+        // The links follow a reload (the rest of `[leasequery]` takes a restart).
+        let live = Arc::clone(server);
+        context.live = Some(Arc::new(move || live.leasequery_settings()));
         let context = Arc::new(context);
         for listen in &config.listen {
             let listener = tokio::net::TcpListener::bind(listen)

@@ -400,3 +400,71 @@ fn reordering_and_deleting_subnets_never_renumbers_the_others() {
         "{record}"
     );
 }
+
+/// `dhcp-user leasequery` from the client's namespace (its address is in the lab's
+/// `[leasequery] allow`), over TCP to the server: its output.
+fn leasequery(lab: &LabServer, args: &[&str]) -> String {
+    let out = lab
+        .client_ns
+        .command(dhcp_user_binary())
+        .args(["leasequery", "--server", server_common::SERVER_ADDRESS])
+        .args(args)
+        .output()
+        .expect("running dhcp-user leasequery");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A reload that adds a subnet extends the links TCP leasequery answers for: before it, a bulk
+/// query by the new link-address gets NotConfigured (RFC 5460 section 7.3: a server MUST
+/// answer NotConfigured for a link it is not configured for); after it, the same query returns
+/// the lease added in the new subnet over the control socket, and so does a query by its
+/// address over TCP.
+#[test]
+fn a_reload_adding_a_subnet_reaches_tcp_leasequery() {
+    let lab = LabServer::start("reload-lq-links", &config("2001:db8:1::53", false));
+    let before = leasequery(&lab, &["link", "2001:db8:2::"]);
+    assert!(
+        before.contains(&format!("status {STATUS_NOT_CONFIGURED}")),
+        "{before}"
+    );
+    let second = "\n[[subnet]]\nid = 2\nprefix = \"2001:db8:2::/64\"\n\
+                  pools = [{ low = \"2001:db8:2::1000\", high = \"2001:db8:2::1fff\" }]\n";
+    std::fs::write(
+        &lab.config_path,
+        format!("{}{second}", config("2001:db8:1::53", false)),
+    )
+    .unwrap();
+    let (ok, text) = reload(&lab);
+    assert!(ok && text.contains("subnet 2"), "{text}");
+    let duid = hex::encode(client_duid(0x92));
+    let out = lab.cli(&[
+        "lease",
+        "add",
+        "--address",
+        "2001:db8:2::1092",
+        "--duid",
+        &duid,
+        "--iaid",
+        "1",
+        "--subnet",
+        "2",
+    ]);
+    assert!(out.contains("2001:db8:2::1092"), "{out}");
+    let after = leasequery(&lab, &["link", "2001:db8:2::"]);
+    assert!(
+        after.contains("2001:db8:2::1092") && !after.contains("status"),
+        "{after}"
+    );
+    let by_address = leasequery(&lab, &["--tcp", "address", "2001:db8:2::1092"]);
+    let colon_hex: Vec<String> = client_duid(0x92).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(by_address.contains(&colon_hex.join(":")), "{by_address}");
+    let elsewhere = leasequery(&lab, &["link", "2001:db8:3::"]);
+    assert!(
+        elsewhere.contains(&format!("status {STATUS_NOT_CONFIGURED}")),
+        "{elsewhere}"
+    );
+}
