@@ -90,6 +90,10 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let fast_path = start_fast_path(&args, &server, &interfaces).await?;
+    if let Some(handle) = &fast_path {
+        // Reservations added or deleted at run time reach the maps before the answer.
+        server.follow_reservations(handle.sync.clone());
+    }
 
     // The sockets open before the control socket answers: a client that sees the server
     // answer there can send requests at once.
