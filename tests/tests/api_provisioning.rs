@@ -239,16 +239,16 @@ fn a_reservation_for_a_bound_client_takes_its_binding_out_of_xdp_at_once() {
     let solicit = wire::msg(
         MSG_SOLICIT,
         0x302,
-        &[
-            opt(OPT_CLIENTID, &duid),
-            elapsed(),
-            ia_na(5, 0, 0, None),
-        ],
+        &[opt(OPT_CLIENTID, &duid), elapsed(), ia_na(5, 0, 0, None)],
     );
     let advertise = exchange(&lab, &socket, &solicit);
     assert_eq!(advertise[0], MSG_ADVERTISE);
     assert_eq!(ia_of(&advertise).leases[0].0.to_string(), reserved);
-    assert_eq!(solicits_in_xdp(&lab), solicits_before, "the Solicit was passed on");
+    assert_eq!(
+        solicits_in_xdp(&lab),
+        solicits_before,
+        "the Solicit was passed on"
+    );
 
     let out = lab.cli(&[
         "reservation",
@@ -262,7 +262,11 @@ fn a_reservation_for_a_bound_client_takes_its_binding_out_of_xdp_at_once() {
     let xdp_before = renewals_in_xdp(&lab);
     let reply = exchange(&lab, &socket, &renew(&duid, &server_id, 5, address, 0x303));
     assert_eq!(ia_of(&reply).leases[0].0, address);
-    assert_eq!(renewals_in_xdp(&lab), xdp_before + 1, "answered in XDP again");
+    assert_eq!(
+        renewals_in_xdp(&lab),
+        xdp_before + 1,
+        "answered in XDP again"
+    );
 }
 
 /// A reservation added with `dhcp-user reservation add` is handed to its client's first

@@ -596,12 +596,16 @@ fn convert_option(option: &Value, level: Level) -> Result<OptionOut, String> {
     let ours = known.map(|(_, _, ours)| *ours);
     if ours == Some(Ours::Preference) {
         if level != Level::Subnet {
-            return Err("preference is a subnet's key here, not a pool's or a reservation's".into());
+            return Err(
+                "preference is a subnet's key here, not a pool's or a reservation's".into(),
+            );
         }
         let preference = if csv {
             data.trim().parse::<u8>().ok()
         } else {
-            hex_body(data).ok().and_then(|b| (b.len() == 1).then(|| b[0]))
+            hex_body(data)
+                .ok()
+                .and_then(|b| (b.len() == 1).then(|| b[0]))
         };
         return preference
             .map(|p| OptionOut::Key("preference", i64::from(p).into()))

@@ -265,16 +265,28 @@ fn kea_option_data_converts_at_every_level_and_the_rest_is_listed() {
     let global = &config.options;
     assert_eq!(
         body_of(global, 31),
-        Some(&"2001:db8::7b".parse::<std::net::Ipv6Addr>().unwrap().octets()[..])
+        Some(
+            &"2001:db8::7b"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()[..]
+        )
     );
     let aftr = global.iter().find(|o| o.code == 64).expect("aftr-name");
     assert!(aftr.always_send);
     assert_eq!(aftr.data, b"\x04aftr\x07example\x03net\x00");
     assert_eq!(body_of(global, 82), Some(&600u32.to_be_bytes()[..]));
     assert_eq!(body_of(global, 250), Some(&[0x0a, 0x0b][..]));
-    assert_eq!(body_of(global, 27).map(<[u8]>::len), Some(32), "two addresses");
+    assert_eq!(
+        body_of(global, 27).map(<[u8]>::len),
+        Some(32),
+        "two addresses"
+    );
     let subnet = &config.subnets[0];
-    assert_eq!(subnet.dns_servers, ["2001:db8:1::53".parse::<std::net::Ipv6Addr>().unwrap()]);
+    assert_eq!(
+        subnet.dns_servers,
+        ["2001:db8:1::53".parse::<std::net::Ipv6Addr>().unwrap()]
+    );
     assert_eq!(subnet.preference, Some(200));
     assert_eq!(
         body_of(&subnet.options, 103),
@@ -287,7 +299,12 @@ fn kea_option_data_converts_at_every_level_and_the_rest_is_listed() {
     );
     assert_eq!(
         body_of(&subnet.pool_options[0], 31),
-        Some(&"2001:db8:1::7b".parse::<std::net::Ipv6Addr>().unwrap().octets()[..])
+        Some(
+            &"2001:db8:1::7b"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()[..]
+        )
     );
     assert_eq!(
         body_of(&subnet.pd_pool_options[0], 21),

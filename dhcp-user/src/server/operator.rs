@@ -484,9 +484,11 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for follower in followers {
-            if let Err(err) = follower.reservation_changed(subnet_id, reservation, added, clients)
-            {
-                warn!(subnet = subnet_id, "a reservation change did not reach the fast path: {err:#}");
+            if let Err(err) = follower.reservation_changed(subnet_id, reservation, added, clients) {
+                warn!(
+                    subnet = subnet_id,
+                    "a reservation change did not reach the fast path: {err:#}"
+                );
             }
         }
     }

@@ -26,8 +26,8 @@ impl ReservationFollower for Recorder {
     ) -> Result<(), anyhow::Error> {
         let server = self.server.lock().unwrap().upgrade().unwrap();
         let key = LeaseKey::na(reservation.address.unwrap());
-        let honoured = server.lock_state().allocator.reservations().owner(&key)
-            == Some(&reservation.client);
+        let honoured =
+            server.lock_state().allocator.reservations().owner(&key) == Some(&reservation.client);
         self.calls
             .lock()
             .unwrap()
@@ -90,9 +90,17 @@ async fn a_reservation_for_a_client_holding_a_lease_is_taken_and_the_fast_path_t
         vec![sid.clone(), ia_na(1, &[&granted.to_string()])],
     );
     let reply = handle_bytes(&server, renew).await.unwrap();
-    assert_eq!(address_of(&reply), granted, "the Renew extends the lease held");
+    assert_eq!(
+        address_of(&reply),
+        granted,
+        "the Renew extends the lease held"
+    );
     let advertise = handle_bytes(&server, solicit(false)).await.unwrap();
-    assert_eq!(address_of(&advertise), reserved, "the Solicit gets the reservation");
+    assert_eq!(
+        address_of(&advertise),
+        reserved,
+        "the Solicit gets the reservation"
+    );
 
     server.operator_delete_reservation(&spec).await.unwrap();
     assert_eq!(
