@@ -8,12 +8,16 @@ use super::*;
 use crate::config::{Reservation, ReservedClient};
 use crate::server::operator::{ReservationFollower, ReservationSpec};
 
+/// One change a follower was told of: added, the clients, whether the allocator honoured the
+/// reservation then.
+type Call = (bool, Option<Vec<Vec<u8>>>, bool);
+
 /// A follower that records each change, and whether the allocator honoured the reservation
 /// when it was told.
 #[derive(Default)]
 struct Recorder {
     server: Mutex<Weak<Server>>,
-    calls: Mutex<Vec<(bool, Option<Vec<Vec<u8>>>, bool)>>,
+    calls: Mutex<Vec<Call>>,
 }
 
 impl ReservationFollower for Recorder {
