@@ -361,7 +361,9 @@ impl Reloader {
                 .await
                 .map_err(|err| ReloadError::Task(err.to_string()))??
         };
-        // As at start: the reservations made at run time stay in force across a reload.
+        // As at start: the reservations made at run time stay in force across a reload (none
+        // is made between reading them and the swap).
+        let _reservations = crate::server::operator::reservations_settled().await;
         crate::server::operator::merge_runtime_reservations(&mut loaded.config)
             .map_err(|err| ReloadError::RuntimeReservations(err.to_string()))?;
         let old = self.server.config();

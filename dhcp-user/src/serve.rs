@@ -90,6 +90,10 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let fast_path = start_fast_path(&args, &server, &interfaces).await?;
+    if let Some(handle) = &fast_path {
+        // Reservations added or deleted at run time reach the maps before the answer.
+        server.follow_reservations(handle.sync.clone());
+    }
 
     // The sockets open before the control socket answers: a client that sees the server
     // answer there can send requests at once.
@@ -228,6 +232,9 @@ async fn start_leasequery(
         );
         context.tls = crate::leasequery::server_tls(&config)
             .context("[leasequery] tls-*: the server's TLS configuration")?;
+        // The links follow a reload (the rest of `[leasequery]` takes a restart).
+        let live = Arc::clone(server);
+        context.live = Some(Arc::new(move || live.leasequery_settings()));
         let context = Arc::new(context);
         for listen in &config.listen {
             let listener = tokio::net::TcpListener::bind(listen)

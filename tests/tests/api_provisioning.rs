@@ -180,6 +180,95 @@ fn a_lease_added_over_http_is_renewed_in_xdp_and_deleted_with_the_cli() {
     assert!(out.contains("0 binding(s)"), "{out}");
 }
 
+/// Answers of the fast path to Solicits (Advertise, or Reply with Rapid Commit).
+fn solicits_in_xdp(lab: &LabServer) -> u64 {
+    lab.xdp_counter(stat::TX_SOLICIT_ADVERTISE) + lab.xdp_counter(stat::TX_SOLICIT_REPLY)
+}
+
+/// A reservation added at run time for a client XDP answers from its binding takes the binding
+/// out of the maps before the answer: at once, the client's Renew reaches the controller (which
+/// extends the old address) and its Solicit too (offered the reservation), never XDP's old
+/// binding. Deleted, the client's binding is back in the maps before the answer: its next Renew
+/// is answered in XDP.
+#[test]
+fn a_reservation_for_a_bound_client_takes_its_binding_out_of_xdp_at_once() {
+    let lab = LabServer::start_with("api-resv-xdp", &config("resv-xdp", ""), true);
+    let socket = lab.client_socket(CLIENT_PORT);
+    let server_id = server_id(&lab, &socket);
+    let duid = wire::client_duid(0x78);
+    let address: Ipv6Addr = "2001:db8:1::1078".parse().unwrap();
+    let reserved = "2001:db8:1::43";
+    let out = lab.cli(&[
+        "lease",
+        "add",
+        "--address",
+        &address.to_string(),
+        "--duid",
+        &hex::encode(duid),
+        "--iaid",
+        "5",
+        "--valid-lifetime",
+        "600",
+    ]);
+    assert!(out.contains(&address.to_string()), "{out}");
+    let before = renewals_in_xdp(&lab);
+    lab.wait_until(Duration::from_secs(10), "a Renew answered in XDP", || {
+        exchange(&lab, &socket, &renew(&duid, &server_id, 5, address, 0x300));
+        renewals_in_xdp(&lab) > before
+    });
+
+    let reservation = [
+        "reservation",
+        "add",
+        "--subnet",
+        "1",
+        "--duid",
+        &hex::encode(duid),
+        "--address",
+        reserved,
+    ];
+    let out = lab.cli(&reservation);
+    assert!(out.contains(reserved), "{out}");
+    // No waiting: the map changed before the answer.
+    let (xdp_before, controller_before) = (renewals_in_xdp(&lab), controller_renews(&lab));
+    let reply = exchange(&lab, &socket, &renew(&duid, &server_id, 5, address, 0x301));
+    assert_eq!(reply[0], MSG_REPLY);
+    assert_eq!(renewals_in_xdp(&lab), xdp_before, "not answered in XDP");
+    assert_eq!(controller_renews(&lab), controller_before + 1);
+    let solicits_before = solicits_in_xdp(&lab);
+    let solicit = wire::msg(
+        MSG_SOLICIT,
+        0x302,
+        &[opt(OPT_CLIENTID, &duid), elapsed(), ia_na(5, 0, 0, None)],
+    );
+    let advertise = exchange(&lab, &socket, &solicit);
+    assert_eq!(advertise[0], MSG_ADVERTISE);
+    assert_eq!(ia_of(&advertise).leases[0].0.to_string(), reserved);
+    assert_eq!(
+        solicits_in_xdp(&lab),
+        solicits_before,
+        "the Solicit was passed on"
+    );
+
+    let out = lab.cli(&[
+        "reservation",
+        "delete",
+        "--subnet",
+        "1",
+        "--duid",
+        &hex::encode(duid),
+    ]);
+    assert!(out.contains(reserved), "{out}");
+    let xdp_before = renewals_in_xdp(&lab);
+    let reply = exchange(&lab, &socket, &renew(&duid, &server_id, 5, address, 0x303));
+    assert_eq!(ia_of(&reply).leases[0].0, address);
+    assert_eq!(
+        renewals_in_xdp(&lab),
+        xdp_before + 1,
+        "answered in XDP again"
+    );
+}
+
 /// A reservation added with `dhcp-user reservation add` is handed to its client's first
 /// Solicit at once, is listed, and survives a restart (kept in the state directory): after it,
 /// the client's next Solicit gets the reserved address again.

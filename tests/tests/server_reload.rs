@@ -43,7 +43,17 @@ struct Client {
 /// Relays `request` (a client message) and waits for the reply to it, unwrapped from its
 /// Relay-Repl (three tries; a reply with another transaction id is skipped).
 fn exchange(socket: &UdpSocket, to: std::net::SocketAddrV6, request: &[u8]) -> Option<Vec<u8>> {
-    let relayed = relay_forw(request, ip(CLIENT_ADDRESS), ip("fe80::1"), None);
+    exchange_on(socket, to, request, ip(CLIENT_ADDRESS))
+}
+
+/// As [`exchange`], the relay naming `link` as its link-address (which selects the subnet).
+fn exchange_on(
+    socket: &UdpSocket,
+    to: std::net::SocketAddrV6,
+    request: &[u8],
+    link: Ipv6Addr,
+) -> Option<Vec<u8>> {
+    let relayed = relay_forw(request, link, ip("fe80::1"), None);
     let mut buf = [0u8; 4096];
     for _ in 0..3 {
         socket.send_to(&relayed, to).ok()?;
@@ -398,5 +408,82 @@ fn reordering_and_deleting_subnets_never_renumbers_the_others() {
             && record.contains("2 2001:db8:2::/64")
             && record.contains("3 2001:db8:3::/64"),
         "{record}"
+    );
+}
+
+/// `dhcp-user leasequery` from the client's namespace (its address is in the lab's
+/// `[leasequery] allow`), over TCP to the server: its output.
+fn leasequery(lab: &LabServer, args: &[&str]) -> String {
+    let out = lab
+        .client_ns
+        .command(dhcp_user_binary())
+        .args(["leasequery", "--server", server_common::SERVER_ADDRESS])
+        .args(args)
+        .output()
+        .expect("running dhcp-user leasequery");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A reload that adds a subnet extends the links TCP leasequery answers for: before it, a bulk
+/// query by the new link's address gets NotConfigured (RFC 5460 section 7.3: a server MUST
+/// answer NotConfigured for a link it is not configured for); after it, a client relayed from
+/// that link is granted an address of the new subnet, the same query returns its binding, and
+/// so does a query by its address over TCP.
+#[test]
+fn a_reload_adding_a_subnet_reaches_tcp_leasequery() {
+    let lab = LabServer::start("reload-lq-links", &config("2001:db8:1::53", false));
+    let link = "2001:db8:2::1";
+    let before = leasequery(&lab, &["link", link]);
+    assert!(
+        before.contains(&format!("status {STATUS_NOT_CONFIGURED}")),
+        "{before}"
+    );
+    let second = "\n[[subnet]]\nid = 2\nprefix = \"2001:db8:2::/64\"\nrapid-commit = true\n\
+                  pools = [{ low = \"2001:db8:2::1000\", high = \"2001:db8:2::1fff\" }]\n";
+    std::fs::write(
+        &lab.config_path,
+        format!("{}{second}", config("2001:db8:1::53", false)),
+    )
+    .unwrap();
+    let (ok, text) = reload(&lab);
+    assert!(ok && text.contains("subnet 2"), "{text}");
+    let socket = lab.client_socket(547);
+    let solicit = msg(
+        MSG_SOLICIT,
+        0x7500,
+        &[
+            opt(OPT_CLIENTID, &client_duid(0x92)),
+            opt(OPT_RAPID_COMMIT, &[]),
+            ia_na(1, 0, 0, None),
+            elapsed(),
+        ],
+    );
+    let reply = exchange_on(&socket, lab.server_unicast(), &solicit, ip(link)).expect("a reply");
+    assert_eq!(reply[0], MSG_REPLY, "Rapid Commit");
+    let opts = options(&reply[4..]).unwrap();
+    let address = parse_ia(find(&opts, OPT_IA_NA).unwrap(), false)
+        .unwrap()
+        .leases[0]
+        .0;
+    assert!(address.to_string().starts_with("2001:db8:2::"), "{address}");
+    let after = leasequery(&lab, &["link", link]);
+    assert!(
+        after.contains(&address.to_string()) && !after.contains("status"),
+        "{after}"
+    );
+    let by_address = leasequery(&lab, &["--tcp", "address", &address.to_string()]);
+    let colon_hex: Vec<String> = client_duid(0x92)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(by_address.contains(&colon_hex.join(":")), "{by_address}");
+    let elsewhere = leasequery(&lab, &["link", "2001:db8:3::1"]);
+    assert!(
+        elsewhere.contains(&format!("status {STATUS_NOT_CONFIGURED}")),
+        "{elsewhere}"
     );
 }

@@ -24,7 +24,7 @@ use crate::netif::IfaceInfo;
 use crate::{
     binding_rule::{Reservations, Standing},
     clock::unix_now,
-    config::{Config, PoolHalf, Subnet},
+    config::{Config, PoolHalf, Reservation, Subnet},
     lease_events::LeaseEvent,
     netif::Interfaces,
     store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter},
@@ -642,18 +642,85 @@ impl MapSync {
         Ok(report)
     }
 
+    /// Follows a reservation added (`added`) or deleted at run time (the operator API), before
+    /// the allocator honours an added one and after it forgets a deleted one, so that the
+    /// program never answers from a binding the controller no longer keeps. Under the maps'
+    /// lock, the index learns it and the bindings it may change are rebuilt: those of
+    /// `clients` (the DUIDs the caller found: the reserved client, the holders of the reserved
+    /// address and prefix), or, for a reservation by line (`clients` is `None`: which DUIDs
+    /// are on a line only their leases' relay chains tell), every binding from the store, the
+    /// program passing every request on meanwhile (as in a reload).
+    pub fn reservation_changed(
+        &self,
+        subnet_id: u32,
+        reservation: &Reservation,
+        added: bool,
+        clients: Option<&[Vec<u8>]>,
+    ) -> Result<(), anyhow::Error> {
+        let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
+        let index = {
+            let mut guard = self.index.lock().unwrap_or_else(|e| e.into_inner());
+            let index = Arc::make_mut(&mut guard);
+            if added {
+                index.reservations.insert(subnet_id, reservation);
+            } else {
+                index.reservations.remove(subnet_id, reservation);
+            }
+            Arc::clone(&guard)
+        };
+        let now = unix_now();
+        match clients {
+            Some(clients) => {
+                for duid in clients {
+                    let leases = self.server.durable_leases_of(duid, 64);
+                    Self::write_binding(&mut fp, &index, duid, &leases, now)?;
+                }
+            }
+            None => {
+                let running = fp.global()?;
+                fp.set_global(&GlobalConfig {
+                    enabled: 0,
+                    ..running
+                })?;
+                let resynced = resync(
+                    &mut fp,
+                    ResyncSource::Store(self.server.store().as_ref()),
+                    &index,
+                    now,
+                );
+                fp.set_global(&running)?;
+                resynced?;
+            }
+        }
+        Ok(())
+    }
+
     /// Re-computes `duid`'s binding from the durable lease rows and writes or removes its map
     /// entry. The rows come from the server's in-memory copy of the store (a SQLite query per
     /// lease event here cost more than the whole 4-way exchange it followed).
     pub fn refresh_client(&self, duid: &[u8], now: i64) -> Result<(), anyhow::Error> {
-        let Some(key) = BindingKey::new(duid) else {
+        if BindingKey::new(duid).is_none() {
             return Ok(());
-        };
+        }
         let leases = self.server.durable_leases_of(duid, 64);
         let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
         let index = self.index();
+        Self::write_binding(&mut fp, &index, duid, &leases, now)
+    }
+
+    /// Writes (or removes) `duid`'s map entry for `leases` under `index` (`fp` locked).
+    fn write_binding(
+        fp: &mut FastPath,
+        index: &SubnetIndex,
+        duid: &[u8],
+        leases: &[Lease],
+        now: i64,
+    ) -> Result<(), anyhow::Error> {
+        let Some(key) = BindingKey::new(duid) else {
+            return Ok(());
+        };
         let mut map = fp.bindings_mut()?;
-        match binding_for(&leases, now, &index) {
+        match binding_for(leases, now, index) {
             Some((key, mut value)) => {
                 // The program may have moved the expiry on since the store last heard of it.
                 if let Ok(existing) = map.get(&key, 0) {
@@ -728,6 +795,18 @@ impl MapSync {
         ) {
             warn!("fast path: re-sync failed: {e:#}");
         }
+    }
+}
+
+impl crate::server::operator::ReservationFollower for MapSync {
+    fn reservation_changed(
+        &self,
+        subnet_id: u32,
+        reservation: &Reservation,
+        added: bool,
+        clients: Option<&[Vec<u8>]>,
+    ) -> Result<(), anyhow::Error> {
+        MapSync::reservation_changed(self, subnet_id, reservation, added, clients)
     }
 }
 

@@ -3,12 +3,20 @@
 //! What maps: the interfaces, every subnet (top level and inside shared networks) with its id,
 //! prefix, interface, address pools, PD pools, lifetimes and timers, rapid commit, relay
 //! addresses and interface-ids, reservations (one address and one prefix by DUID), the
-//! dns-servers, domain-search and preference options (global ones copied into each subnet),
-//! and a PostgreSQL lease database. Everything else is listed, by its path in Kea's file, as
-//! not converted: nothing is dropped silently.
+//! `option-data` of every level (global, subnet, pool, pd-pool, reservation: the Kea options
+//! of the table `KEA_OPTIONS`, others by code as hex), and a PostgreSQL lease database. Everything else is listed, by its path in
+//! Kea's file, as not converted: nothing is dropped silently.
+//!
+//! An option goes over by Kea's name or by its code, in the dhcp6 space: with `csv-format`
+//! (Kea's default) its `data` becomes our typed `value`, without it the hex `data` our `hex`.
+//! `dns-servers`, `domain-search` (global ones copied into each subnet) and `preference`
+//! become the subnet keys of those names; the others `option` entries (global ones the
+//! top-level `[[option]]`). Kea's `always-send` comes along.
 
 use serde_json::Value;
 use toml::Table;
+
+use crate::options::Kind;
 
 /// A converted configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +63,13 @@ pub fn convert(text: &str) -> Result<Converted, String> {
                 }
             }
             "rapid-commit" => defaults.rapid_commit = value.as_bool(),
-            "option-data" => defaults.options = out.options(&path, value),
+            "option-data" => {
+                let (keys, entries) = out.options(&path, value, Level::Subnet);
+                defaults.options = keys;
+                if !entries.is_empty() {
+                    root.insert("option".into(), toml::Value::Array(entries));
+                }
+            }
             "lease-database" => out.lease_database(&path, value, &mut root),
             "subnet6" | "shared-networks" | "loggers" => {}
             _ => out.unmapped(&path, value),
@@ -164,38 +178,35 @@ impl Converter {
         }
     }
 
-    /// Kea `option-data` into our subnet keys (dns-servers, domain-search, preference).
-    fn options(&mut self, path: &str, value: &Value) -> Table {
-        let mut table = Table::new();
-        for (i, option) in value.as_array().into_iter().flatten().enumerate() {
+    /// Kea `option-data` at `level`: the subnet keys (`dns-servers`, `domain-search`,
+    /// `preference`; at the subnet level only) and our `option` entries. What does not convert
+    /// is listed with the reason.
+    fn options(&mut self, path: &str, value: &Value, level: Level) -> (Table, Vec<toml::Value>) {
+        let mut keys = Table::new();
+        let mut entries = Vec::new();
+        let Some(list) = value.as_array() else {
+            self.unmapped(path, value);
+            return (keys, entries);
+        };
+        for (i, option) in list.iter().enumerate() {
             let path = format!("{path}[{i}]");
-            let name = option.get("name").and_then(Value::as_str).unwrap_or("");
-            let data = option.get("data").and_then(Value::as_str).unwrap_or("");
-            let list = || {
-                toml::Value::Array(
-                    data.split(',')
-                        .map(|item| toml::Value::from(item.trim()))
-                        .filter(|item| item.as_str() != Some(""))
-                        .collect(),
-                )
-            };
-            match name {
-                "dns-servers" => {
-                    table.insert("dns-servers".into(), list());
+            match convert_option(option, level) {
+                Ok(OptionOut::Key(key, value)) => {
+                    keys.insert(key.into(), value);
                 }
-                "domain-search" => {
-                    table.insert("domain-search".into(), list());
+                Ok(OptionOut::Entry(entry)) => entries.push(toml::Value::Table(entry)),
+                Err(why) => {
+                    self.note(&path, &why);
+                    continue;
                 }
-                "preference" => match data.trim().parse::<u8>() {
-                    Ok(preference) => {
-                        table.insert("preference".into(), i64::from(preference).into());
-                    }
-                    Err(_) => self.unmapped(&path, option),
-                },
-                _ => self.unmapped(&path, option),
             }
+            self.rest(
+                &path,
+                option,
+                &["name", "code", "space", "data", "csv-format", "always-send"],
+            );
         }
-        table
+        (keys, entries)
     }
 
     fn lease_database(&mut self, path: &str, value: &Value, root: &mut Table) {
@@ -296,8 +307,21 @@ impl Converter {
                     table.insert("pd-pools".into(), toml::Value::Array(pools));
                 }
                 "option-data" => {
-                    for (key, value) in self.options(&here, value) {
+                    let (keys, entries) = self.options(&here, value, Level::Subnet);
+                    for (key, value) in keys {
                         table.insert(key, value);
+                    }
+                    // A code given here as an entry replaces the shorthand copied in from the
+                    // global level (both at one level would be refused).
+                    for entry in &entries {
+                        if let Some(key) = entry.get("name").and_then(toml::Value::as_str) {
+                            if matches!(key, "dns-servers" | "domain-search") {
+                                table.remove(key);
+                            }
+                        }
+                    }
+                    if !entries.is_empty() {
+                        table.insert("option".into(), toml::Value::Array(entries));
                     }
                 }
                 "reservations" => {
@@ -346,11 +370,12 @@ impl Converter {
                     let mut table = Table::new();
                     table.insert("low".into(), low.into());
                     table.insert("high".into(), high.into());
+                    self.inner_options(&here, pool, &mut table);
                     pools.push(toml::Value::Table(table));
                 }
                 None => self.unmapped(&here, pool),
             }
-            self.rest(&here, pool, &["pool"]);
+            self.rest(&here, pool, &["pool", "option-data"]);
         }
         pools
     }
@@ -367,13 +392,29 @@ impl Converter {
                     let mut table = Table::new();
                     table.insert("prefix".into(), format!("{prefix}/{len}").into());
                     table.insert("delegated-length".into(), (delegated as i64).into());
+                    self.inner_options(&here, pool, &mut table);
                     pools.push(toml::Value::Table(table));
                 }
                 _ => self.unmapped(&here, pool),
             }
-            self.rest(&here, pool, &["prefix", "prefix-len", "delegated-len"]);
+            self.rest(
+                &here,
+                pool,
+                &["prefix", "prefix-len", "delegated-len", "option-data"],
+            );
         }
         pools
+    }
+
+    /// The `option-data` of a pool, pd-pool or reservation (`object`) as its `option` entries.
+    fn inner_options(&mut self, path: &str, object: &Value, table: &mut Table) {
+        let Some(value) = object.get("option-data") else {
+            return;
+        };
+        let (_, entries) = self.options(&format!("{path}.option-data"), value, Level::Inner);
+        if !entries.is_empty() {
+            table.insert("option".into(), toml::Value::Array(entries));
+        }
     }
 
     fn reservations(&mut self, path: &str, value: &Value) -> Vec<toml::Value> {
@@ -413,10 +454,264 @@ impl Converter {
                     "more than one address or prefix: only the first is kept",
                 );
             }
-            self.rest(&here, reservation, &["duid", "ip-addresses", "prefixes"]);
+            self.inner_options(&here, reservation, &mut table);
+            self.rest(
+                &here,
+                reservation,
+                &["duid", "ip-addresses", "prefixes", "option-data"],
+            );
             out.push(toml::Value::Table(table));
         }
         out
+    }
+}
+
+/// Where an `option-data` list sits: the global or a subnet level (which have the shorthand
+/// keys), or a pool, pd-pool or reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Subnet,
+    Inner,
+}
+
+/// How a Kea option's value becomes ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ours {
+    /// Our standard option of this name.
+    Named(&'static str),
+    /// By code, with this `type` of ours.
+    Typed(Kind),
+    /// Kea's `preference`: the subnet key.
+    Preference,
+}
+
+/// Kea's standard DHCPv6 options that have a counterpart here: Kea's name, the code, ours.
+/// Others by code go over only as hex (`csv-format: false`); the server's own options
+/// ([`crate::options::is_protocol_option`]) never.
+const KEA_OPTIONS: &[(&str, u16, Ours)] = &[
+    ("preference", 7, Ours::Preference),
+    ("vendor-opts", 17, Ours::Named("vendor-opts")),
+    ("sip-server-dns", 21, Ours::Named("sip-server-d")),
+    ("sip-server-addr", 22, Ours::Named("sip-server-a")),
+    ("dns-servers", 23, Ours::Named("dns-servers")),
+    ("domain-search", 24, Ours::Named("domain-search")),
+    ("nis-servers", 27, Ours::Typed(Kind::Addresses)),
+    ("nisp-servers", 28, Ours::Typed(Kind::Addresses)),
+    ("nis-domain-name", 29, Ours::Typed(Kind::Domains)),
+    ("nisp-domain-name", 30, Ours::Typed(Kind::Domains)),
+    ("sntp-servers", 31, Ours::Named("sntp-servers")),
+    (
+        "information-refresh-time",
+        32,
+        Ours::Named("information-refresh-time"),
+    ),
+    ("bcmcs-server-dns", 33, Ours::Typed(Kind::Domains)),
+    ("bcmcs-server-addr", 34, Ours::Typed(Kind::Addresses)),
+    ("pana-agent", 40, Ours::Typed(Kind::Addresses)),
+    ("new-posix-timezone", 41, Ours::Typed(Kind::Text)),
+    ("new-tzdb-timezone", 42, Ours::Typed(Kind::Text)),
+    ("ntp-server", 56, Ours::Named("ntp-server")),
+    ("bootfile-url", 59, Ours::Typed(Kind::Text)),
+    ("aftr-name", 64, Ours::Named("aftr-name")),
+    ("erp-local-domain-name", 65, Ours::Typed(Kind::Domain)),
+    ("solmax-rt", 82, Ours::Named("sol-max-rt")),
+    ("inf-max-rt", 83, Ours::Named("inf-max-rt")),
+    ("v6-captive-portal", 103, Ours::Named("captive-portal")),
+    ("v6-dnr", 144, Ours::Named("dnr")),
+];
+
+/// One converted `option-data` entry.
+enum OptionOut {
+    /// A subnet key (`dns-servers`, `domain-search`, `preference`) and its value.
+    Key(&'static str, toml::Value),
+    /// An `option` entry.
+    Entry(Table),
+}
+
+/// One Kea `option-data` entry at `level`, or why it does not convert.
+fn convert_option(option: &Value, level: Level) -> Result<OptionOut, String> {
+    let name = option.get("name").and_then(Value::as_str);
+    let code = match option.get("code") {
+        None => None,
+        Some(code) => Some(
+            code.as_u64()
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| *c > 0)
+                .ok_or_else(|| format!("`code` {code} is not an option code (1-65535)"))?,
+        ),
+    };
+    match option.get("space").and_then(Value::as_str) {
+        None | Some("dhcp6") => {}
+        Some(space) => {
+            return Err(format!(
+                "an option of Kea's space `{space}` (a sub-option): give its parent option \
+                 here as `hex` (or as `vendor-opts`, `ntp-server`, `dnr` values)"
+            ))
+        }
+    }
+    let by_name = name.and_then(|name| KEA_OPTIONS.iter().find(|(kea, _, _)| *kea == name));
+    let known = match (name, code, by_name) {
+        (_, _, Some(known)) => {
+            if let Some(code) = code.filter(|code| *code != known.1) {
+                return Err(format!("`{}` is option {}, not {code}", known.0, known.1));
+            }
+            Some(known)
+        }
+        // A custom option of Kea's (its name defined in `option-def`): by its code.
+        (_, Some(code), None) => KEA_OPTIONS.iter().find(|(_, c, _)| *c == code),
+        (Some(name), None, None) => {
+            return Err(format!(
+                "no option named `{name}` here (a custom option of Kea's: give its `code`, and \
+                 its data as hex, `csv-format: false`)"
+            ))
+        }
+        (None, None, None) => return Err("an option needs `name` or `code`".into()),
+    };
+    let code = known.map_or(code.unwrap_or(0), |(_, c, _)| *c);
+    if known.is_none_or(|(_, _, ours)| *ours != Ours::Preference)
+        && crate::options::is_protocol_option(code)
+    {
+        return Err(format!(
+            "option {code} is built by the server itself, not configured"
+        ));
+    }
+    let data = match option.get("data") {
+        None => "",
+        Some(Value::String(data)) => data.as_str(),
+        Some(other) => return Err(format!("`data` {other} is not a string")),
+    };
+    let csv = match option.get("csv-format") {
+        None => true,
+        Some(Value::Bool(csv)) => *csv,
+        Some(other) => return Err(format!("`csv-format` {other} is not true or false")),
+    };
+    let always_send = match option.get("always-send") {
+        None => false,
+        Some(Value::Bool(always)) => *always,
+        Some(other) => return Err(format!("`always-send` {other} is not true or false")),
+    };
+    if let Some(Value::Bool(true)) = option.get("never-send") {
+        return Err("`never-send`: the option is not sent, so it is left out".into());
+    }
+    let ours = known.map(|(_, _, ours)| *ours);
+    if ours == Some(Ours::Preference) {
+        if level != Level::Subnet {
+            return Err(
+                "preference is a subnet's key here, not a pool's or a reservation's".into(),
+            );
+        }
+        let preference = if csv {
+            data.trim().parse::<u8>().ok()
+        } else {
+            hex_body(data)
+                .ok()
+                .and_then(|b| (b.len() == 1).then(|| b[0]))
+        };
+        return preference
+            .map(|p| OptionOut::Key("preference", i64::from(p).into()))
+            .ok_or_else(|| format!("preference `{data}` is not 0-255"));
+    }
+    let mut entry = Table::new();
+    let kind = match ours {
+        Some(Ours::Named(ours)) => {
+            entry.insert("name".into(), ours.into());
+            crate::options::by_name(ours).map(|def| def.kind)
+        }
+        Some(Ours::Typed(kind)) => {
+            entry.insert("code".into(), i64::from(code).into());
+            Some(kind)
+        }
+        _ => {
+            entry.insert("code".into(), i64::from(code).into());
+            None
+        }
+    };
+    if !csv {
+        let body = hex_body(data)?;
+        entry.insert("hex".into(), hex::encode(body).into());
+    } else {
+        let Some(kind) = kind else {
+            return Err(format!(
+                "option {code} is not a standard option here: its data only as hex \
+                 (`csv-format: false`)"
+            ));
+        };
+        if let Some(Ours::Typed(kind)) = ours {
+            entry.insert("type".into(), kind.name().into());
+        }
+        entry.insert("value".into(), csv_value(kind, data, code)?);
+    }
+    if always_send {
+        if crate::options::only_when_requested(code) {
+            return Err(format!(
+                "`always-send` option {code}: RFC 8415 sections 21.24, 21.25 send it only to a \
+                 client that asks; convert it without `always-send`"
+            ));
+        }
+        entry.insert("always-send".into(), true.into());
+    }
+    // The subnet keys of these names take typed values only, and no `always-send`.
+    if level == Level::Subnet && csv && !always_send {
+        for key in ["dns-servers", "domain-search"] {
+            if entry.get("name").and_then(toml::Value::as_str) == Some(key) {
+                if let Some(value) = entry.remove("value") {
+                    return Ok(OptionOut::Key(key, value));
+                }
+            }
+        }
+    }
+    Ok(OptionOut::Entry(entry))
+}
+
+/// Kea's hex `data` (`0a0b0c`, `0x0a0b0c`, `0a:0b:0c`, `0a 0b 0c`) as bytes.
+fn hex_body(data: &str) -> Result<Vec<u8>, String> {
+    let trimmed = data.trim();
+    let digits: String = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+        .unwrap_or(trimmed)
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | ' '))
+        .collect();
+    if digits.is_empty() {
+        return Err("no data".into());
+    }
+    hex::decode(&digits).map_err(|err| format!("`data` `{data}` is not hex: {err}"))
+}
+
+/// Kea's comma-separated `data` as our `value` of `kind`.
+fn csv_value(kind: Kind, data: &str, code: u16) -> Result<toml::Value, String> {
+    let list = || -> toml::Value {
+        toml::Value::Array(
+            data.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(toml::Value::from)
+                .collect(),
+        )
+    };
+    let integer = |max: u64| -> Result<toml::Value, String> {
+        data.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= max)
+            .map(|n| toml::Value::Integer(n as i64))
+            .ok_or_else(|| format!("`data` `{data}` is not an integer 0-{max}"))
+    };
+    match kind {
+        Kind::Addresses | Kind::Domains => Ok(list()),
+        Kind::Domain => Ok(data.trim().into()),
+        // Kea escapes a comma inside a string as `\,`.
+        Kind::Text => Ok(data.replace("\\,", ",").into()),
+        Kind::U8 => integer(u8::MAX.into()),
+        Kind::U16 => integer(u16::MAX.into()),
+        Kind::U32 => integer(u32::MAX.into()),
+        Kind::Hex => hex_body(data).map(|body| hex::encode(body).into()),
+        Kind::NtpServer | Kind::VendorOpts | Kind::Dnr => Err(format!(
+            "option {code}'s sub-options are Kea option-data of their own: give it here as \
+             hex (`csv-format: false`), or write its value by hand (docs/configuration.md, \
+             Options)"
+        )),
     }
 }
 

@@ -177,8 +177,11 @@ fn kea_config_converts_to_a_valid_config_of_ours() {
         crate::config::LeaseDatabase::Postgresql(ref pg) if pg.conninfo == "host=db user=kea dbname=kea"
     ));
     let unmapped = converted.unmapped.join("\n");
+    assert!(
+        config.options.iter().any(|o| o.code == 31),
+        "sntp-servers converts"
+    );
     for expected in [
-        "Dhcp6.option-data[1]",
         "Dhcp6.loggers",
         "Dhcp6.control-socket",
         "Dhcp6.lease-database.password",
@@ -208,4 +211,153 @@ fn a_file_that_is_not_kea_dhcp6_config_is_refused() {
     assert!(err.contains("Dhcp6"), "{err}");
     let err = crate::kea::config::convert("{ not json").unwrap_err();
     assert!(err.contains("JSON"), "{err}");
+}
+
+/// The body of option `code` in `options` (the first entry of that code).
+fn body_of(options: &[crate::options::ConfiguredOption], code: u16) -> Option<&[u8]> {
+    options
+        .iter()
+        .find(|o| o.code == code)
+        .map(|o| o.data.as_slice())
+}
+
+/// Kea's `option-data` at every level (global, subnet, pool, pd-pool, reservation), by name
+/// and by code, with `csv-format` true (typed values) and false (hex), becomes our options
+/// (a configuration that loads, with the bytes Kea would send), `always-send` included; what
+/// does not convert (a name we do not know, a sub-option space, an option the server builds,
+/// sub-options in csv form) is listed with the reason.
+#[test]
+fn kea_option_data_converts_at_every_level_and_the_rest_is_listed() {
+    let kea = r#"{ "Dhcp6": {
+      "option-data": [
+        { "name": "sntp-servers", "data": "2001:db8::7b" },
+        { "name": "aftr-name", "data": "aftr.example.net", "always-send": true },
+        { "code": 82, "data": "600" },
+        { "code": 250, "csv-format": false, "data": "0x0A0B" },
+        { "name": "nis-servers", "data": "2001:db8::9, 2001:db8::a" },
+        { "name": "my-custom", "data": "x" },
+        { "name": "vendor-opts", "data": "4491" },
+        { "code": 2, "space": "vendor-4491", "data": "2001:db8::2" },
+        { "name": "solmax-rt", "data": "60", "always-send": true }
+      ],
+      "subnet6": [ {
+        "id": 1, "subnet": "2001:db8:1::/64",
+        "option-data": [
+          { "name": "dns-servers", "data": "2001:db8:1::53" },
+          { "name": "v6-captive-portal", "data": "https://portal.example.net/" },
+          { "name": "preference", "data": "200" },
+          { "name": "new-posix-timezone", "data": "EST5EDT4\\,M3.2.0" },
+          { "code": 12, "data": "2001:db8::1" }
+        ],
+        "pools": [ { "pool": "2001:db8:1::1000-2001:db8:1::1fff",
+                     "option-data": [ { "name": "sntp-servers", "data": "2001:db8:1::7b" } ] } ],
+        "pd-pools": [ { "prefix": "2001:db8:8000::", "prefix-len": 40, "delegated-len": 56,
+                        "option-data": [ { "name": "sip-server-dns", "data": "sip.example.net" } ] } ],
+        "reservations": [ { "duid": "01:02:03:04:05:0a:0b:0c:0d:0e", "ip-addresses": [ "2001:db8:1::100" ],
+                            "option-data": [ { "name": "ntp-server", "csv-format": false,
+                                               "data": "00 01 00 10 20 01 0d b8 00 00 00 00 00 00 00 00 00 00 01 23" },
+                                             { "name": "dns-servers", "data": "2001:db8:1::54" } ] } ]
+      } ]
+    } }"#;
+    let converted = crate::kea::config::convert(kea).unwrap();
+    let config = crate::config::Config::parse(&converted.toml, "converted.toml")
+        .unwrap_or_else(|err| panic!("{err}\n{}", converted.toml));
+    let global = &config.options;
+    assert_eq!(
+        body_of(global, 31),
+        Some(
+            &"2001:db8::7b"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()[..]
+        )
+    );
+    let aftr = global.iter().find(|o| o.code == 64).expect("aftr-name");
+    assert!(aftr.always_send);
+    assert_eq!(aftr.data, b"\x04aftr\x07example\x03net\x00");
+    assert_eq!(body_of(global, 82), Some(&600u32.to_be_bytes()[..]));
+    assert_eq!(body_of(global, 250), Some(&[0x0a, 0x0b][..]));
+    assert_eq!(
+        body_of(global, 27).map(<[u8]>::len),
+        Some(32),
+        "two addresses"
+    );
+    let subnet = &config.subnets[0];
+    assert_eq!(
+        subnet.dns_servers,
+        ["2001:db8:1::53".parse::<std::net::Ipv6Addr>().unwrap()]
+    );
+    assert_eq!(subnet.preference, Some(200));
+    assert_eq!(
+        body_of(&subnet.options, 103),
+        Some(&b"https://portal.example.net/"[..])
+    );
+    assert_eq!(
+        body_of(&subnet.options, 41),
+        Some(&b"EST5EDT4,M3.2.0"[..]),
+        "Kea's escaped comma"
+    );
+    assert_eq!(
+        body_of(&subnet.pool_options[0], 31),
+        Some(
+            &"2001:db8:1::7b"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()[..]
+        )
+    );
+    assert_eq!(
+        body_of(&subnet.pd_pool_options[0], 21),
+        Some(&b"\x03sip\x07example\x03net\x00"[..])
+    );
+    let reservation = &subnet.reservations[0].options;
+    assert_eq!(body_of(reservation, 56).map(<[u8]>::len), Some(20));
+    assert_eq!(body_of(reservation, 23).map(<[u8]>::len), Some(16));
+    let unmapped = converted.unmapped.join("\n");
+    for (path, why) in [
+        ("Dhcp6.option-data[5]", "no option named `my-custom`"),
+        ("Dhcp6.option-data[6]", "sub-options"),
+        ("Dhcp6.option-data[7]", "space `vendor-4491`"),
+        ("Dhcp6.option-data[8]", "only to a client that asks"),
+        ("Dhcp6.subnet6[0].option-data[4]", "built by the server"),
+    ] {
+        assert!(
+            unmapped
+                .lines()
+                .any(|line| line.starts_with(path) && line.contains(why)),
+            "{path}: {why}:\n{unmapped}"
+        );
+    }
+    assert_eq!(converted.unmapped.len(), 5, "{unmapped}");
+}
+
+/// A Kea option-data entry that is not valid (a code out of range, data that is not hex, a
+/// name and a code that disagree) is listed with the reason, never converted wrong.
+#[test]
+fn bad_kea_option_data_is_listed_with_the_reason() {
+    let kea = r#"{ "Dhcp6": { "option-data": [
+        { "code": 70000, "data": "1" },
+        { "code": 250, "csv-format": false, "data": "zz" },
+        { "name": "dns-servers", "code": 24, "data": "2001:db8::1" },
+        { "name": "sol-max-rt", "data": "60" },
+        { "code": 82, "data": "not a number" }
+    ] } }"#;
+    let converted = crate::kea::config::convert(kea).unwrap();
+    let unmapped = converted.unmapped.join("\n");
+    for (i, why) in [
+        "not an option code",
+        "not hex",
+        "is option 23",
+        "no option named `sol-max-rt`",
+        "not an integer",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            unmapped.contains(&format!("Dhcp6.option-data[{i}]: ")) && unmapped.contains(why),
+            "{why}:\n{unmapped}"
+        );
+    }
+    assert!(!converted.toml.contains("[[option]]"), "{}", converted.toml);
 }

@@ -44,7 +44,7 @@ pub use binding::{client_data, relay_peer_address, LeaseUpdate, PeerData, PEER_D
 pub use query::{answer_udp, parse_active_query, parse_query, ParsedQuery, QueryError, QueryKind};
 pub use stats::LeasequeryStats;
 
-pub use tcp::{serve_tcp, spawn_tcp, LeasequeryContext, SubscribeFn};
+pub use tcp::{serve_tcp, spawn_tcp, LeasequeryContext, LiveSettings, SubscribeFn};
 
 /// What the leasequery service needs of the server that runs it: its store, its lease events
 /// and its DUID. The server implements it where the product is wired (`crate::serve`).

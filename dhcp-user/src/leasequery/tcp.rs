@@ -80,6 +80,9 @@ const LAG_MARGIN_SECS: i64 = 5;
 /// A source of lease-event subscriptions (e.g. `move || server.subscribe()`).
 pub type SubscribeFn = Arc<dyn Fn() -> broadcast::Receiver<LeaseEvent> + Send + Sync>;
 
+/// The leasequery settings in force now (e.g. `move || server.leasequery_settings()`).
+pub type LiveSettings = Arc<dyn Fn() -> Arc<LeasequerySettings> + Send + Sync>;
+
 /// What the TCP service needs: the store, lease events, our DUID, the policy and counters.
 pub struct LeasequeryContext {
     /// The lease store (read only).
@@ -90,6 +93,9 @@ pub struct LeasequeryContext {
     pub server_duid: Duid,
     /// Policy and limits.
     pub settings: LeasequerySettings,
+    /// The settings in force now, read for each query: a reload swaps the server's, and the
+    /// links and delegated prefixes a query may name follow its subnets. `None`: `settings`.
+    pub live: Option<LiveSettings>,
     /// Counters.
     pub stats: Arc<LeasequeryStats>,
     /// TLS (`tls-*` keys): StartTLS upgrades the session with this; `None`: StartTLS is
@@ -110,6 +116,7 @@ impl LeasequeryContext {
             subscribe: Arc::new(move || events.subscribe()),
             server_duid: server.server_duid().clone(),
             settings,
+            live: None,
             stats,
             tls: None,
         }
@@ -512,7 +519,8 @@ impl Session {
         query: &Message,
         parse: fn(&Message) -> Result<ParsedQuery, QueryError>,
     ) -> Result<(ParsedQuery, Selector), QueryError> {
-        let settings = &self.ctx.settings;
+        let live = self.ctx.live.as_ref().map(|now| now());
+        let settings = live.as_deref().unwrap_or(&self.ctx.settings);
         if !settings.is_allowed(self.requestor) {
             return Err(QueryError::NotAllowed(
                 "requestor is not in the leasequery allow-list",

@@ -468,6 +468,8 @@ pub struct Server {
     /// Held (a shared store) from applying or checking lease events against the copy until
     /// they are sent, so that events reach the fast path and leasequery in the copy's order.
     publish_order: Mutex<()>,
+    /// Told of every reservation added or deleted at run time (the fast path's map sync).
+    reservation_followers: RwLock<Vec<Arc<dyn operator::ReservationFollower>>>,
 }
 
 impl Server {
@@ -559,6 +561,7 @@ impl Server {
             server_duid,
             followed_seq: std::sync::atomic::AtomicU64::new(opened_at_seq),
             publish_order: Mutex::new(()),
+            reservation_followers: RwLock::new(Vec::new()),
             store,
             writer,
             events: crate::lease_events::channel(),

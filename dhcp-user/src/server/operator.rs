@@ -6,12 +6,11 @@
 //! answer.
 //!
 //! Reservations made here are kept in `<state-dir>/reservations.json` (written whole, then
-//! renamed into place) and merged into the configuration's at start, before the allocator and
-//! the fast path read them. At run time the allocator learns them at once; the fast path's copy
-//! of the reservations is the one it was started with, so a client granted an address reserved
-//! since then (outside the pools) has its renewals answered by the controller until the next
-//! start. To keep the two from ever answering a client differently, a reservation is refused
-//! while its client, or another one, holds a lease it would change.
+//! renamed into place) and merged into the configuration's at start (and at every reload),
+//! before the allocator and the fast path read them. At run time both learn them at once: the
+//! fast path's map sync ([`ReservationFollower`]) before the allocator honours an added one and
+//! after it forgets a deleted one, each time rebuilding the bindings the change may affect, so
+//! that the XDP program never answers a client from a binding the controller no longer keeps.
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
@@ -413,10 +412,87 @@ pub fn merge_runtime_reservations(config: &mut Config) -> Result<usize, ServerEr
     Ok(merged)
 }
 
-/// Serialises reservation changes (the file is read, changed and written whole).
+/// Serialises reservation changes (the file is read, changed and written whole), and a reload
+/// with them ([`reservations_settled`]).
 static RESERVATIONS_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Waits for the reservation change under way and holds off the next: a reload holds it from
+/// reading `reservations.json` until the allocator and the fast path have the new
+/// configuration, so that no reservation made meanwhile is lost from them.
+pub async fn reservations_settled() -> tokio::sync::MutexGuard<'static, ()> {
+    RESERVATIONS_LOCK.lock().await
+}
+
+/// A copy of the reservations kept outside the allocator (the fast path's map sync), told of
+/// every change made at run time ([`Server::follow_reservations`]).
+pub trait ReservationFollower: Send + Sync {
+    /// `reservation` was added to subnet `subnet_id` (`added`) or deleted from it; `clients`
+    /// are the DUIDs whose bindings it may change, or `None` (a reservation by line) when
+    /// they are not known.
+    fn reservation_changed(
+        &self,
+        subnet_id: u32,
+        reservation: &Reservation,
+        added: bool,
+        clients: Option<&[Vec<u8>]>,
+    ) -> Result<(), anyhow::Error>;
+}
+
 impl Server {
+    /// Tells `follower` of every reservation added or deleted at run time from now on.
+    pub fn follow_reservations(&self, follower: std::sync::Arc<dyn ReservationFollower>) {
+        self.reservation_followers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(follower);
+    }
+
+    /// The DUIDs whose bindings `reservation` may change: its client's (by DUID) and those
+    /// holding its address or prefix; `None` (every binding) for a reservation by line (see
+    /// [`ReservationFollower`]), or when the leases could not be read.
+    fn reservation_clients(&self, reservation: &Reservation) -> Option<Vec<Vec<u8>>> {
+        let ReservedClient::Duid(duid) = &reservation.client else {
+            return None;
+        };
+        let mut clients = vec![duid.clone()];
+        let mut guard = self.lock_state();
+        let super::DecisionState {
+            mirror, pending, ..
+        } = &mut *guard;
+        let view = OverlayView { mirror, pending };
+        for key in reserved_keys(reservation) {
+            if let Some(held) = view.get(&key).ok()? {
+                if !clients.contains(&held.duid) {
+                    clients.push(held.duid);
+                }
+            }
+        }
+        Some(clients)
+    }
+
+    /// Tells the followers (never called under the decision lock: they read the leases).
+    fn tell_followers(
+        &self,
+        subnet_id: u32,
+        reservation: &Reservation,
+        added: bool,
+        clients: Option<&[Vec<u8>]>,
+    ) {
+        let followers = self
+            .reservation_followers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for follower in followers {
+            if let Err(err) = follower.reservation_changed(subnet_id, reservation, added, clients) {
+                warn!(
+                    subnet = subnet_id,
+                    "a reservation change did not reach the fast path: {err:#}"
+                );
+            }
+        }
+    }
+
     /// The subnet a lease belongs to: `subnet` when given (it must hold the lease), else the
     /// first whose pools hold it, else one where it is reserved.
     fn subnet_for(&self, key: &LeaseKey, subnet: Option<u32>) -> Result<Subnet, OperatorError> {
@@ -734,9 +810,9 @@ impl Server {
 
     /// Adds a reservation: kept in `reservations.json` before the answer, honoured by the next
     /// request of its client. Refused when the client already has a reservation in the subnet,
-    /// the address or prefix is reserved or held by another client, or the client holds a
-    /// lease of that kind in the subnet now (delete it first: the fast path would go on
-    /// answering it).
+    /// or the address or prefix is reserved or held by another client. A lease the client
+    /// holds elsewhere in the subnet leaves the fast path's map at once: the controller goes
+    /// on extending it on a Renew and offers the reservation to the next Solicit.
     pub async fn operator_add_reservation(
         &self,
         spec: &ReservationSpec,
@@ -753,6 +829,10 @@ impl Server {
         stored.prefix = reservation.prefix.map(|p| p.to_string());
         specs.push(stored.clone());
         write_runtime_reservations(&config.state_dir, &specs)?;
+        // The fast path first: until the allocator honours it, the program is only the more
+        // careful of the two (it passes on what the reservation may change).
+        let clients = self.reservation_clients(&reservation);
+        self.tell_followers(subnet.id, &reservation, true, clients.as_deref());
         // Checked again under the lock it is entered under: a grant since the first check
         // undoes the file's change.
         let entered = {
@@ -772,6 +852,7 @@ impl Server {
             }
         };
         if let Err(err) = entered {
+            self.tell_followers(subnet.id, &reservation, false, clients.as_deref());
             specs.pop();
             write_runtime_reservations(&config.state_dir, &specs)?;
             return Err(err);
@@ -829,9 +910,13 @@ impl Server {
                 .reservations_mut()
                 .remove(subnet.id, &reservation);
         }
+        // The fast path after the allocator: meanwhile it is only the more careful of the two.
+        let clients = self.reservation_clients(&reservation);
+        self.tell_followers(subnet.id, &reservation, false, clients.as_deref());
         let removed = specs.remove(at);
         if let Err(err) = write_runtime_reservations(&config.state_dir, &specs) {
             // Not durable: honoured again, as the file still says.
+            self.tell_followers(subnet.id, &reservation, true, clients.as_deref());
             self.lock_state()
                 .allocator
                 .reservations_mut()
@@ -894,21 +979,6 @@ impl Server {
                     )));
                 }
             }
-        }
-        let own = match &reservation.client {
-            ReservedClient::Duid(duid) => view.by_duid(duid)?,
-            ReservedClient::Line(line) => view.by_line(&line.stored())?,
-        };
-        let types: Vec<LeaseType> = reserved_keys(reservation).map(|k| k.lease_type).collect();
-        if let Some(lease) = own
-            .iter()
-            .find(|l| l.subnet_id == subnet.id && l.is_active(now) && types.contains(&l.lease_type))
-        {
-            return Err(OperatorError::Conflict(format!(
-                "the client holds {} in subnet {} now: delete that lease first",
-                format_lease(lease),
-                subnet.id
-            )));
         }
         Ok(())
     }

@@ -124,6 +124,7 @@ pub fn run(dir: &Path, count: u32, progress: impl Fn(u64)) -> Result<LeasequeryR
             subscribe: Arc::new(move || sender.subscribe()),
             server_duid: Duid::new(vec![0, 3, 0, 1, 0x02, 0x53, 0, 0, 0, 1])?,
             settings,
+            live: None,
             stats: Arc::new(LeasequeryStats::new()),
             tls: None,
         });

@@ -159,6 +159,7 @@ impl Fixture {
             subscribe: Arc::new(move || sender.subscribe()),
             server_duid: Duid::new(SERVER_DUID.to_vec()).unwrap(),
             settings,
+            live: None,
             stats: stats.clone(),
             tls,
         });

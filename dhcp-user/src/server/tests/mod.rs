@@ -4,6 +4,7 @@
 mod lifecycle;
 mod lines;
 mod link;
+mod operator;
 mod relay;
 mod reload;
 mod serving;
