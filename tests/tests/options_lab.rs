@@ -249,6 +249,9 @@ fn a_vendor_class_selects_the_pool_and_options_of_dhcpcd_not_dhclient() {
     let conf = lab.state_dir.join("dhcpcd.conf");
     std::fs::write(&conf, format!("{DHCPCD_CONF}vendclass 4491 ACME-CPE-X1\n")).unwrap();
     let hook = dhcpcd_hook(&lab);
+    // dhcpcd keeps the last lease of an interface name (labs reuse them) and would Confirm it
+    // rather than Solicit: this client is to start afresh.
+    let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", lab.link.b.ifname));
     let log = std::fs::File::create(lab.state_dir.join("dhcpcd.log")).unwrap();
     let _dhcpcd = Dhcpcd(
         lab.client_ns
@@ -267,9 +270,17 @@ fn a_vendor_class_selects_the_pool_and_options_of_dhcpcd_not_dhclient() {
     let env_path = lab.state_dir.join("dhcpcd.env");
     let dhcpcd_log =
         || std::fs::read_to_string(lab.state_dir.join("dhcpcd.log")).unwrap_or_default();
-    lab.wait_until(Duration::from_secs(40), "dhcpcd to bind", || {
-        std::fs::read_to_string(&env_path).is_ok_and(|env| env.contains("reason=BOUND6"))
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !std::fs::read_to_string(&env_path).is_ok_and(|env| env.contains("reason=BOUND6")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dhcpcd did not bind:\n{}\n{}\n{}",
+            dhcpcd_log(),
+            lab.xdp_counters(),
+            lab.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let passed = xdp(&lab, stat::PASS_CLIENT_CLASS);
     let renews = controller_renews(&lab);
     lab.wait_until(
