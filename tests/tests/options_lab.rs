@@ -249,14 +249,25 @@ fn a_vendor_class_selects_the_pool_and_options_of_dhcpcd_not_dhclient() {
     let conf = lab.state_dir.join("dhcpcd.conf");
     std::fs::write(&conf, format!("{DHCPCD_CONF}vendclass 4491 ACME-CPE-X1\n")).unwrap();
     let hook = dhcpcd_hook(&lab);
-    // dhcpcd keeps the last lease of an interface name (labs reuse them) and would Confirm it
-    // rather than Solicit: this client is to start afresh.
-    let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", lab.link.b.ifname));
     let log = std::fs::File::create(lab.state_dir.join("dhcpcd.log")).unwrap();
+    // dhcpcd keeps its DUID and the last lease of an interface name (labs reuse them, other
+    // tests run dhcpcd at the same time) and would Confirm that lease rather than Solicit: this
+    // client starts afresh, with directories of its own (a mount namespace, tmpfs).
+    let fresh = "mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run/dhcpcd \
+                 && exec dhcpcd \"$@\"";
     let _dhcpcd = Dhcpcd(
         lab.client_ns
-            .command("dhcpcd")
-            .args(["-6", "-B", "-d", "-f"])
+            .command("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                fresh,
+            ])
+            .args(["dhcpcd", "-6", "-B", "-d", "-f"])
             .arg(&conf)
             .arg("-c")
             .arg(&hook)
