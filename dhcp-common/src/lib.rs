@@ -174,7 +174,12 @@ pub struct SubnetConfig {
     pub options_fit: u8,
     /// Number of `options` in use (the first ones): the program looks at no more.
     pub option_count: u8,
-    pub _pad: [u8; 2],
+    /// 1 when client classes can change what the controller answers this subnet's clients
+    /// (class options, or pools of its shared network kept for some classes): membership
+    /// depends on what each message carries, which the program does not check, so every
+    /// request but a Confirm is passed on (`pass_client_class`).
+    pub client_classes: u8,
+    pub _pad: [u8; 1],
     /// The subnet's configured options (global ones merged in), in the controller's canonical
     /// order (by code); unused slots have `len` 0.
     pub options: [OptionSlot; FAST_OPTION_SLOTS],
@@ -464,6 +469,9 @@ pub mod stat {
         /// Dropped: the line's own budget (`line-pass-budget`, `line-pass-burst`) of messages
         /// passed on to the controller was spent, before the global budget was charged.
         DROP_LINE_BUDGET = "drop_line_budget",
+        /// Client classes can change this subnet's replies (`SubnetConfig::client_classes`):
+        /// the controller evaluates them on every message.
+        PASS_CLIENT_CLASS = "pass_client_class",
     }
 
     /// Each name is its constant's identifier in lower case.

@@ -159,6 +159,11 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if subnet.options_fit == 0 && r.msg_type != MSG_CONFIRM {
         return Err(stat::PASS_OPTIONS_TOO_BIG);
     }
+    // Class membership is the controller's, evaluated on each message (a Confirm's answer
+    // depends on the link alone).
+    if subnet.client_classes != 0 && r.msg_type != MSG_CONFIRM {
+        return Err(stat::PASS_CLIENT_CLASS);
+    }
     st.want_slots = 0;
     st.want_pd_exclude = 0;
     st.send_options = 1;

@@ -68,6 +68,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 mod api;
+pub mod classes;
 use crate::options::{ConfiguredOption, PdExclude};
 pub use api::{parse_duration, ApiConfig, ApiToken, LeaseLogConfig};
 
@@ -205,6 +206,8 @@ pub struct Config {
     pub routes: RoutesConfig,
     /// The subnets, in file order.
     pub subnets: Vec<Subnet>,
+    /// The client classes (`[[client-classes]]`), in file order: [`classes`].
+    pub client_classes: Vec<classes::ClientClass>,
     /// Global options (`[[option]]`), the least specific level.
     pub options: Vec<ConfiguredOption>,
 }
@@ -460,6 +463,10 @@ pub struct Subnet {
     pub pool_options: Vec<Vec<ConfiguredOption>>,
     /// Each pd-pool's own options (parallel to `pd_pools`).
     pub pd_pool_options: Vec<Vec<ConfiguredOption>>,
+    /// Each pool's `client-classes` (by index into `pools`): `None` serves every client.
+    pub pool_classes: Vec<Option<classes::ClassSet>>,
+    /// Each pd-pool's `client-classes` (by index into `pd_pools`).
+    pub pd_pool_classes: Vec<Option<classes::ClassSet>>,
     /// Host reservations by DUID.
     pub reservations: Vec<Reservation>,
     /// Relayed clients whose relay sent one of these Interface-IDs (option 18, the bytes of the
@@ -828,6 +835,8 @@ struct RawConfig {
     subnet: Vec<RawSubnet>,
     #[serde(default)]
     option: Vec<options::RawOption>,
+    #[serde(default)]
+    client_classes: Vec<classes::parse::RawClientClass>,
 }
 
 #[derive(Deserialize)]
@@ -958,6 +967,7 @@ struct RawPool {
     high: Spanned<Ipv6Addr>,
     #[serde(default)]
     option: Vec<options::RawOption>,
+    client_classes: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -968,6 +978,7 @@ struct RawPdPool {
     excluded_prefix: Option<Spanned<Prefix>>,
     #[serde(default)]
     option: Vec<options::RawOption>,
+    client_classes: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -1103,10 +1114,12 @@ impl Validator<'_> {
             }
         }
         let global_options = self.options(&raw.option, "option")?;
+        let client_classes = self.client_classes(&raw.client_classes)?;
         let mut subnets = Vec::with_capacity(raw.subnet.len());
         let mut spans = Vec::with_capacity(raw.subnet.len());
         for (index, subnet) in raw.subnet.into_iter().enumerate() {
-            let (mut subnet, subnet_spans) = self.subnet(index, subnet, max_lease_time)?;
+            let (mut subnet, subnet_spans) =
+                self.subnet(index, subnet, max_lease_time, &client_classes)?;
             subnet.options = crate::options::merge([&global_options[..], &subnet.options[..]]);
             subnets.push(subnet);
             spans.push(subnet_spans);
@@ -1212,6 +1225,7 @@ impl Validator<'_> {
             lease_log: self.lease_log(raw.lease_log)?,
             routes: self.routes(raw.routes)?,
             subnets,
+            client_classes,
             options: global_options,
         })
     }
@@ -1656,6 +1670,7 @@ impl Validator<'_> {
         index: usize,
         raw: RawSubnet,
         max_lease_time: Option<u32>,
+        client_classes: &[classes::ClientClass],
     ) -> Result<(Subnet, SubnetSpans), ConfigError> {
         let key = |rest: &str| format!("subnet[{index}].{rest}");
         let prefix = raw.prefix.get_ref().0;
@@ -1719,6 +1734,7 @@ impl Validator<'_> {
 
         let mut pools = Vec::new();
         let mut pool_options = Vec::new();
+        let mut pool_classes = Vec::new();
         for (i, pool) in raw.pools.iter().enumerate() {
             let (low, high) = (*pool.low.get_ref(), *pool.high.get_ref());
             for (name, value, span) in [
@@ -1742,10 +1758,16 @@ impl Validator<'_> {
             }
             pools.push(AddressPool { low, high });
             pool_options.push(self.options(&pool.option, &key(&format!("pools[{i}].option")))?);
+            pool_classes.push(self.pool_classes(
+                pool.client_classes.as_ref(),
+                client_classes,
+                &key(&format!("pools[{i}].client-classes")),
+            )?);
         }
 
         let mut pd_pools = Vec::new();
         let mut pd_pool_options = Vec::new();
+        let mut pd_pool_classes = Vec::new();
         for (i, pool) in raw.pd_pools.iter().enumerate() {
             let pool_prefix = pool.prefix.get_ref().0;
             let length = *pool.delegated_length.get_ref();
@@ -1772,6 +1794,11 @@ impl Validator<'_> {
             });
             pd_pool_options
                 .push(self.options(&pool.option, &key(&format!("pd-pools[{i}].option")))?);
+            pd_pool_classes.push(self.pool_classes(
+                pool.client_classes.as_ref(),
+                client_classes,
+                &key(&format!("pd-pools[{i}].client-classes")),
+            )?);
         }
 
         let mut domain_search = Vec::new();
@@ -1903,6 +1930,8 @@ impl Validator<'_> {
             options: self.subnet_options(&raw, &domain_search, &key)?,
             pool_options,
             pd_pool_options,
+            pool_classes,
+            pd_pool_classes,
             dns_servers: raw.dns_servers,
             domain_search,
             information_refresh_time: raw.information_refresh_time,

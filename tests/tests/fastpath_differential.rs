@@ -943,3 +943,45 @@ async fn a_pd_pool_option_replaces_the_subnets_and_is_left_to_the_controller() {
     let subnets = ip("2001:db8:1::7a").octets();
     assert!(!reply.windows(16).any(|w| w == subnets), "not the subnet's");
 }
+
+/// Client classes with options of their own (here the client's, by its DUID's first bytes):
+/// the controller's reply carries the class's option over the subnet's (class above subnet),
+/// and the fast path, which cannot judge membership on each message, passes the subnet's
+/// Renews and Information-Requests on unchanged (`pass_client_class`), never the subnet block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_options_are_left_to_the_controller() {
+    let extra = format!(
+        r#"[[subnet.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7a"
+always-send = true
+[[client-classes]]
+name = "lab-cpe"
+duid-prefix = "{prefix}"
+[[client-classes.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7c"
+always-send = true
+"#,
+        prefix = hex(&CLIENT_DUID[..4])
+    );
+    let p = pair_with("class-options", "", &extra).await;
+    for ask in [Ask::Renew, Ask::InformationRequest] {
+        let (frame, inbound) = request(Path::Direct, p.message(ask), &[]);
+        let before = p.fp.stats().unwrap()[stat::PASS_CLIENT_CLASS as usize].packets;
+        let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+        assert_eq!(out.verdict, XDP_PASS);
+        assert_eq!(out.frame, frame.encode(), "passed unchanged");
+        let after = p.fp.stats().unwrap()[stat::PASS_CLIENT_CLASS as usize].packets;
+        assert_eq!(after, before + 1, "counted as pass_client_class");
+        let reply = p.server.handle(&inbound).await.expect("controller reply");
+        let class = opt(31, &ip("2001:db8:1::7c").octets());
+        assert!(
+            reply.windows(class.len()).any(|w| w == class.as_slice()),
+            "the class's SNTP server: {}",
+            hex(&reply)
+        );
+        let subnets = ip("2001:db8:1::7a").octets();
+        assert!(!reply.windows(16).any(|w| w == subnets), "not the subnet's");
+    }
+}

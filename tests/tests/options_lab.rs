@@ -2,6 +2,9 @@
 //! (56, RFC 5908), AFTR-Name (64, RFC 6334) and vendor options (17, always-send), each as the
 //! client records them (dhclient's lease file, dhcpcd's hook environment), and their renewals,
 //! carrying the same options, are answered by the XDP program: the controller never sees them.
+//! With client classes, dhcpcd sending a CPE vendor class gets the class's pool and options
+//! while dhclient, sending none, gets the default pool; the class client's renewals are passed
+//! to the controller (`pass_client_class`), which answers them with the class's options.
 
 mod server_common;
 
@@ -192,4 +195,134 @@ fn dhcpcd_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
         lab.xdp_counters(),
         dhcpcd_log()
     );
+}
+
+/// The lab subnet with a pool kept for the class `acme-cpe` (a vendor class of enterprise 4491
+/// starting `ACME-CPE`), whose AFTR-Name replaces the subnet's.
+fn class_config() -> String {
+    let pools = "[\n  { low = \"2001:db8:1::c000\", high = \"2001:db8:1::c0ff\", \
+                 client-classes = [\"acme-cpe\"] },\n  \
+                 { low = \"2001:db8:1::1000\", high = \"2001:db8:1::1fff\" },\n]";
+    let mut text = lab_config(
+        &[
+            ("preferred-lifetime", "8"),
+            ("valid-lifetime", "16"),
+            ("renew-timer", "2"),
+            ("rebind-timer", "4"),
+            ("pools", pools),
+        ],
+        OPTIONS,
+    );
+    text.push_str(
+        "[[client-classes]]\nname = \"acme-cpe\"\n\
+         vendor-class = { enterprise = 4491, prefix = \"ACME-CPE\" }\n\
+         [[client-classes.option]]\nname = \"aftr-name\"\nvalue = \"aftr.acme.example\"\n",
+    );
+    text
+}
+
+/// A client class by vendor class: dhclient (no vendor class of 4491) gets the default pool
+/// and the subnet's AFTR-Name; dhcpcd sending `vendclass 4491 ACME-CPE-X1` gets the class's
+/// pool and AFTR-Name, and keeps them on its renewals, which XDP passes to the controller
+/// (`pass_client_class`: membership is judged on each message).
+#[test]
+fn a_vendor_class_selects_the_pool_and_options_of_dhcpcd_not_dhclient() {
+    let lab = LabServer::start_with("opt-class", &class_config(), true);
+    let conf = lab.state_dir.join("dhclient.conf");
+    std::fs::write(&conf, DHCLIENT_CONF).unwrap();
+    let out = lab.dhclient("cls", &["-cf", conf.to_str().unwrap(), "-1"]);
+    assert!(
+        out.status.success(),
+        "dhclient -6 failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (leases, _) = dhclient_files(&lab.state_dir, "cls");
+    let lease = std::fs::read_to_string(&leases).unwrap();
+    assert!(lease.contains("iaaddr 2001:db8:1::1"), "{lease}");
+    assert!(
+        lease.contains("option dhcp6.aftr-name \"aftr.lab.example.\";"),
+        "{lease}"
+    );
+    // Released, so that dhcpcd has the client port to itself.
+    let _ = lab.dhclient("cls", &["-cf", conf.to_str().unwrap(), "-r"]);
+
+    let conf = lab.state_dir.join("dhcpcd.conf");
+    std::fs::write(&conf, format!("{DHCPCD_CONF}vendclass 4491 ACME-CPE-X1\n")).unwrap();
+    let hook = dhcpcd_hook(&lab);
+    let log = std::fs::File::create(lab.state_dir.join("dhcpcd.log")).unwrap();
+    // dhcpcd keeps its DUID and the last lease of an interface name (labs reuse them, other
+    // tests run dhcpcd at the same time) and would Confirm that lease rather than Solicit: this
+    // client starts afresh, with directories of its own (a mount namespace, tmpfs).
+    let fresh = "mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run/dhcpcd \
+                 && exec dhcpcd \"$@\"";
+    let _dhcpcd = Dhcpcd(
+        lab.client_ns
+            .command("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                fresh,
+            ])
+            .args(["dhcpcd", "-6", "-B", "-d", "-f"])
+            .arg(&conf)
+            .arg("-c")
+            .arg(&hook)
+            .arg(&lab.link.b.ifname)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting dhcpcd"),
+    );
+    let env_path = lab.state_dir.join("dhcpcd.env");
+    let dhcpcd_log =
+        || std::fs::read_to_string(lab.state_dir.join("dhcpcd.log")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !std::fs::read_to_string(&env_path).is_ok_and(|env| env.contains("reason=BOUND6")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dhcpcd did not bind:\n{}\n{}\n{}",
+            dhcpcd_log(),
+            lab.xdp_counters(),
+            lab.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let passed = xdp(&lab, stat::PASS_CLIENT_CLASS);
+    let renews = controller_renews(&lab);
+    lab.wait_until(
+        Duration::from_secs(30),
+        "two dhcpcd renewals answered by the controller",
+        || {
+            std::fs::read_to_string(&env_path)
+                .is_ok_and(|env| env.matches("reason=RENEW6").count() >= 2)
+        },
+    );
+    let env = std::fs::read_to_string(&env_path).unwrap();
+    for run in env
+        .split("---")
+        .filter(|run| run.contains("reason=BOUND6") || run.contains("reason=RENEW6"))
+    {
+        for want in [
+            "new_dhcp6_ia_na1_ia_addr1=2001:db8:1::c0",
+            "new_dhcp6_aftr_name=aftr.acme.example",
+        ] {
+            assert!(run.contains(want), "{want} in:\n{run}\n{}", dhcpcd_log());
+        }
+    }
+    assert!(
+        controller_renews(&lab) >= renews + 2,
+        "{}",
+        lab.xdp_counters()
+    );
+    assert!(
+        xdp(&lab, stat::PASS_CLIENT_CLASS) >= passed + 2,
+        "{}",
+        lab.xdp_counters()
+    );
+    assert_eq!(xdp(&lab, stat::TX_RENEW), 0, "{}", lab.xdp_counters());
 }

@@ -293,6 +293,34 @@ fn reservations_by_remote_id_and_by_option_79_are_honoured() {
     );
 }
 
+/// A client class by the relay's Remote-ID (a business line): its clients get the class's
+/// pool, other lines the default one.
+#[test]
+fn a_remote_id_class_selects_its_pool() {
+    let config = lab_config(
+        &[(
+            "pools",
+            "[{ low = \"2001:db8:1::b000\", high = \"2001:db8:1::b0ff\", \
+             client-classes = [\"business\"] },\n\
+             { low = \"2001:db8:1::1000\", high = \"2001:db8:1::1fff\" }]",
+        )],
+        "[[client-classes]]\nname = \"business\"\n\
+         relay-remote-id = { enterprise = 3561, id = \"0b0b\" }\n",
+    );
+    let lab = LabServer::start("class-rid", &config);
+    let relay = lab.client_socket(547);
+    let Some(Got::Lease(business, _)) = relayed(&lab, &relay, 1, false, Some(&[0xb, 0xb]), None)
+    else {
+        panic!("no lease for the business line")
+    };
+    assert_eq!(business.segments()[7] & 0xff00, 0xb000, "{business}");
+    let Some(Got::Lease(other, _)) = relayed(&lab, &relay, 2, false, Some(&[0xc, 0xc]), None)
+    else {
+        panic!("no lease for the other line")
+    };
+    assert_eq!(other.segments()[7] & 0xf000, 0x1000, "{other}");
+}
+
 /// A CPE that comes back on its line with a new DUID keeps its prefix, also after the server
 /// restarted in between (the line is stored with the lease).
 #[test]

@@ -199,7 +199,8 @@ pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
         preference: subnet.preference.unwrap_or(0),
         options_fit: 0,
         option_count: 0,
-        _pad: [0; 2],
+        client_classes: 0,
+        _pad: [0; 1],
         options: [OptionSlot::EMPTY; FAST_OPTION_SLOTS],
     };
     let slots: Option<Vec<OptionSlot>> = subnet
@@ -314,7 +315,9 @@ fn configure_tables(
     // them, and picks a relayed client's subnet.
     fp.retain_links(&links)?;
     for (i, (subnet, (prefix, len))) in served.zip(links.iter().copied()).enumerate() {
-        fp.set_subnet(i as u16, &subnet_config(subnet))?;
+        let mut cfg = subnet_config(subnet);
+        cfg.client_classes = config.classes_shape_subnet(i) as u8;
+        fp.set_subnet(i as u16, &cfg)?;
         fp.set_link(prefix, len, i as u16)?;
     }
     for iface in ifaces {

@@ -27,6 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 
 use crate::binding_rule::{in_pools, Claimant, Reservations, Standing};
+use crate::config::classes::ClassSet;
 use crate::config::{Config, PoolHalf, Subnet};
 use crate::store::{mask, Lease, LeaseKey, LeaseState, LeaseType, StoreError};
 
@@ -319,6 +320,7 @@ impl Allocator {
         lease_type: LeaseType,
         client: &Claimant<'_>,
         now: i64,
+        classes: ClassSet,
     ) -> Result<Option<LeaseKey>, StoreError> {
         let duid = client.duid;
         let old_enough = now - OFFER_TAKEOVER_AFTER_SECS + OFFER_HOLD_SECS;
@@ -350,7 +352,11 @@ impl Allocator {
             }
             looked += 1;
             index += 1;
-            if offer.duid == duid || key.lease_type != lease_type || !self.owns(subnet, &key) {
+            if offer.duid == duid
+                || key.lease_type != lease_type
+                || !self.owns(subnet, &key)
+                || !subnet.admits(&key, classes)
+            {
                 continue;
             }
             let held = self.offers.remove(&key).expect("a live offer");
@@ -428,18 +434,39 @@ impl Allocator {
         hint: Option<(Ipv6Addr, u8)>,
         now: i64,
     ) -> Result<Result<LeaseKey, Exhausted>, StoreError> {
+        let every = ClassSet(u64::MAX);
+        self.pick_for_classes(view, subnet, lease_type, client, hint, now, every)
+    }
+
+    /// [`Allocator::pick`] for a client in `classes`: only from pools that serve one of them
+    /// (or name none); the reservation whatever its pool.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pick_for_classes(
+        &mut self,
+        view: &dyn LeaseView,
+        subnet: &Subnet,
+        lease_type: LeaseType,
+        client: &Claimant<'_>,
+        hint: Option<(Ipv6Addr, u8)>,
+        now: i64,
+        classes: ClassSet,
+    ) -> Result<Result<LeaseKey, Exhausted>, StoreError> {
         if let Some(key) = self.reservation(subnet, lease_type, client) {
             if self.is_free_for(view, &key, client, now)? {
                 return Ok(Ok(key));
             }
         }
         if let Some(key) = hint.and_then(|hint| hint_key(subnet, lease_type, hint)) {
-            if self.owns(subnet, &key) && self.is_free_for(view, &key, client, now)? {
+            if self.owns(subnet, &key)
+                && subnet.admits(&key, classes)
+                && self.is_free_for(view, &key, client, now)?
+            {
                 return Ok(Ok(key));
             }
         }
         let slots: Vec<(PoolId, Slots)> = pool_slots(subnet, lease_type)
             .into_iter()
+            .filter(|(id, _)| subnet.pool_admits(lease_type, id.index, classes))
             .map(|(id, slots)| (id, self.own_share(slots)))
             .filter(|(_, slots)| slots.count > 0)
             .collect();
@@ -480,7 +507,7 @@ impl Allocator {
                 break;
             }
         }
-        if let Some(key) = self.take_over_offer(view, subnet, lease_type, client, now)? {
+        if let Some(key) = self.take_over_offer(view, subnet, lease_type, client, now, classes)? {
             return Ok(Ok(key));
         }
         Ok(Err(Exhausted::Full))

@@ -13,6 +13,7 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 
 use dhcp_common::dhcpv6::*;
 
+use crate::config::classes::{self, ClassInput, ClassSet};
 use crate::config::{Config, Subnet};
 use crate::options::ConfiguredOption;
 use crate::proto::{
@@ -68,6 +69,8 @@ pub struct Classified {
     pub lines: LineIds,
     /// The client's link-local address on `interface` (with `[routes]` on): see [`next_hop`].
     pub next_hop: Option<Ipv6Addr>,
+    /// The client classes this message puts its client in ([`classes::member_of`]).
+    pub classes: ClassSet,
 }
 
 impl Classified {
@@ -170,6 +173,14 @@ pub fn classify(
         .enabled
         .then(|| next_hop(&relays, *inbound.source.ip()))
         .flatten();
+    let classes = classes::member_of(
+        config,
+        &ClassInput {
+            message,
+            relays: &relays,
+            interface: &inbound.interface,
+        },
+    );
     let message = message.clone();
     Ok(Classified {
         packet,
@@ -184,6 +195,7 @@ pub fn classify(
         relay_info,
         lines,
         next_hop,
+        classes,
     })
 }
 
@@ -420,7 +432,7 @@ pub fn decide(
 
     let subnet = request.subnet.map(|index| &input.config.subnets[index]);
     if message.msg_type == MSG_INFORMATION_REQUEST {
-        return Ok(information_reply(input, message, subnet));
+        return Ok(information_reply(input, message, subnet, request.classes));
     }
     let Some(subnet) = subnet else {
         return Ok(Decision::drop("no_subnet_for_link"));
@@ -505,6 +517,16 @@ impl<'a> Ctx<'a, '_> {
         }
     }
 
+    /// True if `key` may be this client's by its classes: its pool serves one of them (or
+    /// names none), or it is the client's reservation.
+    fn class_admits(&self, subnet: &Subnet, key: &LeaseKey) -> bool {
+        subnet.admits(key, self.request.classes)
+            || self
+                .allocator
+                .reservation(subnet, key.lease_type, &self.claimant())
+                == Some(*key)
+    }
+
     /// The subnet of the shared set with this id.
     fn shared_subnet(&self, id: u32) -> Option<&'a Subnet> {
         self.shared.iter().copied().find(|s| s.id == id)
@@ -541,6 +563,10 @@ impl<'a> Ctx<'a, '_> {
                     Standing::Kept | Standing::SupersededByReservation
                 )
             })
+            // In a pool that no longer serves the client's classes (they are judged on each
+            // message): not its binding any more, so a Renew gets NoBinding and the Request
+            // that follows (RFC 8415 section 18.2.10.1) a lease of a pool that serves it.
+            .filter(|(l, subnet)| self.class_admits(subnet, &l.key()))
             // In a redundant pair, a lease in the peer's half of the pools is the peer's: our
             // copy may be stale (a Release, an expiry the peer has not told us of yet, a cut
             // link), and the peer may have given it to another client since. So a Solicit or
@@ -656,6 +682,7 @@ impl<'a> Ctx<'a, '_> {
             if (live && !takes_active)
                 || self.allocator.reserved_for_another(&key, &client)
                 || !self.allocator.in_subnet_pools(subnet, &key, &client)
+                || !self.class_admits(subnet, &key)
                 || self.allocator.offered_to_another(&key, self.duid, now)
             {
                 continue;
@@ -790,9 +817,15 @@ impl<'a> Ctx<'a, '_> {
             order.insert(0, hinted);
         }
         for subnet in order {
-            let picked =
-                self.allocator
-                    .pick(self.input.view, subnet, lease_type, &client, hint, now)?;
+            let picked = self.allocator.pick_for_classes(
+                self.input.view,
+                subnet,
+                lease_type,
+                &client,
+                hint,
+                now,
+                self.request.classes,
+            )?;
             if let Ok(key) = picked {
                 return Ok((Some((key, subnet)), existing));
             }
@@ -984,12 +1017,10 @@ impl<'a> Ctx<'a, '_> {
                 {
                     for key in &listed_keys {
                         // The subnet of the shared set whose pools (or reservations) hand it out.
-                        let Some(subnet) = self
-                            .shared
-                            .iter()
-                            .copied()
-                            .find(|s| self.allocator.in_subnet_pools(s, key, &client))
-                        else {
+                        let Some(subnet) = self.shared.iter().copied().find(|s| {
+                            self.allocator.in_subnet_pools(s, key, &client)
+                                && self.class_admits(s, key)
+                        }) else {
                             continue;
                         };
                         // Ours to give back: the client's own live row (a peer's grant
@@ -1200,7 +1231,13 @@ impl<'a> Ctx<'a, '_> {
                 reservations.extend(reservation);
             }
         }
+        // Reservation > pool > class > subnet (global merged in): a class is about the client,
+        // a pool or reservation about the lease itself.
         let levels = std::iter::once(&self.subnet.options[..])
+            .chain(classes::option_levels(
+                self.input.config,
+                self.request.classes,
+            ))
             .chain(pools)
             .chain(reservations);
         push_requested_options(reply, request, &crate::options::merge(levels));
@@ -1319,10 +1356,12 @@ fn information_reply(
     input: &DecideInput<'_>,
     message: &Message,
     subnet: Option<&Subnet>,
+    classes: ClassSet,
 ) -> Decision {
     let mut reply = reply_header(MSG_REPLY, message, input.server_duid);
     let options = subnet.map_or(&input.config.options[..], |s| &s.options[..]);
-    push_requested_options(&mut reply, message, options);
+    let levels = std::iter::once(options).chain(classes::option_levels(input.config, classes));
+    push_requested_options(&mut reply, message, &crate::options::merge(levels));
     Decision {
         outcome: Ok(reply),
         changes: Vec::new(),

@@ -1,6 +1,7 @@
 //! Tests of the decision pipeline (RFC 8415 behaviour, canonical reply layout) and of the
 //! server around it (durability before reply, events, reclaim, clear, fast-path reports).
 
+mod classes;
 mod lifecycle;
 mod lines;
 mod link;

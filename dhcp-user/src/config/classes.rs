@@ -1,0 +1,260 @@
+//! Client classes (`[[client-classes]]`): named sets of clients matched on what a message
+//! carries (Vendor Class 16, User Class 15), what its relays add (Interface-ID 18, Remote-ID 37),
+//! the interface it came in on and the client's DUID. A class selects pools (a pool with
+//! `client-classes` serves only their members) and options (the `class` level, between the
+//! subnet and the pool: [`crate::options::merge`]).
+//!
+//! Membership is evaluated on every message ([`member_of`]): a client that stops sending its
+//! vendor class leaves the class at once. The fast path cannot see membership, so a subnet whose
+//! replies classes can change is answered by the controller ([`Config::classes_shape_subnet`]).
+
+use super::{interface_matches, Config};
+use crate::options::ConfiguredOption;
+use crate::proto::{DhcpOption, Message, OptionList, RelayMessage};
+use crate::store::{LeaseKey, LeaseType};
+
+/// Most classes one configuration may define: membership is a 64-bit set.
+pub const MAX_CLASSES: usize = 64;
+
+/// The classes a client is in, by their index in `Config::client_classes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ClassSet(pub u64);
+
+impl ClassSet {
+    /// No class.
+    pub const NONE: ClassSet = ClassSet(0);
+
+    /// True if the class at `index` is in the set.
+    pub fn contains(self, index: usize) -> bool {
+        index < MAX_CLASSES && self.0 & (1 << index) != 0
+    }
+
+    /// The set with the class at `index` added.
+    pub fn with(self, index: usize) -> ClassSet {
+        ClassSet(self.0 | (1u64 << index))
+    }
+
+    /// True if the two sets share a class.
+    pub fn meets(self, other: ClassSet) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The indices in the set, in file order.
+    pub fn indices(self) -> impl Iterator<Item = usize> {
+        (0..MAX_CLASSES).filter(move |i| self.contains(*i))
+    }
+}
+
+/// Matching opaque data: equal, or starting with the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataMatch {
+    pub bytes: Vec<u8>,
+    /// True: the data starts with `bytes`; false: it is `bytes`.
+    pub prefix: bool,
+}
+
+impl DataMatch {
+    fn matches(&self, data: &[u8]) -> bool {
+        if self.prefix {
+            data.starts_with(&self.bytes)
+        } else {
+            data == self.bytes.as_slice()
+        }
+    }
+}
+
+/// A Vendor Class condition: the enterprise number and/or one vendor-class-data item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorClassMatch {
+    pub enterprise: Option<u32>,
+    pub data: Option<DataMatch>,
+}
+
+/// One `[[client-classes]]` entry: every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientClass {
+    pub name: String,
+    /// An option 16 of the client's message with this enterprise number and/or data item.
+    pub vendor_class: Option<VendorClassMatch>,
+    /// A user-class-data item of the client's option 15.
+    pub user_class: Option<DataMatch>,
+    /// The Interface-ID of one of the relays (any hop, as `relay-interface-ids` selects).
+    pub relay_interface_id: Option<Vec<u8>>,
+    /// The Remote-ID of the relay closest to the client: enterprise number (4 bytes) then id.
+    pub relay_remote_id: Option<Vec<u8>>,
+    /// Interface name patterns (an interface group, as a subnet's `interfaces`): the message
+    /// came in on one of them.
+    pub interfaces: Vec<String>,
+    /// The client's DUID starts with these bytes.
+    pub duid_prefix: Option<Vec<u8>>,
+    /// The class's options (the `class` level).
+    pub options: Vec<ConfiguredOption>,
+}
+
+/// What a client's membership is judged on: one message, as received.
+pub struct ClassInput<'a> {
+    pub message: &'a Message,
+    /// The relay hops, outermost first (none when direct).
+    pub relays: &'a [&'a RelayMessage],
+    /// The receiving interface's name.
+    pub interface: &'a str,
+}
+
+impl ClientClass {
+    /// True if the message of `input` puts its client in this class.
+    pub fn matches(&self, input: &ClassInput<'_>) -> bool {
+        let message = input.message;
+        if let Some(want) = &self.vendor_class {
+            let any = message.options.iter().any(|o| match o {
+                DhcpOption::VendorClass(body) => vendor_class_matches(want, body),
+                _ => false,
+            });
+            if !any {
+                return false;
+            }
+        }
+        if let Some(want) = &self.user_class {
+            let any = message.options.iter().any(|o| match o {
+                DhcpOption::UserClass(body) => items(body).any(|item| want.matches(item)),
+                _ => false,
+            });
+            if !any {
+                return false;
+            }
+        }
+        if let Some(want) = &self.relay_interface_id {
+            if !input
+                .relays
+                .iter()
+                .any(|r| r.interface_id() == Some(want.as_slice()))
+            {
+                return false;
+            }
+        }
+        if let Some(want) = &self.relay_remote_id {
+            let got = input.relays.last().and_then(|r| r.remote_id()).map(|r| {
+                let mut body = r.enterprise.to_be_bytes().to_vec();
+                body.extend_from_slice(&r.remote_id);
+                body
+            });
+            if got.as_deref() != Some(want.as_slice()) {
+                return false;
+            }
+        }
+        if !self.interfaces.is_empty()
+            && !self
+                .interfaces
+                .iter()
+                .any(|p| interface_matches(p, input.interface))
+        {
+            return false;
+        }
+        if let Some(want) = &self.duid_prefix {
+            let duid = message
+                .client_id()
+                .map(|d| d.as_bytes())
+                .unwrap_or_default();
+            if !duid.starts_with(want) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The opaque-data items of a User Class or Vendor Class body (a 2-byte length each, RFC 8415
+/// sections 21.15, 21.16); a truncated item ends the list (it matches nothing).
+fn items(mut body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = usize::from(u16::from_be_bytes(body.get(..2)?.try_into().ok()?));
+        let item = body.get(2..2 + len)?;
+        body = &body[2 + len..];
+        Some(item)
+    })
+}
+
+fn vendor_class_matches(want: &VendorClassMatch, body: &[u8]) -> bool {
+    let Some((enterprise, data)) = body.split_first_chunk::<4>() else {
+        return false;
+    };
+    if want
+        .enterprise
+        .is_some_and(|e| e != u32::from_be_bytes(*enterprise))
+    {
+        return false;
+    }
+    match &want.data {
+        Some(d) => items(data).any(|item| d.matches(item)),
+        None => true,
+    }
+}
+
+/// The classes the client of `input` is in, evaluated in file order.
+pub fn member_of(config: &Config, input: &ClassInput<'_>) -> ClassSet {
+    config
+        .client_classes
+        .iter()
+        .enumerate()
+        .filter(|(_, class)| class.matches(input))
+        .fold(ClassSet::NONE, |set, (i, _)| set.with(i))
+}
+
+/// The option levels of `classes`, least specific first: the first class in file order wins a
+/// code two classes set (as Kea's evaluation order does), so it comes last.
+pub fn option_levels(config: &Config, classes: ClassSet) -> Vec<&[ConfiguredOption]> {
+    let mut levels: Vec<&[ConfiguredOption]> = classes
+        .indices()
+        .filter_map(|i| config.client_classes.get(i))
+        .map(|c| c.options.as_slice())
+        .collect();
+    levels.reverse();
+    levels
+}
+
+impl super::Subnet {
+    /// True if pool `index` of `lease_type` serves a client in `classes`: it names none, or one
+    /// of them.
+    pub fn pool_admits(&self, lease_type: LeaseType, index: usize, classes: ClassSet) -> bool {
+        let kept = match lease_type {
+            LeaseType::Na => self.pool_classes.get(index),
+            LeaseType::Pd => self.pd_pool_classes.get(index),
+        };
+        kept.copied().flatten().is_none_or(|set| set.meets(classes))
+    }
+
+    /// True if `key` may be a lease of a client in `classes`: the pool holding it serves them
+    /// (an address outside every pool, a reservation's, is not the classes' to judge).
+    pub fn admits(&self, key: &LeaseKey, classes: ClassSet) -> bool {
+        let index = match key.lease_type {
+            LeaseType::Na => self.pools.iter().position(|p| p.contains(key.address)),
+            LeaseType::Pd => self
+                .pd_pools
+                .iter()
+                .position(|p| p.holds(key.address, key.prefix_len)),
+        };
+        index.is_none_or(|i| self.pool_admits(key.lease_type, i, classes))
+    }
+}
+
+impl Config {
+    /// True if client classes can change what the controller answers a client of the subnet
+    /// at `index`: some class has options, or a pool of its shared network is kept for some
+    /// classes. The fast path then leaves the subnet's clients to the controller.
+    pub fn classes_shape_subnet(&self, index: usize) -> bool {
+        if self.client_classes.iter().any(|c| !c.options.is_empty()) {
+            return true;
+        }
+        self.shared_with(index).into_iter().any(|i| {
+            let s = &self.subnets[i];
+            s.pool_classes
+                .iter()
+                .chain(&s.pd_pool_classes)
+                .any(Option::is_some)
+        })
+    }
+}
+
+pub(super) mod parse;
+
+#[cfg(test)]
+mod tests;
