@@ -641,7 +641,10 @@ mod tests {
             size_of::<BindingValue>(),
             8 + 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4
         );
-        assert_eq!(size_of::<IfaceConfig>(), 6 + 2 + 16 + 16 + 1 + 1 + 1 + 1 + 4);
+        assert_eq!(
+            size_of::<IfaceConfig>(),
+            6 + 2 + 16 + 16 + 1 + 1 + 1 + 1 + 4
+        );
         assert_eq!(size_of::<VlanKey>(), 8);
         assert_eq!(
             size_of::<GlobalConfig>(),

@@ -6,10 +6,9 @@ use crate::parse::{line::relay_line, options::parse_message, relay::parse_relay}
 use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
-    dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
+    dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, VlanKey, BINDING_HAS_NA,
     BINDING_HAS_PD, BINDING_OWN_OPTIONS, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_DUID_MAX,
     FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
-    VlanKey,
 };
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.

@@ -44,8 +44,6 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "postgresql-15",
     "python3-scapy",
     "tshark",
-    // Client-side VLAN interfaces of the QinQ lab test (tests/tests/server_qinq.rs).
-    "ethtool",
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";

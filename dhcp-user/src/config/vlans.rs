@@ -188,9 +188,9 @@ fn vlan_range(raw: &RawVlanRange) -> Result<RangeInclusive<u16>, String> {
         RawVlanRange::One(id) => (*id, *id),
         RawVlanRange::Text(text) => {
             let id = |s: &str| {
-                s.trim()
-                    .parse::<u16>()
-                    .map_err(|_| format!("`{text}` is not a VLAN ID or a range such as \"100-199\""))
+                s.trim().parse::<u16>().map_err(|_| {
+                    format!("`{text}` is not a VLAN ID or a range such as \"100-199\"")
+                })
             };
             match text.split_once('-') {
                 Some((low, high)) => (id(low)?, id(high)?),
@@ -224,7 +224,10 @@ mod tests {
         );
         assert_eq!(vlan_range(&RawVlanRange::Text("12".into())), Ok(12..=12));
         for bad in ["0-10", "1-4095", "20-10", "x", "1-"] {
-            assert!(vlan_range(&RawVlanRange::Text(bad.into())).is_err(), "{bad}");
+            assert!(
+                vlan_range(&RawVlanRange::Text(bad.into())).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -11,11 +11,11 @@ use std::{
 };
 
 use dhcp_common::{
-    BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, RenewalEvent, SubnetConfig,
-    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_OWN_OPTIONS, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY,
-    FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, MAX_SUBNETS, OPTION_SLOT_ALWAYS,
-    OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
-    for_each_vlan_key, VlanKey,
+    for_each_vlan_key, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot,
+    RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD, BINDING_OWN_OPTIONS,
+    BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, MAX_SUBNETS,
+    OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS,
+    RELAY_SELECT_BY_INTERFACE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};

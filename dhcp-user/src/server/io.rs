@@ -385,7 +385,11 @@ pub fn open_sockets(
         }
     }
     for subnet in &server.config().subnets {
-        for lines in subnet.vlans.iter().filter(|l| !interfaces.iter().any(|i| l.on(i))) {
+        for lines in subnet
+            .vlans
+            .iter()
+            .filter(|l| !interfaces.iter().any(|i| l.on(i)))
+        {
             warn!(subnet = %subnet, lines = %lines, "VLAN lines on an interface not served");
         }
     }

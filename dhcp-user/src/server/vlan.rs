@@ -273,32 +273,37 @@ fn filter() -> Vec<libc::sock_filter> {
     let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     // Jump offsets count from the next instruction; the targets are named on the right.
     vec![
-        op(LDH_ABS, 0, 0, 12),                    // 0: the first ethertype
-        op(JEQ, 7, 0, u32::from(ETH_P_IPV6)),     // 1: -> 9 (no in-band tag)
-        op(JEQ, 1, 0, u32::from(ETH_P_8021Q)),    // 2: -> 4
-        op(JEQ, 0, 17, u32::from(ETH_P_8021AD)),  // 3: -> 4, else drop (21)
-        op(LDH_ABS, 0, 0, 16),                    // 4: behind one tag
-        op(JEQ, 7, 0, u32::from(ETH_P_IPV6)),     // 5: -> 13
-        op(JEQ, 0, 14, u32::from(ETH_P_8021Q)),   // 6: -> 7, else drop (21)
-        op(LDH_ABS, 0, 0, 20),                    // 7: behind two tags
-        op(JEQ, 6, 12, u32::from(ETH_P_IPV6)),    // 8: -> 15, else drop (21)
-        op(LDW_ABS, 0, 0, VLAN_AVAIL),            // 9: untagged in-band: a stripped tag?
-        op(JEQ, 10, 0, 0),                        // 10: none -> drop (21)
-        op(LDX_IMM, 0, 0, 14),                    // 11
-        op(JA, 0, 0, 3),                          // 12: -> 16
-        op(LDX_IMM, 0, 0, 18),                    // 13
-        op(JA, 0, 0, 1),                          // 14: -> 16
-        op(LDX_IMM, 0, 0, 22),                    // 15
-        op(LDB_IND, 0, 0, 6),                     // 16: IPv6 next header
-        op(JEQ, 0, 3, u32::from(IPPROTO_UDP)),    // 17: else drop (21)
-        op(LDH_IND, 0, 0, 42),                    // 18: UDP destination port
-        op(JEQ, 0, 1, u32::from(SERVER_PORT)),    // 19: else drop (21)
-        op(RET, 0, 0, MAX_FRAME as u32),          // 20: take it
-        op(RET, 0, 0, 0),                         // 21: drop
+        op(LDH_ABS, 0, 0, 12),                   // 0: the first ethertype
+        op(JEQ, 7, 0, u32::from(ETH_P_IPV6)),    // 1: -> 9 (no in-band tag)
+        op(JEQ, 1, 0, u32::from(ETH_P_8021Q)),   // 2: -> 4
+        op(JEQ, 0, 17, u32::from(ETH_P_8021AD)), // 3: -> 4, else drop (21)
+        op(LDH_ABS, 0, 0, 16),                   // 4: behind one tag
+        op(JEQ, 7, 0, u32::from(ETH_P_IPV6)),    // 5: -> 13
+        op(JEQ, 0, 14, u32::from(ETH_P_8021Q)),  // 6: -> 7, else drop (21)
+        op(LDH_ABS, 0, 0, 20),                   // 7: behind two tags
+        op(JEQ, 6, 12, u32::from(ETH_P_IPV6)),   // 8: -> 15, else drop (21)
+        op(LDW_ABS, 0, 0, VLAN_AVAIL),           // 9: untagged in-band: a stripped tag?
+        op(JEQ, 10, 0, 0),                       // 10: none -> drop (21)
+        op(LDX_IMM, 0, 0, 14),                   // 11
+        op(JA, 0, 0, 3),                         // 12: -> 16
+        op(LDX_IMM, 0, 0, 18),                   // 13
+        op(JA, 0, 0, 1),                         // 14: -> 16
+        op(LDX_IMM, 0, 0, 22),                   // 15
+        op(LDB_IND, 0, 0, 6),                    // 16: IPv6 next header
+        op(JEQ, 0, 3, u32::from(IPPROTO_UDP)),   // 17: else drop (21)
+        op(LDH_IND, 0, 0, 42),                   // 18: UDP destination port
+        op(JEQ, 0, 1, u32::from(SERVER_PORT)),   // 19: else drop (21)
+        op(RET, 0, 0, MAX_FRAME as u32),         // 20: take it
+        op(RET, 0, 0, 0),                        // 21: drop
     ]
 }
 
-fn setsockopt<T>(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+fn setsockopt<T>(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: a valid fd, a pointer to a live value and its exact size.
     let rc = unsafe {
         libc::setsockopt(
@@ -347,7 +352,9 @@ impl TaggedSocket {
             )
         };
         if raw < 0 {
-            return Err(err("creating the AF_PACKET socket")(io::Error::last_os_error()));
+            return Err(err("creating the AF_PACKET socket")(
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: `raw` is a fresh fd nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -361,8 +368,13 @@ impl TaggedSocket {
         setsockopt(raw, libc::SOL_PACKET, PACKET_AUXDATA, &1 as &libc::c_int)
             .map_err(err("PACKET_AUXDATA"))?;
         // Our own replies are not requests (Linux 4.20 and later).
-        setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)
-            .map_err(err("PACKET_IGNORE_OUTGOING"))?;
+        setsockopt(
+            raw,
+            libc::SOL_PACKET,
+            PACKET_IGNORE_OUTGOING,
+            &1 as &libc::c_int,
+        )
+        .map_err(err("PACKET_IGNORE_OUTGOING"))?;
         // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -377,9 +389,13 @@ impl TaggedSocket {
             )
         };
         if rc != 0 {
-            return Err(err("binding the AF_PACKET socket")(io::Error::last_os_error()));
+            return Err(err("binding the AF_PACKET socket")(
+                io::Error::last_os_error(),
+            ));
         }
-        let fd = AsyncFd::new(fd).map_err(err("registering the AF_PACKET socket"))?;
+        // SAFETY: the AsyncFd owns the fd, so it stays open as long as it is registered.
+        let fd = unsafe { AsyncFd::register(fd) }
+            .map_err(|e| err("registering the AF_PACKET socket")(e.into_parts().1))?;
         Ok(TaggedSocket {
             name: name.to_string(),
             ifindex,

@@ -24,6 +24,7 @@
 //! their names only need to be unique per namespace: `v<n>-<peer role>`, at most 15 characters.
 
 pub mod dhclient;
+pub mod qinq;
 
 use std::{
     ffi::{CString, OsStr},
@@ -807,56 +808,6 @@ pub fn lab_bpffs() -> Result<std::path::PathBuf, LabError> {
         }
     }
     Ok(dir)
-}
-
-/// Which tag a lab VLAN interface puts on its frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VlanProto {
-    /// 802.1Q (TPID 0x8100): a C-VLAN, or a single-tagged line.
-    Dot1q,
-    /// 802.1ad (TPID 0x88a8): the S-VLAN of a QinQ line.
-    Dot1ad,
-}
-
-/// Adds the VLAN interface `name` with `id` on `lower` in `ns` (`mac`: its own address, else the
-/// lower's), as a client-side access line: its frames carry complete UDP checksums
-/// ([`tx_checksum_offload_off`]) and their tags in-band (`lower`'s tx VLAN offload off, with
-/// `ethtool`: over veth the peer's XDP program would not see an offloaded tag), no DAD. Waits
-/// until its link-local address is usable; returns the interface as a [`VethEnd`].
-pub fn vlan_interface(
-    ns: &Namespace,
-    lower: &str,
-    name: &str,
-    proto: VlanProto,
-    id: u16,
-    mac: Option<[u8; 6]>,
-) -> Result<VethEnd, LabError> {
-    let proto = match proto {
-        VlanProto::Dot1q => "802.1Q",
-        VlanProto::Dot1ad => "802.1ad",
-    };
-    let id = id.to_string();
-    let mac = mac.map(|m| {
-        m.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    });
-    let mut args = vec!["-n", &ns.name, "link", "add", "link", lower, "name", name];
-    if let Some(mac) = &mac {
-        args.extend(["address", mac.as_str()]);
-    }
-    args.extend(["type", "vlan", "proto", proto, "id", &id]);
-    run_ip(args)?;
-    ns.exec(
-        "ethtool",
-        ["-K", lower, "txvlan", "off", "tx-vlan-stag-hw-insert", "off"],
-    )?;
-    // Slashes: the name has dots.
-    ns.exec("sysctl", ["-qw", &format!("net/ipv6/conf/{name}/accept_dad=0")])?;
-    ns.run_in(|| tx_checksum_offload_off(name))??;
-    run_ip(["-n", &ns.name, "link", "set", name, "up"])?;
-    wait_ready(ns, name, None)
 }
 
 /// `ethtool -K <dev> tx off` through the ethtool ioctl (ETHTOOL_STXCSUM), in the calling thread's
