@@ -419,7 +419,7 @@ impl TaggedSocket {
         if len > buf.len().min(MAX_FRAME) {
             return Ok(Err("vlan_frame_too_long"));
         }
-        let stripped = (aux.tp_status & TP_STATUS_VLAN_VALID != 0).then(|| Tag {
+        let stripped = (aux.tp_status & TP_STATUS_VLAN_VALID != 0).then_some(Tag {
             tpid: if aux.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
                 aux.tp_vlan_tpid
             } else {

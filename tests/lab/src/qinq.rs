@@ -25,6 +25,9 @@ const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 /// How often the threads look at the stop flag.
 const POLL_MS: libc::c_int = 100;
 
+/// A frame's two tags as they came, outer first: (TPID, TCI) each.
+pub type Tags = [(u16, u16); 2];
+
 /// One line: its TAP interface and tags.
 #[derive(Debug, Clone)]
 pub struct QinqLine {
@@ -36,7 +39,7 @@ pub struct QinqLine {
     pub s_vlan: u16,
     pub c_vlan: u16,
     /// Every frame handed to the TAP device: its tags as they came, outer first, (TPID, TCI).
-    pub received: Arc<Mutex<Vec<[(u16, u16); 2]>>>,
+    pub received: Arc<Mutex<Vec<Tags>>>,
 }
 
 /// The lines and their threads; dropping it stops the threads and removes the TAP devices.
@@ -115,7 +118,7 @@ impl QinqLines {
                 }
             }));
         }
-        type Delivery = ((u16, u16), Arc<OwnedFd>, Arc<Mutex<Vec<[(u16, u16); 2]>>>);
+        type Delivery = ((u16, u16), Arc<OwnedFd>, Arc<Mutex<Vec<Tags>>>);
         let by_tags: Vec<Delivery> = lines
             .iter()
             .zip(taps)
@@ -163,7 +166,7 @@ impl Drop for QinqLines {
 
 /// The two tags (TPID, TCI) of a received frame, outer first, and where its ethertype starts
 /// after them; `stripped`: the outer tag the kernel moved into metadata.
-fn line_of(frame: &[u8], stripped: Option<(u16, u16)>) -> Option<([(u16, u16); 2], usize)> {
+fn line_of(frame: &[u8], stripped: Option<(u16, u16)>) -> Option<(Tags, usize)> {
     let rd = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
     let mut tags = Vec::new();
     tags.extend(stripped);
