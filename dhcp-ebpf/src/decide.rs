@@ -343,6 +343,8 @@ fn direct_subnet(st: &State, iface: &IfaceConfig) -> Result<u32, Reason> {
     if iface.has_vlans == 1 && (st.outer_vlan | st.inner_vlan) != 0 {
         let [exact, any] = VlanKey::lookups(st.ifindex, st.outer_vlan, st.inner_vlan);
         // SAFETY: map values the controller only ever writes whole; read-only here.
+        // By reference, as for `BINDINGS`: the keys stay the one copy on the stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
         let found = unsafe { VLANS.get(&exact).or_else(|| VLANS.get(&any)) };
         return found
             .map(|&subnet| subnet as u32)

@@ -254,7 +254,7 @@ impl InterfaceSocket {
 }
 
 /// One receive path of a served interface: its kernel UDP socket, or the AF_PACKET socket of
-/// its VLAN lines (`server::vlan`). One [`socket_loop`] serves either.
+/// its VLAN lines (`server::vlan`). One socket loop serves either.
 pub enum Endpoint {
     /// The kernel UDP socket: untagged frames (and what a kernel VLAN interface delivers).
     Udp(InterfaceSocket),

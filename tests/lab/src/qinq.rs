@@ -51,7 +51,8 @@ pub struct QinqLines {
 
 impl QinqLines {
     /// Lines `(s_vlan, c_vlan)` on the client namespace `ns`'s veth `veth`; each TAP device gets
-    /// the MAC 02:51:00:<s>:<c> (so each client its own DUID).
+    /// the MAC `02:51:` and then the S-VLAN and C-VLAN IDs, two bytes each (so each client its own
+    /// DUID).
     pub fn start(ns: &Namespace, veth: &str, tags: &[(u16, u16)]) -> Result<QinqLines, LabError> {
         let names: Vec<String> = tags.iter().map(|(s, c)| format!("q{s}-{c}")).collect();
         let opened = {
