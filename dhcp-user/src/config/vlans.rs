@@ -263,3 +263,46 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use crate::config::Config;
+
+    const TWO: &str = r#"
+[[subnet]]
+prefix = "2001:db8:1::/64"
+vlans = [{ interface = "eth1", s-vlan = "100-199", c-vlan = "1-4094" }]
+
+[[subnet]]
+prefix = "2001:db8:2::/64"
+vlans = [
+  { interface = "eth1", s-vlan = 300 },
+  { interface = "eth1", s-vlan = "150", c-vlan = "7" },
+]
+"#;
+
+    /// Overlapping lines are refused naming the file, the line and the key; a bad range names
+    /// its key too; lines that do not meet select their subnets.
+    #[test]
+    fn vlan_lines_select_subnets_and_overlaps_are_refused() {
+        let e = Config::parse(TWO, "bng.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("bng.toml, line 10") && e.contains("key `subnet[1].vlans[1]`"),
+            "{e}"
+        );
+        assert!(e.contains("overlaps subnet[0].vlans[0]"), "{e}");
+        let ok = TWO.replace("s-vlan = \"150\"", "s-vlan = \"250\"");
+        let config = Config::parse(&ok, "bng.toml").unwrap();
+        assert_eq!(config.vlan_subnet("eth1", 120, 4000), Some(0));
+        assert_eq!(config.vlan_subnet("eth1", 300, 0), Some(1));
+        assert_eq!(config.vlan_subnet("eth1", 300, 5), None);
+        assert_eq!(config.vlan_subnet("eth1", 250, 7), Some(1));
+        assert_eq!(config.vlan_subnet("eth2", 120, 7), None);
+        let bad = TWO.replace("c-vlan = \"7\"", "c-vlan = \"0-7\"");
+        let e = Config::parse(&bad, "bng.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("subnet[1].vlans[1].c-vlan") && e.contains("1 to 4094"),
+            "{e}"
+        );
+    }
+}
