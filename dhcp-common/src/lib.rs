@@ -206,7 +206,11 @@ pub struct IfaceConfig {
     pub has_subnet: u8,
     /// 1 when `global` is valid.
     pub has_global: u8,
-    pub _pad: [u8; 5],
+    /// 1 when some subnet names VLAN lines on this interface (`vlans`): a direct client's
+    /// tagged frame is then served by the subnet of its line in `VLANS`, or passed on
+    /// (`pass_no_vlan_line`); 0: tags are not looked at and `subnet` serves it.
+    pub has_vlans: u8,
+    pub _pad: [u8; 4],
 }
 
 /// Global runtime settings, entry 0 of the one-entry `CONFIG` array.
@@ -244,6 +248,82 @@ pub struct GlobalConfig {
 pub struct LinkKey {
     pub prefix_len: u32,
     pub addr: [u8; 16],
+}
+
+/// Capacity of the `VLANS` map: the (interface, S-VLAN, C-VLAN) keys the configuration's
+/// `vlans` ranges expand to ([`for_each_vlan_key`]); a configuration needing more is refused.
+pub const MAX_VLAN_KEYS: u32 = 1 << 16;
+/// `VlanKey::inner_vlan` of an entry that stands for every C-VLAN (1 to 4094) of its S-VLAN, so
+/// a range of all inner tags costs one entry per outer tag.
+pub const VLAN_ANY: u16 = 0xffff;
+/// Highest VLAN ID a tag may carry (4095 is reserved, IEEE 802.1Q).
+pub const VLAN_ID_MAX: u16 = 4094;
+
+/// Key of the `VLANS` map: a direct client's line by the frame's tags, to the index of its
+/// subnet in `SUBNETS` (a `u16` value). `inner_vlan` is 0 for a frame with one tag and
+/// [`VLAN_ANY`] for an entry matching every inner tag.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VlanKey {
+    pub ifindex: u32,
+    pub outer_vlan: u16,
+    pub inner_vlan: u16,
+}
+
+impl VlanKey {
+    /// The keys a frame's line is looked up by, in order, until one is found: its exact tags,
+    /// then (with a valid inner tag) its outer tag with [`VLAN_ANY`]. The fast path and the
+    /// controller both look up this way.
+    pub fn lookups(ifindex: u32, outer_vlan: u16, inner_vlan: u16) -> [VlanKey; 2] {
+        let exact = VlanKey {
+            ifindex,
+            outer_vlan,
+            inner_vlan,
+        };
+        // A reserved inner ID (4095) is in no range: only its own key, which no entry has.
+        let any = VlanKey {
+            inner_vlan: if inner_vlan == 0 || inner_vlan > VLAN_ID_MAX {
+                inner_vlan
+            } else {
+                VLAN_ANY
+            },
+            ..exact
+        };
+        [exact, any]
+    }
+}
+
+/// Calls `f` with every `VLANS` key of the line range `outer` x `inner` on `ifindex` (ranges
+/// both ends included; `inner` `None`: frames with a single tag). A full inner range (1 to
+/// 4094) is one [`VLAN_ANY`] key per outer tag; any other, one key per pair.
+pub fn for_each_vlan_key(
+    ifindex: u32,
+    outer: (u16, u16),
+    inner: Option<(u16, u16)>,
+    mut f: impl FnMut(VlanKey),
+) {
+    for outer_vlan in outer.0..=outer.1 {
+        let key = |inner_vlan| VlanKey {
+            ifindex,
+            outer_vlan,
+            inner_vlan,
+        };
+        match inner {
+            None => f(key(0)),
+            Some((1, VLAN_ID_MAX)) => f(key(VLAN_ANY)),
+            Some((low, high)) => (low..=high).for_each(|inner_vlan| f(key(inner_vlan))),
+        }
+    }
+}
+
+/// How many keys [`for_each_vlan_key`] gives for the range.
+pub fn vlan_key_count(outer: (u16, u16), inner: Option<(u16, u16)>) -> u32 {
+    let span = |(low, high): (u16, u16)| u32::from(high.saturating_sub(low)) + 1;
+    let per_outer = match inner {
+        None | Some((1, VLAN_ID_MAX)) => 1,
+        Some(range) => span(range),
+    };
+    span(outer) * per_outer
 }
 
 /// What the fast path tells the controller about each exchange it answered (ring buffer).
@@ -472,6 +552,9 @@ pub mod stat {
         /// Client classes can change this subnet's replies (`SubnetConfig::client_classes`):
         /// the controller evaluates them on every message.
         PASS_CLIENT_CLASS = "pass_client_class",
+        /// A direct client's tagged frame on an interface with `vlans` lines, whose tags match
+        /// none of them: the controller finds no subnet for it either (`no_subnet_for_link`).
+        PASS_NO_VLAN_LINE = "pass_no_vlan_line",
     }
 
     /// Each name is its constant's identifier in lower case.
@@ -518,6 +601,7 @@ pub mod maps {
     pub const IFACES: &str = "IFACES";
     pub const CONFIG: &str = "CONFIG";
     pub const LINKS: &str = "LINKS";
+    pub const VLANS: &str = "VLANS";
     pub const STATS: &str = "STATS";
     pub const EVENTS: &str = "EVENTS";
     pub const PASS_BUDGET: &str = "PASS_BUDGET";
@@ -544,6 +628,7 @@ mod pod {
     unsafe impl aya::Pod for IfaceConfig {}
     unsafe impl aya::Pod for GlobalConfig {}
     unsafe impl aya::Pod for LinkKey {}
+    unsafe impl aya::Pod for VlanKey {}
     unsafe impl aya::Pod for RenewalEvent {}
     unsafe impl aya::Pod for PassBudget {}
     unsafe impl aya::Pod for LineKey {}
@@ -564,7 +649,11 @@ mod tests {
             size_of::<BindingValue>(),
             8 + 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4
         );
-        assert_eq!(size_of::<IfaceConfig>(), 6 + 2 + 16 + 16 + 1 + 1 + 1 + 5);
+        assert_eq!(
+            size_of::<IfaceConfig>(),
+            6 + 2 + 16 + 16 + 1 + 1 + 1 + 1 + 4
+        );
+        assert_eq!(size_of::<VlanKey>(), 8);
         assert_eq!(
             size_of::<GlobalConfig>(),
             8 + 1 + 1 + 2 + 4 + 4 + 4 + FAST_SERVER_DUID_MAX
@@ -597,6 +686,32 @@ mod tests {
             LineKey::relayed(LINE_REMOTE_ID, b"x").id
         );
         assert_eq!(LineKey::direct(3, 0xf064, 0).outer_vlan, 100);
+    }
+
+    /// A full inner range is one wildcard key per outer tag, found by a frame with any inner
+    /// tag; a partial one is a key per pair; a single-tag range matches single-tagged frames only.
+    #[test]
+    fn vlan_keys_expand_and_look_up_alike() {
+        let mut keys = [VlanKey::lookups(0, 0, 0)[0]; 8];
+        let mut n = 0;
+        for_each_vlan_key(3, (100, 101), Some((1, VLAN_ID_MAX)), |k| {
+            keys[n] = k;
+            n += 1;
+        });
+        assert_eq!(n as u32, vlan_key_count((100, 101), Some((1, VLAN_ID_MAX))));
+        assert_eq!(VlanKey::lookups(3, 101, 77)[1], keys[1]);
+        for_each_vlan_key(3, (7, 7), Some((10, 11)), |k| {
+            keys[n] = k;
+            n += 1;
+        });
+        assert_eq!(n, 4);
+        assert_eq!(VlanKey::lookups(3, 7, 11)[0], keys[3]);
+        for_each_vlan_key(3, (9, 9), None, |k| {
+            keys[n] = k;
+            n += 1;
+        });
+        assert_eq!(VlanKey::lookups(3, 9, 0), [keys[4], keys[4]]);
+        assert_eq!(vlan_key_count((1, 4094), Some((10, 19))), 40_940);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::parse::{line::relay_line, options::parse_message, relay::parse_relay}
 use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
-    dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, BINDING_HAS_NA,
+    dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, VlanKey, BINDING_HAS_NA,
     BINDING_HAS_PD, BINDING_OWN_OPTIONS, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_DUID_MAX,
     FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
@@ -73,15 +73,12 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         st.subnet_index = if st.two_hops == 1 {
             two_hop_subnet(sc, req, st.outer.off, st.relay.off)?
         } else {
-            relayed_subnet(sc, req, dhcp, iface)?
+            relayed_subnet(sc, req, dhcp, st, iface)?
         };
         st.relayed = 1;
         st.msg = st.r.start;
     } else {
-        if iface.has_subnet == 0 {
-            return Err(stat::PASS_WRONG_LINK);
-        }
-        st.subnet_index = iface.subnet as u32;
+        st.subnet_index = direct_subnet(st, iface)?;
         st.relayed = 0;
         st.r.start = dhcp;
     }
@@ -329,16 +326,39 @@ fn relayed_subnet(
     sc: *mut Scratch,
     req: *const u8,
     hop: usize,
+    st: &State,
     iface: &IfaceConfig,
 ) -> Result<u32, Reason> {
     let link = hop + relay::LINK_ADDRESS;
     if rd64(req, link) | rd64(req, link + 8) == 0 {
-        if rd16(req, hop + relay::PEER_ADDRESS) & 0xffc0 != 0xfe80 || iface.has_subnet == 0 {
+        if rd16(req, hop + relay::PEER_ADDRESS) & 0xffc0 != 0xfe80 {
             return Err(stat::PASS_WRONG_LINK);
         }
-        return Ok(iface.subnet as u32);
+        return direct_subnet(st, iface);
     }
     link_subnet(sc, req, link)
+}
+
+/// The subnet of a client on the link the frame came in on (a direct one, or one behind an
+/// LDRA there), by the controller's rule (`Config::vlan_subnet`, the receiving interface's
+/// direct subnet): on an interface with VLAN lines, a tagged frame's line in `VLANS`
+/// (`VlanKey::lookups`: exact, then every inner tag), else passed on; otherwise the interface's.
+#[inline(always)]
+fn direct_subnet(st: &State, iface: &IfaceConfig) -> Result<u32, Reason> {
+    if iface.has_vlans == 1 && (st.outer_vlan | st.inner_vlan) != 0 {
+        let [exact, any] = VlanKey::lookups(st.ifindex, st.outer_vlan, st.inner_vlan);
+        // SAFETY: map values the controller only ever writes whole; read-only here.
+        // By reference, as for `BINDINGS`: the keys stay the one copy on the stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        let found = unsafe { VLANS.get(&exact).or_else(|| VLANS.get(&any)) };
+        return found
+            .map(|&subnet| subnet as u32)
+            .ok_or(stat::PASS_NO_VLAN_LINE);
+    }
+    if iface.has_subnet == 0 {
+        return Err(stat::PASS_WRONG_LINK);
+    }
+    Ok(iface.subnet as u32)
 }
 
 /// The subnet of a client behind two relay hops, by the controller's rule: the inner hop's

@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use dhcp_common::{
     stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, LineBudget, LineKey, PassBudget,
-    RenewalEvent, StatCounter, SubnetConfig, DEFAULT_MAX_BINDINGS, MAX_IFACES, MAX_LINES,
-    MAX_SUBNETS,
+    RenewalEvent, StatCounter, SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS, MAX_IFACES, MAX_LINES,
+    MAX_SUBNETS, MAX_VLAN_KEYS,
 };
 
 use crate::scratch::Scratch;
@@ -25,6 +25,9 @@ pub(crate) static IFACES: HashMap<u32, IfaceConfig, { MAX_IFACES as usize }> = H
 pub(crate) static CONFIG: Array<GlobalConfig, 1> = Array::new();
 #[btf_map]
 pub(crate) static LINKS: LpmTrie<[u8; 16], u16, { MAX_SUBNETS as usize }> = LpmTrie::new();
+/// A direct client's line by its frame's tags (`VlanKey::lookups`) to its subnet's index.
+#[btf_map]
+pub(crate) static VLANS: HashMap<VlanKey, u16, { MAX_VLAN_KEYS as usize }> = HashMap::new();
 #[btf_map]
 pub(crate) static STATS: PerCpuArray<StatCounter, { stat::COUNT as usize }> = PerCpuArray::new();
 #[btf_map]

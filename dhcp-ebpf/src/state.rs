@@ -84,6 +84,9 @@ pub struct State {
     pub new_expires: u64,
     pub ifindex: u32,
     pub subnet_index: u32,
+    /// The frame's VLAN IDs, outer then inner (0: no such tag), for the subnet of its line.
+    pub outer_vlan: u16,
+    pub inner_vlan: u16,
     pub relayed: u8,
     /// 1 when two Relay-Forw hops wrap the client's message (an LDRA behind an L3 relay).
     pub two_hops: u8,

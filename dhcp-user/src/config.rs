@@ -69,8 +69,10 @@ use toml::Spanned;
 
 mod api;
 pub mod classes;
+mod vlans;
 use crate::options::{ConfiguredOption, PdExclude};
 pub use api::{parse_duration, ApiConfig, ApiToken, LeaseLogConfig};
+pub use vlans::VlanLines;
 
 /// Default directory of the lease database and the control socket.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/dhcp-user";
@@ -475,6 +477,9 @@ pub struct Subnet {
     /// Relayed clients whose relay has one of these addresses (the Relay-Forw's source, or the
     /// next relay out's peer-address) use this subnet, after Interface-IDs, before link-addresses.
     pub relay_addresses: Vec<Ipv6Addr>,
+    /// VLAN lines (interface, S-VLAN and C-VLAN ranges) whose direct clients use this subnet,
+    /// tagged frames with no kernel VLAN interface (`vlans`).
+    pub vlans: Vec<VlanLines>,
 }
 
 /// An IA_NA range, both ends included.
@@ -697,6 +702,21 @@ impl Config {
         self.subnets
             .iter()
             .any(|s| !s.relay_interface_ids.is_empty())
+    }
+
+    /// The subnet of direct clients whose frames came in on `interface` with these VLAN IDs (0:
+    /// no such tag), by the subnets' `vlans`; the fast path finds the same one in `VLANS`.
+    pub fn vlan_subnet(&self, interface: &str, outer: u16, inner: u16) -> Option<usize> {
+        self.subnets
+            .iter()
+            .position(|s| s.vlans.iter().any(|l| l.contains(interface, outer, inner)))
+    }
+
+    /// True when some subnet names VLAN lines on `interface`.
+    pub fn has_vlan_lines(&self, interface: &str) -> bool {
+        self.subnets
+            .iter()
+            .any(|s| s.vlans.iter().any(|l| l.on(interface)))
     }
 
     /// True when some subnet is selected by its relays' addresses.
@@ -957,6 +977,8 @@ struct RawSubnet {
     #[serde(default)]
     relay_addresses: Vec<Ipv6Addr>,
     #[serde(default)]
+    vlans: Vec<vlans::RawVlanLines>,
+    #[serde(default)]
     option: Vec<options::RawOption>,
 }
 
@@ -1125,6 +1147,8 @@ impl Validator<'_> {
             spans.push(subnet_spans);
         }
         self.check_across_subnets(&subnets, &spans)?;
+        let vlan_spans: Vec<_> = spans.iter().map(|s| s.vlans.clone()).collect();
+        self.check_vlan_lines(&subnets, &vlan_spans)?;
         let line_identity = raw.line_identity.as_ref().map(|k| *k.get_ref());
         let needs_identity = |key: &str, span: Range<usize>| {
             self.invalid(
@@ -1892,6 +1916,7 @@ impl Validator<'_> {
             Some(name) => Some(name.get_ref().clone()),
             None => None,
         };
+        let (vlans, vlan_spans) = self.vlan_lines(&raw.vlans, &key)?;
         let spans = SubnetSpans {
             prefix: raw.prefix.span(),
             pools: raw.pools.iter().map(|p| p.low.span()).collect(),
@@ -1912,6 +1937,7 @@ impl Validator<'_> {
                 .as_ref()
                 .map(Spanned::span)
                 .or(raw.interface.as_ref().map(Spanned::span)),
+            vlans: vlan_spans,
         };
         let subnet = Subnet {
             id,
@@ -1942,6 +1968,7 @@ impl Validator<'_> {
                 .map(String::into_bytes)
                 .collect(),
             relay_addresses: raw.relay_addresses,
+            vlans,
         };
         Ok((subnet, spans))
     }
@@ -2173,6 +2200,8 @@ struct SubnetSpans {
     reservations: Vec<ReservationSpans>,
     id: Option<Range<usize>>,
     interfaces: Option<Range<usize>>,
+    /// The interface span of each `vlans` entry.
+    vlans: Vec<Range<usize>>,
 }
 
 type ReservationSpans = (Option<Range<usize>>, Option<Range<usize>>);

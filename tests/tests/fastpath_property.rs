@@ -608,6 +608,7 @@ fn delivered(bytes: &[u8]) -> Option<(Udp6Frame, Inbound)> {
         destination: frame.dst_ip,
         ifindex: LO,
         interface: "lo".into(),
+        link: None,
     };
     Some((frame, inbound))
 }

@@ -32,6 +32,8 @@ pub(crate) fn headers(sc: *mut Scratch) -> Result<(), Reason> {
     }
     // The line for admission, before anything that passes the frame on is judged.
     direct_line(st, vlan_ids[0], vlan_ids[1]);
+    st.outer_vlan = vlan_ids[0] & 0x0fff;
+    st.inner_vlan = vlan_ids[1] & 0x0fff;
     if ethertype != ETH_P_IPV6 {
         return Err(stat::PASS_NOT_DHCP);
     }

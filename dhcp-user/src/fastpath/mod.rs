@@ -26,7 +26,7 @@ use aya::{
 };
 use dhcp_common::{
     maps as names, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, LineBudget, LineKey,
-    StatCounter, SubnetConfig,
+    StatCounter, SubnetConfig, VlanKey,
 };
 use thiserror::Error;
 
@@ -343,6 +343,26 @@ impl FastPath {
             .map_err(map_err(names::LINKS))
     }
 
+    /// Makes `VLANS` hold exactly `entries` (a pinned map still holds an earlier
+    /// configuration's lines: a stale one would serve a line no subnet names any more).
+    pub fn set_vlans(&mut self, entries: &[(VlanKey, u16)]) -> Result<(), FastPathError> {
+        let mut map: BpfHashMap<&mut MapData, VlanKey, u16> =
+            BpfHashMap::try_from(self.map_mut(names::VLANS)?).map_err(map_err(names::VLANS))?;
+        let wanted: std::collections::HashMap<VlanKey, u16> = entries.iter().copied().collect();
+        let stale: Vec<VlanKey> = map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| !wanted.contains_key(key))
+            .collect();
+        for key in &stale {
+            map.remove(key).map_err(map_err(names::VLANS))?;
+        }
+        for (key, index) in entries {
+            map.insert(key, index, 0).map_err(map_err(names::VLANS))?;
+        }
+        Ok(())
+    }
+
     /// Removes every `LINKS` entry but the prefixes in `keep` (a pinned map still holds the
     /// prefixes of an earlier configuration; a stale one would name a subnet for an address no
     /// configured prefix holds, or shadow a shorter one). Returns how many it removed.
@@ -430,12 +450,13 @@ impl FastPath {
 
 /// Maps pinned under the pin root (the scratch and budget maps, the lines' buckets too, are
 /// per-run state and are not).
-pub const PINNED_MAPS: [&str; 7] = [
+pub const PINNED_MAPS: [&str; 8] = [
     names::BINDINGS,
     names::SUBNETS,
     names::IFACES,
     names::CONFIG,
     names::LINKS,
+    names::VLANS,
     names::STATS,
     names::EVENTS,
 ];

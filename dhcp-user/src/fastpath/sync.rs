@@ -11,10 +11,11 @@ use std::{
 };
 
 use dhcp_common::{
-    BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, RenewalEvent, SubnetConfig,
-    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_OWN_OPTIONS, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY,
-    FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, MAX_SUBNETS, OPTION_SLOT_ALWAYS,
-    OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
+    for_each_vlan_key, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot,
+    RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD, BINDING_OWN_OPTIONS,
+    BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, MAX_SUBNETS,
+    OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS,
+    RELAY_SELECT_BY_INTERFACE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
@@ -320,10 +321,29 @@ fn configure_tables(
         fp.set_subnet(i as u16, &cfg)?;
         fp.set_link(prefix, len, i as u16)?;
     }
+    fp.set_vlans(&vlan_entries(config, ifaces))?;
     for iface in ifaces {
         fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
     }
     Ok(())
+}
+
+/// The `VLANS` entries of `config` on the served `ifaces`: each subnet's `vlans` expanded by
+/// `dhcp_common::for_each_vlan_key` (the configuration refuses overlaps and more than
+/// `MAX_VLAN_KEYS`), to the subnet's index.
+pub fn vlan_entries(config: &Config, ifaces: &[IfaceInfo]) -> Vec<(VlanKey, u16)> {
+    let mut entries = std::collections::HashMap::new();
+    for (index, subnet) in config.subnets.iter().enumerate().take(MAX_SUBNETS as usize) {
+        for lines in &subnet.vlans {
+            for iface in ifaces.iter().filter(|i| lines.on(&i.name)) {
+                let (outer, inner) = lines.key_ranges();
+                for_each_vlan_key(iface.ifindex, outer, inner, |key| {
+                    entries.entry(key).or_insert(index as u16);
+                });
+            }
+        }
+    }
+    entries.into_iter().collect()
 }
 
 /// The `IFACES` entry of `iface`: its MAC, its direct subnet, and the sources
@@ -340,7 +360,8 @@ pub fn iface_config(config: &Config, iface: &IfaceInfo) -> IfaceConfig {
         enabled: (!link_local.is_unspecified()) as u8,
         has_subnet: subnet.is_some() as u8,
         has_global: global.is_some() as u8,
-        _pad: [0; 5],
+        has_vlans: config.has_vlan_lines(&iface.name) as u8,
+        _pad: [0; 4],
     }
 }
 

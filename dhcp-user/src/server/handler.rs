@@ -40,6 +40,9 @@ pub struct Inbound {
     pub ifindex: u32,
     /// Receiving interface name.
     pub interface: String,
+    /// The VLAN line and peer MAC of a tagged frame taken off the NIC (`server::vlan`); `None`
+    /// for a datagram of the kernel's UDP socket.
+    pub link: Option<super::vlan::TaggedLink>,
 }
 
 /// A request ready for a decision: its client message, relay chain and subnet.
@@ -168,9 +171,8 @@ pub fn classify(
         )
     };
     let unicast = relays.is_empty() && !inbound.destination.is_multicast();
-    let next_hop = config
-        .routes
-        .enabled
+    // A client on a VLAN line has no kernel interface to route through: no route (documented).
+    let next_hop = (config.routes.enabled && inbound.link.is_none())
         .then(|| next_hop(&relays, *inbound.source.ip()))
         .flatten();
     let classes = classes::member_of(

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 
 use super::handler::{subnet_containing, Inbound};
+use super::vlan::{Refusal, TaggedLink, TaggedSocket};
 use super::{Durability, Handling, Server, ServerError, Waiting};
 use crate::store::{StoreError, Ticket};
 use std::collections::VecDeque;
@@ -189,6 +190,7 @@ impl InterfaceSocket {
             destination,
             ifindex,
             interface: self.name.clone(),
+            link: None,
         })
     }
 
@@ -251,6 +253,49 @@ impl InterfaceSocket {
     }
 }
 
+/// One receive path of a served interface: its kernel UDP socket, or the AF_PACKET socket of
+/// its VLAN lines (`server::vlan`). One socket loop serves either.
+pub enum Endpoint {
+    /// The kernel UDP socket: untagged frames (and what a kernel VLAN interface delivers).
+    Udp(InterfaceSocket),
+    /// The tagged frames of a NIC with `vlans` lines.
+    Tagged(TaggedSocket),
+}
+
+impl Endpoint {
+    /// Interface name.
+    pub fn name(&self) -> &str {
+        match self {
+            Endpoint::Udp(s) => &s.name,
+            Endpoint::Tagged(s) => &s.name,
+        }
+    }
+
+    /// Interface index.
+    pub fn ifindex(&self) -> u32 {
+        match self {
+            Endpoint::Udp(s) => s.ifindex,
+            Endpoint::Tagged(s) => s.ifindex,
+        }
+    }
+
+    async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            // Readiness stays set until a read would block, which clears it.
+            Endpoint::Udp(s) => s.fd.readable().await.map(drop),
+            Endpoint::Tagged(s) => s.readable().await,
+        }
+    }
+
+    /// The next request queued: `Ok(Err(reason))` a frame dropped on the tagged path.
+    fn try_recv_into(&self, buf: &mut [u8]) -> std::io::Result<Result<Inbound, Refusal>> {
+        match self {
+            Endpoint::Udp(s) => s.try_recv_into(buf).map(Ok),
+            Endpoint::Tagged(s) => s.try_recv_into(buf),
+        }
+    }
+}
+
 /// Where a reply goes and from which source.
 struct Datagram {
     to: SockaddrIn6,
@@ -309,7 +354,7 @@ pub async fn serve(
 pub fn open_sockets(
     server: &Server,
     interfaces: &[String],
-) -> Result<Vec<Arc<InterfaceSocket>>, ServerError> {
+) -> Result<Vec<Arc<Endpoint>>, ServerError> {
     let mut sockets = Vec::new();
     for name in interfaces {
         let socket = InterfaceSocket::open(name)?;
@@ -325,7 +370,28 @@ pub fn open_sockets(
             }
         }
         server.set_direct_subnet(name, subnet);
-        sockets.push(Arc::new(socket));
+        sockets.push(Arc::new(Endpoint::Udp(socket)));
+        if server.config().has_vlan_lines(name) {
+            let mac = server
+                .interfaces()
+                .by_name(name)
+                .map(|info| info.mac)
+                .ok_or_else(|| ServerError::Io {
+                    context: format!("reading the MAC of {name} (VLAN lines)"),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?;
+            sockets.push(Arc::new(Endpoint::Tagged(TaggedSocket::open(name, mac)?)));
+            info!(interface = %name, "serving its VLAN lines (tagged frames, AF_PACKET)");
+        }
+    }
+    for subnet in &server.config().subnets {
+        for lines in subnet
+            .vlans
+            .iter()
+            .filter(|l| !interfaces.iter().any(|i| l.on(i)))
+        {
+            warn!(subnet = %subnet, lines = %lines, "VLAN lines on an interface not served");
+        }
     }
     Ok(sockets)
 }
@@ -334,7 +400,7 @@ pub fn open_sockets(
 /// turns true.
 pub async fn serve_sockets(
     server: Arc<Server>,
-    sockets: Vec<Arc<InterfaceSocket>>,
+    sockets: Vec<Arc<Endpoint>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let mut tasks = tokio::task::JoinSet::new();
@@ -356,6 +422,8 @@ struct Queued {
     ticket: Ticket,
     waiting: Waiting,
     destination: Ipv6Addr,
+    /// The line of a tagged request (its reply is a whole frame).
+    link: Option<TaggedLink>,
 }
 
 /// One socket's loop: reads what is queued (up to [`RECV_BURST`] datagrams per turn), decides
@@ -365,7 +433,7 @@ struct Queued {
 /// durable (at most [`SHUTDOWN_WAIT`]).
 async fn socket_loop(
     server: Arc<Server>,
-    socket: Arc<InterfaceSocket>,
+    socket: Arc<Endpoint>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -382,21 +450,21 @@ async fn socket_loop(
                 let over = *progress.borrow_and_update();
                 answer_durable(&server, &socket, &mut queue, over).await;
             }
-            ready = socket.fd.readable() => {
-                match ready {
-                    // Readiness stays set until a read would block, which clears it.
-                    Ok(guard) => drop(guard),
-                    Err(err) => {
-                        log_throttled!(warn, interface = %socket.name, error = %err, "receive failed");
-                        continue;
-                    }
+            ready = socket.readable() => {
+                if let Err(err) = ready {
+                    log_throttled!(warn, interface = %socket.name(), error = %err, "receive failed");
+                    continue;
                 }
                 for _ in 0..RECV_BURST {
                     let inbound = match socket.try_recv_into(&mut buf) {
-                        Ok(inbound) => inbound,
+                        Ok(Ok(inbound)) => inbound,
+                        Ok(Err(reason)) => {
+                            server.stats().dropped(reason);
+                            continue;
+                        }
                         Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(err) => {
-                            log_throttled!(warn, interface = %socket.name, error = %err, "receive failed");
+                            log_throttled!(warn, interface = %socket.name(), error = %err, "receive failed");
                             break;
                         }
                     };
@@ -407,7 +475,8 @@ async fn socket_loop(
                     match server.begin(&inbound, Durability::Ticket) {
                         Handling::Done(None) => {}
                         Handling::Done(Some(reply)) => {
-                            send_reply(&server, &socket, &reply, inbound.source, inbound.destination).await;
+                            let link = inbound.link.as_ref();
+                            send_reply(&server, &socket, &reply, inbound.source, inbound.destination, link).await;
                         }
                         Handling::Waiting(waiting) => {
                             let Some(ticket) = waiting.ticket() else {
@@ -420,6 +489,7 @@ async fn socket_loop(
                                 ticket,
                                 waiting,
                                 destination: inbound.destination,
+                                link: inbound.link,
                             });
                         }
                     }
@@ -450,7 +520,7 @@ const RECV_BURST: usize = 64;
 /// Sends the replies whose transaction is over (`over`: the writer's progress), in order.
 async fn answer_durable(
     server: &Server,
-    socket: &InterfaceSocket,
+    socket: &Endpoint,
     queue: &mut VecDeque<Queued>,
     over: u64,
 ) {
@@ -459,6 +529,7 @@ async fn answer_durable(
             ticket,
             waiting,
             destination,
+            link,
         }) = queue.pop_front()
         else {
             break;
@@ -470,13 +541,14 @@ async fn answer_durable(
         match server.settle(waiting, result) {
             Handling::Done(None) => {}
             Handling::Done(Some(reply)) => {
-                send_reply(server, socket, &reply, to, destination).await;
+                send_reply(server, socket, &reply, to, destination, link.as_ref()).await;
             }
             Handling::Waiting(waiting) => match waiting.ticket() {
                 Some(ticket) => queue.push_back(Queued {
                     ticket,
                     waiting,
                     destination,
+                    link,
                 }),
                 None => {
                     let _ = server.complete(waiting, Err(StoreError::WriterStopped));
@@ -486,18 +558,31 @@ async fn answer_durable(
     }
 }
 
-/// Sends `reply` to `to` from the source `reply_source` picks for a request sent to `destination`.
+/// Sends `reply` to `to` from the source `reply_source` picks for a request sent to `destination`
+/// (a tagged request's as a whole frame on its `link`).
 async fn send_reply(
     server: &Server,
-    socket: &InterfaceSocket,
+    socket: &Endpoint,
     reply: &[u8],
     to: SocketAddrV6,
     destination: Ipv6Addr,
+    link: Option<&TaggedLink>,
 ) {
     let from = server
         .interfaces()
-        .reply_source(socket.ifindex, destination, *to.ip());
-    if let Err(err) = socket.send_soon(reply, to, from).await {
+        .reply_source(socket.ifindex(), destination, *to.ip());
+    let sent = match (socket, link, from) {
+        (Endpoint::Udp(udp), _, _) => udp.send_soon(reply, to, from).await,
+        (Endpoint::Tagged(tagged), Some(link), Some(from)) => {
+            tagged.send_soon(reply, link, to, from).await
+        }
+        // No address to send from (the kernel would pick one; on a line it cannot).
+        (Endpoint::Tagged(_), _, _) => {
+            server.stats().dropped("vlan_no_source");
+            return;
+        }
+    };
+    if let Err(err) = sent {
         debug!(to = %to, error = %err, "send failed");
         server.stats().dropped("send_failed");
     }

@@ -26,6 +26,7 @@ pub mod io;
 pub mod mirror;
 pub mod operator;
 pub mod stats;
+pub mod vlan;
 
 use crate::clock::unix_now;
 use crate::log_throttled;
@@ -759,7 +760,14 @@ impl Server {
     /// Classifies `inbound` with `config`, counting what it received (and a drop); `None`:
     /// dropped.
     fn classify_with(&self, config: &Config, inbound: &Inbound) -> Option<handler::Classified> {
-        let direct = self.direct_subnet(&inbound.interface, config);
+        // A tagged frame's link is its VLAN line's (the fast path's `VLANS`), never the NIC's.
+        let direct = match &inbound.link {
+            Some(link) => {
+                let (outer, inner) = link.vlan_ids();
+                config.vlan_subnet(&inbound.interface, outer, inner)
+            }
+            None => self.direct_subnet(&inbound.interface, config),
+        };
         let request = match classify(config, inbound, direct) {
             Ok(request) => request,
             Err(rejected) => {

@@ -131,7 +131,8 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
             enabled: 1,
             has_subnet: 1,
             has_global: side.global.is_some() as u8,
-            _pad: [0; 5],
+            has_vlans: 0,
+            _pad: [0; 4],
         },
     )?;
     let mut options = [OptionSlot::EMPTY; FAST_OPTION_SLOTS];

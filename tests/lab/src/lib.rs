@@ -24,6 +24,7 @@
 //! their names only need to be unique per namespace: `v<n>-<peer role>`, at most 15 characters.
 
 pub mod dhclient;
+pub mod qinq;
 
 use std::{
     ffi::{CString, OsStr},

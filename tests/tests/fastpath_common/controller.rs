@@ -83,6 +83,7 @@ pub fn inbound_direct(bytes: Vec<u8>) -> Inbound {
         destination: ALL_RELAYS_AND_SERVERS.into(),
         ifindex: LO,
         interface: "lo".into(),
+        link: None,
     }
 }
 
@@ -143,6 +144,7 @@ pub fn request(path: Path, payload: Vec<u8>, vlans: &[(u16, u16)]) -> (Udp6Frame
                 destination: to,
                 ifindex: LO,
                 interface: "lo".into(),
+                link: None,
             };
             (frame, inbound)
         }

@@ -310,7 +310,8 @@ fn setup_object(object: &[u8]) -> Lab {
             enabled: 1,
             has_subnet: 1,
             has_global: 1,
-            _pad: [0; 5],
+            has_vlans: 0,
+            _pad: [0; 4],
         },
     )
     .unwrap();

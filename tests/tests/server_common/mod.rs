@@ -369,6 +369,11 @@ impl LabServer {
     /// (tagged `tag`) in the state directory and the lab's script (which never touches /etc),
     /// waiting for it to finish (after binding, dhclient leaves a daemon behind that renews).
     pub fn dhclient(&self, tag: &str, extra: &[&str]) -> std::process::Output {
+        self.dhclient_on(&self.link.b.ifname, tag, extra)
+    }
+
+    /// As `dhclient`, on the client namespace's interface `ifname` (a VLAN interface, say).
+    pub fn dhclient_on(&self, ifname: &str, tag: &str, extra: &[&str]) -> std::process::Output {
         let dir = &self.state_dir;
         let script = dhcp_lab::dhclient::write_dhclient_script(dir).unwrap();
         let (leases, pid) = dhclient_files(dir, tag);
@@ -383,7 +388,7 @@ impl LabServer {
             .arg(&leases)
             .arg("-pf")
             .arg(&pid)
-            .arg(&self.link.b.ifname)
+            .arg(ifname)
             .stdin(Stdio::null())
             .output()
             .expect("running dhclient")

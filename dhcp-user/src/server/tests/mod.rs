@@ -153,6 +153,7 @@ fn inbound(packet: &Packet, destination: &str) -> Inbound {
         destination: addr(destination),
         ifindex: 2,
         interface: "eth1".into(),
+        link: None,
     }
 }
 
