@@ -174,7 +174,10 @@ pub struct SubnetConfig {
     pub options_fit: u8,
     /// Number of `options` in use (the first ones): the program looks at no more.
     pub option_count: u8,
-    pub _pad: [u8; 2],
+    /// 1 when `reconfigure` is on for the subnet: a committing request carrying Reconfigure
+    /// Accept is passed on (`pass_reconfigure`), the controller's Reply holding a per-client key.
+    pub reconfigure: u8,
+    pub _pad: [u8; 1],
     /// The subnet's configured options (global ones merged in), in the controller's canonical
     /// order (by code); unused slots have `len` 0.
     pub options: [OptionSlot; FAST_OPTION_SLOTS],
@@ -464,6 +467,10 @@ pub mod stat {
         /// Dropped: the line's own budget (`line-pass-budget`, `line-pass-burst`) of messages
         /// passed on to the controller was spent, before the global budget was charged.
         DROP_LINE_BUDGET = "drop_line_budget",
+        /// A Renew, Rebind, Request or Rapid-Commit Solicit carrying Reconfigure Accept on a
+        /// subnet with `reconfigure` on: the controller's Reply carries the client's
+        /// reconfigure key.
+        PASS_RECONFIGURE = "pass_reconfigure",
     }
 
     /// Each name is its constant's identifier in lower case.

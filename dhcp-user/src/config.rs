@@ -68,6 +68,8 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 mod api;
+mod reconfigure;
+pub use reconfigure::{ReconfigureConfig, ReconfigureMessage, DEFAULT_RECONFIGURE_RATE};
 use crate::options::{ConfiguredOption, PdExclude};
 pub use api::{parse_duration, ApiConfig, ApiToken, LeaseLogConfig};
 
@@ -203,6 +205,8 @@ pub struct Config {
     pub lease_log: Option<LeaseLogConfig>,
     /// Routes to the clients' delegated prefixes (`[routes]`, the BNG role).
     pub routes: RoutesConfig,
+    /// `[reconfigure]`: reconfigure keys and Reconfigure messages (RFC 8415 section 18.3.11).
+    pub reconfigure: ReconfigureConfig,
     /// The subnets, in file order.
     pub subnets: Vec<Subnet>,
     /// Global options (`[[option]]`), the least specific level.
@@ -445,6 +449,8 @@ pub struct Subnet {
     pub rebind_timer: u32,
     /// A Solicit with Rapid Commit gets a committed Reply straight away.
     pub rapid_commit: bool,
+    /// Clients sending Reconfigure Accept get a reconfigure key (and may be sent Reconfigure).
+    pub reconfigure: bool,
     /// Preference option value in Advertise, when set.
     pub preference: Option<u8>,
     /// OPTION_DNS_SERVERS.
@@ -824,6 +830,7 @@ struct RawConfig {
     api: Option<api::RawApi>,
     lease_log: Option<api::RawLeaseLog>,
     routes: Option<RawRoutes>,
+    reconfigure: Option<reconfigure::RawReconfigure>,
     #[serde(default)]
     subnet: Vec<RawSubnet>,
     #[serde(default)]
@@ -935,6 +942,8 @@ struct RawSubnet {
     rebind_timer: Option<Spanned<u32>>,
     #[serde(default)]
     rapid_commit: bool,
+    /// `None`: `[reconfigure] enabled`.
+    reconfigure: Option<bool>,
     preference: Option<u8>,
     #[serde(default)]
     dns_servers: Vec<Ipv6Addr>,
@@ -1105,8 +1114,11 @@ impl Validator<'_> {
         let global_options = self.options(&raw.option, "option")?;
         let mut subnets = Vec::with_capacity(raw.subnet.len());
         let mut spans = Vec::with_capacity(raw.subnet.len());
+        let reconfigure = self.reconfigure(raw.reconfigure)?;
         for (index, subnet) in raw.subnet.into_iter().enumerate() {
+            let own_reconfigure = subnet.reconfigure;
             let (mut subnet, subnet_spans) = self.subnet(index, subnet, max_lease_time)?;
+            subnet.reconfigure = own_reconfigure.unwrap_or(reconfigure.enabled);
             subnet.options = crate::options::merge([&global_options[..], &subnet.options[..]]);
             subnets.push(subnet);
             spans.push(subnet_spans);
@@ -1211,6 +1223,7 @@ impl Validator<'_> {
             api: self.api(raw.api)?,
             lease_log: self.lease_log(raw.lease_log)?,
             routes: self.routes(raw.routes)?,
+            reconfigure,
             subnets,
             options: global_options,
         })
@@ -1899,6 +1912,8 @@ impl Validator<'_> {
             renew_timer: renew,
             rebind_timer: rebind,
             rapid_commit: raw.rapid_commit,
+            // Resolved against `[reconfigure] enabled` by the caller.
+            reconfigure: raw.reconfigure.unwrap_or(false),
             preference: raw.preference,
             options: self.subnet_options(&raw, &domain_search, &key)?,
             pool_options,

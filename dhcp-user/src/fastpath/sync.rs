@@ -199,7 +199,8 @@ pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
         preference: subnet.preference.unwrap_or(0),
         options_fit: 0,
         option_count: 0,
-        _pad: [0; 2],
+        reconfigure: subnet.reconfigure as u8,
+        _pad: [0; 1],
         options: [OptionSlot::EMPTY; FAST_OPTION_SLOTS],
     };
     let slots: Option<Vec<OptionSlot>> = subnet
@@ -863,6 +864,7 @@ mod tests {
             hostname: String::new(),
             line: None,
             next_hop: None,
+            reconfigure: None,
         }
     }
 

@@ -25,6 +25,7 @@ pub mod handler;
 pub mod io;
 pub mod mirror;
 pub mod operator;
+pub mod reconfigure;
 pub mod stats;
 
 use crate::clock::unix_now;
@@ -468,6 +469,8 @@ pub struct Server {
     /// Held (a shared store) from applying or checking lease events against the copy until
     /// they are sent, so that events reach the fast path and leasequery in the copy's order.
     publish_order: Mutex<()>,
+    /// The Reconfigure exchanges in flight (`dhcp-user reconfigure`).
+    reconfigurer: Arc<reconfigure::Reconfigurer>,
 }
 
 impl Server {
@@ -559,6 +562,7 @@ impl Server {
             server_duid,
             followed_seq: std::sync::atomic::AtomicU64::new(opened_at_seq),
             publish_order: Mutex::new(()),
+            reconfigurer: Arc::default(),
             store,
             writer,
             events: crate::lease_events::channel(),
@@ -751,6 +755,9 @@ impl Server {
         };
         let msg_type = request.message().msg_type;
         self.stats.received(msg_type);
+        if let Some(client) = request.message().client_id() {
+            self.reconfigurer.client_sent(client.as_bytes(), msg_type);
+        }
         debug!(
             from = %inbound.source,
             interface = %inbound.interface,
@@ -1246,6 +1253,9 @@ impl Server {
         expires_unix: i64,
         types: &[LeaseType],
     ) -> Result<usize, ServerError> {
+        // A Renew answered in XDP answers a Reconfigure too.
+        self.reconfigurer
+            .client_sent(duid, dhcp_common::dhcpv6::MSG_RENEW);
         let leases: Vec<Lease> = self
             .lock_state()
             .mirror

@@ -156,7 +156,8 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
             preference: 200,
             options_fit: 1,
             option_count: 3,
-            _pad: [0; 2],
+            reconfigure: 0,
+            _pad: [0; 1],
             options,
         },
     )?;

@@ -364,7 +364,8 @@ pub fn lab_subnet(options: [OptionSlot; FAST_OPTION_SLOTS]) -> SubnetConfig {
         preference: 200,
         options_fit: 1,
         option_count: options.iter().filter(|s| s.len != 0).count() as u8,
-        _pad: [0; 2],
+        reconfigure: 0,
+        _pad: [0; 1],
         options,
     }
 }
