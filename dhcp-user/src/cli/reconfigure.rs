@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 
 use super::Locate;
 use crate::config::ReconfigureMessage;
-use crate::control::{request, ControlRequest, ControlResponse};
+use crate::control::{request, ControlRequest, ControlResponse, ReconfigureSpec};
 
 /// What the client is to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,11 +44,11 @@ pub fn run(args: &ReconfigureArgs) -> anyhow::Result<()> {
         MessageArg::Renew => ReconfigureMessage::Renew,
         MessageArg::InfReq => ReconfigureMessage::InfReq,
     };
-    let body = ControlRequest::Reconfigure {
+    let body = ControlRequest::Reconfigure(ReconfigureSpec {
         duid: args.duid.clone(),
         subnet: args.subnet,
         message: Some(message),
-    };
+    });
     let ControlResponse::Reconfiguring(started) = request(&args.locate.state_dir()?, &body)? else {
         bail!("unexpected answer to reconfigure");
     };

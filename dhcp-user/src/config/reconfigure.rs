@@ -127,6 +127,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("reconfigure.rate"), "{err}");
-        assert!(err.contains("x.toml:2"), "{err}");
+        assert!(err.contains("x.toml, line 2"), "{err}");
     }
 }

@@ -84,19 +84,23 @@ pub enum ControlRequest {
     Usage,
     /// Read the configuration file again and swap it in.
     Reload,
-    /// Send a Reconfigure (RFC 8415 section 18.3.11) to exactly one of: a client, every
-    /// reconfigurable client of a subnet.
-    Reconfigure {
-        /// Hex DUID.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        duid: Option<String>,
-        /// A subnet id.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        subnet: Option<u32>,
-        /// What the client is to send: `renew` (the default) or `inf-req`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<crate::config::ReconfigureMessage>,
-    },
+    /// Send a Reconfigure (RFC 8415 section 18.3.11).
+    Reconfigure(ReconfigureSpec),
+}
+
+/// Who `reconfigure` is for, exactly one of a client and a subnet, and what they are to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconfigureSpec {
+    /// Hex DUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duid: Option<String>,
+    /// A subnet id: every client of it holding a reconfigure key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<u32>,
+    /// What the client is to send: `renew` (the default) or `inf-req`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<crate::config::ReconfigureMessage>,
 }
 
 /// The kind of a refusal, for scripts (and the HTTP API's status code).

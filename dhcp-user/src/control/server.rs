@@ -141,15 +141,12 @@ async fn answer_operator(server: &Server, request: ControlRequest) -> ControlRes
             .operator_list_reservations()
             .map(ControlResponse::Reservations),
         ControlRequest::Usage => server.operator_usage().map(ControlResponse::Usage),
-        ControlRequest::Reconfigure {
-            duid,
-            subnet,
-            message,
-        } => reconfigure_selector(duid.as_deref(), subnet).and_then(|selector| {
-            server
-                .reconfigure(&selector, message.unwrap_or(ReconfigureMessage::Renew))
-                .map(ControlResponse::Reconfiguring)
-        }),
+        ControlRequest::Reconfigure(spec) => reconfigure_selector(spec.duid.as_deref(), spec.subnet)
+            .and_then(|selector| {
+                server
+                    .reconfigure(&selector, spec.message.unwrap_or(ReconfigureMessage::Renew))
+                    .map(ControlResponse::Reconfiguring)
+            }),
         ControlRequest::Bindings
         | ControlRequest::Stats
         | ControlRequest::Clear { .. }

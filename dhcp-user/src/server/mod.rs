@@ -755,7 +755,7 @@ impl Server {
         };
         let msg_type = request.message().msg_type;
         self.stats.received(msg_type);
-        if let Some(client) = request.message().client_id() {
+        if let Some(client) = crate::proto::OptionList::client_id(request.message()) {
             self.reconfigurer.client_sent(client.as_bytes(), msg_type);
         }
         debug!(

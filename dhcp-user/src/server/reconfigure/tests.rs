@@ -1,4 +1,5 @@
 use super::*;
+use crate::proto::OptionList;
 use crate::store::{LeaseState, LeaseType};
 
 fn duid(bytes: &[u8]) -> Duid {
@@ -178,4 +179,16 @@ fn kept_key_is_the_latest() {
     assert_eq!(kept_key([&old, &new]), Some([2; 16]));
     old.reconfigure = None;
     assert_eq!(kept_key([&old]), None);
+}
+
+/// A reload that changes a subnet's options (DNS servers here) names that subnet, no other.
+#[test]
+fn changed_options_name_their_subnet() {
+    let base = "[[subnet]]\nid = 1\nprefix = \"2001:db8:1::/64\"\ninterface = \"eth0\"\n\
+                dns-servers = [\"2001:db8::53\"]\n\
+                [[subnet]]\nid = 2\nprefix = \"2001:db8:2::/64\"\ninterface = \"eth1\"\n";
+    let old = Config::parse(base, "x.toml").unwrap();
+    let new = Config::parse(&base.replace("2001:db8::53", "2001:db8::54"), "x.toml").unwrap();
+    assert_eq!(subnets_with_new_options(&old, &new), vec![1]);
+    assert!(subnets_with_new_options(&old, &old).is_empty());
 }

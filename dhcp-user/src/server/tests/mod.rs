@@ -5,6 +5,7 @@ mod lifecycle;
 mod lines;
 mod link;
 mod relay;
+mod reconfigure;
 mod reload;
 mod serving;
 mod shared;
