@@ -27,9 +27,9 @@ fn config() -> String {
     )
 }
 
-/// dhcpcd: DHCPv6 only, an address at once (no Router Advertisement needed). It sends
-/// Reconfigure Accept by default.
-const DHCPCD_CONF: &str = "ipv6only\nnoipv6rs\nia_na 1\n";
+/// dhcpcd: DHCPv6 only, an address at once (no Router Advertisement needed), Reconfigure
+/// Accept in its messages (which it sends only when asked to).
+const DHCPCD_CONF: &str = "ipv6only\nnoipv6rs\nia_na 1\noption dhcp6_reconfigure_accept\n";
 
 fn hook(lab: &LabServer) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -72,6 +72,21 @@ fn send_forged(lab: &LabServer, server: &Duid, client: &Duid) {
         .unwrap();
 }
 
+/// Polls `check` every 200 ms for `seconds`; on a timeout panics with dhcpcd's log and the
+/// server's.
+fn wait(lab: &LabServer, seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; dhcpcd:\n{}\nserver:\n{}",
+            lab.dhcpcd_log(),
+            lab.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// dhcpcd sends Reconfigure Accept and gets the key; the fast path passes its committing
 /// requests on (`pass_reconfigure`); a forged Reconfigure is ignored (no Renew within 6 s);
 /// `dhcp-user reconfigure --duid` makes it renew, answered, counted once.
@@ -79,10 +94,10 @@ fn send_forged(lab: &LabServer, server: &Duid, client: &Duid) {
 fn dhcpcd_renews_on_reconfigure_and_ignores_a_forged_one() {
     let lab = LabServer::start_with("reconf-dhcpcd", &config(), true);
     let _dhcpcd = lab.dhcpcd(DHCPCD_CONF, &hook(&lab));
-    lab.wait_until(Duration::from_secs(40), "dhcpcd to bind", || {
+    wait(&lab, 40, "dhcpcd to bind", || {
         lab.bindings().iter().any(|b| b.state == "assigned")
     });
-    lab.wait_until(Duration::from_secs(10), "dhcpcd to take the key", || {
+    wait(&lab, 10, "dhcpcd to take the key", || {
         lab.dhcpcd_log().contains("accepted reconfigure key")
     });
     // The Request carried Reconfigure Accept: passed on by XDP, answered by the controller.
@@ -105,6 +120,12 @@ fn dhcpcd_renews_on_reconfigure_and_ignores_a_forged_one() {
         controller_renews(&lab),
         before,
         "dhcpcd renewed on a forged Reconfigure:\n{}",
+        lab.dhcpcd_log()
+    );
+    // It reached dhcpcd, which refused it for its HMAC.
+    assert!(
+        lab.dhcpcd_log().contains("authentication failed"),
+        "{}",
         lab.dhcpcd_log()
     );
 

@@ -401,10 +401,14 @@ impl Drop for Dhcpcd {
 }
 
 impl LabServer {
-    /// Starts `dhcpcd -6 -B -d` on the client's end of the link with `conf` (written to
+    /// Starts `dhcpcd -6 -B -d` on the client's end of the link, with no lease of an earlier
+    /// run, with `conf` (written to
     /// `dhcpcd.conf` in the state directory, its output to `dhcpcd.log` there, see
     /// [`LabServer::dhcpcd_log`]) and `hook` as its script.
     pub fn dhcpcd(&self, conf: &str, hook: &Path) -> Dhcpcd {
+        // dhcpcd keeps its last lease per interface name in the host's /var/lib/dhcpcd: an
+        // earlier test's would make it Confirm a lease this server never gave.
+        let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", self.link.b.ifname));
         let path = self.state_dir.join("dhcpcd.conf");
         std::fs::write(&path, conf).unwrap();
         let log = std::fs::File::create(self.state_dir.join("dhcpcd.log")).unwrap();
