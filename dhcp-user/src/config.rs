@@ -69,9 +69,9 @@ use toml::Spanned;
 
 mod api;
 mod reconfigure;
-pub use reconfigure::{ReconfigureConfig, ReconfigureMessage, DEFAULT_RECONFIGURE_RATE};
 use crate::options::{ConfiguredOption, PdExclude};
 pub use api::{parse_duration, ApiConfig, ApiToken, LeaseLogConfig};
+pub use reconfigure::{ReconfigureConfig, ReconfigureMessage, DEFAULT_RECONFIGURE_RATE};
 
 /// Default directory of the lease database and the control socket.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/dhcp-user";

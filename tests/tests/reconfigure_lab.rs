@@ -48,7 +48,19 @@ fn controller_renews(lab: &LabServer) -> u64 {
 fn client_link_local(lab: &LabServer) -> Ipv6Addr {
     let out = lab
         .client_ns
-        .exec("ip", ["-6", "-o", "addr", "show", "dev", &lab.link.b.ifname, "scope", "link"])
+        .exec(
+            "ip",
+            [
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                &lab.link.b.ifname,
+                "scope",
+                "link",
+            ],
+        )
         .unwrap();
     let word = out
         .split_whitespace()
@@ -135,12 +147,18 @@ fn dhcpcd_renews_on_reconfigure_and_ignores_a_forged_one() {
     lab.wait_until(Duration::from_secs(10), "dhcpcd's Renew", || {
         controller_renews(&lab) > before
     });
-    lab.wait_until(Duration::from_secs(5), "the exchange to be answered", || {
-        lab.stats().reconfigure.get("answered") == Some(&1)
-    });
+    lab.wait_until(
+        Duration::from_secs(5),
+        "the exchange to be answered",
+        || lab.stats().reconfigure.get("answered") == Some(&1),
+    );
     eprintln!("renewed {:?} after the reconfigure", started.elapsed());
     let stats = lab.stats();
     assert_eq!(stats.reconfigure.get("started"), Some(&1));
     assert_eq!(stats.reconfigure.get("gave_up"), None);
-    assert!(lab.dhcpcd_log().contains("RECONFIGURE6"), "{}", lab.dhcpcd_log());
+    assert!(
+        lab.dhcpcd_log().contains("RECONFIGURE6"),
+        "{}",
+        lab.dhcpcd_log()
+    );
 }

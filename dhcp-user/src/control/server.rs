@@ -19,8 +19,8 @@ use super::protocol::{
 };
 use crate::clock::unix_now;
 use crate::config::parse_hex;
-use crate::reload::Reloader;
 use crate::config::ReconfigureMessage;
+use crate::reload::Reloader;
 use crate::server::operator::OperatorError;
 use crate::server::reconfigure::ReconfigureSelector;
 use crate::server::{ClearSelector, Server};
@@ -141,12 +141,13 @@ async fn answer_operator(server: &Server, request: ControlRequest) -> ControlRes
             .operator_list_reservations()
             .map(ControlResponse::Reservations),
         ControlRequest::Usage => server.operator_usage().map(ControlResponse::Usage),
-        ControlRequest::Reconfigure(spec) => reconfigure_selector(spec.duid.as_deref(), spec.subnet)
-            .and_then(|selector| {
+        ControlRequest::Reconfigure(spec) => {
+            reconfigure_selector(spec.duid.as_deref(), spec.subnet).and_then(|selector| {
                 server
                     .reconfigure(&selector, spec.message.unwrap_or(ReconfigureMessage::Renew))
                     .map(ControlResponse::Reconfiguring)
-            }),
+            })
+        }
         ControlRequest::Bindings
         | ControlRequest::Stats
         | ControlRequest::Clear { .. }

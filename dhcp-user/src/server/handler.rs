@@ -1243,9 +1243,9 @@ impl<'a> Ctx<'a, '_> {
         let Some(key) = self.reconfigure else {
             return;
         };
-        let stored = self.decision.changes.iter().any(|change| {
-            matches!(change, LeaseChange::Upsert(lease) if lease.reconfigure.is_some())
-        });
+        let stored = self.decision.changes.iter().any(
+            |change| matches!(change, LeaseChange::Upsert(lease) if lease.reconfigure.is_some()),
+        );
         if stored {
             reply.push(DhcpOption::ReconfAccept);
             reply.push(super::reconfigure::key_option(

@@ -335,8 +335,13 @@ impl Reconfigurer {
         let mut timeout = REC_TIMEOUT;
         for attempt in 0..REC_MAX_RC {
             // A fresh counter each time: the client accepts only counters above the last.
-            let message =
-                signed_reconfigure(server, &target.duid, target.answer_with, &key.key, next_replay());
+            let message = signed_reconfigure(
+                server,
+                &target.duid,
+                target.answer_with,
+                &key.key,
+                next_replay(),
+            );
             match delivery(&target.lease, message, ifindex) {
                 Some(out) => match socket.send_to(&out.payload, out.to).await {
                     Ok(_) => {
@@ -419,7 +424,9 @@ pub fn subnets_with_new_options(old: &Config, new: &Config) -> Vec<u32> {
 fn reachable(config: &Config, lease: &Lease, now: i64) -> bool {
     lease.reconfigure.is_some()
         && lease.is_active(now)
-        && config.subnet(lease.subnet_id).is_some_and(|s| s.reconfigure)
+        && config
+            .subnet(lease.subnet_id)
+            .is_some_and(|s| s.reconfigure)
 }
 
 impl super::Server {

@@ -53,12 +53,18 @@ fn hmac_md5_matches_rfc2104_vectors() {
 /// 20.4.2: the server MUST include the Authentication option).
 #[test]
 fn reconfigure_message_layout() {
-    let (server, client) = (duid(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 9]), duid(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6]));
+    let (server, client) = (
+        duid(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 9]),
+        duid(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6]),
+    );
     let bytes = signed_reconfigure(&server, &client, MSG_RENEW, &[7; 16], 0x0102_0304_0506_0708);
     assert_eq!(&bytes[..4], &[MSG_RECONFIGURE, 0, 0, 0]);
     let message = Message::decode(&bytes).unwrap();
     let codes: Vec<u16> = message.options.iter().map(DhcpOption::code).collect();
-    assert_eq!(codes, [OPT_SERVERID, OPT_CLIENTID, OPT_RECONF_MSG, OPT_AUTH]);
+    assert_eq!(
+        codes,
+        [OPT_SERVERID, OPT_CLIENTID, OPT_RECONF_MSG, OPT_AUTH]
+    );
     assert!(message.options.contains(&DhcpOption::ReconfMsg(MSG_RENEW)));
     let DhcpOption::Auth(body) = &message.options[3] else {
         panic!("no auth");
@@ -73,7 +79,10 @@ fn reconfigure_message_layout() {
 /// it verifies under the key, not under another key, nor after any byte changed.
 #[test]
 fn reconfigure_hmac_covers_the_zeroed_message() {
-    let (server, client) = (duid(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 9]), duid(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6]));
+    let (server, client) = (
+        duid(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 9]),
+        duid(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6]),
+    );
     let bytes = signed_reconfigure(&server, &client, MSG_INFORMATION_REQUEST, &[7; 16], 5);
     let mut zeroed = bytes.clone();
     let at = zeroed.len() - 16;

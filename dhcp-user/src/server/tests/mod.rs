@@ -4,8 +4,8 @@
 mod lifecycle;
 mod lines;
 mod link;
-mod relay;
 mod reconfigure;
+mod relay;
 mod reload;
 mod serving;
 mod shared;

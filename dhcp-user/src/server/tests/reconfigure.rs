@@ -55,7 +55,14 @@ fn the_key_is_kept_on_later_replies() {
     let (_, reply) = world.decide(rapid_solicit(1, true));
     let reply = reply.unwrap();
     let first = key_in(&reply).unwrap();
-    let address = reply.ia_nas().next().unwrap().ia_addrs().next().unwrap().addr;
+    let address = reply
+        .ia_nas()
+        .next()
+        .unwrap()
+        .ia_addrs()
+        .next()
+        .unwrap()
+        .addr;
     let renew = msg(
         MSG_RENEW,
         &client(1),
@@ -117,7 +124,10 @@ async fn no_reconfigure_to_a_client_without_a_key() {
         crate::config::ReconfigureMessage::Renew,
     );
     assert!(
-        matches!(refused, Err(crate::server::operator::OperatorError::Conflict(_))),
+        matches!(
+            refused,
+            Err(crate::server::operator::OperatorError::Conflict(_))
+        ),
         "{refused:?}"
     );
     let unknown = server.reconfigure(
@@ -141,7 +151,10 @@ async fn no_reconfigure_to_a_client_without_a_key() {
 #[tokio::test]
 async fn the_key_is_persisted() {
     let dir = temp_dir("reconf-persist");
-    let text = CONFIG.replace("rapid-commit = true\n", "rapid-commit = true\nreconfigure = true\n");
+    let text = CONFIG.replace(
+        "rapid-commit = true\n",
+        "rapid-commit = true\nreconfigure = true\n",
+    );
     let mut config = Config::parse(&text, "t").unwrap();
     config.state_dir = dir.clone();
     let server = Server::open(config, &[]).unwrap();
