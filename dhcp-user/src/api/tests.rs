@@ -321,8 +321,14 @@ async fn reconfigure_refuses_a_client_without_a_key() {
     let both = r#"{"duid":"00030001020000000001","subnet":1}"#;
     let (status, body) = call(&api, "POST", "/v1/reconfigure", Some(TOKEN), both).await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) =
-        call(&api, "POST", "/v1/reconfigure", Some(TOKEN), r#"{"subnet":1}"#).await;
+    let (status, body) = call(
+        &api,
+        "POST",
+        "/v1/reconfigure",
+        Some(TOKEN),
+        r#"{"subnet":1}"#,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"reconfiguring\":0"), "{body}");
     api.stop().await;
