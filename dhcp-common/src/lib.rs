@@ -179,7 +179,9 @@ pub struct SubnetConfig {
     /// depends on what each message carries, which the program does not check, so every
     /// request but a Confirm is passed on (`pass_client_class`).
     pub client_classes: u8,
-    pub _pad: [u8; 1],
+    /// 1 when `reconfigure` is on for the subnet: a committing request carrying Reconfigure
+    /// Accept is passed on (`pass_reconfigure`), the controller's Reply holding a per-client key.
+    pub reconfigure: u8,
     /// The subnet's configured options (global ones merged in), in the controller's canonical
     /// order (by code); unused slots have `len` 0.
     pub options: [OptionSlot; FAST_OPTION_SLOTS],
@@ -555,6 +557,10 @@ pub mod stat {
         /// A direct client's tagged frame on an interface with `vlans` lines, whose tags match
         /// none of them: the controller finds no subnet for it either (`no_subnet_for_link`).
         PASS_NO_VLAN_LINE = "pass_no_vlan_line",
+        /// A Renew, Rebind, Request or Rapid-Commit Solicit carrying Reconfigure Accept on a
+        /// subnet with `reconfigure` on: the controller's Reply carries the client's
+        /// reconfigure key.
+        PASS_RECONFIGURE = "pass_reconfigure",
     }
 
     /// Each name is its constant's identifier in lower case.

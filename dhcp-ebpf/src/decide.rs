@@ -150,6 +150,11 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     st.reply_type = reply_type;
     st.reason = reason as u8;
     st.commits = commits;
+    // The controller's Reply that commits gives such a client its reconfigure key (a key per
+    // binding, not in the maps): `Ctx::push_reconfigure_key`.
+    if commits == 1 && r.reconf_accept == 1 && subnet.reconfigure == 1 {
+        return Err(stat::PASS_RECONFIGURE);
+    }
 
     // Requested options: which of the subnet's option slots the ORO lists (the controller's
     // `options::sent_in`; the reply applies `always-send` and the message rule).

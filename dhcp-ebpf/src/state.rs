@@ -36,6 +36,8 @@ pub struct Request {
     pub na_first: u8,
     pub rapid_commit: u8,
     pub oros: u8,
+    /// 1 when the message carries Reconfigure Accept (20).
+    pub reconf_accept: u8,
 }
 
 /// The relay hop around a relayed request. Offsets point into `Scratch::req`.

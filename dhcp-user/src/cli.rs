@@ -15,6 +15,7 @@ use crate::fastpath::AttachMode;
 use crate::serve::ServeOptions;
 
 pub mod provision;
+pub mod reconfigure;
 
 /// `dhcp-user`: a DHCPv6 server with an XDP fast path.
 #[derive(Debug, Parser)]
@@ -58,6 +59,10 @@ pub enum Command {
     Reservation(provision::ReservationCommand),
     /// Per pool of the running server: total, assigned, declined, free.
     Usage(UsageArgs),
+    /// Send a Reconfigure to a client (`--duid`) or to every client of a subnet (`--subnet`)
+    /// that sent Reconfigure Accept: it comes back with a Renew (`--msg renew`) or an
+    /// Information-Request (`--msg inf-req`) and takes the current options.
+    Reconfigure(reconfigure::ReconfigureArgs),
     /// The forensic lease log (`[lease-log]`): export, who held an address when.
     #[command(subcommand)]
     LeaseLog(provision::LeaseLogCommand),
@@ -408,6 +413,7 @@ where
         Command::Lease(command) => provision::lease(&command),
         Command::Reservation(command) => provision::reservation(&command),
         Command::Usage(args) => provision::usage(&args.locate, args.json),
+        Command::Reconfigure(args) => reconfigure::run(&args),
         Command::LeaseLog(command) => provision::lease_log(&command),
         Command::ConvertKeaConfig { file } => {
             let text = std::fs::read_to_string(&file)
@@ -546,6 +552,12 @@ pub fn format_reload(report: &crate::reload::ReloadReport) -> String {
     for change in &report.changes {
         out.push_str(&format!("  {change}\n"));
     }
+    if report.reconfigured > 0 {
+        out.push_str(&format!(
+            "reconfigure: {} client(s) of subnets with new options\n",
+            report.reconfigured
+        ));
+    }
     if report.fast_path_bindings > 0 || report.fast_path_bindings_removed > 0 {
         out.push_str(&format!(
             "fast path: {} bindings, {} left to the controller\n",
@@ -579,6 +591,12 @@ pub fn format_stats(stats: &StatsReply) -> String {
     if !stats.leasequery.is_empty() {
         out.push_str("leasequery (TCP and peers):\n");
         for (name, count) in &stats.leasequery {
+            out.push_str(&format!("  {name:<24} {count}\n"));
+        }
+    }
+    if !stats.reconfigure.is_empty() {
+        out.push_str("reconfigure:\n");
+        for (name, count) in &stats.reconfigure {
             out.push_str(&format!("  {name:<24} {count}\n"));
         }
     }

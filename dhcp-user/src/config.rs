@@ -69,9 +69,11 @@ use toml::Spanned;
 
 mod api;
 pub mod classes;
+mod reconfigure;
 mod vlans;
 use crate::options::{ConfiguredOption, PdExclude};
 pub use api::{parse_duration, ApiConfig, ApiToken, LeaseLogConfig};
+pub use reconfigure::{ReconfigureConfig, ReconfigureMessage, DEFAULT_RECONFIGURE_RATE};
 pub use vlans::VlanLines;
 
 /// Default directory of the lease database and the control socket.
@@ -206,6 +208,8 @@ pub struct Config {
     pub lease_log: Option<LeaseLogConfig>,
     /// Routes to the clients' delegated prefixes (`[routes]`, the BNG role).
     pub routes: RoutesConfig,
+    /// `[reconfigure]`: reconfigure keys and Reconfigure messages (RFC 8415 section 18.3.11).
+    pub reconfigure: ReconfigureConfig,
     /// The subnets, in file order.
     pub subnets: Vec<Subnet>,
     /// The client classes (`[[client-classes]]`), in file order: [`classes`].
@@ -450,6 +454,8 @@ pub struct Subnet {
     pub rebind_timer: u32,
     /// A Solicit with Rapid Commit gets a committed Reply straight away.
     pub rapid_commit: bool,
+    /// Clients sending Reconfigure Accept get a reconfigure key (and may be sent Reconfigure).
+    pub reconfigure: bool,
     /// Preference option value in Advertise, when set.
     pub preference: Option<u8>,
     /// OPTION_DNS_SERVERS.
@@ -851,6 +857,7 @@ struct RawConfig {
     api: Option<api::RawApi>,
     lease_log: Option<api::RawLeaseLog>,
     routes: Option<RawRoutes>,
+    reconfigure: Option<reconfigure::RawReconfigure>,
     #[serde(default)]
     subnet: Vec<RawSubnet>,
     #[serde(default)]
@@ -964,6 +971,8 @@ struct RawSubnet {
     rebind_timer: Option<Spanned<u32>>,
     #[serde(default)]
     rapid_commit: bool,
+    /// `None`: `[reconfigure] enabled`.
+    reconfigure: Option<bool>,
     preference: Option<u8>,
     #[serde(default)]
     dns_servers: Vec<Ipv6Addr>,
@@ -1139,9 +1148,12 @@ impl Validator<'_> {
         let client_classes = self.client_classes(&raw.client_classes)?;
         let mut subnets = Vec::with_capacity(raw.subnet.len());
         let mut spans = Vec::with_capacity(raw.subnet.len());
+        let reconfigure = self.reconfigure(raw.reconfigure)?;
         for (index, subnet) in raw.subnet.into_iter().enumerate() {
+            let own_reconfigure = subnet.reconfigure;
             let (mut subnet, subnet_spans) =
                 self.subnet(index, subnet, max_lease_time, &client_classes)?;
+            subnet.reconfigure = own_reconfigure.unwrap_or(reconfigure.enabled);
             subnet.options = crate::options::merge([&global_options[..], &subnet.options[..]]);
             subnets.push(subnet);
             spans.push(subnet_spans);
@@ -1248,6 +1260,7 @@ impl Validator<'_> {
             api: self.api(raw.api)?,
             lease_log: self.lease_log(raw.lease_log)?,
             routes: self.routes(raw.routes)?,
+            reconfigure,
             subnets,
             client_classes,
             options: global_options,
@@ -1952,6 +1965,8 @@ impl Validator<'_> {
             renew_timer: renew,
             rebind_timer: rebind,
             rapid_commit: raw.rapid_commit,
+            // Resolved against `[reconfigure] enabled` by the caller.
+            reconfigure: raw.reconfigure.unwrap_or(false),
             preference: raw.preference,
             options: self.subnet_options(&raw, &domain_search, &key)?,
             pool_options,

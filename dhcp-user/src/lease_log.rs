@@ -572,6 +572,7 @@ mod tests {
             hostname: String::new(),
             line: None,
             next_hop: None,
+            reconfigure: None,
         };
         let event = |kind| LeaseEvent {
             kind,

@@ -260,6 +260,10 @@ pub struct ReloadReport {
     /// Bindings the fast path dropped because the controller no longer keeps them as they are
     /// (their leases left their pools, their subnet went): the controller answers them.
     pub fast_path_bindings_removed: u64,
+    /// Clients sent a Reconfigure because their subnet's options changed (`[reconfigure]
+    /// on-reload`).
+    #[serde(default)]
+    pub reconfigured: usize,
 }
 
 /// Reloads applied and refused since the server started.
@@ -399,6 +403,11 @@ impl Reloader {
                 changes.push(key.to_string());
             }
         }
+        let new_options = if new.reconfigure.on_reload {
+            crate::server::reconfigure::subnets_with_new_options(&old, new)
+        } else {
+            Vec::new()
+        };
         let config = loaded.config;
         let mut report = ReloadReport {
             subnets: config.subnets.len(),
@@ -431,6 +440,8 @@ impl Reloader {
             report.fast_path_bindings = resync.pushed;
             report.fast_path_bindings_removed = resync.removed;
         }
+        // Once the maps carry the new options: the clients' Renews may be answered in XDP.
+        report.reconfigured = self.server.reconfigure_subnets(&new_options);
         Ok(report)
     }
 }

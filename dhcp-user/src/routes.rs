@@ -367,6 +367,7 @@ mod tests {
             hostname: String::new(),
             line: None,
             next_hop,
+            reconfigure: None,
         }
     }
 

@@ -22,6 +22,7 @@ pub(crate) fn parse_message(req: *const u8, r: &mut Request) -> Result<(), Reaso
     zero(&mut r.pd_has_prefix);
     zero(&mut r.na_first);
     zero(&mut r.rapid_commit);
+    zero(&mut r.reconf_accept);
     let mut o = off + 4;
     for _ in 0..MAX_OPTIONS {
         if o >= end {
@@ -125,6 +126,7 @@ pub(crate) fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
             if len != 0 {
                 return OPTION_ERROR + stat::PASS_MALFORMED as usize;
             }
+            r.reconf_accept = 1;
         }
         OPT_USER_CLASS | OPT_VENDOR_CLASS => {}
         _ => return OPTION_ERROR + stat::PASS_UNSUPPORTED as usize,

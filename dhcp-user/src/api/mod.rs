@@ -274,10 +274,13 @@ async fn command_of(
         (&Method::GET, "/v1/stats") => ControlRequest::Stats,
         (&Method::GET, "/v1/bindings") => ControlRequest::Bindings,
         (&Method::POST, "/v1/reload") => ControlRequest::Reload,
+        (&Method::POST, "/v1/reconfigure") => {
+            ControlRequest::Reconfigure(body(config, request).await?)
+        }
         (
             _,
             "/v1/command" | "/v1/leases" | "/v1/reservations" | "/v1/usage" | "/v1/stats"
-            | "/v1/bindings" | "/v1/reload",
+            | "/v1/bindings" | "/v1/reload" | "/v1/reconfigure",
         ) => {
             return Err(error(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -301,3 +301,35 @@ async fn the_api_speaks_tls_with_a_test_ca() {
     assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
     api.stop().await;
 }
+
+/// `POST /v1/reconfigure`: a client without a reconfigure key is refused 409 (RFC 8415
+/// 18.3.11: it never sent Reconfigure Accept), an unknown one 404, a bad body 400; a subnet
+/// with no keyed client starts none.
+#[tokio::test]
+async fn reconfigure_refuses_a_client_without_a_key() {
+    let api = start("reconfigure", None).await;
+    let add = r#"{"address":"2001:db8:1::1005","duid":"00030001020000000001","iaid":7}"#;
+    let (status, body) = call(&api, "POST", "/v1/leases", Some(TOKEN), add).await;
+    assert_eq!(status, 200, "{body}");
+    let keyless = r#"{"duid":"00030001020000000001"}"#;
+    let (status, body) = call(&api, "POST", "/v1/reconfigure", Some(TOKEN), keyless).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("no reconfigure key"), "{body}");
+    let unknown = r#"{"duid":"00030001020000000009","message":"inf-req"}"#;
+    let (status, body) = call(&api, "POST", "/v1/reconfigure", Some(TOKEN), unknown).await;
+    assert_eq!(status, 404, "{body}");
+    let both = r#"{"duid":"00030001020000000001","subnet":1}"#;
+    let (status, body) = call(&api, "POST", "/v1/reconfigure", Some(TOKEN), both).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(
+        &api,
+        "POST",
+        "/v1/reconfigure",
+        Some(TOKEN),
+        r#"{"subnet":1}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"reconfiguring\":0"), "{body}");
+    api.stop().await;
+}

@@ -20,8 +20,8 @@ pub mod server;
 
 pub use client::request;
 pub use protocol::{
-    socket_path, Binding, ControlRequest, ControlResponse, ErrorCode, Failure, StatsReply,
-    CONTROL_SOCKET,
+    socket_path, Binding, ControlRequest, ControlResponse, ErrorCode, Failure, ReconfigureSpec,
+    StatsReply, CONTROL_SOCKET,
 };
 pub use server::{answer, bind_control_socket, serve_control};
 

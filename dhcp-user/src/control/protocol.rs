@@ -84,6 +84,23 @@ pub enum ControlRequest {
     Usage,
     /// Read the configuration file again and swap it in.
     Reload,
+    /// Send a Reconfigure (RFC 8415 section 18.3.11).
+    Reconfigure(ReconfigureSpec),
+}
+
+/// Who `reconfigure` is for, exactly one of a client and a subnet, and what they are to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconfigureSpec {
+    /// Hex DUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duid: Option<String>,
+    /// A subnet id: every client of it holding a reconfigure key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<u32>,
+    /// What the client is to send: `renew` (the default) or `inf-req`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<crate::config::ReconfigureMessage>,
 }
 
 /// The kind of a refusal, for scripts (and the HTTP API's status code).
@@ -191,6 +208,9 @@ pub struct StatsReply {
     /// Configuration reloads applied and refused.
     #[serde(default)]
     pub reloads: crate::reload::ReloadCounts,
+    /// Reconfigure exchanges: started, sent, answered, gave_up, send_errors (non-zero ones).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reconfigure: std::collections::BTreeMap<String, u64>,
 }
 
 /// A response on the control socket.
@@ -217,6 +237,8 @@ pub enum ControlResponse {
     Reservations(Vec<ReservationRow>),
     /// Pool usage (`usage`).
     Usage(Vec<PoolUsageRow>),
+    /// How many Reconfigure exchanges were started (`reconfigure`).
+    Reconfiguring(usize),
     /// The request was refused or failed, with a code.
     Failed(Failure),
 }

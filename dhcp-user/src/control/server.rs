@@ -19,8 +19,10 @@ use super::protocol::{
 };
 use crate::clock::unix_now;
 use crate::config::parse_hex;
+use crate::config::ReconfigureMessage;
 use crate::reload::Reloader;
 use crate::server::operator::OperatorError;
+use crate::server::reconfigure::ReconfigureSelector;
 use crate::server::{ClearSelector, Server};
 use crate::store::{Lease, LeaseFilter, LeasePages};
 
@@ -49,6 +51,7 @@ pub async fn answer(
                 fast_path: None,
                 leasequery: server.leasequery_stats().snapshot(),
                 reloads: reloader.map(Reloader::counts).unwrap_or_default(),
+                reconfigure: server.reconfigure_stats().snapshot(),
             }),
             Err(err) => ControlResponse::Error(err.to_string()),
         },
@@ -83,6 +86,22 @@ pub async fn answer(
             }
         }
         other => answer_operator(server, other).await,
+    }
+}
+
+/// Exactly one of a DUID (hex) and a subnet id.
+fn reconfigure_selector(
+    duid: Option<&str>,
+    subnet: Option<u32>,
+) -> Result<ReconfigureSelector, OperatorError> {
+    match (duid, subnet) {
+        (Some(duid), None) => parse_hex(duid)
+            .map(ReconfigureSelector::Duid)
+            .map_err(|err| OperatorError::BadRequest(format!("duid: {err}"))),
+        (None, Some(id)) => Ok(ReconfigureSelector::Subnet(id)),
+        _ => Err(OperatorError::BadRequest(
+            "name exactly one of `duid` and `subnet`".into(),
+        )),
     }
 }
 
@@ -122,6 +141,13 @@ async fn answer_operator(server: &Server, request: ControlRequest) -> ControlRes
             .operator_list_reservations()
             .map(ControlResponse::Reservations),
         ControlRequest::Usage => server.operator_usage().map(ControlResponse::Usage),
+        ControlRequest::Reconfigure(spec) => {
+            reconfigure_selector(spec.duid.as_deref(), spec.subnet).and_then(|selector| {
+                server
+                    .reconfigure(&selector, spec.message.unwrap_or(ReconfigureMessage::Renew))
+                    .map(ControlResponse::Reconfiguring)
+            })
+        }
         ControlRequest::Bindings
         | ControlRequest::Stats
         | ControlRequest::Clear { .. }

@@ -201,7 +201,7 @@ pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
         options_fit: 0,
         option_count: 0,
         client_classes: 0,
-        _pad: [0; 1],
+        reconfigure: subnet.reconfigure as u8,
         options: [OptionSlot::EMPTY; FAST_OPTION_SLOTS],
     };
     let slots: Option<Vec<OptionSlot>> = subnet
@@ -966,6 +966,7 @@ mod tests {
             hostname: String::new(),
             line: None,
             next_hop: None,
+            reconfigure: None,
         }
     }
 

@@ -356,6 +356,7 @@ impl KeaRow<'_> {
             hostname: self.hostname.clone(),
             line: None,
             next_hop: None,
+            reconfigure: None,
         };
         lease.validate().map_err(|err| match err {
             crate::store::StoreError::InvalidLease { reason, .. } => reason.to_owned(),

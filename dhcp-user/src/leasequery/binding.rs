@@ -288,6 +288,7 @@ mod tests {
                 hostname: String::new(),
                 line: None,
                 next_hop: None,
+                reconfigure: None,
             },
             removed: false,
         }

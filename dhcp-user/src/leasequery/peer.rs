@@ -272,6 +272,7 @@ impl PeerSink {
                     hostname: String::new(),
                     line: None,
                     next_hop: None,
+                    reconfigure: None,
                 });
                 lease.duid = duid;
                 lease.subnet_id = subnet_id;

@@ -730,6 +730,7 @@ mod tests {
             hostname: String::new(),
             line: None,
             next_hop: None,
+            reconfigure: None,
         }
     }
 

@@ -74,6 +74,9 @@ pub struct Classified {
     pub next_hop: Option<Ipv6Addr>,
     /// The client classes this message puts its client in ([`classes::member_of`]).
     pub classes: ClassSet,
+    /// A new reconfigure key, drawn when the client sent Reconfigure Accept in a message that
+    /// may bind leases where `reconfigure` is on (kept only if it has no key yet).
+    pub fresh_reconfigure_key: Option<[u8; 16]>,
 }
 
 impl Classified {
@@ -183,6 +186,12 @@ pub fn classify(
             interface: &inbound.interface,
         },
     );
+    let fresh_reconfigure_key = (matches!(
+        message.msg_type,
+        MSG_SOLICIT | MSG_REQUEST | MSG_RENEW | MSG_REBIND
+    ) && message.has_reconf_accept()
+        && subnet.is_some_and(|index| config.subnets[index].reconfigure))
+    .then(super::reconfigure::fresh_key);
     let message = message.clone();
     Ok(Classified {
         packet,
@@ -198,6 +207,7 @@ pub fn classify(
         lines,
         next_hop,
         classes,
+        fresh_reconfigure_key,
     })
 }
 
@@ -453,6 +463,17 @@ pub fn decide(
         .and_then(|kind| request.lines.line(kind))
         .map(|line| line.stored());
 
+    // RFC 8415 section 20.4.1: the key is chosen once; a client holding one keeps it.
+    let reconfigure = match request.fresh_reconfigure_key {
+        Some(fresh) => {
+            let mine = input.view.by_duid(duid)?;
+            Some(crate::store::ReconfigureKey {
+                key: super::reconfigure::kept_key(&mine).unwrap_or(fresh),
+                reply_to: *request.source.ip(),
+            })
+        }
+        None => None,
+    };
     let mut ctx = Ctx {
         input,
         allocator,
@@ -461,6 +482,7 @@ pub fn decide(
         shared,
         duid,
         line,
+        reconfigure,
         decision: Decision::drop(""),
         replies: Vec::new(),
     };
@@ -487,6 +509,9 @@ struct Ctx<'a, 'b> {
     duid: &'a [u8],
     /// The client's line (`line-identity`), in the form stored with leases.
     line: Option<Vec<u8>>,
+    /// The client's reconfigure key and where to reach it, when it sent Reconfigure Accept
+    /// where `reconfigure` is on: stored with its leases, sent in the Reply.
+    reconfigure: Option<crate::store::ReconfigureKey>,
     decision: Decision,
     /// The IA options of the reply, in request order.
     replies: Vec<DhcpOption>,
@@ -737,6 +762,7 @@ impl<'a> Ctx<'a, '_> {
                 .unwrap_or_default(),
             line: self.line.clone().map(Vec::into_boxed_slice),
             next_hop: self.request.next_hop,
+            reconfigure: self.reconfigure,
         };
         lease.assign(self.now(), subnet.preferred_lifetime, subnet.valid_lifetime);
         lease
@@ -868,6 +894,7 @@ impl<'a> Ctx<'a, '_> {
             reply.push(DhcpOption::RapidCommit);
         }
         self.push_options(&mut reply, message);
+        self.push_reconfigure_key(&mut reply);
         self.decision.outcome = Ok(reply);
         Ok(())
     }
@@ -958,6 +985,7 @@ impl<'a> Ctx<'a, '_> {
         let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
         reply.options.append(&mut self.replies);
         self.push_options(&mut reply, message);
+        self.push_reconfigure_key(&mut reply);
         self.decision.outcome = Ok(reply);
         Ok(())
     }
@@ -982,6 +1010,7 @@ impl<'a> Ctx<'a, '_> {
         let mut reply = reply_header(MSG_REPLY, message, self.input.server_duid);
         reply.options.append(&mut self.replies);
         self.push_options(&mut reply, message);
+        self.push_reconfigure_key(&mut reply);
         self.decision.outcome = Ok(reply);
         Ok(())
     }
@@ -1243,6 +1272,26 @@ impl<'a> Ctx<'a, '_> {
             .chain(pools)
             .chain(reservations);
         push_requested_options(reply, request, &crate::options::merge(levels));
+    }
+
+    /// The Reply's last options when the client is given (or keeps) a reconfigure key and this
+    /// Reply commits a lease of it that stores the key: Reconfigure Accept (the server tells the
+    /// client to accept Reconfigure, RFC 8415 section 21.20), then the Authentication option
+    /// with the key (section 20.4.1). A Reply that commits nothing hands out no key.
+    fn push_reconfigure_key(&self, reply: &mut Message) {
+        let Some(key) = self.reconfigure else {
+            return;
+        };
+        let stored = self.decision.changes.iter().any(
+            |change| matches!(change, LeaseChange::Upsert(lease) if lease.reconfigure.is_some()),
+        );
+        if stored {
+            reply.push(DhcpOption::ReconfAccept);
+            reply.push(super::reconfigure::key_option(
+                &key.key,
+                super::reconfigure::next_replay(),
+            ));
+        }
     }
 
     fn push_ia(&mut self, ia: &IaRequest, outcome: IaOutcome) {

@@ -52,6 +52,7 @@ struct Extra {
     hostname: String,
     line: Option<Box<[u8]>>,
     next_hop: Option<Ipv6Addr>,
+    reconfigure: Option<crate::store::ReconfigureKey>,
 }
 
 /// The keys of one client's rows (most clients have one or two).
@@ -384,7 +385,8 @@ impl LeaseMirror {
             || !lease.relay_info.is_empty()
             || !lease.hostname.is_empty()
             || lease.line.is_some()
-            || lease.next_hop.is_some())
+            || lease.next_hop.is_some()
+            || lease.reconfigure.is_some())
         .then(|| {
             Box::new(Extra {
                 relay_id: lease.relay_id.clone(),
@@ -393,6 +395,7 @@ impl LeaseMirror {
                 hostname: lease.hostname.clone(),
                 line: lease.line.clone(),
                 next_hop: lease.next_hop,
+                reconfigure: lease.reconfigure,
             })
         });
         Row {
@@ -451,7 +454,8 @@ impl LeaseMirror {
 
 /// The lease a row stands for.
 fn lease(key: &LeaseKey, row: &Row) -> Lease {
-    let (relay_id, remote_id, relay_info, hostname, line, next_hop) = match &row.extra {
+    let (relay_id, remote_id, relay_info, hostname, line, next_hop, reconfigure) = match &row.extra
+    {
         Some(extra) => (
             extra.relay_id.clone(),
             extra.remote_id.clone(),
@@ -459,8 +463,9 @@ fn lease(key: &LeaseKey, row: &Row) -> Lease {
             extra.hostname.clone(),
             extra.line.clone(),
             extra.next_hop,
+            extra.reconfigure,
         ),
-        None => (None, None, Vec::new(), String::new(), None, None),
+        None => (None, None, Vec::new(), String::new(), None, None, None),
     };
     Lease {
         address: key.address,
@@ -482,6 +487,7 @@ fn lease(key: &LeaseKey, row: &Row) -> Lease {
         hostname,
         line,
         next_hop,
+        reconfigure,
     }
 }
 
@@ -511,6 +517,7 @@ mod tests {
             hostname: String::new(),
             line: None,
             next_hop: None,
+            reconfigure: None,
         }
     }
 

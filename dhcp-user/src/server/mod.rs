@@ -25,6 +25,7 @@ pub mod handler;
 pub mod io;
 pub mod mirror;
 pub mod operator;
+pub mod reconfigure;
 pub mod stats;
 pub mod vlan;
 
@@ -471,6 +472,8 @@ pub struct Server {
     publish_order: Mutex<()>,
     /// Told of every reservation added or deleted at run time (the fast path's map sync).
     reservation_followers: RwLock<Vec<Arc<dyn operator::ReservationFollower>>>,
+    /// The Reconfigure exchanges in flight (`dhcp-user reconfigure`).
+    reconfigurer: Arc<reconfigure::Reconfigurer>,
 }
 
 impl Server {
@@ -563,6 +566,7 @@ impl Server {
             followed_seq: std::sync::atomic::AtomicU64::new(opened_at_seq),
             publish_order: Mutex::new(()),
             reservation_followers: RwLock::new(Vec::new()),
+            reconfigurer: Arc::default(),
             store,
             writer,
             events: crate::lease_events::channel(),
@@ -781,6 +785,9 @@ impl Server {
         };
         let msg_type = request.message().msg_type;
         self.stats.received(msg_type);
+        if let Some(client) = crate::proto::OptionList::client_id(request.message()) {
+            self.reconfigurer.client_sent(client.as_bytes(), msg_type);
+        }
         debug!(
             from = %inbound.source,
             interface = %inbound.interface,
@@ -1285,6 +1292,9 @@ impl Server {
         expires_unix: i64,
         types: &[LeaseType],
     ) -> Result<usize, ServerError> {
+        // A Renew answered in XDP answers a Reconfigure too.
+        self.reconfigurer
+            .client_sent(duid, dhcp_common::dhcpv6::MSG_RENEW);
         let leases: Vec<Lease> = self
             .lock_state()
             .mirror

@@ -608,6 +608,7 @@ impl Server {
             line: None,
             // Learned ([routes]) from the client's next message the controller answers.
             next_hop: None,
+            reconfigure: None,
         };
         lease.assign(now, preferred, valid);
         lease.validate()?;

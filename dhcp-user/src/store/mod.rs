@@ -186,6 +186,44 @@ pub struct Lease {
     /// (`[routes]`): a direct client's source address, or an on-link LDRA's peer-address;
     /// `None` when routes are off or the client is behind an L3 relay.
     pub next_hop: Option<std::net::Ipv6Addr>,
+    /// The reconfigure key given to the client and where a Reconfigure to it goes (RFC 8415
+    /// section 20.4.1); `None` unless it sent Reconfigure Accept where `reconfigure` is on.
+    pub reconfigure: Option<ReconfigureKey>,
+}
+
+/// A client's reconfigure key (RFC 8415 section 20.4.1) and the address a Reconfigure to it is
+/// sent to: the source of its last request that carried Reconfigure Accept (the client's
+/// link-local address, or the relay closest to the server; the relay chain is the lease's
+/// `relay_info`, the interface its `interface`). Stored as one 32-byte column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconfigureKey {
+    /// The 128-bit key, random per client, sent in the Reply's Authentication option.
+    pub key: [u8; 16],
+    /// Where the Reconfigure (or the Relay-Repl carrying it) goes, port 546 or 547.
+    pub reply_to: Ipv6Addr,
+}
+
+impl ReconfigureKey {
+    /// The stored form: the key then the address.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut bytes = [0; 32];
+        bytes[..16].copy_from_slice(&self.key);
+        bytes[16..].copy_from_slice(&self.reply_to.octets());
+        bytes
+    }
+
+    /// The key of a stored column, `None` when it is not 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; 32] = bytes.try_into().ok()?;
+        let mut key = [0; 16];
+        key.copy_from_slice(&bytes[..16]);
+        let mut address = [0; 16];
+        address.copy_from_slice(&bytes[16..]);
+        Some(ReconfigureKey {
+            key,
+            reply_to: Ipv6Addr::from(address),
+        })
+    }
 }
 
 impl Lease {

@@ -34,7 +34,7 @@ use super::pg_tls::{MakeRustls, PgTls};
 use super::{
     mask, ChangeCursor, ChangeKind, ChangeRecord, CheckedCommit, ClientCursor, CommitReceipt,
     Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount,
-    StoreError,
+    ReconfigureKey, StoreError,
 };
 
 /// The channel every commit notifies (payload: the batch's last history sequence number).
@@ -145,6 +145,14 @@ ALTER TABLE lease6 ADD COLUMN next_hop INET;
 ALTER TABLE lease_changes ADD COLUMN next_hop INET;
 ",
     ),
+    (
+        5,
+        "the client's reconfigure key and where a Reconfigure goes (reconfigure)",
+        "
+ALTER TABLE lease6 ADD COLUMN reconfigure BYTEA;
+ALTER TABLE lease_changes ADD COLUMN reconfigure BYTEA;
+",
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -164,9 +172,9 @@ const MAX_RETRIES: usize = 3;
 /// Lease columns in the order [`lease_from_row`] reads them (the same as the SQLite store's).
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname, line, next_hop";
+     remote_id, relay_info, hostname, line, next_hop, reconfigure";
 const LEASE_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19";
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20";
 const KIND_UPSERT: i16 = 0;
 const KIND_DELETE: i16 = 1;
 
@@ -968,9 +976,9 @@ async fn commit_in(
         let record = tx
             .prepare(&format!(
                 "WITH h AS (INSERT INTO lease_changes ({LEASE_COLUMNS}, at, kind) \
-                     VALUES ({LEASE_PLACEHOLDERS}, $20, $21) RETURNING seq), \
+                     VALUES ({LEASE_PLACEHOLDERS}, $21, $22) RETURNING seq), \
                  v AS (UPDATE lease6 SET version = h.seq FROM h \
-                     WHERE $21 = {KIND_UPSERT} AND lease_type = $1 AND address = $2 \
+                     WHERE $22 = {KIND_UPSERT} AND lease_type = $1 AND address = $2 \
                      AND prefix_len = $3) \
                  SELECT seq FROM h"
             ))
@@ -1013,7 +1021,7 @@ async fn commit_in(
 }
 
 /// `INSERT … ON CONFLICT DO UPDATE`, refused (no row returned) when the stored lease belongs to
-/// another client and is still held (assigned or declined, not expired at `$20`), or when it is
+/// another client and is still held (assigned or declined, not expired at `$21`), or when it is
 /// the same client's lease, assigned, with a newer transaction than a write that gives it up.
 fn upsert_sql() -> String {
     let assigned = LeaseState::Assigned.code();
@@ -1031,7 +1039,7 @@ fn upsert_sql() -> String {
                 AND (EXCLUDED.state = {assigned} OR lease6.state <> {assigned} \
                      OR lease6.cltt <= EXCLUDED.cltt)) \
             OR lease6.state NOT IN ({assigned}, {declined}) \
-            OR lease6.expire <= $20 \
+            OR lease6.expire <= $21 \
          RETURNING {LEASE_COLUMNS}"
     )
 }
@@ -1080,7 +1088,7 @@ async fn last_seq_in(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     u64::try_from(seq).map_err(|_| bad(format!("history seq {seq}")))
 }
 
-/// A lease as SQL values in [`LEASE_COLUMNS`] order ($1..$19).
+/// A lease as SQL values in [`LEASE_COLUMNS`] order ($1..$20).
 struct LeaseParams {
     lease_type: i16,
     address: IpAddr,
@@ -1101,6 +1109,7 @@ struct LeaseParams {
     hostname: String,
     line: Option<Vec<u8>>,
     next_hop: Option<IpAddr>,
+    reconfigure: Option<Vec<u8>>,
 }
 
 impl LeaseParams {
@@ -1125,6 +1134,7 @@ impl LeaseParams {
             hostname: lease.hostname.clone(),
             line: lease.line.as_deref().map(<[u8]>::to_vec),
             next_hop: lease.next_hop.map(IpAddr::V6),
+            reconfigure: lease.reconfigure.map(|r| r.to_bytes().to_vec()),
         }
     }
 
@@ -1150,10 +1160,11 @@ impl LeaseParams {
             hostname: String::new(),
             line: None,
             next_hop: None,
+            reconfigure: None,
         }
     }
 
-    fn refs(&self) -> [&(dyn ToSql + Sync); 19] {
+    fn refs(&self) -> [&(dyn ToSql + Sync); 20] {
         [
             &self.lease_type,
             &self.address,
@@ -1174,6 +1185,7 @@ impl LeaseParams {
             &self.hostname,
             &self.line,
             &self.next_hop,
+            &self.reconfigure,
         ]
     }
 }
@@ -1224,6 +1236,9 @@ fn lease_from_row(row: &Row, at: usize) -> Result<Lease, StoreError> {
             Some(IpAddr::V4(hop)) => return Err(bad(format!("next_hop {hop} is not IPv6"))),
             None => None,
         },
+        reconfigure: row
+            .try_get::<_, Option<Vec<u8>>>(at + 19)?
+            .and_then(|bytes| ReconfigureKey::from_bytes(&bytes)),
     })
 }
 

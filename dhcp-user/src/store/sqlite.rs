@@ -13,11 +13,12 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 
 use super::{
     mask, ChangeCursor, ChangeKind, ChangeRecord, ClientCursor, CommitReceipt, Lease, LeaseChange,
-    LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount, StoreError,
+    LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PoolCount, ReconfigureKey,
+    StoreError,
 };
 
 /// Schema version this build creates and understands (kept in `meta` as `schema_version`).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const META_SCHEMA_VERSION: &str = "schema_version";
 /// How long a connection waits on a lock held by another process before giving up.
@@ -51,6 +52,7 @@ CREATE TABLE lease6 (
     hostname       TEXT    NOT NULL,
     line           BLOB,
     next_hop       BLOB,
+    reconfigure    BLOB,
     PRIMARY KEY (lease_type, address, prefix_len)
 ) WITHOUT ROWID;
 
@@ -86,7 +88,8 @@ CREATE TABLE lease_changes (
     relay_info     BLOB    NOT NULL,
     hostname       TEXT    NOT NULL,
     line           BLOB,
-    next_hop       BLOB
+    next_hop       BLOB,
+    reconfigure    BLOB
 );
 CREATE INDEX lease_changes_by_at ON lease_changes (at);
 ";
@@ -94,9 +97,9 @@ CREATE INDEX lease_changes_by_at ON lease_changes (at);
 /// Lease columns in the order [`lease_from_row`] reads them.
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname, line, next_hop";
+     remote_id, relay_info, hostname, line, next_hop, reconfigure";
 const LEASE_PLACEHOLDERS: &str =
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19";
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20";
 
 /// Schema 1 → 2: the lease's line (`line-identity`), kept for sticky delegation by line.
 const MIGRATE_1_TO_2: &str = "
@@ -108,6 +111,11 @@ CREATE INDEX lease6_by_line ON lease6 (line) WHERE line IS NOT NULL;
 const MIGRATE_2_TO_3: &str = "
 ALTER TABLE lease6 ADD COLUMN next_hop BLOB;
 ALTER TABLE lease_changes ADD COLUMN next_hop BLOB;
+";
+/// Schema 3 → 4: the client's reconfigure key and where a Reconfigure goes (`reconfigure`).
+const MIGRATE_3_TO_4: &str = "
+ALTER TABLE lease6 ADD COLUMN reconfigure BLOB;
+ALTER TABLE lease_changes ADD COLUMN reconfigure BLOB;
 ";
 const KIND_UPSERT: i64 = 0;
 const KIND_DELETE: i64 = 1;
@@ -211,13 +219,16 @@ impl SqliteStore {
         };
         match found.trim().parse::<u32>().ok() {
             Some(SCHEMA_VERSION) => {}
-            Some(old @ (1 | 2)) => {
-                // Older rows have no line (served before `line-identity` existed) and no next
-                // hop (served before `[routes]`): NULL in both.
+            Some(old @ (1..=3)) => {
+                // Older rows have no line (served before `line-identity` existed), no next
+                // hop (served before `[routes]`) and no reconfigure key: NULL in all.
                 if old == 1 {
                     tx.execute_batch(MIGRATE_1_TO_2).map_err(open_err)?;
                 }
-                tx.execute_batch(MIGRATE_2_TO_3).map_err(open_err)?;
+                if old <= 2 {
+                    tx.execute_batch(MIGRATE_2_TO_3).map_err(open_err)?;
+                }
+                tx.execute_batch(MIGRATE_3_TO_4).map_err(open_err)?;
                 tx.execute(
                     "UPDATE meta SET value = ?2 WHERE name = ?1",
                     params![META_SCHEMA_VERSION, SCHEMA_VERSION.to_string().into_bytes()],
@@ -302,7 +313,7 @@ impl LeaseStore for SqliteStore {
             ))?;
             let mut record = tx.prepare_cached(&format!(
                 "INSERT INTO lease_changes (at, kind, {LEASE_COLUMNS}) \
-                 VALUES (?20, ?21, {LEASE_PLACEHOLDERS})"
+                 VALUES (?21, ?22, {LEASE_PLACEHOLDERS})"
             ))?;
             for change in changes {
                 match change {
@@ -569,7 +580,7 @@ fn key_params(key: &LeaseKey) -> (i64, [u8; 16], u8) {
     (key.lease_type.code(), key.address.octets(), key.prefix_len)
 }
 
-/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?19).
+/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?20).
 fn lease_values(lease: &Lease) -> Vec<Value> {
     let optional_blob = |value: &Option<Vec<u8>>| match value {
         Some(bytes) => Value::Blob(bytes.clone()),
@@ -600,6 +611,9 @@ fn lease_values(lease: &Lease) -> Vec<Value> {
         lease
             .next_hop
             .map_or(Value::Null, |hop| Value::Blob(hop.octets().to_vec())),
+        lease
+            .reconfigure
+            .map_or(Value::Null, |r| Value::Blob(r.to_bytes().to_vec())),
     ]
 }
 
@@ -629,6 +643,9 @@ fn lease_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Lease> {
             .get::<_, Option<Vec<u8>>>(at + 17)?
             .map(Vec::into_boxed_slice),
         next_hop: row.get::<_, Option<[u8; 16]>>(at + 18)?.map(Ipv6Addr::from),
+        reconfigure: row
+            .get::<_, Option<Vec<u8>>>(at + 19)?
+            .and_then(|bytes| ReconfigureKey::from_bytes(&bytes)),
     })
 }
 

@@ -69,6 +69,7 @@ fn lease(i: u32, cltt: i64) -> Lease {
         hostname: String::new(),
         line: None,
         next_hop: None,
+        reconfigure: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn lease(index: u32, now: i64) -> Lease {
         hostname: String::new(),
         line: None,
         next_hop: None,
+        reconfigure: None,
     };
     lease.assign(now, 3000, 4000);
     lease

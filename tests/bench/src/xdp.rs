@@ -158,7 +158,7 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
             options_fit: 1,
             option_count: 3,
             client_classes: 0,
-            _pad: [0; 1],
+            reconfigure: 0,
             options,
         },
     )?;

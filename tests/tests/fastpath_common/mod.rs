@@ -366,7 +366,7 @@ pub fn lab_subnet(options: [OptionSlot; FAST_OPTION_SLOTS]) -> SubnetConfig {
         options_fit: 1,
         option_count: options.iter().filter(|s| s.len != 0).count() as u8,
         client_classes: 0,
-        _pad: [0; 1],
+        reconfigure: 0,
         options,
     }
 }

@@ -93,6 +93,7 @@ pub fn na(address: Ipv6Addr, n: u32, link: Ipv6Addr, cltt: i64) -> Lease {
         hostname: String::new(),
         line: None,
         next_hop: None,
+        reconfigure: None,
     }
 }
 

@@ -395,6 +395,50 @@ impl LabServer {
     }
 }
 
+/// A dhcpcd in the client namespace, in the foreground: killed (by its own pid) when dropped.
+pub struct Dhcpcd(pub Child);
+
+impl Drop for Dhcpcd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl LabServer {
+    /// Starts `dhcpcd -6 -B -d` on the client's end of the link, with no lease of an earlier
+    /// run, with `conf` (written to
+    /// `dhcpcd.conf` in the state directory, its output to `dhcpcd.log` there, see
+    /// [`LabServer::dhcpcd_log`]) and `hook` as its script.
+    pub fn dhcpcd(&self, conf: &str, hook: &Path) -> Dhcpcd {
+        // dhcpcd keeps its last lease per interface name in the host's /var/lib/dhcpcd: an
+        // earlier test's would make it Confirm a lease this server never gave.
+        let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", self.link.b.ifname));
+        let path = self.state_dir.join("dhcpcd.conf");
+        std::fs::write(&path, conf).unwrap();
+        let log = std::fs::File::create(self.state_dir.join("dhcpcd.log")).unwrap();
+        Dhcpcd(
+            self.client_ns
+                .command("dhcpcd")
+                .args(["-6", "-B", "-d", "-f"])
+                .arg(&path)
+                .arg("-c")
+                .arg(hook)
+                .arg(&self.link.b.ifname)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starting dhcpcd"),
+        )
+    }
+
+    /// What dhcpcd wrote so far.
+    pub fn dhcpcd_log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("dhcpcd.log")).unwrap_or_default()
+    }
+}
+
 /// Starts `dhcp-user serve <args>` in `ns` (RUST_LOG=info, output appended to
 /// `<state_dir>/server.log`) and waits up to 20 s for its control socket in `state_dir`; panics
 /// with the end of the log if it exits or does not come up.

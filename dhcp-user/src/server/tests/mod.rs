@@ -6,6 +6,7 @@ mod lifecycle;
 mod lines;
 mod link;
 mod operator;
+mod reconfigure;
 mod relay;
 mod reload;
 mod serving;

@@ -48,7 +48,7 @@ fn schema_version_is_checked() {
     drop(open(&scratch));
     let conn = rusqlite::Connection::open(scratch.db()).unwrap();
     conn.execute(
-        "UPDATE meta SET value = CAST('4' AS BLOB) WHERE name = 'schema_version'",
+        "UPDATE meta SET value = CAST('5' AS BLOB) WHERE name = 'schema_version'",
         [],
     )
     .unwrap();
@@ -57,7 +57,7 @@ fn schema_version_is_checked() {
         .err()
         .expect("a newer schema is refused");
     assert!(
-        matches!(&err, StoreError::SchemaVersion { found, supported: 3, .. } if found == "4"),
+        matches!(&err, StoreError::SchemaVersion { found, supported: 4, .. } if found == "5"),
         "{err}"
     );
     let text = err.to_string();
@@ -96,6 +96,8 @@ fn schema_1_gains_the_line_column() {
          ALTER TABLE lease_changes DROP COLUMN line;
          ALTER TABLE lease6 DROP COLUMN next_hop;
          ALTER TABLE lease_changes DROP COLUMN next_hop;
+         ALTER TABLE lease6 DROP COLUMN reconfigure;
+         ALTER TABLE lease_changes DROP COLUMN reconfigure;
          UPDATE meta SET value = CAST('1' AS BLOB) WHERE name = 'schema_version';",
     )
     .unwrap();
@@ -129,6 +131,8 @@ fn schema_2_gains_the_next_hop_column() {
     conn.execute_batch(
         "ALTER TABLE lease6 DROP COLUMN next_hop;
          ALTER TABLE lease_changes DROP COLUMN next_hop;
+         ALTER TABLE lease6 DROP COLUMN reconfigure;
+         ALTER TABLE lease_changes DROP COLUMN reconfigure;
          UPDATE meta SET value = CAST('2' AS BLOB) WHERE name = 'schema_version';",
     )
     .unwrap();
@@ -142,6 +146,38 @@ fn schema_2_gains_the_next_hop_column() {
     }
     let store = open(&scratch);
     assert_eq!(store.leases_after(None, 10).unwrap(), vec![old, routed]);
+}
+
+/// A schema-3 database (before leases kept a reconfigure key) is migrated in place on open:
+/// its rows stay, with no key, and new rows keep theirs across a reopen.
+#[test]
+fn schema_3_gains_the_reconfigure_column() {
+    let scratch = Scratch::new("migrate3");
+    let old = na(1);
+    {
+        let store = open(&scratch);
+        store.commit(&upserts(vec![old.clone()]), NOW).unwrap();
+    }
+    let conn = rusqlite::Connection::open(scratch.db()).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE lease6 DROP COLUMN reconfigure;
+         ALTER TABLE lease_changes DROP COLUMN reconfigure;
+         UPDATE meta SET value = CAST('3' AS BLOB) WHERE name = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let mut keyed = na(2);
+    keyed.reconfigure = Some(crate::store::ReconfigureKey {
+        key: [9; 16],
+        reply_to: "fe80::42".parse().unwrap(),
+    });
+    {
+        let store = open(&scratch);
+        assert_eq!(store.leases_after(None, 10).unwrap(), vec![old.clone()]);
+        store.commit(&upserts(vec![keyed.clone()]), NOW).unwrap();
+    }
+    let store = open(&scratch);
+    assert_eq!(store.leases_after(None, 10).unwrap(), vec![old, keyed]);
 }
 
 #[test]

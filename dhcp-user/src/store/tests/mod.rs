@@ -68,6 +68,7 @@ fn na(n: u32) -> Lease {
         hostname: String::new(),
         line: None,
         next_hop: None,
+        reconfigure: None,
     };
     lease.assign(NOW, 1800, 3600);
     lease

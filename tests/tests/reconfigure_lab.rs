@@ -1,0 +1,164 @@
+//! Reconfigure (RFC 8415 18.3.11) with Reconfigure Key Authentication (20.4) against a real
+//! client, dhcpcd: it sends Reconfigure Accept and takes the key from the Reply; a Reconfigure
+//! of `dhcp-user reconfigure --duid` makes it renew at once; a forged one (wrong key) is
+//! ignored (RFC 8415 20.4.3: the client MUST discard a Reconfigure that fails validation).
+
+mod server_common;
+
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::time::{Duration, Instant};
+
+use dhcp_common::{dhcpv6::*, stat};
+use dhcp_user::proto::Duid;
+use dhcp_user::server::reconfigure::{next_replay, signed_reconfigure};
+use dhcp_user::store::{LeaseStore, SqliteStore, META_SERVER_DUID};
+use server_common::{lab_config, LabServer};
+
+/// Long timers: dhcpcd renews only when told to.
+fn config() -> String {
+    lab_config(
+        &[
+            ("preferred-lifetime", "1800"),
+            ("valid-lifetime", "3600"),
+            ("renew-timer", "900"),
+            ("rebind-timer", "1440"),
+        ],
+        "reconfigure = true\n",
+    )
+}
+
+/// dhcpcd: DHCPv6 only, an address at once (no Router Advertisement needed), Reconfigure
+/// Accept in its messages (which it sends only when asked to).
+const DHCPCD_CONF: &str = "ipv6only\nnoipv6rs\nia_na 1\noption dhcp6_reconfigure_accept\n";
+
+fn hook(lab: &LabServer) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = lab.state_dir.join("dhcpcd-hook");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+fn controller_renews(lab: &LabServer) -> u64 {
+    let stats = lab.stats();
+    stats.counters.received.get("renew").copied().unwrap_or(0)
+}
+
+/// The client's link-local address, read in its namespace.
+fn client_link_local(lab: &LabServer) -> Ipv6Addr {
+    let out = lab
+        .client_ns
+        .exec(
+            "ip",
+            [
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                &lab.link.b.ifname,
+                "scope",
+                "link",
+            ],
+        )
+        .unwrap();
+    let word = out
+        .split_whitespace()
+        .find(|w| w.starts_with("fe80"))
+        .expect("a link-local address");
+    word.split('/').next().unwrap().parse().unwrap()
+}
+
+/// A Reconfigure signed with the wrong key, sent from the server's namespace (from its
+/// link-local address, as dhcpcd requires) to the client's port 546.
+fn send_forged(lab: &LabServer, server: &Duid, client: &Duid) {
+    let to = client_link_local(lab);
+    let ifindex = lab.link.a.ifindex;
+    let message = signed_reconfigure(server, client, MSG_RENEW, &[0x42; 16], next_replay());
+    lab.server_ns
+        .run_in(move || {
+            let socket = UdpSocket::bind(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0))?;
+            socket.send_to(&message, SocketAddrV6::new(to, CLIENT_PORT, 0, ifindex))
+        })
+        .unwrap()
+        .unwrap();
+}
+
+/// Polls `check` every 200 ms for `seconds`; on a timeout panics with dhcpcd's log and the
+/// server's.
+fn wait(lab: &LabServer, seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; dhcpcd:\n{}\nserver:\n{}",
+            lab.dhcpcd_log(),
+            lab.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// dhcpcd sends Reconfigure Accept and gets the key; the fast path passes its committing
+/// requests on (`pass_reconfigure`); a forged Reconfigure is ignored (no Renew within 6 s);
+/// `dhcp-user reconfigure --duid` makes it renew, answered, counted once.
+#[test]
+fn dhcpcd_renews_on_reconfigure_and_ignores_a_forged_one() {
+    let lab = LabServer::start_with("reconf-dhcpcd", &config(), true);
+    let _dhcpcd = lab.dhcpcd(DHCPCD_CONF, &hook(&lab));
+    wait(&lab, 40, "dhcpcd to bind", || {
+        lab.bindings().iter().any(|b| b.state == "assigned")
+    });
+    wait(&lab, 10, "dhcpcd to take the key", || {
+        lab.dhcpcd_log().contains("accepted reconfigure key")
+    });
+    // The Request carried Reconfigure Accept: passed on by XDP, answered by the controller.
+    assert!(
+        lab.xdp_counter(stat::PASS_RECONFIGURE) >= 1,
+        "{}",
+        lab.xdp_counters()
+    );
+    let duid = lab.bindings()[0].duid.clone();
+    let client = Duid::new(hex::decode(&duid).unwrap()).unwrap();
+    let server = {
+        let store = SqliteStore::open(lab.lease_db()).unwrap();
+        Duid::new(store.get_meta(META_SERVER_DUID).unwrap().unwrap()).unwrap()
+    };
+
+    let before = controller_renews(&lab);
+    send_forged(&lab, &server, &client);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        controller_renews(&lab),
+        before,
+        "dhcpcd renewed on a forged Reconfigure:\n{}",
+        lab.dhcpcd_log()
+    );
+    // It reached dhcpcd, which refused it for its HMAC.
+    assert!(
+        lab.dhcpcd_log().contains("authentication failed"),
+        "{}",
+        lab.dhcpcd_log()
+    );
+
+    let out = lab.cli(&["reconfigure", "--duid", &duid, "--json"]);
+    assert!(out.contains("\"started\":1"), "{out}");
+    let started = Instant::now();
+    lab.wait_until(Duration::from_secs(10), "dhcpcd's Renew", || {
+        controller_renews(&lab) > before
+    });
+    lab.wait_until(
+        Duration::from_secs(5),
+        "the exchange to be answered",
+        || lab.stats().reconfigure.get("answered") == Some(&1),
+    );
+    eprintln!("renewed {:?} after the reconfigure", started.elapsed());
+    let stats = lab.stats();
+    assert_eq!(stats.reconfigure.get("started"), Some(&1));
+    assert_eq!(stats.reconfigure.get("gave_up"), None);
+    assert!(
+        lab.dhcpcd_log().contains("RECONFIGURE6"),
+        "{}",
+        lab.dhcpcd_log()
+    );
+}
