@@ -318,8 +318,10 @@ impl LeaseStore for SqliteStore {
             for change in changes {
                 match change {
                     LeaseChange::Upsert(lease) => {
-                        upsert.execute(rusqlite::params_from_iter(lease_values(lease)))?;
+                        // One set of values for the row and its history record: building
+                        // them is a dozen allocations, bound by reference twice.
                         let mut values = lease_values(lease);
+                        upsert.execute(rusqlite::params_from_iter(&values))?;
                         values.extend([Value::Integer(at), Value::Integer(KIND_UPSERT)]);
                         record.execute(rusqlite::params_from_iter(values))?;
                     }
