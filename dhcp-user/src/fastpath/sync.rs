@@ -602,6 +602,18 @@ pub struct Prefilled {
     report: Option<ResyncReport>,
 }
 
+impl Prefilled {
+    /// The fast path loaded (not attached).
+    pub fn fast_path(&self) -> &FastPath {
+        &self.fp
+    }
+
+    /// The cold fill's counts; `None` when the map held bindings (left to the re-sync).
+    pub fn filled(&self) -> Option<ResyncReport> {
+        self.report
+    }
+}
+
 impl Prefill {
     /// Starts loading the fast path with `settings` on a thread of its own.
     pub fn spawn(settings: &FastPathSettings) -> std::io::Result<Self> {

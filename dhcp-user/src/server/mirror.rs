@@ -32,11 +32,14 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 const LOAD_PAGE: usize = 10_000;
 
 /// One lease row, compact: the DUID is shared with the per-client index, the interface name is
-/// interned, and the relay data and host name (empty for most clients) live behind one pointer.
+/// a number in the copy's table of names, and the relay data and host name (empty for most
+/// clients) live behind one pointer.
 #[derive(Debug)]
 struct Row {
     duid: Arc<[u8]>,
-    interface: Arc<str>,
+    /// Index of the interface's name in [`LeaseMirror::interface_names`] (4 bytes against a
+    /// 16-byte shared name: a million rows, 16 MB).
+    interface: u32,
     link_address: Ipv6Addr,
     iaid: u32,
     subnet_id: u32,
@@ -60,11 +63,12 @@ struct Extra {
     next_hop: Option<Ipv6Addr>,
 }
 
-/// The keys of one client's rows (most clients have one or two).
+/// The keys of one client's rows (most clients have one or two). A boxed slice, not a `Vec`:
+/// every entry of the index is as large as the largest, 8 bytes less in each bucket.
 #[derive(Debug)]
 enum Keys {
     One(LeaseKey),
-    Many(Vec<LeaseKey>),
+    Many(Box<[LeaseKey]>),
 }
 
 impl Keys {
@@ -84,7 +88,9 @@ pub struct LeaseMirror {
     by_duid: FastMap<Arc<[u8]>, Keys>,
     /// Line (as stored) → keys of the rows served on it (sticky delegation by line).
     by_line: FastMap<Box<[u8]>, Vec<LeaseKey>>,
-    interfaces: HashSet<Arc<str>>,
+    /// Interface name → its index in `interface_names`.
+    interfaces: FastMap<Arc<str>, u32>,
+    interface_names: Vec<Arc<str>>,
     /// Versions of rows removed by a versioned change (shared database only), so that an
     /// older change arriving late is not applied; the newest [`TOMBSTONES_KEPT`] are kept.
     tombstones: FastMap<LeaseKey, u64>,
@@ -149,7 +155,9 @@ impl LeaseMirror {
 
     /// The row with this key.
     pub fn get(&self, key: &LeaseKey) -> Option<Lease> {
-        self.rows.get(key).map(|row| lease(key, row))
+        self.rows
+            .get(key)
+            .map(|row| lease(key, row, &self.interface_names))
     }
 
     /// Rows after `after` in key order (all rows from the first when `None`).
@@ -157,7 +165,7 @@ impl LeaseMirror {
         let lower = after.map_or(Bound::Unbounded, |key| Bound::Excluded(*key));
         self.rows
             .range((lower, Bound::Unbounded))
-            .map(|(key, row)| lease(key, row))
+            .map(|(key, row)| lease(key, row, &self.interface_names))
     }
 
     /// (interface, line, DUID) of every row active at `now` (a client once per row), the DUID shared
@@ -171,7 +179,11 @@ impl LeaseMirror {
             .filter(move |row| row.state == LeaseState::Assigned && row.expire > now)
             .map(|row| {
                 let line = row.extra.as_ref().and_then(|e| e.line.as_deref());
-                (&*row.interface, line, &row.duid)
+                (
+                    &*self.interface_names[row.interface as usize],
+                    line,
+                    &row.duid,
+                )
             })
     }
 
@@ -380,7 +392,7 @@ impl LeaseMirror {
                     let mut list = keys.as_slice().to_vec();
                     let at = list.partition_point(|k| *k < key);
                     list.insert(at, key);
-                    *keys = Keys::Many(list);
+                    *keys = Keys::Many(list.into_boxed_slice());
                 }
                 duid
             }
@@ -391,11 +403,13 @@ impl LeaseMirror {
             }
         };
         let interface = match self.interfaces.get(lease.interface.as_str()) {
-            Some(name) => Arc::clone(name),
+            Some(&index) => index,
             None => {
                 let name: Arc<str> = Arc::from(lease.interface.as_str());
-                self.interfaces.insert(Arc::clone(&name));
-                name
+                let index = self.interface_names.len() as u32;
+                self.interface_names.push(Arc::clone(&name));
+                self.interfaces.insert(name, index);
+                index
             }
         };
         let extra = (lease.relay_id.is_some()
@@ -463,13 +477,13 @@ impl LeaseMirror {
                 self.by_duid.remove(duid);
             }
             1 => *keys = Keys::One(remaining[0]),
-            _ => *keys = Keys::Many(remaining),
+            _ => *keys = Keys::Many(remaining.into_boxed_slice()),
         }
     }
 }
 
-/// The lease a row stands for.
-fn lease(key: &LeaseKey, row: &Row) -> Lease {
+/// The lease a row stands for (`names`: the copy's interface names).
+fn lease(key: &LeaseKey, row: &Row, names: &[Arc<str>]) -> Lease {
     let (relay_id, remote_id, relay_info, hostname, line, next_hop) = match &row.extra {
         Some(extra) => (
             extra.relay_id.clone(),
@@ -493,7 +507,7 @@ fn lease(key: &LeaseKey, row: &Row) -> Lease {
         cltt: row.cltt,
         expire: row.expire,
         state: row.state,
-        interface: row.interface.to_string(),
+        interface: names[row.interface as usize].to_string(),
         link_address: row.link_address,
         relay_id,
         remote_id,
