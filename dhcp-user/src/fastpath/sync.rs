@@ -572,7 +572,7 @@ pub fn resync(
 /// What the prefill thread is given: first the index of the configuration served, then the
 /// rows, page by page, as the controller loads its copy of them.
 enum PrefillInput {
-    Index(SubnetIndex),
+    Index(Box<SubnetIndex>),
     Rows(Vec<Lease>),
 }
 
@@ -630,7 +630,7 @@ impl Prefill {
 
     /// The configuration the controller serves (before the first rows).
     pub fn config(&mut self, config: &Config) {
-        self.send(PrefillInput::Index(SubnetIndex::new(config)));
+        self.send(PrefillInput::Index(Box::new(SubnetIndex::new(config))));
     }
 
     /// The next page of the controller's rows.
@@ -722,7 +722,6 @@ fn prefill(
         controller_only: (builders.len() as u64 - pushed) + too_long.len() as u64,
         ..Default::default()
     };
-    drop(map);
     info!(
         "fast path filled cold, alongside the controller's load: {} bindings pushed, {} controller-only in {:.2}s",
         report.pushed,

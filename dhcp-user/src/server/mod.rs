@@ -522,7 +522,7 @@ impl Server {
         config: Config,
         store: Arc<dyn LeaseStore>,
         interfaces: &[String],
-        mut observer: Option<&mut dyn LoadObserver>,
+        observer: Option<&mut dyn LoadObserver>,
     ) -> Result<Arc<Server>, ServerError> {
         // The reservations made at run time join the configuration's before anything reads them.
         let mut config = config;
@@ -533,7 +533,7 @@ impl Server {
         let server_duid = load_server_duid(&config, store.as_ref(), interfaces)?;
         // Read before the mirror: what other servers commit after it is followed from here.
         let opened_at_seq = store.last_seq()?;
-        let mirror = match observer.as_deref_mut() {
+        let mirror = match observer {
             Some(observer) => {
                 observer.config(&config);
                 LeaseMirror::load_feeding(store.as_ref(), &mut |rows| observer.rows(rows))?
