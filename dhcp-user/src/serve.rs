@@ -86,18 +86,41 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
         info!(listen = %metrics.listen, "Prometheus metrics");
     }
     let interfaces = config.interfaces.clone();
-    let server = Server::open(config, &interfaces)?;
+    // The fast path loads (and, cold, fills its map from the rows) on a thread of its own
+    // while the server loads its copy of the leases.
+    let fast_path_settings = fast_path_settings(&args, &config);
+    let mut prefill = match &fast_path_settings {
+        Some(settings) => Some(
+            crate::fastpath::sync::Prefill::spawn(settings)
+                .context("starting the fast path's loading thread")?,
+        ),
+        None => None,
+    };
+    let server = match prefill.as_mut() {
+        Some(prefill) => Server::open_observed(config, &interfaces, prefill)?,
+        None => Server::open(config, &interfaces)?,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    let fast_path = start_fast_path(&args, &server, &interfaces).await?;
+    // Open before the fast path attaches: from here the copy is complete, and what the
+    // program passes on waits in the sockets' buffers (bounded by the kernel, which counts
+    // what overflows) until they are served. Before, a passed message finds no socket and
+    // is dropped; the client sends it again (RFC 8415 section 15).
+    let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
+    let fast_path = match (fast_path_settings, prefill) {
+        (Some(settings), Some(prefill)) => {
+            Some(start_fast_path(&settings, prefill, &server, &interfaces).await?)
+        }
+        _ => {
+            info!("fast path off: the controller answers everything");
+            None
+        }
+    };
     if let Some(handle) = &fast_path {
         // Reservations added or deleted at run time reach the maps before the answer.
         server.follow_reservations(handle.sync.clone());
     }
 
-    // The sockets open before the control socket answers: a client that sees the server
-    // answer there can send requests at once.
-    let sockets = crate::server::io::open_sockets(&server, &interfaces)?;
     let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;
     let routes = tokio::spawn({
         let (config, server, shutdown) = (
@@ -281,42 +304,50 @@ async fn start_leasequery(
     Ok(tasks)
 }
 
-/// Loads, configures and attaches the XDP fast path for `serve` (unless `--xdp off`).
-async fn start_fast_path(
+/// How `serve` runs the fast path (`None`: `--xdp off`).
+fn fast_path_settings(
     args: &ServeOptions,
-    server: &Arc<Server>,
-    interfaces: &[String],
-) -> anyhow::Result<Option<crate::fastpath::sync::FastPathHandle>> {
-    use crate::fastpath::sync;
-    let Some(mode) = args.xdp else {
-        info!("fast path off: the controller answers everything");
-        return Ok(None);
-    };
+    config: &Config,
+) -> Option<crate::fastpath::sync::FastPathSettings> {
+    let mode = args.xdp?;
     let pin_root = match &args.pin_root {
         Some(root) => root.clone(),
-        None => default_pin_root_adopting_legacy(&server.config().state_dir),
+        None => default_pin_root_adopting_legacy(&config.state_dir),
     };
-    let settings = sync::FastPathSettings {
+    Some(crate::fastpath::sync::FastPathSettings {
         mode,
-        pin_root: Some(pin_root.clone()),
+        pin_root: Some(pin_root),
         pass_rate_per_cpu: args.pass_rate_per_cpu,
         max_bindings: args.max_bindings,
+    })
+}
+
+/// Configures and attaches the XDP fast path `prefill` loaded while the server opened.
+async fn start_fast_path(
+    settings: &crate::fastpath::sync::FastPathSettings,
+    prefill: crate::fastpath::sync::Prefill,
+    server: &Arc<Server>,
+    interfaces: &[String],
+) -> anyhow::Result<crate::fastpath::sync::FastPathHandle> {
+    use crate::fastpath::sync;
+    let pin_root = settings.pin_root.clone().unwrap_or_default();
+    let context = || {
+        format!(
+            "starting the XDP fast path (pins under {}; --xdp off runs without it)",
+            pin_root.display()
+        )
     };
-    let handle = sync::start(&settings, server, interfaces)
+    let prefilled = prefill.finish().with_context(context)?;
+    let handle = sync::start_prefilled(settings, server, interfaces, prefilled)
         .await
-        .with_context(|| {
-            format!(
-                "starting the XDP fast path (pins under {}; --xdp off runs without it)",
-                pin_root.display()
-            )
-        })?;
+        .with_context(context)?;
     info!(
         pinned = %pin_root.display(),
         bindings = handle.report.pushed,
         controller_only = handle.report.controller_only,
         "fast path ready"
     );
-    Ok(Some(handle))
+    Ok(handle)
 }
 
 /// The default pin root of the server on `state_dir`, after moving there the pins an earlier
@@ -449,6 +480,15 @@ impl crate::routes::LeaseSource for Server {
     }
     fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
         Server::each_durable_lease(self, visit)
+    }
+}
+
+impl crate::server::LoadObserver for crate::fastpath::sync::Prefill {
+    fn config(&mut self, config: &Config) {
+        crate::fastpath::sync::Prefill::config(self, config)
+    }
+    fn rows(&mut self, rows: Vec<Lease>) {
+        crate::fastpath::sync::Prefill::rows(self, rows)
     }
 }
 

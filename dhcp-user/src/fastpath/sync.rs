@@ -508,7 +508,8 @@ pub fn resync(
 ) -> Result<(ResyncReport, Vec<LaterExpiry>), anyhow::Error> {
     let started = Instant::now();
     // Streamed: one small builder per client (about 110 bytes), never every lease at once.
-    let mut builders: HashMap<BindingKey, BindingBuilder> = HashMap::new();
+    let mut builders: HashMap<BindingKey, BindingBuilder, foldhash::fast::RandomState> =
+        HashMap::default();
     let mut too_long: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     let mut add = |lease: &Lease| {
         if lease.state != LeaseState::Assigned || lease.expire <= now {
@@ -541,8 +542,8 @@ pub fn resync(
     let mut writes_back = Vec::new();
     let mut map = fp.bindings_mut()?;
     let total = builders.len();
-    let mut wanted: std::collections::HashSet<BindingKey> =
-        std::collections::HashSet::with_capacity(total);
+    let mut wanted: std::collections::HashSet<BindingKey, foldhash::fast::RandomState> =
+        std::collections::HashSet::with_capacity_and_hasher(total, Default::default());
     for (n, (key, builder)) in builders.drain().enumerate() {
         let Some(mut value) = builder.finish(index.grace_period) else {
             report.controller_only += 1;
@@ -590,6 +591,171 @@ pub fn resync(
         started.elapsed().as_secs_f64()
     );
     Ok((report, writes_back))
+}
+
+/// What the prefill thread is given: first the index of the configuration served, then the
+/// rows, page by page, as the controller loads its copy of them.
+enum PrefillInput {
+    Index(Box<SubnetIndex>),
+    Rows(Vec<Lease>),
+}
+
+/// Pages of rows waiting for the prefill thread at most: the controller's load waits for it
+/// beyond this (a bounded hand-off, a few tens of thousands of leases).
+const PREFILL_PAGES_QUEUED: usize = 4;
+
+/// The fast path loaded, and on a cold start its binding map filled, on a thread of its own
+/// while the controller loads its copy of the leases: the verifier, the map's preallocation
+/// and one map update per client overlap the store's read instead of following it. The rows
+/// come from the controller's load ([`Prefill::config`], [`Prefill::rows`]): one read of the
+/// store for both, so the map holds exactly the bindings the controller's copy does.
+///
+/// Only a cold start is filled this way (no pinned binding map, or an empty one): nothing is
+/// attached yet, so a binding half built (a client's IA_NA pushed, its IA_PD still to come)
+/// is never seen by the program. With pinned bindings the program is attached and answering,
+/// so [`start_prefilled`] merges them with the copy afterwards, as [`start`] does.
+pub struct Prefill {
+    input: Option<std::sync::mpsc::SyncSender<PrefillInput>>,
+    thread: std::thread::JoinHandle<Result<Prefilled, FastPathError>>,
+}
+
+/// The fast path as the prefill thread leaves it.
+pub struct Prefilled {
+    fp: FastPath,
+    /// The cold fill's counts (`None`: the map held bindings; [`start_prefilled`] re-syncs).
+    report: Option<ResyncReport>,
+}
+
+impl Prefilled {
+    /// The fast path loaded (not attached).
+    pub fn fast_path(&self) -> &FastPath {
+        &self.fp
+    }
+
+    /// The cold fill's counts; `None` when the map held bindings (left to the re-sync).
+    pub fn filled(&self) -> Option<ResyncReport> {
+        self.report
+    }
+}
+
+impl Prefill {
+    /// Starts loading the fast path with `settings` on a thread of its own.
+    pub fn spawn(settings: &FastPathSettings) -> std::io::Result<Self> {
+        let (input, rows) = std::sync::mpsc::sync_channel(PREFILL_PAGES_QUEUED);
+        let (pin_root, max_bindings) = (settings.pin_root.clone(), settings.max_bindings);
+        let thread = std::thread::Builder::new()
+            .name("fastpath-prefill".into())
+            .spawn(move || prefill(pin_root.as_deref(), max_bindings, rows))?;
+        Ok(Prefill {
+            input: Some(input),
+            thread,
+        })
+    }
+
+    /// The configuration the controller serves (before the first rows).
+    pub fn config(&mut self, config: &Config) {
+        self.send(PrefillInput::Index(Box::new(SubnetIndex::new(config))));
+    }
+
+    /// The next page of the controller's rows.
+    pub fn rows(&mut self, rows: Vec<Lease>) {
+        self.send(PrefillInput::Rows(rows));
+    }
+
+    fn send(&mut self, input: PrefillInput) {
+        // A thread that stopped early (a warm start, or the load failed) takes nothing more;
+        // `finish` says why.
+        if let Some(tx) = &self.input {
+            if tx.send(input).is_err() {
+                self.input = None;
+            }
+        }
+    }
+
+    /// Waits for the thread: the loaded fast path, filled on a cold start.
+    pub fn finish(mut self) -> Result<Prefilled, FastPathError> {
+        self.input = None;
+        match self.thread.join() {
+            Ok(done) => done,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// The prefill thread: loads the fast path, and when its binding map is empty fills it from
+/// the rows as they come, each client's binding rewritten as each of its leases arrives.
+fn prefill(
+    pin_root: Option<&std::path::Path>,
+    max_bindings: u32,
+    input: std::sync::mpsc::Receiver<PrefillInput>,
+) -> Result<Prefilled, FastPathError> {
+    let started = Instant::now();
+    let mut fp = FastPath::load_sized(pin_root, max_bindings)?;
+    if fp.bindings()?.keys().next().is_some() {
+        return Ok(Prefilled { fp, report: None });
+    }
+    let Ok(PrefillInput::Index(index)) = input.recv() else {
+        // The controller failed before its rows: `start_prefilled` is not reached.
+        return Ok(Prefilled { fp, report: None });
+    };
+    let now = unix_now();
+    // A keyed fast hash (seeded per process) for keys from the wire, as the controller's copy.
+    let mut builders: HashMap<BindingKey, BindingBuilder, foldhash::fast::RandomState> =
+        HashMap::default();
+    let mut too_long: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    let mut map = fp.bindings_mut()?;
+    for page in input {
+        let PrefillInput::Rows(rows) = page else {
+            continue;
+        };
+        for lease in rows {
+            if lease.state != LeaseState::Assigned || lease.expire <= now {
+                continue;
+            }
+            let Some(key) = BindingKey::new(&lease.duid) else {
+                too_long.insert(lease.duid);
+                continue;
+            };
+            let builder = builders
+                .entry(key)
+                .or_insert_with(|| BindingBuilder::start(&lease, &index));
+            builder.add(&lease, &index);
+            match builder.finish(index.grace_period) {
+                Some(value) => {
+                    map.insert(key, value, 0)
+                        .map_err(|source| FastPathError::Map {
+                            name: dhcp_common::maps::BINDINGS,
+                            source,
+                        })?;
+                }
+                // Refused (so far): the controller serves this client; a later lease of it
+                // cannot make it a fast-path binding again.
+                None => {
+                    let _ = map.remove(&key);
+                }
+            }
+        }
+    }
+    let pushed = builders
+        .values()
+        .filter(|b| b.finish(index.grace_period).is_some())
+        .count() as u64;
+    let report = ResyncReport {
+        clients: (builders.len() + too_long.len()) as u64,
+        pushed,
+        controller_only: (builders.len() as u64 - pushed) + too_long.len() as u64,
+        ..Default::default()
+    };
+    info!(
+        "fast path filled cold, alongside the controller's load: {} bindings pushed, {} controller-only in {:.2}s",
+        report.pushed,
+        report.controller_only,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Prefilled {
+        fp,
+        report: Some(report),
+    })
 }
 
 /// Most fast-path renewal reports `follow_renewals` reads before making them durable.
@@ -1316,8 +1482,30 @@ pub async fn start<C: Controller>(
     server: &Arc<C>,
     ifaces: &[String],
 ) -> Result<FastPathHandle, anyhow::Error> {
+    let fp = FastPath::load_sized(settings.pin_root.as_deref(), settings.max_bindings)?;
+    start_loaded(settings, server, ifaces, fp, None).await
+}
+
+/// As [`start`], with the fast path a [`Prefill`] loaded (and, on a cold start, filled) while
+/// the controller loaded its copy: no re-sync then, the map already holds every binding.
+pub async fn start_prefilled<C: Controller>(
+    settings: &FastPathSettings,
+    server: &Arc<C>,
+    ifaces: &[String],
+    prefilled: Prefilled,
+) -> Result<FastPathHandle, anyhow::Error> {
+    let Prefilled { fp, report } = prefilled;
+    start_loaded(settings, server, ifaces, fp, report).await
+}
+
+async fn start_loaded<C: Controller>(
+    settings: &FastPathSettings,
+    server: &Arc<C>,
+    ifaces: &[String],
+    mut fp: FastPath,
+    filled: Option<ResyncReport>,
+) -> Result<FastPathHandle, anyhow::Error> {
     let config = &*server.config();
-    let mut fp = FastPath::load_sized(settings.pin_root.as_deref(), settings.max_bindings)?;
     let infos = ifaces
         .iter()
         .map(|name| {
@@ -1350,8 +1538,14 @@ pub async fn start<C: Controller>(
     }
     // From the controller's copy of the rows, already in memory: reading them from the store
     // again cost as much as loading that copy.
-    let source = ResyncSource::Controller(server.as_ref());
-    let (report, later_expiries) = resync(&mut fp, source, &index, unix_now())?;
+    let (report, later_expiries) = match filled {
+        // Filled cold from the same rows: an empty map had no later expiry to keep.
+        Some(report) => (report, Vec::new()),
+        None => {
+            let source = ResyncSource::Controller(server.as_ref());
+            resync(&mut fp, source, &index, unix_now())?
+        }
+    };
     let kept = later_expiries.len();
     for (duid, expires) in later_expiries {
         server.apply_fast_path_renewal(&duid, expires, &[LeaseType::Na, LeaseType::Pd])?;

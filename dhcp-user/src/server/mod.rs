@@ -444,6 +444,16 @@ impl Waiting {
     }
 }
 
+/// Sees the durable rows while the server loads its copy of them (the fast path fills its
+/// binding map from them meanwhile, on a thread of its own: one read of the store for both).
+pub trait LoadObserver {
+    /// Before the first row: the configuration the server serves (with the reservations made
+    /// at run time).
+    fn config(&mut self, config: &Config);
+    /// The next page of rows, in key order.
+    fn rows(&mut self, rows: Vec<Lease>);
+}
+
 /// The DHCPv6 server. Share it as `Arc<Server>`.
 pub struct Server {
     /// The configuration served, for readers outside the decision lock (a reload swaps it
@@ -490,11 +500,35 @@ impl Server {
         Server::with_store(config, store, interfaces)
     }
 
+    /// As [`Server::open`], showing `observer` the rows as the copy of them is loaded.
+    pub fn open_observed(
+        config: Config,
+        interfaces: &[String],
+        observer: &mut dyn LoadObserver,
+    ) -> Result<Arc<Server>, ServerError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| ServerError::Io {
+            context: format!("creating state directory {}", config.state_dir.display()),
+            source,
+        })?;
+        let store = open_store(&config)?;
+        Server::with_store_observed(config, store, interfaces, Some(observer))
+    }
+
     /// A server over an already open store.
     pub fn with_store(
         config: Config,
         store: Arc<dyn LeaseStore>,
         interfaces: &[String],
+    ) -> Result<Arc<Server>, ServerError> {
+        Server::with_store_observed(config, store, interfaces, None)
+    }
+
+    /// As [`Server::with_store`], showing `observer` (if any) the rows as they are loaded.
+    pub fn with_store_observed(
+        config: Config,
+        store: Arc<dyn LeaseStore>,
+        interfaces: &[String],
+        observer: Option<&mut dyn LoadObserver>,
     ) -> Result<Arc<Server>, ServerError> {
         // The reservations made at run time join the configuration's before anything reads them.
         let mut config = config;
@@ -505,7 +539,13 @@ impl Server {
         let server_duid = load_server_duid(&config, store.as_ref(), interfaces)?;
         // Read before the mirror: what other servers commit after it is followed from here.
         let opened_at_seq = store.last_seq()?;
-        let mirror = LeaseMirror::load(store.as_ref())?;
+        let mirror = match observer {
+            Some(observer) => {
+                observer.config(&config);
+                LeaseMirror::load_feeding(store.as_ref(), &mut |rows| observer.rows(rows))?
+            }
+            None => LeaseMirror::load(store.as_ref())?,
+        };
         let mut clients = ClientTable {
             limit: config.interface_client_limit,
             per_interface: HashMap::new(),
