@@ -44,6 +44,7 @@ fn lease(duid: Vec<u8>, lease_type: LeaseType, address: Ipv6Addr, subnet_id: u32
         hostname: String::new(),
         line: None,
         next_hop: None,
+        reconfigure: None,
     }
 }
 
