@@ -879,7 +879,8 @@ mod tests {
                 rapid_commit: true,
             }
         );
-        let a = check_answer(&answer(&c, vec![]), &c, false).unwrap();
+        let plain = answer(&c, vec![]);
+        let a = check_answer(&plain, &c, false).unwrap();
         assert_eq!((a.pd, a.rapid_commit), (None, false));
     }
 
