@@ -1,9 +1,11 @@
 //! The outage avalanche: after a power cut every CPE of an access area comes back at once. On
 //! each server (ours, and Kea in both modes), in the lab: N clients bound (4-way), then all N
 //! Solicit again at once with the DUIDs they had, as a window of clients kept full by the
-//! generator, each retransmitting like an RFC 8415 client (`loadgen::Retransmit::AVALANCHE`); the time until all N are bound again, every answer
-//! checked and each new binding compared with the old one; the same with Rapid Commit; then the
-//! same for N clients the server has never seen (4-way, then Rapid Commit, N more each).
+//! generator (one thread per generator socket, each with its own share of the clients and its
+//! own window), each retransmitting like an RFC 8415 client (`loadgen::Retransmit::AVALANCHE`);
+//! the time until all N are bound again, every answer checked and each new binding compared
+//! with the old one; the same with Rapid Commit; then the same for N clients the server has
+//! never seen (4-way, then Rapid Commit, N more each).
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -16,9 +18,16 @@ use crate::{
     Options, Report,
 };
 
-/// Clients in an exchange at once: the generator starts the next client as soon as one is
-/// bound, so the servers see a steady flood of Solicits (and Requests) this deep.
+/// Clients in an exchange at once, all generator threads together: each thread starts its next
+/// client as soon as one of its own is bound, so the servers see a steady flood of Solicits
+/// (and Requests) this deep. The same for every server, and the same depth as when the
+/// generator had one thread.
 pub const WINDOW: usize = 1024;
+
+/// Each generator thread's window: `WINDOW` shared out.
+fn window_per_thread(threads: usize) -> usize {
+    WINDOW.div_ceil(threads.max(1))
+}
 
 /// The four avalanches, in the order they run on each server.
 const RUNS: [(&str, bool, bool); 4] = [
@@ -65,23 +74,28 @@ impl ServerRuns {
 
 /// Primes `n` clients on whatever answers on the lab link, then runs the four avalanches.
 fn avalanches(
-    socket: &ClientSocket,
+    sockets: &[ClientSocket],
     report: &Report,
     label: &str,
     n: u32,
     deadline: Duration,
     counters: Option<&dyn Fn() -> Result<BTreeMap<String, u64>>>,
 ) -> Result<ServerRuns> {
+    let drain = || {
+        for socket in sockets {
+            socket.drain(Duration::from_millis(200), Duration::from_secs(2));
+        }
+    };
     let plan = |rapid_commit| BindPlan {
         with_pd: true,
         rapid_commit,
-        window: WINDOW,
+        window: window_per_thread(sockets.len()),
         timers: Retransmit::AVALANCHE,
         deadline,
     };
     report.progress("avalanche", &format!("{label}: priming {n} clients"));
     let mut known = loadgen::new_clients(n, NA_IAID, PD_IAID);
-    let (_, mut prime) = loadgen::bind_all(socket, &mut known, &plan(false))?;
+    let (_, mut prime) = loadgen::bind_all_threads(sockets, &mut known, &plan(false))?;
     // Priming is set-up, not a figure: a server that lost a few exchanges under the priming
     // load (Kea single-threaded does, at 100 000) gets its unbound clients again.
     for _ in 0..PRIME_RETRIES {
@@ -95,9 +109,9 @@ fn avalanches(
             "avalanche",
             &format!("{label}: priming {} clients again", unbound.len()),
         );
-        socket.drain(Duration::from_millis(200), Duration::from_secs(2));
+        drain();
         let mut again: Vec<Client> = unbound.iter().map(|&i| known[i].clone()).collect();
-        let (_, retry) = loadgen::bind_all(socket, &mut again, &plan(false))?;
+        let (_, retry) = loadgen::bind_all_threads(sockets, &mut again, &plan(false))?;
         for (&i, client) in unbound.iter().zip(again) {
             known[i] = client;
         }
@@ -116,7 +130,7 @@ fn avalanches(
     let mut xdp_counters = Vec::new();
     let mut new_runs = 0;
     for (name, is_known, rapid_commit) in RUNS {
-        socket.drain(Duration::from_millis(200), Duration::from_secs(2));
+        drain();
         report.progress(
             "avalanche",
             &format!(
@@ -138,7 +152,7 @@ fn avalanches(
             &mut fresh
         };
         let before = counters.map(|read| read()).transpose()?;
-        let (_, result) = loadgen::bind_all(socket, clients, &plan(rapid_commit))?;
+        let (_, result) = loadgen::bind_all_threads(sockets, clients, &plan(rapid_commit))?;
         if let (Some(read), Some(before)) = (counters, before) {
             let moved = read()?
                 .into_iter()
@@ -218,14 +232,14 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let deadline = Duration::from_secs(if opts.quick { 60 } else { 120 });
     report.progress("avalanche", "creating namespaces");
     let net = LabNet::create()?;
-    let socket = net.client_socket()?;
+    let sockets = net.generator_sockets()?;
     // Room in the map for every client of the five runs (primed, known twice, new twice).
     let max_bindings = (n * 4).next_power_of_two().max(65_536);
     let ours = {
         report.progress("avalanche", "ours: starting dhcp-user serve");
         let (server, _) = OurServer::start(&net, &opts.work_dir, "avalanche", true, max_bindings)?;
         let read = || server.xdp_counters();
-        avalanches(&socket, report, "ours", n, deadline, Some(&read))?
+        avalanches(&sockets, report, "ours", n, deadline, Some(&read))?
     };
     let kea_dir = opts.work_dir.join("kea-avalanche");
     let mut kea = Vec::new();
@@ -234,7 +248,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         let _kea = Kea::start(&net, &kea_dir, mode)?;
         let label = format!("kea ({})", mode.name());
         // One Kea mode failing leaves the other as "Kea at its best", and says so.
-        match avalanches(&socket, report, &label, n, deadline, None) {
+        match avalanches(&sockets, report, &label, n, deadline, None) {
             Ok(runs) => kea.push((mode, runs)),
             Err(e) => report.row(
                 "avalanche",
@@ -382,9 +396,11 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             "scaled": opts.quick,
             "note": if opts.quick { "quick mode: 10 000 clients (the full run uses 100 000)" } else { "100 000 clients" },
             "window": WINDOW,
+            "generator_threads": sockets.len(),
+            "window_per_thread": window_per_thread(sockets.len()),
             "timers": Retransmit::AVALANCHE,
             "deadline_seconds": deadline.as_secs_f64(),
-            "method": "on each server, in the lab: N clients primed (4-way, IA_NA + IA_PD), then all N Solicit again with the DUIDs they had (no hints), the generator keeping WINDOW clients in an exchange, each retransmitting on RFC 8415's rules and timers (SOL_MAX_RT cut to 30 s); every answer checked (transaction id, client and server DUID, status, IAIDs, address and prefix), each new binding compared with the one before (bound_elsewhere); then the same with Rapid Commit, then N new clients (4-way) and N more (Rapid Commit); seconds until the last client is bound; ratio = Kea's seconds (the faster mode) / ours",
+            "method": "on each server, in the lab: N clients primed (4-way, IA_NA + IA_PD), then all N Solicit again with the DUIDs they had (no hints), the generator (generator_threads threads, each with its own socket, source address and share of the clients) keeping window_per_thread clients each in an exchange (WINDOW in all), each retransmitting on RFC 8415's rules and timers (SOL_MAX_RT cut to 30 s); every answer checked (transaction id, client and server DUID, status, IAIDs, address and prefix), each new binding compared with the one before (bound_elsewhere); then the same with Rapid Commit, then N new clients (4-way) and N more (Rapid Commit); seconds until the last client is bound; ratio = Kea's seconds (the faster mode) / ours",
             "comparisons": comparisons,
             "ours": server_json(&ours),
             "kea": kea.iter().map(|(mode, runs)| json!({ "mode": mode, "runs": server_json(runs) })).collect::<Vec<_>>(),

@@ -7,6 +7,7 @@
 //! measured is `null` with a `<key>_reason` saying why, never a made-up number.
 
 pub mod avalanche;
+pub mod bind;
 pub mod churn;
 pub mod e2e;
 pub mod leasequery;

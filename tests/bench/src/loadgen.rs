@@ -22,6 +22,8 @@ use dhcp_testwire::dhcpv6::{
     self as wire, elapsed, find, ia_na, ia_pd, msg, opt, options, oro, parse_ia,
 };
 
+pub use crate::bind::{bind_all, bind_all_threads, BindPlan, BindResult, Retransmit};
+
 /// Datagrams sent or received per system call at most.
 pub const BATCH: usize = 64;
 /// The largest datagram read.
@@ -78,72 +80,69 @@ impl ClientSocket {
         })
     }
 
-    /// Sends `packets` with as few sendmmsg calls as the socket takes; returns how many left.
+    /// Sends `packets` with as few sendmmsg calls as the socket takes (BATCH datagrams per
+    /// call at most); returns how many left. The headers live on the stack: no allocation.
     pub fn send(&self, packets: &[&[u8]]) -> usize {
-        let mut iovs: Vec<libc::iovec> = packets
-            .iter()
-            .map(|p| libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            })
-            .collect();
-        // SAFETY: zeroed msghdr is a valid empty header; we fill the fields we use.
-        let mut hdrs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .map(|iov| {
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_name = self.dest.as_ptr() as *mut libc::c_void;
-                h.msg_hdr.msg_namelen = self.dest.len();
-                h.msg_hdr.msg_iov = iov as *mut libc::iovec;
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
         let mut done = 0usize;
-        while done < hdrs.len() {
-            // SAFETY: hdrs[done..] point at iovecs and buffers that outlive the call.
-            let rc = unsafe {
-                libc::sendmmsg(
-                    self.socket.as_raw_fd(),
-                    hdrs[done..].as_mut_ptr(),
-                    (hdrs.len() - done) as u32,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if rc <= 0 {
-                break;
+        for chunk in packets.chunks(BATCH) {
+            // SAFETY: zeroed iovec and mmsghdr are valid empty ones; we fill the fields we use.
+            let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for (k, p) in chunk.iter().enumerate() {
+                iovs[k] = libc::iovec {
+                    iov_base: p.as_ptr() as *mut libc::c_void,
+                    iov_len: p.len(),
+                };
+                let h = &mut hdrs[k].msg_hdr;
+                h.msg_name = self.dest.as_ptr() as *mut libc::c_void;
+                h.msg_namelen = self.dest.len();
+                h.msg_iov = &mut iovs[k] as *mut libc::iovec;
+                h.msg_iovlen = 1;
             }
-            done += rc as usize;
+            let mut sent = 0usize;
+            while sent < chunk.len() {
+                // SAFETY: hdrs[sent..chunk.len()] point at iovecs and buffers that outlive the
+                // call.
+                let rc = unsafe {
+                    libc::sendmmsg(
+                        self.socket.as_raw_fd(),
+                        hdrs[sent..].as_mut_ptr(),
+                        (chunk.len() - sent) as u32,
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if rc <= 0 {
+                    return done + sent;
+                }
+                sent += rc as usize;
+            }
+            done += sent;
         }
         done
     }
 
-    /// Receives up to BATCH datagrams without blocking; returns their lengths in `bufs` order.
+    /// Receives up to BATCH datagrams (at most `bufs.len()`) without blocking; returns their
+    /// lengths in `bufs` order. The headers live on the stack: no allocation.
     pub fn recv(&self, bufs: &mut [[u8; MAX_PACKET]], lens: &mut Vec<usize>) -> usize {
         lens.clear();
-        let mut iovs: Vec<libc::iovec> = bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
+        // SAFETY: as in `send`.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let count = bufs.len().min(BATCH);
+        for (k, b) in bufs[..count].iter_mut().enumerate() {
+            iovs[k] = libc::iovec {
                 iov_base: b.as_mut_ptr() as *mut libc::c_void,
                 iov_len: MAX_PACKET,
-            })
-            .collect();
-        let mut hdrs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: as in `send`.
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_iov = iov as *mut libc::iovec;
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        // SAFETY: every header points at a buffer of MAX_PACKET bytes we own.
+            };
+            hdrs[k].msg_hdr.msg_iov = &mut iovs[k] as *mut libc::iovec;
+            hdrs[k].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: the first `count` headers point at buffers of MAX_PACKET bytes we own.
         let rc = unsafe {
             libc::recvmmsg(
                 self.socket.as_raw_fd(),
                 hdrs.as_mut_ptr(),
-                hdrs.len() as u32,
+                count as u32,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
@@ -212,12 +211,6 @@ fn xid_of(packet: &[u8]) -> u32 {
     u32::from_be_bytes([0, packet[1], packet[2], packet[3]])
 }
 
-/// A client's address and, with IA_PD, its prefix.
-type Binding = (Ipv6Addr, Option<(Ipv6Addr, u8)>);
-
-/// What an Advertise offered one client: the server's DUID, the address, the prefix.
-type Advertised = (Vec<u8>, Option<Ipv6Addr>, Option<(Ipv6Addr, u8)>);
-
 /// Outcome of priming.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PrimeResult {
@@ -257,427 +250,6 @@ pub fn prime(
             exchanges_per_second: result.bound as f64 / result.seconds.max(1e-9),
         },
     ))
-}
-
-/// A client's retransmission timers (RFC 8415 section 15, shortened: the RFC's SOL_TIMEOUT and
-/// REQ_TIMEOUT are 1 s, SOL_MAX_RT 3600 s, REQ_MAX_RT 30 s, REQ_MAX_RC 10).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Retransmit {
-    /// The first timeout (IRT) of a Solicit or a Request.
-    pub initial: Duration,
-    /// The cap on the timeout (MRT); each retransmission doubles it up to this.
-    pub max: Duration,
-    /// Transmissions of one Solicit before the client gives up (MRC; 0: until the deadline).
-    pub solicit_tries: u8,
-    /// Transmissions of one Request before the client gives up on it (REQ_MAX_RC) and starts
-    /// over with a Solicit; when `restart` is false it gives up for good.
-    pub request_tries: u8,
-    /// Start over with a Solicit after the last Request (RFC 8415 18.2.2), not give up.
-    pub restart: bool,
-    /// Each timeout is RT +- this fraction (RFC 8415: RAND in -0.1..+0.1), from the client's
-    /// index so that runs repeat.
-    pub jitter: f64,
-}
-
-impl Retransmit {
-    /// Priming: 1 s between tries, 4 tries per step, no start over.
-    pub const PRIME: Retransmit = Retransmit {
-        initial: Duration::from_millis(1000),
-        max: Duration::from_millis(1000),
-        solicit_tries: 4,
-        request_tries: 4,
-        restart: false,
-        jitter: 0.0,
-    };
-    /// The avalanche's clients: RFC 8415's rules and timers (SOL_TIMEOUT and REQ_TIMEOUT 1 s,
-    /// REQ_MAX_RT 30 s, REQ_MAX_RC 10, then the client starts over with a Solicit; Solicit
-    /// retransmitted until the deadline), RAND +- 0.1, with SOL_MAX_RT cut from 3600 s to
-    /// REQ_MAX_RT's 30 s (no run lasts long enough to tell) and no random delay before the
-    /// first Solicit (SOL_MAX_DELAY: the generator's window spreads the starts). Timers cut
-    /// tenfold (IRT 100 ms) were tried: a server that answers everything but queues more than
-    /// 100 ms then gets every message twice, a load no real client would add.
-    pub const AVALANCHE: Retransmit = Retransmit {
-        initial: Duration::from_millis(1000),
-        max: Duration::from_millis(30_000),
-        solicit_tries: 0,
-        request_tries: 10,
-        restart: true,
-        jitter: 0.1,
-    };
-
-    /// The timeout after the `tries`-th transmission (1-based) of client `index`.
-    pub fn timeout(&self, tries: u8, index: usize) -> Duration {
-        let doubled = self
-            .initial
-            .saturating_mul(1u32 << u32::from(tries.saturating_sub(1)).min(16));
-        let rt = doubled.min(self.max);
-        // A fixed spread per client and try in -1..1, as RAND would give.
-        let h = (index as u64 ^ (u64::from(tries) << 40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let spread = (h >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
-        rt.mul_f64((1.0 + self.jitter * spread).max(0.0))
-    }
-}
-
-/// How `bind_all` runs.
-#[derive(Debug, Clone, Copy)]
-pub struct BindPlan {
-    /// Ask for a prefix (IA_PD) besides the address.
-    pub with_pd: bool,
-    /// Solicit with Rapid Commit: a Reply at once (an Advertise is still followed up).
-    pub rapid_commit: bool,
-    /// Clients in an exchange at once; the next client starts when one finishes.
-    pub window: usize,
-    /// The clients' retransmission timers.
-    pub timers: Retransmit,
-    /// The whole run stops here, bound or not.
-    pub deadline: Duration,
-}
-
-/// What `bind_all` saw: time until every client was bound, what was sent, what came back.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct BindResult {
-    pub clients: usize,
-    pub bound: usize,
-    /// Seconds from the first Solicit until the last client was bound (or the run stopped).
-    pub seconds: f64,
-    /// `seconds` when every client got bound, else `None`.
-    pub seconds_to_all_bound: Option<f64>,
-    pub bindings_per_second: f64,
-    pub solicits_sent: u64,
-    pub requests_sent: u64,
-    /// Transmissions beyond each exchange's first: a message or its answer was lost or late.
-    pub retransmissions: u64,
-    /// Requests given up after the last try, the client starting over with a Solicit.
-    pub restarts: u64,
-    /// Clients that gave up (tries exhausted without start over) or were unbound at the end.
-    pub failed: usize,
-    /// Advertises answered to a Solicit with Rapid Commit (the client then sends a Request).
-    pub advertise_despite_rapid_commit: u64,
-    /// Known clients (a binding given on input) bound to another address or prefix than
-    /// before; counted, and the client counts as bound.
-    pub bound_elsewhere: u64,
-    /// Replies that were not the answer expected, by reason (late duplicates of an exchange
-    /// already done are counted apart, as `late_or_duplicate`).
-    pub invalid_replies: u64,
-    pub invalid_reasons: BTreeMap<String, u64>,
-    pub late_or_duplicate: u64,
-    /// Time from a client's first Solicit to its binding.
-    pub bind_p50_ms: Option<f64>,
-    pub bind_p99_ms: Option<f64>,
-    pub bind_max_ms: Option<f64>,
-}
-
-/// What an answer to one client says, checked.
-fn check_answer(
-    opts: &[(u16, &[u8])],
-    client: &Client,
-    with_pd: bool,
-) -> Result<Advertised, &'static str> {
-    if find(opts, OPT_CLIENTID) != Some(&client.duid[..]) {
-        return Err("wrong client DUID");
-    }
-    let Some(sid) = find(opts, OPT_SERVERID) else {
-        return Err("no server DUID");
-    };
-    if let Some(status) = find(opts, OPT_STATUS_CODE) {
-        if status.len() >= 2 && u16::from_be_bytes([status[0], status[1]]) != STATUS_SUCCESS {
-            return Err("status code not success");
-        }
-    }
-    let Some(na) = find(opts, OPT_IA_NA).and_then(|b| parse_ia(b, false)) else {
-        return Err("no IA_NA");
-    };
-    if na.iaid != client.na_iaid || na.status.is_some_and(|s| s != STATUS_SUCCESS) {
-        return Err("IA_NA iaid or status");
-    }
-    let Some(address) = na.leases.iter().find(|l| l.3 > 0).map(|l| l.0) else {
-        return Err("IA_NA without an address");
-    };
-    let prefix = if with_pd {
-        let Some(pd) = find(opts, OPT_IA_PD).and_then(|b| parse_ia(b, true)) else {
-            return Err("no IA_PD");
-        };
-        if pd.iaid != client.pd_iaid || pd.status.is_some_and(|s| s != STATUS_SUCCESS) {
-            return Err("IA_PD iaid or status");
-        }
-        let Some(prefix) = pd.leases.iter().find(|l| l.3 > 0).map(|l| (l.0, l.1)) else {
-            return Err("IA_PD without a prefix");
-        };
-        Some(prefix)
-    } else {
-        None
-    };
-    Ok((sid.to_vec(), Some(address), prefix))
-}
-
-/// Binds every client as a DHCPv6 client would: Solicit (with Rapid Commit when the plan says),
-/// Advertise, Request, Reply, each answer checked (transaction id, client DUID, server DUID,
-/// status, IAIDs, an address and a prefix with lifetimes), retransmitting on `plan.timers`, at
-/// most `plan.window` clients in an exchange at once. A client that comes in with a binding
-/// (`na`, and `pd` with a prefix) is a known one: it Solicits without hints, as a CPE does
-/// after a power cut, and its new binding is compared with the one it had (`bound_elsewhere`).
-/// Fills in each client's binding; returns the server DUID of the first Reply. Bounded by
-/// `plan.deadline`.
-pub fn bind_all(
-    socket: &ClientSocket,
-    clients: &mut [Client],
-    plan: &BindPlan,
-) -> Result<(Option<Vec<u8>>, BindResult)> {
-    use std::{cmp::Reverse, collections::BinaryHeap};
-    #[derive(Clone, Copy, PartialEq)]
-    enum Stage {
-        Idle,
-        Solicit,
-        Request,
-        Done,
-        Failed,
-    }
-    let n = clients.len();
-    if n >= 1 << 23 {
-        bail!("at most 8 M clients (24-bit transaction ids)");
-    }
-    let BindPlan {
-        with_pd,
-        rapid_commit,
-        window,
-        timers,
-        deadline,
-    } = *plan;
-    let window = window.max(1);
-    // The binding each known client had: (address, prefix).
-    let before: Vec<Option<Binding>> = clients.iter().map(|c| c.na.map(|na| (na, c.pd))).collect();
-    let mut stage = vec![Stage::Idle; n];
-    let mut tries = vec![0u8; n];
-    // Bumped on every transmission, so a stale timer entry is told from the live one.
-    let mut generation = vec![0u32; n];
-    let mut started_ns = vec![0u64; n];
-    let mut bind_ns: Vec<u64> = Vec::with_capacity(n);
-    let mut advertised: Vec<Option<Advertised>> = vec![None; n];
-    let mut timers_due: BinaryHeap<Reverse<(u64, u32, u32)>> = BinaryHeap::new();
-    let mut server_duid: Option<Vec<u8>> = None;
-    let mut result = BindResult {
-        clients: n,
-        ..BindResult::default()
-    };
-    let solicit = |i: usize, c: &Client| {
-        let mut o = vec![
-            opt(OPT_CLIENTID, &c.duid),
-            elapsed(),
-            ia_na(c.na_iaid, 0, 0, None),
-        ];
-        if with_pd {
-            o.push(ia_pd(c.pd_iaid, 0, 0, None));
-        }
-        if rapid_commit {
-            o.push(opt(OPT_RAPID_COMMIT, &[]));
-        }
-        o.push(oro(&[OPT_DNS_SERVERS]));
-        msg(MSG_SOLICIT, i as u32, &o)
-    };
-    let request = |i: usize, c: &Client, adv: &Advertised| {
-        let mut o = vec![
-            opt(OPT_CLIENTID, &c.duid),
-            opt(OPT_SERVERID, &adv.0),
-            elapsed(),
-            ia_na(c.na_iaid, 0, 0, adv.1.map(|a| (a, 0, 0))),
-        ];
-        if with_pd {
-            o.push(ia_pd(c.pd_iaid, 0, 0, adv.2.map(|(p, l)| (p, l, 0, 0))));
-        }
-        o.push(oro(&[OPT_DNS_SERVERS]));
-        msg(MSG_REQUEST, (i as u32) | (1 << 23), &o)
-    };
-    let start = Instant::now();
-    let ns = |at: Instant| at.duration_since(start).as_nanos() as u64;
-    let mut next = 0usize;
-    let mut in_flight = 0usize;
-    let mut finished = 0usize;
-    let mut last_bound_ns = 0u64;
-    let mut bufs = vec![[0u8; MAX_PACKET]; BATCH];
-    let mut lens = Vec::new();
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    while finished < n && start.elapsed() < deadline {
-        let now = ns(Instant::now());
-        // Start new clients up to the window.
-        while in_flight < window && next < n {
-            let i = next;
-            out.push(solicit(i, &clients[i]));
-            stage[i] = Stage::Solicit;
-            tries[i] = 1;
-            generation[i] += 1;
-            started_ns[i] = now;
-            timers_due.push(Reverse((
-                now + timers.timeout(1, i).as_nanos() as u64,
-                i as u32,
-                generation[i],
-            )));
-            result.solicits_sent += 1;
-            next += 1;
-            in_flight += 1;
-        }
-        // Retransmit what timed out.
-        while let Some(&Reverse((due, i, generation_due))) = timers_due.peek() {
-            if due > now {
-                break;
-            }
-            timers_due.pop();
-            let i = i as usize;
-            if generation[i] != generation_due
-                || !matches!(stage[i], Stage::Solicit | Stage::Request)
-            {
-                continue;
-            }
-            let limit = if stage[i] == Stage::Solicit {
-                timers.solicit_tries
-            } else {
-                timers.request_tries
-            };
-            if limit != 0 && tries[i] >= limit {
-                if stage[i] == Stage::Request && timers.restart {
-                    result.restarts += 1;
-                    stage[i] = Stage::Solicit;
-                    tries[i] = 0;
-                } else {
-                    stage[i] = Stage::Failed;
-                    in_flight -= 1;
-                    finished += 1;
-                    continue;
-                }
-            } else {
-                result.retransmissions += 1;
-            }
-            tries[i] = tries[i].saturating_add(1);
-            generation[i] += 1;
-            timers_due.push(Reverse((
-                now + timers.timeout(tries[i], i).as_nanos() as u64,
-                i as u32,
-                generation[i],
-            )));
-            if stage[i] == Stage::Solicit {
-                result.solicits_sent += 1;
-                out.push(solicit(i, &clients[i]));
-            } else {
-                result.requests_sent += 1;
-                let adv = advertised[i]
-                    .as_ref()
-                    .expect("a Request follows an Advertise");
-                out.push(request(i, &clients[i], adv));
-            }
-        }
-        if !out.is_empty() {
-            let refs: Vec<&[u8]> = out.iter().map(|p| p.as_slice()).collect();
-            for chunk in refs.chunks(BATCH) {
-                socket.send(chunk);
-            }
-            out.clear();
-        }
-        let got = socket.recv(&mut bufs, &mut lens);
-        if got == 0 {
-            socket.wait_readable(Duration::from_millis(1));
-            continue;
-        }
-        let at = ns(Instant::now());
-        for (buf, &len) in bufs.iter().zip(lens.iter()) {
-            let p = &buf[..len];
-            let invalid = |result: &mut BindResult, reason: &str| {
-                result.invalid_replies += 1;
-                *result.invalid_reasons.entry(reason.into()).or_default() += 1;
-            };
-            if p.len() < 4 {
-                invalid(&mut result, "short");
-                continue;
-            }
-            let xid = xid_of(p);
-            let i = (xid & 0x7f_ffff) as usize;
-            if i >= n {
-                invalid(&mut result, "unknown transaction id");
-                continue;
-            }
-            let Some(opts) = options(&p[4..]) else {
-                invalid(&mut result, "malformed options");
-                continue;
-            };
-            let expected = match (stage[i], xid >> 23, p[0]) {
-                (Stage::Solicit, 0, MSG_ADVERTISE) => true,
-                (Stage::Solicit, 0, MSG_REPLY) if rapid_commit => true,
-                (Stage::Request, 1, MSG_REPLY) => true,
-                _ => false,
-            };
-            if !expected {
-                // An answer to a retransmission of an exchange that moved on, or to one that
-                // gave up: a client ignores it.
-                result.late_or_duplicate += 1;
-                continue;
-            }
-            let answer = match check_answer(&opts, &clients[i], with_pd) {
-                Ok(answer) => answer,
-                Err(reason) => {
-                    invalid(&mut result, reason);
-                    continue;
-                }
-            };
-            if p[0] == MSG_ADVERTISE {
-                if rapid_commit {
-                    result.advertise_despite_rapid_commit += 1;
-                }
-                out.push(request(i, &clients[i], &answer));
-                advertised[i] = Some(answer);
-                stage[i] = Stage::Request;
-                tries[i] = 1;
-                generation[i] += 1;
-                timers_due.push(Reverse((
-                    at + timers.timeout(1, i).as_nanos() as u64,
-                    i as u32,
-                    generation[i],
-                )));
-                result.requests_sent += 1;
-                continue;
-            }
-            if p[0] == MSG_REPLY && xid >> 23 == 0 && find(&opts, OPT_RAPID_COMMIT).is_none() {
-                invalid(&mut result, "Reply to a Solicit without Rapid Commit");
-                continue;
-            }
-            let (sid, na, pd) = answer;
-            if let Some((old_na, old_pd)) = before[i] {
-                if na != Some(old_na) || (with_pd && pd != old_pd) {
-                    result.bound_elsewhere += 1;
-                }
-            }
-            clients[i].na = na;
-            clients[i].pd = pd;
-            server_duid.get_or_insert(sid);
-            stage[i] = Stage::Done;
-            in_flight -= 1;
-            finished += 1;
-            result.bound += 1;
-            last_bound_ns = at;
-            bind_ns.push(at.saturating_sub(started_ns[i]));
-        }
-        if !out.is_empty() {
-            let refs: Vec<&[u8]> = out.iter().map(|p| p.as_slice()).collect();
-            for chunk in refs.chunks(BATCH) {
-                socket.send(chunk);
-            }
-            out.clear();
-        }
-    }
-    result.failed = n - result.bound;
-    result.seconds = if result.bound == n {
-        last_bound_ns as f64 / 1e9
-    } else {
-        start.elapsed().as_secs_f64()
-    };
-    result.seconds_to_all_bound = (result.bound == n).then_some(result.seconds);
-    result.bindings_per_second = result.bound as f64 / result.seconds.max(1e-9);
-    bind_ns.sort_unstable();
-    let pct = |q: f64| {
-        (!bind_ns.is_empty())
-            .then(|| bind_ns[((bind_ns.len() - 1) as f64 * q).round() as usize] as f64 / 1e6)
-    };
-    result.bind_p50_ms = pct(0.5);
-    result.bind_p99_ms = pct(0.99);
-    result.bind_max_ms = pct(1.0);
-    Ok((server_duid, result))
 }
 
 /// One offered-rate step of Renews.
