@@ -68,7 +68,7 @@ const FUZZ_TEST_SECONDS: u64 = 10;
 /// tree (checked before it is built). This one is main once client classes, Reconfigure and
 /// the VLAN lines changed the layouts (the last old-vs-new figures, against be35f7a, are in
 /// docs/performance.md); it is the baseline for the next fast-path change.
-const BENCH_BASELINE_REV: &str = "a58068fabfa209223cb11703976efc25dad7d7b8";
+const BENCH_BASELINE_REV: &str = "773d31c684cc7803c16a2cddcdf88d2cf2488eb0";
 
 /// How the XDP object is built (the build scripts' shared code): the baseline is built alike.
 #[allow(dead_code)]
