@@ -1133,6 +1133,7 @@ mod tests {
             line: None,
             next_hop: None,
             reconfigure: None,
+            link_layer: None,
         }
     }
 

@@ -289,6 +289,7 @@ mod tests {
                 line: None,
                 next_hop: None,
                 reconfigure: None,
+                link_layer: None,
             },
             removed: false,
         }

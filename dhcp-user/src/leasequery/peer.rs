@@ -273,6 +273,7 @@ impl PeerSink {
                     line: None,
                     next_hop: None,
                     reconfigure: None,
+                    link_layer: None,
                 });
                 lease.duid = duid;
                 lease.subnet_id = subnet_id;
@@ -321,7 +322,7 @@ impl PeerSink {
     fn place(&self, lease: &mut Lease, peer: Option<&PeerData>) {
         let Some(peer) = peer else {
             if let Some(kind) = self.line_identity {
-                if let Some(line) = LineIds::from_relay_info(&lease.relay_info).line(kind) {
+                if let Some(line) = LineIds::of_lease(lease).line(kind) {
                     lease.line = Some(line.stored().into_boxed_slice());
                 }
             }

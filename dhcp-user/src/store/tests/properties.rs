@@ -57,6 +57,7 @@ fn any_lease() -> impl Strategy<Value = Lease> {
                 line: line.map(Vec::into_boxed_slice),
                 next_hop: None,
                 reconfigure: None,
+                link_layer: None,
             };
             lease.assign(cltt, lifetime_a.min(lifetime_b), lifetime_a.max(lifetime_b));
             lease.state = state;
