@@ -183,5 +183,4 @@ mod tests {
         assert_eq!(LineIds::from_relay_info(&[]), LineIds::default());
         assert_eq!(LineIds::from_relay_info(&[12, 0]), LineIds::default());
     }
-
 }
