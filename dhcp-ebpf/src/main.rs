@@ -99,6 +99,8 @@ fn note_client_mac() -> bool {
         if (*sc).st.note_mac == 0 {
             return true;
         }
+        // By reference on purpose: by value, the key and the MAC would be copied to the stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
         CLIENT_MACS.insert(&(*sc).mac_key, &(*sc).mac, 0).is_ok()
     }
 }

@@ -7,9 +7,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use dhcp_common::{
-    stat, BindingKey, BindingValue, ClientMac, ClientMacKey, GlobalConfig, IfaceConfig, LineBudget, LineKey, PassBudget,
-    RenewalEvent, StatCounter, SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS, MAX_CLIENT_MACS,
-    MAX_IFACES, MAX_LINES, MAX_SUBNETS, MAX_VLAN_KEYS,
+    stat, BindingKey, BindingValue, ClientMac, ClientMacKey, GlobalConfig, IfaceConfig, LineBudget,
+    LineKey, PassBudget, RenewalEvent, StatCounter, SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS,
+    MAX_CLIENT_MACS, MAX_IFACES, MAX_LINES, MAX_SUBNETS, MAX_VLAN_KEYS,
 };
 
 use crate::scratch::Scratch;

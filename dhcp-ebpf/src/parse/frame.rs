@@ -3,8 +3,8 @@
 
 use crate::parse::line::direct_line;
 use crate::{csum::*, scratch::*, state::*, wire::*};
-use dhcp_common::{ClientMac, ClientMacKey};
 use dhcp_common::{dhcpv6::*, stat};
+use dhcp_common::{ClientMac, ClientMacKey};
 
 /// Ethernet (two VLAN tags at most), IPv6 (bounded extension headers), UDP to port 547 with a
 /// valid checksum. Fills `l3`, `l4`, `msg` bounds.
