@@ -329,6 +329,7 @@ impl PeerSink {
             return;
         };
         lease.line = peer.line.clone().map(Vec::into_boxed_slice);
+        lease.link_layer = peer.link_layer.clone().map(Vec::into_boxed_slice);
         lease.next_hop = None;
         if let Some(hop) = peer.next_hop {
             match local_link(&self.links, lease.subnet_id, &peer.interface) {
@@ -624,6 +625,7 @@ mod tests {
                     next_hop: Some("fe80::42".parse().unwrap()),
                     interface: "eth-a".into(),
                     line: Some(line.clone()),
+                    link_layer: Some(vec![0, 1, 2, 0, 0, 0, 0, 9]),
                 }),
                 None,
             ),
@@ -631,6 +633,10 @@ mod tests {
         assert_eq!(lease.next_hop, Some("fe80::42".parse().unwrap()));
         assert_eq!(lease.interface, "eth-b");
         assert_eq!(lease.line.as_deref(), Some(line.as_slice()));
+        assert_eq!(
+            lease.link_layer.as_deref(),
+            Some(&[0, 1, 2, 0, 0, 0, 0, 9][..])
+        );
 
         // No interface of ours serves the subnet: no next hop (no route), counted.
         let mut lost = sink;
@@ -642,6 +648,7 @@ mod tests {
                     next_hop: Some("fe80::42".parse().unwrap()),
                     interface: "eth-a".into(),
                     line: None,
+                    link_layer: None,
                 }),
                 None,
             ),
