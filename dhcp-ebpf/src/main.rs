@@ -99,7 +99,17 @@ fn note_client_mac() -> bool {
         if (*sc).st.note_mac == 0 {
             return true;
         }
+        let mac = core::ptr::read_unaligned(&raw const (*sc).mac as *const u64);
+        // A client's entry already holding its MAC (its retransmissions, its next messages)
+        // is left alone: an LRU update allocates a new element every time, several times the
+        // cost of the lookup (the lookup marks the entry as used all the same).
         // By reference on purpose: by value, the key and the MAC would be copied to the stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        if let Some(known) = CLIENT_MACS.get_ptr(&(*sc).mac_key) {
+            if core::ptr::read_unaligned(known as *const u64) == mac {
+                return true;
+            }
+        }
         #[allow(clippy::needless_borrows_for_generic_args)]
         CLIENT_MACS.insert(&(*sc).mac_key, &(*sc).mac, 0).is_ok()
     }
