@@ -68,7 +68,8 @@ pub struct Classified {
     pub remote_id: Option<Vec<u8>>,
     /// The relay chain as received (the outermost Relay-Forw), empty when direct.
     pub relay_info: Vec<u8>,
-    /// The line the client is on, as its relays name it (none when direct).
+    /// The line the client is on, as its relays name it; a direct client's is its frame's
+    /// link-layer address once known ([`Classified::learn_link_layer`]).
     pub lines: LineIds,
     /// The client's link-local address on `interface` (with `[routes]` on): see [`next_hop`].
     pub next_hop: Option<Ipv6Addr>,
