@@ -295,6 +295,32 @@ impl VlanKey {
     }
 }
 
+/// Capacity of the `CLIENT_MACS` LRU map: the direct clients whose frames were passed on
+/// recently (the least recently seen is evicted first).
+pub const MAX_CLIENT_MACS: u32 = 1 << 16;
+
+/// Key of the `CLIENT_MACS` map: a direct client's frame by where it came from: the ingress
+/// interface, its VLAN IDs (low 12 bits of each tag, 0 when absent) and its IPv6 source. The
+/// value is the frame's source MAC ([`ClientMac`]), which the kernel's UDP socket does not give
+/// the controller (RFC 6939 option 79 for a client on our own link).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientMacKey {
+    pub ifindex: u32,
+    pub outer_vlan: u16,
+    pub inner_vlan: u16,
+    pub source: [u8; 16],
+}
+
+/// Value of the `CLIENT_MACS` map: the source MAC of the last DHCPv6 frame passed on from its
+/// key, padded to 8 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ClientMac {
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
 /// Calls `f` with every `VLANS` key of the line range `outer` x `inner` on `ifindex` (ranges
 /// both ends included; `inner` `None`: frames with a single tag). A full inner range (1 to
 /// 4094) is one [`VLAN_ANY`] key per outer tag; any other, one key per pair.
@@ -561,6 +587,10 @@ pub mod stat {
         /// subnet with `reconfigure` on: the controller's Reply carries the client's
         /// reconfigure key.
         PASS_RECONFIGURE = "pass_reconfigure",
+        /// Not a verdict (counted besides one): a direct client's frame passed on whose source
+        /// MAC could not be written to `CLIENT_MACS`; the controller then sees no link-layer
+        /// address for it (no reservation or line by MAC).
+        CLIENT_MAC_UPDATE_FAILED = "client_mac_update_failed",
     }
 
     /// Each name is its constant's identifier in lower case.
@@ -613,6 +643,7 @@ pub mod maps {
     pub const PASS_BUDGET: &str = "PASS_BUDGET";
     pub const LINE_BUDGET: &str = "LINE_BUDGET";
     pub const SCRATCH: &str = "SCRATCH";
+    pub const CLIENT_MACS: &str = "CLIENT_MACS";
     /// Name of the XDP program in the object.
     pub const PROGRAM: &str = "dhcp_xdp";
     /// In the benchmark's build of the object only (dhcp-ebpf feature `bench`): the trivial
@@ -635,6 +666,8 @@ mod pod {
     unsafe impl aya::Pod for GlobalConfig {}
     unsafe impl aya::Pod for LinkKey {}
     unsafe impl aya::Pod for VlanKey {}
+    unsafe impl aya::Pod for ClientMacKey {}
+    unsafe impl aya::Pod for ClientMac {}
     unsafe impl aya::Pod for RenewalEvent {}
     unsafe impl aya::Pod for PassBudget {}
     unsafe impl aya::Pod for LineKey {}

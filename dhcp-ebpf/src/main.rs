@@ -42,7 +42,7 @@ use dhcp_common::{stat, LineBudget, LINE_NONE};
 
 use crate::commit::report_renewal;
 use crate::decide::stage_decide;
-use crate::maps::{CONFIG, LINE_BUDGET, PASS_BUDGET, SCRATCH, STATS};
+use crate::maps::{CLIENT_MACS, CONFIG, LINE_BUDGET, PASS_BUDGET, SCRATCH, STATS};
 use crate::parse::frame::stage_headers;
 use crate::parse::line::forget_line;
 use crate::reply::stage_build;
@@ -68,6 +68,15 @@ pub fn dhcp_xdp(ctx: XdpContext) -> u32 {
     } else {
         (action, reason)
     };
+    count(reason, frame_len);
+    if action == xdp_action::XDP_PASS && !note_client_mac() {
+        count(stat::CLIENT_MAC_UPDATE_FAILED, frame_len);
+    }
+    action
+}
+
+#[inline(always)]
+fn count(reason: Reason, frame_len: u64) {
     if let Some(counter) = STATS.get_ptr_mut(reason) {
         // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
         unsafe {
@@ -75,7 +84,35 @@ pub fn dhcp_xdp(ctx: XdpContext) -> u32 {
             (*counter).bytes += frame_len;
         }
     }
-    action
+}
+
+/// Writes a passed direct DHCPv6 frame's source MAC to `CLIENT_MACS` (one update per such
+/// frame; the controller reads it for the client's link-layer address). False if the update
+/// failed.
+#[inline(always)]
+fn note_client_mac() -> bool {
+    let Some(sc) = SCRATCH.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: this CPU's scratch slot; the pipeline that wrote the entry has returned.
+    unsafe {
+        if (*sc).st.note_mac == 0 {
+            return true;
+        }
+        let mac = core::ptr::read_unaligned(&raw const (*sc).mac as *const u64);
+        // A client's entry already holding its MAC (its retransmissions, its next messages)
+        // is left alone: an LRU update allocates a new element every time, several times the
+        // cost of the lookup (the lookup marks the entry as used all the same).
+        // By reference on purpose: by value, the key and the MAC would be copied to the stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        if let Some(known) = CLIENT_MACS.get_ptr(&(*sc).mac_key) {
+            if core::ptr::read_unaligned(known as *const u64) == mac {
+                return true;
+            }
+        }
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        CLIENT_MACS.insert(&(*sc).mac_key, &(*sc).mac, 0).is_ok()
+    }
 }
 
 /// Applies the per-CPU budget of DHCPv6 messages passed on to the controller, so a flood of
@@ -205,6 +242,7 @@ pub(crate) fn try_dhcp_xdp(ctx: &XdpContext) -> Result<Reason, Reason> {
     // SAFETY: the per-CPU scratch slot is ours for the duration of this run.
     unsafe {
         forget_line(&mut (*sc).st);
+        (*sc).st.note_mac = 0;
         (*sc).st.ifindex = (*ctx.ctx).ingress_ifindex;
     }
     let frame_len = ctx.data_end() - ctx.data();

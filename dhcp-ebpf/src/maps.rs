@@ -7,9 +7,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use dhcp_common::{
-    stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, LineBudget, LineKey, PassBudget,
-    RenewalEvent, StatCounter, SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS, MAX_IFACES, MAX_LINES,
-    MAX_SUBNETS, MAX_VLAN_KEYS,
+    stat, BindingKey, BindingValue, ClientMac, ClientMacKey, GlobalConfig, IfaceConfig, LineBudget,
+    LineKey, PassBudget, RenewalEvent, StatCounter, SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS,
+    MAX_CLIENT_MACS, MAX_IFACES, MAX_LINES, MAX_SUBNETS, MAX_VLAN_KEYS,
 };
 
 use crate::scratch::Scratch;
@@ -37,6 +37,13 @@ pub(crate) static PASS_BUDGET: PerCpuArray<PassBudget, 1> = PerCpuArray::new();
 /// evicts old buckets instead of filling the map.
 #[btf_map]
 pub(crate) static LINE_BUDGET: LruHashMap<LineKey, LineBudget, { MAX_LINES as usize }> =
+    LruHashMap::new();
+/// A direct client's source MAC by (interface, VLAN IDs, IPv6 source), written for every
+/// direct DHCPv6 frame passed on (`note_client_mac`), read by the controller, whose UDP socket
+/// does not give it (RFC 6939 option 79 for clients on our own link). LRU: the map is written
+/// before the controller asks, and the neighbour table is empty at a client's first Solicit.
+#[btf_map]
+pub(crate) static CLIENT_MACS: LruHashMap<ClientMacKey, ClientMac, { MAX_CLIENT_MACS as usize }> =
     LruHashMap::new();
 #[btf_map]
 pub(crate) static EVENTS: RingBuf<RenewalEvent, { 1 << 22 }> = RingBuf::new();

@@ -4,7 +4,7 @@
 //! zero stores) is explained once, here.
 
 use aya_ebpf::btf_maps::lpm_trie::Key;
-use dhcp_common::BindingKey;
+use dhcp_common::{BindingKey, ClientMac, ClientMacKey};
 
 use crate::state::State;
 
@@ -20,6 +20,9 @@ pub struct Scratch {
     /// The binding key of the request (a map value may serve as a lookup key; the stack is small).
     pub key: BindingKey,
     pub link_key: Key<[u8; 16]>,
+    /// A direct frame's `CLIENT_MACS` entry, built by `parse::frame` (`st.note_mac`).
+    pub mac_key: ClientMacKey,
+    pub mac: ClientMac,
     pub st: State,
 }
 

@@ -106,6 +106,9 @@ pub struct State {
     /// 1 when the reply carries a message-level Status Code (a Confirm's), `status_code`.
     pub has_status: u8,
     pub status_code: u8,
+    /// 1 when the frame is a direct client's DHCPv6 message whose `CLIENT_MACS` entry
+    /// (`Scratch::mac_key`, `Scratch::mac`) is to be written if it is passed on.
+    pub note_mac: u8,
 }
 
 /// Stage result meaning "carry on" (every other value is a `stat` reason).

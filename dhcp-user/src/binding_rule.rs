@@ -140,11 +140,12 @@ impl Reservations {
             .is_some_and(|subnet| subnet.contains_key(client))
     }
 
-    /// The line identities reservations need of `lease`: read from its relay chain when some
-    /// reservation is by line, else none (no decoding).
+    /// The line identities reservations need of `lease`: read from its relay chain (or a
+    /// direct client's link-layer address) when some reservation is by line, else none (no
+    /// decoding).
     pub fn lines_of(&self, lease: &Lease) -> LineIds {
         if self.by_line {
-            LineIds::from_relay_info(&lease.relay_info)
+            LineIds::of_lease(lease)
         } else {
             LineIds::default()
         }

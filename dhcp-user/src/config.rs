@@ -579,7 +579,8 @@ pub enum LineKind {
     RemoteId,
     /// Subscriber-ID (38, RFC 4580).
     SubscriberId,
-    /// Client Link-Layer Address (79, RFC 6939): link-layer type and address.
+    /// Client Link-Layer Address (79, RFC 6939): link-layer type and address; a direct
+    /// client's is taken from its frame (the fast path's `CLIENT_MACS`).
     ClientLinklayerAddress,
 }
 

@@ -81,6 +81,10 @@ pub struct LeaseLogRecord {
     /// Subscriber-ID (38), hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscriber_id: Option<String>,
+    /// Client link-layer address (option 79 of a relay, or a direct client's frame; RFC
+    /// 6939: hardware type, then the address), hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_layer: Option<String>,
     /// Events the writer missed (a `gap` record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed: Option<u64>,
@@ -90,7 +94,7 @@ impl LeaseLogRecord {
     /// The record of `event` at `at`.
     pub fn of(event: &LeaseEvent, at: i64) -> LeaseLogRecord {
         let lease = &event.lease;
-        let lines = LineIds::from_relay_info(&lease.relay_info);
+        let lines = LineIds::of_lease(lease);
         LeaseLogRecord {
             at,
             time: rfc3339(at),
@@ -115,6 +119,7 @@ impl LeaseLogRecord {
                 .map(hex::encode),
             interface_id: lines.interface_id.as_deref().map(hex::encode),
             subscriber_id: lines.subscriber_id.as_deref().map(hex::encode),
+            link_layer: lines.client_linklayer_address.as_deref().map(hex::encode),
             missed: None,
         }
     }
@@ -136,6 +141,7 @@ impl LeaseLogRecord {
             remote_id: None,
             interface_id: None,
             subscriber_id: None,
+            link_layer: None,
             missed: Some(missed),
         }
     }
@@ -573,6 +579,7 @@ mod tests {
             line: None,
             next_hop: None,
             reconfigure: None,
+            link_layer: None,
         };
         let event = |kind| LeaseEvent {
             kind,

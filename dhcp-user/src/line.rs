@@ -8,11 +8,14 @@
 //! Remote-ID): Interface-ID (18), Remote-ID (37, RFC 4649: enterprise number then the id),
 //! Subscriber-ID (38, RFC 4580), Client Link-Layer Address (79, RFC 6939: type then address).
 //!
-//! A client on a link the server serves directly has no line identity: the kernel's UDP socket
-//! does not give the frame's source MAC, and neither the client's link-local address (RFC 7217
-//! and privacy addresses are not EUI-64) nor its DUID (a DUID-LL or DUID-LLT names one of its
-//! interfaces, not necessarily the one it sends from) says it exactly. Its line is the
-//! interface (`interface-client-limit`).
+//! A client on a link the server serves directly has one identity: its link-layer address, as
+//! if a relay had sent option 79 for it, taken from its frame (the fast path notes the source
+//! MAC of each direct DHCPv6 frame it passes on, `CLIENT_MACS`; a tagged frame off the NIC
+//! carries its own). Neither the client's link-local address (RFC 7217 and privacy addresses
+//! are not EUI-64) nor its DUID (a DUID-LL or DUID-LLT names one of its interfaces, not
+//! necessarily the one it sends from) says it exactly. A lease keeps it (`Lease::link_layer`),
+//! as a relayed one keeps its relay chain. Without the fast path a direct client has no line
+//! but its interface (`interface-client-limit`).
 
 use dhcp_common::dhcpv6::{OPT_CLIENT_LINKLAYER_ADDR, OPT_SUBSCRIBER_ID};
 
@@ -83,6 +86,18 @@ impl LineIds {
         match crate::proto::decode(relay_info) {
             Ok(packet @ Packet::Relay(_)) => LineIds::from_relays(&packet.unwrap_relays().0),
             _ => LineIds::default(),
+        }
+    }
+
+    /// The identities of the request `lease` was last served for by the controller: its relay
+    /// chain's, or a direct client's link-layer address (`Lease::link_layer`).
+    pub fn of_lease(lease: &crate::store::Lease) -> LineIds {
+        if !lease.relay_info.is_empty() {
+            return LineIds::from_relay_info(&lease.relay_info);
+        }
+        LineIds {
+            client_linklayer_address: lease.link_layer.as_deref().map(<[u8]>::to_vec),
+            ..LineIds::default()
         }
     }
 

@@ -368,6 +368,7 @@ mod tests {
             line: None,
             next_hop,
             reconfigure: None,
+            link_layer: None,
         }
     }
 

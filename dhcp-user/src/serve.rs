@@ -119,6 +119,19 @@ pub async fn run(args: ServeOptions) -> anyhow::Result<()> {
     if let Some(handle) = &fast_path {
         // Reservations added or deleted at run time reach the maps before the answer.
         server.follow_reservations(handle.sync.clone());
+        // Direct clients' link-layer addresses, from the frames the program passes on.
+        let macs = handle
+            .fast_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .client_macs();
+        match macs {
+            Ok(macs) => server.read_client_macs(Arc::new(macs)),
+            Err(err) => warn!(
+                error = %err,
+                "no client MAC map: direct clients get no link-layer address"
+            ),
+        }
     }
 
     let leasequery_tasks = start_leasequery(&server, &shutdown_rx).await?;

@@ -45,6 +45,7 @@ fn lease(duid: Vec<u8>, lease_type: LeaseType, address: Ipv6Addr, subnet_id: u32
         line: None,
         next_hop: None,
         reconfigure: None,
+        link_layer: None,
     }
 }
 

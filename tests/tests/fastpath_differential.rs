@@ -34,7 +34,8 @@ struct Pair {
 }
 
 /// A server and a fast path configured alike, with one client granted an address and a prefix
-/// by the server (Solicit with Rapid Commit) and its binding pushed into the map.
+/// by the server (Solicit with Rapid Commit, passed through the program first, which notes the
+/// client's MAC for the controller as on a link) and its binding pushed into the map.
 async fn pair(tag: &str) -> Pair {
     pair_with(tag, "", "").await
 }
@@ -48,6 +49,17 @@ async fn pair_with(tag: &str, pd_pool: &str, extra: &str) -> Pair {
     server.set_direct_subnet("lo", Some(0));
     assert_eq!(server.server_duid().as_bytes(), SERVER_DUID);
 
+    let mut fp = FastPath::load(None).expect("load the XDP program (needs root and BPF)");
+    let lo = IfaceInfo {
+        name: "lo".into(),
+        ifindex: LO,
+        mac: SERVER_MAC,
+        link_local: server_ll(),
+        addresses: vec![(server_global(), 64)],
+    };
+    configure(&mut fp, &config, SERVER_DUID, std::slice::from_ref(&lo), 0).unwrap();
+    server.read_client_macs(Arc::new(fp.client_macs().unwrap()));
+
     let grant = msg(
         MSG_SOLICIT,
         &[
@@ -58,6 +70,8 @@ async fn pair_with(tag: &str, pd_pool: &str, extra: &str) -> Pair {
             ia_pd(PD_IAID, 0, 0, None),
         ],
     );
+    let passed = fp.test_run(&direct(grant.clone()).encode(), LO, 1).unwrap();
+    assert_eq!(passed.verdict, XDP_PASS, "a new client's Solicit");
     let reply = server
         .handle(&inbound_direct(grant))
         .await
@@ -77,16 +91,6 @@ async fn pair_with(tag: &str, pd_pool: &str, extra: &str) -> Pair {
     assert_eq!(leases.len(), 2, "an address and a prefix: {leases:?}");
     let (key, binding) =
         binding_for(&leases, now_unix(), &SubnetIndex::new(&config)).expect("fast-path binding");
-
-    let mut fp = FastPath::load(None).expect("load the XDP program (needs root and BPF)");
-    let lo = IfaceInfo {
-        name: "lo".into(),
-        ifindex: LO,
-        mac: SERVER_MAC,
-        link_local: server_ll(),
-        addresses: vec![(server_global(), 64)],
-    };
-    configure(&mut fp, &config, SERVER_DUID, std::slice::from_ref(&lo), 0).unwrap();
     fp.bindings_mut().unwrap().insert(key, binding, 0).unwrap();
     Pair {
         server,
@@ -832,6 +836,28 @@ async fn subnet_options_are_answered_byte_for_byte() {
     assert!(
         !reply.windows(4).any(|w| w == [0, 83, 0, 4]),
         "no INF_MAX_RT in a Renew's Reply"
+    );
+}
+
+/// A direct client's reservation by link-layer address (its frame's MAC, which the program
+/// notes for the controller): the controller grants the reserved address, and the program
+/// renews it (the MAC stored with the lease) byte for byte as the controller would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_by_the_frames_mac_is_renewed_byte_for_byte() {
+    let extra = format!(
+        r#"
+[[subnet.reservations]]
+client-linklayer-address = "{mac}"
+address = "2001:db8:1::4242"
+"#,
+        mac = hex(&CLIENT_MAC)
+    );
+    let p = pair_with("mac-reservation", "", &extra).await;
+    assert_eq!(p.addr(), ip("2001:db8:1::4242"), "the reservation");
+    same_frame_of(&p, "mac-reservation", Ask::Renew, Path::Direct, &[]).await;
+    assert_eq!(
+        p.fp.stats().unwrap()[stat::CLIENT_MAC_UPDATE_FAILED as usize].packets,
+        0
     );
 }
 

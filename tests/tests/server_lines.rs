@@ -479,3 +479,110 @@ fn the_fast_path_follows_reservations_and_takeovers_by_line() {
         );
     }
 }
+
+// ---- direct clients: the link-layer address taken from the frame (RFC 6939 for them) ----
+
+/// `client-linklayer-address` text of a MAC.
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// A reservation by the client veth's MAC is honoured for a direct ISC dhclient (the fast path
+/// notes the frame's source MAC, which the controller's socket does not give), and the lease
+/// names that line in `bindings`.
+#[test]
+fn a_reservation_by_mac_is_honoured_for_a_direct_dhclient() {
+    let lab = {
+        // The client's MAC is known once the lab exists: the reservation is written after.
+        let mut lab = LabServer::start_with("mac79-dhclient", &lab_config(&[], ""), true);
+        let mac = lab.link.b.mac;
+        let config = format!(
+            "line-identity = \"client-linklayer-address\"\n{}",
+            lab_config(
+                &[],
+                &format!(
+                    "reservations = [{{ client-linklayer-address = \"{}\", address = \"2001:db8:1::79\" }}]\n",
+                    mac_text(mac)
+                ),
+            )
+        );
+        std::fs::write(&lab.config_path, config).unwrap();
+        lab.kill9();
+        lab.start_server();
+        lab
+    };
+    let out = lab.dhclient("mac79", &["-1"]);
+    assert!(out.status.success(), "{out:?}");
+    let (leases, _) = server_common::dhclient_files(&lab.state_dir, "mac79");
+    let text = std::fs::read_to_string(leases).unwrap();
+    assert!(text.contains("2001:db8:1::79"), "{text}");
+    let mac = lab.link.b.mac.map(|b| format!("{b:02x}")).concat();
+    let lines: Vec<Option<String>> = lab.bindings().into_iter().map(|b| b.line).collect();
+    assert_eq!(
+        lines,
+        vec![Some(format!("client-linklayer-address 0001{mac}"))],
+        "{lines:?}"
+    );
+}
+
+/// A Renew from the client of the reservation by MAC (its lease stores the MAC) is answered in
+/// XDP with the reserved address, as the controller would answer it.
+#[test]
+fn a_lease_reserved_by_mac_is_renewed_in_xdp() {
+    use dhcp_common::stat;
+    let mut lab = LabServer::start_with("mac79-xdp", &lab_config(&[], ""), true);
+    let config = lab_config(
+        &[],
+        &format!(
+            "reservations = [{{ client-linklayer-address = \"{}\", address = \"2001:db8:1::79\" }}]\n",
+            mac_text(lab.link.b.mac)
+        ),
+    );
+    std::fs::write(&lab.config_path, config).unwrap();
+    lab.kill9();
+    lab.start_server();
+    let client = lab.client_socket(546);
+    let reply = exchange(&client, &rapid_solicit(1, false), lab.all_servers()).expect("a reply");
+    let reserved = ia_of(&reply, false);
+    assert_eq!(reserved, lease("2001:db8:1::79"));
+    let Got::Lease(address, _) = reserved else {
+        unreachable!()
+    };
+    let renew = msg(
+        MSG_RENEW,
+        0x5001,
+        &[
+            opt(OPT_CLIENTID, &client_duid(1)),
+            opt(OPT_SERVERID, &server_id_of(&reply)),
+            ia_na(1, 0, 0, Some((address, 0, 0))),
+        ],
+    );
+    let before = lab.xdp_counter(stat::TX_RENEW);
+    lab.wait_until(Duration::from_secs(5), "the Renew answered in XDP", || {
+        let reply = exchange(&client, &renew, lab.all_servers()).expect("a reply");
+        assert_eq!(ia_of(&reply, false), reserved);
+        lab.xdp_counter(stat::TX_RENEW) > before
+    });
+    assert_eq!(lab.xdp_counter(stat::CLIENT_MAC_UPDATE_FAILED), 0);
+}
+
+/// With `line-identity = "client-linklayer-address"` and a per-line limit of 1, a second DUID
+/// sending from the same MAC is refused (counted); the first keeps its lease.
+#[test]
+fn the_line_limit_by_mac_refuses_a_second_duid_from_the_same_mac() {
+    let config = format!(
+        "line-identity = \"client-linklayer-address\"\nline-client-limit = 1\nline-sticky = false\n{}",
+        lab_config(&[], "")
+    );
+    let lab = LabServer::start_with("mac79-limit", &config, true);
+    let client = lab.client_socket(546);
+    let first = exchange(&client, &rapid_solicit(1, false), lab.all_servers()).expect("a reply");
+    assert!(matches!(ia_of(&first, false), Got::Lease(_, 128)));
+    assert_eq!(
+        exchange(&client, &rapid_solicit(2, false), lab.all_servers()),
+        None
+    );
+    let drops = lab.stats().counters.drops;
+    assert_eq!(drops.get("line_client_limit"), Some(&3), "{drops:?}");
+    assert_eq!(lab.bindings().len(), 1);
+}

@@ -4,6 +4,7 @@
 use crate::parse::line::direct_line;
 use crate::{csum::*, scratch::*, state::*, wire::*};
 use dhcp_common::{dhcpv6::*, stat};
+use dhcp_common::{ClientMac, ClientMacKey};
 
 /// Ethernet (two VLAN tags at most), IPv6 (bounded extension headers), UDP to port 547 with a
 /// valid checksum. Fills `l3`, `l4`, `msg` bounds.
@@ -87,5 +88,26 @@ pub(crate) fn headers(sc: *mut Scratch) -> Result<(), Reason> {
     st.l4 = l4;
     st.msg = l4 + UDP_HLEN;
     st.r.end = l4 + udp_len;
+    if rd8(req, st.msg) != MSG_RELAY_FORW {
+        note_client_mac(sc, req, l3);
+    }
     Ok(())
+}
+
+/// Builds the frame's `CLIENT_MACS` entry (its interface, VLAN IDs and IPv6 source to its
+/// source MAC), written at the exit if the frame is passed on: the controller's socket gives it
+/// no MAC, and a direct client's link-layer address names its line (RFC 6939).
+#[inline(always)]
+fn note_client_mac(sc: *mut Scratch, req: *const u8, l3: usize) {
+    // SAFETY: this CPU's scratch slot; the key and the value are fields no one else holds.
+    let (key, mac, st) = unsafe { (&mut (*sc).mac_key, &mut (*sc).mac, &mut (*sc).st) };
+    // The first word whole (ifindex, outer and inner VLAN), so the key holds no stale bytes.
+    let first = st.ifindex as u64 | (st.outer_vlan as u64) << 32 | (st.inner_vlan as u64) << 48;
+    // SAFETY: `ClientMacKey` starts with those three fields, 8 bytes, 4-byte aligned.
+    unsafe { core::ptr::write_unaligned(key as *mut ClientMacKey as *mut u64, first) };
+    copy_fixed::<16>(key.source.as_mut_ptr(), 0, req, l3 + ip6::SRC);
+    // The source MAC (bytes 6 to 11) and two bytes of padding from the EtherType: cleared.
+    copy_fixed::<8>(mac as *mut ClientMac as *mut u8, 0, req, 6);
+    mac._pad = [0; 2];
+    st.note_mac = 1;
 }

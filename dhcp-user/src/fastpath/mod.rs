@@ -25,8 +25,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dhcp_common::{
-    maps as names, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, LineBudget, LineKey,
-    StatCounter, SubnetConfig, VlanKey,
+    maps as names, stat, BindingKey, BindingValue, ClientMac, ClientMacKey, GlobalConfig,
+    IfaceConfig, LineBudget, LineKey, StatCounter, SubnetConfig, VlanKey,
 };
 use thiserror::Error;
 
@@ -406,6 +406,20 @@ impl FastPath {
         Ok(map.iter().filter_map(Result::ok).collect())
     }
 
+    /// A reader of `CLIENT_MACS` (direct clients' source MACs) on its own descriptor, so the
+    /// controller's request path reads it without the lock around this object.
+    pub fn client_macs(&self) -> Result<ClientMacs, FastPathError> {
+        let id = match self.map(names::CLIENT_MACS)? {
+            aya::maps::Map::LruHashMap(data) => data.info().map_err(map_err(names::CLIENT_MACS))?,
+            _ => return Err(FastPathError::MissingMap(names::CLIENT_MACS)),
+        }
+        .id();
+        let data = MapData::from_id(id).map_err(map_err(names::CLIENT_MACS))?;
+        let map = BpfHashMap::try_from(aya::maps::Map::LruHashMap(data))
+            .map_err(map_err(names::CLIENT_MACS))?;
+        Ok(ClientMacs { map })
+    }
+
     /// Takes the renewal ring buffer out of the object (the controller's reader owns it).
     pub fn take_events(&mut self) -> Result<aya::maps::RingBuf<MapData>, FastPathError> {
         let map = self
@@ -445,6 +459,33 @@ impl FastPath {
     /// The whole object, for tools that need more (benches).
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+}
+
+/// The source MACs of direct clients' frames the program passed on (`CLIENT_MACS`), by
+/// interface, VLAN IDs and IPv6 source: a direct client's link-layer address (RFC 6939), which
+/// the kernel's UDP socket does not give.
+pub struct ClientMacs {
+    map: BpfHashMap<MapData, ClientMacKey, ClientMac>,
+}
+
+impl ClientMacs {
+    /// The MAC of the last DHCPv6 frame from `source` on `ifindex` with VLAN IDs `outer_vlan`,
+    /// `inner_vlan` (0: untagged) the program passed on, if it is still in the map.
+    pub fn get(
+        &self,
+        ifindex: u32,
+        outer_vlan: u16,
+        inner_vlan: u16,
+        source: Ipv6Addr,
+    ) -> Option<[u8; 6]> {
+        let key = ClientMacKey {
+            ifindex,
+            outer_vlan,
+            inner_vlan,
+            source: source.octets(),
+        };
+        self.map.get(&key, 0).ok().map(|value| value.mac)
     }
 }
 

@@ -1133,6 +1133,7 @@ mod tests {
             line: None,
             next_hop: None,
             reconfigure: None,
+            link_layer: None,
         }
     }
 
@@ -1296,6 +1297,24 @@ mod tests {
         })
         .encode()
         .unwrap()
+    }
+
+    /// A reservation by link-layer address judges a direct client's lease by the MAC stored
+    /// with it (its frame's), as the controller does: the MAC's own lease is answered, another
+    /// MAC's on the reserved address, or one with no MAC known, is left to the controller.
+    #[test]
+    fn mac_reservations_follow_the_mac_a_direct_lease_was_served_to() {
+        let index = index_with(
+            "reservations = [{ client-linklayer-address = \"02:00:00:00:00:79\", address = \"2001:db8::1:5\" }]\n",
+        );
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let mut reserved = lease(&duid, LeaseType::Na, "2001:db8::1:5", 128, 1000);
+        reserved.link_layer = Some(vec![0, 1, 2, 0, 0, 0, 0, 0x79].into());
+        assert!(binding_for(std::slice::from_ref(&reserved), 10, &index).is_some());
+        reserved.link_layer = Some(vec![0, 1, 2, 0, 0, 0, 0, 0x7a].into());
+        assert!(binding_for(std::slice::from_ref(&reserved), 10, &index).is_none());
+        reserved.link_layer = None;
+        assert!(binding_for(&[reserved], 10, &index).is_none());
     }
 
     /// Reservations by line judge a lease by the line it was served on (its stored relay

@@ -357,6 +357,7 @@ impl KeaRow<'_> {
             line: None,
             next_hop: None,
             reconfigure: None,
+            link_layer: None,
         };
         lease.validate().map_err(|err| match err {
             crate::store::StoreError::InvalidLease { reason, .. } => reason.to_owned(),

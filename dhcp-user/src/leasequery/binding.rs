@@ -162,10 +162,14 @@ const PEER_NEXT_HOP: u16 = 1;
 const PEER_INTERFACE: u16 = 2;
 /// Sub-option: the client's line, as stored (kind tag, then the identity).
 const PEER_LINE: u16 = 3;
+/// Sub-option: a direct client's link-layer address (`Lease::link_layer`: hardware type, then
+/// the address), for reservations and lines by MAC on the receiver too.
+const PEER_LINK_LAYER: u16 = 4;
 
 /// What a redundancy peer learns of a binding beyond RFC 5007, sent inside OPTION_CLIENT_DATA
 /// as OPTION_VENDOR_OPTS with [`PEER_DATA_ENTERPRISE`]: the client's next hop (`[routes]`), the
-/// sender's interface (the receiver maps it to its own link) and the client's line.
+/// sender's interface (the receiver maps it to its own link), the client's line and a direct
+/// client's link-layer address.
 ///
 /// A vendor option, not OPTION_LQ_CLIENT_LINK (which lists links, not a next hop) nor a made-up
 /// LQ_RELAY_DATA (a direct client has no relay, and a fake one would name a line it is not
@@ -182,6 +186,9 @@ pub struct PeerData {
     /// The client's line as stored ([`crate::config::LineId::stored`]), hex in JSON.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "hex_bytes")]
     pub line: Option<Vec<u8>>,
+    /// A direct client's link-layer address as stored (`Lease::link_layer`), hex in JSON.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "hex_bytes")]
+    pub link_layer: Option<Vec<u8>>,
 }
 
 fn hex_bytes<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
@@ -194,13 +201,14 @@ fn hex_bytes<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::O
 impl PeerData {
     /// The peer data of `lease`; `None` when it has none to send.
     pub fn of(lease: &Lease) -> Option<PeerData> {
-        if lease.next_hop.is_none() && lease.line.is_none() {
+        if lease.next_hop.is_none() && lease.line.is_none() && lease.link_layer.is_none() {
             return None;
         }
         Some(PeerData {
             next_hop: lease.next_hop,
             interface: lease.interface.clone(),
             line: lease.line.as_deref().map(<[u8]>::to_vec),
+            link_layer: lease.link_layer.as_deref().map(<[u8]>::to_vec),
         })
     }
 
@@ -223,6 +231,9 @@ impl PeerData {
         }
         if let Some(line) = &self.line {
             sub(PEER_LINE, line);
+        }
+        if let Some(address) = &self.link_layer {
+            sub(PEER_LINK_LAYER, address);
         }
         DhcpOption::VendorOpts(body)
     }
@@ -252,6 +263,8 @@ impl PeerData {
                     data.interface = std::str::from_utf8(value).unwrap_or_default().to_owned();
                 }
                 PEER_LINE if !value.is_empty() => data.line = Some(value.to_vec()),
+                // At least the 2-byte hardware type and one byte of address, as option 79.
+                PEER_LINK_LAYER if value.len() > 2 => data.link_layer = Some(value.to_vec()),
                 _ => {}
             }
             rest = tail;
@@ -289,6 +302,7 @@ mod tests {
                 line: None,
                 next_hop: None,
                 reconfigure: None,
+                link_layer: None,
             },
             removed: false,
         }
@@ -331,14 +345,15 @@ mod tests {
         assert_eq!(parsed.prefixes[0].iaid, Some(9));
     }
 
-    /// The next hop, interface and line go to a requestor that asks (ORO: vendor options),
-    /// and only to it; the requestor's parser gets them back.
+    /// The next hop, interface, line and link-layer address go to a requestor that asks (ORO:
+    /// vendor options), and only to it; the requestor's parser gets them back.
     #[test]
     fn peer_data_only_when_asked_and_parsed_back() {
         let mut update = lease(LeaseType::Pd, "2001:db8:8000::", 56, 9);
         update.lease.next_hop = Some("fe80::42".parse().unwrap());
         update.lease.interface = "veth-a".into();
         update.lease.line = Some(vec![4, 0, 1, 2, 0, 0, 0, 0, 9].into_boxed_slice());
+        update.lease.link_layer = Some(vec![0, 1, 2, 0, 0, 0, 0, 9].into_boxed_slice());
         let updates = [update];
         let Some(DhcpOption::ClientData(plain)) = client_data(&updates, 1010, false, true, false)
         else {
@@ -357,6 +372,7 @@ mod tests {
                 next_hop: Some("fe80::42".parse().unwrap()),
                 interface: "veth-a".into(),
                 line: Some(vec![4, 0, 1, 2, 0, 0, 0, 0, 9]),
+                link_layer: Some(vec![0, 1, 2, 0, 0, 0, 0, 9]),
             })
         );
         // A lease with neither a next hop nor a line sends nothing.
@@ -375,6 +391,7 @@ mod tests {
             next_hop: Some("fe80::1".parse().unwrap()),
             interface: String::new(),
             line: None,
+            link_layer: None,
         };
         let DhcpOption::VendorOpts(mut body) = ours.encode() else {
             panic!("vendor option")

@@ -345,6 +345,9 @@ pub fn render_binding(binding: &Binding) -> String {
         if let Some(line) = &peer.line {
             parts.push(format!("line {}", hex::encode(line)));
         }
+        if let Some(address) = &peer.link_layer {
+            parts.push(format!("link-layer {}", hex::encode(address)));
+        }
         out.push_str(&format!("  {}\n", parts.join(" ")));
     }
     out

@@ -273,6 +273,7 @@ impl PeerSink {
                     line: None,
                     next_hop: None,
                     reconfigure: None,
+                    link_layer: None,
                 });
                 lease.duid = duid;
                 lease.subnet_id = subnet_id;
@@ -321,13 +322,14 @@ impl PeerSink {
     fn place(&self, lease: &mut Lease, peer: Option<&PeerData>) {
         let Some(peer) = peer else {
             if let Some(kind) = self.line_identity {
-                if let Some(line) = LineIds::from_relay_info(&lease.relay_info).line(kind) {
+                if let Some(line) = LineIds::of_lease(lease).line(kind) {
                     lease.line = Some(line.stored().into_boxed_slice());
                 }
             }
             return;
         };
         lease.line = peer.line.clone().map(Vec::into_boxed_slice);
+        lease.link_layer = peer.link_layer.clone().map(Vec::into_boxed_slice);
         lease.next_hop = None;
         if let Some(hop) = peer.next_hop {
             match local_link(&self.links, lease.subnet_id, &peer.interface) {
@@ -623,6 +625,7 @@ mod tests {
                     next_hop: Some("fe80::42".parse().unwrap()),
                     interface: "eth-a".into(),
                     line: Some(line.clone()),
+                    link_layer: Some(vec![0, 1, 2, 0, 0, 0, 0, 9]),
                 }),
                 None,
             ),
@@ -630,6 +633,10 @@ mod tests {
         assert_eq!(lease.next_hop, Some("fe80::42".parse().unwrap()));
         assert_eq!(lease.interface, "eth-b");
         assert_eq!(lease.line.as_deref(), Some(line.as_slice()));
+        assert_eq!(
+            lease.link_layer.as_deref(),
+            Some(&[0, 1, 2, 0, 0, 0, 0, 9][..])
+        );
 
         // No interface of ours serves the subnet: no next hop (no route), counted.
         let mut lost = sink;
@@ -641,6 +648,7 @@ mod tests {
                     next_hop: Some("fe80::42".parse().unwrap()),
                     interface: "eth-a".into(),
                     line: None,
+                    link_layer: None,
                 }),
                 None,
             ),

@@ -731,6 +731,7 @@ mod tests {
             line: None,
             next_hop: None,
             reconfigure: None,
+            link_layer: None,
         }
     }
 

@@ -68,7 +68,8 @@ pub struct Classified {
     pub remote_id: Option<Vec<u8>>,
     /// The relay chain as received (the outermost Relay-Forw), empty when direct.
     pub relay_info: Vec<u8>,
-    /// The line the client is on, as its relays name it (none when direct).
+    /// The line the client is on, as its relays name it; a direct client's is its frame's
+    /// link-layer address once known ([`Classified::learn_link_layer`]).
     pub lines: LineIds,
     /// The client's link-local address on `interface` (with `[routes]` on): see [`next_hop`].
     pub next_hop: Option<Ipv6Addr>,
@@ -93,6 +94,18 @@ impl Classified {
     /// True if the request came through at least one relay.
     pub fn relayed(&self) -> bool {
         matches!(self.packet, Packet::Relay(_))
+    }
+
+    /// Gives a direct client the link-layer address of its frame, `mac` (Ethernet): its
+    /// line by `client-linklayer-address`, as a relay's option 79 (RFC 6939: hardware type 1,
+    /// then the address) names a relayed client's. A relayed request keeps its relays' own.
+    pub fn learn_link_layer(&mut self, mac: [u8; 6]) {
+        if self.relayed() {
+            return;
+        }
+        let mut address = vec![0, 1];
+        address.extend_from_slice(&mac);
+        self.lines.client_linklayer_address = Some(address);
     }
 }
 
@@ -761,6 +774,11 @@ impl<'a> Ctx<'a, '_> {
                 .map(|p| p.hostname.clone())
                 .unwrap_or_default(),
             line: self.line.clone().map(Vec::into_boxed_slice),
+            // A relayed client's is in its relay chain (`relay_info`) already.
+            link_layer: (!self.request.relayed())
+                .then(|| self.request.lines.client_linklayer_address.clone())
+                .flatten()
+                .map(Vec::into_boxed_slice),
             next_hop: self.request.next_hop,
             reconfigure: self.reconfigure,
         };

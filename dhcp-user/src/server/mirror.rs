@@ -62,6 +62,7 @@ struct Extra {
     line: Option<Box<[u8]>>,
     next_hop: Option<Ipv6Addr>,
     reconfigure: Option<crate::store::ReconfigureKey>,
+    link_layer: Option<Box<[u8]>>,
 }
 
 /// The keys of one client's rows (most clients have one or two). A boxed slice, not a `Vec`:
@@ -419,7 +420,8 @@ impl LeaseMirror {
             || !lease.hostname.is_empty()
             || lease.line.is_some()
             || lease.next_hop.is_some()
-            || lease.reconfigure.is_some())
+            || lease.reconfigure.is_some()
+            || lease.link_layer.is_some())
         .then(|| {
             Box::new(Extra {
                 relay_id: lease.relay_id.clone(),
@@ -429,6 +431,7 @@ impl LeaseMirror {
                 line: lease.line.clone(),
                 next_hop: lease.next_hop,
                 reconfigure: lease.reconfigure,
+                link_layer: lease.link_layer.clone(),
             })
         });
         Row {
@@ -487,19 +490,29 @@ impl LeaseMirror {
 
 /// The lease a row stands for (`names`: the copy's interface names).
 fn lease(key: &LeaseKey, row: &Row, names: &[Arc<str>]) -> Lease {
-    let (relay_id, remote_id, relay_info, hostname, line, next_hop, reconfigure) = match &row.extra
-    {
-        Some(extra) => (
-            extra.relay_id.clone(),
-            extra.remote_id.clone(),
-            extra.relay_info.clone(),
-            extra.hostname.clone(),
-            extra.line.clone(),
-            extra.next_hop,
-            extra.reconfigure,
-        ),
-        None => (None, None, Vec::new(), String::new(), None, None, None),
-    };
+    let (relay_id, remote_id, relay_info, hostname, line, next_hop, reconfigure, link_layer) =
+        match &row.extra {
+            Some(extra) => (
+                extra.relay_id.clone(),
+                extra.remote_id.clone(),
+                extra.relay_info.clone(),
+                extra.hostname.clone(),
+                extra.line.clone(),
+                extra.next_hop,
+                extra.reconfigure,
+                extra.link_layer.clone(),
+            ),
+            None => (
+                None,
+                None,
+                Vec::new(),
+                String::new(),
+                None,
+                None,
+                None,
+                None,
+            ),
+        };
     Lease {
         address: key.address,
         prefix_len: key.prefix_len,
@@ -521,6 +534,7 @@ fn lease(key: &LeaseKey, row: &Row, names: &[Arc<str>]) -> Lease {
         line,
         next_hop,
         reconfigure,
+        link_layer,
     }
 }
 
@@ -551,6 +565,7 @@ mod tests {
             line: None,
             next_hop: None,
             reconfigure: None,
+            link_layer: None,
         }
     }
 

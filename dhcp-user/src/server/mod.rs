@@ -484,6 +484,9 @@ pub struct Server {
     reservation_followers: RwLock<Vec<Arc<dyn operator::ReservationFollower>>>,
     /// The Reconfigure exchanges in flight (`dhcp-user reconfigure`).
     reconfigurer: Arc<reconfigure::Reconfigurer>,
+    /// The fast path's record of direct clients' source MACs, once it runs
+    /// ([`Server::read_client_macs`]): without it a direct client has no link-layer address.
+    client_macs: RwLock<Option<Arc<crate::fastpath::ClientMacs>>>,
 }
 
 impl Server {
@@ -606,6 +609,7 @@ impl Server {
             followed_seq: std::sync::atomic::AtomicU64::new(opened_at_seq),
             publish_order: Mutex::new(()),
             reservation_followers: RwLock::new(Vec::new()),
+            client_macs: RwLock::new(None),
             reconfigurer: Arc::default(),
             store,
             writer,
@@ -801,6 +805,23 @@ impl Server {
         }
     }
 
+    /// Reads direct clients' link-layer addresses from `macs` (the fast path's `CLIENT_MACS`)
+    /// from now on.
+    pub fn read_client_macs(&self, macs: Arc<crate::fastpath::ClientMacs>) {
+        *self.client_macs.write().unwrap_or_else(|e| e.into_inner()) = Some(macs);
+    }
+
+    /// The source MAC of `inbound`'s frame: a tagged frame's own; for the kernel socket's
+    /// datagram, what the fast path noted for its source on its interface (untagged).
+    fn client_mac(&self, inbound: &Inbound) -> Option<[u8; 6]> {
+        if let Some(link) = &inbound.link {
+            return Some(link.peer_mac);
+        }
+        let macs = self.client_macs.read().unwrap_or_else(|e| e.into_inner());
+        macs.as_ref()?
+            .get(inbound.ifindex, 0, 0, *inbound.source.ip())
+    }
+
     /// Classifies `inbound` with `config`, counting what it received (and a drop); `None`:
     /// dropped.
     fn classify_with(&self, config: &Config, inbound: &Inbound) -> Option<handler::Classified> {
@@ -813,7 +834,12 @@ impl Server {
             None => self.direct_subnet(&inbound.interface, config),
         };
         let request = match classify(config, inbound, direct) {
-            Ok(request) => request,
+            Ok(mut request) => {
+                if let Some(mac) = self.client_mac(inbound) {
+                    request.learn_link_layer(mac);
+                }
+                request
+            }
             Err(rejected) => {
                 if let Some(&msg_type) = inbound.bytes.first() {
                     self.stats.received(msg_type);

@@ -609,6 +609,7 @@ impl Server {
             // Learned ([routes]) from the client's next message the controller answers.
             next_hop: None,
             reconfigure: None,
+            link_layer: None,
         };
         lease.assign(now, preferred, valid);
         lease.validate()?;

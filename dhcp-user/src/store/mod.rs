@@ -182,6 +182,10 @@ pub struct Lease {
     /// The line the lease was served on (`line-identity`): the kind's tag then the identity
     /// ([`crate::config::LineId::stored`]); `None` when the request named no line.
     pub line: Option<Box<[u8]>>,
+    /// A direct client's link-layer address, as option 79 carries one (RFC 6939: hardware type,
+    /// then the address): its frame's source MAC, which the fast path notes. `None` for a
+    /// relayed client (its relays' option 79 is in `relay_info`) or when none was known.
+    pub link_layer: Option<Box<[u8]>>,
     /// The client's link-local address on `interface`, the next hop of a route to the lease
     /// (`[routes]`): a direct client's source address, or an on-link LDRA's peer-address;
     /// `None` when routes are off or the client is behind an L3 relay.

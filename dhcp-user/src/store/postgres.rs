@@ -153,6 +153,14 @@ ALTER TABLE lease6 ADD COLUMN reconfigure BYTEA;
 ALTER TABLE lease_changes ADD COLUMN reconfigure BYTEA;
 ",
     ),
+    (
+        6,
+        "a direct client's link-layer address (its frame's source MAC)",
+        "
+ALTER TABLE lease6 ADD COLUMN link_layer BYTEA;
+ALTER TABLE lease_changes ADD COLUMN link_layer BYTEA;
+",
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -172,9 +180,9 @@ const MAX_RETRIES: usize = 3;
 /// Lease columns in the order [`lease_from_row`] reads them (the same as the SQLite store's).
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname, line, next_hop, reconfigure";
+     remote_id, relay_info, hostname, line, next_hop, reconfigure, link_layer";
 const LEASE_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20";
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21";
 const KIND_UPSERT: i16 = 0;
 const KIND_DELETE: i16 = 1;
 
@@ -976,9 +984,9 @@ async fn commit_in(
         let record = tx
             .prepare(&format!(
                 "WITH h AS (INSERT INTO lease_changes ({LEASE_COLUMNS}, at, kind) \
-                     VALUES ({LEASE_PLACEHOLDERS}, $21, $22) RETURNING seq), \
+                     VALUES ({LEASE_PLACEHOLDERS}, $22, $23) RETURNING seq), \
                  v AS (UPDATE lease6 SET version = h.seq FROM h \
-                     WHERE $22 = {KIND_UPSERT} AND lease_type = $1 AND address = $2 \
+                     WHERE $23 = {KIND_UPSERT} AND lease_type = $1 AND address = $2 \
                      AND prefix_len = $3) \
                  SELECT seq FROM h"
             ))
@@ -1021,7 +1029,7 @@ async fn commit_in(
 }
 
 /// `INSERT … ON CONFLICT DO UPDATE`, refused (no row returned) when the stored lease belongs to
-/// another client and is still held (assigned or declined, not expired at `$21`), or when it is
+/// another client and is still held (assigned or declined, not expired at `$22`), or when it is
 /// the same client's lease, assigned, with a newer transaction than a write that gives it up.
 fn upsert_sql() -> String {
     let assigned = LeaseState::Assigned.code();
@@ -1039,7 +1047,7 @@ fn upsert_sql() -> String {
                 AND (EXCLUDED.state = {assigned} OR lease6.state <> {assigned} \
                      OR lease6.cltt <= EXCLUDED.cltt)) \
             OR lease6.state NOT IN ({assigned}, {declined}) \
-            OR lease6.expire <= $21 \
+            OR lease6.expire <= $22 \
          RETURNING {LEASE_COLUMNS}"
     )
 }
@@ -1088,7 +1096,7 @@ async fn last_seq_in(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     u64::try_from(seq).map_err(|_| bad(format!("history seq {seq}")))
 }
 
-/// A lease as SQL values in [`LEASE_COLUMNS`] order ($1..$20).
+/// A lease as SQL values in [`LEASE_COLUMNS`] order ($1..$21).
 struct LeaseParams {
     lease_type: i16,
     address: IpAddr,
@@ -1110,6 +1118,7 @@ struct LeaseParams {
     line: Option<Vec<u8>>,
     next_hop: Option<IpAddr>,
     reconfigure: Option<Vec<u8>>,
+    link_layer: Option<Vec<u8>>,
 }
 
 impl LeaseParams {
@@ -1135,6 +1144,7 @@ impl LeaseParams {
             line: lease.line.as_deref().map(<[u8]>::to_vec),
             next_hop: lease.next_hop.map(IpAddr::V6),
             reconfigure: lease.reconfigure.map(|r| r.to_bytes().to_vec()),
+            link_layer: lease.link_layer.as_deref().map(<[u8]>::to_vec),
         }
     }
 
@@ -1161,10 +1171,11 @@ impl LeaseParams {
             line: None,
             next_hop: None,
             reconfigure: None,
+            link_layer: None,
         }
     }
 
-    fn refs(&self) -> [&(dyn ToSql + Sync); 20] {
+    fn refs(&self) -> [&(dyn ToSql + Sync); 21] {
         [
             &self.lease_type,
             &self.address,
@@ -1186,6 +1197,7 @@ impl LeaseParams {
             &self.line,
             &self.next_hop,
             &self.reconfigure,
+            &self.link_layer,
         ]
     }
 }
@@ -1239,6 +1251,9 @@ fn lease_from_row(row: &Row, at: usize) -> Result<Lease, StoreError> {
         reconfigure: row
             .try_get::<_, Option<Vec<u8>>>(at + 19)?
             .and_then(|bytes| ReconfigureKey::from_bytes(&bytes)),
+        link_layer: row
+            .try_get::<_, Option<Vec<u8>>>(at + 20)?
+            .map(Vec::into_boxed_slice),
     })
 }
 

@@ -18,7 +18,7 @@ use super::{
 };
 
 /// Schema version this build creates and understands (kept in `meta` as `schema_version`).
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const META_SCHEMA_VERSION: &str = "schema_version";
 /// How long a connection waits on a lock held by another process before giving up.
@@ -53,6 +53,7 @@ CREATE TABLE lease6 (
     line           BLOB,
     next_hop       BLOB,
     reconfigure    BLOB,
+    link_layer     BLOB,
     PRIMARY KEY (lease_type, address, prefix_len)
 ) WITHOUT ROWID;
 
@@ -89,7 +90,8 @@ CREATE TABLE lease_changes (
     hostname       TEXT    NOT NULL,
     line           BLOB,
     next_hop       BLOB,
-    reconfigure    BLOB
+    reconfigure    BLOB,
+    link_layer     BLOB
 );
 CREATE INDEX lease_changes_by_at ON lease_changes (at);
 ";
@@ -97,9 +99,9 @@ CREATE INDEX lease_changes_by_at ON lease_changes (at);
 /// Lease columns in the order [`lease_from_row`] reads them.
 const LEASE_COLUMNS: &str = "lease_type, address, prefix_len, duid, iaid, subnet_id, \
      pref_lifetime, valid_lifetime, cltt, expire, state, interface, link_address, relay_id, \
-     remote_id, relay_info, hostname, line, next_hop, reconfigure";
+     remote_id, relay_info, hostname, line, next_hop, reconfigure, link_layer";
 const LEASE_PLACEHOLDERS: &str =
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20";
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21";
 
 /// Schema 1 → 2: the lease's line (`line-identity`), kept for sticky delegation by line.
 const MIGRATE_1_TO_2: &str = "
@@ -116,6 +118,11 @@ ALTER TABLE lease_changes ADD COLUMN next_hop BLOB;
 const MIGRATE_3_TO_4: &str = "
 ALTER TABLE lease6 ADD COLUMN reconfigure BLOB;
 ALTER TABLE lease_changes ADD COLUMN reconfigure BLOB;
+";
+/// Schema 4 → 5: a direct client's link-layer address (its frame's source MAC).
+const MIGRATE_4_TO_5: &str = "
+ALTER TABLE lease6 ADD COLUMN link_layer BLOB;
+ALTER TABLE lease_changes ADD COLUMN link_layer BLOB;
 ";
 const KIND_UPSERT: i64 = 0;
 const KIND_DELETE: i64 = 1;
@@ -219,16 +226,20 @@ impl SqliteStore {
         };
         match found.trim().parse::<u32>().ok() {
             Some(SCHEMA_VERSION) => {}
-            Some(old @ (1..=3)) => {
+            Some(old @ (1..=4)) => {
                 // Older rows have no line (served before `line-identity` existed), no next
-                // hop (served before `[routes]`) and no reconfigure key: NULL in all.
+                // hop (served before `[routes]`), no reconfigure key and no link-layer
+                // address: NULL in all.
                 if old == 1 {
                     tx.execute_batch(MIGRATE_1_TO_2).map_err(open_err)?;
                 }
                 if old <= 2 {
                     tx.execute_batch(MIGRATE_2_TO_3).map_err(open_err)?;
                 }
-                tx.execute_batch(MIGRATE_3_TO_4).map_err(open_err)?;
+                if old <= 3 {
+                    tx.execute_batch(MIGRATE_3_TO_4).map_err(open_err)?;
+                }
+                tx.execute_batch(MIGRATE_4_TO_5).map_err(open_err)?;
                 tx.execute(
                     "UPDATE meta SET value = ?2 WHERE name = ?1",
                     params![META_SCHEMA_VERSION, SCHEMA_VERSION.to_string().into_bytes()],
@@ -313,7 +324,7 @@ impl LeaseStore for SqliteStore {
             ))?;
             let mut record = tx.prepare_cached(&format!(
                 "INSERT INTO lease_changes (at, kind, {LEASE_COLUMNS}) \
-                 VALUES (?21, ?22, {LEASE_PLACEHOLDERS})"
+                 VALUES (?22, ?23, {LEASE_PLACEHOLDERS})"
             ))?;
             for change in changes {
                 match change {
@@ -582,7 +593,7 @@ fn key_params(key: &LeaseKey) -> (i64, [u8; 16], u8) {
     (key.lease_type.code(), key.address.octets(), key.prefix_len)
 }
 
-/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?20).
+/// The lease as SQL values in [`LEASE_COLUMNS`] order (?1..?21).
 fn lease_values(lease: &Lease) -> Vec<Value> {
     let optional_blob = |value: &Option<Vec<u8>>| match value {
         Some(bytes) => Value::Blob(bytes.clone()),
@@ -616,6 +627,10 @@ fn lease_values(lease: &Lease) -> Vec<Value> {
         lease
             .reconfigure
             .map_or(Value::Null, |r| Value::Blob(r.to_bytes().to_vec())),
+        lease
+            .link_layer
+            .as_ref()
+            .map_or(Value::Null, |address| Value::Blob(address.to_vec())),
     ]
 }
 
@@ -648,6 +663,9 @@ fn lease_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Lease> {
         reconfigure: row
             .get::<_, Option<Vec<u8>>>(at + 19)?
             .and_then(|bytes| ReconfigureKey::from_bytes(&bytes)),
+        link_layer: row
+            .get::<_, Option<Vec<u8>>>(at + 20)?
+            .map(Vec::into_boxed_slice),
     })
 }
 

@@ -70,6 +70,7 @@ fn lease(i: u32, cltt: i64) -> Lease {
         line: None,
         next_hop: None,
         reconfigure: None,
+        link_layer: None,
     }
 }
 

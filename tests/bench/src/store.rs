@@ -52,6 +52,7 @@ fn lease(index: u32, now: i64) -> Lease {
         line: None,
         next_hop: None,
         reconfigure: None,
+        link_layer: None,
     };
     lease.assign(now, 3000, 4000);
     lease

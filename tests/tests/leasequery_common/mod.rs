@@ -94,6 +94,7 @@ pub fn na(address: Ipv6Addr, n: u32, link: Ipv6Addr, cltt: i64) -> Lease {
         line: None,
         next_hop: None,
         reconfigure: None,
+        link_layer: None,
     }
 }
 

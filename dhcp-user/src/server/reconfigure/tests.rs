@@ -28,6 +28,7 @@ fn keyed_lease(reply_to: Ipv6Addr, relay_info: Vec<u8>) -> Lease {
         line: None,
         next_hop: None,
         reconfigure: Some(binding_key([7; 16], reply_to)),
+        link_layer: None,
     }
 }
 

@@ -48,7 +48,7 @@ fn schema_version_is_checked() {
     drop(open(&scratch));
     let conn = rusqlite::Connection::open(scratch.db()).unwrap();
     conn.execute(
-        "UPDATE meta SET value = CAST('5' AS BLOB) WHERE name = 'schema_version'",
+        "UPDATE meta SET value = CAST('6' AS BLOB) WHERE name = 'schema_version'",
         [],
     )
     .unwrap();
@@ -57,7 +57,7 @@ fn schema_version_is_checked() {
         .err()
         .expect("a newer schema is refused");
     assert!(
-        matches!(&err, StoreError::SchemaVersion { found, supported: 4, .. } if found == "5"),
+        matches!(&err, StoreError::SchemaVersion { found, supported: 5, .. } if found == "6"),
         "{err}"
     );
     let text = err.to_string();
@@ -98,6 +98,8 @@ fn schema_1_gains_the_line_column() {
          ALTER TABLE lease_changes DROP COLUMN next_hop;
          ALTER TABLE lease6 DROP COLUMN reconfigure;
          ALTER TABLE lease_changes DROP COLUMN reconfigure;
+         ALTER TABLE lease6 DROP COLUMN link_layer;
+         ALTER TABLE lease_changes DROP COLUMN link_layer;
          UPDATE meta SET value = CAST('1' AS BLOB) WHERE name = 'schema_version';",
     )
     .unwrap();
@@ -133,6 +135,8 @@ fn schema_2_gains_the_next_hop_column() {
          ALTER TABLE lease_changes DROP COLUMN next_hop;
          ALTER TABLE lease6 DROP COLUMN reconfigure;
          ALTER TABLE lease_changes DROP COLUMN reconfigure;
+         ALTER TABLE lease6 DROP COLUMN link_layer;
+         ALTER TABLE lease_changes DROP COLUMN link_layer;
          UPDATE meta SET value = CAST('2' AS BLOB) WHERE name = 'schema_version';",
     )
     .unwrap();
@@ -162,6 +166,8 @@ fn schema_3_gains_the_reconfigure_column() {
     conn.execute_batch(
         "ALTER TABLE lease6 DROP COLUMN reconfigure;
          ALTER TABLE lease_changes DROP COLUMN reconfigure;
+         ALTER TABLE lease6 DROP COLUMN link_layer;
+         ALTER TABLE lease_changes DROP COLUMN link_layer;
          UPDATE meta SET value = CAST('3' AS BLOB) WHERE name = 'schema_version';",
     )
     .unwrap();
@@ -178,6 +184,35 @@ fn schema_3_gains_the_reconfigure_column() {
     }
     let store = open(&scratch);
     assert_eq!(store.leases_after(None, 10).unwrap(), vec![old, keyed]);
+}
+
+/// A schema-4 database (before leases kept a direct client's link-layer address) is migrated
+/// in place on open: its rows stay, with none, and new rows keep theirs across a reopen.
+#[test]
+fn schema_4_gains_the_link_layer_column() {
+    let scratch = Scratch::new("migrate4");
+    let old = na(1);
+    {
+        let store = open(&scratch);
+        store.commit(&upserts(vec![old.clone()]), NOW).unwrap();
+    }
+    let conn = rusqlite::Connection::open(scratch.db()).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE lease6 DROP COLUMN link_layer;
+         ALTER TABLE lease_changes DROP COLUMN link_layer;
+         UPDATE meta SET value = CAST('4' AS BLOB) WHERE name = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let mut direct = na(2);
+    direct.link_layer = Some(vec![0, 1, 2, 0, 0, 0, 0, 0x79].into());
+    {
+        let store = open(&scratch);
+        assert_eq!(store.leases_after(None, 10).unwrap(), vec![old.clone()]);
+        store.commit(&upserts(vec![direct.clone()]), NOW).unwrap();
+    }
+    let store = open(&scratch);
+    assert_eq!(store.leases_after(None, 10).unwrap(), vec![old, direct]);
 }
 
 #[test]

@@ -69,6 +69,7 @@ fn na(n: u32) -> Lease {
         line: None,
         next_hop: None,
         reconfigure: None,
+        link_layer: None,
     };
     lease.assign(NOW, 1800, 3600);
     lease

@@ -29,9 +29,9 @@ fn any_lease() -> impl Strategy<Value = Lease> {
             blob(),
             ".{0,40}",
         ),
-        proptest::option::of(blob()),
+        (proptest::option::of(blob()), proptest::option::of(blob())),
     )
-        .prop_map(|(id, duid, numbers, times, relay, line)| {
+        .prop_map(|(id, duid, numbers, times, relay, (line, link_layer))| {
             let (lease_type, address, prefix_len) = id;
             let (iaid, subnet_id, lifetime_a, lifetime_b) = numbers;
             let (cltt, state, interface, link) = times;
@@ -57,6 +57,7 @@ fn any_lease() -> impl Strategy<Value = Lease> {
                 line: line.map(Vec::into_boxed_slice),
                 next_hop: None,
                 reconfigure: None,
+                link_layer: link_layer.map(Vec::into_boxed_slice),
             };
             lease.assign(cltt, lifetime_a.min(lifetime_b), lifetime_a.max(lifetime_b));
             lease.state = state;
