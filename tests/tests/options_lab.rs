@@ -64,20 +64,26 @@ const DHCLIENT_CONF: &str = "option dhcp6.ntp-server code 56 = string;\n\
 option dhcp6.aftr-name code 64 = domain-list;\n\
 request dhcp6.name-servers, dhcp6.ntp-server, dhcp6.aftr-name, dhcp6.vendor-opts;\n";
 
-/// dhclient receives the NTP server, AFTR-Name and vendor options; its renewals go to XDP.
-#[test]
-fn dhclient_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
-    let lab = LabServer::start_with("opt-dhclient", &config(), true);
+/// Runs dhclient once on `lab` with [`DHCLIENT_CONF`] (files named `name`) and returns its
+/// lease file.
+fn dhclient_lease_with_options(lab: &LabServer, name: &str) -> String {
     let conf = lab.state_dir.join("dhclient.conf");
     std::fs::write(&conf, DHCLIENT_CONF).unwrap();
-    let out = lab.dhclient("opt", &["-cf", conf.to_str().unwrap(), "-1"]);
+    let out = lab.dhclient(name, &["-cf", conf.to_str().unwrap(), "-1"]);
     assert!(
         out.status.success(),
         "dhclient -6 failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (leases, _) = dhclient_files(&lab.state_dir, "opt");
-    let lease = std::fs::read_to_string(&leases).unwrap();
+    let (leases, _) = dhclient_files(&lab.state_dir, name);
+    std::fs::read_to_string(&leases).unwrap()
+}
+
+/// dhclient receives the NTP server, AFTR-Name and vendor options; its renewals go to XDP.
+#[test]
+fn dhclient_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
+    let lab = LabServer::start_with("opt-dhclient", &config(), true);
+    let lease = dhclient_lease_with_options(&lab, "opt");
     // NTP: sub-option 1 (0:1), length 16 (0:10), 2001:db8:1::123.
     assert!(
         lease.contains("option dhcp6.ntp-server 0:1:0:10:20:1:d:b8:0:1:0:0:0:0:0:0:0:0:1:23;"),
@@ -99,6 +105,7 @@ fn dhclient_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
         || xdp(&lab, stat::TX_RENEW) >= before + 2,
     );
     assert_eq!(controller_renews(&lab), 0, "{}", lab.xdp_counters());
+    let conf = lab.state_dir.join("dhclient.conf");
     let _ = lab.dhclient("opt", &["-cf", conf.to_str().unwrap(), "-r"]);
 }
 
@@ -228,22 +235,14 @@ fn class_config() -> String {
 #[test]
 fn a_vendor_class_selects_the_pool_and_options_of_dhcpcd_not_dhclient() {
     let lab = LabServer::start_with("opt-class", &class_config(), true);
-    let conf = lab.state_dir.join("dhclient.conf");
-    std::fs::write(&conf, DHCLIENT_CONF).unwrap();
-    let out = lab.dhclient("cls", &["-cf", conf.to_str().unwrap(), "-1"]);
-    assert!(
-        out.status.success(),
-        "dhclient -6 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (leases, _) = dhclient_files(&lab.state_dir, "cls");
-    let lease = std::fs::read_to_string(&leases).unwrap();
+    let lease = dhclient_lease_with_options(&lab, "cls");
     assert!(lease.contains("iaaddr 2001:db8:1::1"), "{lease}");
     assert!(
         lease.contains("option dhcp6.aftr-name \"aftr.lab.example.\";"),
         "{lease}"
     );
     // Released, so that dhcpcd has the client port to itself.
+    let conf = lab.state_dir.join("dhclient.conf");
     let _ = lab.dhclient("cls", &["-cf", conf.to_str().unwrap(), "-r"]);
 
     let conf = lab.state_dir.join("dhcpcd.conf");
