@@ -559,27 +559,19 @@ mod tests {
     #[test]
     fn renewals_are_logged_as_extended_intervals() {
         let lease = Lease {
-            address: "2001:db8::5".parse().unwrap(),
-            prefix_len: 128,
-            lease_type: LeaseType::Na,
-            duid: vec![0, 3, 0, 1, 1, 2, 3, 4, 5, 6],
-            iaid: 1,
-            subnet_id: 1,
             preferred_lifetime: 60,
             valid_lifetime: 120,
             cltt: 1000,
             expire: 1120,
             state: crate::store::LeaseState::Assigned,
-            interface: String::new(),
-            link_address: Ipv6Addr::UNSPECIFIED,
-            relay_id: None,
-            remote_id: None,
-            relay_info: Vec::new(),
-            hostname: String::new(),
-            line: None,
-            next_hop: None,
-            reconfigure: None,
-            link_layer: None,
+            ..Lease::bare(
+                LeaseType::Na,
+                "2001:db8::5".parse().unwrap(),
+                128,
+                vec![0, 3, 0, 1, 1, 2, 3, 4, 5, 6],
+                1,
+                1,
+            )
         };
         let event = |kind| LeaseEvent {
             kind,

@@ -348,27 +348,20 @@ mod tests {
             LeaseType::Pd => ("2001:db8:8000::".parse().unwrap(), 56),
         };
         Lease {
-            address,
-            prefix_len,
-            lease_type,
-            duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1],
-            iaid: 1,
-            subnet_id: 1,
             preferred_lifetime: 100,
             valid_lifetime: 200,
             cltt: 1000,
             expire: 1200,
-            state: LeaseState::Assigned,
             interface: "veth0".into(),
-            link_address: Ipv6Addr::UNSPECIFIED,
-            relay_id: None,
-            remote_id: None,
-            relay_info: Vec::new(),
-            hostname: String::new(),
-            line: None,
             next_hop,
-            reconfigure: None,
-            link_layer: None,
+            ..Lease::bare(
+                lease_type,
+                address,
+                prefix_len,
+                vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1],
+                1,
+                1,
+            )
         }
     }
 

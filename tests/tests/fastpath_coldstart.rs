@@ -25,27 +25,19 @@ const CLIENTS: u32 = 32_000;
 fn lease(duid: Vec<u8>, lease_type: LeaseType, address: Ipv6Addr, subnet_id: u32) -> Lease {
     let cltt = unix_now() - 10;
     Lease {
-        address,
-        prefix_len: if lease_type == LeaseType::Pd { 56 } else { 128 },
-        lease_type,
-        duid,
-        iaid: 7,
-        subnet_id,
         preferred_lifetime: 1800,
         valid_lifetime: 3600,
         cltt,
         expire: cltt + 3600,
-        state: LeaseState::Assigned,
         interface: "lo".into(),
-        link_address: Ipv6Addr::UNSPECIFIED,
-        relay_id: None,
-        remote_id: None,
-        relay_info: Vec::new(),
-        hostname: String::new(),
-        line: None,
-        next_hop: None,
-        reconfigure: None,
-        link_layer: None,
+        ..Lease::bare(
+            lease_type,
+            address,
+            if lease_type == LeaseType::Pd { 56 } else { 128 },
+            duid,
+            7,
+            subnet_id,
+        )
     }
 }
 

@@ -1113,27 +1113,18 @@ mod tests {
 
     fn lease(duid: &[u8], lease_type: LeaseType, address: &str, len: u8, expire: i64) -> Lease {
         Lease {
-            address: address.parse().unwrap(),
-            prefix_len: len,
-            lease_type,
-            duid: duid.to_vec(),
-            iaid: if lease_type == LeaseType::Na { 1 } else { 2 },
-            subnet_id: 7,
             preferred_lifetime: 100,
             valid_lifetime: 200,
             cltt: expire - 200,
             expire,
-            state: LeaseState::Assigned,
-            interface: String::new(),
-            link_address: Ipv6Addr::UNSPECIFIED,
-            relay_id: None,
-            remote_id: None,
-            relay_info: Vec::new(),
-            hostname: String::new(),
-            line: None,
-            next_hop: None,
-            reconfigure: None,
-            link_layer: None,
+            ..Lease::bare(
+                lease_type,
+                address.parse().unwrap(),
+                len,
+                duid.to_vec(),
+                if lease_type == LeaseType::Na { 1 } else { 2 },
+                7,
+            )
         }
     }
 

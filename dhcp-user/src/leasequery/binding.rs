@@ -277,32 +277,22 @@ impl PeerData {
 mod tests {
     use super::*;
     use crate::proto::OptionList;
-    use crate::store::LeaseState;
 
     fn lease(lease_type: LeaseType, address: &str, len: u8, iaid: u32) -> LeaseUpdate {
         LeaseUpdate {
             lease: Lease {
-                address: address.parse().unwrap(),
-                prefix_len: len,
-                lease_type,
-                duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1],
-                iaid,
-                subnet_id: 1,
                 preferred_lifetime: 100,
                 valid_lifetime: 200,
                 cltt: 1000,
                 expire: 1200,
-                state: LeaseState::Assigned,
-                interface: String::new(),
-                link_address: Ipv6Addr::UNSPECIFIED,
-                relay_id: None,
-                remote_id: None,
-                relay_info: Vec::new(),
-                hostname: String::new(),
-                line: None,
-                next_hop: None,
-                reconfigure: None,
-                link_layer: None,
+                ..Lease::bare(
+                    lease_type,
+                    address.parse().unwrap(),
+                    len,
+                    vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1],
+                    iaid,
+                    1,
+                )
             },
             removed: false,
         }

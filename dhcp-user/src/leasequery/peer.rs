@@ -253,27 +253,16 @@ impl PeerSink {
                     .unwrap_or(u32::MAX)
                     .min(valid);
                 let mut lease = existing.clone().unwrap_or_else(|| Lease {
-                    address: state.address,
-                    prefix_len: state.prefix_len,
-                    lease_type,
-                    duid: duid.clone(),
-                    iaid: 0,
-                    subnet_id,
-                    preferred_lifetime: 0,
-                    valid_lifetime: 0,
                     cltt,
                     expire: cltt,
-                    state: LeaseState::Assigned,
-                    interface: String::new(),
-                    link_address: Ipv6Addr::UNSPECIFIED,
-                    relay_id: None,
-                    remote_id: None,
-                    relay_info: Vec::new(),
-                    hostname: String::new(),
-                    line: None,
-                    next_hop: None,
-                    reconfigure: None,
-                    link_layer: None,
+                    ..Lease::bare(
+                        lease_type,
+                        state.address,
+                        state.prefix_len,
+                        duid.clone(),
+                        0,
+                        subnet_id,
+                    )
                 });
                 lease.duid = duid;
                 lease.subnet_id = subnet_id;

@@ -711,27 +711,17 @@ mod tests {
 
     fn lease(key: LeaseKey, duid: &[u8], expire: i64, state: LeaseState) -> Lease {
         Lease {
-            address: key.address,
-            prefix_len: key.prefix_len,
-            lease_type: key.lease_type,
-            duid: duid.to_vec(),
-            iaid: 1,
-            subnet_id: 1,
-            preferred_lifetime: 0,
-            valid_lifetime: 0,
             cltt: expire,
             expire,
             state,
-            interface: String::new(),
-            link_address: Ipv6Addr::UNSPECIFIED,
-            relay_id: None,
-            remote_id: None,
-            relay_info: Vec::new(),
-            hostname: String::new(),
-            line: None,
-            next_hop: None,
-            reconfigure: None,
-            link_layer: None,
+            ..Lease::bare(
+                key.lease_type,
+                key.address,
+                key.prefix_len,
+                duid.to_vec(),
+                1,
+                1,
+            )
         }
     }
 

@@ -545,27 +545,19 @@ mod tests {
 
     fn lease(n: u16, duid: &[u8], cltt: i64) -> Lease {
         Lease {
-            address: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n),
-            prefix_len: 128,
-            lease_type: crate::store::LeaseType::Na,
-            duid: duid.to_vec(),
-            iaid: 1,
-            subnet_id: 1,
             preferred_lifetime: 100,
             valid_lifetime: 200,
             cltt,
             expire: cltt + 200,
-            state: LeaseState::Assigned,
             interface: "eth0".into(),
-            link_address: Ipv6Addr::UNSPECIFIED,
-            relay_id: None,
-            remote_id: None,
-            relay_info: Vec::new(),
-            hostname: String::new(),
-            line: None,
-            next_hop: None,
-            reconfigure: None,
-            link_layer: None,
+            ..Lease::bare(
+                crate::store::LeaseType::Na,
+                Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n),
+                128,
+                duid.to_vec(),
+                1,
+                1,
+            )
         }
     }
 

@@ -231,6 +231,42 @@ impl ReconfigureKey {
 }
 
 impl Lease {
+    /// A lease of `address`/`prefix_len` for `duid`'s IA `iaid` in `subnet_id` with nothing
+    /// else known yet: assigned, zero lifetimes at time 0, no interface, relay, line or next
+    /// hop. Callers fill in the rest (`Lease { interface, ..Lease::bare(..) }`, [`Lease::assign`]).
+    pub fn bare(
+        lease_type: LeaseType,
+        address: Ipv6Addr,
+        prefix_len: u8,
+        duid: Vec<u8>,
+        iaid: u32,
+        subnet_id: u32,
+    ) -> Lease {
+        Lease {
+            address,
+            prefix_len,
+            lease_type,
+            duid,
+            iaid,
+            subnet_id,
+            preferred_lifetime: 0,
+            valid_lifetime: 0,
+            cltt: 0,
+            expire: 0,
+            state: LeaseState::Assigned,
+            interface: String::new(),
+            link_address: Ipv6Addr::UNSPECIFIED,
+            relay_id: None,
+            remote_id: None,
+            relay_info: Vec::new(),
+            hostname: String::new(),
+            line: None,
+            link_layer: None,
+            next_hop: None,
+            reconfigure: None,
+        }
+    }
+
     /// The lease's primary identity.
     pub fn key(&self) -> LeaseKey {
         LeaseKey {

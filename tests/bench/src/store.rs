@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 
 use dhcp_testwire::dhcpv6::client_duid;
 use dhcp_user::store::{
-    Lease, LeaseChange, LeaseState, LeaseStore, LeaseType, SqliteStore, StoreWriter, WriterConfig,
+    Lease, LeaseChange, LeaseStore, LeaseType, SqliteStore, StoreWriter, WriterConfig,
 };
 
 /// What the store run measured.
@@ -30,29 +30,19 @@ pub struct StoreResult {
 
 fn lease(index: u32, now: i64) -> Lease {
     let mut lease = Lease {
-        address: Ipv6Addr::from(
-            u128::from("2001:db8:1::".parse::<Ipv6Addr>().unwrap()) | 0x1_0000_0000 | index as u128,
-        ),
-        prefix_len: 128,
-        lease_type: LeaseType::Na,
-        duid: client_duid(index).to_vec(),
-        iaid: 1,
-        subnet_id: 1,
-        preferred_lifetime: 0,
-        valid_lifetime: 0,
-        cltt: 0,
-        expire: 0,
-        state: LeaseState::Assigned,
         interface: "veth-srv".to_string(),
-        link_address: Ipv6Addr::UNSPECIFIED,
-        relay_id: None,
-        remote_id: None,
-        relay_info: Vec::new(),
-        hostname: String::new(),
-        line: None,
-        next_hop: None,
-        reconfigure: None,
-        link_layer: None,
+        ..Lease::bare(
+            LeaseType::Na,
+            Ipv6Addr::from(
+                u128::from("2001:db8:1::".parse::<Ipv6Addr>().unwrap())
+                    | 0x1_0000_0000
+                    | index as u128,
+            ),
+            128,
+            client_duid(index).to_vec(),
+            1,
+            1,
+        )
     };
     lease.assign(now, 3000, 4000);
     lease

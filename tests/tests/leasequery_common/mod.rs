@@ -16,7 +16,7 @@ use dhcp_user::config::parse_prefix;
 use dhcp_user::lease_events::{self as events, LeaseEvent, LeaseEventKind};
 use dhcp_user::leasequery::{serve_tcp, LeasequeryContext, LeasequerySettings, LeasequeryStats};
 use dhcp_user::proto::Duid;
-use dhcp_user::store::{Lease, LeaseChange, LeaseState, LeaseStore, LeaseType, SqliteStore};
+use dhcp_user::store::{Lease, LeaseChange, LeaseStore, LeaseType, SqliteStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
@@ -74,27 +74,13 @@ pub fn duid(n: u32) -> Vec<u8> {
 /// An address lease of client `n` on `link`, last transaction at `cltt`, 3600/7200 s.
 pub fn na(address: Ipv6Addr, n: u32, link: Ipv6Addr, cltt: i64) -> Lease {
     Lease {
-        address,
-        prefix_len: 128,
-        lease_type: LeaseType::Na,
-        duid: duid(n),
-        iaid: n,
-        subnet_id: 1,
         preferred_lifetime: 3600,
         valid_lifetime: 7200,
         cltt,
         expire: cltt + 7200,
-        state: LeaseState::Assigned,
         interface: "eth1".into(),
         link_address: link,
-        relay_id: None,
-        remote_id: None,
-        relay_info: Vec::new(),
-        hostname: String::new(),
-        line: None,
-        next_hop: None,
-        reconfigure: None,
-        link_layer: None,
+        ..Lease::bare(LeaseType::Na, address, 128, duid(n), n, 1)
     }
 }
 

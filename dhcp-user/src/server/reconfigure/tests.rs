@@ -1,6 +1,6 @@
 use super::*;
 use crate::proto::OptionList;
-use crate::store::{LeaseState, LeaseType};
+use crate::store::LeaseType;
 
 fn duid(bytes: &[u8]) -> Duid {
     Duid::new(bytes.to_vec()).unwrap()
@@ -8,27 +8,21 @@ fn duid(bytes: &[u8]) -> Duid {
 
 fn keyed_lease(reply_to: Ipv6Addr, relay_info: Vec<u8>) -> Lease {
     Lease {
-        address: "2001:db8::10".parse().unwrap(),
-        prefix_len: 128,
-        lease_type: LeaseType::Na,
-        duid: vec![0, 3, 0, 1, 1, 2, 3, 4, 5, 6],
-        iaid: 1,
-        subnet_id: 1,
         preferred_lifetime: 100,
         valid_lifetime: 200,
         cltt: 1000,
         expire: 1200,
-        state: LeaseState::Assigned,
         interface: "eth0".into(),
-        link_address: Ipv6Addr::UNSPECIFIED,
-        relay_id: None,
-        remote_id: None,
         relay_info,
-        hostname: String::new(),
-        line: None,
-        next_hop: None,
         reconfigure: Some(binding_key([7; 16], reply_to)),
-        link_layer: None,
+        ..Lease::bare(
+            LeaseType::Na,
+            "2001:db8::10".parse().unwrap(),
+            128,
+            vec![0, 3, 0, 1, 1, 2, 3, 4, 5, 6],
+            1,
+            1,
+        )
     }
 }
 
