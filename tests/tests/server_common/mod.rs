@@ -439,7 +439,8 @@ impl LabServer {
     }
 }
 
-/// Starts `dhcp-user serve <args>` in `ns` (RUST_LOG=info, output appended to
+/// Starts `dhcp-user serve <args>` in `ns` (RUST_LOG=info, or `$DHCP_TEST_LOG` when set to
+/// chase a failure with debug logs; output appended to
 /// `<state_dir>/server.log`) and waits up to 20 s for its control socket in `state_dir`; panics
 /// with the end of the log if it exits or does not come up.
 pub fn spawn_server(ns: &Namespace, args: &[std::ffi::OsString], state_dir: &Path) -> Child {
@@ -462,7 +463,10 @@ pub fn spawn_server_with_env(
         .command(dhcp_user_binary())
         .arg("serve")
         .args(args)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("DHCP_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
