@@ -48,29 +48,14 @@ const NOW: i64 = 1_700_000_000;
 
 /// An IA_NA lease on 2001:db8::<n>, client DUID derived from `n`.
 fn na(n: u32) -> Lease {
-    let mut lease = Lease {
-        address: Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(n)),
-        prefix_len: 128,
-        lease_type: LeaseType::Na,
-        duid: vec![0, 3, 0, 1, 0xaa, 0xbb, (n >> 8) as u8, n as u8],
-        iaid: n,
-        subnet_id: 1,
-        preferred_lifetime: 0,
-        valid_lifetime: 0,
-        cltt: 0,
-        expire: 0,
-        state: LeaseState::Assigned,
-        interface: String::new(),
-        link_address: Ipv6Addr::UNSPECIFIED,
-        relay_id: None,
-        remote_id: None,
-        relay_info: Vec::new(),
-        hostname: String::new(),
-        line: None,
-        next_hop: None,
-        reconfigure: None,
-        link_layer: None,
-    };
+    let mut lease = Lease::bare(
+        LeaseType::Na,
+        Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(n)),
+        128,
+        vec![0, 3, 0, 1, 0xaa, 0xbb, (n >> 8) as u8, n as u8],
+        n,
+        1,
+    );
     lease.assign(NOW, 1800, 3600);
     lease
 }
