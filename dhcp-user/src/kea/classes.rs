@@ -75,7 +75,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             let end = rest[1..]
                 .find('\'')
                 .ok_or("a string without its closing quote")?;
-            out.push(Token::Bytes(rest[1..1 + end].as_bytes().to_vec()));
+            out.push(Token::Bytes(rest.as_bytes()[1..1 + end].to_vec()));
             i += end + 2;
         } else if rest.starts_with("0x") || rest.starts_with("0X") {
             let digits: String = rest[2..]
