@@ -85,6 +85,26 @@ pub fn convert(text: &str) -> Result<Converted, String> {
             _ => out.unmapped(&path, value),
         }
     }
+    // Kea puts a class's options above the global ones: a global shorthand a class also sets
+    // stays global here (copied into the subnets it would sit above the class).
+    let class_codes = class_option_codes(&root);
+    for (key, code) in SHORTHAND_CODES {
+        if class_codes.contains(code) {
+            if let Some(value) = defaults.options.remove(*key) {
+                let mut entry = Table::new();
+                entry.insert("name".into(), (*key).into());
+                entry.insert("value".into(), value);
+                if let Some(toml::Value::Array(list)) = root.get_mut("option") {
+                    list.push(toml::Value::Table(entry));
+                } else {
+                    root.insert(
+                        "option".into(),
+                        toml::Value::Array(vec![toml::Value::Table(entry)]),
+                    );
+                }
+            }
+        }
+    }
     let mut subnets = Vec::new();
     for (i, subnet) in dhcp6
         .get("subnet6")
@@ -141,6 +161,7 @@ pub fn convert(text: &str) -> Result<Converted, String> {
     if dhcp6.contains_key("loggers") {
         out.note("Dhcp6.loggers", "logging is set with RUST_LOG");
     }
+    out.class_options_below_subnets(&mut root, &subnets);
     if !subnets.is_empty() {
         root.insert("subnet".into(), toml::Value::Array(subnets));
     }
@@ -164,6 +185,43 @@ pub fn convert(text: &str) -> Result<Converted, String> {
     })
 }
 
+/// The subnet keys that are options, and their codes.
+const SHORTHAND_CODES: &[(&str, u16)] = &[("dns-servers", 23), ("domain-search", 24)];
+
+/// The code of one of our `option` entries (`name` or `code`).
+fn entry_code(entry: &toml::Value) -> Option<u16> {
+    match (entry.get("name"), entry.get("code")) {
+        (Some(toml::Value::String(name)), _) => crate::options::by_name(name).map(|d| d.code),
+        (_, Some(toml::Value::Integer(code))) => u16::try_from(*code).ok(),
+        _ => None,
+    }
+}
+
+/// The `option` entries of `table` and the options of its shorthand keys, by code.
+fn option_codes(table: &toml::Value) -> std::collections::BTreeSet<u16> {
+    let entries = table.get("option").and_then(toml::Value::as_array);
+    let shorthand = SHORTHAND_CODES
+        .iter()
+        .filter(|(key, _)| table.get(*key).is_some())
+        .map(|(_, code)| *code);
+    entries
+        .into_iter()
+        .flatten()
+        .filter_map(entry_code)
+        .chain(shorthand)
+        .collect()
+}
+
+/// Every option code the converted classes of `root` set.
+fn class_option_codes(root: &Table) -> std::collections::BTreeSet<u16> {
+    root.get("client-classes")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(option_codes)
+        .collect()
+}
+
 /// Global settings each subnet inherits unless it sets its own.
 #[derive(Default)]
 struct Defaults {
@@ -177,6 +235,8 @@ struct Converter {
     unmapped: Vec<String>,
     /// Kea's classes by name: true for those converted.
     classes: std::collections::HashMap<String, bool>,
+    /// The path in Kea's file of each converted class, in order.
+    class_paths: Vec<String>,
 }
 
 impl Converter {
@@ -458,6 +518,50 @@ impl Converter {
         }
     }
 
+    /// Kea puts a class's options below a subnet's, ours above: a class's option that a
+    /// subnet also sets would win here where Kea's subnet wins. It is left out and listed.
+    fn class_options_below_subnets(&mut self, root: &mut Table, subnets: &[toml::Value]) {
+        let subnet_codes: std::collections::BTreeMap<u16, String> = subnets
+            .iter()
+            .flat_map(|subnet| {
+                let id = subnet.get("id").map_or("?".into(), ToString::to_string);
+                option_codes(subnet)
+                    .into_iter()
+                    .map(move |c| (c, id.clone()))
+            })
+            .collect();
+        let Some(toml::Value::Array(classes)) = root.get_mut("client-classes") else {
+            return;
+        };
+        for (class, path) in classes.iter_mut().zip(&self.class_paths) {
+            let Some(toml::Value::Array(entries)) = class.get_mut("option") else {
+                continue;
+            };
+            let mut dropped = Vec::new();
+            entries.retain(|entry| {
+                match entry_code(entry).and_then(|c| subnet_codes.get(&c).map(|id| (c, id))) {
+                    Some((code, id)) => {
+                        dropped.push((code, id.clone()));
+                        false
+                    }
+                    None => true,
+                }
+            });
+            if entries.is_empty() {
+                if let Some(table) = class.as_table_mut() {
+                    table.remove("option");
+                }
+            }
+            for (code, id) in dropped {
+                self.unmapped.push(format!(
+                    "{path}: option {code} of the class left out: subnet {id} sets it too, and \
+                     Kea gives a subnet's option over a class's, ours a class's over a \
+                     subnet's (members in other subnets do not get it: set it there by hand)"
+                ));
+            }
+        }
+    }
+
     /// Kea's `require-client-classes` at `path`: it names `only-if-required` classes, which
     /// are not converted.
     fn required_classes(&mut self, path: &str) {
@@ -487,6 +591,7 @@ impl Converter {
             match self.client_class(&here, name, class) {
                 Ok(table) => {
                     self.classes.insert(name.to_string(), true);
+                    self.class_paths.push(here.clone());
                     out.push(toml::Value::Table(table));
                 }
                 Err(why) => {

@@ -768,3 +768,44 @@ fn kea_classes_convert_to_a_config_check_config_accepts_with_kea_membership() {
     assert!(admits(LeaseType::Pd, 0, ClassSet(2)) && !admits(LeaseType::Pd, 0, ClassSet::NONE));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Kea ranks a class's options above the global ones and below a subnet's (ours: above a
+/// subnet's): a global DNS a class also sets stays global, above which the class's wins; a
+/// class option a subnet also sets is left out, listed, so that the subnet's wins as in Kea.
+#[test]
+fn kea_class_options_keep_keas_precedence() {
+    let kea = r#"{ "Dhcp6": {
+      "option-data": [ { "name": "dns-servers", "data": "2001:db8::53" } ],
+      "client-classes": [ { "name": "biz", "test": "pkt.iface == 'eth2'",
+        "option-data": [ { "name": "dns-servers", "data": "2001:db8:b::53" },
+                         { "name": "sntp-servers", "data": "2001:db8:b::7b" } ] } ],
+      "subnet6": [ { "id": 1, "subnet": "2001:db8:1::/64",
+        "option-data": [ { "name": "sntp-servers", "data": "2001:db8:1::7b" } ] } ]
+    } }"#;
+    let converted = crate::kea::config::convert(kea).unwrap();
+    let config = crate::config::Config::parse(&converted.toml, "converted.toml")
+        .unwrap_or_else(|err| panic!("{err}\n{}", converted.toml));
+    assert_eq!(body_of(&config.options, 23).map(<[u8]>::len), Some(16));
+    assert!(
+        config.subnets[0].dns_servers.is_empty(),
+        "the global DNS is not copied under the class"
+    );
+    let class = &config.client_classes[0].options;
+    assert!(
+        body_of(class, 23).is_some(),
+        "the class's DNS wins over the global"
+    );
+    assert!(
+        body_of(class, 31).is_none(),
+        "the subnet's SNTP wins, as in Kea"
+    );
+    assert!(
+        converted
+            .unmapped
+            .iter()
+            .any(|l| l
+                .starts_with("Dhcp6.client-classes[0]: option 31 of the class left out: subnet 1")),
+        "{:?}",
+        converted.unmapped
+    );
+}
