@@ -423,3 +423,179 @@ fn kea_postgresql_lease6_is_imported_into_our_postgresql_store() {
     assert_eq!(our_row.trim(), kea_row.trim());
     drop(scratch);
 }
+
+/// The address of the IA_NA in the Advertise `socket` gets for client `n`'s Solicit, sent to
+/// All_DHCP_Relay_Agents_and_Servers on `ifindex` with `extra` options.
+fn advertised(socket: &std::net::UdpSocket, ifindex: u32, n: u32, extra: &[Vec<u8>]) -> String {
+    use dhcp_common::dhcpv6::{ALL_RELAYS_AND_SERVERS, MSG_SOLICIT, OPT_CLIENTID, OPT_IA_NA};
+    use dhcp_testwire::dhcpv6::{client_duid, elapsed, find, ia_na, msg, opt, options, parse_ia};
+    let mut opts = vec![
+        opt(OPT_CLIENTID, &client_duid(n)),
+        ia_na(1, 0, 0, None),
+        elapsed(),
+    ];
+    opts.extend_from_slice(extra);
+    let solicit = msg(MSG_SOLICIT, 0x1900 + n, &opts);
+    let to = std::net::SocketAddrV6::new(ALL_RELAYS_AND_SERVERS.into(), 547, 0, ifindex);
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..5 {
+        socket.send_to(&solicit, to).unwrap();
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            let opts = options(&buf[4..len]).expect("the Advertise's options");
+            let ia = parse_ia(find(&opts, OPT_IA_NA).expect("an IA_NA"), false).unwrap();
+            return ia
+                .leases
+                .first()
+                .map_or(format!("status {:?}", ia.status), |l| l.0.to_string());
+        }
+    }
+    panic!("no Advertise for client {n}");
+}
+
+/// Kea's client classes against ours, on the wire: Kea 2.2 keeps its only pool for a class by
+/// vendor class (`substring(vendor-class[4491].data, 0, 8) == 'ACME-CPE'`), so that a member
+/// gets an address and others NoAddrsAvail; its file converted by `convert-kea-config` and
+/// accepted by `check-config`, our server answers the same clients the same. (A member may
+/// also take an address of a pool for everyone, in Kea by its allocator's turn: the pool alone
+/// shows who is in the class.)
+#[test]
+fn kea_classes_converted_select_the_pools_keas_select() {
+    let dir = std::env::temp_dir().join(format!("dhcp-kea-classes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch(dir.clone());
+    let lab = Lab::new();
+    let server = lab.namespace("srv").unwrap();
+    let client = lab.namespace("cli").unwrap();
+    let link = lab
+        .link(
+            &server,
+            Some(&format!("{SERVER_ADDRESS}/64")),
+            &client,
+            Some(&format!("{CLIENT_ADDRESS}/64")),
+        )
+        .unwrap();
+    let iface = link.a.ifname.clone();
+    let kea = serde_json::json!({ "Dhcp6": {
+        "interfaces-config": { "interfaces": [iface] },
+        "server-id": { "type": "EN", "enterprise-id": 2495, "identifier": "0123456789", "persist": false },
+        "lease-database": { "type": "memfile", "persist": false },
+        "client-classes": [ { "name": "acme-cpe",
+            "test": "substring(vendor-class[4491].data, 0, 8) == 'ACME-CPE'" } ],
+        "subnet6": [ { "id": 1, "subnet": "2001:db8:1::/64", "interface": iface,
+            "pools": [ { "pool": "2001:db8:1::c000-2001:db8:1::c0ff", "client-class": "acme-cpe" } ] } ],
+        "loggers": [ { "name": "kea-dhcp6",
+            "output_options": [ { "output": dir.join("kea.log").to_string_lossy() } ],
+            "severity": "INFO" } ]
+    } })
+    .to_string();
+    let kea_path = dir.join("kea-dhcp6.json");
+    std::fs::write(&kea_path, &kea).unwrap();
+    let vendor = |item: &[u8]| {
+        let mut body = 4491u32.to_be_bytes().to_vec();
+        body.extend_from_slice(&(item.len() as u16).to_be_bytes());
+        body.extend_from_slice(item);
+        dhcp_testwire::dhcpv6::opt(dhcp_common::dhcpv6::OPT_VENDOR_CLASS, &body)
+    };
+    let clients = [
+        (1, vec![vendor(b"ACME-CPE-2000")]),
+        (2, vec![vendor(b"OTHER-CPE")]),
+        (3, Vec::new()),
+    ];
+    // Kea opens its sockets on the link-local address: wait out duplicate address detection.
+    std::thread::sleep(Duration::from_millis(2500));
+    // From the link-local address, as clients send.
+    let addr = std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, 546, 0, 0);
+    let socket = client
+        .run_in(move || std::net::UdpSocket::bind(addr))
+        .unwrap()
+        .expect("a client socket");
+    let ifindex = link.b.ifindex;
+    let serve_all = |what: &str| -> Vec<String> {
+        let got: Vec<String> = clients
+            .iter()
+            .map(|(n, extra)| advertised(&socket, ifindex, *n, extra))
+            .collect();
+        eprintln!("{what}: {got:?}");
+        got
+    };
+
+    let mut kea_server: Child = server
+        .command("kea-dhcp6")
+        .arg("-c")
+        .arg(&kea_path)
+        .env("KEA_PIDFILE_DIR", &dir)
+        .env("KEA_LOCKFILE_DIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting kea-dhcp6");
+    std::thread::sleep(Duration::from_millis(2000));
+    let from_kea = serve_all("Kea");
+    let _ = kea_server.kill();
+    let _ = kea_server.wait();
+
+    let convert = Command::new(dhcp_user_binary())
+        .arg("convert-kea-config")
+        .arg(&kea_path)
+        .output()
+        .unwrap();
+    assert!(
+        convert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&convert.stderr)
+    );
+    let state_dir = dir.join("ours");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let config_path = state_dir.join("server.toml");
+    let ours = format!(
+        "state-dir = \"{}\"\n{}",
+        state_dir.display(),
+        String::from_utf8(convert.stdout).unwrap()
+    );
+    std::fs::write(&config_path, &ours).unwrap();
+    let check = Command::new(dhcp_user_binary())
+        .arg("check-config")
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}\n{ours}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let args: Vec<std::ffi::OsString> = vec![
+        "--config".into(),
+        config_path.into(),
+        "--xdp".into(),
+        "off".into(),
+    ];
+    let mut our_server = spawn_server(&server, &args, &state_dir);
+    let from_us = serve_all("ours");
+    let _ = our_server.kill();
+    let _ = our_server.wait();
+
+    let pool = |address: &str| -> &'static str {
+        match address
+            .parse::<std::net::Ipv6Addr>()
+            .map(|a| a.segments()[7] & 0xf000)
+        {
+            Ok(0xc000) => "acme-cpe",
+            _ if address == "status Some(2)" => "NoAddrsAvail",
+            _ => "other",
+        }
+    };
+    let kea_pools: Vec<&str> = from_kea.iter().map(|a| pool(a)).collect();
+    let our_pools: Vec<&str> = from_us.iter().map(|a| pool(a)).collect();
+    assert_eq!(
+        kea_pools,
+        ["acme-cpe", "NoAddrsAvail", "NoAddrsAvail"],
+        "{from_kea:?}"
+    );
+    assert_eq!(our_pools, kea_pools, "{from_us:?}\n{ours}");
+    drop(scratch);
+}

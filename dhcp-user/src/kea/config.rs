@@ -4,8 +4,12 @@
 //! prefix, interface, address pools, PD pools, lifetimes and timers, rapid commit, relay
 //! addresses and interface-ids, reservations (one address and one prefix by DUID), the
 //! `option-data` of every level (global, subnet, pool, pd-pool, reservation: the Kea options
-//! of the table `KEA_OPTIONS`, others by code as hex), and a PostgreSQL lease database. Everything else is listed, by its path in
-//! Kea's file, as not converted: nothing is dropped silently.
+//! of the table `KEA_OPTIONS`, others by code as hex), the `client-classes` whose `test` ours
+//! can express exactly (the shapes of the `classes` module) with their `option-data`, and the
+//! `client-class` of subnets, shared networks, pools and pd-pools, and a PostgreSQL lease
+//! database. Everything else is listed, by its path in Kea's file, as not converted: nothing is
+//! dropped silently. A class that does not convert takes what is kept for it along (a pool
+//! for it is left out, never made to serve every client).
 //!
 //! An option goes over by Kea's name or by its code, in the dhcp6 space: with `csv-format`
 //! (Kea's default) its `data` becomes our typed `value`, without it the hex `data` our `hex`.
@@ -71,8 +75,34 @@ pub fn convert(text: &str) -> Result<Converted, String> {
                 }
             }
             "lease-database" => out.lease_database(&path, value, &mut root),
+            "client-classes" => {
+                let classes = out.client_classes(&path, value);
+                if !classes.is_empty() {
+                    root.insert("client-classes".into(), toml::Value::Array(classes));
+                }
+            }
             "subnet6" | "shared-networks" | "loggers" => {}
             _ => out.unmapped(&path, value),
+        }
+    }
+    // Kea puts a class's options above the global ones: a global shorthand a class also sets
+    // stays global here (copied into the subnets it would sit above the class).
+    let class_codes = class_option_codes(&root);
+    for (key, code) in SHORTHAND_CODES {
+        if class_codes.contains(code) {
+            if let Some(value) = defaults.options.remove(*key) {
+                let mut entry = Table::new();
+                entry.insert("name".into(), (*key).into());
+                entry.insert("value".into(), value);
+                if let Some(toml::Value::Array(list)) = root.get_mut("option") {
+                    list.push(toml::Value::Table(entry));
+                } else {
+                    root.insert(
+                        "option".into(),
+                        toml::Value::Array(vec![toml::Value::Table(entry)]),
+                    );
+                }
+            }
         }
     }
     let mut subnets = Vec::new();
@@ -83,7 +113,7 @@ pub fn convert(text: &str) -> Result<Converted, String> {
         .flatten()
         .enumerate()
     {
-        subnets.push(out.subnet(&format!("Dhcp6.subnet6[{i}]"), subnet, &defaults));
+        subnets.extend(out.subnet(&format!("Dhcp6.subnet6[{i}]"), subnet, &defaults, None));
     }
     for (n, network) in dhcp6
         .get("shared-networks")
@@ -93,6 +123,18 @@ pub fn convert(text: &str) -> Result<Converted, String> {
         .enumerate()
     {
         let path = format!("Dhcp6.shared-networks[{n}]");
+        let class = network.get("client-class");
+        let class = match class.map(Value::as_str) {
+            None => None,
+            Some(Some(name)) => Some(name),
+            Some(None) => {
+                out.note(
+                    &path,
+                    "`client-class` is not a class name: its subnets are left out",
+                );
+                continue;
+            }
+        };
         out.note(
             &path,
             "a shared network: its subnets are converted as separate subnets",
@@ -104,12 +146,14 @@ pub fn convert(text: &str) -> Result<Converted, String> {
             .flatten()
             .enumerate()
         {
-            subnets.push(out.subnet(&format!("{path}.subnet6[{i}]"), subnet, &defaults));
+            subnets.extend(out.subnet(&format!("{path}.subnet6[{i}]"), subnet, &defaults, class));
         }
         if let Some(object) = network.as_object() {
             for (key, value) in object {
-                if !matches!(key.as_str(), "name" | "subnet6") {
-                    out.unmapped(&format!("{path}.{key}"), value);
+                match key.as_str() {
+                    "name" | "subnet6" | "client-class" => {}
+                    "require-client-classes" => out.required_classes(&format!("{path}.{key}")),
+                    _ => out.unmapped(&format!("{path}.{key}"), value),
                 }
             }
         }
@@ -117,6 +161,7 @@ pub fn convert(text: &str) -> Result<Converted, String> {
     if dhcp6.contains_key("loggers") {
         out.note("Dhcp6.loggers", "logging is set with RUST_LOG");
     }
+    out.class_options_below_subnets(&mut root, &subnets);
     if !subnets.is_empty() {
         root.insert("subnet".into(), toml::Value::Array(subnets));
     }
@@ -140,6 +185,43 @@ pub fn convert(text: &str) -> Result<Converted, String> {
     })
 }
 
+/// The subnet keys that are options, and their codes.
+const SHORTHAND_CODES: &[(&str, u16)] = &[("dns-servers", 23), ("domain-search", 24)];
+
+/// The code of one of our `option` entries (`name` or `code`).
+fn entry_code(entry: &toml::Value) -> Option<u16> {
+    match (entry.get("name"), entry.get("code")) {
+        (Some(toml::Value::String(name)), _) => crate::options::by_name(name).map(|d| d.code),
+        (_, Some(toml::Value::Integer(code))) => u16::try_from(*code).ok(),
+        _ => None,
+    }
+}
+
+/// The `option` entries of `table` and the options of its shorthand keys, by code.
+fn option_codes(table: &toml::Value) -> std::collections::BTreeSet<u16> {
+    let entries = table.get("option").and_then(toml::Value::as_array);
+    let shorthand = SHORTHAND_CODES
+        .iter()
+        .filter(|(key, _)| table.get(*key).is_some())
+        .map(|(_, code)| *code);
+    entries
+        .into_iter()
+        .flatten()
+        .filter_map(entry_code)
+        .chain(shorthand)
+        .collect()
+}
+
+/// Every option code the converted classes of `root` set.
+fn class_option_codes(root: &Table) -> std::collections::BTreeSet<u16> {
+    root.get("client-classes")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(option_codes)
+        .collect()
+}
+
 /// Global settings each subnet inherits unless it sets its own.
 #[derive(Default)]
 struct Defaults {
@@ -151,6 +233,10 @@ struct Defaults {
 #[derive(Default)]
 struct Converter {
     unmapped: Vec<String>,
+    /// Kea's classes by name: true for those converted.
+    classes: std::collections::HashMap<String, bool>,
+    /// The path in Kea's file of each converted class, in order.
+    class_paths: Vec<String>,
 }
 
 impl Converter {
@@ -254,12 +340,49 @@ impl Converter {
         }
     }
 
-    fn subnet(&mut self, path: &str, subnet: &Value, defaults: &Defaults) -> toml::Value {
+    /// Kea's subnet at `path` as ours; `network_class` its shared network's `client-class`.
+    /// `None` when it is left out: kept for a class that has no counterpart here, or for a
+    /// class while it has reservations or options (Kea gives those to members only, ours
+    /// would to every client of the subnet).
+    fn subnet(
+        &mut self,
+        path: &str,
+        subnet: &Value,
+        defaults: &Defaults,
+        network_class: Option<&str>,
+    ) -> Option<toml::Value> {
         let mut table = Table::new();
         let Some(object) = subnet.as_object() else {
             self.unmapped(path, subnet);
-            return toml::Value::Table(table);
+            return Some(toml::Value::Table(table));
         };
+        let class = match self.guard(network_class, object.get("client-class")) {
+            Ok(class) => class,
+            Err(why) => {
+                self.note(path, &format!("subnet left out: {why}"));
+                return None;
+            }
+        };
+        if let Some(class) = &class {
+            let has = |key: &str| {
+                object
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .is_some_and(|list| !list.is_empty())
+            };
+            if has("reservations") || has("option-data") {
+                self.note(
+                    path,
+                    &format!(
+                        "subnet left out: it is for class `{class}` only and has reservations \
+                         or option-data, which Kea gives to the class's members only; ours \
+                         keeps pools for a class, not a subnet's reservations and options"
+                    ),
+                );
+                return None;
+            }
+        }
+        let class = class.as_deref();
         for (key, seconds) in &defaults.timers {
             table.insert(key.clone(), (*seconds as i64).into());
         }
@@ -298,12 +421,14 @@ impl Converter {
                         value.as_bool().unwrap_or(false).into(),
                     );
                 }
+                "client-class" => {}
+                "require-client-classes" => self.required_classes(&here),
                 "pools" => {
-                    let pools = self.pools(&here, value);
+                    let pools = self.pools(&here, value, class);
                     table.insert("pools".into(), toml::Value::Array(pools));
                 }
                 "pd-pools" => {
-                    let pools = self.pd_pools(&here, value);
+                    let pools = self.pd_pools(&here, value, class);
                     table.insert("pd-pools".into(), toml::Value::Array(pools));
                 }
                 "option-data" => {
@@ -349,13 +474,187 @@ impl Converter {
                 _ => self.unmapped(&here, value),
             }
         }
-        toml::Value::Table(table)
+        Some(toml::Value::Table(table))
     }
 
-    fn pools(&mut self, path: &str, value: &Value) -> Vec<toml::Value> {
+    /// The class a subnet, pool or pd-pool is kept for: `outer` its subnet's (or shared
+    /// network's), `own` its `client-class`. `Ok(None)`: every client. An error when ours
+    /// cannot keep it for exactly those clients (the caller leaves it out).
+    fn guard(&self, outer: Option<&str>, own: Option<&Value>) -> Result<Option<String>, String> {
+        let own = match own {
+            None => None,
+            Some(Value::String(name)) => Some(name.as_str()),
+            Some(other) => return Err(format!("`client-class` {other} is not a class name")),
+        };
+        // Kea's built-in `ALL` holds every client.
+        let names: Vec<&str> = outer
+            .into_iter()
+            .chain(own)
+            .filter(|n| *n != "ALL")
+            .collect();
+        let name = match names.as_slice() {
+            [] => return Ok(None),
+            [one] => *one,
+            [outer, own] if outer == own => *own,
+            [outer, own] => {
+                return Err(format!(
+                    "for clients in both class `{outer}` (its subnet's) and `{own}`: a pool of \
+                     ours serves clients in any of its classes; write one class with both \
+                     conditions by hand"
+                ))
+            }
+            _ => unreachable!("at most two names"),
+        };
+        match self.classes.get(name) {
+            Some(true) => Ok(Some(name.to_string())),
+            Some(false) => Err(format!(
+                "for class `{name}`, which is not converted (above): left out rather than \
+                 serving every client"
+            )),
+            None => Err(format!(
+                "for class `{name}`, which Kea's client-classes do not define (a built-in or \
+                 a hook's class: KNOWN, UNKNOWN, VENDOR_CLASS_...): no counterpart here"
+            )),
+        }
+    }
+
+    /// Kea puts a class's options below a subnet's, ours above: a class's option that a
+    /// subnet also sets would win here where Kea's subnet wins. It is left out and listed.
+    fn class_options_below_subnets(&mut self, root: &mut Table, subnets: &[toml::Value]) {
+        let subnet_codes: std::collections::BTreeMap<u16, String> = subnets
+            .iter()
+            .flat_map(|subnet| {
+                let id = subnet.get("id").map_or("?".into(), ToString::to_string);
+                option_codes(subnet)
+                    .into_iter()
+                    .map(move |c| (c, id.clone()))
+            })
+            .collect();
+        let Some(toml::Value::Array(classes)) = root.get_mut("client-classes") else {
+            return;
+        };
+        for (class, path) in classes.iter_mut().zip(&self.class_paths) {
+            let Some(toml::Value::Array(entries)) = class.get_mut("option") else {
+                continue;
+            };
+            let mut dropped = Vec::new();
+            entries.retain(|entry| {
+                match entry_code(entry).and_then(|c| subnet_codes.get(&c).map(|id| (c, id))) {
+                    Some((code, id)) => {
+                        dropped.push((code, id.clone()));
+                        false
+                    }
+                    None => true,
+                }
+            });
+            if entries.is_empty() {
+                if let Some(table) = class.as_table_mut() {
+                    table.remove("option");
+                }
+            }
+            for (code, id) in dropped {
+                self.unmapped.push(format!(
+                    "{path}: option {code} of the class left out: subnet {id} sets it too, and \
+                     Kea gives a subnet's option over a class's, ours a class's over a \
+                     subnet's (members in other subnets do not get it: set it there by hand)"
+                ));
+            }
+        }
+    }
+
+    /// Kea's `require-client-classes` at `path`: it names `only-if-required` classes, which
+    /// are not converted.
+    fn required_classes(&mut self, path: &str) {
+        self.note(
+            path,
+            "require-client-classes: ours evaluates every class on every message; the \
+             only-if-required classes it names are not converted",
+        );
+    }
+
+    /// Kea's `client-classes` at `path` as our `[[client-classes]]` entries, in Kea's order
+    /// (which is ours for options two classes set). A class whose test has no exact
+    /// counterpart is listed with the test and the reason, and left out with everything kept
+    /// for it.
+    fn client_classes(&mut self, path: &str, value: &Value) -> Vec<toml::Value> {
+        let mut out = Vec::new();
+        let Some(list) = value.as_array() else {
+            self.unmapped(path, value);
+            return out;
+        };
+        for (i, class) in list.iter().enumerate() {
+            let here = format!("{path}[{i}]");
+            let Some(name) = class.get("name").and_then(Value::as_str) else {
+                self.unmapped(&here, class);
+                continue;
+            };
+            match self.client_class(&here, name, class) {
+                Ok(table) => {
+                    self.classes.insert(name.to_string(), true);
+                    self.class_paths.push(here.clone());
+                    out.push(toml::Value::Table(table));
+                }
+                Err(why) => {
+                    self.classes.insert(name.to_string(), false);
+                    self.note(
+                        &here,
+                        &format!(
+                            "class `{name}` not converted: {why}; subnets and pools kept for \
+                             it are left out"
+                        ),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn client_class(&mut self, path: &str, name: &str, class: &Value) -> Result<Table, String> {
+        if name == "DROP" {
+            return Err("Kea drops the messages of its members; ours has no such class".into());
+        }
+        if class.get("only-if-required") == Some(&Value::Bool(true)) {
+            return Err(
+                "only-if-required: ours evaluates every class on every message, not only \
+                 where a subnet or pool requires it"
+                    .into(),
+            );
+        }
+        let test = match class.get("test") {
+            Some(Value::String(test)) => test,
+            Some(other) => return Err(format!("`test` {other} is not a string")),
+            None => {
+                return Err(
+                    "no `test`: Kea puts clients in it by reservation or hook, ours \
+                            only by what their messages carry"
+                        .into(),
+                )
+            }
+        };
+        let mut table =
+            super::classes::conditions(test).map_err(|why| format!("test `{test}`: {why}"))?;
+        table.insert("name".into(), name.into());
+        if let Some(value) = class.get("option-data") {
+            let (_, entries) = self.options(&format!("{path}.option-data"), value, Level::Inner);
+            if !entries.is_empty() {
+                table.insert("option".into(), toml::Value::Array(entries));
+            }
+        }
+        self.rest(
+            path,
+            class,
+            &["name", "test", "option-data", "only-if-required"],
+        );
+        Ok(table)
+    }
+
+    fn pools(&mut self, path: &str, value: &Value, class: Option<&str>) -> Vec<toml::Value> {
         let mut pools = Vec::new();
         for (i, pool) in value.as_array().into_iter().flatten().enumerate() {
             let here = format!("{path}[{i}]");
+            let Some(guard) = self.pool_guard(&here, class, pool) else {
+                continue;
+            };
             let text = pool.get("pool").and_then(Value::as_str).unwrap_or("");
             let range = match text.split_once('-') {
                 Some((low, high)) => Some((low.trim().to_owned(), high.trim().to_owned())),
@@ -370,20 +669,55 @@ impl Converter {
                     let mut table = Table::new();
                     table.insert("low".into(), low.into());
                     table.insert("high".into(), high.into());
+                    if let Some(guard) = guard {
+                        table.insert("client-classes".into(), guard);
+                    }
                     self.inner_options(&here, pool, &mut table);
                     pools.push(toml::Value::Table(table));
                 }
                 None => self.unmapped(&here, pool),
             }
-            self.rest(&here, pool, &["pool", "option-data"]);
+            self.rest(
+                &here,
+                pool,
+                &[
+                    "pool",
+                    "option-data",
+                    "client-class",
+                    "require-client-classes",
+                ],
+            );
         }
         pools
     }
 
-    fn pd_pools(&mut self, path: &str, value: &Value) -> Vec<toml::Value> {
+    /// A pool's `client-classes` (`Some(None)`: every client), or `None` when the pool is
+    /// left out (listed).
+    fn pool_guard(
+        &mut self,
+        path: &str,
+        class: Option<&str>,
+        pool: &Value,
+    ) -> Option<Option<toml::Value>> {
+        if pool.get("require-client-classes").is_some() {
+            self.required_classes(&format!("{path}.require-client-classes"));
+        }
+        match self.guard(class, pool.get("client-class")) {
+            Ok(guard) => Some(guard.map(|name| toml::Value::Array(vec![name.into()]))),
+            Err(why) => {
+                self.note(path, &format!("pool left out: {why}"));
+                None
+            }
+        }
+    }
+
+    fn pd_pools(&mut self, path: &str, value: &Value, class: Option<&str>) -> Vec<toml::Value> {
         let mut pools = Vec::new();
         for (i, pool) in value.as_array().into_iter().flatten().enumerate() {
             let here = format!("{path}[{i}]");
+            let Some(guard) = self.pool_guard(&here, class, pool) else {
+                continue;
+            };
             let prefix = pool.get("prefix").and_then(Value::as_str);
             let len = pool.get("prefix-len").and_then(Value::as_u64);
             let delegated = pool.get("delegated-len").and_then(Value::as_u64);
@@ -392,6 +726,9 @@ impl Converter {
                     let mut table = Table::new();
                     table.insert("prefix".into(), format!("{prefix}/{len}").into());
                     table.insert("delegated-length".into(), (delegated as i64).into());
+                    if let Some(guard) = guard {
+                        table.insert("client-classes".into(), guard);
+                    }
                     self.inner_options(&here, pool, &mut table);
                     pools.push(toml::Value::Table(table));
                 }
@@ -400,7 +737,14 @@ impl Converter {
             self.rest(
                 &here,
                 pool,
-                &["prefix", "prefix-len", "delegated-len", "option-data"],
+                &[
+                    "prefix",
+                    "prefix-len",
+                    "delegated-len",
+                    "option-data",
+                    "client-class",
+                    "require-client-classes",
+                ],
             );
         }
         pools
