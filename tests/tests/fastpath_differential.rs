@@ -84,10 +84,7 @@ async fn pair_on(tag: &str, pd_pool: &str, extra: &str, vlans: &[(u16, u16)]) ->
     } else {
         vlan::inbound_of(&frame, None, false, SERVER_MAC, LO, "lo").expect("a tagged request")
     };
-    let reply = server
-        .handle(&inbound)
-        .await
-        .expect("rapid-commit reply");
+    let reply = server.handle(&inbound).await.expect("rapid-commit reply");
     assert_eq!(reply[0], MSG_REPLY);
 
     let leases = store
