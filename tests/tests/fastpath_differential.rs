@@ -16,7 +16,7 @@ use dhcp_user::{
         FastPath, XDP_PASS, XDP_TX,
     },
     netif::{reply_source, IfaceInfo},
-    server::{handler::Inbound, Server},
+    server::{handler::Inbound, vlan, Server},
     store::{LeaseFilter, LeaseStore, LeaseType, SqliteStore},
 };
 use fastpath_common::{
@@ -42,6 +42,12 @@ async fn pair(tag: &str) -> Pair {
 
 /// As `pair`, the config extended as [`config_with`] does.
 async fn pair_with(tag: &str, pd_pool: &str, extra: &str) -> Pair {
+    pair_on(tag, pd_pool, extra, &[]).await
+}
+
+/// As `pair_with`, the client on the line of `vlans` (none: untagged): its Solicit reaches the
+/// controller as the tagged-frame socket would hand it on (`vlan::inbound_of`).
+async fn pair_on(tag: &str, pd_pool: &str, extra: &str, vlans: &[(u16, u16)]) -> Pair {
     let dir = tempdir::Dir::new(tag);
     let config = config_with(&dir.0, pd_pool, extra);
     let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.0.join("leases.db")).unwrap());
@@ -70,12 +76,15 @@ async fn pair_with(tag: &str, pd_pool: &str, extra: &str) -> Pair {
             ia_pd(PD_IAID, 0, 0, None),
         ],
     );
-    let passed = fp.test_run(&direct(grant.clone()).encode(), LO, 1).unwrap();
+    let frame = with_vlans(direct(grant.clone()), vlans).encode();
+    let passed = fp.test_run(&frame, LO, 1).unwrap();
     assert_eq!(passed.verdict, XDP_PASS, "a new client's Solicit");
-    let reply = server
-        .handle(&inbound_direct(grant))
-        .await
-        .expect("rapid-commit reply");
+    let inbound = if vlans.is_empty() {
+        inbound_direct(grant)
+    } else {
+        vlan::inbound_of(&frame, None, false, SERVER_MAC, LO, "lo").expect("a tagged request")
+    };
+    let reply = server.handle(&inbound).await.expect("rapid-commit reply");
     assert_eq!(reply[0], MSG_REPLY);
 
     let leases = store
@@ -404,6 +413,70 @@ same_frame_cases! {
     /// An LDRA behind an L3 relay: a Confirm of an address of no link of ours.
     ldra_behind_relay_confirm_not_on_link: Ask::ConfirmNotOnLink, ldra_behind_relay(), &[];
 }
+
+/// Lines of `lo` for [`pair_on`]: the QinQ line (S-VLAN 10, C-VLAN 100) and the 802.1Q line
+/// 100 are the subnet's, so XDP finds it in `VLANS` and the controller by `Config::vlan_subnet`.
+const LO_LINES: &str = r#"vlans = [
+  { interface = "lo", s-vlan = 10, c-vlan = 100 },
+  { interface = "lo", s-vlan = 100 },
+]"#;
+
+/// The tagged path end to end on both sides, for a client bound on its line: the request frame
+/// goes to XDP (BPF_PROG_TEST_RUN) and, as the controller's AF_PACKET socket takes it
+/// (`vlan::inbound_of`: tags, IPv6, UDP and checksum parsed), to the handler; the controller's
+/// reply frame is the one its socket sends (`vlan::build_frame`, from the source `send_reply`
+/// picks). The two frames are compared whole: Ethernet, both tags, IPv6, UDP, payload; nothing
+/// is masked.
+async fn same_frame_on_line(tag: &str, ask: Ask, vlans: &[(u16, u16)]) {
+    let p = pair_on(tag, "", LO_LINES, vlans).await;
+    let frame = with_vlans(direct(p.message(ask)), vlans).encode();
+    let out = p.fp.test_run(&frame, LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_TX, "{tag}: the fast path must answer");
+    let inbound = vlan::inbound_of(&frame, None, false, SERVER_MAC, LO, "lo")
+        .unwrap_or_else(|refused| panic!("{tag}: the tagged path refused it: {refused}"));
+    let link = inbound.link.expect("a tagged request has its line");
+    let payload = p
+        .server
+        .handle(&inbound)
+        .await
+        .unwrap_or_else(|| panic!("{tag}: controller reply"));
+    let from = reply_source(&p.iface, inbound.destination, *inbound.source.ip())
+        .unwrap_or_else(|| panic!("{tag}: the controller has a source for this reply"));
+    let sent = vlan::build_frame(&link, SERVER_MAC, from, inbound.source, &payload);
+    assert_eq!(
+        hex(&out.frame),
+        hex(&sent),
+        "{tag}: XDP frame (left) differs from the tagged socket's (right)"
+    );
+}
+
+/// A QinQ client's Renew: XDP's reply and the controller's tagged-socket frame are the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qinq_line_renew_xdp_and_tagged_socket_send_the_same_frame() {
+    same_frame_on_line("qinq-renew", Ask::Renew, QINQ_LINE).await;
+}
+
+/// A known QinQ client's Solicit: the same Advertise frame from both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qinq_line_known_solicit_xdp_and_tagged_socket_send_the_same_frame() {
+    same_frame_on_line("qinq-solicit", Ask::Solicit, QINQ_LINE).await;
+}
+
+/// A QinQ client's Rebind (IA_PD first) and Information-Request: the same frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qinq_line_rebind_and_information_request_send_the_same_frame() {
+    same_frame_on_line("qinq-rebind", Ask::Rebind, QINQ_LINE).await;
+    same_frame_on_line("qinq-info", Ask::InformationRequest, QINQ_LINE).await;
+}
+
+/// An 802.1Q client with priority bits in its TCI (PCP 5): the reply keeps the whole TCI on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot1q_line_renew_with_priority_sends_the_same_frame() {
+    same_frame_on_line("dot1q-renew", Ask::Renew, &[(0x8100, 0xa000 | 100)]).await;
+}
+
+/// The line of [`LO_LINES`] as a QinQ client's frame carries it: 802.1ad 10 outside 802.1Q 100.
+const QINQ_LINE: &[(u16, u16)] = &[(0x88a8, 10), (0x8100, 100)];
 
 /// A Request answered in XDP has the store effect of the controller's: the renewal it reports
 /// on the ring buffer, applied as the fast path applies it, leaves the client's leases with

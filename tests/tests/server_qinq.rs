@@ -7,8 +7,8 @@
 
 mod server_common;
 
-use std::net::Ipv6Addr;
-use std::time::Duration;
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::time::{Duration, Instant};
 
 use dhcp_common::stat;
 use dhcp_lab::qinq::{QinqLine, QinqLines};
@@ -121,4 +121,123 @@ fn qinq_lines_get_their_subnets_renew_in_xdp_and_keep_their_tags() {
     }
     let _ = lab.dhclient_on(&line10.ifname, "q10", &["-r"]);
     let _ = lab.dhclient_on(&line11.ifname, "q11", &["-r"]);
+}
+
+/// How many Information-Requests each path gets per round in [`tagged_path_cost_per_message`]
+/// (`DHCP_VLAN_COST_N` overrides).
+const COST_MESSAGES: usize = 5000;
+
+/// Rounds of [`tagged_path_cost_per_message`], each path in turn (other tenants' load moves
+/// from round to round; alternating shares it out).
+const COST_ROUNDS: usize = 5;
+
+/// An Information-Request (transaction `xid`, a DUID-LL of `mac`, Elapsed Time, ORO for DNS and
+/// the domain list): a message the controller answers with no store write, so its CPU is the
+/// frame path's and the handler's alone.
+fn information_request(xid: u32, mac: [u8; 6]) -> Vec<u8> {
+    let mut m = xid.to_be_bytes();
+    m[0] = 11;
+    let mut msg = m.to_vec();
+    msg.extend_from_slice(&[0, 1, 0, 10, 0, 3, 0, 1]);
+    msg.extend_from_slice(&mac);
+    msg.extend_from_slice(&[0, 8, 0, 2, 0, 0, 0, 6, 0, 4, 0, 23, 0, 24]);
+    msg
+}
+
+/// Sends `n` Information-Requests one at a time from `socket` to `to` (each waits for its Reply,
+/// 1 s at most); returns the Replies got and the server's run time over them, in ns.
+fn exchanges(lab: &LabServer, socket: &UdpSocket, to: SocketAddrV6, n: usize) -> (usize, u64) {
+    let mac = [2, 0x51, 0xc0, 0x57, 0, 1];
+    let mut buf = [0u8; 1500];
+    let before = lab.server_run_ns();
+    let mut answered = 0;
+    for i in 0..n {
+        let xid = (i as u32) & 0x00ff_ffff;
+        socket.send_to(&information_request(xid, mac), to).unwrap();
+        while let Ok(len) = socket.recv(&mut buf) {
+            if len >= 4 && buf[0] == 7 && buf[1..4] == xid.to_be_bytes()[1..] {
+                answered += 1;
+                break;
+            }
+        }
+    }
+    (answered, lab.server_run_ns() - before)
+}
+
+/// Not a check, a measurement (docs/performance.md, "VLAN lines: the tagged path's cost"): the
+/// controller's run time per answered Information-Request from a QinQ line (AF_PACKET socket:
+/// filter, parse, checksum, handler, reply frame, send) and from the untagged link (the kernel
+/// UDP socket), fast path off, alternating in one run. Prints the figures; run with
+/// `DHCP_USER_BINARY=target/release/dhcp-user cargo test -p tests --test server_qinq --
+/// --ignored --nocapture tagged_path_cost` after `cargo build --release -p dhcp-user`.
+#[test]
+#[ignore = "a measurement that prints figures, not a check"]
+fn tagged_path_cost_per_message() {
+    let n = std::env::var("DHCP_VLAN_COST_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(COST_MESSAGES);
+    let lab = LabServer::start_with("qinqcost", &config(), false);
+    let qinq =
+        QinqLines::start(&lab.client_ns, &lab.link.b.ifname, &[(100, 10)]).expect("the QinQ line");
+    let line = &qinq.lines[0];
+    let (tap_index, tap_ll) = (line.ifindex, line.link_local);
+    let bind = |addr: SocketAddrV6| {
+        let socket = lab
+            .client_ns
+            .run_in(move || UdpSocket::bind(addr))
+            .expect("entering the client namespace")
+            .expect("binding a client socket");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        socket
+    };
+    let group = Ipv6Addr::from(dhcp_common::dhcpv6::ALL_RELAYS_AND_SERVERS);
+    let tagged = (
+        bind(SocketAddrV6::new(tap_ll, 546, 0, tap_index)),
+        SocketAddrV6::new(group, 547, 0, tap_index),
+    );
+    let b = &lab.link.b;
+    let untagged = (
+        bind(SocketAddrV6::new(b.link_local, 546, 0, b.ifindex)),
+        lab.all_servers(),
+    );
+    // Warm-up: the first exchanges of each path (neighbour entries, caches) are not counted.
+    for (socket, to) in [&tagged, &untagged] {
+        let (got, _) = exchanges(&lab, socket, *to, 200);
+        assert!(got > 0, "no Reply to {to}; server log:\n{}", lab.log());
+    }
+    let mut totals = [(0usize, 0u64); 2];
+    let mut best = [f64::MAX; 2];
+    for round in 0..COST_ROUNDS {
+        for (i, (name, (socket, to))) in [("tagged", &tagged), ("untagged", &untagged)]
+            .into_iter()
+            .enumerate()
+        {
+            let started = Instant::now();
+            let (got, ns) = exchanges(&lab, socket, *to, n);
+            let us = ns as f64 / 1e3 / got.max(1) as f64;
+            best[i] = best[i].min(us);
+            println!(
+                "round {round} {name}: {got}/{n} answered, server {us:.1} us per message, \
+                 wall {:.1} us per exchange",
+                started.elapsed().as_secs_f64() * 1e6 / n as f64
+            );
+            totals[i].0 += got;
+            totals[i].1 += ns;
+        }
+    }
+    let per = |(got, ns): (usize, u64)| ns as f64 / 1e3 / got.max(1) as f64;
+    let (tagged_us, untagged_us) = (per(totals[0]), per(totals[1]));
+    println!(
+        "vlan_tagged_us_per_message {tagged_us:.1} (best round {:.1})\n\
+         vlan_untagged_us_per_message {untagged_us:.1} (best round {:.1})\n\
+         tagged minus untagged {:.1} us",
+        best[0],
+        best[1],
+        tagged_us - untagged_us
+    );
+    let stats = lab.cli(&["stats"]);
+    println!("server stats:\n{stats}");
 }

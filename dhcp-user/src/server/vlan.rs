@@ -197,6 +197,34 @@ pub fn parse_frame(
     })
 }
 
+/// What the socket hands the handler for `frame` received on interface `name` (`ifindex`, MAC
+/// `mac`), `stripped` and `csum_not_ready` from its PACKET_AUXDATA: the request with its line, a
+/// link-local source scoped to the interface. Public so the differential test feeds the
+/// controller exactly what this path would.
+pub fn inbound_of(
+    frame: &[u8],
+    stripped: Option<Tag>,
+    csum_not_ready: bool,
+    mac: [u8; 6],
+    ifindex: u32,
+    name: &str,
+) -> Result<Inbound, Refusal> {
+    parse_frame(frame, stripped, mac, csum_not_ready).map(|request| {
+        let mut source = request.source;
+        if source.scope_id() == u32::MAX {
+            source.set_scope_id(ifindex);
+        }
+        Inbound {
+            bytes: frame[request.payload].to_vec(),
+            source,
+            destination: request.destination,
+            ifindex,
+            interface: name.to_string(),
+            link: Some(request.link),
+        }
+    })
+}
+
 /// The one's complement sum (folded, not inverted) of the IPv6 pseudo-header and `segment`.
 fn udp_sum(src: &Ipv6Addr, dst: &Ipv6Addr, segment: &[u8]) -> u16 {
     let mut sum: u64 = 0;
@@ -428,23 +456,14 @@ impl TaggedSocket {
             tci: aux.tp_vlan_tci,
         });
         let csum_not_ready = aux.tp_status & TP_STATUS_CSUMNOTREADY != 0;
-        let frame = &buf[..len];
-        Ok(
-            parse_frame(frame, stripped, self.mac, csum_not_ready).map(|request| {
-                let mut source = request.source;
-                if source.scope_id() == u32::MAX {
-                    source.set_scope_id(self.ifindex);
-                }
-                Inbound {
-                    bytes: frame[request.payload].to_vec(),
-                    source,
-                    destination: request.destination,
-                    ifindex: self.ifindex,
-                    interface: self.name.clone(),
-                    link: Some(request.link),
-                }
-            }),
-        )
+        Ok(inbound_of(
+            &buf[..len],
+            stripped,
+            csum_not_ready,
+            self.mac,
+            self.ifindex,
+            &self.name,
+        ))
     }
 
     /// Sends `payload` to `to` on `link` from `from`, as a whole frame.

@@ -33,6 +33,8 @@ pub type Tags = [(u16, u16); 2];
 pub struct QinqLine {
     /// The TAP interface the client runs on (`q<s>-<c>`).
     pub ifname: String,
+    /// Its interface index in the client namespace (the scope of its link-local address).
+    pub ifindex: u32,
     /// Its link-local address (usable: DAD is off).
     pub link_local: Ipv6Addr,
     /// Outer (802.1ad) and inner (802.1Q) VLAN IDs.
@@ -84,6 +86,7 @@ impl QinqLines {
             let end = wait_ready(ns, name, None)?;
             lines.push(QinqLine {
                 ifname: name.clone(),
+                ifindex: end.ifindex,
                 link_local: end.link_local,
                 s_vlan: *s,
                 c_vlan: *c,

@@ -17,8 +17,12 @@ pub const SERVER_ADDRESS: &str = "2001:db8:1::1";
 pub const CLIENT_ADDRESS: &str = "2001:db8:1::2";
 
 /// The `dhcp-user` binary next to this test binary (target/<profile>/dhcp-user), which
-/// `cargo test --workspace` builds because dhcp-user has integration tests of its own.
+/// `cargo test --workspace` builds because dhcp-user has integration tests of its own;
+/// `$DHCP_USER_BINARY` names another (a release build, for a measurement).
 pub fn dhcp_user_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("DHCP_USER_BINARY") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("the test binary's path");
     for dir in exe.ancestors().skip(1) {
         let candidate = dir.join("dhcp-user");
@@ -318,6 +322,20 @@ impl LabServer {
     /// The server's global address, port 547.
     pub fn server_unicast(&self) -> SocketAddrV6 {
         SocketAddrV6::new(SERVER_ADDRESS.parse().unwrap(), 547, 0, 0)
+    }
+
+    /// The server's run time so far, in nanoseconds: the sum over its threads of
+    /// `/proc/PID/task/*/schedstat` (finer than `/proc/PID/stat`'s ticks; a thread that ended is
+    /// not counted, and the controller's threads live as long as it does).
+    pub fn server_run_ns(&self) -> u64 {
+        let pid = self.server.as_ref().expect("the server runs").id();
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's tasks");
+        tasks
+            .filter_map(|task| {
+                let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+                text.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
     }
 
     /// Packets counted under `index` by the fast path, read from its pinned counters.
