@@ -240,6 +240,16 @@ impl PeerSink {
             if ours.cltt > cltt {
                 return Ok(None);
             }
+            if ours.cltt == cltt
+                && ours.duid == duid
+                && ours.state == LeaseState::Assigned
+                && state.expire.is_some()
+            {
+                // The same transaction as ours: our own binding echoed back by the peer (its
+                // copy of what we sent), nothing newer. Taking it again would replace what
+                // only we know (the next hop on our link) with the peer's view of it.
+                return Ok(None);
+            }
         }
         let lease = match state.expire {
             Some(expire) => {
@@ -644,6 +654,47 @@ mod tests {
         );
         assert_eq!(lease.next_hop, None);
         assert_eq!(lost.stats.get("peer_next_hop_no_link"), 1);
+    }
+
+    /// Our own binding echoed back by the peer (same client, same transaction time) changes
+    /// nothing here: not the next hop our route goes via, even when the echo carries none.
+    #[tokio::test]
+    async fn our_binding_echoed_back_by_the_peer_changes_nothing() {
+        let sink = sink("echo", None);
+        let ours = binding(
+            Some(PeerData {
+                next_hop: Some("fe80::42".parse().unwrap()),
+                interface: "eth-a".into(),
+                line: None,
+                link_layer: Some(vec![0, 1, 2, 0, 0, 0, 0, 9]),
+            }),
+            None,
+        );
+        let lease = installed(&sink, &ours);
+        sink.writer
+            .commit(vec![LeaseChange::Upsert(lease.clone())])
+            .await
+            .unwrap();
+        let mut echo = ours.clone();
+        echo.peer = Some(PeerData {
+            next_hop: None,
+            interface: String::new(),
+            line: None,
+            link_layer: Some(vec![0, 1, 2, 0, 0, 0, 0, 9]),
+        });
+        let state = &echo.states()[0];
+        assert_eq!(sink.lease_for(state, &echo, unix_now()).unwrap(), None);
+        assert_eq!(
+            sink.store.get(&lease.key()).unwrap().unwrap().next_hop,
+            Some("fe80::42".parse().unwrap())
+        );
+
+        // A later transaction of the peer's is taken, as before.
+        let mut later = echo;
+        later.clt_time = Some(0);
+        later.base_time = Some(lease.cltt as u32 + 5);
+        let state = &later.states()[0];
+        assert!(sink.lease_for(state, &later, unix_now()).unwrap().is_some());
     }
 
     /// A peer that sends no peer data (an older one): the line comes from the relay chain of
