@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dhcp_lab::Lab;
+use dhcp_lab::{Lab, Namespace, VethPair};
 use dhcp_user::control::{request, ControlRequest, ControlResponse};
 use server_common::{dhclient_files, dhcp_user_binary, log_tail, spawn_server};
 
@@ -20,6 +20,31 @@ const KEA_SERVER_DUID: &str = "0002000009bf0123456789";
 
 /// A scratch directory removed at the end (kept, and named, when the test fails).
 struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A fresh `<tmp>/<name>-<pid>`.
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+/// A server and a client namespace of `lab` joined by one link on 2001:db8:1::/64.
+fn server_and_client(lab: &Lab) -> (Namespace, Namespace, VethPair) {
+    let server = lab.namespace("srv").unwrap();
+    let client = lab.namespace("cli").unwrap();
+    let link = lab
+        .link(
+            &server,
+            Some(&format!("{SERVER_ADDRESS}/64")),
+            &client,
+            Some(&format!("{CLIENT_ADDRESS}/64")),
+        )
+        .unwrap();
+    (server, client, link)
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -101,21 +126,10 @@ fn last_value(leases: &str, keyword: &str) -> Option<String> {
 /// Kea's own memfile imported; its dhclient then renews with us.
 #[test]
 fn kea_memfile_is_imported_and_its_client_renews_with_us() {
-    let dir = std::env::temp_dir().join(format!("dhcp-kea-import-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let scratch = Scratch(dir.clone());
+    let scratch = Scratch::new("dhcp-kea-import");
+    let dir = scratch.0.clone();
     let lab = Lab::new();
-    let server = lab.namespace("srv").unwrap();
-    let client = lab.namespace("cli").unwrap();
-    let link = lab
-        .link(
-            &server,
-            Some(&format!("{SERVER_ADDRESS}/64")),
-            &client,
-            Some(&format!("{CLIENT_ADDRESS}/64")),
-        )
-        .unwrap();
+    let (server, client, link) = server_and_client(&lab);
 
     // Kea serves first: perfdhcp's clients and one dhclient (an address and a prefix).
     let kea_config_path = dir.join("kea-dhcp6.json");
@@ -268,10 +282,8 @@ fn kea_postgresql_lease6_is_imported_into_our_postgresql_store() {
     let cluster = dhcp_pgtest::Cluster::start().expect("a throwaway PostgreSQL cluster");
     let kea_db = cluster.create_database_named("kea").unwrap();
     let our_db = cluster.create_database_named("ours").unwrap();
-    let dir = std::env::temp_dir().join(format!("dhcp-kea-pg-import-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let scratch = Scratch(dir.clone());
+    let scratch = Scratch::new("dhcp-kea-pg-import");
+    let dir = scratch.0.clone();
     // The socket directory stands for the host (the lab's namespaces have loopbacks of their own).
     let socket_dir = cluster
         .socket_url(&kea_db)
@@ -311,16 +323,7 @@ fn kea_postgresql_lease6_is_imported_into_our_postgresql_store() {
     );
 
     let lab = Lab::new();
-    let server = lab.namespace("srv").unwrap();
-    let client = lab.namespace("cli").unwrap();
-    let link = lab
-        .link(
-            &server,
-            Some(&format!("{SERVER_ADDRESS}/64")),
-            &client,
-            Some(&format!("{CLIENT_ADDRESS}/64")),
-        )
-        .unwrap();
+    let (server, client, link) = server_and_client(&lab);
     let mut config: serde_json::Value =
         serde_json::from_str(&kea_config(&dir, &link.a.ifname)).unwrap();
     config["Dhcp6"]["lease-database"] = serde_json::json!({
@@ -463,21 +466,10 @@ fn advertised(socket: &std::net::UdpSocket, ifindex: u32, n: u32, extra: &[Vec<u
 /// shows who is in the class.)
 #[test]
 fn kea_classes_converted_select_the_pools_keas_select() {
-    let dir = std::env::temp_dir().join(format!("dhcp-kea-classes-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let scratch = Scratch(dir.clone());
+    let scratch = Scratch::new("dhcp-kea-classes");
+    let dir = scratch.0.clone();
     let lab = Lab::new();
-    let server = lab.namespace("srv").unwrap();
-    let client = lab.namespace("cli").unwrap();
-    let link = lab
-        .link(
-            &server,
-            Some(&format!("{SERVER_ADDRESS}/64")),
-            &client,
-            Some(&format!("{CLIENT_ADDRESS}/64")),
-        )
-        .unwrap();
+    let (server, client, link) = server_and_client(&lab);
     let iface = link.a.ifname.clone();
     let kea = serde_json::json!({ "Dhcp6": {
         "interfaces-config": { "interfaces": [iface] },
