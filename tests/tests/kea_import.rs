@@ -31,6 +31,20 @@ impl Scratch {
     }
 }
 
+/// `kea-dhcp6 -c config` in `ns`, its pid and lock files in `dir`, its output dropped.
+fn start_kea(ns: &Namespace, config: &Path, dir: &Path) -> Child {
+    ns.command("kea-dhcp6")
+        .arg("-c")
+        .arg(config)
+        .env("KEA_PIDFILE_DIR", dir)
+        .env("KEA_LOCKFILE_DIR", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting kea-dhcp6")
+}
+
 /// A server and a client namespace of `lab` joined by one link on 2001:db8:1::/64.
 fn server_and_client(lab: &Lab) -> (Namespace, Namespace, VethPair) {
     let server = lab.namespace("srv").unwrap();
@@ -134,17 +148,7 @@ fn kea_memfile_is_imported_and_its_client_renews_with_us() {
     // Kea serves first: perfdhcp's clients and one dhclient (an address and a prefix).
     let kea_config_path = dir.join("kea-dhcp6.json");
     std::fs::write(&kea_config_path, kea_config(&dir, &link.a.ifname)).unwrap();
-    let mut kea: Child = server
-        .command("kea-dhcp6")
-        .arg("-c")
-        .arg(&kea_config_path)
-        .env("KEA_PIDFILE_DIR", &dir)
-        .env("KEA_LOCKFILE_DIR", &dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting kea-dhcp6");
+    let mut kea: Child = start_kea(&server, &kea_config_path, &dir);
     std::thread::sleep(Duration::from_millis(1500));
     let perf = client
         .command("timeout")
@@ -336,17 +340,7 @@ fn kea_postgresql_lease6_is_imported_into_our_postgresql_store() {
     });
     let kea_config_path = dir.join("kea-dhcp6.json");
     std::fs::write(&kea_config_path, config.to_string()).unwrap();
-    let mut kea: Child = server
-        .command("kea-dhcp6")
-        .arg("-c")
-        .arg(&kea_config_path)
-        .env("KEA_PIDFILE_DIR", &dir)
-        .env("KEA_LOCKFILE_DIR", &dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting kea-dhcp6");
+    let mut kea: Child = start_kea(&server, &kea_config_path, &dir);
     std::thread::sleep(Duration::from_millis(2000));
     let perf = client
         .command("timeout")
@@ -515,17 +509,7 @@ fn kea_classes_converted_select_the_pools_keas_select() {
         got
     };
 
-    let mut kea_server: Child = server
-        .command("kea-dhcp6")
-        .arg("-c")
-        .arg(&kea_path)
-        .env("KEA_PIDFILE_DIR", &dir)
-        .env("KEA_LOCKFILE_DIR", &dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting kea-dhcp6");
+    let mut kea_server: Child = start_kea(&server, &kea_path, &dir);
     std::thread::sleep(Duration::from_millis(2000));
     let from_kea = serve_all("Kea");
     let _ = kea_server.kill();
