@@ -587,29 +587,17 @@ impl Server {
             ));
         }
         let now = unix_now();
+        // Next hop, line and relay data: learned from the client's next message we answer.
         let mut lease = Lease {
-            address: key.address,
-            prefix_len: key.prefix_len,
-            lease_type: key.lease_type,
-            duid: duid.clone(),
-            iaid: spec.iaid,
-            subnet_id: subnet.id,
-            preferred_lifetime: 0,
-            valid_lifetime: 0,
-            cltt: now,
-            expire: now,
-            state: LeaseState::Assigned,
             interface: spec.interface.clone().unwrap_or_default(),
-            link_address: Ipv6Addr::UNSPECIFIED,
-            relay_id: None,
-            remote_id: None,
-            relay_info: Vec::new(),
-            hostname: String::new(),
-            line: None,
-            // Learned ([routes]) from the client's next message the controller answers.
-            next_hop: None,
-            reconfigure: None,
-            link_layer: None,
+            ..Lease::bare(
+                key.lease_type,
+                key.address,
+                key.prefix_len,
+                duid.clone(),
+                spec.iaid,
+                subnet.id,
+            )
         };
         lease.assign(now, preferred, valid);
         lease.validate()?;
