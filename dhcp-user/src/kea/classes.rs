@@ -1,8 +1,11 @@
 //! Kea's client-class `test` expressions as the conditions of our `[[client-classes]]`, for
 //! `convert-kea-config`: the shapes whose meaning ours has, and nothing else.
 //!
-//! A test converts when it is one comparison, or several joined by `and`, of these shapes
-//! (`C` a constant, `'text'` or `0x...`, never empty):
+//! A test converts when it is made of comparisons of these shapes joined by `and`, `or` and
+//! parentheses (`C` a constant, `'text'` or `0x...`, never empty). Ours holds when all its
+//! conditions do, so a test with `or` becomes one class of ours per branch (at most
+//! [`MAX_BRANCHES`], `and` multiplied out), and what Kea keeps for the class is kept for all
+//! of them:
 //!
 //! | Kea | ours |
 //! | --- | --- |
@@ -16,28 +19,50 @@
 //! | `pkt.iface == C`; `substring(pkt.iface, 0, N) == C` | `interfaces = [C]`; `interfaces = ["C*"]` |
 //! | `substring(option[1].hex, 0, N) == C`, `C` of `N` bytes | `duid-prefix = C` |
 //!
-//! Everything else is refused with the reason: `or`, `not`, `member`, other options and fields,
+//! Everything else is refused with the reason: `not`, `member`, other options and fields,
 //! `.text` (Kea's text rendering of an option, not its bytes), relays counted from the server
 //! (`relay6[0]`: ours reads the relay closest to the client), Interface-ID (ours matches any hop)
 //! and comparisons that are always false or true.
 
 use toml::Table;
 
-/// The conditions of our class for Kea's `test`, as the keys of a `[[client-classes]]` table,
-/// or why the test has no exact counterpart here.
-pub(super) fn conditions(test: &str) -> Result<Table, String> {
+/// Most classes of ours one Kea test may become: its `or` branches, once `and` is multiplied
+/// out over them (`(A or B) and (C or D)` is four).
+pub(super) const MAX_BRANCHES: usize = 8;
+
+/// The conditions of our classes for Kea's `test`, as the keys of `[[client-classes]]` tables:
+/// one per `or` branch (a client is in Kea's class when it is in any of them), or why the test
+/// has no exact counterpart here.
+pub(super) fn conditions(test: &str) -> Result<Vec<Table>, String> {
     let tokens = tokenize(test)?;
     let mut parser = Parser { tokens, at: 0 };
-    let mut found = Vec::new();
-    parser.or(&mut found)?;
+    let branches = parser.or()?;
     if let Some(token) = parser.tokens.get(parser.at) {
         return Err(format!("unexpected {token} after a complete test"));
     }
-    let mut class = Conditions::default();
-    for condition in found {
-        class.add(condition)?;
+    let mut tables: Vec<Table> = Vec::with_capacity(branches.len());
+    for branch in branches {
+        let mut class = Conditions::default();
+        for condition in branch {
+            class.add(condition)?;
+        }
+        let table = class.table();
+        // `A or A` is one class.
+        if !tables.contains(&table) {
+            tables.push(table);
+        }
     }
-    Ok(class.table())
+    Ok(tables)
+}
+
+/// A test in disjunctive normal form: any branch holds when all its conditions do.
+type Branches = Vec<Vec<Condition>>;
+
+fn too_many_branches() -> String {
+    format!(
+        "`or` gives more than {MAX_BRANCHES} classes of ours once `and` is multiplied out; \
+         write them by hand"
+    )
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +182,7 @@ struct Compare {
 }
 
 /// One condition of ours.
+#[derive(Clone)]
 enum Condition {
     Vendor {
         enterprise: Option<u32>,
@@ -215,32 +241,48 @@ impl Parser {
         matches!(self.peek(), Some(Token::Word(w)) if w == want)
     }
 
-    fn or(&mut self, out: &mut Vec<Condition>) -> Result<(), String> {
-        self.and(out)?;
-        if self.is_word("or") {
-            return Err(
-                "`or`: one class of ours holds when all its conditions do; write a \
-                        class per branch by hand (a pool's client-classes may name several)"
-                    .into(),
-            );
+    /// `and`-terms joined by `or`: their branches, side by side.
+    fn or(&mut self) -> Result<Branches, String> {
+        let mut branches = self.and()?;
+        while self.is_word("or") {
+            self.at += 1;
+            branches.extend(self.and()?);
+            if branches.len() > MAX_BRANCHES {
+                return Err(too_many_branches());
+            }
         }
-        Ok(())
+        Ok(branches)
     }
 
-    fn and(&mut self, out: &mut Vec<Condition>) -> Result<(), String> {
-        self.atom(out)?;
+    /// Atoms joined by `and`: every branch of one with every branch of the next.
+    fn and(&mut self) -> Result<Branches, String> {
+        let mut branches = self.atom()?;
         while self.is_word("and") {
             self.at += 1;
-            self.atom(out)?;
+            let right = self.atom()?;
+            if branches.len() * right.len() > MAX_BRANCHES {
+                return Err(too_many_branches());
+            }
+            branches = branches
+                .iter()
+                .flat_map(|left| {
+                    right.iter().map(move |more| {
+                        let mut both = left.clone();
+                        both.extend(more.iter().cloned());
+                        both
+                    })
+                })
+                .collect();
         }
-        Ok(())
+        Ok(branches)
     }
 
-    fn atom(&mut self, out: &mut Vec<Condition>) -> Result<(), String> {
+    fn atom(&mut self) -> Result<Branches, String> {
         if self.peek() == Some(&Token::Punct("(")) {
             self.at += 1;
-            self.or(out)?;
-            return self.expect(")");
+            let inner = self.or()?;
+            self.expect(")")?;
+            return Ok(inner);
         }
         if self.is_word("not") {
             return Err("`not`: ours has no negation".into());
@@ -255,11 +297,10 @@ impl Parser {
                             .into(),
                     );
                 }
-                out.push(Condition::Vendor {
+                return Ok(vec![vec![Condition::Vendor {
                     enterprise,
                     data: None,
-                });
-                return Ok(());
+                }]]);
             }
             Operand::Exists => {
                 return Err(
@@ -273,8 +314,7 @@ impl Parser {
         self.expect("==")?;
         let right = self.operand()?;
         let compare = exact(left, right)?;
-        out.push(condition(compare)?);
-        Ok(())
+        Ok(vec![vec![condition(compare)?]])
     }
 
     fn operand(&mut self) -> Result<Operand, String> {

@@ -233,9 +233,9 @@ struct Defaults {
 #[derive(Default)]
 struct Converter {
     unmapped: Vec<String>,
-    /// Kea's classes by name: true for those converted.
-    classes: std::collections::HashMap<String, bool>,
-    /// The path in Kea's file of each converted class, in order.
+    /// Kea's classes by name: for those converted, the names of ours (one per `or` branch).
+    classes: std::collections::HashMap<String, Option<Vec<String>>>,
+    /// The path in Kea's file of each class of ours, in order.
     class_paths: Vec<String>,
 }
 
@@ -506,8 +506,8 @@ impl Converter {
             _ => unreachable!("at most two names"),
         };
         match self.classes.get(name) {
-            Some(true) => Ok(Some(name.to_string())),
-            Some(false) => Err(format!(
+            Some(Some(_)) => Ok(Some(name.to_string())),
+            Some(None) => Err(format!(
                 "for class `{name}`, which is not converted (above): left out rather than \
                  serving every client"
             )),
@@ -582,20 +582,31 @@ impl Converter {
             self.unmapped(path, value);
             return out;
         };
+        let kea_names: Vec<&str> = list
+            .iter()
+            .filter_map(|class| class.get("name").and_then(Value::as_str))
+            .collect();
         for (i, class) in list.iter().enumerate() {
             let here = format!("{path}[{i}]");
             let Some(name) = class.get("name").and_then(Value::as_str) else {
                 self.unmapped(&here, class);
                 continue;
             };
-            match self.client_class(&here, name, class) {
-                Ok(table) => {
-                    self.classes.insert(name.to_string(), true);
-                    self.class_paths.push(here.clone());
-                    out.push(toml::Value::Table(table));
+            match self.client_class(&here, name, class, &kea_names) {
+                Ok(tables) => {
+                    let ours = tables
+                        .iter()
+                        .filter_map(|t| t.get("name").and_then(toml::Value::as_str))
+                        .map(str::to_owned)
+                        .collect();
+                    self.classes.insert(name.to_string(), Some(ours));
+                    for table in tables {
+                        self.class_paths.push(here.clone());
+                        out.push(toml::Value::Table(table));
+                    }
                 }
                 Err(why) => {
-                    self.classes.insert(name.to_string(), false);
+                    self.classes.insert(name.to_string(), None);
                     self.note(
                         &here,
                         &format!(
@@ -609,7 +620,15 @@ impl Converter {
         out
     }
 
-    fn client_class(&mut self, path: &str, name: &str, class: &Value) -> Result<Table, String> {
+    /// Kea's class `name` as ours: one class per branch of its test (named `name`, or
+    /// `name-1`, `name-2`... for several), each with the class's options.
+    fn client_class(
+        &mut self,
+        path: &str,
+        name: &str,
+        class: &Value,
+        kea_names: &[&str],
+    ) -> Result<Vec<Table>, String> {
         if name == "DROP" {
             return Err("Kea drops the messages of its members; ours has no such class".into());
         }
@@ -631,13 +650,38 @@ impl Converter {
                 )
             }
         };
-        let mut table =
+        let mut tables =
             super::classes::conditions(test).map_err(|why| format!("test `{test}`: {why}"))?;
-        table.insert("name".into(), name.into());
-        if let Some(value) = class.get("option-data") {
-            let (_, entries) = self.options(&format!("{path}.option-data"), value, Level::Inner);
+        let several = tables.len() > 1;
+        let names: Vec<String> = (1..=tables.len())
+            .map(|k| {
+                if several {
+                    format!("{name}-{k}")
+                } else {
+                    name.to_owned()
+                }
+            })
+            .collect();
+        if let Some(taken) = names
+            .iter()
+            .find(|ours| several && kea_names.contains(&ours.as_str()))
+        {
+            return Err(format!(
+                "its `or` branches would be classes `{name}-1`... of ours, and Kea has a class \
+                 `{taken}` already"
+            ));
+        }
+        let entries = match class.get("option-data") {
+            Some(value) => {
+                self.options(&format!("{path}.option-data"), value, Level::Inner)
+                    .1
+            }
+            None => Vec::new(),
+        };
+        for (table, ours) in tables.iter_mut().zip(names) {
+            table.insert("name".into(), ours.into());
             if !entries.is_empty() {
-                table.insert("option".into(), toml::Value::Array(entries));
+                table.insert("option".into(), toml::Value::Array(entries.clone()));
             }
         }
         self.rest(
@@ -645,7 +689,7 @@ impl Converter {
             class,
             &["name", "test", "option-data", "only-if-required"],
         );
-        Ok(table)
+        Ok(tables)
     }
 
     fn pools(&mut self, path: &str, value: &Value, class: Option<&str>) -> Vec<toml::Value> {
@@ -703,7 +747,15 @@ impl Converter {
             self.required_classes(&format!("{path}.require-client-classes"));
         }
         match self.guard(class, pool.get("client-class")) {
-            Ok(guard) => Some(guard.map(|name| toml::Value::Array(vec![name.into()]))),
+            Ok(guard) => Some(guard.map(|name| {
+                let ours = self
+                    .classes
+                    .get(&name)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default();
+                toml::Value::Array(ours.into_iter().map(toml::Value::from).collect())
+            })),
             Err(why) => {
                 self.note(path, &format!("pool left out: {why}"));
                 None

@@ -542,12 +542,71 @@ fn kea_and_of_shapes_is_one_class_of_ours() {
     assert!(class.relay_remote_id.is_some());
 }
 
+/// Kea's class with `or` is one class of ours per branch, `and` multiplied out over them, and
+/// the pool Kea keeps for it is kept for all of them; `A or A` stays one class.
+#[test]
+fn kea_or_becomes_one_class_per_branch() {
+    let convert = |test: &str| {
+        let converted = crate::kea::config::convert(&kea_with_class(test)).unwrap();
+        assert!(converted.unmapped.is_empty(), "{:?}", converted.unmapped);
+        crate::config::Config::parse(&converted.toml, "converted.toml")
+            .unwrap_or_else(|err| panic!("{err}\n{}", converted.toml))
+    };
+    let config = convert("vendor-class[4491].exists or pkt.iface == 'eth1'");
+    let names: Vec<&str> = config
+        .client_classes
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["c-1", "c-2"]);
+    assert_eq!(
+        config.client_classes[0].vendor_class,
+        vendor_match(Some(4491), None)
+    );
+    assert_eq!(config.client_classes[1].interfaces, ["eth1"]);
+    assert_eq!(
+        config.subnets[0].pool_classes,
+        [Some(crate::config::classes::ClassSet(0b11)), None],
+        "the pool kept for `c` serves both branches"
+    );
+
+    let config =
+        convert("(vendor-class[4491].exists or vendor-class[3561].exists) and pkt.iface == 'eth2'");
+    let branches: Vec<(Option<u32>, Vec<String>)> = config
+        .client_classes
+        .iter()
+        .map(|c| {
+            let enterprise = c.vendor_class.as_ref().and_then(|v| v.enterprise);
+            (enterprise, c.interfaces.clone())
+        })
+        .collect();
+    assert_eq!(
+        branches,
+        [
+            (Some(4491), vec!["eth2".to_string()]),
+            (Some(3561), vec!["eth2".to_string()])
+        ]
+    );
+
+    let config = convert("pkt.iface == 'eth1' or (pkt.iface == 'eth1')");
+    let names: Vec<&str> = config
+        .client_classes
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["c"]);
+}
+
 /// Every test ours cannot say exactly is refused, naming the class, the test and why, and
 /// the pool kept for the class is left out (never made to serve everyone).
 #[test]
 fn kea_tests_without_an_exact_counterpart_are_refused() {
     for (test, why) in [
-        ("vendor-class[4491].exists or pkt.iface == 'eth1'", "`or`"),
+        (
+            "(vendor-class[1].exists or vendor-class[2].exists or vendor-class[3].exists) and \
+             (pkt.iface == 'a' or pkt.iface == 'b' or pkt.iface == 'c')",
+            "more than 8 classes",
+        ),
         ("not (pkt.iface == 'eth1')", "`not`"),
         ("option[16].exists", "presence alone"),
         ("option[15].text == 'business'", "`.text`"),
