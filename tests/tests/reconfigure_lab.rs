@@ -1,7 +1,8 @@
 //! Reconfigure (RFC 8415 18.3.11) with Reconfigure Key Authentication (20.4) against a real
 //! client, dhcpcd: it sends Reconfigure Accept and takes the key from the Reply; a Reconfigure
 //! of `dhcp-user reconfigure --duid` makes it renew at once; a forged one (wrong key) is
-//! ignored (RFC 8415 20.4.3: the client MUST discard a Reconfigure that fails validation).
+//! ignored (RFC 8415 20.4.3: the client MUST discard a Reconfigure that fails validation); a
+//! reload that changes the subnet's DNS server tells it so (`[reconfigure] on-reload`).
 
 mod server_common;
 
@@ -14,17 +15,24 @@ use dhcp_user::server::reconfigure::{next_replay, signed_reconfigure};
 use dhcp_user::store::{LeaseStore, SqliteStore, META_SERVER_DUID};
 use server_common::{lab_config, LabServer};
 
-/// Long timers: dhcpcd renews only when told to.
-fn config() -> String {
+/// Long timers: dhcpcd renews only when told to. `dns` is the subnet's DNS server; `append`
+/// goes after the subnet's `reconfigure = true`.
+fn config_with(dns: &str, append: &str) -> String {
+    let dns = format!("[\"{dns}\"]");
     lab_config(
         &[
             ("preferred-lifetime", "1800"),
             ("valid-lifetime", "3600"),
             ("renew-timer", "900"),
             ("rebind-timer", "1440"),
+            ("dns-servers", &dns),
         ],
-        "reconfigure = true\n",
+        &format!("reconfigure = true\n{append}"),
     )
+}
+
+fn config() -> String {
+    config_with("2001:db8:1::53", "")
 }
 
 /// dhcpcd: DHCPv6 only, an address at once (no Router Advertisement needed), Reconfigure
@@ -32,9 +40,14 @@ fn config() -> String {
 const DHCPCD_CONF: &str = "ipv6only\nnoipv6rs\nia_na 1\noption dhcp6_reconfigure_accept\n";
 
 fn hook(lab: &LabServer) -> std::path::PathBuf {
+    hook_running(lab, "exit 0")
+}
+
+/// A hook script of `body` (sh).
+fn hook_running(lab: &LabServer, body: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let script = lab.state_dir.join("dhcpcd-hook");
-    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     script
 }
@@ -156,6 +169,49 @@ fn dhcpcd_renews_on_reconfigure_and_ignores_a_forged_one() {
     let stats = lab.stats();
     assert_eq!(stats.reconfigure.get("started"), Some(&1));
     assert_eq!(stats.reconfigure.get("gave_up"), None);
+    assert!(
+        lab.dhcpcd_log().contains("RECONFIGURE6"),
+        "{}",
+        lab.dhcpcd_log()
+    );
+}
+
+/// A reload that changes the subnet's DNS server sends its client, which holds a key, a
+/// Reconfigure (`[reconfigure] on-reload`): dhcpcd renews at once and takes the new server.
+#[test]
+fn a_reload_with_a_new_dns_server_makes_dhcpcd_renew_and_take_it() {
+    const ON_RELOAD: &str = "[reconfigure]\non-reload = true\n";
+    let lab = LabServer::start_with(
+        "reconf-reload",
+        &config_with("2001:db8:1::53", ON_RELOAD),
+        true,
+    );
+    let seen = lab.state_dir.join("dhcpcd-dns");
+    let hook = hook_running(
+        &lab,
+        &format!(
+            "echo \"$reason $new_dhcp6_name_servers\" >> {}",
+            seen.display()
+        ),
+    );
+    let conf = format!("{DHCPCD_CONF}option dhcp6_name_servers\n");
+    let _dhcpcd = lab.dhcpcd(&conf, &hook);
+    let dns_seen = || std::fs::read_to_string(&seen).unwrap_or_default();
+    wait(&lab, 40, "dhcpcd to bind with the first DNS server", || {
+        dns_seen().contains("2001:db8:1::53")
+    });
+    wait(&lab, 10, "dhcpcd to take the key", || {
+        lab.dhcpcd_log().contains("accepted reconfigure key")
+    });
+    let before = controller_renews(&lab);
+
+    std::fs::write(&lab.config_path, config_with("2001:db8:1::54", ON_RELOAD)).unwrap();
+    let out = lab.cli(&["reload"]);
+    assert!(out.contains("reconfigure"), "{out}");
+    wait(&lab, 15, "dhcpcd to renew with the new DNS server", || {
+        controller_renews(&lab) > before && dns_seen().contains("2001:db8:1::54")
+    });
+    assert_eq!(lab.stats().reconfigure.get("started"), Some(&1));
     assert!(
         lab.dhcpcd_log().contains("RECONFIGURE6"),
         "{}",
