@@ -2,7 +2,8 @@
 //! client, dhcpcd: it sends Reconfigure Accept and takes the key from the Reply; a Reconfigure
 //! of `dhcp-user reconfigure --duid` makes it renew at once; a forged one (wrong key) is
 //! ignored (RFC 8415 20.4.3: the client MUST discard a Reconfigure that fails validation); a
-//! reload that changes the subnet's DNS server tells it so (`[reconfigure] on-reload`).
+//! reload that changes the subnet's DNS server tells it so (`[reconfigure] on-reload`); behind
+//! ISC `dhcrelay -6` the Reconfigure goes through the relay in a Relay-Repl.
 
 mod server_common;
 
@@ -13,7 +14,8 @@ use dhcp_common::{dhcpv6::*, stat};
 use dhcp_user::proto::Duid;
 use dhcp_user::server::reconfigure::{next_replay, signed_reconfigure};
 use dhcp_user::store::{LeaseStore, SqliteStore, META_SERVER_DUID};
-use server_common::{lab_config, LabServer};
+use server_common::relay::RelayLab;
+use server_common::{dhcpcd_on, lab_config, LabServer};
 
 /// Long timers: dhcpcd renews only when told to. `dns` is the subnet's DNS server; `append`
 /// goes after the subnet's `reconfigure = true`.
@@ -50,6 +52,12 @@ fn hook_running(lab: &LabServer, body: &str) -> std::path::PathBuf {
     std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     script
+}
+
+/// Our server's DUID, from its lease database.
+fn server_duid(lab: &LabServer) -> Duid {
+    let store = SqliteStore::open(lab.lease_db()).unwrap();
+    Duid::new(store.get_meta(META_SERVER_DUID).unwrap().unwrap()).unwrap()
 }
 
 fn controller_renews(lab: &LabServer) -> u64 {
@@ -133,10 +141,7 @@ fn dhcpcd_renews_on_reconfigure_and_ignores_a_forged_one() {
     );
     let duid = lab.bindings()[0].duid.clone();
     let client = Duid::new(hex::decode(&duid).unwrap()).unwrap();
-    let server = {
-        let store = SqliteStore::open(lab.lease_db()).unwrap();
-        Duid::new(store.get_meta(META_SERVER_DUID).unwrap().unwrap()).unwrap()
-    };
+    let server = server_duid(&lab);
 
     let before = controller_renews(&lab);
     send_forged(&lab, &server, &client);
@@ -216,5 +221,62 @@ fn a_reload_with_a_new_dns_server_makes_dhcpcd_renew_and_take_it() {
         lab.dhcpcd_log().contains("RECONFIGURE6"),
         "{}",
         lab.dhcpcd_log()
+    );
+}
+
+/// The subnet behind the relay, with Reconfigure and long timers.
+const RELAYED_SUBNET: &str = r#"
+[[subnet]]
+id = 2
+prefix = "2001:db8:2::/64"
+pools = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
+preferred-lifetime = 1800
+valid-lifetime = 3600
+renew-timer = 900
+rebind-timer = 1440
+reconfigure = true
+"#;
+
+/// dhcpcd behind ISC `dhcrelay -6` takes the key through the relay; `dhcp-user reconfigure`
+/// sends its Reconfigure in a Relay-Repl to the relay, which hands it to dhcpcd: it renews
+/// through the relay, answered.
+#[test]
+fn dhcpcd_behind_dhcrelay_renews_on_reconfigure() {
+    let lab = RelayLab::start("reconf-relay", &lab_config(&[], RELAYED_SUBNET), |up| {
+        format!("ff02::1:2%{up}")
+    });
+    let server = &lab.server;
+    let _dhcpcd = dhcpcd_on(
+        &lab.client_ns,
+        &lab.lower.b.ifname,
+        &server.state_dir,
+        DHCPCD_CONF,
+        &hook(server),
+    );
+    wait(server, 40, "dhcpcd to bind behind the relay", || {
+        server
+            .bindings()
+            .iter()
+            .any(|b| b.state == "assigned" && b.lease.starts_with("2001:db8:2::"))
+    });
+    wait(server, 10, "dhcpcd to take the key", || {
+        server.dhcpcd_log().contains("accepted reconfigure key")
+    });
+    let duid = server.bindings()[0].duid.clone();
+    let before = controller_renews(server);
+    let out = server.cli(&["reconfigure", "--duid", &duid, "--json"]);
+    assert!(out.contains("\"started\":1"), "{out}");
+    wait(server, 10, "dhcpcd's Renew through the relay", || {
+        controller_renews(server) > before
+    });
+    server.wait_until(
+        Duration::from_secs(5),
+        "the exchange to be answered",
+        || server.stats().reconfigure.get("answered") == Some(&1),
+    );
+    assert!(
+        server.dhcpcd_log().contains("RECONFIGURE6"),
+        "{}",
+        server.dhcpcd_log()
     );
 }

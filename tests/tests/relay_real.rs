@@ -6,15 +6,11 @@
 
 mod server_common;
 
-use std::{
-    path::PathBuf,
-    process::{Child, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Stdio, time::Duration};
 
 use dhcp_common::stat;
-use dhcp_lab::{Lab, Namespace, VethPair};
 use dhcp_user::control::Binding;
+use server_common::relay::RelayLab;
 use server_common::{lab_config, renew_exchanges, LabServer};
 
 /// The subnet behind the relay (dhcrelay's link-address is its lower interface's address),
@@ -30,82 +26,11 @@ renew-timer = 2
 rebind-timer = 4
 "#;
 
-/// Server -- relay -- client, three namespaces; the server runs with the fast path.
-struct RelayLab {
-    /// The server, its namespace and the server--relay link (`link.b` is the relay's upstream).
-    server: LabServer,
-    /// Where dhclient runs, behind the relay.
-    client_ns: Namespace,
-    /// relay--client (`a` the relay's lower interface, `b` the client's).
-    lower: VethPair,
-    relay: Option<Child>,
-    _lab: Lab,
+fn relayed_config() -> String {
+    lab_config(&[], RELAYED_SUBNET)
 }
 
 impl RelayLab {
-    /// Starts the server, then `dhcrelay -6` relaying to `upstream` (e.g. `ff02::1:2%IFACE`, or
-    /// the bare interface for its default, ff05::1:3).
-    fn start(name: &str, upstream: impl Fn(&str) -> String) -> RelayLab {
-        // LabServer's client namespace is the relay here: its veth end faces the server, with
-        // full UDP checksums (offload off) as a relay behind a real NIC sends them.
-        let server = LabServer::start_with(name, &lab_config(&[], RELAYED_SUBNET), true);
-        let lab = Lab::new();
-        let client_ns = lab.namespace("cli").expect("client namespace");
-        let lower = lab
-            .link(
-                &server.client_ns,
-                Some("2001:db8:2::1/64"),
-                &client_ns,
-                None,
-            )
-            .expect("relay--client veth");
-        let mut relay_lab = RelayLab {
-            server,
-            client_ns,
-            lower,
-            relay: None,
-            _lab: lab,
-        };
-        let log = std::fs::File::create(relay_lab.relay_log()).unwrap();
-        let pid_file = relay_lab.server.state_dir.join("dhcrelay.pid");
-        let child = relay_lab
-            .server
-            .client_ns
-            .command("dhcrelay")
-            .args(["-6", "-d", "-pf"])
-            .arg(&pid_file)
-            .args(["-l", &relay_lab.lower.a.ifname])
-            .args(["-u", &upstream(&relay_lab.server.link.b.ifname)])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dhcrelay (isc-dhcp-relay)");
-        relay_lab.relay = Some(child);
-        // dhcrelay is ready once it has opened its sockets; its log says so.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(relay_lab.relay_log())
-            .unwrap_or_default()
-            .contains("Sending on")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "dhcrelay did not come up:\n{}",
-                relay_lab.relay_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        relay_lab
-    }
-
-    fn relay_log(&self) -> PathBuf {
-        self.server.state_dir.join("dhcrelay.log")
-    }
-
-    fn relay_text(&self) -> String {
-        std::fs::read_to_string(self.relay_log()).unwrap_or_default()
-    }
-
     /// `dhclient -6 -1` behind the relay (it stays behind as a daemon and renews).
     fn dhclient(&self, tag: &str) -> std::process::Output {
         let dir = &self.server.state_dir;
@@ -147,18 +72,6 @@ impl RelayLab {
             .get(kind)
             .copied()
             .unwrap_or(0)
-    }
-}
-
-impl Drop for RelayLab {
-    fn drop(&mut self) {
-        if let Some(mut relay) = self.relay.take() {
-            let _ = relay.kill();
-            let _ = relay.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("dhcrelay log:\n{}", self.relay_text());
-        }
     }
 }
 
@@ -215,7 +128,9 @@ fn renewals_through_the_relay_are_answered_in_the_kernel(lab: RelayLab) {
 /// server's link-local address (never from the group) and reach the relay.
 #[test]
 fn dhcrelay_to_ff02_renewals_are_answered_by_xdp() {
-    let lab = RelayLab::start("relay-ff02", |up| format!("ff02::1:2%{up}"));
+    let lab = RelayLab::start("relay-ff02", &relayed_config(), |up| {
+        format!("ff02::1:2%{up}")
+    });
     renewals_through_the_relay_are_answered_in_the_kernel(lab);
 }
 
@@ -224,7 +139,7 @@ fn dhcrelay_to_ff02_renewals_are_answered_by_xdp() {
 /// renewals as well.
 #[test]
 fn dhcrelay_to_ff05_renewals_are_answered_by_xdp() {
-    let lab = RelayLab::start("relay-ff05", |up| up.to_string());
+    let lab = RelayLab::start("relay-ff05", &relayed_config(), |up| up.to_string());
     renewals_through_the_relay_are_answered_in_the_kernel(lab);
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod relay;
+
 use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -429,25 +431,12 @@ impl LabServer {
     /// `dhcpcd.conf` in the state directory, its output to `dhcpcd.log` there, see
     /// [`LabServer::dhcpcd_log`]) and `hook` as its script.
     pub fn dhcpcd(&self, conf: &str, hook: &Path) -> Dhcpcd {
-        // dhcpcd keeps its last lease per interface name in the host's /var/lib/dhcpcd: an
-        // earlier test's would make it Confirm a lease this server never gave.
-        let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", self.link.b.ifname));
-        let path = self.state_dir.join("dhcpcd.conf");
-        std::fs::write(&path, conf).unwrap();
-        let log = std::fs::File::create(self.state_dir.join("dhcpcd.log")).unwrap();
-        Dhcpcd(
-            self.client_ns
-                .command("dhcpcd")
-                .args(["-6", "-B", "-d", "-f"])
-                .arg(&path)
-                .arg("-c")
-                .arg(hook)
-                .arg(&self.link.b.ifname)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("starting dhcpcd"),
+        dhcpcd_on(
+            &self.client_ns,
+            &self.link.b.ifname,
+            &self.state_dir,
+            conf,
+            hook,
         )
     }
 
@@ -455,6 +444,30 @@ impl LabServer {
     pub fn dhcpcd_log(&self) -> String {
         std::fs::read_to_string(self.state_dir.join("dhcpcd.log")).unwrap_or_default()
     }
+}
+
+/// Starts `dhcpcd -6 -B -d` on `ifname` in `ns`, with no lease of an earlier run, `conf`
+/// written to `dir/dhcpcd.conf`, its output to `dir/dhcpcd.log`, and `hook` as its script.
+pub fn dhcpcd_on(ns: &Namespace, ifname: &str, dir: &Path, conf: &str, hook: &Path) -> Dhcpcd {
+    // dhcpcd keeps its last lease per interface name in the host's /var/lib/dhcpcd: an
+    // earlier test's would make it Confirm a lease this server never gave.
+    let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", ifname));
+    let path = dir.join("dhcpcd.conf");
+    std::fs::write(&path, conf).unwrap();
+    let log = std::fs::File::create(dir.join("dhcpcd.log")).unwrap();
+    Dhcpcd(
+        ns.command("dhcpcd")
+            .args(["-6", "-B", "-d", "-f"])
+            .arg(&path)
+            .arg("-c")
+            .arg(hook)
+            .arg(ifname)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting dhcpcd"),
+    )
 }
 
 /// Starts `dhcp-user serve <args>` in `ns` (RUST_LOG=info, or `$DHCP_TEST_LOG` when set to
