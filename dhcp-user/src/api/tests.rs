@@ -239,6 +239,35 @@ async fn leases_are_added_updated_and_deleted_with_clear_refusals() {
     api.stop().await;
 }
 
+/// A lease added for a relayed client keeps the relay's link-address it is given (what
+/// leasequery by link-address finds); a link-local or multicast one is refused 400.
+#[tokio::test]
+async fn a_lease_added_for_a_relayed_client_keeps_its_link_address() {
+    let api = start("link-address", None).await;
+    for bad in ["fe80::1", "ff02::1:2"] {
+        let add = format!(
+            r#"{{"address":"2001:db8:1::1006","duid":"00030001020000000003","iaid":1,"link_address":"{bad}"}}"#
+        );
+        let (status, body) = call(&api, "POST", "/v1/leases", Some(TOKEN), &add).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("link_address"), "{body}");
+    }
+    let add = r#"{"address":"2001:db8:1::1006","duid":"00030001020000000003","iaid":1,"link_address":"2001:db8:1::fe"}"#;
+    let (status, body) = call(&api, "POST", "/v1/leases", Some(TOKEN), add).await;
+    assert_eq!(status, 200, "{body}");
+    let stored = api
+        .server
+        .store()
+        .get_by_address("2001:db8:1::1006".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.link_address,
+        "2001:db8:1::fe".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    api.stop().await;
+}
+
 /// Reservations: added (kept in reservations.json), refused twice for one client, listed,
 /// deleted; one whose address another client holds is refused.
 #[tokio::test]

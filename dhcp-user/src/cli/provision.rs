@@ -62,6 +62,10 @@ pub enum LeaseCommand {
         /// The interface the client is on.
         #[arg(long)]
         interface: Option<String>,
+        /// The link-address of the relay closest to a relayed client (default `::`: the
+        /// client is on a link of ours), as leasequery by link-address reports it.
+        #[arg(long)]
+        link_address: Option<Ipv6Addr>,
         /// JSON output for scripts.
         #[arg(long)]
         json: bool,
@@ -275,6 +279,7 @@ pub fn lease(command: &LeaseCommand) -> anyhow::Result<()> {
             preferred_lifetime,
             valid_lifetime,
             interface,
+            link_address,
             json,
         } => (
             locate,
@@ -287,6 +292,7 @@ pub fn lease(command: &LeaseCommand) -> anyhow::Result<()> {
                 preferred_lifetime: *preferred_lifetime,
                 valid_lifetime: *valid_lifetime,
                 interface: interface.clone(),
+                link_address: *link_address,
             }),
             *json,
             "added",

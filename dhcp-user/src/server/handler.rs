@@ -234,7 +234,7 @@ pub fn next_hop(relays: &[&RelayMessage], source: Ipv6Addr) -> Option<Ipv6Addr> 
         [ldra] if ldra.link_address.is_unspecified() => ldra.peer_address,
         _ => return None,
     };
-    is_link_local(&hop).then_some(hop)
+    crate::netif::is_link_local(&hop).then_some(hop)
 }
 
 /// The subnet of a relayed client, `source` being the address the Relay-Forw came from. First
@@ -287,7 +287,7 @@ pub fn relayed_subnet(
     }
     let mut global = candidates
         .into_iter()
-        .filter(|address| !address.is_unspecified() && !is_link_local(address))
+        .filter(|address| !address.is_unspecified() && !crate::netif::is_link_local(address))
         .peekable();
     if global.peek().is_none() {
         return if innermost.link_address.is_unspecified() {
@@ -305,10 +305,6 @@ pub fn subnet_containing(config: &Config, address: Ipv6Addr) -> Option<usize> {
         .subnets
         .iter()
         .position(|subnet| subnet.prefix.contains(&address))
-}
-
-fn is_link_local(address: &Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
 }
 
 /// Clients per interface, for `interface-client-limit`, and per line, for `line-client-limit`.

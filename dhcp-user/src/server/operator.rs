@@ -79,6 +79,12 @@ pub struct LeaseSpec {
     /// The interface the client is on (default: none recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+    /// The link-address of the relay closest to the client, for a relayed client (default:
+    /// `::`, a client on a link of ours), as leasequery by link-address (RFC 5007) and the
+    /// lease log report it. The fast path renews such a lease without the controller seeing
+    /// the relay, so it is given here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_address: Option<Ipv6Addr>,
 }
 
 /// New lifetimes for a lease, counted from now: `valid_lifetime`, or `expires` (unix time).
@@ -586,10 +592,22 @@ impl Server {
                 "lifetimes: valid_lifetime must be over 0 and at least preferred_lifetime".into(),
             ));
         }
+        let link_address = spec.link_address.unwrap_or(Ipv6Addr::UNSPECIFIED);
+        if link_address.is_multicast()
+            || link_address.is_loopback()
+            || crate::netif::is_link_local(&link_address)
+        {
+            return Err(OperatorError::BadRequest(format!(
+                "link_address {link_address}: a relay's link-address is a global (or \
+                 unique-local) address of the client's link"
+            )));
+        }
         let now = unix_now();
-        // Next hop, line and relay data: learned from the client's next message we answer.
+        // Next hop, line and the rest of the relay data: learned from the client's next message
+        // the controller answers.
         let mut lease = Lease {
             interface: spec.interface.clone().unwrap_or_default(),
+            link_address,
             ..Lease::bare(
                 key.lease_type,
                 key.address,

@@ -164,7 +164,7 @@ pub struct Delivery {
 /// a Relay-Reply); `None` when the stored chain does not decode.
 pub fn delivery(lease: &Lease, message: Vec<u8>, ifindex: u32) -> Option<Delivery> {
     let key = lease.reconfigure?;
-    let scope = if is_link_local(&key.reply_to) {
+    let scope = if crate::netif::is_link_local(&key.reply_to) {
         ifindex
     } else {
         0
@@ -185,10 +185,6 @@ pub fn delivery(lease: &Lease, message: Vec<u8>, ifindex: u32) -> Option<Deliver
         to: SocketAddrV6::new(key.reply_to, SERVER_PORT, 0, scope),
         payload: packet.encode().ok()?,
     })
-}
-
-fn is_link_local(address: &Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
 }
 
 /// Counters of the Reconfigure exchanges (`dhcp-user stats`, `reconfigure` section).
