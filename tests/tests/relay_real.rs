@@ -14,12 +14,13 @@ use server_common::relay::RelayLab;
 use server_common::{lab_config, renew_exchanges, LabServer};
 
 /// The subnet behind the relay (dhcrelay's link-address is its lower interface's address),
-/// with lifetimes short enough that dhclient renews every 2 s.
+/// addresses and prefixes, with lifetimes short enough that dhclient renews every 2 s.
 const RELAYED_SUBNET: &str = r#"
 [[subnet]]
 id = 2
 prefix = "2001:db8:2::/64"
 pools = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
+pd-pools = [{ prefix = "2001:db8:9000::/40", delegated-length = 56 }]
 preferred-lifetime = 8
 valid-lifetime = 16
 renew-timer = 2
@@ -31,14 +32,15 @@ fn relayed_config() -> String {
 }
 
 impl RelayLab {
-    /// `dhclient -6 -1` behind the relay (it stays behind as a daemon and renews).
+    /// `dhclient -6 -N -P -1` behind the relay, an address and a prefix (it stays behind as a
+    /// daemon and renews).
     fn dhclient(&self, tag: &str) -> std::process::Output {
         let dir = &self.server.state_dir;
         let script = dhcp_lab::dhclient::write_dhclient_script(dir).unwrap();
         let (leases, pid) = server_common::dhclient_files(dir, tag);
         self.client_ns
             .command("timeout")
-            .args(["30", "dhclient", "-6", "-1", "-v", "-sf"])
+            .args(["30", "dhclient", "-6", "-N", "-P", "-1", "-v", "-sf"])
             .arg(&script)
             .arg("-lf")
             .arg(&leases)
@@ -75,9 +77,9 @@ impl RelayLab {
     }
 }
 
-/// dhclient gets its address through the relay from the controller; then XDP answers its
-/// renewals, which reach it through the relay: it records each Reply, never rebinds, the
-/// controller sees no Renew, and the store's expiry moves on.
+/// dhclient gets an address and a prefix through the relay from the controller; then XDP
+/// answers its renewals of both, which reach it through the relay: it records each Reply, never
+/// rebinds, the controller sees no Renew, and the store's expiries move on.
 fn renewals_through_the_relay_are_answered_in_the_kernel(lab: RelayLab) {
     let out = lab.dhclient("relayed");
     assert!(
@@ -86,9 +88,17 @@ fn renewals_through_the_relay_are_answered_in_the_kernel(lab: RelayLab) {
         String::from_utf8_lossy(&out.stderr),
         lab.relay_text()
     );
-    let first: Vec<Binding> = lab.server.bindings();
-    assert_eq!(first.len(), 1, "{first:?}");
-    assert!(first[0].lease.starts_with("2001:db8:2::"), "{first:?}");
+    let mut first: Vec<Binding> = lab.server.bindings();
+    first.sort_by(|a, b| a.ia.cmp(&b.ia));
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first[0].ia == "na" && first[0].lease.starts_with("2001:db8:2::"),
+        "{first:?}"
+    );
+    assert!(
+        first[1].ia == "pd" && first[1].lease.starts_with("2001:db8:9"),
+        "{first:?}"
+    );
     let replies_at_bind = lab.dhclient_replies("relayed");
     // T1 = 2 s, T2 = 4 s: a renewal lost on the way back would turn into a Rebind within 2 s.
     lab.server.wait_until(
@@ -110,12 +120,13 @@ fn renewals_through_the_relay_are_answered_in_the_kernel(lab: RelayLab) {
     );
     lab.server.wait_until(
         Duration::from_secs(10),
-        "the store's expiry to move on",
+        "the store's expiries to move on",
         || {
-            lab.server
-                .bindings()
-                .iter()
-                .any(|b| b.lease == first[0].lease && b.expires > first[0].expires)
+            let now = lab.server.bindings();
+            first.iter().all(|old| {
+                now.iter()
+                    .any(|b| b.lease == old.lease && b.expires > old.expires)
+            })
         },
     );
     let (_, pid) = server_common::dhclient_files(&lab.server.state_dir, "relayed");
