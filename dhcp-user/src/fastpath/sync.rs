@@ -1561,6 +1561,66 @@ dns-servers = ["2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4", "2001
         );
     }
 
+    /// A binding's option sets follow the controller's levels for the leases each reply
+    /// grants: the address pool's option in the replies granting the address (IA_NA alone, or
+    /// with the IA_PD), the subnet's slots for the IA_PD alone (its pd-pool has none); a
+    /// reservation's option over the pool's; a list too long for a slot is unfit.
+    #[test]
+    fn option_sets_follow_the_pools_and_reservations_of_the_leases_granted() {
+        let index = |reservation_option: &str| {
+            let text = format!(
+                r#"
+[[subnet]]
+id = 7
+prefix = "2001:db8::/64"
+pools = [{{ low = "2001:db8::1", high = "2001:db8::ff", option = [{{ name = "sntp-servers", value = "2001:db8::7b" }}] }}]
+pd-pools = [{{ prefix = "2001:db8:100::/40", delegated-length = 56 }}]
+dns-servers = ["2001:db8::53"]
+reservations = [{{ duid = "00:03:00:01:01:02:03:04:05:06", address = "2001:db8::5"{reservation_option} }}]
+"#
+            );
+            SubnetIndex::new(&Config::parse(&text, "t").unwrap())
+        };
+        let slots = |set: &SetOptions| match set {
+            SetOptions::Slots(slots) => slots.clone(),
+            other => panic!("{other:?}"),
+        };
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let leases = vec![
+            lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000),
+            lease(&duid, LeaseType::Pd, "2001:db8:100::", 56, 1000),
+        ];
+        let index_pool = index("");
+        let (_, value) = binding_for(&leases, 10, &index_pool).unwrap();
+        let [na, pd, both] = index_pool.option_sets_of(&value);
+        let codes = |set: &SetOptions| slots(set).iter().map(|s| s.code).collect::<Vec<_>>();
+        assert_eq!(codes(&na), [23, 31]);
+        assert!(matches!(pd, SetOptions::Subnet), "{pd:?}");
+        assert_eq!(codes(&both), [23, 31]);
+        let sntp = |set: &SetOptions| slots(set)[1].data[4..20].to_vec();
+        assert_eq!(
+            sntp(&na),
+            "2001:db8::7b".parse::<Ipv6Addr>().unwrap().octets()
+        );
+
+        let reserved = index(r#", option = [{ name = "sntp-servers", value = "2001:db8::7c" }]"#);
+        let [na, ..] = reserved.option_sets_of(&value);
+        assert_eq!(
+            sntp(&na),
+            "2001:db8::7c".parse::<Ipv6Addr>().unwrap().octets()
+        );
+
+        let addresses: Vec<String> = (1..=9).map(|i| format!("\"2001:db8::{i}\"")).collect();
+        let long = index(&format!(
+            r#", option = [{{ name = "sip-server-a", value = [{}] }}]"#,
+            addresses.join(", ")
+        ));
+        let [na, pd, both] = long.option_sets_of(&value);
+        assert!(matches!(na, SetOptions::Unfit), "{na:?}");
+        assert!(matches!(both, SetOptions::Unfit), "{both:?}");
+        assert!(matches!(pd, SetOptions::Subnet), "{pd:?}");
+    }
+
     #[test]
     fn long_server_duid_disables_the_fast_path() {
         assert_eq!(global_config(&[1u8; 40], true, 0).enabled, 0);
