@@ -15,7 +15,10 @@ use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     clock::unix_now as now_unix,
     fastpath::{
-        sync::{binding_for, configure, decode_renewal, iface_config, push_binding, SubnetIndex},
+        sync::{
+            binding_for, configure, decode_renewal, iface_config, push_binding, MapSync,
+            Reconfigure, SubnetIndex,
+        },
         FastPath, XDP_PASS, XDP_TX,
     },
     netif::{reply_source, IfaceInfo},
@@ -1219,6 +1222,54 @@ async fn prefix_exclude_is_sent_only_when_asked_for() {
         no_ask.windows(plain.len()).any(|w| w == plain.as_slice()),
         "a bare IAPREFIX without the ORO asking (MUST NOT send it unasked): {}",
         hex(&no_ask)
+    );
+}
+
+/// A reload that changes a pool's option re-pushes the option sets with the bindings
+/// (`MapSync::reconfigure`): the client is answered in XDP with the new list, the
+/// controller's bytes, and the set of the old list is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_repushes_the_option_sets() {
+    let Pair {
+        server,
+        fp,
+        iface,
+        binding,
+        _dir,
+    } = pair_with_pools("option-sets-reload", POOL_SNTP, "", SUBNET_SNTP).await;
+    assert_ne!(binding.option_sets[OPTION_SET_NA], 0);
+    let reloaded = config_with_pools(&_dir.0, &POOL_SNTP.replace("7b", "7d"), "", SUBNET_SNTP);
+    server.swap_config(reloaded.clone(), &["lo".to_string()]);
+    server.set_direct_subnet("lo", Some(0));
+    let shared = Arc::new(std::sync::Mutex::new(fp));
+    let sync = MapSync::new(
+        shared.clone(),
+        SubnetIndex::new(&server.config()),
+        server.clone(),
+    );
+    let with = Reconfigure {
+        server_duid: SERVER_DUID,
+        ifaces: std::slice::from_ref(&iface),
+        pass_rate_per_cpu: 0,
+    };
+    sync.reconfigure(&reloaded, &with).unwrap();
+    drop(sync);
+    let fp = Arc::try_unwrap(shared).ok().unwrap().into_inner().unwrap();
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let binding = fp.bindings().unwrap().get(&key, 0).unwrap();
+    assert_eq!(fp.option_sets().in_use(), 1, "the old list's set cleared");
+    assert_ne!(binding.option_sets[OPTION_SET_NA], 0);
+    let p = Pair {
+        server,
+        fp,
+        iface,
+        binding,
+        _dir,
+    };
+    same_frame_of(&p, "renew after the reload", Ask::Renew, Path::Direct, &[]).await;
+    assert_eq!(
+        sntp_server(&p, Ask::RenewAddressAlone).await,
+        Some(ip("2001:db8:1::7d"))
     );
 }
 
