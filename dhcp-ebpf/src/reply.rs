@@ -167,6 +167,9 @@ fn put_options(
 ) -> usize {
     let mut o = o;
     let count = count as usize;
+    // An index loop, as before the slots came from two maps: the shape the verifier
+    // and the benchmark know.
+    #[allow(clippy::needless_range_loop)]
     for j in 0..FAST_OPTION_SLOTS {
         if j >= count {
             break;

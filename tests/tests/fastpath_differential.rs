@@ -1225,6 +1225,42 @@ async fn prefix_exclude_is_sent_only_when_asked_for() {
     );
 }
 
+/// A controller starting on pinned maps learns the option sets an earlier one left and the
+/// bindings using them: a second client with the same list shares the entry, which stays
+/// while either uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_option_sets_are_learned_with_their_bindings() {
+    let p = pair_with_pools("option-sets-pinned", POOL_SNTP, "", SUBNET_SNTP).await;
+    let root = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/dhcp-option-sets-test-{}",
+        std::process::id()
+    ));
+    let _ = FastPath::unpin_all(&root);
+    let index = SubnetIndex::new(&p.server.config());
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let written = {
+        let mut earlier = FastPath::load(Some(&root)).unwrap();
+        push_binding(&mut earlier, &index, &key, p.binding).unwrap()
+    };
+    let mut fp = FastPath::load(Some(&root)).unwrap();
+    assert_eq!(fp.option_sets().in_use(), 1, "learned from the pinned map");
+    let other = BindingKey::new(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 8]).unwrap();
+    let again = push_binding(&mut fp, &index, &other, p.binding).unwrap();
+    assert_eq!(again.option_sets, written.option_sets, "the same entry");
+    let mut moved = p.binding;
+    moved.na_addr = ip("2001:db8:1::42").octets();
+    push_binding(&mut fp, &index, &key, moved).unwrap();
+    assert_eq!(
+        fp.option_sets().in_use(),
+        1,
+        "the second client still uses it"
+    );
+    push_binding(&mut fp, &index, &other, moved).unwrap();
+    assert_eq!(fp.option_sets().in_use(), 0, "and then none");
+    drop(fp);
+    FastPath::unpin_all(&root).unwrap();
+}
+
 /// A reload that changes a pool's option re-pushes the option sets with the bindings
 /// (`MapSync::reconfigure`): the client is answered in XDP with the new list, the
 /// controller's bytes, and the set of the old list is cleared.
