@@ -15,8 +15,24 @@ pub const FAST_SERVER_DUID_MAX: usize = 32;
 /// Longest configured option, code and length included, the fast path copies (a multiple of 8:
 /// it is copied a word at a time).
 pub const FAST_OPTION_MAX: usize = 136;
-/// Number of configured options a subnet's replies may carry in the fast path (`OptionSlot`s).
+/// Number of configured options a reply may carry in the fast path (`OptionSlot`s of a subnet
+/// or of an `OptionSet`).
 pub const FAST_OPTION_SLOTS: usize = 8;
+/// Capacity of the `OPTION_SETS` array: the distinct option lists (a subnet's merged with the
+/// options of a binding's pools, pd-pools and reservations) the fast path answers with. Entry 0
+/// is never used (`BindingValue::option_sets` 0 names the subnet's own slots); a list beyond the
+/// capacity leaves its bindings to the controller (`OPTION_SET_NONE`).
+pub const MAX_OPTION_SETS: u32 = 4096;
+/// `BindingValue::option_sets`: this IA combination's reply carries options the fast path has
+/// no set for (more than `FAST_OPTION_SLOTS`, one longer than `FAST_OPTION_MAX`, or no room
+/// left in `OPTION_SETS`): such a request is passed on (`pass_binding_options`).
+pub const OPTION_SET_NONE: u16 = u16::MAX;
+/// Index into `BindingValue::option_sets`: a request with an IA_NA alone.
+pub const OPTION_SET_NA: usize = 0;
+/// Index into `BindingValue::option_sets`: a request with an IA_PD alone.
+pub const OPTION_SET_PD: usize = 1;
+/// Index into `BindingValue::option_sets`: a request with both an IA_NA and an IA_PD.
+pub const OPTION_SET_NA_PD: usize = 2;
 /// `OptionSlot::flags`: sent whether or not the client's ORO lists the code (`always-send`).
 pub const OPTION_SLOT_ALWAYS: u8 = 1;
 /// `OptionSlot::flags`: only in a Reply to an Information-Request (Information Refresh Time,
@@ -75,9 +91,6 @@ pub const BINDING_HAS_PD: u8 = 2;
 /// failover) but never hands it out on a Solicit or Request, so the fast path answers only
 /// those two.
 pub const BINDING_RENEW_ONLY: u8 = 4;
-/// `BindingValue::flags`: the pool, pd-pool or reservation of one of the binding's leases has
-/// options of its own, which the subnet's `OptionSlot`s do not hold: the controller answers.
-pub const BINDING_OWN_OPTIONS: u8 = 8;
 /// `BindingValue::flags`: the binding's prefix comes from a pd-pool with a Prefix Exclude (RFC
 /// 6603), which the controller puts inside the IAPREFIX when the ORO asks for it (67): such a
 /// request is passed on.
@@ -110,6 +123,12 @@ pub struct BindingValue {
     /// only with `interface-client-limit` set (`GlobalConfig::interface_client_limit`): the
     /// controller may refuse a Solicit or Request arriving elsewhere, so those are passed on.
     pub ifindex: u32,
+    /// The configured options of a reply to each IA combination (`OPTION_SET_NA`,
+    /// `OPTION_SET_PD`, `OPTION_SET_NA_PD`), which depend on the pools, pd-pools and
+    /// reservations of the leases that reply grants: 0, the subnet's own slots
+    /// (`SubnetConfig::options`); else an index into `OPTION_SETS`, or `OPTION_SET_NONE`.
+    pub option_sets: [u16; 3],
+    pub _pad: [u8; 2],
 }
 
 /// One configured option of a subnet, pre-encoded by the controller (code, length, body) and
@@ -152,6 +171,27 @@ impl OptionSlot {
         slot.data[4..len].copy_from_slice(body);
         Some(slot)
     }
+}
+
+/// One distinct list of configured options in `OPTION_SETS`, pre-encoded as the subnet's are
+/// (`SubnetConfig::options`: same slots, order and flags), for the bindings whose leases'
+/// pools, pd-pools or reservations add options of their own. Written by the controller, which
+/// shares an entry among the bindings with the same list and clears it when none is left.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OptionSet {
+    /// Number of `options` in use (the first ones); 0: an unused entry.
+    pub option_count: u8,
+    pub _pad: [u8; 7],
+    pub options: [OptionSlot; FAST_OPTION_SLOTS],
+}
+
+impl OptionSet {
+    pub const EMPTY: OptionSet = OptionSet {
+        option_count: 0,
+        _pad: [0; 7],
+        options: [OptionSlot::EMPTY; FAST_OPTION_SLOTS],
+    };
 }
 
 /// Per-subnet settings the fast path answers with. Written by the controller.
@@ -570,7 +610,10 @@ pub mod stat {
         /// The subnet's configured options do not fit the fast path's slots (more than
         /// `FAST_OPTION_SLOTS`, or one longer than `FAST_OPTION_MAX`).
         PASS_OPTIONS_TOO_BIG = "pass_options_too_big",
-        /// The binding's pool, pd-pool or reservation has options of its own.
+        /// The options of the binding's pools, pd-pools or reservations make a reply the fast
+        /// path has no option set for (`OPTION_SET_NONE`, or an entry missing from
+        /// `OPTION_SETS`): more than `FAST_OPTION_SLOTS`, one longer than `FAST_OPTION_MAX`, or
+        /// no room left for the list.
         PASS_BINDING_OPTIONS = "pass_binding_options",
         /// The ORO asks for Prefix Exclude (67) and the binding's pd-pool has one.
         PASS_PD_EXCLUDE = "pass_pd_exclude",
@@ -644,6 +687,7 @@ pub mod maps {
     pub const LINE_BUDGET: &str = "LINE_BUDGET";
     pub const SCRATCH: &str = "SCRATCH";
     pub const CLIENT_MACS: &str = "CLIENT_MACS";
+    pub const OPTION_SETS: &str = "OPTION_SETS";
     /// Name of the XDP program in the object.
     pub const PROGRAM: &str = "dhcp_xdp";
     /// In the benchmark's build of the object only (dhcp-ebpf feature `bench`): the trivial
@@ -662,6 +706,7 @@ mod pod {
     unsafe impl aya::Pod for BindingValue {}
     unsafe impl aya::Pod for SubnetConfig {}
     unsafe impl aya::Pod for OptionSlot {}
+    unsafe impl aya::Pod for OptionSet {}
     unsafe impl aya::Pod for IfaceConfig {}
     unsafe impl aya::Pod for GlobalConfig {}
     unsafe impl aya::Pod for LinkKey {}
@@ -686,7 +731,11 @@ mod tests {
         assert_eq!(size_of::<BindingKey>(), 36);
         assert_eq!(
             size_of::<BindingValue>(),
-            8 + 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4
+            8 + 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4 + 3 * 2 + 2
+        );
+        assert_eq!(
+            size_of::<OptionSet>(),
+            1 + 7 + FAST_OPTION_SLOTS * size_of::<OptionSlot>()
         );
         assert_eq!(
             size_of::<IfaceConfig>(),

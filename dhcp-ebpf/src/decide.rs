@@ -6,9 +6,10 @@ use crate::parse::{line::relay_line, options::parse_message, relay::parse_relay}
 use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
-    dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, VlanKey, BINDING_HAS_NA,
-    BINDING_HAS_PD, BINDING_OWN_OPTIONS, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_DUID_MAX,
-    FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
+    dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, VlanKey,
+    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_DUID_MAX,
+    FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, OPTION_SET_NA, OPTION_SET_NA_PD, OPTION_SET_PD,
+    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.
@@ -156,8 +157,6 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         return Err(stat::PASS_RECONFIGURE);
     }
 
-    // Requested options: which of the subnet's option slots the ORO lists (the controller's
-    // `options::sent_in`; the reply applies `always-send` and the message rule).
     if subnet.options_fit == 0 && r.msg_type != MSG_CONFIRM {
         return Err(stat::PASS_OPTIONS_TOO_BIG);
     }
@@ -166,31 +165,14 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if subnet.client_classes != 0 && r.msg_type != MSG_CONFIRM {
         return Err(stat::PASS_CLIENT_CLASS);
     }
+    if r.oros == 1 && (r.oro_len > MAX_ORO * 2 || r.oro_len & 1 != 0) {
+        return Err(stat::PASS_UNSUPPORTED);
+    }
     st.want_slots = 0;
     st.want_pd_exclude = 0;
     st.send_options = 1;
-    if r.oros == 1 {
-        if r.oro_len > MAX_ORO * 2 || r.oro_len & 1 != 0 {
-            return Err(stat::PASS_UNSUPPORTED);
-        }
-        let count = subnet.option_count as usize;
-        for i in 0..MAX_ORO {
-            // Stop at the end (a test per code left would cost more than the codes).
-            if i * 2 >= r.oro_len {
-                break;
-            }
-            let code = rd16(req, r.oro_off + i * 2);
-            let mut want = 0u8;
-            for j in 0..FAST_OPTION_SLOTS {
-                if j >= count {
-                    break;
-                }
-                want |= ((code == subnet.options[j].code) as u8) << j;
-            }
-            st.want_slots |= want;
-            st.want_pd_exclude |= (code == OPT_PD_EXCLUDE) as u8;
-        }
-    }
+    // The subnet's slots, unless the binding's leases bring options of their own (below).
+    st.option_set = 0;
 
     st.has_binding = 0;
     st.has_status = 0;
@@ -201,6 +183,8 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         if r.client_ids == 1 && r.client_id_len > FAST_DUID_MAX {
             return Err(stat::PASS_UNSUPPORTED);
         }
+        (st.want_slots, st.want_pd_exclude) =
+            match_oro(req, r, &subnet.options, subnet.option_count);
         return Ok(());
     }
     if r.client_ids != 1 {
@@ -256,11 +240,28 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if !ias_match(req, r, b, need_addr) {
         return Err(stat::PASS_IA_MISMATCH);
     }
-    // Options of the lease's pool or reservation, or a Prefix Exclude asked for: the
-    // controller's levels, not the subnet's slots.
-    if b.flags & BINDING_OWN_OPTIONS != 0 {
-        return Err(stat::PASS_BINDING_OPTIONS);
+    // The options of this reply depend on the pools, pd-pools and reservations of the leases
+    // it grants (the controller's `Ctx::push_options`): the binding names the set for the
+    // request's IAs (`ias_match` allows one IA_NA, one IA_PD, or both).
+    let set = match (r.na_count, r.pd_count) {
+        (1, 0) => b.option_sets[OPTION_SET_NA],
+        (0, 1) => b.option_sets[OPTION_SET_PD],
+        _ => b.option_sets[OPTION_SET_NA_PD],
+    };
+    if set == 0 {
+        (st.want_slots, st.want_pd_exclude) =
+            match_oro(req, r, &subnet.options, subnet.option_count);
+    } else {
+        // A set the controller could not make (`OPTION_SET_NONE`) is beyond the array.
+        let options = OPTION_SETS
+            .get(set as u32)
+            .filter(|o| o.option_count != 0)
+            .ok_or(stat::PASS_BINDING_OPTIONS)?;
+        (st.want_slots, st.want_pd_exclude) =
+            match_oro(req, r, &options.options, options.option_count);
+        st.option_set = set as u32;
     }
+    // A Prefix Exclude asked for goes inside the IAPREFIX: the controller's.
     if b.flags & BINDING_PD_EXCLUDE != 0 && st.want_pd_exclude == 1 && r.pd_count == 1 {
         return Err(stat::PASS_PD_EXCLUDE);
     }
@@ -280,6 +281,42 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         move_expiry(b, st);
     }
     Ok(())
+}
+
+/// Which of `slots` (the first `count`) the ORO lists (`State::want_slots`), and whether it
+/// lists Prefix Exclude (`State::want_pd_exclude`): the controller's `options::sent_in`, the
+/// reply applying `always-send` and the message rule. The ORO's length was checked.
+#[inline(always)]
+fn match_oro(
+    req: *const u8,
+    r: &Request,
+    slots: &[OptionSlot; FAST_OPTION_SLOTS],
+    count: u8,
+) -> (u8, u8) {
+    let (mut want_slots, mut want_pd_exclude) = (0u8, 0u8);
+    if r.oros == 1 {
+        let count = count as usize;
+        for i in 0..MAX_ORO {
+            // Stop at the end (a test per code left would cost more than the codes).
+            if i * 2 >= r.oro_len {
+                break;
+            }
+            let code = rd16(req, r.oro_off + i * 2);
+            let mut want = 0u8;
+            // An index loop, as before the slots came from two maps: the shape the verifier
+            // and the benchmark know.
+            #[allow(clippy::needless_range_loop)]
+            for j in 0..FAST_OPTION_SLOTS {
+                if j >= count {
+                    break;
+                }
+                want |= ((code == slots[j].code) as u8) << j;
+            }
+            want_slots |= want;
+            want_pd_exclude |= (code == OPT_PD_EXCLUDE) as u8;
+        }
+    }
+    (want_slots, want_pd_exclude)
 }
 
 /// A Confirm (RFC 8415 section 18.3.3), as the controller's `Ctx::confirm` decides it: with the

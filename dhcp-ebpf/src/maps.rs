@@ -8,8 +8,9 @@ use aya_ebpf::{
 };
 use dhcp_common::{
     stat, BindingKey, BindingValue, ClientMac, ClientMacKey, GlobalConfig, IfaceConfig, LineBudget,
-    LineKey, PassBudget, RenewalEvent, StatCounter, SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS,
-    MAX_CLIENT_MACS, MAX_IFACES, MAX_LINES, MAX_SUBNETS, MAX_VLAN_KEYS,
+    LineKey, OptionSet, PassBudget, RenewalEvent, StatCounter, SubnetConfig, VlanKey,
+    DEFAULT_MAX_BINDINGS, MAX_CLIENT_MACS, MAX_IFACES, MAX_LINES, MAX_OPTION_SETS, MAX_SUBNETS,
+    MAX_VLAN_KEYS,
 };
 
 use crate::scratch::Scratch;
@@ -19,6 +20,10 @@ pub(crate) static BINDINGS: HashMap<BindingKey, BindingValue, { DEFAULT_MAX_BIND
     HashMap::new();
 #[btf_map]
 pub(crate) static SUBNETS: Array<SubnetConfig, { MAX_SUBNETS as usize }> = Array::new();
+/// The option lists of bindings whose pools, pd-pools or reservations add options of their own
+/// (`BindingValue::option_sets`), shared among bindings with the same list.
+#[btf_map]
+pub(crate) static OPTION_SETS: Array<OptionSet, { MAX_OPTION_SETS as usize }> = Array::new();
 #[btf_map]
 pub(crate) static IFACES: HashMap<u32, IfaceConfig, { MAX_IFACES as usize }> = HashMap::new();
 #[btf_map]

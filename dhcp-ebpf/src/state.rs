@@ -86,6 +86,9 @@ pub struct State {
     pub new_expires: u64,
     pub ifindex: u32,
     pub subnet_index: u32,
+    /// The option slots the reply carries: 0, the subnet's (`SubnetConfig::options`); else
+    /// the `OPTION_SETS` entry of the binding's (`BindingValue::option_sets`).
+    pub option_set: u32,
     /// The frame's VLAN IDs, outer then inner (0: no such tag), for the subnet of its line.
     pub outer_vlan: u16,
     pub inner_vlan: u16,
@@ -95,7 +98,7 @@ pub struct State {
     pub reply_type: u8,
     pub commits: u8,
     pub has_binding: u8,
-    /// Bit `j` set when the ORO lists the code of the subnet's option slot `j`.
+    /// Bit `j` set when the ORO lists the code of option slot `j` (of `option_set`'s slots).
     pub want_slots: u8,
     /// 1 when the ORO lists Prefix Exclude (67).
     pub want_pd_exclude: u8,

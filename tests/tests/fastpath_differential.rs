@@ -7,12 +7,18 @@ mod fastpath_common;
 
 use std::{net::Ipv6Addr, sync::Arc};
 
-use dhcp_common::{dhcpv6::*, stat, BindingKey, BindingValue};
+use dhcp_common::{
+    dhcpv6::*, stat, BindingKey, BindingValue, OPTION_SET_NA, OPTION_SET_NA_PD, OPTION_SET_NONE,
+    OPTION_SET_PD,
+};
 use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     clock::unix_now as now_unix,
     fastpath::{
-        sync::{binding_for, configure, decode_renewal, iface_config, SubnetIndex},
+        sync::{
+            binding_for, configure, decode_renewal, iface_config, push_binding, MapSync,
+            Reconfigure, SubnetIndex,
+        },
         FastPath, XDP_PASS, XDP_TX,
     },
     netif::{reply_source, IfaceInfo},
@@ -42,14 +48,20 @@ async fn pair(tag: &str) -> Pair {
 
 /// As `pair`, the config extended as [`config_with`] does.
 async fn pair_with(tag: &str, pd_pool: &str, extra: &str) -> Pair {
-    pair_on(tag, pd_pool, extra, &[]).await
+    pair_on(tag, ("", pd_pool), extra, &[]).await
 }
 
-/// As `pair_with`, the client on the line of `vlans` (none: untagged): its Solicit reaches the
-/// controller as the tagged-frame socket would hand it on (`vlan::inbound_of`).
-async fn pair_on(tag: &str, pd_pool: &str, extra: &str, vlans: &[(u16, u16)]) -> Pair {
+/// As `pair_with`, the address pool's table extended with `pool` as [`config_with_pools`] does.
+async fn pair_with_pools(tag: &str, pool: &str, pd_pool: &str, extra: &str) -> Pair {
+    pair_on(tag, (pool, pd_pool), extra, &[]).await
+}
+
+/// As `pair_with_pools` (`pools`: the address pool's and the pd-pool's additions), the client
+/// on the line of `vlans` (none: untagged): its Solicit reaches the controller as the
+/// tagged-frame socket would hand it on (`vlan::inbound_of`).
+async fn pair_on(tag: &str, pools: (&str, &str), extra: &str, vlans: &[(u16, u16)]) -> Pair {
     let dir = tempdir::Dir::new(tag);
-    let config = config_with(&dir.0, pd_pool, extra);
+    let config = config_with_pools(&dir.0, pools.0, pools.1, extra);
     let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.0.join("leases.db")).unwrap());
     let server = Server::with_store(config.clone(), store.clone(), &["lo".to_string()]).unwrap();
     server.set_direct_subnet("lo", Some(0));
@@ -98,9 +110,10 @@ async fn pair_on(tag: &str, pd_pool: &str, extra: &str, vlans: &[(u16, u16)]) ->
         )
         .unwrap();
     assert_eq!(leases.len(), 2, "an address and a prefix: {leases:?}");
-    let (key, binding) =
-        binding_for(&leases, now_unix(), &SubnetIndex::new(&config)).expect("fast-path binding");
-    fp.bindings_mut().unwrap().insert(key, binding, 0).unwrap();
+    let index = SubnetIndex::new(&config);
+    let (key, binding) = binding_for(&leases, now_unix(), &index).expect("fast-path binding");
+    // With the option sets its leases' pools and reservations make (`OPTION_SETS`).
+    let binding = push_binding(&mut fp, &index, &key, binding).unwrap();
     Pair {
         server,
         fp,
@@ -136,6 +149,8 @@ enum Ask {
     Renew,
     Rebind,
     RenewAddressAlone,
+    /// A Renew of the IA_PD alone.
+    RenewPrefixAlone,
     RebindPrefixAlone,
     Solicit,
     RapidSolicit,
@@ -171,6 +186,10 @@ impl Pair {
             Ask::RenewAddressAlone => msg(
                 MSG_RENEW,
                 &[client_id(), server_id(), elapsed(), na, dns_and_domain],
+            ),
+            Ask::RenewPrefixAlone => msg(
+                MSG_RENEW,
+                &[client_id(), server_id(), elapsed(), pd, dns_and_domain],
             ),
             Ask::RebindPrefixAlone => msg(MSG_REBIND, &[client_id(), elapsed(), pd]),
             Ask::Solicit => msg(
@@ -428,7 +447,7 @@ const LO_LINES: &str = r#"vlans = [
 /// picks). The two frames are compared whole: Ethernet, both tags, IPv6, UDP, payload; nothing
 /// is masked.
 async fn same_frame_on_line(tag: &str, ask: Ask, vlans: &[(u16, u16)]) {
-    let p = pair_on(tag, "", LO_LINES, vlans).await;
+    let p = pair_on(tag, ("", ""), LO_LINES, vlans).await;
     let frame = with_vlans(direct(p.message(ask)), vlans).encode();
     let out = p.fp.test_run(&frame, LO, 1).unwrap();
     assert_eq!(out.verdict, XDP_TX, "{tag}: the fast path must answer");
@@ -935,9 +954,10 @@ address = "2001:db8:1::4242"
 }
 
 /// Options of the client's reservation: the controller merges them over the subnet's (the
-/// reservation's NTP replaces the subnet's), so the fast path passes the client on.
+/// reservation's NTP replaces the subnet's), and the fast path answers with that list, byte
+/// for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reservation_options_are_left_to_the_controller() {
+async fn reservation_options_are_answered_byte_for_byte() {
     let extra = format!(
         r#"{SUBNET_OPTIONS}
 [[subnet.reservations]]
@@ -948,14 +968,9 @@ option = [{{ name = "ntp-server", value = [{{ server = "2001:db8:1::124" }}] }}]
         duid = hex(CLIENT_DUID)
     );
     let p = pair_with("reservation-options", "", &extra).await;
-    assert_ne!(p.binding.flags & dhcp_common::BINDING_OWN_OPTIONS, 0);
-    let (frame, inbound) = request(Path::Direct, p.message(Ask::RenewWithOptions), &[]);
-    let before = p.fp.stats().unwrap()[stat::PASS_BINDING_OPTIONS as usize].packets;
-    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
-    assert_eq!(out.verdict, XDP_PASS);
-    assert_eq!(out.frame, frame.encode(), "passed unchanged");
-    let after = p.fp.stats().unwrap()[stat::PASS_BINDING_OPTIONS as usize].packets;
-    assert_eq!(after, before + 1, "counted as pass_binding_options");
+    assert_ne!(p.binding.option_sets[OPTION_SET_NA_PD], 0);
+    same_frame_of(&p, "renew", Ask::RenewWithOptions, Path::Direct, &[]).await;
+    let (_, inbound) = request(Path::Direct, p.message(Ask::RenewWithOptions), &[]);
     let reply = p.server.handle(&inbound).await.expect("controller reply");
     let mut ntp = vec![0, 1, 0, 16];
     ntp.extend_from_slice(&ip("2001:db8:1::124").octets());
@@ -968,6 +983,197 @@ option = [{{ name = "ntp-server", value = [{{ server = "2001:db8:1::124" }}] }}]
     assert!(
         !reply.windows(7).any(|w| w == b"\x03ntp\x03lab"),
         "not the subnet's"
+    );
+}
+
+/// The subnet's SNTP server (31), always sent.
+const SUBNET_SNTP: &str = r#"
+[[subnet.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7a"
+always-send = true
+"#;
+
+/// A pool's (or pd-pool's) own SNTP server, always sent, added to its table.
+const POOL_SNTP: &str =
+    r#", option = [{ name = "sntp-servers", value = "2001:db8:1::7b", always-send = true }]"#;
+
+/// The SNTP server (31) in the controller's reply to `ask`, if it carries one.
+async fn sntp_server(p: &Pair, ask: Ask) -> Option<Ipv6Addr> {
+    let (_, inbound) = request(Path::Direct, p.message(ask), &[]);
+    let reply = p.server.handle(&inbound).await.expect("controller reply");
+    reply
+        .windows(20)
+        .find(|w| w[..4] == [0, 31, 0, 16])
+        .map(|w| Ipv6Addr::from(<[u8; 16]>::try_from(&w[4..]).unwrap()))
+}
+
+/// An address pool's own option replaces the subnet's of that code in the replies granting
+/// its address (a Renew of both IAs, of the IA_NA alone, an Advertise), the subnet's staying
+/// in one of the IA_PD alone: each answered in XDP with the controller's bytes, the two lists
+/// one option set each (the pool's shared by both combinations that carry it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_option_is_answered_byte_for_byte() {
+    let p = pair_with_pools("pool-options", POOL_SNTP, "", SUBNET_SNTP).await;
+    let sets = p.binding.option_sets;
+    assert!(
+        ![0, OPTION_SET_NONE].contains(&sets[OPTION_SET_NA]),
+        "{sets:?}"
+    );
+    assert_eq!(
+        sets[OPTION_SET_NA_PD], sets[OPTION_SET_NA],
+        "one list, one set"
+    );
+    assert_eq!(
+        sets[OPTION_SET_PD], 0,
+        "the prefix alone: the subnet's slots"
+    );
+    assert_eq!(p.fp.option_sets().in_use(), 1);
+    for (what, ask) in [
+        ("renew", Ask::Renew),
+        ("renew address alone", Ask::RenewAddressAlone),
+        ("renew prefix alone", Ask::RenewPrefixAlone),
+        ("rebind", Ask::Rebind),
+        ("solicit", Ask::Solicit),
+        ("request", Ask::Request),
+    ] {
+        same_frame_of(&p, what, ask, Path::Direct, &[]).await;
+    }
+    same_frame_of(&p, "relayed", Ask::Renew, relay_global_to_us(), &[]).await;
+    let pool = Some(ip("2001:db8:1::7b"));
+    assert_eq!(sntp_server(&p, Ask::Renew).await, pool);
+    assert_eq!(sntp_server(&p, Ask::RenewAddressAlone).await, pool);
+    assert_eq!(
+        sntp_server(&p, Ask::RenewPrefixAlone).await,
+        Some(ip("2001:db8:1::7a"))
+    );
+}
+
+/// A pd-pool's own option replaces the subnet's of that code (the most specific level wins):
+/// the fast path answers a Renew of the IA_PD alone, and of both IAs, with the controller's
+/// bytes, the pd-pool's SNTP server in them; one of the IA_NA alone carries the subnet's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pd_pool_option_replaces_the_subnets_byte_for_byte() {
+    let p = pair_with("pd-pool-options", POOL_SNTP, SUBNET_SNTP).await;
+    let sets = p.binding.option_sets;
+    assert_eq!(
+        sets[OPTION_SET_NA], 0,
+        "the address alone: the subnet's slots"
+    );
+    assert_eq!(sets[OPTION_SET_NA_PD], sets[OPTION_SET_PD]);
+    for (what, ask) in [
+        ("renew prefix alone", Ask::RenewPrefixAlone),
+        ("renew", Ask::Renew),
+        ("rebind prefix alone", Ask::RebindPrefixAlone),
+        ("renew address alone", Ask::RenewAddressAlone),
+    ] {
+        same_frame_of(&p, what, ask, Path::Direct, &[]).await;
+    }
+    let pool = Some(ip("2001:db8:1::7b"));
+    assert_eq!(sntp_server(&p, Ask::RenewPrefixAlone).await, pool);
+    assert_eq!(sntp_server(&p, Ask::Renew).await, pool);
+    assert_eq!(
+        sntp_server(&p, Ask::RenewAddressAlone).await,
+        Some(ip("2001:db8:1::7a"))
+    );
+}
+
+/// A reservation's own option outranks its pool's of the same code (reservation > pool >
+/// subnet): the fast path answers the reserved client with the reservation's SNTP server,
+/// byte for byte, and a Renew of its prefix alone with the subnet's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_option_outranks_the_pools_byte_for_byte() {
+    let extra = format!(
+        r#"{SUBNET_SNTP}
+[[subnet.reservations]]
+duid = "{duid}"
+address = "2001:db8:1::1042"
+option = [{{ name = "sntp-servers", value = "2001:db8:1::7c", always-send = true }}]
+"#,
+        duid = hex(CLIENT_DUID)
+    );
+    let p = pair_with_pools("reservation-over-pool", POOL_SNTP, "", &extra).await;
+    assert_eq!(
+        p.addr(),
+        ip("2001:db8:1::1042"),
+        "the reservation, in the pool"
+    );
+    for (what, ask) in [
+        ("renew", Ask::Renew),
+        ("renew address alone", Ask::RenewAddressAlone),
+        ("renew prefix alone", Ask::RenewPrefixAlone),
+    ] {
+        same_frame_of(&p, what, ask, Path::Direct, &[]).await;
+    }
+    let reservation = Some(ip("2001:db8:1::7c"));
+    assert_eq!(sntp_server(&p, Ask::Renew).await, reservation);
+    assert_eq!(sntp_server(&p, Ask::RenewAddressAlone).await, reservation);
+    assert_eq!(
+        sntp_server(&p, Ask::RenewPrefixAlone).await,
+        Some(ip("2001:db8:1::7a"))
+    );
+}
+
+/// Reply options beyond the slots (the subnet's eight and the pool's SNTP server) have no set:
+/// the fast path passes such a request on unchanged (`pass_binding_options`), and the
+/// controller's reply carries the pool's option; a Renew of the prefix alone (the subnet's
+/// eight) is still answered in XDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_options_beyond_the_slots_are_left_to_the_controller() {
+    let p = pair_with_pools("pool-options-unfit", POOL_SNTP, "", SUBNET_OPTIONS).await;
+    let sets = p.binding.option_sets;
+    assert_eq!(sets[OPTION_SET_NA], OPTION_SET_NONE);
+    assert_eq!(sets[OPTION_SET_NA_PD], OPTION_SET_NONE);
+    assert_eq!(sets[OPTION_SET_PD], 0);
+    for ask in [Ask::Renew, Ask::RenewAddressAlone] {
+        let (frame, _) = request(Path::Direct, p.message(ask), &[]);
+        let before = p.fp.stats().unwrap()[stat::PASS_BINDING_OPTIONS as usize].packets;
+        let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+        assert_eq!(out.verdict, XDP_PASS);
+        assert_eq!(out.frame, frame.encode(), "passed unchanged");
+        let after = p.fp.stats().unwrap()[stat::PASS_BINDING_OPTIONS as usize].packets;
+        assert_eq!(after, before + 1, "counted as pass_binding_options");
+    }
+    assert_eq!(
+        sntp_server(&p, Ask::Renew).await,
+        Some(ip("2001:db8:1::7b"))
+    );
+    same_frame_of(&p, "prefix alone", Ask::RenewPrefixAlone, Path::Direct, &[]).await;
+}
+
+/// Bindings with the same option list share one set; a set no binding uses any more is
+/// cleared from `OPTION_SETS`, and the program then passes a binding still naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn option_sets_are_shared_and_cleared_when_unused() {
+    let mut p = pair_with_pools("option-sets-shared", POOL_SNTP, "", SUBNET_SNTP).await;
+    let index = SubnetIndex::new(&p.server.config());
+    let other = BindingKey::new(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 9]).unwrap();
+    let mut value = p.binding;
+    value.na_addr = ip("2001:db8:1::1100").octets();
+    let written = push_binding(&mut p.fp, &index, &other, value).unwrap();
+    assert_eq!(written.option_sets, p.binding.option_sets, "the same list");
+    assert_eq!(p.fp.option_sets().in_use(), 1);
+    // Out of the pool: the subnet's slots; the first client's set stays.
+    value.na_addr = ip("2001:db8:1::42").octets();
+    let written = push_binding(&mut p.fp, &index, &other, value).unwrap();
+    assert_eq!(written.option_sets, [0; 3]);
+    assert_eq!(p.fp.option_sets().in_use(), 1);
+    same_frame_of(&p, "renew", Ask::Renew, Path::Direct, &[]).await;
+    // The first client's too: the set is cleared. A stale binding naming it is passed on.
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let mut first = p.binding;
+    first.na_addr = ip("2001:db8:1::43").octets();
+    push_binding(&mut p.fp, &index, &key, first).unwrap();
+    assert_eq!(p.fp.option_sets().in_use(), 0);
+    let mut stale = p.fp.bindings().unwrap().get(&key, 0).unwrap();
+    stale.na_addr = p.binding.na_addr;
+    stale.option_sets = p.binding.option_sets;
+    p.fp.bindings_mut().unwrap().insert(key, stale, 0).unwrap();
+    let (frame, _) = request(Path::Direct, p.message(Ask::Renew), &[]);
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(
+        out.verdict, XDP_PASS,
+        "a cleared set is never answered from"
     );
 }
 
@@ -1019,28 +1225,88 @@ async fn prefix_exclude_is_sent_only_when_asked_for() {
     );
 }
 
-/// A pd-pool's own option replaces the subnet's of that code in the controller's reply (the
-/// most specific level wins), and the fast path, whose slots hold the subnet's, passes the
-/// client on (`pass_binding_options`).
+/// A controller starting on pinned maps learns the option sets an earlier one left and the
+/// bindings using them: a second client with the same list shares the entry, which stays
+/// while either uses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pd_pool_option_replaces_the_subnets_and_is_left_to_the_controller() {
-    let subnet = "[[subnet.option]]\nname = \"sntp-servers\"\nvalue = \"2001:db8:1::7a\"\n";
-    let pool =
-        r#", option = [{ name = "sntp-servers", value = "2001:db8:1::7b", always-send = true }]"#;
-    let p = pair_with("pd-pool-options", pool, subnet).await;
-    assert_ne!(p.binding.flags & dhcp_common::BINDING_OWN_OPTIONS, 0);
-    let (frame, inbound) = request(Path::Direct, p.message(Ask::Renew), &[]);
-    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
-    assert_eq!(out.verdict, XDP_PASS);
-    let reply = p.server.handle(&inbound).await.expect("controller reply");
-    let pools = opt(31, &ip("2001:db8:1::7b").octets());
-    assert!(
-        reply.windows(pools.len()).any(|w| w == pools.as_slice()),
-        "the pd-pool's SNTP server, always sent: {}",
-        hex(&reply)
+async fn pinned_option_sets_are_learned_with_their_bindings() {
+    let p = pair_with_pools("option-sets-pinned", POOL_SNTP, "", SUBNET_SNTP).await;
+    let root = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/dhcp-option-sets-test-{}",
+        std::process::id()
+    ));
+    let _ = FastPath::unpin_all(&root);
+    let index = SubnetIndex::new(&p.server.config());
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let written = {
+        let mut earlier = FastPath::load(Some(&root)).unwrap();
+        push_binding(&mut earlier, &index, &key, p.binding).unwrap()
+    };
+    let mut fp = FastPath::load(Some(&root)).unwrap();
+    assert_eq!(fp.option_sets().in_use(), 1, "learned from the pinned map");
+    let other = BindingKey::new(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 8]).unwrap();
+    let again = push_binding(&mut fp, &index, &other, p.binding).unwrap();
+    assert_eq!(again.option_sets, written.option_sets, "the same entry");
+    let mut moved = p.binding;
+    moved.na_addr = ip("2001:db8:1::42").octets();
+    push_binding(&mut fp, &index, &key, moved).unwrap();
+    assert_eq!(
+        fp.option_sets().in_use(),
+        1,
+        "the second client still uses it"
     );
-    let subnets = ip("2001:db8:1::7a").octets();
-    assert!(!reply.windows(16).any(|w| w == subnets), "not the subnet's");
+    push_binding(&mut fp, &index, &other, moved).unwrap();
+    assert_eq!(fp.option_sets().in_use(), 0, "and then none");
+    drop(fp);
+    FastPath::unpin_all(&root).unwrap();
+}
+
+/// A reload that changes a pool's option re-pushes the option sets with the bindings
+/// (`MapSync::reconfigure`): the client is answered in XDP with the new list, the
+/// controller's bytes, and the set of the old list is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_repushes_the_option_sets() {
+    let Pair {
+        server,
+        fp,
+        iface,
+        binding,
+        _dir,
+    } = pair_with_pools("option-sets-reload", POOL_SNTP, "", SUBNET_SNTP).await;
+    assert_ne!(binding.option_sets[OPTION_SET_NA], 0);
+    let reloaded = config_with_pools(&_dir.0, &POOL_SNTP.replace("7b", "7d"), "", SUBNET_SNTP);
+    server.swap_config(reloaded.clone(), &["lo".to_string()]);
+    server.set_direct_subnet("lo", Some(0));
+    let shared = Arc::new(std::sync::Mutex::new(fp));
+    let sync = MapSync::new(
+        shared.clone(),
+        SubnetIndex::new(&server.config()),
+        server.clone(),
+    );
+    let with = Reconfigure {
+        server_duid: SERVER_DUID,
+        ifaces: std::slice::from_ref(&iface),
+        pass_rate_per_cpu: 0,
+    };
+    sync.reconfigure(&reloaded, &with).unwrap();
+    drop(sync);
+    let fp = Arc::try_unwrap(shared).ok().unwrap().into_inner().unwrap();
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let binding = fp.bindings().unwrap().get(&key, 0).unwrap();
+    assert_eq!(fp.option_sets().in_use(), 1, "the old list's set cleared");
+    assert_ne!(binding.option_sets[OPTION_SET_NA], 0);
+    let p = Pair {
+        server,
+        fp,
+        iface,
+        binding,
+        _dir,
+    };
+    same_frame_of(&p, "renew after the reload", Ask::Renew, Path::Direct, &[]).await;
+    assert_eq!(
+        sntp_server(&p, Ask::RenewAddressAlone).await,
+        Some(ip("2001:db8:1::7d"))
+    );
 }
 
 /// Client classes with options of their own (here the client's, by its DUID's first bytes):

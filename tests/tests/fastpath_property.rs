@@ -24,7 +24,7 @@ use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     clock::unix_now as now_unix,
     fastpath::{
-        sync::{binding_for, configure, SubnetIndex},
+        sync::{binding_for, configure, push_binding, SubnetIndex},
         FastPath, XDP_PASS, XDP_TX,
     },
     netif::{reply_source, IfaceInfo},
@@ -182,7 +182,7 @@ async fn world(seed: u64, rng: &mut StdRng) -> World {
             }
         }
         if let Some((key, binding)) = binding_for(&leases, now_unix(), &index) {
-            fp.bindings_mut().unwrap().insert(key, binding, 0).unwrap();
+            push_binding(&mut fp, &index, &key, binding).unwrap();
             client.in_map = true;
         }
         clients.push(client);

@@ -1,7 +1,8 @@
 //! Configured options with real clients: ISC dhclient and dhcpcd get the subnet's NTP server
 //! (56, RFC 5908), AFTR-Name (64, RFC 6334) and vendor options (17, always-send), each as the
 //! client records them (dhclient's lease file, dhcpcd's hook environment), and their renewals,
-//! carrying the same options, are answered by the XDP program: the controller never sees them.
+//! carrying the same options, are answered by the XDP program: the controller never sees them;
+//! so are dhclient's when its pool has an option of its own.
 //! With client classes, dhcpcd sending a CPE vendor class gets the class's pool and options
 //! while dhclient, sending none, gets the default pool; the class client's renewals are passed
 //! to the controller (`pass_client_class`), which answers them with the class's options.
@@ -107,6 +108,46 @@ fn dhclient_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
     assert_eq!(controller_renews(&lab), 0, "{}", lab.xdp_counters());
     let conf = lab.state_dir.join("dhclient.conf");
     let _ = lab.dhclient("opt", &["-cf", conf.to_str().unwrap(), "-r"]);
+}
+
+/// The lab's pool with an SNTP server (31) of its own over the subnet's, both always sent.
+fn pool_option_config() -> String {
+    lab_config(
+        &[
+            ("preferred-lifetime", "8"),
+            ("valid-lifetime", "16"),
+            ("renew-timer", "2"),
+            ("rebind-timer", "4"),
+            (
+                "pools",
+                r#"[{ low = "2001:db8:1::1000", high = "2001:db8:1::ffff", option = [{ name = "sntp-servers", value = "2001:db8:1::7b", always-send = true }] }]"#,
+            ),
+        ],
+        "[[subnet.option]]\nname = \"sntp-servers\"\nvalue = \"2001:db8:1::7a\"\nalways-send = true\n",
+    )
+}
+
+/// dhclient receives its pool's SNTP server, not the subnet's, and its renewals, whose replies
+/// carry the pool's, are answered by XDP (from the binding's option set): the controller never
+/// sees them.
+#[test]
+fn dhclient_gets_its_pools_option_and_renews_in_xdp() {
+    let lab = LabServer::start_with("opt-pool", &pool_option_config(), true);
+    let lease = dhclient_lease_with_options(&lab, "opt-pool");
+    assert!(
+        lease.contains("option dhcp6.sntp-servers 2001:db8:1::7b;"),
+        "{lease}"
+    );
+    let before = xdp(&lab, stat::TX_RENEW);
+    lab.wait_until(
+        Duration::from_secs(30),
+        "two renewals answered by XDP",
+        || xdp(&lab, stat::TX_RENEW) >= before + 2,
+    );
+    assert_eq!(controller_renews(&lab), 0, "{}", lab.xdp_counters());
+    assert_eq!(xdp(&lab, stat::PASS_BINDING_OPTIONS), 0);
+    let conf = lab.state_dir.join("dhclient.conf");
+    let _ = lab.dhclient("opt-pool", &["-cf", conf.to_str().unwrap(), "-r"]);
 }
 
 /// dhcpcd's configuration: DHCPv6 only, an address at once (no Router Advertisement needed),

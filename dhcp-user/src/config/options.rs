@@ -324,6 +324,38 @@ impl super::Subnet {
         )
     }
 
+    /// The configured options of a reply granting `granted` (addresses, and prefixes with
+    /// their length) from `shared` (the request's subnet, then the rest of its shared network):
+    /// the `base` levels (the subnet's, global merged in, then its clients' classes'), then
+    /// the own options of the pd-pools, then of the pools, of the leases granted, then those
+    /// of their reservations, each level replacing a code of the levels before
+    /// ([`options::merge`]). The one rule for the controller's replies and the fast path's
+    /// pre-encoded option sets.
+    pub fn reply_options<'a>(
+        base: impl IntoIterator<Item = &'a [ConfiguredOption]>,
+        shared: &[&'a super::Subnet],
+        granted: &[(std::net::Ipv6Addr, Option<u8>)],
+    ) -> Vec<ConfiguredOption> {
+        let mut granted = granted.to_vec();
+        // Prefixes first: an address pool's options are more specific than a pd-pool's.
+        granted.sort_by_key(|(_, len)| len.is_none());
+        let mut pools: Vec<&[ConfiguredOption]> = Vec::new();
+        let mut reservations: Vec<&[ConfiguredOption]> = Vec::new();
+        for (address, len) in granted {
+            if let Some((pool, reservation)) = shared
+                .iter()
+                .map(|s| s.lease_option_levels(address, len))
+                .find(|levels| levels.0.is_some() || levels.1.is_some())
+            {
+                pools.extend(pool);
+                reservations.extend(reservation);
+            }
+        }
+        // Reservation > pool > class > subnet (global merged in): a class is about the client,
+        // a pool or reservation about the lease itself.
+        options::merge(base.into_iter().chain(pools).chain(reservations))
+    }
+
     /// The Prefix Exclude of the pd-pool delegating `prefix`/`len`, if it has one.
     pub fn pd_exclude_for(&self, prefix: std::net::Ipv6Addr, len: u8) -> Option<PdExclude> {
         self.pd_pools

@@ -6,6 +6,7 @@
 //! `<pin-root>/link-<iface>`, so program and maps outlive a controller restart: renewals keep
 //! being answered while the controller is down.
 
+pub mod option_sets;
 pub mod sync;
 
 use std::{
@@ -124,6 +125,8 @@ pub const XDP_TX: u32 = 3;
 /// The loaded fast path.
 pub struct FastPath {
     ebpf: Ebpf,
+    /// `OPTION_SETS`, taken out of the object so that it is written alongside `BINDINGS`.
+    option_sets: option_sets::OptionSetTable,
     pin_root: Option<PathBuf>,
     /// Links this process attached and did not pin (detached on drop).
     links: Vec<(String, XdpLinkId)>,
@@ -191,8 +194,14 @@ impl FastPath {
         if ebpf.program(names::PROGRAM).is_none() {
             return Err(FastPathError::MissingProgram(names::PROGRAM.to_string()));
         }
+        let sets = ebpf
+            .take_map(names::OPTION_SETS)
+            .ok_or(FastPathError::MissingMap(names::OPTION_SETS))?;
+        let sets = Array::try_from(sets).map_err(map_err(names::OPTION_SETS))?;
+        let option_sets = option_sets::OptionSetTable::load(sets, ebpf.map(names::BINDINGS))?;
         Ok(FastPath {
             ebpf,
+            option_sets,
             pin_root: pin_root.map(Path::to_path_buf),
             links: Vec::new(),
         })
@@ -391,6 +400,30 @@ impl FastPath {
         BpfHashMap::try_from(self.map_mut(names::BINDINGS)?).map_err(map_err(names::BINDINGS))
     }
 
+    /// The binding map and the option sets its entries name, to write both (a binding's
+    /// `option_sets` are acquired before it is written and released once it is replaced).
+    pub fn bindings_and_sets(
+        &mut self,
+    ) -> Result<
+        (
+            BpfHashMap<&mut MapData, BindingKey, BindingValue>,
+            &mut option_sets::OptionSetTable,
+        ),
+        FastPathError,
+    > {
+        let map = self
+            .ebpf
+            .map_mut(names::BINDINGS)
+            .ok_or(FastPathError::MissingMap(names::BINDINGS))?;
+        let map = BpfHashMap::try_from(map).map_err(map_err(names::BINDINGS))?;
+        Ok((map, &mut self.option_sets))
+    }
+
+    /// The option sets in use (`OPTION_SETS`).
+    pub fn option_sets(&self) -> &option_sets::OptionSetTable {
+        &self.option_sets
+    }
+
     pub fn bindings(
         &self,
     ) -> Result<BpfHashMap<&MapData, BindingKey, BindingValue>, FastPathError> {
@@ -491,8 +524,9 @@ impl ClientMacs {
 
 /// Maps pinned under the pin root (the scratch and budget maps, the lines' buckets too, are
 /// per-run state and are not).
-pub const PINNED_MAPS: [&str; 8] = [
+pub const PINNED_MAPS: [&str; 9] = [
     names::BINDINGS,
+    names::OPTION_SETS,
     names::SUBNETS,
     names::IFACES,
     names::CONFIG,

@@ -12,14 +12,14 @@ use std::{
 
 use dhcp_common::{
     for_each_vlan_key, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot,
-    RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD, BINDING_OWN_OPTIONS,
-    BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, MAX_SUBNETS,
-    OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS,
-    RELAY_SELECT_BY_INTERFACE_ID,
+    RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD, BINDING_PD_EXCLUDE,
+    BINDING_RENEW_ONLY, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, MAX_SUBNETS, OPTION_SLOT_ALWAYS,
+    OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
 
+use super::option_sets::{OptionSetTable, SetOptions};
 use super::{FastPath, FastPathError};
 use crate::netif::IfaceInfo;
 use crate::{
@@ -28,6 +28,7 @@ use crate::{
     config::{Config, PoolHalf, Reservation, Subnet},
     lease_events::LeaseEvent,
     netif::Interfaces,
+    options::ConfiguredOption,
     store::{Lease, LeaseFilter, LeasePages, LeaseState, LeaseStore, LeaseType, StoreWriter},
 };
 
@@ -85,6 +86,11 @@ pub struct SubnetIndex {
     pub grace_period: u32,
     /// Each subnet's pools, by subnet id.
     subnets: HashMap<u32, Subnet>,
+    /// The ids of the subnets in `SUBNETS`, by index.
+    ids: Vec<u32>,
+    /// By subnet id: the ids of the subnets a client of it may be served from, itself first
+    /// (`Config::shared_with`), whose pools and reservations the controller's options follow.
+    shared: HashMap<u32, Vec<u32>>,
     /// The reservations, for the controller's rule of which leases it keeps.
     reservations: Reservations,
     /// Ifindex of each served interface, by name; filled only with `interface-client-limit`
@@ -107,6 +113,21 @@ impl SubnetIndex {
             by_id,
             grace_period: config.grace_period,
             subnets: config.subnets.iter().map(|s| (s.id, s.clone())).collect(),
+            ids: config
+                .subnets
+                .iter()
+                .take(MAX_SUBNETS as usize)
+                .map(|s| s.id)
+                .collect(),
+            shared: (0..config.subnets.len())
+                .map(|i| {
+                    let ids = config.shared_with(i).into_iter();
+                    (
+                        config.subnets[i].id,
+                        ids.map(|j| config.subnets[j].id).collect(),
+                    )
+                })
+                .collect(),
             reservations: Reservations::new(config),
             pool_half: config.leasequery.pool_half,
             ifindex_by_name: match config.interface_client_limit {
@@ -149,25 +170,71 @@ impl SubnetIndex {
             .unwrap_or(0)
     }
 
-    /// The `BINDING_OWN_OPTIONS` and `BINDING_PD_EXCLUDE` flags of `lease`: whether its pool,
-    /// pd-pool or reservation has options of its own, and its pd-pool a Prefix Exclude (the
-    /// controller's levels, `Subnet::lease_option_levels`).
-    fn option_flags(&self, lease: &Lease) -> u8 {
+    /// The `BINDING_PD_EXCLUDE` flag of `lease`: whether its pd-pool has a Prefix Exclude.
+    fn pd_exclude_flag(&self, lease: &Lease) -> u8 {
         let Some(subnet) = self.subnets.get(&lease.subnet_id) else {
             return 0;
         };
-        let len = (lease.lease_type == LeaseType::Pd).then_some(lease.prefix_len);
-        let (pool, reservation) = subnet.lease_option_levels(lease.address, len);
-        let own = if pool.is_some() || reservation.is_some() {
-            BINDING_OWN_OPTIONS
-        } else {
-            0
-        };
-        let exclude = match len {
-            Some(len) if subnet.pd_exclude_for(lease.address, len).is_some() => BINDING_PD_EXCLUDE,
+        match lease.lease_type {
+            LeaseType::Pd
+                if subnet
+                    .pd_exclude_for(lease.address, lease.prefix_len)
+                    .is_some() =>
+            {
+                BINDING_PD_EXCLUDE
+            }
             _ => 0,
+        }
+    }
+
+    /// What the controller's replies to `value`'s client carry for each IA combination
+    /// (`BindingValue::option_sets`: IA_NA alone, IA_PD alone, both), by its own rule
+    /// (`Subnet::reply_options`: the subnet's options, then those of the pools, pd-pools and
+    /// reservations of the leases granted; no class levels, as the fast path passes on every
+    /// subnet classes shape). A combination the binding does not hold is never answered.
+    pub fn option_sets_of(&self, value: &BindingValue) -> [SetOptions; 3] {
+        let subnet = self
+            .ids
+            .get(value.subnet as usize)
+            .and_then(|id| Some((id, self.subnets.get(id)?)));
+        let Some((id, subnet)) = subnet else {
+            return [SetOptions::Subnet, SetOptions::Subnet, SetOptions::Subnet];
         };
-        own | exclude
+        let shared: Vec<&Subnet> = self
+            .shared
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.subnets.get(id))
+            .collect();
+        let na = (value.flags & BINDING_HAS_NA != 0).then(|| (Ipv6Addr::from(value.na_addr), None));
+        let pd = (value.flags & BINDING_HAS_PD != 0)
+            .then(|| (Ipv6Addr::from(value.pd_prefix), Some(value.pd_len)));
+        // Most bindings: no level below the subnet, so every reply carries the subnet's.
+        let own_levels = [na, pd].into_iter().flatten().any(|(address, len)| {
+            shared.iter().any(|s| {
+                let (pool, reservation) = s.lease_option_levels(address, len);
+                pool.is_some() || reservation.is_some()
+            })
+        });
+        let of = |granted: &[Option<(Ipv6Addr, Option<u8>)>]| {
+            let Some(granted) = granted.iter().copied().collect::<Option<Vec<_>>>() else {
+                return SetOptions::Subnet;
+            };
+            if !own_levels {
+                return SetOptions::Subnet;
+            }
+            let base = std::iter::once(&subnet.options[..]);
+            let options = Subnet::reply_options(base, &shared, &granted);
+            if options == subnet.options {
+                return SetOptions::Subnet;
+            }
+            match option_slots(&options) {
+                Some(slots) => SetOptions::Slots(slots),
+                None => SetOptions::Unfit,
+            }
+        };
+        [of(&[na]), of(&[pd]), of(&[na, pd])]
     }
 
     /// The array index of subnet `id`.
@@ -204,8 +271,19 @@ pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
         reconfigure: subnet.reconfigure as u8,
         options: [OptionSlot::EMPTY; FAST_OPTION_SLOTS],
     };
-    let slots: Option<Vec<OptionSlot>> = subnet
-        .options
+    if let Some(slots) = option_slots(&subnet.options) {
+        cfg.options[..slots.len()].copy_from_slice(&slots);
+        cfg.options_fit = 1;
+        cfg.option_count = slots.len() as u8;
+    }
+    cfg
+}
+
+/// `options` (merged, in the controller's order) as the fast path's slots, each encoded as the
+/// controller sends it and flagged by its rule (`always-send`, Information-Request only); `None`
+/// when they are more than the slots or one is longer than a slot.
+pub fn option_slots(options: &[ConfiguredOption]) -> Option<Vec<OptionSlot>> {
+    let slots: Vec<OptionSlot> = options
         .iter()
         .map(|option| {
             let flags = (if option.always_send {
@@ -220,13 +298,8 @@ pub fn subnet_config(subnet: &Subnet) -> SubnetConfig {
             // The bytes the controller sends (`ConfiguredOption::to_option`, re-encoded verbatim).
             OptionSlot::new(option.code, &option.data, flags)
         })
-        .collect();
-    if let Some(slots) = slots.filter(|s| s.len() <= FAST_OPTION_SLOTS) {
-        cfg.options[..slots.len()].copy_from_slice(&slots);
-        cfg.options_fit = 1;
-        cfg.option_count = slots.len() as u8;
-    }
-    cfg
+        .collect::<Option<_>>()?;
+    (slots.len() <= FAST_OPTION_SLOTS).then_some(slots)
 }
 
 /// `GlobalConfig::relay_selectors` for `config`: which relay selectors only the controller
@@ -389,6 +462,42 @@ pub fn binding_for(
     builder.finish(index.grace_period).map(|value| (key, value))
 }
 
+/// Writes `value` as `key`'s binding in `map`, with the option sets of its IA combinations
+/// ([`SubnetIndex::option_sets_of`]) acquired in `sets`, then releases `old_sets`, those of the
+/// entry it replaces (acquired first, so a list both use is never cleared in between).
+pub fn put_binding(
+    map: &mut aya::maps::HashMap<&mut aya::maps::MapData, BindingKey, BindingValue>,
+    sets: &mut OptionSetTable,
+    index: &SubnetIndex,
+    key: &BindingKey,
+    value: &mut BindingValue,
+    old_sets: [u16; 3],
+) -> Result<(), FastPathError> {
+    value.option_sets = sets.acquire_all(&index.option_sets_of(value))?;
+    if let Err(source) = map.insert(key, *value, 0) {
+        sets.release(value.option_sets)?;
+        return Err(FastPathError::Map {
+            name: dhcp_common::maps::BINDINGS,
+            source,
+        });
+    }
+    sets.release(old_sets)
+}
+
+/// Writes `value` as `key`'s binding (replacing what the map holds), with its option sets as
+/// [`put_binding`] chooses them; returns the value written.
+pub fn push_binding(
+    fp: &mut FastPath,
+    index: &SubnetIndex,
+    key: &BindingKey,
+    mut value: BindingValue,
+) -> Result<BindingValue, FastPathError> {
+    let (mut map, sets) = fp.bindings_and_sets()?;
+    let old_sets = map.get(key, 0).map_or([0; 3], |old| old.option_sets);
+    put_binding(&mut map, sets, index, key, &mut value, old_sets)?;
+    Ok(value)
+}
+
 /// One client's binding built lease by lease (the active leases of one DUID, in any order), so
 /// that a bulk re-sync can stream the store instead of holding every lease in memory.
 #[derive(Debug, Clone, Copy)]
@@ -420,6 +529,9 @@ impl BindingBuilder {
                 flags: 0,
                 pd_len: 0,
                 ifindex: 0,
+                // Chosen when the binding is written (`put_binding`), from the leases' options.
+                option_sets: [0; 3],
+                _pad: [0; 2],
             },
             refused: subnet.is_none(),
             has_ifindex: false,
@@ -460,7 +572,7 @@ impl BindingBuilder {
         if index.renew_only(lease) {
             value.flags |= BINDING_RENEW_ONLY;
         }
-        value.flags |= index.option_flags(lease);
+        value.flags |= index.pd_exclude_flag(lease);
         let ifindex = index.ifindex_of(lease);
         if !self.has_ifindex {
             value.ifindex = ifindex;
@@ -540,7 +652,7 @@ pub fn resync(
     };
     drop(too_long);
     let mut writes_back = Vec::new();
-    let mut map = fp.bindings_mut()?;
+    let (mut map, sets) = fp.bindings_and_sets()?;
     let total = builders.len();
     let mut wanted: std::collections::HashSet<BindingKey, foldhash::fast::RandomState> =
         std::collections::HashSet::with_capacity_and_hasher(total, Default::default());
@@ -549,7 +661,8 @@ pub fn resync(
             report.controller_only += 1;
             continue;
         };
-        if let Ok(existing) = map.get(&key, 0) {
+        let existing = map.get(&key, 0).ok();
+        if let Some(existing) = existing {
             let same = existing.na_addr == value.na_addr
                 && existing.pd_prefix == value.pd_prefix
                 && existing.flags == value.flags
@@ -561,7 +674,8 @@ pub fn resync(
                 writes_back.push((key.duid().to_vec(), existing.expires as i64));
             }
         }
-        map.insert(key, value, 0)?;
+        let old_sets = existing.map_or([0; 3], |e| e.option_sets);
+        put_binding(&mut map, sets, index, &key, &mut value, old_sets)?;
         wanted.insert(key);
         report.pushed += 1;
         if total >= 100_000 && (n + 1) % 100_000 == 0 {
@@ -579,7 +693,10 @@ pub fn resync(
         .filter(|k| !wanted.contains(k))
         .collect();
     for key in stale {
-        let _ = map.remove(&key);
+        if let Ok(old) = map.get(&key, 0) {
+            let _ = map.remove(&key);
+            sets.release(old.option_sets)?;
+        }
         report.removed += 1;
     }
     info!(
@@ -703,7 +820,9 @@ fn prefill(
     let mut builders: HashMap<BindingKey, BindingBuilder, foldhash::fast::RandomState> =
         HashMap::default();
     let mut too_long: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    let mut map = fp.bindings_mut()?;
+    // The sets of the clients written with some (a few): released when rewritten.
+    let mut with_sets: HashMap<BindingKey, [u16; 3]> = HashMap::new();
+    let (mut map, sets) = fp.bindings_and_sets()?;
     for page in input {
         let PrefillInput::Rows(rows) = page else {
             continue;
@@ -720,18 +839,19 @@ fn prefill(
                 .entry(key)
                 .or_insert_with(|| BindingBuilder::start(&lease, &index));
             builder.add(&lease, &index);
+            let old_sets = with_sets.remove(&key).unwrap_or_default();
             match builder.finish(index.grace_period) {
-                Some(value) => {
-                    map.insert(key, value, 0)
-                        .map_err(|source| FastPathError::Map {
-                            name: dhcp_common::maps::BINDINGS,
-                            source,
-                        })?;
+                Some(mut value) => {
+                    put_binding(&mut map, sets, &index, &key, &mut value, old_sets)?;
+                    if value.option_sets != [0; 3] {
+                        with_sets.insert(key, value.option_sets);
+                    }
                 }
                 // Refused (so far): the controller serves this client; a later lease of it
                 // cannot make it a fast-path binding again.
                 None => {
                     let _ = map.remove(&key);
+                    sets.release(old_sets)?;
                 }
             }
         }
@@ -909,19 +1029,24 @@ impl MapSync {
         let Some(key) = BindingKey::new(duid) else {
             return Ok(());
         };
-        let mut map = fp.bindings_mut()?;
+        let (mut map, sets) = fp.bindings_and_sets()?;
+        let existing = map.get(&key, 0).ok();
+        let old_sets = existing.map_or([0; 3], |e| e.option_sets);
         match binding_for(leases, now, index) {
             Some((key, mut value)) => {
                 // The program may have moved the expiry on since the store last heard of it.
-                if let Ok(existing) = map.get(&key, 0) {
+                if let Some(existing) = existing {
                     if existing.na_addr == value.na_addr && existing.pd_prefix == value.pd_prefix {
                         value.expires = value.expires.max(existing.expires);
                     }
                 }
-                map.insert(key, value, 0)?;
+                put_binding(&mut map, sets, index, &key, &mut value, old_sets)?;
             }
             None => {
-                let _ = map.remove(&key);
+                if existing.is_some() {
+                    let _ = map.remove(&key);
+                    sets.release(old_sets)?;
+                }
             }
         }
         Ok(())
@@ -1434,6 +1559,66 @@ dns-servers = ["2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4", "2001
             &cfg.options[1].data[..18],
             b"\x00\x40\x00\x0e\x04aftr\x07example\x00"
         );
+    }
+
+    /// A binding's option sets follow the controller's levels for the leases each reply
+    /// grants: the address pool's option in the replies granting the address (IA_NA alone, or
+    /// with the IA_PD), the subnet's slots for the IA_PD alone (its pd-pool has none); a
+    /// reservation's option over the pool's; a list too long for a slot is unfit.
+    #[test]
+    fn option_sets_follow_the_pools_and_reservations_of_the_leases_granted() {
+        let index = |reservation_option: &str| {
+            let text = format!(
+                r#"
+[[subnet]]
+id = 7
+prefix = "2001:db8::/64"
+pools = [{{ low = "2001:db8::1", high = "2001:db8::ff", option = [{{ name = "sntp-servers", value = "2001:db8::7b" }}] }}]
+pd-pools = [{{ prefix = "2001:db8:100::/40", delegated-length = 56 }}]
+dns-servers = ["2001:db8::53"]
+reservations = [{{ duid = "00:03:00:01:01:02:03:04:05:06", address = "2001:db8::5"{reservation_option} }}]
+"#
+            );
+            SubnetIndex::new(&Config::parse(&text, "t").unwrap())
+        };
+        let slots = |set: &SetOptions| match set {
+            SetOptions::Slots(slots) => slots.clone(),
+            other => panic!("{other:?}"),
+        };
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let leases = vec![
+            lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000),
+            lease(&duid, LeaseType::Pd, "2001:db8:100::", 56, 1000),
+        ];
+        let index_pool = index("");
+        let (_, value) = binding_for(&leases, 10, &index_pool).unwrap();
+        let [na, pd, both] = index_pool.option_sets_of(&value);
+        let codes = |set: &SetOptions| slots(set).iter().map(|s| s.code).collect::<Vec<_>>();
+        assert_eq!(codes(&na), [23, 31]);
+        assert!(matches!(pd, SetOptions::Subnet), "{pd:?}");
+        assert_eq!(codes(&both), [23, 31]);
+        let sntp = |set: &SetOptions| slots(set)[1].data[4..20].to_vec();
+        assert_eq!(
+            sntp(&na),
+            "2001:db8::7b".parse::<Ipv6Addr>().unwrap().octets()
+        );
+
+        let reserved = index(r#", option = [{ name = "sntp-servers", value = "2001:db8::7c" }]"#);
+        let [na, ..] = reserved.option_sets_of(&value);
+        assert_eq!(
+            sntp(&na),
+            "2001:db8::7c".parse::<Ipv6Addr>().unwrap().octets()
+        );
+
+        let addresses: Vec<String> = (1..=9).map(|i| format!("\"2001:db8::{i}\"")).collect();
+        let long = index(&format!(
+            r#", option = [{{ name = "sip-server-a", value = [{}] }}]"#,
+            addresses.join(", ")
+        ));
+        let [na, pd, both] = long.option_sets_of(&value);
+        assert!(matches!(na, SetOptions::Unfit), "{na:?}");
+        assert!(matches!(both, SetOptions::Unfit), "{both:?}");
+        assert!(matches!(pd, SetOptions::Subnet), "{pd:?}");
     }
 
     #[test]

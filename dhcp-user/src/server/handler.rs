@@ -1229,8 +1229,6 @@ impl<'a> Ctx<'a, '_> {
     /// IAPREFIX of a pd-pool with one, when the ORO asks for it (RFC 6603 section 4.2: only
     /// then).
     fn push_options(&self, reply: &mut Message, request: &Message) {
-        let mut pools: Vec<&[ConfiguredOption]> = Vec::new();
-        let mut reservations: Vec<&[ConfiguredOption]> = Vec::new();
         let wants_exclude = request.requests_option(crate::options::OPT_PD_EXCLUDE);
         let mut granted: Vec<(Ipv6Addr, Option<u8>)> = Vec::new();
         for option in reply.options.iter_mut() {
@@ -1263,29 +1261,12 @@ impl<'a> Ctx<'a, '_> {
                 _ => {}
             }
         }
-        // Prefixes first: an address pool's options are more specific than a pd-pool's.
-        granted.sort_by_key(|(_, len)| len.is_none());
-        for (address, len) in granted {
-            if let Some((pool, reservation)) = self
-                .shared
-                .iter()
-                .map(|s| s.lease_option_levels(address, len))
-                .find(|levels| levels.0.is_some() || levels.1.is_some())
-            {
-                pools.extend(pool);
-                reservations.extend(reservation);
-            }
-        }
-        // Reservation > pool > class > subnet (global merged in): a class is about the client,
-        // a pool or reservation about the lease itself.
-        let levels = std::iter::once(&self.subnet.options[..])
-            .chain(classes::option_levels(
-                self.input.config,
-                self.request.classes,
-            ))
-            .chain(pools)
-            .chain(reservations);
-        push_requested_options(reply, request, &crate::options::merge(levels));
+        let base = std::iter::once(&self.subnet.options[..]).chain(classes::option_levels(
+            self.input.config,
+            self.request.classes,
+        ));
+        let options = Subnet::reply_options(base, &self.shared, &granted);
+        push_requested_options(reply, request, &options);
     }
 
     /// The Reply's last options when the client is given (or keeps) a reconfigure key and this

@@ -93,6 +93,8 @@ pub fn binding(na: Ipv6Addr, pd: Ipv6Addr, for_secs: u64) -> BindingValue {
         flags: BINDING_HAS_NA | BINDING_HAS_PD,
         pd_len: 56,
         ifindex: 0,
+        option_sets: [0; 3],
+        _pad: [0; 2],
     }
 }
 

@@ -40,6 +40,16 @@ pub fn config(state_dir: &std::path::Path) -> Config {
 /// The same, with `pd_pool` added to the pd-pool's table (`, excluded-prefix = "…"`) and
 /// `extra` after the subnet's keys (`[[subnet.option]]` tables, say).
 pub fn config_with(state_dir: &std::path::Path, pd_pool: &str, extra: &str) -> Config {
+    config_with_pools(state_dir, "", pd_pool, extra)
+}
+
+/// As [`config_with`], with `pool` added to the address pool's table (`, option = […]`).
+pub fn config_with_pools(
+    state_dir: &std::path::Path,
+    pool: &str,
+    pd_pool: &str,
+    extra: &str,
+) -> Config {
     let text = format!(
         r#"
 server-duid = "{duid}"
@@ -49,7 +59,7 @@ interfaces = ["lo"]
 [[subnet]]
 prefix = "2001:db8:1::/64"
 interface = "lo"
-pools = [{{ low = "2001:db8:1::1000", high = "2001:db8:1::1fff" }}]
+pools = [{{ low = "2001:db8:1::1000", high = "2001:db8:1::1fff"{pool} }}]
 pd-pools = [{{ prefix = "2001:db8:8000::/40", delegated-length = 56{pd_pool} }}]
 preferred-lifetime = {PREFERRED}
 valid-lifetime = {VALID}

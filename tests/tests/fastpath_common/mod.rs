@@ -345,6 +345,8 @@ fn setup_object(object: &[u8]) -> Lab {
                 flags: BINDING_HAS_NA | BINDING_HAS_PD,
                 pd_len: 56,
                 ifindex: 0,
+                option_sets: [0; 3],
+                _pad: [0; 2],
             },
             0,
         )
@@ -402,9 +404,13 @@ impl Lab {
     }
     /// Sets `flags` on the client's binding.
     pub fn add_binding_flags(&mut self, flags: u8) {
+        self.edit_binding(|value| value.flags |= flags);
+    }
+    /// Rewrites the client's binding as `edit` changes it.
+    pub fn edit_binding(&mut self, edit: impl FnOnce(&mut BindingValue)) {
         let key = BindingKey::new(CLIENT_DUID).unwrap();
         let mut value = self.fp.bindings().unwrap().get(&key, 0).unwrap();
-        value.flags |= flags;
+        edit(&mut value);
         self.fp
             .bindings_mut()
             .unwrap()
@@ -413,13 +419,6 @@ impl Lab {
     }
     /// Records `ifindex` as the interface of the client's binding.
     pub fn set_binding_ifindex(&mut self, ifindex: u32) {
-        let key = BindingKey::new(CLIENT_DUID).unwrap();
-        let mut value = self.fp.bindings().unwrap().get(&key, 0).unwrap();
-        value.ifindex = ifindex;
-        self.fp
-            .bindings_mut()
-            .unwrap()
-            .insert(key, value, 0)
-            .unwrap();
+        self.edit_binding(|value| value.ifindex = ifindex);
     }
 }
