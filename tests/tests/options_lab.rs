@@ -9,7 +9,6 @@
 
 mod server_common;
 
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use dhcp_common::stat;
@@ -174,39 +173,13 @@ fn dhcpcd_hook(lab: &LabServer) -> std::path::PathBuf {
     script
 }
 
-/// dhcpcd, in the foreground: killed (by its own pid) when dropped.
-struct Dhcpcd(Child);
-
-impl Drop for Dhcpcd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// dhcpcd receives the NTP server, AFTR-Name and vendor options (its hook's environment); its
 /// renewals go to XDP.
 #[test]
 fn dhcpcd_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
     let lab = LabServer::start_with("opt-dhcpcd", &config(), true);
-    let conf = lab.state_dir.join("dhcpcd.conf");
-    std::fs::write(&conf, DHCPCD_CONF).unwrap();
     let hook = dhcpcd_hook(&lab);
-    let log = std::fs::File::create(lab.state_dir.join("dhcpcd.log")).unwrap();
-    let _dhcpcd = Dhcpcd(
-        lab.client_ns
-            .command("dhcpcd")
-            .args(["-6", "-B", "-d", "-f"])
-            .arg(&conf)
-            .arg("-c")
-            .arg(&hook)
-            .arg(&lab.link.b.ifname)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dhcpcd"),
-    );
+    let _dhcpcd = lab.dhcpcd(DHCPCD_CONF, &hook);
     let env_path = lab.state_dir.join("dhcpcd.env");
     let dhcpcd_log =
         || std::fs::read_to_string(lab.state_dir.join("dhcpcd.log")).unwrap_or_default();
@@ -286,38 +259,9 @@ fn a_vendor_class_selects_the_pool_and_options_of_dhcpcd_not_dhclient() {
     let conf = lab.state_dir.join("dhclient.conf");
     let _ = lab.dhclient("cls", &["-cf", conf.to_str().unwrap(), "-r"]);
 
-    let conf = lab.state_dir.join("dhcpcd.conf");
-    std::fs::write(&conf, format!("{DHCPCD_CONF}vendclass 4491 ACME-CPE-X1\n")).unwrap();
     let hook = dhcpcd_hook(&lab);
-    let log = std::fs::File::create(lab.state_dir.join("dhcpcd.log")).unwrap();
-    // dhcpcd keeps its DUID and the last lease of an interface name (labs reuse them, other
-    // tests run dhcpcd at the same time) and would Confirm that lease rather than Solicit: this
-    // client starts afresh, with directories of its own (a mount namespace, tmpfs).
-    let fresh = "mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run/dhcpcd \
-                 && exec dhcpcd \"$@\"";
-    let _dhcpcd = Dhcpcd(
-        lab.client_ns
-            .command("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                fresh,
-            ])
-            .args(["dhcpcd", "-6", "-B", "-d", "-f"])
-            .arg(&conf)
-            .arg("-c")
-            .arg(&hook)
-            .arg(&lab.link.b.ifname)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dhcpcd"),
-    );
+    // A dhcpcd of its own (`dhcpcd_on`): no DUID or lease of an earlier one to Confirm.
+    let _dhcpcd = lab.dhcpcd(&format!("{DHCPCD_CONF}vendclass 4491 ACME-CPE-X1\n"), &hook);
     let env_path = lab.state_dir.join("dhcpcd.env");
     let dhcpcd_log =
         || std::fs::read_to_string(lab.state_dir.join("dhcpcd.log")).unwrap_or_default();

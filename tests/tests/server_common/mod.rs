@@ -415,7 +415,7 @@ impl LabServer {
     }
 }
 
-/// A dhcpcd in the client namespace, in the foreground: killed (by its own pid) when dropped.
+/// A running dhcpcd, in the foreground: killed (by its pid, which `exec` keeps) when dropped.
 pub struct Dhcpcd(pub Child);
 
 impl Drop for Dhcpcd {
@@ -426,10 +426,8 @@ impl Drop for Dhcpcd {
 }
 
 impl LabServer {
-    /// Starts `dhcpcd -6 -B -d` on the client's end of the link, with no lease of an earlier
-    /// run, with `conf` (written to
-    /// `dhcpcd.conf` in the state directory, its output to `dhcpcd.log` there, see
-    /// [`LabServer::dhcpcd_log`]) and `hook` as its script.
+    /// Starts dhcpcd on the client's end of the link ([`dhcpcd_on`], its files in the state
+    /// directory; [`LabServer::dhcpcd_log`]).
     pub fn dhcpcd(&self, conf: &str, hook: &Path) -> Dhcpcd {
         dhcpcd_on(
             &self.client_ns,
@@ -446,18 +444,21 @@ impl LabServer {
     }
 }
 
-/// Starts `dhcpcd -6 -B -d` on `ifname` in `ns`, with no lease of an earlier run, `conf`
-/// written to `dir/dhcpcd.conf`, its output to `dir/dhcpcd.log`, and `hook` as its script.
+/// Starts `dhcpcd -6 -B -d` on `ifname` in `ns`, `conf` written to `dir/dhcpcd.conf`, its
+/// output to `dir/dhcpcd.log`, and `hook` as its script. Each dhcpcd gets empty directories of
+/// its own (a mount namespace, tmpfs on /var/lib/dhcpcd and /run/dhcpcd): it keeps its DUID,
+/// its last lease and its pid file there by interface name, which labs reuse and other tests'
+/// dhcpcd share; with an earlier lease it would Confirm one this server never gave.
 pub fn dhcpcd_on(ns: &Namespace, ifname: &str, dir: &Path, conf: &str, hook: &Path) -> Dhcpcd {
-    // dhcpcd keeps its last lease per interface name in the host's /var/lib/dhcpcd: an
-    // earlier test's would make it Confirm a lease this server never gave.
-    let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", ifname));
     let path = dir.join("dhcpcd.conf");
     std::fs::write(&path, conf).unwrap();
     let log = std::fs::File::create(dir.join("dhcpcd.log")).unwrap();
+    let fresh = "mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run/dhcpcd \
+                 && exec dhcpcd \"$@\"";
     Dhcpcd(
-        ns.command("dhcpcd")
-            .args(["-6", "-B", "-d", "-f"])
+        ns.command("unshare")
+            .args(["--mount", "--propagation", "private", "--"])
+            .args(["sh", "-c", fresh, "dhcpcd", "-6", "-B", "-d", "-f"])
             .arg(&path)
             .arg("-c")
             .arg(hook)
