@@ -110,6 +110,11 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
         } else {
             // SAFETY: as for `cfg`.
             let set = unsafe { &*OPTION_SETS.get_ptr(st.option_set).ok_or(stat::ABORTED)? };
+            // Cleared since `decide` (its last binding changed meanwhile): a reply without the
+            // set's options would be nobody's answer, so the controller gives it.
+            if set.option_count == 0 {
+                return Err(stat::PASS_BINDING_OPTIONS);
+            }
             o = put_options(out, o, &set.options, set.option_count, st, information);
         }
     }
