@@ -98,15 +98,21 @@ fn dhclient_gets_ntp_aftr_and_vendor_options_and_renews_in_xdp() {
         lease.contains("option dhcp6.vendor-opts 0:0:11:8b:0:1:0:3:6c:61:62;"),
         "{lease}"
     );
-    let before = xdp(&lab, stat::TX_RENEW);
+    renewals_in_xdp_then_release(&lab, "opt");
+}
+
+/// Two of dhclient's renewals answered by XDP, none by the controller; then dhclient (`tag`)
+/// releases.
+fn renewals_in_xdp_then_release(lab: &LabServer, tag: &str) {
+    let before = xdp(lab, stat::TX_RENEW);
     lab.wait_until(
         Duration::from_secs(30),
         "two renewals answered by XDP",
-        || xdp(&lab, stat::TX_RENEW) >= before + 2,
+        || xdp(lab, stat::TX_RENEW) >= before + 2,
     );
-    assert_eq!(controller_renews(&lab), 0, "{}", lab.xdp_counters());
+    assert_eq!(controller_renews(lab), 0, "{}", lab.xdp_counters());
     let conf = lab.state_dir.join("dhclient.conf");
-    let _ = lab.dhclient("opt", &["-cf", conf.to_str().unwrap(), "-r"]);
+    let _ = lab.dhclient(tag, &["-cf", conf.to_str().unwrap(), "-r"]);
 }
 
 /// The lab's pool with an SNTP server (31) of its own over the subnet's, both always sent.
@@ -137,16 +143,8 @@ fn dhclient_gets_its_pools_option_and_renews_in_xdp() {
         lease.contains("option dhcp6.sntp-servers 2001:db8:1::7b;"),
         "{lease}"
     );
-    let before = xdp(&lab, stat::TX_RENEW);
-    lab.wait_until(
-        Duration::from_secs(30),
-        "two renewals answered by XDP",
-        || xdp(&lab, stat::TX_RENEW) >= before + 2,
-    );
-    assert_eq!(controller_renews(&lab), 0, "{}", lab.xdp_counters());
+    renewals_in_xdp_then_release(&lab, "opt-pool");
     assert_eq!(xdp(&lab, stat::PASS_BINDING_OPTIONS), 0);
-    let conf = lab.state_dir.join("dhclient.conf");
-    let _ = lab.dhclient("opt-pool", &["-cf", conf.to_str().unwrap(), "-r"]);
 }
 
 /// dhcpcd's configuration: DHCPv6 only, an address at once (no Router Advertisement needed),
