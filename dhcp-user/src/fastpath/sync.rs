@@ -200,30 +200,32 @@ impl SubnetIndex {
         let Some((id, subnet)) = subnet else {
             return [SetOptions::Subnet, SetOptions::Subnet, SetOptions::Subnet];
         };
-        let shared: Vec<&Subnet> = self
-            .shared
-            .get(id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.subnets.get(id))
-            .collect();
+        let shared_subnets = || {
+            self.shared
+                .get(id)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.subnets.get(id))
+        };
         let na = (value.flags & BINDING_HAS_NA != 0).then(|| (Ipv6Addr::from(value.na_addr), None));
         let pd = (value.flags & BINDING_HAS_PD != 0)
             .then(|| (Ipv6Addr::from(value.pd_prefix), Some(value.pd_len)));
-        // Most bindings: no level below the subnet, so every reply carries the subnet's.
+        // Most bindings: no level below the subnet, so every reply carries the subnet's (decided
+        // before anything is allocated: a cold start pushes a million of them).
         let own_levels = [na, pd].into_iter().flatten().any(|(address, len)| {
-            shared.iter().any(|s| {
+            shared_subnets().any(|s| {
                 let (pool, reservation) = s.lease_option_levels(address, len);
                 pool.is_some() || reservation.is_some()
             })
         });
+        if !own_levels {
+            return [SetOptions::Subnet, SetOptions::Subnet, SetOptions::Subnet];
+        }
+        let shared: Vec<&Subnet> = shared_subnets().collect();
         let of = |granted: &[Option<(Ipv6Addr, Option<u8>)>]| {
             let Some(granted) = granted.iter().copied().collect::<Option<Vec<_>>>() else {
                 return SetOptions::Subnet;
             };
-            if !own_levels {
-                return SetOptions::Subnet;
-            }
             let base = std::iter::once(&subnet.options[..]);
             let options = Subnet::reply_options(base, &shared, &granted);
             if options == subnet.options {
