@@ -910,8 +910,8 @@ fn fuzz_build_command(ws: &Workspace) -> Command {
 
 /// The fuzz targets' build during `cargo xtask test`, beside the tests rather than after them.
 /// A cold build takes 8.5 minutes on two cores, a third of CI's budget, while the tests mostly
-/// wait on namespaces, clients and timers. It runs at the lowest CPU priority, so it only takes
-/// what the tests leave idle and cannot slow them; its output goes to a log.
+/// wait on namespaces, clients and timers. It runs at the lowest CPU priority, so it takes
+/// mostly what the tests leave idle; its output goes to a log.
 struct FuzzBuild {
     worker: std::thread::JoinHandle<Result<()>>,
 }
