@@ -38,6 +38,30 @@ pub const OPTION_SLOT_ALWAYS: u8 = 1;
 /// `OptionSlot::flags`: only in a Reply to an Information-Request (Information Refresh Time,
 /// INF_MAX_RT).
 pub const OPTION_SLOT_INFORMATION_ONLY: u8 = 2;
+/// Longest User Class (15) or Vendor Class (16) option body the fast path compares with the
+/// one a binding's classes were judged on (a multiple of 8: compared a word at a time).
+pub const FAST_CLASS_DATA_MAX: usize = 96;
+/// Capacity of the `CLASS_INPUTS` array: the distinct class inputs of the bindings (clients of
+/// one CPE model share one). Entry 0 is never used (`BindingValue::class_inputs` 0: none known).
+pub const MAX_CLASS_INPUTS: u32 = 4096;
+/// `ClassInputs::present`: the message carried one User Class option.
+pub const CLASS_INPUT_USER: u8 = 1;
+/// `ClassInputs::present`: the message carried one Vendor Class option.
+pub const CLASS_INPUT_VENDOR: u8 = 2;
+/// `ClassInputs::present`: set in every entry in use (an empty entry matches nothing).
+pub const CLASS_INPUT_IN_USE: u8 = 4;
+/// `SubnetConfig::client_classes`: classes can change the subnet's replies in a way the program
+/// cannot check (a class on relay options): every request but a Confirm is passed on
+/// (`pass_client_class`).
+pub const CLASSES_PASS: u8 = 1;
+/// `SubnetConfig::client_classes`: classes can change the subnet's replies, by what the
+/// program can compare: a known client's request is answered only when its class inputs are
+/// those of its binding (`BindingValue::class_inputs`), else passed on (`pass_class_inputs`).
+pub const CLASSES_CHECK: u8 = 2;
+/// `SubnetConfig::client_classes`, with `CLASSES_CHECK`: no class with options takes in a
+/// client sending neither User nor Vendor Class, so an Information-Request without them gets
+/// the subnet's own options; one with them is passed on (`pass_client_class`).
+pub const CLASSES_BARE_INFORMATION: u8 = 4;
 /// Longest Interface-ID option body from a relay the fast path echoes.
 pub const FAST_INTERFACE_ID_MAX: usize = 32;
 /// Number of subnets the fast path knows about (index into `SUBNETS`).
@@ -128,7 +152,11 @@ pub struct BindingValue {
     /// reservations of the leases that reply grants: 0, the subnet's own slots
     /// (`SubnetConfig::options`); else an index into `OPTION_SETS`, or `OPTION_SET_NONE`.
     pub option_sets: [u16; 3],
-    pub _pad: [u8; 2],
+    /// The `CLASS_INPUTS` entry holding what the client's classes were judged on when the
+    /// controller last answered it (its User and Vendor Class options, the interface), which
+    /// `option_sets` follow on a subnet whose replies classes shape (`CLASSES_CHECK`); 0: none
+    /// known (every such request is passed on, `pass_class_inputs`).
+    pub class_inputs: u16,
 }
 
 /// One configured option of a subnet, pre-encoded by the controller (code, length, body) and
@@ -194,6 +222,65 @@ impl OptionSet {
     };
 }
 
+/// What a client's classes were judged on, in `CLASS_INPUTS`: the bodies of the one User Class
+/// (15) and one Vendor Class (16) option its message carried, and the interface it came in on
+/// when some class looks at interfaces. Written by the controller, shared among the bindings
+/// with the same inputs, cleared when none is left.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ClassInputs {
+    /// The receiving interface's ifindex; 0: any (no class looks at the interface).
+    pub ifindex: u32,
+    pub user_class_len: u16,
+    pub vendor_class_len: u16,
+    /// `CLASS_INPUT_IN_USE` | `CLASS_INPUT_USER` | `CLASS_INPUT_VENDOR`.
+    pub present: u8,
+    pub _pad: [u8; 7],
+    pub user_class: [u8; FAST_CLASS_DATA_MAX],
+    pub vendor_class: [u8; FAST_CLASS_DATA_MAX],
+}
+
+impl ClassInputs {
+    pub const EMPTY: ClassInputs = ClassInputs {
+        ifindex: 0,
+        user_class_len: 0,
+        vendor_class_len: 0,
+        present: 0,
+        _pad: [0; 7],
+        user_class: [0; FAST_CLASS_DATA_MAX],
+        vendor_class: [0; FAST_CLASS_DATA_MAX],
+    };
+
+    /// The entry for these option bodies (`None`: the message had no such option) and
+    /// `ifindex`, or `None` when a body is longer than `FAST_CLASS_DATA_MAX`.
+    pub fn new(
+        user_class: Option<&[u8]>,
+        vendor_class: Option<&[u8]>,
+        ifindex: u32,
+    ) -> Option<Self> {
+        let mut entry = ClassInputs::EMPTY;
+        entry.ifindex = ifindex;
+        entry.present = CLASS_INPUT_IN_USE;
+        if let Some(body) = user_class {
+            entry
+                .user_class
+                .get_mut(..body.len())?
+                .copy_from_slice(body);
+            entry.user_class_len = body.len() as u16;
+            entry.present |= CLASS_INPUT_USER;
+        }
+        if let Some(body) = vendor_class {
+            entry
+                .vendor_class
+                .get_mut(..body.len())?
+                .copy_from_slice(body);
+            entry.vendor_class_len = body.len() as u16;
+            entry.present |= CLASS_INPUT_VENDOR;
+        }
+        Some(entry)
+    }
+}
+
 /// Per-subnet settings the fast path answers with. Written by the controller.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -214,10 +301,10 @@ pub struct SubnetConfig {
     pub options_fit: u8,
     /// Number of `options` in use (the first ones): the program looks at no more.
     pub option_count: u8,
-    /// 1 when client classes can change what the controller answers this subnet's clients
-    /// (class options, or pools of its shared network kept for some classes): membership
-    /// depends on what each message carries, which the program does not check, so every
-    /// request but a Confirm is passed on (`pass_client_class`).
+    /// Whether client classes can change what the controller answers this subnet's clients
+    /// (class options, or pools of its shared network kept for some classes), and how the
+    /// program follows them: 0 (they cannot), `CLASSES_PASS`, or `CLASSES_CHECK` with
+    /// `CLASSES_BARE_INFORMATION`.
     pub client_classes: u8,
     /// 1 when `reconfigure` is on for the subnet: a committing request carrying Reconfigure
     /// Accept is passed on (`pass_reconfigure`), the controller's Reply holding a per-client key.
@@ -630,6 +717,10 @@ pub mod stat {
         /// subnet with `reconfigure` on: the controller's Reply carries the client's
         /// reconfigure key.
         PASS_RECONFIGURE = "pass_reconfigure",
+        /// A known client's request on a subnet whose replies classes shape (`CLASSES_CHECK`),
+        /// whose User Class, Vendor Class or interface differ from those its binding's classes
+        /// were judged on (or none are known yet): the controller judges them again.
+        PASS_CLASS_INPUTS = "pass_class_inputs",
         /// Not a verdict (counted besides one): a direct client's frame passed on whose source
         /// MAC could not be written to `CLIENT_MACS`; the controller then sees no link-layer
         /// address for it (no reservation or line by MAC).
@@ -688,6 +779,7 @@ pub mod maps {
     pub const SCRATCH: &str = "SCRATCH";
     pub const CLIENT_MACS: &str = "CLIENT_MACS";
     pub const OPTION_SETS: &str = "OPTION_SETS";
+    pub const CLASS_INPUTS: &str = "CLASS_INPUTS";
     /// Name of the XDP program in the object.
     pub const PROGRAM: &str = "dhcp_xdp";
     /// In the benchmark's build of the object only (dhcp-ebpf feature `bench`): the trivial
@@ -707,6 +799,7 @@ mod pod {
     unsafe impl aya::Pod for SubnetConfig {}
     unsafe impl aya::Pod for OptionSlot {}
     unsafe impl aya::Pod for OptionSet {}
+    unsafe impl aya::Pod for ClassInputs {}
     unsafe impl aya::Pod for IfaceConfig {}
     unsafe impl aya::Pod for GlobalConfig {}
     unsafe impl aya::Pod for LinkKey {}
@@ -732,6 +825,10 @@ mod tests {
         assert_eq!(
             size_of::<BindingValue>(),
             8 + 8 + 4 + 4 + 16 + 16 + 2 + 1 + 1 + 4 + 3 * 2 + 2
+        );
+        assert_eq!(
+            size_of::<ClassInputs>(),
+            4 + 2 + 2 + 1 + 7 + 2 * FAST_CLASS_DATA_MAX
         );
         assert_eq!(
             size_of::<OptionSet>(),

@@ -7,9 +7,11 @@ use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
     dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, VlanKey,
-    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, FAST_DUID_MAX,
-    FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, OPTION_SET_NA, OPTION_SET_NA_PD, OPTION_SET_PD,
-    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
+    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY,
+    CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_PASS, CLASS_INPUT_IN_USE, CLASS_INPUT_USER,
+    CLASS_INPUT_VENDOR, FAST_CLASS_DATA_MAX, FAST_DUID_MAX, FAST_OPTION_SLOTS,
+    FAST_SERVER_DUID_MAX, OPTION_SET_NA, OPTION_SET_NA_PD, OPTION_SET_PD, RELAY_SELECT_BY_ADDRESS,
+    RELAY_SELECT_BY_INTERFACE_ID,
 };
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.
@@ -160,9 +162,10 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if subnet.options_fit == 0 && r.msg_type != MSG_CONFIRM {
         return Err(stat::PASS_OPTIONS_TOO_BIG);
     }
-    // Class membership is the controller's, evaluated on each message (a Confirm's answer
-    // depends on the link alone).
-    if subnet.client_classes != 0 && r.msg_type != MSG_CONFIRM {
+    // Class membership is the controller's, judged on each message (a Confirm's answer
+    // depends on the link alone): what the program cannot compare is passed on; a known
+    // client's inputs are compared with its binding's below.
+    if subnet.client_classes & CLASSES_PASS != 0 && r.msg_type != MSG_CONFIRM {
         return Err(stat::PASS_CLIENT_CLASS);
     }
     if r.oros == 1 && (r.oro_len > MAX_ORO * 2 || r.oro_len & 1 != 0) {
@@ -182,6 +185,14 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if r.msg_type == MSG_INFORMATION_REQUEST {
         if r.client_ids == 1 && r.client_id_len > FAST_DUID_MAX {
             return Err(stat::PASS_UNSUPPORTED);
+        }
+        // No binding to compare with: only a request no class with options can take in gets
+        // the subnet's own options.
+        let classes = subnet.client_classes;
+        if classes & CLASSES_CHECK != 0
+            && (classes & CLASSES_BARE_INFORMATION == 0 || r.user_classes | r.vendor_classes != 0)
+        {
+            return Err(stat::PASS_CLIENT_CLASS);
         }
         (st.want_slots, st.want_pd_exclude) =
             match_oro(req, r, &subnet.options, subnet.option_count);
@@ -240,6 +251,10 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
     if !ias_match(req, r, b, need_addr) {
         return Err(stat::PASS_IA_MISMATCH);
     }
+    // The binding's option sets follow the classes its inputs put the client in.
+    if subnet.client_classes & CLASSES_CHECK != 0 && !class_inputs_match(req, r, b, st.ifindex) {
+        return Err(stat::PASS_CLASS_INPUTS);
+    }
     // The options of this reply depend on the pools, pd-pools and reservations of the leases
     // it grants (the controller's `Ctx::push_options`): the binding names the set for the
     // request's IAs (`ias_match` allows one IA_NA, one IA_PD, or both).
@@ -281,6 +296,43 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         move_expiry(b, st);
     }
     Ok(())
+}
+
+/// Whether the request carries what the binding's classes were judged on
+/// (`BindingValue::class_inputs`, by the controller's `classes::member_of`): the same one User
+/// Class and one Vendor Class body, byte for byte, or the same absence, and the same interface
+/// when some class looks at interfaces. Classes on the DUID need no check (the binding is the
+/// DUID's); a subnet with classes on relay options is passed on whole (`CLASSES_PASS`).
+#[inline(always)]
+fn class_inputs_match(req: *const u8, r: &Request, b: &BindingValue, ifindex: u32) -> bool {
+    let Some(known) = CLASS_INPUTS.get(b.class_inputs as u32) else {
+        return false;
+    };
+    if known.present & CLASS_INPUT_IN_USE == 0 || (known.ifindex != 0 && known.ifindex != ifindex) {
+        return false;
+    }
+    let user = (known.present & CLASS_INPUT_USER != 0) as u8;
+    let vendor = (known.present & CLASS_INPUT_VENDOR != 0) as u8;
+    if r.user_classes != user || r.vendor_classes != vendor {
+        return false;
+    }
+    let same = |off: usize, len: usize, known_len: u16, known: *const u8| {
+        len == known_len as usize && eq_prefix::<FAST_CLASS_DATA_MAX>(req, off, known, 0, len)
+    };
+    (user == 0
+        || same(
+            r.user_class_off,
+            r.user_class_len,
+            known.user_class_len,
+            known.user_class.as_ptr(),
+        ))
+        && (vendor == 0
+            || same(
+                r.vendor_class_off,
+                r.vendor_class_len,
+                known.vendor_class_len,
+                known.vendor_class.as_ptr(),
+            ))
 }
 
 /// Which of `slots` (the first `count`) the ORO lists (`State::want_slots`), and whether it

@@ -7,10 +7,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use dhcp_common::{
-    stat, BindingKey, BindingValue, ClientMac, ClientMacKey, GlobalConfig, IfaceConfig, LineBudget,
-    LineKey, OptionSet, PassBudget, RenewalEvent, StatCounter, SubnetConfig, VlanKey,
-    DEFAULT_MAX_BINDINGS, MAX_CLIENT_MACS, MAX_IFACES, MAX_LINES, MAX_OPTION_SETS, MAX_SUBNETS,
-    MAX_VLAN_KEYS,
+    stat, BindingKey, BindingValue, ClassInputs, ClientMac, ClientMacKey, GlobalConfig,
+    IfaceConfig, LineBudget, LineKey, OptionSet, PassBudget, RenewalEvent, StatCounter,
+    SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS, MAX_CLASS_INPUTS, MAX_CLIENT_MACS, MAX_IFACES,
+    MAX_LINES, MAX_OPTION_SETS, MAX_SUBNETS, MAX_VLAN_KEYS,
 };
 
 use crate::scratch::Scratch;
@@ -24,6 +24,10 @@ pub(crate) static SUBNETS: Array<SubnetConfig, { MAX_SUBNETS as usize }> = Array
 /// (`BindingValue::option_sets`), shared among bindings with the same list.
 #[btf_map]
 pub(crate) static OPTION_SETS: Array<OptionSet, { MAX_OPTION_SETS as usize }> = Array::new();
+/// What the classes of bindings on subnets classes shape were judged on
+/// (`BindingValue::class_inputs`), shared among bindings with the same inputs.
+#[btf_map]
+pub(crate) static CLASS_INPUTS: Array<ClassInputs, { MAX_CLASS_INPUTS as usize }> = Array::new();
 #[btf_map]
 pub(crate) static IFACES: HashMap<u32, IfaceConfig, { MAX_IFACES as usize }> = HashMap::new();
 #[btf_map]

@@ -22,6 +22,11 @@ pub struct Request {
     pub na_addr_off: usize,
     pub pd_iaid: u32,
     pub pd_prefix_off: usize,
+    /// Body of the (last) User Class / Vendor Class option seen.
+    pub user_class_off: usize,
+    pub user_class_len: usize,
+    pub vendor_class_off: usize,
+    pub vendor_class_len: usize,
     pub msg_type: u8,
     pub client_ids: u8,
     pub server_ids: u8,
@@ -38,6 +43,9 @@ pub struct Request {
     pub oros: u8,
     /// 1 when the message carries Reconfigure Accept (20).
     pub reconf_accept: u8,
+    /// Number of User Class (15) / Vendor Class (16) options seen.
+    pub user_classes: u8,
+    pub vendor_classes: u8,
 }
 
 /// The relay hop around a relayed request. Offsets point into `Scratch::req`.

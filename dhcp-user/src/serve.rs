@@ -515,6 +515,9 @@ impl crate::fastpath::sync::LeaseSource for Server {
     fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
         Server::subscribe(self)
     }
+    fn class_facts_of(&self, duid: &[u8]) -> Option<Arc<crate::config::classes::ClassFacts>> {
+        Server::class_facts_of(self, duid)
+    }
     fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease)) {
         Server::each_durable_lease(self, visit)
     }

@@ -10,7 +10,7 @@ use dhcp_common::{BindingKey, BindingValue};
 use dhcp_user::{
     clock::unix_now,
     fastpath::{
-        sync::{resync, FastPathSettings, Prefill, ResyncSource, SubnetIndex},
+        sync::{no_facts, resync, FastPathSettings, Prefill, ResyncSource, SubnetIndex},
         AttachMode, FastPath,
     },
     server::{LoadObserver, Server},
@@ -133,6 +133,7 @@ fn a_cold_fill_during_the_load_equals_the_resync_from_the_store() {
         ResyncSource::Store(store.as_ref()),
         &SubnetIndex::new(&config),
         unix_now(),
+        &no_facts,
     )
     .unwrap();
     let from_store = entries(&fresh);

@@ -16,8 +16,8 @@ use dhcp_user::{
     clock::unix_now as now_unix,
     fastpath::{
         sync::{
-            binding_for, configure, decode_renewal, iface_config, push_binding, MapSync,
-            Reconfigure, SubnetIndex,
+            binding_for, configure, decode_renewal, iface_config, push_binding,
+            push_binding_judged, MapSync, Reconfigure, SubnetIndex,
         },
         FastPath, XDP_PASS, XDP_TX,
     },
@@ -60,6 +60,18 @@ async fn pair_with_pools(tag: &str, pool: &str, pd_pool: &str, extra: &str) -> P
 /// on the line of `vlans` (none: untagged): its Solicit reaches the controller as the
 /// tagged-frame socket would hand it on (`vlan::inbound_of`).
 async fn pair_on(tag: &str, pools: (&str, &str), extra: &str, vlans: &[(u16, u16)]) -> Pair {
+    pair_granted(tag, pools, extra, vlans, &[]).await
+}
+
+/// As `pair_on`, the client's Solicit carrying `sent` too (a Vendor Class, say): the binding
+/// is pushed with what the controller judged its classes on, as the map sync does.
+async fn pair_granted(
+    tag: &str,
+    pools: (&str, &str),
+    extra: &str,
+    vlans: &[(u16, u16)],
+    sent: &[Vec<u8>],
+) -> Pair {
     let dir = tempdir::Dir::new(tag);
     let config = config_with_pools(&dir.0, pools.0, pools.1, extra);
     let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.0.join("leases.db")).unwrap());
@@ -78,15 +90,18 @@ async fn pair_on(tag: &str, pools: (&str, &str), extra: &str, vlans: &[(u16, u16
     configure(&mut fp, &config, SERVER_DUID, std::slice::from_ref(&lo), 0).unwrap();
     server.read_client_macs(Arc::new(fp.client_macs().unwrap()));
 
-    let grant = msg(
-        MSG_SOLICIT,
-        &[
-            client_id(),
-            elapsed(),
-            opt(OPT_RAPID_COMMIT, &[]),
-            ia_na(NA_IAID, 0, 0, None),
-            ia_pd(PD_IAID, 0, 0, None),
-        ],
+    let grant = with_options(
+        msg(
+            MSG_SOLICIT,
+            &[
+                client_id(),
+                elapsed(),
+                opt(OPT_RAPID_COMMIT, &[]),
+                ia_na(NA_IAID, 0, 0, None),
+                ia_pd(PD_IAID, 0, 0, None),
+            ],
+        ),
+        sent,
     );
     let frame = with_vlans(direct(grant.clone()), vlans).encode();
     let passed = fp.test_run(&frame, LO, 1).unwrap();
@@ -112,8 +127,10 @@ async fn pair_on(tag: &str, pools: (&str, &str), extra: &str, vlans: &[(u16, u16
     assert_eq!(leases.len(), 2, "an address and a prefix: {leases:?}");
     let index = SubnetIndex::new(&config);
     let (key, binding) = binding_for(&leases, now_unix(), &index).expect("fast-path binding");
-    // With the option sets its leases' pools and reservations make (`OPTION_SETS`).
-    let binding = push_binding(&mut fp, &index, &key, binding).unwrap();
+    // With the option sets its classes and its leases' pools and reservations make
+    // (`OPTION_SETS`), and what its classes were judged on (`CLASS_INPUTS`).
+    let facts = server.class_facts_of(CLIENT_DUID);
+    let binding = push_binding_judged(&mut fp, &index, &key, binding, facts.as_deref()).unwrap();
     Pair {
         server,
         fp,
@@ -141,6 +158,14 @@ impl Pair {
             Some((self.prefix(), self.binding.pd_len, 0, 0)),
         )
     }
+}
+
+/// `message` with `options` appended (each whole: code, length, body).
+fn with_options(mut message: Vec<u8>, options: &[Vec<u8>]) -> Vec<u8> {
+    for option in options {
+        message.extend_from_slice(option);
+    }
+    message
 }
 
 /// The client messages of the matrix, built for this pair's binding.
@@ -267,7 +292,12 @@ async fn same_frame(tag: &str, ask: Ask, path: Path, vlans: &[(u16, u16)]) {
 }
 
 async fn same_frame_of(p: &Pair, tag: &str, ask: Ask, path: Path, vlans: &[(u16, u16)]) {
-    let (frame, inbound) = request(path, p.message(ask), vlans);
+    same_frame_for(p, tag, p.message(ask), path, vlans).await;
+}
+
+/// [`same_frame_of`] for the client message `message`.
+async fn same_frame_for(p: &Pair, tag: &str, message: Vec<u8>, path: Path, vlans: &[(u16, u16)]) {
+    let (frame, inbound) = request(path, message, vlans);
     let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
     assert_eq!(out.verdict, XDP_TX, "{tag}: the fast path must answer");
     let payload = p
@@ -1309,12 +1339,138 @@ async fn a_reload_repushes_the_option_sets() {
     );
 }
 
-/// Client classes with options of their own (here the client's, by its DUID's first bytes):
-/// the controller's reply carries the class's option over the subnet's (class above subnet),
-/// and the fast path, which cannot judge membership on each message, passes the subnet's
-/// Renews and Information-Requests on unchanged (`pass_client_class`), never the subnet block.
+/// A Vendor Class option (16) of enterprise 4491 with one data item.
+fn vendor_class(data: &[u8]) -> Vec<u8> {
+    let mut body = 4491u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    body.extend_from_slice(data);
+    opt(OPT_VENDOR_CLASS, &body)
+}
+
+/// A class by Vendor Class (`ACME-CPE` items) with its own SNTP server over the subnet's.
+const VENDOR_CLASS_OPTIONS: &str = r#"[[subnet.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7a"
+always-send = true
+[[client-classes]]
+name = "acme-cpe"
+vendor-class = { enterprise = 4491, prefix = "ACME-CPE" }
+[[client-classes.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7c"
+always-send = true
+"#;
+
+/// Whether the controller's reply to `message` carries the SNTP server `server`.
+async fn controller_sends_sntp(p: &Pair, message: Vec<u8>, server: &str) -> bool {
+    let (_, inbound) = request(Path::Direct, message, &[]);
+    let reply = p.server.handle(&inbound).await.expect("controller reply");
+    let option = opt(31, &ip(server).octets());
+    reply.windows(option.len()).any(|w| w == option.as_slice())
+}
+
+/// `message` through the program: passed on unchanged, counted as `reason`.
+fn passed_as(p: &Pair, message: Vec<u8>, reason: u32, what: &str) {
+    let (frame, _) = request(Path::Direct, message, &[]);
+    let before = p.fp.stats().unwrap()[reason as usize].packets;
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS, "{what}");
+    assert_eq!(out.frame, frame.encode(), "{what}: passed unchanged");
+    let after = p.fp.stats().unwrap()[reason as usize].packets;
+    assert_eq!(
+        after,
+        before + 1,
+        "{what}: counted as {}",
+        stat::NAMES[reason as usize]
+    );
+}
+
+/// A client in a class by its Vendor Class: its renewals carrying the same Vendor Class are
+/// answered in XDP with the controller's bytes, the class's SNTP server over the subnet's
+/// (`CLASS_INPUTS` holds what it was judged on, its option set the class level).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn class_options_are_left_to_the_controller() {
+async fn a_class_client_renewing_with_its_vendor_class_is_answered_in_xdp() {
+    let sent = [vendor_class(b"ACME-CPE-X1")];
+    let p = pair_granted("class-vendor", ("", ""), VENDOR_CLASS_OPTIONS, &[], &sent).await;
+    assert_ne!(p.binding.class_inputs, 0, "judged on its Vendor Class");
+    assert_ne!(
+        p.binding.option_sets[OPTION_SET_NA_PD], 0,
+        "the class's options"
+    );
+    assert_eq!(p.fp.class_inputs().in_use(), 1);
+    for (tag, ask) in [
+        ("renew", Ask::Renew),
+        ("rebind", Ask::Rebind),
+        ("renew of the address", Ask::RenewAddressAlone),
+        ("solicit", Ask::Solicit),
+    ] {
+        let message = with_options(p.message(ask), &sent);
+        same_frame_for(&p, tag, message.clone(), Path::Direct, &[]).await;
+        assert!(
+            controller_sends_sntp(&p, message, "2001:db8:1::7c").await,
+            "{tag}"
+        );
+    }
+}
+
+/// The same client renewing with another Vendor Class, or none, or two, is in other classes
+/// than its binding was judged for: passed on unchanged (`pass_class_inputs`), and the
+/// controller answers with the subnet's SNTP server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_with_other_class_inputs_is_passed_to_the_controller() {
+    let sent = [vendor_class(b"ACME-CPE-X1")];
+    let p = pair_granted("class-change", ("", ""), VENDOR_CLASS_OPTIONS, &[], &sent).await;
+    let other = with_options(p.message(Ask::Renew), &[vendor_class(b"OTHER-CPE")]);
+    passed_as(
+        &p,
+        other.clone(),
+        stat::PASS_CLASS_INPUTS,
+        "another vendor class",
+    );
+    assert!(controller_sends_sntp(&p, other, "2001:db8:1::7a").await);
+    // The same class, other bytes: one more item (membership may not change; the program
+    // does not judge, it compares).
+    let longer = with_options(p.message(Ask::Renew), &[vendor_class(b"ACME-CPE-X1-2")]);
+    passed_as(&p, longer, stat::PASS_CLASS_INPUTS, "another data item");
+    passed_as(
+        &p,
+        p.message(Ask::Renew),
+        stat::PASS_CLASS_INPUTS,
+        "no vendor class",
+    );
+    let twice = with_options(p.message(Ask::Renew), &[sent[0].clone(), sent[0].clone()]);
+    passed_as(&p, twice, stat::PASS_CLASS_INPUTS, "two vendor classes");
+    let user_class = opt(OPT_USER_CLASS, &[0, 3, b'a', b'b', b'c']);
+    let both = with_options(p.message(Ask::Renew), &[sent[0].clone(), user_class]);
+    passed_as(&p, both, stat::PASS_CLASS_INPUTS, "a user class besides");
+}
+
+/// A binding pushed before any request was judged (a start: the store knows no Vendor Class)
+/// has no class inputs: its renewals go to the controller until it answers one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_without_judged_inputs_is_passed_to_the_controller() {
+    let sent = [vendor_class(b"ACME-CPE-X1")];
+    let mut p = pair_granted("class-unjudged", ("", ""), VENDOR_CLASS_OPTIONS, &[], &sent).await;
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let index = SubnetIndex::new(&p.server.config());
+    p.binding = push_binding(&mut p.fp, &index, &key, p.binding).unwrap();
+    assert_eq!(p.binding.class_inputs, 0);
+    assert_eq!(
+        p.fp.class_inputs().in_use(),
+        0,
+        "the entry cleared with its last binding"
+    );
+    let renew = with_options(p.message(Ask::Renew), &sent);
+    passed_as(&p, renew, stat::PASS_CLASS_INPUTS, "no inputs known");
+}
+
+/// Client classes with options of their own by the DUID's first bytes: the binding is the
+/// DUID's, so its renewals are answered in XDP with the class's option; an
+/// Information-Request (no binding to compare with, and a class that takes in a client
+/// sending no Vendor Class) is passed on (`pass_client_class`), and the controller answers
+/// with the class's option.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duid_prefix_class_options_are_answered_in_xdp() {
     let extra = format!(
         r#"[[subnet.option]]
 name = "sntp-servers"
@@ -1331,22 +1487,115 @@ always-send = true
         prefix = hex(&CLIENT_DUID[..4])
     );
     let p = pair_with("class-options", "", &extra).await;
-    for ask in [Ask::Renew, Ask::InformationRequest] {
-        let (frame, inbound) = request(Path::Direct, p.message(ask), &[]);
-        let before = p.fp.stats().unwrap()[stat::PASS_CLIENT_CLASS as usize].packets;
-        let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
-        assert_eq!(out.verdict, XDP_PASS);
-        assert_eq!(out.frame, frame.encode(), "passed unchanged");
-        let after = p.fp.stats().unwrap()[stat::PASS_CLIENT_CLASS as usize].packets;
-        assert_eq!(after, before + 1, "counted as pass_client_class");
-        let reply = p.server.handle(&inbound).await.expect("controller reply");
-        let class = opt(31, &ip("2001:db8:1::7c").octets());
-        assert!(
-            reply.windows(class.len()).any(|w| w == class.as_slice()),
-            "the class's SNTP server: {}",
-            hex(&reply)
-        );
-        let subnets = ip("2001:db8:1::7a").octets();
-        assert!(!reply.windows(16).any(|w| w == subnets), "not the subnet's");
-    }
+    same_frame_of(&p, "renew", Ask::Renew, Path::Direct, &[]).await;
+    assert!(controller_sends_sntp(&p, p.message(Ask::Renew), "2001:db8:1::7c").await);
+    let info = p.message(Ask::InformationRequest);
+    passed_as(
+        &p,
+        info.clone(),
+        stat::PASS_CLIENT_CLASS,
+        "information-request",
+    );
+    assert!(controller_sends_sntp(&p, info, "2001:db8:1::7c").await);
+}
+
+/// Where every class with options needs a Vendor or User Class, an Information-Request with
+/// neither is in none: answered in XDP with the subnet's options; one with a Vendor Class is
+/// passed on (`pass_client_class`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_information_request_gets_the_subnet_options_in_xdp() {
+    let p = pair_with("class-info", "", VENDOR_CLASS_OPTIONS).await;
+    let info = p.message(Ask::InformationRequest);
+    same_frame_for(&p, "information-request", info.clone(), Path::Direct, &[]).await;
+    assert!(controller_sends_sntp(&p, info.clone(), "2001:db8:1::7a").await);
+    let with_class = with_options(info, &[vendor_class(b"ACME-CPE-X1")]);
+    passed_as(
+        &p,
+        with_class.clone(),
+        stat::PASS_CLIENT_CLASS,
+        "with a vendor class",
+    );
+    assert!(controller_sends_sntp(&p, with_class, "2001:db8:1::7c").await);
+}
+
+/// A class the program cannot judge (on a relay's Remote-ID) with options: every request of
+/// the subnet but a Confirm is passed on (`pass_client_class`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_option_classes_leave_the_subnet_to_the_controller() {
+    let extra = r#"[[client-classes]]
+name = "by-remote-id"
+relay-remote-id = { enterprise = 4491, id = "01:02" }
+[[client-classes.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7c"
+"#;
+    let p = pair_with("class-relay", "", extra).await;
+    assert_eq!(p.binding.class_inputs, 0);
+    passed_as(&p, p.message(Ask::Renew), stat::PASS_CLIENT_CLASS, "renew");
+    same_frame_of(&p, "confirm", Ask::Confirm, Path::Direct, &[]).await;
+}
+
+/// A binding whose address pool is kept for a class is answered in XDP while the client's
+/// inputs keep it in that class; judged again out of it (another Vendor Class), the binding
+/// loses its inputs (the controller would not extend that lease) and is passed on, whatever
+/// the client sends next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_out_of_its_pools_class_loses_its_inputs() {
+    let extra = r#"[[client-classes]]
+name = "acme-cpe"
+vendor-class = { enterprise = 4491, prefix = "ACME-CPE" }
+"#;
+    let pool = r#", client-classes = ["acme-cpe"]"#;
+    let sent = [vendor_class(b"ACME-CPE-X1")];
+    let mut p = pair_granted("class-pool", (pool, ""), extra, &[], &sent).await;
+    assert_ne!(p.binding.class_inputs, 0);
+    same_frame_for(
+        &p,
+        "renew",
+        with_options(p.message(Ask::Renew), &sent),
+        Path::Direct,
+        &[],
+    )
+    .await;
+    // The controller judges a Renew without the Vendor Class (and answers it as it does).
+    let (_, inbound) = request(Path::Direct, p.message(Ask::Renew), &[]);
+    p.server.handle(&inbound).await.expect("controller reply");
+    let facts = p.server.class_facts_of(CLIENT_DUID);
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let index = SubnetIndex::new(&p.server.config());
+    p.binding = push_binding_judged(&mut p.fp, &index, &key, p.binding, facts.as_deref()).unwrap();
+    assert_eq!(p.binding.class_inputs, 0, "out of the pool's class");
+    let renew = with_options(p.message(Ask::Renew), &sent);
+    passed_as(
+        &p,
+        renew,
+        stat::PASS_CLASS_INPUTS,
+        "renew with the class again",
+    );
+}
+
+/// A class on the interface too: the inputs name the interface it was judged on (its
+/// ifindex), and the client's renewal arriving on it is answered in XDP with the class's
+/// option.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interface_class_is_answered_on_its_interface_only() {
+    let extra = r#"[[subnet.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7a"
+always-send = true
+[[client-classes]]
+name = "on-lo"
+interfaces = ["lo"]
+vendor-class = { enterprise = 4491 }
+[[client-classes.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7c"
+always-send = true
+"#;
+    let sent = [vendor_class(b"ANY")];
+    let p = pair_granted("class-iface", ("", ""), extra, &[], &sent).await;
+    assert_ne!(p.binding.class_inputs, 0);
+    let renew = with_options(p.message(Ask::Renew), &sent);
+    same_frame_for(&p, "renew on lo", renew.clone(), Path::Direct, &[]).await;
+    assert!(controller_sends_sntp(&p, renew.clone(), "2001:db8:1::7c").await);
 }

@@ -23,6 +23,8 @@ pub(crate) fn parse_message(req: *const u8, r: &mut Request) -> Result<(), Reaso
     zero(&mut r.na_first);
     zero(&mut r.rapid_commit);
     zero(&mut r.reconf_accept);
+    zero(&mut r.user_classes);
+    zero(&mut r.vendor_classes);
     let mut o = off + 4;
     for _ in 0..MAX_OPTIONS {
         if o >= end {
@@ -128,7 +130,17 @@ pub(crate) fn parse_option(req: *const u8, r: &mut Request, o: usize) -> usize {
             }
             r.reconf_accept = 1;
         }
-        OPT_USER_CLASS | OPT_VENDOR_CLASS => {}
+        // What client classes are judged on (`decide::class_inputs_match`).
+        OPT_USER_CLASS => {
+            r.user_classes += 1;
+            r.user_class_off = body;
+            r.user_class_len = len;
+        }
+        OPT_VENDOR_CLASS => {
+            r.vendor_classes += 1;
+            r.vendor_class_off = body;
+            r.vendor_class_len = len;
+        }
         _ => return OPTION_ERROR + stat::PASS_UNSUPPORTED as usize,
     }
     body + len

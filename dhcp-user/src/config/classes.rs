@@ -5,8 +5,9 @@
 //! subnet and the pool: [`crate::options::merge`]).
 //!
 //! Membership is evaluated on every message ([`member_of`]): a client that stops sending its
-//! vendor class leaves the class at once. The fast path cannot see membership, so a subnet whose
-//! replies classes can change is answered by the controller ([`Config::classes_shape_subnet`]).
+//! vendor class leaves the class at once. The fast path answers a known client of a subnet whose
+//! replies classes can change only while its requests carry what the controller last judged it
+//! on ([`ClassFacts`], [`Config::fast_path_classes`]).
 
 use super::{interface_matches, Config};
 use crate::options::ConfiguredOption;
@@ -191,8 +192,12 @@ fn vendor_class_matches(want: &VendorClassMatch, body: &[u8]) -> bool {
 
 /// The classes the client of `input` is in, evaluated in file order.
 pub fn member_of(config: &Config, input: &ClassInput<'_>) -> ClassSet {
-    config
-        .client_classes
+    member_in(&config.client_classes, input)
+}
+
+/// The classes of `classes` (a configuration's, in file order) the client of `input` is in.
+pub fn member_in(classes: &[ClientClass], input: &ClassInput<'_>) -> ClassSet {
+    classes
         .iter()
         .enumerate()
         .filter(|(_, class)| class.matches(input))
@@ -202,13 +207,80 @@ pub fn member_of(config: &Config, input: &ClassInput<'_>) -> ClassSet {
 /// The option levels of `classes`, least specific first: the first class in file order wins a
 /// code two classes set (as Kea's evaluation order does), so it comes last.
 pub fn option_levels(config: &Config, classes: ClassSet) -> Vec<&[ConfiguredOption]> {
+    option_levels_in(&config.client_classes, classes)
+}
+
+/// [`option_levels`] of the classes `defined` (a configuration's, in file order).
+pub fn option_levels_in(defined: &[ClientClass], classes: ClassSet) -> Vec<&[ConfiguredOption]> {
     let mut levels: Vec<&[ConfiguredOption]> = classes
         .indices()
-        .filter_map(|i| config.client_classes.get(i))
+        .filter_map(|i| defined.get(i))
         .map(|c| c.options.as_slice())
         .collect();
     levels.reverse();
     levels
+}
+
+/// What a client's classes were judged on when the controller last answered it, besides its
+/// DUID: the bodies of the one User Class and one Vendor Class option its message carried, and
+/// the interface it came in on. The fast path answers the client while its requests carry the
+/// same (`dhcp_common::ClassInputs`); relays are not among them, as a subnet that classes on
+/// relay options shape is left to the controller ([`Config::fast_path_classes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClassFacts {
+    pub user_class: Option<Vec<u8>>,
+    pub vendor_class: Option<Vec<u8>>,
+    /// The receiving interface, by name and ifindex.
+    pub interface: String,
+    pub ifindex: u32,
+}
+
+impl ClassFacts {
+    /// The facts of `message`, received on `interface` (`ifindex`); `None` when it carries more
+    /// than one User Class or Vendor Class option (the fast path compares one of each).
+    pub fn of(message: &Message, interface: &str, ifindex: u32) -> Option<ClassFacts> {
+        let mut facts = ClassFacts {
+            user_class: None,
+            vendor_class: None,
+            interface: interface.to_string(),
+            ifindex,
+        };
+        for option in &message.options {
+            let (slot, body) = match option {
+                DhcpOption::UserClass(body) => (&mut facts.user_class, body),
+                DhcpOption::VendorClass(body) => (&mut facts.vendor_class, body),
+                _ => continue,
+            };
+            if slot.replace(body.clone()).is_some() {
+                return None;
+            }
+        }
+        Some(facts)
+    }
+
+    /// The classes of `defined` these facts put `duid`'s client in: [`member_in`] on a message
+    /// carrying them, without relays.
+    pub fn member_in(&self, defined: &[ClientClass], duid: &[u8]) -> ClassSet {
+        let mut options = Vec::with_capacity(3);
+        if let Ok(duid) = crate::proto::Duid::new(duid.to_vec()) {
+            options.push(DhcpOption::ClientId(duid));
+        }
+        options.extend(self.user_class.clone().map(DhcpOption::UserClass));
+        options.extend(self.vendor_class.clone().map(DhcpOption::VendorClass));
+        let message = Message {
+            msg_type: dhcp_common::dhcpv6::MSG_RENEW,
+            transaction_id: [0; 3],
+            options,
+        };
+        member_in(
+            defined,
+            &ClassInput {
+                message: &message,
+                relays: &[],
+                interface: &self.interface,
+            },
+        )
+    }
 }
 
 impl super::Subnet {
@@ -237,6 +309,50 @@ impl super::Subnet {
 }
 
 impl Config {
+    /// How the fast path follows client classes on the subnet at `index`
+    /// (`SubnetConfig::client_classes`): 0 when they cannot change its replies; `CLASSES_PASS`
+    /// when a class that can (one with options, or one a pool of its shared network is kept
+    /// for) looks at relay options, which the program does not compare; else `CLASSES_CHECK`,
+    /// with `CLASSES_BARE_INFORMATION` when every class with options needs a User or Vendor
+    /// Class (a request with neither is in none of them).
+    pub fn fast_path_classes(&self, index: usize) -> u8 {
+        use dhcp_common::{CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_PASS};
+        if !self.classes_shape_subnet(index) {
+            return 0;
+        }
+        let kept = self
+            .shared_with(index)
+            .into_iter()
+            .flat_map(|i| {
+                let s = &self.subnets[i];
+                s.pool_classes.iter().chain(&s.pd_pool_classes).flatten()
+            })
+            .fold(ClassSet::NONE, |all, set| ClassSet(all.0 | set.0));
+        let shaping = self
+            .client_classes
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| !c.options.is_empty() || kept.contains(*i))
+            .map(|(_, c)| c);
+        if shaping
+            .clone()
+            .any(|c| c.relay_interface_id.is_some() || c.relay_remote_id.is_some())
+        {
+            return CLASSES_PASS;
+        }
+        let bare = self
+            .client_classes
+            .iter()
+            .filter(|c| !c.options.is_empty())
+            .all(|c| c.user_class.is_some() || c.vendor_class.is_some());
+        CLASSES_CHECK | if bare { CLASSES_BARE_INFORMATION } else { 0 }
+    }
+
+    /// True if some class looks at the receiving interface (`interfaces`).
+    pub fn classes_look_at_interfaces(&self) -> bool {
+        self.client_classes.iter().any(|c| !c.interfaces.is_empty())
+    }
+
     /// True if client classes can change what the controller answers a client of the subnet
     /// at `index`: some class has options, or a pool of its shared network is kept for some
     /// classes. The fast path then leaves the subnet's clients to the controller.

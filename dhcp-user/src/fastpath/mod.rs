@@ -6,6 +6,8 @@
 //! `<pin-root>/link-<iface>`, so program and maps outlive a controller restart: renewals keep
 //! being answered while the controller is down.
 
+pub mod class_inputs;
+pub mod interned;
 pub mod option_sets;
 pub mod sync;
 
@@ -125,8 +127,9 @@ pub const XDP_TX: u32 = 3;
 /// The loaded fast path.
 pub struct FastPath {
     ebpf: Ebpf,
-    /// `OPTION_SETS`, taken out of the object so that it is written alongside `BINDINGS`.
-    option_sets: option_sets::OptionSetTable,
+    /// `OPTION_SETS` and `CLASS_INPUTS`, taken out of the object so that they are written
+    /// alongside `BINDINGS`.
+    shared: interned::SharedEntries,
     pin_root: Option<PathBuf>,
     /// Links this process attached and did not pin (detached on drop).
     links: Vec<(String, XdpLinkId)>,
@@ -199,9 +202,17 @@ impl FastPath {
             .ok_or(FastPathError::MissingMap(names::OPTION_SETS))?;
         let sets = Array::try_from(sets).map_err(map_err(names::OPTION_SETS))?;
         let option_sets = option_sets::OptionSetTable::load(sets, ebpf.map(names::BINDINGS))?;
+        let inputs = ebpf
+            .take_map(names::CLASS_INPUTS)
+            .ok_or(FastPathError::MissingMap(names::CLASS_INPUTS))?;
+        let inputs = Array::try_from(inputs).map_err(map_err(names::CLASS_INPUTS))?;
+        let class_inputs = class_inputs::ClassInputTable::load(inputs, ebpf.map(names::BINDINGS))?;
         Ok(FastPath {
             ebpf,
-            option_sets,
+            shared: interned::SharedEntries {
+                option_sets,
+                class_inputs,
+            },
             pin_root: pin_root.map(Path::to_path_buf),
             links: Vec::new(),
         })
@@ -400,14 +411,14 @@ impl FastPath {
         BpfHashMap::try_from(self.map_mut(names::BINDINGS)?).map_err(map_err(names::BINDINGS))
     }
 
-    /// The binding map and the option sets its entries name, to write both (a binding's
-    /// `option_sets` are acquired before it is written and released once it is replaced).
+    /// The binding map and the shared entries its values name, to write both (a binding's
+    /// entries are acquired before it is written and released once it is replaced).
     pub fn bindings_and_sets(
         &mut self,
     ) -> Result<
         (
             BpfHashMap<&mut MapData, BindingKey, BindingValue>,
-            &mut option_sets::OptionSetTable,
+            &mut interned::SharedEntries,
         ),
         FastPathError,
     > {
@@ -416,12 +427,17 @@ impl FastPath {
             .map_mut(names::BINDINGS)
             .ok_or(FastPathError::MissingMap(names::BINDINGS))?;
         let map = BpfHashMap::try_from(map).map_err(map_err(names::BINDINGS))?;
-        Ok((map, &mut self.option_sets))
+        Ok((map, &mut self.shared))
     }
 
     /// The option sets in use (`OPTION_SETS`).
     pub fn option_sets(&self) -> &option_sets::OptionSetTable {
-        &self.option_sets
+        &self.shared.option_sets
+    }
+
+    /// The class inputs in use (`CLASS_INPUTS`).
+    pub fn class_inputs(&self) -> &class_inputs::ClassInputTable {
+        &self.shared.class_inputs
     }
 
     pub fn bindings(
@@ -524,9 +540,10 @@ impl ClientMacs {
 
 /// Maps pinned under the pin root (the scratch and budget maps, the lines' buckets too, are
 /// per-run state and are not).
-pub const PINNED_MAPS: [&str; 9] = [
+pub const PINNED_MAPS: [&str; 10] = [
     names::BINDINGS,
     names::OPTION_SETS,
+    names::CLASS_INPUTS,
     names::SUBNETS,
     names::IFACES,
     names::CONFIG,

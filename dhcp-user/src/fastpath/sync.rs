@@ -11,21 +11,26 @@ use std::{
 };
 
 use dhcp_common::{
-    for_each_vlan_key, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot,
-    RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD, BINDING_PD_EXCLUDE,
-    BINDING_RENEW_ONLY, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, MAX_SUBNETS, OPTION_SLOT_ALWAYS,
-    OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID,
+    for_each_vlan_key, BindingKey, BindingValue, ClassInputs, GlobalConfig, IfaceConfig,
+    OptionSlot, RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD,
+    BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, CLASSES_CHECK, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX,
+    MAX_SUBNETS, OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS,
+    RELAY_SELECT_BY_INTERFACE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
 
-use super::option_sets::{OptionSetTable, SetOptions};
+use super::interned::{EntryRefs, SharedEntries};
+use super::option_sets::SetOptions;
 use super::{FastPath, FastPathError};
 use crate::netif::IfaceInfo;
 use crate::{
     binding_rule::{Reservations, Standing},
     clock::unix_now,
-    config::{Config, PoolHalf, Reservation, Subnet},
+    config::{
+        classes::{ClassFacts, ClassSet, ClientClass},
+        Config, PoolHalf, Reservation, Subnet,
+    },
     lease_events::LeaseEvent,
     netif::Interfaces,
     options::ConfiguredOption,
@@ -43,6 +48,16 @@ pub trait LeaseSource: Send + Sync + 'static {
     /// Calls `visit` with every durable lease row, in key order, from the controller's
     /// in-memory copy (held locked meanwhile: for the start, before anything is served).
     fn each_durable_lease(&self, visit: &mut dyn FnMut(&Lease));
+    /// What `duid`'s classes were last judged on (`crate::server::class_facts`), if known.
+    fn class_facts_of(&self, duid: &[u8]) -> Option<Arc<ClassFacts>>;
+}
+
+/// Where a binding write finds what its client's classes were judged on.
+pub type FactsOf<'a> = &'a dyn Fn(&[u8]) -> Option<Arc<ClassFacts>>;
+
+/// No facts: a start, before any request was judged.
+pub fn no_facts(_duid: &[u8]) -> Option<Arc<ClassFacts>> {
+    None
 }
 
 /// Where a bulk re-sync reads the durable leases.
@@ -98,6 +113,12 @@ pub struct SubnetIndex {
     ifindex_by_name: HashMap<String, u32>,
     /// `[leasequery] pool-half`: leases outside it are the redundant peer's.
     pool_half: Option<PoolHalf>,
+    /// The configuration's client classes, in file order.
+    classes: Vec<ClientClass>,
+    /// By subnet index: how the program follows classes there (`Config::fast_path_classes`).
+    class_modes: Vec<u8>,
+    /// True if some class looks at the interface: class inputs then name it.
+    classes_look_at_interfaces: bool,
 }
 
 impl SubnetIndex {
@@ -130,6 +151,11 @@ impl SubnetIndex {
                 .collect(),
             reservations: Reservations::new(config),
             pool_half: config.leasequery.pool_half,
+            classes: config.client_classes.clone(),
+            class_modes: (0..config.subnets.len().min(MAX_SUBNETS as usize))
+                .map(|i| config.fast_path_classes(i))
+                .collect(),
+            classes_look_at_interfaces: config.classes_look_at_interfaces(),
             ifindex_by_name: match config.interface_client_limit {
                 Some(_) => config
                     .interfaces
@@ -187,12 +213,12 @@ impl SubnetIndex {
         }
     }
 
-    /// What the controller's replies to `value`'s client carry for each IA combination
-    /// (`BindingValue::option_sets`: IA_NA alone, IA_PD alone, both), by its own rule
-    /// (`Subnet::reply_options`: the subnet's options, then those of the pools, pd-pools and
-    /// reservations of the leases granted; no class levels, as the fast path passes on every
-    /// subnet classes shape). A combination the binding does not hold is never answered.
-    pub fn option_sets_of(&self, value: &BindingValue) -> [SetOptions; 3] {
+    /// What the controller's replies to `value`'s client, in `classes`, carry for each IA
+    /// combination (`BindingValue::option_sets`: IA_NA alone, IA_PD alone, both), by its own
+    /// rule (`Subnet::reply_options`: the subnet's options, the levels of the classes, then
+    /// those of the pools, pd-pools and reservations of the leases granted). A combination the
+    /// binding does not hold is never answered.
+    pub fn option_sets_of(&self, value: &BindingValue, classes: ClassSet) -> [SetOptions; 3] {
         let subnet = self
             .ids
             .get(value.subnet as usize)
@@ -210,14 +236,16 @@ impl SubnetIndex {
         let na = (value.flags & BINDING_HAS_NA != 0).then(|| (Ipv6Addr::from(value.na_addr), None));
         let pd = (value.flags & BINDING_HAS_PD != 0)
             .then(|| (Ipv6Addr::from(value.pd_prefix), Some(value.pd_len)));
+        let class_levels = crate::config::classes::option_levels_in(&self.classes, classes);
         // Most bindings: no level below the subnet, so every reply carries the subnet's (decided
         // before anything is allocated: a cold start pushes a million of them).
-        let own_levels = [na, pd].into_iter().flatten().any(|(address, len)| {
-            shared_subnets().any(|s| {
-                let (pool, reservation) = s.lease_option_levels(address, len);
-                pool.is_some() || reservation.is_some()
-            })
-        });
+        let own_levels = !class_levels.is_empty()
+            || [na, pd].into_iter().flatten().any(|(address, len)| {
+                shared_subnets().any(|s| {
+                    let (pool, reservation) = s.lease_option_levels(address, len);
+                    pool.is_some() || reservation.is_some()
+                })
+            });
         if !own_levels {
             return [SetOptions::Subnet, SetOptions::Subnet, SetOptions::Subnet];
         }
@@ -226,7 +254,7 @@ impl SubnetIndex {
             let Some(granted) = granted.iter().copied().collect::<Option<Vec<_>>>() else {
                 return SetOptions::Subnet;
             };
-            let base = std::iter::once(&subnet.options[..]);
+            let base = std::iter::once(&subnet.options[..]).chain(class_levels.iter().copied());
             let options = Subnet::reply_options(base, &shared, &granted);
             if options == subnet.options {
                 return SetOptions::Subnet;
@@ -237,6 +265,59 @@ impl SubnetIndex {
             }
         };
         [of(&[na]), of(&[pd]), of(&[na, pd])]
+    }
+
+    /// The classes `facts` put `value`'s client (of `duid`) in and the class inputs the program
+    /// compares its requests with, where it follows classes (`CLASSES_CHECK`); `None` there
+    /// when the client cannot be answered in XDP until the controller judges it again: no facts
+    /// known, inputs longer than the program compares, or a lease of the binding in a pool not
+    /// kept for its classes (the controller would not extend it).
+    pub fn class_inputs_of(
+        &self,
+        value: &BindingValue,
+        duid: &[u8],
+        facts: Option<&ClassFacts>,
+    ) -> (ClassSet, Option<ClassInputs>) {
+        let mode = self.class_modes.get(value.subnet as usize).copied();
+        if mode.unwrap_or(0) & CLASSES_CHECK == 0 {
+            return (ClassSet::NONE, None);
+        }
+        let Some(facts) = facts else {
+            return (ClassSet::NONE, None);
+        };
+        let classes = facts.member_in(&self.classes, duid);
+        let subnet = self
+            .ids
+            .get(value.subnet as usize)
+            .and_then(|id| self.subnets.get(id));
+        let keys = [
+            (value.flags & BINDING_HAS_NA != 0).then(|| crate::store::LeaseKey {
+                lease_type: LeaseType::Na,
+                address: Ipv6Addr::from(value.na_addr),
+                prefix_len: 128,
+            }),
+            (value.flags & BINDING_HAS_PD != 0).then(|| crate::store::LeaseKey {
+                lease_type: LeaseType::Pd,
+                address: Ipv6Addr::from(value.pd_prefix),
+                prefix_len: value.pd_len,
+            }),
+        ];
+        let admitted = subnet
+            .is_some_and(|subnet| keys.iter().flatten().all(|key| subnet.admits(key, classes)));
+        if !admitted {
+            return (classes, None);
+        }
+        let ifindex = if self.classes_look_at_interfaces {
+            facts.ifindex
+        } else {
+            0
+        };
+        let inputs = ClassInputs::new(
+            facts.user_class.as_deref(),
+            facts.vendor_class.as_deref(),
+            ifindex,
+        );
+        (classes, inputs)
     }
 
     /// The array index of subnet `id`.
@@ -392,7 +473,7 @@ fn configure_tables(
     fp.retain_links(&links)?;
     for (i, (subnet, (prefix, len))) in served.zip(links.iter().copied()).enumerate() {
         let mut cfg = subnet_config(subnet);
-        cfg.client_classes = config.classes_shape_subnet(i) as u8;
+        cfg.client_classes = config.fast_path_classes(i);
         fp.set_subnet(i as u16, &cfg)?;
         fp.set_link(prefix, len, i as u16)?;
     }
@@ -464,39 +545,62 @@ pub fn binding_for(
     builder.finish(index.grace_period).map(|value| (key, value))
 }
 
-/// Writes `value` as `key`'s binding in `map`, with the option sets of its IA combinations
-/// ([`SubnetIndex::option_sets_of`]) acquired in `sets`, then releases `old_sets`, those of the
-/// entry it replaces (acquired first, so a list both use is never cleared in between).
+/// Writes `value` as `key`'s binding in `map`, with its class inputs
+/// ([`SubnetIndex::class_inputs_of`], from `facts`) and the option sets of its IA combinations
+/// in those classes ([`SubnetIndex::option_sets_of`]) acquired in `shared`, then releases
+/// `old`, what the entry it replaces named (acquired first, so an entry both use is never
+/// cleared in between).
 pub fn put_binding(
     map: &mut aya::maps::HashMap<&mut aya::maps::MapData, BindingKey, BindingValue>,
-    sets: &mut OptionSetTable,
+    shared: &mut SharedEntries,
     index: &SubnetIndex,
     key: &BindingKey,
     value: &mut BindingValue,
-    old_sets: [u16; 3],
+    old: EntryRefs,
+    facts: Option<&ClassFacts>,
 ) -> Result<(), FastPathError> {
-    value.option_sets = sets.acquire_all(&index.option_sets_of(value))?;
+    let (classes, inputs) = index.class_inputs_of(value, key.duid(), facts);
+    value.option_sets = shared
+        .option_sets
+        .acquire_all(&index.option_sets_of(value, classes))?;
+    value.class_inputs = match &inputs {
+        Some(inputs) => shared.class_inputs.acquire(inputs)?,
+        None => 0,
+    };
     if let Err(source) = map.insert(key, *value, 0) {
-        sets.release(value.option_sets)?;
+        shared.release(EntryRefs::of(value))?;
         return Err(FastPathError::Map {
             name: dhcp_common::maps::BINDINGS,
             source,
         });
     }
-    sets.release(old_sets)
+    shared.release(old)
 }
 
-/// Writes `value` as `key`'s binding (replacing what the map holds), with its option sets as
-/// [`put_binding`] chooses them; returns the value written.
+/// Writes `value` as `key`'s binding (replacing what the map holds), with its shared entries
+/// as [`put_binding`] chooses them; returns the value written.
 pub fn push_binding(
     fp: &mut FastPath,
     index: &SubnetIndex,
     key: &BindingKey,
-    mut value: BindingValue,
+    value: BindingValue,
 ) -> Result<BindingValue, FastPathError> {
-    let (mut map, sets) = fp.bindings_and_sets()?;
-    let old_sets = map.get(key, 0).map_or([0; 3], |old| old.option_sets);
-    put_binding(&mut map, sets, index, key, &mut value, old_sets)?;
+    push_binding_judged(fp, index, key, value, None)
+}
+
+/// [`push_binding`] for a client whose classes were judged on `facts`.
+pub fn push_binding_judged(
+    fp: &mut FastPath,
+    index: &SubnetIndex,
+    key: &BindingKey,
+    mut value: BindingValue,
+    facts: Option<&ClassFacts>,
+) -> Result<BindingValue, FastPathError> {
+    let (mut map, shared) = fp.bindings_and_sets()?;
+    let old = map
+        .get(key, 0)
+        .map_or(EntryRefs::default(), |old| EntryRefs::of(&old));
+    put_binding(&mut map, shared, index, key, &mut value, old, facts)?;
     Ok(value)
 }
 
@@ -533,7 +637,7 @@ impl BindingBuilder {
                 ifindex: 0,
                 // Chosen when the binding is written (`put_binding`), from the leases' options.
                 option_sets: [0; 3],
-                _pad: [0; 2],
+                class_inputs: 0,
             },
             refused: subnet.is_none(),
             has_ifindex: false,
@@ -619,6 +723,7 @@ pub fn resync(
     source: ResyncSource<'_>,
     index: &SubnetIndex,
     now: i64,
+    facts: FactsOf<'_>,
 ) -> Result<(ResyncReport, Vec<LaterExpiry>), anyhow::Error> {
     let started = Instant::now();
     // Streamed: one small builder per client (about 110 bytes), never every lease at once.
@@ -676,8 +781,17 @@ pub fn resync(
                 writes_back.push((key.duid().to_vec(), existing.expires as i64));
             }
         }
-        let old_sets = existing.map_or([0; 3], |e| e.option_sets);
-        put_binding(&mut map, sets, index, &key, &mut value, old_sets)?;
+        let old = existing.map_or(EntryRefs::default(), |e| EntryRefs::of(&e));
+        let judged = facts(key.duid());
+        put_binding(
+            &mut map,
+            sets,
+            index,
+            &key,
+            &mut value,
+            old,
+            judged.as_deref(),
+        )?;
         wanted.insert(key);
         report.pushed += 1;
         if total >= 100_000 && (n + 1) % 100_000 == 0 {
@@ -697,7 +811,7 @@ pub fn resync(
     for key in stale {
         if let Ok(old) = map.get(&key, 0) {
             let _ = map.remove(&key);
-            sets.release(old.option_sets)?;
+            sets.release(EntryRefs::of(&old))?;
         }
         report.removed += 1;
     }
@@ -822,8 +936,8 @@ fn prefill(
     let mut builders: HashMap<BindingKey, BindingBuilder, foldhash::fast::RandomState> =
         HashMap::default();
     let mut too_long: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    // The sets of the clients written with some (a few): released when rewritten.
-    let mut with_sets: HashMap<BindingKey, [u16; 3]> = HashMap::new();
+    // The shared entries of the clients written with some (a few): released when rewritten.
+    let mut with_sets: HashMap<BindingKey, EntryRefs> = HashMap::new();
     let (mut map, sets) = fp.bindings_and_sets()?;
     for page in input {
         let PrefillInput::Rows(rows) = page else {
@@ -844,9 +958,10 @@ fn prefill(
             let old_sets = with_sets.remove(&key).unwrap_or_default();
             match builder.finish(index.grace_period) {
                 Some(mut value) => {
-                    put_binding(&mut map, sets, &index, &key, &mut value, old_sets)?;
-                    if value.option_sets != [0; 3] {
-                        with_sets.insert(key, value.option_sets);
+                    // No request was judged yet: no class inputs.
+                    put_binding(&mut map, sets, &index, &key, &mut value, old_sets, None)?;
+                    if EntryRefs::of(&value) != EntryRefs::default() {
+                        with_sets.insert(key, EntryRefs::of(&value));
                     }
                 }
                 // Refused (so far): the controller serves this client; a later lease of it
@@ -944,6 +1059,7 @@ impl MapSync {
             ResyncSource::Store(self.server.store().as_ref()),
             &index,
             unix_now(),
+            &self.facts(),
         )?;
         *self.index.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
         fp.set_global(&global_for(
@@ -985,7 +1101,8 @@ impl MapSync {
             Some(clients) => {
                 for duid in clients {
                     let leases = self.server.durable_leases_of(duid, 64);
-                    Self::write_binding(&mut fp, &index, duid, &leases, now)?;
+                    let facts = self.server.class_facts_of(duid);
+                    Self::write_binding(&mut fp, &index, duid, &leases, now, facts.as_deref())?;
                 }
             }
             None => {
@@ -999,6 +1116,7 @@ impl MapSync {
                     ResyncSource::Store(self.server.store().as_ref()),
                     &index,
                     now,
+                    &self.facts(),
                 );
                 fp.set_global(&running)?;
                 resynced?;
@@ -1015,9 +1133,15 @@ impl MapSync {
             return Ok(());
         }
         let leases = self.server.durable_leases_of(duid, 64);
+        let facts = self.server.class_facts_of(duid);
         let mut fp = self.fp.lock().unwrap_or_else(|e| e.into_inner());
         let index = self.index();
-        Self::write_binding(&mut fp, &index, duid, &leases, now)
+        Self::write_binding(&mut fp, &index, duid, &leases, now, facts.as_deref())
+    }
+
+    /// What a re-sync while serving reads each client's class facts from.
+    fn facts(&self) -> impl Fn(&[u8]) -> Option<Arc<ClassFacts>> + '_ {
+        |duid| self.server.class_facts_of(duid)
     }
 
     /// Writes (or removes) `duid`'s map entry for `leases` under `index` (`fp` locked).
@@ -1027,13 +1151,14 @@ impl MapSync {
         duid: &[u8],
         leases: &[Lease],
         now: i64,
+        facts: Option<&ClassFacts>,
     ) -> Result<(), anyhow::Error> {
         let Some(key) = BindingKey::new(duid) else {
             return Ok(());
         };
         let (mut map, sets) = fp.bindings_and_sets()?;
         let existing = map.get(&key, 0).ok();
-        let old_sets = existing.map_or([0; 3], |e| e.option_sets);
+        let old_sets = existing.map_or(EntryRefs::default(), |e| EntryRefs::of(&e));
         match binding_for(leases, now, index) {
             Some((key, mut value)) => {
                 // The program may have moved the expiry on since the store last heard of it.
@@ -1042,7 +1167,7 @@ impl MapSync {
                         value.expires = value.expires.max(existing.expires);
                     }
                 }
-                put_binding(&mut map, sets, index, &key, &mut value, old_sets)?;
+                put_binding(&mut map, sets, index, &key, &mut value, old_sets, facts)?;
             }
             None => {
                 if existing.is_some() {
@@ -1109,6 +1234,7 @@ impl MapSync {
             ResyncSource::Store(self.server.store().as_ref()),
             &index,
             unix_now(),
+            &self.facts(),
         ) {
             warn!("fast path: re-sync failed: {e:#}");
         }
@@ -1594,7 +1720,7 @@ reservations = [{{ duid = "00:03:00:01:01:02:03:04:05:06", address = "2001:db8::
         ];
         let index_pool = index("");
         let (_, value) = binding_for(&leases, 10, &index_pool).unwrap();
-        let [na, pd, both] = index_pool.option_sets_of(&value);
+        let [na, pd, both] = index_pool.option_sets_of(&value, ClassSet::NONE);
         let codes = |set: &SetOptions| slots(set).iter().map(|s| s.code).collect::<Vec<_>>();
         assert_eq!(codes(&na), [23, 31]);
         assert!(matches!(pd, SetOptions::Subnet), "{pd:?}");
@@ -1606,7 +1732,7 @@ reservations = [{{ duid = "00:03:00:01:01:02:03:04:05:06", address = "2001:db8::
         );
 
         let reserved = index(r#", option = [{ name = "sntp-servers", value = "2001:db8::7c" }]"#);
-        let [na, ..] = reserved.option_sets_of(&value);
+        let [na, ..] = reserved.option_sets_of(&value, ClassSet::NONE);
         assert_eq!(
             sntp(&na),
             "2001:db8::7c".parse::<Ipv6Addr>().unwrap().octets()
@@ -1617,7 +1743,7 @@ reservations = [{{ duid = "00:03:00:01:01:02:03:04:05:06", address = "2001:db8::
             r#", option = [{{ name = "sip-server-a", value = [{}] }}]"#,
             addresses.join(", ")
         ));
-        let [na, pd, both] = long.option_sets_of(&value);
+        let [na, pd, both] = long.option_sets_of(&value, ClassSet::NONE);
         assert!(matches!(na, SetOptions::Unfit), "{na:?}");
         assert!(matches!(both, SetOptions::Unfit), "{both:?}");
         assert!(matches!(pd, SetOptions::Subnet), "{pd:?}");
@@ -1740,7 +1866,8 @@ async fn start_loaded<C: Controller>(
         Some(report) => (report, Vec::new()),
         None => {
             let source = ResyncSource::Controller(server.as_ref());
-            resync(&mut fp, source, &index, unix_now())?
+            let facts = |duid: &[u8]| server.class_facts_of(duid);
+            resync(&mut fp, source, &index, unix_now(), &facts)?
         }
     };
     let kept = later_expiries.len();

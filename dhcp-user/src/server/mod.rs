@@ -21,6 +21,7 @@
 //! once, when the server opens the store.
 
 pub mod allocator;
+pub mod class_facts;
 pub mod handler;
 pub mod io;
 pub mod mirror;
@@ -40,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
+use crate::config::{classes::ClassFacts, Config};
 use crate::proto::Duid;
 use crate::store::{
     Lease, LeaseChange, LeaseFilter, LeaseKey, LeaseState, LeaseStore, LeaseType, PostgresStore,
@@ -484,6 +485,8 @@ pub struct Server {
     reservation_followers: RwLock<Vec<Arc<dyn operator::ReservationFollower>>>,
     /// The Reconfigure exchanges in flight (`dhcp-user reconfigure`).
     reconfigurer: Arc<reconfigure::Reconfigurer>,
+    /// What each client's classes were last judged on, for the fast path's bindings.
+    class_facts: class_facts::ClassFactsTable,
     /// The fast path's record of direct clients' source MACs, once it runs
     /// ([`Server::read_client_macs`]): without it a direct client has no link-layer address.
     client_macs: RwLock<Option<Arc<crate::fastpath::ClientMacs>>>,
@@ -611,6 +614,7 @@ impl Server {
             reservation_followers: RwLock::new(Vec::new()),
             client_macs: RwLock::new(None),
             reconfigurer: Arc::default(),
+            class_facts: class_facts::ClassFactsTable::default(),
             store,
             writer,
             events: crate::lease_events::channel(),
@@ -853,6 +857,7 @@ impl Server {
         self.stats.received(msg_type);
         if let Some(client) = crate::proto::OptionList::client_id(request.message()) {
             self.reconfigurer.client_sent(client.as_bytes(), msg_type);
+            self.note_class_facts(config, inbound, &request, client.as_bytes());
         }
         debug!(
             from = %inbound.source,
@@ -863,6 +868,35 @@ impl Server {
             "received"
         );
         Some(request)
+    }
+
+    /// Records what a request that may bind leases judged its client's classes on, where the
+    /// fast path follows them (`CLASSES_CHECK`): the binding its answer leads to carries them.
+    fn note_class_facts(
+        &self,
+        config: &Config,
+        inbound: &Inbound,
+        request: &handler::Classified,
+        duid: &[u8],
+    ) {
+        let message = request.message();
+        use dhcp_common::dhcpv6::{MSG_REBIND, MSG_RENEW, MSG_REQUEST, MSG_SOLICIT};
+        let binds = matches!(
+            message.msg_type,
+            MSG_SOLICIT | MSG_REQUEST | MSG_RENEW | MSG_REBIND
+        );
+        let followed = request
+            .subnet
+            .is_some_and(|index| config.fast_path_classes(index) & dhcp_common::CLASSES_CHECK != 0);
+        if binds && followed {
+            let facts = ClassFacts::of(message, &inbound.interface, inbound.ifindex);
+            self.class_facts.record(duid, facts);
+        }
+    }
+
+    /// What `duid`'s classes were last judged on, if known ([`class_facts`]).
+    pub fn class_facts_of(&self, duid: &[u8]) -> Option<Arc<ClassFacts>> {
+        self.class_facts.of(duid)
     }
 
     /// Decides about a request classified with `classified_with` (attempt `attempt`: a retry
@@ -1279,6 +1313,14 @@ impl Server {
                     }
                     _ => gone.push(&event.lease),
                 }
+            }
+        }
+        // A client without an active lease has no binding to judge its classes for.
+        for lease in gone.iter().filter(|_| !self.class_facts.is_empty()) {
+            let state = self.lock_state();
+            let mut leases = state.mirror.by_duid(&lease.duid, MAX_LEASES_PER_CLIENT);
+            if !leases.any(|l| l.is_active(now)) {
+                self.class_facts.forget(&lease.duid);
             }
         }
         // A client stops counting against its interface (its line) once it has no active

@@ -94,7 +94,7 @@ pub fn binding(na: Ipv6Addr, pd: Ipv6Addr, for_secs: u64) -> BindingValue {
         pd_len: 56,
         ifindex: 0,
         option_sets: [0; 3],
-        _pad: [0; 2],
+        class_inputs: 0,
     }
 }
 

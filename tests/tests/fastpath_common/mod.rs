@@ -346,7 +346,7 @@ fn setup_object(object: &[u8]) -> Lab {
                 pd_len: 56,
                 ifindex: 0,
                 option_sets: [0; 3],
-                _pad: [0; 2],
+                class_inputs: 0,
             },
             0,
         )
