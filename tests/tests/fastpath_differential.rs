@@ -1599,3 +1599,26 @@ always-send = true
     same_frame_for(&p, "renew on lo", renew.clone(), Path::Direct, &[]).await;
     assert!(controller_sends_sntp(&p, renew.clone(), "2001:db8:1::7c").await);
 }
+
+/// What a client's classes were judged on is kept while it has a lease, for its binding, and
+/// dropped once it released them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_released_everything_leaves_no_class_facts() {
+    let sent = [vendor_class(b"ACME-CPE-X1")];
+    let p = pair_granted("class-release", ("", ""), VENDOR_CLASS_OPTIONS, &[], &sent).await;
+    let facts = p.server.class_facts_of(CLIENT_DUID).expect("judged facts");
+    assert_eq!(facts.vendor_class.as_deref(), Some(&sent[0][4..]));
+    let release = msg(
+        MSG_RELEASE,
+        &[
+            client_id(),
+            server_id(),
+            elapsed(),
+            p.bound_na(),
+            p.bound_pd(),
+        ],
+    );
+    let (_, inbound) = request(Path::Direct, release, &[]);
+    p.server.handle(&inbound).await.expect("controller reply");
+    assert!(p.server.class_facts_of(CLIENT_DUID).is_none());
+}

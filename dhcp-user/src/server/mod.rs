@@ -879,6 +879,9 @@ impl Server {
         request: &handler::Classified,
         duid: &[u8],
     ) {
+        if config.client_classes.is_empty() {
+            return;
+        }
         let message = request.message();
         use dhcp_common::dhcpv6::{MSG_REBIND, MSG_RENEW, MSG_REQUEST, MSG_SOLICIT};
         let binds = matches!(

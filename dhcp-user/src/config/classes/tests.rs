@@ -222,3 +222,57 @@ prefix = "2001:db8:3::/64"
     .unwrap();
     assert!(options.classes_shape_subnet(0));
 }
+
+/// How the fast path follows classes (`SubnetConfig::client_classes`): not at all where they
+/// shape nothing; by comparing inputs, with bare Information-Requests answered when every
+/// class with options needs a Vendor or User Class; passed whole when a shaping class looks at
+/// relay options (a relay class shaping nothing does not count).
+#[test]
+fn how_the_fast_path_follows_classes() {
+    use dhcp_common::{CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_PASS};
+    let option = "[[client-classes.option]]\nname = \"sntp-servers\"\nvalue = [\"2001:db8::1\"]\n";
+    let mode = |classes: &str| parse(&with_subnet(classes)).unwrap().fast_path_classes(0);
+    assert_eq!(
+        mode("[[client-classes]]\nname = \"a\"\nduid-prefix = \"0003\"\n"),
+        0
+    );
+    let vendor = format!(
+        "[[client-classes]]\nname = \"v\"\nvendor-class = {{ enterprise = 4491 }}\n{option}"
+    );
+    assert_eq!(mode(&vendor), CLASSES_CHECK | CLASSES_BARE_INFORMATION);
+    let duid = format!("[[client-classes]]\nname = \"d\"\nduid-prefix = \"0003\"\n{option}");
+    assert_eq!(mode(&duid), CLASSES_CHECK);
+    let remote = format!(
+        "[[client-classes]]\nname = \"r\"\n\
+         relay-remote-id = {{ enterprise = 9, id = \"01\" }}\n{option}"
+    );
+    assert_eq!(mode(&remote), CLASSES_PASS);
+    let inert_relay =
+        format!("[[client-classes]]\nname = \"r\"\nrelay-interface-id = \"port-1\"\n{vendor}");
+    assert_eq!(mode(&inert_relay), CLASSES_CHECK | CLASSES_BARE_INFORMATION);
+}
+
+/// What a message's classes are judged on: its one User and Vendor Class (none: absent), or
+/// nothing the fast path can compare when it carries two of either; membership from those
+/// facts is the message's own.
+#[test]
+fn class_facts_of_a_message_judge_as_the_message() {
+    let config = parse(&with_subnet(
+        "[[client-classes]]\nname = \"v\"\nvendor-class = { enterprise = 4491, data = \"CPE\" }\n\
+         [[client-classes]]\nname = \"d\"\nduid-prefix = \"0003\"\n\
+         [[client-classes]]\nname = \"i\"\ninterfaces = [\"eth*\"]\n",
+    ))
+    .unwrap();
+    let message = solicit(vec![vendor(4491, &[b"CPE"])]);
+    let facts = ClassFacts::of(&message, "eth1", 7).unwrap();
+    assert_eq!(facts.user_class, None);
+    assert_eq!(facts.ifindex, 7);
+    let duid = message.client_id().unwrap().as_bytes().to_vec();
+    assert_eq!(
+        facts.member_in(&config.client_classes, &duid).0,
+        members(&config, &message, &[], "eth1")
+    );
+    assert_eq!(facts.member_in(&config.client_classes, &duid).0, 0b111);
+    let twice = solicit(vec![vendor(4491, &[b"CPE"]), vendor(9, &[b"x"])]);
+    assert_eq!(ClassFacts::of(&twice, "eth1", 7), None);
+}
