@@ -1622,3 +1622,98 @@ async fn a_client_that_released_everything_leaves_no_class_facts() {
     p.server.handle(&inbound).await.expect("controller reply");
     assert!(p.server.class_facts_of(CLIENT_DUID).is_none());
 }
+
+/// A reload that changes a class's option rewrites the bindings with the facts their classes
+/// were judged on (`MapSync::reconfigure`): the class client keeps being answered in XDP, now
+/// with the new option, the controller's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_repushes_class_options_with_the_judged_inputs() {
+    let sent = [vendor_class(b"ACME-CPE-X1")];
+    let Pair {
+        server,
+        fp,
+        iface,
+        binding,
+        _dir,
+    } = pair_granted("class-reload", ("", ""), VENDOR_CLASS_OPTIONS, &[], &sent).await;
+    assert_ne!(binding.class_inputs, 0);
+    let reloaded = config_with_pools(
+        &_dir.0,
+        "",
+        "",
+        &VENDOR_CLASS_OPTIONS.replace("2001:db8:1::7c", "2001:db8:1::7d"),
+    );
+    server.swap_config(reloaded.clone(), &["lo".to_string()]);
+    server.set_direct_subnet("lo", Some(0));
+    let shared = Arc::new(std::sync::Mutex::new(fp));
+    let sync = MapSync::new(
+        shared.clone(),
+        SubnetIndex::new(&server.config()),
+        server.clone(),
+    );
+    let with = Reconfigure {
+        server_duid: SERVER_DUID,
+        ifaces: std::slice::from_ref(&iface),
+        pass_rate_per_cpu: 0,
+    };
+    sync.reconfigure(&reloaded, &with).unwrap();
+    drop(sync);
+    let fp = Arc::try_unwrap(shared).ok().unwrap().into_inner().unwrap();
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let binding = fp.bindings().unwrap().get(&key, 0).unwrap();
+    assert_ne!(binding.class_inputs, 0, "still judged on its Vendor Class");
+    let p = Pair {
+        server,
+        fp,
+        iface,
+        binding,
+        _dir,
+    };
+    let renew = with_options(p.message(Ask::Renew), &sent);
+    same_frame_for(
+        &p,
+        "renew after the reload",
+        renew.clone(),
+        Path::Direct,
+        &[],
+    )
+    .await;
+    assert!(controller_sends_sntp(&p, renew, "2001:db8:1::7d").await);
+}
+
+/// A controller starting on pinned maps learns the class inputs an earlier one left, counted
+/// by the bindings naming them: the entry stays while a binding names it, and goes with the
+/// last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_class_inputs_are_learned_with_their_bindings() {
+    let sent = [vendor_class(b"ACME-CPE-X1")];
+    let p = pair_granted("class-pinned", ("", ""), VENDOR_CLASS_OPTIONS, &[], &sent).await;
+    let root = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/dhcp-class-inputs-test-{}",
+        std::process::id()
+    ));
+    let _ = FastPath::unpin_all(&root);
+    let index = SubnetIndex::new(&p.server.config());
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    let facts = p.server.class_facts_of(CLIENT_DUID);
+    let written = {
+        let mut earlier = FastPath::load(Some(&root)).unwrap();
+        push_binding_judged(&mut earlier, &index, &key, p.binding, facts.as_deref()).unwrap()
+    };
+    assert_ne!(written.class_inputs, 0);
+    let mut fp = FastPath::load(Some(&root)).unwrap();
+    assert_eq!(fp.class_inputs().in_use(), 1, "learned from the pinned map");
+    let other = BindingKey::new(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 8]).unwrap();
+    let again = push_binding_judged(&mut fp, &index, &other, p.binding, facts.as_deref()).unwrap();
+    assert_eq!(again.class_inputs, written.class_inputs, "the same entry");
+    push_binding(&mut fp, &index, &key, p.binding).unwrap();
+    assert_eq!(
+        fp.class_inputs().in_use(),
+        1,
+        "the second client still uses it"
+    );
+    push_binding(&mut fp, &index, &other, p.binding).unwrap();
+    assert_eq!(fp.class_inputs().in_use(), 0, "and then none");
+    drop(fp);
+    FastPath::unpin_all(&root).unwrap();
+}
