@@ -14,9 +14,9 @@ use std::{
 use anyhow::{bail, Context, Result};
 use aya::maps::IterableMap;
 use dhcp_common::{
-    dhcpv6::*, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, SubnetConfig,
-    BINDING_HAS_NA, BINDING_HAS_PD, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX,
-    OPTION_SLOT_INFORMATION_ONLY,
+    dhcpv6::*, BindingKey, BindingValue, ClassInputs, GlobalConfig, IfaceConfig, OptionSlot,
+    SubnetConfig, BINDING_HAS_NA, BINDING_HAS_PD, CLASSES_BARE_INFORMATION, CLASSES_CHECK,
+    FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX, OPTION_SLOT_INFORMATION_ONLY,
 };
 
 use dhcp_testwire::dhcpv6::{self as wire, elapsed, ia_na, ia_pd, msg, opt, oro};
@@ -29,6 +29,12 @@ pub const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x2a, 0x2b, 0x2c, 0x2d, 2, 0x53, 0,
 /// The measured client: a DUID none of the fill clients has.
 pub const CLIENT_DUID: &[u8] = &[0, 3, 0, 1, 2, 0xc1, 0, 0, 0, 1];
 pub const SUBNET: u16 = 3;
+/// A subnet whose replies a client class shapes (`CLASSES_CHECK`), reached through a relay.
+pub const CLASS_SUBNET: u16 = 4;
+/// The measured client of `CLASS_SUBNET`, judged on `CLASS_VENDOR_CLASS`.
+pub const CLASS_CLIENT_DUID: &[u8] = &[0, 3, 0, 1, 2, 0xc1, 0, 0, 0, 2];
+/// Its Vendor Class body: enterprise 4491, one item (a CPE's model string).
+const CLASS_VENDOR_CLASS: &[u8] = b"\x00\x00\x11\x8b\x00\x0bACME-CPE-X1";
 pub const NA_IAID: u32 = 0x0a0b0c0d;
 pub const PD_IAID: u32 = 7;
 pub const PREFERRED: u32 = 3000;
@@ -43,6 +49,12 @@ const RELAY_MAC: [u8; 6] = [0x02, 0x4e, 0, 0, 0, 1];
 
 pub fn link_prefix() -> Ipv6Addr {
     "2001:db8:1::".parse().unwrap()
+}
+fn class_link_prefix() -> Ipv6Addr {
+    "2001:db8:2::".parse().unwrap()
+}
+fn class_na() -> Ipv6Addr {
+    "2001:db8:2::c1".parse().unwrap()
 }
 fn server_ll() -> Ipv6Addr {
     "fe80::53".parse().unwrap()
@@ -146,25 +158,31 @@ pub fn configure(fp: &mut FastPath, side: &ServerSide) -> Result<()> {
         OPTION_SLOT_INFORMATION_ONLY,
     )
     .context("refresh slot")?;
+    let subnet = SubnetConfig {
+        preferred_lifetime: PREFERRED,
+        valid_lifetime: VALID,
+        t1: T1,
+        t2: T2,
+        enabled: 1,
+        rapid_commit: 1,
+        send_preference: 1,
+        preference: 200,
+        options_fit: 1,
+        option_count: 3,
+        client_classes: 0,
+        reconfigure: 0,
+        options,
+    };
+    fp.set_subnet(SUBNET, &subnet)?;
+    fp.set_link(link_prefix(), 64, SUBNET)?;
     fp.set_subnet(
-        SUBNET,
+        CLASS_SUBNET,
         &SubnetConfig {
-            preferred_lifetime: PREFERRED,
-            valid_lifetime: VALID,
-            t1: T1,
-            t2: T2,
-            enabled: 1,
-            rapid_commit: 1,
-            send_preference: 1,
-            preference: 200,
-            options_fit: 1,
-            option_count: 3,
-            client_classes: 0,
-            reconfigure: 0,
-            options,
+            client_classes: CLASSES_CHECK | CLASSES_BARE_INFORMATION,
+            ..subnet
         },
     )?;
-    fp.set_link(link_prefix(), 64, SUBNET)?;
+    fp.set_link(class_link_prefix(), 64, CLASS_SUBNET)?;
     Ok(())
 }
 
@@ -269,6 +287,10 @@ fn direct(payload: Vec<u8>) -> Udp6Frame {
 }
 
 fn relayed(inner: &[u8]) -> Udp6Frame {
+    relayed_from(inner, link_prefix())
+}
+
+fn relayed_from(inner: &[u8], link: Ipv6Addr) -> Udp6Frame {
     Udp6Frame {
         dst_mac: SERVER_MAC,
         src_mac: RELAY_MAC,
@@ -279,7 +301,7 @@ fn relayed(inner: &[u8]) -> Udp6Frame {
         flow: 0,
         src_port: SERVER_PORT,
         dst_port: SERVER_PORT,
-        payload: wire::relay_forw(inner, link_prefix(), client_ll(), Some(b"eth0/1/2:vlan100")),
+        payload: wire::relay_forw(inner, link, client_ll(), Some(b"eth0/1/2:vlan100")),
     }
 }
 
@@ -302,6 +324,23 @@ pub fn cases() -> Vec<Case> {
             frame: relayed(&payload).encode(),
         });
     }
+    // A class client's Renew (its Vendor Class compared with the one it was judged on).
+    let class_renew = msg(
+        MSG_RENEW,
+        XID,
+        &[
+            opt(OPT_CLIENTID, CLASS_CLIENT_DUID),
+            opt(OPT_SERVERID, SERVER_DUID),
+            elapsed(),
+            ia_na(NA_IAID, 0, 0, Some((class_na(), 0, 0))),
+            opt(OPT_VENDOR_CLASS, CLASS_VENDOR_CLASS),
+            oro(&[OPT_DNS_SERVERS, OPT_DOMAIN_LIST]),
+        ],
+    );
+    out.push(Case {
+        name: "renew_class_relayed".into(),
+        frame: relayed_from(&class_renew, class_link_prefix()).encode(),
+    });
     out
 }
 
@@ -348,6 +387,19 @@ impl Bench {
                 0,
             )
             .context("inserting the measured client's binding")?;
+        let (mut bindings, shared) = fp.bindings_and_sets()?;
+        let judged = ClassInputs::new(None, Some(CLASS_VENDOR_CLASS), 0).context("class inputs")?;
+        let mut class_binding = binding(class_na(), Ipv6Addr::UNSPECIFIED, 1_000_000);
+        class_binding.subnet = CLASS_SUBNET;
+        class_binding.flags = BINDING_HAS_NA;
+        class_binding.class_inputs = shared.class_inputs.acquire(&judged)?;
+        bindings
+            .insert(
+                BindingKey::new(CLASS_CLIENT_DUID).context("class client DUID")?,
+                class_binding,
+                0,
+            )
+            .context("inserting the class client's binding")?;
         let reports = fp
             .take_events()
             .context("the renewal reports' ring buffer")?;
