@@ -51,7 +51,8 @@ pub const CLASS_INPUT_VENDOR: u8 = 2;
 /// `ClassInputs::present`: set in every entry in use (an empty entry matches nothing).
 pub const CLASS_INPUT_IN_USE: u8 = 4;
 /// `SubnetConfig::client_classes`: classes can change the subnet's replies in a way the program
-/// cannot check (a class on relay options): every request but a Confirm is passed on
+/// cannot check (a class on a relay value longer than `FAST_RELAY_VALUE_MAX`, or more of them
+/// than `RELAY_CLASS_VALUES` holds): every request but a Confirm is passed on
 /// (`pass_client_class`).
 pub const CLASSES_PASS: u8 = 1;
 /// `SubnetConfig::client_classes`: classes can change the subnet's replies, by what the
@@ -62,6 +63,47 @@ pub const CLASSES_CHECK: u8 = 2;
 /// client sending neither User nor Vendor Class, so an Information-Request without them gets
 /// the subnet's own options; one with them is passed on (`pass_client_class`).
 pub const CLASSES_BARE_INFORMATION: u8 = 4;
+/// `SubnetConfig::client_classes`, with `CLASSES_CHECK`: a class that shapes the replies looks
+/// at relay options, so the relay hops and which class value each hop's Interface-ID and the
+/// innermost Remote-ID equal (`RELAY_CLASS_VALUES`) are compared too.
+pub const CLASSES_CHECK_RELAYS: u8 = 8;
+/// Longest relay Interface-ID or Remote-ID body (enterprise number included) a class may name
+/// for the fast path to look it up (a multiple of 8).
+pub const FAST_RELAY_VALUE_MAX: usize = 64;
+/// Capacity of `RELAY_CLASS_VALUES`: the distinct relay values the classes name (their index,
+/// from 1, fits `ClassInputs`' one-byte fields).
+pub const MAX_RELAY_CLASS_VALUES: u32 = 128;
+/// `RelayValueKey::kind`: a relay's Interface-ID (18).
+pub const RELAY_VALUE_INTERFACE_ID: u8 = 1;
+/// `RelayValueKey::kind`: a relay's Remote-ID (37) body, enterprise number first.
+pub const RELAY_VALUE_REMOTE_ID: u8 = 2;
+
+/// Key of `RELAY_CLASS_VALUES`: one relay value some class names, zero padded; the value is its
+/// index (from 1). A relay's value the map does not hold is in no class's condition (index 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RelayValueKey {
+    /// `RELAY_VALUE_INTERFACE_ID` or `RELAY_VALUE_REMOTE_ID`.
+    pub kind: u8,
+    pub len: u8,
+    pub _pad: [u8; 6],
+    pub data: [u8; FAST_RELAY_VALUE_MAX],
+}
+
+impl RelayValueKey {
+    /// The key of `data` as `kind`, or `None` when longer than `FAST_RELAY_VALUE_MAX`.
+    pub fn new(kind: u8, data: &[u8]) -> Option<Self> {
+        let mut key = RelayValueKey {
+            kind,
+            len: data.len() as u8,
+            _pad: [0; 6],
+            data: [0; FAST_RELAY_VALUE_MAX],
+        };
+        key.data.get_mut(..data.len())?.copy_from_slice(data);
+        Some(key)
+    }
+}
+
 /// Longest Interface-ID option body from a relay the fast path echoes.
 pub const FAST_INTERFACE_ID_MAX: usize = 32;
 /// Number of subnets the fast path knows about (index into `SUBNETS`).
@@ -235,7 +277,14 @@ pub struct ClassInputs {
     pub vendor_class_len: u16,
     /// `CLASS_INPUT_IN_USE` | `CLASS_INPUT_USER` | `CLASS_INPUT_VENDOR`.
     pub present: u8,
-    pub _pad: [u8; 7],
+    /// With `CLASSES_CHECK_RELAYS`: the Relay-Forw hops (0 to 2), and the `RELAY_CLASS_VALUES`
+    /// index (0: none) of the innermost hop's Interface-ID, of the outer hop's, and of the
+    /// innermost hop's Remote-ID; all 0 otherwise.
+    pub relay_hops: u8,
+    pub inner_interface_id: u8,
+    pub outer_interface_id: u8,
+    pub remote_id: u8,
+    pub _pad: [u8; 3],
     pub user_class: [u8; FAST_CLASS_DATA_MAX],
     pub vendor_class: [u8; FAST_CLASS_DATA_MAX],
 }
@@ -246,7 +295,11 @@ impl ClassInputs {
         user_class_len: 0,
         vendor_class_len: 0,
         present: 0,
-        _pad: [0; 7],
+        relay_hops: 0,
+        inner_interface_id: 0,
+        outer_interface_id: 0,
+        remote_id: 0,
+        _pad: [0; 3],
         user_class: [0; FAST_CLASS_DATA_MAX],
         vendor_class: [0; FAST_CLASS_DATA_MAX],
     };
@@ -780,6 +833,7 @@ pub mod maps {
     pub const CLIENT_MACS: &str = "CLIENT_MACS";
     pub const OPTION_SETS: &str = "OPTION_SETS";
     pub const CLASS_INPUTS: &str = "CLASS_INPUTS";
+    pub const RELAY_CLASS_VALUES: &str = "RELAY_CLASS_VALUES";
     /// Name of the XDP program in the object.
     pub const PROGRAM: &str = "dhcp_xdp";
     /// In the benchmark's build of the object only (dhcp-ebpf feature `bench`): the trivial
@@ -800,6 +854,7 @@ mod pod {
     unsafe impl aya::Pod for OptionSlot {}
     unsafe impl aya::Pod for OptionSet {}
     unsafe impl aya::Pod for ClassInputs {}
+    unsafe impl aya::Pod for RelayValueKey {}
     unsafe impl aya::Pod for IfaceConfig {}
     unsafe impl aya::Pod for GlobalConfig {}
     unsafe impl aya::Pod for LinkKey {}
@@ -828,7 +883,7 @@ mod tests {
         );
         assert_eq!(
             size_of::<ClassInputs>(),
-            4 + 2 + 2 + 1 + 7 + 2 * FAST_CLASS_DATA_MAX
+            4 + 2 + 2 + 1 + 4 + 3 + 2 * FAST_CLASS_DATA_MAX
         );
         assert_eq!(
             size_of::<OptionSet>(),
@@ -839,6 +894,7 @@ mod tests {
             6 + 2 + 16 + 16 + 1 + 1 + 1 + 1 + 4
         );
         assert_eq!(size_of::<VlanKey>(), 8);
+        assert_eq!(size_of::<RelayValueKey>(), 8 + FAST_RELAY_VALUE_MAX);
         assert_eq!(
             size_of::<GlobalConfig>(),
             8 + 1 + 1 + 2 + 4 + 4 + 4 + FAST_SERVER_DUID_MAX

@@ -8,10 +8,11 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
     dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, VlanKey,
     BINDING_HAS_NA, BINDING_HAS_PD, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY,
-    CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_PASS, CLASS_INPUT_IN_USE, CLASS_INPUT_USER,
-    CLASS_INPUT_VENDOR, FAST_CLASS_DATA_MAX, FAST_DUID_MAX, FAST_OPTION_SLOTS,
-    FAST_SERVER_DUID_MAX, OPTION_SET_NA, OPTION_SET_NA_PD, OPTION_SET_PD, RELAY_SELECT_BY_ADDRESS,
-    RELAY_SELECT_BY_INTERFACE_ID,
+    CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_CHECK_RELAYS, CLASSES_PASS,
+    CLASS_INPUT_IN_USE, CLASS_INPUT_USER, CLASS_INPUT_VENDOR, FAST_CLASS_DATA_MAX, FAST_DUID_MAX,
+    FAST_OPTION_SLOTS, FAST_RELAY_VALUE_MAX, FAST_SERVER_DUID_MAX, OPTION_SET_NA, OPTION_SET_NA_PD,
+    OPTION_SET_PD, RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID, RELAY_VALUE_INTERFACE_ID,
+    RELAY_VALUE_REMOTE_ID,
 };
 
 /// Direct or relayed, which subnet, which message, which binding, and what to answer.
@@ -252,7 +253,11 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         return Err(stat::PASS_IA_MISMATCH);
     }
     // The binding's option sets follow the classes its inputs put the client in.
-    if subnet.client_classes & CLASSES_CHECK != 0 && !class_inputs_match(req, r, b, st.ifindex) {
+    if subnet.client_classes & CLASSES_CHECK != 0
+        && !(class_inputs_match(req, r, b, st.ifindex)
+            && (subnet.client_classes & CLASSES_CHECK_RELAYS == 0
+                || relay_inputs_match(sc, req, st, b)))
+    {
         return Err(stat::PASS_CLASS_INPUTS);
     }
     // The options of this reply depend on the pools, pd-pools and reservations of the leases
@@ -333,6 +338,83 @@ fn class_inputs_match(req: *const u8, r: &Request, b: &BindingValue, ifindex: u3
                 known.vendor_class_len,
                 known.vendor_class.as_ptr(),
             ))
+}
+
+/// Whether the request's relays are what the binding's classes were judged on
+/// (`CLASSES_CHECK_RELAYS`): as many hops, and each hop's Interface-ID and the innermost
+/// Remote-ID equal to the same class value (`RELAY_CLASS_VALUES`), or to none, as then.
+#[inline(always)]
+fn relay_inputs_match(sc: *mut Scratch, req: *const u8, st: &State, b: &BindingValue) -> bool {
+    let Some(known) = CLASS_INPUTS.get(b.class_inputs as u32) else {
+        return false;
+    };
+    let hops = st.relayed + st.two_hops;
+    if hops != known.relay_hops {
+        return false;
+    }
+    if hops == 0 {
+        return true;
+    }
+    let inner = &st.relay;
+    let interface_id = relay_value(
+        sc,
+        req,
+        RELAY_VALUE_INTERFACE_ID,
+        inner.has_interface_id,
+        inner.interface_id_off,
+        inner.interface_id_len,
+    );
+    let remote_id = relay_value(
+        sc,
+        req,
+        RELAY_VALUE_REMOTE_ID,
+        inner.has_remote_id,
+        inner.remote_id_off,
+        inner.remote_id_len,
+    );
+    if interface_id != known.inner_interface_id || remote_id != known.remote_id {
+        return false;
+    }
+    st.two_hops == 0
+        || relay_value(
+            sc,
+            req,
+            RELAY_VALUE_INTERFACE_ID,
+            st.outer.has_interface_id,
+            st.outer.interface_id_off,
+            st.outer.interface_id_len,
+        ) == known.outer_interface_id
+}
+
+/// The `RELAY_CLASS_VALUES` index of the `len` bytes at `off` as `kind` (0: absent, or no
+/// class names them; a value longer than any a class may name is none of theirs).
+#[inline(always)]
+fn relay_value(
+    sc: *mut Scratch,
+    req: *const u8,
+    kind: u8,
+    present: u8,
+    off: usize,
+    len: usize,
+) -> u8 {
+    if present == 0 || len > FAST_RELAY_VALUE_MAX {
+        return 0;
+    }
+    // SAFETY: the scratch slot's relay-value key, used by nothing else while this lives.
+    let key = unsafe { &mut (*sc).relay_value };
+    key.kind = kind;
+    key.len = len as u8;
+    let words = key.data.as_mut_ptr();
+    for w in 0..FAST_RELAY_VALUE_MAX / 8 {
+        let word = rd64(req, off + w * 8) & keep_bytes(len.saturating_sub(w * 8));
+        // SAFETY: the key's data is FAST_RELAY_VALUE_MAX bytes long, a multiple of 8.
+        unsafe { core::ptr::write_unaligned(words.add(w * 8) as *mut u64, word) };
+    }
+    // SAFETY: a map value the controller only ever writes whole; read-only here.
+    // By reference, as for `BINDINGS`: the key stays the one copy, in scratch.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    let index = unsafe { RELAY_CLASS_VALUES.get(&*key) };
+    index.copied().unwrap_or(0)
 }
 
 /// Which of `slots` (the first `count`) the ORO lists (`State::want_slots`), and whether it

@@ -8,9 +8,9 @@ use aya_ebpf::{
 };
 use dhcp_common::{
     stat, BindingKey, BindingValue, ClassInputs, ClientMac, ClientMacKey, GlobalConfig,
-    IfaceConfig, LineBudget, LineKey, OptionSet, PassBudget, RenewalEvent, StatCounter,
-    SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS, MAX_CLASS_INPUTS, MAX_CLIENT_MACS, MAX_IFACES,
-    MAX_LINES, MAX_OPTION_SETS, MAX_SUBNETS, MAX_VLAN_KEYS,
+    IfaceConfig, LineBudget, LineKey, OptionSet, PassBudget, RelayValueKey, RenewalEvent,
+    StatCounter, SubnetConfig, VlanKey, DEFAULT_MAX_BINDINGS, MAX_CLASS_INPUTS, MAX_CLIENT_MACS,
+    MAX_IFACES, MAX_LINES, MAX_OPTION_SETS, MAX_RELAY_CLASS_VALUES, MAX_SUBNETS, MAX_VLAN_KEYS,
 };
 
 use crate::scratch::Scratch;
@@ -28,6 +28,14 @@ pub(crate) static OPTION_SETS: Array<OptionSet, { MAX_OPTION_SETS as usize }> = 
 /// (`BindingValue::class_inputs`), shared among bindings with the same inputs.
 #[btf_map]
 pub(crate) static CLASS_INPUTS: Array<ClassInputs, { MAX_CLASS_INPUTS as usize }> = Array::new();
+/// The relay Interface-IDs and Remote-IDs the classes name, to their index
+/// (`ClassInputs::inner_interface_id` and the like).
+#[btf_map]
+pub(crate) static RELAY_CLASS_VALUES: HashMap<
+    RelayValueKey,
+    u8,
+    { MAX_RELAY_CLASS_VALUES as usize },
+> = HashMap::new();
 #[btf_map]
 pub(crate) static IFACES: HashMap<u32, IfaceConfig, { MAX_IFACES as usize }> = HashMap::new();
 #[btf_map]

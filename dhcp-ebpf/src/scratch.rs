@@ -4,7 +4,7 @@
 //! zero stores) is explained once, here.
 
 use aya_ebpf::btf_maps::lpm_trie::Key;
-use dhcp_common::{BindingKey, ClientMac, ClientMacKey};
+use dhcp_common::{BindingKey, ClientMac, ClientMacKey, RelayValueKey};
 
 use crate::state::State;
 
@@ -23,6 +23,8 @@ pub struct Scratch {
     /// A direct frame's `CLIENT_MACS` entry, built by `parse::frame` (`st.note_mac`).
     pub mac_key: ClientMacKey,
     pub mac: ClientMac,
+    /// A relay value looked up in `RELAY_CLASS_VALUES` (`decide::relay_value`).
+    pub relay_value: RelayValueKey,
     pub st: State,
 }
 

@@ -62,8 +62,12 @@ pub struct Relay {
     /// hop passed on names its line.
     pub line_off: usize,
     pub line_len: usize,
+    /// The hop's first Remote-ID body (when `has_remote_id`), what classes compare.
+    pub remote_id_off: usize,
+    pub remote_id_len: usize,
     pub line_kind: u8,
     pub has_interface_id: u8,
+    pub has_remote_id: u8,
 }
 
 /// Everything one run learns, kept in the per-CPU scratch slot (the BPF stack is 512 bytes).

@@ -72,6 +72,19 @@ async fn pair_granted(
     vlans: &[(u16, u16)],
     sent: &[Vec<u8>],
 ) -> Pair {
+    pair_through(tag, pools, extra, vlans, sent, Path::Direct).await
+}
+
+/// As `pair_granted`, the client's Solicit reaching the server by `path` (through a relay:
+/// the relays' options are among what its classes are judged on).
+async fn pair_through(
+    tag: &str,
+    pools: (&str, &str),
+    extra: &str,
+    vlans: &[(u16, u16)],
+    sent: &[Vec<u8>],
+    path: Path,
+) -> Pair {
     let dir = tempdir::Dir::new(tag);
     let config = config_with_pools(&dir.0, pools.0, pools.1, extra);
     let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.0.join("leases.db")).unwrap());
@@ -103,16 +116,25 @@ async fn pair_granted(
         ),
         sent,
     );
-    let frame = with_vlans(direct(grant.clone()), vlans).encode();
+    let (frame, relayed_inbound) = match path {
+        Path::Direct => (with_vlans(direct(grant.clone()), vlans).encode(), None),
+        _ => {
+            let (frame, inbound) = request(path, grant.clone(), vlans);
+            (frame.encode(), Some(inbound))
+        }
+    };
     let passed = fp.test_run(&frame, LO, 1).unwrap();
     assert_eq!(passed.verdict, XDP_PASS, "a new client's Solicit");
-    let inbound = if vlans.is_empty() {
+    let inbound = if let Some(inbound) = relayed_inbound {
+        inbound
+    } else if vlans.is_empty() {
         inbound_direct(grant)
     } else {
         vlan::inbound_of(&frame, None, false, SERVER_MAC, LO, "lo").expect("a tagged request")
     };
     let reply = server.handle(&inbound).await.expect("rapid-commit reply");
-    assert_eq!(reply[0], MSG_REPLY);
+    let wrapped = !matches!(path, Path::Direct);
+    assert_eq!(reply[0], if wrapped { MSG_RELAY_REPL } else { MSG_REPLY });
 
     let leases = store
         .find(
@@ -1518,18 +1540,98 @@ async fn a_bare_information_request_gets_the_subnet_options_in_xdp() {
     assert!(controller_sends_sntp(&p, with_class, "2001:db8:1::7c").await);
 }
 
-/// A class the program cannot judge (on a relay's Remote-ID) with options: every request of
-/// the subnet but a Confirm is passed on (`pass_client_class`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_option_classes_leave_the_subnet_to_the_controller() {
-    let extra = r#"[[client-classes]]
+/// The test relay's Remote-ID (enterprise 3561, "port1": `relay_forw`) and a class on it
+/// with its own SNTP server.
+const REMOTE_ID_CLASS: &str = r#"[[subnet.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7a"
+always-send = true
+[[client-classes]]
 name = "by-remote-id"
-relay-remote-id = { enterprise = 4491, id = "01:02" }
+relay-remote-id = { enterprise = 3561, id = "70:6f:72:74:31" }
 [[client-classes.option]]
 name = "sntp-servers"
 value = "2001:db8:1::7c"
+always-send = true
 "#;
-    let p = pair_with("class-relay", "", extra).await;
+
+/// `message` relayed by `path`, through the program: passed on unchanged, counted as `reason`.
+fn relayed_passed_as(p: &Pair, path: Path, message: Vec<u8>, reason: u32, what: &str) {
+    let (frame, _) = request(path, message, &[]);
+    let before = p.fp.stats().unwrap()[reason as usize].packets;
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS, "{what}");
+    let after = p.fp.stats().unwrap()[reason as usize].packets;
+    assert_eq!(
+        after,
+        before + 1,
+        "{what}: counted as {}",
+        stat::NAMES[reason as usize]
+    );
+}
+
+/// A class on the relay's Remote-ID: a client granted through that relay is answered in XDP
+/// with the class's option while its renewals come through it (the Remote-ID is the class's
+/// value, `RELAY_CLASS_VALUES`); the same client direct, or behind another relay hop, is
+/// passed on (`pass_class_inputs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_id_class_is_answered_in_xdp_through_its_relay() {
+    let path = relay_global_to_us();
+    let p = pair_through("class-remote-id", ("", ""), REMOTE_ID_CLASS, &[], &[], path).await;
+    assert_ne!(p.binding.class_inputs, 0, "judged on its relay");
+    for (tag, ask) in [("renew", Ask::Renew), ("rebind", Ask::Rebind)] {
+        same_frame_for(&p, tag, p.message(ask), path, &[]).await;
+        let (_, inbound) = request(path, p.message(ask), &[]);
+        let reply = p.server.handle(&inbound).await.expect("controller reply");
+        let class = opt(31, &ip("2001:db8:1::7c").octets());
+        assert!(
+            reply.windows(class.len()).any(|w| w == class.as_slice()),
+            "{tag}"
+        );
+    }
+    passed_as(&p, p.message(Ask::Renew), stat::PASS_CLASS_INPUTS, "direct");
+    let behind = Path::LdraBehindRelay {
+        from: relay_addr(),
+        to: server_global(),
+    };
+    relayed_passed_as(
+        &p,
+        behind,
+        p.message(Ask::Renew),
+        stat::PASS_CLASS_INPUTS,
+        "two hops",
+    );
+}
+
+/// A client of that subnet direct (no relay, so in no Remote-ID class) is answered in XDP with
+/// the subnet's option; relayed with another Remote-ID than the class's it would be in none of
+/// the classes either, but its inputs say "direct": passed on (`pass_class_inputs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_client_beside_a_remote_id_class_is_answered_in_xdp() {
+    let p = pair_with("class-remote-direct", "", REMOTE_ID_CLASS).await;
+    assert_ne!(p.binding.class_inputs, 0);
+    same_frame_of(&p, "renew", Ask::Renew, Path::Direct, &[]).await;
+    assert!(controller_sends_sntp(&p, p.message(Ask::Renew), "2001:db8:1::7a").await);
+    let path = relay_global_to_us();
+    relayed_passed_as(
+        &p,
+        path,
+        p.message(Ask::Renew),
+        stat::PASS_CLASS_INPUTS,
+        "relayed",
+    );
+}
+
+/// A class on a relay value longer than the program looks up (`FAST_RELAY_VALUE_MAX`) leaves
+/// every request of the subnet but a Confirm to the controller (`pass_client_class`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_relay_class_value_leaves_the_subnet_to_the_controller() {
+    let long = vec!["ab"; 80].join(":");
+    let extra = format!(
+        "[[client-classes]]\nname = \"long\"\nrelay-remote-id = {{ enterprise = 9, id = \"{long}\" }}\n\
+         [[client-classes.option]]\nname = \"sntp-servers\"\nvalue = \"2001:db8:1::7c\"\n"
+    );
+    let p = pair_with("class-relay-long", "", &extra).await;
     assert_eq!(p.binding.class_inputs, 0);
     passed_as(&p, p.message(Ask::Renew), stat::PASS_CLIENT_CLASS, "renew");
     same_frame_of(&p, "confirm", Ask::Confirm, Path::Direct, &[]).await;
@@ -1716,4 +1818,43 @@ async fn pinned_class_inputs_are_learned_with_their_bindings() {
     assert_eq!(fp.class_inputs().in_use(), 0, "and then none");
     drop(fp);
     FastPath::unpin_all(&root).unwrap();
+}
+
+/// A class on an access node's Interface-ID (an LDRA) behind an aggregation relay: a client
+/// granted through both hops is answered in XDP through them with the class's option (the
+/// inner hop's Interface-ID is the class's value, the outer's none); through the LDRA alone,
+/// one hop fewer, it is passed on (`pass_class_inputs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interface_id_class_is_answered_in_xdp_through_two_hops() {
+    let extra = r#"[[subnet.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7a"
+always-send = true
+[[client-classes]]
+name = "access-port"
+relay-interface-id = "an-1/1/1:7"
+[[client-classes.option]]
+name = "sntp-servers"
+value = "2001:db8:1::7c"
+always-send = true
+"#;
+    let path = Path::LdraBehindRelay {
+        from: relay_addr(),
+        to: server_global(),
+    };
+    let p = pair_through("class-iid", ("", ""), extra, &[], &[], path).await;
+    assert_ne!(p.binding.class_inputs, 0);
+    same_frame_for(&p, "renew", p.message(Ask::Renew), path, &[]).await;
+    let (_, inbound) = request(path, p.message(Ask::Renew), &[]);
+    let reply = p.server.handle(&inbound).await.expect("controller reply");
+    let class = opt(31, &ip("2001:db8:1::7c").octets());
+    assert!(reply.windows(class.len()).any(|w| w == class.as_slice()));
+    let ldra = ldra();
+    relayed_passed_as(
+        &p,
+        ldra,
+        p.message(Ask::Renew),
+        stat::PASS_CLASS_INPUTS,
+        "one hop",
+    );
 }

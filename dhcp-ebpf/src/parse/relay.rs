@@ -24,6 +24,7 @@ pub(crate) fn parse_relay(
     relay.off = off;
     relay.line_kind = LINE_LINK_ADDRESS;
     relay.has_interface_id = 0;
+    relay.has_remote_id = 0;
     let mut inner = 0;
     let mut inner_end = 0;
     let mut o = off + RELAY_HLEN;
@@ -59,12 +60,20 @@ pub(crate) fn parse_relay(
             relay.has_interface_id = 1;
             relay.interface_id_off = body;
             relay.interface_id_len = len;
-        } else if code == OPT_REMOTE_ID && relay.line_kind == LINE_LINK_ADDRESS {
-            relay.line_kind = LINE_REMOTE_ID;
-            relay.line_off = body;
-            relay.line_len = len;
+        } else if code == OPT_REMOTE_ID {
+            if relay.line_kind == LINE_LINK_ADDRESS {
+                relay.line_kind = LINE_REMOTE_ID;
+                relay.line_off = body;
+                relay.line_len = len;
+            }
             if len < REMOTE_ID_MIN_LEN {
                 return Err(stat::PASS_UNSUPPORTED);
+            }
+            // The first, as the controller's classes read it.
+            if relay.has_remote_id == 0 {
+                relay.has_remote_id = 1;
+                relay.remote_id_off = body;
+                relay.remote_id_len = len;
             }
         } else if !relay_option_read_as_the_controller_does(code, len) {
             return Err(stat::PASS_UNSUPPORTED);

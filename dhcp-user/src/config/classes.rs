@@ -133,11 +133,11 @@ impl ClientClass {
             }
         }
         if let Some(want) = &self.relay_remote_id {
-            let got = input.relays.last().and_then(|r| r.remote_id()).map(|r| {
-                let mut body = r.enterprise.to_be_bytes().to_vec();
-                body.extend_from_slice(&r.remote_id);
-                body
-            });
+            let got = input
+                .relays
+                .last()
+                .and_then(|r| r.remote_id())
+                .map(remote_id_body);
             if got.as_deref() != Some(want.as_slice()) {
                 return false;
             }
@@ -222,10 +222,10 @@ pub fn option_levels_in(defined: &[ClientClass], classes: ClassSet) -> Vec<&[Con
 }
 
 /// What a client's classes were judged on when the controller last answered it, besides its
-/// DUID: the bodies of the one User Class and one Vendor Class option its message carried, and
-/// the interface it came in on. The fast path answers the client while its requests carry the
-/// same (`dhcp_common::ClassInputs`); relays are not among them, as a subnet that classes on
-/// relay options shape is left to the controller ([`Config::fast_path_classes`]).
+/// DUID: the bodies of the one User Class and one Vendor Class option its message carried, the
+/// interface it came in on, and, where classes look at relay options, what its relays sent.
+/// The fast path answers the client while its requests carry the same
+/// (`dhcp_common::ClassInputs`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClassFacts {
     pub user_class: Option<Vec<u8>>,
@@ -233,17 +233,88 @@ pub struct ClassFacts {
     /// The receiving interface, by name and ifindex.
     pub interface: String,
     pub ifindex: u32,
+    /// The relays, when recorded ([`ClassFacts::of`] with relays).
+    pub relays: Option<RelayFacts>,
+}
+
+/// What a client's relays sent that classes look at: how many hops, the first Interface-ID of
+/// each (outermost first), the first Remote-ID of the innermost.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct RelayFacts {
+    pub interface_ids: Vec<Option<Vec<u8>>>,
+    /// Enterprise number, then the id.
+    pub remote_id: Option<Vec<u8>>,
+}
+
+impl RelayFacts {
+    /// The facts of `relays` (outermost first).
+    pub fn of(relays: &[&RelayMessage]) -> RelayFacts {
+        RelayFacts {
+            interface_ids: relays
+                .iter()
+                .map(|r| r.interface_id().map(<[u8]>::to_vec))
+                .collect(),
+            remote_id: relays
+                .last()
+                .and_then(|r| r.remote_id())
+                .map(remote_id_body),
+        }
+    }
+
+    /// Relay-Forw hops carrying these options, outermost first (for [`member_in`]).
+    fn messages(&self) -> Vec<RelayMessage> {
+        let hops = self.interface_ids.len();
+        self.interface_ids
+            .iter()
+            .enumerate()
+            .map(|(i, interface_id)| {
+                let mut options: Vec<DhcpOption> = interface_id
+                    .clone()
+                    .map(DhcpOption::InterfaceId)
+                    .into_iter()
+                    .collect();
+                let remote = self.remote_id.as_deref().filter(|_| i + 1 == hops);
+                if let Some((enterprise, id)) = remote.and_then(|r| r.split_first_chunk::<4>()) {
+                    options.push(DhcpOption::RemoteId(crate::proto::RemoteId {
+                        enterprise: u32::from_be_bytes(*enterprise),
+                        remote_id: id.to_vec(),
+                    }));
+                }
+                RelayMessage {
+                    msg_type: dhcp_common::dhcpv6::MSG_RELAY_FORW,
+                    hop_count: 0,
+                    link_address: std::net::Ipv6Addr::UNSPECIFIED,
+                    peer_address: std::net::Ipv6Addr::UNSPECIFIED,
+                    options,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A Remote-ID as classes compare it: the enterprise number, then the id.
+fn remote_id_body(remote: &crate::proto::RemoteId) -> Vec<u8> {
+    let mut body = remote.enterprise.to_be_bytes().to_vec();
+    body.extend_from_slice(&remote.remote_id);
+    body
 }
 
 impl ClassFacts {
-    /// The facts of `message`, received on `interface` (`ifindex`); `None` when it carries more
-    /// than one User Class or Vendor Class option (the fast path compares one of each).
-    pub fn of(message: &Message, interface: &str, ifindex: u32) -> Option<ClassFacts> {
+    /// The facts of `message`, received on `interface` (`ifindex`) through `relays` (recorded
+    /// when given); `None` when it carries more than one User Class or Vendor Class option
+    /// (the fast path compares one of each).
+    pub fn of(
+        message: &Message,
+        relays: Option<&[&RelayMessage]>,
+        interface: &str,
+        ifindex: u32,
+    ) -> Option<ClassFacts> {
         let mut facts = ClassFacts {
             user_class: None,
             vendor_class: None,
             interface: interface.to_string(),
             ifindex,
+            relays: relays.map(RelayFacts::of),
         };
         for option in &message.options {
             let (slot, body) = match option {
@@ -259,7 +330,7 @@ impl ClassFacts {
     }
 
     /// The classes of `defined` these facts put `duid`'s client in: [`member_in`] on a message
-    /// carrying them, without relays.
+    /// carrying them, through relays carrying theirs (none when not recorded).
     pub fn member_in(&self, defined: &[ClientClass], duid: &[u8]) -> ClassSet {
         let mut options = Vec::with_capacity(3);
         if let Ok(duid) = crate::proto::Duid::new(duid.to_vec()) {
@@ -272,11 +343,17 @@ impl ClassFacts {
             transaction_id: [0; 3],
             options,
         };
+        let hops = self
+            .relays
+            .as_ref()
+            .map(RelayFacts::messages)
+            .unwrap_or_default();
+        let relays: Vec<&RelayMessage> = hops.iter().collect();
         member_in(
             defined,
             &ClassInput {
                 message: &message,
-                relays: &[],
+                relays: &relays,
                 interface: &self.interface,
             },
         )
@@ -310,13 +387,16 @@ impl super::Subnet {
 
 impl Config {
     /// How the fast path follows client classes on the subnet at `index`
-    /// (`SubnetConfig::client_classes`): 0 when they cannot change its replies; `CLASSES_PASS`
-    /// when a class that can (one with options, or one a pool of its shared network is kept
-    /// for) looks at relay options, which the program does not compare; else `CLASSES_CHECK`,
-    /// with `CLASSES_BARE_INFORMATION` when every class with options needs a User or Vendor
-    /// Class (a request with neither is in none of them).
+    /// (`SubnetConfig::client_classes`): 0 when they cannot change its replies; else
+    /// `CLASSES_CHECK`, with `CLASSES_CHECK_RELAYS` when a class that can (one with options, or
+    /// one a pool of its shared network is kept for) looks at relay options, and
+    /// `CLASSES_BARE_INFORMATION` when every class with options needs a User or Vendor Class
+    /// (a request with neither is in none of them); `CLASSES_PASS` when the program cannot
+    /// look the classes' relay values up ([`Config::relay_class_values`]).
     pub fn fast_path_classes(&self, index: usize) -> u8 {
-        use dhcp_common::{CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_PASS};
+        use dhcp_common::{
+            CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_CHECK_RELAYS, CLASSES_PASS,
+        };
         if !self.classes_shape_subnet(index) {
             return 0;
         }
@@ -334,10 +414,10 @@ impl Config {
             .enumerate()
             .filter(|(i, c)| !c.options.is_empty() || kept.contains(*i))
             .map(|(_, c)| c);
-        if shaping
+        let relays = shaping
             .clone()
-            .any(|c| c.relay_interface_id.is_some() || c.relay_remote_id.is_some())
-        {
+            .any(|c| c.relay_interface_id.is_some() || c.relay_remote_id.is_some());
+        if relays && self.relay_class_values().is_none() {
             return CLASSES_PASS;
         }
         let bare = self
@@ -345,7 +425,34 @@ impl Config {
             .iter()
             .filter(|c| !c.options.is_empty())
             .all(|c| c.user_class.is_some() || c.vendor_class.is_some());
-        CLASSES_CHECK | if bare { CLASSES_BARE_INFORMATION } else { 0 }
+        CLASSES_CHECK
+            | if bare { CLASSES_BARE_INFORMATION } else { 0 }
+            | if relays { CLASSES_CHECK_RELAYS } else { 0 }
+    }
+
+    /// Every relay value a class names, once, in file order: the `RELAY_CLASS_VALUES` entries,
+    /// each to its position from 1. `None` when one is longer than the program looks up
+    /// (`FAST_RELAY_VALUE_MAX`) or they are more than the map holds.
+    pub fn relay_class_values(&self) -> Option<Vec<(dhcp_common::RelayValueKey, u8)>> {
+        use dhcp_common::{RelayValueKey, RELAY_VALUE_INTERFACE_ID, RELAY_VALUE_REMOTE_ID};
+        let mut keys: Vec<RelayValueKey> = Vec::new();
+        for class in &self.client_classes {
+            let named = [
+                (RELAY_VALUE_INTERFACE_ID, &class.relay_interface_id),
+                (RELAY_VALUE_REMOTE_ID, &class.relay_remote_id),
+            ];
+            for (kind, value) in named {
+                let Some(value) = value else { continue };
+                let key = RelayValueKey::new(kind, value)?;
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        if keys.len() > dhcp_common::MAX_RELAY_CLASS_VALUES as usize {
+            return None;
+        }
+        Some(keys.into_iter().zip(1..).collect())
     }
 
     /// True if some class looks at the receiving interface (`interfaces`).

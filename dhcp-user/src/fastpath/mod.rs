@@ -29,7 +29,7 @@ use aya::{
 };
 use dhcp_common::{
     maps as names, stat, BindingKey, BindingValue, ClientMac, ClientMacKey, GlobalConfig,
-    IfaceConfig, LineBudget, LineKey, StatCounter, SubnetConfig, VlanKey,
+    IfaceConfig, LineBudget, LineKey, RelayValueKey, StatCounter, SubnetConfig, VlanKey,
 };
 use thiserror::Error;
 
@@ -366,19 +366,41 @@ impl FastPath {
     /// Makes `VLANS` hold exactly `entries` (a pinned map still holds an earlier
     /// configuration's lines: a stale one would serve a line no subnet names any more).
     pub fn set_vlans(&mut self, entries: &[(VlanKey, u16)]) -> Result<(), FastPathError> {
-        let mut map: BpfHashMap<&mut MapData, VlanKey, u16> =
-            BpfHashMap::try_from(self.map_mut(names::VLANS)?).map_err(map_err(names::VLANS))?;
-        let wanted: std::collections::HashMap<VlanKey, u16> = entries.iter().copied().collect();
-        let stale: Vec<VlanKey> = map
+        self.replace_entries(names::VLANS, entries)
+    }
+
+    /// Makes `RELAY_CLASS_VALUES` hold exactly `entries`: each relay value a class names, to
+    /// its index ([`crate::config::Config::relay_class_values`]).
+    pub fn set_relay_class_values(
+        &mut self,
+        entries: &[(RelayValueKey, u8)],
+    ) -> Result<(), FastPathError> {
+        self.replace_entries(names::RELAY_CLASS_VALUES, entries)
+    }
+
+    /// Makes the hash map `name` hold exactly `entries`: stale keys removed, the rest written.
+    fn replace_entries<K, V>(
+        &mut self,
+        name: &'static str,
+        entries: &[(K, V)],
+    ) -> Result<(), FastPathError>
+    where
+        K: aya::Pod + Eq + std::hash::Hash,
+        V: aya::Pod,
+    {
+        let mut map: BpfHashMap<&mut MapData, K, V> =
+            BpfHashMap::try_from(self.map_mut(name)?).map_err(map_err(name))?;
+        let wanted: std::collections::HashSet<K> = entries.iter().map(|(k, _)| *k).collect();
+        let stale: Vec<K> = map
             .keys()
             .filter_map(Result::ok)
-            .filter(|key| !wanted.contains_key(key))
+            .filter(|key| !wanted.contains(key))
             .collect();
         for key in &stale {
-            map.remove(key).map_err(map_err(names::VLANS))?;
+            map.remove(key).map_err(map_err(name))?;
         }
-        for (key, index) in entries {
-            map.insert(key, index, 0).map_err(map_err(names::VLANS))?;
+        for (key, value) in entries {
+            map.insert(key, value, 0).map_err(map_err(name))?;
         }
         Ok(())
     }
@@ -540,10 +562,11 @@ impl ClientMacs {
 
 /// Maps pinned under the pin root (the scratch and budget maps, the lines' buckets too, are
 /// per-run state and are not).
-pub const PINNED_MAPS: [&str; 10] = [
+pub const PINNED_MAPS: [&str; 11] = [
     names::BINDINGS,
     names::OPTION_SETS,
     names::CLASS_INPUTS,
+    names::RELAY_CLASS_VALUES,
     names::SUBNETS,
     names::IFACES,
     names::CONFIG,

@@ -12,10 +12,11 @@ use std::{
 
 use dhcp_common::{
     for_each_vlan_key, BindingKey, BindingValue, ClassInputs, GlobalConfig, IfaceConfig,
-    OptionSlot, RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD,
-    BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, CLASSES_CHECK, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX,
-    MAX_SUBNETS, OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS,
-    RELAY_SELECT_BY_INTERFACE_ID,
+    OptionSlot, RelayValueKey, RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD,
+    BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, CLASSES_CHECK, CLASSES_CHECK_RELAYS, FAST_OPTION_SLOTS,
+    FAST_SERVER_DUID_MAX, MAX_SUBNETS, OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY,
+    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID, RELAY_VALUE_INTERFACE_ID,
+    RELAY_VALUE_REMOTE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
@@ -119,6 +120,8 @@ pub struct SubnetIndex {
     class_modes: Vec<u8>,
     /// True if some class looks at the interface: class inputs then name it.
     classes_look_at_interfaces: bool,
+    /// The relay values the classes name, to their `RELAY_CLASS_VALUES` index.
+    relay_values: HashMap<RelayValueKey, u8>,
 }
 
 impl SubnetIndex {
@@ -156,6 +159,11 @@ impl SubnetIndex {
                 .map(|i| config.fast_path_classes(i))
                 .collect(),
             classes_look_at_interfaces: config.classes_look_at_interfaces(),
+            relay_values: config
+                .relay_class_values()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             ifindex_by_name: match config.interface_client_limit {
                 Some(_) => config
                     .interfaces
@@ -317,6 +325,34 @@ impl SubnetIndex {
             facts.vendor_class.as_deref(),
             ifindex,
         );
+        if mode.unwrap_or(0) & CLASSES_CHECK_RELAYS == 0 {
+            return (classes, inputs);
+        }
+        // The program compares which class value each relay option equals.
+        let Some(relays) = &facts.relays else {
+            return (classes, None);
+        };
+        let index = |kind: u8, value: &Option<Vec<u8>>| {
+            value
+                .as_deref()
+                .and_then(|value| RelayValueKey::new(kind, value))
+                .and_then(|key| self.relay_values.get(&key).copied())
+                .unwrap_or(0)
+        };
+        let (outer, inner) = match relays.interface_ids.as_slice() {
+            [] => (None, None),
+            [inner] => (None, Some(inner)),
+            [outer, inner] => (Some(outer), Some(inner)),
+            // The program passes a third hop on.
+            _ => return (classes, None),
+        };
+        let inputs = inputs.map(|mut inputs| {
+            inputs.relay_hops = relays.interface_ids.len() as u8;
+            inputs.inner_interface_id = inner.map_or(0, |id| index(RELAY_VALUE_INTERFACE_ID, id));
+            inputs.outer_interface_id = outer.map_or(0, |id| index(RELAY_VALUE_INTERFACE_ID, id));
+            inputs.remote_id = index(RELAY_VALUE_REMOTE_ID, &relays.remote_id);
+            inputs
+        });
         (classes, inputs)
     }
 
@@ -478,6 +514,7 @@ fn configure_tables(
         fp.set_link(prefix, len, i as u16)?;
     }
     fp.set_vlans(&vlan_entries(config, ifaces))?;
+    fp.set_relay_class_values(&config.relay_class_values().unwrap_or_default())?;
     for iface in ifaces {
         fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
     }

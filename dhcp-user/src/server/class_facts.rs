@@ -98,6 +98,7 @@ mod tests {
             vendor_class: Some(vendor.to_vec()),
             interface: "eth0".into(),
             ifindex: 2,
+            relays: None,
         }
     }
 

@@ -888,11 +888,13 @@ impl Server {
             message.msg_type,
             MSG_SOLICIT | MSG_REQUEST | MSG_RENEW | MSG_REBIND
         );
-        let followed = request
-            .subnet
-            .is_some_and(|index| config.fast_path_classes(index) & dhcp_common::CLASSES_CHECK != 0);
-        if binds && followed {
-            let facts = ClassFacts::of(message, &inbound.interface, inbound.ifindex);
+        let Some(mode) = request.subnet.map(|index| config.fast_path_classes(index)) else {
+            return;
+        };
+        if binds && mode & dhcp_common::CLASSES_CHECK != 0 {
+            let relays = request.relays();
+            let relays = (mode & dhcp_common::CLASSES_CHECK_RELAYS != 0).then_some(&relays[..]);
+            let facts = ClassFacts::of(message, relays, &inbound.interface, inbound.ifindex);
             self.class_facts.record(duid, facts);
         }
     }

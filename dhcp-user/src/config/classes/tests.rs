@@ -225,8 +225,9 @@ prefix = "2001:db8:3::/64"
 
 /// How the fast path follows classes (`SubnetConfig::client_classes`): not at all where they
 /// shape nothing; by comparing inputs, with bare Information-Requests answered when every
-/// class with options needs a Vendor or User Class; passed whole when a shaping class looks at
-/// relay options (a relay class shaping nothing does not count).
+/// class with options needs a Vendor or User Class, and relay values too when a shaping class
+/// looks at them (a relay class shaping nothing does not count); passed whole when a relay
+/// value is longer than the program looks up.
 #[test]
 fn how_the_fast_path_follows_classes() {
     use dhcp_common::{CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_PASS};
@@ -246,7 +247,16 @@ fn how_the_fast_path_follows_classes() {
         "[[client-classes]]\nname = \"r\"\n\
          relay-remote-id = {{ enterprise = 9, id = \"01\" }}\n{option}"
     );
-    assert_eq!(mode(&remote), CLASSES_PASS);
+    assert_eq!(
+        mode(&remote),
+        CLASSES_CHECK | dhcp_common::CLASSES_CHECK_RELAYS
+    );
+    let long = vec!["ab"; 80].join(":");
+    let overlong = format!(
+        "[[client-classes]]\nname = \"r\"\n\
+         relay-remote-id = {{ enterprise = 9, id = \"{long}\" }}\n{option}"
+    );
+    assert_eq!(mode(&overlong), CLASSES_PASS);
     let inert_relay =
         format!("[[client-classes]]\nname = \"r\"\nrelay-interface-id = \"port-1\"\n{vendor}");
     assert_eq!(mode(&inert_relay), CLASSES_CHECK | CLASSES_BARE_INFORMATION);
@@ -264,7 +274,7 @@ fn class_facts_of_a_message_judge_as_the_message() {
     ))
     .unwrap();
     let message = solicit(vec![vendor(4491, &[b"CPE"])]);
-    let facts = ClassFacts::of(&message, "eth1", 7).unwrap();
+    let facts = ClassFacts::of(&message, None, "eth1", 7).unwrap();
     assert_eq!(facts.user_class, None);
     assert_eq!(facts.ifindex, 7);
     let duid = message.client_id().unwrap().as_bytes().to_vec();
@@ -274,5 +284,5 @@ fn class_facts_of_a_message_judge_as_the_message() {
     );
     assert_eq!(facts.member_in(&config.client_classes, &duid).0, 0b111);
     let twice = solicit(vec![vendor(4491, &[b"CPE"]), vendor(9, &[b"x"])]);
-    assert_eq!(ClassFacts::of(&twice, "eth1", 7), None);
+    assert_eq!(ClassFacts::of(&twice, None, "eth1", 7), None);
 }
