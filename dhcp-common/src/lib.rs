@@ -659,7 +659,9 @@ pub mod stat {
         /// `OPTION_SETS`): more than `FAST_OPTION_SLOTS`, one longer than `FAST_OPTION_MAX`, or
         /// no room left for the list.
         PASS_BINDING_OPTIONS = "pass_binding_options",
-        /// The ORO asks for Prefix Exclude (67) and the binding's pd-pool has one.
+        /// The ORO asks for Prefix Exclude (67), the binding's pd-pool has one, and the
+        /// binding's option set for the request's IAs does not carry it (`OPTION_SETS` had no
+        /// room for one that does).
         PASS_PD_EXCLUDE = "pass_pd_exclude",
         /// Dropped: the line's own budget (`line-pass-budget`, `line-pass-burst`) of messages
         /// passed on to the controller was spent, before the global budget was charged.
