@@ -1386,6 +1386,49 @@ async fn a_prefix_exclude_without_room_is_left_to_the_controller() {
     same_frame_of(&p, "renew without 67", Ask::Renew, Path::Direct, &[]).await;
 }
 
+/// Debian's dhcpcd 9.4.1, given a Prefix Exclude, puts a zero-length OPTION_PD_EXCLUDE after
+/// the IAPREFIX (in the IA_PD, outside the IAPREFIX) and leaves two bytes of garbage after its
+/// last option: the controller's decoder drops such a message (`option_header_truncated`), so
+/// the fast path must not answer it; without the garbage the IA_PD is not one it knows, and is
+/// passed on too (the controller answers it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dhcpcd_renew_with_its_malformed_prefix_exclude_is_passed_on() {
+    let p = pair_with("pd-exclude-dhcpcd", PD_EXCLUDE_64, "").await;
+    let mut iaprefix = iaprefix_of(&p, None);
+    iaprefix.extend(opt(67, &[]));
+    let ia_pd = opt(
+        OPT_IA_PD,
+        &[&PD_IAID.to_be_bytes()[..], &[0; 8], &iaprefix].concat(),
+    );
+    let renew = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            p.bound_na(),
+            ia_pd,
+            oro(&[82, 83, 67]),
+            elapsed(),
+        ],
+    );
+    for (what, message, answered) in [
+        (
+            "with its garbage",
+            [&renew[..], &[0x77, 0x6f]].concat(),
+            false,
+        ),
+        ("without", renew, true),
+    ] {
+        let (frame, inbound) = request(Path::Direct, message, &[]);
+        let encoded = frame.encode();
+        let out = p.fp.test_run(&encoded, LO, 1).unwrap();
+        assert_eq!(out.verdict, XDP_PASS, "{what}: passed on");
+        assert_eq!(out.frame, encoded, "{what}: untouched");
+        let reply = p.server.handle(&inbound).await;
+        assert_eq!(reply.is_some(), answered, "{what}: the controller's answer");
+    }
+}
+
 /// A controller starting on pinned maps learns the option sets an earlier one left and the
 /// bindings using them: a second client with the same list shares the entry, which stays
 /// while either uses it.
