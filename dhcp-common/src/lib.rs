@@ -15,6 +15,10 @@ pub const FAST_SERVER_DUID_MAX: usize = 32;
 /// Longest configured option, code and length included, the fast path copies (a multiple of 8:
 /// it is copied a word at a time).
 pub const FAST_OPTION_MAX: usize = 136;
+/// Longest Prefix Exclude option (RFC 6603: code, length, prefix-len and a subnet ID of at most
+/// 16 bytes, 21 in all) an `OptionSet` carries for the IAPREFIX, rounded up to a multiple of 8
+/// (it is copied a word at a time).
+pub const FAST_PD_EXCLUDE_MAX: usize = 24;
 /// Number of configured options a reply may carry in the fast path (`OptionSlot`s of a subnet
 /// or of an `OptionSet`).
 pub const FAST_OPTION_SLOTS: usize = 8;
@@ -158,8 +162,10 @@ pub const BINDING_HAS_PD: u8 = 2;
 /// those two.
 pub const BINDING_RENEW_ONLY: u8 = 4;
 /// `BindingValue::flags`: the binding's prefix comes from a pd-pool with a Prefix Exclude (RFC
-/// 6603), which the controller puts inside the IAPREFIX when the ORO asks for it (67): such a
-/// request is passed on.
+/// 6603), which the controller puts inside the IAPREFIX when the ORO asks for it (67). The
+/// binding's sets for its IA_PD (`OPTION_SET_PD`, `OPTION_SET_NA_PD`) carry it
+/// (`OptionSet::pd_exclude`); a request asking for it whose set does not (no room for one) is
+/// passed on.
 pub const BINDING_PD_EXCLUDE: u8 = 16;
 /// The `BindingValue::flags` bits naming the binding's IAs.
 pub const BINDING_IAS: u8 = BINDING_HAS_NA | BINDING_HAS_PD;
@@ -245,23 +251,61 @@ impl OptionSlot {
 
 /// One distinct list of configured options in `OPTION_SETS`, pre-encoded as the subnet's are
 /// (`SubnetConfig::options`: same slots, order and flags), for the bindings whose leases'
-/// pools, pd-pools or reservations add options of their own. Written by the controller, which
-/// shares an entry among the bindings with the same list and clears it when none is left.
+/// pools, pd-pools or reservations add options of their own, or whose prefix's pd-pool has a
+/// Prefix Exclude (`pd_exclude`). Written by the controller, which shares an entry among the
+/// bindings with the same content and clears it when none is left.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct OptionSet {
-    /// Number of `options` in use (the first ones); 0: an unused entry.
+    /// Number of `options` in use (the first ones).
     pub option_count: u8,
-    pub _pad: [u8; 7],
+    /// Bytes of `pd_exclude` in use (0: none).
+    pub pd_exclude_len: u8,
+    pub _pad: [u8; 6],
+    /// The Prefix Exclude option (67: code, length, body) of the binding's pd-pool, pre-encoded
+    /// for its delegated length: inside the IAPREFIX of a reply whose ORO lists 67. Its body
+    /// depends on the pd-pool's `excluded-prefix` and the delegated length alone, not on the
+    /// prefix, so the bindings of one pd-pool share it.
+    pub pd_exclude: [u8; FAST_PD_EXCLUDE_MAX],
     pub options: [OptionSlot; FAST_OPTION_SLOTS],
 }
 
 impl OptionSet {
     pub const EMPTY: OptionSet = OptionSet {
         option_count: 0,
-        _pad: [0; 7],
+        pd_exclude_len: 0,
+        _pad: [0; 6],
+        pd_exclude: [0; FAST_PD_EXCLUDE_MAX],
         options: [OptionSlot::EMPTY; FAST_OPTION_SLOTS],
     };
+
+    /// Whether the entry holds a list (an unused one is all zero): some option, or a Prefix
+    /// Exclude (a subnet without options may have a pd-pool with one).
+    #[inline(always)]
+    pub const fn in_use(&self) -> bool {
+        self.option_count != 0 || self.pd_exclude_len != 0
+    }
+
+    /// Sets the Prefix Exclude option with `body` (prefix-len and subnet ID, as
+    /// `PdExclude::body` encodes them); false when it is longer than `pd_exclude`.
+    pub fn set_pd_exclude(&mut self, body: &[u8]) -> bool {
+        let len = 4 + body.len();
+        if len > FAST_PD_EXCLUDE_MAX {
+            return false;
+        }
+        self.pd_exclude = [0; FAST_PD_EXCLUDE_MAX];
+        self.pd_exclude[..2].copy_from_slice(&dhcpv6::OPT_PD_EXCLUDE.to_be_bytes());
+        self.pd_exclude[2..4].copy_from_slice(&(body.len() as u16).to_be_bytes());
+        self.pd_exclude[4..len].copy_from_slice(body);
+        self.pd_exclude_len = len as u8;
+        true
+    }
+
+    /// The Prefix Exclude option's body (empty: none).
+    pub fn pd_exclude_body(&self) -> &[u8] {
+        let len = (self.pd_exclude_len as usize).min(FAST_PD_EXCLUDE_MAX);
+        self.pd_exclude.get(4..len).unwrap_or(&[])
+    }
 }
 
 /// What a client's classes were judged on, in `CLASS_INPUTS`: the bodies of the one User Class
@@ -755,7 +799,9 @@ pub mod stat {
         /// `OPTION_SETS`): more than `FAST_OPTION_SLOTS`, one longer than `FAST_OPTION_MAX`, or
         /// no room left for the list.
         PASS_BINDING_OPTIONS = "pass_binding_options",
-        /// The ORO asks for Prefix Exclude (67) and the binding's pd-pool has one.
+        /// The ORO asks for Prefix Exclude (67), the binding's pd-pool has one, and the
+        /// binding's option set for the request's IAs does not carry it (`OPTION_SETS` had no
+        /// room for one that does).
         PASS_PD_EXCLUDE = "pass_pd_exclude",
         /// Dropped: the line's own budget (`line-pass-budget`, `line-pass-burst`) of messages
         /// passed on to the controller was spent, before the global budget was charged.
@@ -887,7 +933,7 @@ mod tests {
         );
         assert_eq!(
             size_of::<OptionSet>(),
-            1 + 7 + FAST_OPTION_SLOTS * size_of::<OptionSlot>()
+            1 + 1 + 6 + FAST_PD_EXCLUDE_MAX + FAST_OPTION_SLOTS * size_of::<OptionSlot>()
         );
         assert_eq!(
             size_of::<IfaceConfig>(),
@@ -953,6 +999,23 @@ mod tests {
         });
         assert_eq!(VlanKey::lookups(3, 9, 0), [keys[4], keys[4]]);
         assert_eq!(vlan_key_count((1, 4094), Some((10, 19))), 40_940);
+    }
+
+    /// A set's Prefix Exclude is the option as sent (code 67, length, body) and its body reads
+    /// back; the longest RFC 6603 body (prefix-len and 16 bytes) fits, a longer one does not.
+    #[test]
+    fn an_option_sets_prefix_exclude_is_the_option_as_sent() {
+        let mut set = OptionSet::EMPTY;
+        assert!(!set.in_use());
+        assert!(set.set_pd_exclude(&[64, 0x01]));
+        assert_eq!(set.pd_exclude[..6], [0, 67, 0, 2, 64, 0x01]);
+        assert_eq!(set.pd_exclude_len, 6);
+        assert_eq!(set.pd_exclude_body(), [64, 0x01]);
+        assert!(set.in_use(), "a Prefix Exclude alone is a list");
+        assert!(set.set_pd_exclude(&[128; 17]));
+        assert_eq!(set.pd_exclude_len, 21);
+        assert!(!set.set_pd_exclude(&[0; FAST_PD_EXCLUDE_MAX - 3]));
+        assert_eq!(set.pd_exclude_body(), [128; 17], "unchanged");
     }
 
     #[test]

@@ -268,6 +268,7 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         (0, 1) => b.option_sets[OPTION_SET_PD],
         _ => b.option_sets[OPTION_SET_NA_PD],
     };
+    let mut set_pd_exclude = 0;
     if set == 0 {
         (st.want_slots, st.want_pd_exclude) =
             match_oro(req, r, &subnet.options, subnet.option_count);
@@ -275,14 +276,20 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         // A set the controller could not make (`OPTION_SET_NONE`) is beyond the array.
         let options = OPTION_SETS
             .get(set as u32)
-            .filter(|o| o.option_count != 0)
+            .filter(|o| o.in_use())
             .ok_or(stat::PASS_BINDING_OPTIONS)?;
         (st.want_slots, st.want_pd_exclude) =
             match_oro(req, r, &options.options, options.option_count);
         st.option_set = set as u32;
+        set_pd_exclude = options.pd_exclude_len;
     }
-    // A Prefix Exclude asked for goes inside the IAPREFIX: the controller's.
-    if b.flags & BINDING_PD_EXCLUDE != 0 && st.want_pd_exclude == 1 && r.pd_count == 1 {
+    // A Prefix Exclude asked for goes inside the IAPREFIX, from the binding's set (`build`);
+    // a set without it (none had room) leaves it to the controller.
+    if b.flags & BINDING_PD_EXCLUDE != 0
+        && st.want_pd_exclude == 1
+        && r.pd_count == 1
+        && set_pd_exclude == 0
+    {
         return Err(stat::PASS_PD_EXCLUDE);
     }
     // SAFETY: a map value and a scratch field, both `BindingValue`s, never the same memory (a

@@ -3,9 +3,9 @@
 
 use crate::{csum::*, maps::*, scratch::*, state::*, wire::*};
 use dhcp_common::{
-    dhcpv6::*, stat, BindingValue, OptionSlot, SubnetConfig, BINDING_HAS_NA, BINDING_HAS_PD,
-    FAST_DUID_MAX, FAST_INTERFACE_ID_MAX, FAST_OPTION_MAX, FAST_OPTION_SLOTS, FAST_SERVER_DUID_MAX,
-    OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY,
+    dhcpv6::*, stat, BindingValue, OptionSet, OptionSlot, SubnetConfig, BINDING_HAS_NA,
+    BINDING_HAS_PD, FAST_DUID_MAX, FAST_INTERFACE_ID_MAX, FAST_OPTION_MAX, FAST_OPTION_SLOTS,
+    FAST_PD_EXCLUDE_MAX, FAST_SERVER_DUID_MAX, OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY,
 };
 
 /// Writes the whole reply frame into `out` and its length into `new_len`.
@@ -68,13 +68,29 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
         copy_upto::<FAST_DUID_MAX>(p.wrapping_add(4), at(req, r.client_id_off), r.client_id_len);
         o += 4 + r.client_id_len;
     }
+    // The binding's option set for the request's IAs, when not the subnet's slots (`decide`
+    // chose it).
+    let set = if st.option_set != 0 {
+        // SAFETY: as for `cfg`.
+        let set = unsafe { &*OPTION_SETS.get_ptr(st.option_set).ok_or(stat::ABORTED)? };
+        // Cleared since `decide` (its last binding changed meanwhile): a reply without the
+        // set's options would be nobody's answer, so the controller gives it.
+        if !set.in_use() {
+            return Err(stat::PASS_BINDING_OPTIONS);
+        }
+        Some(set)
+    } else {
+        None
+    };
     if st.has_binding == 1 {
         let b = &st.binding;
+        // The set's Prefix Exclude goes inside the IAPREFIX when the ORO asks for it.
+        let exclude = set.filter(|s| st.want_pd_exclude == 1 && s.pd_exclude_len != 0);
         if r.na_first == 1 {
             o = put_ia_na(out, o, r, b, subnet);
-            o = put_ia_pd(out, o, r, b, subnet);
+            o = put_ia_pd(out, o, r, b, subnet, exclude);
         } else {
-            o = put_ia_pd(out, o, r, b, subnet);
+            o = put_ia_pd(out, o, r, b, subnet, exclude);
             o = put_ia_na(out, o, r, b, subnet);
         }
     }
@@ -98,24 +114,20 @@ pub(crate) fn build(sc: *mut Scratch) -> Result<(), Reason> {
     // or the binding's set for the request's IAs (`decide` chose it).
     if st.send_options == 1 {
         let information = r.msg_type == MSG_INFORMATION_REQUEST;
-        if st.option_set == 0 {
-            o = put_options(
-                out,
-                o,
-                &subnet.options,
-                subnet.option_count,
-                st,
-                information,
-            );
-        } else {
-            // SAFETY: as for `cfg`.
-            let set = unsafe { &*OPTION_SETS.get_ptr(st.option_set).ok_or(stat::ABORTED)? };
-            // Cleared since `decide` (its last binding changed meanwhile): a reply without the
-            // set's options would be nobody's answer, so the controller gives it.
-            if set.option_count == 0 {
-                return Err(stat::PASS_BINDING_OPTIONS);
+        match set {
+            None => {
+                o = put_options(
+                    out,
+                    o,
+                    &subnet.options,
+                    subnet.option_count,
+                    st,
+                    information,
+                );
             }
-            o = put_options(out, o, &set.options, set.option_count, st, information);
+            Some(set) => {
+                o = put_options(out, o, &set.options, set.option_count, st, information);
+            }
         }
     }
     if st.relayed == 1 {
@@ -242,6 +254,8 @@ pub(crate) fn put_ia_na(
     o + 4 + IA_NA_WITH_ADDR
 }
 
+/// The IA_PD at `o`: one IAPREFIX, holding `exclude`'s Prefix Exclude (RFC 6603) as its one
+/// sub-option when given, the controller's layout. Returns the offset after it.
 #[inline(always)]
 pub(crate) fn put_ia_pd(
     out: *mut u8,
@@ -249,23 +263,33 @@ pub(crate) fn put_ia_pd(
     r: &Request,
     b: &BindingValue,
     s: &SubnetConfig,
+    exclude: Option<&OptionSet>,
 ) -> usize {
     if r.pd_count == 0 || b.flags & BINDING_HAS_PD == 0 {
         return o;
     }
+    // Bounded for the verifier; the controller writes at most 21 bytes.
+    let x_len = exclude.map_or(0, |x| (x.pd_exclude_len as usize).min(FAST_PD_EXCLUDE_MAX));
     let p = at(out, o);
     put16(p, 0, OPT_IA_PD);
-    put16(p, 2, IA_PD_WITH_PREFIX as u16);
+    put16(p, 2, (IA_PD_WITH_PREFIX + x_len) as u16);
     put32(p, 4, r.pd_iaid);
     put32(p, 8, s.t1);
     put32(p, 12, s.t2);
     put16(p, 16, OPT_IAPREFIX);
-    put16(p, 18, 25);
+    put16(p, 18, (IAPREFIX_FIELDS + x_len) as u16);
     put32(p, 20, s.preferred_lifetime);
     put32(p, 24, s.valid_lifetime);
     put8(p, 28, b.pd_len);
     copy::<16>(p.wrapping_add(29), b.pd_prefix.as_ptr());
-    o + 4 + IA_PD_WITH_PREFIX
+    if let Some(x) = exclude {
+        copy_upto::<FAST_PD_EXCLUDE_MAX>(
+            p.wrapping_add(4 + IA_PD_WITH_PREFIX),
+            x.pd_exclude.as_ptr(),
+            x_len,
+        );
+    }
+    o + 4 + IA_PD_WITH_PREFIX + x_len
 }
 
 /// A message-level Status Code (a Confirm's Reply) at `o`: Success or NotOnLink with the

@@ -48,4 +48,7 @@ pub(crate) const MAX_ORO: usize = 16;
 pub(crate) const IA_NA_BARE: usize = 12;
 pub(crate) const IA_NA_WITH_ADDR: usize = 12 + 4 + 24;
 pub(crate) const IA_PD_BARE: usize = 12;
-pub(crate) const IA_PD_WITH_PREFIX: usize = 12 + 4 + 25;
+/// An IAPREFIX's own fields (lifetimes, prefix-length, prefix), before any sub-option.
+pub(crate) const IAPREFIX_FIELDS: usize = 4 + 4 + 1 + 16;
+/// An IA_PD with one IAPREFIX without sub-options (a Prefix Exclude adds its length to both).
+pub(crate) const IA_PD_WITH_PREFIX: usize = 12 + 4 + IAPREFIX_FIELDS;

@@ -15,6 +15,7 @@ use dhcp_testwire::Udp6Frame;
 use dhcp_user::{
     clock::unix_now as now_unix,
     fastpath::{
+        option_sets::SetOptions,
         sync::{
             binding_for, configure, decode_renewal, iface_config, push_binding,
             push_binding_judged, MapSync, Reconfigure, SubnetIndex,
@@ -1229,52 +1230,251 @@ async fn option_sets_are_shared_and_cleared_when_unused() {
     );
 }
 
-/// RFC 6603 section 4.2: OPTION_PD_EXCLUDE only to a client that asked for it in its ORO;
-/// then inside the IAPREFIX, the excluded prefix within the delegated one and longer. Without
-/// 67 in the ORO the fast path answers (same bytes, no Prefix Exclude); with it, it passes on.
+/// The pd-pool's Prefix Exclude: `excluded-prefix` /64 out of the delegated /56s.
+const PD_EXCLUDE_64: &str = r#", excluded-prefix = "2001:db8:8000:1::/64""#;
+
+/// A second pd-pool after the differential config's own (which has no Prefix Exclude): /48s
+/// whose excluded /128 takes an 80-bit subnet ID (an 11-byte body), and a reservation of one of
+/// them for the client.
+const SECOND_PD_POOL: &str = r#" }, { prefix = "2001:db8:9000::/40", delegated-length = 48, excluded-prefix = "2001:db8:9000:abcd::1/128""#;
+fn pd_reservation() -> String {
+    format!(
+        "[[subnet.reservations]]\nduid = \"{}\"\nprefix = \"2001:db8:9012::/48\"\n",
+        hex(CLIENT_DUID)
+    )
+}
+
+/// The IAPREFIX the controller grants `p`'s prefix, with the Prefix Exclude body `exclude`
+/// (prefix-len and subnet ID) as its one sub-option, or none.
+fn iaprefix_of(p: &Pair, exclude: Option<&[u8]>) -> Vec<u8> {
+    let mut body = [&PREFERRED.to_be_bytes()[..], &VALID.to_be_bytes()].concat();
+    body.push(p.binding.pd_len);
+    body.extend_from_slice(&p.prefix().octets());
+    if let Some(x) = exclude {
+        body.extend(opt(67, x));
+    }
+    opt(OPT_IAPREFIX, &body)
+}
+
+/// The controller's reply to `message` sent directly.
+async fn controller_reply(p: &Pair, message: Vec<u8>) -> Vec<u8> {
+    let (_, inbound) = request(Path::Direct, message, &[]);
+    p.server.handle(&inbound).await.expect("controller reply")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// RFC 6603 section 4.2: OPTION_PD_EXCLUDE only to a client that asked for it in its ORO, then
+/// inside the IAPREFIX (its one sub-option), the excluded prefix within the delegated one and
+/// longer. The fast path answers both, byte for byte as the controller: every message it
+/// answers for a PD binding (both IAs, the IA_PD alone, PD first, relayed), with 67 in the ORO
+/// and without; the IA_NA alone never carries it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prefix_exclude_is_sent_only_when_asked_for() {
-    let p = pair_with(
-        "pd-exclude",
-        r#", excluded-prefix = "2001:db8:8000:1::/64""#,
-        "",
+async fn prefix_exclude_is_answered_in_xdp_only_when_asked_for() {
+    let p = pair_with("pd-exclude", PD_EXCLUDE_64, "").await;
+    assert_ne!(p.binding.flags & dhcp_common::BINDING_PD_EXCLUDE, 0);
+    let sets = p.binding.option_sets;
+    assert_eq!(
+        sets[OPTION_SET_NA], 0,
+        "the address alone: the subnet's slots"
+    );
+    assert!(
+        ![0, OPTION_SET_NONE].contains(&sets[OPTION_SET_PD]),
+        "{sets:?}"
+    );
+    assert_eq!(
+        sets[OPTION_SET_NA_PD], sets[OPTION_SET_PD],
+        "one content, one set"
+    );
+    assert_eq!(p.fp.option_sets().in_use(), 1);
+    let before = p.fp.stats().unwrap();
+    for (what, ask) in [
+        ("renew", Ask::Renew),
+        ("rebind, pd first", Ask::Rebind),
+        ("renew prefix alone", Ask::RenewPrefixAlone),
+        ("rebind prefix alone", Ask::RebindPrefixAlone),
+        ("renew address alone", Ask::RenewAddressAlone),
+        ("solicit", Ask::Solicit),
+        ("rapid solicit", Ask::RapidSolicit),
+        ("request", Ask::Request),
+        ("request without hints", Ask::RequestWithoutHints),
+    ] {
+        same_frame_of(&p, what, ask, Path::Direct, &[]).await;
+        let asking = with_oro_code(&p.message(ask), 67);
+        same_frame_for(&p, &format!("{what}, 67 asked"), asking, Path::Direct, &[]).await;
+    }
+    same_frame_of(
+        &p,
+        "the test's own",
+        Ask::RenewWithPdExclude,
+        relay_global_to_us(),
+        &[],
     )
     .await;
-    assert_ne!(p.binding.flags & dhcp_common::BINDING_PD_EXCLUDE, 0);
-    same_frame_of(&p, "renew without 67", Ask::Renew, Path::Direct, &[]).await;
-    let (frame, inbound) = request(Path::Direct, p.message(Ask::RenewWithPdExclude), &[]);
-    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
-    assert_eq!(out.verdict, XDP_PASS, "passed on when 67 is asked for");
-    let reply = p.server.handle(&inbound).await.expect("controller reply");
-    let prefix = p.prefix().octets();
-    // The IAPREFIX: lifetimes, /56, the prefix, then OPTION_PD_EXCLUDE: /64, subnet ID 0x01.
-    let mut iaprefix = vec![0, 26, 0, 25 + 6];
-    iaprefix.extend_from_slice(&PREFERRED.to_be_bytes());
-    iaprefix.extend_from_slice(&VALID.to_be_bytes());
-    iaprefix.push(56);
-    iaprefix.extend_from_slice(&prefix);
-    iaprefix.extend_from_slice(&[0, 67, 0, 2, 64, 0x01]);
+    let asking = with_oro_code(&p.message(Ask::Rebind), 67);
+    same_frame_for(&p, "ldra rebind, 67 asked", asking, ldra(), QINQ).await;
+    let after = p.fp.stats().unwrap();
+    let grew = |i: u32| after[i as usize].packets - before[i as usize].packets;
+    assert_eq!(grew(stat::TX_RENEW), 7, "renewals answered in XDP");
+    assert_eq!(grew(stat::TX_REBIND), 5);
+    assert_eq!(grew(stat::PASS_PD_EXCLUDE), 0, "none passed on");
+
+    // The controller's bytes, which the program matched: /64, subnet ID 0x01 (the excluded
+    // prefix is the delegated /56's first 56 bits and 0x01 after: within it and longer).
+    let with = controller_reply(&p, p.message(Ask::RenewWithPdExclude)).await;
     assert!(
-        reply
-            .windows(iaprefix.len())
-            .any(|w| w == iaprefix.as_slice()),
+        contains(&with, &iaprefix_of(&p, Some(&[64, 0x01]))),
         "IAPREFIX with PD_EXCLUDE in {}",
+        hex(&with)
+    );
+    let without = controller_reply(&p, p.message(Ask::Renew)).await;
+    assert!(
+        contains(&without, &iaprefix_of(&p, None)),
+        "a bare IAPREFIX without the ORO asking (MUST NOT send it unasked): {}",
+        hex(&without)
+    );
+    let alone = controller_reply(&p, with_oro_code(&p.message(Ask::RenewAddressAlone), 67)).await;
+    assert!(!contains(&alone, &[0, 67]), "no IA_PD, no Prefix Exclude");
+}
+
+/// Bindings of one pd-pool share its Prefix Exclude's set (the body depends on the excluded
+/// prefix and the delegated length alone); one whose prefix is in no pd-pool with one is
+/// answered from the subnet's slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pd_pools_prefix_exclude_is_one_set_for_its_bindings() {
+    let mut p = pair_with("pd-exclude-shared", PD_EXCLUDE_64, "").await;
+    let index = SubnetIndex::new(&p.server.config());
+    let other = BindingKey::new(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 7]).unwrap();
+    let mut value = p.binding;
+    value.pd_prefix = ip("2001:db8:8000:4500::").octets();
+    let written = push_binding(&mut p.fp, &index, &other, value).unwrap();
+    assert_eq!(written.option_sets, p.binding.option_sets, "the same set");
+    assert_eq!(p.fp.option_sets().in_use(), 1);
+    // Out of every pd-pool: no Prefix Exclude, the subnet's slots.
+    value.pd_prefix = ip("2001:db8:7000::").octets();
+    let written = push_binding(&mut p.fp, &index, &other, value).unwrap();
+    assert_eq!(written.option_sets, [0; 3]);
+    assert_eq!(p.fp.option_sets().in_use(), 1, "the first client's stays");
+}
+
+/// Two pd-pools, the second with a Prefix Exclude: a client delegated from the first is
+/// answered in XDP without one (its ORO asking or not), from the subnet's slots; a client
+/// reserved a /48 of the second gets its 11-byte body (an excluded /128) inside the IAPREFIX,
+/// the IA_PD's and the IAPREFIX's lengths the controller's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pd_pool_without_exclude_next_to_one_with_is_answered_byte_for_byte() {
+    let plain = pair_with("pd-exclude-neighbour", SECOND_PD_POOL, "").await;
+    assert_eq!(plain.binding.pd_len, 56, "the first pd-pool's");
+    assert_eq!(plain.binding.flags & dhcp_common::BINDING_PD_EXCLUDE, 0);
+    assert_eq!(plain.binding.option_sets, [0; 3]);
+    let asking = with_oro_code(&plain.message(Ask::Renew), 67);
+    same_frame_for(&plain, "renew, 67 asked", asking.clone(), Path::Direct, &[]).await;
+    let reply = controller_reply(&plain, asking).await;
+    assert!(
+        contains(&reply, &iaprefix_of(&plain, None)),
+        "{}",
         hex(&reply)
     );
-    // The excluded prefix is the delegated /56's first 56 bits and 0x01 after: within it,
-    // and /64 is longer than /56.
-    let no_ask = p
-        .server
-        .handle(&request(Path::Direct, p.message(Ask::Renew), &[]).1)
-        .await
-        .unwrap();
-    let mut plain = vec![0, 26, 0, 25];
-    plain.extend_from_slice(&iaprefix[4..4 + 25]);
+
+    let reserved = pair_with("pd-exclude-reserved", SECOND_PD_POOL, &pd_reservation()).await;
+    assert_eq!(reserved.prefix(), ip("2001:db8:9012::"), "the reservation");
+    assert_ne!(reserved.binding.flags & dhcp_common::BINDING_PD_EXCLUDE, 0);
+    for (what, ask) in [
+        ("renew", Ask::RenewWithPdExclude),
+        ("renew prefix alone", Ask::RenewPrefixAlone),
+        ("rebind prefix alone", Ask::RebindPrefixAlone),
+        ("solicit", Ask::Solicit),
+    ] {
+        let asking = with_oro_code(&reserved.message(ask), 67);
+        same_frame_for(&reserved, what, asking, Path::Direct, &[]).await;
+    }
+    let body = [128, 0xab, 0xcd, 0, 0, 0, 0, 0, 0, 0, 1];
+    let reply = controller_reply(&reserved, reserved.message(Ask::RenewWithPdExclude)).await;
     assert!(
-        no_ask.windows(plain.len()).any(|w| w == plain.as_slice()),
-        "a bare IAPREFIX without the ORO asking (MUST NOT send it unasked): {}",
-        hex(&no_ask)
+        contains(&reply, &iaprefix_of(&reserved, Some(&body))),
+        "{}",
+        hex(&reply)
     );
+}
+
+/// With `OPTION_SETS` full, a binding whose Prefix Exclude finds no room keeps the list without
+/// it (here the subnet's slots): a Renew asking for 67 is passed on unchanged
+/// (`pass_pd_exclude`), one without 67 is still answered in XDP, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_exclude_without_room_is_left_to_the_controller() {
+    let mut p = pair_with("pd-exclude-full", PD_EXCLUDE_64, "").await;
+    let index = SubnetIndex::new(&p.server.config());
+    let key = BindingKey::new(CLIENT_DUID).unwrap();
+    // Out of the pd-pool for a moment, its set released; then every entry taken.
+    let mut away = p.binding;
+    away.pd_prefix = ip("2001:db8:7000::").octets();
+    push_binding(&mut p.fp, &index, &key, away).unwrap();
+    assert_eq!(p.fp.option_sets().in_use(), 0);
+    {
+        let (_, sets) = p.fp.bindings_and_sets().unwrap();
+        for i in 1u32.. {
+            let slot = dhcp_common::OptionSlot::new(31, &i.to_be_bytes(), 0).unwrap();
+            let set = SetOptions::Slots(vec![slot]);
+            if sets.option_sets.acquire(&set).unwrap() == OPTION_SET_NONE {
+                break;
+            }
+        }
+    }
+    let written = push_binding(&mut p.fp, &index, &key, p.binding).unwrap();
+    assert_eq!(written.option_sets, [0; 3], "the subnet's slots");
+    let (frame, _) = request(Path::Direct, p.message(Ask::RenewWithPdExclude), &[]);
+    let before = p.fp.stats().unwrap()[stat::PASS_PD_EXCLUDE as usize].packets;
+    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
+    assert_eq!(out.verdict, XDP_PASS);
+    assert_eq!(out.frame, frame.encode(), "passed unchanged");
+    let after = p.fp.stats().unwrap()[stat::PASS_PD_EXCLUDE as usize].packets;
+    assert_eq!(after, before + 1, "counted as pass_pd_exclude");
+    same_frame_of(&p, "renew without 67", Ask::Renew, Path::Direct, &[]).await;
+}
+
+/// Debian's dhcpcd 9.4.1, given a Prefix Exclude, puts a zero-length OPTION_PD_EXCLUDE after
+/// the IAPREFIX (in the IA_PD, outside the IAPREFIX) and leaves two bytes of garbage after its
+/// last option: the controller's decoder drops such a message (`option_header_truncated`), so
+/// the fast path must not answer it; without the garbage the IA_PD is not one it knows, and is
+/// passed on too (the controller answers it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dhcpcd_renew_with_its_malformed_prefix_exclude_is_passed_on() {
+    let p = pair_with("pd-exclude-dhcpcd", PD_EXCLUDE_64, "").await;
+    let mut iaprefix = iaprefix_of(&p, None);
+    iaprefix.extend(opt(67, &[]));
+    let ia_pd = opt(
+        OPT_IA_PD,
+        &[&PD_IAID.to_be_bytes()[..], &[0; 8], &iaprefix].concat(),
+    );
+    let renew = msg(
+        MSG_RENEW,
+        &[
+            client_id(),
+            server_id(),
+            p.bound_na(),
+            ia_pd,
+            oro(&[82, 83, 67]),
+            elapsed(),
+        ],
+    );
+    for (what, message, answered) in [
+        (
+            "with its garbage",
+            [&renew[..], &[0x77, 0x6f]].concat(),
+            false,
+        ),
+        ("without", renew, true),
+    ] {
+        let (frame, inbound) = request(Path::Direct, message, &[]);
+        let encoded = frame.encode();
+        let out = p.fp.test_run(&encoded, LO, 1).unwrap();
+        assert_eq!(out.verdict, XDP_PASS, "{what}: passed on");
+        assert_eq!(out.frame, encoded, "{what}: untouched");
+        let reply = p.server.handle(&inbound).await;
+        assert_eq!(reply.is_some(), answered, "{what}: the controller's answer");
+    }
 }
 
 /// A controller starting on pinned maps learns the option sets an earlier one left and the

@@ -1240,7 +1240,8 @@ fn options_that_do_not_fit_pass_every_request_but_a_confirm() {
 }
 
 /// A binding whose replies carry options the fast path has no set for is passed on; one whose
-/// pd-pool has a Prefix Exclude only when the ORO asks for 67 and the request has its IA_PD.
+/// pd-pool has a Prefix Exclude its set does not carry (here the subnet's slots: no room for
+/// one that does) only when the ORO asks for 67 and the request has its IA_PD.
 #[test]
 fn binding_options_and_a_requested_prefix_exclude_are_passed_on() {
     let mut lab = setup();

@@ -1,5 +1,5 @@
 //! The fast-path rule, randomized: random clients bound by the controller and pushed into the
-//! map, then random requests (Renew, Rebind, Solicit, Request, Confirm, Information-Request and
+//! map (on odd seeds from a pd-pool with a Prefix Exclude, which an ORO may ask for), then random requests (Renew, Rebind, Solicit, Request, Confirm, Information-Request and
 //! others; direct, relayed, 802.1Q, QinQ) with random mutations (truncations,
 //! option edits, wrong lengths, duplicated IAs, bytes flipped, options reordered) through
 //! BPF_PROG_TEST_RUN. For every frame the program either passes it on untouched (XDP_PASS, the
@@ -32,7 +32,7 @@ use dhcp_user::{
     store::{LeaseFilter, LeaseStore, LeaseType, SqliteStore},
 };
 use fastpath_common::{
-    controller::{config, controller_frame, hex, inbound_direct, relay_ll, tempdir},
+    controller::{config, config_with, controller_frame, hex, inbound_direct, relay_ll, tempdir},
     *,
 };
 use rand::{
@@ -107,7 +107,12 @@ async fn world(seed: u64, rng: &mut StdRng) -> World {
         std::env::temp_dir()
     };
     let dir = tempdir::Dir::new_in(&base, &format!("property-{seed:x}"));
-    let config = config(&dir.0);
+    // Odd seeds: the pd-pool has a Prefix Exclude, which the replies carry when the ORO lists 67.
+    let config = if seed % 2 == 1 {
+        config_with(&dir.0, r#", excluded-prefix = "2001:db8:8000:1::/64""#, "")
+    } else {
+        config(&dir.0)
+    };
     let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(dir.0.join("leases.db")).unwrap());
     let server = Server::with_store(config.clone(), store.clone(), &["lo".to_string()]).unwrap();
     server.set_direct_subnet("lo", Some(0));
@@ -338,6 +343,7 @@ fn client_message(rng: &mut StdRng, w: &World, what: &mut Vec<String>) -> Vec<u8
             OPT_INFORMATION_REFRESH_TIME,
             OPT_PREFERENCE,
             OPT_RAPID_COMMIT,
+            OPT_PD_EXCLUDE,
             rng.random_range(0..100),
         ];
         codes.shuffle(rng);

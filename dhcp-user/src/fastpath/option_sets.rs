@@ -1,6 +1,7 @@
 //! The `OPTION_SETS` array as the controller keeps it: each distinct pre-encoded option list a
-//! binding's replies carry (`BindingValue::option_sets`) in one entry, shared by every binding
-//! with that list, reference-counted, and cleared when the last binding using it goes.
+//! binding's replies carry (`BindingValue::option_sets`), with the Prefix Exclude of its
+//! IAPREFIX if any, in one entry, shared by every binding with that content,
+//! reference-counted, and cleared when the last binding using it goes.
 
 use std::collections::HashMap;
 
@@ -21,6 +22,9 @@ pub enum SetOptions {
     Unfit,
     /// A list of its own, pre-encoded.
     Slots(Vec<OptionSlot>),
+    /// A list (the subnet's, or one of its own), and the Prefix Exclude body
+    /// (`PdExclude::body`) the IAPREFIX carries when the ORO asks for it.
+    WithPdExclude(Vec<OptionSlot>, Vec<u8>),
 }
 
 /// The controller's copy of `OPTION_SETS`: which list each entry holds and how many bindings in
@@ -36,9 +40,12 @@ pub struct OptionSetTable {
     next: usize,
 }
 
-/// The content of a list of slots, as its entry is found by: each slot's flags and bytes.
-fn content_key(slots: &[OptionSlot]) -> Vec<u8> {
-    let mut key = Vec::new();
+/// The content of an entry, as it is found by: the Prefix Exclude body's length and bytes
+/// (none: 0), then each slot's flags and bytes. A list with a Prefix Exclude and the same list
+/// without are two entries.
+fn content_key(slots: &[OptionSlot], pd_exclude: &[u8]) -> Vec<u8> {
+    let mut key = vec![pd_exclude.len() as u8];
+    key.extend_from_slice(pd_exclude);
     for slot in slots {
         key.push(slot.flags);
         key.extend_from_slice(&slot.data[..slot.len as usize]);
@@ -64,8 +71,8 @@ impl OptionSetTable {
         for id in 1..MAX_OPTION_SETS {
             let set = table.map.get(&id, 0).map_err(&err)?;
             let count = (set.option_count as usize).min(FAST_OPTION_SLOTS);
-            if count != 0 {
-                let key = content_key(&set.options[..count]);
+            if set.in_use() {
+                let key = content_key(&set.options[..count], set.pd_exclude_body());
                 table.by_key.insert(key.clone(), id as u16);
                 table.entries[id as usize] = Some((key, 0));
             }
@@ -95,15 +102,22 @@ impl OptionSetTable {
     }
 
     /// The entry for `options`, one more binding using it: 0 for the subnet's own slots, the
-    /// shared entry of the same list, a new one, or `OPTION_SET_NONE` (an unfit list, or the
+    /// shared entry of the same content, a new one, or `OPTION_SET_NONE` (an unfit list, or the
     /// array full).
     pub fn acquire(&mut self, options: &SetOptions) -> Result<u16, FastPathError> {
-        let slots = match options {
+        let (slots, pd_exclude) = match options {
             SetOptions::Subnet => return Ok(0),
             SetOptions::Unfit => return Ok(OPTION_SET_NONE),
-            SetOptions::Slots(slots) => slots,
+            SetOptions::Slots(slots) => (slots, &[][..]),
+            SetOptions::WithPdExclude(slots, body) => (slots, &body[..]),
         };
-        let key = content_key(slots);
+        let mut set = OptionSet::EMPTY;
+        if slots.len() > FAST_OPTION_SLOTS
+            || (!pd_exclude.is_empty() && !set.set_pd_exclude(pd_exclude))
+        {
+            return Ok(OPTION_SET_NONE);
+        }
+        let key = content_key(slots, pd_exclude);
         if let Some(&id) = self.by_key.get(&key) {
             if let Some((_, refs)) = &mut self.entries[id as usize] {
                 *refs += 1;
@@ -123,7 +137,6 @@ impl OptionSetTable {
             );
             return Ok(OPTION_SET_NONE);
         };
-        let mut set = OptionSet::EMPTY;
         set.options[..slots.len()].copy_from_slice(slots);
         set.option_count = slots.len() as u8;
         self.map
@@ -171,5 +184,30 @@ impl OptionSetTable {
         self.map
             .set(id as u32, OptionSet::EMPTY, 0)
             .map_err(map_err(names::OPTION_SETS))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry is found by all of its content: the same slots with a Prefix Exclude, with
+    /// another one, or without, are three entries; what the map holds gives the same key back.
+    #[test]
+    fn the_prefix_exclude_is_part_of_an_entrys_content() {
+        let slots = [OptionSlot::new(23, &[0x20, 1, 0xd, 0xb8], 0).unwrap()];
+        let plain = content_key(&slots, &[]);
+        let excluded = content_key(&slots, &[64, 0x01]);
+        assert_ne!(plain, excluded);
+        assert_ne!(excluded, content_key(&slots, &[64, 0x02]));
+        assert_ne!(content_key(&[], &[64, 0x01]), content_key(&[], &[]));
+        let mut set = OptionSet::EMPTY;
+        set.options[0] = slots[0];
+        set.option_count = 1;
+        assert!(set.set_pd_exclude(&[64, 0x01]));
+        assert_eq!(
+            content_key(&set.options[..1], set.pd_exclude_body()),
+            excluded
+        );
     }
 }

@@ -14,9 +14,9 @@ use dhcp_common::{
     for_each_vlan_key, BindingKey, BindingValue, ClassInputs, GlobalConfig, IfaceConfig,
     OptionSlot, RelayValueKey, RenewalEvent, SubnetConfig, VlanKey, BINDING_HAS_NA, BINDING_HAS_PD,
     BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY, CLASSES_CHECK, CLASSES_CHECK_RELAYS, FAST_OPTION_SLOTS,
-    FAST_SERVER_DUID_MAX, MAX_SUBNETS, OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY,
-    RELAY_SELECT_BY_ADDRESS, RELAY_SELECT_BY_INTERFACE_ID, RELAY_VALUE_INTERFACE_ID,
-    RELAY_VALUE_REMOTE_ID,
+    FAST_SERVER_DUID_MAX, MAX_SUBNETS, OPTION_SET_NA_PD, OPTION_SET_NONE, OPTION_SET_PD,
+    OPTION_SLOT_ALWAYS, OPTION_SLOT_INFORMATION_ONLY, RELAY_SELECT_BY_ADDRESS,
+    RELAY_SELECT_BY_INTERFACE_ID, RELAY_VALUE_INTERFACE_ID, RELAY_VALUE_REMOTE_ID,
 };
 use tokio::{io::unix::AsyncFd, sync::broadcast};
 use tracing::{debug, info, warn};
@@ -356,6 +356,42 @@ impl SubnetIndex {
         (classes, inputs)
     }
 
+    /// `sets` ([`SubnetIndex::option_sets_of`]) with the Prefix Exclude of `value`'s prefix
+    /// in those of the replies carrying its IA_PD (`OPTION_SET_PD`, `OPTION_SET_NA_PD`), when
+    /// its pd-pool has one: the body the controller's `Ctx::push_options` puts inside the
+    /// IAPREFIX (`PdExclude::body`, of the pd-pool it finds in the same shared subnets). A
+    /// list equal to the subnet's then gets a set of its own, the subnet's slots copied.
+    pub fn with_pd_exclude(&self, value: &BindingValue, sets: [SetOptions; 3]) -> [SetOptions; 3] {
+        if value.flags & BINDING_PD_EXCLUDE == 0 || value.flags & BINDING_HAS_PD == 0 {
+            return sets;
+        }
+        let Some(id) = self.ids.get(value.subnet as usize) else {
+            return sets;
+        };
+        let (prefix, len) = (Ipv6Addr::from(value.pd_prefix), value.pd_len);
+        let exclude = self
+            .shared
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.subnets.get(id))
+            .find_map(|s| s.pd_exclude_for(prefix, len));
+        let (Some(exclude), Some(subnet)) = (exclude, self.subnets.get(id)) else {
+            return sets;
+        };
+        let body = exclude.body(prefix, len);
+        let [na, pd, both] = sets;
+        let add = |set: SetOptions| match set {
+            SetOptions::Subnet => match option_slots(&subnet.options) {
+                Some(slots) => SetOptions::WithPdExclude(slots, body.clone()),
+                None => SetOptions::Unfit,
+            },
+            SetOptions::Slots(slots) => SetOptions::WithPdExclude(slots, body.clone()),
+            other => other,
+        };
+        [na, add(pd), add(both)]
+    }
+
     /// The array index of subnet `id`.
     pub fn index(&self, id: u32) -> Option<u16> {
         self.by_id.get(&id).copied()
@@ -584,9 +620,9 @@ pub fn binding_for(
 
 /// Writes `value` as `key`'s binding in `map`, with its class inputs
 /// ([`SubnetIndex::class_inputs_of`], from `facts`) and the option sets of its IA combinations
-/// in those classes ([`SubnetIndex::option_sets_of`]) acquired in `shared`, then releases
-/// `old`, what the entry it replaces named (acquired first, so an entry both use is never
-/// cleared in between).
+/// in those classes ([`SubnetIndex::option_sets_of`], with the Prefix Exclude of its prefix:
+/// [`SubnetIndex::with_pd_exclude`]) acquired in `shared`, then releases `old`, what the entry
+/// it replaces named (acquired first, so an entry both use is never cleared in between).
 pub fn put_binding(
     map: &mut aya::maps::HashMap<&mut aya::maps::MapData, BindingKey, BindingValue>,
     shared: &mut SharedEntries,
@@ -597,9 +633,19 @@ pub fn put_binding(
     facts: Option<&ClassFacts>,
 ) -> Result<(), FastPathError> {
     let (classes, inputs) = index.class_inputs_of(value, key.duid(), facts);
-    value.option_sets = shared
-        .option_sets
-        .acquire_all(&index.option_sets_of(value, classes))?;
+    let plain = index.option_sets_of(value, classes);
+    let wanted = index.with_pd_exclude(value, plain.clone());
+    let sets = &mut shared.option_sets;
+    value.option_sets = sets.acquire_all(&wanted)?;
+    // No room left for a set with the Prefix Exclude: the list without it still answers the
+    // requests whose ORO does not ask for 67 (those that do are passed on, `pass_pd_exclude`).
+    for i in [OPTION_SET_PD, OPTION_SET_NA_PD] {
+        if value.option_sets[i] == OPTION_SET_NONE
+            && matches!(wanted[i], SetOptions::WithPdExclude(..))
+        {
+            value.option_sets[i] = sets.acquire(&plain[i])?;
+        }
+    }
     value.class_inputs = match &inputs {
         Some(inputs) => shared.class_inputs.acquire(inputs)?,
         None => 0,
@@ -1784,6 +1830,64 @@ reservations = [{{ duid = "00:03:00:01:01:02:03:04:05:06", address = "2001:db8::
         assert!(matches!(na, SetOptions::Unfit), "{na:?}");
         assert!(matches!(both, SetOptions::Unfit), "{both:?}");
         assert!(matches!(pd, SetOptions::Subnet), "{pd:?}");
+    }
+
+    /// A binding whose prefix's pd-pool has a Prefix Exclude gets, for the replies carrying
+    /// its IA_PD, a set with the controller's body (`PdExclude::body`: /64, subnet ID 0x01 out
+    /// of a /56), the subnet's slots or the address pool's list with it; the IA_NA alone keeps
+    /// its own. The body is the same for every prefix of the pool; a prefix of a pd-pool
+    /// without one gets none.
+    #[test]
+    fn a_prefix_exclude_goes_into_the_sets_of_the_pd_replies() {
+        let text = r#"
+[[subnet]]
+id = 7
+prefix = "2001:db8::/64"
+pools = [{ low = "2001:db8::1", high = "2001:db8::ff", option = [{ name = "sntp-servers", value = "2001:db8::7b" }] }]
+pd-pools = [
+  { prefix = "2001:db8:100::/40", delegated-length = 56, excluded-prefix = "2001:db8:100:1::/64" },
+  { prefix = "2001:db8:200::/40", delegated-length = 56 },
+]
+dns-servers = ["2001:db8::53"]
+"#;
+        let index = SubnetIndex::new(&Config::parse(text, "t").unwrap());
+        let subnet_slots = option_slots(&index.subnets[&7].options).unwrap();
+        let duid = [0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        let sets = |leases: &[Lease]| {
+            let (_, value) = binding_for(leases, 10, &index).unwrap();
+            index.with_pd_exclude(&value, index.option_sets_of(&value, ClassSet::NONE))
+        };
+        let excluded = |set: &SetOptions| match set {
+            SetOptions::WithPdExclude(slots, body) => (
+                slots.iter().map(|s| s.code).collect::<Vec<_>>(),
+                body.clone(),
+            ),
+            other => panic!("{other:?}"),
+        };
+        let na = lease(&duid, LeaseType::Na, "2001:db8::5", 128, 1000);
+        let pd = lease(&duid, LeaseType::Pd, "2001:db8:100:4500::", 56, 1000);
+        let [only_na, only_pd, both] = sets(&[na.clone(), pd.clone()]);
+        assert!(matches!(only_na, SetOptions::Slots(_)), "{only_na:?}");
+        assert_eq!(excluded(&only_pd), (vec![23], vec![64, 0x01]));
+        assert_eq!(excluded(&both), (vec![23, 31], vec![64, 0x01]));
+        let SetOptions::WithPdExclude(slots, _) = &only_pd else {
+            unreachable!()
+        };
+        assert_eq!(slots[0].data, subnet_slots[0].data, "the subnet's slot");
+
+        let other = lease(&duid, LeaseType::Pd, "2001:db8:1ff:ff00::", 56, 1000);
+        let [_, other_pd, _] = sets(std::slice::from_ref(&other));
+        assert_eq!(
+            excluded(&other_pd),
+            (vec![23], vec![64, 0x01]),
+            "the same body"
+        );
+
+        let plain = lease(&duid, LeaseType::Pd, "2001:db8:200:4500::", 56, 1000);
+        let (_, value) = binding_for(std::slice::from_ref(&plain), 10, &index).unwrap();
+        assert_eq!(value.flags & BINDING_PD_EXCLUDE, 0);
+        let [_, plain_pd, _] = sets(&[plain]);
+        assert!(matches!(plain_pd, SetOptions::Subnet), "{plain_pd:?}");
     }
 
     #[test]

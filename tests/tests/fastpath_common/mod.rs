@@ -10,7 +10,9 @@ use dhcp_common::{
     OPTION_SLOT_INFORMATION_ONLY,
 };
 #[allow(unused_imports)]
-pub use dhcp_testwire::dhcpv6::{self as wire, be32, elapsed, ia_na, ia_pd, opt, oro};
+pub use dhcp_testwire::dhcpv6::{
+    self as wire, be32, elapsed, ia_na, ia_pd, opt, oro, with_oro_code,
+};
 use dhcp_testwire::Udp6Frame;
 use dhcp_user::fastpath::FastPath;
 

@@ -64,6 +64,26 @@ pub fn oro(codes: &[u16]) -> Vec<u8> {
     )
 }
 
+/// A client `message` (type, transaction id, options) whose Option Request also lists `code`:
+/// appended to its ORO, or an ORO of `code` alone added at the end when it has none.
+pub fn with_oro_code(message: &[u8], code: u16) -> Vec<u8> {
+    let opts = options(&message[4..]).expect("a well-formed message");
+    let mut out = message[..4].to_vec();
+    let mut listed = false;
+    for (c, body) in opts {
+        if c == OPT_ORO && !listed {
+            listed = true;
+            out.extend(opt(c, &[body, &code.to_be_bytes()].concat()));
+        } else {
+            out.extend(opt(c, body));
+        }
+    }
+    if !listed {
+        out.extend(oro(&[code]));
+    }
+    out
+}
+
 /// Elapsed Time of zero.
 pub fn elapsed() -> Vec<u8> {
     opt(OPT_ELAPSED_TIME, &[0, 0])
