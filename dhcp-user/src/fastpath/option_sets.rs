@@ -3,14 +3,13 @@
 //! IAPREFIX if any, in one entry, shared by every binding with that content,
 //! reference-counted, and cleared when the last binding using it goes.
 
-use std::collections::HashMap;
-
 use aya::maps::{Array, MapData};
 use dhcp_common::{
     maps as names, BindingKey, BindingValue, OptionSet, OptionSlot, FAST_OPTION_SLOTS,
-    MAX_OPTION_SETS, OPTION_SET_NONE,
+    OPTION_SET_NONE,
 };
 
+use super::interned::Interned;
 use super::{map_err, FastPathError};
 
 /// What a binding's reply to one IA combination carries, before it is interned.
@@ -30,14 +29,7 @@ pub enum SetOptions {
 /// The controller's copy of `OPTION_SETS`: which list each entry holds and how many bindings in
 /// the map use it.
 pub struct OptionSetTable {
-    map: Array<MapData, OptionSet>,
-    /// Entry by content ([`content_key`]); only entries in use.
-    by_key: HashMap<Vec<u8>, u16>,
-    /// By entry: its content and how many bindings use it (entry 0 is never used).
-    entries: Vec<Option<(Vec<u8>, u32)>>,
-    /// Where the search for a free entry starts: round the array, so that an entry just freed
-    /// is the last reused (a run of the program may still be reading it).
-    next: usize,
+    table: Interned<OptionSet>,
 }
 
 /// The content of an entry, as it is found by: the Prefix Exclude body's length and bytes
@@ -53,6 +45,13 @@ fn content_key(slots: &[OptionSlot], pd_exclude: &[u8]) -> Vec<u8> {
     key
 }
 
+/// The content of a map entry, `None` for an unused one.
+fn key_of(set: &OptionSet) -> Option<Vec<u8>> {
+    let count = (set.option_count as usize).min(FAST_OPTION_SLOTS);
+    set.in_use()
+        .then(|| content_key(&set.options[..count], set.pd_exclude_body()))
+}
+
 impl OptionSetTable {
     /// The table over `map`, learning what an earlier controller left in it (a pinned map:
     /// the bindings it left still name those entries) and how many of `bindings` use each;
@@ -61,44 +60,20 @@ impl OptionSetTable {
         map: Array<MapData, OptionSet>,
         bindings: Option<&aya::maps::Map>,
     ) -> Result<Self, FastPathError> {
-        let err = map_err(names::OPTION_SETS);
-        let mut table = OptionSetTable {
-            map,
-            by_key: HashMap::new(),
-            entries: vec![None; MAX_OPTION_SETS as usize],
-            next: 1,
+        let used: Vec<u16> = match bindings {
+            Some(bindings) => {
+                let bindings: aya::maps::HashMap<&MapData, BindingKey, BindingValue> =
+                    aya::maps::HashMap::try_from(bindings).map_err(map_err(names::BINDINGS))?;
+                bindings
+                    .iter()
+                    .filter_map(Result::ok)
+                    .flat_map(|(_, value)| value.option_sets)
+                    .collect()
+            }
+            None => Vec::new(),
         };
-        for id in 1..MAX_OPTION_SETS {
-            let set = table.map.get(&id, 0).map_err(&err)?;
-            let count = (set.option_count as usize).min(FAST_OPTION_SLOTS);
-            if set.in_use() {
-                let key = content_key(&set.options[..count], set.pd_exclude_body());
-                table.by_key.insert(key.clone(), id as u16);
-                table.entries[id as usize] = Some((key, 0));
-            }
-        }
-        if table.by_key.is_empty() {
-            return Ok(table);
-        }
-        if let Some(bindings) = bindings {
-            let bindings: aya::maps::HashMap<&MapData, BindingKey, BindingValue> =
-                aya::maps::HashMap::try_from(bindings).map_err(map_err(names::BINDINGS))?;
-            for (_, value) in bindings.iter().filter_map(Result::ok) {
-                for id in value.option_sets {
-                    if let Some(Some((_, refs))) = table.entries.get_mut(id as usize) {
-                        *refs += 1;
-                    }
-                }
-            }
-        }
-        let unused: Vec<u16> = (1..MAX_OPTION_SETS as usize)
-            .filter(|&id| matches!(table.entries[id], Some((_, 0))))
-            .map(|id| id as u16)
-            .collect();
-        for id in unused {
-            table.clear(id)?;
-        }
-        Ok(table)
+        let table = Interned::load(map, names::OPTION_SETS, OptionSet::EMPTY, key_of, used)?;
+        Ok(OptionSetTable { table })
     }
 
     /// The entry for `options`, one more binding using it: 0 for the subnet's own slots, the
@@ -117,35 +92,20 @@ impl OptionSetTable {
         {
             return Ok(OPTION_SET_NONE);
         }
-        let key = content_key(slots, pd_exclude);
-        if let Some(&id) = self.by_key.get(&key) {
-            if let Some((_, refs)) = &mut self.entries[id as usize] {
-                *refs += 1;
-            }
-            return Ok(id);
-        }
-        let capacity = MAX_OPTION_SETS as usize;
-        let Some(id) = (0..capacity - 1)
-            .map(|i| 1 + (self.next - 1 + i) % (capacity - 1))
-            .find(|&id| self.entries[id].is_none())
-        else {
-            crate::log_throttled!(
-                warn,
-                "fast path: all {} option sets are in use: clients with pool or reservation \
-                 options beyond them are left to the controller",
-                capacity - 1
-            );
-            return Ok(OPTION_SET_NONE);
-        };
         set.options[..slots.len()].copy_from_slice(slots);
         set.option_count = slots.len() as u8;
-        self.map
-            .set(id as u32, set, 0)
-            .map_err(map_err(names::OPTION_SETS))?;
-        self.by_key.insert(key.clone(), id as u16);
-        self.entries[id] = Some((key, 1));
-        self.next = id % (capacity - 1) + 1;
-        Ok(id as u16)
+        match self.table.acquire(content_key(slots, pd_exclude), || set)? {
+            Some(id) => Ok(id),
+            None => {
+                crate::log_throttled!(
+                    warn,
+                    "fast path: all {} option sets are in use: clients with pool or reservation \
+                     options beyond them are left to the controller",
+                    self.table.capacity() - 1
+                );
+                Ok(OPTION_SET_NONE)
+            }
+        }
     }
 
     /// The sets of a binding as `acquire` gives them, one per IA combination.
@@ -161,29 +121,14 @@ impl OptionSetTable {
     /// an entry no binding uses any more is cleared.
     pub fn release(&mut self, ids: [u16; 3]) -> Result<(), FastPathError> {
         for id in ids {
-            let Some(Some((_, refs))) = self.entries.get_mut(id as usize) else {
-                continue;
-            };
-            *refs = refs.saturating_sub(1);
-            if *refs == 0 {
-                self.clear(id)?;
-            }
+            self.table.release(id)?;
         }
         Ok(())
     }
 
     /// Entries in use.
     pub fn in_use(&self) -> usize {
-        self.by_key.len()
-    }
-
-    fn clear(&mut self, id: u16) -> Result<(), FastPathError> {
-        if let Some((key, _)) = self.entries[id as usize].take() {
-            self.by_key.remove(&key);
-        }
-        self.map
-            .set(id as u32, OptionSet::EMPTY, 0)
-            .map_err(map_err(names::OPTION_SETS))
+        self.table.in_use()
     }
 }
 
