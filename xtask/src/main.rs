@@ -69,7 +69,7 @@ const FUZZ_TEST_SECONDS: u64 = 10;
 /// options moved into the fast path (`OPTION_SETS`, a wider `BindingValue`); the last
 /// old-vs-new figures, against be35f7a and eebe1a6, are in docs/performance.md. The baseline for
 /// the next fast-path change.
-const BENCH_BASELINE_REV: &str = "d11cb164dec05102282918b85515d46c9a84a6a8";
+const BENCH_BASELINE_REV: &str = "5ffdc3f3ed6eab031b0f3b00abb7a25a1f112675";
 
 /// How the XDP object is built (the build scripts' shared code): the baseline is built alike.
 #[allow(dead_code)]
