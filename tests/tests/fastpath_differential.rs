@@ -1513,21 +1513,17 @@ async fn pinned_option_sets_are_learned_with_their_bindings() {
     FastPath::unpin_all(&root).unwrap();
 }
 
-/// A reload that changes a pool's option re-pushes the option sets with the bindings
-/// (`MapSync::reconfigure`): the client is answered in XDP with the new list, the
-/// controller's bytes, and the set of the old list is cleared.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_repushes_the_option_sets() {
+/// `p` after a reload to `config` (`MapSync::reconfigure`, as `dhcp-user reload` does it):
+/// its binding as the map now holds it.
+fn reloaded(p: Pair, config: dhcp_user::config::Config) -> Pair {
     let Pair {
         server,
         fp,
         iface,
-        binding,
+        binding: _,
         _dir,
-    } = pair_with_pools("option-sets-reload", POOL_SNTP, "", SUBNET_SNTP).await;
-    assert_ne!(binding.option_sets[OPTION_SET_NA], 0);
-    let reloaded = config_with_pools(&_dir.0, &POOL_SNTP.replace("7b", "7d"), "", SUBNET_SNTP);
-    server.swap_config(reloaded.clone(), &["lo".to_string()]);
+    } = p;
+    server.swap_config(config.clone(), &["lo".to_string()]);
     server.set_direct_subnet("lo", Some(0));
     let shared = Arc::new(std::sync::Mutex::new(fp));
     let sync = MapSync::new(
@@ -1540,20 +1536,31 @@ async fn a_reload_repushes_the_option_sets() {
         ifaces: std::slice::from_ref(&iface),
         pass_rate_per_cpu: 0,
     };
-    sync.reconfigure(&reloaded, &with).unwrap();
+    sync.reconfigure(&config, &with).unwrap();
     drop(sync);
     let fp = Arc::try_unwrap(shared).ok().unwrap().into_inner().unwrap();
     let key = BindingKey::new(CLIENT_DUID).unwrap();
     let binding = fp.bindings().unwrap().get(&key, 0).unwrap();
-    assert_eq!(fp.option_sets().in_use(), 1, "the old list's set cleared");
-    assert_ne!(binding.option_sets[OPTION_SET_NA], 0);
-    let p = Pair {
+    Pair {
         server,
         fp,
         iface,
         binding,
         _dir,
-    };
+    }
+}
+
+/// A reload that changes a pool's option re-pushes the option sets with the bindings
+/// (`MapSync::reconfigure`): the client is answered in XDP with the new list, the
+/// controller's bytes, and the set of the old list is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_repushes_the_option_sets() {
+    let p = pair_with_pools("option-sets-reload", POOL_SNTP, "", SUBNET_SNTP).await;
+    assert_ne!(p.binding.option_sets[OPTION_SET_NA], 0);
+    let config = config_with_pools(&p._dir.0, &POOL_SNTP.replace("7b", "7d"), "", SUBNET_SNTP);
+    let p = reloaded(p, config);
+    assert_eq!(p.fp.option_sets().in_use(), 1, "the old list's set cleared");
+    assert_ne!(p.binding.option_sets[OPTION_SET_NA], 0);
     same_frame_of(&p, "renew after the reload", Ask::Renew, Path::Direct, &[]).await;
     assert_eq!(
         sntp_server(&p, Ask::RenewAddressAlone).await,
@@ -1931,46 +1938,15 @@ async fn a_client_that_released_everything_leaves_no_class_facts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_repushes_class_options_with_the_judged_inputs() {
     let sent = [vendor_class(b"ACME-CPE-X1")];
-    let Pair {
-        server,
-        fp,
-        iface,
-        binding,
-        _dir,
-    } = pair_granted("class-reload", ("", ""), VENDOR_CLASS_OPTIONS, &[], &sent).await;
-    assert_ne!(binding.class_inputs, 0);
-    let reloaded = config_with_pools(
-        &_dir.0,
-        "",
-        "",
-        &VENDOR_CLASS_OPTIONS.replace("2001:db8:1::7c", "2001:db8:1::7d"),
+    let p = pair_granted("class-reload", ("", ""), VENDOR_CLASS_OPTIONS, &[], &sent).await;
+    assert_ne!(p.binding.class_inputs, 0);
+    let options = VENDOR_CLASS_OPTIONS.replace("2001:db8:1::7c", "2001:db8:1::7d");
+    let config = config_with_pools(&p._dir.0, "", "", &options);
+    let p = reloaded(p, config);
+    assert_ne!(
+        p.binding.class_inputs, 0,
+        "still judged on its Vendor Class"
     );
-    server.swap_config(reloaded.clone(), &["lo".to_string()]);
-    server.set_direct_subnet("lo", Some(0));
-    let shared = Arc::new(std::sync::Mutex::new(fp));
-    let sync = MapSync::new(
-        shared.clone(),
-        SubnetIndex::new(&server.config()),
-        server.clone(),
-    );
-    let with = Reconfigure {
-        server_duid: SERVER_DUID,
-        ifaces: std::slice::from_ref(&iface),
-        pass_rate_per_cpu: 0,
-    };
-    sync.reconfigure(&reloaded, &with).unwrap();
-    drop(sync);
-    let fp = Arc::try_unwrap(shared).ok().unwrap().into_inner().unwrap();
-    let key = BindingKey::new(CLIENT_DUID).unwrap();
-    let binding = fp.bindings().unwrap().get(&key, 0).unwrap();
-    assert_ne!(binding.class_inputs, 0, "still judged on its Vendor Class");
-    let p = Pair {
-        server,
-        fp,
-        iface,
-        binding,
-        _dir,
-    };
     let renew = with_options(p.message(Ask::Renew), &sent);
     same_frame_for(
         &p,

@@ -3,10 +3,10 @@
 //! shared by the bindings with it (clients of one CPE model send the same Vendor Class).
 
 use aya::maps::{Array, MapData};
-use dhcp_common::{maps as names, BindingKey, BindingValue, ClassInputs, CLASS_INPUT_IN_USE};
+use dhcp_common::{maps as names, ClassInputs, CLASS_INPUT_IN_USE};
 
-use super::interned::Interned;
-use super::{map_err, FastPathError};
+use super::interned::{named_by_bindings, Interned};
+use super::FastPathError;
 
 /// The controller's copy of `CLASS_INPUTS`.
 pub struct ClassInputTable {
@@ -36,18 +36,7 @@ impl ClassInputTable {
         map: Array<MapData, ClassInputs>,
         bindings: Option<&aya::maps::Map>,
     ) -> Result<Self, FastPathError> {
-        let used: Vec<u16> = match bindings {
-            Some(bindings) => {
-                let bindings: aya::maps::HashMap<&MapData, BindingKey, BindingValue> =
-                    aya::maps::HashMap::try_from(bindings).map_err(map_err(names::BINDINGS))?;
-                bindings
-                    .iter()
-                    .filter_map(Result::ok)
-                    .map(|(_, value)| value.class_inputs)
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+        let used = named_by_bindings(bindings, |value| [value.class_inputs])?;
         let key_of = |inputs: &ClassInputs| {
             (inputs.present & CLASS_INPUT_IN_USE != 0).then(|| content_key(inputs))
         };

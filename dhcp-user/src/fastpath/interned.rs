@@ -133,6 +133,25 @@ impl<T: Pod> Interned<T> {
     }
 }
 
+/// The entries the bindings in `bindings` (a pinned binding map) name, as `named` reads them
+/// off each value, once per binding: what [`Interned::load`] counts.
+pub fn named_by_bindings<I: IntoIterator<Item = u16>>(
+    bindings: Option<&aya::maps::Map>,
+    named: impl Fn(&dhcp_common::BindingValue) -> I,
+) -> Result<Vec<u16>, FastPathError> {
+    use dhcp_common::{maps::BINDINGS, BindingKey, BindingValue};
+    let Some(bindings) = bindings else {
+        return Ok(Vec::new());
+    };
+    let bindings: aya::maps::HashMap<&MapData, BindingKey, BindingValue> =
+        aya::maps::HashMap::try_from(bindings).map_err(map_err(BINDINGS))?;
+    Ok(bindings
+        .iter()
+        .filter_map(Result::ok)
+        .flat_map(|(_, value)| named(&value))
+        .collect())
+}
+
 /// The shared entries one binding names: its option sets and its class inputs, acquired before
 /// it is written and released once it is replaced or removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

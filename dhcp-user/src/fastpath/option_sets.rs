@@ -4,13 +4,10 @@
 //! reference-counted, and cleared when the last binding using it goes.
 
 use aya::maps::{Array, MapData};
-use dhcp_common::{
-    maps as names, BindingKey, BindingValue, OptionSet, OptionSlot, FAST_OPTION_SLOTS,
-    OPTION_SET_NONE,
-};
+use dhcp_common::{maps as names, OptionSet, OptionSlot, FAST_OPTION_SLOTS, OPTION_SET_NONE};
 
-use super::interned::Interned;
-use super::{map_err, FastPathError};
+use super::interned::{named_by_bindings, Interned};
+use super::FastPathError;
 
 /// What a binding's reply to one IA combination carries, before it is interned.
 #[derive(Clone, Debug)]
@@ -60,18 +57,7 @@ impl OptionSetTable {
         map: Array<MapData, OptionSet>,
         bindings: Option<&aya::maps::Map>,
     ) -> Result<Self, FastPathError> {
-        let used: Vec<u16> = match bindings {
-            Some(bindings) => {
-                let bindings: aya::maps::HashMap<&MapData, BindingKey, BindingValue> =
-                    aya::maps::HashMap::try_from(bindings).map_err(map_err(names::BINDINGS))?;
-                bindings
-                    .iter()
-                    .filter_map(Result::ok)
-                    .flat_map(|(_, value)| value.option_sets)
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+        let used = named_by_bindings(bindings, |value| value.option_sets)?;
         let table = Interned::load(map, names::OPTION_SETS, OptionSet::EMPTY, key_of, used)?;
         Ok(OptionSetTable { table })
     }
