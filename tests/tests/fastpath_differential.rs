@@ -1600,7 +1600,12 @@ async fn controller_sends_sntp(p: &Pair, message: Vec<u8>, server: &str) -> bool
 
 /// `message` through the program: passed on unchanged, counted as `reason`.
 fn passed_as(p: &Pair, message: Vec<u8>, reason: u32, what: &str) {
-    let (frame, _) = request(Path::Direct, message, &[]);
+    passed_through(p, Path::Direct, message, reason, what);
+}
+
+/// `message` by `path` through the program: passed on unchanged, counted as `reason`.
+fn passed_through(p: &Pair, path: Path, message: Vec<u8>, reason: u32, what: &str) {
+    let (frame, _) = request(path, message, &[]);
     let before = p.fp.stats().unwrap()[reason as usize].packets;
     let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
     assert_eq!(out.verdict, XDP_PASS, "{what}");
@@ -1762,21 +1767,6 @@ value = "2001:db8:1::7c"
 always-send = true
 "#;
 
-/// `message` relayed by `path`, through the program: passed on unchanged, counted as `reason`.
-fn relayed_passed_as(p: &Pair, path: Path, message: Vec<u8>, reason: u32, what: &str) {
-    let (frame, _) = request(path, message, &[]);
-    let before = p.fp.stats().unwrap()[reason as usize].packets;
-    let out = p.fp.test_run(&frame.encode(), LO, 1).unwrap();
-    assert_eq!(out.verdict, XDP_PASS, "{what}");
-    let after = p.fp.stats().unwrap()[reason as usize].packets;
-    assert_eq!(
-        after,
-        before + 1,
-        "{what}: counted as {}",
-        stat::NAMES[reason as usize]
-    );
-}
-
 /// A class on the relay's Remote-ID: a client granted through that relay is answered in XDP
 /// with the class's option while its renewals come through it (the Remote-ID is the class's
 /// value, `RELAY_CLASS_VALUES`); the same client direct, or behind another relay hop, is
@@ -1801,7 +1791,7 @@ async fn a_remote_id_class_is_answered_in_xdp_through_its_relay() {
         from: relay_addr(),
         to: server_global(),
     };
-    relayed_passed_as(
+    passed_through(
         &p,
         behind,
         p.message(Ask::Renew),
@@ -1820,7 +1810,7 @@ async fn a_direct_client_beside_a_remote_id_class_is_answered_in_xdp() {
     same_frame_of(&p, "renew", Ask::Renew, Path::Direct, &[]).await;
     assert!(controller_sends_sntp(&p, p.message(Ask::Renew), "2001:db8:1::7a").await);
     let path = relay_global_to_us();
-    relayed_passed_as(
+    passed_through(
         &p,
         path,
         p.message(Ask::Renew),
@@ -2026,7 +2016,7 @@ always-send = true
     let class = opt(31, &ip("2001:db8:1::7c").octets());
     assert!(reply.windows(class.len()).any(|w| w == class.as_slice()));
     let ldra = ldra();
-    relayed_passed_as(
+    passed_through(
         &p,
         ldra,
         p.message(Ask::Renew),
