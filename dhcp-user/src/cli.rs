@@ -99,8 +99,8 @@ pub struct CheckConfigArgs {
     /// The state directory `serve` is given (its record of subnet ids is checked too).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// JSON output for scripts: `{"file", "ok", "subnets": [{"id", "prefix"}]}` or `{"file",
-    /// "ok": false, "errors": [...]}`.
+    /// JSON output for scripts: `{"file", "ok", "subnets": [{"id", "prefix"}], "notes": [...]}`
+    /// or `{"file", "ok": false, "errors": [...]}`.
     #[arg(long)]
     pub json: bool,
 }
@@ -122,12 +122,18 @@ fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|s| serde_json::json!({ "id": s.id, "prefix": s.prefix.to_string() }))
                 .collect();
+            let notes = loaded.config.fast_path_class_notes();
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({ "file": args.file, "ok": true, "subnets": subnets })
+                    serde_json::json!({
+                        "file": args.file, "ok": true, "subnets": subnets, "notes": notes
+                    })
                 );
             } else {
+                for note in &notes {
+                    println!("{}: note: {note}", args.file.display());
+                }
                 println!(
                     "{}: ok ({} subnet(s), ids {})",
                     args.file.display(),

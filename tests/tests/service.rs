@@ -132,6 +132,41 @@ fn check_config_exits_1_naming_the_file_line_and_key() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `check-config` says what the fast path will leave to the controller: a class on a relay
+/// value longer than it looks up makes it pass that subnet's requests (a note, exit 0).
+#[test]
+fn check_config_notes_a_relay_class_the_fast_path_cannot_follow() {
+    let dir = temp("check-notes");
+    let long = vec!["ab"; 70].join(":");
+    let file = dir.join("classes.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[client-classes]]\nname = \"business\"\n\
+             relay-remote-id = {{ enterprise = 3561, id = \"{long}\" }}\n\
+             [[client-classes.option]]\nname = \"sntp-servers\"\nvalue = [\"2001:db8::1\"]\n\
+             [[subnet]]\nprefix = \"2001:db8:1::/64\"\ninterface = \"eth1\"\n"
+        ),
+    )
+    .unwrap();
+    let out = check_config(&[file.as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("note: the fast path passes every request but a Confirm of 2001:db8:1::/64"),
+        "{}",
+        text(&out)
+    );
+    let out = check_config(&[file.as_os_str(), "--json".as_ref()]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    assert!(
+        json["notes"][0].as_str().unwrap().contains("64 bytes"),
+        "{json}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Against the state directory's record of subnet ids, `check-config` refuses an `id` that
 /// would renumber a prefix's leases, and gives a subnet without `id` its recorded one.
 #[test]

@@ -455,6 +455,27 @@ impl Config {
         Some(keys.into_iter().zip(1..).collect())
     }
 
+    /// Why the fast path leaves requests that classes shape to the controller, for the operator
+    /// (`check-config`, and a warning when the maps are filled): the relay values it cannot
+    /// look up. Empty when it follows every class.
+    pub fn fast_path_class_notes(&self) -> Vec<String> {
+        let passed: Vec<String> = (0..self.subnets.len())
+            .filter(|&i| self.fast_path_classes(i) == dhcp_common::CLASSES_PASS)
+            .map(|i| self.subnets[i].prefix.to_string())
+            .collect();
+        if passed.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "the fast path passes every request but a Confirm of {} to the controller: a \
+             client class's relay-interface-id or relay-remote-id is longer than {} bytes, or \
+             the classes name more than {} of them",
+            passed.join(", "),
+            dhcp_common::FAST_RELAY_VALUE_MAX,
+            dhcp_common::MAX_RELAY_CLASS_VALUES
+        )]
+    }
+
     /// True if some class looks at the receiving interface (`interfaces`).
     pub fn classes_look_at_interfaces(&self) -> bool {
         self.client_classes.iter().any(|c| !c.interfaces.is_empty())

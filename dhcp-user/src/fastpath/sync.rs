@@ -551,6 +551,9 @@ fn configure_tables(
     }
     fp.set_vlans(&vlan_entries(config, ifaces))?;
     fp.set_relay_class_values(&config.relay_class_values().unwrap_or_default())?;
+    for note in config.fast_path_class_notes() {
+        warn!("{note}");
+    }
     for iface in ifaces {
         fp.set_iface(iface.ifindex, &iface_config(config, iface))?;
     }

@@ -257,6 +257,18 @@ fn how_the_fast_path_follows_classes() {
          relay-remote-id = {{ enterprise = 9, id = \"{long}\" }}\n{option}"
     );
     assert_eq!(mode(&overlong), CLASSES_PASS);
+    let notes = parse(&with_subnet(&overlong))
+        .unwrap()
+        .fast_path_class_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("2001:db8:1::/64") && notes[0].contains("64 bytes"),
+        "{notes:?}"
+    );
+    assert!(parse(&with_subnet(&remote))
+        .unwrap()
+        .fast_path_class_notes()
+        .is_empty());
     let inert_relay =
         format!("[[client-classes]]\nname = \"r\"\nrelay-interface-id = \"port-1\"\n{vendor}");
     assert_eq!(mode(&inert_relay), CLASSES_CHECK | CLASSES_BARE_INFORMATION);
