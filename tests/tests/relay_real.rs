@@ -154,6 +154,69 @@ fn dhcrelay_to_ff05_renewals_are_answered_by_xdp() {
     renewals_through_the_relay_are_answered_in_the_kernel(lab);
 }
 
+/// A client class on the relay's Interface-ID (ISC dhcrelay `-I`, the lower interface given
+/// index 7: the 4 bytes 07 00 00 00) keeps a pool for the clients behind that port: dhclient
+/// gets its address and prefix there through the relay, and XDP answers its renewals, which
+/// carry the same Interface-ID (the binding's relay class value), with no `pass_class_inputs`.
+#[test]
+fn dhcrelay_interface_id_class_renewals_are_answered_by_xdp() {
+    let config = lab_config(
+        &[],
+        &format!(
+            "{}\n[[client-classes]]\nname = \"port-7\"\n\
+             relay-interface-id = \"\\u0007\\u0000\\u0000\\u0000\"\n\
+             [[client-classes.option]]\nname = \"sntp-servers\"\nvalue = [\"2001:db8:2::123\"]\n",
+            RELAYED_SUBNET.replace(
+                r#"pools = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]"#,
+                r#"pools = [{ low = "2001:db8:2::700", high = "2001:db8:2::7ff", client-classes = ["port-7"] }]"#,
+            )
+        ),
+    );
+    let lab = RelayLab::start_with_interface_id(
+        "relay-iid-class",
+        &config,
+        |up| format!("ff02::1:2%{up}"),
+        Some(7),
+    );
+    let out = lab.dhclient("iid");
+    assert!(
+        out.status.success(),
+        "dhclient -6 behind dhcrelay -I failed:\n{}\nrelay:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lab.relay_text(),
+        lab.server.log()
+    );
+    let bindings = lab.server.bindings();
+    assert!(
+        bindings
+            .iter()
+            .any(|b| b.ia == "na" && b.lease.starts_with("2001:db8:2::7")),
+        "an address of the class's pool: {bindings:?}"
+    );
+    let replies_at_bind = lab.dhclient_replies("iid");
+    lab.server.wait_until(
+        Duration::from_secs(30),
+        "three renewals answered by XDP and recorded by dhclient",
+        || lab.xdp(stat::TX_RENEW) >= 3 && lab.dhclient_replies("iid") >= replies_at_bind + 3,
+    );
+    assert_eq!(
+        lab.controller_received("renew"),
+        0,
+        "the controller must see no Renew; fast path: {}",
+        lab.server.xdp_counters()
+    );
+    assert_eq!(
+        lab.xdp(stat::PASS_CLASS_INPUTS) + lab.xdp(stat::PASS_CLIENT_CLASS),
+        0,
+        "{}",
+        lab.server.xdp_counters()
+    );
+    let (_, pid) = server_common::dhclient_files(&lab.server.state_dir, "iid");
+    if let Ok(pid) = std::fs::read_to_string(pid) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+}
+
 /// perfdhcp in relayed mode (-A1: every message in a Relay-Forw, sent to ff02::1:2): with the
 /// fast path on, its relayed Renews are answered by XDP and fewer than 1 % go unanswered.
 #[test]

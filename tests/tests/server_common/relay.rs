@@ -28,6 +28,18 @@ impl RelayLab {
     /// (e.g. `ff02::1:2%IFACE`, or the bare interface for its default, ff05::1:3). The clients'
     /// link behind the relay is 2001:db8:2::/64.
     pub fn start(name: &str, config: &str, upstream: impl Fn(&str) -> String) -> RelayLab {
+        RelayLab::start_with_interface_id(name, config, upstream, None)
+    }
+
+    /// As [`RelayLab::start`], dhcrelay adding an Interface-ID (`-I`) of the lower interface
+    /// given index `interface_id` (`-l IFNAME#INDEX`; ISC dhcrelay sends the index as a C
+    /// `int`, 4 bytes in host order).
+    pub fn start_with_interface_id(
+        name: &str,
+        config: &str,
+        upstream: impl Fn(&str) -> String,
+        interface_id: Option<u32>,
+    ) -> RelayLab {
         // LabServer's client namespace is the relay here: its veth end faces the server, with
         // full UDP checksums (offload off) as a relay behind a real NIC sends them.
         let server = LabServer::start_with(name, config, true);
@@ -50,13 +62,18 @@ impl RelayLab {
         };
         let log = std::fs::File::create(relay_lab.relay_log()).unwrap();
         let pid_file = relay_lab.server.state_dir.join("dhcrelay.pid");
+        let (flags, lower) = match interface_id {
+            Some(index) => (vec!["-I"], format!("{}#{index}", relay_lab.lower.a.ifname)),
+            None => (Vec::new(), relay_lab.lower.a.ifname.clone()),
+        };
         let child = relay_lab
             .server
             .client_ns
             .command("dhcrelay")
             .args(["-6", "-d", "-pf"])
             .arg(&pid_file)
-            .args(["-l", &relay_lab.lower.a.ifname])
+            .args(flags)
+            .args(["-l", &lower])
             .args(["-u", &upstream(&relay_lab.server.link.b.ifname)])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
