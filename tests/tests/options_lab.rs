@@ -304,3 +304,33 @@ fn a_vendor_class_selects_the_pool_and_options_of_dhcpcd_not_dhclient() {
         lab.xdp_counters()
     );
 }
+
+/// dhcpcd asking for an IA_PD it does not delegate to an interface (`ia_pd 2`) does not ask for
+/// Prefix Exclude (67), so it binds a prefix of a pd-pool with `excluded-prefix` and its
+/// renewals of both IAs are answered in XDP. (Delegating to an interface it asks for 67, and
+/// dhcpcd 9.4.1's Request after such an Advertise is malformed: docs/configuration.md.)
+#[test]
+fn dhcpcd_binds_a_prefix_of_a_pool_with_an_exclude_and_renews_in_xdp() {
+    let text = config().replace(
+        r#"pd-pools = [{ prefix = "2001:db8:8000::/40", delegated-length = 56 }]"#,
+        r#"pd-pools = [{ prefix = "2001:db8:8000::/40", delegated-length = 56, excluded-prefix = "2001:db8:8000:1::/64" }]"#,
+    );
+    assert!(text.contains("excluded-prefix"), "the lab's pd-pool");
+    let lab = LabServer::start_with("opt-dhcpcd-pd", &text, true);
+    let hook = dhcpcd_hook(&lab);
+    let _dhcpcd = lab.dhcpcd("ipv6only\nnoipv6rs\nia_na 1\nia_pd 2\n", &hook);
+    let env_path = lab.state_dir.join("dhcpcd.env");
+    let renews = controller_renews(&lab);
+    lab.wait_until(
+        Duration::from_secs(40),
+        "dhcpcd bound a prefix and renewed it twice in XDP",
+        || {
+            std::fs::read_to_string(&env_path).is_ok_and(|env| {
+                env.contains("new_dhcp6_ia_pd1_prefix1=2001:db8:8")
+                    && env.matches("reason=RENEW6").count() >= 2
+            })
+        },
+    );
+    assert!(xdp(&lab, stat::TX_RENEW) >= 2, "{}", lab.xdp_counters());
+    assert_eq!(controller_renews(&lab), renews, "{}", lab.xdp_counters());
+}
