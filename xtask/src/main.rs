@@ -518,9 +518,13 @@ fn test(ws: &Workspace) -> Result<u8> {
     check_privileges()?;
     gates(ws)?;
     let fuzz_build = FuzzBuild::start(ws)?;
+    // The Debian package of this (debug) build, which `tests/tests/package_install.rs` installs.
+    let binary = build(ws, false)?;
+    let deb = package::package(ws, &binary)?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut command = ws.cargo();
     command
+        .env("DHCP_USER_DEB", &deb)
         .args(["test", "--workspace", "--no-fail-fast", "--"])
         .arg(format!("--test-threads={threads}"))
         .stdout(Stdio::piped());
