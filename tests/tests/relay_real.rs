@@ -66,6 +66,30 @@ impl RelayLab {
         self.server.xdp_counter(index)
     }
 
+    /// Waits for three renewals of dhclient `tag` (which had `replies_at_bind` replies when it
+    /// bound) answered by XDP and recorded by it; the controller sees no Renew.
+    fn three_renewals_in_xdp(&self, tag: &str, replies_at_bind: usize) {
+        self.server.wait_until(
+            Duration::from_secs(30),
+            "three renewals answered by XDP and recorded by dhclient",
+            || self.xdp(stat::TX_RENEW) >= 3 && self.dhclient_replies(tag) >= replies_at_bind + 3,
+        );
+        assert_eq!(
+            self.controller_received("renew"),
+            0,
+            "the controller must see no Renew; fast path: {}",
+            self.server.xdp_counters()
+        );
+    }
+
+    /// Stops dhclient `tag` (it stays behind as a daemon).
+    fn stop_dhclient(&self, tag: &str) {
+        let (_, pid) = server_common::dhclient_files(&self.server.state_dir, tag);
+        if let Ok(pid) = std::fs::read_to_string(pid) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+
     fn controller_received(&self, kind: &str) -> u64 {
         self.server
             .stats()
@@ -101,17 +125,7 @@ fn renewals_through_the_relay_are_answered_in_the_kernel(lab: RelayLab) {
     );
     let replies_at_bind = lab.dhclient_replies("relayed");
     // T1 = 2 s, T2 = 4 s: a renewal lost on the way back would turn into a Rebind within 2 s.
-    lab.server.wait_until(
-        Duration::from_secs(30),
-        "three renewals answered by XDP and recorded by dhclient",
-        || lab.xdp(stat::TX_RENEW) >= 3 && lab.dhclient_replies("relayed") >= replies_at_bind + 3,
-    );
-    assert_eq!(
-        lab.controller_received("renew"),
-        0,
-        "the controller must see no Renew; fast path: {}",
-        lab.server.xdp_counters()
-    );
+    lab.three_renewals_in_xdp("relayed", replies_at_bind);
     assert_eq!(
         lab.xdp(stat::TX_REBIND) + lab.controller_received("rebind"),
         0,
@@ -129,10 +143,7 @@ fn renewals_through_the_relay_are_answered_in_the_kernel(lab: RelayLab) {
             })
         },
     );
-    let (_, pid) = server_common::dhclient_files(&lab.server.state_dir, "relayed");
-    if let Ok(pid) = std::fs::read_to_string(pid) {
-        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-    }
+    lab.stop_dhclient("relayed");
 }
 
 /// dhcrelay forwarding to ff02::1:2 on its upstream link: the replies XDP sends leave from the
@@ -194,27 +205,14 @@ fn dhcrelay_interface_id_class_renewals_are_answered_by_xdp() {
         "an address of the class's pool: {bindings:?}"
     );
     let replies_at_bind = lab.dhclient_replies("iid");
-    lab.server.wait_until(
-        Duration::from_secs(30),
-        "three renewals answered by XDP and recorded by dhclient",
-        || lab.xdp(stat::TX_RENEW) >= 3 && lab.dhclient_replies("iid") >= replies_at_bind + 3,
-    );
-    assert_eq!(
-        lab.controller_received("renew"),
-        0,
-        "the controller must see no Renew; fast path: {}",
-        lab.server.xdp_counters()
-    );
+    lab.three_renewals_in_xdp("iid", replies_at_bind);
     assert_eq!(
         lab.xdp(stat::PASS_CLASS_INPUTS) + lab.xdp(stat::PASS_CLIENT_CLASS),
         0,
         "{}",
         lab.server.xdp_counters()
     );
-    let (_, pid) = server_common::dhclient_files(&lab.server.state_dir, "iid");
-    if let Ok(pid) = std::fs::read_to_string(pid) {
-        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-    }
+    lab.stop_dhclient("iid");
 }
 
 /// perfdhcp in relayed mode (-A1: every message in a Relay-Forw, sent to ff02::1:2): with the
