@@ -6,8 +6,8 @@ use crate::parse::{line::relay_line, options::parse_message, relay::parse_relay}
 use crate::{maps::*, scratch::*, state::*, wire::*};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use dhcp_common::{
-    dhcpv6::*, stat, BindingKey, BindingValue, GlobalConfig, IfaceConfig, OptionSlot, VlanKey,
-    BINDING_HAS_NA, BINDING_HAS_PD, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY,
+    dhcpv6::*, stat, BindingKey, BindingValue, ClassInputs, GlobalConfig, IfaceConfig, OptionSlot,
+    VlanKey, BINDING_HAS_NA, BINDING_HAS_PD, BINDING_PD_EXCLUDE, BINDING_RENEW_ONLY,
     CLASSES_BARE_INFORMATION, CLASSES_CHECK, CLASSES_CHECK_RELAYS, CLASSES_PASS,
     CLASS_INPUT_IN_USE, CLASS_INPUT_USER, CLASS_INPUT_VENDOR, FAST_CLASS_DATA_MAX, FAST_DUID_MAX,
     FAST_OPTION_SLOTS, FAST_RELAY_VALUE_MAX, FAST_SERVER_DUID_MAX, OPTION_SET_NA, OPTION_SET_NA_PD,
@@ -253,12 +253,16 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
         return Err(stat::PASS_IA_MISMATCH);
     }
     // The binding's option sets follow the classes its inputs put the client in.
-    if subnet.client_classes & CLASSES_CHECK != 0
-        && !(class_inputs_match(req, r, b, st.ifindex)
+    if subnet.client_classes & CLASSES_CHECK != 0 {
+        let known = CLASS_INPUTS
+            .get(b.class_inputs as u32)
+            .ok_or(stat::PASS_CLASS_INPUTS)?;
+        if !(class_inputs_match(req, r, known, st.ifindex)
             && (subnet.client_classes & CLASSES_CHECK_RELAYS == 0
-                || relay_inputs_match(sc, req, st, b)))
-    {
-        return Err(stat::PASS_CLASS_INPUTS);
+                || relay_inputs_match(sc, req, st, known)))
+        {
+            return Err(stat::PASS_CLASS_INPUTS);
+        }
     }
     // The options of this reply depend on the pools, pd-pools and reservations of the leases
     // it grants (the controller's `Ctx::push_options`): the binding names the set for the
@@ -314,12 +318,10 @@ pub(crate) fn decide(ctx: *mut aya_ebpf::bindings::xdp_md, sc: *mut Scratch) -> 
 /// (`BindingValue::class_inputs`, by the controller's `classes::member_of`): the same one User
 /// Class and one Vendor Class body, byte for byte, or the same absence, and the same interface
 /// when some class looks at interfaces. Classes on the DUID need no check (the binding is the
-/// DUID's); a subnet with classes on relay options is passed on whole (`CLASSES_PASS`).
+/// DUID's); the relays are `relay_inputs_match`'s. `known` is the binding's `CLASS_INPUTS`
+/// entry (looked up once for both).
 #[inline(always)]
-fn class_inputs_match(req: *const u8, r: &Request, b: &BindingValue, ifindex: u32) -> bool {
-    let Some(known) = CLASS_INPUTS.get(b.class_inputs as u32) else {
-        return false;
-    };
+fn class_inputs_match(req: *const u8, r: &Request, known: &ClassInputs, ifindex: u32) -> bool {
     if known.present & CLASS_INPUT_IN_USE == 0 || (known.ifindex != 0 && known.ifindex != ifindex) {
         return false;
     }
@@ -351,10 +353,7 @@ fn class_inputs_match(req: *const u8, r: &Request, b: &BindingValue, ifindex: u3
 /// (`CLASSES_CHECK_RELAYS`): as many hops, and each hop's Interface-ID and the innermost
 /// Remote-ID equal to the same class value (`RELAY_CLASS_VALUES`), or to none, as then.
 #[inline(always)]
-fn relay_inputs_match(sc: *mut Scratch, req: *const u8, st: &State, b: &BindingValue) -> bool {
-    let Some(known) = CLASS_INPUTS.get(b.class_inputs as u32) else {
-        return false;
-    };
+fn relay_inputs_match(sc: *mut Scratch, req: *const u8, st: &State, known: &ClassInputs) -> bool {
     let hops = st.relayed + st.two_hops;
     if hops != known.relay_hops {
         return false;
